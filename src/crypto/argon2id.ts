@@ -1,0 +1,57 @@
+/**
+ * Argon2id passphrase hashing (argon2 package) with named parameter tiers. The parameters are
+ * stored beside the salt, so a value hashed under one tier opens under that tier forever,
+ * whatever the defaults become.
+ */
+import argon2 from 'argon2';
+import { z } from 'zod';
+import { badInput } from '../errors.js';
+import { randomBytes } from './bytes.js';
+import { fromBase64url, toBase64url } from './encoding.js';
+
+/** memoryKiB, passes, lanes. Interactive and moderate follow libsodium's tiers. */
+export const KDF_TIERS = {
+  interactive: { memoryKiB: 64 * 1024, passes: 2, lanes: 1 },
+  moderate: { memoryKiB: 256 * 1024, passes: 3, lanes: 1 },
+  sensitive: { memoryKiB: 1024 * 1024, passes: 4, lanes: 1 },
+} as const;
+
+export type KdfTier = keyof typeof KDF_TIERS;
+export const DEFAULT_KDF_TIER: KdfTier = 'moderate';
+
+export function isKdfTier(name: string): name is KdfTier {
+  return Object.hasOwn(KDF_TIERS, name);
+}
+
+/** Stored parameters of one Argon2id derivation (JSON-safe). */
+export const Argon2idParams = z.strictObject({
+  alg: z.literal('argon2id'),
+  tier: z.string().max(32),
+  memoryKiB: z.number().int().min(8).max(4 * 1024 * 1024),
+  passes: z.number().int().min(1).max(64),
+  lanes: z.number().int().min(1).max(16),
+  salt: z.string().regex(/^[A-Za-z0-9_-]{22,86}$/),
+});
+export type Argon2idParams = z.infer<typeof Argon2idParams>;
+
+export function newArgon2idParams(tier: KdfTier = DEFAULT_KDF_TIER): Argon2idParams {
+  if (!isKdfTier(tier)) throw badInput(`unknown KDF tier '${String(tier)}' (use interactive, moderate or sensitive)`);
+  return { alg: 'argon2id', tier, ...KDF_TIERS[tier], salt: toBase64url(randomBytes(16)) };
+}
+
+/** Derives a 32-byte key from a passphrase under stored parameters. */
+export async function argon2idDerive(passphrase: string, params: Argon2idParams): Promise<Uint8Array> {
+  if (typeof passphrase !== 'string' || passphrase.length === 0) throw badInput('passphrase must not be empty');
+  const hash = await argon2.hash(passphrase.normalize('NFC'), {
+    type: argon2.argon2id,
+    raw: true,
+    salt: Buffer.from(fromBase64url(params.salt, 'salt')),
+    memoryCost: params.memoryKiB,
+    timeCost: params.passes,
+    parallelism: params.lanes,
+    hashLength: 32,
+  });
+  const key = new Uint8Array(hash);
+  hash.fill(0);
+  return key;
+}

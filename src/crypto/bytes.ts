@@ -1,0 +1,69 @@
+/** Byte helpers: input assertions, concatenation, constant-time comparison, wiping. */
+import { randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
+import { badInput } from '../errors.js';
+
+/** Throws BAD_INPUT unless `value` is a Uint8Array (of `length` bytes, when given). */
+export function abytes(value: unknown, length?: number, what = 'value'): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw badInput(`${what} must be bytes`);
+  if (length !== undefined && value.length !== length) {
+    throw badInput(`${what} must be ${length} bytes, got ${value.length}`);
+  }
+  return value;
+}
+
+/** Cryptographically secure random bytes. */
+export function randomBytes(length: number): Uint8Array {
+  if (!Number.isSafeInteger(length) || length < 0) throw badInput('length must be a non-negative integer');
+  return new Uint8Array(nodeRandomBytes(length));
+}
+
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * Compares two byte strings in time that depends only on their lengths, never on where they
+ * differ. Different lengths compare unequal (length is not treated as secret).
+ */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(a, b);
+}
+
+/** Overwrites key material in place. */
+export function wipe(...buffers: readonly (Uint8Array | undefined)[]): void {
+  for (const b of buffers) b?.fill(0);
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Decodes UTF-8, refusing malformed input with BAD_INPUT. */
+export function fromUtf8(bytes: Uint8Array): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw badInput('bytes are not valid UTF-8');
+  }
+}
+
+export function u32be(n: number): Uint8Array {
+  const out = new Uint8Array(4);
+  new DataView(out.buffer).setUint32(0, n);
+  return out;
+}
+
+export function readU32be(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset);
+}

@@ -1,0 +1,46 @@
+/** RFC 8785 JSON Canonicalization Scheme, by the `canonicalize` library, with strict input. */
+import canonicalizeLib from 'canonicalize';
+import { badInput } from '../errors.js';
+import { utf8 } from './bytes.js';
+
+/** A value that JSON represents exactly: no undefined, functions, NaN or Infinity. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+// With the u flag a surrogate matches only when it is not half of a pair.
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+function assertJson(value: unknown, path: string): void {
+  if (value === null || typeof value === 'boolean') return;
+  if (typeof value === 'string') {
+    if (LONE_SURROGATE.test(value)) throw badInput(`${path} is not valid Unicode`);
+    return;
+  }
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw badInput(`${path} is not a finite number`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => assertJson(v, `${path}[${i}]`));
+    return;
+  }
+  if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const [k, v] of Object.entries(value)) {
+      if (LONE_SURROGATE.test(k)) throw badInput(`${path} has a key that is not valid Unicode`);
+      assertJson(v, `${path}.${k}`);
+    }
+    return;
+  }
+  throw badInput(`${path} is not JSON (${typeof value})`);
+}
+
+/** The canonical JSON text of `value`; anything JSON cannot represent exactly is BAD_INPUT. */
+export function canonicalJson(value: unknown): string {
+  assertJson(value, '$');
+  const text = canonicalizeLib(value);
+  if (typeof text !== 'string') throw badInput('$ is not JSON');
+  return text;
+}
+
+export function canonicalBytes(value: unknown): Uint8Array {
+  return utf8(canonicalJson(value));
+}

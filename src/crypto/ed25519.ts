@@ -1,0 +1,71 @@
+/**
+ * Ed25519 (RFC 8032) over node:crypto, with keys as raw 32-byte strings: a private key is the
+ * 32-byte seed, a public key the 32-byte encoded point, a signature 64 bytes.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { abytes, concatBytes, wipe } from './bytes.js';
+import { fromHex } from './encoding.js';
+
+const PKCS8_PREFIX = fromHex('302e020100300506032b657004220420');
+const SPKI_PREFIX = fromHex('302a300506032b6570032100');
+
+export interface KeyPair {
+  readonly publicKey: Uint8Array;
+  readonly privateKey: Uint8Array;
+}
+
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  const der = concatBytes(PKCS8_PREFIX, abytes(seed, 32, 'Ed25519 private key'));
+  try {
+    return createPrivateKey({ key: Buffer.from(der.buffer, der.byteOffset, der.length), format: 'der', type: 'pkcs8' });
+  } finally {
+    wipe(der);
+  }
+}
+
+/** Public key objects are cached: verifiers check many signatures by few keys. */
+const publicKeyCache = new Map<string, KeyObject>();
+const PUBLIC_CACHE_LIMIT = 4096;
+
+export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
+  abytes(publicKey, 32, 'Ed25519 public key');
+  const id = Buffer.from(publicKey).toString('hex');
+  let key = publicKeyCache.get(id);
+  if (key === undefined) {
+    key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, publicKey)), format: 'der', type: 'spki' });
+    if (publicKeyCache.size >= PUBLIC_CACHE_LIMIT) publicKeyCache.clear();
+    publicKeyCache.set(id, key);
+  }
+  return key;
+}
+
+function rawPublic(key: KeyObject): Uint8Array {
+  return new Uint8Array(key.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
+}
+
+export function ed25519Generate(): KeyPair {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const seed = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
+  der.fill(0);
+  return { privateKey: seed, publicKey: rawPublic(createPublicKey(privateKey)) };
+}
+
+export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  return rawPublic(createPublicKey(privateKeyObject(privateKey)));
+}
+
+export function ed25519Sign(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, abytes(message, undefined, 'message'), privateKeyObject(privateKey)));
+}
+
+/** True only for a valid signature; malformed keys or signatures are simply invalid. */
+export function ed25519Verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (!(signature instanceof Uint8Array) || signature.length !== 64) return false;
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false;
+  try {
+    return verify(null, abytes(message, undefined, 'message'), ed25519PublicKeyObject(publicKey), signature);
+  } catch {
+    return false;
+  }
+}

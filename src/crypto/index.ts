@@ -1,0 +1,9 @@
+/** The cryptographic core: everything above it imports from here. */
+export * from './bytes.js';
+export * from './hash.js';
+export * from './encoding.js';
+export * from './canonical.js';
+export * from './ed25519.js';
+export * from './x25519.js';
+export * from './aead.js';
+export * from './argon2id.js';

@@ -1,0 +1,59 @@
+/** X25519 key agreement (RFC 7748) over node:crypto, with raw 32-byte keys. */
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { DkmsError } from '../errors.js';
+import { abytes, concatBytes, wipe } from './bytes.js';
+import { fromHex } from './encoding.js';
+import type { KeyPair } from './ed25519.js';
+
+const PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420');
+const SPKI_PREFIX = fromHex('302a300506032b656e032100');
+
+function privateKeyObject(scalar: Uint8Array): KeyObject {
+  const der = concatBytes(PKCS8_PREFIX, abytes(scalar, 32, 'X25519 private key'));
+  try {
+    return createPrivateKey({ key: Buffer.from(der), format: 'der', type: 'pkcs8' });
+  } finally {
+    wipe(der);
+  }
+}
+
+function publicKeyObject(publicKey: Uint8Array): KeyObject {
+  const der = concatBytes(SPKI_PREFIX, abytes(publicKey, 32, 'X25519 public key'));
+  return createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' });
+}
+
+function rawPublic(key: KeyObject): Uint8Array {
+  return new Uint8Array(key.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
+}
+
+export function x25519Generate(): KeyPair {
+  const { privateKey } = generateKeyPairSync('x25519');
+  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const scalar = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
+  der.fill(0);
+  return { privateKey: scalar, publicKey: rawPublic(createPublicKey(privateKey)) };
+}
+
+export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
+  return rawPublic(createPublicKey(privateKeyObject(privateKey)));
+}
+
+/**
+ * The shared secret X25519(privateKey, peerPublicKey). A peer key of small order yields the
+ * all-zero value, which is refused (RFC 7748 section 6.1) rather than used as a key.
+ */
+export function x25519Agree(privateKey: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+  let shared: Uint8Array;
+  try {
+    shared = new Uint8Array(
+      diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(peerPublicKey) }),
+    );
+  } catch (e) {
+    if (e instanceof DkmsError) throw e;
+    throw new DkmsError('BAD_INPUT', 'X25519 agreement failed: the peer public key is unusable');
+  }
+  if (shared.every((b) => b === 0)) {
+    throw new DkmsError('BAD_INPUT', 'X25519 peer public key has small order');
+  }
+  return shared;
+}

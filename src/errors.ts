@@ -1,0 +1,62 @@
+/**
+ * The one error class of dkms. Every failure a caller can act on carries a stable `code`;
+ * the CLI maps codes to exit statuses, HTTP to problem+json statuses. Each code is documented
+ * in docs/errors.md. Messages are one line and never contain secrets.
+ */
+
+interface CodeInfo {
+  /** Process exit status the CLI uses for this code. */
+  readonly exit: number;
+  /** HTTP status the servers use for this code. */
+  readonly http: number;
+}
+
+/** Registry of every error code: the single source the CLI, servers and docs follow. */
+export const ERROR_CODES = {
+  BAD_INPUT: { exit: 2, http: 400 },
+  IO_ERROR: { exit: 5, http: 500 },
+  INTERNAL: { exit: 70, http: 500 },
+  SIGNATURE_INVALID: { exit: 1, http: 400 },
+  WALLET_NOT_FOUND: { exit: 10, http: 404 },
+  WALLET_EXISTS: { exit: 11, http: 409 },
+  WALLET_BAD_PASSPHRASE: { exit: 12, http: 401 },
+  WALLET_TAMPERED: { exit: 13, http: 500 },
+  WALLET_BUSY: { exit: 14, http: 503 },
+  WALLET_CLOSED: { exit: 15, http: 500 },
+  WALLET_UNSUPPORTED: { exit: 16, http: 500 },
+  EXPORT_BAD_FORMAT: { exit: 17, http: 400 },
+  ITEM_NOT_FOUND: { exit: 20, http: 404 },
+  ITEM_EXISTS: { exit: 21, http: 409 },
+  KEY_NOT_FOUND: { exit: 22, http: 404 },
+  KEY_EXISTS: { exit: 23, http: 409 },
+  KEY_WRONG_TYPE: { exit: 24, http: 400 },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class DkmsError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DkmsError';
+    this.code = code;
+  }
+
+  get exitStatus(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+}
+
+export function isDkmsError(e: unknown, code?: ErrorCode): e is DkmsError {
+  return e instanceof DkmsError && (code === undefined || e.code === code);
+}
+
+/** Shorthand for the most common failure: input a caller can fix. */
+export function badInput(message: string): DkmsError {
+  return new DkmsError('BAD_INPUT', message);
+}

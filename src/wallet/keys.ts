@@ -1,0 +1,101 @@
+/**
+ * Keys held in the wallet: Ed25519 signing and X25519 agreement. A key is an item in the
+ * reserved category `dkms:key` whose value holds the private key; only this module reads it,
+ * and only to sign or agree. Callers get `KeyInfo` (public data) and handles, never the secret.
+ */
+import { z } from 'zod';
+import {
+  canonicalBytes,
+  ed25519Generate,
+  ed25519Sign,
+  encodePublicKey,
+  fromBase64url,
+  fromUtf8,
+  toBase64url,
+  wipe,
+  x25519Agree,
+  x25519Generate,
+  type KeyType,
+  type MultibaseKey,
+} from '../crypto/index.js';
+import { DkmsError, badInput } from '../errors.js';
+
+export const KEY_CATEGORY = 'dkms:key';
+export const KEY_TYPES: readonly KeyType[] = ['ed25519', 'x25519'];
+const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+export interface KeyInfo {
+  readonly name: string;
+  readonly type: KeyType;
+  readonly publicKey: MultibaseKey;
+  readonly createdAt: string;
+}
+
+/** Uses a wallet key without exposing it. Fails with WALLET_CLOSED once the wallet is closed. */
+export interface KeyHandle extends KeyInfo {
+  sign(message: Uint8Array): Uint8Array;
+  agree(peerPublicKey: Uint8Array): Uint8Array;
+}
+
+const KeyRecord = z.strictObject({
+  type: z.enum(['ed25519', 'x25519']),
+  privateKey: z.string(),
+  publicKey: z.string(),
+  createdAt: z.string(),
+});
+type KeyRecord = z.infer<typeof KeyRecord>;
+
+export function checkKeyName(name: unknown): string {
+  if (typeof name !== 'string' || !KEY_NAME.test(name)) {
+    throw badInput('key name must be 1-128 characters of letters, digits and . _ : @ -, starting with a letter or digit');
+  }
+  return name;
+}
+
+export function checkKeyType(type: unknown): KeyType {
+  if (typeof type !== 'string' || !KEY_TYPES.includes(type as KeyType)) {
+    throw badInput(`key type must be one of ${KEY_TYPES.join(', ')}`);
+  }
+  return type as KeyType;
+}
+
+/** A new key record, serialized for storage; the caller wipes it once stored. */
+export function newKeyRecord(type: KeyType, now: Date): { value: Uint8Array; info: Omit<KeyInfo, 'name'> } {
+  const pair = type === 'ed25519' ? ed25519Generate() : x25519Generate();
+  const createdAt = now.toISOString();
+  const value = canonicalBytes({ type, privateKey: toBase64url(pair.privateKey), publicKey: toBase64url(pair.publicKey), createdAt });
+  wipe(pair.privateKey);
+  return { value, info: { type, publicKey: encodePublicKey(type, pair.publicKey), createdAt } };
+}
+
+function parseRecord(name: string, value: Uint8Array): KeyRecord {
+  try {
+    return KeyRecord.parse(JSON.parse(fromUtf8(value)));
+  } catch {
+    throw new DkmsError('WALLET_TAMPERED', `key '${name}' has a damaged record`);
+  }
+}
+
+export function keyInfo(name: string, value: Uint8Array): KeyInfo {
+  const record = parseRecord(name, value);
+  return { name, type: record.type, publicKey: encodePublicKey(record.type, fromBase64url(record.publicKey)), createdAt: record.createdAt };
+}
+
+function withPrivateKey<T>(name: string, value: Uint8Array, type: KeyType, use: (privateKey: Uint8Array) => T): T {
+  const record = parseRecord(name, value);
+  if (record.type !== type) throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is ${record.type}, not ${type}`);
+  const privateKey = fromBase64url(record.privateKey);
+  try {
+    return use(privateKey);
+  } finally {
+    wipe(privateKey);
+  }
+}
+
+export function signWithRecord(name: string, value: Uint8Array, message: Uint8Array): Uint8Array {
+  return withPrivateKey(name, value, 'ed25519', (sk) => ed25519Sign(sk, message));
+}
+
+export function agreeWithRecord(name: string, value: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
+  return withPrivateKey(name, value, 'x25519', (sk) => x25519Agree(sk, peerPublicKey));
+}
