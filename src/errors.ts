@@ -15,6 +15,7 @@ interface CodeInfo {
 export const ERROR_CODES = {
   BAD_INPUT: { exit: 2, http: 400 },
   IO_ERROR: { exit: 5, http: 500 },
+  FILE_EXISTS: { exit: 6, http: 409 },
   INTERNAL: { exit: 70, http: 500 },
   SIGNATURE_INVALID: { exit: 1, http: 400 },
   WALLET_NOT_FOUND: { exit: 10, http: 404 },

@@ -1,0 +1,89 @@
+/** `dkms key …`: keys created and used inside the wallet; only public keys ever come out. */
+import { Command, Option } from 'commander';
+import { decodePublicKey, ed25519Verify, fromBase64url, toBase64url } from '../../crypto/index.js';
+import { DkmsError, badInput } from '../../errors.js';
+import { KEY_TYPES, type KeyInfo } from '../../wallet/index.js';
+import { Context } from '../context.js';
+import { readInput } from '../files.js';
+import { emit, table } from '../output.js';
+
+const keyFields = (k: KeyInfo) => ({ name: k.name, type: k.type, publicKey: k.publicKey, createdAt: k.createdAt });
+
+export function keyCommand(): Command {
+  const key = new Command('key').description('signing and key-agreement keys held in the wallet');
+
+  key
+    .command('create')
+    .description('create a key inside the wallet and print its public key')
+    .addOption(new Option('--type <type>', 'key type').choices(KEY_TYPES).makeOptionMandatory())
+    .requiredOption('--name <name>', 'a name for the key, unique in the wallet')
+    .action(async (opts: { type: KeyInfo['type']; name: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const created = await ctx.withWallet((w) => w.createKey(opts.name, opts.type));
+      emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'\npublic key: ${created.publicKey}`);
+    });
+
+  key
+    .command('list')
+    .description('list the keys in the wallet')
+    .addOption(new Option('--type <type>', 'only keys of this type').choices(KEY_TYPES))
+    .action(async (opts: { type?: KeyInfo['type'] }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const keys = await ctx.withWallet((w) => w.listKeys(opts.type));
+      emit(ctx, { keys: keys.map(keyFields) }, () => (keys.length === 0 ? 'No keys.' : table(keys.map(keyFields), ['name', 'type', 'publicKey', 'createdAt'])));
+    });
+
+  key
+    .command('show')
+    .description('show one key')
+    .requiredOption('--name <name>', 'the key')
+    .action(async (opts: { name: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const found = await ctx.withWallet((w) => w.getKey(opts.name));
+      emit(ctx, keyFields(found));
+    });
+
+  key
+    .command('delete')
+    .description('delete a key for good')
+    .requiredOption('--name <name>', 'the key')
+    .option('--yes', 'confirm: the key cannot be recovered except from an export')
+    .action(async (opts: { name: string; yes?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      if (opts.yes !== true) throw badInput(`deleting key '${opts.name}' is permanent: add --yes to confirm`);
+      await ctx.withWallet((w) => w.deleteKey(opts.name));
+      emit(ctx, { name: opts.name, deleted: true }, () => `Deleted key '${opts.name}'`);
+    });
+
+  key
+    .command('sign')
+    .description('sign a file with an Ed25519 key; prints the signature (base64url)')
+    .requiredOption('--name <name>', 'the signing key')
+    .requiredOption('--in <file>', "the file to sign ('-' for standard input)")
+    .action(async (opts: { name: string; in: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const message = readInput(opts.in);
+      const signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
+      const signature = toBase64url(signed.signature);
+      emit(ctx, { name: opts.name, publicKey: signed.publicKey, signature }, () => signature);
+    });
+
+  key
+    .command('verify')
+    .description('check an Ed25519 signature over a file (exit 0 valid, 1 invalid); needs no wallet')
+    .requiredOption('--public-key <key>', 'the signer\'s public key (z6Mk…)')
+    .requiredOption('--signature <sig>', 'the signature (base64url)')
+    .requiredOption('--in <file>', "the signed file ('-' for standard input)")
+    .action((opts: { publicKey: string; signature: string; in: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const { publicKey } = decodePublicKey(opts.publicKey, 'ed25519');
+      const signature = fromBase64url(opts.signature, 'signature');
+      if (signature.length !== 64) throw badInput(`signature must be 64 bytes, got ${signature.length}`);
+      if (!ed25519Verify(publicKey, readInput(opts.in), signature)) {
+        throw new DkmsError('SIGNATURE_INVALID', 'the signature does not verify with this public key');
+      }
+      emit(ctx, { valid: true, publicKey: opts.publicKey }, () => 'valid');
+    });
+
+  return key;
+}

@@ -1,0 +1,128 @@
+/** `dkms wallet …`: create, inspect, rekey, export and import the encrypted wallet. */
+import { Command, Option } from 'commander';
+import { DEFAULT_KDF_TIER } from '../../crypto/index.js';
+import { Wallet, type WalletInfo } from '../../wallet/index.js';
+import { Context, parseKdfTier } from '../context.js';
+import { readInput, writeOutput } from '../files.js';
+import { emit } from '../output.js';
+import { getSecret } from '../secrets.js';
+
+const tierOption = () =>
+  new Option('--kdf-tier <tier>', 'Argon2id cost for a passphrase: interactive, moderate or sensitive')
+    .default(DEFAULT_KDF_TIER)
+    .argParser(parseKdfTier);
+
+function describeInfo(info: WalletInfo): string {
+  const kdf = info.kdf.alg === 'raw' ? 'raw key' : `${info.kdf.alg} (${info.kdf.tier ?? 'custom'}: ${info.kdf.memoryKiB} KiB, ${info.kdf.passes} passes)`;
+  return [
+    `wallet:     ${info.path}`,
+    `format:     ${info.format}`,
+    `opened by:  ${kdf}`,
+    `key version: ${info.keyVersion}`,
+    `created:    ${info.createdAt}`,
+    ...(info.rekeyedAt === undefined ? [] : [`rekeyed:    ${info.rekeyedAt}`]),
+    `profiles:   ${info.profiles.join(', ')}`,
+    `items:      ${info.items}`,
+  ].join('\n');
+}
+
+export function walletCommand(): Command {
+  const wallet = new Command('wallet').description('the encrypted wallet that holds your keys');
+
+  wallet
+    .command('create')
+    .description('create a new wallet in the data directory')
+    .addOption(tierOption())
+    .action(async (opts: { kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const secret = await ctx.walletSecret(true);
+      ctx.progress('Creating wallet…');
+      const created = await Wallet.create(ctx.walletPath, secret, { kdfTier: opts.kdfTier });
+      const info = created.info();
+      created.close();
+      emit(ctx, { ...info }, () => `Created wallet ${info.path}`);
+    });
+
+  wallet
+    .command('info')
+    .description('show how the wallet is protected and what it holds (needs no passphrase)')
+    .action((_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const info = Wallet.inspect(ctx.walletPath);
+      emit(ctx, { ...info }, () => describeInfo(info));
+    });
+
+  wallet
+    .command('rekey')
+    .description('replace the passphrase or raw key that opens the wallet')
+    .option('--new-passphrase-file <file>', 'file whose first line is the new passphrase')
+    .option('--new-key-file <file>', 'file holding a new raw 32-byte key')
+    .addOption(tierOption())
+    .action(async (opts: { newPassphraseFile?: string; newKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      await ctx.withWallet(async (w) => {
+        const next = await getSecret({
+          file: opts.newPassphraseFile,
+          keyFile: opts.newKeyFile,
+          env: 'DKMS_NEW_PASSPHRASE',
+          prompt: 'New wallet passphrase',
+          fileFlag: '--new-passphrase-file',
+          confirm: true,
+        });
+        ctx.progress('Re-wrapping wallet keys…');
+        await w.rekey(next, { kdfTier: opts.kdfTier });
+        const info = w.info();
+        emit(ctx, { path: info.path, keyVersion: info.keyVersion, kdf: info.kdf, rekeyedAt: info.rekeyedAt }, () => `Rekeyed wallet ${info.path}`);
+      });
+    });
+
+  const exportSecret = (opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
+    getSecret({
+      file: opts.exportPassphraseFile,
+      keyFile: opts.exportKeyFile,
+      env: 'DKMS_EXPORT_PASSPHRASE',
+      prompt: 'Export passphrase',
+      fileFlag: '--export-passphrase-file',
+      confirm,
+    });
+
+  wallet
+    .command('export')
+    .description('write the whole wallet to one encrypted file')
+    .requiredOption('--out <file>', 'where to write the export')
+    .option('--export-passphrase-file <file>', 'file whose first line is the passphrase protecting the export')
+    .option('--export-key-file <file>', 'file holding a raw 32-byte key protecting the export')
+    .option('--force', 'replace the file if it exists')
+    .addOption(tierOption())
+    .action(async (opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      await ctx.withWallet(async (w) => {
+        const secret = await exportSecret(opts, true);
+        ctx.progress('Encrypting export…');
+        const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
+        writeOutput(opts.out, bytes, { force: opts.force === true });
+        emit(ctx, { out: opts.out, bytes: bytes.length, items: w.info().items }, () => `Exported wallet to ${opts.out}`);
+      });
+    });
+
+  wallet
+    .command('import')
+    .description('create the wallet from an export file')
+    .requiredOption('--in <file>', 'the export file')
+    .option('--export-passphrase-file <file>', 'file whose first line is the passphrase protecting the export')
+    .option('--export-key-file <file>', 'file holding the raw 32-byte key protecting the export')
+    .addOption(tierOption())
+    .action(async (opts: { in: string; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const bytes = readInput(opts.in);
+      const exported = await exportSecret(opts, false);
+      const secret = await ctx.walletSecret(true);
+      ctx.progress('Decrypting export…');
+      const imported = await Wallet.import(ctx.walletPath, bytes, exported, secret, { kdfTier: opts.kdfTier });
+      const info = imported.info();
+      imported.close();
+      emit(ctx, { ...info }, () => `Imported ${info.items} items into ${info.path}`);
+    });
+
+  return wallet;
+}

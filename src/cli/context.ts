@@ -1,0 +1,73 @@
+/** What every command needs: the data directory, output mode, and how to reach the wallet. */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { isKdfTier, type KdfTier } from '../crypto/index.js';
+import { badInput } from '../errors.js';
+import { Wallet, type WalletSecret } from '../wallet/index.js';
+import { getSecret } from './secrets.js';
+
+export interface GlobalOptions {
+  home?: string;
+  json?: boolean;
+  passphraseFile?: string;
+  keyFile?: string;
+}
+
+export class Context {
+  readonly home: string;
+  readonly json: boolean;
+  readonly options: GlobalOptions;
+
+  constructor(options: GlobalOptions) {
+    this.options = options;
+    this.home = resolve(options.home ?? process.env['DKMS_HOME'] ?? join(homedir(), '.dkms'));
+    this.json = options.json === true;
+  }
+
+  static of(command: Command): Context {
+    return new Context(command.optsWithGlobals<GlobalOptions>());
+  }
+
+  get walletPath(): string {
+    return join(this.home, 'wallet.db');
+  }
+
+  /** The secret that opens the wallet (or, with `confirm`, the one a new wallet gets). */
+  walletSecret(confirm = false): Promise<WalletSecret> {
+    return getSecret({
+      file: this.options.passphraseFile,
+      keyFile: this.options.keyFile,
+      env: 'DKMS_PASSPHRASE',
+      prompt: 'Wallet passphrase',
+      fileFlag: '--passphrase-file',
+      confirm,
+    });
+  }
+
+  /** Tells a person at a terminal that slow work (key stretching) is under way. */
+  progress(message: string): void {
+    if (!this.json && process.stderr.isTTY) process.stderr.write(`${message}\n`);
+  }
+
+  async openWallet(): Promise<Wallet> {
+    const secret = await this.walletSecret();
+    this.progress('Opening wallet…');
+    return Wallet.open(this.walletPath, secret);
+  }
+
+  /** Opens the wallet, runs `fn`, and always closes it (wiping its keys). */
+  async withWallet<T>(fn: (wallet: Wallet) => T | Promise<T>): Promise<T> {
+    const wallet = await this.openWallet();
+    try {
+      return await fn(wallet);
+    } finally {
+      wallet.close();
+    }
+  }
+}
+
+export function parseKdfTier(value: string): KdfTier {
+  if (!isKdfTier(value)) throw badInput(`unknown KDF tier '${value}' (use interactive, moderate or sensitive)`);
+  return value;
+}

@@ -1,0 +1,29 @@
+/** File input and output for commands: stdin as '-', atomic writes that never clobber by accident. */
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { DkmsError } from '../errors.js';
+
+export function readInput(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path === '-' ? 0 : path));
+  } catch (e) {
+    throw new DkmsError('IO_ERROR', `cannot read ${path === '-' ? 'standard input' : path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/**
+ * Writes `data` to `path` through a temporary file and a rename, so the file is either the
+ * old one or the complete new one. Refuses to replace an existing file unless `force`.
+ */
+export function writeOutput(path: string, data: Uint8Array, options: { force?: boolean; mode?: number } = {}): void {
+  if (options.force !== true && existsSync(path)) {
+    throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
+  }
+  const temp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(temp, data, { mode: options.mode ?? 0o600, flush: true });
+    renameSync(temp, path);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw new DkmsError('IO_ERROR', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}

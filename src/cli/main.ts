@@ -1,0 +1,61 @@
+/** The `dkms` command: parses arguments, runs one command, maps errors to one line and an exit status. */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { DkmsError, ERROR_CODES } from '../errors.js';
+import { keyCommand } from './commands/key.js';
+import { walletCommand } from './commands/wallet.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+// Commander's own error lines are replaced by ours (`dkms: CODE: message`); help still prints.
+const quietErrors = { outputError: () => undefined };
+
+export function buildProgram(): Command {
+  const program = new Command('dkms')
+    .description('decentralized key management: your keys on your devices, your policy on a ledger, your recovery in your hands')
+    .version(version())
+    .option('--home <dir>', 'data directory (default: $DKMS_HOME, else ~/.dkms)')
+    .option('--json', 'print one JSON object instead of text')
+    .option('--passphrase-file <file>', 'file whose first line is the wallet passphrase (else $DKMS_PASSPHRASE, else a prompt)')
+    .option('--key-file <file>', 'file holding the raw 32-byte key that opens the wallet, instead of a passphrase')
+    .exitOverride()
+    .configureOutput(quietErrors);
+  program.addCommand(walletCommand());
+  program.addCommand(keyCommand());
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput(quietErrors);
+    for (const leaf of sub.commands) leaf.exitOverride().configureOutput(quietErrors);
+  }
+  return program;
+}
+
+/** The error as the user sees it: a code, a one-line message, an exit status. */
+function describe(e: unknown): DkmsError {
+  if (e instanceof DkmsError) return e;
+  if (e instanceof CommanderError) {
+    return new DkmsError('BAD_INPUT', e.message.replace(/^error: /, '').split('\n')[0] ?? 'bad arguments');
+  }
+  const message = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);
+  return new DkmsError('INTERNAL', `unexpected error: ${message}`, { cause: e });
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (e) {
+    // --help and --version end by "throwing" success; a bare command group shows its help.
+    if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
+    if (e instanceof CommanderError && e.code === 'commander.help') return ERROR_CODES.BAD_INPUT.exit;
+    const error = describe(e);
+    process.stderr.write(`dkms: ${error.code}: ${error.message}\n`);
+    if (process.env['DKMS_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
+    return ERROR_CODES[error.code].exit;
+  }
+}

@@ -1,0 +1,31 @@
+/** Command results: one JSON object with --json, readable lines otherwise. */
+import type { Context } from './context.js';
+
+export type Fields = Record<string, unknown>;
+
+function humanValue(value: unknown): string {
+  if (value === null || value === undefined) return '-';
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+/** Prints `result` as JSON, or as `label: value` lines, or through `human` when given. */
+export function emit(ctx: Context, result: Fields, human?: (result: Fields) => string): void {
+  if (ctx.json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const text = human
+    ? human(result)
+    : Object.entries(result)
+        .map(([k, v]) => `${k}: ${humanValue(v)}`)
+        .join('\n');
+  if (text.length > 0) process.stdout.write(`${text}\n`);
+}
+
+/** A table of rows with fixed columns, for lists. */
+export function table(rows: readonly Fields[], columns: readonly string[]): string {
+  const cells = [columns.map((c) => c.toUpperCase()), ...rows.map((r) => columns.map((c) => humanValue(r[c])))];
+  const widths = columns.map((_, i) => Math.max(...cells.map((row) => row[i]?.length ?? 0)));
+  return cells.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ')).join('\n');
+}

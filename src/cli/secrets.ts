@@ -1,0 +1,95 @@
+/**
+ * Where the CLI gets secrets: a file named by a flag, an environment variable, or a no-echo
+ * prompt on the terminal, in that order. Secrets are never taken from the command line, where
+ * other users could read them in the process list.
+ */
+import { readFileSync } from 'node:fs';
+import { fromBase64url, fromHex } from '../crypto/index.js';
+import { DkmsError, badInput } from '../errors.js';
+import { passphraseSecret, rawSecret, type WalletSecret } from '../wallet/index.js';
+
+export interface SecretSource {
+  /** Flag naming a file whose first line is the passphrase. */
+  readonly file?: string | undefined;
+  /** Flag naming a file holding a raw 32-byte key. */
+  readonly keyFile?: string | undefined;
+  /** Environment variable holding the passphrase. */
+  readonly env: string;
+  /** What the prompt asks for, e.g. "Wallet passphrase". */
+  readonly prompt: string;
+  /** Ask twice and require both answers to match (when choosing a new secret). */
+  readonly confirm?: boolean;
+  /** Flag names, for the message shown when no source is available. */
+  readonly fileFlag: string;
+}
+
+function readSecretFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new DkmsError('IO_ERROR', `cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** The first line of a file, without its line ending. */
+export function readPassphraseFile(path: string): string {
+  const text = readSecretFile(path, 'passphrase').toString('utf8');
+  const line = text.split(/\r?\n/, 1)[0] ?? '';
+  if (line.length === 0) throw badInput(`passphrase file ${path} is empty`);
+  return line;
+}
+
+/** A raw key file holds 32 bytes: as binary, as 64 hex digits, or as 43 base64url characters. */
+export function readKeyFile(path: string): Uint8Array {
+  const bytes = readSecretFile(path, 'key');
+  if (bytes.length === 32) return new Uint8Array(bytes);
+  const text = bytes.toString('utf8').trim();
+  bytes.fill(0);
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
+  if (/^[A-Za-z0-9_-]{43}$/.test(text)) return fromBase64url(text, 'key file');
+  throw badInput(`key file ${path} must hold 32 bytes: binary, 64 hex digits or 43 base64url characters`);
+}
+
+/** Reads a line from the terminal without echoing it. */
+export function promptHidden(question: string): Promise<string> {
+  const input = process.stdin;
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    process.stderr.write(`${question}: `);
+    input.setRawMode(true);
+    input.resume();
+    input.setEncoding('utf8');
+    const done = (error?: DkmsError) => {
+      input.setRawMode(false);
+      input.pause();
+      input.removeListener('data', onData);
+      process.stderr.write('\n');
+      if (error) reject(error);
+      else resolve(answer);
+    };
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(badInput('cancelled'));
+        if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1);
+        else if (ch >= ' ') answer += ch;
+      }
+    };
+    input.on('data', onData);
+  });
+}
+
+export async function getSecret(source: SecretSource): Promise<WalletSecret> {
+  if (source.keyFile !== undefined) return rawSecret(readKeyFile(source.keyFile));
+  if (source.file !== undefined) return passphraseSecret(readPassphraseFile(source.file));
+  const fromEnv = process.env[source.env];
+  if (fromEnv !== undefined && fromEnv !== '') return passphraseSecret(fromEnv);
+  if (!process.stdin.isTTY) {
+    throw badInput(`no ${source.prompt.toLowerCase()}: use ${source.fileFlag}, set ${source.env}, or run in a terminal`);
+  }
+  const first = await promptHidden(source.prompt);
+  if (source.confirm === true && (await promptHidden(`Repeat ${source.prompt.toLowerCase()}`)) !== first) {
+    throw badInput('the two passphrases differ');
+  }
+  return passphraseSecret(first);
+}
