@@ -48,6 +48,8 @@ import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from '
 import { SqliteWalletStore, type WalletStore } from './store.js';
 
 export const DEFAULT_PROFILE = 'default';
+/** Internal: not exported from the package index; tests use it to observe wiping. */
+export const HELD_KEYS = Symbol('dkms.wallet.heldKeys');
 const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export interface OpenOptions {
@@ -448,6 +450,11 @@ export class Wallet {
     } finally {
       for (const items of profiles.values()) for (const item of items) wipe(item.value);
     }
+  }
+
+  /** The key buffers this handle holds, so tests can check that close() wipes them. */
+  [HELD_KEYS](): readonly Uint8Array[] {
+    return [this.#storeKey, this.#keys.wrap, this.#keys.searchEnc, this.#keys.searchMac];
   }
 
   get closed(): boolean {
