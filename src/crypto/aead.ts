@@ -30,13 +30,17 @@ function gcm(key: Uint8Array, nonce: Uint8Array, header: Uint8Array, aad: Uint8A
   return concatBytes(header, nonce, body, cipher.getAuthTag());
 }
 
-/** Encrypts with a fresh random nonce. */
-export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = new Uint8Array(0), keyVersion = 0): Uint8Array {
+function header(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, keyVersion: number): Uint8Array {
   abytes(key, 32, 'AEAD key');
   abytes(plaintext, undefined, 'plaintext');
-  if (!Number.isInteger(keyVersion) || keyVersion < 0 || keyVersion > 0xffffffff) throw badInput('bad key version');
-  const header = concatBytes(Uint8Array.of(AEAD_VERSION_AES256GCM), u32be(keyVersion));
-  return gcm(key, randomBytes(NONCE), header, aad, plaintext);
+  abytes(aad, undefined, 'associated data');
+  if (!Number.isInteger(keyVersion) || keyVersion < 0 || keyVersion > 0xffffffff) throw badInput('key version must be a 32-bit unsigned integer');
+  return concatBytes(Uint8Array.of(AEAD_VERSION_AES256GCM), u32be(keyVersion));
+}
+
+/** Encrypts with a fresh random nonce. */
+export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = new Uint8Array(0), keyVersion = 0): Uint8Array {
+  return gcm(key, randomBytes(NONCE), header(key, plaintext, aad, keyVersion), aad, plaintext);
 }
 
 /**
@@ -45,10 +49,13 @@ export function seal(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = n
  * a nonce never repeats under one key for different plaintexts (the SIV construction).
  */
 export function sealWithNonce(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, keyVersion = 0): Uint8Array {
-  abytes(key, 32, 'AEAD key');
-  abytes(nonce, NONCE, 'nonce');
-  const header = concatBytes(Uint8Array.of(AEAD_VERSION_AES256GCM), u32be(keyVersion));
-  return gcm(key, nonce, header, aad, plaintext);
+  return gcm(key, abytes(nonce, NONCE, 'nonce'), header(key, plaintext, aad, keyVersion), aad, plaintext);
+}
+
+/** The nonce of a sealed value; for deterministic encryption it identifies the plaintext. */
+export function nonceOf(sealed: Uint8Array): Uint8Array {
+  if (sealed.length < AEAD_OVERHEAD) throw new AeadError('ciphertext too short');
+  return sealed.subarray(HEADER, HEADER + NONCE);
 }
 
 /** The key version recorded in a sealed value's header. */

@@ -23,6 +23,16 @@ export function isKdfTier(name: string): name is KdfTier {
   return Object.hasOwn(KDF_TIERS, name);
 }
 
+/** A stored salt: canonical base64url of 16 to 64 bytes. */
+export const saltSchema = z.string().refine((text) => {
+  try {
+    const length = fromBase64url(text).length;
+    return length >= 16 && length <= 64;
+  } catch {
+    return false;
+  }
+}, 'salt must be canonical base64url of 16 to 64 bytes');
+
 /** Stored parameters of one Argon2id derivation (JSON-safe). */
 export const Argon2idParams = z.strictObject({
   alg: z.literal('argon2id'),
@@ -30,7 +40,7 @@ export const Argon2idParams = z.strictObject({
   memoryKiB: z.number().int().min(8).max(4 * 1024 * 1024),
   passes: z.number().int().min(1).max(64),
   lanes: z.number().int().min(1).max(16),
-  salt: z.string().regex(/^[A-Za-z0-9_-]{22,86}$/),
+  salt: saltSchema,
 });
 export type Argon2idParams = z.infer<typeof Argon2idParams>;
 

@@ -1,5 +1,5 @@
 /** Byte helpers: input assertions, concatenation, constant-time comparison, wiping. */
-import { randomBytes as nodeRandomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes as nodeRandomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { badInput } from '../errors.js';
 
 /** Throws BAD_INPUT unless `value` is a Uint8Array (of `length` bytes, when given). */
@@ -11,10 +11,24 @@ export function abytes(value: unknown, length?: number, what = 'value'): Uint8Ar
   return value;
 }
 
+// Small requests are served from a pool refilled by one CSPRNG call: per-call overhead
+// dominates for nonces and item keys. Served bytes are zeroed in the pool.
+const POOL_SIZE = 4096;
+const pool = new Uint8Array(POOL_SIZE);
+let poolOffset = POOL_SIZE;
+
 /** Cryptographically secure random bytes. */
 export function randomBytes(length: number): Uint8Array {
   if (!Number.isSafeInteger(length) || length < 0) throw badInput('length must be a non-negative integer');
-  return new Uint8Array(nodeRandomBytes(length));
+  if (length > 64) return new Uint8Array(nodeRandomBytes(length));
+  if (poolOffset + length > POOL_SIZE) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const out = pool.slice(poolOffset, poolOffset + length);
+  pool.fill(0, poolOffset, poolOffset + length);
+  poolOffset += length;
+  return out;
 }
 
 export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
@@ -59,11 +73,10 @@ export function fromUtf8(bytes: Uint8Array): string {
 }
 
 export function u32be(n: number): Uint8Array {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n);
-  return out;
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 export function readU32be(bytes: Uint8Array, offset: number): number {
-  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset);
+  if (offset < 0 || offset + 4 > bytes.length) throw new RangeError('read past the end of the bytes');
+  return ((bytes[offset] ?? 0) * 0x1000000 + (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0))) >>> 0;
 }

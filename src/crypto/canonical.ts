@@ -9,7 +9,11 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 // With the u flag a surrogate matches only when it is not half of a pair.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
-function assertJson(value: unknown, path: string): void {
+/** Deeper nesting than any dkms document has; also stops cycles. */
+const MAX_DEPTH = 64;
+
+function assertJson(value: unknown, path: string, depth = 0): void {
+  if (depth > MAX_DEPTH) throw badInput(`${path} is nested more than ${MAX_DEPTH} levels deep`);
   if (value === null || typeof value === 'boolean') return;
   if (typeof value === 'string') {
     if (LONE_SURROGATE.test(value)) throw badInput(`${path} is not valid Unicode`);
@@ -20,13 +24,16 @@ function assertJson(value: unknown, path: string): void {
     return;
   }
   if (Array.isArray(value)) {
-    value.forEach((v, i) => assertJson(v, `${path}[${i}]`));
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value)) throw badInput(`${path}[${i}] is a hole in a sparse array`);
+      assertJson(value[i], `${path}[${i}]`, depth + 1);
+    }
     return;
   }
   if (typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
     for (const [k, v] of Object.entries(value)) {
       if (LONE_SURROGATE.test(k)) throw badInput(`${path} has a key that is not valid Unicode`);
-      assertJson(v, `${path}.${k}`);
+      assertJson(v, `${path}.${k}`, depth + 1);
     }
     return;
   }

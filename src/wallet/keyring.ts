@@ -8,7 +8,6 @@ import {
   AeadError,
   canonicalBytes,
   canonicalJson,
-  concatBytes,
   equalBytes,
   hkdf,
   keyVersionOf,
@@ -116,5 +115,12 @@ export function unwrapProfileRoot(storeKey: Uint8Array, profile: string, wrapped
 
 /** Length-prefixed concatenation, so that distinct field lists never encode alike. */
 export function framed(...parts: readonly Uint8Array[]): Uint8Array {
-  return concatBytes(...parts.flatMap((p) => [u32be(p.length), p]));
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(u32be(part.length), offset);
+    out.set(part, offset + 4);
+    offset += 4 + part.length;
+  }
+  return out;
 }

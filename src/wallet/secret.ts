@@ -12,6 +12,7 @@ import {
   hkdf,
   newArgon2idParams,
   randomBytes,
+  saltSchema,
   toBase64url,
   type KdfTier,
 } from '../crypto/index.js';
@@ -31,7 +32,7 @@ export function rawSecret(key: Uint8Array): WalletSecret {
   return { kind: 'raw', key: abytes(key, 32, 'raw wallet key') };
 }
 
-const RawKdf = z.strictObject({ alg: z.literal('raw'), salt: z.string().regex(/^[A-Za-z0-9_-]{22,86}$/) });
+const RawKdf = z.strictObject({ alg: z.literal('raw'), salt: saltSchema });
 export const KdfParams = z.discriminatedUnion('alg', [Argon2idParams, RawKdf]);
 export type KdfParams = z.infer<typeof KdfParams>;
 

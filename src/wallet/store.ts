@@ -5,7 +5,11 @@
  */
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { concatBytes } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
+
+/** Size of one tag index entry (a truncated HMAC, see items.ts). */
+export const TAG_BYTES = 16;
 
 export interface StoredKeyring {
   /** Canonical JSON of the keyring header (KDF parameters, key version, dates). */
@@ -17,14 +21,14 @@ export interface StoredKeyring {
 }
 
 export interface StoredItem {
+  /** Lookup keys: deterministic, derived from the plaintext category and name. */
+  readonly categoryKey: Uint8Array;
+  readonly nameKey: Uint8Array;
+  /** The category and name, encrypted. */
   readonly category: Uint8Array;
   readonly name: Uint8Array;
+  /** The wrapped per-item key and the sealed value. */
   readonly itemKey: Uint8Array;
-  readonly value: Uint8Array;
-}
-
-export interface StoredTag {
-  readonly name: Uint8Array;
   readonly value: Uint8Array;
 }
 
@@ -32,13 +36,15 @@ export interface WalletStore {
   readKeyring(): StoredKeyring;
   /** Replaces the whole keyring in one atomic write. */
   writeKeyring(keyring: StoredKeyring): void;
-  insertItem(profile: string, item: StoredItem, tags: readonly StoredTag[]): boolean;
-  getItem(profile: string, category: Uint8Array, name: Uint8Array): StoredItem | undefined;
-  findItems(profile: string, category: Uint8Array, tags: readonly StoredTag[]): StoredItem[];
+  /** Stores an item with its tag index entries; false if the category and name are taken. */
+  insertItem(profile: string, item: StoredItem, tags: readonly Uint8Array[]): boolean;
+  getItem(profile: string, categoryKey: Uint8Array, nameKey: Uint8Array): StoredItem | undefined;
+  /** Items of a category having every given tag index entry, oldest first. */
+  findItems(profile: string, categoryKey: Uint8Array, tags: readonly Uint8Array[]): StoredItem[];
   /** Every item of a profile, oldest first. */
   allItems(profile: string): StoredItem[];
-  replaceItem(profile: string, item: StoredItem, tags: readonly StoredTag[]): boolean;
-  deleteItem(profile: string, category: Uint8Array, name: Uint8Array): boolean;
+  replaceItem(profile: string, item: StoredItem, tags: readonly Uint8Array[]): boolean;
+  deleteItem(profile: string, categoryKey: Uint8Array, nameKey: Uint8Array): boolean;
   countItems(): number;
   /** Runs `fn` in one transaction: all its writes land together or not at all. */
   transaction<T>(fn: () => T): T;
@@ -55,19 +61,17 @@ CREATE TABLE profiles (name TEXT PRIMARY KEY, kek BLOB NOT NULL);
 CREATE TABLE items (
   id INTEGER PRIMARY KEY,
   profile TEXT NOT NULL,
+  category_key BLOB NOT NULL,
+  name_key BLOB NOT NULL,
   category BLOB NOT NULL,
   name BLOB NOT NULL,
   item_key BLOB NOT NULL,
   value BLOB NOT NULL,
-  UNIQUE (profile, category, name)
+  -- The item's tag index entries, concatenated, so they can be removed with it.
+  tag_index BLOB NOT NULL,
+  UNIQUE (profile, category_key, name_key)
 );
-CREATE TABLE item_tags (
-  item_id INTEGER NOT NULL REFERENCES items (id) ON DELETE CASCADE,
-  name BLOB NOT NULL,
-  value BLOB NOT NULL,
-  PRIMARY KEY (item_id, name)
-);
-CREATE INDEX item_tags_by_value ON item_tags (name, value);
+CREATE TABLE item_tags (tag BLOB NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (tag, item_id)) WITHOUT ROWID;
 `;
 
 /** Maps a SQLite failure to the wallet's codes; never leaks file contents. */
@@ -89,17 +93,24 @@ export function sqliteError(e: unknown, path: string): DkmsError {
 
 interface ItemRow {
   id: number;
+  tag_index: Buffer;
+  category_key: Buffer;
+  name_key: Buffer;
   category: Buffer;
   name: Buffer;
   item_key: Buffer;
   value: Buffer;
 }
 
+const ITEM_COLUMNS = 'id, category_key, name_key, category, name, item_key, value, tag_index';
+
 const toItem = (row: ItemRow): StoredItem => ({
-  category: new Uint8Array(row.category),
-  name: new Uint8Array(row.name),
-  itemKey: new Uint8Array(row.item_key),
-  value: new Uint8Array(row.value),
+  categoryKey: row.category_key,
+  nameKey: row.name_key,
+  category: row.category,
+  name: row.name,
+  itemKey: row.item_key,
+  value: row.value,
 });
 
 export class SqliteWalletStore implements WalletStore {
@@ -117,18 +128,19 @@ export class SqliteWalletStore implements WalletStore {
       putProfile: db.prepare('INSERT OR REPLACE INTO profiles (name, kek) VALUES (?, ?)'),
       clearProfiles: db.prepare('DELETE FROM profiles'),
       insertItem: db.prepare(
-        'INSERT INTO items (profile, category, name, item_key, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        'INSERT INTO items (profile, category_key, name_key, category, name, item_key, value, tag_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
       ),
-      insertTag: db.prepare('INSERT INTO item_tags (item_id, name, value) VALUES (?, ?, ?)'),
-      deleteTags: db.prepare('DELETE FROM item_tags WHERE item_id = ?'),
-      getItem: db.prepare<[string, Uint8Array, Uint8Array], ItemRow>(
-        'SELECT id, category, name, item_key, value FROM items WHERE profile = ? AND category = ? AND name = ?',
+      insertTag: db.prepare('INSERT OR IGNORE INTO item_tags (tag, item_id) VALUES (?, ?)'),
+      deleteTag: db.prepare('DELETE FROM item_tags WHERE tag = ? AND item_id = ?'),
+      getRow: db.prepare<[string, Uint8Array, Uint8Array], { id: number; tag_index: Buffer }>(
+        'SELECT id, tag_index FROM items WHERE profile = ? AND category_key = ? AND name_key = ?',
       ),
-      allItems: db.prepare<[string], ItemRow>(
-        'SELECT id, category, name, item_key, value FROM items WHERE profile = ? ORDER BY id',
+      getItem: db.prepare<[string, Uint8Array, Uint8Array], Omit<ItemRow, 'id' | 'tag_index' | 'category_key' | 'name_key'>>(
+        'SELECT category, name, item_key, value FROM items WHERE profile = ? AND category_key = ? AND name_key = ?',
       ),
-      updateItem: db.prepare('UPDATE items SET item_key = ?, value = ? WHERE id = ?'),
-      deleteItem: db.prepare('DELETE FROM items WHERE profile = ? AND category = ? AND name = ?'),
+      allItems: db.prepare<[string], ItemRow>(`SELECT ${ITEM_COLUMNS} FROM items WHERE profile = ? ORDER BY id`),
+      updateItem: db.prepare('UPDATE items SET item_key = ?, value = ?, tag_index = ? WHERE id = ?'),
+      deleteItem: db.prepare('DELETE FROM items WHERE id = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM items'),
     };
   }
@@ -176,7 +188,6 @@ export class SqliteWalletStore implements WalletStore {
       db.pragma('locking_mode = EXCLUSIVE');
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
       db.exec('BEGIN EXCLUSIVE; COMMIT');
       return db;
     } catch (e) {
@@ -211,46 +222,66 @@ export class SqliteWalletStore implements WalletStore {
     });
   }
 
-  insertItem(profile: string, item: StoredItem, tags: readonly StoredTag[]): boolean {
+  insertItem(profile: string, item: StoredItem, tags: readonly Uint8Array[]): boolean {
     return this.transaction(() => {
-      const result = this.#stmts.insertItem.run(profile, item.category, item.name, item.itemKey, item.value);
+      const result = this.#stmts.insertItem.run(
+        profile,
+        item.categoryKey,
+        item.nameKey,
+        item.category,
+        item.name,
+        item.itemKey,
+        item.value,
+        concatBytes(...tags),
+      );
       if (result.changes === 0) return false;
-      for (const tag of tags) this.#stmts.insertTag.run(result.lastInsertRowid, tag.name, tag.value);
+      for (const tag of tags) this.#stmts.insertTag.run(tag, result.lastInsertRowid);
       return true;
     });
   }
 
-  getItem(profile: string, category: Uint8Array, name: Uint8Array): StoredItem | undefined {
+  getItem(profile: string, categoryKey: Uint8Array, nameKey: Uint8Array): StoredItem | undefined {
     return this.#run(() => {
-      const row = this.#stmts.getItem.get(profile, category, name);
-      return row === undefined ? undefined : toItem(row);
+      const row = this.#stmts.getItem.get(profile, categoryKey, nameKey);
+      return row === undefined ? undefined : { categoryKey, nameKey, category: row.category, name: row.name, itemKey: row.item_key, value: row.value };
     });
   }
 
-  findItems(profile: string, category: Uint8Array, tags: readonly StoredTag[]): StoredItem[] {
-    const clauses = tags.map(() => 'EXISTS (SELECT 1 FROM item_tags t WHERE t.item_id = items.id AND t.name = ? AND t.value = ?)');
-    const sql = ['SELECT id, category, name, item_key, value FROM items WHERE profile = ? AND category = ?', ...clauses].join(' AND ');
-    const params = [profile, category, ...tags.flatMap((t) => [t.name, t.value])];
-    return this.#run(() => (this.#db.prepare<unknown[], ItemRow>(`${sql} ORDER BY id`).all(...params)).map(toItem));
+  findItems(profile: string, categoryKey: Uint8Array, tags: readonly Uint8Array[]): StoredItem[] {
+    const clauses = tags.map(() => 'EXISTS (SELECT 1 FROM item_tags t WHERE t.tag = ? AND t.item_id = items.id)');
+    const sql = [`SELECT ${ITEM_COLUMNS} FROM items WHERE profile = ? AND category_key = ?`, ...clauses].join(' AND ');
+    return this.#run(() => this.#db.prepare<unknown[], ItemRow>(`${sql} ORDER BY id`).all(profile, categoryKey, ...tags).map(toItem));
   }
 
   allItems(profile: string): StoredItem[] {
     return this.#run(() => this.#stmts.allItems.all(profile).map(toItem));
   }
 
-  replaceItem(profile: string, item: StoredItem, tags: readonly StoredTag[]): boolean {
+  #deleteTags(row: { id: number; tag_index: Buffer }): void {
+    for (let i = 0; i + TAG_BYTES <= row.tag_index.length; i += TAG_BYTES) {
+      this.#stmts.deleteTag.run(row.tag_index.subarray(i, i + TAG_BYTES), row.id);
+    }
+  }
+
+  replaceItem(profile: string, item: StoredItem, tags: readonly Uint8Array[]): boolean {
     return this.transaction(() => {
-      const row = this.#stmts.getItem.get(profile, item.category, item.name);
+      const row = this.#stmts.getRow.get(profile, item.categoryKey, item.nameKey);
       if (row === undefined) return false;
-      this.#stmts.updateItem.run(item.itemKey, item.value, row.id);
-      this.#stmts.deleteTags.run(row.id);
-      for (const tag of tags) this.#stmts.insertTag.run(row.id, tag.name, tag.value);
+      this.#deleteTags(row);
+      this.#stmts.updateItem.run(item.itemKey, item.value, concatBytes(...tags), row.id);
+      for (const tag of tags) this.#stmts.insertTag.run(tag, row.id);
       return true;
     });
   }
 
-  deleteItem(profile: string, category: Uint8Array, name: Uint8Array): boolean {
-    return this.#run(() => this.#stmts.deleteItem.run(profile, category, name).changes > 0);
+  deleteItem(profile: string, categoryKey: Uint8Array, nameKey: Uint8Array): boolean {
+    return this.transaction(() => {
+      const row = this.#stmts.getRow.get(profile, categoryKey, nameKey);
+      if (row === undefined) return false;
+      this.#deleteTags(row);
+      this.#stmts.deleteItem.run(row.id);
+      return true;
+    });
   }
 
   countItems(): number {

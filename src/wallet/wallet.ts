@@ -7,20 +7,7 @@ import { dirname } from 'node:path';
 import { DEFAULT_KDF_TIER, randomBytes, toHex, wipe, type KdfTier, type KeyType } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { decodeExport, encodeExport } from './export.js';
-import {
-  RESERVED_PREFIX,
-  checkCategory,
-  checkName,
-  checkTags,
-  checkValue,
-  openItem,
-  sealCategory,
-  sealItem,
-  sealName,
-  sealTags,
-  type Tags,
-  type WalletItem,
-} from './items.js';
+import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
 import {
   KEY_CATEGORY,
   agreeWithRecord,
@@ -39,10 +26,8 @@ import {
   parseKeyring,
   profileKeys,
   unwrapProfileRoot,
-  wipeProfileKeys,
   wrapProfileRoot,
   type KeyringHeader,
-  type ProfileKeys,
 } from './keyring.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type WalletStore } from './store.js';
@@ -121,15 +106,19 @@ export class Wallet {
   #store: WalletStore | undefined;
   #storeKey: Uint8Array;
   #header: KeyringHeader;
-  #keys: ProfileKeys;
+  readonly #items: ItemCodec;
+  /** The profile's key buffers, kept only so tests can see close() wipe them. */
+  readonly #profileKeys: readonly Uint8Array[];
 
-  private constructor(path: string, profile: string, store: WalletStore, storeKey: Uint8Array, header: KeyringHeader, keys: ProfileKeys) {
+  private constructor(path: string, profile: string, store: WalletStore, storeKey: Uint8Array, header: KeyringHeader, root: Uint8Array) {
     this.path = path;
     this.profile = profile;
     this.#store = store;
     this.#storeKey = storeKey;
     this.#header = header;
-    this.#keys = keys;
+    const keys = profileKeys(root);
+    this.#items = new ItemCodec(keys, profile);
+    this.#profileKeys = [keys.wrap, keys.searchEnc, keys.searchMac];
   }
 
   /**
@@ -155,13 +144,17 @@ export class Wallet {
           for (const [profile, items] of profiles) {
             const root = newProfileRoot();
             wrapped.set(checkProfile(profile), wrapProfileRoot(storeKey, profile, root, header.keyVersion));
-            const keys = profileKeys(root);
+            const codec = new ItemCodec(profileKeys(root), profile);
             wipe(root);
-            for (const item of items) {
-              const { stored, tags } = sealItem(keys, profile, item);
-              if (!store.insertItem(profile, stored, tags)) throw new DkmsError('WALLET_TAMPERED', `duplicate item '${item.name}' in import`);
+            try {
+              for (const item of items) {
+                if (!store.insertItem(profile, codec.seal(item), codec.tagIndex(item.tags))) {
+                  throw new DkmsError('WALLET_TAMPERED', `duplicate item '${item.name}' in import`);
+                }
+              }
+            } finally {
+              codec.wipe();
             }
-            wipeProfileKeys(keys);
           }
           store.writeKeyring(buildKeyring(header, wrapped));
         });
@@ -209,9 +202,11 @@ export class Wallet {
       const wrapped = stored.profiles.get(checkProfile(profile));
       if (wrapped === undefined) throw badInput(`wallet has no profile '${profile}'`);
       const root = unwrapProfileRoot(storeKey, profile, wrapped);
-      const keys = profileKeys(root);
-      wipe(root);
-      return new Wallet(path, profile, store, storeKey, header, keys);
+      try {
+        return new Wallet(path, profile, store, storeKey, header, root);
+      } finally {
+        wipe(root);
+      }
     } catch (e) {
       store.close();
       wipe(storeKey);
@@ -247,8 +242,7 @@ export class Wallet {
   }
 
   #put(item: WalletItem): void {
-    const { stored, tags } = sealItem(this.#keys, this.profile, item);
-    if (!this.#open.insertItem(this.profile, stored, tags)) {
+    if (!this.#open.insertItem(this.profile, this.#items.seal(item), this.#items.tagIndex(item.tags))) {
       throw new DkmsError('ITEM_EXISTS', `item '${item.name}' already exists in category '${item.category}'`);
     }
   }
@@ -258,9 +252,9 @@ export class Wallet {
   }
 
   #get(category: string, name: string): WalletItem {
-    const stored = this.#open.getItem(this.profile, sealCategory(this.#keys, category), sealName(this.#keys, name));
+    const stored = this.#open.getItem(this.profile, this.#items.categoryKey(category), this.#items.nameKey(name));
     if (stored === undefined) throw new DkmsError('ITEM_NOT_FOUND', `no item '${name}' in category '${category}'`);
-    return openItem(this.#keys, this.profile, stored);
+    return this.#items.open(stored, { category, name });
   }
 
   find(query: FindQuery): WalletItem[] {
@@ -268,10 +262,10 @@ export class Wallet {
   }
 
   #find(category: string, tags: Tags): WalletItem[] {
-    const found = this.#open.findItems(this.profile, sealCategory(this.#keys, category), sealTags(this.#keys, tags));
+    const found = this.#open.findItems(this.profile, this.#items.categoryKey(category), this.#items.tagIndex(tags));
     // The tag index only narrows the search; the authenticated copy of the tags decides.
     return found
-      .map((stored) => openItem(this.#keys, this.profile, stored))
+      .map((stored) => this.#items.open(stored, { category }))
       .filter((item) => Object.entries(tags).every(([k, v]) => item.tags[k] === v));
   }
 
@@ -283,8 +277,7 @@ export class Wallet {
       value: change.value === undefined ? current.value : checkValue(change.value),
       tags: change.tags === undefined ? current.tags : checkTags(change.tags),
     };
-    const { stored, tags } = sealItem(this.#keys, this.profile, next);
-    if (!this.#open.replaceItem(this.profile, stored, tags)) throw new DkmsError('ITEM_NOT_FOUND', `no item '${name}' in category '${category}'`);
+    if (!this.#open.replaceItem(this.profile, this.#items.seal(next), this.#items.tagIndex(next.tags))) throw new DkmsError('ITEM_NOT_FOUND', `no item '${name}' in category '${category}'`);
     return next;
   }
 
@@ -293,7 +286,7 @@ export class Wallet {
   }
 
   #delete(category: string, name: string, missing: 'ITEM_NOT_FOUND' | 'KEY_NOT_FOUND'): void {
-    if (!this.#open.deleteItem(this.profile, sealCategory(this.#keys, category), sealName(this.#keys, name))) {
+    if (!this.#open.deleteItem(this.profile, this.#items.categoryKey(category), this.#items.nameKey(name))) {
       throw new DkmsError(missing, missing === 'KEY_NOT_FOUND' ? `no key '${name}'` : `no item '${name}' in category '${category}'`);
     }
   }
@@ -425,12 +418,12 @@ export class Wallet {
     const profiles = new Map<string, WalletItem[]>();
     for (const [profile, kek] of store.readKeyring().profiles) {
       const root = unwrapProfileRoot(this.#storeKey, profile, kek);
-      const keys = profileKeys(root);
+      const codec = new ItemCodec(profileKeys(root), profile);
       wipe(root);
       try {
-        profiles.set(profile, store.allItems(profile).map((stored) => openItem(keys, profile, stored)));
+        profiles.set(profile, store.allItems(profile).map((stored) => codec.open(stored)));
       } finally {
-        wipeProfileKeys(keys);
+        codec.wipe();
       }
     }
     try {
@@ -454,7 +447,7 @@ export class Wallet {
 
   /** The key buffers this handle holds, so tests can check that close() wipes them. */
   [HELD_KEYS](): readonly Uint8Array[] {
-    return [this.#storeKey, this.#keys.wrap, this.#keys.searchEnc, this.#keys.searchMac];
+    return [this.#storeKey, ...this.#profileKeys];
   }
 
   get closed(): boolean {
@@ -467,6 +460,6 @@ export class Wallet {
     this.#store.close();
     this.#store = undefined;
     wipe(this.#storeKey);
-    wipeProfileKeys(this.#keys);
+    this.#items.wipe();
   }
 }

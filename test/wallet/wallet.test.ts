@@ -330,6 +330,8 @@ describe('tamper detection', () => {
   for (const [table, column] of [
     ['items', 'item_key'],
     ['items', 'value'],
+    ['items', 'category'],
+    ['items', 'name'],
     ['profiles', 'kek'],
     ['keyring', 'digest'],
     ['keyring', 'header'],
@@ -355,15 +357,15 @@ describe('tamper detection', () => {
     });
   }
 
-  for (const column of ['category', 'name'] as const) {
-    it(`a flipped byte of items.${column} never yields a wrong value, and a full read reports it`, async () => {
+  for (const column of ['category_key', 'name_key'] as const) {
+    it(`a flipped byte of the lookup key items.${column} hides the item but a full read reports it`, async () => {
       const path = await seeded();
       const length = blobLength(path, 'items', column, 1);
       for (let i = 0; i < length; i++) {
         flipByte(path, 'items', column, 1, i);
-        expect(await readBack(path)).toBe('tampered');
         const w = await Wallet.open(path, KEY_A);
-        if (column === 'name') expectCode(() => w.find({ category: 'notes' }), 'WALLET_TAMPERED');
+        expectCode(() => w.get('notes', 'a'), 'ITEM_NOT_FOUND');
+        if (column === 'name_key') expectCode(() => w.find({ category: 'notes' }), 'WALLET_TAMPERED');
         else expect(w.find({ category: 'notes' })).toEqual([]);
         // Export decrypts every stored field, so the damage is reported, not skipped.
         await expectCodeAsync(w.export(KEY_B), 'WALLET_TAMPERED');
@@ -390,16 +392,38 @@ describe('tamper detection', () => {
   });
 
   it('a damaged tag index can hide an item from find but never returns a wrong one', async () => {
-    const path = await seeded();
-    const length = blobLength(path, 'item_tags', 'value', 1);
-    for (let i = 0; i < length; i += 7) {
-      flipByte(path, 'item_tags', 'value', 1, i);
-      const w = await Wallet.open(path, KEY_A);
-      expect(w.find({ category: 'notes', tags: { t: 'x' } })).toEqual([]);
-      expect(w.get('notes', 'a').tags).toEqual({ t: 'x' });
-      w.close();
-      flipByte(path, 'item_tags', 'value', 1, i);
-    }
+    const path = walletPath();
+    const w = await newWallet(path);
+    w.put('notes', 'a', value, { t: 'x' });
+    w.put('notes', 'b', utf8('other'), { t: 'y' });
+    w.close();
+    const db = new Database(path);
+    // Point b's tag entry at a: a find for b's tag must not return a.
+    db.prepare('UPDATE item_tags SET item_id = 1 WHERE item_id = 2').run();
+    db.close();
+    const again = await Wallet.open(path, KEY_A);
+    expect(again.find({ category: 'notes', tags: { t: 'y' } })).toEqual([]);
+    expect(again.find({ category: 'notes', tags: { t: 'x' } }).map((i) => i.name)).toEqual(['a']);
+    expect(again.get('notes', 'b').tags).toEqual({ t: 'y' });
+    again.close();
+  });
+
+  it('a row moved under another name does not open', async () => {
+    const path = walletPath();
+    const w = await newWallet(path);
+    w.put('notes', 'a', utf8('value of a'));
+    w.put('notes', 'b', utf8('value of b'));
+    w.close();
+    const db = new Database(path);
+    const keyOfA = (db.prepare('SELECT name_key FROM items WHERE rowid = 1').get() as { name_key: Buffer }).name_key;
+    db.prepare("UPDATE items SET name_key = x'01' WHERE rowid = 1").run();
+    db.prepare('UPDATE items SET name_key = ? WHERE rowid = 2').run(keyOfA);
+    db.close();
+    const again = await Wallet.open(path, KEY_A);
+    // b's row now answers to a's lookup key: it must not pass for a.
+    expectCode(() => again.get('notes', 'a'), 'WALLET_TAMPERED');
+    expectCode(() => again.find({ category: 'notes' }), 'WALLET_TAMPERED');
+    again.close();
   });
 });
 
@@ -436,7 +460,7 @@ describe('rekey', () => {
     const snapshot = () => {
       const db = new Database(path, { readonly: true });
       try {
-        return toHex(sha256(Buffer.from(JSON.stringify(db.prepare('SELECT * FROM items ORDER BY id').all()) + JSON.stringify(db.prepare('SELECT * FROM item_tags ORDER BY item_id, name').all()))));
+        return toHex(sha256(Buffer.from(JSON.stringify(db.prepare('SELECT * FROM items ORDER BY id').all()) + JSON.stringify(db.prepare('SELECT * FROM item_tags ORDER BY tag, item_id').all()))));
       } finally {
         db.close();
       }
