@@ -55,8 +55,9 @@ export function promptHidden(question: string): Promise<string> {
   const input = process.stdin;
   return new Promise((resolve, reject) => {
     let answer = '';
-    process.stderr.write(`${question}: `);
+    // Echo goes off before the prompt shows, so nothing typed after it is ever echoed.
     input.setRawMode(true);
+    process.stderr.write(`${question}: `);
     input.resume();
     input.setEncoding('utf8');
     const done = (error?: DkmsError) => {
