@@ -16,6 +16,7 @@ import { median, millis, opsPerSecond, report, round } from './report.js';
 
 const VALUE_BYTES = 256;
 const OPS = 3000;
+const RUNS = 15;
 
 function rawStore(path: string): Database.Database {
   const db = new Database(path);
@@ -62,9 +63,9 @@ async function rekeyScaling(dir: string): Promise<void> {
       });
     }
     const runs: number[] = [];
-    for (let i = 0; i < 5; i++) runs.push(await millis(() => wallet.rekey(secrets[++turn % 2] ?? secrets[0])));
+    for (let i = 0; i < RUNS; i++) runs.push(await millis(() => wallet.rekey(secrets[++turn % 2] ?? secrets[0])));
     times[target] = median(runs);
-    report({ bench: 'wallet.rekey', items: target, ms: round(times[target] ?? NaN, 3), runs: 5 });
+    report({ bench: 'wallet.rekey', items: target, ms: round(times[target] ?? NaN, 3), runs: RUNS });
   }
   wallet.close();
   report({ bench: 'wallet.rekey.scaling', ratio100kTo1k: round((times[100_000] ?? NaN) / (times[1_000] ?? NaN)), expected: '~1 (flat)' });
