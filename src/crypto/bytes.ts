@@ -80,3 +80,28 @@ export function readU32be(bytes: Uint8Array, offset: number): number {
   if (offset < 0 || offset + 4 > bytes.length) throw new RangeError('read past the end of the bytes');
   return ((bytes[offset] ?? 0) * 0x1000000 + (((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0))) >>> 0;
 }
+
+/** Length-prefixed concatenation (`u32be length ‖ bytes` per part): distinct lists never encode alike. */
+export function framed(...parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(u32be(part.length), offset);
+    out.set(part, offset + 4);
+    offset += 4 + part.length;
+  }
+  return out;
+}
+
+/** The parts of a `framed` encoding, as views into `bytes`; RangeError if it is malformed. */
+export function unframe(bytes: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let offset = 0;
+  while (offset < bytes.length) {
+    const length = readU32be(bytes, offset);
+    if (offset + 4 + length > bytes.length) throw new RangeError('framed part runs past the end');
+    parts.push(bytes.subarray(offset + 4, offset + 4 + length));
+    offset += 4 + length;
+  }
+  return parts;
+}

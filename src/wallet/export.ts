@@ -15,20 +15,20 @@ import {
   canonicalBytes,
   concatBytes,
   equalBytes,
-  fromBase64url,
+  framed,
   fromUtf8,
   open,
   readU32be,
   seal,
   sha256,
-  toBase64url,
   u32be,
+  unframe,
   utf8,
   wipe,
   type KdfTier,
 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
-import type { WalletItem } from './items.js';
+import { checkTags, type WalletItem } from './items.js';
 import { KdfParams, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 
 const MAGIC = utf8('DKMSWX');
@@ -38,23 +38,45 @@ const MAX_HEADER = 4096;
 
 const ExportHeader = z.strictObject({ kdf: KdfParams, createdAt: z.string().max(40) });
 
-const ExportPayload = z.strictObject({
-  profiles: z.record(
-    z.string(),
-    z.array(z.strictObject({ category: z.string(), name: z.string(), value: z.string(), tags: z.record(z.string(), z.string()) })),
-  ),
-});
+/**
+ * The payload is binary so that key material never becomes a JavaScript string:
+ * framed(framed(profile name…), record…), each record framed(profile, category, name, tags as
+ * canonical JSON, value). Profiles are listed apart so that empty ones survive.
+ */
+function encodePayload(profiles: ExportedProfiles): Uint8Array {
+  const records = [...profiles].flatMap(([profile, items]) =>
+    items.map((i) => framed(utf8(profile), utf8(i.category), utf8(i.name), canonicalBytes(i.tags), i.value)),
+  );
+  try {
+    return framed(framed(...[...profiles.keys()].map(utf8)), ...records);
+  } finally {
+    wipe(...records);
+  }
+}
+
+function decodePayload(payload: Uint8Array): Map<string, WalletItem[]> {
+  const [names, ...records] = unframe(payload);
+  if (names === undefined) throw new RangeError('export lists no profiles');
+  const profiles = new Map<string, WalletItem[]>(unframe(names).map((name) => [fromUtf8(name), []]));
+  for (const record of records) {
+    const parts = unframe(record);
+    const [profile, category, name, tags, value] = parts;
+    if (parts.length !== 5 || profile === undefined || category === undefined || name === undefined || tags === undefined || value === undefined) {
+      throw new RangeError('bad export record');
+    }
+    const items = profiles.get(fromUtf8(profile));
+    if (items === undefined) throw new RangeError('export record names an unlisted profile');
+    items.push({ category: fromUtf8(category), name: fromUtf8(name), tags: checkTags(JSON.parse(fromUtf8(tags))), value: value.slice() });
+  }
+  return profiles;
+}
 
 export type ExportedProfiles = ReadonlyMap<string, readonly WalletItem[]>;
 
 export async function encodeExport(profiles: ExportedProfiles, secret: WalletSecret, tier: KdfTier = DEFAULT_KDF_TIER, now = new Date()): Promise<Uint8Array> {
   const header = canonicalBytes({ kdf: newKdfParams(secret, tier), createdAt: now.toISOString() });
   const prefix = concatBytes(MAGIC, Uint8Array.of(EXPORT_VERSION), u32be(header.length), header);
-  const payload = canonicalBytes({
-    profiles: Object.fromEntries(
-      [...profiles].map(([name, items]) => [name, items.map((i) => ({ category: i.category, name: i.name, value: toBase64url(i.value), tags: i.tags }))]),
-    ),
-  });
+  const payload = encodePayload(profiles);
   const key = await deriveKey(secret, ExportHeader.parse(JSON.parse(fromUtf8(header))).kdf, EXPORT_KEY_LABEL);
   try {
     const body = concatBytes(prefix, seal(key, payload, prefix));
@@ -98,13 +120,7 @@ export async function decodeExport(bytes: Uint8Array, secret: WalletSecret): Pro
     wipe(key);
   }
   try {
-    const parsed = ExportPayload.parse(JSON.parse(fromUtf8(payload)));
-    return new Map(
-      Object.entries(parsed.profiles).map(([name, items]) => [
-        name,
-        items.map((i) => ({ category: i.category, name: i.name, value: fromBase64url(i.value), tags: i.tags })),
-      ]),
-    );
+    return decodePayload(payload);
   } catch {
     throw damaged();
   } finally {

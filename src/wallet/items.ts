@@ -4,6 +4,7 @@ import {
   canonicalBytes,
   concatBytes,
   equalBytes,
+  framed,
   fromUtf8,
   hmacSha256,
   nonceOf,
@@ -17,7 +18,7 @@ import {
   wipe,
 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
-import { framed, wipeProfileKeys, type ProfileKeys } from './keyring.js';
+import { wipeProfileKeys, type ProfileKeys } from './keyring.js';
 import { TAG_BYTES, type StoredItem } from './store.js';
 
 export type Tags = Readonly<Record<string, string>>;

@@ -16,7 +16,6 @@ import {
   seal,
   sha256,
   toBase64url,
-  u32be,
   utf8,
   wipe,
 } from '../crypto/index.js';
@@ -111,16 +110,4 @@ export function unwrapProfileRoot(storeKey: Uint8Array, profile: string, wrapped
     if (e instanceof AeadError) throw new DkmsError('WALLET_BAD_PASSPHRASE', 'wrong passphrase or key for this wallet');
     throw e;
   }
-}
-
-/** Length-prefixed concatenation, so that distinct field lists never encode alike. */
-export function framed(...parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(u32be(part.length), offset);
-    out.set(part, offset + 4);
-    offset += 4 + part.length;
-  }
-  return out;
 }

@@ -3,15 +3,14 @@
  * reserved category `dkms:key` whose value holds the private key; only this module reads it,
  * and only to sign or agree. Callers get `KeyInfo` (public data) and handles, never the secret.
  */
-import { z } from 'zod';
 import {
-  canonicalBytes,
   ed25519Generate,
   ed25519Sign,
   encodePublicKey,
-  fromBase64url,
+  framed,
   fromUtf8,
-  toBase64url,
+  unframe,
+  utf8,
   wipe,
   x25519Agree,
   x25519Generate,
@@ -37,13 +36,19 @@ export interface KeyHandle extends KeyInfo {
   agree(peerPublicKey: Uint8Array): Uint8Array;
 }
 
-const KeyRecord = z.strictObject({
-  type: z.enum(['ed25519', 'x25519']),
-  privateKey: z.string(),
-  publicKey: z.string(),
-  createdAt: z.string(),
-});
-type KeyRecord = z.infer<typeof KeyRecord>;
+/**
+ * A key's stored value, binary so that no copy of the private key ends up in an immutable
+ * JavaScript string: framed(version, type, private key, public key, createdAt).
+ */
+interface KeyRecord {
+  readonly type: KeyType;
+  readonly privateKey: Uint8Array;
+  readonly publicKey: Uint8Array;
+  readonly createdAt: string;
+}
+
+const RECORD_VERSION = 1;
+const TYPE_CODES: Record<KeyType, number> = { ed25519: 1, x25519: 2 };
 
 export function checkKeyName(name: unknown): string {
   if (typeof name !== 'string' || !KEY_NAME.test(name)) {
@@ -63,33 +68,41 @@ export function checkKeyType(type: unknown): KeyType {
 export function newKeyRecord(type: KeyType, now: Date): { value: Uint8Array; info: Omit<KeyInfo, 'name'> } {
   const pair = type === 'ed25519' ? ed25519Generate() : x25519Generate();
   const createdAt = now.toISOString();
-  const value = canonicalBytes({ type, privateKey: toBase64url(pair.privateKey), publicKey: toBase64url(pair.publicKey), createdAt });
+  const value = framed(Uint8Array.of(RECORD_VERSION), Uint8Array.of(TYPE_CODES[type]), pair.privateKey, pair.publicKey, utf8(createdAt));
   wipe(pair.privateKey);
   return { value, info: { type, publicKey: encodePublicKey(type, pair.publicKey), createdAt } };
 }
 
+/** Reads a stored key value; the private key it returns is a view into `value`. */
 function parseRecord(name: string, value: Uint8Array): KeyRecord {
+  const damaged = () => new DkmsError('WALLET_TAMPERED', `key '${name}' has a damaged record`);
+  let parts: Uint8Array[];
   try {
-    return KeyRecord.parse(JSON.parse(fromUtf8(value)));
+    parts = unframe(value);
   } catch {
-    throw new DkmsError('WALLET_TAMPERED', `key '${name}' has a damaged record`);
+    throw damaged();
+  }
+  const [version, typeCode, privateKey, publicKey, createdAt] = parts;
+  const type = KEY_TYPES.find((t) => typeCode?.length === 1 && TYPE_CODES[t] === typeCode[0]);
+  if (parts.length !== 5 || version?.length !== 1 || version[0] !== RECORD_VERSION || type === undefined) throw damaged();
+  if (privateKey?.length !== 32 || publicKey?.length !== 32 || createdAt === undefined) throw damaged();
+  try {
+    return { type, privateKey, publicKey, createdAt: fromUtf8(createdAt) };
+  } catch {
+    throw damaged();
   }
 }
 
 export function keyInfo(name: string, value: Uint8Array): KeyInfo {
   const record = parseRecord(name, value);
-  return { name, type: record.type, publicKey: encodePublicKey(record.type, fromBase64url(record.publicKey)), createdAt: record.createdAt };
+  return { name, type: record.type, publicKey: encodePublicKey(record.type, record.publicKey), createdAt: record.createdAt };
 }
 
+/** The caller wipes `value` (and with it the private key) after use. */
 function withPrivateKey<T>(name: string, value: Uint8Array, type: KeyType, use: (privateKey: Uint8Array) => T): T {
   const record = parseRecord(name, value);
   if (record.type !== type) throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is ${record.type}, not ${type}`);
-  const privateKey = fromBase64url(record.privateKey);
-  try {
-    return use(privateKey);
-  } finally {
-    wipe(privateKey);
-  }
+  return use(record.privateKey);
 }
 
 export function signWithRecord(name: string, value: Uint8Array, message: Uint8Array): Uint8Array {
