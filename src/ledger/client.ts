@@ -1,0 +1,229 @@
+/**
+ * The ledger client: submits events and reads state, and verifies everything it reads instead
+ * of trusting the server. For every answer it checks
+ * - the tree head's signature, by a node key it trusts;
+ * - that the head is consistent with the last head it saw (a Merkle consistency proof), so a
+ *   server cannot show it a rewritten or forked history;
+ * - every event's inclusion under that head;
+ * - the subject's whole chain from inception: signatures, seq, prev and authority at every
+ *   step, by replaying it through the same validator the ledger runs.
+ * What it returns is what it computed itself from verified events, never the server's summary.
+ */
+import { z } from 'zod';
+import { fromBase64url } from '../crypto/index.js';
+import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { didDocument, didDocumentMetadata, type DidDocument, type DidDocumentMetadata } from '../did/document.js';
+import type { PolicyHistory } from '../policy/verify.js';
+import { DID_PREFIX, POLICY_PREFIX, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
+import { SignedTreeHeadSchema, rootBytes, verifyHeadSignature, type SignedTreeHead } from './head.js';
+import { verifyConsistency, verifyInclusion } from './merkle.js';
+import type { Receipt, SubmitResult } from './node.js';
+import { Replay, recordLeaf } from './replay.js';
+import type { DidRecord, LogRecord, PolicyRecord } from './state.js';
+
+export interface LedgerClientOptions {
+  /** Base URL of a ledger node, e.g. http://127.0.0.1:8420. */
+  readonly url: string;
+  /**
+   * Node keys whose tree heads this client accepts. When empty, the first key seen is pinned
+   * (trust on first use) and every later head must be signed by it.
+   */
+  readonly trustedKeys?: readonly string[];
+  /** The last head this client verified (persist it between runs to detect rollbacks and forks). */
+  readonly lastHead?: SignedTreeHead;
+  /** Called with each newly verified head, to persist it. */
+  readonly onHead?: (head: SignedTreeHead) => void;
+  readonly timeoutMs?: number;
+}
+
+export interface VerifiedHistory {
+  readonly head: SignedTreeHead;
+  /** The subject's events (and, for a DID, its policy's), in log order, each proven under `head`. */
+  readonly history: readonly LogRecord[];
+}
+
+export interface ResolvedDid extends VerifiedHistory {
+  readonly didDocument: DidDocument;
+  readonly didDocumentMetadata: DidDocumentMetadata;
+  readonly record: DidRecord;
+  readonly policy: PolicyRecord;
+  readonly policyHistory: PolicyHistory;
+}
+
+export interface ResolvedPolicy extends VerifiedHistory {
+  readonly record: PolicyRecord;
+  readonly policyHistory: PolicyHistory;
+}
+
+const LogRecordSchema = z.strictObject({ gseq: z.number().int().min(0), time: z.string().max(40), event: z.record(z.string(), z.unknown()) });
+const ProvenSchema = z.object({ head: SignedTreeHeadSchema, history: z.array(LogRecordSchema), proofs: z.array(z.array(z.string())) });
+const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
+
+const bad = (code: ErrorCode, message: string) => new DkmsError(code, message);
+
+export class LedgerClient {
+  readonly url: string;
+  readonly #trusted: Set<string>;
+  readonly #onHead: ((head: SignedTreeHead) => void) | undefined;
+  readonly #timeoutMs: number;
+  #lastHead: SignedTreeHead | undefined;
+
+  constructor(options: LedgerClientOptions) {
+    this.url = options.url.replace(/\/+$/, '');
+    this.#trusted = new Set(options.trustedKeys ?? []);
+    this.#lastHead = options.lastHead;
+    this.#onHead = options.onHead;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    if (this.#trusted.size === 0 && options.lastHead !== undefined) this.#trusted.add(options.lastHead.key);
+  }
+
+  get lastHead(): SignedTreeHead | undefined {
+    return this.#lastHead;
+  }
+
+  async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (e) {
+      throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${this.url}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    let payload: unknown;
+    try {
+      payload = await response.json();
+    } catch {
+      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${response.status} and no JSON`);
+    }
+    if (!response.ok) {
+      const problem = ProblemSchema.safeParse(payload);
+      if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
+      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${response.status}`);
+    }
+    return payload;
+  }
+
+  /** Submits one event; resolves with the ledger's receipt once it is durable. */
+  async submit(event: LedgerEvent): Promise<Receipt> {
+    return (await this.#request('POST', '/v1/events', event)) as Receipt;
+  }
+
+  async submitBatch(events: readonly LedgerEvent[]): Promise<SubmitResult[]> {
+    return ((await this.#request('POST', '/v1/events/batch', { events })) as { results: SubmitResult[] }).results;
+  }
+
+  /** The node's current head, verified and checked consistent with the last one seen. */
+  async head(): Promise<SignedTreeHead> {
+    const parsed = SignedTreeHeadSchema.safeParse(await this.#request('GET', '/v1/head'));
+    if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the tree head is malformed');
+    await this.#acceptHead(parsed.data);
+    return parsed.data;
+  }
+
+  /**
+   * Accepts a head only if it is signed by a trusted node key and extends the last head seen:
+   * same size and root, or larger with a valid consistency proof.
+   */
+  async #acceptHead(head: SignedTreeHead): Promise<void> {
+    if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
+    if (this.#trusted.size > 0 && !this.#trusted.has(head.key)) throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
+    const last = this.#lastHead;
+    if (last !== undefined) {
+      if (head.size < last.size) throw bad('LEDGER_INCONSISTENT', `the ledger went back from ${last.size} to ${head.size} events`);
+      if (head.size === last.size && head.root !== last.root) throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
+      if (head.size > last.size && last.size > 0) {
+        const { proof } = (await this.#request('GET', `/v1/proofs/consistency?from=${last.size}&to=${head.size}`)) as { proof: string[] };
+        if (!Array.isArray(proof) || !verifyConsistency(last.size, head.size, proof.map((p) => decodeHash(p)), rootBytes(last), rootBytes(head))) {
+          throw bad('LEDGER_INCONSISTENT', `the log of ${head.size} events does not extend the ${last.size} seen before: the ledger forked or rewrote history`);
+        }
+      }
+    }
+    if (this.#trusted.size === 0) this.#trusted.add(head.key);
+    if (last === undefined || head.size > last.size) {
+      this.#lastHead = head;
+      this.#onHead?.(head);
+    }
+  }
+
+  /** Checks each record's inclusion under the head and replays the chain; returns the replay. */
+  async #verifyHistory(subject: Subject, payload: unknown): Promise<{ head: SignedTreeHead; history: LogRecord[]; replay: Replay; policyHistory: Map<string, { time: string; policy: PolicyRecord['policy'] }[]> }> {
+    const parsed = ProvenSchema.safeParse(payload);
+    if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${subject} is malformed`);
+    const { head, proofs } = parsed.data;
+    const history = parsed.data.history as unknown as LogRecord[];
+    await this.#acceptHead(head);
+    if (proofs.length !== history.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
+    const root = rootBytes(head);
+    history.forEach((record, i) => {
+      if (i > 0 && record.gseq <= (history[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
+      const proof = (proofs[i] ?? []).map((p) => decodeHash(p));
+      if (record.gseq >= head.size || !verifyInclusion(recordLeaf(record), record.gseq, head.size, proof, root)) {
+        throw bad('LEDGER_BAD_PROOF', `event ${record.gseq} of ${subject} is not in the log the head commits to`);
+      }
+    });
+    const replay = new Replay();
+    const policyHistory = new Map<string, { time: string; policy: PolicyRecord['policy'] }[]>();
+    for (const record of history) {
+      try {
+        const accepted = await replay.apply(record);
+        if (accepted.record.kind === 'policy') {
+          const list = policyHistory.get(accepted.subject) ?? [];
+          list.push({ time: record.time, policy: accepted.record.policy });
+          policyHistory.set(accepted.subject, list);
+        }
+      } catch (e) {
+        const reason = e instanceof DkmsError ? `${e.code}: ${e.message}` : String(e);
+        throw bad('LEDGER_BAD_CHAIN', `the chain of ${subject} does not verify at event ${record.gseq} (${reason})`);
+      }
+    }
+    return { head, history, replay, policyHistory };
+  }
+
+  static #query(options: { at?: number; time?: string }): string {
+    if (options.at !== undefined) return `?at=${options.at}`;
+    if (options.time !== undefined) return `?time=${encodeURIComponent(options.time)}`;
+    return '';
+  }
+
+  /** Resolves a policy, as of `at`/`time` when given, verifying its whole chain. */
+  async resolvePolicy(address: PolicyAddress, options: { at?: number; time?: string } = {}): Promise<ResolvedPolicy> {
+    if (!address.startsWith(POLICY_PREFIX)) throw bad('BAD_INPUT', `${address} is not a policy address`);
+    const payload = await this.#request('GET', `/v1/policies/${address}${LedgerClient.#query(options)}`);
+    const { head, history, replay, policyHistory } = await this.#verifyHistory(address, payload);
+    const record = await replay.view.subject(address);
+    if (record?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${address}`);
+    return { head, history, record, policyHistory: policyHistory.get(address) ?? [] };
+  }
+
+  /** Resolves a DID to its document, computed here from its verified chain and its policy's. */
+  async resolveDid(did: Did, options: { at?: number; time?: string } = {}): Promise<ResolvedDid> {
+    if (!did.startsWith(DID_PREFIX)) throw bad('BAD_INPUT', `${did} is not a did:dkms DID`);
+    const payload = await this.#request('GET', `/v1/dids/${did}${LedgerClient.#query(options)}`);
+    const { head, history, replay, policyHistory } = await this.#verifyHistory(did, payload);
+    const record = await replay.view.subject(did);
+    if (record?.kind !== 'did') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${did}`);
+    const policy = await replay.view.subject(record.controller);
+    if (policy?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the controlling policy of ${did}`);
+    return {
+      head,
+      history,
+      record,
+      policy,
+      policyHistory: policyHistory.get(record.controller) ?? [],
+      didDocument: didDocument(record, policy),
+      didDocumentMetadata: didDocumentMetadata(record),
+    };
+  }
+}
+
+function decodeHash(text: string): Uint8Array {
+  try {
+    return fromBase64url(text);
+  } catch {
+    throw bad('LEDGER_BAD_PROOF', 'a proof element is not base64url');
+  }
+}

@@ -1,0 +1,292 @@
+/**
+ * A ledger node: validates submitted events, orders them, commits them in batches (group
+ * commit: whatever arrives while one batch is being written forms the next), extends the
+ * Merkle tree, and signs a tree head per batch. Reads come with proofs.
+ */
+import { canonicalJson, toBase64url } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { Subject, EventId } from './events.js';
+import { isDid } from './events.js';
+import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
+import { consistencyProof, inclusionProof } from './merkle.js';
+import { Replay, recordLeaf } from './replay.js';
+import type { LogRecord, SubjectRecord } from './state.js';
+import { OverlayView } from './state.js';
+import type { LogStore, StoredEvent } from './store.js';
+import { CompactTree } from './tree.js';
+import { validateEvent, type Accepted } from './validate.js';
+
+export interface NodeSigner {
+  /** The node's Ed25519 public key, multibase. */
+  readonly key: string;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+export interface Receipt {
+  readonly id: EventId;
+  readonly subject: Subject;
+  readonly seq: number;
+  readonly gseq: number;
+  readonly time: string;
+}
+
+export type SubmitResult = { readonly ok: true; readonly receipt: Receipt } | { readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
+
+interface Pending {
+  readonly raw: unknown;
+  readonly resolve: (receipt: Receipt) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export interface NodeOptions {
+  /** Clock in milliseconds; ledger time never goes backwards, whatever it says. */
+  readonly now?: () => number;
+  readonly maxBatch?: number;
+}
+
+const LEAF_CHUNK = 20_000;
+
+function asError(e: unknown): DkmsError {
+  if (e instanceof DkmsError) return e;
+  return new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+export class LedgerNode {
+  readonly store: LogStore;
+  readonly #signer: NodeSigner;
+  readonly #tree: CompactTree;
+  readonly #now: () => number;
+  readonly #maxBatch: number;
+  #head: SignedTreeHead;
+  #queue: Pending[] = [];
+  #flushing: Promise<void> | undefined;
+  #lastTime: string;
+
+  private constructor(store: LogStore, signer: NodeSigner, tree: CompactTree, head: SignedTreeHead, options: NodeOptions) {
+    this.store = store;
+    this.#signer = signer;
+    this.#tree = tree;
+    this.#head = head;
+    this.#lastTime = head.time;
+    this.#now = options.now ?? Date.now;
+    this.#maxBatch = options.maxBatch ?? 1000;
+  }
+
+  /** Opens a node over a store, rebuilding the Merkle tree and checking it against the last signed head. */
+  static async open(store: LogStore, signer: NodeSigner, options: NodeOptions = {}): Promise<LedgerNode> {
+    const size = await store.size();
+    const tree = new CompactTree();
+    for (let from = 0; from < size; from += LEAF_CHUNK) {
+      const leaves = await store.leaves(from, Math.min(size, from + LEAF_CHUNK));
+      tree.commit(tree.pending(leaves), from + leaves.length);
+    }
+    const root = toBase64url(tree.root());
+    let head = await store.latestHead();
+    if (head !== undefined && (head.size !== size || head.root !== root || !verifyHeadSignature(head))) {
+      throw new DkmsError('LEDGER_STORE_DAMAGED', `the log (size ${size}) does not match its last signed tree head (size ${head.size}): run 'dkms ledger verify'`);
+    }
+    const time = new Date((options.now ?? Date.now)()).toISOString();
+    if (head === undefined || head.key !== signer.key) head = signHead({ size, root, time: head?.time ?? time }, signer.key, (m) => signer.sign(m));
+    return new LedgerNode(store, signer, tree, head, options);
+  }
+
+  get key(): string {
+    return this.#signer.key;
+  }
+
+  get size(): number {
+    return this.#tree.size;
+  }
+
+  head(): SignedTreeHead {
+    return this.#head;
+  }
+
+  /** Submits one event; resolves once it is durable, or rejects with the validation code. */
+  submit(raw: unknown): Promise<Receipt> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ raw, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  /** Submits several events, in order; each is accepted or refused on its own, seeing the ones before it. */
+  async submitMany(raws: readonly unknown[]): Promise<SubmitResult[]> {
+    const settled = await Promise.allSettled(raws.map((raw) => this.submit(raw)));
+    return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, receipt: s.value } : { ok: false, error: { code: asError(s.reason).code, message: asError(s.reason).message } }));
+  }
+
+  #schedule(): void {
+    if (this.#flushing !== undefined) return;
+    this.#flushing = (async () => {
+      // Let every submission of this turn of the event loop join the batch.
+      await new Promise((resolve) => setImmediate(resolve));
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.#maxBatch);
+        await this.#commit(batch);
+      }
+    })().finally(() => {
+      this.#flushing = undefined;
+      if (this.#queue.length > 0) this.#schedule();
+    });
+  }
+
+  #nextTime(): string {
+    const now = new Date(this.#now()).toISOString();
+    this.#lastTime = now > this.#lastTime ? now : this.#lastTime;
+    return this.#lastTime;
+  }
+
+  async #commit(batch: readonly Pending[]): Promise<void> {
+    const overlay = new OverlayView(this.store);
+    const time = this.#nextTime();
+    const accepted: { pending: Pending; accepted: Accepted; gseq: number }[] = [];
+    for (const pending of batch) {
+      const gseq = this.#tree.size + accepted.length;
+      try {
+        const result = await validateEvent(pending.raw, overlay, { gseq, time });
+        overlay.put(result.record, result.event);
+        accepted.push({ pending, accepted: result, gseq });
+      } catch (e) {
+        pending.reject(asError(e));
+      }
+    }
+    if (accepted.length === 0) return;
+
+    const events: StoredEvent[] = accepted.map(({ accepted: a, gseq }) => {
+      const record: LogRecord = { gseq, time, event: a.event };
+      return { record, id: a.id, subject: a.subject, leaf: recordLeaf(record) };
+    });
+    const nodes = this.#tree.pending(events.map((e) => e.leaf));
+    const size = this.#tree.size + events.length;
+    const head = signHead({ size, root: toBase64url(this.#tree.rootWith(size, nodes)), time }, this.#signer.key, (m) => this.#signer.sign(m));
+    try {
+      await this.store.append({ events, subjects: overlay.changed(), head });
+    } catch (e) {
+      for (const { pending } of accepted) pending.reject(asError(e));
+      return;
+    }
+    this.#tree.commit(nodes, size);
+    this.#head = head;
+    for (const { pending, accepted: a, gseq } of accepted) {
+      pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
+    }
+  }
+
+  /** Waits until everything submitted so far is committed or refused. */
+  async drain(): Promise<void> {
+    while (this.#flushing !== undefined) await this.#flushing;
+  }
+
+  // Reads
+
+  subject(subject: Subject): Promise<SubjectRecord | undefined> {
+    return this.store.subject(subject);
+  }
+
+  /**
+   * The events a verifier needs for `subject`: its own chain and, for a DID, its controlling
+   * policy's chain, merged in log order, up to global sequence number `untilGseq` (exclusive).
+   */
+  async history(subject: Subject, untilGseq?: number): Promise<LogRecord[]> {
+    const own = await this.store.subjectLog(subject, untilGseq);
+    if (!isDid(subject) || own.length === 0) return own;
+    const first = own[0]?.event;
+    const controller = first?.type === 'did.create' ? first.policy : undefined;
+    if (controller === undefined) return own;
+    const policy = await this.store.subjectLog(controller as Subject, untilGseq);
+    return [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
+  }
+
+  /** The subject's record as of a past point: the state after every event with gseq < `untilGseq`. */
+  async stateAt(subject: Subject, untilGseq: number): Promise<SubjectRecord | undefined> {
+    const replay = new Replay();
+    await replay.applyAll(await this.history(subject, untilGseq));
+    return replay.view.subject(subject);
+  }
+
+  /** The global sequence number just past the last event accepted at or before `time`. */
+  async gseqAtTime(time: string): Promise<number> {
+    let lo = 0;
+    let hi = this.size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const [record] = await this.store.range(mid, mid + 1);
+      if (record !== undefined && record.time <= time) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  range(from: number, to: number): Promise<LogRecord[]> {
+    return this.store.range(from, Math.min(to, this.size));
+  }
+
+  inclusionProof(gseq: number, size = this.size): string[] {
+    return inclusionProof(gseq, size, this.#tree.read).map(toBase64url);
+  }
+
+  consistencyProof(from: number, to = this.size): string[] {
+    return consistencyProof(from, to, this.#tree.read).map(toBase64url);
+  }
+
+  /**
+   * Rebuilds every subject record from the log alone and compares it with the stored state.
+   * With `write`, replaces the stored state with the rebuilt one.
+   */
+  async reindex(write: boolean): Promise<{ events: number; subjects: number; differences: string[] }> {
+    await this.drain();
+    const replay = new Replay();
+    const size = this.size;
+    for (let from = 0; from < size; from += LEAF_CHUNK) {
+      await replay.applyAll(await this.store.range(from, Math.min(size, from + LEAF_CHUNK)));
+    }
+    const rebuilt = new Map(replay.records().map((r) => [r.subject, canonicalJson(r)]));
+    const stored = new Map((await this.store.subjects()).map((r) => [r.subject, canonicalJson(r)]));
+    const differences = [...new Set([...rebuilt.keys(), ...stored.keys()])].filter((s) => rebuilt.get(s) !== stored.get(s)).sort();
+    if (write) await this.store.replaceSubjects(replay.records());
+    return { events: size, subjects: rebuilt.size, differences };
+  }
+
+  /**
+   * Audits the whole log: re-validates every event from inception (chains, signatures,
+   * authority), recomputes every leaf and the Merkle root, checks the signed head, and
+   * compares the stored state. Returns the problems found (none for a sound ledger).
+   */
+  async verify(): Promise<{ events: number; problems: string[] }> {
+    await this.drain();
+    const problems: string[] = [];
+    const check = new CompactTree();
+    const size = this.size;
+    const replay = new Replay();
+    for (let from = 0; from < size; from += LEAF_CHUNK) {
+      const records = await this.store.range(from, Math.min(size, from + LEAF_CHUNK));
+      const stored = await this.store.leaves(from, from + records.length);
+      records.forEach((record, i) => {
+        if (record.gseq !== from + i) problems.push(`event ${from + i}: missing from the log`);
+        const leaf = recordLeaf(record);
+        if (toBase64url(leaf) !== toBase64url(stored[i] ?? new Uint8Array())) problems.push(`event ${record.gseq}: stored leaf hash does not match the event`);
+      });
+      for (const record of records) {
+        try {
+          await replay.apply(record);
+        } catch (e) {
+          problems.push(`event ${record.gseq}: ${asError(e).code}: ${asError(e).message}`);
+        }
+      }
+      check.commit(check.pending(records.map(recordLeaf)), from + records.length);
+    }
+    const head = this.#head;
+    if (!verifyHeadSignature(head)) problems.push('the latest tree head signature does not verify');
+    if (head.size !== size || head.root !== toBase64url(check.root())) problems.push(`the Merkle root of the ${size} events does not match the signed tree head`);
+    const { differences } = await this.reindex(false);
+    for (const subject of differences) problems.push(`${subject}: stored state differs from the state the log implies`);
+    return { events: size, problems };
+  }
+
+  async close(): Promise<void> {
+    await this.drain();
+    await this.store.close();
+  }
+}
+

@@ -1,0 +1,181 @@
+/**
+ * The embedded log store: one SQLite file in WAL mode with synchronous=FULL. A batch is one
+ * transaction, so an event is acknowledged only once it is durable (group commit). The file is
+ * held under an exclusive lock while open: one ledger process per data directory.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { canonicalJson } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { LedgerEvent, Subject } from './events.js';
+import type { SignedTreeHead } from './head.js';
+import type { AppendBatch, LogStore } from './store.js';
+import type { LogRecord, SubjectRecord } from './state.js';
+
+const SCHEMA_VERSION = 1;
+/** 'DKML': a dkms ledger file. */
+const APPLICATION_ID = 0x444b4d4c;
+
+const SCHEMA = `
+CREATE TABLE log (
+  gseq INTEGER PRIMARY KEY,
+  time TEXT NOT NULL,
+  id TEXT NOT NULL UNIQUE,
+  subject TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event TEXT NOT NULL,
+  leaf BLOB NOT NULL,
+  -- A second event for the same subject and seq is a fork: the store refuses it too.
+  UNIQUE (subject, seq)
+);
+CREATE TABLE subjects (subject TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE heads (size INTEGER PRIMARY KEY, head TEXT NOT NULL);
+`;
+
+function storeError(e: unknown, path: string): DkmsError {
+  if (e instanceof DkmsError) return e;
+  const code = (e as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new DkmsError('LEDGER_BUSY', `ledger store ${path} is in use by another process (stop the running node first)`);
+  }
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
+    return new DkmsError('LEDGER_STORE_DAMAGED', `ledger store ${path} is damaged`);
+  }
+  return new DkmsError('IO_ERROR', `ledger store ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+interface LogRow {
+  gseq: number;
+  time: string;
+  event: string;
+}
+
+const toRecord = (row: LogRow): LogRecord => ({ gseq: row.gseq, time: row.time, event: JSON.parse(row.event) as LedgerEvent });
+
+export class SqliteLogStore implements LogStore {
+  readonly #db: Database.Database;
+  readonly #path: string;
+  readonly #stmts;
+
+  private constructor(db: Database.Database, path: string) {
+    this.#db = db;
+    this.#path = path;
+    this.#stmts = {
+      size: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM log'),
+      leaves: db.prepare<[number, number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
+      range: db.prepare<[number, number], LogRow>('SELECT gseq, time, event FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
+      subjectLog: db.prepare<[string, number], LogRow>('SELECT gseq, time, event FROM log WHERE subject = ? AND gseq < ? ORDER BY seq'),
+      eventAt: db.prepare<[string, number], { event: string }>('SELECT event FROM log WHERE subject = ? AND seq = ?'),
+      subject: db.prepare<[string], { record: string }>('SELECT record FROM subjects WHERE subject = ?'),
+      subjects: db.prepare<[], { record: string }>('SELECT record FROM subjects ORDER BY subject'),
+      head: db.prepare<[], { head: string }>('SELECT head FROM heads ORDER BY size DESC LIMIT 1'),
+      insertEvent: db.prepare('INSERT INTO log (gseq, time, id, subject, seq, event, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      putSubject: db.prepare('INSERT OR REPLACE INTO subjects (subject, record) VALUES (?, ?)'),
+      clearSubjects: db.prepare('DELETE FROM subjects'),
+      putHead: db.prepare('INSERT OR REPLACE INTO heads (size, head) VALUES (?, ?)'),
+    };
+  }
+
+  static open(path: string): SqliteLogStore {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    let db: Database.Database;
+    try {
+      db = new Database(path, { timeout: 250 });
+    } catch (e) {
+      throw storeError(e, path);
+    }
+    try {
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec('BEGIN EXCLUSIVE; COMMIT');
+      const version = db.pragma('user_version', { simple: true });
+      if (version === 0 && db.pragma('application_id', { simple: true }) === 0) {
+        db.exec(SCHEMA);
+        db.pragma(`application_id = ${APPLICATION_ID}`);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      } else if (db.pragma('application_id', { simple: true }) !== APPLICATION_ID || version !== SCHEMA_VERSION) {
+        throw new DkmsError('LEDGER_STORE_DAMAGED', `${path} is not a dkms ledger store of format ${SCHEMA_VERSION}`);
+      }
+      return new SqliteLogStore(db, path);
+    } catch (e) {
+      db.close();
+      throw storeError(e, path);
+    }
+  }
+
+  #run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      return Promise.reject(storeError(e, this.#path));
+    }
+  }
+
+  size(): Promise<number> {
+    return this.#run(() => this.#stmts.size.get()?.n ?? 0);
+  }
+
+  leaves(from: number, to: number): Promise<Uint8Array[]> {
+    return this.#run(() => this.#stmts.leaves.all(from, to).map((r) => r.leaf));
+  }
+
+  range(from: number, to: number): Promise<LogRecord[]> {
+    return this.#run(() => this.#stmts.range.all(from, to).map(toRecord));
+  }
+
+  subjectLog(subject: Subject, untilGseq = Number.MAX_SAFE_INTEGER): Promise<LogRecord[]> {
+    return this.#run(() => this.#stmts.subjectLog.all(subject, untilGseq).map(toRecord));
+  }
+
+  subject(subject: Subject): Promise<SubjectRecord | undefined> {
+    return this.#run(() => {
+      const row = this.#stmts.subject.get(subject);
+      return row === undefined ? undefined : (JSON.parse(row.record) as SubjectRecord);
+    });
+  }
+
+  eventAt(subject: Subject, seq: number): Promise<LedgerEvent | undefined> {
+    return this.#run(() => {
+      const row = this.#stmts.eventAt.get(subject, seq);
+      return row === undefined ? undefined : (JSON.parse(row.event) as LedgerEvent);
+    });
+  }
+
+  subjects(): Promise<SubjectRecord[]> {
+    return this.#run(() => this.#stmts.subjects.all().map((r) => JSON.parse(r.record) as SubjectRecord));
+  }
+
+  latestHead(): Promise<SignedTreeHead | undefined> {
+    return this.#run(() => {
+      const row = this.#stmts.head.get();
+      return row === undefined ? undefined : (JSON.parse(row.head) as SignedTreeHead);
+    });
+  }
+
+  append(batch: AppendBatch): Promise<void> {
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        for (const { record, id, subject, leaf } of batch.events) {
+          this.#stmts.insertEvent.run(record.gseq, record.time, id, subject, record.event.seq, canonicalJson(record.event), leaf);
+        }
+        for (const s of batch.subjects) this.#stmts.putSubject.run(s.subject, canonicalJson(s));
+        this.#stmts.putHead.run(batch.head.size, canonicalJson(batch.head));
+      })(),
+    );
+  }
+
+  replaceSubjects(records: readonly SubjectRecord[]): Promise<void> {
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        this.#stmts.clearSubjects.run();
+        for (const s of records) this.#stmts.putSubject.run(s.subject, canonicalJson(s));
+      })(),
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -1,0 +1,41 @@
+/** The shapes of a policy: its agents, its rules, its recovery commitment, and its changes. */
+export interface Agent {
+  /** Ed25519 signing key, multibase (`z6Mk…`). */
+  readonly key: string;
+  /** X25519 key-agreement key, multibase (`z6LS…`), if the agent has one. */
+  readonly kx?: string;
+  readonly flags: number;
+}
+
+/** How many distinct authorized agents must sign each kind of change. */
+export interface Rules {
+  readonly grant: number;
+  readonly revoke: number;
+  readonly rules: number;
+  readonly did: number;
+}
+
+export const DEFAULT_RULES: Rules = { grant: 1, revoke: 1, rules: 1, did: 1 };
+export const RULE_NAMES = ['grant', 'revoke', 'rules', 'did'] as const;
+
+/** Digests of the next recovery keys, and how many of them must sign `policy.recover`. */
+export interface RecoveryCommitment {
+  readonly digests: readonly string[];
+  readonly threshold: number;
+}
+
+export type PolicyChange =
+  | { readonly type: 'policy.create'; readonly agents: readonly Agent[]; readonly rules?: Partial<Rules>; readonly recovery: RecoveryCommitment }
+  | { readonly type: 'policy.grant'; readonly agent: Agent }
+  | { readonly type: 'policy.revoke'; readonly key: string }
+  | { readonly type: 'policy.rules'; readonly rules: Rules }
+  | { readonly type: 'policy.recover'; readonly next: RecoveryCommitment; readonly agents?: readonly Agent[]; readonly rules?: Rules };
+
+/** What a policy says at one moment. Plain JSON, agents sorted by key, so it compares canonically. */
+export interface PolicyRules {
+  readonly agents: readonly Agent[];
+  readonly rules: Rules;
+  readonly recovery: RecoveryCommitment;
+  /** Digests of recovery keys already revealed by a `policy.recover`; never usable again. */
+  readonly revealed: readonly string[];
+}

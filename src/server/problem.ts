@@ -1,0 +1,40 @@
+/** RFC 9457 problem details for every error a dkms server returns, carrying the dkms error code. */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+
+export interface Problem {
+  readonly type: string;
+  readonly title: ErrorCode;
+  readonly status: number;
+  readonly detail: string;
+  readonly code: ErrorCode;
+}
+
+export function problemOf(error: DkmsError): Problem {
+  const status = ERROR_CODES[error.code].http;
+  return { type: `urn:dkms:error:${error.code}`, title: error.code, status, detail: error.message, code: error.code };
+}
+
+/** Maps fastify's own failures (schema, body size, rate limit, unknown route) to dkms codes. */
+function fromFastify(error: FastifyError, malformedCode: (url: string) => ErrorCode, url: string): DkmsError {
+  if (error instanceof DkmsError) return error;
+  if (error.statusCode === 429) return new DkmsError('RATE_LIMITED', 'too many requests: slow down and retry later');
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DkmsError('EVENT_TOO_LARGE', 'request body is too large');
+  if (error.validation !== undefined || error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.statusCode === 400) {
+    return new DkmsError(malformedCode(url), error.message.split('\n')[0] ?? 'bad request');
+  }
+  return new DkmsError('INTERNAL', 'internal error');
+}
+
+export function installProblemHandlers(app: FastifyInstance, malformedCode: (url: string) => ErrorCode): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const dkms = fromFastify(error, malformedCode, request.url);
+    if (dkms.code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
+    const problem = problemOf(dkms);
+    void reply.code(problem.status).type('application/problem+json').send(problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const problem = problemOf(new DkmsError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
+    void reply.code(problem.status).type('application/problem+json').send(problem);
+  });
+}

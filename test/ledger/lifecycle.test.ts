@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+
+import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
+import type { Did, PolicyAddress } from '../../src/ledger/events.js';
+import { FLAGS, ALL_FLAGS } from '../../src/policy/flags.js';
+import { expectCodeAsync } from '../helpers/errors.js';
+import { commitment, nodeSigner, openNode, testKey } from '../helpers/ledger.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('ledger lifecycle (in process)', () => {
+  it('creates a policy and a DID, grants, revokes, and survives a restart with the same root', async () => {
+    const dir = tempDir();
+    const signer = nodeSigner();
+    const node = await openNode(dir, signer);
+    const laptop = testKey();
+    const phone = testKey();
+    const recovery = testKey();
+
+    const create = signEvent(policyCreate([laptop.agent(ALL_FLAGS)], commitment([recovery])), [laptop]);
+    const created = await node.submit(create);
+    const policy = created.subject as PolicyAddress;
+    expect(policy).toMatch(/^policy:/);
+    expect(created.gseq).toBe(0);
+
+    const didReceipt = await node.submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]));
+    const did = didReceipt.subject as Did;
+    expect(did).toMatch(/^did:dkms:/);
+
+    let record = await node.subject(policy);
+    if (record?.kind !== 'policy') throw new Error('policy missing');
+    const grant = signEvent(nextEvent('policy.grant', policy, record, { agent: phone.agent(FLAGS.PROVE) }), [laptop]);
+    await node.submit(grant);
+    await expectCodeAsync(node.submit(grant), 'EVENT_REPLAY');
+
+    record = await node.subject(policy);
+    if (record?.kind !== 'policy') throw new Error('policy missing');
+    expect(record.policy.agents.map((a) => a.key).sort()).toEqual([laptop.publicKey, phone.publicKey].sort());
+    const sizeBefore = node.size;
+    const rootBefore = node.head().root;
+    // The phone holds only PROVE: it cannot revoke the laptop.
+    await expectCodeAsync(node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [phone])), 'EVENT_UNAUTHORIZED');
+    expect(node.size).toBe(sizeBefore);
+    expect(node.head().root).toBe(rootBefore);
+    await node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: phone.publicKey }), [laptop]));
+
+    const head = node.head();
+    expect(head.size).toBe(4);
+    await node.close();
+
+    const reopened = await openNode(dir, signer);
+    expect(reopened.head().root).toBe(head.root);
+    expect(reopened.size).toBe(4);
+    const audit = await reopened.verify();
+    expect(audit).toEqual({ events: 4, problems: [] });
+    const reindexed = await reopened.reindex(true);
+    expect(reindexed.differences).toEqual([]);
+    const history = await reopened.history(did);
+    expect(history.map((r) => r.event.type)).toEqual(['policy.create', 'did.create', 'policy.grant', 'policy.revoke']);
+    const past = await reopened.stateAt(policy, 3);
+    expect(past?.kind === 'policy' && past.policy.agents.length).toBe(2);
+    expect(reopened.inclusionProof(1).length).toBeGreaterThan(0);
+    await reopened.close();
+  });
+});
