@@ -57,6 +57,7 @@ export const ERROR_CODES = {
   LEDGER_BAD_CHAIN: { exit: 55, http: 502 },
   LEDGER_STORE_DAMAGED: { exit: 56, http: 500 },
   LEDGER_BUSY: { exit: 57, http: 503 },
+  ADDRESS_IN_USE: { exit: 58, http: 500 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

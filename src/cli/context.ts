@@ -12,6 +12,7 @@ export interface GlobalOptions {
   json?: boolean;
   passphraseFile?: string;
   keyFile?: string;
+  ledger?: string;
 }
 
 export class Context {

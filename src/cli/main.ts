@@ -2,7 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
+import { didCommand } from './commands/did.js';
 import { keyCommand } from './commands/key.js';
+import { ledgerCommand } from './commands/ledger.js';
+import { policyCommand } from './commands/policy.js';
+import { upCommand } from './commands/up.js';
+import { verifyCommand } from './commands/verify.js';
 import { walletCommand } from './commands/wallet.js';
 
 function version(): string {
@@ -21,10 +26,16 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON object instead of text')
     .option('--passphrase-file <file>', 'file whose first line is the wallet passphrase (else $DKMS_PASSPHRASE, else a prompt)')
     .option('--key-file <file>', 'file holding the raw 32-byte key that opens the wallet, instead of a passphrase')
+    .option('--ledger <url>', `ledger node to use (default: $DKMS_LEDGER, else config.json's "ledger", else the local node)`)
     .exitOverride()
     .configureOutput(quietErrors);
+  program.addCommand(upCommand());
   program.addCommand(walletCommand());
   program.addCommand(keyCommand());
+  program.addCommand(ledgerCommand());
+  program.addCommand(policyCommand());
+  program.addCommand(didCommand());
+  program.addCommand(verifyCommand());
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput(quietErrors);
     for (const leaf of sub.commands) leaf.exitOverride().configureOutput(quietErrors);

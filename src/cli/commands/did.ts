@@ -1,0 +1,97 @@
+/** `dkms did …`: public DIDs controlled by a policy, and their resolution with full verification. */
+import { Command, InvalidArgumentError } from 'commander';
+import { badInput } from '../../errors.js';
+import { didCreate, nextEvent } from '../../ledger/build.js';
+import type { Did, Service } from '../../ledger/events.js';
+import { Context } from '../context.js';
+import { signWith, submitOrWrite } from '../events-io.js';
+import { ledgerClient } from '../ledger-access.js';
+import { emit } from '../output.js';
+
+/** `#id,type,url` → a service entry. */
+function parseService(value: string, previous: Service[] = []): Service[] {
+  const first = value.indexOf(',');
+  const second = value.indexOf(',', first + 1);
+  if (first < 0 || second < 0) throw new InvalidArgumentError("a service is '#id,type,url', e.g. '#agency,DIDCommMessaging,https://agency.example/'");
+  return [...previous, { id: value.slice(0, first), type: value.slice(first + 1, second), serviceEndpoint: value.slice(second + 1) }];
+}
+
+function checkDid(value: string): Did {
+  if (!value.startsWith('did:dkms:')) throw badInput(`'${value}' is not a did:dkms DID`);
+  return value as Did;
+}
+
+const signing = (cmd: Command) =>
+  cmd
+    .requiredOption('--key <name...>', 'wallet key(s) of ADMIN agents to sign with')
+    .option('--out <file>', 'write the signed event for co-signers instead of submitting it')
+    .option('--force', 'with --out, replace the file');
+
+type Signing = { key: string[]; out?: string; force?: boolean };
+
+export function didCommand(): Command {
+  const did = new Command('did').description('public DIDs: their keys are your policy\'s PROVE agents');
+
+  signing(
+    did
+      .command('create')
+      .description('create a public DID controlled by a policy')
+      .requiredOption('--policy <address>', 'the controlling policy')
+      .option('--service <#id,type,url>', 'a service endpoint (repeatable)', parseService),
+  ).action(async (opts: Signing & { policy: string; service?: Service[] }, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    if (!opts.policy.startsWith('policy:')) throw badInput(`'${opts.policy}' is not a policy address (policy:…)`);
+    const event = await ctx.withWallet((w) => signWith(w, didCreate(opts.policy as `policy:${string}`, opts.service ?? []), opts.key));
+    await submitOrWrite(ctx, event, opts, (r) => `Created ${r.subject}`);
+  });
+
+  signing(
+    did
+      .command('update')
+      .description("replace a DID's services")
+      .requiredOption('--did <did>', 'the DID')
+      .option('--service <#id,type,url>', 'a service endpoint (repeatable; none removes them all)', parseService),
+  ).action(async (opts: Signing & { did: string; service?: Service[] }, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(opts.did));
+    const event = await ctx.withWallet((w) => signWith(w, nextEvent('did.update', record.subject, record, { services: opts.service ?? [] }), opts.key));
+    await submitOrWrite(ctx, event, opts, () => `Updated ${opts.did}`);
+  });
+
+  signing(
+    did
+      .command('deactivate')
+      .description('end a DID for good')
+      .requiredOption('--did <did>', 'the DID')
+      .option('--yes', 'confirm: a deactivated DID can never be used again'),
+  ).action(async (opts: Signing & { did: string; yes?: boolean }, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    if (opts.yes !== true) throw badInput(`deactivating ${opts.did} is permanent: add --yes to confirm`);
+    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(opts.did));
+    const event = await ctx.withWallet((w) => signWith(w, nextEvent('did.deactivate', record.subject, record, {}), opts.key));
+    await submitOrWrite(ctx, event, opts, () => `Deactivated ${opts.did}`);
+  });
+
+  did
+    .command('resolve')
+    .description('resolve a DID to its document, verifying its chain and its policy from inception')
+    .argument('<did>', 'the DID')
+    .option('--at <n>', 'as of global sequence number n', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
+      return n;
+    })
+    .option('--time <iso>', 'as of this time (ISO 8601)')
+    .action(async (didArg: string, opts: { at?: number; time?: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const resolved = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(didArg), {
+        ...(opts.at === undefined ? {} : { at: opts.at }),
+        ...(opts.time === undefined ? {} : { time: opts.time }),
+      });
+      emit(ctx, { didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata, verified: { events: resolved.history.length, headSize: resolved.head.size } }, () =>
+        JSON.stringify({ didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata }, null, 2),
+      );
+    });
+
+  return did;
+}

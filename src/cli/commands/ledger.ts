@@ -1,0 +1,120 @@
+/** `dkms ledger …`: run a ledger node, check it, audit and rebuild its state, submit events. */
+import { Command, InvalidArgumentError } from 'commander';
+import { DEFAULT_LEDGER_PORT, openLedgerNode, startLedger, type RunningLedger } from '../../server/ledger-service.js';
+import { Context } from '../context.js';
+import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
+import { ledgerClient } from '../ledger-access.js';
+import { emit } from '../output.js';
+import { DkmsError } from '../../errors.js';
+
+export function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number 0-65535');
+  return port;
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
+export function untilStopped(): Promise<string> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      resolve(signal);
+    };
+    const onInt = () => stop('SIGINT');
+    const onTerm = () => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+  });
+}
+
+/** Serves until stopped, then shuts down cleanly: no request is cut off mid-commit. */
+export async function serveUntilStopped(ctx: Context, services: readonly RunningLedger[], describe: string): Promise<void> {
+  emit(ctx, { ledger: services[0]?.url, key: services[0]?.node.key, home: ctx.home }, () => describe);
+  await untilStopped();
+  for (const service of services) await service.close();
+  if (!ctx.json) process.stdout.write('stopped\n');
+}
+
+export function ledgerCommand(): Command {
+  const ledger = new Command('ledger').description('the ledger node: serve it, check it, audit it');
+
+  ledger
+    .command('serve')
+    .description('run a ledger node on embedded storage in the data directory until Ctrl-C')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', parsePort, DEFAULT_LEDGER_PORT)
+    .option('--rate-limit <n>', 'requests per second allowed from one client', parsePositive, 200)
+    .action(async (opts: { host: string; port: number; rateLimit: number }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const running = await startLedger(ctx.home, { host: opts.host, port: opts.port, rateLimitPerSecond: opts.rateLimit });
+      await serveUntilStopped(ctx, [running], `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
+    });
+
+  ledger
+    .command('status')
+    .description("the ledger's verified tree head (size, root, time, node key)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const client = ledgerClient(ctx, ctx.options.ledger);
+      const head = await client.head();
+      emit(ctx, { ledger: client.url, size: head.size, root: head.root, time: head.time, key: head.key, verified: true }, () =>
+        [`ledger:   ${client.url}`, `events:   ${head.size}`, `root:     ${head.root}`, `time:     ${head.time}`, `node key: ${head.key}`, 'head signature and consistency verified'].join('\n'),
+      );
+    });
+
+  ledger
+    .command('verify')
+    .description("audit the local ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const { node, closeIdentity } = await openLedgerNode(ctx.home);
+      try {
+        const { events, problems } = await node.verify();
+        emit(ctx, { events, problems, ok: problems.length === 0 }, () => (problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n')));
+        if (problems.length > 0) throw new DkmsError('LEDGER_STORE_DAMAGED', `${problems.length} problem(s) found in ${events} events`);
+      } finally {
+        await node.close();
+        closeIdentity();
+      }
+    });
+
+  ledger
+    .command('reindex')
+    .description('rebuild the state from the log alone and replace the stored state (the node must be stopped)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const { node, closeIdentity } = await openLedgerNode(ctx.home);
+      try {
+        const { events, subjects, differences } = await node.reindex(true);
+        emit(ctx, { events, subjects, differences }, () =>
+          `rebuilt ${subjects} subjects from ${events} events; ${differences.length === 0 ? 'the stored state was identical' : `corrected ${differences.length}: ${differences.join(', ')}`}`,
+        );
+      } finally {
+        await node.close();
+        closeIdentity();
+      }
+    });
+
+  ledger
+    .command('submit')
+    .description('add signatures by local keys to an event file (from --out) and submit it')
+    .requiredOption('--in <file>', 'the event, as written by --out')
+    .option('--key <name...>', 'wallet keys to co-sign with')
+    .option('--out <file>', 'write the co-signed event instead of submitting it')
+    .option('--force', 'with --out, replace the file')
+    .action(async (opts: { in: string; key?: string[]; out?: string; force?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      let event = readEventFile(opts.in);
+      if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
+      await submitOrWrite(ctx, event, opts, (r) => `accepted ${event.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
+    });
+
+  return ledger;
+}

@@ -1,0 +1,17 @@
+/** `dkms up`: the main job — a local ledger node on embedded storage in the data directory. */
+import { Command } from 'commander';
+import { DEFAULT_LEDGER_PORT, startLedger } from '../../server/ledger-service.js';
+import { Context } from '../context.js';
+import { parsePort, serveUntilStopped } from './ledger.js';
+
+export function upCommand(): Command {
+  return new Command('up')
+    .description('run a local ledger node on 127.0.0.1 with embedded storage, until Ctrl-C')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--ledger-port <port>', 'ledger node port', parsePort, DEFAULT_LEDGER_PORT)
+    .action(async (opts: { host: string; ledgerPort: number }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const ledger = await startLedger(ctx.home, { host: opts.host, port: opts.ledgerPort });
+      await serveUntilStopped(ctx, [ledger], [`dkms is up (data in ${ctx.home})`, `ledger node: ${ledger.url}  (node key ${ledger.node.key})`, 'stop with Ctrl-C'].join('\n'));
+    });
+}

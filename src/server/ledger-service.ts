@@ -1,0 +1,73 @@
+/**
+ * Running a ledger node: its store and identity in a data directory, its HTTP API on an
+ * address. Used by `dkms ledger serve` and `dkms up`.
+ */
+import { join } from 'node:path';
+import { DkmsError } from '../errors.js';
+import { LedgerNode } from '../ledger/node.js';
+import { openNodeIdentity } from '../ledger/node-key.js';
+import { SqliteLogStore } from '../ledger/sqlite-store.js';
+import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
+
+export const DEFAULT_LEDGER_PORT = 8420;
+
+export interface LedgerServiceOptions extends LedgerServerOptions {
+  readonly host?: string;
+  readonly port?: number;
+}
+
+export interface RunningLedger {
+  readonly url: string;
+  readonly node: LedgerNode;
+  /** Stops accepting requests, finishes the batch in flight, and closes the store. */
+  close(): Promise<void>;
+}
+
+export function ledgerDir(home: string): string {
+  return join(home, 'ledger');
+}
+
+/** Opens the node's store and key under `home` and starts its HTTP API. */
+export async function openLedgerNode(home: string): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
+  const dir = ledgerDir(home);
+  const store = SqliteLogStore.open(join(dir, 'ledger.db'));
+  let identity;
+  try {
+    identity = await openNodeIdentity(dir);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  try {
+    return { node: await LedgerNode.open(store, identity), closeIdentity: () => identity.close() };
+  } catch (e) {
+    identity.close();
+    await store.close();
+    throw e;
+  }
+}
+
+export async function startLedger(home: string, options: LedgerServiceOptions = {}): Promise<RunningLedger> {
+  const { node, closeIdentity } = await openLedgerNode(home);
+  const app = buildLedgerServer(node, options);
+  let url: string;
+  try {
+    url = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_LEDGER_PORT });
+  } catch (e) {
+    await node.close();
+    closeIdentity();
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new DkmsError('ADDRESS_IN_USE', `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_LEDGER_PORT} is already in use (is another node running? choose another --port)`);
+    }
+    throw e;
+  }
+  return {
+    url,
+    node,
+    async close() {
+      await app.close();
+      await node.close();
+      closeIdentity();
+    },
+  };
+}
