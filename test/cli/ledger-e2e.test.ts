@@ -1,0 +1,110 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
+import { DKMS_BIN, dkms, json } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const running: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of running.splice(0)) child.kill('SIGKILL');
+});
+
+/** Starts `dkms up` on a free port and resolves with its ledger URL once it listens. */
+function up(home: string): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
+  const child = spawn(process.execPath, [DKMS_BIN, 'up', '--ledger-port', '0', '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  let stdout = '';
+  let stderr = '';
+  const stopped = new Promise<{ code: number | null; stdout: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout })));
+  return new Promise((resolve, reject) => {
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      const line = stdout.split('\n')[0];
+      if (stdout.includes('\n') && line !== undefined) resolve({ url: (JSON.parse(line) as { ledger: string }).ledger, child, stopped });
+    });
+    child.on('close', (code) => reject(new Error(`dkms up exited with ${String(code)}: ${stderr}`)));
+  });
+}
+
+describe('ledger end to end, through real processes', () => {
+  it('creates a policy and a DID from the CLI, resolves them, grants and revokes, and verifies signatures around the revocation', async () => {
+    const nodeHome = tempDir();
+    const { url, child, stopped } = await up(nodeHome);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const alice = tempDir();
+    const env = { DKMS_HOME: alice, DKMS_PASSPHRASE: 'alice passphrase', DKMS_LEDGER: url };
+    const run = async (args: string[]) => {
+      const result = await dkms([...args, '--json'], env);
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+      return json(result);
+    };
+
+    await run(['wallet', 'create', '--kdf-tier', 'interactive']);
+    await run(['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
+    await run(['key', 'create', '--type', 'x25519', '--name', 'laptop-kx']);
+    await run(['key', 'create', '--type', 'ed25519', '--name', 'recovery']);
+    const phone = String((await run(['key', 'create', '--type', 'ed25519', '--name', 'phone']))['publicKey']);
+
+    const policy = String((await run(['policy', 'create', '--key', 'laptop', '--kx', 'laptop-kx', '--recovery-key', 'recovery']))['subject']);
+    expect(policy).toMatch(/^policy:/);
+    const did = String((await run(['did', 'create', '--policy', policy, '--key', 'laptop', '--service', '#agency,DIDCommMessaging,http://127.0.0.1:8421/']))['subject']);
+    expect(did).toMatch(/^did:dkms:/);
+
+    const resolved = await run(['did', 'resolve', did]);
+    const document = resolved['didDocument'] as { verificationMethod: { publicKeyMultibase: string }[]; keyAgreement: string[]; service: { serviceEndpoint: string }[] };
+    expect(document.verificationMethod.map((m) => m.publicKeyMultibase)).not.toContain(phone);
+    expect(document.keyAgreement).toHaveLength(1);
+    expect(document.service[0]?.serviceEndpoint).toBe('http://127.0.0.1:8421/');
+
+    await run(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'laptop']);
+    const afterGrant = await run(['did', 'resolve', did]);
+    expect((afterGrant['didDocument'] as typeof document).verificationMethod.map((m) => m.publicKeyMultibase)).toContain(phone);
+
+    const file = join(alice, 'contract.txt');
+    writeFileSync(file, 'signed by the phone');
+    const signature = String((await run(['key', 'sign', '--name', 'phone', '--in', file]))['signature']);
+    const verifyArgs = ['verify', '--did', did, '--signer', phone, '--signature', signature, '--in', file];
+    expect((await dkms(verifyArgs, env)).code).toBe(0);
+    const beforeRevocation = new Date().toISOString();
+
+    await run(['policy', 'revoke', '--policy', policy, '--agent', phone, '--key', 'laptop']);
+    const after = await dkms(verifyArgs, env);
+    expect(after.code).toBe(ERROR_CODES.SIGNATURE_INVALID.exit);
+    expect(after.stderr).toMatch(/^dkms: SIGNATURE_INVALID: REVOKED: /);
+    // A signature made before the revocation still verifies as of its time.
+    expect((await dkms([...verifyArgs, '--time', beforeRevocation], env)).code).toBe(0);
+
+    // The revoked phone can no longer act for Alice.
+    const refused = await dkms(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'phone'], env);
+    expect(refused.code).toBe(ERROR_CODES.EVENT_UNAUTHORIZED.exit);
+
+    const status = await run(['ledger', 'status']);
+    expect(status).toMatchObject({ size: 4, verified: true });
+
+    child.kill('SIGINT');
+    const exit = await stopped;
+    expect(exit.code).toBe(0);
+
+    // With the node stopped, the store audits clean and reindexing reproduces the state.
+    const audit = await dkms(['ledger', 'verify', '--json'], { DKMS_HOME: nodeHome });
+    expect(json(audit)).toEqual({ events: 4, problems: [], ok: true });
+    const reindex = await dkms(['ledger', 'reindex', '--json'], { DKMS_HOME: nodeHome });
+    expect(json(reindex)).toEqual({ events: 4, subjects: 2, differences: [] });
+  });
+
+  it('reports an unreachable ledger, and a second node on the same data directory', async () => {
+    const home = tempDir();
+    const down = await dkms(['ledger', 'status'], { DKMS_HOME: home, DKMS_LEDGER: 'http://127.0.0.1:9' });
+    expect(down.code).toBe(ERROR_CODES.LEDGER_UNREACHABLE.exit);
+
+    const { url } = await up(home);
+    const port = new URL(url).port;
+    const second = await dkms(['ledger', 'serve', '--port', '0'], { DKMS_HOME: home });
+    expect(second.code).toBe(ERROR_CODES.LEDGER_BUSY.exit);
+    const samePort = await dkms(['ledger', 'serve', '--port', port], { DKMS_HOME: tempDir() });
+    expect(samePort.code).toBe(ERROR_CODES.ADDRESS_IN_USE.exit);
+  });
+});
