@@ -32,7 +32,8 @@ export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
   const id = Buffer.from(publicKey).toString('hex');
   let key = publicKeyCache.get(id);
   if (key === undefined) {
-    key = createPublicKey({ key: Buffer.from(concatBytes(SPKI_PREFIX, publicKey)), format: 'der', type: 'spki' });
+    // JWK import is several times faster than DER in node's OpenSSL 3 binding.
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey).toString('base64url') }, format: 'jwk' });
     if (publicKeyCache.size >= PUBLIC_CACHE_LIMIT) publicKeyCache.clear();
     publicKeyCache.set(id, key);
   }

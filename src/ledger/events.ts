@@ -8,7 +8,7 @@
  * of its canonical JSON (RFC 8785) without `sigs`, which is also what each signature covers.
  */
 import { z } from 'zod';
-import { canonicalBytes, decodePublicKey, fromBase58btc, fromBase64url, sha256, toBase58btc } from '../crypto/index.js';
+import { canonicalBytes, canonicalJson, decodePublicKey, fromBase58btc, fromBase64url, sha256, toBase58btc } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { isFlags } from '../policy/flags.js';
 import { isDigest } from '../policy/authority.js';
@@ -98,16 +98,34 @@ export const isInception = (event: { type: string }): boolean => event.type === 
 
 /** Parses untrusted input into an event: EVENT_TOO_LARGE or EVENT_MALFORMED naming the first problem. */
 export function parseEvent(raw: unknown): LedgerEvent {
+  return prepareEvent(raw).event;
+}
+
+/** A parsed event with what validation and storage need, each computed once. */
+export interface PreparedEvent {
+  readonly event: LedgerEvent;
+  /** Canonical JSON without `sigs`: what the signatures cover and the id hashes. */
+  readonly signingBytes: Uint8Array;
+  readonly id: EventId;
+  readonly subject: Subject;
+  /** Canonical JSON of the whole event, as stored and as the Merkle leaf embeds it. */
+  readonly canonical: string;
+}
+
+export function prepareEvent(raw: unknown): PreparedEvent {
   const result = LedgerEvent.safeParse(raw);
   if (!result.success) {
     const issue = result.error.issues[0];
     const where = issue === undefined || issue.path.length === 0 ? 'event' : issue.path.join('.');
     throw new DkmsError('EVENT_MALFORMED', `${where}: ${issue?.message ?? 'invalid'}`);
   }
-  if (canonicalBytes(result.data).length > MAX_EVENT_BYTES) {
-    throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
-  }
-  return result.data;
+  const event = result.data;
+  const canonical = canonicalJson(event);
+  if (canonical.length > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
+  const bytes = signingBytes(event);
+  const id = toBase58btc(sha256(bytes)) as EventId;
+  const subject = event.type === 'policy.create' ? (`${POLICY_PREFIX}${id}` as const) : event.type === 'did.create' ? (`${DID_PREFIX}${id}` as const) : (event.subject as Subject);
+  return { event, signingBytes: bytes, id, subject, canonical };
 }
 
 function withoutSigs(event: LedgerEvent | UnsignedEvent): UnsignedEvent {

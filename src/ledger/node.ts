@@ -9,7 +9,7 @@ import type { Subject, EventId } from './events.js';
 import { isDid } from './events.js';
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { consistencyProof, inclusionProof } from './merkle.js';
-import { Replay, recordLeaf } from './replay.js';
+import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
 import type { LogRecord, SubjectRecord } from './state.js';
 import { OverlayView } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
@@ -155,7 +155,7 @@ export class LedgerNode {
 
     const events: StoredEvent[] = accepted.map(({ accepted: a, gseq }) => {
       const record: LogRecord = { gseq, time, event: a.event };
-      return { record, id: a.id, subject: a.subject, leaf: recordLeaf(record) };
+      return { record, id: a.id, subject: a.subject, canonical: a.canonical, leaf: recordLeafFromCanonical(record, a.canonical) };
     });
     const nodes = this.#tree.pending(events.map((e) => e.leaf));
     const size = this.#tree.size + events.length;

@@ -3,7 +3,7 @@
  * log order rebuilds it exactly. Used for reindex and audits, for reads "as of" a point in the
  * past, and by clients to check a chain from its inception.
  */
-import { canonicalBytes, toBase64url } from '../crypto/index.js';
+import { canonicalBytes, toBase64url, utf8 } from '../crypto/index.js';
 import { leafHash } from './merkle.js';
 import { OverlayView, type LedgerView, type LogRecord, type SubjectRecord } from './state.js';
 import { validateEvent, type Accepted } from './validate.js';
@@ -13,6 +13,14 @@ const EMPTY: LedgerView = { subject: async () => undefined, eventAt: async () =>
 /** The RFC 9162 leaf hash of a log record: the hash of its canonical JSON. */
 export function recordLeaf(record: LogRecord): Uint8Array {
   return leafHash(canonicalBytes({ gseq: record.gseq, time: record.time, event: record.event }));
+}
+
+/**
+ * The same leaf hash from the event's canonical JSON, already computed, without canonicalizing
+ * it again: in the record the key "event" sorts before "gseq" and "time".
+ */
+export function recordLeafFromCanonical(record: LogRecord, canonicalEvent: string): Uint8Array {
+  return leafHash(utf8(`{"event":${canonicalEvent},"gseq":${record.gseq},"time":${JSON.stringify(record.time)}}`));
 }
 
 export const leafId = (record: LogRecord): string => toBase64url(recordLeaf(record));

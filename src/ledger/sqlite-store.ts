@@ -157,8 +157,8 @@ export class SqliteLogStore implements LogStore {
   append(batch: AppendBatch): Promise<void> {
     return this.#run(() =>
       this.#db.transaction(() => {
-        for (const { record, id, subject, leaf } of batch.events) {
-          this.#stmts.insertEvent.run(record.gseq, record.time, id, subject, record.event.seq, canonicalJson(record.event), leaf);
+        for (const { record, id, subject, canonical, leaf } of batch.events) {
+          this.#stmts.insertEvent.run(record.gseq, record.time, id, subject, record.event.seq, canonical, leaf);
         }
         for (const s of batch.subjects) this.#stmts.putSubject.run(s.subject, canonicalJson(s));
         this.#stmts.putHead.run(batch.head.size, canonicalJson(batch.head));

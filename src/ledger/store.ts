@@ -11,6 +11,8 @@ export interface StoredEvent {
   readonly record: LogRecord;
   readonly id: EventId;
   readonly subject: Subject;
+  /** Canonical JSON of the event. */
+  readonly canonical: string;
   /** RFC 9162 leaf hash of the record. */
   readonly leaf: Uint8Array;
 }

@@ -6,20 +6,21 @@
 import { decodePublicKey, ed25519Verify, fromBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { applyPolicyChange, checkDidAuthority } from '../policy/authority.js';
-import { eventId, isInception, parseEvent, policyChangeOf, signingBytes, subjectOf, type EventId, type LedgerEvent, type Subject } from './events.js';
+import { eventId, isInception, policyChangeOf, prepareEvent, type EventId, type LedgerEvent, type Subject } from './events.js';
 import type { DidRecord, LedgerView, PolicyRecord, Stamp, SubjectRecord } from './state.js';
 
 export interface Accepted {
   readonly event: LedgerEvent;
   readonly id: EventId;
   readonly subject: Subject;
+  /** Canonical JSON of the event. */
+  readonly canonical: string;
   /** The subject's record after the event. */
   readonly record: SubjectRecord;
 }
 
-/** Verifies every signature and returns the set of keys that signed. */
-export function verifySignatures(event: LedgerEvent): Set<string> {
-  const bytes = signingBytes(event);
+/** Verifies every signature over the event's signing bytes and returns the set of keys that signed. */
+export function verifySignatures(event: LedgerEvent, bytes: Uint8Array): Set<string> {
   const signers = new Set<string>();
   for (const { kid, sig } of event.sigs) {
     if (signers.has(kid)) throw new DkmsError('EVENT_MALFORMED', `sigs: ${kid} signs twice`);
@@ -65,18 +66,17 @@ function nextRecord(event: LedgerEvent, id: EventId, subject: Subject, current: 
  * the ledger would record. Throws a coded DkmsError for anything it refuses.
  */
 export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp): Promise<Accepted> {
-  const event = parseEvent(raw);
-  const id = eventId(event);
-  const subject = subjectOf(event);
+  const prepared = prepareEvent(raw);
+  const { event, id, subject, canonical } = prepared;
   const current = await view.subject(subject);
   await checkStructure(event, id, subject, current, view);
-  const signers = verifySignatures(event);
+  const signers = verifySignatures(event, prepared.signingBytes);
   const base = nextRecord(event, id, subject, current, stamp);
 
   const change = policyChangeOf(event);
   if (change !== undefined) {
     const policy = applyPolicyChange(current?.kind === 'policy' ? current.policy : undefined, change, signers);
-    return { event, id, subject, record: { ...base, kind: 'policy', subject: subject as PolicyRecord['subject'], policy } };
+    return { event, id, subject, canonical, record: { ...base, kind: 'policy', subject: subject as PolicyRecord['subject'], policy } };
   }
   // checkStructure has shown that a non-inception DID event's subject is an existing DID.
   const did = current as DidRecord | undefined;
@@ -87,6 +87,7 @@ export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp
     event,
     id,
     subject,
+    canonical,
     record: { ...base, kind: 'did', subject: subject as DidRecord['subject'], controller: policy.subject, services, deactivated: event.type === 'did.deactivate' },
   };
 }
