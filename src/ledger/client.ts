@@ -14,7 +14,7 @@ import { fromBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { didDocument, didDocumentMetadata, type DidDocument, type DidDocumentMetadata } from '../did/document.js';
 import type { PolicyHistory } from '../policy/verify.js';
-import { DID_PREFIX, POLICY_PREFIX, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
+import { DID_PREFIX, POLICY_PREFIX, eventId, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
 import { SignedTreeHeadSchema, rootBytes, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
 import type { Receipt, SubmitResult } from './node.js';
@@ -34,6 +34,8 @@ export interface LedgerClientOptions {
   /** Called with each newly verified head, to persist it. */
   readonly onHead?: (head: SignedTreeHead) => void;
   readonly timeoutMs?: number;
+  /** The fetch implementation (default: the global one); tests and in-process callers pass their own. */
+  readonly fetch?: typeof fetch;
 }
 
 export interface VerifiedHistory {
@@ -58,6 +60,11 @@ export interface ResolvedPolicy extends VerifiedHistory {
 const LogRecordSchema = z.strictObject({ gseq: z.number().int().min(0), time: z.string().max(40), event: z.record(z.string(), z.unknown()) });
 const ProvenSchema = z.object({ head: SignedTreeHeadSchema, history: z.array(LogRecordSchema), proofs: z.array(z.array(z.string())) });
 const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
+const ReceiptSchema = z.object({ id: z.string(), subject: z.string(), seq: z.number().int().min(0), gseq: z.number().int().min(0), time: z.string() });
+const ResultSchema = z.union([
+  z.object({ ok: z.literal(true), receipt: ReceiptSchema }),
+  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
+]);
 
 const bad = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
@@ -66,6 +73,7 @@ export class LedgerClient {
   readonly #trusted: Set<string>;
   readonly #onHead: ((head: SignedTreeHead) => void) | undefined;
   readonly #timeoutMs: number;
+  readonly #fetch: typeof fetch;
   #lastHead: SignedTreeHead | undefined;
 
   constructor(options: LedgerClientOptions) {
@@ -74,6 +82,7 @@ export class LedgerClient {
     this.#lastHead = options.lastHead;
     this.#onHead = options.onHead;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#fetch = options.fetch ?? fetch;
     if (this.#trusted.size === 0 && options.lastHead !== undefined) this.#trusted.add(options.lastHead.key);
   }
 
@@ -84,7 +93,7 @@ export class LedgerClient {
   async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     let response: Response;
     try {
-      response = await fetch(`${this.url}${path}`, {
+      response = await this.#fetch(`${this.url}${path}`, {
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? null : JSON.stringify(body),
@@ -109,11 +118,20 @@ export class LedgerClient {
 
   /** Submits one event; resolves with the ledger's receipt once it is durable. */
   async submit(event: LedgerEvent): Promise<Receipt> {
-    return (await this.#request('POST', '/v1/events', event)) as Receipt;
+    const receipt = ReceiptSchema.safeParse(await this.#request('POST', '/v1/events', event));
+    if (!receipt.success || receipt.data.id !== eventId(event)) throw bad('LEDGER_BAD_RESPONSE', 'the ledger acknowledged the event with something that is not its receipt');
+    return receipt.data as Receipt;
   }
 
+  /** Submits events in order; each is accepted or refused on its own. */
   async submitBatch(events: readonly LedgerEvent[]): Promise<SubmitResult[]> {
-    return ((await this.#request('POST', '/v1/events/batch', { events })) as { results: SubmitResult[] }).results;
+    const answer = z.object({ results: z.array(ResultSchema) }).safeParse(await this.#request('POST', '/v1/events/batch', { events }));
+    if (!answer.success || answer.data.results.length !== events.length) throw bad('LEDGER_BAD_RESPONSE', 'the ledger did not answer for every event of the batch');
+    answer.data.results.forEach((result, i) => {
+      const event = events[i];
+      if (result.ok && event !== undefined && result.receipt.id !== eventId(event)) throw bad('LEDGER_BAD_RESPONSE', `the receipt for event ${i} is for another event`);
+    });
+    return answer.data.results as SubmitResult[];
   }
 
   /** The node's current head, verified and checked consistent with the last one seen. */
@@ -136,8 +154,8 @@ export class LedgerClient {
       if (head.size < last.size) throw bad('LEDGER_INCONSISTENT', `the ledger went back from ${last.size} to ${head.size} events`);
       if (head.size === last.size && head.root !== last.root) throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
       if (head.size > last.size && last.size > 0) {
-        const { proof } = (await this.#request('GET', `/v1/proofs/consistency?from=${last.size}&to=${head.size}`)) as { proof: string[] };
-        if (!Array.isArray(proof) || !verifyConsistency(last.size, head.size, proof.map((p) => decodeHash(p)), rootBytes(last), rootBytes(head))) {
+        const proof = await this.#consistencyProof(last.size, head.size);
+        if (!verifyConsistency(last.size, head.size, proof, rootBytes(last), rootBytes(head))) {
           throw bad('LEDGER_INCONSISTENT', `the log of ${head.size} events does not extend the ${last.size} seen before: the ledger forked or rewrote history`);
         }
       }
@@ -149,8 +167,22 @@ export class LedgerClient {
     }
   }
 
+  /** A consistency proof between two sizes the server itself announced: refusing it is the ledger's fault. */
+  async #consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
+    let answer: unknown;
+    try {
+      answer = await this.#request('GET', `/v1/proofs/consistency?from=${from}&to=${to}`);
+    } catch (e) {
+      if (e instanceof DkmsError && e.code === 'LEDGER_UNREACHABLE') throw e;
+      throw bad('LEDGER_INCONSISTENT', `the ledger will not prove that its ${to} events extend the ${from} seen before`);
+    }
+    const parsed = z.object({ proof: z.array(z.string()) }).safeParse(answer);
+    if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the consistency proof is malformed');
+    return parsed.data.proof.map((p) => decodeHash(p));
+  }
+
   /** Checks each record's inclusion under the head and replays the chain; returns the replay. */
-  async #verifyHistory(subject: Subject, payload: unknown): Promise<{ head: SignedTreeHead; history: LogRecord[]; replay: Replay; policyHistory: Map<string, { time: string; policy: PolicyRecord['policy'] }[]> }> {
+  async #verifyHistory(subject: Subject, payload: unknown, cutoff: { at?: number; time?: string } = {}): Promise<{ head: SignedTreeHead; history: LogRecord[]; replay: Replay; policyHistory: Map<string, { time: string; policy: PolicyRecord['policy'] }[]> }> {
     const parsed = ProvenSchema.safeParse(payload);
     if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${subject} is malformed`);
     const { head, proofs } = parsed.data;
@@ -165,6 +197,11 @@ export class LedgerClient {
         throw bad('LEDGER_BAD_PROOF', `event ${record.gseq} of ${subject} is not in the log the head commits to`);
       }
     });
+    // A historical read is cut here, whatever the server did with the query: each record's
+    // position and time are proven, so the client needs no trust in the server's cutoff.
+    const until = cutoff.time === undefined ? undefined : new Date(cutoff.time).toISOString();
+    const kept = history.filter((r) => (cutoff.at === undefined || r.gseq < cutoff.at) && (until === undefined || r.time <= until));
+    history.splice(0, history.length, ...kept);
     const replay = new Replay();
     const policyHistory = new Map<string, { time: string; policy: PolicyRecord['policy'] }[]>();
     for (const record of history) {
@@ -184,6 +221,7 @@ export class LedgerClient {
   }
 
   static #query(options: { at?: number; time?: string }): string {
+    if (options.time !== undefined && Number.isNaN(Date.parse(options.time))) throw bad('BAD_INPUT', `'${options.time}' is not an ISO 8601 date-time`);
     if (options.at !== undefined) return `?at=${options.at}`;
     if (options.time !== undefined) return `?time=${encodeURIComponent(options.time)}`;
     return '';
@@ -193,7 +231,7 @@ export class LedgerClient {
   async resolvePolicy(address: PolicyAddress, options: { at?: number; time?: string } = {}): Promise<ResolvedPolicy> {
     if (!address.startsWith(POLICY_PREFIX)) throw bad('BAD_INPUT', `${address} is not a policy address`);
     const payload = await this.#request('GET', `/v1/policies/${address}${LedgerClient.#query(options)}`);
-    const { head, history, replay, policyHistory } = await this.#verifyHistory(address, payload);
+    const { head, history, replay, policyHistory } = await this.#verifyHistory(address, payload, options);
     const record = await replay.view.subject(address);
     if (record?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${address}`);
     return { head, history, record, policyHistory: policyHistory.get(address) ?? [] };
@@ -203,7 +241,7 @@ export class LedgerClient {
   async resolveDid(did: Did, options: { at?: number; time?: string } = {}): Promise<ResolvedDid> {
     if (!did.startsWith(DID_PREFIX)) throw bad('BAD_INPUT', `${did} is not a did:dkms DID`);
     const payload = await this.#request('GET', `/v1/dids/${did}${LedgerClient.#query(options)}`);
-    const { head, history, replay, policyHistory } = await this.#verifyHistory(did, payload);
+    const { head, history, replay, policyHistory } = await this.#verifyHistory(did, payload, options);
     const record = await replay.view.subject(did);
     if (record?.kind !== 'did') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${did}`);
     const policy = await replay.view.subject(record.controller);

@@ -6,7 +6,7 @@
 import { decodePublicKey, ed25519Verify, fromBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { applyPolicyChange, checkDidAuthority } from '../policy/authority.js';
-import { eventId, isInception, policyChangeOf, prepareEvent, type EventId, type LedgerEvent, type Subject } from './events.js';
+import { eventId, isInception, policyChangeOf, prepareEvent, type EventId, type LedgerEvent, type PreparedEvent, type Subject } from './events.js';
 import type { DidRecord, LedgerView, PolicyRecord, Stamp, SubjectRecord } from './state.js';
 
 export interface Accepted {
@@ -19,12 +19,16 @@ export interface Accepted {
   readonly record: SubjectRecord;
 }
 
-/** Verifies every signature over the event's signing bytes and returns the set of keys that signed. */
-export function verifySignatures(event: LedgerEvent, bytes: Uint8Array): Set<string> {
+/**
+ * Checks every signature over the event's signing bytes and returns the set of keys that
+ * signed. `verified`, when given, holds each signature's result computed elsewhere (a worker).
+ */
+export function verifySignatures(event: LedgerEvent, bytes: Uint8Array, verified?: readonly boolean[]): Set<string> {
   const signers = new Set<string>();
-  for (const { kid, sig } of event.sigs) {
+  for (const [i, { kid, sig }] of event.sigs.entries()) {
     if (signers.has(kid)) throw new DkmsError('EVENT_MALFORMED', `sigs: ${kid} signs twice`);
-    if (!ed25519Verify(decodePublicKey(kid, 'ed25519').publicKey, bytes, fromBase64url(sig))) {
+    const valid = verified === undefined ? ed25519Verify(decodePublicKey(kid, 'ed25519').publicKey, bytes, fromBase64url(sig)) : verified[i] === true;
+    if (!valid) {
       throw new DkmsError('EVENT_BAD_SIGNATURE', `the signature by ${kid} does not verify`);
     }
     signers.add(kid);
@@ -63,14 +67,15 @@ function nextRecord(event: LedgerEvent, id: EventId, subject: Subject, current: 
 
 /**
  * Validates one untrusted event against the view at ledger position `stamp` and returns what
- * the ledger would record. Throws a coded DkmsError for anything it refuses.
+ * the ledger would record. Throws a coded DkmsError for anything it refuses. A caller that
+ * has parsed the event and checked its signatures already passes them in.
  */
-export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp): Promise<Accepted> {
-  const prepared = prepareEvent(raw);
+export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp, ready?: { prepared: PreparedEvent; verified?: readonly boolean[] }): Promise<Accepted> {
+  const prepared = ready?.prepared ?? prepareEvent(raw);
   const { event, id, subject, canonical } = prepared;
   const current = await view.subject(subject);
   await checkStructure(event, id, subject, current, view);
-  const signers = verifySignatures(event, prepared.signingBytes);
+  const signers = verifySignatures(event, prepared.signingBytes, ready?.verified);
   const base = nextRecord(event, id, subject, current, stamp);
 
   const change = policyChangeOf(event);

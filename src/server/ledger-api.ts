@@ -10,7 +10,7 @@ import { DkmsError } from '../errors.js';
 import { DID_PREFIX, POLICY_PREFIX, type Subject } from '../ledger/events.js';
 import type { LedgerNode } from '../ledger/node.js';
 import type { LogRecord } from '../ledger/state.js';
-import { installProblemHandlers } from './problem.js';
+import { installProblemHandlers, sendProblem } from './problem.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address. */
@@ -36,10 +36,22 @@ function checkSubject(subject: string, prefix: string): Subject {
 }
 
 export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions = {}): FastifyInstance {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimit ?? 1024 * 1024 });
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    routerOptions: { maxParamLength: 200 },
+    // Unknown query parameters are refused, not silently dropped, and nothing is coerced into an array.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+    frameworkErrors: (error, request, reply) => sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
+  });
   installProblemHandlers(app, (url) => (url.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT'));
+  // Rate limiting hooks the routes declared after it: the routes live in a plugin registered next.
   void app.register(rateLimit, { max: options.rateLimitPerSecond ?? 200, timeWindow: 1000 });
+  void app.register(async (api) => ledgerRoutes(api, node));
+  return app;
+}
 
+function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   /** The cutoff a historical read asks for: everything before global sequence number `at`, or accepted by `time`. */
   const cutoff = async (query: { at?: number; time?: string }): Promise<number> => {
     if (query.at !== undefined && query.time !== undefined) throw new DkmsError('BAD_INPUT', 'give at or time, not both');
@@ -120,6 +132,4 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
       return { from, to, proof: node.consistencyProof(from, to) };
     },
   );
-
-  return app;
 }

@@ -1,5 +1,5 @@
 /** RFC 9457 problem details for every error a dkms server returns, carrying the dkms error code. */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 
 export interface Problem {
@@ -26,15 +26,18 @@ function fromFastify(error: FastifyError, malformedCode: (url: string) => ErrorC
   return new DkmsError('INTERNAL', 'internal error');
 }
 
+export function sendProblem(reply: FastifyReply, error: DkmsError): void {
+  const problem = problemOf(error);
+  void reply.code(problem.status).type('application/problem+json').send(problem);
+}
+
 export function installProblemHandlers(app: FastifyInstance, malformedCode: (url: string) => ErrorCode): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const dkms = fromFastify(error, malformedCode, request.url);
     if (dkms.code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
-    const problem = problemOf(dkms);
-    void reply.code(problem.status).type('application/problem+json').send(problem);
+    sendProblem(reply, dkms);
   });
   app.setNotFoundHandler((request, reply) => {
-    const problem = problemOf(new DkmsError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
-    void reply.code(problem.status).type('application/problem+json').send(problem);
+    sendProblem(reply, new DkmsError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
   });
 }

@@ -1,0 +1,329 @@
+/**
+ * The ledger node's HTTP API on loopback: answers, RFC 9457 problems with dkms codes, limits,
+ * batches, and the promise that a refused event changes nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { toBase58btc, fromBase64url, sha256 } from '../../src/crypto/index.js';
+import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
+import { eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress } from '../../src/ledger/events.js';
+import { verifyHeadSignature, rootBytes, type SignedTreeHead } from '../../src/ledger/head.js';
+import { verifyConsistency, verifyInclusion } from '../../src/ledger/merkle.js';
+import { recordLeaf } from '../../src/ledger/replay.js';
+import type { LogRecord } from '../../src/ledger/state.js';
+import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
+import { commitment, testKey, type TestKey } from '../helpers/ledger.js';
+import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
+import { tempDir } from '../helpers/tmp.js';
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly headers: Headers;
+  readonly body: unknown;
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Keep the text.
+  }
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', headers: response.headers, body };
+}
+
+const get = (url: string) => call(url);
+const post = (url: string, body: unknown, contentType = 'application/json') =>
+  call(url, { method: 'POST', headers: { 'content-type': contentType }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+/** Asserts an RFC 9457 problem carrying `code` with its HTTP status. */
+function expectProblem(answer: Answer, status: number, code: string): void {
+  expect({ status: answer.status, code: (answer.body as { code?: unknown }).code }).toEqual({ status, code });
+  expect(answer.contentType).toMatch(/^application\/problem\+json/);
+  const body = answer.body as Record<string, unknown>;
+  expect(Object.keys(body).sort()).toEqual(['code', 'detail', 'status', 'title', 'type']);
+  expect(body).toMatchObject({ type: `urn:dkms:error:${code}`, title: code, status, code });
+  expect(typeof body.detail).toBe('string');
+  expect((body.detail as string).length).toBeGreaterThan(0);
+}
+
+const newPolicy = (key: TestKey = testKey()) => signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]);
+
+/** Points to an identifier nobody created. */
+const nobody = () => toBase58btc(sha256(new TextEncoder().encode(String(Math.random()))));
+
+interface Seeded {
+  readonly ledger: RunningLedger;
+  readonly laptop: TestKey;
+  readonly policy: PolicyAddress;
+  readonly did: Did;
+}
+
+/** A ledger with a policy (gseq 0), a DID (1) and a grant (2). */
+async function seeded(options: Parameters<typeof startLedger>[1] = {}): Promise<Seeded> {
+  const ledger = await startLedger(tempDir(), options);
+  const laptop = testKey();
+  const policy = (await ledger.node.submit(newPolicy(laptop))).subject as PolicyAddress;
+  const did = (await ledger.node.submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]))).subject as Did;
+  const record = await ledger.node.subject(policy);
+  if (record === undefined) throw new Error('policy missing');
+  await ledger.node.submit(signEvent(nextEvent('policy.grant', policy, record, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]));
+  return { ledger, laptop, policy, did };
+}
+
+describe('ledger API: reads', () => {
+  it('reports health and serves the signed tree head', async () => {
+    const ledger = await startLedger(tempDir());
+    expect(await get(`${ledger.url}/v1/health`)).toMatchObject({ status: 200, body: { status: 'ok', size: 0, key: ledger.signer.key } });
+    await ledger.node.submit(newPolicy());
+    expect((await get(`${ledger.url}/v1/health`)).body).toEqual({ status: 'ok', size: 1, key: ledger.signer.key });
+    const head = await get(`${ledger.url}/v1/head`);
+    expect(head.status).toBe(200);
+    expect(head.contentType).toMatch(/^application\/json/);
+    expect(head.body).toEqual(ledger.node.head());
+    expect(verifyHeadSignature(head.body as SignedTreeHead)).toBe(true);
+  });
+
+  it('serves a subject with its history, each event proven under the head it sends', async () => {
+    const { ledger, policy, did } = await seeded();
+    const answer = (await get(`${ledger.url}/v1/dids/${did}`)).body as { head: SignedTreeHead; history: LogRecord[]; proofs: string[][]; didDocument: { id: string } };
+    expect(answer.didDocument.id).toBe(did);
+    expect(answer.history.map((r) => r.gseq)).toEqual([0, 1, 2]);
+    answer.history.forEach((record, i) => {
+      const proof = (answer.proofs[i] ?? []).map((p) => fromBase64url(p));
+      expect(verifyInclusion(recordLeaf(record), record.gseq, answer.head.size, proof, rootBytes(answer.head))).toBe(true);
+    });
+    const then = (await get(`${ledger.url}/v1/policies/${policy}?at=2`)).body as { record: { seq: number }; history: LogRecord[]; head: SignedTreeHead };
+    expect(then.record.seq).toBe(0);
+    expect(then.history.map((r) => r.gseq)).toEqual([0]);
+    expect(then.head.size).toBe(3);
+  });
+
+  it('serves log ranges and inclusion and consistency proofs', async () => {
+    const { ledger } = await seeded();
+    const head = ledger.node.head();
+    const log = (await get(`${ledger.url}/v1/log?from=1&to=2`)).body as { head: SignedTreeHead; records: LogRecord[] };
+    expect(log.head).toEqual(head);
+    expect(log.records.map((r) => r.gseq)).toEqual([1]);
+    expect(((await get(`${ledger.url}/v1/log?from=0`)).body as { records: LogRecord[] }).records).toHaveLength(3);
+    expect(((await get(`${ledger.url}/v1/log?from=7`)).body as { records: LogRecord[] }).records).toEqual([]);
+
+    const inclusion = (await get(`${ledger.url}/v1/proofs/inclusion?gseq=1`)).body as { gseq: number; size: number; proof: string[] };
+    expect(inclusion).toMatchObject({ gseq: 1, size: 3 });
+    expect(verifyInclusion(recordLeaf(log.records[0] as LogRecord), 1, 3, inclusion.proof.map((p) => fromBase64url(p)), rootBytes(head))).toBe(true);
+
+    const first = (await get(`${ledger.url}/v1/proofs/inclusion?gseq=0&size=1`)).body as { proof: string[] };
+    expect(first.proof).toEqual([]);
+    const consistency = (await get(`${ledger.url}/v1/proofs/consistency?from=1`)).body as { from: number; to: number; proof: string[] };
+    expect(consistency).toMatchObject({ from: 1, to: 3 });
+    const [zero] = await ledger.node.range(0, 1);
+    expect(verifyConsistency(1, 3, consistency.proof.map((p) => fromBase64url(p)), recordLeaf(zero as LogRecord), rootBytes(head))).toBe(true);
+  });
+});
+
+describe('ledger API: problems', () => {
+  it('answers malformed events with EVENT_MALFORMED', async () => {
+    const { ledger } = await seeded();
+    const event = newPolicy();
+    const answers = [
+      await post(`${ledger.url}/v1/events`, {}),
+      await post(`${ledger.url}/v1/events`, { v: 1, type: 'policy.create' }),
+      await post(`${ledger.url}/v1/events`, { ...event, color: 'blue' }),
+      await post(`${ledger.url}/v1/events`, { ...event, type: 'policy.destroy' }),
+      await post(`${ledger.url}/v1/events`, []),
+      await post(`${ledger.url}/v1/events`, 'null'),
+      await post(`${ledger.url}/v1/events`, '"an event"'),
+      await post(`${ledger.url}/v1/events`, '{"v": 1,'),
+      await post(`${ledger.url}/v1/events`, ''),
+      await post(`${ledger.url}/v1/events`, JSON.stringify(event), 'text/plain'),
+      await post(`${ledger.url}/v1/events/batch`, {}),
+      await post(`${ledger.url}/v1/events/batch`, { events: [] }),
+      await post(`${ledger.url}/v1/events/batch`, { events: { 0: event } }),
+      await post(`${ledger.url}/v1/events/batch`, { events: Array.from({ length: 501 }, () => ({})) }),
+    ];
+    for (const answer of answers) expectProblem(answer, 400, 'EVENT_MALFORMED');
+  });
+
+  it('answers an event whose signature does not verify with EVENT_BAD_SIGNATURE', async () => {
+    const { ledger } = await seeded();
+    const event = newPolicy();
+    const forged = { ...event, sigs: event.sigs.map((s) => ({ ...s, sig: flipFirst(s.sig) })) };
+    const answer = await post(`${ledger.url}/v1/events`, forged);
+    expectProblem(answer, 400, 'EVENT_BAD_SIGNATURE');
+    expect((answer.body as { detail: string }).detail).toContain(event.sigs[0]?.kid);
+  });
+
+  it('answers unknown subjects with SUBJECT_NOT_FOUND, now and as of a past point', async () => {
+    const { ledger, policy, did, laptop } = await seeded();
+    expectProblem(await get(`${ledger.url}/v1/policies/policy:${nobody()}`), 404, 'SUBJECT_NOT_FOUND');
+    expectProblem(await get(`${ledger.url}/v1/dids/did:dkms:${nobody()}`), 404, 'SUBJECT_NOT_FOUND');
+    expectProblem(await get(`${ledger.url}/v1/dids/${did}?at=1`), 404, 'SUBJECT_NOT_FOUND');
+    expectProblem(await get(`${ledger.url}/v1/policies/${policy}?time=2000-01-01T00:00:00Z`), 404, 'SUBJECT_NOT_FOUND');
+    const stranger = `policy:${nobody()}` as PolicyAddress;
+    const grant = signEvent(nextEvent('policy.grant', stranger, { seq: 0, head: eventId(newPolicy()) }, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]);
+    expectProblem(await post(`${ledger.url}/v1/events`, grant), 404, 'SUBJECT_NOT_FOUND');
+  });
+
+  it('answers unknown routes with NOT_FOUND', async () => {
+    const { ledger } = await seeded();
+    expectProblem(await get(`${ledger.url}/v1/nothing-here`), 404, 'NOT_FOUND');
+    expectProblem(await get(`${ledger.url}/`), 404, 'NOT_FOUND');
+    expectProblem(await get(`${ledger.url}/v1/events`), 404, 'NOT_FOUND');
+    expectProblem(await post(`${ledger.url}/v1/head`, {}), 404, 'NOT_FOUND');
+    const answer = await get(`${ledger.url}/v2/head?secret=1`);
+    expectProblem(answer, 404, 'NOT_FOUND');
+    expect((answer.body as { detail: string }).detail).toBe('no route GET /v2/head');
+  });
+
+  it('answers bad query parameters and identifiers with BAD_INPUT', async () => {
+    const { ledger, policy, did } = await seeded();
+    const paths = [
+      `/v1/policies/${policy}?at=-1`,
+      `/v1/policies/${policy}?at=abc`,
+      `/v1/policies/${policy}?at=1.5`,
+      `/v1/policies/${policy}?time=yesterday`,
+      `/v1/policies/${policy}?time=${'2030-01-01T00:00:00.000Z'.repeat(2)}`,
+      `/v1/policies/${policy}?at=1&time=2030-01-01T00:00:00Z`,
+      `/v1/dids/${did}?at=1&time=2030-01-01T00:00:00Z`,
+      `/v1/policies/${did}`,
+      `/v1/dids/${policy}`,
+      '/v1/log',
+      '/v1/log?from=x',
+      '/v1/log?from=-1',
+      '/v1/proofs/inclusion',
+      '/v1/proofs/inclusion?gseq=3',
+      '/v1/proofs/inclusion?gseq=0&size=0',
+      '/v1/proofs/inclusion?gseq=0&size=4',
+      '/v1/proofs/inclusion?gseq=2&size=2',
+      '/v1/proofs/consistency',
+      '/v1/proofs/consistency?from=2&to=1',
+      '/v1/proofs/consistency?from=0&to=4',
+      '/v1/proofs/consistency?from=4',
+    ];
+    for (const path of paths) {
+      const answer = await get(`${ledger.url}${path}`);
+      expect({ path, status: answer.status }).toEqual({ path, status: 400 });
+      expectProblem(answer, 400, 'BAD_INPUT');
+    }
+  });
+
+  it('answers URLs the router itself refuses (an over-long identifier, bad percent-encoding) with BAD_INPUT problems', async () => {
+    const { ledger } = await seeded();
+    for (const path of [`/v1/dids/did:dkms:${'x'.repeat(100)}`, `/v1/policies/policy:${'x'.repeat(200)}`, '/v1/dids/%E0%A4%A']) {
+      const answer = await get(`${ledger.url}${path}`);
+      expect({ path, status: answer.status }).toEqual({ path, status: 400 });
+      expectProblem(answer, 400, 'BAD_INPUT');
+    }
+  });
+});
+
+describe('ledger API: limits', () => {
+  it('refuses a body over 1 MiB with EVENT_TOO_LARGE, and an event over 64 KiB too', async () => {
+    const { ledger, laptop, policy } = await seeded();
+    const huge = { ...newPolicy(), padding: 'x'.repeat(1024 * 1024 + 1) };
+    expectProblem(await post(`${ledger.url}/v1/events`, huge), 413, 'EVENT_TOO_LARGE');
+    expectProblem(await post(`${ledger.url}/v1/events/batch`, { events: [huge] }), 413, 'EVENT_TOO_LARGE');
+
+    // Within the body limit, but the canonical event is over 64 KiB.
+    const services = Array.from({ length: 32 }, (_, i) => ({ id: `#s${i}`, type: 'LinkedDomains', serviceEndpoint: `http://127.0.0.1/${'a'.repeat(1980)}` }));
+    const big = signEvent(didCreate(policy, services), [laptop]);
+    expect(JSON.stringify(big).length).toBeGreaterThan(64 * 1024);
+    expectProblem(await post(`${ledger.url}/v1/events`, big), 413, 'EVENT_TOO_LARGE');
+  });
+
+  it('honours a configured body limit', async () => {
+    const ledger = await startLedger(tempDir(), { server: { bodyLimit: 2048 } });
+    expect((await post(`${ledger.url}/v1/events`, newPolicy())).status).toBe(201);
+    expectProblem(await post(`${ledger.url}/v1/events`, { ...newPolicy(), padding: 'x'.repeat(4096) }), 413, 'EVENT_TOO_LARGE');
+  });
+
+  it('rate-limits a burst with RATE_LIMITED', async () => {
+    const ledger = await startLedger(tempDir(), { server: { rateLimitPerSecond: 3 } });
+    const answers = await Promise.all(Array.from({ length: 12 }, () => get(`${ledger.url}/v1/health`)));
+    const limited = answers.filter((a) => a.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(answers.some((a) => a.status === 200)).toBe(true);
+    for (const answer of limited) {
+      expectProblem(answer, 429, 'RATE_LIMITED');
+      expect(answer.headers.get('retry-after')).not.toBeNull();
+    }
+  });
+});
+
+describe('ledger API: submitting', () => {
+  it('accepts an event with 201 and its receipt', async () => {
+    const ledger = await startLedger(tempDir());
+    const event = newPolicy();
+    const answer = await post(`${ledger.url}/v1/events`, event);
+    expect(answer.status).toBe(201);
+    expect(answer.body).toMatchObject({ id: eventId(event), subject: subjectOf(event), seq: 0, gseq: 0 });
+    expect(ledger.node.head().size).toBe(1);
+  });
+
+  it('answers a batch with one result per event, in order, each seeing the ones before it', async () => {
+    const ledger = await startLedger(tempDir());
+    const laptop = testKey();
+    const phone = testKey();
+    const create = newPolicy(laptop);
+    const policy = subjectOf(create) as PolicyAddress;
+    const afterCreate = { seq: 0, head: eventId(create) };
+    const grant = signEvent(nextEvent('policy.grant', policy, afterCreate, { agent: phone.agent(FLAGS.PROVE) }), [laptop]);
+    const rivalGrant = signEvent(nextEvent('policy.grant', policy, afterCreate, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]);
+    const byPhone = signEvent(nextEvent('policy.revoke', policy, { seq: 1, head: eventId(grant) }, { key: laptop.publicKey }), [phone]);
+    const did = signEvent(didCreate(policy), [laptop]);
+    const forged = { ...newPolicy(), sigs: create.sigs };
+    const events: unknown[] = [create, grant, forged, create, rivalGrant, byPhone, {}, did];
+
+    const answer = await post(`${ledger.url}/v1/events/batch`, { events });
+    expect(answer.status).toBe(200);
+    const results = (answer.body as { results: ({ ok: true; receipt: { gseq: number; subject: string } } | { ok: false; error: { code: string; message: string } })[] }).results;
+    expect(results.map((r) => (r.ok ? `ok ${r.receipt.gseq}` : r.error.code))).toEqual([
+      'ok 0',
+      'ok 1',
+      'EVENT_BAD_SIGNATURE',
+      'EVENT_REPLAY',
+      'EVENT_FORK',
+      'EVENT_UNAUTHORIZED',
+      'EVENT_MALFORMED',
+      'ok 2',
+    ]);
+    for (const r of results) if (!r.ok) expect(r.error.message.length).toBeGreaterThan(0);
+    expect(results[7]).toMatchObject({ ok: true, receipt: { subject: subjectOf(did) } });
+    expect(ledger.node.head().size).toBe(3);
+    expect(await ledger.node.verify()).toEqual({ events: 3, problems: [] });
+  });
+
+  it('leaves the head unchanged when it refuses events', async () => {
+    const { ledger, laptop, policy } = await seeded();
+    const before = (await get(`${ledger.url}/v1/head`)).body as SignedTreeHead;
+    const record = await ledger.node.subject(policy);
+    if (record === undefined) throw new Error('policy missing');
+    const create = newPolicy();
+    const refused: { body: unknown; code: string; status: number }[] = [
+      { body: { v: 1 }, code: 'EVENT_MALFORMED', status: 400 },
+      { body: { ...create, sigs: create.sigs.map((s) => ({ ...s, sig: flipFirst(s.sig) })) }, code: 'EVENT_BAD_SIGNATURE', status: 400 },
+      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [testKey()]), code: 'EVENT_UNAUTHORIZED', status: 403 },
+      { body: signEvent(nextEvent('policy.revoke', policy, { ...record, seq: record.seq + 1 }, { key: laptop.publicKey }), [laptop]), code: 'EVENT_SEQ_GAP', status: 409 },
+      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [laptop]), code: 'EVENT_LOCKOUT', status: 422 },
+      { body: signEvent(didCreate(`policy:${nobody()}` as PolicyAddress), [laptop]), code: 'POLICY_NOT_FOUND', status: 404 },
+    ];
+    for (const { body, code, status } of refused) expectProblem(await post(`${ledger.url}/v1/events`, body), status, code);
+    const batch = await post(`${ledger.url}/v1/events/batch`, { events: refused.map((r) => r.body) });
+    expect((batch.body as { results: { ok: boolean }[] }).results.every((r) => !r.ok)).toBe(true);
+
+    expect((await get(`${ledger.url}/v1/head`)).body).toEqual(before);
+    expect(((await get(`${ledger.url}/v1/health`)).body as { size: number }).size).toBe(3);
+    expect(await ledger.node.verify()).toEqual({ events: 3, problems: [] });
+  });
+
+  it('accepts the same event once: a replay is refused with EVENT_REPLAY', async () => {
+    const ledger = await startLedger(tempDir());
+    const event: LedgerEvent = newPolicy();
+    expect((await post(`${ledger.url}/v1/events`, event)).status).toBe(201);
+    const head = ledger.node.head();
+    expectProblem(await post(`${ledger.url}/v1/events`, event), 409, 'EVENT_REPLAY');
+    expect(ledger.node.head()).toEqual(head);
+  });
+});
