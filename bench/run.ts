@@ -2,9 +2,10 @@
  * Benchmarks: `npm run bench` runs all, `npm run bench -- wallet` one. Each prints JSON lines,
  * every figure beside the raw limit measured in the same run.
  */
+import { ledgerBench } from './ledger.js';
 import { walletBench } from './wallet.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench };
+const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench };
 
 const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !Object.hasOwn(BENCHES, name));

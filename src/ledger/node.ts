@@ -3,10 +3,10 @@
  * commit: whatever arrives while one batch is being written forms the next), extends the
  * Merkle tree, and signs a tree head per batch. Reads come with proofs.
  */
-import { canonicalJson, toBase64url } from '../crypto/index.js';
+import { canonicalJson, decodePublicKey, fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { Subject, EventId } from './events.js';
-import { isDid } from './events.js';
+import { isDid, prepareEvent, type PreparedEvent } from './events.js';
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { consistencyProof, inclusionProof } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
@@ -15,6 +15,7 @@ import { OverlayView } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
 import { CompactTree } from './tree.js';
 import { validateEvent, type Accepted } from './validate.js';
+import { VerifyPool } from './verify-pool.js';
 
 export interface NodeSigner {
   /** The node's Ed25519 public key, multibase. */
@@ -42,7 +43,12 @@ export interface NodeOptions {
   /** Clock in milliseconds; ledger time never goes backwards, whatever it says. */
   readonly now?: () => number;
   readonly maxBatch?: number;
+  /** Worker threads that check signatures; 0 (the default) checks them on the node's own thread. */
+  readonly verifyThreads?: number;
 }
+
+/** Below this many signatures in a batch, handing them to workers costs more than it saves. */
+const POOL_THRESHOLD = 16;
 
 const LEAF_CHUNK = 20_000;
 
@@ -57,6 +63,7 @@ export class LedgerNode {
   readonly #tree: CompactTree;
   readonly #now: () => number;
   readonly #maxBatch: number;
+  readonly #pool: VerifyPool | undefined;
   #head: SignedTreeHead;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
@@ -70,6 +77,7 @@ export class LedgerNode {
     this.#lastTime = head.time;
     this.#now = options.now ?? Date.now;
     this.#maxBatch = options.maxBatch ?? 1000;
+    this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
   }
 
   /** Opens a node over a store, rebuilding the Merkle tree and checking it against the last signed head. */
@@ -137,14 +145,37 @@ export class LedgerNode {
     return this.#lastTime;
   }
 
+  /** Parses the batch and, with a pool, checks all its signatures on the worker threads at once. */
+  async #prepare(batch: readonly Pending[]): Promise<{ pending: Pending; prepared: PreparedEvent; verified?: boolean[] }[]> {
+    const ready: { pending: Pending; prepared: PreparedEvent; verified?: boolean[] }[] = [];
+    for (const pending of batch) {
+      try {
+        ready.push({ pending, prepared: prepareEvent(pending.raw) });
+      } catch (e) {
+        pending.reject(asError(e));
+      }
+    }
+    const jobs = ready.flatMap(({ prepared }) =>
+      prepared.event.sigs.map(({ kid, sig }) => ({ key: decodePublicKey(kid, 'ed25519').publicKey, message: prepared.signingBytes, signature: fromBase64url(sig) })),
+    );
+    if (this.#pool === undefined || jobs.length < POOL_THRESHOLD) return ready;
+    const results = await this.#pool.verify(jobs);
+    let offset = 0;
+    for (const item of ready) {
+      item.verified = results.slice(offset, offset + item.prepared.event.sigs.length);
+      offset += item.prepared.event.sigs.length;
+    }
+    return ready;
+  }
+
   async #commit(batch: readonly Pending[]): Promise<void> {
     const overlay = new OverlayView(this.store);
     const time = this.#nextTime();
     const accepted: { pending: Pending; accepted: Accepted; gseq: number }[] = [];
-    for (const pending of batch) {
+    for (const { pending, prepared, verified } of await this.#prepare(batch)) {
       const gseq = this.#tree.size + accepted.length;
       try {
-        const result = await validateEvent(pending.raw, overlay, { gseq, time });
+        const result = await validateEvent(pending.raw, overlay, { gseq, time }, { prepared, ...(verified === undefined ? {} : { verified }) });
         overlay.put(result.record, result.event);
         accepted.push({ pending, accepted: result, gseq });
       } catch (e) {
@@ -286,6 +317,7 @@ export class LedgerNode {
 
   async close(): Promise<void> {
     await this.drain();
+    await this.#pool?.close();
     await this.store.close();
   }
 }

@@ -2,6 +2,7 @@
  * Running a ledger node: its store and identity in a data directory, its HTTP API on an
  * address. Used by `dkms ledger serve` and `dkms up`.
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DkmsError } from '../errors.js';
 import { LedgerNode } from '../ledger/node.js';
@@ -14,6 +15,8 @@ export const DEFAULT_LEDGER_PORT = 8420;
 export interface LedgerServiceOptions extends LedgerServerOptions {
   readonly host?: string;
   readonly port?: number;
+  /** Worker threads checking signatures (default: one per core). */
+  readonly verifyThreads?: number;
 }
 
 export interface RunningLedger {
@@ -28,7 +31,7 @@ export function ledgerDir(home: string): string {
 }
 
 /** Opens the node's store and key under `home` and starts its HTTP API. */
-export async function openLedgerNode(home: string): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
+export async function openLedgerNode(home: string, verifyThreads = 0): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
   const dir = ledgerDir(home);
   const store = SqliteLogStore.open(join(dir, 'ledger.db'));
   let identity;
@@ -39,7 +42,7 @@ export async function openLedgerNode(home: string): Promise<{ node: LedgerNode; 
     throw e;
   }
   try {
-    return { node: await LedgerNode.open(store, identity), closeIdentity: () => identity.close() };
+    return { node: await LedgerNode.open(store, identity, { verifyThreads }), closeIdentity: () => identity.close() };
   } catch (e) {
     identity.close();
     await store.close();
@@ -48,7 +51,7 @@ export async function openLedgerNode(home: string): Promise<{ node: LedgerNode; 
 }
 
 export async function startLedger(home: string, options: LedgerServiceOptions = {}): Promise<RunningLedger> {
-  const { node, closeIdentity } = await openLedgerNode(home);
+  const { node, closeIdentity } = await openLedgerNode(home, options.verifyThreads ?? availableParallelism());
   const app = buildLedgerServer(node, options);
   let url: string;
   try {

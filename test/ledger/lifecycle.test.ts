@@ -62,3 +62,25 @@ describe('ledger lifecycle (in process)', () => {
     await reopened.close();
   });
 });
+
+describe('signature checks on worker threads', () => {
+  it('accepts and refuses exactly as the node thread does, in batches large enough to use the workers', async () => {
+    const node = await openNode(tempDir(), nodeSigner(), { verifyThreads: 2 });
+    const recovery = testKey();
+    const events = Array.from({ length: 40 }, () => {
+      const agent = testKey();
+      return signEvent(policyCreate([agent.agent(ALL_FLAGS)], commitment([recovery])), [agent]);
+    });
+    // Every fourth event carries another key's signature.
+    const forged = events.map((event, i) => {
+      if (i % 4 !== 3) return event;
+      const other = signEvent(policyCreate([testKey().agent(ALL_FLAGS)], commitment([recovery])), [testKey()]);
+      return { ...event, sigs: [{ kid: event.sigs[0]?.kid ?? '', sig: other.sigs[0]?.sig ?? '' }] };
+    });
+    const results = await node.submitMany(forged);
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(forged.map((_, i) => (i % 4 === 3 ? 'EVENT_BAD_SIGNATURE' : 'ok')));
+    expect(node.size).toBe(30);
+    expect((await node.verify()).problems).toEqual([]);
+    await node.close();
+  });
+});
