@@ -92,9 +92,12 @@ export class SqliteLogStore implements LogStore {
       db.exec('BEGIN EXCLUSIVE; COMMIT');
       const version = db.pragma('user_version', { simple: true });
       if (version === 0 && db.pragma('application_id', { simple: true }) === 0) {
-        db.exec(SCHEMA);
-        db.pragma(`application_id = ${APPLICATION_ID}`);
-        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        // One transaction: a crash during the first start leaves an empty file, not half a schema.
+        db.transaction(() => {
+          db.exec(SCHEMA);
+          db.pragma(`application_id = ${APPLICATION_ID}`);
+          db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        })();
       } else if (db.pragma('application_id', { simple: true }) !== APPLICATION_ID || version !== SCHEMA_VERSION) {
         throw new DkmsError('LEDGER_STORE_DAMAGED', `${path} is not a dkms ledger store of format ${SCHEMA_VERSION}`);
       }
