@@ -1,10 +1,9 @@
-import { existsSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NODE_KEY_NAME, openNodeIdentity } from '../../src/ledger/node-key.js';
 import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
 import { Wallet, rawSecret } from '../../src/wallet/index.js';
-import { readFileSync } from 'node:fs';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
