@@ -8,7 +8,7 @@
  * of its canonical JSON (RFC 8785) without `sigs`, which is also what each signature covers.
  */
 import { z } from 'zod';
-import { canonicalBytes, canonicalJson, decodePublicKey, fromBase58btc, fromBase64url, sha256, toBase58btc } from '../crypto/index.js';
+import { canonicalBytes, canonicalJson, decodePublicKey, fromBase58btc, fromBase64url, isSmallOrderEd25519, sha256, toBase58btc } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { isFlags } from '../policy/flags.js';
 import { isDigest } from '../policy/authority.js';
@@ -34,8 +34,8 @@ function isBase58Digest(text: string): boolean {
 
 function isPublicKey(text: string, type: 'ed25519' | 'x25519'): boolean {
   try {
-    decodePublicKey(text, type);
-    return true;
+    const { publicKey } = decodePublicKey(text, type);
+    return type !== 'ed25519' || !isSmallOrderEd25519(publicKey);
   } catch {
     return false;
   }
@@ -53,7 +53,7 @@ function isBase64urlOf(text: string, min: number, max: number): boolean {
 const eventIdSchema = z.string().max(64).refine(isBase58Digest, 'must be a base58btc SHA-256 digest');
 const policyAddress = z.string().max(80).refine((s) => s.startsWith(POLICY_PREFIX) && isBase58Digest(s.slice(POLICY_PREFIX.length)), 'must be a policy address (policy:…)');
 const did = z.string().max(80).refine((s) => s.startsWith(DID_PREFIX) && isBase58Digest(s.slice(DID_PREFIX.length)), 'must be a did:dkms DID');
-const signingKey = z.string().max(64).refine((s) => isPublicKey(s, 'ed25519'), 'must be an Ed25519 public key (z6Mk…)');
+const signingKey = z.string().max(64).refine((s) => isPublicKey(s, 'ed25519'), 'must be an Ed25519 public key (z6Mk…) of a real key pair');
 const agreementKey = z.string().max(64).refine((s) => isPublicKey(s, 'x25519'), 'must be an X25519 public key (z6LS…)');
 const count = z.number().int().min(1).max(64);
 const nonce = z.string().max(64).refine((s) => isBase64urlOf(s, 16, 32), 'must be 16 to 32 random bytes, base64url');
@@ -120,8 +120,13 @@ export function prepareEvent(raw: unknown): PreparedEvent {
     throw new DkmsError('EVENT_MALFORMED', `${where}: ${issue?.message ?? 'invalid'}`);
   }
   const event = result.data;
-  const canonical = canonicalJson(event);
-  if (canonical.length > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
+  let canonical: string;
+  try {
+    canonical = canonicalJson(event);
+  } catch (e) {
+    throw new DkmsError('EVENT_MALFORMED', `event: ${e instanceof Error ? e.message : 'not JSON'}`);
+  }
+  if (Buffer.byteLength(canonical) > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
   const bytes = signingBytes(event);
   const id = toBase58btc(sha256(bytes)) as EventId;
   const subject = event.type === 'policy.create' ? (`${POLICY_PREFIX}${id}` as const) : event.type === 'did.create' ? (`${DID_PREFIX}${id}` as const) : (event.subject as Subject);

@@ -3,7 +3,7 @@
  * commit: whatever arrives while one batch is being written forms the next), extends the
  * Merkle tree, and signs a tree head per batch. Reads come with proofs.
  */
-import { canonicalJson, decodePublicKey, fromBase64url, toBase64url } from '../crypto/index.js';
+import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { Subject, EventId } from './events.js';
 import { isDid, prepareEvent, type PreparedEvent } from './events.js';
@@ -159,7 +159,8 @@ export class LedgerNode {
       prepared.event.sigs.map(({ kid, sig }) => ({ key: decodePublicKey(kid, 'ed25519').publicKey, message: prepared.signingBytes, signature: fromBase64url(sig) })),
     );
     if (this.#pool === undefined || jobs.length < POOL_THRESHOLD) return ready;
-    const results = await this.#pool.verify(jobs);
+    // Workers run bare node:crypto: small-order keys are refused here, as ed25519Verify does.
+    const results = (await this.#pool.verify(jobs)).map((ok, i) => ok && !isSmallOrderEd25519(jobs[i]?.key ?? new Uint8Array()));
     let offset = 0;
     for (const item of ready) {
       item.verified = results.slice(offset, offset + item.prepared.event.sigs.length);

@@ -85,12 +85,18 @@ function checkPossession(agents: readonly Agent[], signers: ReadonlySet<string>,
   if (missing !== undefined) throw fail('EVENT_UNAUTHORIZED', `${what}: agent ${missing.key} must sign to prove it holds its key`);
 }
 
-/** Flags a signer needs to move an agent from `before` to `after` flags. */
-export function requiredToGrant(before: number | undefined, after: number): number {
-  const changed = (before ?? 0) ^ after;
+/**
+ * Flags a signer needs to move an agent from `before` to `after`. Replacing the key-agreement
+ * key of an agent that holds (or keeps) an admin-only flag needs ADMIN, as taking the agent
+ * away would: it redirects what is encrypted to that agent in every DID document.
+ */
+export function requiredToGrant(before: Agent | undefined, after: Agent): number {
+  const changed = (before?.flags ?? 0) ^ after.flags;
   if ((changed & ADMIN_ONLY) !== 0) return FLAGS.ADMIN;
+  const kxChanged = before !== undefined && before.kx !== after.kx;
+  if (kxChanged && ((before.flags | after.flags) & ADMIN_ONLY) !== 0) return FLAGS.ADMIN;
   let required: number = FLAGS.PROVE_GRANT;
-  if (before !== undefined && (before & FLAGS.PROVE) !== 0 && (after & FLAGS.PROVE) === 0) required = FLAGS.PROVE_REVOKE;
+  if (before !== undefined && (before.flags & FLAGS.PROVE) !== 0 && (after.flags & FLAGS.PROVE) === 0) required = FLAGS.PROVE_REVOKE;
   return required;
 }
 
@@ -108,7 +114,7 @@ function grant(state: PolicyRules, agent: Agent, signers: ReadonlySet<string>): 
   if (current !== undefined && current.flags === agent.flags && current.kx === agent.kx) {
     throw fail('EVENT_INVALID', `agent ${agent.key} already has exactly these flags`);
   }
-  checkSigners(state, signers, requiredToGrant(current?.flags, agent.flags), state.rules.grant, 'policy.grant');
+  checkSigners(state, signers, requiredToGrant(current, agent), state.rules.grant, 'policy.grant');
   return { ...state, agents: sortAgents([...state.agents.filter((a) => a.key !== agent.key), agent]) };
 }
 

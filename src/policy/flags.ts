@@ -13,7 +13,7 @@ export const FLAG_NAMES = Object.keys(FLAGS) as FlagName[];
 export const ADMIN_ONLY = FLAGS.ADMIN | FLAGS.PROVE_GRANT | FLAGS.PROVE_REVOKE;
 
 export function isFlags(value: unknown): value is number {
-  return Number.isInteger(value) && (value as number) >= 0 && ((value as number) & ~ALL_FLAGS) === 0;
+  return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= ALL_FLAGS && ((value as number) & ~ALL_FLAGS) === 0;
 }
 
 /** True when `flags` include `flag`, ADMIN counting as every flag. */
