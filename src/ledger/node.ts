@@ -5,13 +5,11 @@
  */
 import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
-import type { Subject, EventId } from './events.js';
-import { isDid, prepareEvent, type PreparedEvent } from './events.js';
+import { isDid, prepareEvent, type EventId, type PreparedEvent, type Subject } from './events.js';
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { consistencyProof, inclusionProof } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
-import type { LogRecord, SubjectRecord } from './state.js';
-import { OverlayView } from './state.js';
+import { OverlayView, type LogRecord, type SubjectRecord } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
 import { CompactTree } from './tree.js';
 import { validateEvent, type Accepted } from './validate.js';
@@ -131,7 +129,12 @@ export class LedgerNode {
       await new Promise((resolve) => setImmediate(resolve));
       while (this.#queue.length > 0) {
         const batch = this.#queue.splice(0, this.#maxBatch);
-        await this.#commit(batch);
+        try {
+          await this.#commit(batch);
+        } catch (e) {
+          // A bug must not leave submitters waiting forever; settled promises ignore this.
+          for (const pending of batch) pending.reject(asError(e));
+        }
       }
     })().finally(() => {
       this.#flushing = undefined;

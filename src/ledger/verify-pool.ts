@@ -46,11 +46,21 @@ export class VerifyPool {
       worker.on('message', ({ id, results }: { id: number; results: boolean[] }) => {
         this.#waiting.get(id)?.resolve(results);
         this.#waiting.delete(id);
+        if (this.#waiting.size === 0) this.#idle();
       });
       worker.on('error', (error) => this.#failAll(error));
       worker.unref();
       return worker;
     });
+  }
+
+  /** Idle workers do not keep the process alive; busy ones do, until their answer arrives. */
+  #idle(): void {
+    for (const worker of this.#workers) worker.unref();
+  }
+
+  #busy(): void {
+    for (const worker of this.#workers) worker.ref();
   }
 
   get threads(): number {
@@ -60,12 +70,14 @@ export class VerifyPool {
   #failAll(error: Error): void {
     for (const waiting of this.#waiting.values()) waiting.reject(error);
     this.#waiting.clear();
+    this.#idle();
   }
 
   #run(worker: Worker, jobs: readonly SignatureJob[]): Promise<boolean[]> {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
+      this.#busy();
       worker.postMessage({ id, jobs });
     });
   }
