@@ -42,7 +42,8 @@ export class VerifyPool {
 
   constructor(threads = availableParallelism()) {
     this.#workers = Array.from({ length: Math.max(1, threads) }, () => {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
+      // No inherited flags: the inline source is CommonJS whatever the parent was started with.
+      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
       worker.on('message', ({ id, results }: { id: number; results: boolean[] }) => {
         this.#waiting.get(id)?.resolve(results);
         this.#waiting.delete(id);
