@@ -233,8 +233,15 @@ export class LedgerNode {
     return [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
   }
 
-  /** The subject's record as of a past point: the state after every event with gseq < `untilGseq`. */
+  /**
+   * The subject's record as of a point: the state after every event with gseq < `untilGseq`.
+   * The present is read from the store; the past is rebuilt by replaying the subject's events.
+   */
   async stateAt(subject: Subject, untilGseq: number): Promise<SubjectRecord | undefined> {
+    if (untilGseq >= this.size) {
+      const record = await this.store.subject(subject);
+      if (record === undefined || record.updated.gseq < untilGseq) return record;
+    }
     const replay = new Replay();
     await replay.applyAll(await this.history(subject, untilGseq));
     return replay.view.subject(subject);
