@@ -24,7 +24,9 @@ export class AeadError extends Error {
 
 function gcm(key: Uint8Array, nonce: Uint8Array, header: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
   const cipher = createCipheriv('aes-256-gcm', key, nonce);
-  cipher.setAAD(concatBytes(header, aad));
+  // GCM authenticates its associated data as one stream: two updates equal one of the concatenation.
+  cipher.setAAD(header);
+  if (aad.length > 0) cipher.setAAD(aad);
   const body = cipher.update(plaintext);
   cipher.final();
   return concatBytes(header, nonce, body, cipher.getAuthTag());
@@ -73,7 +75,8 @@ export function open(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array = new 
   const body = sealed.subarray(HEADER + NONCE, sealed.length - TAG);
   const tag = sealed.subarray(sealed.length - TAG);
   const decipher = createDecipheriv('aes-256-gcm', key, nonce);
-  decipher.setAAD(concatBytes(header, aad));
+  decipher.setAAD(header);
+  if (aad.length > 0) decipher.setAAD(aad);
   decipher.setAuthTag(tag);
   const out = decipher.update(body);
   try {

@@ -83,12 +83,18 @@ export function readU32be(bytes: Uint8Array, offset: number): number {
 
 /** Length-prefixed concatenation (`u32be length ‖ bytes` per part): distinct lists never encode alike. */
 export function framed(...parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + 4 + p.length, 0));
+  let total = 0;
+  for (const part of parts) total += 4 + part.length;
+  const out = new Uint8Array(total);
   let offset = 0;
   for (const part of parts) {
-    out.set(u32be(part.length), offset);
+    const n = part.length;
+    out[offset] = n >>> 24;
+    out[offset + 1] = (n >>> 16) & 0xff;
+    out[offset + 2] = (n >>> 8) & 0xff;
+    out[offset + 3] = n & 0xff;
     out.set(part, offset + 4);
-    offset += 4 + part.length;
+    offset += 4 + n;
   }
   return out;
 }

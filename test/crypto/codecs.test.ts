@@ -992,3 +992,22 @@ describe('inputs that once slipped through', () => {
     expect(Argon2idParams.safeParse(base).success).toBe(true);
   });
 });
+
+describe('aead wire format', () => {
+  it('is AES-256-GCM with header ‖ associated data as AAD, computed independently with node:crypto', async () => {
+    const { createCipheriv } = await import('node:crypto');
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 50 }), fc.nat(0xffffffff), (key, plaintext, aad, version) => {
+        const sealed = seal(key, plaintext, aad, version);
+        const header = sealed.subarray(0, 5);
+        const nonce = sealed.subarray(5, 17);
+        const cipher = createCipheriv('aes-256-gcm', key, nonce);
+        cipher.setAAD(concatBytes(header, aad));
+        const expected = concatBytes(header, nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
+        expect(sealed).toEqual(expected);
+        expect(keyVersionOf(sealed)).toBe(version);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
