@@ -17,6 +17,7 @@ import { median, millis, opsPerSecond, report, round } from './report.js';
 const VALUE_BYTES = 256;
 const OPS = 3000;
 const RUNS = 15;
+const GET_ROUNDS = 5;
 
 function rawStore(path: string): Database.Database {
   const db = new Database(path);
@@ -35,17 +36,25 @@ async function putAndGet(dir: string): Promise<void> {
   const insert = db.prepare('INSERT INTO t (name, value) VALUES (?, ?)');
   const select = db.prepare<[string], { value: Buffer }>('SELECT value FROM t WHERE name = ?');
   const rawPut = opsPerSecond(OPS, (i) => insert.run(`item-${i}`, seal(key, value)));
-  const rawGet = opsPerSecond(OPS, (i) => open(key, new Uint8Array(select.get(`item-${(i * 7919) % OPS}`)?.value ?? [])));
-  db.close();
 
   const wallet = await Wallet.create(join(dir, 'wallet.db'), rawSecret(randomBytes(32)));
   const tags = { kind: 'bench', owner: 'alice' };
   const put = opsPerSecond(OPS, (i) => wallet.put('bench', `item-${i}`, value, tags));
-  const get = opsPerSecond(OPS, (i) => wallet.get('bench', `item-${(i * 7919) % OPS}`));
+
+  // Reads are CPU-bound and short: alternate the two over several rounds and take medians.
+  const rawGets: number[] = [];
+  const gets: number[] = [];
+  for (let round = 0; round < GET_ROUNDS; round++) {
+    rawGets.push(opsPerSecond(OPS, (i) => open(key, new Uint8Array(select.get(`item-${(i * 7919) % OPS}`)?.value ?? []))));
+    gets.push(opsPerSecond(OPS, (i) => wallet.get('bench', `item-${(i * 7919) % OPS}`)));
+  }
+  const rawGet = median(rawGets);
+  const get = median(gets);
+  db.close();
   wallet.close();
 
   report({ bench: 'wallet.put', ops: OPS, valueBytes: VALUE_BYTES, opsPerSec: round(put, 0), rawOpsPerSec: round(rawPut, 0), ratio: round(put / rawPut), expected: '>= 0.5' });
-  report({ bench: 'wallet.get', ops: OPS, valueBytes: VALUE_BYTES, opsPerSec: round(get, 0), rawOpsPerSec: round(rawGet, 0), ratio: round(get / rawGet), expected: '>= 0.5' });
+  report({ bench: 'wallet.get', ops: OPS, rounds: GET_ROUNDS, valueBytes: VALUE_BYTES, opsPerSec: round(get, 0), rawOpsPerSec: round(rawGet, 0), ratio: round(get / rawGet), expected: '>= 0.5' });
 }
 
 async function rekeyScaling(dir: string): Promise<void> {
