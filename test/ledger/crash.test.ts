@@ -24,7 +24,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,9 +40,9 @@ import type { LedgerNode } from '../../src/ledger/node.js';
 import { recordLeaf } from '../../src/ledger/replay.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ledgerDir, openLedgerNode } from '../../src/server/ledger-service.js';
+import { DistGuard } from '../helpers/dist-guard.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, '..', '..');
 const CHILD = join(HERE, 'crash-child.mjs');
 
 /** Trials alternate: even ones submit in process, odd ones over HTTP. */
@@ -211,39 +211,8 @@ function reportOf(run: ChildRun, where: string): Report {
   return { subs, acks, refused };
 }
 
-/** The sources the child runs compiled, each with its output in dist/. */
-function sources(): string[] {
-  const found = ['src/errors.ts'];
-  for (const dir of ['src/ledger', 'src/server', 'src/crypto', 'src/wallet', 'src/policy', 'src/did']) {
-    for (const file of readdirSync(join(ROOT, dir))) if (file.endsWith('.ts')) found.push(`${dir}/${file}`);
-  }
-  return found;
-}
-
-const compiled = (ts: string): string => join(ROOT, 'dist', ts.replace(/\.ts$/, '.js'));
-
-/** Fails unless `dist/` holds a build at least as new as the sources the child runs. */
-function assertFreshBuild(): void {
-  const stale = sources().filter((ts) => !existsSync(compiled(ts)) || statSync(compiled(ts)).mtimeMs < statSync(join(ROOT, ts)).mtimeMs);
-  if (stale.length > 0) {
-    throw new Error(`the crash child runs dist/, which is older than ${stale.join(', ')}: run 'npx tsc -p tsconfig.build.json' first`);
-  }
-}
-
-/** Changes when src/ or dist/ does: the parent runs src/, the child dist/, and they must agree. */
-function codeStamp(): string {
-  return sources()
-    .flatMap((ts) => [join(ROOT, ts), compiled(ts)])
-    .map((file) => (existsSync(file) ? statSync(file).mtimeMs : 0))
-    .join(',');
-}
-
-let startStamp = '';
-
-/** A note for failure messages if the code changed under the trials. */
-function codeChangedNote(): string {
-  return codeStamp() === startStamp ? '' : ' (NOTE: src/ or dist/ changed during this run, so parent and child may have run different code)';
-}
+const guard = new DistGuard(['ledger', 'server', 'crypto', 'wallet', 'policy', 'did']);
+const codeChangedNote = (): string => guard.changedNote();
 
 // The checks after a kill.
 
@@ -445,8 +414,7 @@ let home: string;
 
 beforeAll(() => {
   home = mkdtempSync(join(tmpdir(), 'dkms-ledger-crash-'));
-  assertFreshBuild();
-  startStamp = codeStamp();
+  guard.start();
 });
 
 afterAll(() => {

@@ -11,16 +11,16 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DkmsError } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
+import { DistGuard } from '../helpers/dist-guard.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, '..', '..');
 const CHILD = join(HERE, 'crash-child.mjs');
 
 const RAW_REKEY_TRIALS = 50;
@@ -178,46 +178,14 @@ async function inContext<T>(where: string, check: () => T | Promise<T>): Promise
   }
 }
 
-/** The sources the child runs compiled, each with its output in dist/. */
-function sources(): string[] {
-  const found = ['src/errors.ts'];
-  for (const dir of ['src/wallet', 'src/crypto']) {
-    for (const file of readdirSync(join(ROOT, dir))) if (file.endsWith('.ts')) found.push(`${dir}/${file}`);
-  }
-  return found;
-}
-
-const compiled = (ts: string): string => join(ROOT, 'dist', ts.replace(/\.ts$/, '.js'));
-
-/** Fails unless `dist/` holds a build at least as new as the sources the child runs. */
-function assertFreshBuild(): void {
-  const stale = sources().filter((ts) => !existsSync(compiled(ts)) || statSync(compiled(ts)).mtimeMs < statSync(join(ROOT, ts)).mtimeMs);
-  if (stale.length > 0) {
-    throw new Error(`the crash child runs dist/, which is older than ${stale.join(', ')}: run 'npx tsc -p tsconfig.build.json' first`);
-  }
-}
-
-/** Changes when src/ or dist/ does: the parent runs src/, the child dist/, and they must agree. */
-function codeStamp(): string {
-  return sources()
-    .flatMap((ts) => [join(ROOT, ts), compiled(ts)])
-    .map((file) => (existsSync(file) ? statSync(file).mtimeMs : 0))
-    .join(',');
-}
-
-let startStamp = '';
-
-/** A note for failure messages if the code changed under the trials. */
-function codeChangedNote(): string {
-  return codeStamp() === startStamp ? '' : ' (NOTE: src/ or dist/ changed during this run, so parent and child may have run different code)';
-}
+const guard = new DistGuard(['wallet', 'crypto']);
+const codeChangedNote = (): string => guard.changedNote();
 
 let dir: string;
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'dkms-crash-'));
-  assertFreshBuild();
-  startStamp = codeStamp();
+  guard.start();
 });
 
 afterAll(() => {
