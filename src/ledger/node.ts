@@ -37,6 +37,18 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
+interface Batch {
+  readonly batch: Pending[];
+  readonly ready: Promise<Prepared[]>;
+}
+
+/** A submission parsed, with its signatures' results when the workers checked them. */
+interface Prepared {
+  readonly pending: Pending;
+  readonly prepared: PreparedEvent;
+  verified?: boolean[];
+}
+
 export interface NodeOptions {
   /** Clock in milliseconds; ledger time never goes backwards, whatever it says. */
   readonly now?: () => number;
@@ -74,7 +86,7 @@ export class LedgerNode {
     this.#head = head;
     this.#lastTime = head.time;
     this.#now = options.now ?? Date.now;
-    this.#maxBatch = options.maxBatch ?? 1000;
+    this.#maxBatch = options.maxBatch ?? 256;
     this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
   }
 
@@ -127,19 +139,36 @@ export class LedgerNode {
     this.#flushing = (async () => {
       // Let every submission of this turn of the event loop join the batch.
       await new Promise((resolve) => setImmediate(resolve));
-      while (this.#queue.length > 0) {
-        const batch = this.#queue.splice(0, this.#maxBatch);
+      let current = this.#take();
+      while (current !== undefined) {
+        const { batch, ready } = current;
+        let next: Batch | undefined;
         try {
-          await this.#commit(batch);
+          const prepared = await ready;
+          // Parsing and signature checks need no state: the next batch's run on the workers
+          // while this one is validated and written.
+          next = this.#take();
+          await this.#commit(prepared);
         } catch (e) {
           // A bug must not leave submitters waiting forever; settled promises ignore this.
           for (const pending of batch) pending.reject(asError(e));
         }
+        current = next ?? this.#take();
       }
     })().finally(() => {
       this.#flushing = undefined;
       if (this.#queue.length > 0) this.#schedule();
     });
+  }
+
+  /** The next batch from the queue, its preparation started. */
+  #take(): Batch | undefined {
+    if (this.#queue.length === 0) return undefined;
+    const batch = this.#queue.splice(0, this.#maxBatch);
+    const ready = this.#prepare(batch);
+    // Awaited later; a failure must not surface as an unhandled rejection meanwhile.
+    ready.catch(() => undefined);
+    return { batch, ready };
   }
 
   #nextTime(): string {
@@ -149,8 +178,8 @@ export class LedgerNode {
   }
 
   /** Parses the batch and, with a pool, checks all its signatures on the worker threads at once. */
-  async #prepare(batch: readonly Pending[]): Promise<{ pending: Pending; prepared: PreparedEvent; verified?: boolean[] }[]> {
-    const ready: { pending: Pending; prepared: PreparedEvent; verified?: boolean[] }[] = [];
+  async #prepare(batch: readonly Pending[]): Promise<Prepared[]> {
+    const ready: Prepared[] = [];
     for (const pending of batch) {
       try {
         ready.push({ pending, prepared: prepareEvent(pending.raw) });
@@ -172,11 +201,11 @@ export class LedgerNode {
     return ready;
   }
 
-  async #commit(batch: readonly Pending[]): Promise<void> {
+  async #commit(batch: readonly Prepared[]): Promise<void> {
     const overlay = new OverlayView(this.store);
     const time = this.#nextTime();
     const accepted: { pending: Pending; accepted: Accepted; gseq: number }[] = [];
-    for (const { pending, prepared, verified } of await this.#prepare(batch)) {
+    for (const { pending, prepared, verified } of batch) {
       const gseq = this.#tree.size + accepted.length;
       try {
         const result = await validateEvent(pending.raw, overlay, { gseq, time }, { prepared, ...(verified === undefined ? {} : { verified }) });
