@@ -95,6 +95,37 @@ describe('ledger end to end, through real processes', () => {
     expect(json(reindex)).toEqual({ events: 4, subjects: 2, differences: [] });
   });
 
+  it('collects m-of-n signatures: one agent writes the event, another co-signs and submits it', async () => {
+    const { url } = await up(tempDir());
+    const laptop = tempDir();
+    const phone = tempDir();
+    const env = (home: string) => ({ DKMS_HOME: home, DKMS_PASSPHRASE: 'owner passphrase', DKMS_LEDGER: url });
+    const run = async (home: string, args: string[]) => {
+      const result = await dkms([...args, '--json'], env(home));
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+      return json(result);
+    };
+    for (const home of [laptop, phone]) await run(home, ['wallet', 'create', '--kdf-tier', 'interactive']);
+    await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
+    await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'recovery']);
+    const phoneKey = String((await run(phone, ['key', 'create', '--type', 'ed25519', '--name', 'phone']))['publicKey']);
+    const policy = String((await run(laptop, ['policy', 'create', '--key', 'laptop', '--recovery-key', 'recovery']))['subject']);
+    await run(laptop, ['policy', 'grant', '--policy', policy, '--agent', phoneKey, '--flags', 'ADMIN', '--key', 'laptop']);
+    await run(laptop, ['policy', 'rules', '--policy', policy, '--set', 'grant=2,revoke=2', '--key', 'laptop']);
+
+    const newcomer = String((await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'tablet']))['publicKey']);
+    const alone = await dkms(['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop'], env(laptop));
+    expect(alone.code).toBe(ERROR_CODES.EVENT_THRESHOLD.exit);
+
+    const file = join(laptop, 'grant.json');
+    const written = await run(laptop, ['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop', '--out', file]);
+    expect(written).toMatchObject({ out: file, type: 'policy.grant', signatures: 1 });
+    const accepted = await run(phone, ['ledger', 'submit', '--in', file, '--key', 'phone']);
+    expect(accepted).toMatchObject({ subject: policy, seq: 3 });
+    const shown = await run(phone, ['policy', 'show', '--policy', policy]);
+    expect((shown['policy'] as { agents: { key: string }[] }).agents.map((a) => a.key)).toContain(newcomer);
+  });
+
   it('reports an unreachable ledger, and a second node on the same data directory', async () => {
     const home = tempDir();
     const down = await dkms(['ledger', 'status'], { DKMS_HOME: home, DKMS_LEDGER: 'http://127.0.0.1:9' });
