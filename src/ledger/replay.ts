@@ -3,7 +3,7 @@
  * log order rebuilds it exactly. Used for reindex and audits, for reads "as of" a point in the
  * past, and by clients to check a chain from its inception.
  */
-import { canonicalBytes, toBase64url, utf8 } from '../crypto/index.js';
+import { canonicalBytes, utf8 } from '../crypto/index.js';
 import { leafHash } from './merkle.js';
 import { OverlayView, type LedgerView, type LogRecord, type SubjectRecord } from './state.js';
 import { validateEvent, type Accepted } from './validate.js';
@@ -23,7 +23,6 @@ export function recordLeafFromCanonical(record: LogRecord, canonicalEvent: strin
   return leafHash(utf8(`{"event":${canonicalEvent},"gseq":${record.gseq},"time":${JSON.stringify(record.time)}}`));
 }
 
-export const leafId = (record: LogRecord): string => toBase64url(recordLeaf(record));
 
 export class Replay {
   readonly view: OverlayView;

@@ -77,16 +77,3 @@ export class OverlayView implements LedgerView {
     return [...this.#records.values()];
   }
 }
-
-/** An in-memory view built from records and events, for clients re-verifying a chain. */
-export class MemoryView implements LedgerView {
-  readonly overlay = new OverlayView({ subject: async () => undefined, eventAt: async () => undefined });
-
-  subject(subject: Subject): Promise<SubjectRecord | undefined> {
-    return this.overlay.subject(subject);
-  }
-
-  eventAt(subject: Subject, seq: number): Promise<LedgerEvent | undefined> {
-    return this.overlay.eventAt(subject, seq);
-  }
-}
