@@ -3,9 +3,6 @@ import canonicalizeLib from 'canonicalize';
 import { badInput } from '../errors.js';
 import { utf8 } from './bytes.js';
 
-/** A value that JSON represents exactly: no undefined, functions, NaN or Infinity. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
-
 // With the u flag a surrogate matches only when it is not half of a pair.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 

@@ -89,7 +89,6 @@ export const LedgerEvent = z.discriminatedUnion('type', [
   z.strictObject({ ...common, ...next, type: z.literal('did.deactivate'), subject: did }),
 ]);
 export type LedgerEvent = z.infer<typeof LedgerEvent>;
-export type EventType = LedgerEvent['type'];
 export type UnsignedEvent = DistributiveOmit<LedgerEvent, 'sigs'>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 export type Service = z.infer<typeof service>;
