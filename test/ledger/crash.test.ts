@@ -22,7 +22,6 @@
  * The random delays come from a seeded generator; set DKMS_CRASH_SEED to replay a run. Every
  * failure message carries the seed, the trial, the mode and the delay.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +40,7 @@ import { recordLeaf } from '../../src/ledger/replay.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ledgerDir, openLedgerNode } from '../../src/server/ledger-service.js';
 import { DistGuard } from '../helpers/dist-guard.js';
+import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'crash-child.mjs');
@@ -53,7 +53,6 @@ const OWNERS = 8;
 const MIN_DELAY_MS = 50;
 const MAX_DELAY_MS = 400;
 /** A child that is not ready by then is stuck; the trial fails rather than hangs. */
-const READY_TIMEOUT_MS = 20_000;
 
 type Mode = 'direct' | 'http';
 
@@ -82,67 +81,7 @@ const adminKeys = Array.from({ length: OWNERS }, (_, i) => fixedKey(i, 'admin').
 
 // Running a child to its death.
 
-interface ChildRun {
-  /** Complete stdout lines, in order. */
-  readonly lines: string[];
-  /** Whatever followed the last newline (a line cut short by the kill); normally empty. */
-  readonly partial: string;
-  readonly stderr: string;
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-/** Children not yet known dead; afterAll kills any left (a timed-out test, say). */
-const live = new Set<ChildProcess>();
-
-/**
- * Spawns the child and SIGKILLs it `delayMs` after its "ready" line arrives; resolves once it
- * is dead and its pipes are drained, so every line it wrote has been read.
- */
-function runChild(config: object, delayMs: number): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    live.add(child);
-    const lines: string[] = [];
-    let pending = '';
-    let stderr = '';
-    let killTimer: NodeJS.Timeout | undefined;
-    const readyTimer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-    child.stdin.on('error', () => undefined);
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.stdout.on('data', (chunk: string) => {
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        lines.push(line);
-        if (line === 'ready' && killTimer === undefined) {
-          clearTimeout(readyTimer);
-          killTimer = setTimeout(() => child.kill('SIGKILL'), delayMs);
-        }
-      }
-    });
-    child.on('error', (e) => {
-      clearTimeout(readyTimer);
-      clearTimeout(killTimer);
-      live.delete(child);
-      child.kill('SIGKILL');
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(readyTimer);
-      clearTimeout(killTimer);
-      live.delete(child);
-      child.stdin.destroy();
-      resolve({ lines, partial: pending, stderr, code, signal });
-    });
-  });
-}
+const runChild = (config: object, delayMs: number): Promise<ChildRun> => runChildScript(CHILD, config, delayMs);
 
 // What the child said.
 
@@ -418,7 +357,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
-  for (const child of live) child.kill('SIGKILL');
+  killLiveChildren();
   rmSync(home, { recursive: true, force: true });
 });
 

@@ -9,7 +9,6 @@
  * The random delays come from a seeded generator; set DKMS_CRASH_SEED to replay a run. Every
  * failure message carries the seed, the trial and the delay.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DkmsError } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
 import { DistGuard } from '../helpers/dist-guard.js';
+import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'crash-child.mjs');
@@ -31,7 +31,6 @@ const RAW_REKEY_MAX_DELAY_MS = 150;
 const PASSPHRASE_REKEY_MAX_DELAY_MS = 600;
 const PUT_MAX_DELAY_MS = 150;
 /** A child that is not ready by then is stuck; the trial fails rather than hangs. */
-const READY_TIMEOUT_MS = 20_000;
 
 const SEED = process.env.DKMS_CRASH_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.DKMS_CRASH_SEED);
 
@@ -87,60 +86,7 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equa
 
 // Running a child to its death.
 
-interface ChildRun {
-  /** Complete stdout lines, in order. */
-  readonly lines: string[];
-  /** Whatever followed the last newline (a line cut short by the kill); normally empty. */
-  readonly partial: string;
-  readonly stderr: string;
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-}
-
-/**
- * Spawns the child and SIGKILLs it `delayMs` after its "ready" line arrives; resolves once it
- * is dead and its pipes are drained, so every line it wrote has been read.
- */
-function runChild(config: object, delayMs: number): Promise<ChildRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let pending = '';
-    let stderr = '';
-    let killTimer: NodeJS.Timeout | undefined;
-    const readyTimer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-    child.stdin.on('error', () => undefined);
-    child.stdout.setEncoding('utf8');
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
-      stderr += chunk;
-    });
-    child.stdout.on('data', (chunk: string) => {
-      pending += chunk;
-      let newline: number;
-      while ((newline = pending.indexOf('\n')) !== -1) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        lines.push(line);
-        if (line === 'ready' && killTimer === undefined) {
-          clearTimeout(readyTimer);
-          killTimer = setTimeout(() => child.kill('SIGKILL'), delayMs);
-        }
-      }
-    });
-    child.on('error', (e) => {
-      clearTimeout(readyTimer);
-      clearTimeout(killTimer);
-      reject(e);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(readyTimer);
-      clearTimeout(killTimer);
-      child.stdin.destroy();
-      resolve({ lines, partial: pending, stderr, code, signal });
-    });
-  });
-}
+const runChild = (config: object, delayMs: number): Promise<ChildRun> => runChildScript(CHILD, config, delayMs);
 
 /** The acknowledged payloads ("ack <x>") of a run that was killed after "ready". */
 function acksOf(run: ChildRun, where: string): string[] {
@@ -189,6 +135,7 @@ beforeAll(() => {
 });
 
 afterAll(() => {
+  killLiveChildren();
   rmSync(dir, { recursive: true, force: true });
 });
 
