@@ -64,6 +64,17 @@ export async function didRecord(ledger: Ledger, subject: Subject): Promise<DidRe
   return record;
 }
 
+/** The code `fn` throws, or 'ACCEPTED'. Anything but a DkmsError is rethrown. */
+export function codeOf(fn: () => unknown): string {
+  try {
+    fn();
+    return 'ACCEPTED';
+  } catch (e) {
+    if (e instanceof DkmsError) return e.code;
+    throw e;
+  }
+}
+
 /** The code a submission is refused with, or 'ACCEPTED'. Anything but a DkmsError is rethrown. */
 export async function outcome(promise: Promise<unknown>): Promise<string> {
   try {

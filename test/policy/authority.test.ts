@@ -8,14 +8,13 @@
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { canonicalJson } from '../../src/crypto/index.js';
-import { DkmsError } from '../../src/errors.js';
 import { addSignatures, didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, PolicyAddress } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
 import { applyPolicyChange, checkDidAuthority } from '../../src/policy/authority.js';
 import { ADMIN_ONLY, ALL_FLAGS, FLAGS, flagNames } from '../../src/policy/flags.js';
 import { RULE_NAMES, type Agent, type PolicyChange, type PolicyRules, type Rules } from '../../src/policy/types.js';
-import { didRecord, expectRefused, outcome, policyRecord, smallOrderKey } from '../helpers/events.js';
+import { codeOf, didRecord, expectRefused, outcome, policyRecord, smallOrderKey } from '../helpers/events.js';
 import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -26,16 +25,6 @@ const describeFlags = (flags: number | undefined) => (flags === undefined ? 'not
 const recovery = testKey();
 const outsider = testKey();
 
-/** The code applyPolicyChange refuses with, or 'ACCEPTED'. */
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-    return 'ACCEPTED';
-  } catch (e) {
-    if (e instanceof DkmsError) return e.code;
-    throw e;
-  }
-}
 
 const keysOf = (...keys: readonly TestKey[]): Set<string> => new Set(keys.map((k) => k.publicKey));
 

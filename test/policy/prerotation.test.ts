@@ -6,14 +6,13 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { DkmsError } from '../../src/errors.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, LedgerEvent, PolicyAddress } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
 import { applyPolicyChange, recoveryKeyDigest } from '../../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import type { Agent, PolicyRules, RecoveryCommitment, Rules } from '../../src/policy/types.js';
-import { didRecord, expectRefused, policyRecord } from '../helpers/events.js';
+import { codeOf, didRecord, expectRefused, policyRecord } from '../helpers/events.js';
 import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -203,15 +202,6 @@ describe('pre-rotation in applyPolicyChange', () => {
   const recoveryKeys = Array.from({ length: 4 }, () => testKey());
   const fresh = testKey();
 
-  function codeOf(fn: () => unknown): string {
-    try {
-      fn();
-      return 'ACCEPTED';
-    } catch (e) {
-      if (e instanceof DkmsError) return e.code;
-      throw e;
-    }
-  }
 
   it('m-of-n recovery keys: any m distinct committed keys recover, fewer get EVENT_THRESHOLD, and exactly the signers are revealed', () => {
     fc.assert(
