@@ -7,6 +7,7 @@ import { Context } from '../context.js';
 import { signWith, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
+import { asOf, asOfOptions, signingOptions, type AsOf, type Signing } from '../options.js';
 
 /** `#id,type,url` → a service entry. */
 function parseService(value: string, previous: Service[] = []): Service[] {
@@ -21,23 +22,18 @@ function checkDid(value: string): Did {
   return value as Did;
 }
 
-const signing = (cmd: Command) =>
-  cmd
-    .requiredOption('--key <name...>', 'wallet key(s) of ADMIN agents to sign with')
-    .option('--out <file>', 'write the signed event for co-signers instead of submitting it')
-    .option('--force', 'with --out, replace the file');
-
-type Signing = { key: string[]; out?: string; force?: boolean };
+const ADMIN_KEYS = 'wallet key(s) of ADMIN agents to sign with';
 
 export function didCommand(): Command {
   const did = new Command('did').description('public DIDs: their keys are your policy\'s PROVE agents');
 
-  signing(
+  signingOptions(
     did
       .command('create')
       .description('create a public DID controlled by a policy')
       .requiredOption('--policy <address>', 'the controlling policy')
       .option('--service <#id,type,url>', 'a service endpoint (repeatable)', parseService),
+    ADMIN_KEYS,
   ).action(async (opts: Signing & { policy: string; service?: Service[] }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (!opts.policy.startsWith('policy:')) throw badInput(`'${opts.policy}' is not a policy address (policy:…)`);
@@ -45,12 +41,13 @@ export function didCommand(): Command {
     await submitOrWrite(ctx, event, opts, (r) => `Created ${r.subject}`);
   });
 
-  signing(
+  signingOptions(
     did
       .command('update')
       .description("replace a DID's services")
       .requiredOption('--did <did>', 'the DID')
       .option('--service <#id,type,url>', 'a service endpoint (repeatable; none removes them all)', parseService),
+    ADMIN_KEYS,
   ).action(async (opts: Signing & { did: string; service?: Service[] }, cmd: Command) => {
     const ctx = Context.of(cmd);
     const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(opts.did));
@@ -58,12 +55,13 @@ export function didCommand(): Command {
     await submitOrWrite(ctx, event, opts, () => `Updated ${opts.did}`);
   });
 
-  signing(
+  signingOptions(
     did
       .command('deactivate')
       .description('end a DID for good')
       .requiredOption('--did <did>', 'the DID')
       .option('--yes', 'confirm: a deactivated DID can never be used again'),
+    ADMIN_KEYS,
   ).action(async (opts: Signing & { did: string; yes?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (opts.yes !== true) throw badInput(`deactivating ${opts.did} is permanent: add --yes to confirm`);
@@ -72,22 +70,14 @@ export function didCommand(): Command {
     await submitOrWrite(ctx, event, opts, () => `Deactivated ${opts.did}`);
   });
 
-  did
-    .command('resolve')
-    .description('resolve a DID to its document, verifying its chain and its policy from inception')
-    .argument('<did>', 'the DID')
-    .option('--at <n>', 'as of global sequence number n', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
-      return n;
-    })
-    .option('--time <iso>', 'as of this time (ISO 8601)')
-    .action(async (didArg: string, opts: { at?: number; time?: string }, cmd: Command) => {
+  asOfOptions(
+    did
+      .command('resolve')
+      .description('resolve a DID to its document, verifying its chain and its policy from inception')
+      .argument('<did>', 'the DID'),
+  ).action(async (didArg: string, opts: AsOf, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const resolved = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(didArg), {
-        ...(opts.at === undefined ? {} : { at: opts.at }),
-        ...(opts.time === undefined ? {} : { time: opts.time }),
-      });
+      const resolved = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(didArg), asOf(opts));
       emit(ctx, { didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata, verified: { events: resolved.history.length, headSize: resolved.head.size } }, () =>
         JSON.stringify({ didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata }, null, 2),
       );

@@ -1,23 +1,12 @@
 /** `dkms ledger …`: run a ledger node, check it, audit and rebuild its state, submit events. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { DEFAULT_LEDGER_PORT, openLedgerNode, startLedger, type RunningLedger } from '../../server/ledger-service.js';
 import { Context } from '../context.js';
 import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
+import { parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
-
-export function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('must be a port number 0-65535');
-  return port;
-}
-
-function parsePositive(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
 
 /** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
 export function untilStopped(): Promise<string> {

@@ -12,6 +12,7 @@ import { Context } from '../context.js';
 import { signWith, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
+import { asOf, asOfOptions, parsePositive, signingOptions, type AsOf, type Signing } from '../options.js';
 
 function parseRules(text: string): Partial<Rules> {
   const rules: Record<string, number> = {};
@@ -39,7 +40,7 @@ export function checkAgentKey(value: string, type: 'ed25519' | 'x25519' = 'ed255
 }
 
 /** The policy record, read from the ledger and verified from its inception. */
-export async function verifiedPolicy(ctx: Context, address: string, at: { at?: number; time?: string } = {}): Promise<PolicyRecord> {
+export async function verifiedPolicy(ctx: Context, address: string, at: AsOf = {}): Promise<PolicyRecord> {
   if (!address.startsWith('policy:')) throw badInput(`'${address}' is not a policy address (policy:…)`);
   return (await ledgerClient(ctx, ctx.options.ledger).resolvePolicy(address as PolicyAddress, at)).record;
 }
@@ -58,23 +59,6 @@ export function describePolicy(record: PolicyRecord): string {
   ].join('\n');
 }
 
-const historyOptions = (cmd: Command) =>
-  cmd
-    .option('--at <n>', 'as of global sequence number n (events before it)', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
-      return n;
-    })
-    .option('--time <iso>', 'as of this time (ISO 8601)');
-
-const signingOptions = (cmd: Command) =>
-  cmd
-    .requiredOption('--key <name...>', 'wallet key(s) to sign with (repeat for m-of-n)')
-    .option('--out <file>', 'write the signed event for co-signers instead of submitting it')
-    .option('--force', 'with --out, replace the file');
-
-type Signing = { key: string[]; out?: string; force?: boolean };
-
 export function policyCommand(): Command {
   const policy = new Command('policy').description('your authorization policy on the ledger: agents, flags, rules');
 
@@ -84,11 +68,7 @@ export function policyCommand(): Command {
       .description('create a policy with the signing key(s) as its first agents, holding every flag')
       .option('--kx <name>', 'X25519 wallet key published as the first agent\'s key-agreement key')
       .requiredOption('--recovery-key <name...>', 'Ed25519 wallet key(s) whose digests become the recovery commitment')
-      .option('--recovery-threshold <n>', 'how many recovery keys must sign a recovery', (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-        return n;
-      }, 1)
+      .option('--recovery-threshold <n>', 'how many recovery keys must sign a recovery', parsePositive, 1)
       .option('--rules <list>', 'signatures needed per change, e.g. grant=2,revoke=1,rules=2,did=1', parseRules),
   ).action(async (opts: Signing & { kx?: string; recoveryKey: string[]; recoveryThreshold: number; rules?: Partial<Rules> }, cmd: Command) => {
     const ctx = Context.of(cmd);
@@ -102,10 +82,10 @@ export function policyCommand(): Command {
     await submitOrWrite(ctx, event, opts, (r) => `Created policy ${r.subject}`);
   });
 
-  historyOptions(policy.command('show').description('show a policy, verified from its inception').requiredOption('--policy <address>', 'the policy')).action(
-    async (opts: { policy: string; at?: number; time?: string }, cmd: Command) => {
+  asOfOptions(policy.command('show').description('show a policy, verified from its inception').requiredOption('--policy <address>', 'the policy')).action(
+    async (opts: AsOf & { policy: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const record = await verifiedPolicy(ctx, opts.policy, { ...(opts.at === undefined ? {} : { at: opts.at }), ...(opts.time === undefined ? {} : { time: opts.time }) });
+      const record = await verifiedPolicy(ctx, opts.policy, asOf(opts));
       emit(ctx, { ...record }, () => describePolicy(record));
     },
   );

@@ -2,7 +2,8 @@
 import { Command } from 'commander';
 import { DEFAULT_LEDGER_PORT, startLedger } from '../../server/ledger-service.js';
 import { Context } from '../context.js';
-import { parsePort, serveUntilStopped } from './ledger.js';
+import { parsePort } from '../options.js';
+import { serveUntilStopped } from './ledger.js';
 
 export function upCommand(): Command {
   return new Command('up')
