@@ -186,12 +186,12 @@ export class LedgerClient {
     const parsed = ProvenSchema.safeParse(payload);
     if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${subject} is malformed`);
     const { head, proofs } = parsed.data;
-    const history = parsed.data.history as unknown as LogRecord[];
+    const proven = parsed.data.history as unknown as LogRecord[];
     await this.#acceptHead(head);
-    if (proofs.length !== history.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
+    if (proofs.length !== proven.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
     const root = rootBytes(head);
-    history.forEach((record, i) => {
-      if (i > 0 && record.gseq <= (history[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
+    proven.forEach((record, i) => {
+      if (i > 0 && record.gseq <= (proven[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
       const proof = (proofs[i] ?? []).map((p) => decodeHash(p));
       if (record.gseq >= head.size || !verifyInclusion(recordLeaf(record), record.gseq, head.size, proof, root)) {
         throw bad('LEDGER_BAD_PROOF', `event ${record.gseq} of ${subject} is not in the log the head commits to`);
@@ -200,8 +200,7 @@ export class LedgerClient {
     // A historical read is cut here, whatever the server did with the query: each record's
     // position and time are proven, so the client needs no trust in the server's cutoff.
     const until = cutoff.time === undefined ? undefined : new Date(cutoff.time).toISOString();
-    const kept = history.filter((r) => (cutoff.at === undefined || r.gseq < cutoff.at) && (until === undefined || r.time <= until));
-    history.splice(0, history.length, ...kept);
+    const history = proven.filter((r) => (cutoff.at === undefined || r.gseq < cutoff.at) && (until === undefined || r.time <= until));
     const replay = new Replay();
     const policyHistory = new Map<string, { time: string; policy: PolicyRecord['policy'] }[]>();
     for (const record of history) {

@@ -30,7 +30,7 @@ import {
   type KeyringHeader,
 } from './keyring.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
-import { SqliteWalletStore, type WalletStore } from './store.js';
+import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
 
 export const DEFAULT_PROFILE = 'default';
 /** Internal: not exported from the package index; tests use it to observe wiping. */
@@ -179,14 +179,16 @@ export class Wallet {
   /** Opens an existing wallet. A wrong secret is WALLET_BAD_PASSPHRASE and changes nothing. */
   static async open(path: string, secret: WalletSecret, options: OpenOptions = {}): Promise<Wallet> {
     const store = Wallet.#openStore(path, options.busyTimeoutMs);
+    let keyring: { stored: StoredKeyring; header: KeyringHeader };
     let storeKey: Uint8Array;
     try {
-      storeKey = await deriveKey(secret, parseKeyring(store.readKeyring(), path).kdf, STORE_KEY_LABEL);
+      keyring = Wallet.#readKeyring(store, path);
+      storeKey = await deriveKey(secret, keyring.header.kdf, STORE_KEY_LABEL);
     } catch (e) {
       store.close();
       throw e;
     }
-    return Wallet.#attach(store, path, options.profile ?? DEFAULT_PROFILE, storeKey);
+    return Wallet.#attach(store, path, options.profile ?? DEFAULT_PROFILE, storeKey, keyring);
   }
 
   static #openStore(path: string, busyTimeoutMs = 250): SqliteWalletStore {
@@ -195,10 +197,14 @@ export class Wallet {
   }
 
   /** Unwraps the profile's KEK and hands over the open store; on failure closes it and wipes the key. */
-  static #attach(store: WalletStore, path: string, profile: string, storeKey: Uint8Array): Wallet {
+  static #readKeyring(store: WalletStore, path: string): { stored: StoredKeyring; header: KeyringHeader } {
+    const stored = store.readKeyring();
+    return { stored, header: parseKeyring(stored, path) };
+  }
+
+  static #attach(store: WalletStore, path: string, profile: string, storeKey: Uint8Array, keyring?: { stored: StoredKeyring; header: KeyringHeader }): Wallet {
     try {
-      const stored = store.readKeyring();
-      const header = parseKeyring(stored, path);
+      const { stored, header } = keyring ?? Wallet.#readKeyring(store, path);
       const wrapped = stored.profiles.get(checkProfile(profile));
       if (wrapped === undefined) throw badInput(`wallet has no profile '${profile}'`);
       const root = unwrapProfileRoot(storeKey, profile, wrapped);
