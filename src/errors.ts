@@ -58,6 +58,15 @@ export const ERROR_CODES = {
   LEDGER_STORE_DAMAGED: { exit: 56, http: 500 },
   LEDGER_BUSY: { exit: 57, http: 503 },
   ADDRESS_IN_USE: { exit: 58, http: 500 },
+  ENVELOPE_MALFORMED: { exit: 60, http: 400 },
+  ENVELOPE_UNSUPPORTED: { exit: 61, http: 400 },
+  ENVELOPE_NOT_FOR_US: { exit: 62, http: 400 },
+  ENVELOPE_TAMPERED: { exit: 63, http: 400 },
+  ENVELOPE_UNKNOWN_SENDER: { exit: 64, http: 403 },
+  ENVELOPE_BAD_SIGNATURE: { exit: 65, http: 400 },
+  MESSAGE_MALFORMED: { exit: 66, http: 400 },
+  MESSAGE_REPLAYED: { exit: 67, http: 409 },
+  MESSAGE_EXPIRED: { exit: 68, http: 410 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

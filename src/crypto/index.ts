@@ -7,3 +7,4 @@ export * from './ed25519.js';
 export * from './x25519.js';
 export * from './aead.js';
 export * from './argon2id.js';
+export * from './jwa.js';

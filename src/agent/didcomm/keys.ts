@@ -1,0 +1,66 @@
+/**
+ * The keys envelopes are made with. Private keys stay wherever they live (the wallet): an
+ * envelope only ever asks a key handle to `agree` or `sign`. Key ids are DID URLs; ours are
+ * did:key URLs (`did:key:z6LS…#z6LS…`), which carry the public key themselves.
+ */
+import { z } from 'zod';
+import { DkmsError } from '../../errors.js';
+import { decodePublicKey, encodePublicKey, fromBase64url, toBase64url, type KeyType } from '../../crypto/index.js';
+
+/** A recipient's or verifier's view of a key: its id and raw public key. */
+export interface PublicKeyRef {
+  readonly kid: string;
+  readonly publicKey: Uint8Array;
+}
+
+/** An X25519 key this side holds: agreement happens inside the holder (the wallet). */
+export interface AgreementKey extends PublicKeyRef {
+  agree(peerPublicKey: Uint8Array): Uint8Array;
+}
+
+/** An Ed25519 key this side holds. */
+export interface SigningKey extends PublicKeyRef {
+  sign(message: Uint8Array): Uint8Array;
+}
+
+export type OkpCurve = 'X25519' | 'Ed25519';
+
+export const OkpJwkSchema = z.object({ kty: z.literal('OKP'), crv: z.string().max(16), x: z.string().regex(/^[A-Za-z0-9_-]{43}$/) });
+export type OkpJwk = z.infer<typeof OkpJwkSchema>;
+
+export function okpJwk(crv: OkpCurve, publicKey: Uint8Array): OkpJwk {
+  return { kty: 'OKP', crv, x: toBase64url(publicKey) };
+}
+
+/** The public key in a JWK, which must be an OKP key on `crv`. */
+export function okpPublicKey(jwk: unknown, crv: OkpCurve): Uint8Array {
+  const parsed = OkpJwkSchema.safeParse(jwk);
+  if (!parsed.success || parsed.data.crv !== crv) throw new DkmsError('ENVELOPE_UNSUPPORTED', `only ${crv} OKP keys are supported here`);
+  return fromBase64url(parsed.data.x, 'JWK x');
+}
+
+const DID_KEY = /^did:key:(z[1-9A-HJ-NP-Za-km-z]{40,60})#(z[1-9A-HJ-NP-Za-km-z]{40,60})$/;
+
+/** The did:key URL naming a public key. */
+export function didKeyUrl(type: KeyType, publicKey: Uint8Array): string {
+  const multibase = encodePublicKey(type, publicKey);
+  return `did:key:${multibase}#${multibase}`;
+}
+
+/** The public key a did:key URL names, or undefined for any other kind of key id. */
+export function didKeyPublicKey(kid: string, type: KeyType): Uint8Array | undefined {
+  const match = DID_KEY.exec(kid);
+  if (match === null || match[1] !== match[2]) return undefined;
+  try {
+    return decodePublicKey(match[1] as string, type).publicKey;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The public half of a did:key URL, as a recipient reference. */
+export function recipientFromKid(kid: string): PublicKeyRef {
+  const publicKey = didKeyPublicKey(kid, 'x25519');
+  if (publicKey === undefined) throw new DkmsError('ENVELOPE_UNSUPPORTED', `'${kid.slice(0, 80)}' is not an X25519 did:key URL`);
+  return { kid, publicKey };
+}
