@@ -67,6 +67,14 @@ export const ERROR_CODES = {
   MESSAGE_MALFORMED: { exit: 66, http: 400 },
   MESSAGE_REPLAYED: { exit: 67, http: 409 },
   MESSAGE_EXPIRED: { exit: 68, http: 410 },
+  ENVELOPE_TOO_LARGE: { exit: 69, http: 413 },
+  AGENCY_UNREACHABLE: { exit: 71, http: 502 },
+  AGENCY_BAD_RESPONSE: { exit: 72, http: 502 },
+  REQUEST_UNAUTHORIZED: { exit: 73, http: 401 },
+  MAILBOX_FULL: { exit: 74, http: 507 },
+  CLOUD_AGENT_NOT_FOUND: { exit: 75, http: 404 },
+  AGENCY_BUSY: { exit: 76, http: 503 },
+  AGENCY_STORE_DAMAGED: { exit: 77, http: 500 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,6 +1,7 @@
 /** File input and output for commands: stdin as '-', atomic writes that never clobber by accident. */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { DkmsError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 
 export function readInput(path: string): Uint8Array {
   try {
@@ -18,12 +19,5 @@ export function writeOutput(path: string, data: Uint8Array, options: { force?: b
   if (options.force !== true && existsSync(path)) {
     throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
   }
-  const temp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(temp, data, { mode: options.mode ?? 0o600, flush: true });
-    renameSync(temp, path);
-  } catch (e) {
-    rmSync(temp, { force: true });
-    throw new DkmsError('IO_ERROR', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-  }
+  writeFileAtomic(path, data, options.mode ?? 0o600);
 }

@@ -3,11 +3,10 @@
  * transaction, so an event is acknowledged only once it is durable (group commit). The file is
  * held under an exclusive lock while open: one ledger process per data directory.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { canonicalJson } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
+import { openSqliteFile, sqliteError } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
 import type { SignedTreeHead } from './head.js';
 import type { AppendBatch, LogStore } from './store.js';
@@ -33,17 +32,17 @@ CREATE TABLE subjects (subject TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE heads (size INTEGER PRIMARY KEY, head TEXT NOT NULL);
 `;
 
-function storeError(e: unknown, path: string): DkmsError {
-  if (e instanceof DkmsError) return e;
-  const code = (e as { code?: string }).code ?? '';
-  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new DkmsError('LEDGER_BUSY', `ledger store ${path} is in use by another process (stop the running node first)`);
-  }
-  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
-    return new DkmsError('LEDGER_STORE_DAMAGED', `ledger store ${path} is damaged`);
-  }
-  return new DkmsError('IO_ERROR', `ledger store ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-}
+const FILE = {
+  applicationId: APPLICATION_ID,
+  version: SCHEMA_VERSION,
+  schema: SCHEMA,
+  what: 'ledger store',
+  busy: 'LEDGER_BUSY',
+  damaged: 'LEDGER_STORE_DAMAGED',
+  busyHint: 'stop the running node first',
+} as const;
+
+const storeError = (e: unknown, path: string): DkmsError => sqliteError(e, path, FILE);
 
 interface LogRow {
   gseq: number;
@@ -78,34 +77,7 @@ export class SqliteLogStore implements LogStore {
   }
 
   static open(path: string): SqliteLogStore {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    let db: Database.Database;
-    try {
-      db = new Database(path, { timeout: 250 });
-    } catch (e) {
-      throw storeError(e, path);
-    }
-    try {
-      db.pragma('locking_mode = EXCLUSIVE');
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.exec('BEGIN EXCLUSIVE; COMMIT');
-      const version = db.pragma('user_version', { simple: true });
-      if (version === 0 && db.pragma('application_id', { simple: true }) === 0) {
-        // One transaction: a crash during the first start leaves an empty file, not half a schema.
-        db.transaction(() => {
-          db.exec(SCHEMA);
-          db.pragma(`application_id = ${APPLICATION_ID}`);
-          db.pragma(`user_version = ${SCHEMA_VERSION}`);
-        })();
-      } else if (db.pragma('application_id', { simple: true }) !== APPLICATION_ID || version !== SCHEMA_VERSION) {
-        throw new DkmsError('LEDGER_STORE_DAMAGED', `${path} is not a dkms ledger store of format ${SCHEMA_VERSION}`);
-      }
-      return new SqliteLogStore(db, path);
-    } catch (e) {
-      db.close();
-      throw storeError(e, path);
-    }
+    return new SqliteLogStore(openSqliteFile(path, FILE), path);
   }
 
   #run<T>(fn: () => T): Promise<T> {

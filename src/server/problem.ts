@@ -16,10 +16,10 @@ export function problemOf(error: DkmsError): Problem {
 }
 
 /** Maps fastify's own failures (schema, body size, rate limit, unknown route) to dkms codes. */
-function fromFastify(error: FastifyError, malformedCode: (url: string) => ErrorCode, url: string): DkmsError {
+function fromFastify(error: FastifyError, malformedCode: (url: string) => ErrorCode, url: string, tooLarge: ErrorCode): DkmsError {
   if (error instanceof DkmsError) return error;
   if (error.statusCode === 429) return new DkmsError('RATE_LIMITED', 'too many requests: slow down and retry later');
-  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DkmsError('EVENT_TOO_LARGE', 'request body is too large');
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DkmsError(tooLarge, 'request body is too large');
   if (error.validation !== undefined || error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.statusCode === 400) {
     return new DkmsError(malformedCode(url), error.message.split('\n')[0] ?? 'bad request');
   }
@@ -31,9 +31,9 @@ export function sendProblem(reply: FastifyReply, error: DkmsError): void {
   void reply.code(problem.status).type('application/problem+json').send(problem);
 }
 
-export function installProblemHandlers(app: FastifyInstance, malformedCode: (url: string) => ErrorCode): void {
+export function installProblemHandlers(app: FastifyInstance, malformedCode: (url: string) => ErrorCode, tooLarge: ErrorCode = 'EVENT_TOO_LARGE'): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    const dkms = fromFastify(error, malformedCode, request.url);
+    const dkms = fromFastify(error, malformedCode, request.url, tooLarge);
     if (dkms.code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
     sendProblem(reply, dkms);
   });

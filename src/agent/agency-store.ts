@@ -1,0 +1,67 @@
+/**
+ * What an agency keeps: the cloud agents it hosts, which edge agents each one routes to, and a
+ * durable mailbox per edge agent. An interface, so the agency's logic never names its backend;
+ * sqlite-agency-store.ts is the embedded one.
+ */
+
+export interface CloudAgentRecord {
+  readonly id: string;
+  /** The owner's policy address on the ledger. */
+  readonly policy: string;
+  /** The cloud agent's Ed25519 key, multibase. */
+  readonly key: string;
+  /** The cloud agent's X25519 key-agreement key, multibase: senders encrypt forwards to it. */
+  readonly kx: string;
+  readonly created: string;
+}
+
+/** An edge agent a cloud agent delivers to, by its Ed25519 key (which signs its pickups). */
+export interface Route {
+  readonly agentKey: string;
+  readonly kx?: string;
+}
+
+export interface StoredMessage {
+  readonly id: string;
+  readonly received: string;
+  /** The envelope as the sender encrypted it (JSON bytes); the agency cannot read it. */
+  readonly envelope: Uint8Array;
+}
+
+export interface MailboxLimits {
+  /** Messages waiting for one routed agent. */
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+  /** Messages waiting for a key that is not (yet) routed, e.g. an agent being paired. */
+  readonly maxGuestMessages: number;
+}
+
+export interface Delivery {
+  readonly recipients: readonly string[];
+  readonly envelope: Uint8Array;
+  readonly received: string;
+}
+
+export interface AgencyStore {
+  addCloudAgent(record: CloudAgentRecord): Promise<void>;
+  cloudAgent(id: string): Promise<CloudAgentRecord | undefined>;
+  cloudAgentByKx(kx: string): Promise<CloudAgentRecord | undefined>;
+  cloudAgentOfPolicy(policy: string): Promise<CloudAgentRecord | undefined>;
+  /** Replaces a cloud agent's routes; mail waiting for removed agents is deleted with them. */
+  setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }>;
+  routes(cloudId: string): Promise<Route[]>;
+  /** The cloud agent an edge agent key is routed by, if any. */
+  routeOf(agentKey: string): Promise<string | undefined>;
+  /**
+   * Stores one copy of the envelope per recipient in one durable transaction, or none: MAILBOX_FULL
+   * if any recipient is over its limits. Returns the new message ids once they are durable.
+   */
+  deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
+  /** The oldest waiting messages for `agentKey`, at most `limit`. */
+  pickup(agentKey: string, limit: number): Promise<StoredMessage[]>;
+  /** Deletes the given messages of `agentKey`; returns how many existed. */
+  ack(agentKey: string, ids: readonly string[]): Promise<number>;
+  /** Deletes guest mail received before `before` (ISO time); returns how many messages went. */
+  purgeGuests(before: string): Promise<number>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,125 @@
+/**
+ * The agency's HTTP API (fastify). Thin: authenticate, parse, call the Agency, map errors to
+ * RFC 9457 problem+json. Every request but the public ones (health, a cloud agent's public
+ * description, inbound envelopes) is signed by an agent key (agent/request-auth.ts).
+ */
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { fromUtf8 } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { Agency } from '../agent/agency.js';
+import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
+import { AUTH_HEADERS, RequestVerifier } from '../agent/request-auth.js';
+import { installProblemHandlers, sendProblem } from './problem.js';
+
+export interface AgencyServerOptions {
+  /** Requests per second from one agent key (signed requests) or one address (the rest). */
+  readonly rateLimitPerSecond?: number;
+  readonly logger?: boolean;
+}
+
+export const MAX_PICKUP = 500;
+export const MAX_WAIT_SECONDS = 30;
+
+const ENVELOPE_TYPES = ['application/didcomm-encrypted+json', 'application/json'];
+
+export function buildAgencyServer(agency: Agency, options: AgencyServerOptions = {}): FastifyInstance {
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: MAX_ENVELOPE_CHARS + 4096,
+    routerOptions: { maxParamLength: 100 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+    frameworkErrors: (error, request, reply) => sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
+  });
+  app.addContentTypeParser('application/didcomm-encrypted+json', { parseAs: 'string' }, (request, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new DkmsError('ENVELOPE_MALFORMED', 'the envelope is not JSON'), undefined);
+    }
+  });
+  installProblemHandlers(app, (url) => (url.startsWith('/v1/inbound') ? 'ENVELOPE_MALFORMED' : 'BAD_INPUT'), 'ENVELOPE_TOO_LARGE');
+  void app.register(rateLimit, {
+    max: options.rateLimitPerSecond ?? 200,
+    timeWindow: 1000,
+    keyGenerator: (request) => {
+      const key = request.headers[AUTH_HEADERS.key];
+      return typeof key === 'string' ? `key:${key.slice(0, 100)}` : `ip:${request.ip}`;
+    },
+  });
+  void app.register(async (api) => agencyRoutes(api, agency));
+  return app;
+}
+
+function agencyRoutes(app: FastifyInstance, agency: Agency): void {
+  const verifier = new RequestVerifier();
+  /** The signing agent's key, once its signature over this very request verifies. */
+  const signer = (request: FastifyRequest): string => verifier.verify(request.headers, request.method, request.url, request.body ?? undefined);
+
+  app.get('/v1/health', async () => ({ status: 'ok', service: 'agency' }));
+
+  app.post(
+    '/v1/cloud-agents',
+    { schema: { body: { type: 'object', required: ['policy'], additionalProperties: false, properties: { policy: { type: 'string', minLength: 8, maxLength: 100 } } } } },
+    async (request, reply) => {
+      const key = signer(request);
+      const info = await agency.register(key, (request.body as { policy: string }).policy);
+      return reply.code(201).send(info);
+    },
+  );
+
+  const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+
+  app.get('/v1/cloud-agents/:id', { schema: { params: idParams } }, async (request) => agency.info(await agency.cloudAgent((request.params as { id: string }).id)));
+
+  app.post('/v1/cloud-agents/:id/sync', { schema: { params: idParams } }, async (request) => {
+    const key = signer(request);
+    return agency.sync(key, (request.params as { id: string }).id);
+  });
+
+  app.post('/v1/inbound', { schema: { body: { type: 'object' } } }, async (request, reply) => {
+    const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+    if (!ENVELOPE_TYPES.includes(type)) throw new DkmsError('ENVELOPE_MALFORMED', `post envelopes as ${ENVELOPE_TYPES[0]}`);
+    const { ids } = await agency.inbound(request.body);
+    return reply.code(202).send({ accepted: ids.length });
+  });
+
+  app.get(
+    '/v1/mailbox',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_PICKUP }, wait: { type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS } },
+        },
+      },
+    },
+    async (request) => {
+      const key = signer(request);
+      const query = request.query as { limit?: number; wait?: number };
+      const aborted = new AbortController();
+      request.raw.once('close', () => aborted.abort());
+      const messages = await agency.pickup(key, query.limit ?? 100, (query.wait ?? 0) * 1000, aborted.signal);
+      return { messages: messages.map((m) => ({ id: m.id, received: m.received, envelope: JSON.parse(fromUtf8(m.envelope)) as unknown })) };
+    },
+  );
+
+  app.post(
+    '/v1/mailbox/ack',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['ids'],
+          additionalProperties: false,
+          properties: { ids: { type: 'array', minItems: 1, maxItems: MAX_PICKUP, items: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
+        },
+      },
+    },
+    async (request) => {
+      const key = signer(request);
+      return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids) };
+    },
+  );
+}

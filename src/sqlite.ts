@@ -1,0 +1,66 @@
+/**
+ * Opening a dkms SQLite file the one way every store does: WAL, synchronous=FULL, held under an
+ * exclusive lock while open (one process per file; the OS drops the lock even after kill -9),
+ * and a schema created in one transaction, so a crash during the first start leaves an empty
+ * file rather than half a schema.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { DkmsError, type ErrorCode } from './errors.js';
+
+export interface SqliteFileOptions {
+  /** Four ASCII letters as a number: what kind of dkms file this is. */
+  readonly applicationId: number;
+  readonly version: number;
+  readonly schema: string;
+  /** What the file is, for messages: "ledger store", "agency store". */
+  readonly what: string;
+  readonly busy: ErrorCode;
+  readonly damaged: ErrorCode;
+  readonly busyHint: string;
+}
+
+/** Maps a SQLite failure to the store's codes; DkmsErrors pass through. */
+export function sqliteError(e: unknown, path: string, options: Pick<SqliteFileOptions, 'what' | 'busy' | 'damaged' | 'busyHint'>): DkmsError {
+  if (e instanceof DkmsError) return e;
+  const code = (e as { code?: string }).code ?? '';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
+    return new DkmsError(options.busy, `${options.what} ${path} is in use by another process (${options.busyHint})`);
+  }
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
+    return new DkmsError(options.damaged, `${options.what} ${path} is damaged`);
+  }
+  return new DkmsError('IO_ERROR', `${options.what} ${path}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}
+
+export function openSqliteFile(path: string, options: SqliteFileOptions): Database.Database {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: 250 });
+  } catch (e) {
+    throw sqliteError(e, path, options);
+  }
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('BEGIN EXCLUSIVE; COMMIT');
+    const version = db.pragma('user_version', { simple: true });
+    const applicationId = db.pragma('application_id', { simple: true });
+    if (version === 0 && applicationId === 0) {
+      db.transaction(() => {
+        db.exec(options.schema);
+        db.pragma(`application_id = ${options.applicationId}`);
+        db.pragma(`user_version = ${options.version}`);
+      })();
+    } else if (applicationId !== options.applicationId || version !== options.version) {
+      throw new DkmsError(options.damaged, `${path} is not a dkms ${options.what} of format ${options.version}`);
+    }
+    return db;
+  } catch (e) {
+    db.close();
+    throw sqliteError(e, path, options);
+  }
+}
