@@ -82,17 +82,18 @@ function decodeB64(value: string | undefined, what: string): Uint8Array | undefi
   }
 }
 
-/** The sender's static key for authcrypt: skid must be present, agree with apu, and resolve. */
+/** The sender's static key for authcrypt: skid (or, failing it, apu) names it, apu must agree, and it must resolve. */
 function senderKey(header: ReturnType<typeof joseHeader>, resolve: SenderResolver): { skid: string; publicKey: Uint8Array } {
-  const { skid } = header;
-  if (skid === undefined) {
-    // DIDComm allows the sender's kid to travel only in apu.
-    if (header.apu === undefined) throw code('ENVELOPE_MALFORMED', 'authcrypt message names no sender (skid)');
+  let apuKid: string | undefined;
+  try {
+    apuKid = header.apu === undefined ? undefined : fromUtf8(decodeB64(header.apu, 'apu') as Uint8Array);
+  } catch (e) {
+    if (e instanceof DkmsError && e.code === 'ENVELOPE_MALFORMED') throw e;
+    throw code('ENVELOPE_MALFORMED', 'apu is not UTF-8');
   }
-  const named = skid ?? fromUtf8(decodeB64(header.apu, 'apu') ?? new Uint8Array(0));
-  if (header.apu !== undefined && fromUtf8(decodeB64(header.apu, 'apu') ?? new Uint8Array(0)) !== named) {
-    throw code('ENVELOPE_TAMPERED', 'apu does not name the sender in skid');
-  }
+  const named = header.skid ?? apuKid;
+  if (named === undefined) throw code('ENVELOPE_MALFORMED', 'authcrypt message names no sender (skid)');
+  if (apuKid !== undefined && apuKid !== named) throw code('ENVELOPE_TAMPERED', 'apu does not name the sender in skid');
   const publicKey = resolve(named);
   if (publicKey === undefined) throw code('ENVELOPE_UNKNOWN_SENDER', `sender key '${named.slice(0, 120)}' is not known`);
   return { skid: named, publicKey };

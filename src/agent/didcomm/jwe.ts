@@ -54,7 +54,12 @@ export function parseJwe(input: unknown): Jwe {
 /** JSON text or bytes become a value; anything else is taken as already parsed. */
 export function toJson(input: unknown): unknown {
   if (typeof input !== 'string' && !(input instanceof Uint8Array)) return input;
-  const text = typeof input === 'string' ? input : fromUtf8(input);
+  let text: string;
+  try {
+    text = typeof input === 'string' ? input : fromUtf8(input);
+  } catch {
+    throw new DkmsError('ENVELOPE_MALFORMED', 'the message is not UTF-8 text');
+  }
   if (text.length > MAX_ENVELOPE_CHARS * 2) throw new DkmsError('ENVELOPE_MALFORMED', 'the message is too large');
   try {
     return JSON.parse(text);

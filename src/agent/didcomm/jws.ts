@@ -51,6 +51,16 @@ export async function verifyJws(input: unknown, resolve: SignerResolver = defaul
   const parsed = JwsSchema.safeParse(toJson(input));
   if (!parsed.success) throw new DkmsError('ENVELOPE_MALFORMED', `not a DIDComm signed message: ${parsed.error.issues[0]?.message ?? 'bad shape'}`);
   const jws = parsed.data;
+  try {
+    // Strict decoding: jose would also accept non-canonical base64url (stray low bits), giving one signature many encodings.
+    fromBase64url(jws.payload, 'payload');
+    for (const s of jws.signatures) {
+      fromBase64url(s.protected, 'protected header');
+      fromBase64url(s.signature, 'signature');
+    }
+  } catch {
+    throw new DkmsError('ENVELOPE_MALFORMED', 'the signed message is not canonical base64url');
+  }
   let known = false;
   for (const signature of jws.signatures) {
     const header = { ...decodeHeader(signature.protected), ...signature.header };

@@ -1,0 +1,109 @@
+/** An edge agent's HTTP client for an agency: every call but `post` is signed by the agent's key. */
+import { z } from 'zod';
+import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import type { Jwe } from './didcomm/index.js';
+import { signRequest, type RequestSigner } from './request-auth.js';
+
+export const CloudAgentInfoSchema = z.object({
+  id: z.string().min(1).max(64),
+  policy: z.string().max(100),
+  key: z.string().max(100),
+  kx: z.string().max(100),
+  endpoint: z.string().url().max(2048),
+  routingKey: z.string().max(300),
+  did: z.string().max(200),
+});
+export type CloudAgentDescription = z.infer<typeof CloudAgentInfoSchema>;
+
+const PickupSchema = z.object({ messages: z.array(z.object({ id: z.string(), received: z.string(), envelope: z.unknown() })) });
+const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
+
+export interface PickedUp {
+  readonly id: string;
+  readonly received: string;
+  readonly envelope: unknown;
+}
+
+export interface AgencyClientOptions {
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/** Posts JSON and maps failures to dkms codes: AGENCY_UNREACHABLE, the agency's own code, or AGENCY_BAD_RESPONSE. */
+async function call(fetchFn: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<unknown> {
+  let response: Response;
+  try {
+    response = await fetchFn(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    throw new DkmsError('AGENCY_UNREACHABLE', `cannot reach the agency at ${new URL(url).origin}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  let payload: unknown;
+  try {
+    payload = await response.json();
+  } catch {
+    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status} and no JSON`);
+  }
+  if (!response.ok) {
+    const problem = ProblemSchema.safeParse(payload);
+    if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
+    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status}`);
+  }
+  return payload;
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency's ${what} is malformed`);
+  return parsed.data;
+}
+
+/** Posts an envelope to a DIDComm endpoint (any agency's inbound); no signature, it is the envelope that speaks. */
+export async function postEnvelope(endpoint: string, envelope: Jwe, options: AgencyClientOptions = {}): Promise<void> {
+  await call(options.fetch ?? fetch, endpoint, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) }, options.timeoutMs ?? 10_000);
+}
+
+export class AgencyClient {
+  readonly url: string;
+  readonly #signer: RequestSigner;
+  readonly #fetch: typeof fetch;
+  readonly #timeoutMs: number;
+
+  constructor(url: string, signer: RequestSigner, options: AgencyClientOptions = {}) {
+    this.url = url.replace(/\/+$/, '');
+    this.#signer = signer;
+    this.#fetch = options.fetch ?? fetch;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  async #signed(method: 'GET' | 'POST', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
+    const headers: Record<string, string> = signRequest(this.#signer, method, path, body);
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    return call(this.#fetch, `${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }, this.#timeoutMs + extraTimeoutMs);
+  }
+
+  /** Asks the agency to provision (or return) the cloud agent of `policy`. */
+  async register(policy: string): Promise<CloudAgentDescription> {
+    return parse(CloudAgentInfoSchema, await this.#signed('POST', '/v1/cloud-agents', { policy }), 'cloud agent description');
+  }
+
+  async describe(id: string): Promise<CloudAgentDescription> {
+    return parse(CloudAgentInfoSchema, await call(this.#fetch, `${this.url}/v1/cloud-agents/${encodeURIComponent(id)}`, { method: 'GET' }, this.#timeoutMs), 'cloud agent description');
+  }
+
+  /** Has the cloud agent re-read the owner's policy, so it routes to exactly the current agents. */
+  async sync(id: string): Promise<void> {
+    await this.#signed('POST', `/v1/cloud-agents/${encodeURIComponent(id)}/sync`, {});
+  }
+
+  /** Waiting messages; with `waitSeconds`, the agency holds the request until one arrives. */
+  async pickup(limit = 100, waitSeconds = 0): Promise<PickedUp[]> {
+    const answer = await this.#signed('GET', `/v1/mailbox?limit=${limit}&wait=${waitSeconds}`, undefined, waitSeconds * 1000);
+    return parse(PickupSchema, answer, 'mailbox listing').messages as PickedUp[];
+  }
+
+  async ack(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const answer = await this.#signed('POST', '/v1/mailbox/ack', { ids });
+    return parse(z.object({ acknowledged: z.number().int().min(0) }), answer, 'acknowledgement').acknowledged;
+  }
+}
