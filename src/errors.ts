@@ -75,6 +75,22 @@ export const ERROR_CODES = {
   CLOUD_AGENT_NOT_FOUND: { exit: 75, http: 404 },
   AGENCY_BUSY: { exit: 76, http: 503 },
   AGENCY_STORE_DAMAGED: { exit: 77, http: 500 },
+  AGENT_NOT_INITIALIZED: { exit: 78, http: 404 },
+  AGENT_EXISTS: { exit: 79, http: 409 },
+  NO_CLOUD_AGENT: { exit: 80, http: 409 },
+  INVITATION_MALFORMED: { exit: 81, http: 400 },
+  INVITATION_EXPIRED: { exit: 82, http: 410 },
+  INVITATION_USED: { exit: 83, http: 409 },
+  PASSCODE_WRONG: { exit: 84, http: 403 },
+  PAIRING_TIMEOUT: { exit: 85, http: 504 },
+  PAIRING_DECLINED: { exit: 86, http: 403 },
+  CONNECTION_NOT_FOUND: { exit: 87, http: 404 },
+  CONNECTION_EVENT_UNAUTHORIZED: { exit: 88, http: 403 },
+  CONNECTION_EVENT_INVALID: { exit: 89, http: 422 },
+  CONNECTION_DELETED: { exit: 90, http: 410 },
+  APPROVAL_NOT_FOUND: { exit: 91, http: 404 },
+  APPROVAL_TIMEOUT: { exit: 92, http: 504 },
+  AGENT_NOT_FOUND: { exit: 93, http: 404 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

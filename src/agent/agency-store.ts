@@ -37,6 +37,8 @@ export interface MailboxLimits {
 }
 
 export interface Delivery {
+  /** The cloud agent delivering: mail is kept, counted and removed per cloud agent. */
+  readonly cloudId: string;
   readonly recipients: readonly string[];
   readonly envelope: Uint8Array;
   readonly received: string;
@@ -47,11 +49,16 @@ export interface AgencyStore {
   cloudAgent(id: string): Promise<CloudAgentRecord | undefined>;
   cloudAgentByKx(kx: string): Promise<CloudAgentRecord | undefined>;
   cloudAgentOfPolicy(policy: string): Promise<CloudAgentRecord | undefined>;
-  /** Replaces a cloud agent's routes; mail waiting for removed agents is deleted with them. */
+  /**
+   * Replaces a cloud agent's routes. Mail it holds for removed agents is deleted with them, and
+   * they are remembered as removed: it takes no more mail for them, not even as guests.
+   */
   setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }>;
   routes(cloudId: string): Promise<Route[]>;
-  /** The cloud agent an edge agent key is routed by, if any. */
-  routeOf(agentKey: string): Promise<string | undefined>;
+  /** Whether `cloudId` routes to `agentKey` (a key may be routed by several owners' cloud agents). */
+  isRouted(cloudId: string, agentKey: string): Promise<boolean>;
+  /** Whether `cloudId` once routed to `agentKey` and stopped. */
+  wasRemoved(cloudId: string, agentKey: string): Promise<boolean>;
   /**
    * Stores one copy of the envelope per recipient in one durable transaction, or none: MAILBOX_FULL
    * if any recipient is over its limits. Returns the new message ids once they are durable.
@@ -61,7 +68,7 @@ export interface AgencyStore {
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]>;
   /** Deletes the given messages of `agentKey`; returns how many existed. */
   ack(agentKey: string, ids: readonly string[]): Promise<number>;
-  /** Deletes guest mail received before `before` (ISO time); returns how many messages went. */
+  /** Deletes guest mail (for keys a cloud agent does not route) received before `before` (ISO time); returns how many went. */
   purgeGuests(before: string): Promise<number>;
   close(): Promise<void>;
 }

@@ -131,7 +131,7 @@ export class Agency {
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
     const recipients = await this.#recipients(record, next);
-    const ids = await this.#store.deliver({ recipients, envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString() }, this.#limits);
+    const ids = await this.#store.deliver({ cloudId: record.id, recipients, envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString() }, this.#limits);
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
   }
@@ -160,8 +160,10 @@ export class Agency {
       } catch {
         throw new DkmsError('MESSAGE_MALFORMED', 'forward next is not a valid did:key');
       }
-      const routedBy = await this.#store.routeOf(key);
-      if (routedBy === undefined || routedBy === record.id) return [key];
+      // Routed agents get their mail; a key not (yet) routed gets a small guest mailbox (a device
+      // being paired), unless this cloud agent stopped routing to it (a revoked agent).
+      if (await this.#store.isRouted(record.id, key)) return [key];
+      if (!(await this.#store.wasRemoved(record.id, key))) return [key];
     }
     throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
   }

@@ -4,13 +4,15 @@ import { DkmsError } from '../errors.js';
 import { openSqliteFile, sqliteError } from '../sqlite.js';
 import type { AgencyStore, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 
+// Mail is kept per (cloud agent, recipient): one key may be an agent of several owners.
 const SCHEMA = `
 CREATE TABLE cloud_agents (id TEXT PRIMARY KEY, policy TEXT NOT NULL UNIQUE, key TEXT NOT NULL UNIQUE, kx TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
-CREATE TABLE routes (agent_key TEXT PRIMARY KEY, cloud_id TEXT NOT NULL REFERENCES cloud_agents(id), kx TEXT);
-CREATE INDEX routes_cloud ON routes (cloud_id);
-CREATE TABLE mailboxes (recipient TEXT PRIMARY KEY, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, guest INTEGER NOT NULL, since TEXT NOT NULL);
-CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
+CREATE TABLE routes (cloud_id TEXT NOT NULL REFERENCES cloud_agents(id), agent_key TEXT NOT NULL, kx TEXT, PRIMARY KEY (cloud_id, agent_key));
+CREATE TABLE removed (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
+CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (cloud_id, recipient));
+CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE INDEX messages_recipient ON messages (recipient, id);
+CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
 `;
 
 const FILE = {
@@ -24,11 +26,7 @@ const FILE = {
   busyHint: 'stop the running agency first',
 } as const;
 
-interface MailboxRow {
-  messages: number;
-  bytes: number;
-  guest: number;
-}
+type Row = { id: number; cloud_id: string; received: string; envelope: Buffer };
 
 export class SqliteAgencyStore implements AgencyStore {
   readonly #db: Database.Database;
@@ -38,32 +36,36 @@ export class SqliteAgencyStore implements AgencyStore {
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
     this.#path = path;
+    const cloud = 'SELECT id, policy, key, kx, created FROM cloud_agents';
     this.#stmts = {
       addCloud: db.prepare('INSERT INTO cloud_agents (id, policy, key, kx, created) VALUES (@id, @policy, @key, @kx, @created)'),
-      cloudById: db.prepare<[string], CloudAgentRecord>('SELECT id, policy, key, kx, created FROM cloud_agents WHERE id = ?'),
-      cloudByKx: db.prepare<[string], CloudAgentRecord>('SELECT id, policy, key, kx, created FROM cloud_agents WHERE kx = ?'),
-      cloudByPolicy: db.prepare<[string], CloudAgentRecord>('SELECT id, policy, key, kx, created FROM cloud_agents WHERE policy = ?'),
+      cloudById: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE id = ?`),
+      cloudByKx: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE kx = ?`),
+      cloudByPolicy: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE policy = ?`),
       routes: db.prepare<[string], { agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = ? ORDER BY agent_key'),
-      routeOf: db.prepare<[string], { cloud_id: string }>('SELECT cloud_id FROM routes WHERE agent_key = ?'),
-      deleteRoute: db.prepare('DELETE FROM routes WHERE agent_key = ?'),
-      putRoute: db.prepare('INSERT OR REPLACE INTO routes (agent_key, cloud_id, kx) VALUES (?, ?, ?)'),
-      mailbox: db.prepare<[string], MailboxRow>('SELECT messages, bytes, guest FROM mailboxes WHERE recipient = ?'),
+      isRouted: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM routes WHERE cloud_id = ? AND agent_key = ?'),
+      wasRemoved: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM removed WHERE cloud_id = ? AND agent_key = ?'),
+      deleteRoute: db.prepare('DELETE FROM routes WHERE cloud_id = ? AND agent_key = ?'),
+      putRoute: db.prepare('INSERT OR REPLACE INTO routes (cloud_id, agent_key, kx) VALUES (?, ?, ?)'),
+      markRemoved: db.prepare('INSERT OR IGNORE INTO removed (cloud_id, agent_key) VALUES (?, ?)'),
+      unmarkRemoved: db.prepare('DELETE FROM removed WHERE cloud_id = ? AND agent_key = ?'),
+      mailbox: db.prepare<[string, string], { messages: number; bytes: number }>('SELECT messages, bytes FROM mailboxes WHERE cloud_id = ? AND recipient = ?'),
       bumpMailbox: db.prepare(
-        `INSERT INTO mailboxes (recipient, messages, bytes, guest, since) VALUES (?, 1, ?, ?, ?)
-         ON CONFLICT (recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes`,
+        `INSERT INTO mailboxes (cloud_id, recipient, messages, bytes) VALUES (?, ?, 1, ?)
+         ON CONFLICT (cloud_id, recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes`,
       ),
-      shrinkMailbox: db.prepare('UPDATE mailboxes SET messages = messages - ?, bytes = bytes - ? WHERE recipient = ?'),
-      dropEmptyMailbox: db.prepare('DELETE FROM mailboxes WHERE recipient = ? AND messages <= 0'),
-      routedMailbox: db.prepare('UPDATE mailboxes SET guest = 0 WHERE recipient = ?'),
-      deleteMailbox: db.prepare('DELETE FROM mailboxes WHERE recipient = ?'),
-      insertMessage: db.prepare('INSERT INTO messages (recipient, received, envelope) VALUES (?, ?, ?)'),
-      pickup: db.prepare<[string, number], { id: number; received: string; envelope: Buffer }>(
-        'SELECT id, received, envelope FROM messages WHERE recipient = ? ORDER BY id LIMIT ?',
+      shrinkMailbox: db.prepare('UPDATE mailboxes SET messages = messages - ?, bytes = bytes - ? WHERE cloud_id = ? AND recipient = ?'),
+      dropEmptyMailbox: db.prepare('DELETE FROM mailboxes WHERE cloud_id = ? AND recipient = ? AND messages <= 0'),
+      deleteMailbox: db.prepare('DELETE FROM mailboxes WHERE cloud_id = ? AND recipient = ?'),
+      insertMessage: db.prepare('INSERT INTO messages (cloud_id, recipient, received, envelope) VALUES (?, ?, ?, ?)'),
+      pickup: db.prepare<[string, number], Row>('SELECT id, cloud_id, received, envelope FROM messages WHERE recipient = ? ORDER BY id LIMIT ?'),
+      message: db.prepare<[number, string], { cloud_id: string; size: number }>('SELECT cloud_id, length(envelope) AS size FROM messages WHERE id = ? AND recipient = ?'),
+      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
+      deleteBox: db.prepare('DELETE FROM messages WHERE cloud_id = ? AND recipient = ?'),
+      guestMail: db.prepare<[string], { id: number; cloud_id: string; recipient: string; size: number }>(
+        `SELECT m.id, m.cloud_id, m.recipient, length(m.envelope) AS size FROM messages m
+         WHERE m.received < ? AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient)`,
       ),
-      messageSize: db.prepare<[number, string], { size: number }>('SELECT length(envelope) AS size FROM messages WHERE id = ? AND recipient = ?'),
-      deleteMessage: db.prepare('DELETE FROM messages WHERE id = ? AND recipient = ?'),
-      deleteMessagesOf: db.prepare('DELETE FROM messages WHERE recipient = ?'),
-      guestsBefore: db.prepare<[string], { recipient: string }>('SELECT recipient FROM mailboxes WHERE guest = 1 AND since < ?'),
     };
   }
 
@@ -103,8 +105,12 @@ export class SqliteAgencyStore implements AgencyStore {
     return this.#run(() => this.#routes(cloudId));
   }
 
-  routeOf(agentKey: string): Promise<string | undefined> {
-    return this.#run(() => this.#stmts.routeOf.get(agentKey)?.cloud_id);
+  isRouted(cloudId: string, agentKey: string): Promise<boolean> {
+    return this.#run(() => this.#stmts.isRouted.get(cloudId, agentKey) !== undefined);
+  }
+
+  wasRemoved(cloudId: string, agentKey: string): Promise<boolean> {
+    return this.#run(() => this.#stmts.wasRemoved.get(cloudId, agentKey) !== undefined);
   }
 
   setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }> {
@@ -114,15 +120,14 @@ export class SqliteAgencyStore implements AgencyStore {
         const next = new Set(routes.map((r) => r.agentKey));
         const removed = [...current].filter((k) => !next.has(k));
         for (const key of removed) {
-          this.#stmts.deleteRoute.run(key);
-          this.#stmts.deleteMessagesOf.run(key);
-          this.#stmts.deleteMailbox.run(key);
+          this.#stmts.deleteRoute.run(cloudId, key);
+          this.#stmts.deleteBox.run(cloudId, key);
+          this.#stmts.deleteMailbox.run(cloudId, key);
+          this.#stmts.markRemoved.run(cloudId, key);
         }
         for (const route of routes) {
-          const owner = this.#stmts.routeOf.get(route.agentKey)?.cloud_id;
-          if (owner !== undefined && owner !== cloudId) throw new DkmsError('BAD_INPUT', `agent ${route.agentKey} is already routed by another cloud agent`);
-          this.#stmts.putRoute.run(route.agentKey, cloudId, route.kx ?? null);
-          this.#stmts.routedMailbox.run(route.agentKey);
+          this.#stmts.putRoute.run(cloudId, route.agentKey, route.kx ?? null);
+          this.#stmts.unmarkRemoved.run(cloudId, route.agentKey);
         }
         return { added: [...next].filter((k) => !current.has(k)), removed };
       })(),
@@ -130,49 +135,46 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+    const { cloudId } = delivery;
     return this.#run(() =>
       this.#db.transaction(() => {
         const size = delivery.envelope.length;
         for (const recipient of delivery.recipients) {
-          const guest = this.#stmts.routeOf.get(recipient) === undefined;
-          const box = this.#stmts.mailbox.get(recipient) ?? { messages: 0, bytes: 0, guest: guest ? 1 : 0 };
-          const maxMessages = guest ? limits.maxGuestMessages : limits.maxMessages;
-          if (box.messages + 1 > maxMessages || box.bytes + size > limits.maxBytes) {
+          const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
+          const box = this.#stmts.mailbox.get(cloudId, recipient) ?? { messages: 0, bytes: 0 };
+          if (box.messages + 1 > (guest ? limits.maxGuestMessages : limits.maxMessages) || box.bytes + size > limits.maxBytes) {
             throw new DkmsError('MAILBOX_FULL', `the mailbox of ${recipient} is full; it must pick up its messages first`);
           }
         }
         return delivery.recipients.map((recipient) => {
-          const guest = this.#stmts.routeOf.get(recipient) === undefined ? 1 : 0;
-          this.#stmts.bumpMailbox.run(recipient, size, guest, delivery.received);
-          return String(this.#stmts.insertMessage.run(recipient, delivery.received, delivery.envelope).lastInsertRowid);
+          this.#stmts.bumpMailbox.run(cloudId, recipient, size);
+          return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope).lastInsertRowid);
         });
       })(),
     );
   }
 
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]> {
-    return this.#run(() =>
-      this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })),
-    );
+    return this.#run(() => this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })));
+  }
+
+  #remove(id: number, cloudId: string, recipient: string, size: number): void {
+    this.#stmts.deleteMessage.run(id);
+    this.#stmts.shrinkMailbox.run(1, size, cloudId, recipient);
+    this.#stmts.dropEmptyMailbox.run(cloudId, recipient);
   }
 
   ack(agentKey: string, ids: readonly string[]): Promise<number> {
     return this.#run(() =>
       this.#db.transaction(() => {
         let count = 0;
-        let bytes = 0;
-        for (const id of ids) {
+        for (const id of new Set(ids)) {
           const n = Number(id);
           if (!Number.isSafeInteger(n)) continue;
-          const size = this.#stmts.messageSize.get(n, agentKey)?.size;
-          if (size === undefined) continue;
-          this.#stmts.deleteMessage.run(n, agentKey);
+          const found = this.#stmts.message.get(n, agentKey);
+          if (found === undefined) continue;
+          this.#remove(n, found.cloud_id, agentKey, found.size);
           count += 1;
-          bytes += size;
-        }
-        if (count > 0) {
-          this.#stmts.shrinkMailbox.run(count, bytes, agentKey);
-          this.#stmts.dropEmptyMailbox.run(agentKey);
         }
         return count;
       })(),
@@ -182,12 +184,9 @@ export class SqliteAgencyStore implements AgencyStore {
   purgeGuests(before: string): Promise<number> {
     return this.#run(() =>
       this.#db.transaction(() => {
-        let count = 0;
-        for (const { recipient } of this.#stmts.guestsBefore.all(before)) {
-          count += Number(this.#stmts.deleteMessagesOf.run(recipient).changes);
-          this.#stmts.deleteMailbox.run(recipient);
-        }
-        return count;
+        const old = this.#stmts.guestMail.all(before);
+        for (const m of old) this.#remove(m.id, m.cloud_id, m.recipient, m.size);
+        return old.length;
       })(),
     );
   }

@@ -2,9 +2,13 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
+import { agencyCommand } from './commands/agency.js';
+import { agentCommand } from './commands/agent.js';
+import { connectionCommand } from './commands/connection.js';
 import { didCommand } from './commands/did.js';
 import { keyCommand } from './commands/key.js';
 import { ledgerCommand } from './commands/ledger.js';
+import { messageCommand } from './commands/message.js';
 import { policyCommand } from './commands/policy.js';
 import { upCommand } from './commands/up.js';
 import { verifyCommand } from './commands/verify.js';
@@ -36,6 +40,10 @@ export function buildProgram(): Command {
   program.addCommand(policyCommand());
   program.addCommand(didCommand());
   program.addCommand(verifyCommand());
+  program.addCommand(agentCommand());
+  program.addCommand(agencyCommand());
+  program.addCommand(connectionCommand());
+  program.addCommand(messageCommand());
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput(quietErrors);
     for (const leaf of sub.commands) leaf.exitOverride().configureOutput(quietErrors);

@@ -9,12 +9,14 @@ import { fromUtf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { Agency } from '../agent/agency.js';
 import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
-import { AUTH_HEADERS, RequestVerifier } from '../agent/request-auth.js';
+import { RequestVerifier } from '../agent/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 export interface AgencyServerOptions {
-  /** Requests per second from one agent key (signed requests) or one address (the rest). */
+  /** Requests per second from one client address. */
   readonly rateLimitPerSecond?: number;
+  /** Signed requests per second from one agent key (counted once its signature verifies). */
+  readonly agentRequestsPerSecond?: number;
   readonly logger?: boolean;
 }
 
@@ -39,22 +41,37 @@ export function buildAgencyServer(agency: Agency, options: AgencyServerOptions =
     }
   });
   installProblemHandlers(app, (url) => (url.startsWith('/v1/inbound') ? 'ENVELOPE_MALFORMED' : 'BAD_INPUT'), 'ENVELOPE_TOO_LARGE');
-  void app.register(rateLimit, {
-    max: options.rateLimitPerSecond ?? 200,
-    timeWindow: 1000,
-    keyGenerator: (request) => {
-      const key = request.headers[AUTH_HEADERS.key];
-      return typeof key === 'string' ? `key:${key.slice(0, 100)}` : `ip:${request.ip}`;
-    },
-  });
-  void app.register(async (api) => agencyRoutes(api, agency));
+  // By address only: an unverified key header must not let anyone spend another agent's quota.
+  void app.register(rateLimit, { max: options.rateLimitPerSecond ?? 200, timeWindow: 1000 });
+  void app.register(async (api) => agencyRoutes(api, agency, options.agentRequestsPerSecond ?? 50));
   return app;
 }
 
-function agencyRoutes(app: FastifyInstance, agency: Agency): void {
+/** Counts each verified agent's requests per second. */
+function agentQuota(perSecond: number): (key: string) => void {
+  let window = 0;
+  let counts = new Map<string, number>();
+  return (key) => {
+    const now = Math.floor(Date.now() / 1000);
+    if (now !== window) {
+      window = now;
+      counts = new Map();
+    }
+    const n = (counts.get(key) ?? 0) + 1;
+    counts.set(key, n);
+    if (n > perSecond) throw new DkmsError('RATE_LIMITED', 'too many requests from this agent: slow down and retry later');
+  };
+}
+
+function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSecond: number): void {
   const verifier = new RequestVerifier();
-  /** The signing agent's key, once its signature over this very request verifies. */
-  const signer = (request: FastifyRequest): string => verifier.verify(request.headers, request.method, request.url, request.body ?? undefined);
+  const quota = agentQuota(agentRequestsPerSecond);
+  /** The signing agent's key, once its signature over this very request verifies and it is within its quota. */
+  const signer = (request: FastifyRequest): string => {
+    const key = verifier.verify(request.headers, request.method, request.url, request.body ?? undefined);
+    quota(key);
+    return key;
+  };
 
   app.get('/v1/health', async () => ({ status: 'ok', service: 'agency' }));
 

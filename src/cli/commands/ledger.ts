@@ -1,6 +1,6 @@
 /** `dkms ledger …`: run a ledger node, check it, audit and rebuild its state, submit events. */
 import { Command } from 'commander';
-import { DEFAULT_LEDGER_PORT, openLedgerNode, startLedger, type RunningLedger } from '../../server/ledger-service.js';
+import { DEFAULT_LEDGER_PORT, openLedgerNode, startLedger } from '../../server/ledger-service.js';
 import { Context } from '../context.js';
 import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
@@ -24,8 +24,8 @@ export function untilStopped(): Promise<string> {
 }
 
 /** Serves until stopped, then shuts down cleanly: no request is cut off mid-commit. */
-export async function serveUntilStopped(ctx: Context, services: readonly RunningLedger[], describe: string): Promise<void> {
-  emit(ctx, { ledger: services[0]?.url, key: services[0]?.node.key, home: ctx.home }, () => describe);
+export async function serveUntilStopped(ctx: Context, services: readonly { close(): Promise<void> }[], fields: Record<string, unknown>, describe: string): Promise<void> {
+  emit(ctx, fields, () => describe);
   await untilStopped();
   for (const service of services) await service.close();
   if (!ctx.json) process.stdout.write('stopped\n');
@@ -43,7 +43,7 @@ export function ledgerCommand(): Command {
     .action(async (opts: { host: string; port: number; rateLimit: number }, cmd: Command) => {
       const ctx = Context.of(cmd);
       const running = await startLedger(ctx.home, { host: opts.host, port: opts.port, rateLimitPerSecond: opts.rateLimit });
-      await serveUntilStopped(ctx, [running], `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
+      await serveUntilStopped(ctx, [running], { ledger: running.url, key: running.node.key, home: ctx.home }, `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
     });
 
   ledger

@@ -1,5 +1,6 @@
-/** `dkms up`: the main job — a local ledger node on embedded storage in the data directory. */
+/** `dkms up`: the main job — a local ledger node and an agency on embedded storage in the data directory. */
 import { Command } from 'commander';
+import { DEFAULT_AGENCY_PORT, startAgency } from '../../server/agency-service.js';
 import { DEFAULT_LEDGER_PORT, startLedger } from '../../server/ledger-service.js';
 import { Context } from '../context.js';
 import { parsePort } from '../options.js';
@@ -7,12 +8,25 @@ import { serveUntilStopped } from './ledger.js';
 
 export function upCommand(): Command {
   return new Command('up')
-    .description('run a local ledger node on 127.0.0.1 with embedded storage, until Ctrl-C')
+    .description('run a local ledger node and agency on 127.0.0.1 with embedded storage, until Ctrl-C')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--ledger-port <port>', 'ledger node port', parsePort, DEFAULT_LEDGER_PORT)
-    .action(async (opts: { host: string; ledgerPort: number }, cmd: Command) => {
+    .option('--agency-port <port>', 'agency port', parsePort, DEFAULT_AGENCY_PORT)
+    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number }, cmd: Command) => {
       const ctx = Context.of(cmd);
       const ledger = await startLedger(ctx.home, { host: opts.host, port: opts.ledgerPort });
-      await serveUntilStopped(ctx, [ledger], [`dkms is up (data in ${ctx.home})`, `ledger node: ${ledger.url}  (node key ${ledger.node.key})`, 'stop with Ctrl-C'].join('\n'));
+      let agency;
+      try {
+        agency = await startAgency(ctx.home, { host: opts.host, port: opts.agencyPort, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key] });
+      } catch (e) {
+        await ledger.close();
+        throw e;
+      }
+      await serveUntilStopped(
+        ctx,
+        [agency, ledger],
+        { ledger: ledger.url, key: ledger.node.key, agency: agency.url, home: ctx.home },
+        [`dkms is up (data in ${ctx.home})`, `ledger node: ${ledger.url}  (node key ${ledger.node.key})`, `agency:      ${agency.url}`, 'stop with Ctrl-C'].join('\n'),
+      );
     });
 }

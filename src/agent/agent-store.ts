@@ -1,0 +1,135 @@
+/**
+ * An edge agent's state, kept as items in its own wallet (so it is encrypted at rest and goes
+ * into the wallet's export): its profile, the owner's link secret, its view of the owner's
+ * agents, pending invitations, connections, received messages and approvals, and the ids of
+ * messages already seen (replay protection).
+ */
+import { z } from 'zod';
+import { fromUtf8, utf8 } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { Wallet } from '../wallet/index.js';
+
+export const CATEGORIES = {
+  agent: 'agent.self',
+  agents: 'agent.agents',
+  invitation: 'agent.invitation',
+  connectionInvitation: 'agent.connection-invitation',
+  connection: 'agent.connection',
+  inbox: 'agent.inbox',
+  approval: 'agent.approval',
+  request: 'agent.request',
+  seen: 'agent.seen',
+} as const;
+
+export const AGENT_SIGN_KEY = 'agent-sign';
+export const AGENT_KX_KEY = 'agent-kx';
+export const PROVISIONAL_RECOVERY_KEY = 'recovery-provisional';
+
+export const CloudSchema = z.object({
+  agency: z.string().url(),
+  id: z.string(),
+  key: z.string(),
+  kx: z.string(),
+  endpoint: z.string().url(),
+  routingKey: z.string(),
+  did: z.string(),
+});
+export type Cloud = z.infer<typeof CloudSchema>;
+
+export const ProfileSchema = z.object({
+  v: z.literal(1),
+  label: z.string().max(64),
+  policy: z.string(),
+  did: z.string().optional(),
+  ledger: z.string().url(),
+  key: z.string(),
+  kx: z.string(),
+  cloud: CloudSchema.optional(),
+  created: z.string(),
+});
+export type Profile = z.infer<typeof ProfileSchema>;
+
+export const KnownAgentSchema = z.object({ key: z.string(), kx: z.string().optional(), flags: z.number().int(), label: z.string().max(64).optional() });
+export type KnownAgent = z.infer<typeof KnownAgentSchema>;
+export const AgentViewSchema = z.object({ policy: z.string(), asOf: z.string(), agents: z.array(KnownAgentSchema) });
+export type AgentView = z.infer<typeof AgentViewSchema>;
+
+/** Typed JSON items over the wallet's items API. */
+export class AgentStore {
+  readonly wallet: Wallet;
+
+  constructor(wallet: Wallet) {
+    this.wallet = wallet;
+  }
+
+  read<T>(category: string, name: string, schema: z.ZodType<T>): T | undefined {
+    const found = this.wallet.find({ category }).find((item) => item.name === name);
+    if (found === undefined) return undefined;
+    const parsed = schema.safeParse(JSON.parse(fromUtf8(found.value)));
+    if (!parsed.success) throw new DkmsError('WALLET_TAMPERED', `wallet item ${category}/${name} does not have the expected shape`);
+    return parsed.data;
+  }
+
+  list<T>(category: string, schema: z.ZodType<T>): { name: string; value: T }[] {
+    return this.wallet.find({ category }).map((item) => {
+      const parsed = schema.safeParse(JSON.parse(fromUtf8(item.value)));
+      if (!parsed.success) throw new DkmsError('WALLET_TAMPERED', `wallet item ${category}/${item.name} does not have the expected shape`);
+      return { name: item.name, value: parsed.data };
+    });
+  }
+
+  write(category: string, name: string, value: unknown, tags: Record<string, string> = {}): void {
+    const bytes = utf8(JSON.stringify(value));
+    this.wallet.transaction(() => {
+      if (this.has(category, name)) this.wallet.update(category, name, { value: bytes, tags });
+      else this.wallet.put(category, name, bytes, tags);
+    });
+  }
+
+  has(category: string, name: string): boolean {
+    try {
+      this.wallet.get(category, name);
+      return true;
+    } catch (e) {
+      if (e instanceof DkmsError && e.code === 'ITEM_NOT_FOUND') return false;
+      throw e;
+    }
+  }
+
+  remove(category: string, name: string): void {
+    if (this.has(category, name)) this.wallet.delete(category, name);
+  }
+
+  profile(): Profile {
+    const profile = this.read(CATEGORIES.agent, 'profile', ProfileSchema);
+    if (profile === undefined) throw new DkmsError('AGENT_NOT_INITIALIZED', 'this data directory has no agent yet: run `dkms agent init` (first device) or `dkms agent accept` (another device)');
+    return profile;
+  }
+
+  hasProfile(): boolean {
+    return this.has(CATEGORIES.agent, 'profile');
+  }
+
+  saveProfile(profile: Profile): void {
+    this.write(CATEGORIES.agent, 'profile', profile);
+  }
+
+  linkSecret(): Uint8Array | undefined {
+    return this.has(CATEGORIES.agent, 'link-secret') ? this.wallet.get(CATEGORIES.agent, 'link-secret').value : undefined;
+  }
+
+  saveLinkSecret(secret: Uint8Array): void {
+    this.wallet.transaction(() => {
+      if (this.has(CATEGORIES.agent, 'link-secret')) this.wallet.update(CATEGORIES.agent, 'link-secret', { value: secret });
+      else this.wallet.put(CATEGORIES.agent, 'link-secret', secret);
+    });
+  }
+
+  agentView(): AgentView | undefined {
+    return this.read(CATEGORIES.agents, 'view', AgentViewSchema);
+  }
+
+  saveAgentView(view: AgentView): void {
+    this.write(CATEGORIES.agents, 'view', view);
+  }
+}

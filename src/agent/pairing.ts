@@ -1,0 +1,283 @@
+/**
+ * Pairing another edge agent (DESIGN.md section 7). The existing agent makes a one-time
+ * invitation, shown as a QR code, and a short passcode shown beside it. The new agent answers
+ * through the owner's cloud agent, authcrypted to the inviting agent, with its keys, a proof
+ * that it holds its signing key, and the passcode. The inviting agent checks the invitation
+ * (known, unused, unexpired, at most three wrong passcodes), the owner confirms, and it grants
+ * the new agent on the ledger and sends it, encrypted, what it needs: the policy, the cloud
+ * agent, and the link secret. The new agent believes the grant only once the ledger shows it.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, fromUtf8, randomBytes, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
+import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { nextEvent, signEvent } from '../ledger/build.js';
+import { flagNames } from '../policy/flags.js';
+import { CATEGORIES, CloudSchema, type Profile } from './agent-store.js';
+import { AgencyClient } from './agency-client.js';
+import { newMessage, type Message } from './didcomm/index.js';
+import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from './edge-agent.js';
+import { agentSigner } from './provision.js';
+import { AGENTS_CHANGED } from './notifications.js';
+
+export const PAIRING = 'urn:dkms:pairing/1.0';
+export const PAIRING_RESPONSE = `${PAIRING}/response`;
+export const PAIRING_WELCOME = `${PAIRING}/welcome`;
+export const PAIRING_REFUSED = `${PAIRING}/refused`;
+export const INVITATION_SCHEME = 'dkms-pair:';
+export const MAX_PASSCODE_ATTEMPTS = 3;
+export const DEFAULT_PAIRING_TTL_SECONDS = 600;
+
+const MultibaseKey = z.string().regex(/^z[1-9A-HJ-NP-Za-km-z]{40,60}$/);
+
+export const InvitationSchema = z.strictObject({
+  v: z.literal(1),
+  id: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+  policy: z.string().max(100),
+  agency: z.string().url().max(2048),
+  ledger: z.string().url().max(2048),
+  inviter: z.strictObject({ key: MultibaseKey, kx: MultibaseKey }),
+  cloud: z.strictObject({ endpoint: z.string().url().max(2048), routingKey: z.string().max(300) }),
+  expires: z.string().max(40),
+});
+export type Invitation = z.infer<typeof InvitationSchema>;
+
+const PendingSchema = z.object({
+  id: z.string(),
+  digest: z.string(),
+  flags: z.number().int(),
+  label: z.string().max(64),
+  expires: z.string(),
+  attempts: z.number().int(),
+  used: z.boolean(),
+  candidate: z.object({ key: z.string(), kx: z.string(), label: z.string() }).optional(),
+});
+type Pending = z.infer<typeof PendingSchema>;
+
+const ResponseBody = z.object({
+  invitation: z.string().max(64),
+  key: MultibaseKey,
+  kx: MultibaseKey,
+  label: z.string().min(1).max(64),
+  passcode: z.string().max(32),
+  pop: z.string().max(100),
+});
+
+const WelcomeBody = z.object({
+  invitation: z.string().max(64),
+  policy: z.string().max(100),
+  did: z.string().max(100).optional(),
+  ledger: z.string().url(),
+  cloud: CloudSchema,
+  linkSecret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  flags: z.number().int(),
+  inviterLabel: z.string().max(64),
+});
+
+const RefusedBody = z.object({ invitation: z.string().max(64), code: z.string().max(64), reason: z.string().max(300) });
+
+const passcodeDigest = (id: string, passcode: string) => toBase64url(sha256(utf8(`${id}\n${passcode.replace(/[^0-9]/g, '')}`)));
+const popBytes = (id: string, key: string, kx: string) => canonicalBytes({ type: 'dkms-pairing-pop', invitation: id, key, kx });
+
+/** Eight random digits, shown as 1234-5678. */
+function newPasscode(): string {
+  for (;;) {
+    const n = readU32be(randomBytes(4), 0);
+    if (n < 4_200_000_000) {
+      const digits = String(n % 100_000_000).padStart(8, '0');
+      return `${digits.slice(0, 4)}-${digits.slice(4)}`;
+    }
+  }
+}
+
+export function encodeInvitation(invitation: Invitation): string {
+  return `${INVITATION_SCHEME}${toBase64url(canonicalBytes(invitation))}`;
+}
+
+/** Parses invitation text (as scanned from the QR code or pasted); INVITATION_MALFORMED otherwise. */
+export function parseInvitation(text: string): Invitation {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith(INVITATION_SCHEME)) throw new DkmsError('INVITATION_MALFORMED', `a pairing invitation starts with '${INVITATION_SCHEME}'`);
+  let value: unknown;
+  try {
+    value = JSON.parse(fromUtf8(fromBase64url(trimmed.slice(INVITATION_SCHEME.length), 'invitation')));
+  } catch {
+    throw new DkmsError('INVITATION_MALFORMED', 'the pairing invitation is damaged (was it copied whole?)');
+  }
+  const parsed = InvitationSchema.safeParse(value);
+  if (!parsed.success) throw new DkmsError('INVITATION_MALFORMED', 'the pairing invitation is not one dkms understands');
+  return parsed.data;
+}
+
+export interface CreatedInvitation {
+  readonly invitation: Invitation;
+  readonly text: string;
+  readonly passcode: string;
+}
+
+/** Makes and remembers a one-time invitation for a new agent that will get `flags`. */
+export function createInvitation(agent: EdgeAgent, options: { flags: number; label: string; ttlSeconds?: number }): CreatedInvitation {
+  const profile = agent.profile;
+  const cloud = agent.cloud();
+  const id = toBase64url(randomBytes(16));
+  const passcode = newPasscode();
+  const expires = new Date(Date.now() + (options.ttlSeconds ?? DEFAULT_PAIRING_TTL_SECONDS) * 1000).toISOString();
+  const invitation: Invitation = {
+    v: 1,
+    id,
+    policy: profile.policy,
+    agency: cloud.agency,
+    ledger: profile.ledger,
+    inviter: { key: profile.key, kx: profile.kx },
+    cloud: { endpoint: cloud.endpoint, routingKey: cloud.routingKey },
+    expires,
+  };
+  const pending: Pending = { id, digest: passcodeDigest(id, passcode), flags: options.flags, label: options.label, expires, attempts: 0, used: false };
+  agent.store.write(CATEGORIES.invitation, id, pending);
+  return { invitation, text: encodeInvitation(invitation), passcode };
+}
+
+async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; kx: string }, code: ErrorCode, reason: string): Promise<never> {
+  await agent.sendToKey(newMessage(PAIRING_REFUSED, { invitation, code, reason }), agent.agreementKey(), to, agent.cloud());
+  throw new DkmsError(code, reason);
+}
+
+/** The inviting agent's side: checks an answer to one of its invitations. */
+const responseHandler: Handler = {
+  from: 'any',
+  async handle(agent, message, sender) {
+    const parsed = ResponseBody.safeParse(message.body);
+    if (!parsed.success) throw new DkmsError('MESSAGE_MALFORMED', 'malformed pairing response');
+    const body = parsed.data;
+    if (body.kx !== sender.kx) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the pairing response was not encrypted by the key it offers');
+    const to = { key: body.key, kx: body.kx };
+    if (!ed25519Verify(decodePublicKey(body.key, 'ed25519').publicKey, popBytes(body.invitation, body.key, body.kx), fromBase64url(body.pop, 'pop'))) {
+      return refuse(agent, body.invitation, to, 'ENVELOPE_BAD_SIGNATURE', 'the new agent did not prove it holds its signing key');
+    }
+    const pending = agent.store.read(CATEGORIES.invitation, body.invitation, PendingSchema);
+    if (pending === undefined) return refuse(agent, body.invitation, to, 'INVITATION_MALFORMED', 'this agent made no such invitation');
+    if (pending.used || pending.candidate !== undefined) return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
+    if (Date.parse(pending.expires) < Date.now()) return refuse(agent, body.invitation, to, 'INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+    const given = fromBase64url(passcodeDigest(pending.id, body.passcode));
+    if (!timingSafeEqual(given, fromBase64url(pending.digest))) {
+      const attempts = pending.attempts + 1;
+      agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, attempts, used: attempts >= MAX_PASSCODE_ATTEMPTS });
+      return refuse(agent, pending.id, to, 'PASSCODE_WRONG', attempts >= MAX_PASSCODE_ATTEMPTS ? 'wrong passcode; the invitation is now void' : 'wrong passcode');
+    }
+    agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, candidate: { key: body.key, kx: body.kx, label: body.label } });
+    return {
+      summary: `pairing request from '${body.label}' (${body.key}) awaiting confirmation`,
+      data: { pairing: { invitation: pending.id, key: body.key, kx: body.kx, label: body.label, flags: flagNames(pending.flags) } },
+    };
+  },
+};
+
+/**
+ * Completes a pairing the owner confirmed (or declined): grant on the ledger, the cloud agent
+ * told to route to the new agent, the welcome (with the link secret) sent, the other agents told.
+ */
+export async function completePairing(agent: EdgeAgent, invitationId: string, confirmed: boolean): Promise<{ key: string; label: string; flags: number }> {
+  const pending = agent.store.read(CATEGORIES.invitation, invitationId, PendingSchema);
+  const candidate = pending?.candidate;
+  if (pending === undefined || candidate === undefined || pending.used) throw new DkmsError('INVITATION_MALFORMED', 'no pairing request is waiting for that invitation');
+  agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
+  if (!confirmed) return refuse(agent, pending.id, candidate, 'PAIRING_DECLINED', 'the owner declined the pairing');
+  const record = await agent.policy();
+  const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: candidate.key, kx: candidate.kx, flags: pending.flags } }), [agentSigner(agent.wallet)]);
+  await agent.ledger.submit(grant);
+  const cloud = agent.cloud();
+  await agent.agency(cloud).sync(cloud.id);
+  const profile: Profile = agent.profile;
+  const linkSecret = agent.store.linkSecret();
+  if (linkSecret === undefined) throw new DkmsError('AGENT_NOT_INITIALIZED', 'this agent has no link secret to share');
+  const welcome = newMessage(PAIRING_WELCOME, {
+    invitation: pending.id,
+    policy: profile.policy,
+    ...(profile.did === undefined ? {} : { did: profile.did }),
+    ledger: profile.ledger,
+    cloud,
+    linkSecret: toBase64url(linkSecret),
+    flags: pending.flags,
+    inviterLabel: profile.label,
+  });
+  await agent.sendToKey(welcome, agent.agreementKey(), candidate, cloud);
+  await agent.refreshAgents();
+  agent.labelAgent(candidate.key, candidate.label);
+  await agent.notifyAgents(newMessage(AGENTS_CHANGED, { policy: profile.policy, added: [candidate.key] }), (a) => a.key !== candidate.key);
+  return { key: candidate.key, label: candidate.label, flags: pending.flags };
+}
+
+export const inviterHandlers: Handlers = { [PAIRING_RESPONSE]: responseHandler };
+
+/** The new agent's side: answers an invitation, then waits for the welcome or a refusal. */
+export async function answerInvitation(agent: EdgeAgent, invitation: Invitation, passcode: string, label: string, keys: { key: string; kx: string }): Promise<void> {
+  if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+  const pop = toBase64url(agent.wallet.sign('agent-sign', popBytes(invitation.id, keys.key, keys.kx)));
+  const response = newMessage(PAIRING_RESPONSE, { invitation: invitation.id, key: keys.key, kx: keys.kx, label, passcode, pop });
+  await agent.sendToKey(response, agent.agreementKey(), invitation.inviter, invitation.cloud);
+}
+
+function invitee(invitation: Invitation, label: string): Handlers {
+  const fromInviter = (kx: string) => {
+    if (kx !== invitation.inviter.kx) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'only the inviting agent may answer a pairing');
+  };
+  return {
+    [PAIRING_WELCOME]: {
+      from: 'any',
+      async handle(agent, message: Message, sender) {
+        fromInviter(sender.kx);
+        const parsed = WelcomeBody.safeParse(message.body);
+        if (!parsed.success || parsed.data.invitation !== invitation.id || parsed.data.policy !== invitation.policy) throw new DkmsError('MESSAGE_MALFORMED', 'malformed pairing welcome');
+        const body = parsed.data;
+        const own = agent.wallet.getKey('agent-sign').publicKey;
+        const record = (await agent.ledger.resolvePolicy(body.policy as never)).record;
+        const granted = record.policy.agents.find((a) => a.key === own);
+        if (granted === undefined) throw new DkmsError('PAIRING_DECLINED', 'the ledger does not show this agent in the owner\'s policy');
+        agent.store.saveLinkSecret(fromBase64url(body.linkSecret, 'link secret'));
+        agent.store.saveProfile({
+          v: 1,
+          label,
+          policy: body.policy,
+          ...(body.did === undefined ? {} : { did: body.did }),
+          ledger: body.ledger,
+          key: own,
+          kx: agent.wallet.getKey('agent-kx').publicKey,
+          cloud: body.cloud,
+          created: new Date().toISOString(),
+        });
+        await agent.refreshAgents();
+        agent.labelAgent(own, label);
+        agent.labelAgent(invitation.inviter.key, body.inviterLabel);
+        return { summary: `paired with ${body.policy} as '${label}'`, data: { paired: { policy: body.policy, flags: flagNames(granted.flags) } } };
+      },
+    },
+    [PAIRING_REFUSED]: {
+      from: 'any',
+      async handle(_agent, message, sender) {
+        fromInviter(sender.kx);
+        const parsed = RefusedBody.safeParse(message.body);
+        if (!parsed.success || parsed.data.invitation !== invitation.id) throw new DkmsError('MESSAGE_MALFORMED', 'malformed pairing refusal');
+        const code = Object.hasOwn(ERROR_CODES, parsed.data.code) ? (parsed.data.code as ErrorCode) : 'PAIRING_DECLINED';
+        return { summary: parsed.data.reason, data: { refused: { code, reason: parsed.data.reason } } };
+      },
+    },
+  };
+}
+
+/**
+ * Waits for the inviter's answer, polling the new agent's (guest) mailbox at the owner's agency
+ * until `deadline`. Resolves when paired; throws the refusal's code, or PAIRING_TIMEOUT.
+ */
+export async function awaitWelcome(agent: EdgeAgent, invitation: Invitation, label: string, deadline: number): Promise<ReceiveEntry> {
+  const agency = new AgencyClient(invitation.agency, agent.signingKey(), agent.options);
+  const handlers = invitee(invitation, label);
+  while (Date.now() < deadline) {
+    const wait = Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
+    for (const entry of await agent.receive(handlers, { waitSeconds: wait, agency })) {
+      const refused = entry.data?.['refused'] as { code: ErrorCode; reason: string } | undefined;
+      if (refused !== undefined) throw new DkmsError(refused.code, `the inviting agent refused: ${refused.reason}`);
+      if (entry.data?.['paired'] !== undefined) return entry;
+    }
+  }
+  throw new DkmsError('PAIRING_TIMEOUT', 'no answer from the inviting agent: is `dkms agent pair` still running there, and was the passcode right?');
+}

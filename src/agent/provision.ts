@@ -1,0 +1,90 @@
+/**
+ * Provisioning agents (DESIGN.md section 7): an agent's signing and key-agreement keys in its
+ * wallet; the first edge agent, which also creates the owner's link secret and policy (itself
+ * with every flag) and, if asked, a public DID; and registering a cloud agent at an agency.
+ */
+import { randomBytes } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../ledger/build.js';
+import type { Did, PolicyAddress, Service } from '../ledger/events.js';
+import { recoveryKeyDigest } from '../policy/authority.js';
+import { ALL_FLAGS } from '../policy/flags.js';
+import type { Wallet } from '../wallet/index.js';
+import { AgencyClient } from './agency-client.js';
+import { AGENT_KX_KEY, AGENT_SIGN_KEY, PROVISIONAL_RECOVERY_KEY, type Cloud, type Profile } from './agent-store.js';
+import type { EdgeAgent } from './edge-agent.js';
+
+export interface AgentKeys {
+  readonly key: string;
+  readonly kx: string;
+}
+
+/** Creates the agent's keys, or returns them if this wallet already has them. */
+export function provisionKeys(wallet: Wallet): AgentKeys {
+  const have = new Set(wallet.listKeys().map((k) => k.name));
+  const key = have.has(AGENT_SIGN_KEY) ? wallet.getKey(AGENT_SIGN_KEY) : wallet.createKey(AGENT_SIGN_KEY, 'ed25519');
+  const kx = have.has(AGENT_KX_KEY) ? wallet.getKey(AGENT_KX_KEY) : wallet.createKey(AGENT_KX_KEY, 'x25519');
+  if (key.type !== 'ed25519' || kx.type !== 'x25519') throw new DkmsError('KEY_WRONG_TYPE', `wallet keys '${AGENT_SIGN_KEY}'/'${AGENT_KX_KEY}' have the wrong types`);
+  return { key: key.publicKey, kx: kx.publicKey };
+}
+
+export function agentSigner(wallet: Wallet): EventSigner {
+  return { publicKey: wallet.getKey(AGENT_SIGN_KEY).publicKey, sign: (m) => wallet.sign(AGENT_SIGN_KEY, m) };
+}
+
+export interface InitOptions {
+  readonly label: string;
+  readonly ledgerUrl: string;
+  /** Also create a public DID controlled by the new policy, with these services. */
+  readonly did?: { readonly services: readonly Service[] };
+}
+
+/**
+ * The first edge agent: keys, link secret, the owner's policy with this agent holding every flag,
+ * optionally a public DID. The policy's recovery commitment is to a provisional recovery key
+ * kept in this wallet until `dkms recovery setup` replaces it with one derived from the recovery
+ * secret.
+ */
+export async function initFirstAgent(agent: EdgeAgent, options: InitOptions): Promise<Profile> {
+  const { wallet, store } = agent;
+  if (store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${store.profile().label}' of ${store.profile().policy}`);
+  const keys = provisionKeys(wallet);
+  if (store.linkSecret() === undefined) store.saveLinkSecret(randomBytes(32));
+  const recovery = wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY) ? wallet.getKey(PROVISIONAL_RECOVERY_KEY) : wallet.createKey(PROVISIONAL_RECOVERY_KEY, 'ed25519');
+  const signer = agentSigner(wallet);
+  const create = signEvent(policyCreate([{ key: keys.key, kx: keys.kx, flags: ALL_FLAGS }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [signer]);
+  const receipt = await agent.ledger.submit(create);
+  const policy = receipt.subject as PolicyAddress;
+  let did: Did | undefined;
+  if (options.did !== undefined) {
+    const event = signEvent(didCreate(policy, options.did.services), [signer]);
+    did = (await agent.ledger.submit(event)).subject as Did;
+  }
+  const profile: Profile = { v: 1, label: options.label, policy, ...(did === undefined ? {} : { did }), ledger: options.ledgerUrl, key: keys.key, kx: keys.kx, created: new Date().toISOString() };
+  store.saveProfile(profile);
+  await agent.refreshAgents();
+  agent.labelAgent(keys.key, options.label);
+  return profile;
+}
+
+/**
+ * Registers this owner's cloud agent at `agencyUrl` and grants it `flags` on the ledger (none
+ * by default: a relay and mailbox, not a signer). The caller has the owner's consent.
+ */
+export async function registerCloudAgent(agent: EdgeAgent, agencyUrl: string, flags: number): Promise<Cloud> {
+  const profile = agent.profile;
+  const client = new AgencyClient(agencyUrl, agent.signingKey(), agent.options);
+  const info = await client.register(profile.policy);
+  const record = await agent.policy();
+  const current = record.policy.agents.find((a) => a.key === info.key);
+  if (current === undefined || current.flags !== flags || current.kx !== info.kx) {
+    const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: info.key, kx: info.kx, flags } }), [agentSigner(agent.wallet)]);
+    await agent.ledger.submit(grant);
+  }
+  await client.sync(info.id);
+  const cloud: Cloud = { agency: client.url, id: info.id, key: info.key, kx: info.kx, endpoint: info.endpoint, routingKey: info.routingKey, did: info.did };
+  agent.store.saveProfile({ ...profile, cloud });
+  await agent.refreshAgents();
+  agent.labelAgent(info.key, 'cloud');
+  return cloud;
+}

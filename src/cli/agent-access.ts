@@ -1,0 +1,52 @@
+/**
+ * How agent commands reach their agent: the wallet in the data directory (created on first use
+ * by `agent init` and `agent accept`), a verifying ledger client for the agent's ledger, and
+ * the owner's consent for what needs it.
+ */
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline/promises';
+import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
+import { badInput } from '../errors.js';
+import { EdgeAgent } from '../agent/edge-agent.js';
+import { AgentStore } from '../agent/agent-store.js';
+import { Wallet } from '../wallet/index.js';
+import type { Context } from './context.js';
+import { ledgerClient } from './ledger-access.js';
+
+/** Opens the wallet (creating it when `create` and absent), runs `fn` with the agent, closes. */
+export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promise<T>, options: { create?: boolean; kdfTier?: KdfTier } = {}): Promise<T> {
+  let wallet: Wallet;
+  if (options.create === true && !existsSync(ctx.walletPath)) {
+    const secret = await ctx.walletSecret(true);
+    ctx.progress('Creating wallet…');
+    wallet = await Wallet.create(ctx.walletPath, secret, { kdfTier: options.kdfTier ?? DEFAULT_KDF_TIER });
+  } else {
+    wallet = await ctx.openWallet();
+  }
+  try {
+    const store = new AgentStore(wallet);
+    // The ledger the agent was set up with, unless the command names another.
+    const ledgerFlag = ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
+    return await fn(new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag)));
+  } finally {
+    wallet.close();
+  }
+}
+
+/** Asks a yes/no question at the terminal; `yes` answers it in advance (scripts). */
+export async function confirm(ctx: Context, question: string, yes: boolean | undefined): Promise<boolean> {
+  if (yes === true) return true;
+  if (!process.stdin.isTTY) throw badInput(`${question.replace(/\?$/, '')}: confirm with --yes when not at a terminal`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = await rl.question(`${question} [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
+  }
+}
+
+/** Writes one JSON line now (for scripts following a long-running command), or text. */
+export function announce(ctx: Context, fields: Record<string, unknown>, text: string): void {
+  process.stdout.write(ctx.json ? `${JSON.stringify(fields)}\n` : `${text}\n`);
+}

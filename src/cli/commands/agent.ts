@@ -1,0 +1,225 @@
+/** `dkms agent …`: this device's agent — set it up, pair another, register a cloud agent, revoke. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import QRCode from 'qrcode';
+import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
+import { DkmsError } from '../../errors.js';
+import { flagNames, parseFlags } from '../../policy/flags.js';
+import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
+import { ALL_HANDLERS } from '../../agent/protocols.js';
+import { answerInvitation, awaitWelcome, completePairing, createInvitation, DEFAULT_PAIRING_TTL_SECONDS, parseInvitation } from '../../agent/pairing.js';
+import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/provision.js';
+import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';
+import { announce, confirm, withAgent } from '../agent-access.js';
+import { Context, parseKdfTier } from '../context.js';
+import { ledgerUrl } from '../ledger-access.js';
+import { emit, table } from '../output.js';
+import { parsePositive } from '../options.js';
+
+function flagsOption(value: string): number {
+  try {
+    return parseFlags(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
+
+/** Registers the cloud agent after asking the owner (flags none unless chosen). */
+async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number, yes: boolean | undefined) {
+  const what = flags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(flags).join(',');
+  if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
+  ctx.progress('Registering the cloud agent…');
+  return registerCloudAgent(agent, agencyUrl, flags);
+}
+
+/** Shows what a receive loop did, one line per message, on stderr (stdout stays for results). */
+export function showReceived(ctx: Context, entries: readonly ReceiveEntry[]): void {
+  if (ctx.json) return;
+  for (const e of entries) {
+    if (e.outcome === 'ignored') continue;
+    process.stderr.write(e.outcome === 'handled' ? `  ${e.detail}\n` : `  refused ${e.type}: ${e.code ?? ''}: ${e.detail}\n`);
+  }
+}
+
+export function agentCommand(): Command {
+  const agent = new Command('agent').description("this device's agent: set up, pair devices, cloud agent, revoke");
+
+  agent
+    .command('init')
+    .description('set up the first agent of a new identity: keys, link secret, your policy on the ledger (this agent holds every flag)')
+    .option('--label <name>', 'a name for this device', 'laptop')
+    .option('--did', 'also create a public DID controlled by your policy')
+    .option('--agency <url>', 'register a cloud agent at this agency')
+    .option('--cloud-flags <flags>', 'flags for the cloud agent (default none)', flagsOption, 0)
+    .option('--yes', 'consent to the cloud agent registration without asking')
+    .addOption(tierOption())
+    .action(async (opts: { label: string; did?: boolean; agency?: string; cloudFlags: number; yes?: boolean; kdfTier: KdfTier }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const result = await withAgent(
+        ctx,
+        async (a) => {
+          ctx.progress('Creating your policy on the ledger…');
+          const profile = await initFirstAgent(a, { label: opts.label, ledgerUrl: ledgerUrl(ctx, ctx.options.ledger), ...(opts.did === true ? { did: { services: [] } } : {}) });
+          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags, opts.yes);
+          return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
+        },
+        { create: true, kdfTier: opts.kdfTier },
+      );
+      emit(ctx, result, () =>
+        [
+          `agent '${result.label}' ready`,
+          `policy:  ${result.policy}`,
+          ...(result.did === undefined ? [] : [`did:     ${result.did}`]),
+          `key:     ${result.key}`,
+          ...(result.cloud === undefined ? ['no cloud agent yet: dkms agent register --agency <url>'] : [`cloud:   ${result.cloud.id} at ${result.cloud.agency}`]),
+          'recovery: a provisional recovery key is in this wallet; set up real recovery as soon as you can',
+        ].join('\n'),
+      );
+    });
+
+  agent
+    .command('register')
+    .description('register your cloud agent at an agency and grant it on the ledger')
+    .requiredOption('--agency <url>', 'the agency')
+    .option('--flags <flags>', 'flags for the cloud agent (default none)', flagsOption, 0)
+    .option('--yes', 'consent without asking')
+    .action(async (opts: { agency: string; flags: number; yes?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const cloud = await withAgent(ctx, (a) => register(ctx, a, opts.agency, opts.flags, opts.yes));
+      emit(ctx, { ...cloud }, () => `cloud agent ${cloud.id} at ${cloud.agency}\nkey ${cloud.key}\nendpoint ${cloud.endpoint}`);
+    });
+
+  agent
+    .command('list')
+    .description("the owner's agents, as the ledger says now (verified)")
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const { view, me } = await withAgent(ctx, async (a) => ({ view: await a.refreshAgents(), me: a.profile.key }));
+      const rows = view.agents.map((x) => ({ key: x.key, label: x.label ?? '', flags: flagNames(x.flags).join(',') || 'none', kx: x.kx ?? '', me: x.key === me }));
+      emit(ctx, { policy: view.policy, agents: rows }, () => `${table(rows.map((r) => ({ ...r, me: r.me ? '*' : '' })), ['me', 'label', 'flags', 'key'])}`);
+    });
+
+  agent
+    .command('pair')
+    .description('pair another device: shows a one-time invitation (QR code) and passcode, then waits for it to answer')
+    .option('--flags <flags>', 'flags the new agent gets', flagsOption, parseFlags('PROVE'))
+    .option('--label <name>', 'a name for the new device', 'device')
+    .option('--ttl <seconds>', 'how long the invitation is valid', parsePositive, DEFAULT_PAIRING_TTL_SECONDS)
+    .option('--yes', 'grant without asking once the new device answers')
+    .action(async (opts: { flags: number; label: string; ttl: number; yes?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const result = await withAgent(ctx, async (a) => {
+        const created = createInvitation(a, { flags: opts.flags, label: opts.label, ttlSeconds: opts.ttl });
+        const qr = await QRCode.toString(created.text, { type: 'terminal', small: true });
+        announce(
+          ctx,
+          { invitation: created.text, passcode: created.passcode, expires: created.invitation.expires },
+          `${qr}\nOn the new device run:\n  dkms agent accept '${created.text}' --passcode ${created.passcode}\n\npasscode: ${created.passcode}   (valid until ${created.invitation.expires})\nwaiting for the new device…`,
+        );
+        const deadline = Date.parse(created.invitation.expires);
+        while (Date.now() < deadline) {
+          const entries = await a.receive(ALL_HANDLERS, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
+          showReceived(ctx, entries);
+          const request = entries.map((e) => e.data?.['pairing'] as { invitation: string; key: string; label: string } | undefined).find((p) => p?.invitation === created.invitation.id);
+          if (request === undefined) continue;
+          const yes = await confirm(ctx, `Grant ${flagNames(opts.flags).join(',') || 'no flags'} to '${request.label}' (${request.key})?`, opts.yes);
+          ctx.progress(yes ? 'Granting on the ledger…' : 'Declining…');
+          if (!yes) {
+            await completePairing(a, created.invitation.id, false).catch(() => undefined);
+            throw new DkmsError('PAIRING_DECLINED', 'you declined the pairing');
+          }
+          return completePairing(a, created.invitation.id, true);
+        }
+        throw new DkmsError('PAIRING_TIMEOUT', 'the invitation expired before a new device answered');
+      });
+      emit(ctx, { paired: result.key, label: result.label, flags: flagNames(result.flags) }, () => `paired '${result.label}' (${result.key}) with ${flagNames(result.flags).join(',') || 'no flags'}`);
+    });
+
+  agent
+    .command('accept')
+    .description('on a new device: answer a pairing invitation from your existing agent')
+    .argument('<invitation>', 'the invitation text (dkms-pair:…), as shown or scanned')
+    .requiredOption('--passcode <code>', 'the passcode shown beside the invitation')
+    .option('--label <name>', 'a name for this device', 'device')
+    .option('--wait <seconds>', 'how long to wait for the owner to confirm', parsePositive, 300)
+    .addOption(tierOption())
+    .action(async (text: string, opts: { passcode: string; label: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const invitation = parseInvitation(text);
+      if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+      const ctxWithLedger = new Context({ ...ctx.options, ledger: ctx.options.ledger ?? invitation.ledger });
+      const result = await withAgent(
+        ctxWithLedger,
+        async (a) => {
+          if (a.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
+          const keys = provisionKeys(a.wallet);
+          await answerInvitation(a, invitation, opts.passcode, opts.label, keys);
+          ctx.progress('Waiting for your other device to confirm…');
+          await awaitWelcome(a, invitation, opts.label, Date.now() + opts.wait * 1000);
+          return { label: opts.label, policy: a.profile.policy, key: keys.key, flags: flagNames((await a.refreshAgents()).agents.find((x) => x.key === keys.key)?.flags ?? 0) };
+        },
+        { create: true, kdfTier: opts.kdfTier },
+      );
+      emit(ctx, result, () => `paired: agent '${result.label}' of ${result.policy} with ${result.flags.join(',') || 'no flags'}`);
+    });
+
+  agent
+    .command('revoke')
+    .description('remove an agent from your policy (co-signers are asked when your rules need several)')
+    .argument('<agent>', "the agent's key (z6Mk…) or label")
+    .option('--wait <seconds>', 'how long to wait for co-signers', parsePositive, 120)
+    .action(async (ref: string, opts: { wait: number }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const outcome: RevocationOutcome = await withAgent(ctx, async (a) => {
+        const target = await resolveAgent(a, ref);
+        if (target.key === a.profile.key) throw new DkmsError('BAD_INPUT', 'an agent cannot revoke itself here: revoke it from another agent');
+        const first = await revokeAgent(a, target.key);
+        if (first.state === 'revoked') return first;
+        ctx.progress(`Asked co-signers: ${first.signatures} of ${first.needed} signatures; waiting…`);
+        const deadline = Date.now() + opts.wait * 1000;
+        while (Date.now() < deadline) {
+          const entries = await a.receive(ALL_HANDLERS, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
+          showReceived(ctx, entries);
+          const done = entries.map((e) => e.data?.['revoked'] as RevocationOutcome | undefined).find((r) => r?.target === target.key);
+          if (done !== undefined) return done;
+        }
+        throw new DkmsError('APPROVAL_TIMEOUT', `not enough co-signers answered in time; request ${first.requestId ?? ''} stays open and completes when they do (dkms message inbox)`);
+      });
+      emit(ctx, { ...outcome }, () => `revoked ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures)${outcome.rotated?.length ? `; rotated ${outcome.rotated.length} connection(s)` : ''}`);
+    });
+
+  agent
+    .command('approvals')
+    .description('requests from your other agents waiting for this agent to co-sign')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const list = await withAgent(ctx, async (a) => {
+        showReceived(ctx, await a.receive(ALL_HANDLERS));
+        return pendingApprovals(a);
+      });
+      const rows = list.map((x) => ({ id: x.id, from: x.fromLabel ?? x.from, reason: x.reason, received: x.received }));
+      emit(ctx, { approvals: rows }, () => (rows.length === 0 ? 'no approvals waiting' : table(rows, ['id', 'from', 'received', 'reason'])));
+    });
+
+  for (const [name, approve] of [['approve', true], ['deny', false]] as const) {
+    agent
+      .command(name)
+      .description(approve ? 'co-sign a request from another of your agents' : 'decline a request from another of your agents')
+      .argument('<id>', 'the request id (dkms agent approvals)')
+      .option('--yes', 'do not ask')
+      .action(async (id: string, opts: { yes?: boolean }, cmd: Command) => {
+        const ctx = Context.of(cmd);
+        const approval = await withAgent(ctx, async (a) => {
+          const found = pendingApprovals(a).find((x) => x.id === id);
+          if (found === undefined) throw new DkmsError('APPROVAL_NOT_FOUND', `no approval request '${id.slice(0, 40)}'`);
+          if (approve && !(await confirm(ctx, `Co-sign: ${found.reason}?`, opts.yes))) throw new DkmsError('PAIRING_DECLINED', 'not co-signed');
+          return answerApproval(a, id, approve);
+        });
+        emit(ctx, { id, approved: approve, reason: approval.reason }, () => `${approve ? 'co-signed' : 'declined'}: ${approval.reason}`);
+      });
+  }
+
+  return agent;
+}
+

@@ -1,0 +1,57 @@
+/** `dkms message …`: send text to a connection, and pick up and handle what arrived. */
+import { Command, InvalidArgumentError } from 'commander';
+import { inbox, sendText } from '../../agent/connections.js';
+import { ALL_HANDLERS } from '../../agent/protocols.js';
+import { withAgent } from '../agent-access.js';
+import { Context } from '../context.js';
+import { emit } from '../output.js';
+
+function parseWait(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 30) throw new InvalidArgumentError('must be 0-30 seconds');
+  return n;
+}
+
+export function messageCommand(): Command {
+  const message = new Command('message').description('messages with your connections, through your cloud agent');
+
+  message
+    .command('send')
+    .description('send a text message to a connection')
+    .argument('<connection>', 'connection id or label')
+    .argument('<text...>', 'the message')
+    .action(async (ref: string, words: string[], _opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const sent = await withAgent(ctx, (a) => sendText(a, ref, words.join(' ')));
+      emit(ctx, { id: sent.id, sent: true }, () => `sent (${sent.id})`);
+    });
+
+  message
+    .command('inbox')
+    .description('pick up waiting messages, handle them (rotations, approvals, …) and show text messages')
+    .option('--wait <seconds>', 'wait up to this long for the first message (0-30)', parseWait, 0)
+    .option('--all', 'show every stored text message, not only new ones')
+    .action(async (opts: { wait: number; all?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const { entries, stored } = await withAgent(ctx, async (a) => {
+        const got = [];
+        let batch = await a.receive(ALL_HANDLERS, { waitSeconds: opts.wait });
+        while (batch.length > 0) {
+          got.push(...batch);
+          batch = await a.receive(ALL_HANDLERS);
+        }
+        return { entries: got, stored: inbox(a) };
+      });
+      const fresh = entries.flatMap((e) => (e.data?.['message'] === undefined ? [] : [e.data['message'] as { id: string }]));
+      const shown = opts.all === true ? stored : stored.filter((m) => fresh.some((f) => f.id === m.id));
+      emit(ctx, { received: entries.length, handled: entries.filter((e) => e.outcome === 'handled'), refused: entries.filter((e) => e.outcome === 'refused'), messages: shown }, () =>
+        [
+          ...entries.filter((e) => e.outcome !== 'ignored' && e.data?.['message'] === undefined).map((e) => (e.outcome === 'handled' ? `* ${e.detail}` : `! refused ${e.type}: ${e.code ?? ''}: ${e.detail}`)),
+          ...shown.map((m) => `[${m.received}] ${m.label}: ${m.content}`),
+          ...(entries.length === 0 && shown.length === 0 ? ['no new messages'] : []),
+        ].join('\n'),
+      );
+    });
+
+  return message;
+}
