@@ -11,7 +11,7 @@ import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
 import { Wallet } from '../wallet/index.js';
 import type { Context } from './context.js';
-import { ledgerClient } from './ledger-access.js';
+import { ledgerClient, rememberLedger } from './ledger-access.js';
 
 /** Opens the wallet (creating it when `create` and absent), runs `fn` with the agent, closes. */
 export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promise<T>, options: { create?: boolean; kdfTier?: KdfTier } = {}): Promise<T> {
@@ -27,7 +27,10 @@ export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promi
     const store = new AgentStore(wallet);
     // The ledger the agent was set up with, unless the command names another.
     const ledgerFlag = ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
-    return await fn(new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag)));
+    const result = await fn(new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag)));
+    // Other commands in this data directory (policy, did, verify) then use the agent's ledger.
+    if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
+    return result;
   } finally {
     wallet.close();
   }

@@ -11,6 +11,7 @@ import type { LedgerClient } from '../ledger/client.js';
 import { persistentLedgerClient, readJsonFile } from '../ledger/client-state.js';
 import { DEFAULT_LEDGER_PORT } from '../server/ledger-service.js';
 import type { Context } from './context.js';
+import { writeFileAtomic } from '../files.js';
 
 export const DEFAULT_LEDGER_URL = `http://127.0.0.1:${DEFAULT_LEDGER_PORT}`;
 
@@ -21,6 +22,14 @@ export function ledgerUrl(ctx: Context, flag: string | undefined): string {
   const url = flag ?? process.env['DKMS_LEDGER'] ?? config.ledger ?? DEFAULT_LEDGER_URL;
   if (!/^https?:\/\/[^\s]+$/.test(url)) throw badInput(`ledger URL '${url}' must start with http:// or https://`);
   return url.replace(/\/+$/, '');
+}
+
+/** Records `url` as this data directory's ledger in config.json, unless one is set already. */
+export function rememberLedger(ctx: Context, url: string): void {
+  const path = join(ctx.home, 'config.json');
+  const config = readJsonFile(path, Config, {});
+  if (config.ledger !== undefined) return;
+  writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ ...config, ledger: url }, null, 2)}\n`));
 }
 
 /** A verifying client for the chosen ledger, remembering what it verified in the data directory. */

@@ -97,7 +97,10 @@ export function agentCommand(): Command {
       const ctx = Context.of(cmd);
       const { view, me } = await withAgent(ctx, async (a) => ({ view: await a.refreshAgents(), me: a.profile.key }));
       const rows = view.agents.map((x) => ({ key: x.key, label: x.label ?? '', flags: flagNames(x.flags).join(',') || 'none', kx: x.kx ?? '', me: x.key === me }));
-      emit(ctx, { policy: view.policy, agents: rows }, () => `${table(rows.map((r) => ({ ...r, me: r.me ? '*' : '' })), ['me', 'label', 'flags', 'key'])}`);
+      const revoked = !rows.some((r) => r.me);
+      emit(ctx, { policy: view.policy, agents: rows, revoked }, () =>
+        [table(rows.map((r) => ({ ...r, me: r.me ? '*' : '' })), ['me', 'label', 'flags', 'key']), ...(revoked ? ['this agent is no longer in the policy: it was revoked'] : [])].join('\n'),
+      );
     });
 
   agent
