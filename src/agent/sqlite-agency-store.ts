@@ -18,7 +18,7 @@ CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
 const FILE = {
   /** 'DKMA': a dkms agency file. */
   applicationId: 0x444b4d41,
-  version: 1,
+  version: 2,
   schema: SCHEMA,
   what: 'agency store',
   busy: 'AGENCY_BUSY',
@@ -70,7 +70,13 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   static open(path: string): SqliteAgencyStore {
-    return new SqliteAgencyStore(openSqliteFile(path, FILE), path);
+    const db = openSqliteFile(path, FILE);
+    try {
+      return new SqliteAgencyStore(db, path);
+    } catch (e) {
+      db.close();
+      throw sqliteError(e, path, FILE);
+    }
   }
 
   #run<T>(fn: () => T): Promise<T> {

@@ -77,7 +77,13 @@ export class SqliteLogStore implements LogStore {
   }
 
   static open(path: string): SqliteLogStore {
-    return new SqliteLogStore(openSqliteFile(path, FILE), path);
+    const db = openSqliteFile(path, FILE);
+    try {
+      return new SqliteLogStore(db, path);
+    } catch (e) {
+      db.close();
+      throw sqliteError(e, path, FILE);
+    }
   }
 
   #run<T>(fn: () => T): Promise<T> {

@@ -13,7 +13,7 @@ afterEach(() => {
 
 /** Starts `dkms up` on a free port and resolves with its ledger URL once it listens. */
 function up(home: string): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
-  const child = spawn(process.execPath, [DKMS_BIN, 'up', '--ledger-port', '0', '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [DKMS_BIN, 'up', '--ledger-port', '0', '--agency-port', '0', '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
   let stdout = '';
   let stderr = '';

@@ -1,0 +1,163 @@
+/**
+ * Agents end to end, every step a real `dkms` process on loopback: Alice's laptop (first edge
+ * agent) with a cloud agent at the agency `dkms up` runs; her phone paired by passcode; Bob with
+ * his own agent; Alice and Bob connect and exchange messages through their cloud agents; Alice
+ * rotates her connection keys and Bob accepts the rotation; Alice revokes the phone from the
+ * laptop, after which the phone's ledger events and signatures are refused.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
+import { DKMS_BIN, dkms, json, type Run } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const running: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of running.splice(0)) child.kill('SIGKILL');
+});
+
+interface Background {
+  /** Resolves with each complete stdout line, in order. */
+  nextLine(): Promise<string>;
+  readonly done: Promise<Run>;
+}
+
+/** Starts a long-running `dkms` command whose stdout lines the test follows. */
+function background(args: readonly string[], env: Record<string, string>): Background {
+  const child = spawn(process.execPath, [DKMS_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.push(child);
+  let stdout = '';
+  let stderr = '';
+  let consumed = 0;
+  const waiters: (() => void)[] = [];
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    for (const wake of waiters.splice(0)) wake();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<Run>((resolve) =>
+    child.on('close', (code) => {
+      for (const wake of waiters.splice(0)) wake();
+      resolve({ code: code ?? -1, stdout, stderr });
+    }),
+  );
+  const nextLine = async (): Promise<string> => {
+    for (;;) {
+      const lines = stdout.split('\n');
+      if (lines.length - 1 > consumed) return lines[consumed++] as string;
+      if (child.exitCode !== null) throw new Error(`dkms ${args.join(' ')} exited ${child.exitCode}: ${stderr}`);
+      await new Promise<void>((wake) => waiters.push(wake));
+    }
+  };
+  return { nextLine, done };
+}
+
+type Json = Record<string, unknown>;
+
+function owner(home: string, env: Record<string, string>) {
+  const full = { DKMS_HOME: home, DKMS_PASSPHRASE: `${home} passphrase`, ...env };
+  const run = async (args: readonly string[]): Promise<Json> => {
+    const result = await dkms([...args, '--json'], full);
+    expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
+    return json(result);
+  };
+  const fails = async (args: readonly string[]): Promise<{ code: string; exit: number }> => {
+    const result = await dkms([...args, '--json'], full);
+    expect(result.code, `${args.join(' ')} should fail: ${result.stdout}`).not.toBe(0);
+    const error = (JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { error: { code: string } }).error;
+    return { code: error.code, exit: result.code };
+  };
+  return { home, env: full, run, fails };
+}
+
+describe('agents end to end, through real processes', () => {
+  it('pairs a phone, connects two owners, messages, rotates, and revokes the phone', async () => {
+    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: tempDir() });
+    const services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
+    const env = { DKMS_LEDGER: services.ledger };
+
+    const laptop = owner(tempDir(), env);
+    const phone = owner(tempDir(), env);
+    const bob = owner(tempDir(), env);
+
+    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--did', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const policy = String(alice['policy']);
+    expect(policy).toMatch(/^policy:/);
+    expect((alice['cloud'] as Json)['agency']).toBe(services.agency);
+    await bob.run(['agent', 'init', '--label', 'bob', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+
+    // Pairing: the laptop shows an invitation and passcode and waits; the phone answers.
+    const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
+    const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
+    expect(invitation.invitation).toMatch(/^dkms-pair:/);
+    expect(invitation.passcode).toMatch(/^\d{4}-\d{4}$/);
+    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    expect(accepted['policy']).toBe(policy);
+    expect(accepted['flags']).toEqual(['PROVE']);
+    const paired = await pairing.done;
+    expect(paired.code, paired.stderr).toBe(0);
+    const phoneKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);
+    const agents = (await laptop.run(['agent', 'list']))['agents'] as { key: string; label: string; flags: string }[];
+    expect(agents.find((a) => a.key === phoneKey)).toMatchObject({ label: 'phone', flags: 'PROVE' });
+
+    // The same invitation cannot pair a second device.
+    const thief = owner(tempDir(), env);
+    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--wait', '3', '--kdf-tier', 'interactive'])).code).toBe('PAIRING_TIMEOUT');
+    const refused = (await laptop.run(['message', 'inbox']))['refused'] as { code: string }[];
+    expect(refused.map((r) => r.code)).toContain('INVITATION_USED');
+
+    // Alice and Bob connect; the phone joins the connection with its own keys.
+    const connectionInvite = await laptop.run(['connection', 'invite', '--label', 'bob']);
+    const bobSide = await bob.run(['connection', 'accept', String(connectionInvite['invitation']), '--label', 'alice']);
+    await laptop.run(['message', 'inbox']);
+    await phone.run(['message', 'inbox']);
+    await laptop.run(['message', 'inbox']);
+    await bob.run(['message', 'inbox']);
+    const aliceConnections = (await laptop.run(['connection', 'list']))['connections'] as Json[];
+    expect(aliceConnections).toHaveLength(1);
+    expect(aliceConnections[0]).toMatchObject({ label: 'bob', state: 'active', peer: bobSide['id'], myKeys: 2 });
+
+    // Messages both ways, through the cloud agents.
+    await laptop.run(['message', 'send', 'bob', 'hello', 'bob']);
+    expect(((await bob.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hello bob']);
+    await bob.run(['message', 'send', 'alice', 'hi', 'alice']);
+    expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
+    expect(((await phone.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
+
+    // Alice rotates her keys; Bob verifies and accepts the rotation, and messages still flow.
+    const before = ((await bob.run(['connection', 'list']))['connections'] as Json[])[0] as Json;
+    await laptop.run(['connection', 'rotate', 'bob']);
+    await bob.run(['message', 'inbox']);
+    const after = ((await bob.run(['connection', 'list']))['connections'] as Json[])[0] as Json;
+    expect(after['peerSeq']).toBe(Number(before['peerSeq']) + 1);
+    expect(after['flags']).toEqual([]);
+    await bob.run(['message', 'send', 'alice', 'after', 'rotation']);
+    expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['after rotation']);
+
+    // The phone signs a file while it is an agent: valid.
+    const doc = join(phone.home, 'doc.txt');
+    writeFileSync(doc, 'signed by the phone');
+    const early = String((await phone.run(['key', 'sign', '--name', 'agent-sign', '--in', doc]))['signature']);
+    await laptop.run(['verify', '--policy', policy, '--signer', phoneKey, '--signature', early, '--in', doc]);
+
+    // Alice revokes the phone from the laptop: Bob's view of Alice's keys drops the phone's key.
+    const revoked = await laptop.run(['agent', 'revoke', 'phone']);
+    expect(revoked).toMatchObject({ state: 'revoked', target: phoneKey });
+    expect(revoked['rotated']).toHaveLength(1);
+    await bob.run(['message', 'inbox']);
+    expect((((await bob.run(['connection', 'list']))['connections'] as Json[])[0] as Json)['peerKeys']).toBe(1);
+    expect((await phone.run(['agent', 'list']))['revoked']).toBe(true);
+
+    // The phone's later ledger events and signatures are refused.
+    const grant = await phone.fails(['policy', 'grant', '--policy', policy, '--agent', phoneKey, '--flags', 'ADMIN', '--key', 'agent-sign']);
+    expect(grant).toEqual({ code: 'EVENT_UNAUTHORIZED', exit: ERROR_CODES.EVENT_UNAUTHORIZED.exit });
+    const late = String((await phone.run(['key', 'sign', '--name', 'agent-sign', '--in', doc]))['signature']);
+    const verdict = await laptop.fails(['verify', '--policy', policy, '--signer', phoneKey, '--signature', late, '--in', doc]);
+    expect(verdict.code).toBe('SIGNATURE_INVALID');
+    // Its mailbox is gone: nothing reaches it any more.
+    await bob.run(['message', 'send', 'alice', 'not for the phone']);
+    expect((await phone.run(['message', 'inbox']))['received']).toBe(0);
+  });
+});
