@@ -142,8 +142,12 @@ async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; k
   throw new DkmsError(code, reason);
 }
 
-/** The inviting agent's side: checks an answer to one of its invitations. */
-const responseHandler: Handler = {
+/**
+ * The inviting agent's side: checks an answer to one of its invitations. Only the invitation
+ * that `dkms agent pair` is waiting on (`waitingFor`) can go on to the owner's confirmation; a
+ * valid answer to any other is refused, as the owner is not there to confirm it.
+ */
+const responseHandler = (waitingFor?: string): Handler => ({
   from: 'any',
   async handle(agent, message, sender) {
     const parsed = ResponseBody.safeParse(message.body);
@@ -164,13 +168,17 @@ const responseHandler: Handler = {
       agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, attempts, used: attempts >= MAX_PASSCODE_ATTEMPTS });
       return refuse(agent, pending.id, to, 'PASSCODE_WRONG', attempts >= MAX_PASSCODE_ATTEMPTS ? 'wrong passcode; the invitation is now void' : 'wrong passcode');
     }
+    if (pending.id !== waitingFor) {
+      agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
+      return refuse(agent, pending.id, to, 'PAIRING_TIMEOUT', 'the inviting agent was no longer waiting: ask for a new invitation');
+    }
     agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, candidate: { key: body.key, kx: body.kx, label: body.label } });
     return {
       summary: `pairing request from '${body.label}' (${body.key}) awaiting confirmation`,
       data: { pairing: { invitation: pending.id, key: body.key, kx: body.kx, label: body.label, flags: flagNames(pending.flags) } },
     };
   },
-};
+});
 
 /**
  * Completes a pairing the owner confirmed (or declined): grant on the ledger, the cloud agent
@@ -207,7 +215,13 @@ export async function completePairing(agent: EdgeAgent, invitationId: string, co
   return { key: candidate.key, label: candidate.label, flags: pending.flags };
 }
 
-export const inviterHandlers: Handlers = { [PAIRING_RESPONSE]: responseHandler };
+/** Answers to invitations when no pairing is being waited on: all are refused. */
+export const inviterHandlers: Handlers = { [PAIRING_RESPONSE]: responseHandler() };
+
+/** While `dkms agent pair` waits on `invitationId`. */
+export function waitingHandlers(invitationId: string): Handlers {
+  return { [PAIRING_RESPONSE]: responseHandler(invitationId) };
+}
 
 /** The new agent's side: answers an invitation, then waits for the welcome or a refusal. */
 export async function answerInvitation(agent: EdgeAgent, invitation: Invitation, passcode: string, label: string, keys: { key: string; kx: string }): Promise<void> {

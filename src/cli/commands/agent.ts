@@ -6,7 +6,7 @@ import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
 import { ALL_HANDLERS } from '../../agent/protocols.js';
-import { answerInvitation, awaitWelcome, completePairing, createInvitation, DEFAULT_PAIRING_TTL_SECONDS, parseInvitation } from '../../agent/pairing.js';
+import { answerInvitation, awaitWelcome, completePairing, createInvitation, DEFAULT_PAIRING_TTL_SECONDS, parseInvitation, waitingHandlers } from '../../agent/pairing.js';
 import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/provision.js';
 import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';
 import { announce, confirm, withAgent } from '../agent-access.js';
@@ -122,7 +122,7 @@ export function agentCommand(): Command {
         );
         const deadline = Date.parse(created.invitation.expires);
         while (Date.now() < deadline) {
-          const entries = await a.receive(ALL_HANDLERS, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
+          const entries = await a.receive({ ...ALL_HANDLERS, ...waitingHandlers(created.invitation.id) }, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
           showReceived(ctx, entries);
           const request = entries.map((e) => e.data?.['pairing'] as { invitation: string; key: string; label: string } | undefined).find((p) => p?.invitation === created.invitation.id);
           if (request === undefined) continue;
