@@ -64,3 +64,25 @@ export function openSqliteFile(path: string, options: SqliteFileOptions): Databa
     throw sqliteError(e, path, options);
   }
 }
+
+/** Opens the file and builds the store over it; a store that fails to build closes the file. */
+export function openStore<T>(path: string, options: SqliteFileOptions, make: (db: Database.Database) => T): T {
+  const db = openSqliteFile(path, options);
+  try {
+    return make(db);
+  } catch (e) {
+    db.close();
+    throw sqliteError(e, path, options);
+  }
+}
+
+/** Runs a synchronous store operation as a promise, with SQLite failures mapped to the store's codes. */
+export function storeRunner(path: string, options: SqliteFileOptions): <T>(fn: () => T) => Promise<T> {
+  return <T>(fn: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(fn());
+    } catch (e) {
+      return Promise.reject(sqliteError(e, path, options));
+    }
+  };
+}

@@ -9,9 +9,10 @@
  * keys it already knew; an event that does not verify is refused and the connection flagged.
  */
 import { z } from 'zod';
-import { canonicalBytes, fromBase64url, fromUtf8, randomBytes, toBase58btc, toBase64url } from '../crypto/index.js';
+import { randomBytes, toBase58btc, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from './agent-store.js';
+import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
 import { newMessage, type AgreementKey, type Message } from './didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, Sender } from './edge-agent.js';
 import { applyConnEvent, connEventId, ConnEventSchema, replayConnLog, signConnEvent, type ConnEvent, type ConnKey, type ConnState, type Endpoint } from './connection-log.js';
@@ -97,26 +98,17 @@ function flag(agent: EdgeAgent, record: ConnectionRecord, code: string, detail: 
 // ---- invitations --------------------------------------------------------------------------
 
 export function encodeConnectionInvitation(invitation: ConnInvitation): string {
-  return `${CONNECTION_SCHEME}${toBase64url(canonicalBytes(invitation))}`;
+  return encodeInvitationText(CONNECTION_SCHEME, invitation);
 }
 
 export function parseConnectionInvitation(text: string): ConnInvitation {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith(CONNECTION_SCHEME)) throw new DkmsError('INVITATION_MALFORMED', `a connection invitation starts with '${CONNECTION_SCHEME}'`);
-  let value: unknown;
+  const invitation = decodeInvitationText(text, CONNECTION_SCHEME, ConnInvitationSchema, 'connection');
   try {
-    value = JSON.parse(fromUtf8(fromBase64url(trimmed.slice(CONNECTION_SCHEME.length), 'invitation')));
-  } catch {
-    throw new DkmsError('INVITATION_MALFORMED', 'the connection invitation is damaged (was it copied whole?)');
-  }
-  const parsed = ConnInvitationSchema.safeParse(value);
-  if (!parsed.success) throw new DkmsError('INVITATION_MALFORMED', 'the connection invitation is not one dkms understands');
-  try {
-    applyConnEvent(undefined, parsed.data.inception);
+    applyConnEvent(undefined, invitation.inception);
   } catch {
     throw new DkmsError('INVITATION_MALFORMED', 'the connection invitation carries an invalid inception event');
   }
-  return parsed.data;
+  return invitation;
 }
 
 /** A one-time invitation to connect, carrying this side's new identifier and keys. */

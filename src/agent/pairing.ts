@@ -9,7 +9,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, fromUtf8, randomBytes, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
 import { flagNames } from '../policy/flags.js';
@@ -18,6 +18,7 @@ import { AgencyClient } from './agency-client.js';
 import { newMessage, type Message } from './didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from './edge-agent.js';
 import { agentSigner } from './provision.js';
+import { encodeInvitationText, decodeInvitationText } from './invitation-text.js';
 import { AGENTS_CHANGED } from './notifications.js';
 
 export const PAIRING = 'urn:dkms:pairing/1.0';
@@ -91,22 +92,12 @@ function newPasscode(): string {
 }
 
 export function encodeInvitation(invitation: Invitation): string {
-  return `${INVITATION_SCHEME}${toBase64url(canonicalBytes(invitation))}`;
+  return encodeInvitationText(INVITATION_SCHEME, invitation);
 }
 
 /** Parses invitation text (as scanned from the QR code or pasted); INVITATION_MALFORMED otherwise. */
 export function parseInvitation(text: string): Invitation {
-  const trimmed = text.trim();
-  if (!trimmed.startsWith(INVITATION_SCHEME)) throw new DkmsError('INVITATION_MALFORMED', `a pairing invitation starts with '${INVITATION_SCHEME}'`);
-  let value: unknown;
-  try {
-    value = JSON.parse(fromUtf8(fromBase64url(trimmed.slice(INVITATION_SCHEME.length), 'invitation')));
-  } catch {
-    throw new DkmsError('INVITATION_MALFORMED', 'the pairing invitation is damaged (was it copied whole?)');
-  }
-  const parsed = InvitationSchema.safeParse(value);
-  if (!parsed.success) throw new DkmsError('INVITATION_MALFORMED', 'the pairing invitation is not one dkms understands');
-  return parsed.data;
+  return decodeInvitationText(text, INVITATION_SCHEME, InvitationSchema, 'pairing');
 }
 
 export interface CreatedInvitation {

@@ -1,7 +1,7 @@
 /** The embedded agency store: one SQLite file (WAL, synchronous=FULL), one process at a time. */
 import type Database from 'better-sqlite3';
 import { DkmsError } from '../errors.js';
-import { openSqliteFile, sqliteError } from '../sqlite.js';
+import { openStore, storeRunner } from '../sqlite.js';
 import type { AgencyStore, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 
 // Mail is kept per (cloud agent, recipient): one key may be an agent of several owners.
@@ -30,12 +30,11 @@ type Row = { id: number; cloud_id: string; received: string; envelope: Buffer };
 
 export class SqliteAgencyStore implements AgencyStore {
   readonly #db: Database.Database;
-  readonly #path: string;
   readonly #stmts;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
-    this.#path = path;
+    this.#run = storeRunner(path, FILE);
     const cloud = 'SELECT id, policy, key, kx, created FROM cloud_agents';
     this.#stmts = {
       addCloud: db.prepare('INSERT INTO cloud_agents (id, policy, key, kx, created) VALUES (@id, @policy, @key, @kx, @created)'),
@@ -70,22 +69,10 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   static open(path: string): SqliteAgencyStore {
-    const db = openSqliteFile(path, FILE);
-    try {
-      return new SqliteAgencyStore(db, path);
-    } catch (e) {
-      db.close();
-      throw sqliteError(e, path, FILE);
-    }
+    return openStore(path, FILE, (db) => new SqliteAgencyStore(db, path));
   }
 
-  #run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (e) {
-      return Promise.reject(sqliteError(e, this.#path, FILE));
-    }
-  }
+  readonly #run: <T>(fn: () => T) => Promise<T>;
 
   addCloudAgent(record: CloudAgentRecord): Promise<void> {
     return this.#run(() => void this.#stmts.addCloud.run(record));

@@ -5,8 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { canonicalJson } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
-import { openSqliteFile, sqliteError } from '../sqlite.js';
+import { openStore, storeRunner } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
 import type { SignedTreeHead } from './head.js';
 import type { AppendBatch, LogStore } from './store.js';
@@ -42,8 +41,6 @@ const FILE = {
   busyHint: 'stop the running node first',
 } as const;
 
-const storeError = (e: unknown, path: string): DkmsError => sqliteError(e, path, FILE);
-
 interface LogRow {
   gseq: number;
   time: string;
@@ -54,12 +51,11 @@ const toRecord = (row: LogRow): LogRecord => ({ gseq: row.gseq, time: row.time, 
 
 export class SqliteLogStore implements LogStore {
   readonly #db: Database.Database;
-  readonly #path: string;
   readonly #stmts;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
-    this.#path = path;
+    this.#run = storeRunner(path, FILE);
     this.#stmts = {
       size: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM log'),
       leaves: db.prepare<[number, number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
@@ -77,22 +73,10 @@ export class SqliteLogStore implements LogStore {
   }
 
   static open(path: string): SqliteLogStore {
-    const db = openSqliteFile(path, FILE);
-    try {
-      return new SqliteLogStore(db, path);
-    } catch (e) {
-      db.close();
-      throw sqliteError(e, path, FILE);
-    }
+    return openStore(path, FILE, (db) => new SqliteLogStore(db, path));
   }
 
-  #run<T>(fn: () => T): Promise<T> {
-    try {
-      return Promise.resolve(fn());
-    } catch (e) {
-      return Promise.reject(storeError(e, this.#path));
-    }
-  }
+  readonly #run: <T>(fn: () => T) => Promise<T>;
 
   size(): Promise<number> {
     return this.#run(() => this.#stmts.size.get()?.n ?? 0);
