@@ -219,13 +219,10 @@ export class EdgeAgent {
       const handler = handlers[message.type];
       if (handler === undefined) throw new DkmsError('MESSAGE_MALFORMED', `no handler for message type '${message.type.slice(0, 100)}'`);
       const kx = encodePublicKey('x25519', decodePublicKey(opened.senderKid.split('#')[1] ?? '', 'x25519').publicKey);
-      const sender: Sender = { kid: opened.senderKid, kx, ...this.#knownAgent(kx) };
-      if (handler.from === 'agent' && sender.agent === undefined) {
-        const view = await this.refreshAgents();
-        const agent = view.agents.find((a) => a.kx === kx);
-        if (agent === undefined) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the sender is not an agent of this owner');
-        Object.assign(sender, { agent });
-      }
+      let agent = this.#knownAgent(kx);
+      if (agent === undefined && handler.from === 'agent') agent = (await this.refreshAgents()).agents.find((a) => a.kx === kx);
+      if (agent === undefined && handler.from === 'agent') throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the sender is not an agent of this owner');
+      const sender: Sender = { kid: opened.senderKid, kx, ...(agent === undefined ? {} : { agent }) };
       seen = message;
       const handled = await handler.handle(this, message, sender);
       this.#remember(message);
@@ -240,9 +237,8 @@ export class EdgeAgent {
     }
   }
 
-  #knownAgent(kx: string): { agent?: KnownAgent } {
-    const agent = this.store.agentView()?.agents.find((a) => a.kx === kx);
-    return agent === undefined ? {} : { agent };
+  #knownAgent(kx: string): KnownAgent | undefined {
+    return this.store.agentView()?.agents.find((a) => a.kx === kx);
   }
 
   #checkFresh(message: Message): void {
