@@ -44,7 +44,7 @@ export const ConnectionRecordSchema = z.object({
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecordSchema>;
 
-const ConnInvitationSchema = z.strictObject({ v: z.literal(1), id: z.string().regex(/^[A-Za-z0-9_-]{22}$/), label: z.string().max(64), inception: ConnEventSchema, expires: z.string().max(40) });
+const ConnInvitationSchema = z.strictObject({ v: z.literal(1), id: z.string().regex(/^[A-Za-z0-9_-]{22}$/), label: z.string().max(64), inception: ConnEventSchema, expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date') });
 type ConnInvitation = z.infer<typeof ConnInvitationSchema>;
 const PendingSchema = z.object({ id: z.string(), label: z.string(), inception: ConnEventSchema, mine: KeyNames, expires: z.string(), used: z.boolean() });
 

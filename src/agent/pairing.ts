@@ -39,7 +39,7 @@ export const InvitationSchema = z.strictObject({
   ledger: z.string().url().max(2048),
   inviter: z.strictObject({ key: MultibaseKey, kx: MultibaseKey }),
   cloud: z.strictObject({ endpoint: z.string().url().max(2048), routingKey: z.string().max(300) }),
-  expires: z.string().max(40),
+  expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
 });
 export type Invitation = z.infer<typeof InvitationSchema>;
 

@@ -130,6 +130,12 @@ export const approvalHandlers: Handlers = {
       }
       const event = request.event as unknown as LedgerEvent;
       const { sig } = parsed.data;
+      const record = await agent.policy();
+      const target = record.policy.agents.find((a) => a.key === request.target);
+      const cosigner = record.policy.agents.find((a) => a.key === from);
+      if (target === undefined || cosigner === undefined || !canRevoke(cosigner, target)) {
+        throw new DkmsError('EVENT_UNAUTHORIZED', 'that agent may not co-sign this revocation');
+      }
       if (sig.kid !== from || !ed25519Verify(decodePublicKey(from, 'ed25519').publicKey, signingBytes(event), fromBase64url(sig.sig, 'signature'))) {
         throw new DkmsError('EVENT_BAD_SIGNATURE', 'the co-signature does not verify');
       }
@@ -138,8 +144,11 @@ export const approvalHandlers: Handlers = {
         agent.store.write(CATEGORIES.request, request.id, { ...request, event: signed });
         return { summary: `co-signed by ${sender.agent?.label ?? from} (${signed.sigs.length} of ${request.needed})`, data: { cosigned: { id: request.id, signatures: signed.sigs.length } } };
       }
-      agent.store.remove(CATEGORIES.request, request.id);
+      // The request is kept until the ledger has accepted the revocation: a refusal or an
+      // unreachable ledger leaves it open for the next answer or run.
+      agent.store.write(CATEGORIES.request, request.id, { ...request, event: signed });
       const outcome = await finishRevocation(agent, signed, request.target, request.needed);
+      agent.store.remove(CATEGORIES.request, request.id);
       return { summary: `revoked ${request.target} with ${signed.sigs.length} signatures`, data: { revoked: { ...outcome } } };
     },
   },

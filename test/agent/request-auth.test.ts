@@ -1,0 +1,184 @@
+/**
+ * Signed agency requests (agent/request-auth.ts): a request signed for one method, path, time,
+ * nonce and body verifies to its key exactly once; anything else — a missing or malformed
+ * header, a key that is not Ed25519, a signature made for another request, a time outside the
+ * clock window, a replayed nonce, any one character of a signed header changed — is
+ * REQUEST_UNAUTHORIZED. Bodies are compared canonically, so key order does not matter.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AUTH_HEADERS, CLOCK_WINDOW_MS, RequestVerifier, signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
+import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { DkmsError } from '../../src/errors.js';
+import { expectCode } from '../helpers/errors.js';
+
+function signer(): RequestSigner {
+  const pair = ed25519Generate();
+  return { key: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+}
+
+const PATH = '/v1/cloud-agents/abc/sync';
+const BODY = { policy: 'policy:z6Mkexample', nested: { b: [1, 2, { y: true, x: null }], a: 'text' } };
+
+/** A verifier whose clock is `offsetMs` from the real one. */
+const verifierAt = (offsetMs = 0) => new RequestVerifier(() => Date.now() + offsetMs);
+
+describe('signRequest / RequestVerifier', () => {
+  it('verifies a signed request to the signer\'s key', () => {
+    const s = signer();
+    const headers = signRequest(s, 'POST', PATH, BODY);
+    expect(Object.keys(headers).sort()).toEqual(Object.values(AUTH_HEADERS).sort());
+    expect(headers[AUTH_HEADERS.key]).toBe(s.key);
+    expect(verifierAt().verify(headers, 'POST', PATH, BODY)).toBe(s.key);
+    // A body-less request (GET) signs the empty digest.
+    const get = signRequest(s, 'GET', '/v1/mailbox?limit=10&wait=0');
+    expect(verifierAt().verify(get, 'GET', '/v1/mailbox?limit=10&wait=0', undefined)).toBe(s.key);
+  });
+
+  it('compares bodies canonically: the same JSON with another key order verifies', () => {
+    const s = signer();
+    const headers = signRequest(s, 'POST', PATH, { a: 1, b: { d: [1, 2], c: 'x' } });
+    expect(verifierAt().verify(headers, 'POST', PATH, { b: { c: 'x', d: [1, 2] }, a: 1 })).toBe(s.key);
+    // Array order is content, though.
+    const again = signRequest(s, 'POST', PATH, { a: 1, b: { d: [1, 2], c: 'x' } });
+    expectCode(() => verifierAt().verify(again, 'POST', PATH, { a: 1, b: { d: [2, 1], c: 'x' } }), 'REQUEST_UNAUTHORIZED');
+  });
+
+  it('treats the method case-insensitively (it signs the upper-case method)', () => {
+    const s = signer();
+    expect(verifierAt().verify(signRequest(s, 'post', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
+  });
+
+  it('refuses a request with any header missing, empty, repeated or oversized', () => {
+    const s = signer();
+    for (const name of Object.values(AUTH_HEADERS)) {
+      for (const value of [undefined, '', ['a', 'b'], 'x'.repeat(201)]) {
+        const headers: Record<string, string | string[] | undefined> = Object.fromEntries(
+          Object.entries({ ...signRequest(s, 'POST', PATH, BODY), [name]: value }).filter(([k]) => value !== undefined || k !== name),
+        );
+        expectCode(() => verifierAt().verify(headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+      }
+    }
+    expectCode(() => verifierAt().verify({}, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+  });
+
+  it('refuses a key that is not Ed25519, or not a key at all', () => {
+    const s = signer();
+    const x25519 = encodePublicKey('x25519', x25519Generate().publicKey);
+    for (const key of [x25519, 'z6Mk', 'not-a-key', s.key.slice(1), `${s.key}1`]) {
+      const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: key };
+      expectCode(() => verifierAt().verify(headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    }
+  });
+
+  it('refuses another key\'s name on a valid signature', () => {
+    const s = signer();
+    const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: signer().key };
+    expectCode(() => verifierAt().verify(headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+  });
+
+  it('refuses a malformed or short signature', () => {
+    const s = signer();
+    const good = signRequest(s, 'POST', PATH, BODY);
+    const sig = good[AUTH_HEADERS.signature] as string;
+    for (const bad of [sig.slice(0, 43), `${sig}AA`, `${sig.slice(0, -1)}=`, sig.replace(/./, '+'), 'A'.repeat(86)]) {
+      expectCode(() => verifierAt().verify({ ...good, [AUTH_HEADERS.signature]: bad }, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    }
+  });
+
+  it('refuses a signature made for another body, path, method, time or nonce', () => {
+    const s = signer();
+    const v = verifierAt();
+    expectCode(() => v.verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, { ...BODY, policy: 'policy:other' }), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => v.verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, undefined), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => v.verify(signRequest(s, 'POST', PATH), 'POST', PATH, {}), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => v.verify(signRequest(s, 'POST', PATH, BODY), 'POST', '/v1/cloud-agents/other/sync', BODY), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => v.verify(signRequest(s, 'GET', '/v1/mailbox?limit=10&wait=0'), 'GET', '/v1/mailbox?limit=500&wait=0', undefined), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => v.verify(signRequest(s, 'POST', PATH, BODY), 'PUT', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    // Another time within the window, and another nonce, with the original signature.
+    const headers = signRequest(s, 'POST', PATH, BODY);
+    const otherTime = new Date(Date.parse(headers[AUTH_HEADERS.time] as string) - 1000).toISOString();
+    expectCode(() => v.verify({ ...headers, [AUTH_HEADERS.time]: otherTime }, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    const otherNonce = signRequest(s, 'POST', PATH, BODY)[AUTH_HEADERS.nonce] as string;
+    expectCode(() => v.verify({ ...headers, [AUTH_HEADERS.nonce]: otherNonce }, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    // The untouched request still verifies afterwards: failed attempts burn no nonce.
+    expect(v.verify(headers, 'POST', PATH, BODY)).toBe(s.key);
+  });
+
+  it('refuses a time six minutes off either way, or no time at all; accepts four minutes off', () => {
+    const s = signer();
+    const sixMinutes = 6 * 60_000;
+    expect(CLOCK_WINDOW_MS).toBeLessThan(sixMinutes);
+    expectCode(() => verifierAt(sixMinutes).verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    expectCode(() => verifierAt(-sixMinutes).verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    expect(verifierAt(4 * 60_000).verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
+    expect(verifierAt(-4 * 60_000).verify(signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
+    const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.time]: 'yesterday' };
+    expectCode(() => verifierAt().verify(headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+  });
+
+  it('refuses a replayed nonce, also with a fresh signature over the same nonce', () => {
+    const s = signer();
+    const v = verifierAt();
+    const headers = signRequest(s, 'POST', PATH, BODY);
+    expect(v.verify(headers, 'POST', PATH, BODY)).toBe(s.key);
+    const error = expectCode(() => v.verify(headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
+    expect(error.message).toMatch(/replayed|already/);
+    // Another key may use the same nonce value: nonces are per key.
+    const other = signer();
+    const theirs = signRequest(other, 'POST', PATH, BODY);
+    expect(v.verify(theirs, 'POST', PATH, BODY)).toBe(other.key);
+  });
+
+  it('refuses any single-character change to any signed header value', () => {
+    const s = signer();
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:.+/= ';
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.values(AUTH_HEADERS)), fc.nat(), fc.nat({ max: alphabet.length - 1 }), fc.constantFrom('GET', 'POST'), (name, at, withChar, method) => {
+        const body = method === 'GET' ? undefined : BODY;
+        const headers = signRequest(s, method, PATH, body);
+        const value = headers[name] as string;
+        const i = at % value.length;
+        let c = alphabet[withChar] as string;
+        if (c === value[i]) c = c === 'A' ? 'B' : 'A';
+        const changed = { ...headers, [name]: value.slice(0, i) + c + value.slice(i + 1) };
+        const v = verifierAt();
+        try {
+          v.verify(changed, method, PATH, body);
+        } catch (e) {
+          expect(e).toBeInstanceOf(DkmsError);
+          expect((e as DkmsError).code).toBe('REQUEST_UNAUTHORIZED');
+          // And the genuine request was not spent by the failed attempt.
+          expect(v.verify(headers, method, PATH, body)).toBe(s.key);
+          return;
+        }
+        throw new Error(`a change to ${name} at ${i} (${JSON.stringify(value)} → ${JSON.stringify(changed[name])}) was accepted`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('only ever throws REQUEST_UNAUTHORIZED for arbitrary headers', () => {
+    const s = signer();
+    const good = signRequest(s, 'POST', PATH, BODY);
+    fc.assert(
+      fc.property(
+        fc.dictionary(fc.constantFrom(...Object.values(AUTH_HEADERS), 'other'), fc.oneof(fc.string({ maxLength: 250 }), fc.array(fc.string()), fc.constant(undefined))),
+        fc.boolean(),
+        (extra, keepGood) => {
+          const headers = { ...(keepGood ? good : {}), ...extra };
+          try {
+            new RequestVerifier().verify(headers, 'POST', PATH, BODY);
+          } catch (e) {
+            expect(e).toBeInstanceOf(DkmsError);
+            expect((e as DkmsError).code).toBe('REQUEST_UNAUTHORIZED');
+            return;
+          }
+          // Only the untouched signed headers verify.
+          for (const name of Object.values(AUTH_HEADERS)) expect(headers[name]).toBe(good[name]);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
