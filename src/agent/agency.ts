@@ -100,8 +100,17 @@ export class Agency {
       const id = toBase58btc(randomBytes(16));
       const sign = this.#wallet.createKey(signKeyName(id), 'ed25519');
       const kx = this.#wallet.createKey(kxKeyName(id), 'x25519');
-      record = { id, policy, key: sign.publicKey, kx: kx.publicKey, created: new Date().toISOString() };
-      await this.#store.addCloudAgent(record);
+      const created = { id, policy, key: sign.publicKey, kx: kx.publicKey, created: new Date().toISOString() };
+      try {
+        await this.#store.addCloudAgent(created);
+        record = created;
+      } catch (e) {
+        // A concurrent first registration of the same policy won: use its cloud agent.
+        this.#wallet.deleteKey(signKeyName(id));
+        this.#wallet.deleteKey(kxKeyName(id));
+        record = await this.#store.cloudAgentOfPolicy(policy);
+        if (record === undefined) throw e;
+      }
     }
     await this.#store.setRoutes(record.id, routesFrom(agents, record));
     return this.info(record);

@@ -5,7 +5,7 @@
  * until the parent SIGKILLs it: several senders, each posting one forward message at a time,
  * so several deliveries are always in flight at once. It reports on stdout, one line each:
  *
- *   ready                      the agency is listening; the load starts now
+ *   ready                      the agency is listening (and warmed up); the load starts now
  *   sub <id> <target>          about to post the message <id> for <target> (a, b, or ab: both)
  *   ack <id> <copies>          the agency answered 202 for <id>, storing <copies> copies
  *
@@ -70,6 +70,17 @@ const running = await startAgency(config.home, {
   limits: { maxMessages: 1_000_000, maxBytes: 1024 * 1024 * 1024 },
 });
 const inbound = `${running.url}/v1/inbound`;
+
+// Warm up before "ready" (the HTTP client and server, the envelope code on both sides), so that
+// the kill delays the parent draws are spent under load rather than in start-up: a forward the
+// agency opens and then refuses (NOT_FOUND: no such next hop), so that nothing is stored.
+const warmUp = await fetch(inbound, {
+  method: 'POST',
+  headers: { 'content-type': 'application/didcomm-encrypted+json' },
+  body: JSON.stringify(wrapForward(envelopeFor('warm-up', 'ab'), 'did:example:nowhere', mediator)),
+});
+const refusal = await warmUp.text();
+if (warmUp.status !== 404) fail(`the warm-up forward was answered ${warmUp.status}: ${refusal}`);
 
 async function sender(index) {
   for (let n = 0; ; n++) {
