@@ -2,10 +2,11 @@
  * Benchmarks: `npm run bench` runs all, `npm run bench -- wallet` one. Each prints JSON lines,
  * every figure beside the raw limit measured in the same run.
  */
+import { agentBench } from './agent.js';
 import { ledgerBench } from './ledger.js';
 import { walletBench } from './wallet.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench };
+const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench };
 
 const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !Object.hasOwn(BENCHES, name));

@@ -199,18 +199,19 @@ export class EdgeAgent {
     const report: ReceiveEntry[] = [];
     const done: string[] = [];
     for (const item of picked) {
-      report.push(await this.#handleOne(item.envelope, handlers));
+      // Keys are listed per message: a handler may have just created one (joining a connection).
+      report.push(await this.#handleOne(item.envelope, handlers, this.#agreementKeys()));
       done.push(item.id);
     }
     await agency.ack(done);
     return report;
   }
 
-  async #handleOne(envelope: unknown, handlers: Handlers): Promise<ReceiveEntry> {
+  async #handleOne(envelope: unknown, handlers: Handlers, keys: readonly AgreementKey[]): Promise<ReceiveEntry> {
     let type = 'unknown';
     let seen: Message | undefined;
     try {
-      const opened = decrypt(envelope, this.#agreementKeys());
+      const opened = decrypt(envelope, keys);
       if (opened.senderKid === undefined) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'messages between agents must be authcrypted');
       const message = parseMessage(opened.plaintext);
       type = message.type;

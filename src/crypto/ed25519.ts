@@ -44,7 +44,8 @@ export interface KeyPair {
   readonly privateKey: Uint8Array;
 }
 
-function privateKeyObject(seed: Uint8Array): KeyObject {
+/** A private key object (for keys used many times: import once, sign often). */
+export function ed25519PrivateKeyObject(seed: Uint8Array): KeyObject {
   const der = concatBytes(PKCS8_PREFIX, abytes(seed, 32, 'Ed25519 private key'));
   try {
     return createPrivateKey({ key: Buffer.from(der.buffer, der.byteOffset, der.length), format: 'der', type: 'pkcs8' });
@@ -83,11 +84,16 @@ export function ed25519Generate(): KeyPair {
 }
 
 export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {
-  return rawPublic(createPublicKey(privateKeyObject(privateKey)));
+  return rawPublic(createPublicKey(ed25519PrivateKeyObject(privateKey)));
 }
 
 export function ed25519Sign(privateKey: Uint8Array, message: Uint8Array): Uint8Array {
-  return new Uint8Array(sign(null, abytes(message, undefined, 'message'), privateKeyObject(privateKey)));
+  return ed25519SignKey(ed25519PrivateKeyObject(privateKey), message);
+}
+
+/** As ed25519Sign, with a private key object (see ed25519PrivateKeyObject). */
+export function ed25519SignKey(privateKey: KeyObject, message: Uint8Array): Uint8Array {
+  return new Uint8Array(sign(null, abytes(message, undefined, 'message'), privateKey));
 }
 
 /** True only for a valid signature; malformed keys or signatures are simply invalid. */

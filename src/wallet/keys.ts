@@ -3,17 +3,18 @@
  * reserved category `dkms:key` whose value holds the private key; only this module reads it,
  * and only to sign or agree. Callers get `KeyInfo` (public data) and handles, never the secret.
  */
+import type { KeyObject } from 'node:crypto';
 import {
   ed25519Generate,
-  ed25519Sign,
+  ed25519PrivateKeyObject,
   encodePublicKey,
   framed,
   fromUtf8,
   unframe,
   utf8,
   wipe,
-  x25519Agree,
   x25519Generate,
+  x25519PrivateKeyObject,
   type KeyType,
   type MultibaseKey,
 } from '../crypto/index.js';
@@ -105,10 +106,7 @@ function withPrivateKey<T>(name: string, value: Uint8Array, type: KeyType, use: 
   return use(record.privateKey);
 }
 
-export function signWithRecord(name: string, value: Uint8Array, message: Uint8Array): Uint8Array {
-  return withPrivateKey(name, value, 'ed25519', (sk) => ed25519Sign(sk, message));
-}
-
-export function agreeWithRecord(name: string, value: Uint8Array, peerPublicKey: Uint8Array): Uint8Array {
-  return withPrivateKey(name, value, 'x25519', (sk) => x25519Agree(sk, peerPublicKey));
+/** The private key as an OpenSSL key object, for a key of `type`; KEY_WRONG_TYPE otherwise. */
+export function privateKeyObjectOf(name: string, value: Uint8Array, type: KeyType): KeyObject {
+  return withPrivateKey(name, value, type, (sk) => (type === 'ed25519' ? ed25519PrivateKeyObject(sk) : x25519PrivateKeyObject(sk)));
 }

@@ -4,18 +4,18 @@
  */
 import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DEFAULT_KDF_TIER, randomBytes, toHex, wipe, type KdfTier, type KeyType } from '../crypto/index.js';
+import type { KeyObject } from 'node:crypto';
+import { DEFAULT_KDF_TIER, ed25519SignKey, randomBytes, toHex, wipe, x25519AgreeKey, type KdfTier, type KeyType } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { decodeExport, encodeExport } from './export.js';
 import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
 import {
   KEY_CATEGORY,
-  agreeWithRecord,
   checkKeyName,
   checkKeyType,
   keyInfo,
   newKeyRecord,
-  signWithRecord,
+  privateKeyObjectOf,
   type KeyHandle,
   type KeyInfo,
 } from './keys.js';
@@ -107,6 +107,7 @@ export class Wallet {
   #storeKey: Uint8Array;
   #header: KeyringHeader;
   readonly #items: ItemCodec;
+  readonly #keyObjects = new Map<string, KeyObject>();
   /** The profile's key buffers, kept only so tests can see close() wipe them. */
   readonly #profileKeys: readonly Uint8Array[];
 
@@ -354,16 +355,32 @@ export class Wallet {
 
   deleteKey(name: string): void {
     this.#delete(KEY_CATEGORY, checkKeyName(name), 'KEY_NOT_FOUND');
+    this.#keyObjects.delete(`${this.profile}\0${name}`);
+  }
+
+  /**
+   * The named private key imported into OpenSSL, once per open wallet: a key used again is
+   * neither decrypted nor imported again. OpenSSL clears the key's memory when the object is
+   * freed, after close() drops it.
+   */
+  #keyObject(name: string, type: KeyType): KeyObject {
+    const id = `${this.profile}\0${name}`;
+    let key = this.#keyObjects.get(id);
+    if (key === undefined) {
+      key = this.#useKey(name, (value) => privateKeyObjectOf(name, value, type));
+      this.#keyObjects.set(id, key);
+    }
+    return key;
   }
 
   /** Ed25519 signature by the named key. */
   sign(name: string, message: Uint8Array): Uint8Array {
-    return this.#useKey(name, (value) => signWithRecord(name, value, message));
+    return ed25519SignKey(this.#keyObject(name, 'ed25519'), message);
   }
 
   /** X25519 shared secret between the named key and a peer's public key. */
   agree(name: string, peerPublicKey: Uint8Array): Uint8Array {
-    return this.#useKey(name, (value) => agreeWithRecord(name, value, peerPublicKey));
+    return x25519AgreeKey(this.#keyObject(name, 'x25519'), peerPublicKey);
   }
 
   /** A handle that uses the named key through this wallet. */
@@ -465,6 +482,7 @@ export class Wallet {
     if (this.#store === undefined) return;
     this.#store.close();
     this.#store = undefined;
+    this.#keyObjects.clear();
     wipe(this.#storeKey);
     this.#items.wipe();
   }

@@ -16,7 +16,8 @@ import {
   fromUtf8,
   utf8,
   wipe,
-  x25519Agree,
+  x25519AgreeKey,
+  x25519PrivateKeyObject,
   type ContentEncryption,
 } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
@@ -166,5 +167,6 @@ export function decrypt(input: unknown, keys: readonly AgreementKey[], resolveSe
 
 /** Convenience for tests and tools: an AgreementKey over a raw private scalar held in memory. */
 export function memoryAgreementKey(kid: string, privateKey: Uint8Array, publicKey: Uint8Array): AgreementKey {
-  return { kid, publicKey, agree: (peer) => x25519Agree(privateKey, peer) };
+  const key = x25519PrivateKeyObject(privateKey);
+  return { kid, publicKey, agree: (peer) => x25519AgreeKey(key, peer) };
 }

@@ -15,8 +15,7 @@ import {
   toBase64url,
   utf8,
   wipe,
-  x25519Agree,
-  x25519Generate,
+  x25519Ephemeral,
   type ContentEncryption,
 } from '../../crypto/index.js';
 import { badInput } from '../../errors.js';
@@ -36,7 +35,7 @@ function checkRecipients(to: readonly PublicKeyRef[]): void {
 
 function encrypt(alg: KeyAgreementAlg, enc: ContentEncryption, plaintext: Uint8Array, to: readonly PublicKeyRef[], from?: AgreementKey): Jwe {
   checkRecipients(to);
-  const ephemeral = x25519Generate();
+  const ephemeral = x25519Ephemeral();
   const apv = recipientsDigest(to.map((r) => r.kid));
   const apu = from === undefined ? undefined : utf8(from.kid);
   const header = {
@@ -55,7 +54,7 @@ function encrypt(alg: KeyAgreementAlg, enc: ContentEncryption, plaintext: Uint8A
     const recipients = to.map((recipient) => {
       const kek = deriveKek({
         alg,
-        ze: x25519Agree(ephemeral.privateKey, recipient.publicKey),
+        ze: ephemeral.agree(recipient.publicKey),
         ...(from === undefined ? {} : { zs: from.agree(recipient.publicKey), tag }),
         ...(apu === undefined ? {} : { apu }),
         apv,
@@ -68,7 +67,7 @@ function encrypt(alg: KeyAgreementAlg, enc: ContentEncryption, plaintext: Uint8A
     });
     return { protected: encodedHeader, recipients, iv: toBase64url(iv), ciphertext: toBase64url(ciphertext), tag: toBase64url(tag) };
   } finally {
-    wipe(cek, ephemeral.privateKey);
+    wipe(cek);
   }
 }
 

@@ -1,0 +1,446 @@
+/**
+ * Agent benchmark. Raw limits, measured in the same run:
+ * - envelopes: per message, the X25519 work the envelope inherently needs, done directly with
+ *   node:crypto (anoncrypt: one ephemeral key generation and one agreement to pack, one
+ *   agreement to unpack; authcrypt: one key generation and two agreements on each side; the
+ *   receiver imports the ephemeral public key from its 32 bytes, static keys are imported once)
+ *   plus one AES-256-GCM seal and open of the same plaintext. The figure is authcrypt/anoncrypt
+ *   to one recipient of a ~300-byte message, serialized to JSON text, then decrypt, with
+ *   in-memory keys (memoryAgreementKey).
+ * - relay: bare SQLite single-row transactions per second (WAL, synchronous=FULL, exclusive
+ *   lock: the wallet bench's raw store) of rows the size of a stored envelope, on the same disk.
+ *   The figure is forward messages acknowledged 202 (durably stored) per second by ONE agency
+ *   over loopback HTTP, posted 32 at a time by senders in the same process (in-memory keys,
+ *   envelopes built before the clock starts; their HTTP client shares the agency's CPU).
+ *   Topology: 10 owners × 10 edge agents = 100 agents. Each owner's first agent created its
+ *   policy and registered the owner's cloud agent; the nine others were granted directly on the
+ *   ledger (PROVE, with their key-agreement keys), then the cloud agent synced. Each message is
+ *   authcrypted to one agent and forwarded with next = that agent's did:key. Then every agent
+ *   picks up and acks its mail through EdgeAgent.receive (decrypt, replay check, seen-record).
+ * - pairing and revocation: one ledger submit round trip (did.update over loopback HTTP).
+ *   Pairing is createInvitation → answerInvitation → inviter receive → completePairing →
+ *   awaitWelcome; revocation is revokeAgent with a revoke threshold of 1, which returns once the
+ *   ledger accepted the revocation and the cloud agent synced (both checked afterwards).
+ */
+import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { AgencyClient, postEnvelope } from '../src/agent/agency-client.js';
+import {
+  anoncrypt,
+  authcrypt,
+  decrypt,
+  didKeyUrl,
+  memoryAgreementKey,
+  messageBytes,
+  newMessage,
+  wrapForward,
+  type AgreementKey,
+  type Jwe,
+  type PublicKeyRef,
+} from '../src/agent/didcomm/index.js';
+import { EdgeAgent, recipientRef, type Handlers } from '../src/agent/edge-agent.js';
+import { answerInvitation, awaitWelcome, completePairing, createInvitation, parseInvitation, waitingHandlers } from '../src/agent/pairing.js';
+import { ALL_HANDLERS } from '../src/agent/protocols.js';
+import { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from '../src/agent/provision.js';
+import { revokeAgent } from '../src/agent/revocation.js';
+import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, x25519Generate } from '../src/crypto/index.js';
+import { isDkmsError } from '../src/errors.js';
+import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { LedgerClient } from '../src/ledger/client.js';
+import type { Did, PolicyAddress } from '../src/ledger/events.js';
+import { recoveryKeyDigest } from '../src/policy/authority.js';
+import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
+import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
+import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
+import { Wallet, rawSecret } from '../src/wallet/index.js';
+import { median, opsPerSecond, report, round } from './report.js';
+
+const MESSAGE_BYTES = 300;
+const ENVELOPE_OPS = 1000;
+const ENVELOPE_ROUNDS = 5;
+const OWNERS = 10;
+const AGENTS_PER_OWNER = 10;
+const RELAY_MESSAGES = 3000;
+const IN_FLIGHT = 32;
+const SENDERS = 16;
+const PAIRINGS = 10;
+const SUBMITS = 20;
+const BENCH_TYPE = 'urn:dkms:bench/1.0/ping';
+const UNLIMITED = 1_000_000;
+
+const didOf = (kid: string) => kid.split('#')[0] ?? kid;
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+/** A plaintext message of exactly `bytes` bytes once serialized. */
+function plaintextOf(bytes: number, extra: Record<string, unknown> = {}): Uint8Array {
+  const base = newMessage(BENCH_TYPE, { text: '' }, extra);
+  const pad = Math.max(0, bytes - messageBytes(base).length);
+  return messageBytes({ ...base, body: { text: 'x'.repeat(pad) } });
+}
+
+function memoryKey(): AgreementKey {
+  const pair = x25519Generate();
+  return memoryAgreementKey(didKeyUrl('x25519', pair.publicKey), pair.privateKey, pair.publicKey);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Envelopes
+
+interface RawParty {
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+}
+
+function gcmSealOpen(key: Buffer, plaintext: Uint8Array): void {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  const tag = cipher.getAuthTag();
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAuthTag(tag);
+  const opened = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+  if (opened.length !== plaintext.length) throw new Error('raw AES-GCM round trip failed');
+}
+
+/** Packs and unpacks once with node:crypto alone: the X25519 work the envelope needs, and AES-256-GCM. */
+function rawEnvelope(plaintext: Uint8Array, recipient: RawParty, sender?: RawParty): void {
+  const ephemeral = generateKeyPairSync('x25519');
+  const ze = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: recipient.publicKey });
+  if (sender !== undefined) diffieHellman({ privateKey: sender.privateKey, publicKey: recipient.publicKey });
+  const epk = ephemeral.publicKey.export({ format: 'jwk' });
+  // The receiver gets the ephemeral key as bytes in the header.
+  const received = createPublicKey({ key: epk, format: 'jwk' });
+  const ze2 = diffieHellman({ privateKey: recipient.privateKey, publicKey: received });
+  if (sender !== undefined) diffieHellman({ privateKey: recipient.privateKey, publicKey: sender.publicKey });
+  if (!ze.equals(ze2)) throw new Error('raw X25519 agreement mismatch');
+  gcmSealOpen(ze, plaintext);
+}
+
+function envelopes(): void {
+  const plaintext = plaintextOf(MESSAGE_BYTES);
+  const sender = memoryKey();
+  const recipient = memoryKey();
+  const to: PublicKeyRef[] = [{ kid: recipient.kid, publicKey: recipient.publicKey }];
+  const rawRecipient = generateKeyPairSync('x25519');
+  const rawSender = generateKeyPairSync('x25519');
+
+  const unpack = (jwe: Jwe) => {
+    const opened = decrypt(JSON.stringify(jwe), [recipient]);
+    if (opened.plaintext.length !== plaintext.length) throw new Error('envelope round trip failed');
+  };
+  const runs = { auth: [] as number[], rawAuth: [] as number[], anon: [] as number[], rawAnon: [] as number[] };
+  for (let r = 0; r < ENVELOPE_ROUNDS; r++) {
+    runs.auth.push(opsPerSecond(ENVELOPE_OPS, () => unpack(authcrypt(plaintext, sender, to))));
+    runs.rawAuth.push(opsPerSecond(ENVELOPE_OPS, () => rawEnvelope(plaintext, rawRecipient, rawSender)));
+    runs.anon.push(opsPerSecond(ENVELOPE_OPS, () => unpack(anoncrypt(plaintext, to))));
+    runs.rawAnon.push(opsPerSecond(ENVELOPE_OPS, () => rawEnvelope(plaintext, rawRecipient)));
+  }
+  const common = { ops: ENVELOPE_OPS, rounds: ENVELOPE_ROUNDS, messageBytes: plaintext.length, recipients: 1 };
+  for (const [mode, fig, raw, rawWork] of [
+    ['authcrypt', median(runs.auth), median(runs.rawAuth), '1 keygen + 2 X25519 each side + AES-256-GCM seal/open'],
+    ['anoncrypt', median(runs.anon), median(runs.rawAnon), '1 keygen + 1 X25519 each side + AES-256-GCM seal/open'],
+  ] as const) {
+    report({ bench: 'agent.envelope', mode, ...common, packUnpackPerSec: round(fig, 0), rawPerSec: round(raw, 0), rawWork, ratio: round(fig / raw) });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared setup: a ledger, an agency, owners and their agents
+
+interface Env {
+  readonly dir: string;
+  readonly ledger: RunningLedger;
+  readonly agency: RunningAgency;
+  readonly wallets: Wallet[];
+}
+
+function ledgerClient(env: Env): LedgerClient {
+  return new LedgerClient({ url: env.ledger.url, trustedKeys: [env.ledger.node.key] });
+}
+
+async function newAgent(env: Env, name: string): Promise<EdgeAgent> {
+  const wallet = await Wallet.create(join(env.dir, 'agents', `${name}.db`), rawSecret(randomBytes(32)));
+  env.wallets.push(wallet);
+  return new EdgeAgent(wallet, ledgerClient(env));
+}
+
+/** An owner's first agent, with its policy and its cloud agent at the agency. */
+async function newOwner(env: Env, name: string): Promise<EdgeAgent> {
+  const first = await newAgent(env, `${name}-0`);
+  await initFirstAgent(first, { label: `${name}-0`, ledgerUrl: env.ledger.url });
+  await registerCloudAgent(first, env.agency.url, 0);
+  return first;
+}
+
+interface Member {
+  readonly agent: EdgeAgent;
+  /** Ed25519, multibase. */
+  readonly key: string;
+  readonly kx: string;
+  readonly mailbox: AgencyClient;
+  readonly cloud: { readonly endpoint: string; readonly routing: PublicKeyRef };
+}
+
+/** An owner with `count` agents: the first, and the others granted PROVE directly on the ledger. */
+async function ownerWithAgents(env: Env, name: string, count: number): Promise<Member[]> {
+  const first = await newOwner(env, name);
+  const cloud = first.cloud();
+  const routing = { kid: cloud.routingKey, publicKey: decodePublicKey(cloud.kx, 'x25519').publicKey };
+  const members: Member[] = [];
+  const add = (agent: EdgeAgent, keys: { key: string; kx: string }) =>
+    members.push({ agent, ...keys, mailbox: new AgencyClient(env.agency.url, agent.signingKey()), cloud: { endpoint: cloud.endpoint, routing } });
+  add(first, { key: first.profile.key, kx: first.profile.kx });
+  for (let i = 1; i < count; i++) {
+    const agent = await newAgent(env, `${name}-${i}`);
+    const keys = provisionKeys(agent.wallet);
+    const record = await first.policy();
+    await first.ledger.submit(signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: keys.key, kx: keys.kx, flags: FLAGS.PROVE } }), [agentSigner(first.wallet)]));
+    add(agent, keys);
+  }
+  await first.agency(cloud).sync(cloud.id);
+  return members;
+}
+
+/** Runs `work(i)` for i < count with `concurrency` in flight. */
+async function pool(count: number, concurrency: number, work: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await work(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Relay
+
+function rawTransactionsPerSecond(path: string, rowBytes: number): number {
+  const db = new Database(path);
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (name TEXT PRIMARY KEY, value BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO t (name, value) VALUES (?, ?)');
+    const value = randomBytes(rowBytes);
+    return opsPerSecond(RELAY_MESSAGES, (i) => insert.run(`row-${i}`, value));
+  } finally {
+    db.close();
+  }
+}
+
+async function relay(env: Env): Promise<void> {
+  const setupStart = process.hrtime.bigint();
+  const owners = await Promise.all(Array.from({ length: OWNERS }, (_, o) => ownerWithAgents(env, `owner${o}`, AGENTS_PER_OWNER)));
+  const members = owners.flat();
+  const setupSeconds = seconds(setupStart);
+
+  const senders = Array.from({ length: SENDERS }, memoryKey);
+  let innerBytes = 0;
+  const envelopesToSend = Array.from({ length: RELAY_MESSAGES }, (_, i) => {
+    const member = members[i % members.length] as Member;
+    const from = senders[i % SENDERS] as AgreementKey;
+    const to = recipientRef(member.kx);
+    const inner = authcrypt(plaintextOf(MESSAGE_BYTES, { from: didOf(from.kid), to: [didOf(to.kid)] }), from, [to]);
+    innerBytes += JSON.stringify(inner).length;
+    return { endpoint: member.cloud.endpoint, envelope: wrapForward(inner, `did:key:${member.key}`, [member.cloud.routing]) };
+  });
+
+  let accepted = 0;
+  const failures = new Map<string, number>();
+  const start = process.hrtime.bigint();
+  await pool(RELAY_MESSAGES, IN_FLIGHT, async (i) => {
+    const item = envelopesToSend[i] as (typeof envelopesToSend)[number];
+    try {
+      await postEnvelope(item.endpoint, item.envelope);
+      accepted += 1;
+    } catch (e) {
+      const code = isDkmsError(e) ? e.code : String(e);
+      failures.set(code, (failures.get(code) ?? 0) + 1);
+    }
+  });
+  const relaySeconds = seconds(start);
+
+  // Every agent picks up and acks its mail, handling it as an edge agent does.
+  const handlers: Handlers = { [BENCH_TYPE]: { from: 'any', handle: () => Promise.resolve({ summary: 'ping' }) } };
+  const outcomes = new Map<string, number>();
+  let handled = 0;
+  const pickupStart = process.hrtime.bigint();
+  await pool(members.length, IN_FLIGHT, async (m) => {
+    const member = members[m] as Member;
+    for (;;) {
+      const entries = await member.agent.receive(handlers, { limit: 100, agency: member.mailbox });
+      for (const e of entries) {
+        if (e.outcome === 'handled') handled += 1;
+        else outcomes.set(`${e.outcome}:${e.code ?? ''}`, (outcomes.get(`${e.outcome}:${e.code ?? ''}`) ?? 0) + 1);
+      }
+      if (entries.length < 100) break;
+    }
+  });
+  const pickupSeconds = seconds(pickupStart);
+  let left = 0;
+  for (const member of members) left += (await member.mailbox.pickup(500)).length;
+
+  const storedBytes = Math.round(innerBytes / RELAY_MESSAGES);
+  const raw = rawTransactionsPerSecond(join(env.dir, 'raw.db'), storedBytes);
+  const rate = accepted / relaySeconds;
+  report({
+    bench: 'agent.relay',
+    topology: `${OWNERS} owners x ${AGENTS_PER_OWNER} agents, 1 agency`,
+    transport: 'http loopback',
+    messages: RELAY_MESSAGES,
+    inFlight: IN_FLIGHT,
+    storedEnvelopeBytes: storedBytes,
+    accepted202: accepted,
+    failed: Object.fromEntries(failures),
+    acceptedPerSec: round(rate, 0),
+    rawSqliteTxPerSec: round(raw, 0),
+    ratio: round(rate / raw),
+    setupSeconds: round(setupSeconds, 1),
+  });
+  report({
+    bench: 'agent.pickup',
+    agents: members.length,
+    handledAndAcked: handled,
+    notHandled: Object.fromEntries(outcomes),
+    leftInMailboxes: left,
+    messagesPerSec: round(handled / pickupSeconds, 0),
+    rawSqliteTxPerSec: round(raw, 0),
+    ratio: round(handled / pickupSeconds / raw),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Pairing and revocation
+
+function memorySigner(): EventSigner {
+  const pair = ed25519Generate();
+  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+}
+
+/** Median and p90 of did.update submits over loopback HTTP. */
+async function submitRoundTrip(env: Env): Promise<{ median: number; p90: number }> {
+  const key = memorySigner();
+  const client = ledgerClient(env);
+  const recovery = { digests: [recoveryKeyDigest(memorySigner().publicKey)], threshold: 1 };
+  const policy = (await client.submit(signEvent(policyCreate([{ key: key.publicKey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
+  const did = (await client.submit(signEvent(didCreate(policy), [key]))).subject as Did;
+  const times: number[] = [];
+  for (let i = 0; i < SUBMITS; i++) {
+    const record = await env.ledger.node.subject(did);
+    if (record === undefined) throw new Error('DID vanished');
+    const event = signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }), [key]);
+    const start = process.hrtime.bigint();
+    await client.submit(event);
+    times.push(seconds(start) * 1000);
+  }
+  return { median: median(times), p90: percentile(times, 90) };
+}
+
+async function pairOne(env: Env, inviter: EdgeAgent, n: number): Promise<{ ms: number; key: string }> {
+  const device = await newAgent(env, `device-${n}`);
+  const keys = provisionKeys(device.wallet);
+  const label = `device-${n}`;
+  const start = process.hrtime.bigint();
+  const created = createInvitation(inviter, { flags: FLAGS.PROVE, label });
+  const invitation = parseInvitation(created.text);
+  await answerInvitation(device, invitation, created.passcode, label, keys);
+  const handlers = { ...ALL_HANDLERS, ...waitingHandlers(invitation.id) };
+  const deadline = Date.now() + 30_000;
+  let request: { invitation: string } | undefined;
+  while (request === undefined) {
+    if (Date.now() > deadline) throw new Error(`pairing ${n}: the inviter never received the answer`);
+    const entries = await inviter.receive(handlers, { waitSeconds: 5 });
+    for (const e of entries) if (e.outcome !== 'handled') process.stderr.write(`pairing ${n}: inviter ${e.outcome} ${e.type}: ${e.code ?? ''} ${e.detail}\n`);
+    request = entries.map((e) => e.data?.['pairing'] as { invitation: string } | undefined).find((p) => p?.invitation === invitation.id);
+  }
+  await completePairing(inviter, invitation.id, true);
+  await awaitWelcome(device, invitation, label, Date.now() + 30_000);
+  return { ms: seconds(start) * 1000, key: keys.key };
+}
+
+async function pairingAndRevocation(env: Env): Promise<void> {
+  const inviter = await newOwner(env, 'inviter');
+  const paired: string[] = [];
+  const pairings: number[] = [];
+  for (let n = 0; n < PAIRINGS; n++) {
+    const { ms, key } = await pairOne(env, inviter, n);
+    pairings.push(ms);
+    paired.push(key);
+  }
+  const revocations: number[] = [];
+  let verified = 0;
+  for (const key of paired) {
+    const start = process.hrtime.bigint();
+    const outcome = await revokeAgent(inviter, key);
+    revocations.push(seconds(start) * 1000);
+    if (outcome.state !== 'revoked') throw new Error(`revocation of ${key} is ${outcome.state}`);
+    // Checked outside the timing: the ledger no longer lists it, and its cloud agent no longer routes to it.
+    const listed = (await inviter.policy()).policy.agents.some((a) => a.key === key);
+    const cloud = inviter.cloud();
+    const probe = wrapForward(authcrypt(plaintextOf(100), inviter.agreementKey(), [recipientRef(inviter.profile.kx)]), `did:key:${key}`, [
+      { kid: cloud.routingKey, publicKey: decodePublicKey(cloud.kx, 'x25519').publicKey },
+    ]);
+    const routed = await postEnvelope(cloud.endpoint, probe).then(
+      () => true,
+      (e: unknown) => !(isDkmsError(e) && e.code === 'NOT_FOUND'),
+    );
+    if (!listed && !routed) verified += 1;
+  }
+  const submit = await submitRoundTrip(env);
+  const ref = { ledgerSubmitMedianMs: round(submit.median, 2), ledgerSubmitP90Ms: round(submit.p90, 2), ledgerSubmit: `did.update over http loopback, ${SUBMITS} submits` };
+  report({
+    bench: 'agent.pairing',
+    pairings: PAIRINGS,
+    medianMs: round(median(pairings), 1),
+    p90Ms: round(percentile(pairings, 90), 1),
+    ...ref,
+    ratio: round(median(pairings) / submit.median),
+  });
+  report({
+    bench: 'agent.revocation',
+    revocations: revocations.length,
+    revokeThreshold: 1,
+    verifiedGoneFromLedgerAndCloud: verified,
+    medianMs: round(median(revocations), 1),
+    p90Ms: round(percentile(revocations, 90), 1),
+    ...ref,
+    ratio: round(median(revocations) / submit.median),
+  });
+}
+
+export async function agentBench(): Promise<void> {
+  envelopes();
+  const dir = mkdtempSync(join(tmpdir(), 'dkms-bench-agent-'));
+  const wallets: Wallet[] = [];
+  let ledger: RunningLedger | undefined;
+  let agency: RunningAgency | undefined;
+  try {
+    ledger = await startLedger(join(dir, 'ledger-home'), { port: 0, verifyThreads: 0, rateLimitPerSecond: UNLIMITED });
+    agency = await startAgency(join(dir, 'agency-home'), {
+      ledgerUrl: ledger.url,
+      port: 0,
+      trustedLedgerKeys: [ledger.node.key],
+      rateLimitPerSecond: UNLIMITED,
+      agentRequestsPerSecond: UNLIMITED,
+    });
+    const env: Env = { dir, ledger, agency, wallets };
+    await relay(env);
+    await pairingAndRevocation(env);
+  } finally {
+    await agency?.close();
+    await ledger?.close();
+    for (const wallet of wallets) wallet.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
