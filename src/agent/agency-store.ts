@@ -64,6 +64,11 @@ export interface AgencyStore {
    * if any recipient is over its limits. Returns the new message ids once they are durable.
    */
   deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
+  /**
+   * Several deliveries in one durable transaction (group commit). Each is stored whole or not
+   * at all: its result is its message ids, or the error (MAILBOX_FULL) that refused it alone.
+   */
+  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]>;
   /** The oldest waiting messages for `agentKey`, at most `limit`. */
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]>;
   /** Deletes the given messages of `agentKey`; returns how many existed. */

@@ -10,7 +10,7 @@ import { DkmsError } from '../errors.js';
 import { FLAGS, hasFlag } from '../policy/flags.js';
 import type { Agent } from '../policy/types.js';
 import type { Wallet } from '../wallet/index.js';
-import type { AgencyStore, CloudAgentRecord, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { AgencyStore, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
 /** Reads a policy's current agents from the ledger, verified. */
@@ -57,6 +57,7 @@ export class Agency {
   /** Where agents reach this agency; set once the server knows its address. */
   baseUrl: string;
   readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #queue: { delivery: Delivery; resolve: (ids: string[]) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(options: AgencyOptions) {
     this.#store = options.store;
@@ -140,9 +141,30 @@ export class Agency {
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
     const recipients = await this.#recipients(record, next);
-    const ids = await this.#store.deliver({ cloudId: record.id, recipients, envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString() }, this.#limits);
+    const ids = await this.#deliver({ cloudId: record.id, recipients, envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString() });
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
+  }
+
+  /**
+   * Group commit: deliveries that arrive while one is being prepared are committed together in
+   * one transaction; each caller still hears only once its own copies are durable.
+   */
+  #deliver(delivery: Delivery): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ delivery, resolve, reject });
+      if (this.#queue.length === 1) setImmediate(() => void this.#flush());
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#queue.splice(0);
+    try {
+      const results = await this.#store.deliverMany(batch.map((b) => b.delivery), this.#limits);
+      results.forEach((result, i) => (result instanceof Error ? batch[i]?.reject(result) : batch[i]?.resolve(result)));
+    } catch (e) {
+      for (const b of batch) b.reject(e);
+    }
   }
 
   async #recipientCloudAgent(kids: readonly unknown[]): Promise<CloudAgentRecord> {

@@ -127,23 +127,39 @@ export class SqliteAgencyStore implements AgencyStore {
     );
   }
 
-  deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+  #deliverOne(delivery: Delivery, limits: MailboxLimits): string[] {
     const { cloudId } = delivery;
+    const size = delivery.envelope.length;
+    for (const recipient of delivery.recipients) {
+      const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
+      const box = this.#stmts.mailbox.get(cloudId, recipient) ?? { messages: 0, bytes: 0 };
+      if (box.messages + 1 > (guest ? limits.maxGuestMessages : limits.maxMessages) || box.bytes + size > limits.maxBytes) {
+        throw new DkmsError('MAILBOX_FULL', `the mailbox of ${recipient} is full; it must pick up its messages first`);
+      }
+    }
+    return delivery.recipients.map((recipient) => {
+      this.#stmts.bumpMailbox.run(cloudId, recipient, size);
+      return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope).lastInsertRowid);
+    });
+  }
+
+  deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+    return this.#run(() => this.#db.transaction(() => this.#deliverOne(delivery, limits))());
+  }
+
+  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]> {
     return this.#run(() =>
-      this.#db.transaction(() => {
-        const size = delivery.envelope.length;
-        for (const recipient of delivery.recipients) {
-          const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
-          const box = this.#stmts.mailbox.get(cloudId, recipient) ?? { messages: 0, bytes: 0 };
-          if (box.messages + 1 > (guest ? limits.maxGuestMessages : limits.maxMessages) || box.bytes + size > limits.maxBytes) {
-            throw new DkmsError('MAILBOX_FULL', `the mailbox of ${recipient} is full; it must pick up its messages first`);
+      this.#db.transaction(() =>
+        deliveries.map((delivery) => {
+          // Quotas are checked before anything of a delivery is written, so a refused one leaves no trace.
+          try {
+            return this.#deliverOne(delivery, limits);
+          } catch (e) {
+            if (e instanceof DkmsError && e.code === 'MAILBOX_FULL') return e;
+            throw e;
           }
-        }
-        return delivery.recipients.map((recipient) => {
-          this.#stmts.bumpMailbox.run(cloudId, recipient, size);
-          return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope).lastInsertRowid);
-        });
-      })(),
+        }),
+      )(),
     );
   }
 

@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
+import type { DkmsError } from '../../src/errors.js';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { CloudAgentRecord, MailboxLimits, StoredMessage } from '../../src/agent/agency-store.js';
 import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
@@ -238,6 +239,18 @@ describe('agency store: delivery and limits', () => {
     await expectCodeAsync(deliver(store, rival.id, [a], 'r2'), 'MAILBOX_FULL');
     for (let i = 0; i < LIMITS.maxMessages; i++) await deliver(store, cloud.id, [a], `c${i}`);
     expect(texts(await store.pickup(a, 10))).toEqual(['r0', 'r1', 'c0', 'c1', 'c2']);
+  });
+
+  it('commits several deliveries in one transaction, refusing only the ones over a limit', async () => {
+    const { store, cloud, a, b } = await withCloud();
+    await deliver(store, cloud.id, [a], 'a0');
+    await deliver(store, cloud.id, [a], 'a1');
+    const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({ cloudId: cloud.id, recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b], envelope: envelope(text), received: NOW }));
+    const results = await store.deliverMany(batch, LIMITS);
+    // a holds 3 at most: a2 fits, a3 and the delivery to both (which includes a) are refused whole.
+    expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.length))).toEqual([1, 'MAILBOX_FULL', 1, 'MAILBOX_FULL']);
+    expect(texts(await store.pickup(a, 10))).toEqual(['a0', 'a1', 'a2']);
+    expect(texts(await store.pickup(b, 10))).toEqual(['b0']);
   });
 
   it('picks up the oldest messages first, at most `limit`', async () => {
