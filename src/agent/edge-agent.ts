@@ -66,6 +66,9 @@ export interface EdgeAgentOptions {
 
 /** Seconds a message may be old before it is refused as stale (and its id forgotten). */
 export const MAX_MESSAGE_AGE_SECONDS = 30 * 24 * 3600;
+/** How far in the future a message's creation time may be (clocks differ). */
+const CLOCK_SKEW_SECONDS = 24 * 3600;
+const dayOf = (seconds: number) => Math.floor(seconds / 86_400);
 
 const didOf = (kid: string) => kid.split('#')[0] ?? kid;
 
@@ -74,6 +77,7 @@ export class EdgeAgent {
   readonly store: AgentStore;
   readonly ledger: LedgerClient;
   readonly options: EdgeAgentOptions;
+  #forgotten = false;
 
   constructor(wallet: Wallet, ledger: LedgerClient, options: EdgeAgentOptions = {}) {
     this.wallet = wallet;
@@ -196,6 +200,7 @@ export class EdgeAgent {
   async receive(handlers: Handlers, options: { waitSeconds?: number; limit?: number; agency?: AgencyClient } = {}): Promise<ReceiveEntry[]> {
     const agency = options.agency ?? this.agency();
     const picked = await agency.pickup(options.limit ?? 100, options.waitSeconds ?? 0);
+    if (picked.length > 0) this.#forgetOldIds();
     const report: ReceiveEntry[] = [];
     const done: string[] = [];
     for (const item of picked) {
@@ -247,11 +252,26 @@ export class EdgeAgent {
     if (message.expires_time !== undefined && message.expires_time < now) throw new DkmsError('MESSAGE_EXPIRED', 'the message has expired');
     if (message.created_time === undefined) throw new DkmsError('MESSAGE_MALFORMED', 'the message has no created_time');
     if (message.created_time < now - MAX_MESSAGE_AGE_SECONDS) throw new DkmsError('MESSAGE_EXPIRED', 'the message is too old to be accepted');
+    if (message.created_time > now + CLOCK_SKEW_SECONDS) throw new DkmsError('MESSAGE_MALFORMED', 'the message claims to be created in the future');
     if (this.store.has(CATEGORIES.seen, message.id)) throw new DkmsError('MESSAGE_REPLAYED', `message ${message.id} was already received`);
   }
 
+  /** Remembers a message id, filed by the day it was created so old ids can be forgotten. */
   #remember(message: Message): void {
-    this.wallet.put(CATEGORIES.seen, message.id, new TextEncoder().encode(String(message.created_time ?? 0)));
+    this.wallet.put(CATEGORIES.seen, message.id, new TextEncoder().encode(String(message.created_time ?? 0)), { day: String(dayOf(message.created_time ?? 0)) });
+  }
+
+  /**
+   * Forgets the ids of messages too old to be accepted anyway (once per agent object): the days
+   * from a year before the age limit up to it.
+   */
+  #forgetOldIds(): void {
+    if (this.#forgotten) return;
+    this.#forgotten = true;
+    const limit = dayOf(Math.floor(Date.now() / 1000) - MAX_MESSAGE_AGE_SECONDS) - 1;
+    for (let day = limit - 365; day <= limit; day++) {
+      for (const item of this.wallet.find({ category: CATEGORIES.seen, tags: { day: String(day) } })) this.wallet.delete(CATEGORIES.seen, item.name);
+    }
   }
 }
 

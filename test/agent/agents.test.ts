@@ -504,6 +504,31 @@ describe('security', () => {
     expect(messages(bob)).toEqual(['pay 10']);
   });
 
+  it('refuses messages older than 30 days or dated a day ahead, and forgets the ids of messages that old', async () => {
+    const w = await world();
+    const alice = await w.makeOwner('alice');
+    const bob = await w.makeOwner('bob');
+    const { a } = await connect(alice, bob);
+    const now = Math.floor(Date.now() / 1000);
+    // An id bob saw 40 days ago: too old to be accepted again, so there is no need to keep it.
+    const oldDay = String(Math.floor((now - 40 * 86_400) / 86_400));
+    bob.wallet.put(CATEGORIES.seen, 'ancient-id', new TextEncoder().encode('0'), { day: oldDay });
+    const peer = peerState(a);
+    const mine = a.mine as NonNullable<ConnectionRecord['mine']>;
+    const send = (created: number) =>
+      alice.sendToPeer(newMessage(BASIC_MESSAGE, { content: `at ${created}` }, { created_time: created }), alice.agreementKey(mine.kx), peer.keys.map((k) => k.kx), peer.endpoint);
+    await send(now - 31 * 86_400);
+    await send(now + 2 * 86_400);
+    await send(now);
+    expect((await drain(bob)).map((e) => [e.outcome, e.code])).toEqual([
+      ['refused', 'MESSAGE_EXPIRED'],
+      ['refused', 'MESSAGE_MALFORMED'],
+      ['handled', undefined],
+    ]);
+    expect(bob.wallet.find({ category: CATEGORIES.seen, tags: { day: oldDay } })).toEqual([]);
+    expect(messages(bob)).toEqual([`at ${now}`]);
+  });
+
   it('refuses a connection event signed by a key the peer never authorized, and flags the connection', async () => {
     const w = await world();
     const alice = await w.makeOwner('alice');
