@@ -232,6 +232,14 @@ describe('agency API: registering a cloud agent', () => {
     expectProblem(await call(`${o.running.url}/v1/cloud-agents/${toBase58btc(randomBytes(16))}`), 404, 'CLOUD_AGENT_NOT_FOUND');
   });
 
+  it('reads policies only from ledger nodes it trusts: a pinned key that is not the node\'s refuses registration', async () => {
+    const o = await owner();
+    const pinned = await runAgency(tempDir('dkms-agency-home-'), o.ledger.url, { trustedLedgerKeys: [o.laptop.key] });
+    await expect(o.client(o.laptop, pinned).register(o.policy)).rejects.toMatchObject({ code: 'LEDGER_BAD_HEAD' });
+    const trusting = await runAgency(tempDir('dkms-agency-home-'), o.ledger.url, { trustedLedgerKeys: [(await o.ledgerClient.head()).key] });
+    expect((await o.client(o.laptop, trusting).register(o.policy)).policy).toBe(o.policy);
+  });
+
   it('gives different owners different cloud agents', async () => {
     const o = await owner();
     const other = edgeAgent();

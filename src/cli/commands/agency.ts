@@ -6,6 +6,7 @@ import { ledgerUrl } from '../ledger-access.js';
 import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
 import { untilStopped } from './ledger.js';
+import { checkAgentKey } from './policy.js';
 
 export function agencyCommand(): Command {
   const agency = new Command('agency').description("an agency: hosts owners' cloud agents and their mailboxes");
@@ -18,7 +19,8 @@ export function agencyCommand(): Command {
     .option('--public-url <url>', 'the URL agents should use, if not the one listened on')
     .option('--rate-limit <n>', 'requests per second allowed from one address', parsePositive, 200)
     .option('--agent-rate-limit <n>', 'signed requests per second allowed from one agent', parsePositive, 50)
-    .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number }, cmd: Command) => {
+    .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
+    .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number; ledgerKey?: string[] }, cmd: Command) => {
       const ctx = Context.of(cmd);
       const running = await startAgency(ctx.home, {
         host: opts.host,
@@ -27,6 +29,7 @@ export function agencyCommand(): Command {
         rateLimitPerSecond: opts.rateLimit,
         agentRequestsPerSecond: opts.agentRateLimit,
         ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
+        ...(opts.ledgerKey === undefined ? {} : { trustedLedgerKeys: opts.ledgerKey }),
       });
       emit(ctx, { agency: running.url, home: ctx.home }, () => `agency listening on ${running.url}\nstop with Ctrl-C`);
       await untilStopped();
