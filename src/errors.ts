@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   LEDGER_STORE_DAMAGED: { exit: 56, http: 500 },
   LEDGER_BUSY: { exit: 57, http: 503 },
   ADDRESS_IN_USE: { exit: 58, http: 500 },
+  LEDGER_CONFLICT: { exit: 59, http: 503 },
   ENVELOPE_MALFORMED: { exit: 60, http: 400 },
   ENVELOPE_UNSUPPORTED: { exit: 61, http: 400 },
   ENVELOPE_NOT_FOR_US: { exit: 62, http: 400 },

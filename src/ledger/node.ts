@@ -61,6 +61,8 @@ export interface NodeOptions {
 const POOL_THRESHOLD = 16;
 
 const LEAF_CHUNK = 20_000;
+/** Tries to place one batch when other nodes sharing the store keep appending first. */
+const MAX_CONFLICTS = 20;
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
@@ -78,6 +80,7 @@ export class LedgerNode {
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #lastTime: string;
+  #lock: Promise<void> = Promise.resolve();
 
   private constructor(store: LogStore, signer: NodeSigner, tree: CompactTree, head: SignedTreeHead, options: NodeOptions) {
     this.store = store;
@@ -201,21 +204,84 @@ export class LedgerNode {
     return ready;
   }
 
+  /**
+   * Brings the tree and head up to the store: other nodes sharing the store may have appended.
+   * Their events were validated by them and are verified by any client; this node only hashes
+   * them into its tree and signs a head of its own over the new size.
+   */
+  async #catchUp(): Promise<void> {
+    const size = await this.store.size();
+    if (size <= this.#tree.size) return;
+    for (let from = this.#tree.size; from < size; from += LEAF_CHUNK) {
+      const to = Math.min(size, from + LEAF_CHUNK);
+      const leaves = await this.store.leaves(from, to);
+      if (leaves.length !== to - from) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store lists ${leaves.length} leaves for events ${from}..${to - 1}`);
+      this.#tree.commit(this.#tree.pending(leaves), to);
+    }
+    const [last] = await this.store.range(size - 1, size);
+    if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
+    this.#head = signHead({ size, root: toBase64url(this.#tree.root()), time: this.#lastTime }, this.#signer.key, (m) => this.#signer.sign(m));
+  }
+
+  /**
+   * Validates and appends a batch at the end of the log. When another node sharing the store
+   * appended first (LEDGER_CONFLICT), it catches up and validates the batch again against the
+   * new state: an event is never accepted against a state that is not the log's latest.
+   */
   async #commit(batch: readonly Prepared[]): Promise<void> {
+    return this.#exclusive(() => this.#commitNow(batch));
+  }
+
+  /** Runs `fn` alone: the tree and head change only under this lock. */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Catches up with what other nodes sharing the store appended; the head this node now signs. */
+  refresh(): Promise<SignedTreeHead> {
+    return this.#exclusive(async () => {
+      await this.#catchUp();
+      return this.#head;
+    });
+  }
+
+  async #commitNow(batch: readonly Prepared[]): Promise<void> {
+    let remaining = batch;
+    for (let attempt = 1; ; attempt++) {
+      await this.#catchUp();
+      const outcome = await this.#tryCommit(remaining);
+      if (outcome === 'done') return;
+      remaining = outcome;
+      if (attempt >= MAX_CONFLICTS) {
+        const error = new DkmsError('LEDGER_CONFLICT', `other ledger nodes kept appending first (${attempt} tries); resubmit`);
+        for (const { pending } of remaining) pending.reject(error);
+        return;
+      }
+    }
+  }
+
+  /** One attempt: 'done', or the events to try again after a conflict (the ones that were valid). */
+  async #tryCommit(batch: readonly Prepared[]): Promise<'done' | Prepared[]> {
     const overlay = new OverlayView(this.store);
     const time = this.#nextTime();
-    const accepted: { pending: Pending; accepted: Accepted; gseq: number }[] = [];
-    for (const { pending, prepared, verified } of batch) {
+    const accepted: { item: Prepared; accepted: Accepted; gseq: number }[] = [];
+    for (const item of batch) {
+      const { pending, prepared, verified } = item;
       const gseq = this.#tree.size + accepted.length;
       try {
         const result = await validateEvent(pending.raw, overlay, { gseq, time }, { prepared, ...(verified === undefined ? {} : { verified }) });
         overlay.put(result.record, result.event);
-        accepted.push({ pending, accepted: result, gseq });
+        accepted.push({ item, accepted: result, gseq });
       } catch (e) {
         pending.reject(asError(e));
       }
     }
-    if (accepted.length === 0) return;
+    if (accepted.length === 0) return 'done';
 
     const events: StoredEvent[] = accepted.map(({ accepted: a, gseq }) => {
       const record: LogRecord = { gseq, time, event: a.event };
@@ -227,14 +293,16 @@ export class LedgerNode {
     try {
       await this.store.append({ events, subjects: overlay.changed(), head });
     } catch (e) {
-      for (const { pending } of accepted) pending.reject(asError(e));
-      return;
+      if (e instanceof DkmsError && e.code === 'LEDGER_CONFLICT') return accepted.map((a) => a.item);
+      for (const { item } of accepted) item.pending.reject(asError(e));
+      return 'done';
     }
     this.#tree.commit(nodes, size);
     this.#head = head;
-    for (const { pending, accepted: a, gseq } of accepted) {
-      pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
+    for (const { item, accepted: a, gseq } of accepted) {
+      item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
     }
+    return 'done';
   }
 
   /** Waits until everything submitted so far is committed or refused. */

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { canonicalJson } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
 import type { SignedTreeHead } from './head.js';
@@ -57,7 +58,7 @@ export class SqliteLogStore implements LogStore {
     this.#db = db;
     this.#run = storeRunner(path, FILE);
     this.#stmts = {
-      size: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM log'),
+      size: db.prepare<[], { n: number }>('SELECT coalesce(max(gseq) + 1, 0) AS n FROM log'),
       leaves: db.prepare<[number, number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
       range: db.prepare<[number, number], LogRow>('SELECT gseq, time, event FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
       subjectLog: db.prepare<[string, number], LogRow>('SELECT gseq, time, event FROM log WHERE subject = ? AND gseq < ? ORDER BY seq'),
@@ -122,6 +123,8 @@ export class SqliteLogStore implements LogStore {
   append(batch: AppendBatch): Promise<void> {
     return this.#run(() =>
       this.#db.transaction(() => {
+        const size = this.#stmts.size.get()?.n ?? 0;
+        if (batch.events[0]?.record.gseq !== size) throw new DkmsError('LEDGER_CONFLICT', `the log grew to ${size} events before this batch was written`);
         for (const { record, id, subject, canonical, leaf } of batch.events) {
           this.#stmts.insertEvent.run(record.gseq, record.time, id, subject, record.event.seq, canonical, leaf);
         }

@@ -34,7 +34,11 @@ export interface LogStore extends LedgerView {
   /** Every event of one subject, in order, up to global sequence number `untilGseq` (exclusive). */
   subjectLog(subject: Subject, untilGseq?: number): Promise<LogRecord[]>;
   latestHead(): Promise<SignedTreeHead | undefined>;
-  /** Appends a batch durably and atomically: after a crash it is all there or not at all. */
+  /**
+   * Appends a batch durably and atomically: after a crash it is all there or not at all. The
+   * batch's first event must have the log's current size as its global sequence number; if
+   * another writer appended first, nothing is written and LEDGER_CONFLICT is thrown.
+   */
   append(batch: AppendBatch): Promise<void>;
   /** Every subject record, for audits. */
   subjects(): Promise<SubjectRecord[]>;
