@@ -89,7 +89,7 @@ export class LedgerNode {
     this.#head = head;
     this.#lastTime = head.time;
     this.#now = options.now ?? Date.now;
-    this.#maxBatch = options.maxBatch ?? 256;
+    this.#maxBatch = Math.min(options.maxBatch ?? 256, store.maxBatch ?? Number.MAX_SAFE_INTEGER);
     this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
   }
 

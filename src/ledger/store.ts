@@ -25,6 +25,8 @@ export interface AppendBatch {
 }
 
 export interface LogStore extends LedgerView {
+  /** The most events one append may carry, if the backend bounds it. */
+  readonly maxBatch?: number;
   /** Number of events in the log (the next global sequence number). */
   size(): Promise<number>;
   /** Leaf hashes of events [from, to), to rebuild the Merkle tree at start-up. */

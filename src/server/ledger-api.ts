@@ -52,6 +52,11 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
 }
 
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
+  // Other nodes may share the store: every read first takes in what they appended.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'GET') await node.refresh();
+  });
+
   /** The cutoff a historical read asks for: everything before global sequence number `at`, or accepted by `time`. */
   const cutoff = async (query: { at?: number; time?: string }): Promise<number> => {
     if (query.at !== undefined && query.time !== undefined) throw new DkmsError('BAD_INPUT', 'give at or time, not both');

@@ -8,11 +8,15 @@ import { DkmsError } from '../errors.js';
 import { LedgerNode } from '../ledger/node.js';
 import { openNodeIdentity } from '../ledger/node-key.js';
 import { SqliteLogStore } from '../ledger/sqlite-store.js';
+import { EtcdLogStore, parseEtcdUrl } from '../ledger/etcd-store.js';
+import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 
 export const DEFAULT_LEDGER_PORT = 8420;
 
 export interface LedgerServiceOptions extends LedgerServerOptions {
+  /** Where the log lives: the embedded SQLite file in the data directory (default), or `etcd://host:port,…`. */
+  readonly store?: string;
   readonly host?: string;
   readonly port?: number;
   /** Worker threads checking signatures (default: one per core). */
@@ -31,9 +35,15 @@ export function ledgerDir(home: string): string {
 }
 
 /** Opens the node's store and key under `home` and starts its HTTP API. */
-export async function openLedgerNode(home: string, verifyThreads = 0): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
+/** The log store a URL names: undefined for the embedded SQLite file, `etcd://…` for a cluster. */
+export function openLogStore(home: string, url?: string): LogStore {
+  if (url === undefined || url === 'sqlite') return SqliteLogStore.open(join(ledgerDir(home), 'ledger.db'));
+  return new EtcdLogStore({ endpoints: parseEtcdUrl(url) });
+}
+
+export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?: string): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
   const dir = ledgerDir(home);
-  const store = SqliteLogStore.open(join(dir, 'ledger.db'));
+  const store = openLogStore(home, storeUrl);
   let identity;
   try {
     identity = await openNodeIdentity(dir);
@@ -51,7 +61,7 @@ export async function openLedgerNode(home: string, verifyThreads = 0): Promise<{
 }
 
 export async function startLedger(home: string, options: LedgerServiceOptions = {}): Promise<RunningLedger> {
-  const { node, closeIdentity } = await openLedgerNode(home, options.verifyThreads ?? availableParallelism());
+  const { node, closeIdentity } = await openLedgerNode(home, options.verifyThreads ?? availableParallelism(), options.store);
   const app = buildLedgerServer(node, options);
   let url: string;
   try {

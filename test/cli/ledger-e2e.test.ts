@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { DKMS_BIN, dkms, json } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 
 const running: ChildProcess[] = [];
 afterEach(() => {
@@ -12,8 +13,8 @@ afterEach(() => {
 });
 
 /** Starts `dkms up` on a free port and resolves with its ledger URL once it listens. */
-function up(home: string): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
-  const child = spawn(process.execPath, [DKMS_BIN, 'up', '--ledger-port', '0', '--agency-port', '0', '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+function up(home: string, args: readonly string[] = ['up', '--ledger-port', '0', '--agency-port', '0']): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
+  const child = spawn(process.execPath, [DKMS_BIN, ...args, '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
   let stdout = '';
   let stderr = '';
@@ -29,10 +30,22 @@ function up(home: string): Promise<{ url: string; child: ChildProcess; stopped: 
   });
 }
 
-describe('ledger end to end, through real processes', () => {
+let cluster: EtcdCluster | undefined;
+beforeAll(async () => {
+  cluster = await startEtcdCluster();
+}, 60_000);
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+/** The same scenario on the embedded store, and on etcd with a second node serving the same log. */
+const BACKENDS = [{ name: 'embedded SQLite', etcd: false }, { name: 'etcd', etcd: true }];
+
+describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ etcd }) => {
   it('creates a policy and a DID from the CLI, resolves them, grants and revokes, and verifies signatures around the revocation', async () => {
     const nodeHome = tempDir();
-    const { url, child, stopped } = await up(nodeHome);
+    const store = etcd ? ['--ledger-store', cluster?.url ?? ''] : [];
+    const { url, child, stopped } = await up(nodeHome, ['up', '--ledger-port', '0', '--agency-port', '0', ...store]);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const alice = tempDir();
     const env = { DKMS_HOME: alice, DKMS_PASSPHRASE: 'alice passphrase', DKMS_LEDGER: url };
@@ -83,17 +96,30 @@ describe('ledger end to end, through real processes', () => {
 
     const status = await run(['ledger', 'status']);
     expect(status).toMatchObject({ size: 4, verified: true });
+    if (etcd) {
+      // A second node over the same cluster serves the same log under its own key.
+      const second = await up(tempDir(), ['ledger', 'serve', '--port', '0', '--store', cluster?.url ?? '']);
+      const other = json(await dkms(['ledger', 'status', '--json'], { ...env, DKMS_LEDGER: second.url, DKMS_HOME: tempDir() }));
+      expect(other).toMatchObject({ size: 4, root: status['root'], verified: true });
+      expect(other['key']).not.toBe(status['key']);
+      second.child.kill('SIGINT');
+      expect((await second.stopped).code).toBe(0);
+    }
 
     child.kill('SIGINT');
     const exit = await stopped;
     expect(exit.code).toBe(0);
 
     // With the node stopped, the store audits clean and reindexing reproduces the state.
-    const audit = await dkms(['ledger', 'verify', '--json'], { DKMS_HOME: nodeHome });
+    const storeFlag = etcd ? ['--store', cluster?.url ?? ''] : [];
+    const audit = await dkms(['ledger', 'verify', ...storeFlag, '--json'], { DKMS_HOME: nodeHome });
     expect(json(audit)).toEqual({ events: 4, problems: [], ok: true });
-    const reindex = await dkms(['ledger', 'reindex', '--json'], { DKMS_HOME: nodeHome });
+    const reindex = await dkms(['ledger', 'reindex', ...storeFlag, '--json'], { DKMS_HOME: nodeHome });
     expect(json(reindex)).toEqual({ events: 4, subjects: 2, differences: [] });
   });
+});
+
+describe('ledger end to end, through real processes', () => {
 
   it('collects m-of-n signatures: one agent writes the event, another co-signs and submits it', async () => {
     const { url } = await up(tempDir());

@@ -4,41 +4,83 @@
  * Merkle root, each signing heads with its own key.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { PolicyAddress, Subject } from '../../src/ledger/events.js';
 import { verifyHeadSignature } from '../../src/ledger/head.js';
 import { LedgerNode, type Receipt } from '../../src/ledger/node.js';
 import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
 import type { PolicyRecord } from '../../src/ledger/state.js';
-import type { AppendBatch } from '../../src/ledger/store.js';
+import type { AppendBatch, LogStore } from '../../src/ledger/store.js';
+import { EtcdLogStore } from '../../src/ledger/etcd-store.js';
+import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { FLAGS, ALL_FLAGS } from '../../src/policy/flags.js';
 import { commitment, nodeSigner, testKey, type TestKey } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** `count` nodes over one store (appends delayed like a network's), and how many appends it refused because another came first. */
-async function nodes(count: number): Promise<{ store: SqliteLogStore; nodes: LedgerNode[]; conflicts: () => number }> {
-  const store = SqliteLogStore.open(join(tempDir(), 'ledger.db'));
-  let conflicts = 0;
-  const counting = new Proxy(store, {
+/** Counts the appends `store` refused because another writer came first; `delayMs` mimics a network round trip. */
+function counting(store: LogStore, onConflict: () => void, delayMs: number): LogStore {
+  return new Proxy(store, {
     get(target, name) {
       if (name !== 'append') {
         const value = Reflect.get(target, name) as unknown;
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       }
-      // A round trip's worth of delay, as a networked store has: the other nodes run meanwhile.
       return async (batch: AppendBatch) => {
-        await new Promise((resolve) => setTimeout(resolve, 1));
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
         return target.append(batch).catch((e: unknown) => {
-          if ((e as { code?: string }).code === 'LEDGER_CONFLICT') conflicts++;
+          if ((e as { code?: string }).code === 'LEDGER_CONFLICT') onConflict();
           throw e;
         });
       };
     },
   });
+}
+
+interface Backend {
+  readonly name: string;
+  /** Stores for `count` nodes over one log (one shared object, or one client each). */
+  stores(count: number): LogStore[];
+}
+
+let cluster: EtcdCluster | undefined;
+beforeAll(async () => {
+  cluster = await startEtcdCluster();
+}, 60_000);
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+let logs = 0;
+const BACKENDS: Backend[] = [
+  {
+    // One store object in one process: appends are delayed so that the nodes interleave.
+    name: 'one SQLite store',
+    stores(count) {
+      const store = SqliteLogStore.open(join(tempDir(), 'ledger.db'));
+      return Array.from({ length: count }, () => store);
+    },
+  },
+  {
+    name: 'etcd, one client per node',
+    stores(count) {
+      const prefix = `shared-${process.pid}-${++logs}/`;
+      return Array.from({ length: count }, () => new EtcdLogStore({ endpoints: cluster?.endpoints ?? [], prefix }));
+    },
+  },
+];
+
+/** `count` nodes over one log, and how many appends were refused because another came first. */
+async function nodes(backend: Backend, count: number): Promise<{ store: LogStore; nodes: LedgerNode[]; conflicts: () => number }> {
+  let conflicts = 0;
+  const stores = backend.stores(count);
+  onTestFinished(async () => {
+    for (const store of new Set(stores)) await store.close();
+  });
+  const delay = backend.name.includes('SQLite') ? 1 : 0;
   const opened: LedgerNode[] = [];
-  for (let i = 0; i < count; i++) opened.push(await LedgerNode.open(counting, nodeSigner()));
-  return { store, nodes: opened, conflicts: () => conflicts };
+  for (const store of stores) opened.push(await LedgerNode.open(counting(store, () => conflicts++, delay), nodeSigner()));
+  return { store: stores[0] as LogStore, nodes: opened, conflicts: () => conflicts };
 }
 
 async function policyOf(node: LedgerNode, subject: Subject): Promise<PolicyRecord> {
@@ -47,9 +89,9 @@ async function policyOf(node: LedgerNode, subject: Subject): Promise<PolicyRecor
   return record;
 }
 
-describe('ledger nodes sharing one store', () => {
+describe.each(BACKENDS)('ledger nodes sharing one log: $name', (backend) => {
   it('accept exactly one of two competing events for the same subject and seq, whichever node gets each', async () => {
-    const { nodes: [a, b] } = await nodes(2);
+    const { nodes: [a, b] } = await nodes(backend, 2);
     if (a === undefined || b === undefined) throw new Error('two nodes expected');
     const owners: { admin: TestKey; policy: PolicyAddress }[] = [];
     for (let i = 0; i < 20; i++) {
@@ -90,7 +132,7 @@ describe('ledger nodes sharing one store', () => {
   });
 
   it('keeps every event of a sustained concurrent load from three nodes exactly once, in one order', async () => {
-    const { store, nodes: three, conflicts } = await nodes(3);
+    const { store, nodes: three, conflicts } = await nodes(backend, 3);
     const admins = Array.from({ length: 30 }, () => testKey());
     const receipts = await Promise.all(
       admins.map((admin, i) => (three[i % 3] as LedgerNode).submit(signEvent(policyCreate([admin.agent(ALL_FLAGS)], commitment([testKey()])), [admin]))),
@@ -113,7 +155,7 @@ describe('ledger nodes sharing one store', () => {
     expect(heads.map((h) => h.size)).toEqual([180, 180, 180]);
     const log = await store.range(0, 180);
     expect(new Set(log.map((r) => `${String(r.event.type === 'policy.create' ? r.gseq : (r.event as { subject: string }).subject)}/${r.event.seq}`)).size).toBe(180);
-    // A fresh node over the same store rebuilds the same root from the leaves.
+    // A fresh node over the same log rebuilds the same root from the leaves.
     const fresh = await LedgerNode.open(store, nodeSigner());
     expect(fresh.head().root).toBe(heads[0]?.root);
     expect((await fresh.verify()).problems).toEqual([]);

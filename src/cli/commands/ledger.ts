@@ -40,9 +40,10 @@ export function ledgerCommand(): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parsePort, DEFAULT_LEDGER_PORT)
     .option('--rate-limit <n>', 'requests per second allowed from one client', parsePositive, 200)
-    .action(async (opts: { host: string; port: number; rateLimit: number }, cmd: Command) => {
+    .option('--store <url>', 'where the log lives: sqlite (the data directory, default) or etcd://host:port,host:port,… (shared by several nodes)')
+    .action(async (opts: { host: string; port: number; rateLimit: number; store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const running = await startLedger(ctx.home, { host: opts.host, port: opts.port, rateLimitPerSecond: opts.rateLimit });
+      const running = await startLedger(ctx.home, { host: opts.host, port: opts.port, rateLimitPerSecond: opts.rateLimit, ...(opts.store === undefined ? {} : { store: opts.store }) });
       await serveUntilStopped(ctx, [running], { ledger: running.url, key: running.node.key, home: ctx.home }, `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
     });
 
@@ -60,10 +61,11 @@ export function ledgerCommand(): Command {
 
   ledger
     .command('verify')
-    .description("audit the local ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)")
-    .action(async (_opts: unknown, cmd: Command) => {
+    .description("audit the ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)")
+    .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
+    .action(async (opts: { store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const { node, closeIdentity } = await openLedgerNode(ctx.home);
+      const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, opts.store);
       try {
         const { events, problems } = await node.verify();
         emit(ctx, { events, problems, ok: problems.length === 0 }, () => (problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n')));
@@ -76,10 +78,11 @@ export function ledgerCommand(): Command {
 
   ledger
     .command('reindex')
-    .description('rebuild the state from the log alone and replace the stored state (the node must be stopped)')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .description('rebuild the state from the log alone and replace the stored state (every node must be stopped)')
+    .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
+    .action(async (opts: { store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const { node, closeIdentity } = await openLedgerNode(ctx.home);
+      const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, opts.store);
       try {
         const { events, subjects, differences } = await node.reindex(true);
         emit(ctx, { events, subjects, differences }, () =>

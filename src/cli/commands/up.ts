@@ -12,9 +12,10 @@ export function upCommand(): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--ledger-port <port>', 'ledger node port', parsePort, DEFAULT_LEDGER_PORT)
     .option('--agency-port <port>', 'agency port', parsePort, DEFAULT_AGENCY_PORT)
-    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number }, cmd: Command) => {
+    .option('--ledger-store <url>', 'where the log lives: sqlite (default) or etcd://host:port,…')
+    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const ledger = await startLedger(ctx.home, { host: opts.host, port: opts.ledgerPort });
+      const ledger = await startLedger(ctx.home, { host: opts.host, port: opts.ledgerPort, ...(opts.ledgerStore === undefined ? {} : { store: opts.ledgerStore }) });
       let agency;
       try {
         agency = await startAgency(ctx.home, { host: opts.host, port: opts.agencyPort, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key] });
