@@ -13,6 +13,9 @@ export interface GlobalOptions {
   passphraseFile?: string;
   keyFile?: string;
   ledger?: string;
+  witness?: string[];
+  quorum?: number;
+  nodeKey?: string[];
 }
 
 export class Context {

@@ -15,7 +15,14 @@ import { writeFileAtomic } from '../files.js';
 
 export const DEFAULT_LEDGER_URL = `http://127.0.0.1:${DEFAULT_LEDGER_PORT}`;
 
-const Config = z.object({ ledger: z.string().url().optional() }).loose();
+const Config = z
+  .object({
+    ledger: z.string().url().optional(),
+    witnesses: z.array(z.string().url()).optional(),
+    quorum: z.number().int().min(1).max(64).optional(),
+    nodeKeys: z.array(z.string()).optional(),
+  })
+  .loose();
 
 export function ledgerUrl(ctx: Context, flag: string | undefined): string {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
@@ -34,5 +41,13 @@ export function rememberLedger(ctx: Context, url: string): void {
 
 /** A verifying client for the chosen ledger, remembering what it verified in the data directory. */
 export function ledgerClient(ctx: Context, flag: string | undefined): LedgerClient {
-  return persistentLedgerClient(join(ctx.home, 'ledger-client.json'), ledgerUrl(ctx, flag));
+  const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
+  const witnesses = ctx.options.witness ?? config.witnesses ?? [];
+  const quorum = ctx.options.quorum ?? config.quorum;
+  const nodeKeys = ctx.options.nodeKey ?? config.nodeKeys;
+  return persistentLedgerClient(join(ctx.home, 'ledger-client.json'), ledgerUrl(ctx, flag), {
+    ...(witnesses.length === 0 ? {} : { witnesses }),
+    ...(quorum === undefined ? {} : { threshold: quorum }),
+    ...(nodeKeys === undefined ? {} : { trustedKeys: nodeKeys }),
+  });
 }

@@ -1,6 +1,6 @@
 /** The `dkms` command: parses arguments, runs one command, maps errors to one line and an exit status. */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
 import { agencyCommand } from './commands/agency.js';
 import { agentCommand } from './commands/agent.js';
@@ -22,6 +22,12 @@ function version(): string {
 // Commander's own error lines are replaced by ours (`dkms: CODE: message`); help still prints.
 const quietErrors = { outputError: () => undefined };
 
+function parseQuorum(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be a number of nodes from 1 to 64');
+  return n;
+}
+
 export function buildProgram(): Command {
   const program = new Command('dkms')
     .description('decentralized key management: your keys on your devices, your policy on a ledger, your recovery in your hands')
@@ -31,6 +37,9 @@ export function buildProgram(): Command {
     .option('--passphrase-file <file>', 'file whose first line is the wallet passphrase (else $DKMS_PASSPHRASE, else a prompt)')
     .option('--key-file <file>', 'file holding the raw 32-byte key that opens the wallet, instead of a passphrase')
     .option('--ledger <url>', `ledger node to use (default: $DKMS_LEDGER, else config.json's "ledger", else the local node)`)
+    .option('--witness <url...>', 'other ledger nodes serving the same log, asked to co-sign heads (config.json "witnesses")')
+    .option('--quorum <k>', 'accept a tree head only when k trusted nodes signed it (config.json "quorum")', (v: string) => parseQuorum(v))
+    .option('--node-key <key...>', 'ledger node keys to trust (config.json "nodeKeys"; default: the first seen)')
     .exitOverride()
     .configureOutput(quietErrors);
   program.addCommand(upCommand());

@@ -36,6 +36,23 @@ export interface LedgerClientOptions {
   readonly timeoutMs?: number;
   /** The fetch implementation (default: the global one); tests and in-process callers pass their own. */
   readonly fetch?: typeof fetch;
+  /**
+   * Other ledger nodes serving the same log. With `threshold` k above 1, every head is accepted
+   * only once k distinct trusted node keys have signed it (the node's own and the witnesses').
+   */
+  readonly witnesses?: readonly string[];
+  readonly threshold?: number;
+  /** Called when a trusted node signs a different root for a size: a node that diverges. */
+  readonly onDivergence?: (divergence: Divergence) => void;
+}
+
+/** A trusted node that signed another log than the one the quorum agrees on. */
+export interface Divergence {
+  readonly url: string;
+  readonly key: string;
+  readonly size: number;
+  readonly root: string;
+  readonly expected: string;
 }
 
 export interface VerifiedHistory {
@@ -74,6 +91,11 @@ export class LedgerClient {
   readonly #onHead: ((head: SignedTreeHead) => void) | undefined;
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
+  readonly #witnesses: readonly string[];
+  readonly #threshold: number;
+  readonly #onDivergence: ((divergence: Divergence) => void) | undefined;
+  readonly #quorate = new Set<string>();
+  readonly divergent: Divergence[] = [];
   #lastHead: SignedTreeHead | undefined;
 
   constructor(options: LedgerClientOptions) {
@@ -83,6 +105,13 @@ export class LedgerClient {
     this.#onHead = options.onHead;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#fetch = options.fetch ?? fetch;
+    this.#witnesses = (options.witnesses ?? []).map((w) => w.replace(/\/+$/, ''));
+    this.#threshold = options.threshold ?? 1;
+    this.#onDivergence = options.onDivergence;
+    if (this.#threshold > 1 && this.#trusted.size < this.#threshold) {
+      throw bad('BAD_INPUT', `requiring ${this.#threshold} node signatures needs at least that many trusted node keys`);
+    }
+    if (this.#threshold > 1 + this.#witnesses.length) throw bad('BAD_INPUT', `requiring ${this.#threshold} node signatures needs at least ${this.#threshold - 1} witness nodes`);
     if (this.#trusted.size === 0 && options.lastHead !== undefined) this.#trusted.add(options.lastHead.key);
   }
 
@@ -90,17 +119,17 @@ export class LedgerClient {
     return this.#lastHead;
   }
 
-  async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  async #request(method: 'GET' | 'POST', path: string, body?: unknown, base = this.url): Promise<unknown> {
     let response: Response;
     try {
-      response = await this.#fetch(`${this.url}${path}`, {
+      response = await this.#fetch(`${base}${path}`, {
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? null : JSON.stringify(body),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
-      throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${this.url}: ${e instanceof Error ? e.message : String(e)}`);
+      throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${base}: ${e instanceof Error ? e.message : String(e)}`);
     }
     let payload: unknown;
     try {
@@ -161,10 +190,46 @@ export class LedgerClient {
       }
     }
     if (this.#trusted.size === 0) this.#trusted.add(head.key);
+    if (this.#threshold > 1 && head.size > 0) await this.#quorum(head);
     if (last === undefined || head.size > last.size) {
       this.#lastHead = head;
       this.#onHead?.(head);
     }
+  }
+
+  /**
+   * Collects the witnesses' signatures on `head` (same size, root and time): at least
+   * `threshold` distinct trusted keys, counting the head's own. A witness that signs another
+   * root for the size is recorded as divergent; one that is down or behind simply does not count.
+   */
+  async #quorum(head: SignedTreeHead): Promise<void> {
+    const id = `${head.size}:${head.root}`;
+    if (this.#quorate.has(id)) return;
+    const signers = new Set([head.key]);
+    const answers = await Promise.all(
+      this.#witnesses.map(async (url) => {
+        try {
+          return { url, head: SignedTreeHeadSchema.parse(await this.#request('GET', `/v1/head?size=${head.size}`, undefined, url)) };
+        } catch {
+          return undefined;
+        }
+      }),
+    );
+    for (const answer of answers) {
+      if (answer === undefined) continue;
+      const witness = answer.head;
+      if (!this.#trusted.has(witness.key) || witness.size !== head.size || !verifyHeadSignature(witness)) continue;
+      if (witness.root === head.root && witness.time === head.time) signers.add(witness.key);
+      else if (witness.root !== head.root) {
+        const divergence: Divergence = { url: answer.url, key: witness.key, size: witness.size, root: witness.root, expected: head.root };
+        this.divergent.push(divergence);
+        this.#onDivergence?.(divergence);
+      }
+    }
+    if (signers.size < this.#threshold) {
+      throw bad('LEDGER_BAD_HEAD', `only ${signers.size} of the ${this.#threshold} required ledger nodes signed the head of ${head.size} events`);
+    }
+    this.#quorate.add(id);
   }
 
   /** A consistency proof between two sizes the server itself announced: refusing it is the ledger's fault. */

@@ -7,7 +7,7 @@ import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toB
 import { DkmsError } from '../errors.js';
 import { isDid, prepareEvent, type EventId, type PreparedEvent, type Subject } from './events.js';
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
-import { consistencyProof, inclusionProof } from './merkle.js';
+import { consistencyProof, inclusionProof, rootAt } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
 import { OverlayView, type LogRecord, type SubjectRecord } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
@@ -220,7 +220,20 @@ export class LedgerNode {
     }
     const [last] = await this.store.range(size - 1, size);
     if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
-    this.#head = signHead({ size, root: toBase64url(this.#tree.root()), time: this.#lastTime }, this.#signer.key, (m) => this.#signer.sign(m));
+    this.#head = signHead({ size, root: toBase64url(this.#tree.root()), time: last?.time ?? this.#lastTime }, this.#signer.key, (m) => this.#signer.sign(m));
+  }
+
+  /**
+   * This node's signature on the head of the log's first `size` events. Its time is the time of
+   * the last of them, so every node that signs the same size signs the same head: a client that
+   * wants k of n nodes to vouch for a head collects their signatures on exactly this.
+   */
+  async headAt(size: number): Promise<SignedTreeHead> {
+    if (!Number.isInteger(size) || size < 1 || size > this.size) throw new DkmsError('BAD_INPUT', `size must be 1 to ${this.size}`);
+    if (size === this.#head.size) return this.#head;
+    const [last] = await this.store.range(size - 1, size);
+    if (last === undefined) throw new DkmsError('LEDGER_STORE_DAMAGED', `event ${size - 1} is missing from the store`);
+    return signHead({ size, root: toBase64url(rootAt(size, this.#tree.read)), time: last.time }, this.#signer.key, (m) => this.#signer.sign(m));
   }
 
   /**

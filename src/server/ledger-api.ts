@@ -75,7 +75,14 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
 
-  app.get('/v1/head', async () => node.head());
+  app.get(
+    '/v1/head',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { size: { type: 'integer', minimum: 1 } } } } },
+    async (request) => {
+      const { size } = request.query as { size?: number };
+      return size === undefined ? node.head() : node.headAt(size);
+    },
+  );
 
   app.post('/v1/events', { schema: { body: { type: 'object' } } }, async (request, reply) => {
     const receipt = await node.submit(request.body);

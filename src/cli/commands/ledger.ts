@@ -54,8 +54,17 @@ export function ledgerCommand(): Command {
       const ctx = Context.of(cmd);
       const client = ledgerClient(ctx, ctx.options.ledger);
       const head = await client.head();
-      emit(ctx, { ledger: client.url, size: head.size, root: head.root, time: head.time, key: head.key, verified: true }, () =>
-        [`ledger:   ${client.url}`, `events:   ${head.size}`, `root:     ${head.root}`, `time:     ${head.time}`, `node key: ${head.key}`, 'head signature and consistency verified'].join('\n'),
+      const divergent = client.divergent;
+      emit(ctx, { ledger: client.url, size: head.size, root: head.root, time: head.time, key: head.key, verified: true, divergent }, () =>
+        [
+          `ledger:   ${client.url}`,
+          `events:   ${head.size}`,
+          `root:     ${head.root}`,
+          `time:     ${head.time}`,
+          `node key: ${head.key}`,
+          'head signature and consistency verified',
+          ...divergent.map((d) => `WARNING: node ${d.key} at ${d.url} signed another log of ${d.size} events (root ${d.root})`),
+        ].join('\n'),
       );
     });
 
