@@ -3,10 +3,11 @@
  * every figure beside the raw limit measured in the same run.
  */
 import { agentBench } from './agent.js';
+import { etcdBench } from './etcd.js';
 import { ledgerBench } from './ledger.js';
 import { walletBench } from './wallet.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench };
+const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench, etcd: etcdBench };
 
 const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !Object.hasOwn(BENCHES, name));

@@ -81,8 +81,10 @@ export class EtcdLogStore implements LogStore {
         host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
       },
       grpcOptions: {
-        'grpc.keepalive_time_ms': 1000,
-        'grpc.keepalive_timeout_ms': 500,
+        // Not more often than etcd's --grpc-keepalive-min-time (5 s), which refuses faster pings;
+        // a lost member is noticed sooner anyway, by the per-call deadline.
+        'grpc.keepalive_time_ms': 5000,
+        'grpc.keepalive_timeout_ms': 1000,
         'grpc.keepalive_permit_without_calls': 1,
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
@@ -201,13 +203,14 @@ export class EtcdLogStore implements LogStore {
       this.#kv.put('size').value(String(expected + batch.events.length)),
     ];
     const until = Date.now() + this.#budgetMs;
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         const guard = expected === 0 ? this.#kv.if('size', 'Create', '==', 0) : this.#kv.if('size', 'Value', '==', String(expected));
         const result = await guard.then(...ops).commit();
         if (result.succeeded) return;
-        // The compare failed: another node appended, or our own earlier attempt did.
-        if (attempt > 0 && (await this.#landed(expected, first.id))) return;
+        // The compare failed: another node appended, or our own earlier attempt did (the client
+        // library itself re-sends a transaction whose call timed out, and the first may have landed).
+        if (await this.#landed(expected, first.id)) return;
         throw new DkmsError('LEDGER_CONFLICT', `the log grew past ${expected} events before this batch was written`);
       } catch (e) {
         if (e instanceof DkmsError) throw e;

@@ -9,7 +9,7 @@ import { isDid, prepareEvent, type EventId, type PreparedEvent, type Subject } f
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { consistencyProof, inclusionProof, rootAt } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
-import { OverlayView, type LogRecord, type SubjectRecord } from './state.js';
+import { OverlayView, ReadAheadView, type LogRecord, type SubjectRecord } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
 import { CompactTree } from './tree.js';
 import { validateEvent, type Accepted } from './validate.js';
@@ -62,7 +62,7 @@ const POOL_THRESHOLD = 16;
 
 const LEAF_CHUNK = 20_000;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
-const MAX_CONFLICTS = 20;
+const MAX_CONFLICTS = 100;
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
@@ -95,14 +95,16 @@ export class LedgerNode {
 
   /** Opens a node over a store, rebuilding the Merkle tree and checking it against the last signed head. */
   static async open(store: LogStore, signer: NodeSigner, options: NodeOptions = {}): Promise<LedgerNode> {
-    const size = await store.size();
+    // The head first: with other nodes appending, it and the leaves below it stay consistent
+    // (a head and its size are written together, leaves never change); the rest is caught up later.
+    let head = await store.latestHead();
+    const size = head?.size ?? (await store.size());
     const tree = new CompactTree();
     for (let from = 0; from < size; from += LEAF_CHUNK) {
       const leaves = await store.leaves(from, Math.min(size, from + LEAF_CHUNK));
       tree.commit(tree.pending(leaves), from + leaves.length);
     }
     const root = toBase64url(tree.root());
-    let head = await store.latestHead();
     if (head !== undefined && (head.size !== size || head.root !== root || !verifyHeadSignature(head))) {
       throw new DkmsError('LEDGER_STORE_DAMAGED', `the log (size ${size}) does not match its last signed tree head (size ${head.size}): run 'dkms ledger verify'`);
     }
@@ -275,12 +277,16 @@ export class LedgerNode {
         for (const { pending } of remaining) pending.reject(error);
         return;
       }
+      // A short random pause, so that nodes that keep colliding stop doing it in step.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, attempt * 2)));
     }
   }
 
   /** One attempt: 'done', or the events to try again after a conflict (the ones that were valid). */
   async #tryCommit(batch: readonly Prepared[]): Promise<'done' | Prepared[]> {
-    const overlay = new OverlayView(this.store);
+    const ahead = new ReadAheadView(this.store);
+    await ahead.readAhead(batch.flatMap(({ prepared: { event, subject } }) => (event.type === 'did.create' ? [subject, event.policy as Subject] : [subject])));
+    const overlay = new OverlayView(ahead);
     const time = this.#nextTime();
     const accepted: { item: Prepared; accepted: Accepted; gseq: number }[] = [];
     for (const item of batch) {

@@ -49,6 +49,39 @@ export interface LedgerView {
   eventAt(subject: Subject, seq: number): Promise<LedgerEvent | undefined>;
 }
 
+/**
+ * A view that reads each record from `base` at most once, and can read ahead: a networked store
+ * (etcd) answers the reads a whole batch needs in one round trip instead of one per event.
+ */
+export class ReadAheadView implements LedgerView {
+  readonly #base: LedgerView;
+  readonly #subjects = new Map<Subject, Promise<SubjectRecord | undefined>>();
+
+  constructor(base: LedgerView) {
+    this.#base = base;
+  }
+
+  subject(subject: Subject): Promise<SubjectRecord | undefined> {
+    let found = this.#subjects.get(subject);
+    if (found === undefined) {
+      found = this.#base.subject(subject);
+      this.#subjects.set(subject, found);
+    }
+    return found;
+  }
+
+  eventAt(subject: Subject, seq: number): Promise<LedgerEvent | undefined> {
+    return this.#base.eventAt(subject, seq);
+  }
+
+  /** Starts reading the records of `subjects` and, for DIDs, of their controlling policies. */
+  async readAhead(subjects: Iterable<Subject>): Promise<void> {
+    const records = await Promise.all([...new Set(subjects)].map((s) => this.subject(s).catch(() => undefined)));
+    const controllers = records.flatMap((r) => (r?.kind === 'did' ? [r.controller as Subject] : []));
+    await Promise.all(controllers.map((s) => this.subject(s).catch(() => undefined)));
+  }
+}
+
 /** A view over `base` that also sees the records accepted earlier in the same batch. */
 export class OverlayView implements LedgerView {
   readonly #base: LedgerView;

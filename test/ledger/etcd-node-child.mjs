@@ -5,7 +5,6 @@
  * revoke agents in turn), all in flight at once, so the node's group commits hold many events.
  * It reports on stdout, one line each, written with writeSync (in the pipe before the next step):
  *
- *   open-race <code>                     LedgerNode.open failed with <code> and is tried again
  *   ready                                the node is open; the load starts now
  *   sub <id> <subject> <seq>             about to submit event <id>
  *   ack <id> <gseq>                      that event was acknowledged at <gseq>
@@ -42,23 +41,9 @@ function key() {
 const config = JSON.parse(process.argv[2] ?? '{}');
 const signer = key();
 
-/**
- * LedgerNode.open reads the size, the leaves and the latest head one after the other: when
- * another node appends in between, the head is newer than the size and open refuses the store
- * as damaged (src/ledger/node.ts). The parent's nodes write all along, so the child tries again
- * and says so; the parent counts these.
- */
+/** Opens a node on the shared log while the parent's nodes keep appending to it. */
 async function open() {
-  for (let tries = 1; ; tries++) {
-    const store = new EtcdLogStore({ endpoints: config.endpoints, prefix: config.prefix });
-    try {
-      return await LedgerNode.open(store, { key: signer.publicKey, sign: signer.sign });
-    } catch (e) {
-      await store.close();
-      if (e?.code !== 'LEDGER_STORE_DAMAGED' || tries >= 50) throw e;
-      say(`open-race ${e.code}`);
-    }
-  }
+  return LedgerNode.open(new EtcdLogStore({ endpoints: config.endpoints, prefix: config.prefix }), { key: signer.publicKey, sign: signer.sign });
 }
 
 /** Submits one event; its receipt, or undefined when it was refused (reported either way). */

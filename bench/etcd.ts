@@ -1,0 +1,642 @@
+/**
+ * etcd backend benchmark, on its own three-member etcd cluster on 127.0.0.1 (heartbeat 50 ms,
+ * election timeout 500 ms, data directories in a temporary directory, every member stopped by
+ * its PID). Raw limits, measured in the same run:
+ * - throughput: plain etcd puts per second from 16 concurrent writers (each awaits its put
+ *   before the next), values the size of an event's canonical JSON, through an etcd3 client
+ *   configured exactly as EtcdLogStore configures its own (500 ms deadline per call, 4 attempts,
+ *   a per-member breaker half-open after 500 ms, 1 s gRPC keepalive). The figure is events
+ *   committed per second by 2 LedgerNodes, each with its own EtcdLogStore client over one
+ *   prefix, from 16 concurrent writers, each submitting whole owners in order (policy.create,
+ *   then 4 policy.grant), writer w's i-th submit going to node (w + i) % 2; events are built
+ *   and signed before the clock starts. With p50/p99 submit latency, and the store calls behind it.
+ * - leader loss: the same 16 plain-put writers through an etcd3 client with its DEFAULT
+ *   configuration (`new Etcd3({ hosts })`), waited on for at most 20 s, and through the client
+ *   configured as EtcdLogStore's. The figure: while 16 writers submit through the 2 nodes, the
+ *   etcd leader (found with the maintenance status API) is SIGKILLed; the stall is the time from
+ *   the kill to the first acknowledgement of a submit issued after it. Also the longest gap
+ *   between two acknowledgements around the kill and the longest single submit. The member is
+ *   restarted and the cluster is healthy again before the next of 3 rounds.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError } from 'etcd3';
+import { canonicalJson, ed25519Generate, ed25519Sign, encodePublicKey } from '../src/crypto/index.js';
+import { isDkmsError } from '../src/errors.js';
+import { nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { EtcdLogStore, ETCD_MAX_BATCH } from '../src/ledger/etcd-store.js';
+import { eventId, subjectOf, type LedgerEvent, type PolicyAddress } from '../src/ledger/events.js';
+import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
+import type { AppendBatch, LogStore } from '../src/ledger/store.js';
+import { recoveryKeyDigest } from '../src/policy/authority.js';
+import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
+import { report, round } from './report.js';
+
+const WRITERS = 16;
+const EVENTS = 3000;
+/** policy.create and 4 grants per owner in the throughput run. */
+const CHAIN = 5;
+/** In the leader-loss runs writers build owners as they go, up to this seq, then start another. */
+const STALL_CHAIN_SEQ = 8;
+const NODES = 2;
+const VERIFY_THREADS = 0;
+const KILL_ROUNDS = 3;
+const WARMUP_MS = 1000;
+/** How long writers keep going after the first acknowledgement that follows the kill. */
+const AFTER_MS = 1000;
+const CAP_MS = 20_000;
+const PREFIX = 'dkms-bench/ledger/';
+const INSTALL = 'etcd is not installed: run `apt-get install -y etcd-server etcd-client` (as root), then `npm run bench -- etcd` again\n';
+
+// ---------------------------------------------------------------------------------------------
+// A three-member cluster (the essentials of test/helpers/etcd.ts)
+
+interface Member {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly dir: string;
+  process: ChildProcess | undefined;
+}
+
+interface Cluster {
+  readonly endpoints: readonly string[];
+  kill(i: number): Promise<void>;
+  restart(i: number): Promise<void>;
+  leader(): Promise<number>;
+  /** SIGKILLs every member by PID; synchronous, so that exit handlers can call it. */
+  killAll(): void;
+  stop(): Promise<void>;
+}
+
+function etcdInstalled(): boolean {
+  const works = (cmd: string, args: string[]) => {
+    const probe = spawnSync(cmd, args, { stdio: 'ignore' });
+    return probe.error === undefined && probe.status === 0;
+  };
+  return works('etcd', ['--version']) && works('etcdctl', ['version']);
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** Six free ports below the ephemeral range (which starts at 32768). */
+async function freePorts(): Promise<number[]> {
+  for (let tries = 0; tries < 50; tries++) {
+    const base = 20_000 + Math.floor(Math.random() * 1_200) * 10;
+    const ports = [0, 1, 2, 3, 4, 5].map((i) => base + i);
+    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return ports;
+  }
+  throw new Error('no six free ports for an etcd cluster');
+}
+
+function startMember(member: Member, cluster: string, token: string, state: 'new' | 'existing'): ChildProcess {
+  mkdirSync(member.dir, { recursive: true, mode: 0o700 });
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
+  return spawn(
+    'etcd',
+    [
+      '--name', member.name,
+      '--data-dir', member.dir,
+      '--listen-client-urls', member.clientUrl,
+      '--advertise-client-urls', member.clientUrl,
+      '--listen-peer-urls', member.peerUrl,
+      '--initial-advertise-peer-urls', member.peerUrl,
+      '--initial-cluster', cluster,
+      '--initial-cluster-token', token,
+      '--initial-cluster-state', state,
+      '--heartbeat-interval', '50',
+      '--election-timeout', '500',
+      '--snapshot-count', '10000',
+      '--logger', 'zap',
+      '--log-level', 'error',
+    ],
+    { env, stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve();
+    else child.once('exit', () => resolve());
+  });
+}
+
+async function healthy(endpoints: readonly string[], timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const probe = spawnSync('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '300ms', '--command-timeout', '700ms', 'endpoint', 'health'], { encoding: 'utf8' });
+    if (probe.status === 0) return;
+    await sleep(100);
+  }
+  throw new Error(`the etcd cluster at ${endpoints.join(',')} did not become healthy`);
+}
+
+async function startCluster(root: string): Promise<Cluster> {
+  const ports = await freePorts();
+  const members: Member[] = [0, 1, 2].map((i) => ({
+    name: `m${i}`,
+    clientUrl: `http://127.0.0.1:${ports[i] ?? 0}`,
+    peerUrl: `http://127.0.0.1:${ports[i + 3] ?? 0}`,
+    dir: join(root, `m${i}`),
+    process: undefined,
+  }));
+  const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const token = `dkms-bench-${process.pid}-${ports[0] ?? 0}`;
+  const launch = (member: Member, state: 'new' | 'existing') => {
+    member.process = startMember(member, initial, token, state);
+  };
+  const killAll = () => {
+    for (const member of members) if (member.process?.exitCode === null && member.process.signalCode === null) member.process.kill('SIGKILL');
+  };
+  for (const member of members) launch(member, 'new');
+  const endpoints = members.map((m) => m.clientUrl);
+  try {
+    await healthy(endpoints);
+  } catch (e) {
+    killAll();
+    throw e;
+  }
+  return {
+    endpoints,
+    killAll,
+    async kill(i) {
+      const child = members[i]?.process;
+      if (child === undefined) return;
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+    async restart(i) {
+      const member = members[i];
+      if (member !== undefined) launch(member, 'existing');
+      await healthy(endpoints);
+    },
+    async leader() {
+      // Member ids are 64-bit: compare them as the strings the client gives, not as numbers.
+      for (const [i, endpoint] of endpoints.entries()) {
+        const client = new Etcd3({ hosts: endpoint, defaultCallOptions: { deadline: Date.now() + 1000 } });
+        try {
+          const status = await client.maintenance.status();
+          if (String(status.leader) === String(status.header.member_id)) return i;
+        } catch {
+          // A dead member is not the leader.
+        } finally {
+          client.close();
+        }
+      }
+      return -1;
+    },
+    async stop() {
+      for (const member of members) {
+        const child = member.process;
+        if (child === undefined) continue;
+        child.kill('SIGKILL');
+        await exited(child);
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function signer(): EventSigner {
+  const pair = ed25519Generate();
+  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+}
+
+function nodeSigner(): NodeSigner {
+  const key = signer();
+  return { key: key.publicKey, sign: key.sign };
+}
+
+const recovery = { digests: [recoveryKeyDigest(signer().publicKey)], threshold: 1 };
+
+function codeOf(e: unknown): string {
+  if (isDkmsError(e)) return e.code;
+  return e instanceof Error ? e.constructor.name : String(e);
+}
+
+function count(map: Map<string, number>, key: string): void {
+  map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+/** An etcd3 client configured as EtcdLogStore configures its own (copied from its constructor). */
+function storeLikeClient(endpoints: readonly string[]): Etcd3 {
+  const deadline = 500;
+  return new Etcd3({
+    hosts: [...endpoints],
+    dialTimeout: 1000,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + deadline }),
+    faultHandling: {
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
+    },
+    grpcOptions: {
+      'grpc.keepalive_time_ms': 1000,
+      'grpc.keepalive_timeout_ms': 500,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+    },
+  });
+}
+
+/** Store calls by method, appends' events and conflicts: what a node asked of etcd. */
+interface StoreStats {
+  calls: Map<string, number>;
+  appendedEvents: number;
+  conflicts: number;
+}
+
+/** `store` with its calls counted (methods bound to the store itself: it has private fields). */
+function counted(store: LogStore, stats: StoreStats): LogStore {
+  return new Proxy(store, {
+    get(target, name) {
+      const value = Reflect.get(target, name) as unknown;
+      if (typeof value !== 'function') return value;
+      const method = String(name);
+      if (method === 'append') {
+        return async (batch: AppendBatch) => {
+          count(stats.calls, method);
+          try {
+            await target.append(batch);
+            stats.appendedEvents += batch.events.length;
+          } catch (e) {
+            if (isDkmsError(e) && e.code === 'LEDGER_CONFLICT') stats.conflicts += 1;
+            throw e;
+          }
+        };
+      }
+      return (...args: unknown[]) => {
+        count(stats.calls, method);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/** An owner's policy.create and `length - 1` grants, chained and signed ahead of time. */
+function ownerChain(length: number): LedgerEvent[] {
+  const admin = signer();
+  const create = signEvent(policyCreate([{ key: admin.publicKey, flags: ALL_FLAGS }], recovery), [admin]);
+  const policy = subjectOf(create) as PolicyAddress;
+  const events = [create];
+  let latest = { seq: 0, head: eventId(create) as string };
+  for (let seq = 1; seq < length; seq++) {
+    const grant = signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]);
+    events.push(grant);
+    latest = { seq, head: eventId(grant) };
+  }
+  return events;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Throughput
+
+async function rawPutRate(client: Etcd3, valueBytes: number, puts: number, prefix: string): Promise<number> {
+  const kv = client.namespace(prefix);
+  const value = 'x'.repeat(valueBytes);
+  let next = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: WRITERS }, async () => {
+      for (let i = next++; i < puts; i = next++) await kv.put(`k/${i}`).value(value).exec();
+    }),
+  );
+  return puts / ((performance.now() - start) / 1000);
+}
+
+async function throughput(cluster: Cluster, nodes: readonly LedgerNode[], stats: StoreStats): Promise<void> {
+  const chains = Array.from({ length: Math.ceil(EVENTS / CHAIN) }, () => ownerChain(CHAIN));
+  const valueBytes = Math.round(chains.flat().reduce((n, e) => n + Buffer.byteLength(canonicalJson(e)), 0) / (chains.length * CHAIN));
+
+  const raw = storeLikeClient(cluster.endpoints);
+  let rawRate: number;
+  try {
+    await rawPutRate(raw, valueBytes, 200, 'dkms-bench/warmup/');
+    rawRate = await rawPutRate(raw, valueBytes, EVENTS, 'dkms-bench/raw/');
+  } finally {
+    raw.close();
+  }
+
+  const latencies: number[] = [];
+  const failures = new Map<string, number>();
+  let nextChain = 0;
+  stats.calls.clear();
+  stats.appendedEvents = 0;
+  stats.conflicts = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: WRITERS }, async (_, w) => {
+      let i = 0;
+      for (let c = nextChain++; c < chains.length; c = nextChain++) {
+        for (const event of chains[c] ?? []) {
+          const node = nodes[(w + i++) % NODES] as LedgerNode;
+          const submitted = performance.now();
+          try {
+            await node.submit(event);
+            latencies.push(performance.now() - submitted);
+          } catch (e) {
+            count(failures, codeOf(e));
+            break; // the rest of this owner's chain cannot follow
+          }
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const committed = latencies.length;
+  const rate = committed / seconds;
+  latencies.sort((a, b) => a - b);
+  const appends = stats.calls.get('append') ?? 0;
+  const perEvent = Object.fromEntries([...stats.calls].map(([method, n]) => [method, round(n / Math.max(1, committed), 3)]));
+  report({
+    bench: 'etcd.commit',
+    cluster: '3 members, 127.0.0.1',
+    nodes: NODES,
+    writers: WRITERS,
+    events: chains.length * CHAIN,
+    committed,
+    failed: Object.fromEntries(failures),
+    eventBytes: valueBytes,
+    verifyThreads: VERIFY_THREADS,
+    eventsPerSec: round(rate, 0),
+    rawPutsPerSec: round(rawRate, 0),
+    rawPuts: `${EVENTS} single puts of ${valueBytes} B, ${WRITERS} writers, EtcdLogStore's client options`,
+    ratio: round(rate / rawRate),
+    expected: '>= 1.0',
+    p50SubmitMs: round(percentile(latencies, 50), 1),
+    p99SubmitMs: round(percentile(latencies, 99), 1),
+  });
+  report({
+    bench: 'etcd.commit.store-calls',
+    appends,
+    eventsPerAppend: round(stats.appendedEvents / Math.max(1, appends - stats.conflicts), 1),
+    maxBatch: ETCD_MAX_BATCH,
+    conflicts: stats.conflicts,
+    callsPerCommittedEvent: perEvent,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Leader loss
+
+interface Stall {
+  /** Kill → first acknowledgement of a submit issued after the kill; undefined if none within the cap. */
+  readonly stallMs: number | undefined;
+  /** Kill → the last of the submits in flight at the kill settled; undefined if not within the cap. */
+  readonly inFlightSettledMs: number | undefined;
+  /** Longest gap between two acknowledgements, from the last one before the kill to the end. */
+  readonly maxGapMs: number;
+  /** Longest single submit that ended after the kill (unfinished ones counted to the end). */
+  readonly longestSubmitMs: number;
+  readonly acks: number;
+  readonly errors: Record<string, number>;
+  readonly abandoned: number;
+}
+
+/**
+ * Runs one writer per `ops` entry, each calling its op in a loop; after WARMUP_MS SIGKILLs the
+ * leader and watches until a submit issued after the kill is acknowledged and every submit in
+ * flight at the kill has settled (at most CAP_MS), then AFTER_MS more. `release` runs when the
+ * writers are told to stop (a client may close to free stuck calls).
+ */
+async function stallRound(cluster: Cluster, ops: readonly (() => Promise<void>)[], release: () => void): Promise<Stall> {
+  const acks: number[] = [];
+  const inFlight = new Map<number, number>();
+  const errors = new Map<string, number>();
+  let atKill = new Set<number>();
+  let ids = 0;
+  let killAt = Number.POSITIVE_INFINITY;
+  let longest = 0;
+  let stop = false;
+  let firstAfter: number | undefined;
+  let lastSettled: number | undefined;
+
+  const writers = ops.map(async (op) => {
+    while (!stop) {
+      const id = ids++;
+      const started = performance.now();
+      inFlight.set(id, started);
+      try {
+        await op();
+        const now = performance.now();
+        acks.push(now);
+        if (started > killAt && firstAfter === undefined) firstAfter = now;
+      } catch (e) {
+        count(errors, codeOf(e));
+        await sleep(10);
+      } finally {
+        const now = performance.now();
+        inFlight.delete(id);
+        if (now > killAt) longest = Math.max(longest, now - started);
+        if (atKill.delete(id) && atKill.size === 0) lastSettled = now;
+      }
+    }
+  });
+
+  await sleep(WARMUP_MS);
+  const leader = await cluster.leader();
+  if (leader < 0) throw new Error('no etcd leader found');
+  killAt = performance.now();
+  atKill = new Set(inFlight.keys());
+  const killed = cluster.kill(leader);
+  const settled = () => firstAfter !== undefined && atKill.size === 0;
+  while (!settled() && performance.now() - killAt < CAP_MS) await sleep(5);
+  if (settled()) await sleep(AFTER_MS);
+  const end = performance.now();
+  stop = true;
+  for (const started of inFlight.values()) longest = Math.max(longest, end - started);
+  release();
+  // Writers stuck in a call the client never ends are abandoned after 15 s.
+  await Promise.race([Promise.all(writers), sleep(15_000)]);
+  const abandoned = inFlight.size;
+  await killed;
+
+  const lastBefore = acks.filter((t) => t <= killAt).at(-1) ?? killAt;
+  const window = [lastBefore, ...acks.filter((t) => t > killAt && t <= end), end];
+  let maxGap = 0;
+  for (let i = 1; i < window.length; i++) maxGap = Math.max(maxGap, (window[i] as number) - (window[i - 1] as number));
+  await cluster.restart(leader);
+  return {
+    stallMs: firstAfter === undefined || firstAfter > end ? undefined : firstAfter - killAt,
+    inFlightSettledMs: atKill.size > 0 && lastSettled === undefined ? undefined : (lastSettled ?? killAt) - killAt,
+    maxGapMs: maxGap,
+    longestSubmitMs: longest,
+    acks: acks.filter((t) => t > killAt && t <= end).length,
+    errors: Object.fromEntries(errors),
+    abandoned,
+  };
+}
+
+/** A writer through the nodes: owners built as it goes, a new one after any refusal. */
+function nodeWriter(nodes: readonly LedgerNode[], w: number): () => Promise<void> {
+  let i = 0;
+  let owner: { admin: EventSigner; policy: PolicyAddress; latest: { seq: number; head: string } } | undefined;
+  return async () => {
+    const node = nodes[(w + i++) % NODES] as LedgerNode;
+    try {
+      if (owner === undefined || owner.latest.seq >= STALL_CHAIN_SEQ) {
+        const admin = signer();
+        const receipt = await node.submit(signEvent(policyCreate([{ key: admin.publicKey, flags: ALL_FLAGS }], recovery), [admin]));
+        owner = { admin, policy: receipt.subject as PolicyAddress, latest: { seq: receipt.seq, head: receipt.id } };
+      } else {
+        const { admin, policy, latest } = owner;
+        const receipt = await node.submit(signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]));
+        owner.latest = { seq: receipt.seq, head: receipt.id };
+      }
+    } catch (e) {
+      owner = undefined;
+      throw e;
+    }
+  };
+}
+
+function putWriter(client: Etcd3, prefix: string, w: number, value: string): () => Promise<void> {
+  const kv = client.namespace(prefix);
+  let i = 0;
+  return async () => {
+    await kv.put(`w${w}/${i++}`).value(value).exec();
+  };
+}
+
+const capped = (ms: number | undefined) => (ms === undefined ? `> ${CAP_MS} (capped)` : round(ms, 0));
+
+function stallFigure(path: string, n: number, s: Stall): Record<string, unknown> {
+  return {
+    bench: 'etcd.leader-kill',
+    path,
+    round: n,
+    stallMs: capped(s.stallMs),
+    inFlightSettledMs: capped(s.inFlightSettledMs),
+    maxGapMs: round(s.maxGapMs, 0),
+    longestSubmitMs: round(s.longestSubmitMs, 0),
+    acksInWindow: s.acks,
+    errors: s.errors,
+    ...(s.abandoned > 0 ? { abandonedCalls: s.abandoned } : {}),
+  };
+}
+
+/** The worst of the rounds; a capped round counts as CAP_MS. */
+function worst(rounds: readonly Stall[]): { stall: number; inFlight: number; gap: number; longest: number; capped: boolean } {
+  return {
+    stall: Math.max(...rounds.map((s) => s.stallMs ?? CAP_MS)),
+    inFlight: Math.max(...rounds.map((s) => s.inFlightSettledMs ?? CAP_MS)),
+    gap: Math.max(...rounds.map((s) => s.maxGapMs)),
+    longest: Math.max(...rounds.map((s) => s.longestSubmitMs)),
+    capped: rounds.some((s) => s.stallMs === undefined || s.inFlightSettledMs === undefined),
+  };
+}
+
+async function leaderLoss(cluster: Cluster, nodes: readonly LedgerNode[]): Promise<void> {
+  const value = 'x'.repeat(600);
+  const runs: { path: string; rounds: Stall[]; make: () => { ops: (() => Promise<void>)[]; release: () => void } }[] = [
+    {
+      path: `${NODES} LedgerNodes over EtcdLogStore`,
+      rounds: [],
+      make: () => ({ ops: Array.from({ length: WRITERS }, (_, w) => nodeWriter(nodes, w)), release: () => undefined }),
+    },
+    {
+      path: "plain puts, etcd3 client with EtcdLogStore's options",
+      rounds: [],
+      make: () => {
+        const client = storeLikeClient(cluster.endpoints);
+        return { ops: Array.from({ length: WRITERS }, (_, w) => putWriter(client, 'dkms-bench/stall-tuned/', w, value)), release: () => client.close() };
+      },
+    },
+    {
+      path: 'plain puts, etcd3 client default options',
+      rounds: [],
+      make: () => {
+        const client = new Etcd3({ hosts: [...cluster.endpoints] });
+        return { ops: Array.from({ length: WRITERS }, (_, w) => putWriter(client, 'dkms-bench/stall-default/', w, value)), release: () => client.close() };
+      },
+    },
+  ];
+  for (const run of runs) {
+    for (let r = 1; r <= KILL_ROUNDS; r++) {
+      const { ops, release } = run.make();
+      const stall = await stallRound(cluster, ops, release);
+      run.rounds.push(stall);
+      report(stallFigure(run.path, r, stall));
+    }
+  }
+  const [nodeRun, tuned, dflt] = runs.map((run) => worst(run.rounds)) as [ReturnType<typeof worst>, ReturnType<typeof worst>, ReturnType<typeof worst>];
+  const figures = (w: ReturnType<typeof worst>) => ({
+    stallMs: round(w.stall, 0),
+    inFlightSettledMs: round(w.inFlight, 0),
+    maxGapMs: round(w.gap, 0),
+    longestSubmitMs: round(w.longest, 0),
+    ...(w.capped ? { capped: `some round hit the ${CAP_MS} ms cap` } : {}),
+  });
+  report({
+    bench: 'etcd.leader-kill.max',
+    rounds: KILL_ROUNDS,
+    writers: WRITERS,
+    nodes: figures(nodeRun),
+    rawDefaultClient: figures(dflt),
+    rawStoreOptionsClient: figures(tuned),
+    stallRatioToDefaultClient: round(nodeRun.stall / dflt.stall),
+    inFlightRatioToDefaultClient: round(nodeRun.inFlight / dflt.inFlight),
+    stallRatioToStoreOptionsClient: round(nodeRun.stall / tuned.stall),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export async function etcdBench(): Promise<void> {
+  if (!etcdInstalled()) {
+    process.stderr.write(INSTALL);
+    process.exit(1);
+  }
+  const root = mkdtempSync(join(tmpdir(), 'dkms-bench-etcd-'));
+  let cluster: Cluster | undefined;
+  const cleanUp = () => {
+    cluster?.killAll();
+    rmSync(root, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    cleanUp();
+    process.exit(130);
+  };
+  process.once('exit', cleanUp);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const nodes: LedgerNode[] = [];
+  try {
+    cluster = await startCluster(root);
+    const stats: StoreStats = { calls: new Map(), appendedEvents: 0, conflicts: 0 };
+    for (let n = 0; n < NODES; n++) {
+      const store = counted(new EtcdLogStore({ endpoints: cluster.endpoints, prefix: PREFIX }), stats);
+      nodes.push(await LedgerNode.open(store, nodeSigner(), { verifyThreads: VERIFY_THREADS }));
+    }
+    await throughput(cluster, nodes, stats);
+    await leaderLoss(cluster, nodes);
+  } finally {
+    for (const node of nodes) await node.close().catch(() => undefined);
+    await cluster?.stop();
+    cleanUp();
+    process.off('exit', cleanUp);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
