@@ -5,7 +5,7 @@
  */
 import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
-import { isDid, prepareEvent, type EventId, type PreparedEvent, type Subject } from './events.js';
+import { isDid, prepareEvent, subjectOf, type EventId, type PreparedEvent, type Subject } from './events.js';
 import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
 import { consistencyProof, inclusionProof, rootAt } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
@@ -63,6 +63,8 @@ const POOL_THRESHOLD = 16;
 const LEAF_CHUNK = 20_000;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
 const MAX_CONFLICTS = 100;
+/** Subject records a node keeps in memory for validation. */
+const RECORD_CACHE_LIMIT = 100_000;
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
@@ -81,6 +83,12 @@ export class LedgerNode {
   #flushing: Promise<void> | undefined;
   #lastTime: string;
   #lock: Promise<void> = Promise.resolve();
+  /**
+   * Subject records as of the log's first `tree.size` events (or later: a record read ahead of
+   * that only makes the next append conflict). Validation reads them here instead of the store;
+   * an append's compare-and-swap on the log's size proves they were current.
+   */
+  readonly #records = new Map<Subject, SubjectRecord | undefined>();
 
   private constructor(store: LogStore, signer: NodeSigner, tree: CompactTree, head: SignedTreeHead, options: NodeOptions) {
     this.store = store;
@@ -214,13 +222,16 @@ export class LedgerNode {
   async #catchUp(): Promise<void> {
     const size = await this.store.size();
     if (size <= this.#tree.size) return;
+    let last: LogRecord | undefined;
     for (let from = this.#tree.size; from < size; from += LEAF_CHUNK) {
       const to = Math.min(size, from + LEAF_CHUNK);
-      const leaves = await this.store.leaves(from, to);
-      if (leaves.length !== to - from) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store lists ${leaves.length} leaves for events ${from}..${to - 1}`);
+      const [leaves, records] = await Promise.all([this.store.leaves(from, to), this.store.range(from, to)]);
+      if (leaves.length !== to - from || records.length !== to - from) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store lists ${leaves.length} leaves and ${records.length} events for events ${from}..${to - 1}`);
+      // Other nodes changed these subjects: what this node remembers of them is out of date.
+      for (const record of records) this.#records.delete(subjectOf(record.event));
       this.#tree.commit(this.#tree.pending(leaves), to);
+      last = records.at(-1);
     }
-    const [last] = await this.store.range(size - 1, size);
     if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
     this.#head = signHead({ size, root: toBase64url(this.#tree.root()), time: last?.time ?? this.#lastTime }, this.#signer.key, (m) => this.#signer.sign(m));
   }
@@ -247,6 +258,22 @@ export class LedgerNode {
     return this.#exclusive(() => this.#commitNow(batch));
   }
 
+  /** The store's records through this node's memory of them. */
+  readonly #cachedView = {
+    subject: async (subject: Subject): Promise<SubjectRecord | undefined> => {
+      if (this.#records.has(subject)) return this.#records.get(subject);
+      const record = await this.store.subject(subject);
+      this.#remember(subject, record);
+      return record;
+    },
+    eventAt: (subject: Subject, seq: number) => this.store.eventAt(subject, seq),
+  };
+
+  #remember(subject: Subject, record: SubjectRecord | undefined): void {
+    if (this.#records.size >= RECORD_CACHE_LIMIT) this.#records.clear();
+    this.#records.set(subject, record);
+  }
+
   /** Runs `fn` alone: the tree and head change only under this lock. */
   #exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#lock.then(fn);
@@ -268,7 +295,8 @@ export class LedgerNode {
   async #commitNow(batch: readonly Prepared[]): Promise<void> {
     let remaining = batch;
     for (let attempt = 1; ; attempt++) {
-      await this.#catchUp();
+      // Optimistic: append at the size this node knows; the store refuses if the log grew.
+      if (attempt > 1) await this.#catchUp();
       const outcome = await this.#tryCommit(remaining);
       if (outcome === 'done') return;
       remaining = outcome;
@@ -282,13 +310,19 @@ export class LedgerNode {
     }
   }
 
-  /** One attempt: 'done', or the events to try again after a conflict (the ones that were valid). */
+  /**
+   * One attempt, validated against this node's memory of the records, which may be behind the
+   * log: a refusal is final only once the log is known not to have grown (the append's
+   * compare-and-swap succeeded, or, with nothing to append, the store's size says so).
+   * Returns 'done', or the whole batch to try again after catching up.
+   */
   async #tryCommit(batch: readonly Prepared[]): Promise<'done' | Prepared[]> {
-    const ahead = new ReadAheadView(this.store);
+    const ahead = new ReadAheadView(this.#cachedView);
     await ahead.readAhead(batch.flatMap(({ prepared: { event, subject } }) => (event.type === 'did.create' ? [subject, event.policy as Subject] : [subject])));
     const overlay = new OverlayView(ahead);
     const time = this.#nextTime();
     const accepted: { item: Prepared; accepted: Accepted; gseq: number }[] = [];
+    const refused: { item: Prepared; error: DkmsError }[] = [];
     for (const item of batch) {
       const { pending, prepared, verified } = item;
       const gseq = this.#tree.size + accepted.length;
@@ -297,10 +331,17 @@ export class LedgerNode {
         overlay.put(result.record, result.event);
         accepted.push({ item, accepted: result, gseq });
       } catch (e) {
-        pending.reject(asError(e));
+        refused.push({ item, error: asError(e) });
       }
     }
-    if (accepted.length === 0) return 'done';
+    const refuse = () => {
+      for (const { item, error } of refused) item.pending.reject(error);
+    };
+    if (accepted.length === 0) {
+      if ((await this.store.size()) !== this.#tree.size) return [...batch];
+      refuse();
+      return 'done';
+    }
 
     const events: StoredEvent[] = accepted.map(({ accepted: a, gseq }) => {
       const record: LogRecord = { gseq, time, event: a.event };
@@ -312,12 +353,15 @@ export class LedgerNode {
     try {
       await this.store.append({ events, subjects: overlay.changed(), head });
     } catch (e) {
-      if (e instanceof DkmsError && e.code === 'LEDGER_CONFLICT') return accepted.map((a) => a.item);
+      if (e instanceof DkmsError && e.code === 'LEDGER_CONFLICT') return [...batch];
+      refuse();
       for (const { item } of accepted) item.pending.reject(asError(e));
       return 'done';
     }
     this.#tree.commit(nodes, size);
     this.#head = head;
+    for (const record of overlay.changed()) this.#remember(record.subject, record);
+    refuse();
     for (const { item, accepted: a, gseq } of accepted) {
       item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
     }
@@ -402,7 +446,10 @@ export class LedgerNode {
     const rebuilt = new Map(replay.records().map((r) => [r.subject, canonicalJson(r)]));
     const stored = new Map((await this.store.subjects()).map((r) => [r.subject, canonicalJson(r)]));
     const differences = [...new Set([...rebuilt.keys(), ...stored.keys()])].filter((s) => rebuilt.get(s) !== stored.get(s)).sort();
-    if (write) await this.store.replaceSubjects(replay.records());
+    if (write) {
+      await this.store.replaceSubjects(replay.records());
+      this.#records.clear();
+    }
     return { events: size, subjects: rebuilt.size, differences };
   }
 
