@@ -64,7 +64,7 @@ const LEAF_CHUNK = 20_000;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
 const MAX_CONFLICTS = 100;
 /** Subject records a node keeps in memory for validation. */
-const RECORD_CACHE_LIMIT = 100_000;
+const RECORD_CACHE_LIMIT = 4_096;
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
