@@ -24,12 +24,11 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError } from 'etcd3';
+import { Etcd3 } from 'etcd3';
 import { canonicalJson, ed25519Generate, ed25519Sign, encodePublicKey } from '../src/crypto/index.js';
 import { isDkmsError } from '../src/errors.js';
 import { nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
-import { EtcdLogStore, ETCD_MAX_BATCH } from '../src/ledger/etcd-store.js';
+import { EtcdLogStore, ETCD_MAX_BATCH, etcdClientOptions } from '../src/ledger/etcd-store.js';
 import { eventId, subjectOf, type LedgerEvent, type PolicyAddress } from '../src/ledger/events.js';
 import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
 import type { AppendBatch, LogStore } from '../src/ledger/store.js';
@@ -239,25 +238,9 @@ function count(map: Map<string, number>, key: string): void {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-/** An etcd3 client configured as EtcdLogStore configures its own (copied from its constructor). */
+/** An etcd3 client configured as EtcdLogStore configures its own. */
 function storeLikeClient(endpoints: readonly string[]): Etcd3 {
-  const deadline = 500;
-  return new Etcd3({
-    hosts: [...endpoints],
-    dialTimeout: 1000,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + deadline }),
-    faultHandling: {
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
-      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
-    },
-    grpcOptions: {
-      'grpc.keepalive_time_ms': 1000,
-      'grpc.keepalive_timeout_ms': 500,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1000,
-    },
-  });
+  return new Etcd3(etcdClientOptions(endpoints));
 }
 
 /** Store calls by method, appends' events and conflicts: what a node asked of etcd. */

@@ -15,7 +15,7 @@
  * library's default of many seconds.
  */
 import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue, type Namespace } from 'etcd3';
+import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type Namespace } from 'etcd3';
 import { canonicalJson, fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { EventId, LedgerEvent, Subject } from './events.js';
@@ -63,6 +63,32 @@ export function parseEtcdUrl(url: string): string[] {
   return hosts.map((h) => `http://${h}`);
 }
 
+/**
+ * The etcd3 client settings the store uses: a fresh deadline for every attempt, immediate retries
+ * on another member, a per-member circuit that opens only briefly. (The library's defaults stall
+ * writes for many seconds after a leader is lost.)
+ */
+export function etcdClientOptions(endpoints: readonly string[], deadlineMs = 500): IOptions {
+  return {
+    hosts: [...endpoints],
+    dialTimeout: 1000,
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + deadlineMs }),
+    faultHandling: {
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
+      host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
+    },
+    grpcOptions: {
+      // Not more often than etcd's --grpc-keepalive-min-time (5 s), which refuses faster pings;
+      // a lost member is noticed sooner anyway, by the per-call deadline.
+      'grpc.keepalive_time_ms': 5000,
+      'grpc.keepalive_timeout_ms': 1000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1000,
+    },
+  };
+}
+
 export class EtcdLogStore implements LogStore {
   readonly maxBatch = ETCD_MAX_BATCH;
   readonly #client: Etcd3;
@@ -70,26 +96,7 @@ export class EtcdLogStore implements LogStore {
   readonly #budgetMs: number;
 
   constructor(options: EtcdStoreOptions) {
-    const deadline = options.callDeadlineMs ?? 500;
-    this.#client = new Etcd3({
-      hosts: [...options.endpoints],
-      dialTimeout: 1000,
-      // A fresh deadline for every attempt (the retry below tries another member).
-      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + deadline }),
-      faultHandling: {
-        global: retry(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
-        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
-      },
-      grpcOptions: {
-        // Not more often than etcd's --grpc-keepalive-min-time (5 s), which refuses faster pings;
-        // a lost member is noticed sooner anyway, by the per-call deadline.
-        'grpc.keepalive_time_ms': 5000,
-        'grpc.keepalive_timeout_ms': 1000,
-        'grpc.keepalive_permit_without_calls': 1,
-        'grpc.initial_reconnect_backoff_ms': 100,
-        'grpc.max_reconnect_backoff_ms': 1000,
-      },
-    });
+    this.#client = new Etcd3(etcdClientOptions(options.endpoints, options.callDeadlineMs));
     this.#kv = this.#client.namespace(options.prefix ?? 'dkms/ledger/');
     this.#budgetMs = options.appendBudgetMs ?? 10_000;
   }
