@@ -18,9 +18,7 @@
  *   between two acknowledgements around the kill and the longest single submit. The member is
  *   restarted and the cluster is healthy again before the next of 3 rounds.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,6 +32,7 @@ import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
 import type { AppendBatch, LogStore } from '../src/ledger/store.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
+import { etcdInstalled, startEtcdCluster, type EtcdCluster } from './etcd-cluster.js';
 import { report, round } from './report.js';
 
 const WRITERS = 16;
@@ -51,160 +50,6 @@ const AFTER_MS = 1000;
 const CAP_MS = 20_000;
 const PREFIX = 'dkms-bench/ledger/';
 const INSTALL = 'etcd is not installed: run `apt-get install -y etcd-server etcd-client` (as root), then `npm run bench -- etcd` again\n';
-
-// ---------------------------------------------------------------------------------------------
-// A three-member cluster (the essentials of test/helpers/etcd.ts)
-
-interface Member {
-  readonly name: string;
-  readonly clientUrl: string;
-  readonly peerUrl: string;
-  readonly dir: string;
-  process: ChildProcess | undefined;
-}
-
-interface Cluster {
-  readonly endpoints: readonly string[];
-  kill(i: number): Promise<void>;
-  restart(i: number): Promise<void>;
-  leader(): Promise<number>;
-  /** SIGKILLs every member by PID; synchronous, so that exit handlers can call it. */
-  killAll(): void;
-  stop(): Promise<void>;
-}
-
-function etcdInstalled(): boolean {
-  const works = (cmd: string, args: string[]) => {
-    const probe = spawnSync(cmd, args, { stdio: 'ignore' });
-    return probe.error === undefined && probe.status === 0;
-  };
-  return works('etcd', ['--version']) && works('etcdctl', ['version']);
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** Six free ports below the ephemeral range (which starts at 32768). */
-async function freePorts(): Promise<number[]> {
-  for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 1_200) * 10;
-    const ports = [0, 1, 2, 3, 4, 5].map((i) => base + i);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return ports;
-  }
-  throw new Error('no six free ports for an etcd cluster');
-}
-
-function startMember(member: Member, cluster: string, token: string, state: 'new' | 'existing'): ChildProcess {
-  mkdirSync(member.dir, { recursive: true, mode: 0o700 });
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
-  return spawn(
-    'etcd',
-    [
-      '--name', member.name,
-      '--data-dir', member.dir,
-      '--listen-client-urls', member.clientUrl,
-      '--advertise-client-urls', member.clientUrl,
-      '--listen-peer-urls', member.peerUrl,
-      '--initial-advertise-peer-urls', member.peerUrl,
-      '--initial-cluster', cluster,
-      '--initial-cluster-token', token,
-      '--initial-cluster-state', state,
-      '--heartbeat-interval', '50',
-      '--election-timeout', '500',
-      '--snapshot-count', '10000',
-      '--logger', 'zap',
-      '--log-level', 'error',
-    ],
-    { env, stdio: ['ignore', 'ignore', 'ignore'] },
-  );
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
-
-async function healthy(endpoints: readonly string[], timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const probe = spawnSync('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '300ms', '--command-timeout', '700ms', 'endpoint', 'health'], { encoding: 'utf8' });
-    if (probe.status === 0) return;
-    await sleep(100);
-  }
-  throw new Error(`the etcd cluster at ${endpoints.join(',')} did not become healthy`);
-}
-
-async function startCluster(root: string): Promise<Cluster> {
-  const ports = await freePorts();
-  const members: Member[] = [0, 1, 2].map((i) => ({
-    name: `m${i}`,
-    clientUrl: `http://127.0.0.1:${ports[i] ?? 0}`,
-    peerUrl: `http://127.0.0.1:${ports[i + 3] ?? 0}`,
-    dir: join(root, `m${i}`),
-    process: undefined,
-  }));
-  const initial = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
-  const token = `dkms-bench-${process.pid}-${ports[0] ?? 0}`;
-  const launch = (member: Member, state: 'new' | 'existing') => {
-    member.process = startMember(member, initial, token, state);
-  };
-  const killAll = () => {
-    for (const member of members) if (member.process?.exitCode === null && member.process.signalCode === null) member.process.kill('SIGKILL');
-  };
-  for (const member of members) launch(member, 'new');
-  const endpoints = members.map((m) => m.clientUrl);
-  try {
-    await healthy(endpoints);
-  } catch (e) {
-    killAll();
-    throw e;
-  }
-  return {
-    endpoints,
-    killAll,
-    async kill(i) {
-      const child = members[i]?.process;
-      if (child === undefined) return;
-      child.kill('SIGKILL');
-      await exited(child);
-    },
-    async restart(i) {
-      const member = members[i];
-      if (member !== undefined) launch(member, 'existing');
-      await healthy(endpoints);
-    },
-    async leader() {
-      // Member ids are 64-bit: compare them as the strings the client gives, not as numbers.
-      for (const [i, endpoint] of endpoints.entries()) {
-        const client = new Etcd3({ hosts: endpoint, defaultCallOptions: { deadline: Date.now() + 1000 } });
-        try {
-          const status = await client.maintenance.status();
-          if (String(status.leader) === String(status.header.member_id)) return i;
-        } catch {
-          // A dead member is not the leader.
-        } finally {
-          client.close();
-        }
-      }
-      return -1;
-    },
-    async stop() {
-      for (const member of members) {
-        const child = member.process;
-        if (child === undefined) continue;
-        child.kill('SIGKILL');
-        await exited(child);
-      }
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -308,7 +153,7 @@ async function rawPutRate(client: Etcd3, valueBytes: number, puts: number, prefi
   return puts / ((performance.now() - start) / 1000);
 }
 
-async function throughput(cluster: Cluster, nodes: readonly LedgerNode[], stats: StoreStats): Promise<void> {
+async function throughput(cluster: EtcdCluster, nodes: readonly LedgerNode[], stats: StoreStats): Promise<void> {
   const chains = Array.from({ length: Math.ceil(EVENTS / CHAIN) }, () => ownerChain(CHAIN));
   const valueBytes = Math.round(chains.flat().reduce((n, e) => n + Buffer.byteLength(canonicalJson(e)), 0) / (chains.length * CHAIN));
 
@@ -403,7 +248,7 @@ interface Stall {
  * flight at the kill has settled (at most CAP_MS), then AFTER_MS more. `release` runs when the
  * writers are told to stop (a client may close to free stuck calls).
  */
-async function stallRound(cluster: Cluster, ops: readonly (() => Promise<void>)[], release: () => void): Promise<Stall> {
+async function stallRound(cluster: EtcdCluster, ops: readonly (() => Promise<void>)[], release: () => void): Promise<Stall> {
   const acks: number[] = [];
   const inFlight = new Map<number, number>();
   const errors = new Map<string, number>();
@@ -530,7 +375,7 @@ function worst(rounds: readonly Stall[]): { stall: number; inFlight: number; gap
   };
 }
 
-async function leaderLoss(cluster: Cluster, nodes: readonly LedgerNode[]): Promise<void> {
+async function leaderLoss(cluster: EtcdCluster, nodes: readonly LedgerNode[]): Promise<void> {
   const value = 'x'.repeat(600);
   const runs: { path: string; rounds: Stall[]; make: () => { ops: (() => Promise<void>)[]; release: () => void } }[] = [
     {
@@ -592,7 +437,7 @@ export async function etcdBench(): Promise<void> {
     process.exit(1);
   }
   const root = mkdtempSync(join(tmpdir(), 'dkms-bench-etcd-'));
-  let cluster: Cluster | undefined;
+  let cluster: EtcdCluster | undefined;
   const cleanUp = () => {
     cluster?.killAll();
     rmSync(root, { recursive: true, force: true });
@@ -606,7 +451,7 @@ export async function etcdBench(): Promise<void> {
   process.once('SIGTERM', onSignal);
   const nodes: LedgerNode[] = [];
   try {
-    cluster = await startCluster(root);
+    cluster = await startEtcdCluster(root);
     const stats: StoreStats = { calls: new Map(), appendedEvents: 0, conflicts: 0 };
     for (let n = 0; n < NODES; n++) {
       const store = counted(new EtcdLogStore({ endpoints: cluster.endpoints, prefix: PREFIX }), stats);

@@ -1,170 +1,32 @@
 /**
- * A real three-member etcd cluster on 127.0.0.1 for tests: its own data directories, ports
- * chosen free, stopped by the PIDs it started. Without etcd installed it fails with how to
- * install it: these tests are never skipped.
+ * A real three-member etcd cluster for tests (bench/etcd-cluster.ts), with data directories in a
+ * temporary directory removed on stop. Without etcd installed it fails with how to install it:
+ * these tests are never skipped.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { mkdtempSync } from 'node:fs';
-import { Etcd3 } from 'etcd3';
+import { join } from 'node:path';
+import { etcdInstalled, startEtcdCluster as start, type EtcdCluster } from '../../bench/etcd-cluster.js';
 
-export interface EtcdMember {
-  readonly name: string;
-  readonly clientUrl: string;
-  readonly peerUrl: string;
-  readonly dir: string;
-  process: ChildProcess | undefined;
-}
-
-export interface EtcdCluster {
-  readonly endpoints: readonly string[];
-  readonly members: readonly EtcdMember[];
-  /** The URL of `etcd://host:port,…` form the CLI takes. */
-  readonly url: string;
-  /** SIGKILLs member `i` and waits until it is gone. */
-  kill(i: number): Promise<void>;
-  /** Starts member `i` again on its data directory. */
-  restart(i: number): Promise<void>;
-  /** The index of the current leader. */
-  leader(): Promise<number>;
-  stop(): Promise<void>;
-}
+export type { EtcdCluster, EtcdMember } from '../../bench/etcd-cluster.js';
 
 const INSTALL = 'etcd is not installed: run `apt-get install -y etcd-server etcd-client` (what .ci/run does)';
 
-function requireEtcd(): void {
-  const probe = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
-  if (probe.error !== undefined || probe.status !== 0) throw new Error(INSTALL);
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-/** Six free ports below the ephemeral range (which starts at 32768 here). */
-async function freePorts(): Promise<number[]> {
-  for (let tries = 0; tries < 50; tries++) {
-    const base = 20_000 + Math.floor(Math.random() * 1_200) * 10;
-    const ports = [0, 1, 2, 3, 4, 5].map((i) => base + i);
-    if ((await Promise.all(ports.map(portFree))).every(Boolean)) return ports;
-  }
-  throw new Error('no six free ports for an etcd cluster');
-}
-
-function startMember(member: EtcdMember, cluster: string, token: string, state: 'new' | 'existing'): ChildProcess {
-  mkdirSync(member.dir, { recursive: true, mode: 0o700 });
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ETCD_')));
-  const child = spawn(
-    'etcd',
-    [
-      '--name', member.name,
-      '--data-dir', member.dir,
-      '--listen-client-urls', member.clientUrl,
-      '--advertise-client-urls', member.clientUrl,
-      '--listen-peer-urls', member.peerUrl,
-      '--initial-advertise-peer-urls', member.peerUrl,
-      '--initial-cluster', cluster,
-      '--initial-cluster-token', token,
-      '--initial-cluster-state', state,
-      '--heartbeat-interval', '50',
-      '--election-timeout', '500',
-      '--snapshot-count', '10000',
-      '--logger', 'zap',
-      '--log-level', 'error',
-    ],
-    { env, stdio: ['ignore', 'ignore', 'ignore'] },
-  );
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-}
-
-async function healthy(endpoints: readonly string[], timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const probe = spawnSync('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '300ms', '--command-timeout', '700ms', 'endpoint', 'health'], { encoding: 'utf8' });
-    if (probe.status === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the etcd cluster at ${endpoints.join(',')} did not become healthy`);
-}
-
-const live = new Set<ChildProcess>();
+const running = new Set<EtcdCluster>();
 process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
+  for (const cluster of running) cluster.killAll();
 });
 
 export async function startEtcdCluster(): Promise<EtcdCluster> {
-  requireEtcd();
+  if (!etcdInstalled()) throw new Error(INSTALL);
   const root = mkdtempSync(join(tmpdir(), 'dkms-etcd-'));
-  const ports = await freePorts();
-  const members: EtcdMember[] = [0, 1, 2].map((i) => ({
-    name: `m${i}`,
-    clientUrl: `http://127.0.0.1:${ports[i] ?? 0}`,
-    peerUrl: `http://127.0.0.1:${ports[i + 3] ?? 0}`,
-    dir: join(root, `m${i}`),
-    process: undefined,
-  }));
-  const cluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
-  const token = `dkms-test-${process.pid}-${ports[0] ?? 0}`;
-  const launch = (member: EtcdMember, state: 'new' | 'existing') => {
-    const child = startMember(member, cluster, token, state);
-    live.add(child);
-    child.once('exit', () => live.delete(child));
-    member.process = child;
-  };
-  for (const member of members) launch(member, 'new');
-  const endpoints = members.map((m) => m.clientUrl);
-  await healthy(endpoints);
+  const cluster = await start(root);
+  running.add(cluster);
   return {
-    endpoints,
-    members,
-    url: `etcd://${endpoints.map((e) => e.replace('http://', '')).join(',')}`,
-    async kill(i) {
-      const child = members[i]?.process;
-      if (child === undefined) return;
-      child.kill('SIGKILL');
-      await exited(child);
-    },
-    async restart(i) {
-      const member = members[i];
-      if (member === undefined) return;
-      launch(member, 'existing');
-    },
-    async leader() {
-      // Member ids are 64-bit: compare them as the strings the client gives, not as JSON numbers.
-      for (const [i, endpoint] of endpoints.entries()) {
-        const client = new Etcd3({ hosts: endpoint, defaultCallOptions: { deadline: Date.now() + 1000 } });
-        try {
-          const status = await client.maintenance.status();
-          if (status.leader === status.header.member_id) return i;
-        } catch {
-          // A dead member is not the leader.
-        } finally {
-          client.close();
-        }
-      }
-      return -1;
-    },
+    ...cluster,
     async stop() {
-      for (const member of members) {
-        const child = member.process;
-        if (child === undefined) continue;
-        child.kill('SIGKILL');
-        await exited(child);
-      }
+      await cluster.stop();
+      running.delete(cluster);
       rmSync(root, { recursive: true, force: true });
     },
   };
