@@ -18,7 +18,6 @@
  * The random delays come from a seeded generator; set DKMS_CRASH_SEED to replay the delays.
  * Every failure message carries the seed, the trial and the delay.
  */
-import { randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -34,6 +33,7 @@ import { LedgerClient } from '../../src/ledger/client.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import type { Agent } from '../../src/policy/types.js';
 import { startAgency, type RunningAgency } from '../../src/server/agency-service.js';
+import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 import { commitment, testKey } from '../helpers/ledger.js';
@@ -53,21 +53,7 @@ const NOTE = 'https://example.org/test/1.0/crash-note';
 /** The agency's largest pickup page (MAX_PICKUP). */
 const PAGE = 500;
 
-const SEED = process.env.DKMS_CRASH_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.DKMS_CRASH_SEED);
-
-/** mulberry32: a small seeded generator, so that a failing run's delays can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = seededRandom(SEED);
-const delayBetween = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
+const { seed: SEED, between: delayBetween } = seededDelays('DKMS_CRASH_SEED');
 
 // The owner's edge agents, whose private keys the test holds.
 

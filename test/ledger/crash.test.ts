@@ -22,7 +22,7 @@
  * The random delays come from a seeded generator; set DKMS_CRASH_SEED to replay a run. Every
  * failure message carries the seed, the trial, the mode and the delay.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,6 +39,7 @@ import type { LedgerNode } from '../../src/ledger/node.js';
 import { recordLeaf } from '../../src/ledger/replay.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ledgerDir, openLedgerNode } from '../../src/server/ledger-service.js';
+import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
@@ -56,21 +57,7 @@ const MAX_DELAY_MS = 400;
 
 type Mode = 'direct' | 'http';
 
-const SEED = process.env.DKMS_CRASH_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.DKMS_CRASH_SEED);
-
-/** mulberry32: a small seeded generator, so that a failing run can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = seededRandom(SEED);
-const delayBetween = (min: number, max: number): number => min + Math.floor(random() * (max - min + 1));
+const { seed: SEED, between: delayBetween } = seededDelays('DKMS_CRASH_SEED');
 
 /** The fixed keys the child signs with: crash-child.mjs derives the same. */
 function fixedKey(owner: number, role: string): EventSigner {

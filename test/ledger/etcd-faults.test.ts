@@ -24,7 +24,6 @@
  *
  * Kill delays of the children come from a seeded generator: set DKMS_ETCD_FAULT_SEED to replay.
  */
-import { randomInt } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +37,7 @@ import { EtcdLogStore } from '../../src/ledger/etcd-store.js';
 import { eventId, subjectOf, type LedgerEvent, type PolicyAddress, type Subject } from '../../src/ledger/events.js';
 import { LedgerNode } from '../../src/ledger/node.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
+import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { killLiveChildren, runChild, type ChildRun } from '../helpers/kill-child.js';
@@ -71,20 +71,7 @@ const LIVENESS_MS = 15_000;
  */
 const REFUSED_MAY_BE_LOGGED = new Set(['LEDGER_STORE_UNAVAILABLE']);
 
-const SEED = process.env.DKMS_ETCD_FAULT_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.DKMS_ETCD_FAULT_SEED);
-
-/** mulberry32: a small seeded generator, so that a failing run can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = seededRandom(SEED);
+const { seed: SEED, between: delayBetween } = seededDelays('DKMS_ETCD_FAULT_SEED');
 
 const guard = new DistGuard(['ledger', 'crypto', 'policy']);
 
@@ -570,7 +557,7 @@ describe('ledger nodes on etcd under member and node faults, with sustained conc
     const acked: number[] = [];
     let killsInFlight = 0;
     for (trial = 0; trial < CHILD_TRIALS; trial++) {
-      delay = MIN_KILL_DELAY_MS + Math.floor(random() * (MAX_KILL_DELAY_MS - MIN_KILL_DELAY_MS + 1));
+      delay = delayBetween(MIN_KILL_DELAY_MS, MAX_KILL_DELAY_MS);
       const acksBefore = child.acks.size;
       const run = await runChild(CHILD, { endpoints: cluster.endpoints, prefix, owners: CHILD_OWNERS }, delay);
       // The child is dead and its pipes drained: the kill was a moment ago.

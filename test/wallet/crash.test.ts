@@ -9,7 +9,7 @@
  * The random delays come from a seeded generator; set DKMS_CRASH_SEED to replay a run. Every
  * failure message carries the seed, the trial and the delay.
  */
-import { createHash, randomBytes, randomInt } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DkmsError } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
+import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
@@ -32,21 +33,8 @@ const PASSPHRASE_REKEY_MAX_DELAY_MS = 600;
 const PUT_MAX_DELAY_MS = 150;
 /** A child that is not ready by then is stuck; the trial fails rather than hangs. */
 
-const SEED = process.env.DKMS_CRASH_SEED === undefined ? randomInt(2 ** 31) : Number(process.env.DKMS_CRASH_SEED);
-
-/** mulberry32: a small seeded generator, so that a failing run can be replayed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-const random = seededRandom(SEED);
-const delayUpTo = (max: number): number => Math.floor(random() * (max + 1));
+const { seed: SEED, between } = seededDelays('DKMS_CRASH_SEED');
+const delayUpTo = (max: number): number => between(0, max);
 
 // Secrets, as the child receives them and as the parent uses them.
 
