@@ -135,8 +135,9 @@ export class Agency {
     const jwe = parseJwe(body);
     const record = await this.#recipientCloudAgent(jwe.recipients.map((r) => r.header?.['kid']));
     const kxName = kxKeyName(record.id);
-    const kx = this.#wallet.key(kxName);
-    const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', decodePublicKey(record.kx, 'x25519').publicKey), publicKey: decodePublicKey(kx.publicKey, 'x25519').publicKey, agree: (peer) => kx.agree(peer) }]);
+    const publicKey = decodePublicKey(record.kx, 'x25519').publicKey;
+    // The public key is the record's: only the agreement itself goes to the wallet.
+    const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.#wallet.agree(kxName, peer) }]);
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');

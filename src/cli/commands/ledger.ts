@@ -7,6 +7,7 @@ import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
+import type { LedgerNode } from '../../ledger/node.js';
 
 /** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
 export function untilStopped(): Promise<string> {
@@ -29,6 +30,17 @@ export async function serveUntilStopped(ctx: Context, services: readonly { close
   await untilStopped();
   for (const service of services) await service.close();
   if (!ctx.json) process.stdout.write('stopped\n');
+}
+
+/** Opens the node's store for an offline task (audit, reindex), runs it, and always closes. */
+async function withStoppedNode(ctx: Context, store: string | undefined, fn: (node: LedgerNode) => Promise<void>): Promise<void> {
+  const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, store);
+  try {
+    await fn(node);
+  } finally {
+    await node.close();
+    closeIdentity();
+  }
 }
 
 export function ledgerCommand(): Command {
@@ -74,15 +86,11 @@ export function ledgerCommand(): Command {
     .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
     .action(async (opts: { store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, opts.store);
-      try {
+      await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, problems } = await node.verify();
         emit(ctx, { events, problems, ok: problems.length === 0 }, () => (problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n')));
         if (problems.length > 0) throw new DkmsError('LEDGER_STORE_DAMAGED', `${problems.length} problem(s) found in ${events} events`);
-      } finally {
-        await node.close();
-        closeIdentity();
-      }
+      });
     });
 
   ledger
@@ -91,16 +99,12 @@ export function ledgerCommand(): Command {
     .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
     .action(async (opts: { store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, opts.store);
-      try {
+      await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, subjects, differences } = await node.reindex(true);
         emit(ctx, { events, subjects, differences }, () =>
           `rebuilt ${subjects} subjects from ${events} events; ${differences.length === 0 ? 'the stored state was identical' : `corrected ${differences.length}: ${differences.join(', ')}`}`,
         );
-      } finally {
-        await node.close();
-        closeIdentity();
-      }
+      });
     });
 
   ledger
