@@ -23,6 +23,8 @@ export const POLICY_PREFIX = 'policy:';
 export const DID_PREFIX = 'did:dkms:';
 /** Largest canonical event accepted. */
 export const MAX_EVENT_BYTES = 64 * 1024;
+/** The longest delay a recovery commitment may set: a year. */
+export const MAX_RECOVERY_DELAY_SECONDS = 365 * 24 * 3600;
 
 function isBase58Digest(text: string): boolean {
   try {
@@ -64,6 +66,7 @@ const rules = z.strictObject({ grant: count, revoke: count, rules: count, did: c
 const recovery = z.strictObject({
   digests: z.array(z.string().max(64).refine(isDigest, 'must be a base58btc SHA-256 digest')).min(1).max(16),
   threshold: count,
+  delay: z.number().int().min(0).max(MAX_RECOVERY_DELAY_SECONDS).optional(),
 });
 const service = z.strictObject({
   id: z.string().regex(/^#[A-Za-z0-9._~-]{1,64}$/, 'must be a fragment like #agency'),
@@ -84,6 +87,8 @@ export const LedgerEvent = z.discriminatedUnion('type', [
   z.strictObject({ ...common, ...next, type: z.literal('policy.revoke'), subject: policyAddress, key: signingKey }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.rules'), subject: policyAddress, rules }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.recover'), subject: policyAddress, next: recovery, agents: agents.optional(), rules: rules.optional() }),
+  z.strictObject({ ...common, ...next, type: z.literal('policy.cancel'), subject: policyAddress }),
+  z.strictObject({ ...common, ...next, type: z.literal('policy.complete'), subject: policyAddress }),
   z.strictObject({ ...common, ...inception, type: z.literal('did.create'), policy: policyAddress, services }),
   z.strictObject({ ...common, ...next, type: z.literal('did.update'), subject: did, services }),
   z.strictObject({ ...common, ...next, type: z.literal('did.deactivate'), subject: did }),
@@ -173,6 +178,9 @@ export function policyChangeOf(event: LedgerEvent): PolicyChange | undefined {
         ...(event.agents === undefined ? {} : { agents: event.agents }),
         ...(event.rules === undefined ? {} : { rules: event.rules }),
       };
+    case 'policy.cancel':
+    case 'policy.complete':
+      return { type: event.type };
     default:
       return undefined;
   }

@@ -80,7 +80,7 @@ export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp
 
   const change = policyChangeOf(event);
   if (change !== undefined) {
-    const policy = applyPolicyChange(current?.kind === 'policy' ? current.policy : undefined, change, signers);
+    const policy = applyPolicyChange(current?.kind === 'policy' ? current.policy : undefined, change, signers, stamp.time);
     return { event, id, subject, canonical, record: { ...base, kind: 'policy', subject: subject as PolicyRecord['subject'], policy } };
   }
   // checkStructure has shown that a non-inception DID event's subject is an existing DID.

@@ -7,7 +7,7 @@
 import { fromBase58btc, sha256, toBase58btc, decodePublicKey } from '../crypto/index.js';
 import { DkmsError, type ErrorCode } from '../errors.js';
 import { ADMIN_ONLY, FLAGS, flagNames, hasFlag } from './flags.js';
-import { DEFAULT_RULES, RULE_NAMES, type Agent, type PolicyChange, type PolicyRules, type RecoveryCommitment, type Rules } from './types.js';
+import { DEFAULT_RULES, RULE_NAMES, type Agent, type PendingRecovery, type PolicyChange, type PolicyRules, type RecoveryCommitment, type Rules } from './types.js';
 
 const fail = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
@@ -79,9 +79,9 @@ function checkCommitment(next: RecoveryCommitment, revealed: readonly string[]):
   if (reused !== undefined) throw fail('EVENT_RECOVERY_KEY_REUSED', `recovery key digest ${reused} was already revealed and cannot be committed again`);
 }
 
-/** Every new agent proves possession of its key by signing. */
-function checkPossession(agents: readonly Agent[], signers: ReadonlySet<string>, what: string): void {
-  const missing = agents.find((a) => !signers.has(a.key));
+/** Every new agent proves possession of its key by signing; agents `known` already did when added. */
+function checkPossession(agents: readonly Agent[], signers: ReadonlySet<string>, what: string, known: readonly Agent[] = []): void {
+  const missing = agents.find((a) => !signers.has(a.key) && !known.some((k) => k.key === a.key));
   if (missing !== undefined) throw fail('EVENT_UNAUTHORIZED', `${what}: agent ${missing.key} must sign to prove it holds its key`);
 }
 
@@ -126,42 +126,87 @@ function revoke(state: PolicyRules, key: string, signers: ReadonlySet<string>): 
   return { ...state, agents: state.agents.filter((a) => a.key !== key) };
 }
 
-function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'policy.recover' }>, signers: ReadonlySet<string>): PolicyRules {
+/**
+ * `policy.recover`: the committed recovery keys (as many as the threshold) outrank every agent.
+ * New agents prove possession by signing; agents the policy already has (a cloud agent kept
+ * through a recovery) proved it when they were added. With a delay in the commitment the change
+ * waits as `pending` until `policy.complete`; otherwise it applies at once.
+ */
+function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'policy.recover' }>, signers: ReadonlySet<string>, time: string): PolicyRules {
+  if (state.pending !== undefined) throw fail('RECOVERY_PENDING', `a delayed recovery is already pending until ${state.pending.until}; cancel it or let it complete`);
   const newAgents = change.agents ?? [];
-  let revealedNow = 0;
   const revealed: string[] = [];
   for (const key of signers) {
     const digest = recoveryKeyDigest(key);
-    if (state.recovery.digests.includes(digest)) {
-      revealedNow++;
-      revealed.push(digest);
-    } else if (!newAgents.some((a) => a.key === key)) {
+    if (state.recovery.digests.includes(digest)) revealed.push(digest);
+    else if (!newAgents.some((a) => a.key === key)) {
       throw fail('EVENT_UNAUTHORIZED', `policy.recover: signer ${key} is neither a committed recovery key nor a new agent`);
     }
   }
-  if (revealedNow < state.recovery.threshold) {
-    throw fail('EVENT_THRESHOLD', `policy.recover needs ${state.recovery.threshold} committed recovery keys, got ${revealedNow}`);
+  if (revealed.length < state.recovery.threshold) {
+    throw fail('EVENT_THRESHOLD', `policy.recover needs ${state.recovery.threshold} committed recovery keys, got ${revealed.length}`);
   }
   if (change.agents !== undefined) {
     checkAgents(change.agents);
-    checkPossession(change.agents, signers, 'policy.recover');
+    checkPossession(change.agents, signers, 'policy.recover', state.agents);
   }
-  const allRevealed = [...new Set([...state.revealed, ...revealed])].sort();
-  checkCommitment(change.next, allRevealed);
-  return {
-    agents: change.agents === undefined ? state.agents : sortAgents(change.agents),
-    rules: change.rules ?? state.rules,
-    recovery: change.next,
-    revealed: allRevealed,
+  const pending: PendingRecovery = {
+    since: time,
+    until: new Date(Date.parse(time) + (state.recovery.delay ?? 0) * 1000).toISOString(),
+    next: change.next,
+    ...(change.agents === undefined ? {} : { agents: sortAgents(change.agents) }),
+    ...(change.rules === undefined ? {} : { rules: change.rules }),
+    revealed: revealed.sort(),
   };
+  const after = applyRecovery(state, pending);
+  if ((state.recovery.delay ?? 0) === 0) return after;
+  assertNoLockout(after);
+  return { ...state, pending };
+}
+
+/** The policy once a recovery takes effect. */
+function applyRecovery(state: PolicyRules, recovery: PendingRecovery): PolicyRules {
+  const allRevealed = [...new Set([...state.revealed, ...recovery.revealed])].sort();
+  checkCommitment(recovery.next, allRevealed);
+  return { agents: recovery.agents ?? state.agents, rules: recovery.rules ?? state.rules, recovery: recovery.next, revealed: allRevealed };
+}
+
+function pendingOf(state: PolicyRules, what: string): PendingRecovery {
+  if (state.pending === undefined) throw fail('EVENT_INVALID', `${what}: no delayed recovery is pending`);
+  return state.pending;
+}
+
+/**
+ * `policy.complete`: a pending recovery takes effect once its delay has passed by ledger time.
+ * Completing adds no authority (the recovery keys gave it), so any party to it may sign: a new
+ * agent, a current agent or a recovery key that signed it.
+ */
+function complete(state: PolicyRules, signers: ReadonlySet<string>, time: string): PolicyRules {
+  const pending = pendingOf(state, 'policy.complete');
+  for (const key of signers) {
+    const party = (pending.agents ?? []).some((a) => a.key === key) || findAgent(state, key) !== undefined || pending.revealed.includes(recoveryKeyDigest(key));
+    if (!party) throw fail('EVENT_UNAUTHORIZED', `policy.complete: signer ${key} is not a party to the pending recovery`);
+  }
+  if (Date.parse(time) < Date.parse(pending.until)) {
+    throw fail('RECOVERY_DELAY', `the pending recovery may complete from ${pending.until} (ledger time); it is ${time}`);
+  }
+  return applyRecovery(state, pending);
+}
+
+/** `policy.cancel`: enough ADMIN agents (the `rules` threshold) stop a pending recovery. */
+function cancel(state: PolicyRules, signers: ReadonlySet<string>): PolicyRules {
+  pendingOf(state, 'policy.cancel');
+  checkSigners(state, signers, FLAGS.ADMIN, state.rules.rules, 'policy.cancel');
+  const { pending: _pending, ...rest } = state;
+  return rest;
 }
 
 /**
  * Applies one change to a policy (undefined before its creation) signed by `signers`, the
- * keys whose signatures the caller has verified. Returns the next rules or throws a coded
- * DkmsError; it never changes its inputs.
+ * keys whose signatures the caller has verified, at ledger time `time`. Returns the next rules
+ * or throws a coded DkmsError; it never changes its inputs.
  */
-export function applyPolicyChange(state: PolicyRules | undefined, change: PolicyChange, signers: ReadonlySet<string>): PolicyRules {
+export function applyPolicyChange(state: PolicyRules | undefined, change: PolicyChange, signers: ReadonlySet<string>, time: string): PolicyRules {
   if (change.type === 'policy.create') {
     if (state !== undefined) throw fail('EVENT_INVALID', 'the policy already exists');
     const created = create(change, signers);
@@ -182,7 +227,13 @@ export function applyPolicyChange(state: PolicyRules | undefined, change: Policy
       next = { ...state, rules: change.rules };
       break;
     case 'policy.recover':
-      next = recover(state, change, signers);
+      next = recover(state, change, signers, time);
+      break;
+    case 'policy.complete':
+      next = complete(state, signers, time);
+      break;
+    case 'policy.cancel':
+      next = cancel(state, signers);
       break;
   }
   assertNoLockout(next);

@@ -11,12 +11,15 @@ import { canonicalJson } from '../../src/crypto/index.js';
 import { addSignatures, didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, PolicyAddress } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
-import { applyPolicyChange, checkDidAuthority } from '../../src/policy/authority.js';
+import { applyPolicyChange as applyAt, checkDidAuthority } from '../../src/policy/authority.js';
 import { ADMIN_ONLY, ALL_FLAGS, FLAGS, flagNames } from '../../src/policy/flags.js';
 import { RULE_NAMES, type Agent, type PolicyChange, type PolicyRules, type Rules } from '../../src/policy/types.js';
 import { codeOf, didRecord, expectRefused, outcome, policyRecord, smallOrderKey } from '../helpers/events.js';
 import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
+
+/** These tests are about authority, not time: every change at one fixed ledger time. */
+const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) => applyAt(...args, '2026-01-01T00:00:00.000Z');
 
 const { ADMIN, PROVE, PROVE_GRANT, PROVE_REVOKE } = FLAGS;
 const FLAG_SETS = Array.from({ length: 16 }, (_, i) => i);

@@ -9,12 +9,15 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, LedgerEvent, PolicyAddress } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
-import { applyPolicyChange, recoveryKeyDigest } from '../../src/policy/authority.js';
+import { applyPolicyChange as applyAt, recoveryKeyDigest } from '../../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import type { Agent, PolicyRules, RecoveryCommitment, Rules } from '../../src/policy/types.js';
 import { codeOf, didRecord, expectRefused, policyRecord } from '../helpers/events.js';
 import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.js';
 import { tempDir } from '../helpers/tmp.js';
+
+/** These tests are about authority, not time: every change at one fixed ledger time. */
+const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) => applyAt(...args, '2026-01-01T00:00:00.000Z');
 
 const { ADMIN, PROVE } = FLAGS;
 
