@@ -14,6 +14,8 @@ export interface SqliteFileOptions {
   readonly applicationId: number;
   readonly version: number;
   readonly schema: string;
+  /** SQL that takes a file of format `n` to `n + 1`, by `n`: older files are upgraded in place. */
+  readonly migrations?: Readonly<Record<number, string>>;
   /** What the file is, for messages: "ledger store", "agency store". */
   readonly what: string;
   readonly busy: ErrorCode;
@@ -47,12 +49,17 @@ export function openSqliteFile(path: string, options: SqliteFileOptions): Databa
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.exec('BEGIN EXCLUSIVE; COMMIT');
-    const version = db.pragma('user_version', { simple: true });
+    const version = Number(db.pragma('user_version', { simple: true }));
     const applicationId = db.pragma('application_id', { simple: true });
     if (version === 0 && applicationId === 0) {
       db.transaction(() => {
         db.exec(options.schema);
         db.pragma(`application_id = ${options.applicationId}`);
+        db.pragma(`user_version = ${options.version}`);
+      })();
+    } else if (applicationId === options.applicationId && version < options.version && canMigrate(options, version)) {
+      db.transaction(() => {
+        for (let v = version; v < options.version; v++) db.exec(options.migrations?.[v] ?? '');
         db.pragma(`user_version = ${options.version}`);
       })();
     } else if (applicationId !== options.applicationId || version !== options.version) {
@@ -63,6 +70,11 @@ export function openSqliteFile(path: string, options: SqliteFileOptions): Databa
     db.close();
     throw sqliteError(e, path, options);
   }
+}
+
+function canMigrate(options: SqliteFileOptions, from: number): boolean {
+  for (let v = from; v < options.version; v++) if (options.migrations?.[v] === undefined) return false;
+  return true;
 }
 
 /** Opens the file and builds the store over it; a store that fails to build closes the file. */

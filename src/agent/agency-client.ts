@@ -1,5 +1,6 @@
 /** An edge agent's HTTP client for an agency: every call but `post` is signed by the agent's key. */
 import { z } from 'zod';
+import { fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Jwe } from './didcomm/index.js';
 import { signRequest, type RequestSigner } from './request-auth.js';
@@ -14,6 +15,12 @@ export const CloudAgentInfoSchema = z.object({
   did: z.string().max(200),
 });
 export type CloudAgentDescription = z.infer<typeof CloudAgentInfoSchema>;
+
+const BackupVersionSchema = z.object({ version: z.number().int().min(1), created: z.string().max(40), size: z.number().int().min(0) });
+export type BackupVersion = z.infer<typeof BackupVersionSchema>;
+const BackupIndexSchema = z.object({ policy: z.string().max(100), cloud: CloudAgentInfoSchema, versions: z.array(BackupVersionSchema) });
+export type BackupIndex = z.infer<typeof BackupIndexSchema>;
+const BackupDataSchema = z.object({ version: z.number().int().min(1), created: z.string().max(40), data: z.string() });
 
 const PickupSchema = z.object({ messages: z.array(z.object({ id: z.string(), received: z.string(), envelope: z.unknown() })) });
 const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
@@ -62,6 +69,12 @@ export async function postEnvelope(endpoint: string, envelope: Jwe, options: Age
   await call(options.fetch ?? fetch, endpoint, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) }, options.timeoutMs ?? 10_000);
 }
 
+/** Whose backups a locator names at an agency, and their versions (no signature needed). */
+export async function fetchBackupIndex(agencyUrl: string, locator: string, options: AgencyClientOptions = {}): Promise<BackupIndex> {
+  const url = `${agencyUrl.replace(/\/+$/, '')}/v1/backups/${encodeURIComponent(locator)}`;
+  return parse(BackupIndexSchema, await call(options.fetch ?? fetch, url, { method: 'GET' }, options.timeoutMs ?? 10_000), 'backup index');
+}
+
 export class AgencyClient {
   readonly url: string;
   readonly #signer: RequestSigner;
@@ -75,7 +88,7 @@ export class AgencyClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  async #signed(method: 'GET' | 'POST', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
+  async #signed(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
     const headers: Record<string, string> = signRequest(this.#signer, method, path, body);
     if (body !== undefined) headers['content-type'] = 'application/json';
     return call(this.#fetch, `${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }, this.#timeoutMs + extraTimeoutMs);
@@ -99,6 +112,24 @@ export class AgencyClient {
   async pickup(limit = 100, waitSeconds = 0): Promise<PickedUp[]> {
     const answer = await this.#signed('GET', `/v1/mailbox?limit=${limit}&wait=${waitSeconds}`, undefined, waitSeconds * 1000);
     return parse(PickupSchema, answer, 'mailbox listing').messages as PickedUp[];
+  }
+
+  /** Stores a new backup version (already encrypted to the backup key) with the owner's cloud agent. */
+  async putBackup(cloudId: string, locator: string, data: Uint8Array): Promise<BackupVersion> {
+    const answer = await this.#signed('POST', `/v1/cloud-agents/${encodeURIComponent(cloudId)}/backups`, { locator, data: toBase64url(data) }, 30_000);
+    return parse(BackupVersionSchema, answer, 'backup receipt');
+  }
+
+  async deleteBackups(cloudId: string, locator: string): Promise<number> {
+    const answer = await this.#signed('DELETE', `/v1/cloud-agents/${encodeURIComponent(cloudId)}/backups/${encodeURIComponent(locator)}`);
+    return parse(z.object({ deleted: z.number().int().min(0) }), answer, 'deletion receipt').deleted;
+  }
+
+  /** One backup's bytes; this client's signer must be a committed recovery key. */
+  async getBackup(locator: string, version?: number): Promise<{ version: number; created: string; data: Uint8Array }> {
+    const query = version === undefined ? '' : `?version=${version}`;
+    const answer = parse(BackupDataSchema, await this.#signed('GET', `/v1/backups/${encodeURIComponent(locator)}/data${query}`, undefined, 30_000), 'backup');
+    return { version: answer.version, created: answer.created, data: fromBase64url(answer.data, 'backup') };
   }
 
   async ack(ids: readonly string[]): Promise<number> {

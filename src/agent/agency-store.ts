@@ -44,6 +44,16 @@ export interface Delivery {
   readonly received: string;
 }
 
+/** One stored backup version: an owner's wallet export, encrypted to the backup key (opaque here). */
+export interface BackupRecord {
+  /** Names the owner's backups; derived from the recovery secret, so only its holders know it. */
+  readonly locator: string;
+  readonly cloudId: string;
+  readonly version: number;
+  readonly created: string;
+  readonly size: number;
+}
+
 export interface AgencyStore {
   addCloudAgent(record: CloudAgentRecord): Promise<void>;
   cloudAgent(id: string): Promise<CloudAgentRecord | undefined>;
@@ -73,6 +83,17 @@ export interface AgencyStore {
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]>;
   /** Deletes the given messages of `agentKey`; returns how many existed. */
   ack(agentKey: string, ids: readonly string[]): Promise<number>;
+  /**
+   * Stores the next version under `locator` and keeps only the newest `keep`. BACKUP_UNAUTHORIZED
+   * if the locator already belongs to another cloud agent.
+   */
+  putBackup(cloudId: string, locator: string, data: Uint8Array, created: string, keep: number): Promise<BackupRecord>;
+  /** The versions under `locator`, oldest first. */
+  backups(locator: string): Promise<BackupRecord[]>;
+  /** One version's bytes (the newest when `version` is undefined). */
+  backupData(locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array } | undefined>;
+  /** Deletes every version under `locator` of `cloudId`; returns how many went. */
+  deleteBackups(cloudId: string, locator: string): Promise<number>;
   /** Deletes guest mail (for keys a cloud agent does not route) received before `before` (ISO time); returns how many went. */
   purgeGuests(before: string): Promise<number>;
   close(): Promise<void>;

@@ -8,14 +8,17 @@
 import { decodePublicKey, encodePublicKey, randomBytes, toBase58btc, utf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { FLAGS, hasFlag } from '../policy/flags.js';
-import type { Agent } from '../policy/types.js';
+import { recoveryKeyDigest } from '../policy/authority.js';
+import type { Agent, PolicyRules } from '../policy/types.js';
 import type { Wallet } from '../wallet/index.js';
-import type { AgencyStore, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { AgencyStore, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
 /** Reads a policy's current agents from the ledger, verified. */
 export interface PolicyReader {
   agents(policy: string): Promise<readonly Agent[]>;
+  /** The policy's recovery commitment. */
+  recovery(policy: string): Promise<Pick<PolicyRules, 'recovery'>>;
 }
 
 export interface AgencyOptions {
@@ -41,6 +44,10 @@ export interface CloudAgentInfo {
   /** The `next` that means "every edge agent of this owner". */
   readonly did: string;
 }
+
+/** The largest backup an agency stores, and how many versions it keeps per owner. */
+export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
+export const BACKUP_VERSIONS_KEPT = 20;
 
 export const DEFAULT_LIMITS: MailboxLimits = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, maxGuestMessages: 32 };
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
@@ -198,6 +205,50 @@ export class Agency {
       if (!(await this.#store.wasRemoved(record.id, key))) return [key];
     }
     throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
+  }
+
+  // ---- backups ----------------------------------------------------------------------------
+
+  /** Stores a new backup version for the owner of cloud agent `id`, sent by one of its agents. */
+  async putBackup(signer: string, id: string, locator: string, data: Uint8Array): Promise<BackupRecord> {
+    const record = await this.cloudAgent(id);
+    const agents = await this.#policies.agents(record.policy);
+    if (!agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may store its backups');
+    if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
+    return this.#store.putBackup(record.id, locator, data, new Date().toISOString(), BACKUP_VERSIONS_KEPT);
+  }
+
+  /** Deletes every backup under `locator` (after the owner moved to a new recovery secret). */
+  async deleteBackups(signer: string, id: string, locator: string): Promise<number> {
+    const record = await this.cloudAgent(id);
+    const agents = await this.#policies.agents(record.policy);
+    if (!agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may delete its backups');
+    return this.#store.deleteBackups(record.id, locator);
+  }
+
+  /**
+   * Whose backups `locator` names and which versions exist: the first step of a restore, before
+   * the new device knows which recovery key the policy commits to. Reveals only the policy
+   * address (public anyway) to whoever knows the locator, which is derived from R.
+   */
+  async backupIndex(locator: string): Promise<{ policy: string; cloud: CloudAgentInfo; versions: BackupRecord[] }> {
+    const versions = await this.#store.backups(locator);
+    const first = versions[0];
+    if (first === undefined) throw new DkmsError('BACKUP_NOT_FOUND', 'this agency holds no backup for that recovery secret');
+    const record = await this.cloudAgent(first.cloudId);
+    return { policy: record.policy, cloud: this.info(record), versions };
+  }
+
+  /** A backup's bytes, for a request signed by a recovery key the owner's policy commits to. */
+  async getBackup(signer: string, locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array }> {
+    const { policy } = await this.backupIndex(locator);
+    const { recovery } = await this.#policies.recovery(policy);
+    if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
+      throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
+    }
+    const found = await this.#store.backupData(locator, version);
+    if (found === undefined) throw new DkmsError('BACKUP_NOT_FOUND', `no backup version ${String(version)} for that recovery secret`);
+    return found;
   }
 
   /** Waiting messages for `agentKey`; with `waitMs`, waits that long for the first one to arrive. */

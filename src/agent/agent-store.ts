@@ -19,6 +19,16 @@ export const CATEGORIES = {
   approval: 'agent.approval',
   request: 'agent.request',
   seen: 'agent.seen',
+  /** Owner side of recovery: the setup, a prepared change, and this owner's trustees. */
+  recovery: 'agent.recovery',
+  trustee: 'agent.trustee',
+  /** Trustee side: offers received, shares held for other owners, their recovery requests. */
+  trusteeOffer: 'agent.trustee-offer',
+  heldShare: 'agent.held-share',
+  recoveryRequest: 'agent.recovery-request',
+  /** New-device side: this device's own recovery request and the shares released to it. */
+  myRequest: 'agent.my-recovery-request',
+  releasedShare: 'agent.released-share',
 } as const;
 
 export const AGENT_SIGN_KEY = 'agent-sign';

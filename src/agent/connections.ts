@@ -149,16 +149,16 @@ export async function acceptConnection(agent: EdgeAgent, text: string, label?: s
 
 // ---- sending ------------------------------------------------------------------------------
 
-function myKey(agent: EdgeAgent, record: ConnectionRecord): AgreementKey {
+export function myKey(agent: EdgeAgent, record: ConnectionRecord): AgreementKey {
   if (record.mine === undefined) throw new DkmsError('CONNECTION_NOT_FOUND', 'this agent has not joined the connection yet (its keys are on the way)');
   return agent.agreementKey(record.mine.kx);
 }
 
-function active(record: ConnectionRecord): void {
+export function active(record: ConnectionRecord): void {
   if (record.state !== 'active') throw new DkmsError('CONNECTION_DELETED', `the connection '${record.label}' was deleted${record.state === 'deleted-by-peer' ? ' by the other side' : ''}`);
 }
 
-async function sendToConnection(agent: EdgeAgent, record: ConnectionRecord, message: Message): Promise<void> {
+export async function sendToConnection(agent: EdgeAgent, record: ConnectionRecord, message: Message): Promise<void> {
   const peer = peerState(record);
   await agent.sendToPeer(message, myKey(agent, record), peer.keys.map((k) => k.kx), peer.endpoint);
 }
@@ -224,7 +224,7 @@ async function shareConnection(agent: EdgeAgent, record: ConnectionRecord): Prom
 // ---- receiving ----------------------------------------------------------------------------
 
 /** The connection whose peer currently holds `kx`. */
-function byPeerKey(agent: EdgeAgent, kx: string): ConnectionRecord {
+export function byPeerKey(agent: EdgeAgent, kx: string): ConnectionRecord {
   for (const record of connections(agent)) {
     if (peerState(record).keys.some((k) => k.kx === kx)) return record;
   }

@@ -2,7 +2,11 @@
 import type Database from 'better-sqlite3';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
-import type { AgencyStore, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { AgencyStore, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+
+const BACKUPS = `
+CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, cloud_id TEXT NOT NULL, created TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (locator, version));
+`;
 
 // Mail is kept per (cloud agent, recipient): one key may be an agent of several owners.
 const SCHEMA = `
@@ -13,18 +17,22 @@ CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, message
 CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE INDEX messages_recipient ON messages (recipient, id);
 CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
-`;
+${BACKUPS}`;
 
 const FILE = {
   /** 'DKMA': a dkms agency file. */
   applicationId: 0x444b4d41,
-  version: 2,
+  version: 3,
   schema: SCHEMA,
+  migrations: { 2: BACKUPS },
   what: 'agency store',
   busy: 'AGENCY_BUSY',
   damaged: 'AGENCY_STORE_DAMAGED',
   busyHint: 'stop the running agency first',
 } as const;
+
+type BackupRow = { locator: string; cloud_id: string; version: number; created: string; size: number };
+const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, created: row.created, size: row.size });
 
 type Row = { id: number; cloud_id: string; received: string; envelope: Buffer };
 
@@ -65,6 +73,7 @@ export class SqliteAgencyStore implements AgencyStore {
         `SELECT m.id, m.cloud_id, m.recipient, length(m.envelope) AS size FROM messages m
          WHERE m.received < ? AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient)`,
       ),
+      ...backupStatements(db),
     };
   }
 
@@ -190,6 +199,34 @@ export class SqliteAgencyStore implements AgencyStore {
     );
   }
 
+  putBackup(cloudId: string, locator: string, data: Uint8Array, created: string, keep: number): Promise<BackupRecord> {
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        const owners = this.#stmts.backupOwners.all(locator);
+        if (owners.some((o) => o.cloud_id !== cloudId)) throw new DkmsError('BACKUP_UNAUTHORIZED', 'these backups belong to another owner');
+        const version = (this.#stmts.latestBackup.get(locator)?.version ?? 0) + 1;
+        this.#stmts.insertBackup.run(locator, version, cloudId, created, data);
+        this.#stmts.pruneBackups.run(locator, version - keep);
+        return { locator, cloudId, version, created, size: data.length };
+      })(),
+    );
+  }
+
+  backups(locator: string): Promise<BackupRecord[]> {
+    return this.#run(() => this.#stmts.listBackups.all(locator).map(backupRecord));
+  }
+
+  backupData(locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array } | undefined> {
+    return this.#run(() => {
+      const row = version === undefined ? this.#stmts.newestBackupData.get(locator) : this.#stmts.backupDataAt.get(locator, version);
+      return row === undefined ? undefined : { record: backupRecord(row), data: new Uint8Array(row.data) };
+    });
+  }
+
+  deleteBackups(cloudId: string, locator: string): Promise<number> {
+    return this.#run(() => this.#stmts.deleteBackups.run(locator, cloudId).changes);
+  }
+
   purgeGuests(before: string): Promise<number> {
     return this.#run(() =>
       this.#db.transaction(() => {
@@ -205,4 +242,18 @@ export class SqliteAgencyStore implements AgencyStore {
       if (this.#db.open) this.#db.close();
     });
   }
+}
+
+function backupStatements(db: Database.Database) {
+  const columns = 'locator, cloud_id, version, created, length(data) AS size';
+  return {
+    backupOwners: db.prepare<[string], { cloud_id: string }>('SELECT DISTINCT cloud_id FROM backups WHERE locator = ?'),
+    latestBackup: db.prepare<[string], { version: number }>('SELECT max(version) AS version FROM backups WHERE locator = ? HAVING count(*) > 0'),
+    insertBackup: db.prepare('INSERT INTO backups (locator, version, cloud_id, created, data) VALUES (?, ?, ?, ?, ?)'),
+    pruneBackups: db.prepare('DELETE FROM backups WHERE locator = ? AND version <= ?'),
+    listBackups: db.prepare<[string], BackupRow>(`SELECT ${columns} FROM backups WHERE locator = ? ORDER BY version`),
+    newestBackupData: db.prepare<[string], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? ORDER BY version DESC LIMIT 1`),
+    backupDataAt: db.prepare<[string, number], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? AND version = ?`),
+    deleteBackups: db.prepare('DELETE FROM backups WHERE locator = ? AND cloud_id = ?'),
+  };
 }

@@ -5,9 +5,9 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { fromUtf8 } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
-import type { Agency } from '../agent/agency.js';
+import { fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
+import { DkmsError, isDkmsError } from '../errors.js';
+import { MAX_BACKUP_BYTES, type Agency } from '../agent/agency.js';
 import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
 import { RequestVerifier } from '../agent/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
@@ -94,6 +94,8 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
     return agency.sync(key, (request.params as { id: string }).id);
   });
 
+  backupRoutes(app, agency, signer);
+
   app.post('/v1/inbound', { schema: { body: { type: 'object' } } }, async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
     if (!ENVELOPE_TYPES.includes(type)) throw new DkmsError('ENVELOPE_MALFORMED', `post envelopes as ${ENVELOPE_TYPES[0]}`);
@@ -137,6 +139,65 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
     async (request) => {
       const key = signer(request);
       return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids) };
+    },
+  );
+}
+
+const locatorParam = { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{16,30}$' } as const;
+
+/**
+ * Backups: an owner's agents store them under the locator (derived from R); only a request
+ * signed by a recovery key the owner's policy commits to gets one back.
+ */
+function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: FastifyRequest) => string): void {
+  const bodyLimit = Math.ceil((MAX_BACKUP_BYTES * 4) / 3) + 4096;
+  app.post(
+    '/v1/cloud-agents/:id/backups',
+    {
+      bodyLimit,
+      schema: {
+        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
+        body: { type: 'object', required: ['locator', 'data'], additionalProperties: false, properties: { locator: locatorParam, data: { type: 'string', minLength: 1 } } },
+      },
+    },
+    async (request, reply) => {
+      const key = signer(request);
+      const body = request.body as { locator: string; data: string };
+      const stored = await agency.putBackup(key, (request.params as { id: string }).id, body.locator, fromBase64url(body.data, 'backup'));
+      return reply.code(201).send({ version: stored.version, created: stored.created, size: stored.size });
+    },
+  );
+
+  app.delete(
+    '/v1/cloud-agents/:id/backups/:locator',
+    { schema: { params: { type: 'object', required: ['id', 'locator'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, locator: locatorParam } } } },
+    async (request) => {
+      const key = signer(request);
+      const params = request.params as { id: string; locator: string };
+      return { deleted: await agency.deleteBackups(key, params.id, params.locator) };
+    },
+  );
+
+  const locatorParams = { type: 'object', required: ['locator'], properties: { locator: locatorParam } } as const;
+
+  app.get('/v1/backups/:locator', { schema: { params: locatorParams } }, async (request) => {
+    const index = await agency.backupIndex((request.params as { locator: string }).locator);
+    return { policy: index.policy, cloud: index.cloud, versions: index.versions.map((v) => ({ version: v.version, created: v.created, size: v.size })) };
+  });
+
+  app.get(
+    '/v1/backups/:locator/data',
+    { schema: { params: locatorParams, querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'integer', minimum: 1 } } } } },
+    async (request) => {
+      let key: string;
+      try {
+        key = signer(request);
+      } catch (e) {
+        if (isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw new DkmsError('BACKUP_UNAUTHORIZED', e.message);
+        throw e;
+      }
+      const found = await agency.getBackup(key, (request.params as { locator: string }).locator, (request.query as { version?: number }).version);
+      return { version: found.record.version, created: found.record.created, data: toBase64url(found.data) };
     },
   );
 }

@@ -51,7 +51,10 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const ledger = persistentLedgerClient(join(dir, 'ledger-client.json'), options.ledgerUrl, {
     ...(options.trustedLedgerKeys === undefined ? {} : { trustedKeys: options.trustedLedgerKeys }),
   });
-  const policies = { agents: async (policy: string) => (await ledger.resolvePolicy(policy as PolicyAddress)).record.policy.agents };
+  const policies = {
+    agents: async (policy: string) => (await ledger.resolvePolicy(policy as PolicyAddress)).record.policy.agents,
+    recovery: async (policy: string) => (await ledger.resolvePolicy(policy as PolicyAddress)).record.policy,
+  };
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? DEFAULT_AGENCY_PORT;
   // Told its public URL once listening (port 0 picks a free one).

@@ -456,6 +456,40 @@ export class Wallet {
     }
   }
 
+  /**
+   * Adds the items of an export to this wallet, in one transaction: those `accept` lets through,
+   * and that this wallet does not hold already (same profile, category and name). Profiles the
+   * wallet lacks are created. Returns how many items were added. Used by a restore, which keeps
+   * the new device's own keys and takes the rest from a backup.
+   */
+  async merge(exported: Uint8Array, exportSecret: WalletSecret, accept: (profile: string, item: WalletItem) => boolean): Promise<number> {
+    const profiles = await decodeExport(exported, exportSecret);
+    try {
+      for (const profile of profiles.keys()) {
+        if (!this.#open.readKeyring().profiles.has(checkProfile(profile))) this.createProfile(profile);
+      }
+      const store = this.#open;
+      return store.transaction(() => {
+        let added = 0;
+        for (const [profile, items] of profiles) {
+          const root = unwrapProfileRoot(this.#storeKey, profile, store.readKeyring().profiles.get(profile) as Uint8Array);
+          const codec = new ItemCodec(profileKeys(root), profile);
+          wipe(root);
+          try {
+            for (const item of items) {
+              if (accept(profile, item) && store.insertItem(profile, codec.seal(item), codec.tagIndex(item.tags))) added += 1;
+            }
+          } finally {
+            codec.wipe();
+          }
+        }
+        return added;
+      });
+    } finally {
+      for (const items of profiles.values()) for (const item of items) wipe(item.value);
+    }
+  }
+
   /** Creates a new wallet at `path` holding everything in an export. */
   static async import(path: string, exported: Uint8Array, exportSecret: WalletSecret, walletSecret: WalletSecret, options: CreateOptions = {}): Promise<Wallet> {
     if (existsSync(path)) throw new DkmsError('WALLET_EXISTS', `a wallet already exists at ${path}`);

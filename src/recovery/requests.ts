@@ -1,0 +1,177 @@
+/**
+ * Recovery through trustees, after the owner lost every device (DESIGN.md section 8). The new
+ * device makes a recovery request (its fresh agent keys) and shows a challenge. The owner hands
+ * the request text to each trustee by any channel and reads the challenge to them, by voice or
+ * in person: the request carries only a hash of the challenge, so a request substituted on the
+ * way cannot match what the owner reads. The trustee links the request to the owner it holds
+ * shares for and enters the challenge; only then does its agent release the shares, encrypted
+ * to the new device's key and delivered through the owner's cloud agent. Wrong answers are
+ * recorded, three of them refuse the request, and requests are rate limited.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { z } from 'zod';
+import { randomBytes, randomInt } from 'node:crypto';
+import { sha256, toBase58btc, toBase64url, utf8 } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import { CATEGORIES } from '../agent/agent-store.js';
+import { peerState, findConnection } from '../agent/connections.js';
+import { newMessage } from '../agent/didcomm/index.js';
+import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
+import { decodeInvitationText, encodeInvitationText } from '../agent/invitation-text.js';
+import { provisionKeys } from '../agent/provision.js';
+import { RECOVERY_PROTOCOL, heldShares } from './trustees.js';
+import { combineShares, parseShare, type RecoveryShare } from './shares.js';
+import { MyRequestSchema, RecoveryRequestSchema, type HeldShares, type MyRequest, type RecoveryRequest } from './state.js';
+
+export const RELEASE = `${RECOVERY_PROTOCOL}/release`;
+export const REQUEST_SCHEME = 'dkms-recovery-request:';
+export const MAX_CHALLENGE_ATTEMPTS = 3;
+/** Requests a trustee's agent takes per hour, from anyone: enough for a real owner, too few to grind. */
+export const REQUESTS_PER_HOUR = 5;
+export const DEFAULT_REQUEST_TTL_SECONDS = 7 * 24 * 3600;
+
+const MultibaseKey = z.string().regex(/^z[1-9A-HJ-NP-Za-km-z]{40,60}$/);
+const RequestTextSchema = z.strictObject({
+  v: z.literal(1),
+  id: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{10,30}$/),
+  key: MultibaseKey,
+  kx: MultibaseKey,
+  label: z.string().max(64),
+  challengeHash: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
+});
+
+const challengeHash = (id: string, challenge: string) => toBase64url(sha256(utf8(`dkms/recovery-challenge/v1:${id}:${challenge.replace(/\D/g, '')}`)));
+
+// ---- the new device -----------------------------------------------------------------------
+
+/** Makes this device's recovery request: fresh agent keys, a request text and a challenge. */
+export function createRecoveryRequest(agent: EdgeAgent, options: { agency: string; label: string; ttlSeconds?: number }): { text: string; challenge: string; request: MyRequest } {
+  const keys = provisionKeys(agent.wallet);
+  const id = toBase58btc(randomBytes(12));
+  const digits = String(randomInt(0, 100_000_000)).padStart(8, '0');
+  const challenge = `${digits.slice(0, 4)}-${digits.slice(4)}`;
+  const expires = new Date(Date.now() + (options.ttlSeconds ?? DEFAULT_REQUEST_TTL_SECONDS) * 1000).toISOString();
+  const request: MyRequest = { id, challenge, agency: options.agency, label: options.label, created: new Date().toISOString(), expires };
+  agent.store.write(CATEGORIES.myRequest, 'current', request);
+  const text = encodeInvitationText(REQUEST_SCHEME, { v: 1, id, key: keys.key, kx: keys.kx, label: options.label, challengeHash: challengeHash(id, challenge), expires });
+  return { text, challenge, request };
+}
+
+export function myRequest(agent: EdgeAgent): MyRequest | undefined {
+  return agent.store.read(CATEGORIES.myRequest, 'current', MyRequestSchema);
+}
+
+const ReleaseBody = z.object({ request: z.string().max(40), owner: z.string().max(64), shares: z.array(z.unknown()).min(1).max(16) });
+
+const releaseHandler: Handler = {
+  from: 'any',
+  async handle(agent, message) {
+    const body = ReleaseBody.safeParse(message.body);
+    if (!body.success) throw new DkmsError('MESSAGE_MALFORMED', 'malformed share release');
+    const mine = myRequest(agent);
+    if (mine === undefined || mine.id !== body.data.request) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'shares released for a request this device did not make');
+    const shares = body.data.shares.map(parseShare);
+    for (const share of shares) agent.store.write(CATEGORIES.releasedShare, `${share.set}.${share.index}`, share);
+    return { summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`, data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) } };
+  },
+};
+
+export function releasedShares(agent: EdgeAgent): RecoveryShare[] {
+  return agent.store.list(CATEGORIES.releasedShare, z.unknown()).map((s) => parseShare(s.value));
+}
+
+/** How many shares of each set have arrived, and the threshold each needs. */
+export function releaseProgress(agent: EdgeAgent): { set: string; have: number; threshold: number; total: number }[] {
+  const sets = new Map<string, { set: string; have: number; threshold: number; total: number }>();
+  for (const share of releasedShares(agent)) {
+    const entry = sets.get(share.set) ?? { set: share.set, have: 0, threshold: share.threshold, total: share.total };
+    sets.set(share.set, { ...entry, have: entry.have + 1 });
+  }
+  return [...sets.values()];
+}
+
+/** The secrets rebuilt from every set with enough shares (a change may leave two sets in flight). */
+export async function rebuiltSecrets(agent: EdgeAgent): Promise<Uint8Array[]> {
+  const bySet = new Map<string, RecoveryShare[]>();
+  for (const share of releasedShares(agent)) bySet.set(share.set, [...(bySet.get(share.set) ?? []), share]);
+  const secrets: Uint8Array[] = [];
+  for (const shares of bySet.values()) {
+    if (shares.length >= (shares[0] as RecoveryShare).threshold) secrets.push(await combineShares(shares));
+  }
+  return secrets;
+}
+
+// ---- the trustee --------------------------------------------------------------------------
+
+export function recoveryRequests(agent: EdgeAgent): RecoveryRequest[] {
+  return agent.store.list(CATEGORIES.recoveryRequest, RecoveryRequestSchema).map((r) => r.value);
+}
+
+/** Records a recovery request handed over out of band (rate limited: REQUESTS_PER_HOUR). */
+export function addRecoveryRequest(agent: EdgeAgent, text: string, now = Date.now()): RecoveryRequest {
+  const parsed = decodeInvitationText(text, REQUEST_SCHEME, RequestTextSchema, 'recovery request');
+  const existing = agent.store.read(CATEGORIES.recoveryRequest, parsed.id, RecoveryRequestSchema);
+  if (existing !== undefined) return existing;
+  if (Date.parse(parsed.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
+  const recent = recoveryRequests(agent).filter((r) => Date.parse(r.received) > now - 3600_000).length;
+  if (recent >= REQUESTS_PER_HOUR) throw new DkmsError('RECOVERY_RATE_LIMITED', `this agent took ${recent} recovery requests in the last hour; try again later`);
+  const request: RecoveryRequest = { ...parsed, received: new Date(now).toISOString(), attempts: 0, status: 'waiting', failures: [] };
+  const { v: _v, ...stored } = request as RecoveryRequest & { v?: number };
+  agent.store.write(CATEGORIES.recoveryRequest, parsed.id, stored);
+  return stored;
+}
+
+function findRequest(agent: EdgeAgent, id: string): RecoveryRequest {
+  const request = agent.store.read(CATEGORIES.recoveryRequest, id, RecoveryRequestSchema);
+  if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', `no recovery request '${id.slice(0, 40)}': \`dkms trustee requests\``);
+  if (request.status !== 'waiting') throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', `recovery request ${id} was already ${request.status}`);
+  return request;
+}
+
+/** The owner a trustee means: by offer id, owner label or connection label. */
+function findHeld(agent: EdgeAgent, ref: string): HeldShares {
+  const all = heldShares(agent);
+  const byId = all.find((h) => h.offer === ref || h.owner.policy === ref);
+  if (byId !== undefined) return byId;
+  const byLabel = all.filter((h) => h.owner.label === ref || findConnection(agent, h.connection).label === ref);
+  if (byLabel.length === 1) return byLabel[0] as HeldShares;
+  if (byLabel.length > 1) throw new DkmsError('BAD_INPUT', `you hold shares for several owners called '${ref}': use the offer id from \`dkms trustee list\``);
+  throw new DkmsError('TRUSTEE_NOT_FOUND', `you hold no shares for '${ref.slice(0, 80)}': \`dkms trustee list\``);
+}
+
+/**
+ * Releases the shares held for `owner` to the new device of request `id`, once the challenge
+ * the owner read out matches. A wrong answer is recorded; the third refuses the request.
+ */
+export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner: string, challenge: string, now = Date.now()): Promise<RecoveryRequest> {
+  const request = findRequest(agent, id);
+  const held = findHeld(agent, owner);
+  if (Date.parse(request.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
+  const expected = Buffer.from(request.challengeHash);
+  const given = Buffer.from(challengeHash(request.id, challenge));
+  if (!timingSafeEqual(expected, given)) {
+    const attempts = request.attempts + 1;
+    const status = attempts >= MAX_CHALLENGE_ATTEMPTS ? 'refused' : 'waiting';
+    agent.store.write(CATEGORIES.recoveryRequest, id, { ...request, attempts, status, failures: [...request.failures, { at: new Date(now).toISOString(), owner: held.owner.label }] });
+    const left = MAX_CHALLENGE_ATTEMPTS - attempts;
+    throw new DkmsError('CHALLENGE_WRONG', left > 0 ? `the challenge does not match (${left} attempt(s) left); the attempt is recorded` : 'the challenge does not match; the request is now refused');
+  }
+  if (held.shares.length === 0) throw new DkmsError('TRUSTEE_NOT_FOUND', `you hold no share for '${held.owner.label}' yet`);
+  const connection = findConnection(agent, held.connection);
+  const endpoint = peerState(connection).endpoint;
+  const message = newMessage(RELEASE, { request: id, owner: held.owner.label, shares: held.shares.map((s) => s.share) });
+  await agent.sendToKey(message, agent.agreementKey(`trustee-${held.offer}-kx`), { key: request.key, kx: request.kx }, { endpoint: endpoint.uri, routingKey: endpoint.routingKey });
+  const released: RecoveryRequest = { ...request, status: 'released', releasedFor: held.offer };
+  agent.store.write(CATEGORIES.recoveryRequest, id, released);
+  return released;
+}
+
+export function denyRecoveryRequest(agent: EdgeAgent, id: string): RecoveryRequest {
+  const request = findRequest(agent, id);
+  const denied: RecoveryRequest = { ...request, status: 'denied' };
+  agent.store.write(CATEGORIES.recoveryRequest, id, denied);
+  return denied;
+}
+
+export const requestHandlers: Handlers = { [RELEASE]: releaseHandler };

@@ -1,0 +1,153 @@
+/**
+ * Recovery on a new device from R (DESIGN.md section 8), however R was rebuilt (paper wallet or
+ * trustees): find the owner's backups by R's locator, learn which recovery key the policy
+ * commits to, fetch the newest backup with a request that key signs, decrypt it into this
+ * device's wallet (everything but the old device's own agent keys), and submit `policy.recover`:
+ * the old agents out, this agent in with every flag, the cloud agent kept, the next recovery key
+ * committed. Then the agency routes to this agent, and every connection is rotated to this
+ * agent's keys so peers stop trusting the lost devices.
+ */
+import { z } from 'zod';
+import { AgencyClient, fetchBackupIndex } from '../agent/agency-client.js';
+import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, ProfileSchema, type Profile } from '../agent/agent-store.js';
+import { connections, rotateConnection } from '../agent/connections.js';
+import type { EdgeAgent } from '../agent/edge-agent.js';
+import { agentSigner, provisionKeys } from '../agent/provision.js';
+import { fromUtf8 } from '../crypto/index.js';
+import { DkmsError, isDkmsError } from '../errors.js';
+import { nextEvent, signEvent } from '../ledger/build.js';
+import type { PolicyAddress } from '../ledger/events.js';
+import { ALL_FLAGS } from '../policy/flags.js';
+import { DEFAULT_RULES, type Agent } from '../policy/types.js';
+import { KEY_CATEGORY } from '../wallet/keys.js';
+import { mergeBackup } from './backup.js';
+import { RecoveryKeys } from './secret.js';
+import { finishChange, makeBackup } from './setup.js';
+import { readPrepared, readSetup, type RecoverySetup } from './state.js';
+
+/** What a restore left to do once a delayed recovery completes. */
+const AfterSchema = z.object({ oldAgents: z.array(z.string()), index: z.number().int(), until: z.string() });
+
+export type RestoreOutcome =
+  | { readonly state: 'recovered'; readonly profile: Profile; readonly rotated: string[]; readonly unrotated: string[]; readonly backupVersion: number; readonly items: number }
+  | { readonly state: 'pending'; readonly profile: Profile; readonly until: string; readonly backupVersion: number; readonly items: number };
+
+/** Keys and items of the old device that a restore leaves behind: its identity as an agent. */
+const OLD_KEYS = new Set([AGENT_SIGN_KEY, AGENT_KX_KEY, PROVISIONAL_RECOVERY_KEY]);
+const SKIPPED = new Set<string>([CATEGORIES.agents, CATEGORIES.invitation, CATEGORIES.approval, CATEGORIES.request, CATEGORIES.myRequest, CATEGORIES.releasedShare]);
+
+export interface RestoreOptions {
+  /** The agency holding the backups (the paper wallet names it). */
+  readonly agency: string;
+  /** A backup version other than the newest. */
+  readonly version?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * Restores the owner onto this device (its wallet open in `agent`, with no agent profile yet)
+ * from the recovery secret. The caller wipes `secret`.
+ */
+export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, options: RestoreOptions): Promise<RestoreOutcome> {
+  if (agent.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
+  const keys = new RecoveryKeys(secret);
+  try {
+    const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
+    const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
+    const resolved = await agent.ledger.resolvePolicy(index.policy as PolicyAddress);
+    const signer = keys.committedSigner(resolved.record.policy.recovery);
+    const fetched = await new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions).getBackup(keys.locator, options.version);
+
+    const mine = provisionKeys(agent.wallet);
+    let oldProfile: Profile | undefined;
+    const { items } = await mergeBackup(agent.wallet, fetched.data, keys, (_profile, item) => {
+      if (item.category === CATEGORIES.agent && item.name === 'profile') {
+        oldProfile = ProfileSchema.parse(JSON.parse(fromUtf8(item.value)));
+        return false;
+      }
+      if (item.category === KEY_CATEGORY) return !OLD_KEYS.has(item.name);
+      if (item.category === CATEGORIES.recovery) return item.name === 'setup';
+      return !SKIPPED.has(item.category);
+    });
+    if (oldProfile === undefined) throw new DkmsError('BACKUP_UNREADABLE', 'the backup holds no agent profile');
+
+    const cloud = { agency: options.agency.replace(/\/+$/, ''), id: index.cloud.id, key: index.cloud.key, kx: index.cloud.kx, endpoint: index.cloud.endpoint, routingKey: index.cloud.routingKey, did: index.cloud.did };
+    const profile: Profile = { ...oldProfile, key: mine.key, kx: mine.kx, cloud, created: new Date().toISOString() };
+    const record = resolved.record;
+    const oldAgents = record.policy.agents.map((a) => a.key).filter((k) => k !== cloud.key);
+    const kept = record.policy.agents.filter((a) => a.key === cloud.key);
+    const agents: Agent[] = [{ key: mine.key, kx: mine.kx, flags: ALL_FLAGS }, ...kept];
+    const nextIndex = signer.index + 1;
+    const delay = record.policy.recovery.delay ?? 0;
+    const next = { digests: [keys.signer(nextIndex).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
+    const event = signEvent(nextEvent('policy.recover', record.subject, record, { next, agents, rules: DEFAULT_RULES }), [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
+    await agent.ledger.submit(event);
+    agent.store.saveProfile(profile);
+
+    const after = await agent.policy();
+    if (after.policy.pending !== undefined) {
+      agent.store.write(CATEGORIES.recovery, 'after-restore', { oldAgents, index: nextIndex, until: after.policy.pending.until });
+      return { state: 'pending', profile, until: after.policy.pending.until, backupVersion: fetched.version, items };
+    }
+    const done = await afterRecovery(agent, oldAgents, nextIndex);
+    return { state: 'recovered', profile, ...done, backupVersion: fetched.version, items };
+  } finally {
+    keys.wipe();
+  }
+}
+
+/** Once the recovery has taken effect: agency routes, connections rotated, setup updated, a backup. */
+async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], index: number): Promise<{ rotated: string[]; unrotated: string[] }> {
+  await agent.refreshAgents();
+  agent.labelAgent(agent.profile.key, agent.profile.label);
+  const cloud = agent.cloud();
+  agent.labelAgent(cloud.key, 'cloud');
+  await agent.agency().sync(cloud.id);
+  const rotated: string[] = [];
+  const unrotated: string[] = [];
+  for (const record of connections(agent)) {
+    if (record.state !== 'active') continue;
+    if (record.mine === undefined) {
+      unrotated.push(record.id);
+      continue;
+    }
+    try {
+      await rotateConnection(agent, record.id, oldAgents);
+      rotated.push(record.id);
+    } catch (e) {
+      if (!isDkmsError(e)) throw e;
+      unrotated.push(record.id);
+    }
+  }
+  const setup = readSetup(agent);
+  if (setup !== undefined) {
+    agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, index } satisfies RecoverySetup);
+    await makeBackup(agent);
+  }
+  agent.store.remove(CATEGORIES.recovery, 'after-restore');
+  return { rotated, unrotated };
+}
+
+/** Completes a delayed recovery (or change) once the ledger's time has passed its delay. */
+export async function completeRecovery(agent: EdgeAgent): Promise<{ rotated: string[]; unrotated: string[] } | { finished: 'change' }> {
+  const record = await agent.policy();
+  if (record.policy.pending !== undefined) {
+    await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agentSigner(agent.wallet)]));
+  }
+  const after = agent.store.read(CATEGORIES.recovery, 'after-restore', AfterSchema);
+  if (after !== undefined) return afterRecovery(agent, after.oldAgents, after.index);
+  const prepared = readPrepared(agent);
+  if (prepared !== undefined && (await agent.policy()).policy.recovery.digests.includes(prepared.next.digest)) {
+    await finishChange(agent, prepared);
+    return { finished: 'change' };
+  }
+  throw new DkmsError('EVENT_INVALID', 'no delayed recovery of this agent is waiting to complete');
+}
+
+/** Cancels a pending recovery: this agent signs `policy.cancel` (the policy's `rules` threshold applies). */
+export async function cancelRecovery(agent: EdgeAgent): Promise<{ cancelled: string }> {
+  const record = await agent.policy();
+  if (record.policy.pending === undefined) throw new DkmsError('EVENT_INVALID', 'no recovery is pending for this policy');
+  await agent.ledger.submit(signEvent(nextEvent('policy.cancel', record.subject, record, {}), [agentSigner(agent.wallet)]));
+  return { cancelled: record.policy.pending.since };
+}
