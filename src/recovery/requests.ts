@@ -16,7 +16,8 @@ import { DkmsError } from '../errors.js';
 import { CATEGORIES } from '../agent/agent-store.js';
 import { peerState, findConnection } from '../agent/connections.js';
 import { newMessage } from '../agent/didcomm/index.js';
-import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
+import { AgencyClient } from '../agent/agency-client.js';
+import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from '../agent/edge-agent.js';
 import { decodeInvitationText, encodeInvitationText } from '../agent/invitation-text.js';
 import { provisionKeys } from '../agent/provision.js';
 import { RECOVERY_PROTOCOL, heldShares } from './trustees.js';
@@ -76,6 +77,19 @@ const releaseHandler: Handler = {
     return { summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`, data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) } };
   },
 };
+
+/** Picks up what trustees released to this device (it has no cloud agent of its own yet). */
+export async function collectReleases(agent: EdgeAgent, waitSeconds = 0): Promise<ReceiveEntry[]> {
+  const request = myRequest(agent);
+  if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: `dkms recovery request`');
+  const agency = new AgencyClient(request.agency, agent.signingKey(), agent.options);
+  const entries: ReceiveEntry[] = [];
+  for (let wait = waitSeconds; ; wait = 0) {
+    const batch = await agent.receive(requestHandlers, { agency, waitSeconds: wait });
+    entries.push(...batch);
+    if (batch.length === 0) return entries;
+  }
+}
 
 export function releasedShares(agent: EdgeAgent): RecoveryShare[] {
   return agent.store.list(CATEGORIES.releasedShare, z.unknown()).map((s) => parseShare(s.value));

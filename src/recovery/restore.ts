@@ -16,7 +16,8 @@ import { agentSigner, provisionKeys } from '../agent/provision.js';
 import { fromUtf8 } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
-import type { PolicyAddress } from '../ledger/events.js';
+import type { LedgerEvent, PolicyAddress } from '../ledger/events.js';
+import type { PolicyRecord } from '../ledger/state.js';
 import { ALL_FLAGS } from '../policy/flags.js';
 import { DEFAULT_RULES, type Agent } from '../policy/types.js';
 import { KEY_CATEGORY } from '../wallet/keys.js';
@@ -73,15 +74,16 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
 
     const cloud = { agency: options.agency.replace(/\/+$/, ''), id: index.cloud.id, key: index.cloud.key, kx: index.cloud.kx, endpoint: index.cloud.endpoint, routingKey: index.cloud.routingKey, did: index.cloud.did };
     const profile: Profile = { ...oldProfile, key: mine.key, kx: mine.kx, cloud, created: new Date().toISOString() };
-    const record = resolved.record;
-    const oldAgents = record.policy.agents.map((a) => a.key).filter((k) => k !== cloud.key);
-    const kept = record.policy.agents.filter((a) => a.key === cloud.key);
-    const agents: Agent[] = [{ key: mine.key, kx: mine.kx, flags: ALL_FLAGS }, ...kept];
+    const mineAgent: Agent = { key: mine.key, kx: mine.kx, flags: ALL_FLAGS };
+    const replaced = await submitRecover(agent, resolved.record.subject, (current) => {
+      const kept = current.policy.agents.filter((a) => a.key === cloud.key);
+      const delay = current.policy.recovery.delay ?? 0;
+      const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
+      const event = nextEvent('policy.recover', current.subject, current, { next, agents: [mineAgent, ...kept], rules: DEFAULT_RULES });
+      return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
+    });
+    const oldAgents = replaced.filter((k) => k !== cloud.key);
     const nextIndex = signer.index + 1;
-    const delay = record.policy.recovery.delay ?? 0;
-    const next = { digests: [keys.signer(nextIndex).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
-    const event = signEvent(nextEvent('policy.recover', record.subject, record, { next, agents, rules: DEFAULT_RULES }), [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
-    await agent.ledger.submit(event);
     agent.store.saveProfile(profile);
 
     const after = await agent.policy();
@@ -93,6 +95,22 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     return { state: 'recovered', profile, ...done, backupVersion: fetched.version, items };
   } finally {
     keys.wipe();
+  }
+}
+
+/** Races lost to other writers of the policy (a thief's device, say): read it again and re-sign. */
+const RACES = new Set(['EVENT_STALE_SEQ', 'EVENT_BAD_PREV', 'EVENT_FORK']);
+
+/** Submits the recovery, rebuilt against the latest policy until no other event slips in before it; returns the agents it replaced. */
+async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (current: PolicyRecord) => LedgerEvent): Promise<string[]> {
+  for (let attempt = 1; ; attempt++) {
+    const current = (await agent.ledger.resolvePolicy(policy)).record;
+    try {
+      await agent.ledger.submit(build(current));
+      return current.policy.agents.map((a) => a.key);
+    } catch (e) {
+      if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 20) throw e;
+    }
   }
 }
 

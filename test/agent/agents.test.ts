@@ -6,8 +6,7 @@
  * never authorized, unknown senders), and what revoking an agent does to its mail and to the
  * connections it had joined.
  */
-import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AgencyClient, postEnvelope } from '../../src/agent/agency-client.js';
 import { CATEGORIES, type KnownAgent } from '../../src/agent/agent-store.js';
@@ -15,7 +14,6 @@ import { signConnEvent } from '../../src/agent/connection-log.js';
 import {
   BASIC_MESSAGE,
   CONNECTION_EVENTS,
-  CONNECTION_RESPONSE,
   acceptConnection,
   connections,
   deleteConnection,
@@ -29,7 +27,7 @@ import {
   type ConnectionRecord,
 } from '../../src/agent/connections.js';
 import { didKeyUrl, memoryAgreementKey, newMessage, parseJwe, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
-import { EdgeAgent, type Handlers, type ReceiveEntry } from '../../src/agent/edge-agent.js';
+import { EdgeAgent, type ReceiveEntry } from '../../src/agent/edge-agent.js';
 import { AGENTS_CHANGED } from '../../src/agent/notifications.js';
 import {
   PAIRING_RESPONSE,
@@ -38,103 +36,15 @@ import {
   completePairing,
   createInvitation,
   parseInvitation,
-  waitingHandlers,
   type Invitation,
 } from '../../src/agent/pairing.js';
-import { ALL_HANDLERS } from '../../src/agent/protocols.js';
-import { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from '../../src/agent/provision.js';
+import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
 import { APPROVAL_REQUEST, APPROVAL_RESPONSE, answerApproval, pendingApprovals, revokeAgent } from '../../src/agent/revocation.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, x25519Generate } from '../../src/crypto/index.js';
+import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, signEvent } from '../../src/ledger/build.js';
-import { LedgerClient } from '../../src/ledger/client.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import { startAgency } from '../../src/server/agency-service.js';
-import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { expectCodeAsync } from '../helpers/errors.js';
-import { startLedger } from '../helpers/lying.js';
-import { tempDir } from '../helpers/tmp.js';
-
-// ---------------------------------------------------------------------------------------------
-// A ledger, an agency, owners and their devices
-
-interface World {
-  readonly ledgerUrl: string;
-  readonly agencyUrl: string;
-  /** A fresh agent over a new wallet (raw secret: no Argon2), not yet provisioned. */
-  newAgent(): Promise<EdgeAgent>;
-  /** A new owner: first agent, policy on the ledger, cloud agent with no flags. */
-  makeOwner(label: string): Promise<EdgeAgent>;
-  /** Pairs a new device to `owner` with `flags`, the whole exchange run to the welcome. */
-  pairAgent(owner: EdgeAgent, label: string, flags: number): Promise<EdgeAgent>;
-}
-
-async function world(): Promise<World> {
-  const ledger = await startLedger(tempDir());
-  const agency = await startAgency(tempDir(), {
-    ledgerUrl: ledger.url,
-    port: 0,
-    trustedLedgerKeys: [ledger.signer.key],
-    rateLimitPerSecond: 100_000,
-    agentRequestsPerSecond: 100_000,
-  });
-  onTestFinished(() => agency.close());
-  const newAgent = async () => {
-    const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
-    onTestFinished(() => wallet.close());
-    return new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key] }));
-  };
-  const makeOwner = async (label: string) => {
-    const agent = await newAgent();
-    await initFirstAgent(agent, { label, ledgerUrl: ledger.url });
-    await registerCloudAgent(agent, agency.url, 0);
-    return agent;
-  };
-  const pairAgent = async (owner: EdgeAgent, label: string, flags: number) => {
-    const device = await newAgent();
-    const keys = provisionKeys(device.wallet);
-    const created = createInvitation(owner, { flags, label });
-    const invitation = parseInvitation(created.text);
-    await answerInvitation(device, invitation, created.passcode, label, keys);
-    expect(pairingRequest(await drainPairing(owner, invitation.id), invitation.id)).toBeDefined();
-    await completePairing(owner, invitation.id, true);
-    await awaitWelcome(device, invitation, label, Date.now() + 15_000);
-    return device;
-  };
-  return { ledgerUrl: ledger.url, agencyUrl: agency.url, newAgent, makeOwner, pairAgent };
-}
-
-/** Receives until the mailbox is empty; every entry, in order. */
-async function drain(agent: EdgeAgent, handlers: Handlers = ALL_HANDLERS): Promise<ReceiveEntry[]> {
-  const all: ReceiveEntry[] = [];
-  for (let round = 0; round < 50; round++) {
-    const batch = await agent.receive(handlers);
-    if (batch.length === 0) return all;
-    all.push(...batch);
-  }
-  throw new Error('the mailbox never emptied');
-}
-
-/** Drains the inviter as `dkms agent pair` does while it waits on `invitation`. */
-const drainPairing = (owner: EdgeAgent, invitation: string) => drain(owner, { ...ALL_HANDLERS, ...waitingHandlers(invitation) });
-
-/** Drains every agent until none has mail left (handlers that send to each other settle). */
-async function settle(...agents: EdgeAgent[]): Promise<Map<EdgeAgent, ReceiveEntry[]>> {
-  const seen = new Map<EdgeAgent, ReceiveEntry[]>(agents.map((a) => [a, []]));
-  for (let round = 0; round < 20; round++) {
-    let any = false;
-    for (const agent of agents) {
-      const entries = await drain(agent);
-      if (entries.length > 0) any = true;
-      seen.get(agent)?.push(...entries);
-    }
-    if (!any) return seen;
-  }
-  throw new Error('the agents never settled');
-}
-
-function pairingRequest(entries: readonly ReceiveEntry[], invitation: string): { invitation: string; key: string; label: string } | undefined {
-  return entries.map((e) => e.data?.['pairing'] as { invitation: string; key: string; label: string } | undefined).find((p) => p?.invitation === invitation);
-}
+import { connect, drain, drainPairing, pairingRequest, settle, world } from '../helpers/world.js';
 
 const refusals = (entries: readonly ReceiveEntry[]) => entries.filter((e) => e.outcome === 'refused');
 
@@ -146,18 +56,6 @@ async function ledgerAgents(agent: EdgeAgent) {
 async function setRules(admin: EdgeAgent, rules: { grant: number; revoke: number; rules: number; did: number }): Promise<void> {
   const record = await admin.policy();
   await admin.ledger.submit(signEvent(nextEvent('policy.rules', record.subject, record, { rules }), [agentSigner(admin.wallet)]));
-}
-
-/** Alice invites Bob; Bob accepts; Alice receives the answer. Returns both sides' records. */
-async function connect(alice: EdgeAgent, bob: EdgeAgent): Promise<{ a: ConnectionRecord; b: ConnectionRecord }> {
-  const { text } = inviteConnection(alice, bob.profile.label);
-  const b = await acceptConnection(bob, text, alice.profile.label);
-  const entries = await drain(alice);
-  expect(entries).toEqual([expect.objectContaining({ type: CONNECTION_RESPONSE, outcome: 'handled' })]);
-  const a = findConnection(alice, bob.profile.label);
-  expect(a.peer).toBe(b.id);
-  expect(b.peer).toBe(a.id);
-  return { a, b };
 }
 
 function messages(agent: EdgeAgent): string[] {

@@ -1,0 +1,296 @@
+/**
+ * Social recovery walked as users would, in process over loopback HTTP with a real ledger and a
+ * real agency (DESIGN.md section 8): Alice makes five trustees, sets up 3-of-5 recovery, loses
+ * every device, and recovers on a new one through three of them; her connection with Bob keeps
+ * working. Around it, what keeps it safe: trustees release nothing without the challenge the
+ * owner reads out, wrong answers are recorded and refused, requests are rate limited, the
+ * backup endpoint wants a committed recovery key, a half-done trustee change leaves the old set
+ * working, and a thief holding a device loses to the recovery key.
+ */
+import { describe, expect, it } from 'vitest';
+import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { inbox, sendText } from '../../src/agent/connections.js';
+import type { EdgeAgent } from '../../src/agent/edge-agent.js';
+import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
+import { revokeAgent } from '../../src/agent/revocation.js';
+import { equalBytes } from '../../src/crypto/index.js';
+import { nextEvent, signEvent } from '../../src/ledger/build.js';
+import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
+import { parseBackup } from '../../src/recovery/backup.js';
+import {
+  REQUESTS_PER_HOUR,
+  addRecoveryRequest,
+  approveRecoveryRequest,
+  collectReleases,
+  createRecoveryRequest,
+  denyRecoveryRequest,
+  rebuiltSecrets,
+  recoveryRequests,
+} from '../../src/recovery/requests.js';
+import { restoreFromSecret } from '../../src/recovery/restore.js';
+import { RecoveryKeys } from '../../src/recovery/secret.js';
+import { commitRecovery, makeBackup, prepareRecovery } from '../../src/recovery/setup.js';
+import { readSetup, trustees } from '../../src/recovery/state.js';
+import { answerOffer, heldShares, inviteTrustee, trusteeOffers } from '../../src/recovery/trustees.js';
+import { expectCodeAsync, expectCode } from '../helpers/errors.js';
+import { connect, drain, settle, world, type World } from '../helpers/world.js';
+
+interface Alice {
+  readonly w: World;
+  readonly alice: EdgeAgent;
+  readonly trustees: EdgeAgent[];
+  /** The recovery secret her setup made (the test keeps it to compare; the product never does). */
+  readonly secret: Uint8Array;
+}
+
+/** Alice with `n` trustees who accepted, recovery set up with `threshold` of them. */
+async function aliceWithTrustees(n: number, threshold: number): Promise<Alice> {
+  const w = await world();
+  const alice = await w.makeOwner('alice');
+  const people: EdgeAgent[] = [];
+  for (let i = 1; i <= n; i++) {
+    const t = await w.makeOwner(`trustee${i}`);
+    await connect(alice, t);
+    await inviteTrustee(alice, `trustee${i}`);
+    people.push(t);
+  }
+  await settle(alice, ...people);
+  for (const t of people) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
+  await settle(alice, ...people);
+  expect(trustees(alice).map((t) => t.status)).toEqual(Array(n).fill('accepted'));
+  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: 0 });
+  await settle(alice, ...people);
+  const committed = await commitRecovery(alice);
+  expect(committed.state).toBe('committed');
+  await settle(alice, ...people);
+  return { w, alice, trustees: people, secret };
+}
+
+/** A new device asks `helpers` for their shares; each approves with the challenge the owner reads. */
+async function recoverThrough(w: World, helpers: readonly EdgeAgent[]): Promise<{ device: EdgeAgent; secrets: Uint8Array[] }> {
+  const device = await w.newAgent();
+  const { text, challenge, request } = createRecoveryRequest(device, { agency: w.agencyUrl, label: 'alice (new phone)' });
+  for (const t of helpers) {
+    addRecoveryRequest(t, text);
+    await approveRecoveryRequest(t, request.id, 'alice', challenge);
+  }
+  await collectReleases(device);
+  return { device, secrets: await rebuiltSecrets(device) };
+}
+
+const agentKeys = async (agent: EdgeAgent) => (await agent.policy()).policy.agents.map((a) => a.key).sort();
+
+describe('social recovery, 3 of 5', () => {
+  it('Alice loses every device and recovers through three trustees; Bob keeps talking to her', async () => {
+    const { w, alice, trustees: people, secret } = await aliceWithTrustees(5, 3);
+    const bob = await w.makeOwner('bob');
+    await connect(alice, bob);
+    await makeBackup(alice);
+    const laptopKey = alice.profile.key;
+    const cloudKey = alice.cloud().key;
+
+    // Each trustee holds one active share, signed by Alice's agent, and nothing of R.
+    for (const t of people) {
+      const held = heldShares(t);
+      expect(held).toHaveLength(1);
+      expect(held[0]?.shares.map((s) => s.state)).toEqual(['active']);
+    }
+
+    const { device, secrets } = await recoverThrough(w, people.slice(0, 3));
+    expect(secrets).toHaveLength(1);
+    expect(equalBytes(secrets[0] as Uint8Array, secret)).toBe(true);
+    const outcome = await restoreFromSecret(device, secrets[0] as Uint8Array, { agency: w.agencyUrl });
+    expect(outcome.state).toBe('recovered');
+
+    // The ledger: the laptop is out, the new device and the cloud agent are in.
+    expect(await agentKeys(device)).toEqual([device.profile.key, cloudKey].sort());
+    expect((await device.policy()).policy.agents.find((a) => a.key === device.profile.key)?.flags).toBe(ALL_FLAGS);
+    expect(device.profile.policy).toBe(alice.profile.policy);
+    // Her link secret and connections came back from the backup.
+    expect(device.store.linkSecret()).toEqual(alice.store.linkSecret());
+    // The old laptop can no longer change her policy.
+    const record = await alice.policy();
+    const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: laptopKey, flags: FLAGS.PROVE } }), [agentSigner(alice.wallet)]);
+    await expectCodeAsync(alice.ledger.submit(grant), 'EVENT_UNAUTHORIZED');
+
+    // Bob learns of the rotation and talks to the new device; the new device answers.
+    await drain(bob);
+    await sendText(bob, 'alice', 'are you back?');
+    await drain(device);
+    expect(inbox(device).map((m) => m.content)).toContain('are you back?');
+    await sendText(device, 'bob', 'yes, on a new phone');
+    await drain(bob);
+    expect(inbox(bob).map((m) => m.content)).toContain('yes, on a new phone');
+    // The next recovery key is committed, so the same paper and shares work again.
+    expect(readSetup(device)?.index).toBe(1);
+  });
+
+  it('two shares are not enough, and a trustee without the challenge releases nothing', async () => {
+    const { w, trustees: people } = await aliceWithTrustees(5, 3);
+    const { secrets } = await recoverThrough(w, people.slice(0, 2));
+    expect(secrets).toEqual([]);
+
+    const device = await w.newAgent();
+    const { text, challenge, request } = createRecoveryRequest(device, { agency: w.agencyUrl, label: 'alice?' });
+    const t = people[0] as EdgeAgent;
+    addRecoveryRequest(t, text);
+    expect(await collectReleases(device)).toEqual([]);
+    // Wrong answers are refused and recorded; the third refuses the request for good.
+    const wrong = challenge === '0000-0000' ? '1111-1111' : '0000-0000';
+    await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', wrong), 'CHALLENGE_WRONG');
+    await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', wrong), 'CHALLENGE_WRONG');
+    const mine = () => recoveryRequests(t).find((r) => r.id === request.id);
+    expect(mine()?.failures).toHaveLength(2);
+    await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', wrong), 'CHALLENGE_WRONG');
+    expect(mine()?.status).toBe('refused');
+    await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', challenge), 'RECOVERY_REQUEST_NOT_FOUND');
+    expect(await collectReleases(device)).toEqual([]);
+    expect(await rebuiltSecrets(device)).toEqual([]);
+  });
+
+  it('a trustee takes a limited number of requests per hour, and can deny one', async () => {
+    const { w, trustees: people } = await aliceWithTrustees(3, 2);
+    const t = people[0] as EdgeAgent;
+    const texts: string[] = [];
+    for (let i = 0; i <= REQUESTS_PER_HOUR; i++) texts.push(createRecoveryRequest(await w.newAgent(), { agency: w.agencyUrl, label: `x${i}` }).text);
+    for (const text of texts.slice(0, REQUESTS_PER_HOUR)) addRecoveryRequest(t, text);
+    expectCode(() => addRecoveryRequest(t, texts[REQUESTS_PER_HOUR] as string), 'RECOVERY_RATE_LIMITED');
+    expect(recoveryRequests(t)).toHaveLength(REQUESTS_PER_HOUR);
+    // An hour later it takes requests again.
+    addRecoveryRequest(t, texts[REQUESTS_PER_HOUR] as string, Date.now() + 3601_000);
+    const first = recoveryRequests(t)[0] as { id: string };
+    expect(denyRecoveryRequest(t, first.id).status).toBe('denied');
+  });
+});
+
+describe('backups', () => {
+  it('are released only to a request signed by the committed recovery key', async () => {
+    const { w, alice, secret } = await aliceWithTrustees(3, 2);
+    const keys = new RecoveryKeys(secret);
+    const index = await fetchBackupIndex(w.agencyUrl, keys.locator);
+    expect(index.policy).toBe(alice.profile.policy);
+    expect(index.versions.length).toBeGreaterThan(0);
+    const committed = keys.signer(0);
+    const asKey = (s: { key: string; sign: (m: Uint8Array) => Uint8Array }) => new AgencyClient(w.agencyUrl, s);
+    // Alice's own agent key, the next (not yet committed) recovery key: refused.
+    await expectCodeAsync(asKey(alice.signingKey()).getBackup(keys.locator), 'BACKUP_UNAUTHORIZED');
+    await expectCodeAsync(asKey(keys.signer(1)).getBackup(keys.locator), 'BACKUP_UNAUTHORIZED');
+    // No signature at all.
+    const unsigned = await fetch(`${w.agencyUrl}/v1/backups/${keys.locator}/data`);
+    expect(unsigned.status).toBe(401);
+    expect(((await unsigned.json()) as { code: string }).code).toBe('BACKUP_UNAUTHORIZED');
+    // The committed key gets the newest version; it is encrypted, naming only public facts.
+    const got = await asKey(committed).getBackup(keys.locator);
+    const { header } = parseBackup(got.data);
+    expect(header.backupKey).toBe(keys.backupKey);
+    expect(Buffer.from(got.data).toString('latin1')).not.toContain('link-secret');
+    keys.wipe();
+  });
+});
+
+describe('changing trustees', () => {
+  it('a change prepared but never committed leaves the old set working', async () => {
+    const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2);
+    const newcomer = await w.makeOwner('trustee4');
+    await connect(alice, newcomer);
+    await inviteTrustee(alice, 'trustee4');
+    await settle(alice, newcomer);
+    await answerOffer(newcomer, (trusteeOffers(newcomer)[0] as { id: string }).id, true);
+    await settle(alice, newcomer);
+    // New shares of a new secret go to trustees 2, 3 and 4; then Alice's device is lost.
+    await prepareRecovery(alice, { offline: false, social: { trustees: ['trustee2', 'trustee3', 'trustee4'], threshold: 2, insist: false }, delay: 0 });
+    await settle(alice, ...people, newcomer);
+    expect(heldShares(people[1] as EdgeAgent)[0]?.shares.map((s) => s.state).sort()).toEqual(['active', 'prepared']);
+
+    // Trustees 1 and 2 release what they hold: the old set is complete, the new one is not.
+    const { device, secrets } = await recoverThrough(w, people.slice(0, 2));
+    expect(secrets).toHaveLength(1);
+    expect(equalBytes(secrets[0] as Uint8Array, secret)).toBe(true);
+    expect((await restoreFromSecret(device, secrets[0] as Uint8Array, { agency: w.agencyUrl })).state).toBe('recovered');
+  });
+
+  it('once committed, the old secret no longer recovers and old trustees forget their shares', async () => {
+    const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2);
+    const old = new RecoveryKeys(secret);
+    await prepareRecovery(alice, { offline: true, social: { trustees: ['trustee1', 'trustee2'], threshold: 2, insist: true }, delay: 0 });
+    await settle(alice, ...people);
+    await expectCodeAsync(commitRecovery(alice), 'RECOVERY_NOT_SET_UP');
+    expect((await commitRecovery(alice, old)).state).toBe('committed');
+    await settle(alice, ...people);
+    expect(heldShares(people[2] as EdgeAgent)).toEqual([]);
+    expect(heldShares(people[0] as EdgeAgent)[0]?.shares.map((s) => s.state)).toEqual(['active']);
+    // The old secret's backups are gone and its key is no longer committed.
+    await expectCodeAsync(fetchBackupIndex(w.agencyUrl, old.locator), 'BACKUP_NOT_FOUND');
+    const device = await w.newAgent();
+    await expectCodeAsync(restoreFromSecret(device, secret, { agency: w.agencyUrl }), 'BACKUP_NOT_FOUND');
+    old.wipe();
+  });
+});
+
+describe('compromise', () => {
+  it('a thief who revoked the owner\'s other agents still loses to the recovery key', async () => {
+    const { w, alice, secret } = await aliceWithTrustees(3, 2);
+    const phone = await w.pairAgent(alice, 'phone', ALL_FLAGS);
+    await makeBackup(alice);
+    // The phone is stolen; the thief revokes the laptop first.
+    await revokeAgent(phone, alice.profile.key);
+    expect(await agentKeys(phone)).not.toContain(alice.profile.key);
+    const device = await w.newAgent();
+    expect((await restoreFromSecret(device, secret, { agency: w.agencyUrl })).state).toBe('recovered');
+    expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
+    // The thief's device still signs, and every change it tries is refused.
+    const record = await device.policy();
+    const takeBack = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: phone.profile.key, kx: phone.profile.kx, flags: ALL_FLAGS } }), [agentSigner(phone.wallet)]);
+    await expectCodeAsync(phone.ledger.submit(takeBack), 'EVENT_UNAUTHORIZED');
+    const revokeOwner = signEvent(nextEvent('policy.revoke', record.subject, record, { key: device.profile.key }), [agentSigner(phone.wallet)]);
+    await expectCodeAsync(phone.ledger.submit(revokeOwner), 'EVENT_UNAUTHORIZED');
+    expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
+  });
+
+  it('the thief signing while the owner recovers: the ledger ends with only the owner\'s new agent', async () => {
+    const { w, alice, secret } = await aliceWithTrustees(3, 2);
+    const phone = await w.pairAgent(alice, 'phone', ALL_FLAGS);
+    await makeBackup(alice);
+    const device = await w.newAgent();
+    // The thief keeps granting and revoking a key of its own while the owner restores.
+    const extra = await w.newAgent();
+    const extraKeys = provisionKeys(extra.wallet);
+    let stop = false;
+    let firstChange: () => void = () => undefined;
+    const changed = new Promise<void>((resolve) => (firstChange = resolve));
+    const thief = (async () => {
+      const codes: string[] = [];
+      while (!stop) {
+        const record = await phone.policy();
+        const granted = record.policy.agents.some((a) => a.key === extraKeys.key);
+        const body = granted ? { key: extraKeys.key } : { agent: { key: extraKeys.key, kx: extraKeys.kx, flags: FLAGS.PROVE } };
+        const event = signEvent(nextEvent(granted ? 'policy.revoke' : 'policy.grant', record.subject, record, body), [agentSigner(phone.wallet)]);
+        await phone.ledger.submit(event).then(
+          () => {
+            codes.push('accepted');
+            firstChange();
+          },
+          (e: { code?: string }) => codes.push(e.code ?? 'error'),
+        );
+        // A person with a stolen phone, not a tight loop: a change every few milliseconds.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      return codes;
+    })();
+    await changed;
+    let outcome;
+    try {
+      outcome = await restoreFromSecret(device, secret, { agency: w.agencyUrl });
+    } finally {
+      stop = true;
+    }
+    const codes = await thief;
+    expect(outcome.state).toBe('recovered');
+    // The thief really was changing the policy while the owner restored.
+    expect(codes).toContain('accepted');
+    const record = await device.policy();
+    const again = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: extraKeys.key, kx: extraKeys.kx, flags: FLAGS.PROVE } }), [agentSigner(phone.wallet)]);
+    await expectCodeAsync(phone.ledger.submit(again), 'EVENT_UNAUTHORIZED');
+    expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
+  });
+});
