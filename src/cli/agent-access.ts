@@ -6,7 +6,9 @@
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
-import { badInput } from '../errors.js';
+import { badInput, isDkmsError } from '../errors.js';
+import { makeBackup } from '../recovery/setup.js';
+import { readSetup } from '../recovery/state.js';
 import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
 import { Wallet } from '../wallet/index.js';
@@ -14,7 +16,7 @@ import type { Context } from './context.js';
 import { ledgerClient, rememberLedger } from './ledger-access.js';
 
 /** Opens the wallet (creating it when `create` and absent), runs `fn` with the agent, closes. */
-export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promise<T>, options: { create?: boolean; kdfTier?: KdfTier } = {}): Promise<T> {
+export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promise<T>, options: { create?: boolean; kdfTier?: KdfTier; backup?: boolean; ledger?: string } = {}): Promise<T> {
   let wallet: Wallet;
   if (options.create === true && !existsSync(ctx.walletPath)) {
     const secret = await ctx.walletSecret(true);
@@ -26,13 +28,31 @@ export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promi
   try {
     const store = new AgentStore(wallet);
     // The ledger the agent was set up with, unless the command names another.
-    const ledgerFlag = ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
-    const result = await fn(new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag)));
+    const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
+    const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag));
+    const before = wallet.changes();
+    const result = await fn(agent);
+    if (options.backup !== false && wallet.changes() !== before) await backUpChange(ctx, agent);
     // Other commands in this data directory (policy, did, verify) then use the agent's ledger.
     if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
     return result;
   } finally {
     wallet.close();
+  }
+}
+
+/**
+ * A new backup version after a command changed the wallet, once recovery is set up and there
+ * is a cloud agent to keep it. A failed backup does not fail the command: it is reported, and
+ * the next change (or `dkms recovery backup`) tries again.
+ */
+async function backUpChange(ctx: Context, agent: EdgeAgent): Promise<void> {
+  if (!agent.store.hasProfile() || agent.profile.cloud === undefined || readSetup(agent) === undefined) return;
+  try {
+    await makeBackup(agent);
+  } catch (e) {
+    if (!isDkmsError(e)) throw e;
+    if (!ctx.json) process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${e.code}: ${e.message}); run \`dkms recovery backup\`\n`);
   }
 }
 

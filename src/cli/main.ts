@@ -10,6 +10,8 @@ import { keyCommand } from './commands/key.js';
 import { ledgerCommand } from './commands/ledger.js';
 import { messageCommand } from './commands/message.js';
 import { policyCommand } from './commands/policy.js';
+import { recoveryCommand } from './commands/recovery.js';
+import { trusteeCommand } from './commands/trustee.js';
 import { upCommand } from './commands/up.js';
 import { verifyCommand } from './commands/verify.js';
 import { walletCommand } from './commands/wallet.js';
@@ -52,6 +54,8 @@ export function buildProgram(): Command {
   program.addCommand(agentCommand());
   program.addCommand(agencyCommand());
   program.addCommand(connectionCommand());
+  program.addCommand(recoveryCommand());
+  program.addCommand(trusteeCommand());
   program.addCommand(messageCommand());
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput(quietErrors);

@@ -46,6 +46,8 @@ export interface WalletStore {
   replaceItem(profile: string, item: StoredItem, tags: readonly Uint8Array[]): boolean;
   deleteItem(profile: string, categoryKey: Uint8Array, nameKey: Uint8Array): boolean;
   countItems(): number;
+  /** Rows this handle has written since it was opened: tells whether a command changed the wallet. */
+  changes(): number;
   /** Runs `fn` in one transaction: all its writes land together or not at all. */
   transaction<T>(fn: () => T): T;
   close(): void;
@@ -142,6 +144,7 @@ export class SqliteWalletStore implements WalletStore {
       updateItem: db.prepare('UPDATE items SET item_key = ?, value = ?, tag_index = ? WHERE id = ?'),
       deleteItem: db.prepare('DELETE FROM items WHERE id = ?'),
       count: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM items'),
+      changes: db.prepare<[], { n: number }>('SELECT total_changes() AS n'),
     };
   }
 
@@ -286,6 +289,10 @@ export class SqliteWalletStore implements WalletStore {
 
   countItems(): number {
     return this.#run(() => this.#stmts.count.get()?.n ?? 0);
+  }
+
+  changes(): number {
+    return this.#run(() => this.#stmts.changes.get()?.n ?? 0);
   }
 
   transaction<T>(fn: () => T): T {

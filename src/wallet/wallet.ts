@@ -237,6 +237,11 @@ export class Wallet {
     return this.#store;
   }
 
+  /** How many writes this open wallet has made (a count to compare, not a history). */
+  changes(): number {
+    return this.#open.changes();
+  }
+
   info(): WalletInfo {
     const store = this.#open;
     return infoOf(this.path, this.#header, store.readKeyring().profiles.keys(), store.countItems());

@@ -5,72 +5,14 @@
  * rotates her connection keys and Bob accepts the rotation; Alice revokes the phone from the
  * laptop, after which the phone's ledger events and signatures are refused.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { DKMS_BIN, dkms, json, type Run } from '../helpers/cli.js';
+import { background, killBackground, owner, type Json } from '../helpers/cli.js';
+
+afterEach(killBackground);
 import { tempDir } from '../helpers/tmp.js';
-
-const running: ChildProcess[] = [];
-afterEach(() => {
-  for (const child of running.splice(0)) child.kill('SIGKILL');
-});
-
-interface Background {
-  /** Resolves with each complete stdout line, in order. */
-  nextLine(): Promise<string>;
-  readonly done: Promise<Run>;
-}
-
-/** Starts a long-running `dkms` command whose stdout lines the test follows. */
-function background(args: readonly string[], env: Record<string, string>): Background {
-  const child = spawn(process.execPath, [DKMS_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.push(child);
-  let stdout = '';
-  let stderr = '';
-  let consumed = 0;
-  const waiters: (() => void)[] = [];
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    stdout += d;
-    for (const wake of waiters.splice(0)) wake();
-  });
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<Run>((resolve) =>
-    child.on('close', (code) => {
-      for (const wake of waiters.splice(0)) wake();
-      resolve({ code: code ?? -1, stdout, stderr });
-    }),
-  );
-  const nextLine = async (): Promise<string> => {
-    for (;;) {
-      const lines = stdout.split('\n');
-      if (lines.length - 1 > consumed) return lines[consumed++] as string;
-      if (child.exitCode !== null) throw new Error(`dkms ${args.join(' ')} exited ${child.exitCode}: ${stderr}`);
-      await new Promise<void>((wake) => waiters.push(wake));
-    }
-  };
-  return { nextLine, done };
-}
-
-type Json = Record<string, unknown>;
-
-function owner(home: string, env: Record<string, string>) {
-  const full = { DKMS_HOME: home, DKMS_PASSPHRASE: `${home} passphrase`, ...env };
-  const run = async (args: readonly string[]): Promise<Json> => {
-    const result = await dkms([...args, '--json'], full);
-    expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-    return json(result);
-  };
-  const fails = async (args: readonly string[]): Promise<{ code: string; exit: number }> => {
-    const result = await dkms([...args, '--json'], full);
-    expect(result.code, `${args.join(' ')} should fail: ${result.stdout}`).not.toBe(0);
-    const error = (JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { error: { code: string } }).error;
-    return { code: error.code, exit: result.code };
-  };
-  return { home, env: full, run, fails };
-}
 
 describe('agents end to end, through real processes', () => {
   it('pairs a phone, connects two owners, messages, rotates, and revokes the phone', async () => {

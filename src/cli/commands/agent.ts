@@ -23,7 +23,7 @@ function flagsOption(value: string): number {
   }
 }
 
-const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
+export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
 /** Registers the cloud agent after asking the owner (flags none unless chosen). */
 async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number, yes: boolean | undefined) {

@@ -1,0 +1,355 @@
+/** `dkms recovery …`: set up recovery, back up, print the paper wallet, and recover on a new device. */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import QRCode from 'qrcode';
+import { ALL_HANDLERS } from '../../agent/protocols.js';
+import type { EdgeAgent } from '../../agent/edge-agent.js';
+import { wipe } from '../../crypto/index.js';
+import { DkmsError, isDkmsError } from '../../errors.js';
+import { writeFileAtomic } from '../../files.js';
+import { encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg, paperQrTerminal } from '../../recovery/paper.js';
+import { collectReleases, createRecoveryRequest, myRequest, rebuiltSecrets, releaseProgress } from '../../recovery/requests.js';
+import { cancelRecovery, completeRecovery, restoreFromSecret, type RestoreOutcome } from '../../recovery/restore.js';
+import { RecoveryKeys } from '../../recovery/secret.js';
+import { commitRecovery, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
+import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
+import { missingAcks } from '../../recovery/trustees.js';
+import { DEFAULT_AGENCY_PORT } from '../../server/agency-service.js';
+import { announce, withAgent } from '../agent-access.js';
+import { Context } from '../context.js';
+import { ledgerUrl } from '../ledger-access.js';
+import { emit } from '../output.js';
+import { parsePositive } from '../options.js';
+import { recoverySecretInput, type SecretOptions } from '../recovery-input.js';
+import { showReceived, tierOption } from './agent.js';
+import type { KdfTier } from '../../crypto/index.js';
+
+export const DEFAULT_AGENCY_URL = `http://127.0.0.1:${DEFAULT_AGENCY_PORT}`;
+
+/** `90`, `90s`, `45m`, `48h`, `7d` → seconds. */
+export function parseDuration(value: string): number {
+  const match = /^(\d+)\s*([smhd]?)$/.exec(value.trim());
+  if (match === null) throw new InvalidArgumentError('must be a duration like 3600, 90m, 48h or 7d');
+  const seconds = Number(match[1]) * ({ '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] ?? ''] ?? 1);
+  if (seconds > 365 * 86_400) throw new InvalidArgumentError('must be at most a year');
+  return seconds;
+}
+
+function secretOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option('--mnemonic', `${what} from the 24-word recovery phrase (typed at a hidden prompt, or from ${'DKMS_RECOVERY_PHRASE'})`)
+    .option('--mnemonic-file <file>', `${what} from a file holding the recovery phrase ('-' for standard input)`)
+    .option('--qr <file>', `${what} from the paper wallet's QR code (a PNG, or the text a scanner saved)`);
+}
+
+interface PaperOptions {
+  paperDir?: string;
+  paperFormat: 'png' | 'svg';
+}
+
+/** Shows the paper wallet and, if asked, writes it as an image and a printable page (mode 0600). */
+async function showPaper(ctx: Context, agent: EdgeAgent, secret: Uint8Array, options: PaperOptions): Promise<void> {
+  const profile = agent.profile;
+  const agency = profile.cloud?.agency ?? DEFAULT_AGENCY_URL;
+  const text = encodePaperText({ secret, policy: profile.policy, agency, ledger: profile.ledger, label: profile.label });
+  const mnemonic = mnemonicFromSecret(secret);
+  const files: string[] = [];
+  if (options.paperDir !== undefined) {
+    mkdirSync(options.paperDir, { recursive: true, mode: 0o700 });
+    const image = join(options.paperDir, `dkms-recovery-paper.${options.paperFormat}`);
+    writeFileAtomic(image, options.paperFormat === 'png' ? await paperQrPng(text) : new TextEncoder().encode(await paperQrSvg(text)), 0o600);
+    const page = join(options.paperDir, 'dkms-recovery-paper.html');
+    writeFileAtomic(page, new TextEncoder().encode(await paperHtml({ text, mnemonic, policy: profile.policy, agency, ledger: profile.ledger, label: profile.label, created: new Date().toISOString() })), 0o600);
+    files.push(image, page);
+  }
+  const paper = { mnemonic, policy: profile.policy, agency, files };
+  if (ctx.json) {
+    announce(ctx, { paper }, '');
+  } else {
+    const words = mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w.padEnd(10)}`);
+    const rows = Array.from({ length: 6 }, (_, r) => words.slice(r * 4, r * 4 + 4).join('  '));
+    process.stdout.write(
+      [
+        'YOUR PAPER WALLET: write these 24 words down (or print the page), keep them offline, like cash.',
+        'Anyone holding them can take over your identity; without them (or your trustees) you cannot recover.',
+        '',
+        await paperQrTerminal(text),
+        ...rows,
+        '',
+        `agency: ${agency}`,
+        `policy: ${profile.policy}`,
+        ...(files.length === 0 ? [] : ['', `written: ${files.join(', ')}`, 'These files hold your recovery secret: print them, then delete them.']),
+        '',
+      ].join('\n'),
+    );
+  }
+}
+
+/** Receives until every trustee of the prepared change holds its share, or `seconds` pass. */
+async function waitForTrustees(ctx: Context, agent: EdgeAgent, seconds: number): Promise<string[]> {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const prepared = readPrepared(agent);
+    const missing = prepared === undefined ? [] : missingAcks(agent, prepared).map((t) => t.label);
+    if (missing.length === 0 || Date.now() >= deadline) return missing;
+    showReceived(ctx, await agent.receive(ALL_HANDLERS, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) }));
+  }
+}
+
+function describeCommit(outcome: CommitOutcome): string {
+  if (outcome.state === 'pending') return `the change waits for its delay: run \`dkms recovery complete\` from ${outcome.until}`;
+  const { setup, backup } = outcome;
+  return [
+    'recovery is set up',
+    `  paper wallet: ${setup.offline ? 'yes' : 'no'}`,
+    `  trustees:     ${setup.social === undefined ? 'none' : `${setup.social.threshold} of ${setup.social.trustees.length}`}`,
+    `  delay:        ${setup.delay === 0 ? 'none' : `${setup.delay} s`}`,
+    `  backup:       ${backup?.version === undefined ? 'not stored (no cloud agent)' : `version ${backup.version} at your cloud agent`}`,
+  ].join('\n');
+}
+
+function describeRestore(outcome: RestoreOutcome): string {
+  if (outcome.state === 'pending') {
+    return `recovery submitted; your policy has a delay: run \`dkms recovery complete\` from ${outcome.until} (your other agents may cancel it until then)`;
+  }
+  return [
+    `recovered '${outcome.profile.label}' (${outcome.profile.policy}) onto this device`,
+    `  backup version ${outcome.backupVersion}, ${outcome.items} items restored; every old agent was removed from your policy`,
+    `  connections rotated: ${outcome.rotated.length}${outcome.unrotated.length === 0 ? '' : `; not rotated (no keys of them in the backup): ${outcome.unrotated.length}`}`,
+    'Your paper wallet and trustees still work (the next recovery key is committed). If your recovery secret',
+    'may have been seen by someone else, run `dkms recovery setup` now to make a new one.',
+  ].join('\n');
+}
+
+export function recoveryCommand(): Command {
+  const recovery = new Command('recovery').description('backups, paper wallet, trustees, and recovering on a new device');
+
+  secretOptions(
+    recovery
+      .command('setup')
+      .description('make a new recovery secret: commit its key on the ledger, back up, and hand it out as a paper wallet and/or trustee shares')
+      .option('--offline', 'a paper wallet: 24 words and a QR code')
+      .option('--social', 'shares for your trustees (`dkms trustee invite` first)')
+      .option('--trustee <trustee...>', 'which accepted trustees get shares (default: all)')
+      .option('--threshold <m>', 'how many trustees it takes to recover (default: a majority)', parsePositive)
+      .option('--insist', 'accept fewer than 3 trustees')
+      .option('--delay <duration>', 'a recovery waits this long (e.g. 48h) and your ADMIN agents may cancel it meanwhile', parseDuration, 0)
+      .option('--paper-dir <dir>', 'also write the paper wallet there as an image and a printable HTML page')
+      .addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png'))
+      .option('--backup-file <file>', 'also write the encrypted backup to this file')
+      .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120),
+    'when changing an existing setup, the current recovery secret',
+  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number }, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    const current = await recoverySecretInput(opts);
+    try {
+      const result = await withAgent(
+        ctx,
+        async (a) => {
+          let social: { trustees: string[]; threshold: number; insist: boolean } | undefined;
+          if (opts.social === true) {
+            const chosen = opts.trustee ?? trustees(a).filter((t) => t.status === 'accepted').map((t) => t.id);
+            social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
+          }
+          const { secret, prepared } = await prepareRecovery(a, { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay });
+          try {
+            if (opts.offline === true) await showPaper(ctx, a, secret, opts);
+          } finally {
+            wipe(secret);
+          }
+          if (social !== undefined) {
+            announce(ctx, { state: 'prepared', set: prepared.set, trustees: prepared.trustees.length }, `shares sent to ${prepared.trustees.length} trustee(s); waiting for them to hold their shares (they run \`dkms message inbox\`)…`);
+            const missing = await waitForTrustees(ctx, a, opts.wait);
+            if (missing.length > 0) return { state: 'prepared' as const, missing };
+          }
+          const keys = current === undefined ? undefined : new RecoveryKeys(current.secret);
+          try {
+            const outcome = await commitRecovery(a, keys);
+            if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
+            return outcome;
+          } finally {
+            keys?.wipe();
+          }
+        },
+        { backup: false },
+      );
+      if (result.state === 'prepared') {
+        emit(ctx, result, () => `still waiting for ${result.missing.join(', ')}; nothing changed yet (your old recovery still works).\nOnce they have run \`dkms message inbox\`, run \`dkms trustee commit\`${current === undefined ? '' : ' with your current recovery secret'}.`);
+      } else {
+        emit(ctx, result, () => describeCommit(result));
+      }
+    } finally {
+      if (current !== undefined) wipe(current.secret);
+    }
+  });
+
+  recovery
+    .command('backup')
+    .description('make a new encrypted backup of this wallet now (at your cloud agent, and/or in a file)')
+    .option('--file <file>', 'also write it to this file')
+    .action(async (opts: { file?: string }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const outcome = await withAgent(ctx, (a) => makeBackup(a, opts.file === undefined ? {} : { file: opts.file }), { backup: false });
+      emit(ctx, { ...outcome }, () => `backup stored${outcome.version === undefined ? '' : ` as version ${outcome.version} at your cloud agent`}${outcome.file === undefined ? '' : ` and in ${outcome.file}`} (${outcome.size} bytes, encrypted to your backup key)`);
+    });
+
+  secretOptions(
+    recovery
+      .command('paper')
+      .description('show (and write) the paper wallet of your current recovery secret again')
+      .option('--paper-dir <dir>', 'write it there as an image and a printable HTML page')
+      .addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png')),
+    'the recovery secret',
+  ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    const input = await recoverySecretInput(opts);
+    if (input === undefined) throw new DkmsError('BAD_INPUT', 'dkms keeps no copy of your recovery secret: give it with --mnemonic or --qr');
+    try {
+      await withAgent(ctx, async (a) => {
+        const setup = readSetup(a);
+        const keys = new RecoveryKeys(input.secret);
+        try {
+          if (setup !== undefined && keys.backupKey !== setup.backupKey) throw new DkmsError('RECOVERY_NOT_SET_UP', 'that is not your current recovery secret');
+        } finally {
+          keys.wipe();
+        }
+        await showPaper(ctx, a, input.secret, opts);
+      }, { backup: false });
+    } finally {
+      wipe(input.secret);
+    }
+  });
+
+  recovery
+    .command('request')
+    .description('on a new device: ask your trustees for their shares (creates this device\'s wallet and keys)')
+    .option('--agency <url>', 'the agency that hosts your cloud agent', DEFAULT_AGENCY_URL)
+    .option('--label <name>', 'who you are, as your trustees know you', 'me')
+    .addOption(tierOption())
+    .action(async (opts: { agency: string; label: string; kdfTier: KdfTier }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const made = await withAgent(
+        ctx,
+        async (a) => {
+          if (a.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', 'this data directory already holds an agent: make the request from a new one');
+          return createRecoveryRequest(a, { agency: opts.agency, label: opts.label });
+        },
+        { create: true, backup: false, kdfTier: opts.kdfTier },
+      );
+      const qr = ctx.json ? '' : await QRCode.toString(made.text, { type: 'terminal', small: true });
+      emit(ctx, { request: made.text, challenge: made.challenge, id: made.request.id, expires: made.request.expires }, () =>
+        [
+          qr,
+          'Give this request to each of your trustees (any channel):',
+          `  ${made.text}`,
+          '',
+          `Then call or meet each one and read them this challenge: ${made.challenge}`,
+          'They run: dkms trustee requests --add \'<request>\' and dkms trustee approve <id> --challenge <challenge>',
+          'Then run here: dkms recovery restore --social',
+        ].join('\n'),
+      );
+    });
+
+  secretOptions(
+    recovery
+      .command('restore')
+      .description('on a new device: recover everything from your paper wallet or from your trustees\' shares')
+      .option('--social', 'from the shares your trustees released to this device\'s request')
+      .option('--agency <url>', 'the agency that keeps your backups (default: from the QR code, or the local one)')
+      .option('--version <n>', 'an older backup version', parsePositive)
+      .option('--wait <seconds>', 'with --social, wait this long for shares to arrive', parseDuration, 0)
+      .addOption(tierOption()),
+    'recover',
+  ).action(async (opts: SecretOptions & { social?: boolean; agency?: string; version?: number; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+    const ctx = Context.of(cmd);
+    const input = await recoverySecretInput(opts);
+    if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
+    const ledger = ctx.options.ledger ?? input?.paper?.ledger;
+    try {
+      const outcome = await withAgent(
+        ctx,
+        async (a) => {
+          if (input !== undefined) {
+            const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
+            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }) });
+          }
+          return restoreSocial(ctx, a, opts);
+        },
+        { create: true, backup: false, kdfTier: opts.kdfTier, ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }) },
+      );
+      emit(ctx, { ...outcome }, () => describeRestore(outcome));
+    } finally {
+      if (input !== undefined) wipe(input.secret);
+    }
+  });
+
+  recovery
+    .command('status')
+    .description('how recovery is set up, any change in progress, and any recovery pending on the ledger')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const status = await withAgent(ctx, async (a) => {
+        const setup = readSetup(a);
+        const prepared = readPrepared(a);
+        const policy = (await a.policy()).policy;
+        return {
+          setUp: setup !== undefined,
+          provisional: setup === undefined,
+          ...(setup === undefined ? {} : { offline: setup.offline, social: setup.social ?? null, delay: setup.delay, lastBackup: setup.lastBackup ?? null }),
+          prepared: prepared === undefined ? null : { set: prepared.set, missing: missingAcks(a, prepared).map((t) => t.label) },
+          pending: policy.pending ?? null,
+        };
+      }, { backup: false });
+      emit(ctx, status, () =>
+        [
+          status.setUp ? 'recovery is set up' : 'recovery is NOT set up: only a provisional key protects your identity; run `dkms recovery setup`',
+          ...('offline' in status ? [`  paper wallet: ${status.offline ? 'yes' : 'no'}`, `  trustees: ${status.social === null ? 'none' : `${status.social?.threshold} of ${status.social?.trustees.length}`}`, `  delay: ${status.delay} s`, `  last backup: ${status.lastBackup === null ? 'never' : `version ${status.lastBackup?.version} at ${status.lastBackup?.at}`}`] : []),
+          ...(status.prepared === null ? [] : [`a change is prepared; waiting for: ${status.prepared.missing.join(', ') || 'nobody (run dkms trustee commit)'}`]),
+          ...(status.pending === null ? [] : [`a recovery is PENDING on the ledger until ${status.pending.until}: if it is not yours, run \`dkms recovery cancel\``]),
+        ].join('\n'),
+      );
+    });
+
+  recovery
+    .command('complete')
+    .description('complete a delayed recovery (or change) once its delay has passed on the ledger')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const outcome = await withAgent(ctx, (a) => completeRecovery(a), { backup: false });
+      emit(ctx, { ...outcome }, () => ('finished' in outcome ? 'the recovery change is complete' : `recovery complete; connections rotated: ${outcome.rotated.length}`));
+    });
+
+  recovery
+    .command('cancel')
+    .description('cancel a pending recovery you did not start (needs ADMIN; the policy\'s rules threshold applies)')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const outcome = await withAgent(ctx, (a) => cancelRecovery(a), { backup: false });
+      emit(ctx, outcome, () => `cancelled the recovery started at ${outcome.cancelled}. Someone holds your recovery secret: set up a new one (\`dkms recovery setup\`) as soon as you can.`);
+    });
+
+  return recovery;
+}
+
+/** Collects released shares and recovers from the first set that rebuilds the committed secret. */
+async function restoreSocial(ctx: Context, agent: EdgeAgent, opts: { wait: number; version?: number }): Promise<RestoreOutcome> {
+  const request = myRequest(agent);
+  if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: run `dkms recovery request` first');
+  showReceived(ctx, await collectReleases(agent, opts.wait));
+  const secrets = await rebuiltSecrets(agent);
+  let lastError: unknown;
+  for (const secret of secrets) {
+    try {
+      return await restoreFromSecret(agent, secret, { agency: request.agency, ...(opts.version === undefined ? {} : { version: opts.version }) });
+    } catch (e) {
+      if (!isDkmsError(e) || !['RECOVERY_KEY_NOT_COMMITTED', 'BACKUP_NOT_FOUND'].includes(e.code)) throw e;
+      lastError = e;
+    } finally {
+      wipe(secret);
+    }
+  }
+  if (lastError !== undefined) throw lastError;
+  const progress = releaseProgress(agent).map((p) => `${p.have} of ${p.threshold} needed`);
+  throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares yet (${progress.join('; ') || 'none received'}); run this again once more trustees approve`);
+}

@@ -1,0 +1,43 @@
+/**
+ * How recovery commands get a recovery secret: the 24-word phrase (a file, DKMS_RECOVERY_PHRASE,
+ * or typed at a hidden prompt, never a command-line argument other users could read) or a paper
+ * wallet's QR code (a PNG, or the text a scanner saved).
+ */
+import { readFileSync } from 'node:fs';
+import { DkmsError, badInput } from '../errors.js';
+import { readPaperFile, secretFromMnemonic, type PaperPayload } from '../recovery/paper.js';
+import { promptHidden } from './secrets.js';
+
+export interface SecretOptions {
+  mnemonic?: boolean;
+  mnemonicFile?: string;
+  qr?: string;
+}
+
+export const PHRASE_ENV = 'DKMS_RECOVERY_PHRASE';
+
+async function readPhrase(options: SecretOptions): Promise<string> {
+  if (options.mnemonicFile !== undefined) {
+    try {
+      return readFileSync(options.mnemonicFile === '-' ? 0 : options.mnemonicFile, 'utf8');
+    } catch (e) {
+      throw new DkmsError('IO_ERROR', `cannot read ${options.mnemonicFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
+  const env = process.env[PHRASE_ENV];
+  if (env !== undefined && env.trim() !== '') return env;
+  if (process.stdin.isTTY) return promptHidden('Recovery phrase (24 words)');
+  throw badInput(`give the recovery phrase with --mnemonic-file FILE, ${PHRASE_ENV}, or at a terminal`);
+}
+
+/** The recovery secret and, from a QR code, what else the paper says. Undefined when none was asked for. */
+export async function recoverySecretInput(options: SecretOptions): Promise<{ secret: Uint8Array; paper?: Omit<PaperPayload, 'secret'> } | undefined> {
+  const fromPhrase = options.mnemonic === true || options.mnemonicFile !== undefined;
+  if (fromPhrase && options.qr !== undefined) throw badInput('give either --mnemonic or --qr, not both');
+  if (options.qr !== undefined) {
+    const { secret, ...paper } = await readPaperFile(options.qr);
+    return { secret, paper };
+  }
+  if (fromPhrase) return { secret: secretFromMnemonic(await readPhrase(options)) };
+  return undefined;
+}
