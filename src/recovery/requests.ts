@@ -78,17 +78,29 @@ const releaseHandler: Handler = {
   },
 };
 
-/** Picks up what trustees released to this device (it has no cloud agent of its own yet). */
-export async function collectReleases(agent: EdgeAgent, waitSeconds = 0): Promise<ReceiveEntry[]> {
+/**
+ * Picks up what trustees released to this device, through the agency named in its request (a
+ * new device has no cloud agent of its own yet). A working agent passes every protocol's
+ * handlers, so that its other mail is handled rather than refused.
+ */
+export async function collectReleases(agent: EdgeAgent, waitSeconds = 0, handlers: Handlers = requestHandlers): Promise<ReceiveEntry[]> {
   const request = myRequest(agent);
   if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: `dkms recovery request`');
   const agency = new AgencyClient(request.agency, agent.signingKey(), agent.options);
   const entries: ReceiveEntry[] = [];
   for (let wait = waitSeconds; ; wait = 0) {
-    const batch = await agent.receive(requestHandlers, { agency, waitSeconds: wait });
+    const batch = await agent.receive(handlers, { agency, waitSeconds: wait });
     entries.push(...batch);
     if (batch.length === 0) return entries;
   }
+}
+
+/** Forgets this device's request and every share released to it, once they have served: together they are R. */
+export function forgetReleases(agent: EdgeAgent): void {
+  agent.wallet.transaction(() => {
+    for (const share of agent.wallet.find({ category: CATEGORIES.releasedShare })) agent.wallet.delete(CATEGORIES.releasedShare, share.name);
+    agent.store.remove(CATEGORIES.myRequest, 'current');
+  });
 }
 
 export function releasedShares(agent: EdgeAgent): RecoveryShare[] {

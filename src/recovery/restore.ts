@@ -22,6 +22,7 @@ import { ALL_FLAGS } from '../policy/flags.js';
 import { DEFAULT_RULES, type Agent } from '../policy/types.js';
 import { KEY_CATEGORY } from '../wallet/keys.js';
 import { mergeBackup } from './backup.js';
+import { forgetReleases } from './requests.js';
 import { RecoveryKeys } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
 import { readPrepared, readSetup, type RecoverySetup } from './state.js';
@@ -143,6 +144,7 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
     await makeBackup(agent);
   }
   agent.store.remove(CATEGORIES.recovery, 'after-restore');
+  forgetReleases(agent);
   return { rotated, unrotated };
 }
 

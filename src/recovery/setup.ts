@@ -15,6 +15,7 @@ import { nextEvent, signEvent, type EventSigner } from '../ledger/build.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
 import type { PolicyRules } from '../policy/types.js';
 import { encryptBackup } from './backup.js';
+import { forgetReleases } from './requests.js';
 import { checkTrusteeSetting } from './shares.js';
 import { newRecoverySecret, RecoveryKeys } from './secret.js';
 import { readPrepared, readSetup, type PreparedChange, type RecoverySetup } from './state.js';
@@ -147,6 +148,7 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange): 
     agent.store.remove(CATEGORIES.recovery, 'prepared');
     if (agent.wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)) agent.wallet.deleteKey(PROVISIONAL_RECOVERY_KEY);
   });
+  forgetReleases(agent);
   const backup = cloud === undefined ? undefined : await makeBackup(agent);
   return { state: 'committed', setup: readSetup(agent) ?? setup, ...(backup === undefined ? {} : { backup }) };
 }

@@ -9,11 +9,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { CATEGORIES } from '../../src/agent/agent-store.js';
 import { inbox, sendText } from '../../src/agent/connections.js';
+import { ALL_HANDLERS } from '../../src/agent/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
 import { revokeAgent } from '../../src/agent/revocation.js';
-import { equalBytes } from '../../src/crypto/index.js';
+import { equalBytes, toBase64url } from '../../src/crypto/index.js';
 import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { parseBackup } from '../../src/recovery/backup.js';
@@ -78,6 +80,27 @@ async function recoverThrough(w: World, helpers: readonly EdgeAgent[]): Promise<
   return { device, secrets: await rebuiltSecrets(device) };
 }
 
+const PLANTED = 'test.planted';
+
+/** Whether any 8 consecutive bytes of R appear in any item of the agent's categories, raw or as base64url or hex text. */
+function carriesSecret(agent: EdgeAgent, secret: Uint8Array): boolean {
+  const windows = Array.from({ length: secret.length - 7 }, (_, i) => Buffer.from(secret.subarray(i, i + 8)));
+  for (const category of [...Object.values(CATEGORIES), PLANTED]) {
+    for (const item of agent.wallet.find({ category })) {
+      const raw = Buffer.from(item.value);
+      const text = raw.toString('latin1');
+      if (windows.some((w) => raw.includes(w) || text.includes(w.toString('hex')))) return true;
+      if (text.includes(toBase64url(secret).slice(0, 11)) || text.includes(toBase64url(secret.subarray(8)).slice(0, 11))) return true;
+    }
+  }
+  return false;
+}
+
+/** Test-only: stores R in an item, to show `carriesSecret` finds it. */
+function t0Put(agent: EdgeAgent, secret: Uint8Array): void {
+  agent.wallet.put(PLANTED, 'r', secret);
+}
+
 const agentKeys = async (agent: EdgeAgent) => (await agent.policy()).policy.agents.map((a) => a.key).sort();
 
 describe('social recovery, 3 of 5', () => {
@@ -89,12 +112,16 @@ describe('social recovery, 3 of 5', () => {
     const laptopKey = alice.profile.key;
     const cloudKey = alice.cloud().key;
 
-    // Each trustee holds one active share, signed by Alice's agent, and nothing of R.
+    // Each trustee holds one active share, and nothing in its wallet carries R.
     for (const t of people) {
       const held = heldShares(t);
       expect(held).toHaveLength(1);
       expect(held[0]?.shares.map((s) => s.state)).toEqual(['active']);
+      expect(carriesSecret(t, secret)).toBe(false);
     }
+    // The check can see R where it is: in the bytes of the item that holds it, had it been stored.
+    t0Put(people[0] as EdgeAgent, secret);
+    expect(carriesSecret(people[0] as EdgeAgent, secret)).toBe(true);
 
     const { device, secrets } = await recoverThrough(w, people.slice(0, 3));
     expect(secrets).toHaveLength(1);
@@ -207,6 +234,24 @@ describe('changing trustees', () => {
     expect(secrets).toHaveLength(1);
     expect(equalBytes(secrets[0] as Uint8Array, secret)).toBe(true);
     expect((await restoreFromSecret(device, secrets[0] as Uint8Array, { agency: w.agencyUrl })).state).toBe('recovered');
+  });
+
+  it('a working agent gets the current secret from its trustees (no paper) to change them', async () => {
+    const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2);
+    const { challenge, request, text } = createRecoveryRequest(alice, { agency: w.agencyUrl, label: 'alice' });
+    for (const t of people.slice(1)) {
+      addRecoveryRequest(t, text);
+      await approveRecoveryRequest(t, request.id, 'alice', challenge);
+    }
+    await collectReleases(alice, 0, ALL_HANDLERS);
+    const [current] = await rebuiltSecrets(alice);
+    expect(equalBytes(current as Uint8Array, secret)).toBe(true);
+    await prepareRecovery(alice, { offline: true, social: { trustees: ['trustee2', 'trustee3'], threshold: 2, insist: true }, delay: 0 });
+    await settle(alice, ...people);
+    expect((await commitRecovery(alice, new RecoveryKeys(current as Uint8Array))).state).toBe('committed');
+    // The released shares (together, the old R) do not stay in the wallet.
+    expect(alice.wallet.find({ category: CATEGORIES.releasedShare })).toEqual([]);
+    expect(readSetup(alice)?.social?.trustees).toHaveLength(2);
   });
 
   it('once committed, the old secret no longer recovers and old trustees forget their shares', async () => {

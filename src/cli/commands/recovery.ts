@@ -138,11 +138,12 @@ export function recoveryCommand(): Command {
       .option('--paper-dir <dir>', 'also write the paper wallet there as an image and a printable HTML page')
       .addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png'))
       .option('--backup-file <file>', 'also write the encrypted backup to this file')
-      .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120),
+      .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120)
+      .option('--from-trustees', 'when changing an existing setup, rebuild the current secret from the shares your trustees released to `dkms recovery request`'),
     'when changing an existing setup, the current recovery secret',
-  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number }, cmd: Command) => {
+  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
-    const current = await recoverySecretInput(opts);
+    const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
     try {
       const result = await withAgent(
         ctx,
@@ -223,7 +224,7 @@ export function recoveryCommand(): Command {
 
   recovery
     .command('request')
-    .description('on a new device: ask your trustees for their shares (creates this device\'s wallet and keys)')
+    .description('ask your trustees for their shares: on a new device (creates its wallet and keys), or on a working one to change your recovery without the paper')
     .option('--agency <url>', 'the agency that hosts your cloud agent', DEFAULT_AGENCY_URL)
     .option('--label <name>', 'who you are, as your trustees know you', 'me')
     .addOption(tierOption())
@@ -232,8 +233,9 @@ export function recoveryCommand(): Command {
       const made = await withAgent(
         ctx,
         async (a) => {
-          if (a.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', 'this data directory already holds an agent: make the request from a new one');
-          return createRecoveryRequest(a, { agency: opts.agency, label: opts.label });
+          // An agent that still works asks for the current secret to change its recovery (trustees approve as for a recovery).
+          const agency = a.store.hasProfile() ? (a.profile.cloud?.agency ?? opts.agency) : opts.agency;
+          return createRecoveryRequest(a, { agency, label: a.store.hasProfile() && opts.label === 'me' ? a.profile.label : opts.label });
         },
         { create: true, backup: false, kdfTier: opts.kdfTier },
       );
@@ -330,6 +332,27 @@ export function recoveryCommand(): Command {
     });
 
   return recovery;
+}
+
+/** The current recovery secret, rebuilt from shares trustees released to this agent's request. */
+export async function secretFromTrustees(ctx: Context, agent: EdgeAgent): Promise<{ secret: Uint8Array }> {
+  if (myRequest(agent) === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'ask your trustees first: `dkms recovery request`');
+  showReceived(ctx, await collectReleases(agent, 0, ALL_HANDLERS));
+  const policy = (await agent.policy()).policy;
+  for (const secret of await rebuiltSecrets(agent)) {
+    const keys = new RecoveryKeys(secret);
+    try {
+      keys.committedSigner(policy.recovery);
+      return { secret };
+    } catch (e) {
+      if (!isDkmsError(e, 'RECOVERY_KEY_NOT_COMMITTED')) throw e;
+      wipe(secret);
+    } finally {
+      keys.wipe();
+    }
+  }
+  const progress = releaseProgress(agent).map((p) => `${p.have} of ${p.threshold} needed`);
+  throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares of your current secret yet (${progress.join('; ') || 'none received'})`);
 }
 
 /** Collects released shares and recovers from the first set that rebuilds the committed secret. */

@@ -15,6 +15,7 @@ import { emit, table } from '../output.js';
 import { recoverySecretInput, type SecretOptions } from '../recovery-input.js';
 import { promptHidden } from '../secrets.js';
 import { showReceived } from './agent.js';
+import { secretFromTrustees } from './recovery.js';
 
 /** Handles waiting messages first, so lists show what trustees and owners have sent. */
 async function receiveFirst(ctx: Context, agent: EdgeAgent): Promise<void> {
@@ -126,10 +127,11 @@ export function trusteeCommand(): Command {
     .description('finish a prepared change of trustees once every new trustee holds its share')
     .option('--mnemonic', 'the current recovery secret from its phrase (hidden prompt or DKMS_RECOVERY_PHRASE)')
     .option('--mnemonic-file <file>', 'the current recovery phrase from a file')
-    .option('--qr <file>', 'the current recovery secret from the paper wallet QR code');
-  commit.action(async (opts: SecretOptions, cmd: Command) => {
+    .option('--qr <file>', 'the current recovery secret from the paper wallet QR code')
+    .option('--from-trustees', 'rebuild the current secret from shares your trustees released to `dkms recovery request`');
+  commit.action(async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
-    const current = await recoverySecretInput(opts);
+    const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
     const keys = current === undefined ? undefined : new RecoveryKeys(current.secret);
     try {
       const outcome = await withAgent(ctx, async (a) => {
