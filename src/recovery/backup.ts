@@ -94,8 +94,13 @@ export function parseBackup(bytes: Uint8Array): { header: BackupHeader; headerBy
 export function backupSecret(bytes: Uint8Array, keys: RecoveryKeys): { header: BackupHeader; exported: Uint8Array; secret: WalletSecret } {
   const { header, headerBytes, exported } = parseBackup(bytes);
   if (header.backupKey !== keys.backupKey) throw unreadable('this backup was encrypted to another recovery secret');
-  const epk = fromBase64url(header.epk, 'epk');
-  return { header, exported, secret: rawSecret(exportKey(keys.agree(epk), headerBytes)) };
+  let shared: Uint8Array;
+  try {
+    shared = keys.agree(fromBase64url(header.epk, 'epk'));
+  } catch {
+    throw unreadable('the backup header is damaged');
+  }
+  return { header, exported, secret: rawSecret(exportKey(shared, headerBytes)) };
 }
 
 /**

@@ -148,16 +148,29 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
   return { rotated, unrotated };
 }
 
-/** Completes a delayed recovery (or change) once the ledger's time has passed its delay. */
+/**
+ * Completes a delayed recovery (or change) this agent started, once the ledger's time has passed
+ * its delay. A pending recovery someone else started is never completed from here: that is
+ * what `cancelRecovery` is for.
+ */
 export async function completeRecovery(agent: EdgeAgent): Promise<{ rotated: string[]; unrotated: string[] } | { finished: 'change' }> {
   const record = await agent.policy();
-  if (record.policy.pending !== undefined) {
+  const after = agent.store.read(CATEGORIES.recovery, 'after-restore', AfterSchema);
+  const prepared = readPrepared(agent);
+  const pending = record.policy.pending;
+  if (pending !== undefined) {
+    const ours = (pending.agents ?? []).some((a) => a.key === agent.profile.key) || (prepared !== undefined && pending.next.digests.includes(prepared.next.digest));
+    if (!ours) throw new DkmsError('RECOVERY_PENDING', `the pending recovery (started ${pending.since}) was not started by this agent: if it is not yours, \`dkms recovery cancel\``);
     await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agentSigner(agent.wallet)]));
   }
-  const after = agent.store.read(CATEGORIES.recovery, 'after-restore', AfterSchema);
-  if (after !== undefined) return afterRecovery(agent, after.oldAgents, after.index);
-  const prepared = readPrepared(agent);
-  if (prepared !== undefined && (await agent.policy()).policy.recovery.digests.includes(prepared.next.digest)) {
+  const now = (await agent.policy()).policy;
+  if (after !== undefined) {
+    if (!now.agents.some((a) => a.key === agent.profile.key)) {
+      throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+    }
+    return afterRecovery(agent, after.oldAgents, after.index);
+  }
+  if (prepared !== undefined && now.recovery.digests.includes(prepared.next.digest)) {
     await finishChange(agent, prepared);
     return { finished: 'change' };
   }

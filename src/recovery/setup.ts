@@ -55,7 +55,7 @@ export function currentRecoverySigner(agent: EdgeAgent, policy: PolicyRules, cur
     return { publicKey: provisional.publicKey, sign: (m) => agent.wallet.sign(PROVISIONAL_RECOVERY_KEY, m) };
   }
   if (current === undefined) {
-    throw new DkmsError('RECOVERY_NOT_SET_UP', 'changing recovery needs the current recovery secret: pass --mnemonic or --qr (your paper wallet)');
+    throw new DkmsError('BAD_INPUT', 'changing recovery needs the current recovery secret: pass --mnemonic or --qr (your paper wallet), or --from-trustees');
   }
   const signer = current.committedSigner(policy.recovery);
   return { publicKey: signer.key, sign: signer.sign };

@@ -470,11 +470,11 @@ export class Wallet {
   async merge(exported: Uint8Array, exportSecret: WalletSecret, accept: (profile: string, item: WalletItem) => boolean): Promise<number> {
     const profiles = await decodeExport(exported, exportSecret);
     try {
-      for (const profile of profiles.keys()) {
-        if (!this.#open.readKeyring().profiles.has(checkProfile(profile))) this.createProfile(profile);
-      }
       const store = this.#open;
       return store.transaction(() => {
+        for (const profile of profiles.keys()) {
+          if (!store.readKeyring().profiles.has(checkProfile(profile))) this.createProfile(profile);
+        }
         let added = 0;
         for (const [profile, items] of profiles) {
           const root = unwrapProfileRoot(this.#storeKey, profile, store.readKeyring().profiles.get(profile) as Uint8Array);

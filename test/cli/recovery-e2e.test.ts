@@ -176,6 +176,10 @@ describe('recovery end to end, through real processes', () => {
     const printed = lines(setup.stdout);
     const words = String((printed[0]?.['paper'] as Json)['mnemonic']).split(' ');
     expect(printed.at(-1)).toMatchObject({ state: 'committed' });
+    // A second setup needs the current secret, and is refused before anything changes.
+    expect((await first.fails(['recovery', 'setup', '--offline'])).code).toBe('BAD_INPUT');
+    expect((await first.fails(['recovery', 'setup'])).code).toBe('BAD_INPUT');
+    expect((await first.run(['recovery', 'status']))['prepared']).toBeNull();
 
     // A new device; the owner types the words with mistakes first.
     const second = owner(tempDir(), env);

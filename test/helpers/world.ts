@@ -28,8 +28,8 @@ export interface World {
   pairAgent(owner: EdgeAgent, label: string, flags: number): Promise<EdgeAgent>;
 }
 
-export async function world(): Promise<World> {
-  const ledger = await startLedger(tempDir());
+export async function world(options: { ledgerClock?: () => number } = {}): Promise<World> {
+  const ledger = await startLedger(tempDir(), options.ledgerClock === undefined ? {} : { node: { now: options.ledgerClock } });
   const agency = await startAgency(tempDir(), {
     ledgerUrl: ledger.url,
     port: 0,

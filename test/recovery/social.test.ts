@@ -29,7 +29,7 @@ import {
   rebuiltSecrets,
   recoveryRequests,
 } from '../../src/recovery/requests.js';
-import { restoreFromSecret } from '../../src/recovery/restore.js';
+import { cancelRecovery, completeRecovery, restoreFromSecret } from '../../src/recovery/restore.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { commitRecovery, makeBackup, prepareRecovery } from '../../src/recovery/setup.js';
 import { readSetup, trustees } from '../../src/recovery/state.js';
@@ -46,8 +46,8 @@ interface Alice {
 }
 
 /** Alice with `n` trustees who accepted, recovery set up with `threshold` of them. */
-async function aliceWithTrustees(n: number, threshold: number): Promise<Alice> {
-  const w = await world();
+async function aliceWithTrustees(n: number, threshold: number, options: { delay?: number; ledgerClock?: () => number } = {}): Promise<Alice> {
+  const w = await world(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock });
   const alice = await w.makeOwner('alice');
   const people: EdgeAgent[] = [];
   for (let i = 1; i <= n; i++) {
@@ -60,7 +60,7 @@ async function aliceWithTrustees(n: number, threshold: number): Promise<Alice> {
   for (const t of people) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
   await settle(alice, ...people);
   expect(trustees(alice).map((t) => t.status)).toEqual(Array(n).fill('accepted'));
-  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: 0 });
+  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: options.delay ?? 0 });
   await settle(alice, ...people);
   const committed = await commitRecovery(alice);
   expect(committed.state).toBe('committed');
@@ -259,7 +259,7 @@ describe('changing trustees', () => {
     const old = new RecoveryKeys(secret);
     await prepareRecovery(alice, { offline: true, social: { trustees: ['trustee1', 'trustee2'], threshold: 2, insist: true }, delay: 0 });
     await settle(alice, ...people);
-    await expectCodeAsync(commitRecovery(alice), 'RECOVERY_NOT_SET_UP');
+    await expectCodeAsync(commitRecovery(alice), 'BAD_INPUT');
     expect((await commitRecovery(alice, old)).state).toBe('committed');
     await settle(alice, ...people);
     expect(heldShares(people[2] as EdgeAgent)).toEqual([]);
@@ -337,5 +337,37 @@ describe('compromise', () => {
     const again = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: extraKeys.key, kx: extraKeys.kx, flags: FLAGS.PROVE } }), [agentSigner(phone.wallet)]);
     await expectCodeAsync(phone.ledger.submit(again), 'EVENT_UNAUTHORIZED');
     expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
+  });
+});
+
+describe('a recovery delay', () => {
+  it('lets the owner\'s devices cancel a recovery they did not start; the owner\'s own completes after the delay', async () => {
+    let now = Date.now();
+    const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2, { delay: 3600, ledgerClock: () => now });
+    expect((await alice.policy()).policy.recovery.delay).toBe(3600);
+
+    // Two trustees collude: they rebuild R and start a recovery to a device of theirs.
+    const { device: theirs, secrets } = await recoverThrough(w, people.slice(0, 2));
+    const started = await restoreFromSecret(theirs, secrets[0] as Uint8Array, { agency: w.agencyUrl });
+    expect(started.state).toBe('pending');
+    expect(await agentKeys(alice)).toContain(alice.profile.key);
+    // Alice's laptop sees it and cancels; the trustees' device cannot complete it, even later.
+    expect((await alice.policy()).policy.pending).toBeDefined();
+    // Her laptop would never complete someone else's recovery by mistake.
+    await expectCodeAsync(completeRecovery(alice), 'RECOVERY_PENDING');
+    await cancelRecovery(alice);
+    now += 3601_000;
+    await expectCodeAsync(completeRecovery(theirs), 'EVENT_INVALID');
+    expect(await agentKeys(alice)).toContain(alice.profile.key);
+
+    // Alice really loses her laptop: her recovery waits for the delay, by the ledger's clock.
+    const mine = await w.newAgent();
+    const pending = await restoreFromSecret(mine, secret, { agency: w.agencyUrl });
+    expect(pending.state).toBe('pending');
+    await expectCodeAsync(completeRecovery(mine), 'RECOVERY_DELAY');
+    now += 3600_000;
+    const done = await completeRecovery(mine);
+    expect('rotated' in done).toBe(true);
+    expect(await agentKeys(mine)).toEqual([mine.profile.key, mine.cloud().key].sort());
   });
 });

@@ -12,7 +12,7 @@ import { encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg,
 import { collectReleases, createRecoveryRequest, myRequest, rebuiltSecrets, releaseProgress } from '../../recovery/requests.js';
 import { cancelRecovery, completeRecovery, restoreFromSecret, type RestoreOutcome } from '../../recovery/restore.js';
 import { RecoveryKeys } from '../../recovery/secret.js';
-import { commitRecovery, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
+import { commitRecovery, currentRecoverySigner, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
 import { missingAcks } from '../../recovery/trustees.js';
 import { DEFAULT_AGENCY_PORT } from '../../server/agency-service.js';
@@ -152,6 +152,13 @@ export function recoveryCommand(): Command {
           if (opts.social === true) {
             const chosen = opts.trustee ?? trustees(a).filter((t) => t.status === 'accepted').map((t) => t.id);
             social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
+          }
+          // Refuse before anything is sent if the change could not be committed.
+          const check = current === undefined ? undefined : new RecoveryKeys(current.secret);
+          try {
+            currentRecoverySigner(a, (await a.policy()).policy, check);
+          } finally {
+            check?.wipe();
           }
           const { secret, prepared } = await prepareRecovery(a, { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay });
           try {

@@ -1,0 +1,506 @@
+/**
+ * Backups at the agency: the store's versions under a locator (numbering, pruning, owners,
+ * deletion, durability), the upgrade of a format-2 agency file that predates them, and the HTTP
+ * routes: agents store, anyone who knows the locator sees the index, only the committed recovery
+ * key gets the bytes.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { AgencyClient, type CloudAgentDescription } from '../../src/agent/agency-client.js';
+import { MAX_BACKUP_BYTES } from '../../src/agent/agency.js';
+import type { CloudAgentRecord } from '../../src/agent/agency-store.js';
+import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
+import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
+import { ed25519Generate, ed25519Sign, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
+import { policyCreate, signEvent } from '../../src/ledger/build.js';
+import { LedgerClient } from '../../src/ledger/client.js';
+import type { PolicyAddress } from '../../src/ledger/events.js';
+import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
+import type { Agent } from '../../src/policy/types.js';
+import { RecoveryKeys, newRecoverySecret } from '../../src/recovery/secret.js';
+import { startAgency, type RunningAgency } from '../../src/server/agency-service.js';
+import { expectCode, expectCodeAsync } from '../helpers/errors.js';
+import { startLedger, type RunningLedger } from '../helpers/lying.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const NOW = '2030-01-01T12:00:00.000Z';
+const AGENCY_APPLICATION_ID = 0x444b4d41;
+
+const agentKey = () => encodePublicKey('ed25519', ed25519Generate().publicKey);
+const kxKey = () => encodePublicKey('x25519', x25519Generate().publicKey);
+const newLocator = () => toBase58btc(randomBytes(16));
+const bytesOf = (text: string) => new TextEncoder().encode(text);
+
+function cloudRecord(): CloudAgentRecord {
+  return { id: toBase58btc(randomBytes(16)), policy: `policy:${toBase58btc(randomBytes(32))}`, key: agentKey(), kx: kxKey(), created: NOW };
+}
+
+const dbPath = () => join(tempDir('dkms-agency-backups-'), 'agency.db');
+
+/** A store over `path`, closed when the test finishes (closing twice is harmless). */
+function openStore(path: string = dbPath()): SqliteAgencyStore {
+  const store = SqliteAgencyStore.open(path);
+  onTestFinished(() => store.close());
+  return store;
+}
+
+async function withClouds(path?: string): Promise<{ store: SqliteAgencyStore; a: CloudAgentRecord; b: CloudAgentRecord }> {
+  const store = openStore(path);
+  const a = cloudRecord();
+  const b = cloudRecord();
+  await store.addCloudAgent(a);
+  await store.addCloudAgent(b);
+  return { store, a, b };
+}
+
+const versionsOf = async (store: SqliteAgencyStore, locator: string) => (await store.backups(locator)).map((r) => r.version);
+
+/** The file's format and application id, read after the store closed it. */
+function fileFormat(path: string): { version: number; applicationId: number; tables: string[] } {
+  const db = new Database(path, { readonly: true });
+  try {
+    return {
+      version: Number(db.pragma('user_version', { simple: true })),
+      applicationId: Number(db.pragma('application_id', { simple: true })),
+      tables: db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => r.name),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+describe('agency store: backups', () => {
+  it('numbers the versions under a locator from 1, and describes each', async () => {
+    const { store, a } = await withClouds();
+    const locator = newLocator();
+    const first = await store.putBackup(a.id, locator, bytesOf('first'), NOW, 20);
+    expect(first).toEqual({ locator, cloudId: a.id, version: 1, created: NOW, size: 5 });
+    expect((await store.putBackup(a.id, locator, bytesOf('second!'), '2030-01-01T12:00:01.000Z', 20)).version).toBe(2);
+    expect((await store.putBackup(a.id, locator, bytesOf('third'), '2030-01-01T12:00:02.000Z', 20)).version).toBe(3);
+    expect(await store.backups(locator)).toEqual([
+      { locator, cloudId: a.id, version: 1, created: NOW, size: 5 },
+      { locator, cloudId: a.id, version: 2, created: '2030-01-01T12:00:01.000Z', size: 7 },
+      { locator, cloudId: a.id, version: 3, created: '2030-01-01T12:00:02.000Z', size: 5 },
+    ]);
+    // Another locator of the same cloud agent has its own numbering.
+    expect((await store.putBackup(a.id, newLocator(), bytesOf('other'), NOW, 20)).version).toBe(1);
+    expect(await store.backups(newLocator())).toEqual([]);
+  });
+
+  it('keeps only the newest `keep` versions, still counting on from the newest', async () => {
+    const { store, a } = await withClouds();
+    const locator = newLocator();
+    for (let i = 1; i <= 5; i++) await store.putBackup(a.id, locator, bytesOf(`v${i}`), NOW, 3);
+    expect(await versionsOf(store, locator)).toEqual([3, 4, 5]);
+    expect(await store.backupData(locator, 2)).toBeUndefined();
+    expect((await store.putBackup(a.id, locator, bytesOf('v6'), NOW, 3)).version).toBe(6);
+    expect(await versionsOf(store, locator)).toEqual([4, 5, 6]);
+    // keep = 1: only the newest.
+    await store.putBackup(a.id, locator, bytesOf('v7'), NOW, 1);
+    expect(await versionsOf(store, locator)).toEqual([7]);
+  });
+
+  it('gives the newest version\'s bytes, or a given version\'s', async () => {
+    const { store, a } = await withClouds();
+    const locator = newLocator();
+    for (const text of ['one', 'two', 'three']) await store.putBackup(a.id, locator, bytesOf(text), NOW, 20);
+    const newest = await store.backupData(locator);
+    expect(newest?.record).toEqual({ locator, cloudId: a.id, version: 3, created: NOW, size: 5 });
+    expect(newest?.data).toEqual(bytesOf('three'));
+    expect((await store.backupData(locator, 1))?.data).toEqual(bytesOf('one'));
+    expect((await store.backupData(locator, 2))?.record.version).toBe(2);
+    expect(await store.backupData(locator, 4)).toBeUndefined();
+    expect(await store.backupData(newLocator())).toBeUndefined();
+  });
+
+  it('refuses another cloud agent a locator that is taken (BACKUP_UNAUTHORIZED), writing nothing', async () => {
+    const { store, a, b } = await withClouds();
+    const locator = newLocator();
+    await store.putBackup(a.id, locator, bytesOf('a1'), NOW, 20);
+    await store.putBackup(a.id, locator, bytesOf('a2'), NOW, 20);
+    const before = await store.backups(locator);
+    await expectCodeAsync(store.putBackup(b.id, locator, bytesOf('b1'), NOW, 1), 'BACKUP_UNAUTHORIZED');
+    expect(await store.backups(locator)).toEqual(before);
+    expect((await store.backupData(locator))?.data).toEqual(bytesOf('a2'));
+    // Its own locators are its own.
+    expect((await store.putBackup(b.id, newLocator(), bytesOf('b1'), NOW, 20)).cloudId).toBe(b.id);
+  });
+
+  it('deletes only the given cloud agent\'s backups under a locator', async () => {
+    const { store, a, b } = await withClouds();
+    const mine = newLocator();
+    const theirs = newLocator();
+    for (let i = 0; i < 3; i++) await store.putBackup(a.id, mine, bytesOf(`a${i}`), NOW, 20);
+    await store.putBackup(b.id, theirs, bytesOf('b'), NOW, 20);
+
+    expect(await store.deleteBackups(b.id, mine)).toBe(0);
+    expect(await versionsOf(store, mine)).toEqual([1, 2, 3]);
+    expect(await store.deleteBackups(a.id, theirs)).toBe(0);
+    expect(await versionsOf(store, theirs)).toEqual([1]);
+
+    expect(await store.deleteBackups(a.id, mine)).toBe(3);
+    expect(await store.backups(mine)).toEqual([]);
+    expect(await store.backupData(mine)).toBeUndefined();
+    expect(await versionsOf(store, theirs)).toEqual([1]);
+    expect(await store.deleteBackups(a.id, mine)).toBe(0);
+  });
+
+  it('keeps backups across close and reopen', async () => {
+    const path = dbPath();
+    const { store, a } = await withClouds(path);
+    const locator = newLocator();
+    const data = randomBytes(4096);
+    await store.putBackup(a.id, locator, bytesOf('old'), NOW, 20);
+    await store.putBackup(a.id, locator, data, NOW, 20);
+    await store.close();
+
+    const again = openStore(path);
+    expect(await versionsOf(again, locator)).toEqual([1, 2]);
+    expect((await again.backupData(locator))?.data).toEqual(data);
+    expect((await again.putBackup(a.id, locator, bytesOf('next'), NOW, 20)).version).toBe(3);
+  });
+});
+
+/** The agency schema of format 2, as it was before backups (commit fd0848f~1). */
+const FORMAT_2_SCHEMA = `
+CREATE TABLE cloud_agents (id TEXT PRIMARY KEY, policy TEXT NOT NULL UNIQUE, key TEXT NOT NULL UNIQUE, kx TEXT NOT NULL UNIQUE, created TEXT NOT NULL);
+CREATE TABLE routes (cloud_id TEXT NOT NULL REFERENCES cloud_agents(id), agent_key TEXT NOT NULL, kx TEXT, PRIMARY KEY (cloud_id, agent_key));
+CREATE TABLE removed (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
+CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (cloud_id, recipient));
+CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
+CREATE INDEX messages_recipient ON messages (recipient, id);
+CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
+`;
+
+/** Writes an agency file of `version` by hand: the format-2 schema, one cloud agent routing to one agent. */
+function oldAgencyFile(path: string, version: number, cloud: CloudAgentRecord, agent: string): void {
+  const db = new Database(path);
+  try {
+    db.exec(FORMAT_2_SCHEMA);
+    db.prepare('INSERT INTO cloud_agents (id, policy, key, kx, created) VALUES (@id, @policy, @key, @kx, @created)').run(cloud);
+    db.prepare('INSERT INTO routes (cloud_id, agent_key, kx) VALUES (?, ?, NULL)').run(cloud.id, agent);
+    db.pragma(`application_id = ${AGENCY_APPLICATION_ID}`);
+    db.pragma(`user_version = ${version}`);
+  } finally {
+    db.close();
+  }
+}
+
+describe('agency store: the file format', () => {
+  it('upgrades a format-2 file to format 3 in place, keeping its cloud agents, and backups then work', async () => {
+    const path = dbPath();
+    const cloud = cloudRecord();
+    const agent = agentKey();
+    oldAgencyFile(path, 2, cloud, agent);
+    expect(fileFormat(path)).toMatchObject({ version: 2, applicationId: AGENCY_APPLICATION_ID });
+    expect(fileFormat(path).tables).not.toContain('backups');
+
+    const store = openStore(path);
+    expect(await store.cloudAgent(cloud.id)).toEqual(cloud);
+    expect(await store.routes(cloud.id)).toEqual([{ agentKey: agent }]);
+    const locator = newLocator();
+    expect((await store.putBackup(cloud.id, locator, bytesOf('after the upgrade'), NOW, 20)).version).toBe(1);
+    await store.close();
+
+    expect(fileFormat(path)).toEqual({ version: 3, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'mailboxes', 'messages', 'removed', 'routes'] });
+    // Opening it again changes nothing further.
+    const again = openStore(path);
+    expect(await again.cloudAgent(cloud.id)).toEqual(cloud);
+    expect((await again.backupData(locator))?.data).toEqual(bytesOf('after the upgrade'));
+    await again.close();
+    expect(fileFormat(path).version).toBe(3);
+  });
+
+  it('refuses a file of a newer format, and one of a format it cannot upgrade, leaving it as it was', () => {
+    for (const version of [4, 1]) {
+      const path = dbPath();
+      const cloud = cloudRecord();
+      oldAgencyFile(path, version, cloud, agentKey());
+      const before = fileFormat(path);
+      const error = expectCode(() => SqliteAgencyStore.open(path), 'AGENCY_STORE_DAMAGED');
+      expect(error.message).toMatch(/format 3/);
+      expect(fileFormat(path)).toEqual(before);
+    }
+  });
+
+  it('refuses a file of another application even at format 2', () => {
+    const path = dbPath();
+    const db = new Database(path);
+    db.exec(FORMAT_2_SCHEMA);
+    db.pragma(`application_id = ${0x444b4d53}`);
+    db.pragma('user_version = 2');
+    db.close();
+    expectCode(() => SqliteAgencyStore.open(path), 'AGENCY_STORE_DAMAGED');
+    expect(fileFormat(path).tables).not.toContain('backups');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Over HTTP
+
+interface Edge extends RequestSigner {
+  /** As an EventSigner. */
+  readonly publicKey: string;
+  agent(flags: number): Agent;
+}
+
+function edgeAgent(): Edge {
+  const signing = ed25519Generate();
+  const key = encodePublicKey('ed25519', signing.publicKey);
+  const kx = encodePublicKey('x25519', x25519Generate().publicKey);
+  return { key, publicKey: key, sign: (m) => ed25519Sign(signing.privateKey, m), agent: (flags) => ({ key, kx, flags }) };
+}
+
+interface Owner {
+  readonly ledger: RunningLedger;
+  readonly ledgerClient: LedgerClient;
+  readonly policy: PolicyAddress;
+  /** ADMIN. */
+  readonly laptop: Edge;
+  /** PROVE only: still an agent of the owner. */
+  readonly phone: Edge;
+  readonly agency: RunningAgency;
+  readonly cloud: CloudAgentDescription;
+  /** R's keys; the policy commits to signer(0). */
+  readonly keys: RecoveryKeys;
+}
+
+async function runAgency(ledger: RunningLedger): Promise<RunningAgency> {
+  const running = await startAgency(tempDir('dkms-agency-home-'), {
+    ledgerUrl: ledger.url,
+    port: 0,
+    trustedLedgerKeys: [ledger.signer.key],
+    rateLimitPerSecond: 100_000,
+    agentRequestsPerSecond: 100_000,
+  });
+  onTestFinished(() => running.close());
+  return running;
+}
+
+/** An owner's policy on a ledger, committing to R's first recovery key, and its cloud agent at an agency. */
+async function owner(ledger?: RunningLedger, agency?: RunningAgency): Promise<Owner> {
+  const theLedger = ledger ?? (await startLedger(tempDir('dkms-agency-ledger-')));
+  const ledgerClient = new LedgerClient({ url: theLedger.url, trustedKeys: [theLedger.signer.key] });
+  const laptop = edgeAgent();
+  const phone = edgeAgent();
+  const keys = new RecoveryKeys(newRecoverySecret());
+  const create = signEvent(policyCreate([laptop.agent(ALL_FLAGS), phone.agent(FLAGS.PROVE)], { digests: [keys.signer(0).digest], threshold: 1 }), [laptop, phone]);
+  const policy = (await ledgerClient.submit(create)).subject as PolicyAddress;
+  const running = agency ?? (await runAgency(theLedger));
+  const cloud = await new AgencyClient(running.url, laptop).register(policy);
+  return { ledger: theLedger, ledgerClient, policy, laptop, phone, agency: running, cloud, keys };
+}
+
+interface Answer {
+  readonly status: number;
+  readonly contentType: string;
+  readonly body: unknown;
+}
+
+async function call(url: string, init: RequestInit = {}): Promise<Answer> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Keep the text.
+  }
+  return { status: response.status, contentType: response.headers.get('content-type') ?? '', body };
+}
+
+/** `path` with the auth headers given (or freshly signed by `signer`). */
+function send(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, auth: Record<string, string>, body?: unknown): Promise<Answer> {
+  return call(`${base}${path}`, {
+    method,
+    headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+}
+
+const signed = (base: string, signer: RequestSigner, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
+  send(base, method, path, signRequest(signer, method, path, body), body);
+
+function expectProblem(answer: Answer, status: number, code: string): void {
+  expect({ status: answer.status, code: (answer.body as { code?: unknown }).code }).toEqual({ status, code });
+  expect(answer.contentType).toMatch(/^application\/problem\+json/);
+  expect(answer.body).toMatchObject({ type: `urn:dkms:error:${code}`, title: code, status, code });
+}
+
+const backupsPath = (o: Owner) => `/v1/cloud-agents/${o.cloud.id}/backups`;
+const dataPath = (locator: string, version?: number) => `/v1/backups/${locator}/data${version === undefined ? '' : `?version=${version}`}`;
+
+/** Stores `data` as an agent of `o` and returns the answer's body. */
+async function store(o: Owner, data: Uint8Array, signer: RequestSigner = o.laptop): Promise<{ version: number; created: string; size: number }> {
+  const answer = await signed(o.agency.url, signer, 'POST', backupsPath(o), { locator: o.keys.locator, data: toBase64url(data) });
+  expect(answer.status).toBe(201);
+  return answer.body as { version: number; created: string; size: number };
+}
+
+describe('agency API: storing backups', () => {
+  it('stores versions sent by any agent of the owner (201 with the version)', async () => {
+    const o = await owner();
+    const first = await store(o, bytesOf('backup one'));
+    expect(first).toEqual({ version: 1, created: first.created, size: 10 });
+    expect(Number.isNaN(Date.parse(first.created))).toBe(false);
+    expect((await store(o, bytesOf('backup two'), o.phone)).version).toBe(2);
+  });
+
+  it('refuses a key that is not an agent of the owner (401 REQUEST_UNAUTHORIZED), storing nothing', async () => {
+    const o = await owner();
+    const path = backupsPath(o);
+    const body = { locator: o.keys.locator, data: toBase64url(bytesOf('forged')) };
+    expectProblem(await signed(o.agency.url, edgeAgent(), 'POST', path, body), 401, 'REQUEST_UNAUTHORIZED');
+    // The recovery key is not an agent either.
+    expectProblem(await signed(o.agency.url, o.keys.signer(0), 'POST', path, body), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(await send(o.agency.url, 'POST', path, {}, body), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
+  });
+
+  it('refuses another owner\'s agent a locator that is taken (BACKUP_UNAUTHORIZED), and an unknown cloud agent', async () => {
+    const o = await owner();
+    await store(o, bytesOf('mine'));
+    const other = await owner(o.ledger, o.agency);
+    const stolen = await signed(o.agency.url, other.laptop, 'POST', backupsPath(other), { locator: o.keys.locator, data: toBase64url(bytesOf('theirs')) });
+    expectProblem(stolen, 401, 'BACKUP_UNAUTHORIZED');
+    // Nor may it post to the first owner's cloud agent.
+    expectProblem(await signed(o.agency.url, other.laptop, 'POST', backupsPath(o), { locator: o.keys.locator, data: toBase64url(bytesOf('theirs')) }), 401, 'REQUEST_UNAUTHORIZED');
+    const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
+    expect((index.body as { versions: unknown[] }).versions).toHaveLength(1);
+    const unknown = `/v1/cloud-agents/${toBase58btc(randomBytes(16))}/backups`;
+    expectProblem(await signed(o.agency.url, o.laptop, 'POST', unknown, { locator: o.keys.locator, data: toBase64url(bytesOf('x')) }), 404, 'CLOUD_AGENT_NOT_FOUND');
+  });
+
+  it('refuses a malformed locator or data (400 BAD_INPUT)', async () => {
+    const o = await owner();
+    const path = backupsPath(o);
+    for (const body of [
+      { locator: '0OIl0OIl0OIl0OIl0OIl', data: toBase64url(bytesOf('x')) },
+      { locator: 'short', data: toBase64url(bytesOf('x')) },
+      { locator: o.keys.locator, data: '' },
+      { locator: o.keys.locator, data: 'not base64url!' },
+      { locator: o.keys.locator, data: toBase64url(bytesOf('x')), extra: 1 },
+      { locator: o.keys.locator },
+    ]) {
+      expectProblem(await signed(o.agency.url, o.laptop, 'POST', path, body), 400, 'BAD_INPUT');
+    }
+    expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
+  });
+
+  it('refuses a replayed store request, storing it once', async () => {
+    const o = await owner();
+    const path = backupsPath(o);
+    const body = { locator: o.keys.locator, data: toBase64url(bytesOf('once')) };
+    const auth = signRequest(o.laptop, 'POST', path, body);
+    expect((await send(o.agency.url, 'POST', path, auth, body)).status).toBe(201);
+    expectProblem(await send(o.agency.url, 'POST', path, auth, body), 401, 'REQUEST_UNAUTHORIZED');
+    const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
+    expect((index.body as { versions: unknown[] }).versions).toHaveLength(1);
+  });
+
+  it('refuses a backup over MAX_BACKUP_BYTES (400 BAD_INPUT) and a body over the route\'s limit (413)', async () => {
+    const o = await owner();
+    const path = backupsPath(o);
+    // Just over the limit once decoded, but within the body limit as base64url.
+    const over = { locator: o.keys.locator, data: toBase64url(new Uint8Array(MAX_BACKUP_BYTES + 1)) };
+    const refused = await signed(o.agency.url, o.laptop, 'POST', path, over);
+    expectProblem(refused, 400, 'BAD_INPUT');
+    expect((refused.body as { detail: string }).detail).toMatch(String(MAX_BACKUP_BYTES));
+    // Over the body limit itself: refused before it is read or verified.
+    const huge = { locator: o.keys.locator, data: 'A'.repeat(Math.ceil((MAX_BACKUP_BYTES * 4) / 3) + 8192) };
+    expectProblem(await send(o.agency.url, 'POST', path, { 'x-dkms-key': o.laptop.key }, huge), 413, 'ENVELOPE_TOO_LARGE');
+    // Exactly MAX_BACKUP_BYTES is stored.
+    expect((await store(o, new Uint8Array(MAX_BACKUP_BYTES))).size).toBe(MAX_BACKUP_BYTES);
+    const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
+    expect((index.body as { versions: { version: number }[] }).versions.map((v) => v.version)).toEqual([1]);
+  });
+
+  it('deletes the owner\'s backups for one of its agents only', async () => {
+    const o = await owner();
+    await store(o, bytesOf('one'));
+    await store(o, bytesOf('two'));
+    const path = `${backupsPath(o)}/${o.keys.locator}`;
+    expectProblem(await signed(o.agency.url, edgeAgent(), 'DELETE', path), 401, 'REQUEST_UNAUTHORIZED');
+    expect((await call(`${o.agency.url}/v1/backups/${o.keys.locator}`)).status).toBe(200);
+    expect(await signed(o.agency.url, o.phone, 'DELETE', path)).toMatchObject({ status: 200, body: { deleted: 2 } });
+    expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
+  });
+});
+
+describe('agency API: fetching backups', () => {
+  it('tells whose backups a locator names, and their versions, without a signature', async () => {
+    const o = await owner();
+    const one = await store(o, bytesOf('one'));
+    const two = await store(o, bytesOf('second'));
+    const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
+    expect(index.status).toBe(200);
+    expect(index.body).toEqual({
+      policy: o.policy,
+      cloud: o.cloud,
+      versions: [
+        { version: 1, created: one.created, size: 3 },
+        { version: 2, created: two.created, size: 6 },
+      ],
+    });
+    expectProblem(await call(`${o.agency.url}/v1/backups/${newLocator()}`), 404, 'BACKUP_NOT_FOUND');
+  });
+
+  it('refuses a malformed locator (400 BAD_INPUT)', async () => {
+    const o = await owner();
+    for (const bad of ['0OIl0OIl0OIl0OIl0OIl', 'short', '1'.repeat(31), `${o.keys.locator.slice(0, -1)}_`]) {
+      expectProblem(await call(`${o.agency.url}/v1/backups/${bad}`), 400, 'BAD_INPUT');
+      expectProblem(await signed(o.agency.url, o.keys.signer(0), 'GET', dataPath(bad)), 400, 'BAD_INPUT');
+    }
+  });
+
+  it('gives the bytes only to the committed recovery key (BACKUP_UNAUTHORIZED otherwise)', async () => {
+    const o = await owner();
+    const first = randomBytes(2048);
+    const second = randomBytes(3000);
+    await store(o, first);
+    await store(o, second);
+    const url = o.agency.url;
+
+    expectProblem(await call(`${url}${dataPath(o.keys.locator)}`), 401, 'BACKUP_UNAUTHORIZED');
+    // Signed, but by keys whose digest the policy does not commit to: the owner's own agents,
+    // the next recovery key of the same R, a stranger.
+    for (const signer of [o.laptop, o.phone, o.keys.signer(1), edgeAgent()]) {
+      expectProblem(await signed(url, signer, 'GET', dataPath(o.keys.locator)), 401, 'BACKUP_UNAUTHORIZED');
+    }
+    // A signature by the committed key over another path does not do either.
+    const elsewhere = signRequest(o.keys.signer(0), 'GET', dataPath(o.keys.locator, 1));
+    expectProblem(await send(url, 'GET', dataPath(o.keys.locator), elsewhere), 401, 'BACKUP_UNAUTHORIZED');
+
+    const newest = await signed(url, o.keys.signer(0), 'GET', dataPath(o.keys.locator));
+    expect(newest.status).toBe(200);
+    expect((newest.body as { version: number }).version).toBe(2);
+    expect(fromBase64url((newest.body as { data: string }).data)).toEqual(second);
+    const older = await signed(url, o.keys.signer(0), 'GET', dataPath(o.keys.locator, 1));
+    expect(older.status).toBe(200);
+    expect(fromBase64url((older.body as { data: string }).data)).toEqual(first);
+    expectProblem(await signed(url, o.keys.signer(0), 'GET', dataPath(o.keys.locator, 3)), 404, 'BACKUP_NOT_FOUND');
+    expectProblem(await signed(url, o.keys.signer(0), 'GET', `${dataPath(o.keys.locator)}?version=0`), 400, 'BAD_INPUT');
+
+    // Through the client, as a restore fetches it.
+    expect((await new AgencyClient(url, o.keys.signer(0)).getBackup(o.keys.locator)).data).toEqual(second);
+  });
+
+  it('does not give another owner\'s recovery key this owner\'s backups', async () => {
+    const o = await owner();
+    await store(o, bytesOf('mine'));
+    const other = await owner(o.ledger, o.agency);
+    expectProblem(await signed(o.agency.url, other.keys.signer(0), 'GET', dataPath(o.keys.locator)), 401, 'BACKUP_UNAUTHORIZED');
+  });
+
+  it('refuses a replayed fetch the second time', async () => {
+    const o = await owner();
+    await store(o, bytesOf('once'));
+    const path = dataPath(o.keys.locator);
+    const auth = signRequest(o.keys.signer(0), 'GET', path);
+    expect((await send(o.agency.url, 'GET', path, auth)).status).toBe(200);
+    const again = await send(o.agency.url, 'GET', path, auth);
+    expectProblem(again, 401, 'BACKUP_UNAUTHORIZED');
+    expect((again.body as { detail: string }).detail).toMatch(/already/);
+  });
+});
