@@ -5,9 +5,10 @@
 import { agentBench } from './agent.js';
 import { etcdBench } from './etcd.js';
 import { ledgerBench } from './ledger.js';
+import { recoveryBench } from './recovery.js';
 import { walletBench } from './wallet.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench, etcd: etcdBench };
+const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench, etcd: etcdBench, recovery: recoveryBench };
 
 const requested = process.argv.slice(2);
 const unknown = requested.filter((name) => !Object.hasOwn(BENCHES, name));

@@ -9,6 +9,7 @@
  */
 import { CATEGORIES, PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
+import { wipe } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { nextEvent, signEvent, type EventSigner } from '../ledger/build.js';
@@ -89,9 +90,9 @@ export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions)
       prepared = { v: 1, set: '', threshold: 0, trustees: [], next, delay: options.delay, offline: options.offline, created: new Date().toISOString() };
       agent.store.write(CATEGORIES.recovery, 'prepared', prepared);
     }
-    return { secret: secret.slice(), prepared };
+    return { secret, prepared };
   } catch (e) {
-    secret.fill(0);
+    wipe(secret);
     throw e;
   } finally {
     keys.wipe();

@@ -5,7 +5,7 @@ import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
-import { ALL_HANDLERS } from '../../agent/protocols.js';
+import { ALL_HANDLERS } from '../protocols.js';
 import { answerInvitation, awaitWelcome, completePairing, createInvitation, DEFAULT_PAIRING_TTL_SECONDS, parseInvitation, waitingHandlers } from '../../agent/pairing.js';
 import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/provision.js';
 import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import QRCode from 'qrcode';
 import { acceptConnection, connections, deleteConnection, DEFAULT_CONNECTION_TTL_SECONDS, inviteConnection, myState, peerState, rotateConnection, type ConnectionRecord } from '../../agent/connections.js';
-import { ALL_HANDLERS } from '../../agent/protocols.js';
+import { ALL_HANDLERS } from '../protocols.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit, table } from '../output.js';

@@ -1,6 +1,6 @@
 /** `dkms trustee …`: your trustees (social recovery), and your part as someone else's trustee. */
 import { Command } from 'commander';
-import { ALL_HANDLERS } from '../../agent/protocols.js';
+import { ALL_HANDLERS } from '../protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { wipe } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
