@@ -23,6 +23,7 @@ import { startAgency, type RunningAgency } from '../../src/server/agency-service
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { call, type Answer } from '../helpers/http.js';
 
 const NOW = '2030-01-01T12:00:00.000Z';
 const AGENCY_APPLICATION_ID = 0x444b4d41;
@@ -290,24 +291,6 @@ async function owner(ledger?: RunningLedger, agency?: RunningAgency): Promise<Ow
   const running = agency ?? (await runAgency(theLedger));
   const cloud = await new AgencyClient(running.url, laptop).register(policy);
   return { ledger: theLedger, ledgerClient, policy, laptop, phone, agency: running, cloud, keys };
-}
-
-interface Answer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: unknown;
-}
-
-async function call(url: string, init: RequestInit = {}): Promise<Answer> {
-  const response = await fetch(url, init);
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Keep the text.
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', body };
 }
 
 /** `path` with the auth headers given (or freshly signed by `signer`). */

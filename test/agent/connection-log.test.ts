@@ -33,6 +33,7 @@ import {
 } from '../../src/crypto/index.js';
 import { DkmsError, type ErrorCode } from '../../src/errors.js';
 import { expectCode } from '../helpers/errors.js';
+import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
 
 // ---------------------------------------------------------------------------------------------
 // Keys, events
@@ -326,22 +327,6 @@ describe('replayConnLog', () => {
 // ---------------------------------------------------------------------------------------------
 // Mutations and arbitrary input
 
-type Path = readonly (string | number)[];
-
-/** Every path into a JSON value (the root excluded). */
-function paths(value: unknown, prefix: Path = []): Path[] {
-  if (Array.isArray(value)) return value.flatMap((v, i) => [[...prefix, i], ...paths(v, [...prefix, i])]);
-  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => [[...prefix, k], ...paths(v, [...prefix, k])]);
-  return [];
-}
-
-function getAt(value: unknown, path: Path): unknown {
-  let v = value;
-  for (const p of path) v = (v as Record<string | number, unknown>)[p];
-  return v;
-}
-
-const BASE64URL_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 type Mutation =
   | { readonly kind: 'replace'; readonly value: unknown }

@@ -39,6 +39,7 @@ import {
 } from '../../src/recovery/shares.js';
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { gfDiv, gfInv, gfMul, interpolateSharesAt } from '../helpers/gf256.js';
+import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -522,23 +523,6 @@ describe('shareSummary', () => {
 // ---------------------------------------------------------------------------------------------
 // Mutations
 
-type Path = readonly (string | number)[];
-
-/** Every path into a JSON value (the root excluded). */
-function paths(value: unknown, prefix: Path = []): Path[] {
-  if (Array.isArray(value)) return value.flatMap((v, i) => [[...prefix, i], ...paths(v, [...prefix, i])]);
-  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => [[...prefix, k], ...paths(v, [...prefix, k])]);
-  return [];
-}
-
-/** The value at `path`, or undefined where the path leaves the value. */
-function getAt(value: unknown, path: Path): unknown {
-  let v = value;
-  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<string | number, unknown>)[p] : undefined;
-  return v;
-}
-
-const BASE64URL_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 type Mutation =
   | { readonly kind: 'replace'; readonly value: unknown }

@@ -33,6 +33,7 @@ import { expectCodeAsync } from '../helpers/errors.js';
 import { commitment, testKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { call, type Answer } from '../helpers/http.js';
 
 // ---------------------------------------------------------------------------------------------
 // Agents, owners, agencies
@@ -168,24 +169,6 @@ async function inbox(client: AgencyClient, edge: Edge): Promise<string[]> {
 
 // ---------------------------------------------------------------------------------------------
 // Raw HTTP
-
-interface Answer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: unknown;
-}
-
-async function call(url: string, init: RequestInit = {}): Promise<Answer> {
-  const response = await fetch(url, init);
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Keep the text.
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', body };
-}
 
 /** A signed request as AgencyClient makes it, with `headers` applied on top. */
 function signed(base: string, signer: RequestSigner, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {

@@ -14,25 +14,7 @@ import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { commitment, testKey, type TestKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
-
-interface Answer {
-  readonly status: number;
-  readonly contentType: string;
-  readonly headers: Headers;
-  readonly body: unknown;
-}
-
-async function call(url: string, init: RequestInit = {}): Promise<Answer> {
-  const response = await fetch(url, init);
-  const text = await response.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // Keep the text.
-  }
-  return { status: response.status, contentType: response.headers.get('content-type') ?? '', headers: response.headers, body };
-}
+import { call, type Answer } from '../helpers/http.js';
 
 const get = (url: string) => call(url);
 const post = (url: string, body: unknown, contentType = 'application/json') =>

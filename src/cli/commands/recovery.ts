@@ -131,6 +131,7 @@ export function recoveryCommand(): Command {
       .description('make a new recovery secret: commit its key on the ledger, back up, and hand it out as a paper wallet and/or trustee shares')
       .option('--offline', 'a paper wallet: 24 words and a QR code')
       .option('--social', 'shares for your trustees (`dkms trustee invite` first)')
+      .option('--both', 'a paper wallet and trustee shares (--offline --social)')
       .option('--trustee <trustee...>', 'which accepted trustees get shares (default: all)')
       .option('--threshold <m>', 'how many trustees it takes to recover (default: a majority)', parsePositive)
       .option('--insist', 'accept fewer than 3 trustees')
@@ -141,8 +142,9 @@ export function recoveryCommand(): Command {
       .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120)
       .option('--from-trustees', 'when changing an existing setup, rebuild the current secret from the shares your trustees released to `dkms recovery request`'),
     'when changing an existing setup, the current recovery secret',
-  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
+  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; both?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
+    if (opts.both === true) Object.assign(opts, { offline: true, social: true });
     const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
     try {
       const result = await withAgent(
