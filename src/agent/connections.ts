@@ -182,9 +182,9 @@ async function appendMine(agent: EdgeAgent, record: ConnectionRecord, events: re
   return next;
 }
 
-/** Replaces this agent's pairwise keys (and drops keys of agents no longer the owner's). */
-export async function rotateConnection(agent: EdgeAgent, ref: string, dropAgents: readonly string[] = []): Promise<ConnectionRecord> {
-  const record = findConnection(agent, ref);
+/** Replaces this agent's pairwise keys (and drops keys of agents no longer the owner's). `ref`: an id or label, or the record itself. */
+export async function rotateConnection(agent: EdgeAgent, ref: string | ConnectionRecord, dropAgents: readonly string[] = []): Promise<ConnectionRecord> {
+  const record = typeof ref === 'string' ? findConnection(agent, ref) : ref;
   active(record);
   const current = myState(record);
   const old = record.mine;
@@ -381,7 +381,7 @@ export async function dropAgentFromConnections(agent: EdgeAgent, revoked: string
   for (const record of connections(agent)) {
     if (record.state !== 'active' || record.mine === undefined) continue;
     if (!record.members.some((m) => m.agent === revoked)) continue;
-    await rotateConnection(agent, record.id, [revoked]);
+    await rotateConnection(agent, record, [revoked]);
     rotated.push(record.id);
   }
   return rotated;

@@ -131,7 +131,7 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
       continue;
     }
     try {
-      await rotateConnection(agent, record.id, oldAgents);
+      await rotateConnection(agent, record, oldAgents);
       rotated.push(record.id);
     } catch (e) {
       if (!isDkmsError(e)) throw e;
