@@ -195,6 +195,10 @@ describe('recovery end to end, through real processes', () => {
       const checksum = await restore(swapped.join(' '));
       expect(JSON.parse(checksum.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ error: { code: 'MNEMONIC_CHECKSUM' } });
     }
+    // Words on the command line are refused (other users could read them in the process list).
+    const onCommandLine = await dkms(['recovery', 'restore', '--mnemonic', ...words, '--json'], second.env);
+    expect(JSON.parse(onCommandLine.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ error: { code: 'BAD_INPUT' } });
+    expect(onCommandLine.stderr).not.toContain(words.slice(0, 3).join(' '));
     const recovered = await restore(words.join('  ').toUpperCase());
     expect(recovered.code, recovered.stderr).toBe(0);
     const outcome = lines(recovered.stdout).at(-1) as Json;

@@ -21,7 +21,7 @@ import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit } from '../output.js';
 import { parsePositive } from '../options.js';
-import { recoverySecretInput, type SecretOptions } from '../recovery-input.js';
+import { PHRASE_ENV, recoverySecretInput, type SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
 
@@ -270,10 +270,14 @@ export function recoveryCommand(): Command {
       .option('--agency <url>', 'the agency that keeps your backups (default: from the QR code, or the local one)')
       .option('--version <n>', 'an older backup version', parsePositive)
       .option('--wait <seconds>', 'with --social, wait this long for shares to arrive', parseDuration, 0)
-      .addOption(tierOption()),
+      .addOption(tierOption())
+      .argument('[phrase...]', 'not accepted: the phrase never goes on the command line'),
     'recover',
-  ).action(async (opts: SecretOptions & { social?: boolean; agency?: string; version?: number; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; agency?: string; version?: number; wait: number; kdfTier: KdfTier }, cmd: Command) => {
     const ctx = Context.of(cmd);
+    if (phrase.length > 0) {
+      throw new DkmsError('BAD_INPUT', `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`);
+    }
     const input = await recoverySecretInput(opts);
     if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
     const ledger = ctx.options.ledger ?? input?.paper?.ledger;
