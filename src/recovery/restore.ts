@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { AgencyClient, fetchBackupIndex } from '../agent/agency-client.js';
-import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, ProfileSchema, type Profile } from '../agent/agent-store.js';
+import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, ProfileSchema, type Cloud, type Profile } from '../agent/agent-store.js';
 import { connections, rotateConnection } from '../agent/connections.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../agent/provision.js';
@@ -21,7 +21,7 @@ import type { PolicyRecord } from '../ledger/state.js';
 import { ALL_FLAGS } from '../policy/flags.js';
 import { DEFAULT_RULES, type Agent } from '../policy/types.js';
 import { KEY_CATEGORY } from '../wallet/keys.js';
-import { mergeBackup } from './backup.js';
+import { mergeBackup, parseBackup } from './backup.js';
 import { forgetReleases } from './requests.js';
 import { RecoveryKeys } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
@@ -30,8 +30,15 @@ import { readPrepared, readSetup, type RecoverySetup } from './state.js';
 /** What a restore left to do once a delayed recovery completes. */
 const AfterSchema = z.object({ oldAgents: z.array(z.string()), index: z.number().int(), until: z.string() });
 
+/** What a recovery did once it took effect, and what it could not do (to retry by hand). */
+export interface AfterRecovery {
+  readonly rotated: string[];
+  readonly unrotated: string[];
+  readonly warnings: string[];
+}
+
 export type RestoreOutcome =
-  | { readonly state: 'recovered'; readonly profile: Profile; readonly rotated: string[]; readonly unrotated: string[]; readonly backupVersion: number; readonly items: number }
+  | ({ readonly state: 'recovered'; readonly profile: Profile; readonly backupVersion: number; readonly items: number } & AfterRecovery)
   | { readonly state: 'pending'; readonly profile: Profile; readonly until: string; readonly backupVersion: number; readonly items: number };
 
 /** Keys and items of the old device that a restore leaves behind: its identity as an agent. */
@@ -43,7 +50,27 @@ export interface RestoreOptions {
   readonly agency: string;
   /** A backup version other than the newest. */
   readonly version?: number;
+  /** A backup kept in a file (`--backup-file`), used instead of the agency's: when the agency is gone. */
+  readonly backup?: Uint8Array;
   readonly fetch?: typeof fetch;
+}
+
+/** The backup to restore, the policy it is of, and the cloud agent the agency says it has. */
+async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']) {
+  const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
+  if (options.backup !== undefined) {
+    const { header } = parseBackup(options.backup);
+    if (header.backupKey !== keys.backupKey) throw new DkmsError('BACKUP_UNREADABLE', 'this backup file was encrypted to another recovery secret');
+    const resolved = await ledger.resolvePolicy(header.policy as PolicyAddress);
+    return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, version: 0, cloud: undefined };
+  }
+  const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
+  const resolved = await ledger.resolvePolicy(index.policy as PolicyAddress);
+  const signer = keys.committedSigner(resolved.record.policy.recovery);
+  const fetched = await new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions).getBackup(keys.locator, options.version);
+  const c = index.cloud;
+  const cloud: Cloud = { agency: options.agency.replace(/\/+$/, ''), id: c.id, key: c.key, kx: c.kx, endpoint: c.endpoint, routingKey: c.routingKey, did: c.did };
+  return { resolved, signer, data: fetched.data, version: fetched.version, cloud };
 }
 
 /**
@@ -54,15 +81,11 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
   if (agent.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
   const keys = new RecoveryKeys(secret);
   try {
-    const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
-    const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
-    const resolved = await agent.ledger.resolvePolicy(index.policy as PolicyAddress);
-    const signer = keys.committedSigner(resolved.record.policy.recovery);
-    const fetched = await new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions).getBackup(keys.locator, options.version);
+    const { resolved, signer, data, version, cloud: fromAgency } = await findBackup(keys, options, agent.ledger);
 
     const mine = provisionKeys(agent.wallet);
     let oldProfile: Profile | undefined;
-    const { items } = await mergeBackup(agent.wallet, fetched.data, keys, (_profile, item) => {
+    const { items } = await mergeBackup(agent.wallet, data, keys, (_profile, item) => {
       if (item.category === CATEGORIES.agent && item.name === 'profile') {
         oldProfile = ProfileSchema.parse(JSON.parse(fromUtf8(item.value)));
         return false;
@@ -73,27 +96,29 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     });
     if (oldProfile === undefined) throw new DkmsError('BACKUP_UNREADABLE', 'the backup holds no agent profile');
 
-    const cloud = { agency: options.agency.replace(/\/+$/, ''), id: index.cloud.id, key: index.cloud.key, kx: index.cloud.kx, endpoint: index.cloud.endpoint, routingKey: index.cloud.routingKey, did: index.cloud.did };
-    const profile: Profile = { ...oldProfile, key: mine.key, kx: mine.kx, cloud, created: new Date().toISOString() };
+    // From a file, the cloud agent is the one the backed-up device knew (if any).
+    const cloud = fromAgency ?? oldProfile.cloud;
+    const { cloud: _old, ...rest } = oldProfile;
+    const profile: Profile = { ...rest, key: mine.key, kx: mine.kx, ...(cloud === undefined ? {} : { cloud }), created: new Date().toISOString() };
     const mineAgent: Agent = { key: mine.key, kx: mine.kx, flags: ALL_FLAGS };
     const replaced = await submitRecover(agent, resolved.record.subject, (current) => {
-      const kept = current.policy.agents.filter((a) => a.key === cloud.key);
+      const kept = current.policy.agents.filter((a) => a.key === cloud?.key);
       const delay = current.policy.recovery.delay ?? 0;
       const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
       const event = nextEvent('policy.recover', current.subject, current, { next, agents: [mineAgent, ...kept], rules: DEFAULT_RULES });
       return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
     });
-    const oldAgents = replaced.filter((k) => k !== cloud.key);
+    const oldAgents = replaced.filter((k) => k !== cloud?.key);
     const nextIndex = signer.index + 1;
     agent.store.saveProfile(profile);
 
     const after = await agent.policy();
     if (after.policy.pending !== undefined) {
       agent.store.write(CATEGORIES.recovery, 'after-restore', { oldAgents, index: nextIndex, until: after.policy.pending.until });
-      return { state: 'pending', profile, until: after.policy.pending.until, backupVersion: fetched.version, items };
+      return { state: 'pending', profile, until: after.policy.pending.until, backupVersion: version, items };
     }
     const done = await afterRecovery(agent, oldAgents, nextIndex);
-    return { state: 'recovered', profile, ...done, backupVersion: fetched.version, items };
+    return { state: 'recovered', profile, ...done, backupVersion: version, items };
   } finally {
     keys.wipe();
   }
@@ -116,12 +141,25 @@ async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (cu
 }
 
 /** Once the recovery has taken effect: agency routes, connections rotated, setup updated, a backup. */
-async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], index: number): Promise<{ rotated: string[]; unrotated: string[] }> {
+async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], index: number): Promise<AfterRecovery> {
   await agent.refreshAgents();
   agent.labelAgent(agent.profile.key, agent.profile.label);
-  const cloud = agent.cloud();
-  agent.labelAgent(cloud.key, 'cloud');
-  await agent.agency().sync(cloud.id);
+  const warnings: string[] = [];
+  // The ledger already says who the owner's agents are: what follows is best done now, and
+  // reported rather than failed, since none of it can be undone by failing.
+  const attempt = async (what: string, step: () => Promise<unknown>) => {
+    try {
+      await step();
+    } catch (e) {
+      if (!isDkmsError(e)) throw e;
+      warnings.push(`${what}: ${e.code}: ${e.message}`);
+    }
+  };
+  const cloud = agent.profile.cloud;
+  if (cloud !== undefined) {
+    agent.labelAgent(cloud.key, 'cloud');
+    await attempt('agency routes', () => agent.agency().sync(cloud.id));
+  }
   const rotated: string[] = [];
   const unrotated: string[] = [];
   for (const record of connections(agent)) {
@@ -141,11 +179,11 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
   const setup = readSetup(agent);
   if (setup !== undefined) {
     agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, index } satisfies RecoverySetup);
-    await makeBackup(agent);
+    if (cloud !== undefined) await attempt('backup', () => makeBackup(agent));
   }
   agent.store.remove(CATEGORIES.recovery, 'after-restore');
   forgetReleases(agent);
-  return { rotated, unrotated };
+  return { rotated, unrotated, warnings };
 }
 
 /**
@@ -153,7 +191,7 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
  * its delay. A pending recovery someone else started is never completed from here: that is
  * what `cancelRecovery` is for.
  */
-export async function completeRecovery(agent: EdgeAgent): Promise<{ rotated: string[]; unrotated: string[] } | { finished: 'change' }> {
+export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery | { finished: 'change' }> {
   const record = await agent.policy();
   const after = agent.store.read(CATEGORIES.recovery, 'after-restore', AfterSchema);
   const prepared = readPrepared(agent);

@@ -7,6 +7,8 @@
  * backup endpoint wants a committed recovery key, a half-done trustee change leaves the old set
  * working, and a thief holding a device loses to the recovery key.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
 import { CATEGORIES } from '../../src/agent/agent-store.js';
@@ -35,6 +37,7 @@ import { commitRecovery, makeBackup, prepareRecovery } from '../../src/recovery/
 import { readSetup, trustees } from '../../src/recovery/state.js';
 import { answerOffer, heldShares, inviteTrustee, trusteeOffers } from '../../src/recovery/trustees.js';
 import { expectCodeAsync, expectCode } from '../helpers/errors.js';
+import { tempDir } from '../helpers/tmp.js';
 import { connect, drain, settle, world, type World } from '../helpers/world.js';
 
 interface Alice {
@@ -212,6 +215,22 @@ describe('backups', () => {
     expect(header.backupKey).toBe(keys.backupKey);
     expect(Buffer.from(got.data).toString('latin1')).not.toContain('link-secret');
     keys.wipe();
+  });
+});
+
+describe('a backup file', () => {
+  it('restores without the agency\'s copy, and only with its own recovery secret', async () => {
+    const { w, alice, secret } = await aliceWithTrustees(3, 2);
+    const file = join(tempDir(), 'alice.backup');
+    await makeBackup(alice, { file });
+    const bytes = new Uint8Array(readFileSync(file));
+    const other = await aliceWithTrustees(3, 2);
+    await expectCodeAsync(restoreFromSecret(await w.newAgent(), other.secret, { agency: w.agencyUrl, backup: bytes }), 'BACKUP_UNREADABLE');
+    const device = await w.newAgent();
+    const outcome = await restoreFromSecret(device, secret, { agency: 'http://127.0.0.1:9', backup: bytes });
+    expect(outcome).toMatchObject({ state: 'recovered', backupVersion: 0, warnings: [] });
+    expect(await agentKeys(device)).toEqual([device.profile.key, alice.cloud().key].sort());
+    expect(device.profile.cloud?.agency).toBe(alice.cloud().agency);
   });
 });
 

@@ -19,6 +19,7 @@ import { DEFAULT_AGENCY_PORT } from '../../server/agency-service.js';
 import { announce, withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
+import { readInput } from '../files.js';
 import { emit } from '../output.js';
 import { parsePositive } from '../options.js';
 import { PHRASE_ENV, recoverySecretInput, type SecretOptions } from '../recovery-input.js';
@@ -115,8 +116,9 @@ function describeRestore(outcome: RestoreOutcome): string {
   }
   return [
     `recovered '${outcome.profile.label}' (${outcome.profile.policy}) onto this device`,
-    `  backup version ${outcome.backupVersion}, ${outcome.items} items restored; every old agent was removed from your policy`,
-    `  connections rotated: ${outcome.rotated.length}${outcome.unrotated.length === 0 ? '' : `; not rotated (no keys of them in the backup): ${outcome.unrotated.length}`}`,
+    `  ${outcome.backupVersion === 0 ? 'backup file' : `backup version ${outcome.backupVersion}`}, ${outcome.items} items restored; every old agent was removed from your policy`,
+    `  connections rotated: ${outcome.rotated.length}${outcome.unrotated.length === 0 ? '' : `; not rotated (no keys of them in the backup, or unreachable): ${outcome.unrotated.length}`}`,
+    ...outcome.warnings.map((w) => `  warning: ${w}`),
     'Your paper wallet and trustees still work (the next recovery key is committed). If your recovery secret',
     'may have been seen by someone else, run `dkms recovery setup` now to make a new one.',
   ].join('\n');
@@ -269,11 +271,12 @@ export function recoveryCommand(): Command {
       .option('--social', 'from the shares your trustees released to this device\'s request')
       .option('--agency <url>', 'the agency that keeps your backups (default: from the QR code, or the local one)')
       .option('--version <n>', 'an older backup version', parsePositive)
+      .option('--backup-file <file>', 'restore from this backup file (made with --backup-file) instead of the agency\'s')
       .option('--wait <seconds>', 'with --social, wait this long for shares to arrive', parseDuration, 0)
       .addOption(tierOption())
       .argument('[phrase...]', 'not accepted: the phrase never goes on the command line'),
     'recover',
-  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; agency?: string; version?: number; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; agency?: string; version?: number; backupFile?: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (phrase.length > 0) {
       throw new DkmsError('BAD_INPUT', `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`);
@@ -287,7 +290,8 @@ export function recoveryCommand(): Command {
         async (a) => {
           if (input !== undefined) {
             const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
-            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }) });
+            const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
+            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }), ...(backup === undefined ? {} : { backup }) });
           }
           return restoreSocial(ctx, a, opts);
         },
@@ -332,7 +336,7 @@ export function recoveryCommand(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => completeRecovery(a), { backup: false });
-      emit(ctx, { ...outcome }, () => ('finished' in outcome ? 'the recovery change is complete' : `recovery complete; connections rotated: ${outcome.rotated.length}`));
+      emit(ctx, { ...outcome }, () => ('finished' in outcome ? 'the recovery change is complete' : [`recovery complete; connections rotated: ${outcome.rotated.length}`, ...outcome.warnings.map((w) => `  warning: ${w}`)].join('\n')));
     });
 
   recovery
