@@ -1,17 +1,20 @@
 /**
  * Recovery through trustees, after the owner lost every device (DESIGN.md section 8). The new
- * device makes a recovery request (its fresh agent keys) and shows a challenge. The owner hands
- * the request text to each trustee by any channel and reads the challenge to them, by voice or
- * in person: the request carries only a hash of the challenge, so a request substituted on the
- * way cannot match what the owner reads. The trustee links the request to the owner it holds
- * shares for and enters the challenge; only then does its agent release the shares, encrypted
- * to the new device's key and delivered through the owner's cloud agent. Wrong answers are
- * recorded, three of them refuse the request, and requests are rate limited.
+ * device makes a recovery request (its fresh agent keys) and shows a challenge: six words
+ * computed from the whole request (66 bits of SHA-256 over its id, keys, label and expiry). The
+ * owner hands the request text to each trustee by any channel and reads the six words to them,
+ * by voice or in person; the trustee's agent computes the words from the request it received.
+ * A request substituted on the way has other keys, so its words differ (matching them would
+ * take about 2^66 tries), and the text holds nothing secret to grind. The trustee links the
+ * request to the owner it holds shares for and enters the words; only then does its agent
+ * release the shares, encrypted to the new device's key and delivered through the owner's cloud
+ * agent. Wrong answers are recorded, three of them refuse the request, and requests are rate
+ * limited.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { randomBytes, randomInt } from 'node:crypto';
-import { sha256, toBase58btc, toBase64url, utf8 } from '../crypto/index.js';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
+import { canonicalBytes, randomBytes, sha256, toBase58btc, utf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { CATEGORIES } from '../agent/agent-store.js';
 import { peerState, findConnection } from '../agent/connections.js';
@@ -32,17 +35,35 @@ export const REQUESTS_PER_HOUR = 5;
 export const DEFAULT_REQUEST_TTL_SECONDS = 7 * 24 * 3600;
 
 const MultibaseKey = z.string().regex(/^z[1-9A-HJ-NP-Za-km-z]{40,60}$/);
+// Labels are shown to people: no control characters (terminal escapes).
+const Label = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
 const RequestTextSchema = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
   id: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{10,30}$/),
   key: MultibaseKey,
   kx: MultibaseKey,
-  label: z.string().max(64),
-  challengeHash: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
+  label: Label,
   expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
 });
+type RequestText = z.infer<typeof RequestTextSchema>;
 
-const challengeHash = (id: string, challenge: string) => toBase64url(sha256(utf8(`dkms/recovery-challenge/v1:${id}:${challenge.replace(/\D/g, '')}`)));
+export const CHALLENGE_WORDS = 6;
+
+/** The six words both sides compute from a request: 66 bits of SHA-256 over all of it. */
+export function requestChallenge(request: Omit<RequestText, 'v'>): string {
+  const digest = sha256(canonicalBytes({ v: 2, purpose: 'dkms/recovery-request/challenge', id: request.id, key: request.key, kx: request.kx, label: request.label, expires: request.expires }));
+  const words: string[] = [];
+  for (let i = 0; i < CHALLENGE_WORDS; i++) {
+    // 11 bits per word, read from the digest big-endian.
+    let index = 0;
+    for (let bit = i * 11; bit < (i + 1) * 11; bit++) index = (index << 1) | (((digest[bit >> 3] ?? 0) >> (7 - (bit & 7))) & 1);
+    words.push(wordlist[index] as string);
+  }
+  return words.join(' ');
+}
+
+/** What a trustee typed, compared as words: case, spacing and punctuation do not matter. */
+const normalizeChallenge = (text: string) => text.toLowerCase().split(/[^a-z]+/).filter((w) => w.length > 0).join(' ');
 
 // ---- the new device -----------------------------------------------------------------------
 
@@ -50,13 +71,13 @@ const challengeHash = (id: string, challenge: string) => toBase64url(sha256(utf8
 export function createRecoveryRequest(agent: EdgeAgent, options: { agency: string; label: string; ttlSeconds?: number }): { text: string; challenge: string; request: MyRequest } {
   const keys = provisionKeys(agent.wallet);
   const id = toBase58btc(randomBytes(12));
-  const digits = String(randomInt(0, 100_000_000)).padStart(8, '0');
-  const challenge = `${digits.slice(0, 4)}-${digits.slice(4)}`;
+  const label = Label.parse(options.label);
   const expires = new Date(Date.now() + (options.ttlSeconds ?? DEFAULT_REQUEST_TTL_SECONDS) * 1000).toISOString();
-  const request: MyRequest = { id, challenge, agency: options.agency, label: options.label, created: new Date().toISOString(), expires };
+  const body = { id, key: keys.key, kx: keys.kx, label, expires };
+  const challenge = requestChallenge(body);
+  const request: MyRequest = { id, challenge, agency: options.agency, label, created: new Date().toISOString(), expires };
   agent.store.write(CATEGORIES.myRequest, 'current', request);
-  const text = encodeInvitationText(REQUEST_SCHEME, { v: 1, id, key: keys.key, kx: keys.kx, label: options.label, challengeHash: challengeHash(id, challenge), expires });
-  return { text, challenge, request };
+  return { text: encodeInvitationText(REQUEST_SCHEME, { v: 2, ...body }), challenge, request };
 }
 
 export function myRequest(agent: EdgeAgent): MyRequest | undefined {
@@ -142,10 +163,10 @@ export function addRecoveryRequest(agent: EdgeAgent, text: string, now = Date.no
   if (Date.parse(parsed.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
   const recent = recoveryRequests(agent).filter((r) => Date.parse(r.received) > now - 3600_000).length;
   if (recent >= REQUESTS_PER_HOUR) throw new DkmsError('RECOVERY_RATE_LIMITED', `this agent took ${recent} recovery requests in the last hour; try again later`);
-  const request: RecoveryRequest = { ...parsed, received: new Date(now).toISOString(), attempts: 0, status: 'waiting', failures: [] };
-  const { v: _v, ...stored } = request as RecoveryRequest & { v?: number };
-  agent.store.write(CATEGORIES.recoveryRequest, parsed.id, stored);
-  return stored;
+  const { v: _v, ...body } = parsed;
+  const request: RecoveryRequest = { ...body, received: new Date(now).toISOString(), attempts: 0, status: 'waiting', failures: [] };
+  agent.store.write(CATEGORIES.recoveryRequest, parsed.id, request);
+  return request;
 }
 
 function findRequest(agent: EdgeAgent, id: string): RecoveryRequest {
@@ -174,8 +195,8 @@ export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner
   const request = findRequest(agent, id);
   const held = findHeld(agent, owner);
   if (Date.parse(request.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
-  const expected = Buffer.from(request.challengeHash);
-  const given = Buffer.from(challengeHash(request.id, challenge));
+  const expected = Buffer.from(sha256(utf8(requestChallenge(request))));
+  const given = Buffer.from(sha256(utf8(normalizeChallenge(challenge))));
   if (!timingSafeEqual(expected, given)) {
     const attempts = request.attempts + 1;
     const status = attempts >= MAX_CHALLENGE_ATTEMPTS ? 'refused' : 'waiting';

@@ -74,7 +74,6 @@ export const RecoveryRequestSchema = z.object({
   key: z.string(),
   kx: z.string(),
   label: z.string(),
-  challengeHash: z.string(),
   received: z.string(),
   expires: z.string(),
   attempts: z.number().int(),

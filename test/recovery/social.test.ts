@@ -22,6 +22,8 @@ import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { parseBackup } from '../../src/recovery/backup.js';
 import {
+  CHALLENGE_WORDS,
+  REQUEST_SCHEME,
   REQUESTS_PER_HOUR,
   addRecoveryRequest,
   approveRecoveryRequest,
@@ -166,7 +168,7 @@ describe('social recovery, 3 of 5', () => {
     addRecoveryRequest(t, text);
     expect(await collectReleases(device)).toEqual([]);
     // Wrong answers are refused and recorded; the third refuses the request for good.
-    const wrong = challenge === '0000-0000' ? '1111-1111' : '0000-0000';
+    const wrong = challenge === 'abandon ability able about above absent' ? 'zoo zoo zoo zoo zoo zoo' : 'abandon ability able about above absent';
     await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', wrong), 'CHALLENGE_WRONG');
     await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', wrong), 'CHALLENGE_WRONG');
     const mine = () => recoveryRequests(t).find((r) => r.id === request.id);
@@ -176,6 +178,25 @@ describe('social recovery, 3 of 5', () => {
     await expectCodeAsync(approveRecoveryRequest(t, request.id, 'alice', challenge), 'RECOVERY_REQUEST_NOT_FOUND');
     expect(await collectReleases(device)).toEqual([]);
     expect(await rebuiltSecrets(device)).toEqual([]);
+  });
+
+  it('a request swapped on the way fails the challenge the owner reads; the text holds nothing to grind', async () => {
+    const { w, trustees: people } = await aliceWithTrustees(3, 2);
+    const phone = await w.newAgent();
+    const real = createRecoveryRequest(phone, { agency: w.agencyUrl, label: 'alice (new phone)' });
+    expect(real.challenge.split(' ')).toHaveLength(CHALLENGE_WORDS);
+    // The text carries only public facts: no hash of the challenge or of anything secret.
+    const fields = JSON.parse(Buffer.from(real.text.slice(REQUEST_SCHEME.length), 'base64url').toString('utf8')) as Record<string, unknown>;
+    expect(Object.keys(fields).sort()).toEqual(['expires', 'id', 'key', 'kx', 'label', 'v']);
+    // Mallory intercepts the mail and sends her own request, same label, to the trustee.
+    const mallory = createRecoveryRequest(await w.newAgent(), { agency: w.agencyUrl, label: 'alice (new phone)' });
+    const t = people[0] as EdgeAgent;
+    addRecoveryRequest(t, mallory.text);
+    // Alice reads her challenge to the trustee: it does not match Mallory's request.
+    await expectCodeAsync(approveRecoveryRequest(t, mallory.request.id, 'alice', real.challenge), 'CHALLENGE_WRONG');
+    // With the real request, the same words work, however the trustee types them.
+    addRecoveryRequest(t, real.text);
+    await approveRecoveryRequest(t, real.request.id, 'alice', real.challenge.toUpperCase().replace(/ /g, ', '));
   });
 
   it('a trustee takes a limited number of requests per hour, and can deny one', async () => {
