@@ -304,7 +304,7 @@ async function recoverOnce(env: Env, social: Social, threshold: number, run: num
   const released = process.hrtime.bigint();
 
   requests.phase = 'rebuild';
-  const secrets = await rebuiltSecrets(device);
+  const secrets = (await rebuiltSecrets(device)).map((r) => r.secret);
   const rebuilt = process.hrtime.bigint();
 
   requests.phase = 'restore';
@@ -541,7 +541,8 @@ async function backups(dir: string): Promise<void> {
       wallet.createKey(`bench-x25519-${i}`, 'x25519');
     }
     const keys = new RecoveryKeys(newRecoverySecret());
-    const about = { policy: 'bench-policy', agent: 'bench-agent' };
+    const maker = ed25519Generate();
+    const about = { policy: 'bench-policy', signer: { key: encodePublicKey('ed25519', maker.publicKey), sign: (m: Uint8Array) => ed25519Sign(maker.privateKey, m) } };
     const backup = await encryptBackup(wallet, keys.backupKey, about);
     const bytes = backup.length;
     const decryptOnce = async () => {

@@ -1,19 +1,23 @@
 /**
  * Encrypted backups (DESIGN.md section 8): the wallet export, encrypted to the backup X25519
  * key derived from R through a one-time X25519 agreement, so any device can make a backup and
- * only a holder of R can read one. Layout:
+ * only a holder of R can read one; and signed by the agent that made it, since anyone can
+ * encrypt to a public key. Layout:
  *
  *   magic "DKMSBK" ‖ version(1) ‖ headerLength(u32be) ‖ header (canonical JSON) ‖ wallet export
+ *     ‖ Ed25519 signature by header.agent over "dkms/backup/v1/signature" ‖ SHA-256(all before it)
  *
  * The header names the ephemeral public key and what the backup is of; the export key is
  * HKDF(X25519 shared secret, salt = SHA-256(header)), so changing any header byte makes the
- * backup unreadable rather than misdescribed.
+ * backup unreadable rather than misdescribed. Whether the signer may speak for the owner is for
+ * the restore to decide, against the owner's policy on the ledger.
  */
 import { z } from 'zod';
 import {
   canonicalBytes,
   concatBytes,
   decodePublicKey,
+  ed25519Verify,
   equalBytes,
   fromBase64url,
   fromUtf8,
@@ -33,6 +37,16 @@ import type { RecoveryKeys } from './secret.js';
 const MAGIC = utf8('DKMSBK');
 export const BACKUP_VERSION = 1;
 const KEY_LABEL = 'dkms/backup/v1/export-key';
+const SIGNATURE_LABEL = utf8('dkms/backup/v1/signature');
+const SIGNATURE_BYTES = 64;
+
+/** The agent that makes a backup: its Ed25519 key (multibase) and a way to sign with it. */
+export interface BackupSigner {
+  readonly key: string;
+  sign(message: Uint8Array): Uint8Array;
+}
+
+const signedBytes = (body: Uint8Array) => concatBytes(SIGNATURE_LABEL, sha256(body));
 const MAX_HEADER = 4096;
 
 export const BackupHeaderSchema = z.strictObject({
@@ -56,15 +70,19 @@ function exportKey(shared: Uint8Array, header: Uint8Array): Uint8Array {
   }
 }
 
-/** Encrypts the whole wallet to `backupKey` (multibase X25519). The wallet's keys stay inside it until sealed. */
-export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; agent: string }, now = new Date()): Promise<Uint8Array> {
+/**
+ * Encrypts the whole wallet to `backupKey` (multibase X25519) and signs it as `about.signer`.
+ * The wallet's keys stay inside it until sealed.
+ */
+export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; signer: BackupSigner }, now = new Date()): Promise<Uint8Array> {
   const recipient = decodePublicKey(backupKey, 'x25519').publicKey;
   const ephemeral = x25519Ephemeral();
-  const header = canonicalBytes({ v: 1, epk: toBase64url(ephemeral.publicKey), backupKey, policy: about.policy, agent: about.agent, created: now.toISOString() } satisfies BackupHeader);
+  const header = canonicalBytes({ v: 1, epk: toBase64url(ephemeral.publicKey), backupKey, policy: about.policy, agent: about.signer.key, created: now.toISOString() } satisfies BackupHeader);
   const key = exportKey(ephemeral.agree(recipient), header);
   try {
     const exported = await wallet.export(rawSecret(key));
-    return concatBytes(MAGIC, Uint8Array.of(BACKUP_VERSION), u32be(header.length), header, exported);
+    const body = concatBytes(MAGIC, Uint8Array.of(BACKUP_VERSION), u32be(header.length), header, exported);
+    return concatBytes(body, about.signer.sign(signedBytes(body)));
   } finally {
     wipe(key);
   }
@@ -72,22 +90,29 @@ export async function encryptBackup(wallet: Wallet, backupKey: string, about: { 
 
 const unreadable = (message: string) => new DkmsError('BACKUP_UNREADABLE', message);
 
-/** The header and the export inside a backup, unchecked beyond their shape. */
+/**
+ * The header and the export inside a backup, once its signature verifies under the key the
+ * header names (which says nothing yet of whether that key may speak for the owner).
+ */
 export function parseBackup(bytes: Uint8Array): { header: BackupHeader; headerBytes: Uint8Array; exported: Uint8Array } {
-  if (bytes.length < MAGIC.length + 5 || !equalBytes(bytes.subarray(0, MAGIC.length), MAGIC)) throw unreadable('not a dkms backup');
+  if (bytes.length < MAGIC.length + 5 + SIGNATURE_BYTES || !equalBytes(bytes.subarray(0, MAGIC.length), MAGIC)) throw unreadable('not a dkms backup');
+  const body = bytes.subarray(0, bytes.length - SIGNATURE_BYTES);
   const version = bytes[MAGIC.length];
   if (version !== BACKUP_VERSION) throw unreadable(`backup version ${String(version)} is not supported (this dkms reads ${BACKUP_VERSION})`);
-  const length = readU32be(bytes, MAGIC.length + 1);
+  const length = readU32be(body, MAGIC.length + 1);
   const start = MAGIC.length + 5;
-  if (length > MAX_HEADER || start + length > bytes.length) throw unreadable('the backup is damaged');
-  const headerBytes = bytes.subarray(start, start + length);
+  if (length > MAX_HEADER || start + length > body.length) throw unreadable('the backup is damaged');
+  const headerBytes = body.subarray(start, start + length);
   let header: BackupHeader;
+  let signed = false;
   try {
     header = BackupHeaderSchema.parse(JSON.parse(fromUtf8(headerBytes)));
+    signed = ed25519Verify(decodePublicKey(header.agent, 'ed25519').publicKey, signedBytes(body), bytes.subarray(body.length));
   } catch {
     throw unreadable('the backup header is damaged');
   }
-  return { header, headerBytes, exported: bytes.subarray(start + length) };
+  if (!signed) throw unreadable('the backup\'s signature does not verify: it was altered, or not made by the agent it names');
+  return { header, headerBytes, exported: body.subarray(start + length) };
 }
 
 /** The secret that opens a backup's export: only the holder of R (the backup private key) can compute it. */

@@ -15,7 +15,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { canonicalBytes, randomBytes, sha256, toBase58btc, utf8 } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
+import { DkmsError, isDkmsError } from '../errors.js';
+import type { PolicyAddress } from '../ledger/events.js';
 import { CATEGORIES } from '../agent/agent-store.js';
 import { peerState, findConnection } from '../agent/connections.js';
 import { newMessage } from '../agent/didcomm/index.js';
@@ -94,7 +95,8 @@ const releaseHandler: Handler = {
     const mine = myRequest(agent);
     if (mine === undefined || mine.id !== body.data.request) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'shares released for a request this device did not make');
     const shares = body.data.shares.map(parseShare);
-    for (const share of shares) agent.store.write(CATEGORIES.releasedShare, `${share.set}.${share.index}`, share);
+    // Filed by signer too: a share someone else signed with the same index cannot displace a real one.
+    for (const share of shares) agent.store.write(CATEGORIES.releasedShare, `${share.set}.${share.index}.${share.signer}`, share);
     return { summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`, data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) } };
   },
 };
@@ -138,15 +140,49 @@ export function releaseProgress(agent: EdgeAgent): { set: string; have: number; 
   return [...sets.values()];
 }
 
-/** The secrets rebuilt from every set with enough shares (a change may leave two sets in flight). */
-export async function rebuiltSecrets(agent: EdgeAgent): Promise<Uint8Array[]> {
+/** A secret rebuilt from released shares, and the owner its shares say it is of. */
+export interface Rebuilt {
+  readonly secret: Uint8Array;
+  readonly policy: string;
+  readonly owner: string;
+}
+
+/**
+ * The secrets rebuilt from every set with enough good shares (a change in flight may leave two
+ * sets). A share counts only if it was signed by an agent the owner's policy has had, as the
+ * ledger shows: shares anyone else made, or signed, are left out rather than spoiling the set.
+ */
+export async function rebuiltSecrets(agent: EdgeAgent): Promise<Rebuilt[]> {
   const bySet = new Map<string, RecoveryShare[]>();
   for (const share of releasedShares(agent)) bySet.set(share.set, [...(bySet.get(share.set) ?? []), share]);
-  const secrets: Uint8Array[] = [];
+  const rebuilt: Rebuilt[] = [];
   for (const shares of bySet.values()) {
-    if (shares.length >= (shares[0] as RecoveryShare).threshold) secrets.push(await combineShares(shares));
+    const { policy, label } = (shares[0] as RecoveryShare).hint.owner;
+    const agents = await agentsEver(agent, policy);
+    const good = new Map<number, RecoveryShare>();
+    for (const share of shares) {
+      if (share.hint.owner.policy === policy && agents.has(share.signer) && !good.has(share.index)) good.set(share.index, share);
+    }
+    const threshold = (shares[0] as RecoveryShare).threshold;
+    if (good.size < threshold) continue;
+    try {
+      rebuilt.push({ secret: await combineShares([...good.values()].slice(0, threshold)), policy, owner: label });
+    } catch (e) {
+      if (!isDkmsError(e)) throw e;
+    }
   }
-  return secrets;
+  return rebuilt;
+}
+
+/** Every agent key `policy` has ever had, from its verified history; none if it does not resolve. */
+async function agentsEver(agent: EdgeAgent, policy: string): Promise<Set<string>> {
+  try {
+    const resolved = await agent.ledger.resolvePolicy(policy as PolicyAddress);
+    return new Set(resolved.policyHistory.flatMap((entry) => entry.policy.agents.map((a) => a.key)));
+  } catch (e) {
+    if (isDkmsError(e)) return new Set();
+    throw e;
+  }
 }
 
 // ---- the trustee --------------------------------------------------------------------------

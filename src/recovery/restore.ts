@@ -16,19 +16,35 @@ import { agentSigner, provisionKeys } from '../agent/provision.js';
 import { fromUtf8 } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
-import type { LedgerEvent, PolicyAddress } from '../ledger/events.js';
+import type { ResolvedPolicy } from '../ledger/client.js';
+import type { Did, LedgerEvent, PolicyAddress } from '../ledger/events.js';
 import type { PolicyRecord } from '../ledger/state.js';
-import { ALL_FLAGS } from '../policy/flags.js';
+import { ALL_FLAGS, FLAGS, hasFlag } from '../policy/flags.js';
 import { DEFAULT_RULES, type Agent } from '../policy/types.js';
 import { KEY_CATEGORY } from '../wallet/keys.js';
-import { mergeBackup, parseBackup } from './backup.js';
+import { mergeBackup, parseBackup, type BackupHeader } from './backup.js';
 import { forgetReleases } from './requests.js';
-import { RecoveryKeys } from './secret.js';
+import { RecoveryKeys, type RecoverySigner } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
 import { readPrepared, readSetup, type RecoverySetup } from './state.js';
 
-/** What a restore left to do once a delayed recovery completes. */
-const AfterSchema = z.object({ oldAgents: z.array(z.string()), index: z.number().int(), until: z.string() });
+/**
+ * What a restore keeps between its steps, written with the profile before `policy.recover` is
+ * submitted, so that a restore interrupted at any point (a lost answer, a crash, a delay) is
+ * resumed rather than started again: `submitting` until the ledger shows the recovery, then
+ * `pending` during a delay, then `rotating` while connections remain to rotate.
+ */
+const AfterSchema = z.object({
+  state: z.enum(['submitting', 'pending', 'rotating']),
+  /** The next recovery key's index, and where backups go: derived from R, never from the backup. */
+  index: z.number().int(),
+  backupKey: z.string(),
+  locator: z.string(),
+  until: z.string().optional(),
+  unrotated: z.array(z.string()).default([]),
+});
+type After = z.infer<typeof AfterSchema>;
+const AFTER = 'after-restore';
 
 /** What a recovery did once it took effect, and what it could not do (to retry by hand). */
 export interface AfterRecovery {
@@ -37,9 +53,15 @@ export interface AfterRecovery {
   readonly warnings: string[];
 }
 
-export type RestoreOutcome =
-  | ({ readonly state: 'recovered'; readonly profile: Profile; readonly backupVersion: number; readonly items: number } & AfterRecovery)
-  | { readonly state: 'pending'; readonly profile: Profile; readonly until: string; readonly backupVersion: number; readonly items: number };
+interface Restored {
+  readonly profile: Profile;
+  readonly backupVersion: number;
+  /** The agent that made the backup restored (it signed it). */
+  readonly backupBy: string;
+  readonly items: number;
+}
+
+export type RestoreOutcome = ({ readonly state: 'recovered' } & Restored & AfterRecovery) | ({ readonly state: 'pending'; readonly until: string } & Restored);
 
 /** Keys and items of the old device that a restore leaves behind: its identity as an agent. */
 const OLD_KEYS = new Set([AGENT_SIGN_KEY, AGENT_KX_KEY, PROVISIONAL_RECOVERY_KEY]);
@@ -52,40 +74,92 @@ export interface RestoreOptions {
   readonly version?: number;
   /** A backup kept in a file (`--backup-file`), used instead of the agency's: when the agency is gone. */
   readonly backup?: Uint8Array;
+  /** The policy the caller expects (the QR code or the trustees' shares name it): any other is refused. */
+  readonly policy?: string;
   readonly fetch?: typeof fetch;
 }
 
-/** The backup to restore, the policy it is of, and the cloud agent the agency says it has. */
-async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']) {
+const unreadable = (message: string) => new DkmsError('BACKUP_UNREADABLE', message);
+
+/**
+ * Checks that a backup speaks for the owner: its signature verifies (parseBackup), it is of this
+ * policy, and the agent that signed it was an ADMIN agent of the policy. An agency, a network
+ * attacker or a device without ADMIN therefore cannot plant a wallet.
+ */
+function checkBackup(data: Uint8Array, resolved: ResolvedPolicy, keys: RecoveryKeys): BackupHeader {
+  const { header } = parseBackup(data);
+  if (header.backupKey !== keys.backupKey) throw unreadable('this backup was encrypted to another recovery secret');
+  if (header.policy !== resolved.record.subject) throw unreadable(`this backup is of another policy (${header.policy.slice(0, 80)})`);
+  const admin = resolved.policyHistory.some((entry) => entry.policy.agents.some((a) => a.key === header.agent && hasFlag(a.flags, FLAGS.ADMIN)));
+  if (!admin) throw unreadable('this backup was not made by an ADMIN agent of the owner');
+  return header;
+}
+
+interface Found {
+  readonly resolved: ResolvedPolicy;
+  readonly signer: RecoverySigner;
+  readonly data: Uint8Array;
+  readonly header: BackupHeader;
+  readonly version: number;
+  /** The cloud agent as the agency describes it (with its current endpoint). */
+  readonly cloud?: Cloud;
+}
+
+/** The newest backup that passes `checkBackup` (or the version asked for), the policy it is of, and its cloud agent. */
+async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']): Promise<Found> {
   const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
   if (options.backup !== undefined) {
     const { header } = parseBackup(options.backup);
-    if (header.backupKey !== keys.backupKey) throw new DkmsError('BACKUP_UNREADABLE', 'this backup file was encrypted to another recovery secret');
+    if (header.backupKey !== keys.backupKey) throw unreadable('this backup was encrypted to another recovery secret');
     const resolved = await ledger.resolvePolicy(header.policy as PolicyAddress);
-    return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, version: 0, cloud: undefined };
+    return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, header: checkBackup(options.backup, resolved, keys), version: 0 };
   }
   const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
   const resolved = await ledger.resolvePolicy(index.policy as PolicyAddress);
   const signer = keys.committedSigner(resolved.record.policy.recovery);
-  const fetched = await new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions).getBackup(keys.locator, options.version);
+  const client = new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions);
   const c = index.cloud;
   const cloud: Cloud = { agency: options.agency.replace(/\/+$/, ''), id: c.id, key: c.key, kx: c.kx, endpoint: c.endpoint, routingKey: c.routingKey, did: c.did };
-  return { resolved, signer, data: fetched.data, version: fetched.version, cloud };
+  const versions = options.version !== undefined ? [options.version] : index.versions.map((v) => v.version).sort((a, b) => b - a);
+  let refused: unknown = new DkmsError('BACKUP_NOT_FOUND', 'this agency holds no backup for that recovery secret');
+  for (const version of versions) {
+    const fetched = await client.getBackup(keys.locator, version);
+    try {
+      return { resolved, signer, data: fetched.data, header: checkBackup(fetched.data, resolved, keys), version: fetched.version, cloud };
+    } catch (e) {
+      if (!isDkmsError(e, 'BACKUP_UNREADABLE')) throw e;
+      refused = e;
+    }
+  }
+  throw refused;
+}
+
+/** Every agent the policy ever had, but this one and the cloud agent: the devices a recovery drops. */
+function formerAgents(resolved: ResolvedPolicy, keep: readonly (string | undefined)[]): string[] {
+  const all = new Set(resolved.policyHistory.flatMap((entry) => entry.policy.agents.map((a) => a.key)));
+  return [...all].filter((k) => !keep.includes(k));
 }
 
 /**
- * Restores the owner onto this device (its wallet open in `agent`, with no agent profile yet)
- * from the recovery secret. The caller wipes `secret`.
+ * Restores the owner onto this device (its wallet open in `agent`) from the recovery secret.
+ * Run again in the same data directory after an interruption, it resumes. The caller wipes
+ * `secret`.
  */
 export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, options: RestoreOptions): Promise<RestoreOutcome> {
-  if (agent.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
   const keys = new RecoveryKeys(secret);
   try {
-    const { resolved, signer, data, version, cloud: fromAgency } = await findBackup(keys, options, agent.ledger);
+    if (agent.store.hasProfile()) {
+      const after = agent.store.read(CATEGORIES.recovery, AFTER, AfterSchema);
+      if (after === undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
+      return await resume(agent, keys, after, { backupVersion: 0, backupBy: '', items: 0 });
+    }
+    const found = await findBackup(keys, options, agent.ledger);
+    const policy = found.resolved.record.subject;
+    if (options.policy !== undefined && options.policy !== policy) throw unreadable(`the backups of this recovery secret are of ${policy}, not of ${options.policy.slice(0, 80)}`);
 
     const mine = provisionKeys(agent.wallet);
     let oldProfile: Profile | undefined;
-    const { items } = await mergeBackup(agent.wallet, data, keys, (_profile, item) => {
+    const { items } = await mergeBackup(agent.wallet, found.data, keys, (_profile, item) => {
       if (item.category === CATEGORIES.agent && item.name === 'profile') {
         oldProfile = ProfileSchema.parse(JSON.parse(fromUtf8(item.value)));
         return false;
@@ -94,54 +168,86 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
       if (item.category === CATEGORIES.recovery) return item.name === 'setup';
       return !SKIPPED.has(item.category);
     });
-    if (oldProfile === undefined) throw new DkmsError('BACKUP_UNREADABLE', 'the backup holds no agent profile');
-
-    // From a file, the cloud agent is the one the backed-up device knew (if any).
-    const cloud = fromAgency ?? oldProfile.cloud;
-    const { cloud: _old, ...rest } = oldProfile;
-    const profile: Profile = { ...rest, key: mine.key, kx: mine.kx, ...(cloud === undefined ? {} : { cloud }), created: new Date().toISOString() };
-    const mineAgent: Agent = { key: mine.key, kx: mine.kx, flags: ALL_FLAGS };
-    const replaced = await submitRecover(agent, resolved.record.subject, (current) => {
-      const kept = current.policy.agents.filter((a) => a.key === cloud?.key);
-      const delay = current.policy.recovery.delay ?? 0;
-      const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
-      const event = nextEvent('policy.recover', current.subject, current, { next, agents: [mineAgent, ...kept], rules: DEFAULT_RULES });
-      return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
-    });
-    const oldAgents = replaced.filter((k) => k !== cloud?.key);
-    const nextIndex = signer.index + 1;
-    agent.store.saveProfile(profile);
-
-    const after = await agent.policy();
-    if (after.policy.pending !== undefined) {
-      agent.store.write(CATEGORIES.recovery, 'after-restore', { oldAgents, index: nextIndex, until: after.policy.pending.until });
-      return { state: 'pending', profile, until: after.policy.pending.until, backupVersion: version, items };
+    if (oldProfile === undefined || oldProfile.policy !== policy) throw unreadable('the backup holds no agent profile of this policy');
+    // The cloud agent kept in the policy is the one the signed backup names; the agency's
+    // (unsigned) description must agree with it, and supplies only its current endpoint.
+    if (found.cloud !== undefined && oldProfile.cloud !== undefined && found.cloud.key !== oldProfile.cloud.key) {
+      throw new DkmsError('AGENCY_BAD_RESPONSE', 'the agency describes another cloud agent than the backup names');
     }
-    const done = await afterRecovery(agent, oldAgents, nextIndex);
-    return { state: 'recovered', profile, ...done, backupVersion: version, items };
+    const cloud = oldProfile.cloud === undefined ? undefined : (found.cloud ?? oldProfile.cloud);
+    const { cloud: _old, did, ...rest } = oldProfile;
+    const ownDid = did !== undefined && (await controlledBy(agent, did, policy)) ? did : undefined;
+    const profile: Profile = { ...rest, ledger: agent.ledger.url, key: mine.key, kx: mine.kx, ...(ownDid === undefined ? {} : { did: ownDid }), ...(cloud === undefined ? {} : { cloud }), created: new Date().toISOString() };
+    const after: After = { state: 'submitting', index: found.signer.index + 1, backupKey: keys.backupKey, locator: keys.locator, unrotated: [] };
+    agent.wallet.transaction(() => {
+      agent.store.saveProfile(profile);
+      agent.store.write(CATEGORIES.recovery, AFTER, after);
+    });
+    return await resume(agent, keys, after, { backupVersion: found.version, backupBy: found.header.agent, items });
   } finally {
     keys.wipe();
   }
 }
 
+/** Is `did` a DID of `policy` on the ledger? (A backup's word for it is not enough.) */
+async function controlledBy(agent: EdgeAgent, did: string, policy: string): Promise<boolean> {
+  try {
+    return (await agent.ledger.resolveDid(did as Did)).record.controller === policy;
+  } catch (e) {
+    if (isDkmsError(e)) return false;
+    throw e;
+  }
+}
+
+/** Submits the recovery unless the ledger already shows it, then carries on from wherever the restore stopped. */
+async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restored: Omit<Restored, 'profile'>): Promise<RestoreOutcome> {
+  const profile = agent.profile;
+  const current = (await agent.ledger.resolvePolicy(profile.policy as PolicyAddress)).record.policy;
+  const landed = current.agents.some((a) => a.key === profile.key);
+  const waiting = (current.pending?.agents ?? []).some((a) => a.key === profile.key);
+  if (!landed && !waiting) {
+    if (after.state !== 'submitting') throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+    await submitRecover(agent, profile.policy as PolicyAddress, (record) => {
+      const signer = keys.committedSigner(record.policy.recovery);
+      const kept = record.policy.agents.filter((a) => a.key === profile.cloud?.key);
+      const delay = record.policy.recovery.delay ?? 0;
+      const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
+      const mine: Agent = { key: profile.key, kx: profile.kx, flags: ALL_FLAGS };
+      const event = nextEvent('policy.recover', record.subject, record, { next, agents: [mine, ...kept], rules: DEFAULT_RULES });
+      return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
+    });
+  }
+  const now = (await agent.policy()).policy;
+  if (now.pending !== undefined && (now.pending.agents ?? []).some((a) => a.key === profile.key)) {
+    agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: now.pending.until } satisfies After);
+    return { state: 'pending', profile, until: now.pending.until, ...restored };
+  }
+  return { state: 'recovered', profile, ...restored, ...(await afterRecovery(agent, after)) };
+}
+
 /** Races lost to other writers of the policy (a thief's device, say): read it again and re-sign. */
 const RACES = new Set(['EVENT_STALE_SEQ', 'EVENT_BAD_PREV', 'EVENT_FORK']);
 
-/** Submits the recovery, rebuilt against the latest policy until no other event slips in before it; returns the agents it replaced. */
-async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (current: PolicyRecord) => LedgerEvent): Promise<string[]> {
+/** Submits the recovery, rebuilt against the latest policy until no other event slips in before it. */
+async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (current: PolicyRecord) => LedgerEvent): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     const current = (await agent.ledger.resolvePolicy(policy)).record;
     try {
       await agent.ledger.submit(build(current));
-      return current.policy.agents.map((a) => a.key);
+      return;
     } catch (e) {
       if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 20) throw e;
     }
   }
 }
 
-/** Once the recovery has taken effect: agency routes, connections rotated, setup updated, a backup. */
-async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], index: number): Promise<AfterRecovery> {
+/**
+ * Once the recovery has taken effect: agency routes, connections rotated (dropping every former
+ * agent's keys), the setup pointed at R's backup key, a backup. Connections that could not be
+ * rotated are remembered, and `completeRecovery` tries them again.
+ */
+async function afterRecovery(agent: EdgeAgent, after: After): Promise<AfterRecovery> {
+  const resolved = await agent.ledger.resolvePolicy(agent.profile.policy as PolicyAddress);
   await agent.refreshAgents();
   agent.labelAgent(agent.profile.key, agent.profile.label);
   const warnings: string[] = [];
@@ -160,28 +266,30 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
     agent.labelAgent(cloud.key, 'cloud');
     await attempt('agency routes', () => agent.agency().sync(cloud.id));
   }
+  const former = formerAgents(resolved, [agent.profile.key, cloud?.key]);
+  const retry = after.state === 'rotating' ? new Set(after.unrotated) : undefined;
   const rotated: string[] = [];
   const unrotated: string[] = [];
   for (const record of connections(agent)) {
-    if (record.state !== 'active') continue;
+    if (record.state !== 'active' || (retry !== undefined && !retry.has(record.id))) continue;
     if (record.mine === undefined) {
       unrotated.push(record.id);
       continue;
     }
-    try {
-      await rotateConnection(agent, record, oldAgents);
+    await attempt(`connection '${record.label}'`, async () => {
+      await rotateConnection(agent, record, former);
       rotated.push(record.id);
-    } catch (e) {
-      if (!isDkmsError(e)) throw e;
-      unrotated.push(record.id);
-    }
+    });
+    if (!rotated.includes(record.id)) unrotated.push(record.id);
   }
   const setup = readSetup(agent);
-  if (setup !== undefined) {
-    agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, index } satisfies RecoverySetup);
-    if (cloud !== undefined) await attempt('backup', () => makeBackup(agent));
-  }
-  agent.store.remove(CATEGORIES.recovery, 'after-restore');
+  const base: RecoverySetup = setup ?? { v: 1, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: 0, offline: false, created: new Date().toISOString() };
+  agent.store.write(CATEGORIES.recovery, 'setup', { ...base, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
+  if (cloud !== undefined) await attempt('backup', () => makeBackup(agent));
+  // Connections without keys here cannot be rotated by this agent: only reported.
+  const retryable = unrotated.filter((id) => connections(agent).some((c) => c.id === id && c.mine !== undefined));
+  if (retryable.length > 0) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: retryable } satisfies After);
+  else agent.store.remove(CATEGORIES.recovery, AFTER);
   forgetReleases(agent);
   return { rotated, unrotated, warnings };
 }
@@ -193,7 +301,7 @@ async function afterRecovery(agent: EdgeAgent, oldAgents: readonly string[], ind
  */
 export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery | { finished: 'change' }> {
   const record = await agent.policy();
-  const after = agent.store.read(CATEGORIES.recovery, 'after-restore', AfterSchema);
+  const after = agent.store.read(CATEGORIES.recovery, AFTER, AfterSchema);
   const prepared = readPrepared(agent);
   const pending = record.policy.pending;
   if (pending !== undefined) {
@@ -204,9 +312,10 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
   const now = (await agent.policy()).policy;
   if (after !== undefined) {
     if (!now.agents.some((a) => a.key === agent.profile.key)) {
+      forgetReleases(agent);
       throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
     }
-    return afterRecovery(agent, after.oldAgents, after.index);
+    return afterRecovery(agent, after);
   }
   if (prepared !== undefined && now.recovery.digests.includes(prepared.next.digest)) {
     await finishChange(agent, prepared);

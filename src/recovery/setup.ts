@@ -34,7 +34,7 @@ export async function makeBackup(agent: EdgeAgent, options: { file?: string; upl
   const setup = readSetup(agent);
   if (setup === undefined) throw new DkmsError('RECOVERY_NOT_SET_UP', 'recovery is not set up on this agent: run `dkms recovery setup`');
   const profile = agent.profile;
-  const bytes = await encryptBackup(agent.wallet, setup.backupKey, { policy: profile.policy, agent: profile.key });
+  const bytes = await encryptBackup(agent.wallet, setup.backupKey, { policy: profile.policy, signer: agent.signingKey() });
   let version: number | undefined;
   if (options.upload !== false && profile.cloud !== undefined) {
     const stored = await agent.agency().putBackup(profile.cloud.id, setup.locator, bytes);

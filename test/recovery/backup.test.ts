@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { decodePublicKey, ed25519Verify, randomBytes, readU32be, unframe, utf8 } from '../../src/crypto/index.js';
+import { decodePublicKey, ed25519Generate, ed25519Sign, ed25519Verify, encodePublicKey, randomBytes, readU32be, unframe, utf8 } from '../../src/crypto/index.js';
 import { BACKUP_VERSION, encryptBackup, mergeBackup, parseBackup } from '../../src/recovery/backup.js';
 import { MAX_RECOVERY_INDEX, RECOVERY_SECRET_BYTES, RecoveryKeys, newRecoverySecret, withRecoveryKeys } from '../../src/recovery/secret.js';
 import { decodeExport } from '../../src/wallet/export.js';
@@ -15,7 +15,9 @@ import { Wallet, rawSecret, type WalletItem, type WalletSecret } from '../../src
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const ABOUT = { policy: 'policy:zTestPolicyAddress', agent: 'z6MkTestAgentKey' };
+const MAKER = ed25519Generate();
+/** What a backup is of, and the agent that makes (and signs) it. */
+const ABOUT = { policy: 'policy:zTestPolicyAddress', signer: { key: encodePublicKey('ed25519', MAKER.publicKey), sign: (m: Uint8Array) => ed25519Sign(MAKER.privateKey, m) } };
 /** The category the wallet keeps its keys in (reserved: not reachable through get/put). */
 const KEY_CATEGORY = 'dkms:key';
 /** magic "DKMSBK" ‖ version ‖ header length: where the header starts. */
@@ -120,7 +122,7 @@ describe('a backup restores a wallet on a new device', () => {
       return notOwnAgentKeys(profile, item);
     });
 
-    expect(header).toEqual({ v: 1, epk: header.epk, backupKey: keys.backupKey, policy: ABOUT.policy, agent: ABOUT.agent, created: '2030-01-02T03:04:05.000Z' });
+    expect(header).toEqual({ v: 1, epk: header.epk, backupKey: keys.backupKey, policy: ABOUT.policy, agent: ABOUT.signer.key, created: '2030-01-02T03:04:05.000Z' });
     // accept saw every item of every profile, keys included.
     expect(seen.sort()).toEqual(
       [

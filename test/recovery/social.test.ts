@@ -82,7 +82,7 @@ async function recoverThrough(w: World, helpers: readonly EdgeAgent[]): Promise<
     await approveRecoveryRequest(t, request.id, 'alice', challenge);
   }
   await collectReleases(device);
-  return { device, secrets: await rebuiltSecrets(device) };
+  return { device, secrets: (await rebuiltSecrets(device)).map((r) => r.secret) };
 }
 
 const PLANTED = 'test.planted';
@@ -284,7 +284,7 @@ describe('changing trustees', () => {
       await approveRecoveryRequest(t, request.id, 'alice', challenge);
     }
     await collectReleases(alice, 0, ALL_HANDLERS);
-    const [current] = await rebuiltSecrets(alice);
+    const [current] = (await rebuiltSecrets(alice)).map((r) => r.secret);
     expect(equalBytes(current as Uint8Array, secret)).toBe(true);
     await prepareRecovery(alice, { offline: true, social: { trustees: ['trustee2', 'trustee3'], threshold: 2, insist: true }, delay: 0 });
     await settle(alice, ...people);

@@ -16,7 +16,7 @@ import { commitRecovery, currentRecoverySigner, makeBackup, prepareRecovery, typ
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
 import { missingAcks } from '../../recovery/trustees.js';
 import { DEFAULT_AGENCY_PORT } from '../../server/agency-service.js';
-import { announce, withAgent } from '../agent-access.js';
+import { announce, confirm, withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { readInput } from '../files.js';
@@ -269,6 +269,8 @@ export function recoveryCommand(): Command {
       .command('restore')
       .description('on a new device: recover everything from your paper wallet or from your trustees\' shares')
       .option('--social', 'from the shares your trustees released to this device\'s request')
+      .option('--policy <address>', 'with --social, which owner to restore when shares of several arrived')
+      .option('--yes', 'with --social, restore the owner the shares name without asking')
       .option('--agency <url>', 'the agency that keeps your backups (default: from the QR code, or the local one)')
       .option('--version <n>', 'an older backup version', parsePositive)
       .option('--backup-file <file>', 'restore from this backup file (made with --backup-file) instead of the agency\'s')
@@ -276,7 +278,7 @@ export function recoveryCommand(): Command {
       .addOption(tierOption())
       .argument('[phrase...]', 'not accepted: the phrase never goes on the command line'),
     'recover',
-  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; agency?: string; version?: number; backupFile?: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; policy?: string; yes?: boolean; agency?: string; version?: number; backupFile?: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (phrase.length > 0) {
       throw new DkmsError('BAD_INPUT', `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`);
@@ -291,7 +293,8 @@ export function recoveryCommand(): Command {
           if (input !== undefined) {
             const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
             const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
-            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }), ...(backup === undefined ? {} : { backup }) });
+            const policy = input.paper?.policy;
+            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }), ...(backup === undefined ? {} : { backup }), ...(policy === undefined ? {} : { policy }) });
           }
           return restoreSocial(ctx, a, opts);
         },
@@ -355,12 +358,15 @@ export function recoveryCommand(): Command {
 export async function secretFromTrustees(ctx: Context, agent: EdgeAgent): Promise<{ secret: Uint8Array }> {
   if (myRequest(agent) === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'ask your trustees first: `dkms recovery request`');
   showReceived(ctx, await collectReleases(agent, 0, ALL_HANDLERS));
-  const policy = (await agent.policy()).policy;
-  for (const secret of await rebuiltSecrets(agent)) {
+  const record = await agent.policy();
+  for (const { secret, policy } of await rebuiltSecrets(agent)) {
     const keys = new RecoveryKeys(secret);
     try {
-      keys.committedSigner(policy.recovery);
-      return { secret };
+      if (policy === record.subject) {
+        keys.committedSigner(record.policy.recovery);
+        return { secret };
+      }
+      wipe(secret);
     } catch (e) {
       if (!isDkmsError(e, 'RECOVERY_KEY_NOT_COMMITTED')) throw e;
       wipe(secret);
@@ -372,24 +378,39 @@ export async function secretFromTrustees(ctx: Context, agent: EdgeAgent): Promis
   throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares of your current secret yet (${progress.join('; ') || 'none received'})`);
 }
 
-/** Collects released shares and recovers from the first set that rebuilds the committed secret. */
-async function restoreSocial(ctx: Context, agent: EdgeAgent, opts: { wait: number; version?: number }): Promise<RestoreOutcome> {
+/**
+ * Collects released shares and recovers from a set that rebuilds a committed secret. The owner
+ * the shares name is shown and confirmed first: shares can only prove they were signed by that
+ * owner's agent, and several owners' sets must not be mixed up.
+ */
+async function restoreSocial(ctx: Context, agent: EdgeAgent, opts: { wait: number; version?: number; policy?: string; yes?: boolean }): Promise<RestoreOutcome> {
   const request = myRequest(agent);
   if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: run `dkms recovery request` first');
   showReceived(ctx, await collectReleases(agent, opts.wait));
-  const secrets = await rebuiltSecrets(agent);
-  let lastError: unknown;
-  for (const secret of secrets) {
-    try {
-      return await restoreFromSecret(agent, secret, { agency: request.agency, ...(opts.version === undefined ? {} : { version: opts.version }) });
-    } catch (e) {
-      if (!isDkmsError(e) || !['RECOVERY_KEY_NOT_COMMITTED', 'BACKUP_NOT_FOUND'].includes(e.code)) throw e;
-      lastError = e;
-    } finally {
-      wipe(secret);
+  const all = await rebuiltSecrets(agent);
+  const candidates = opts.policy === undefined ? all : all.filter((r) => r.policy === opts.policy);
+  const owners = [...new Set(candidates.map((r) => r.policy))];
+  try {
+    if (owners.length > 1) {
+      throw new DkmsError('BAD_INPUT', `shares of several owners arrived (${candidates.map((r) => `'${r.owner}' ${r.policy}`).join(', ')}): choose with --policy`);
     }
+    const first = candidates[0];
+    if (first === undefined) {
+      const progress = releaseProgress(agent).map((p) => `${p.have} of ${p.threshold} needed`);
+      throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares yet (${progress.join('; ') || 'none received'}); run this again once more trustees approve`);
+    }
+    if (!(await confirm(ctx, `Restore '${first.owner}' (${first.policy}) onto this device?`, opts.yes))) throw new DkmsError('BAD_INPUT', 'you declined the restore');
+    let lastError: unknown;
+    for (const { secret, policy } of candidates) {
+      try {
+        return await restoreFromSecret(agent, secret, { agency: request.agency, policy, ...(opts.version === undefined ? {} : { version: opts.version }) });
+      } catch (e) {
+        if (!isDkmsError(e) || !['RECOVERY_KEY_NOT_COMMITTED', 'BACKUP_NOT_FOUND'].includes(e.code)) throw e;
+        lastError = e;
+      }
+    }
+    throw lastError;
+  } finally {
+    for (const r of all) wipe(r.secret);
   }
-  if (lastError !== undefined) throw lastError;
-  const progress = releaseProgress(agent).map((p) => `${p.have} of ${p.threshold} needed`);
-  throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares yet (${progress.join('; ') || 'none received'}); run this again once more trustees approve`);
 }
