@@ -104,7 +104,7 @@ export function parseBackup(bytes: Uint8Array): { header: BackupHeader; headerBy
   if (length > MAX_HEADER || start + length > body.length) throw unreadable('the backup is damaged');
   const headerBytes = body.subarray(start, start + length);
   let header: BackupHeader;
-  let signed = false;
+  let signed: boolean;
   try {
     header = BackupHeaderSchema.parse(JSON.parse(fromUtf8(headerBytes)));
     signed = ed25519Verify(decodePublicKey(header.agent, 'ed25519').publicKey, signedBytes(body), bytes.subarray(body.length));
