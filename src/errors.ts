@@ -113,6 +113,7 @@ export const ERROR_CODES = {
   CHALLENGE_WRONG: { exit: 111, http: 403 },
   RECOVERY_RATE_LIMITED: { exit: 112, http: 429 },
   TRUSTEE_CHANGE_INCOMPLETE: { exit: 113, http: 409 },
+  BACKUP_QUOTA: { exit: 114, http: 507 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -50,8 +50,25 @@ export interface BackupRecord {
   readonly locator: string;
   readonly cloudId: string;
   readonly version: number;
+  readonly agent: string;
   readonly created: string;
   readonly size: number;
+}
+
+export interface NewBackup {
+  readonly cloudId: string;
+  readonly locator: string;
+  /** The agent that stored it. */
+  readonly agent: string;
+  readonly data: Uint8Array;
+  readonly created: string;
+}
+
+/** How much of one owner's backups an agency keeps. Past the last two, it refuses rather than evicts. */
+export interface BackupLimits {
+  readonly versionsPerAgent: number;
+  readonly locators: number;
+  readonly bytes: number;
 }
 
 export interface AgencyStore {
@@ -84,10 +101,11 @@ export interface AgencyStore {
   /** Deletes the given messages of `agentKey`; returns how many existed. */
   ack(agentKey: string, ids: readonly string[]): Promise<number>;
   /**
-   * Stores the next version under `locator` and keeps only the newest `keep`. BACKUP_UNAUTHORIZED
-   * if the locator already belongs to another cloud agent.
+   * Stores the next version under `backup.locator`, then keeps only the newest
+   * `limits.versionsPerAgent` of that agent there. BACKUP_UNAUTHORIZED if the locator belongs to
+   * another cloud agent; BACKUP_QUOTA (nothing stored) past the cloud agent's locators or bytes.
    */
-  putBackup(cloudId: string, locator: string, data: Uint8Array, created: string, keep: number): Promise<BackupRecord>;
+  putBackup(backup: NewBackup, limits: BackupLimits): Promise<BackupRecord>;
   /** The versions under `locator`, oldest first. */
   backups(locator: string): Promise<BackupRecord[]>;
   /** One version's bytes (the newest when `version` is undefined). */

@@ -11,14 +11,14 @@ import { FLAGS, hasFlag } from '../policy/flags.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
 import type { Agent, PolicyRules } from '../policy/types.js';
 import type { Wallet } from '../wallet/index.js';
-import type { AgencyStore, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
 /** Reads a policy's current agents from the ledger, verified. */
 export interface PolicyReader {
   agents(policy: string): Promise<readonly Agent[]>;
-  /** The policy's recovery commitment. */
-  recovery(policy: string): Promise<Pick<PolicyRules, 'recovery'>>;
+  /** The policy's recovery commitment, and the recovery keys already revealed. */
+  recovery(policy: string): Promise<Pick<PolicyRules, 'recovery' | 'revealed'>>;
 }
 
 export interface AgencyOptions {
@@ -45,9 +45,10 @@ export interface CloudAgentInfo {
   readonly did: string;
 }
 
-/** The largest backup an agency stores, and how many versions it keeps per owner. */
+/** The largest backup an agency stores. */
 export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
-export const BACKUP_VERSIONS_KEPT = 20;
+/** What it keeps of one owner's backups: versions per agent and locator, locators, bytes in all. */
+export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 256 * 1024 * 1024 };
 
 export const DEFAULT_LIMITS: MailboxLimits = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, maxGuestMessages: 32 };
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
@@ -209,20 +210,32 @@ export class Agency {
 
   // ---- backups ----------------------------------------------------------------------------
 
-  /** Stores a new backup version for the owner of cloud agent `id`, sent by one of its agents. */
+  /**
+   * Stores a new backup version for the owner of cloud agent `id`, sent by one of its ADMIN
+   * agents. Versions are kept per agent, so one device (a stolen one, say) cannot push another's
+   * backups out.
+   */
   async putBackup(signer: string, id: string, locator: string, data: Uint8Array): Promise<BackupRecord> {
     const record = await this.cloudAgent(id);
     const agents = await this.#policies.agents(record.policy);
-    if (!agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may store its backups');
+    const agent = agents.find((a) => a.key === signer);
+    if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
     if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
-    return this.#store.putBackup(record.id, locator, data, new Date().toISOString(), BACKUP_VERSIONS_KEPT);
+    return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
   }
 
-  /** Deletes every backup under `locator` (after the owner moved to a new recovery secret). */
+  /**
+   * Deletes every backup under `locator` once the owner moved to a new recovery secret: only on
+   * a request signed by one of the policy's recovery keys (committed or already revealed), which
+   * no device holds, so a stolen device cannot take the owner's backups away.
+   */
   async deleteBackups(signer: string, id: string, locator: string): Promise<number> {
     const record = await this.cloudAgent(id);
-    const agents = await this.#policies.agents(record.policy);
-    if (!agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may delete its backups');
+    const { recovery, revealed } = await this.#policies.recovery(record.policy);
+    const digest = recoveryKeyDigest(signer);
+    if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
+      throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
+    }
     return this.#store.deleteBackups(record.id, locator);
   }
 

@@ -2,10 +2,11 @@
 import type Database from 'better-sqlite3';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
-import type { AgencyStore, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, Route, StoredMessage } from './agency-store.js';
 
 const BACKUPS = `
-CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, cloud_id TEXT NOT NULL, created TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (locator, version));
+CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, cloud_id TEXT NOT NULL, agent TEXT NOT NULL, created TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (locator, version));
+CREATE INDEX backups_cloud ON backups (cloud_id, locator);
 `;
 
 // Mail is kept per (cloud agent, recipient): one key may be an agent of several owners.
@@ -31,8 +32,8 @@ const FILE = {
   busyHint: 'stop the running agency first',
 } as const;
 
-type BackupRow = { locator: string; cloud_id: string; version: number; created: string; size: number };
-const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, created: row.created, size: row.size });
+type BackupRow = { locator: string; cloud_id: string; version: number; agent: string; created: string; size: number };
+const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, agent: row.agent, created: row.created, size: row.size });
 
 type Row = { id: number; cloud_id: string; received: string; envelope: Buffer };
 
@@ -199,15 +200,21 @@ export class SqliteAgencyStore implements AgencyStore {
     );
   }
 
-  putBackup(cloudId: string, locator: string, data: Uint8Array, created: string, keep: number): Promise<BackupRecord> {
+  putBackup(backup: NewBackup, limits: BackupLimits): Promise<BackupRecord> {
+    const { cloudId, locator, agent, data, created } = backup;
     return this.#run(() =>
       this.#db.transaction(() => {
         const owners = this.#stmts.backupOwners.all(locator);
         if (owners.some((o) => o.cloud_id !== cloudId)) throw new DkmsError('BACKUP_UNAUTHORIZED', 'these backups belong to another owner');
+        const usage = this.#stmts.backupUsage.get(cloudId) ?? { locators: 0, bytes: 0 };
+        if (owners.length === 0 && usage.locators >= limits.locators) {
+          throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${usage.locators} recovery secrets at this agency`);
+        }
+        if (usage.bytes + data.length > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
         const version = (this.#stmts.latestBackup.get(locator)?.version ?? 0) + 1;
-        this.#stmts.insertBackup.run(locator, version, cloudId, created, data);
-        this.#stmts.pruneBackups.run(locator, version - keep);
-        return { locator, cloudId, version, created, size: data.length };
+        this.#stmts.insertBackup.run(locator, version, cloudId, agent, created, data);
+        this.#stmts.pruneBackups.run(locator, agent, locator, agent, limits.versionsPerAgent);
+        return { locator, cloudId, version, agent, created, size: data.length };
       })(),
     );
   }
@@ -245,12 +252,15 @@ export class SqliteAgencyStore implements AgencyStore {
 }
 
 function backupStatements(db: Database.Database) {
-  const columns = 'locator, cloud_id, version, created, length(data) AS size';
+  const columns = 'locator, cloud_id, version, agent, created, length(data) AS size';
   return {
     backupOwners: db.prepare<[string], { cloud_id: string }>('SELECT DISTINCT cloud_id FROM backups WHERE locator = ?'),
+    backupUsage: db.prepare<[string], { locators: number; bytes: number }>('SELECT count(DISTINCT locator) AS locators, coalesce(sum(length(data)), 0) AS bytes FROM backups WHERE cloud_id = ?'),
     latestBackup: db.prepare<[string], { version: number }>('SELECT max(version) AS version FROM backups WHERE locator = ? HAVING count(*) > 0'),
-    insertBackup: db.prepare('INSERT INTO backups (locator, version, cloud_id, created, data) VALUES (?, ?, ?, ?, ?)'),
-    pruneBackups: db.prepare('DELETE FROM backups WHERE locator = ? AND version <= ?'),
+    insertBackup: db.prepare('INSERT INTO backups (locator, version, cloud_id, agent, created, data) VALUES (?, ?, ?, ?, ?, ?)'),
+    pruneBackups: db.prepare(
+      'DELETE FROM backups WHERE locator = ? AND agent = ? AND version NOT IN (SELECT version FROM backups WHERE locator = ? AND agent = ? ORDER BY version DESC LIMIT ?)',
+    ),
     listBackups: db.prepare<[string], BackupRow>(`SELECT ${columns} FROM backups WHERE locator = ? ORDER BY version`),
     newestBackupData: db.prepare<[string], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? ORDER BY version DESC LIMIT 1`),
     backupDataAt: db.prepare<[string, number], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? AND version = ?`),

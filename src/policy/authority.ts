@@ -130,21 +130,32 @@ function revoke(state: PolicyRules, key: string, signers: ReadonlySet<string>): 
  * `policy.recover`: the committed recovery keys (as many as the threshold) outrank every agent.
  * New agents prove possession by signing; agents the policy already has (a cloud agent kept
  * through a recovery) proved it when they were added. With a delay in the commitment the change
- * waits as `pending` until `policy.complete`; otherwise it applies at once.
+ * waits as `pending` until `policy.complete`, unless current ADMIN agents (as many as the `rules`
+ * threshold) co-sign it: the delay is there for them to object, and they consent. Their consent
+ * also lets the recovery replace one that is pending (the owner, rotating away from a secret
+ * colluding trustees used, need not wait behind them).
  */
 function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'policy.recover' }>, signers: ReadonlySet<string>, time: string): PolicyRules {
-  if (state.pending !== undefined) throw fail('RECOVERY_PENDING', `a delayed recovery is already pending until ${state.pending.until}; cancel it or let it complete`);
   const newAgents = change.agents ?? [];
   const revealed: string[] = [];
+  // ADMIN co-signatures mean consent to skip a delay; where there is none they would mean nothing, and are refused.
+  const delayed = (state.recovery.delay ?? 0) > 0 || state.pending !== undefined;
+  let admins = 0;
   for (const key of signers) {
     const digest = recoveryKeyDigest(key);
+    const current = findAgent(state, key);
     if (state.recovery.digests.includes(digest)) revealed.push(digest);
+    else if (delayed && current !== undefined && hasFlag(current.flags, FLAGS.ADMIN)) admins++;
     else if (!newAgents.some((a) => a.key === key)) {
-      throw fail('EVENT_UNAUTHORIZED', `policy.recover: signer ${key} is neither a committed recovery key nor a new agent`);
+      throw fail('EVENT_UNAUTHORIZED', `policy.recover: signer ${key} is neither a committed recovery key nor a new agent${delayed ? ' nor an ADMIN agent' : ''}`);
     }
   }
   if (revealed.length < state.recovery.threshold) {
     throw fail('EVENT_THRESHOLD', `policy.recover needs ${state.recovery.threshold} committed recovery keys, got ${revealed.length}`);
+  }
+  const consented = admins >= state.rules.rules;
+  if (state.pending !== undefined && !consented) {
+    throw fail('RECOVERY_PENDING', `a delayed recovery is already pending until ${state.pending.until}; cancel it, let it complete, or co-sign with ADMIN agents`);
   }
   if (change.agents !== undefined) {
     checkAgents(change.agents);
@@ -159,7 +170,7 @@ function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'poli
     revealed: revealed.sort(),
   };
   const after = applyRecovery(state, pending);
-  if ((state.recovery.delay ?? 0) === 0) return after;
+  if ((state.recovery.delay ?? 0) === 0 || consented) return after;
   assertNoLockout(after);
   return { ...state, pending };
 }

@@ -30,9 +30,6 @@ export const MNEMONIC_WORDS = 24;
 const WORDS = new Set(wordlist);
 /** BIP39 English words are unique in their first four letters, so four letters name a word. */
 const BY_PREFIX = new Map(wordlist.map((word) => [word.slice(0, 4), word]));
-const LONGEST_WORD = Math.max(...wordlist.map((word) => word.length));
-/** How far a typed word may be from a list word for the error to suggest it. */
-const SUGGEST_DISTANCE = 2;
 
 /**
  * R as its 24-word BIP39 English mnemonic, words separated by single spaces.
@@ -48,9 +45,9 @@ export function mnemonicFromSecret(secret: Uint8Array): string {
  * R from its mnemonic as a person types or pastes it: any case, any whitespace or line breaks,
  * commas, numbering (`1. abandon`, `2) ability`), and each word by its first four letters.
  *
- * @throws DkmsError MNEMONIC_UNKNOWN_WORD naming the first word not in the list (and the
- *   closest list word, when one is near); MNEMONIC_CHECKSUM if there are not 24 words or their
- *   checksum does not match.
+ * @throws DkmsError MNEMONIC_UNKNOWN_WORD naming the first word not in the list and its
+ *   position (never a guess at the right word, which would be a word of the secret);
+ *   MNEMONIC_CHECKSUM if there are not 24 words or their checksum does not match.
  * @example secretFromMnemonic('1. Aban 2. aban … 24. art') // 32 zero bytes
  */
 export function secretFromMnemonic(text: string): Uint8Array {
@@ -81,36 +78,8 @@ function fullWord(token: string, position: number): string {
   if (WORDS.has(token)) return token;
   const candidate = token.length >= 4 ? BY_PREFIX.get(token.slice(0, 4)) : undefined;
   if (candidate?.startsWith(token)) return candidate;
-  const suggestion = closestWord(token);
-  const hint = suggestion === undefined ? '' : `; did you mean '${suggestion}'?`;
-  throw new DkmsError('MNEMONIC_UNKNOWN_WORD', `word ${position}, '${printable(token)}', is not in the BIP39 English word list${hint}`);
-}
-
-/** The first list word within SUGGEST_DISTANCE edits of `token`, nearest first. */
-function closestWord(token: string): string | undefined {
-  if (token.length > LONGEST_WORD + SUGGEST_DISTANCE) return undefined;
-  let best: string | undefined;
-  let bestDistance = SUGGEST_DISTANCE + 1;
-  for (const word of wordlist) {
-    if (Math.abs(word.length - token.length) >= bestDistance) continue;
-    const distance = editDistance(token, word);
-    if (distance < bestDistance) [best, bestDistance] = [word, distance];
-  }
-  return best;
-}
-
-/** Levenshtein distance (insertions, deletions, substitutions), one row at a time. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      row.push(Math.min((previous[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = row;
-  }
-  return previous[b.length] ?? 0;
+  // No "did you mean": the nearest list word is most likely a word of the secret itself.
+  throw new DkmsError('MNEMONIC_UNKNOWN_WORD', `word ${position}, '${printable(token)}', is not in the BIP39 English word list: check it against your paper`);
 }
 
 /** A typed word as an error message may show it: no control characters, not too long. */
@@ -327,7 +296,7 @@ ${ledger}
 <h2>Storing it</h2>
 <p>Store it offline: on paper only, in a safe place such as a safe or a sealed envelope with someone you trust. Do not photograph it, scan it or keep a copy on a computer or in the cloud.</p>
 <h2>Restoring</h2>
-<p>On the new device, run <code>dkms recovery restore --qr FILE</code>, where FILE is a PNG image of the QR code or a text file with the <code>${escapeHtml(PAPER_SCHEME)}</code> line a QR scanner app reads from it; or type the words: <code>dkms recovery restore --mnemonic "word1 word2 … word24"</code> (case does not matter, and the first four letters of each word are enough).</p>
+<p>On the new device, run <code>dkms recovery restore --qr FILE</code>, where FILE is a PNG image of the QR code or a text file with the <code>${escapeHtml(PAPER_SCHEME)}</code> line a QR scanner app reads from it; or run <code>dkms recovery restore --mnemonic</code> and type the words when it asks (never on the command line, where other programs can read them; case does not matter, and the first four letters of each word are enough).</p>
 <p>After a change of trustees or a new <code>dkms recovery setup</code>, an older paper no longer works: print the new one and destroy this one.</p>
 </body>
 </html>

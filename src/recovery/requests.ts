@@ -85,7 +85,7 @@ export function myRequest(agent: EdgeAgent): MyRequest | undefined {
   return agent.store.read(CATEGORIES.myRequest, 'current', MyRequestSchema);
 }
 
-const ReleaseBody = z.object({ request: z.string().max(40), owner: z.string().max(64), shares: z.array(z.unknown()).min(1).max(16) });
+const ReleaseBody = z.object({ request: z.string().max(40), owner: Label, shares: z.array(z.unknown()).min(1).max(16) });
 
 const releaseHandler: Handler = {
   from: 'any',

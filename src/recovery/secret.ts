@@ -107,11 +107,19 @@ export class RecoveryKeys {
 
   /** The committed signing key: the first index whose digest the commitment holds. */
   committedSigner(commitment: RecoveryCommitment): RecoverySigner {
+    const found = this.signerFor(commitment.digests);
+    if (found === undefined) throw new DkmsError('RECOVERY_KEY_NOT_COMMITTED', 'no recovery key of this recovery secret is committed in the policy: the secret is old or is not this owner\'s');
+    return found;
+  }
+
+  /** The latest of this secret's signing keys whose digest is among `digests` (a policy's revealed ones, say). */
+  signerFor(digests: readonly string[]): RecoverySigner | undefined {
+    let found: RecoverySigner | undefined;
     for (let i = 0; i < MAX_RECOVERY_INDEX; i++) {
       const signer = this.signer(i);
-      if (commitment.digests.includes(signer.digest)) return signer;
+      if (digests.includes(signer.digest)) found = signer;
     }
-    throw new DkmsError('RECOVERY_KEY_NOT_COMMITTED', 'no recovery key of this recovery secret is committed in the policy: the secret is old or is not this owner\'s');
+    return found;
   }
 
   /** Wipes R. The key objects are dropped with this object; OpenSSL clears them when freed. */

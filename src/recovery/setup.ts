@@ -9,12 +9,15 @@
  */
 import { CATEGORIES, PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
+import { AgencyClient } from '../agent/agency-client.js';
+import { agentSigner } from '../agent/provision.js';
 import { wipe } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { nextEvent, signEvent, type EventSigner } from '../ledger/build.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
-import type { PolicyRules } from '../policy/types.js';
+import { FLAGS, hasFlag } from '../policy/flags.js';
+import type { PendingRecovery, PolicyRules } from '../policy/types.js';
 import { encryptBackup } from './backup.js';
 import { forgetReleases } from './requests.js';
 import { checkTrusteeSetting } from './shares.js';
@@ -29,17 +32,21 @@ export interface BackupOutcome {
   readonly size: number;
 }
 
-/** Encrypts this wallet to the backup key and stores it with the cloud agent and/or in `file`. */
-export async function makeBackup(agent: EdgeAgent, options: { file?: string; upload?: boolean } = {}): Promise<BackupOutcome> {
+/**
+ * Encrypts this wallet to the backup key and stores it with the cloud agent and/or in `file`.
+ * `to` sends it to another secret's key and locator (a prepared change) instead of the setup's.
+ */
+export async function makeBackup(agent: EdgeAgent, options: { file?: string; upload?: boolean; to?: { backupKey: string; locator: string } } = {}): Promise<BackupOutcome> {
   const setup = readSetup(agent);
-  if (setup === undefined) throw new DkmsError('RECOVERY_NOT_SET_UP', 'recovery is not set up on this agent: run `dkms recovery setup`');
+  const target = options.to ?? setup;
+  if (target === undefined) throw new DkmsError('RECOVERY_NOT_SET_UP', 'recovery is not set up on this agent: run `dkms recovery setup`');
   const profile = agent.profile;
-  const bytes = await encryptBackup(agent.wallet, setup.backupKey, { policy: profile.policy, signer: agent.signingKey() });
+  const bytes = await encryptBackup(agent.wallet, target.backupKey, { policy: profile.policy, signer: agent.signingKey() });
   let version: number | undefined;
   if (options.upload !== false && profile.cloud !== undefined) {
-    const stored = await agent.agency().putBackup(profile.cloud.id, setup.locator, bytes);
+    const stored = await agent.agency().putBackup(profile.cloud.id, target.locator, bytes);
     version = stored.version;
-    agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
+    if (options.to === undefined && setup !== undefined) agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
   }
   if (options.file !== undefined) writeFileAtomic(options.file, bytes, 0o600);
   if (version === undefined && options.file === undefined) throw new DkmsError('NO_CLOUD_AGENT', 'this agent has no cloud agent to keep backups: register one, or pass --backup-file');
@@ -80,6 +87,8 @@ export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions)
   const keys = new RecoveryKeys(secret);
   try {
     const next = { digest: keys.signer(0).digest, backupKey: keys.backupKey, locator: keys.locator };
+    // A backup the new secret opens exists before the ledger can commit to it: no moment when neither secret restores.
+    if (agent.profile.cloud !== undefined) await makeBackup(agent, { to: next });
     let prepared: PreparedChange;
     if (options.social !== undefined) {
       const chosen = options.social.trustees.map((ref) => findTrustee(agent, ref));
@@ -115,25 +124,31 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
     throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', `waiting for ${missing.map((t) => `'${t.label}'`).join(', ')} to hold their shares (\`dkms message inbox\` collects their answers)`);
   }
   const record = await agent.policy();
-  if (record.policy.pending !== undefined) return { state: 'pending', until: record.policy.pending.until };
+  const ours = (p: PolicyRules) => p.pending !== undefined && p.pending.next.digests.includes(prepared.next.digest);
+  if (ours(record.policy)) return { state: 'pending', until: (record.policy.pending as PendingRecovery).until };
   if (!record.policy.recovery.digests.includes(prepared.next.digest)) {
     const signer = currentRecoverySigner(agent, record.policy, current);
     const next = { digests: [prepared.next.digest], threshold: 1, ...(prepared.delay > 0 ? { delay: prepared.delay } : {}) };
-    await agent.ledger.submit(signEvent(nextEvent('policy.recover', record.subject, record, { next }), [signer]));
+    // This agent, if ADMIN, consents to skip a delay (enough with the policy's rules threshold;
+    // it also overrides a recovery someone else started).
+    const delayed = (record.policy.recovery.delay ?? 0) > 0 || record.policy.pending !== undefined;
+    const admin = record.policy.agents.some((a) => a.key === agent.profile.key && hasFlag(a.flags, FLAGS.ADMIN));
+    const signers = delayed && admin ? [signer, agentSigner(agent.wallet)] : [signer];
+    await agent.ledger.submit(signEvent(nextEvent('policy.recover', record.subject, record, { next }), signers));
     const after = await agent.policy();
-    if (after.policy.pending !== undefined) return { state: 'pending', until: after.policy.pending.until };
+    if (ours(after.policy)) return { state: 'pending', until: (after.policy.pending as PendingRecovery).until };
   }
-  return finishChange(agent, prepared);
+  return finishChange(agent, prepared, current);
 }
 
-/** After the ledger holds the new commitment: trustees, old backups, the setup record, a backup. */
-export async function finishChange(agent: EdgeAgent, prepared: PreparedChange): Promise<CommitOutcome> {
+/**
+ * After the ledger holds the new commitment: the setup record, a fresh backup under the new
+ * secret, the trustees told, and only then the old secret's backups deleted (which takes a
+ * signature by its recovery key: `current`, when at hand; otherwise they stay, and R alone can
+ * read them). Safe to run again.
+ */
+export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, current?: RecoveryKeys): Promise<CommitOutcome> {
   const previous = readSetup(agent);
-  await finishTrusteeChange(agent, prepared, previous?.social?.trustees ?? []);
-  const cloud = agent.profile.cloud;
-  if (previous !== undefined && previous.locator !== prepared.next.locator && cloud !== undefined) {
-    await agent.agency().deleteBackups(cloud.id, previous.locator);
-  }
   const setup: RecoverySetup = {
     v: 1,
     backupKey: prepared.next.backupKey,
@@ -150,14 +165,26 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange): 
     if (agent.wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)) agent.wallet.deleteKey(PROVISIONAL_RECOVERY_KEY);
   });
   forgetReleases(agent);
+  const cloud = agent.profile.cloud;
   const backup = cloud === undefined ? undefined : await makeBackup(agent);
+  await finishTrusteeChange(agent, prepared, previous?.social?.trustees ?? []);
+  if (previous !== undefined && previous.locator !== prepared.next.locator && cloud !== undefined && current !== undefined) {
+    const revealed = (await agent.policy()).policy.revealed;
+    const old = current.signerFor(revealed);
+    if (old !== undefined) await new AgencyClient(cloud.agency, { key: old.key, sign: old.sign }, agent.options).deleteBackups(cloud.id, previous.locator);
+  }
   return { state: 'committed', setup: readSetup(agent) ?? setup, ...(backup === undefined ? {} : { backup }) };
 }
 
 /** Drops a prepared change that will not be committed; the trustees' prepared shares are replaced by the next one. */
-export function abortRecoveryChange(agent: EdgeAgent): PreparedChange {
+export async function abortRecoveryChange(agent: EdgeAgent): Promise<PreparedChange> {
   const prepared = readPrepared(agent);
   if (prepared === undefined) throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'no recovery change is prepared');
+  const policy = (await agent.policy()).policy;
+  if (policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)) {
+    throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'the ledger already commits to this change: finish it with `dkms trustee commit` (or `dkms recovery complete` after its delay)');
+  }
   agent.store.remove(CATEGORIES.recovery, 'prepared');
+  forgetReleases(agent);
   return prepared;
 }

@@ -111,11 +111,16 @@ export function missingAcks(agent: EdgeAgent, prepared: PreparedChange): Trustee
  */
 export async function finishTrusteeChange(agent: EdgeAgent, prepared: PreparedChange, previous: readonly string[]): Promise<void> {
   const chosen = new Set(prepared.trustees.map((t) => t.id));
+  // Trustees already ended on an earlier run are gone: skipped, so that this can run again.
+  const known = (id: string) => trustees(agent).find((t) => t.id === id);
   for (const id of chosen) {
-    const trustee = findTrustee(agent, id);
-    await sendToConnection(agent, findConnection(agent, trustee.connection), newMessage(SET_COMMIT, { offer: id, set: prepared.set }));
+    const trustee = known(id);
+    if (trustee !== undefined) await sendToConnection(agent, findConnection(agent, trustee.connection), newMessage(SET_COMMIT, { offer: id, set: prepared.set }));
   }
-  for (const id of previous.filter((p) => !chosen.has(p))) await endTrustee(agent, findTrustee(agent, id));
+  for (const id of previous.filter((p) => !chosen.has(p))) {
+    const trustee = known(id);
+    if (trustee !== undefined) await endTrustee(agent, trustee);
+  }
 }
 
 /** Tells a trustee it holds nothing for us any more, and forgets it. */
@@ -164,7 +169,9 @@ const ackHandler: Handler = {
 
 // ---- trustee side -------------------------------------------------------------------------
 
-const OfferBody = z.object({ offer: z.string().max(40), owner: z.object({ label: z.string().max(64), policy: z.string().max(100) }) });
+// Labels are shown to people: no control characters (terminal escapes).
+const Label = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
+const OfferBody = z.object({ offer: z.string().max(40), owner: z.object({ label: Label, policy: z.string().max(100) }) });
 const ShareBody = z.object({ offer: z.string().max(40), share: z.unknown() });
 const OfferRef = z.object({ offer: z.string().max(40), set: z.string().max(40).optional() });
 
@@ -185,7 +192,9 @@ export async function answerOffer(agent: EdgeAgent, offerId: string, accept: boo
   active(record);
   let shareKey: string | undefined;
   if (accept) {
-    shareKey = agent.wallet.createKey(`trustee-${offer.id}-kx`, 'x25519').publicKey;
+    // Made once: an answer that failed to send is simply sent again with the same key.
+    const name = `trustee-${offer.id}-kx`;
+    shareKey = (agent.wallet.listKeys('x25519').find((k) => k.name === name) ?? agent.wallet.createKey(name, 'x25519')).publicKey;
     const held: HeldShares = { offer: offer.id, connection: offer.connection, owner: offer.owner, shareKey, shares: [] };
     agent.store.write(CATEGORIES.heldShare, offer.id, held);
   }

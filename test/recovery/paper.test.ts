@@ -142,21 +142,20 @@ describe('mnemonic', () => {
     expect(toHex(secretFromMnemonic(withWord(LEGAL.mnemonic, 6, 'sausa')))).toBe(LEGAL.entropy);
   });
 
-  it('names an unknown word, its position and the closest word', () => {
+  it('names an unknown word and its position, and never guesses the right word (a word of the secret)', () => {
     const error = expectCode(() => secretFromMnemonic(withWord(ZEROS.mnemonic, 7, 'abandn')), 'MNEMONIC_UNKNOWN_WORD');
-    expect(error.message).toBe("word 7, 'abandn', is not in the BIP39 English word list; did you mean 'abandon'?");
+    expect(error.message).toBe("word 7, 'abandn', is not in the BIP39 English word list: check it against your paper");
+    expect(error.message).not.toContain('abandon');
   });
 
-  it('counts positions after numbering and suggests only near words', () => {
+  it('counts positions after numbering', () => {
     const numbered = ZEROS.mnemonic
       .split(' ')
       .map((word, i) => `${i + 1}. ${i === 11 ? 'legel' : word}`)
       .join(' ');
-    expect(messageOf(() => secretFromMnemonic(numbered))).toBe("word 12, 'legel', is not in the BIP39 English word list; did you mean 'legal'?");
-    const twoEdits = expectCode(() => secretFromMnemonic(withWord(ZEROS.mnemonic, 24, 'abndn')), 'MNEMONIC_UNKNOWN_WORD');
-    expect(twoEdits.message).toBe("word 24, 'abndn', is not in the BIP39 English word list; did you mean 'abandon'?");
-    const far = expectCode(() => secretFromMnemonic(withWord(ZEROS.mnemonic, 3, 'qqqqqq')), 'MNEMONIC_UNKNOWN_WORD');
-    expect(far.message).toBe("word 3, 'qqqqqq', is not in the BIP39 English word list");
+    expect(messageOf(() => secretFromMnemonic(numbered))).toBe("word 12, 'legel', is not in the BIP39 English word list: check it against your paper");
+    const last = expectCode(() => secretFromMnemonic(withWord(ZEROS.mnemonic, 24, 'abndn')), 'MNEMONIC_UNKNOWN_WORD');
+    expect(last.message).toBe("word 24, 'abndn', is not in the BIP39 English word list: check it against your paper");
   });
 
   it('does not take a three-letter prefix, which may name several words', () => {

@@ -150,7 +150,7 @@ export function trusteeCommand(): Command {
     .description('drop a prepared change of trustees (the current ones keep working)')
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const dropped = await withAgent(ctx, async (a) => abortRecoveryChange(a), { backup: false });
+      const dropped = await withAgent(ctx, (a) => abortRecoveryChange(a), { backup: false });
       emit(ctx, { aborted: dropped.set }, () => 'dropped the prepared change; your current recovery is unchanged');
     });
 
