@@ -52,7 +52,8 @@ async function backUpChange(ctx: Context, agent: EdgeAgent): Promise<void> {
     await makeBackup(agent);
   } catch (e) {
     if (!isDkmsError(e)) throw e;
-    if (!ctx.json) process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${e.code}: ${e.message}); run \`dkms recovery backup\`\n`);
+    // Standard error even with --json: standard output keeps its one JSON result.
+    process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${e.code}: ${e.message}); run \`dkms recovery backup\`\n`);
   }
 }
 

@@ -206,7 +206,10 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
   const landed = current.agents.some((a) => a.key === profile.key);
   const waiting = (current.pending?.agents ?? []).some((a) => a.key === profile.key);
   if (!landed && !waiting) {
-    if (after.state !== 'submitting') throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+    if (after.state !== 'submitting') {
+      forgetReleases(agent);
+      throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+    }
     await submitRecover(agent, profile.policy as PolicyAddress, (record) => {
       const signer = keys.committedSigner(record.policy.recovery);
       const kept = record.policy.agents.filter((a) => a.key === profile.cloud?.key);

@@ -92,6 +92,25 @@ describe('a recovery with a delay', () => {
     expect((await policyNow(o)).pending?.revealed).toEqual(commitment([r0]).digests);
   });
 
+  it('ADMIN agents co-signing (the rules threshold) make it take effect at once, even over a pending one', async () => {
+    const [r0, r1, r2, thief] = [testKey(), testKey(), testKey(), testKey()] as const;
+    const o = await owner({ ...commitment([r0]), delay: DAY }, { rules: 2 });
+    // Colluding trustees start a takeover; the owner, with her paper and two ADMIN devices, rotates at once.
+    await o.node.submit(await event(o, 'policy.recover', { next: commitment([r1]), agents: [thief.agent(ALL_FLAGS)], rules: { grant: 1, revoke: 1, rules: 1, did: 1 } }, [r0, thief]));
+    // One ADMIN co-signer is below the rules threshold: still blocked by the pending one.
+    await expectRefused(o.node, await event(o, 'policy.recover', { next: { ...commitment([r2]), delay: DAY } }, [r0, o.laptop]), 'RECOVERY_PENDING');
+    // A PROVE-only agent's signature is no consent: refused outright.
+    await expectRefused(o.node, await event(o, 'policy.recover', { next: { ...commitment([r2]), delay: DAY } }, [r0, o.laptop, o.cloud]), 'EVENT_UNAUTHORIZED');
+    await o.node.submit(await event(o, 'policy.recover', { next: { ...commitment([r2]), delay: DAY } }, [r0, o.laptop, o.phone]));
+    const after = await policyNow(o);
+    expect(after.pending).toBeUndefined();
+    expect(after.recovery).toEqual({ ...commitment([r2]), delay: DAY });
+    expect(keysOf(after)).toEqual([o.laptop.publicKey, o.phone.publicKey, o.cloud.publicKey].sort());
+    // The takeover's key is spent: it is no longer committed.
+    o.advance(DAY);
+    await expectRefused(o.node, await event(o, 'policy.complete', {}, [thief]), 'EVENT_INVALID');
+  });
+
   it('cancel and complete are refused when nothing is pending; complete needs a party to it', async () => {
     const [r0, r1, fresh, stranger] = [testKey(), testKey(), testKey(), testKey()] as const;
     const o = await owner({ ...commitment([r0]), delay: 60 });
