@@ -110,6 +110,8 @@ export interface AgencyStore {
   backups(locator: string): Promise<BackupRecord[]>;
   /** One version's bytes (the newest when `version` is undefined). */
   backupData(locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array } | undefined>;
+  /** The locator of `cloudId`'s most recently stored backup. */
+  newestLocator(cloudId: string): Promise<string | undefined>;
   /** Deletes every version under `locator` of `cloudId`; returns how many went. */
   deleteBackups(cloudId: string, locator: string): Promise<number>;
   /** Deletes guest mail (for keys a cloud agent does not route) received before `before` (ISO time); returns how many went. */

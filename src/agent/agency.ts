@@ -48,7 +48,7 @@ export interface CloudAgentInfo {
 /** The largest backup an agency stores. */
 export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
 /** What it keeps of one owner's backups: versions per agent and locator, locators, bytes in all. */
-export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 256 * 1024 * 1024 };
+export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 512 * 1024 * 1024 };
 
 export const DEFAULT_LIMITS: MailboxLimits = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, maxGuestMessages: 32 };
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
@@ -227,7 +227,8 @@ export class Agency {
   /**
    * Deletes every backup under `locator` once the owner moved to a new recovery secret: only on
    * a request signed by one of the policy's recovery keys (committed or already revealed), which
-   * no device holds, so a stolen device cannot take the owner's backups away.
+   * no device holds, so a stolen device cannot take the owner's backups away; and never the
+   * locator that holds the newest backup.
    */
   async deleteBackups(signer: string, id: string, locator: string): Promise<number> {
     const record = await this.cloudAgent(id);
@@ -236,6 +237,8 @@ export class Agency {
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
     }
+    // A spent key (an old paper, rotated-out trustees) must not reach the current backups.
+    if ((await this.#store.newestLocator(record.id)) === locator) throw new DkmsError('BACKUP_UNAUTHORIZED', 'the owner\'s newest backups cannot be deleted');
     return this.#store.deleteBackups(record.id, locator);
   }
 

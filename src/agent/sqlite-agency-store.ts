@@ -206,14 +206,13 @@ export class SqliteAgencyStore implements AgencyStore {
       this.#db.transaction(() => {
         const owners = this.#stmts.backupOwners.all(locator);
         if (owners.some((o) => o.cloud_id !== cloudId)) throw new DkmsError('BACKUP_UNAUTHORIZED', 'these backups belong to another owner');
-        const usage = this.#stmts.backupUsage.get(cloudId) ?? { locators: 0, bytes: 0 };
-        if (owners.length === 0 && usage.locators >= limits.locators) {
-          throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${usage.locators} recovery secrets at this agency`);
-        }
-        if (usage.bytes + data.length > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
         const version = (this.#stmts.latestBackup.get(locator)?.version ?? 0) + 1;
         this.#stmts.insertBackup.run(locator, version, cloudId, agent, created, data);
         this.#stmts.pruneBackups.run(locator, agent, locator, agent, limits.versionsPerAgent);
+        // Counted after pruning; a refusal throws, and the transaction leaves nothing behind.
+        const usage = this.#stmts.backupUsage.get(cloudId) ?? { locators: 0, bytes: 0 };
+        if (usage.locators > limits.locators) throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
+        if (usage.bytes > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
         return { locator, cloudId, version, agent, created, size: data.length };
       })(),
     );
@@ -228,6 +227,10 @@ export class SqliteAgencyStore implements AgencyStore {
       const row = version === undefined ? this.#stmts.newestBackupData.get(locator) : this.#stmts.backupDataAt.get(locator, version);
       return row === undefined ? undefined : { record: backupRecord(row), data: new Uint8Array(row.data) };
     });
+  }
+
+  newestLocator(cloudId: string): Promise<string | undefined> {
+    return this.#run(() => this.#stmts.newestLocator.get(cloudId)?.locator);
   }
 
   deleteBackups(cloudId: string, locator: string): Promise<number> {
@@ -265,5 +268,6 @@ function backupStatements(db: Database.Database) {
     newestBackupData: db.prepare<[string], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? ORDER BY version DESC LIMIT 1`),
     backupDataAt: db.prepare<[string, number], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? AND version = ?`),
     deleteBackups: db.prepare('DELETE FROM backups WHERE locator = ? AND cloud_id = ?'),
+    newestLocator: db.prepare<[string], { locator: string }>('SELECT locator FROM backups WHERE cloud_id = ? ORDER BY created DESC, rowid DESC LIMIT 1'),
   };
 }

@@ -153,20 +153,24 @@ export interface Rebuilt {
  * ledger shows: shares anyone else made, or signed, are left out rather than spoiling the set.
  */
 export async function rebuiltSecrets(agent: EdgeAgent): Promise<Rebuilt[]> {
-  const bySet = new Map<string, RecoveryShare[]>();
-  for (const share of releasedShares(agent)) bySet.set(share.set, [...(bySet.get(share.set) ?? []), share]);
+  // Shares of one split agree on set, owner and signer (the agent that split R); grouping by
+  // all three keeps a share someone else sent, whenever it arrived, out of the honest group.
+  const groups = new Map<string, RecoveryShare[]>();
+  for (const share of releasedShares(agent)) {
+    const key = JSON.stringify([share.set, share.hint.owner.policy, share.signer]);
+    groups.set(key, [...(groups.get(key) ?? []), share]);
+  }
+  const agentsOf = new Map<string, Set<string>>();
   const rebuilt: Rebuilt[] = [];
-  for (const shares of bySet.values()) {
-    const { policy, label } = (shares[0] as RecoveryShare).hint.owner;
-    const agents = await agentsEver(agent, policy);
-    const good = new Map<number, RecoveryShare>();
-    for (const share of shares) {
-      if (share.hint.owner.policy === policy && agents.has(share.signer) && !good.has(share.index)) good.set(share.index, share);
-    }
-    const threshold = (shares[0] as RecoveryShare).threshold;
-    if (good.size < threshold) continue;
+  for (const shares of groups.values()) {
+    const first = shares[0] as RecoveryShare;
+    const { policy, label } = first.hint.owner;
+    if (!agentsOf.has(policy)) agentsOf.set(policy, await agentsEver(agent, policy));
+    if (!(agentsOf.get(policy) as Set<string>).has(first.signer)) continue;
+    const byIndex = new Map(shares.map((s) => [s.index, s]));
+    if (byIndex.size < first.threshold) continue;
     try {
-      rebuilt.push({ secret: await combineShares([...good.values()].slice(0, threshold)), policy, owner: label });
+      rebuilt.push({ secret: await combineShares([...byIndex.values()].slice(0, first.threshold)), policy, owner: label });
     } catch (e) {
       if (!isDkmsError(e)) throw e;
     }

@@ -107,17 +107,19 @@ export class RecoveryKeys {
 
   /** The committed signing key: the first index whose digest the commitment holds. */
   committedSigner(commitment: RecoveryCommitment): RecoverySigner {
-    const found = this.signerFor(commitment.digests);
+    const found = this.signerFor(commitment.digests, 'first');
     if (found === undefined) throw new DkmsError('RECOVERY_KEY_NOT_COMMITTED', 'no recovery key of this recovery secret is committed in the policy: the secret is old or is not this owner\'s');
     return found;
   }
 
-  /** The latest of this secret's signing keys whose digest is among `digests` (a policy's revealed ones, say). */
-  signerFor(digests: readonly string[]): RecoverySigner | undefined {
+  /** The first (or latest) of this secret's signing keys whose digest is among `digests` (a policy's revealed ones, say). */
+  signerFor(digests: readonly string[], which: 'first' | 'latest' = 'latest'): RecoverySigner | undefined {
     let found: RecoverySigner | undefined;
     for (let i = 0; i < MAX_RECOVERY_INDEX; i++) {
       const signer = this.signer(i);
-      if (digests.includes(signer.digest)) found = signer;
+      if (!digests.includes(signer.digest)) continue;
+      if (which === 'first') return signer;
+      found = signer;
     }
     return found;
   }

@@ -1,19 +1,20 @@
 /**
- * Backups at the agency: the store's versions under a locator (numbering, pruning, owners,
- * deletion, durability), the upgrade of a format-2 agency file that predates them, and the HTTP
- * routes: agents store, anyone who knows the locator sees the index, only the committed recovery
- * key gets the bytes.
+ * Backups at the agency: the store's versions under a locator (numbering, pruning per agent,
+ * quotas, owners, deletion, durability), the upgrade of a format-2 agency file that predates
+ * them, and the HTTP routes: ADMIN agents store, anyone who knows the locator sees the index,
+ * only the committed recovery key gets the bytes, only a recovery key (committed or revealed)
+ * deletes them.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AgencyClient, type CloudAgentDescription } from '../../src/agent/agency-client.js';
-import { MAX_BACKUP_BYTES } from '../../src/agent/agency.js';
-import type { CloudAgentRecord } from '../../src/agent/agency-store.js';
+import { BACKUP_LIMITS, MAX_BACKUP_BYTES } from '../../src/agent/agency.js';
+import type { BackupLimits, BackupRecord, CloudAgentRecord } from '../../src/agent/agency-store.js';
 import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
 import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
 import { ed25519Generate, ed25519Sign, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
-import { policyCreate, signEvent } from '../../src/ledger/build.js';
+import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import type { PolicyAddress } from '../../src/ledger/events.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
@@ -55,6 +56,21 @@ async function withClouds(path?: string): Promise<{ store: SqliteAgencyStore; a:
   return { store, a, b };
 }
 
+/** Limits loose enough that only the one a test sets matters. */
+const LIMITS: BackupLimits = { versionsPerAgent: 20, locators: 100, bytes: 64 * 1024 * 1024 };
+const [LAPTOP, DESKTOP, THIEF] = [agentKey(), agentKey(), agentKey()] as const;
+
+/** Stores `data` for cloud agent `cloudId` under `locator`, as `agent` (the laptop unless told). */
+function put(
+  store: SqliteAgencyStore,
+  cloudId: string,
+  locator: string,
+  data: Uint8Array,
+  options: { agent?: string; created?: string; limits?: Partial<BackupLimits> } = {},
+): Promise<BackupRecord> {
+  return store.putBackup({ cloudId, locator, agent: options.agent ?? LAPTOP, data, created: options.created ?? NOW }, { ...LIMITS, ...options.limits });
+}
+
 const versionsOf = async (store: SqliteAgencyStore, locator: string) => (await store.backups(locator)).map((r) => r.version);
 
 /** The file's format and application id, read after the store closed it. */
@@ -72,68 +88,109 @@ function fileFormat(path: string): { version: number; applicationId: number; tab
 }
 
 describe('agency store: backups', () => {
-  it('numbers the versions under a locator from 1, and describes each', async () => {
+  it('numbers the versions under a locator from 1, and describes each with the agent that stored it', async () => {
     const { store, a } = await withClouds();
     const locator = newLocator();
-    const first = await store.putBackup(a.id, locator, bytesOf('first'), NOW, 20);
-    expect(first).toEqual({ locator, cloudId: a.id, version: 1, created: NOW, size: 5 });
-    expect((await store.putBackup(a.id, locator, bytesOf('second!'), '2030-01-01T12:00:01.000Z', 20)).version).toBe(2);
-    expect((await store.putBackup(a.id, locator, bytesOf('third'), '2030-01-01T12:00:02.000Z', 20)).version).toBe(3);
+    const first = await put(store, a.id, locator, bytesOf('first'));
+    expect(first).toEqual({ locator, cloudId: a.id, version: 1, agent: LAPTOP, created: NOW, size: 5 });
+    expect((await put(store, a.id, locator, bytesOf('second!'), { agent: DESKTOP, created: '2030-01-01T12:00:01.000Z' })).version).toBe(2);
+    expect((await put(store, a.id, locator, bytesOf('third'), { created: '2030-01-01T12:00:02.000Z' })).version).toBe(3);
     expect(await store.backups(locator)).toEqual([
-      { locator, cloudId: a.id, version: 1, created: NOW, size: 5 },
-      { locator, cloudId: a.id, version: 2, created: '2030-01-01T12:00:01.000Z', size: 7 },
-      { locator, cloudId: a.id, version: 3, created: '2030-01-01T12:00:02.000Z', size: 5 },
+      { locator, cloudId: a.id, version: 1, agent: LAPTOP, created: NOW, size: 5 },
+      { locator, cloudId: a.id, version: 2, agent: DESKTOP, created: '2030-01-01T12:00:01.000Z', size: 7 },
+      { locator, cloudId: a.id, version: 3, agent: LAPTOP, created: '2030-01-01T12:00:02.000Z', size: 5 },
     ]);
     // Another locator of the same cloud agent has its own numbering.
-    expect((await store.putBackup(a.id, newLocator(), bytesOf('other'), NOW, 20)).version).toBe(1);
+    expect((await put(store, a.id, newLocator(), bytesOf('other'))).version).toBe(1);
     expect(await store.backups(newLocator())).toEqual([]);
   });
 
-  it('keeps only the newest `keep` versions, still counting on from the newest', async () => {
+  it('keeps only the newest `versionsPerAgent` versions of an agent, still counting on from the newest', async () => {
     const { store, a } = await withClouds();
     const locator = newLocator();
-    for (let i = 1; i <= 5; i++) await store.putBackup(a.id, locator, bytesOf(`v${i}`), NOW, 3);
+    const keep = (versionsPerAgent: number) => ({ limits: { versionsPerAgent } });
+    for (let i = 1; i <= 5; i++) await put(store, a.id, locator, bytesOf(`v${i}`), keep(3));
     expect(await versionsOf(store, locator)).toEqual([3, 4, 5]);
     expect(await store.backupData(locator, 2)).toBeUndefined();
-    expect((await store.putBackup(a.id, locator, bytesOf('v6'), NOW, 3)).version).toBe(6);
+    expect((await put(store, a.id, locator, bytesOf('v6'), keep(3))).version).toBe(6);
     expect(await versionsOf(store, locator)).toEqual([4, 5, 6]);
-    // keep = 1: only the newest.
-    await store.putBackup(a.id, locator, bytesOf('v7'), NOW, 1);
+    // versionsPerAgent = 1: only the newest.
+    await put(store, a.id, locator, bytesOf('v7'), keep(1));
     expect(await versionsOf(store, locator)).toEqual([7]);
   });
 
-  it('gives the newest version\'s bytes, or a given version\'s', async () => {
+  it('keeps versions per agent: one agent pushing many does not push out another agent\'s', async () => {
     const { store, a } = await withClouds();
     const locator = newLocator();
-    for (const text of ['one', 'two', 'three']) await store.putBackup(a.id, locator, bytesOf(text), NOW, 20);
-    const newest = await store.backupData(locator);
-    expect(newest?.record).toEqual({ locator, cloudId: a.id, version: 3, created: NOW, size: 5 });
-    expect(newest?.data).toEqual(bytesOf('three'));
-    expect((await store.backupData(locator, 1))?.data).toEqual(bytesOf('one'));
-    expect((await store.backupData(locator, 2))?.record.version).toBe(2);
-    expect(await store.backupData(locator, 4)).toBeUndefined();
-    expect(await store.backupData(newLocator())).toBeUndefined();
+    const limits = { versionsPerAgent: 3 };
+    await put(store, a.id, locator, bytesOf('laptop 1'), { limits });
+    await put(store, a.id, locator, bytesOf('laptop 2'), { limits });
+    // A stolen device pushes ten versions of junk.
+    for (let i = 1; i <= 10; i++) await put(store, a.id, locator, bytesOf(`junk ${i}`), { agent: THIEF, limits });
+    expect(await versionsOf(store, locator)).toEqual([1, 2, 10, 11, 12]);
+    expect((await store.backups(locator)).map((r) => r.agent)).toEqual([LAPTOP, LAPTOP, THIEF, THIEF, THIEF]);
+    expect((await store.backupData(locator, 2))?.data).toEqual(bytesOf('laptop 2'));
+    // The laptop's own versions are pruned only by its own pushes.
+    await put(store, a.id, locator, bytesOf('laptop 3'), { limits });
+    await put(store, a.id, locator, bytesOf('laptop 4'), { limits });
+    expect(await versionsOf(store, locator)).toEqual([2, 10, 11, 12, 13, 14]);
+    expect((await store.backupData(locator, 14))?.data).toEqual(bytesOf('laptop 4'));
+  });
+
+  it('refuses a locator past the cloud agent\'s `locators` (BACKUP_QUOTA), storing nothing', async () => {
+    const { store, a, b } = await withClouds();
+    const limits = { locators: 2 };
+    const [first, second, third] = [newLocator(), newLocator(), newLocator()] as const;
+    await put(store, a.id, first, bytesOf('one'), { limits });
+    await put(store, a.id, second, bytesOf('two'), { limits });
+    await expectCodeAsync(put(store, a.id, third, bytesOf('three'), { limits }), 'BACKUP_QUOTA');
+    expect(await store.backups(third)).toEqual([]);
+    expect(await store.backupData(third)).toBeUndefined();
+    // Locators it already has still take new versions, and another cloud agent has its own quota.
+    expect((await put(store, a.id, first, bytesOf('one again'), { limits })).version).toBe(2);
+    expect((await put(store, b.id, third, bytesOf('theirs'), { limits })).cloudId).toBe(b.id);
+    // Once a locator is deleted, there is room for another.
+    await store.deleteBackups(a.id, first);
+    expect((await put(store, a.id, newLocator(), bytesOf('three'), { limits })).version).toBe(1);
+  });
+
+  it('refuses a version that would take the cloud agent past `bytes` in all (BACKUP_QUOTA), storing nothing', async () => {
+    const { store, a, b } = await withClouds();
+    const limits = { bytes: 10 };
+    const [first, second] = [newLocator(), newLocator()] as const;
+    await put(store, a.id, first, bytesOf('123456'), { limits });
+    await expectCodeAsync(put(store, a.id, first, bytesOf('12345'), { limits }), 'BACKUP_QUOTA');
+    // Counted over all its locators.
+    await expectCodeAsync(put(store, a.id, second, bytesOf('12345'), { limits }), 'BACKUP_QUOTA');
+    expect(await versionsOf(store, first)).toEqual([1]);
+    expect((await store.backupData(first))?.data).toEqual(bytesOf('123456'));
+    expect(await store.backups(second)).toEqual([]);
+    // Up to the limit exactly is stored; another cloud agent's bytes are its own.
+    expect((await put(store, a.id, second, bytesOf('1234'), { limits })).version).toBe(1);
+    expect((await put(store, b.id, newLocator(), bytesOf('0123456789'), { limits })).size).toBe(10);
+    await expectCodeAsync(put(store, a.id, second, bytesOf('1'), { limits }), 'BACKUP_QUOTA');
+    expect(await versionsOf(store, second)).toEqual([1]);
   });
 
   it('refuses another cloud agent a locator that is taken (BACKUP_UNAUTHORIZED), writing nothing', async () => {
     const { store, a, b } = await withClouds();
     const locator = newLocator();
-    await store.putBackup(a.id, locator, bytesOf('a1'), NOW, 20);
-    await store.putBackup(a.id, locator, bytesOf('a2'), NOW, 20);
+    await put(store, a.id, locator, bytesOf('a1'));
+    await put(store, a.id, locator, bytesOf('a2'));
     const before = await store.backups(locator);
-    await expectCodeAsync(store.putBackup(b.id, locator, bytesOf('b1'), NOW, 1), 'BACKUP_UNAUTHORIZED');
+    await expectCodeAsync(put(store, b.id, locator, bytesOf('b1'), { limits: { versionsPerAgent: 1 } }), 'BACKUP_UNAUTHORIZED');
     expect(await store.backups(locator)).toEqual(before);
     expect((await store.backupData(locator))?.data).toEqual(bytesOf('a2'));
     // Its own locators are its own.
-    expect((await store.putBackup(b.id, newLocator(), bytesOf('b1'), NOW, 20)).cloudId).toBe(b.id);
+    expect((await put(store, b.id, newLocator(), bytesOf('b1'))).cloudId).toBe(b.id);
   });
 
   it('deletes only the given cloud agent\'s backups under a locator', async () => {
     const { store, a, b } = await withClouds();
     const mine = newLocator();
     const theirs = newLocator();
-    for (let i = 0; i < 3; i++) await store.putBackup(a.id, mine, bytesOf(`a${i}`), NOW, 20);
-    await store.putBackup(b.id, theirs, bytesOf('b'), NOW, 20);
+    for (let i = 0; i < 3; i++) await put(store, a.id, mine, bytesOf(`a${i}`), { agent: i === 1 ? DESKTOP : LAPTOP });
+    await put(store, b.id, theirs, bytesOf('b'));
 
     expect(await store.deleteBackups(b.id, mine)).toBe(0);
     expect(await versionsOf(store, mine)).toEqual([1, 2, 3]);
@@ -152,16 +209,27 @@ describe('agency store: backups', () => {
     const { store, a } = await withClouds(path);
     const locator = newLocator();
     const data = randomBytes(4096);
-    await store.putBackup(a.id, locator, bytesOf('old'), NOW, 20);
-    await store.putBackup(a.id, locator, data, NOW, 20);
+    await put(store, a.id, locator, bytesOf('old'));
+    await put(store, a.id, locator, data, { agent: DESKTOP });
     await store.close();
 
     const again = openStore(path);
     expect(await versionsOf(again, locator)).toEqual([1, 2]);
+    expect((await again.backups(locator)).map((r) => r.agent)).toEqual([LAPTOP, DESKTOP]);
     expect((await again.backupData(locator))?.data).toEqual(data);
-    expect((await again.putBackup(a.id, locator, bytesOf('next'), NOW, 20)).version).toBe(3);
+    expect((await put(again, a.id, locator, bytesOf('next'))).version).toBe(3);
   });
 });
+
+/** A table's columns, in order, read after the store closed the file. */
+function columnsOf(path: string, table: string): string[] {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all().map((r) => r.name);
+  } finally {
+    db.close();
+  }
+}
 
 /** The agency schema of format 2, as it was before backups (commit fd0848f~1). */
 const FORMAT_2_SCHEMA = `
@@ -201,14 +269,16 @@ describe('agency store: the file format', () => {
     expect(await store.cloudAgent(cloud.id)).toEqual(cloud);
     expect(await store.routes(cloud.id)).toEqual([{ agentKey: agent }]);
     const locator = newLocator();
-    expect((await store.putBackup(cloud.id, locator, bytesOf('after the upgrade'), NOW, 20)).version).toBe(1);
+    expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({ locator, cloudId: cloud.id, version: 1, agent, created: NOW, size: 17 });
     await store.close();
 
     expect(fileFormat(path)).toEqual({ version: 3, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'mailboxes', 'messages', 'removed', 'routes'] });
+    expect(columnsOf(path, 'backups')).toEqual(['locator', 'version', 'cloud_id', 'agent', 'created', 'data']);
     // Opening it again changes nothing further.
     const again = openStore(path);
     expect(await again.cloudAgent(cloud.id)).toEqual(cloud);
     expect((await again.backupData(locator))?.data).toEqual(bytesOf('after the upgrade'));
+    expect((await again.backups(locator)).map((r) => r.agent)).toEqual([agent]);
     await again.close();
     expect(fileFormat(path).version).toBe(3);
   });
@@ -259,7 +329,9 @@ interface Owner {
   readonly policy: PolicyAddress;
   /** ADMIN. */
   readonly laptop: Edge;
-  /** PROVE only: still an agent of the owner. */
+  /** ADMIN too. */
+  readonly desktop: Edge;
+  /** PROVE only: an agent of the owner, but not one that may store its backups. */
   readonly phone: Edge;
   readonly agency: RunningAgency;
   readonly cloud: CloudAgentDescription;
@@ -284,13 +356,15 @@ async function owner(ledger?: RunningLedger, agency?: RunningAgency): Promise<Ow
   const theLedger = ledger ?? (await startLedger(tempDir('dkms-agency-ledger-')));
   const ledgerClient = new LedgerClient({ url: theLedger.url, trustedKeys: [theLedger.signer.key] });
   const laptop = edgeAgent();
+  const desktop = edgeAgent();
   const phone = edgeAgent();
   const keys = new RecoveryKeys(newRecoverySecret());
-  const create = signEvent(policyCreate([laptop.agent(ALL_FLAGS), phone.agent(FLAGS.PROVE)], { digests: [keys.signer(0).digest], threshold: 1 }), [laptop, phone]);
+  const agents = [laptop.agent(ALL_FLAGS), desktop.agent(ALL_FLAGS), phone.agent(FLAGS.PROVE)];
+  const create = signEvent(policyCreate(agents, { digests: [keys.signer(0).digest], threshold: 1 }), [laptop, desktop, phone]);
   const policy = (await ledgerClient.submit(create)).subject as PolicyAddress;
   const running = agency ?? (await runAgency(theLedger));
   const cloud = await new AgencyClient(running.url, laptop).register(policy);
-  return { ledger: theLedger, ledgerClient, policy, laptop, phone, agency: running, cloud, keys };
+  return { ledger: theLedger, ledgerClient, policy, laptop, desktop, phone, agency: running, cloud, keys };
 }
 
 /** `path` with the auth headers given (or freshly signed by `signer`). */
@@ -314,20 +388,63 @@ function expectProblem(answer: Answer, status: number, code: string): void {
 const backupsPath = (o: Owner) => `/v1/cloud-agents/${o.cloud.id}/backups`;
 const dataPath = (locator: string, version?: number) => `/v1/backups/${locator}/data${version === undefined ? '' : `?version=${version}`}`;
 
-/** Stores `data` as an agent of `o` and returns the answer's body. */
-async function store(o: Owner, data: Uint8Array, signer: RequestSigner = o.laptop): Promise<{ version: number; created: string; size: number }> {
-  const answer = await signed(o.agency.url, signer, 'POST', backupsPath(o), { locator: o.keys.locator, data: toBase64url(data) });
+/** Stores `data` as an agent of `o` (under R's locator unless told) and returns the answer's body. */
+async function store(o: Owner, data: Uint8Array, signer: RequestSigner = o.laptop, locator = o.keys.locator): Promise<{ version: number; created: string; size: number }> {
+  const answer = await signed(o.agency.url, signer, 'POST', backupsPath(o), { locator, data: toBase64url(data) });
   expect(answer.status).toBe(201);
   return answer.body as { version: number; created: string; size: number };
 }
 
+/** The versions the agency lists under `locator` (none if it has none). */
+async function listed(o: Owner, locator = o.keys.locator): Promise<number[]> {
+  const index = await call(`${o.agency.url}/v1/backups/${locator}`);
+  if (index.status === 404) return [];
+  expect(index.status).toBe(200);
+  return (index.body as { versions: { version: number }[] }).versions.map((v) => v.version);
+}
+
+/** A recovery key as a ledger event signer. */
+const eventSigner = (s: RequestSigner) => ({ publicKey: s.key, sign: s.sign });
+
 describe('agency API: storing backups', () => {
-  it('stores versions sent by any agent of the owner (201 with the version)', async () => {
+  it('stores versions sent by any ADMIN agent of the owner (201 with the version)', async () => {
     const o = await owner();
     const first = await store(o, bytesOf('backup one'));
     expect(first).toEqual({ version: 1, created: first.created, size: 10 });
     expect(Number.isNaN(Date.parse(first.created))).toBe(false);
-    expect((await store(o, bytesOf('backup two'), o.phone)).version).toBe(2);
+    expect((await store(o, bytesOf('backup two'), o.desktop)).version).toBe(2);
+  });
+
+  it('refuses an agent of the owner without ADMIN (401 REQUEST_UNAUTHORIZED), storing nothing', async () => {
+    const o = await owner();
+    const body = { locator: o.keys.locator, data: toBase64url(bytesOf('from the phone')) };
+    expectProblem(await signed(o.agency.url, o.phone, 'POST', backupsPath(o), body), 401, 'REQUEST_UNAUTHORIZED');
+    expect(await listed(o)).toEqual([]);
+    await store(o, bytesOf('from the laptop'));
+    expectProblem(await signed(o.agency.url, o.phone, 'POST', backupsPath(o), body), 401, 'REQUEST_UNAUTHORIZED');
+    expect(await listed(o)).toEqual([1]);
+    const newest = await new AgencyClient(o.agency.url, o.keys.signer(0)).getBackup(o.keys.locator);
+    expect(newest.data).toEqual(bytesOf('from the laptop'));
+  });
+
+  it('keeps each agent\'s versions: another ADMIN agent pushing many does not push out the laptop\'s', async () => {
+    const o = await owner();
+    await store(o, bytesOf('the laptop\'s'));
+    const pushes = BACKUP_LIMITS.versionsPerAgent + 3;
+    for (let i = 0; i < pushes; i++) await store(o, bytesOf(`junk ${i}`), o.desktop);
+    const versions = await listed(o);
+    // The laptop's one version, and only the desktop's newest versionsPerAgent.
+    expect(versions).toEqual([1, ...Array.from({ length: BACKUP_LIMITS.versionsPerAgent }, (_, i) => pushes + 1 - BACKUP_LIMITS.versionsPerAgent + i + 1)]);
+    const kept = await new AgencyClient(o.agency.url, o.keys.signer(0)).getBackup(o.keys.locator, 1);
+    expect(kept.data).toEqual(bytesOf('the laptop\'s'));
+  });
+
+  it('refuses a locator past the owner\'s BACKUP_LIMITS.locators (507 BACKUP_QUOTA), storing nothing', async () => {
+    const o = await owner();
+    for (let i = 0; i < BACKUP_LIMITS.locators; i++) await store(o, bytesOf(`at ${i}`), o.laptop, newLocator());
+    const over = newLocator();
+    expectProblem(await signed(o.agency.url, o.laptop, 'POST', backupsPath(o), { locator: over, data: toBase64url(bytesOf('one more')) }), 507, 'BACKUP_QUOTA');
+    expect(await listed(o, over)).toEqual([]);
   });
 
   it('refuses a key that is not an agent of the owner (401 REQUEST_UNAUTHORIZED), storing nothing', async () => {
@@ -399,15 +516,48 @@ describe('agency API: storing backups', () => {
     expect((index.body as { versions: { version: number }[] }).versions.map((v) => v.version)).toEqual([1]);
   });
 
-  it('deletes the owner\'s backups for one of its agents only', async () => {
+  it('deletes the owner\'s backups only for its committed recovery key: no agent key, not even ADMIN (BACKUP_UNAUTHORIZED)', async () => {
+    const o = await owner();
+    await store(o, bytesOf('one'));
+    await store(o, bytesOf('two'), o.desktop);
+    const path = `${backupsPath(o)}/${o.keys.locator}`;
+    const other = await owner(o.ledger, o.agency);
+    // Its agents (ADMIN or not), the next recovery key of R, a stranger, another owner's recovery key.
+    for (const signer of [o.laptop, o.desktop, o.phone, o.keys.signer(1), edgeAgent(), other.keys.signer(0)]) {
+      expectProblem(await signed(o.agency.url, signer, 'DELETE', path), 401, 'BACKUP_UNAUTHORIZED');
+    }
+    expectProblem(await send(o.agency.url, 'DELETE', path, {}), 401, 'REQUEST_UNAUTHORIZED');
+    expect(await listed(o)).toEqual([1, 2]);
+    // Not even the recovery key may delete the newest backups (a spent key must not reach them).
+    expectProblem(await signed(o.agency.url, o.keys.signer(0), 'DELETE', path), 401, 'BACKUP_UNAUTHORIZED');
+    // Once newer ones are stored under a new secret's locator, the old ones may go.
+    const next = new RecoveryKeys(newRecoverySecret());
+    await store(o, bytesOf('under the new secret'), o.laptop, next.locator);
+    expect(await signed(o.agency.url, o.keys.signer(0), 'DELETE', path)).toMatchObject({ status: 200, body: { deleted: 2 } });
+    expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
+    expect(await listed(o, next.locator)).toEqual([1]);
+  });
+
+  it('deletes them for a recovery key the policy revealed (the owner moved on from it) too', async () => {
     const o = await owner();
     await store(o, bytesOf('one'));
     await store(o, bytesOf('two'));
+    // R's first key recovers: it is revealed, and the policy commits to the next one.
+    const record = (await o.ledgerClient.resolvePolicy(o.policy)).record;
+    await o.ledgerClient.submit(signEvent(nextEvent('policy.recover', o.policy, record, { next: { digests: [o.keys.signer(1).digest], threshold: 1 } }), [eventSigner(o.keys.signer(0))]));
+    expect((await o.ledgerClient.resolvePolicy(o.policy)).record.policy.revealed).toEqual([o.keys.signer(0).digest]);
     const path = `${backupsPath(o)}/${o.keys.locator}`;
-    expectProblem(await signed(o.agency.url, edgeAgent(), 'DELETE', path), 401, 'REQUEST_UNAUTHORIZED');
-    expect((await call(`${o.agency.url}/v1/backups/${o.keys.locator}`)).status).toBe(200);
-    expect(await signed(o.agency.url, o.phone, 'DELETE', path)).toMatchObject({ status: 200, body: { deleted: 2 } });
-    expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
+    // The laptop is still an ADMIN agent, and still may not delete.
+    expectProblem(await signed(o.agency.url, o.laptop, 'DELETE', path), 401, 'BACKUP_UNAUTHORIZED');
+    expectProblem(await signed(o.agency.url, o.keys.signer(2), 'DELETE', path), 401, 'BACKUP_UNAUTHORIZED');
+    const next = new RecoveryKeys(newRecoverySecret());
+    await store(o, bytesOf('newer'), o.laptop, next.locator);
+    expect(await signed(o.agency.url, o.keys.signer(0), 'DELETE', path)).toMatchObject({ status: 200, body: { deleted: 2 } });
+    expect(await listed(o)).toEqual([]);
+    // The newly committed key may, as well.
+    await store(o, bytesOf('three'));
+    await store(o, bytesOf('newer still'), o.laptop, next.locator);
+    expect(await signed(o.agency.url, o.keys.signer(1), 'DELETE', path)).toMatchObject({ status: 200, body: { deleted: 1 } });
   });
 });
 

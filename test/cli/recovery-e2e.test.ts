@@ -86,7 +86,9 @@ async function recoverSocially(agency: string, env: Record<string, string>, help
     expect(listed.find((r) => r.id === request['id'])?.status).toBe('waiting');
     await t.run(['trustee', 'approve', String(request['id']), '--owner', label, '--challenge', String(request['challenge'])]);
   }
-  const outcome = await device.run(['recovery', 'restore', '--social', '--wait', '5']);
+  // The owner confirms whose identity the shares rebuild (a script says so with --yes).
+  expect((await device.fails(['recovery', 'restore', '--social'])).code).toBe('BAD_INPUT');
+  const outcome = await device.run(['recovery', 'restore', '--social', '--wait', '5', '--yes']);
   return { device, outcome };
 }
 

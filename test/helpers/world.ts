@@ -1,7 +1,7 @@
 /**
  * A world for in-process agent tests over loopback HTTP: a real ledger node, a real agency,
- * owners with a first agent and a cloud agent, devices paired to them, and ways to let every
- * agent's mail settle.
+ * owners with a first agent and a cloud agent, devices paired to them, ways to let every
+ * agent's mail settle, and an owner with trustees and social recovery set up.
  */
 import { join } from 'node:path';
 import { expect, onTestFinished } from 'vitest';
@@ -12,6 +12,10 @@ import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../src/agent/provision.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { LedgerClient } from '../../src/ledger/client.js';
+import { addRecoveryRequest, approveRecoveryRequest, collectReleases, createRecoveryRequest, rebuiltSecrets } from '../../src/recovery/requests.js';
+import { commitRecovery, prepareRecovery } from '../../src/recovery/setup.js';
+import { trustees } from '../../src/recovery/state.js';
+import { answerOffer, inviteTrustee, trusteeOffers } from '../../src/recovery/trustees.js';
 import { startAgency } from '../../src/server/agency-service.js';
 import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { startLedger } from './lying.js';
@@ -108,3 +112,46 @@ export async function connect(alice: EdgeAgent, bob: EdgeAgent): Promise<{ a: Co
   return { a, b };
 }
 
+
+export interface Alice {
+  readonly w: World;
+  readonly alice: EdgeAgent;
+  readonly trustees: EdgeAgent[];
+  /** The recovery secret her setup made (the test keeps it to compare; the product never does). */
+  readonly secret: Uint8Array;
+}
+
+/** Alice with `n` trustees who accepted, recovery set up with `threshold` of them. */
+export async function aliceWithTrustees(n: number, threshold: number, options: { delay?: number; ledgerClock?: () => number } = {}): Promise<Alice> {
+  const w = await world(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock });
+  const alice = await w.makeOwner('alice');
+  const people: EdgeAgent[] = [];
+  for (let i = 1; i <= n; i++) {
+    const t = await w.makeOwner(`trustee${i}`);
+    await connect(alice, t);
+    await inviteTrustee(alice, `trustee${i}`);
+    people.push(t);
+  }
+  await settle(alice, ...people);
+  for (const t of people) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
+  await settle(alice, ...people);
+  expect(trustees(alice).map((t) => t.status)).toEqual(Array(n).fill('accepted'));
+  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: options.delay ?? 0 });
+  await settle(alice, ...people);
+  const committed = await commitRecovery(alice);
+  expect(committed.state).toBe('committed');
+  await settle(alice, ...people);
+  return { w, alice, trustees: people, secret };
+}
+
+/** A new device asks `helpers` for their shares; each approves with the challenge the owner reads. */
+export async function recoverThrough(w: World, helpers: readonly EdgeAgent[]): Promise<{ device: EdgeAgent; secrets: Uint8Array[] }> {
+  const device = await w.newAgent();
+  const { text, challenge, request } = createRecoveryRequest(device, { agency: w.agencyUrl, label: 'alice (new phone)' });
+  for (const t of helpers) {
+    addRecoveryRequest(t, text);
+    await approveRecoveryRequest(t, request.id, 'alice', challenge);
+  }
+  await collectReleases(device);
+  return { device, secrets: (await rebuiltSecrets(device)).map((r) => r.secret) };
+}

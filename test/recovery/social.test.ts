@@ -36,54 +36,11 @@ import {
 import { cancelRecovery, completeRecovery, restoreFromSecret } from '../../src/recovery/restore.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { commitRecovery, makeBackup, prepareRecovery } from '../../src/recovery/setup.js';
-import { readSetup, trustees } from '../../src/recovery/state.js';
+import { readSetup } from '../../src/recovery/state.js';
 import { answerOffer, heldShares, inviteTrustee, trusteeOffers } from '../../src/recovery/trustees.js';
 import { expectCodeAsync, expectCode } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
-import { connect, drain, settle, world, type World } from '../helpers/world.js';
-
-interface Alice {
-  readonly w: World;
-  readonly alice: EdgeAgent;
-  readonly trustees: EdgeAgent[];
-  /** The recovery secret her setup made (the test keeps it to compare; the product never does). */
-  readonly secret: Uint8Array;
-}
-
-/** Alice with `n` trustees who accepted, recovery set up with `threshold` of them. */
-async function aliceWithTrustees(n: number, threshold: number, options: { delay?: number; ledgerClock?: () => number } = {}): Promise<Alice> {
-  const w = await world(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock });
-  const alice = await w.makeOwner('alice');
-  const people: EdgeAgent[] = [];
-  for (let i = 1; i <= n; i++) {
-    const t = await w.makeOwner(`trustee${i}`);
-    await connect(alice, t);
-    await inviteTrustee(alice, `trustee${i}`);
-    people.push(t);
-  }
-  await settle(alice, ...people);
-  for (const t of people) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
-  await settle(alice, ...people);
-  expect(trustees(alice).map((t) => t.status)).toEqual(Array(n).fill('accepted'));
-  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: options.delay ?? 0 });
-  await settle(alice, ...people);
-  const committed = await commitRecovery(alice);
-  expect(committed.state).toBe('committed');
-  await settle(alice, ...people);
-  return { w, alice, trustees: people, secret };
-}
-
-/** A new device asks `helpers` for their shares; each approves with the challenge the owner reads. */
-async function recoverThrough(w: World, helpers: readonly EdgeAgent[]): Promise<{ device: EdgeAgent; secrets: Uint8Array[] }> {
-  const device = await w.newAgent();
-  const { text, challenge, request } = createRecoveryRequest(device, { agency: w.agencyUrl, label: 'alice (new phone)' });
-  for (const t of helpers) {
-    addRecoveryRequest(t, text);
-    await approveRecoveryRequest(t, request.id, 'alice', challenge);
-  }
-  await collectReleases(device);
-  return { device, secrets: (await rebuiltSecrets(device)).map((r) => r.secret) };
-}
+import { aliceWithTrustees, connect, drain, recoverThrough, settle } from '../helpers/world.js';
 
 const PLANTED = 'test.planted';
 
