@@ -239,7 +239,7 @@ async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (cu
       await agent.ledger.submit(build(current));
       return;
     } catch (e) {
-      if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 20) throw e;
+      if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 50) throw e;
     }
   }
 }

@@ -314,8 +314,8 @@ describe('compromise', () => {
           },
           (e: { code?: string }) => codes.push(e.code ?? 'error'),
         );
-        // A person with a stolen phone, not a tight loop: a change every few milliseconds.
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        // A person with a stolen phone, not a tight loop: a change every few tens of milliseconds.
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
       return codes;
     })();
