@@ -121,9 +121,9 @@ export class EdgeAgent {
     return (await this.ledger.resolvePolicy(this.profile.policy as PolicyAddress)).record;
   }
 
-  /** Re-reads the owner's agents from the ledger (verified) and keeps the view, labels preserved. */
-  async refreshAgents(): Promise<AgentView> {
-    const record = await this.policy();
+  /** Re-reads the owner's agents from the ledger (verified, or `record` just read) and keeps the view, labels preserved. */
+  async refreshAgents(record?: PolicyRecord): Promise<AgentView> {
+    record ??= await this.policy();
     const labels = new Map((this.store.agentView()?.agents ?? []).map((a) => [a.key, a.label]));
     const view: AgentView = {
       policy: record.subject,

@@ -4,6 +4,7 @@
  * wallet's QR code (a PNG, or the text a scanner saved).
  */
 import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
 import { DkmsError, badInput } from '../errors.js';
 import { readPaperFile, secretFromMnemonic, type PaperPayload } from '../recovery/paper.js';
 import { promptHidden } from './secrets.js';
@@ -40,4 +41,12 @@ export async function recoverySecretInput(options: SecretOptions): Promise<{ sec
   }
   if (fromPhrase) return { secret: secretFromMnemonic(await readPhrase(options)) };
   return undefined;
+}
+
+/** `--mnemonic`, `--mnemonic-file` and `--qr`: where `what` (a recovery secret) comes from. */
+export function secretOptions(cmd: Command, what: string): Command {
+  return cmd
+    .option('--mnemonic', `${what} from the 24-word recovery phrase (typed at a hidden prompt, or from ${PHRASE_ENV})`)
+    .option('--mnemonic-file <file>', `${what} from a file holding the recovery phrase ('-' for standard input)`)
+    .option('--qr <file>', `${what} from the paper wallet's QR code (a PNG, or the text a scanner saved)`);
 }

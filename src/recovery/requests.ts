@@ -18,7 +18,7 @@ import { canonicalBytes, randomBytes, sha256, toBase58btc, utf8 } from '../crypt
 import { DkmsError, isDkmsError } from '../errors.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import { CATEGORIES } from '../agent/agent-store.js';
-import { peerState, findConnection } from '../agent/connections.js';
+import { connections, findConnection, peerState } from '../agent/connections.js';
 import { newMessage } from '../agent/didcomm/index.js';
 import { AgencyClient } from '../agent/agency-client.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from '../agent/edge-agent.js';
@@ -26,7 +26,7 @@ import { decodeInvitationText, encodeInvitationText } from '../agent/invitation-
 import { provisionKeys } from '../agent/provision.js';
 import { RECOVERY_PROTOCOL, heldShares } from './trustees.js';
 import { combineShares, parseShare, type RecoveryShare } from './shares.js';
-import { MyRequestSchema, RecoveryRequestSchema, type HeldShares, type MyRequest, type RecoveryRequest } from './state.js';
+import { LabelSchema, MyRequestSchema, RecoveryRequestSchema, type HeldShares, type MyRequest, type RecoveryRequest } from './state.js';
 
 export const RELEASE = `${RECOVERY_PROTOCOL}/release`;
 export const REQUEST_SCHEME = 'dkms-recovery-request:';
@@ -36,14 +36,12 @@ export const REQUESTS_PER_HOUR = 5;
 export const DEFAULT_REQUEST_TTL_SECONDS = 7 * 24 * 3600;
 
 const MultibaseKey = z.string().regex(/^z[1-9A-HJ-NP-Za-km-z]{40,60}$/);
-// Labels are shown to people: no control characters (terminal escapes).
-const Label = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
 const RequestTextSchema = z.strictObject({
   v: z.literal(2),
   id: z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{10,30}$/),
   key: MultibaseKey,
   kx: MultibaseKey,
-  label: Label,
+  label: LabelSchema,
   expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
 });
 type RequestText = z.infer<typeof RequestTextSchema>;
@@ -72,7 +70,7 @@ const normalizeChallenge = (text: string) => text.toLowerCase().split(/[^a-z]+/)
 export function createRecoveryRequest(agent: EdgeAgent, options: { agency: string; label: string; ttlSeconds?: number }): { text: string; challenge: string; request: MyRequest } {
   const keys = provisionKeys(agent.wallet);
   const id = toBase58btc(randomBytes(12));
-  const label = Label.parse(options.label);
+  const label = LabelSchema.parse(options.label);
   const expires = new Date(Date.now() + (options.ttlSeconds ?? DEFAULT_REQUEST_TTL_SECONDS) * 1000).toISOString();
   const body = { id, key: keys.key, kx: keys.kx, label, expires };
   const challenge = requestChallenge(body);
@@ -85,7 +83,7 @@ export function myRequest(agent: EdgeAgent): MyRequest | undefined {
   return agent.store.read(CATEGORIES.myRequest, 'current', MyRequestSchema);
 }
 
-const ReleaseBody = z.object({ request: z.string().max(40), owner: Label, shares: z.array(z.unknown()).min(1).max(16) });
+const ReleaseBody = z.object({ request: z.string().max(40), owner: LabelSchema, shares: z.array(z.unknown()).min(1).max(16) });
 
 const releaseHandler: Handler = {
   from: 'any',
@@ -221,7 +219,8 @@ function findHeld(agent: EdgeAgent, ref: string): HeldShares {
   const all = heldShares(agent);
   const byId = all.find((h) => h.offer === ref || h.owner.policy === ref);
   if (byId !== undefined) return byId;
-  const byLabel = all.filter((h) => h.owner.label === ref || findConnection(agent, h.connection).label === ref);
+  const labels = new Map(connections(agent).map((c) => [c.id, c.label]));
+  const byLabel = all.filter((h) => h.owner.label === ref || labels.get(h.connection) === ref);
   if (byLabel.length === 1) return byLabel[0] as HeldShares;
   if (byLabel.length > 1) throw new DkmsError('BAD_INPUT', `you hold shares for several owners called '${ref}': use the offer id from \`dkms trustee list\``);
   throw new DkmsError('TRUSTEE_NOT_FOUND', `you hold no shares for '${ref.slice(0, 80)}': \`dkms trustee list\``);

@@ -81,14 +81,19 @@ export interface RestoreOptions {
 
 const unreadable = (message: string) => new DkmsError('BACKUP_UNREADABLE', message);
 
-/**
- * Checks that a backup speaks for the owner: its signature verifies (parseBackup), it is of this
- * policy, and the agent that signed it was an ADMIN agent of the policy. An agency, a network
- * attacker or a device without ADMIN therefore cannot plant a wallet.
- */
-function checkBackup(data: Uint8Array, resolved: ResolvedPolicy, keys: RecoveryKeys): BackupHeader {
+/** A backup's header, once its signature verifies (parseBackup) and it is encrypted to R. */
+function backupFor(data: Uint8Array, keys: RecoveryKeys): BackupHeader {
   const { header } = parseBackup(data);
   if (header.backupKey !== keys.backupKey) throw unreadable('this backup was encrypted to another recovery secret');
+  return header;
+}
+
+/**
+ * Checks that a backup speaks for the owner: it is of this policy, and the agent that signed it
+ * was an ADMIN agent of the policy. An agency, a network attacker or a device without ADMIN
+ * therefore cannot plant a wallet.
+ */
+function checkOwner(header: BackupHeader, resolved: ResolvedPolicy): BackupHeader {
   if (header.policy !== resolved.record.subject) throw unreadable(`this backup is of another policy (${header.policy.slice(0, 80)})`);
   const admin = resolved.policyHistory.some((entry) => entry.policy.agents.some((a) => a.key === header.agent && hasFlag(a.flags, FLAGS.ADMIN)));
   if (!admin) throw unreadable('this backup was not made by an ADMIN agent of the owner');
@@ -105,14 +110,13 @@ interface Found {
   readonly cloud?: Cloud;
 }
 
-/** The newest backup that passes `checkBackup` (or the version asked for), the policy it is of, and its cloud agent. */
+/** The newest backup that passes `checkOwner` (or the version asked for), the policy it is of, and its cloud agent. */
 async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']): Promise<Found> {
   const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
   if (options.backup !== undefined) {
-    const { header } = parseBackup(options.backup);
-    if (header.backupKey !== keys.backupKey) throw unreadable('this backup was encrypted to another recovery secret');
+    const header = backupFor(options.backup, keys);
     const resolved = await ledger.resolvePolicy(header.policy as PolicyAddress);
-    return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, header: checkBackup(options.backup, resolved, keys), version: 0 };
+    return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, header: checkOwner(header, resolved), version: 0 };
   }
   const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
   const resolved = await ledger.resolvePolicy(index.policy as PolicyAddress);
@@ -125,7 +129,7 @@ async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: E
   for (const version of versions) {
     const fetched = await client.getBackup(keys.locator, version);
     try {
-      return { resolved, signer, data: fetched.data, header: checkBackup(fetched.data, resolved, keys), version: fetched.version, cloud };
+      return { resolved, signer, data: fetched.data, header: checkOwner(backupFor(fetched.data, keys), resolved), version: fetched.version, cloud };
     } catch (e) {
       if (!isDkmsError(e, 'BACKUP_UNREADABLE')) throw e;
       refused = e;
@@ -202,15 +206,16 @@ async function controlledBy(agent: EdgeAgent, did: string, policy: string): Prom
 /** Submits the recovery unless the ledger already shows it, then carries on from wherever the restore stopped. */
 async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restored: Omit<Restored, 'profile'>): Promise<RestoreOutcome> {
   const profile = agent.profile;
-  const current = (await agent.ledger.resolvePolicy(profile.policy as PolicyAddress)).record.policy;
-  const landed = current.agents.some((a) => a.key === profile.key);
-  const waiting = (current.pending?.agents ?? []).some((a) => a.key === profile.key);
+  const address = profile.policy as PolicyAddress;
+  let resolved = await agent.ledger.resolvePolicy(address);
+  const landed = resolved.record.policy.agents.some((a) => a.key === profile.key);
+  const waiting = (resolved.record.policy.pending?.agents ?? []).some((a) => a.key === profile.key);
   if (!landed && !waiting) {
     if (after.state !== 'submitting') {
       forgetReleases(agent);
       throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
     }
-    await submitRecover(agent, profile.policy as PolicyAddress, (record) => {
+    await submitRecover(agent, resolved.record, (record) => {
       const signer = keys.committedSigner(record.policy.recovery);
       const kept = record.policy.agents.filter((a) => a.key === profile.cloud?.key);
       const delay = record.policy.recovery.delay ?? 0;
@@ -219,28 +224,29 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
       const event = nextEvent('policy.recover', record.subject, record, { next, agents: [mine, ...kept], rules: DEFAULT_RULES });
       return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
     });
+    resolved = await agent.ledger.resolvePolicy(address);
   }
-  const now = (await agent.policy()).policy;
-  if (now.pending !== undefined && (now.pending.agents ?? []).some((a) => a.key === profile.key)) {
-    agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: now.pending.until } satisfies After);
-    return { state: 'pending', profile, until: now.pending.until, ...restored };
+  const pending = resolved.record.policy.pending;
+  if (pending !== undefined && (pending.agents ?? []).some((a) => a.key === profile.key)) {
+    agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: pending.until } satisfies After);
+    return { state: 'pending', profile, until: pending.until, ...restored };
   }
-  return { state: 'recovered', profile, ...restored, ...(await afterRecovery(agent, after)) };
+  return { state: 'recovered', profile, ...restored, ...(await afterRecovery(agent, after, resolved)) };
 }
 
 /** Races lost to other writers of the policy (a thief's device, say): read it again and re-sign. */
 const RACES = new Set(['EVENT_STALE_SEQ', 'EVENT_BAD_PREV', 'EVENT_FORK']);
 
-/** Submits the recovery, rebuilt against the latest policy until no other event slips in before it. */
-async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (current: PolicyRecord) => LedgerEvent): Promise<void> {
+/** Submits the recovery built against `current`, rebuilt against the latest policy until no other event slips in before it. */
+async function submitRecover(agent: EdgeAgent, current: PolicyRecord, build: (current: PolicyRecord) => LedgerEvent): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    const current = (await agent.ledger.resolvePolicy(policy)).record;
     try {
       await agent.ledger.submit(build(current));
       return;
     } catch (e) {
       if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 50) throw e;
     }
+    current = (await agent.ledger.resolvePolicy(current.subject)).record;
   }
 }
 
@@ -249,19 +255,20 @@ async function submitRecover(agent: EdgeAgent, policy: PolicyAddress, build: (cu
  * agent's keys), the setup pointed at R's backup key, a backup. Connections that could not be
  * rotated are remembered, and `completeRecovery` tries them again.
  */
-async function afterRecovery(agent: EdgeAgent, after: After): Promise<AfterRecovery> {
-  const resolved = await agent.ledger.resolvePolicy(agent.profile.policy as PolicyAddress);
-  await agent.refreshAgents();
+async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedPolicy): Promise<AfterRecovery> {
+  await agent.refreshAgents(resolved.record);
   agent.labelAgent(agent.profile.key, agent.profile.label);
   const warnings: string[] = [];
   // The ledger already says who the owner's agents are: what follows is best done now, and
   // reported rather than failed, since none of it can be undone by failing.
-  const attempt = async (what: string, step: () => Promise<unknown>) => {
+  const attempt = async (what: string, step: () => Promise<unknown>): Promise<boolean> => {
     try {
       await step();
+      return true;
     } catch (e) {
       if (!isDkmsError(e)) throw e;
       warnings.push(`${what}: ${e.code}: ${e.message}`);
+      return false;
     }
   };
   const cloud = agent.profile.cloud;
@@ -272,29 +279,23 @@ async function afterRecovery(agent: EdgeAgent, after: After): Promise<AfterRecov
   const former = formerAgents(resolved, [agent.profile.key, cloud?.key]);
   const retry = after.state === 'rotating' ? new Set(after.unrotated) : undefined;
   const rotated: string[] = [];
-  const unrotated: string[] = [];
+  // Connections this agent holds no keys of cannot be rotated by it: only reported. Those that
+  // failed are kept to retry.
+  const keyless: string[] = [];
+  const failed: string[] = [];
   for (const record of connections(agent)) {
     if (record.state !== 'active' || (retry !== undefined && !retry.has(record.id))) continue;
-    if (record.mine === undefined) {
-      unrotated.push(record.id);
-      continue;
-    }
-    await attempt(`connection '${record.label}'`, async () => {
-      await rotateConnection(agent, record, former);
-      rotated.push(record.id);
-    });
-    if (!rotated.includes(record.id)) unrotated.push(record.id);
+    if (record.mine === undefined) keyless.push(record.id);
+    else if (await attempt(`connection '${record.label}'`, () => rotateConnection(agent, record, former))) rotated.push(record.id);
+    else failed.push(record.id);
   }
-  const setup = readSetup(agent);
-  const base: RecoverySetup = setup ?? { v: 1, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: 0, offline: false, created: new Date().toISOString() };
-  agent.store.write(CATEGORIES.recovery, 'setup', { ...base, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
+  const setup = readSetup(agent) ?? { v: 1 as const, offline: false, created: new Date().toISOString() };
+  agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
   if (cloud !== undefined) await attempt('backup', () => makeBackup(agent));
-  // Connections without keys here cannot be rotated by this agent: only reported.
-  const retryable = unrotated.filter((id) => connections(agent).some((c) => c.id === id && c.mine !== undefined));
-  if (retryable.length > 0) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: retryable } satisfies After);
+  if (failed.length > 0) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
   else agent.store.remove(CATEGORIES.recovery, AFTER);
   forgetReleases(agent);
-  return { rotated, unrotated, warnings };
+  return { rotated, unrotated: [...keyless, ...failed], warnings };
 }
 
 /**
@@ -312,13 +313,14 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
     if (!ours) throw new DkmsError('RECOVERY_PENDING', `the pending recovery (started ${pending.since}) was not started by this agent: if it is not yours, \`dkms recovery cancel\``);
     await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agentSigner(agent.wallet)]));
   }
-  const now = (await agent.policy()).policy;
+  const resolved = await agent.ledger.resolvePolicy(record.subject);
+  const now = resolved.record.policy;
   if (after !== undefined) {
     if (!now.agents.some((a) => a.key === agent.profile.key)) {
       forgetReleases(agent);
       throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
     }
-    return afterRecovery(agent, after);
+    return afterRecovery(agent, after, resolved);
   }
   if (prepared !== undefined && now.recovery.digests.includes(prepared.next.digest)) {
     await finishChange(agent, prepared);

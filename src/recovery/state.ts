@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { CATEGORIES } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
 
+/** A label a peer chose and people will read: no control characters (terminal escapes). */
+export const LabelSchema = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
+
 /** The owner's recovery as set up: where backups go and which recovery key the policy commits to. */
 export const RecoverySetupSchema = z.object({
   v: z.literal(1),

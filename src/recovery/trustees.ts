@@ -22,7 +22,7 @@ import { active, byPeerKey, findConnection, myKey, peerState, sendToConnection }
 import { newMessage } from '../agent/didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
 import { parseShare, splitRecoverySecret, type RecoveryShare } from './shares.js';
-import { HeldSharesSchema, TrusteeOfferSchema, TrusteeSchema, readPrepared, trustees, type HeldShares, type PreparedChange, type Trustee } from './state.js';
+import { HeldSharesSchema, LabelSchema, TrusteeOfferSchema, TrusteeSchema, readPrepared, trustees, type HeldShares, type PreparedChange, type Trustee } from './state.js';
 
 export const RECOVERY_PROTOCOL = 'urn:dkms:recovery/1.0';
 export const TRUSTEE_OFFER = `${RECOVERY_PROTOCOL}/trustee-offer`;
@@ -169,9 +169,7 @@ const ackHandler: Handler = {
 
 // ---- trustee side -------------------------------------------------------------------------
 
-// Labels are shown to people: no control characters (terminal escapes).
-const Label = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
-const OfferBody = z.object({ offer: z.string().max(40), owner: z.object({ label: Label, policy: z.string().max(100) }) });
+const OfferBody = z.object({ offer: z.string().max(40), owner: z.object({ label: LabelSchema, policy: z.string().max(100) }) });
 const ShareBody = z.object({ offer: z.string().max(40), share: z.unknown() });
 const OfferRef = z.object({ offer: z.string().max(40), set: z.string().max(40).optional() });
 

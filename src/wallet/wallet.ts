@@ -439,20 +439,25 @@ export class Wallet {
     store.writeKeyring(buildKeyring(this.#header, profiles));
   }
 
+  /** Runs `use` with the item codec of `profile`, whose KEK is `kek`; the codec's keys are wiped after. */
+  #withCodec<T>(profile: string, kek: Uint8Array, use: (codec: ItemCodec) => T): T {
+    const root = unwrapProfileRoot(this.#storeKey, profile, kek);
+    const codec = new ItemCodec(profileKeys(root), profile);
+    wipe(root);
+    try {
+      return use(codec);
+    } finally {
+      codec.wipe();
+    }
+  }
+
   /** The whole wallet, every profile, as one encrypted file (see export.ts). */
   async export(secret: WalletSecret, options: CreateOptions = {}): Promise<Uint8Array> {
     const store = this.#open;
     assertStrongSecret(secret);
     const profiles = new Map<string, WalletItem[]>();
     for (const [profile, kek] of store.readKeyring().profiles) {
-      const root = unwrapProfileRoot(this.#storeKey, profile, kek);
-      const codec = new ItemCodec(profileKeys(root), profile);
-      wipe(root);
-      try {
-        profiles.set(profile, store.allItems(profile).map((stored) => codec.open(stored)));
-      } finally {
-        codec.wipe();
-      }
+      this.#withCodec(profile, kek, (codec) => profiles.set(profile, store.allItems(profile).map((stored) => codec.open(stored))));
     }
     try {
       return await encodeExport(profiles, secret, options.kdfTier);
@@ -475,18 +480,14 @@ export class Wallet {
         for (const profile of profiles.keys()) {
           if (!store.readKeyring().profiles.has(checkProfile(profile))) this.createProfile(profile);
         }
+        const keks = store.readKeyring().profiles;
         let added = 0;
         for (const [profile, items] of profiles) {
-          const root = unwrapProfileRoot(this.#storeKey, profile, store.readKeyring().profiles.get(profile) as Uint8Array);
-          const codec = new ItemCodec(profileKeys(root), profile);
-          wipe(root);
-          try {
+          this.#withCodec(profile, keks.get(profile) as Uint8Array, (codec) => {
             for (const item of items) {
               if (accept(profile, item) && store.insertItem(profile, codec.seal(item), codec.tagIndex(item.tags))) added += 1;
             }
-          } finally {
-            codec.wipe();
-          }
+          });
         }
         return added;
       });

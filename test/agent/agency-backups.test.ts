@@ -13,18 +13,18 @@ import { BACKUP_LIMITS, MAX_BACKUP_BYTES } from '../../src/agent/agency.js';
 import type { BackupLimits, BackupRecord, CloudAgentRecord } from '../../src/agent/agency-store.js';
 import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
 import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
+import { ed25519Generate, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import type { PolicyAddress } from '../../src/ledger/events.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import type { Agent } from '../../src/policy/types.js';
 import { RecoveryKeys, newRecoverySecret } from '../../src/recovery/secret.js';
 import { startAgency, type RunningAgency } from '../../src/server/agency-service.js';
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 import { call, type Answer } from '../helpers/http.js';
+import { edgeAgent, type Edge } from '../helpers/edge.js';
 
 const NOW = '2030-01-01T12:00:00.000Z';
 const AGENCY_APPLICATION_ID = 0x444b4d41;
@@ -309,19 +309,6 @@ describe('agency store: the file format', () => {
 
 // ---------------------------------------------------------------------------------------------
 // Over HTTP
-
-interface Edge extends RequestSigner {
-  /** As an EventSigner. */
-  readonly publicKey: string;
-  agent(flags: number): Agent;
-}
-
-function edgeAgent(): Edge {
-  const signing = ed25519Generate();
-  const key = encodePublicKey('ed25519', signing.publicKey);
-  const kx = encodePublicKey('x25519', x25519Generate().publicKey);
-  return { key, publicKey: key, sign: (m) => ed25519Sign(signing.privateKey, m), agent: (flags) => ({ key, kx, flags }) };
-}
 
 interface Owner {
   readonly ledger: RunningLedger;

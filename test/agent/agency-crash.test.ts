@@ -24,20 +24,18 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgencyClient, type CloudAgentDescription } from '../../src/agent/agency-client.js';
-import { decrypt, didKeyUrl, memoryAgreementKey, parseMessage, type AgreementKey } from '../../src/agent/didcomm/index.js';
-import type { RequestSigner } from '../../src/agent/request-auth.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { decrypt, parseMessage } from '../../src/agent/didcomm/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import type { Agent } from '../../src/policy/types.js';
 import { startAgency, type RunningAgency } from '../../src/server/agency-service.js';
 import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 import { commitment, testKey } from '../helpers/ledger.js';
 import { startLedger } from '../helpers/lying.js';
+import { edgeAgent as memoryEdge, type Edge as BaseEdge } from '../helpers/edge.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'agency-crash-child.mjs');
@@ -62,32 +60,12 @@ type Target = 'a' | 'b' | 'ab';
 type AgentName = 'a' | 'b';
 const AGENT_NAMES: readonly AgentName[] = ['a', 'b'];
 
-interface Edge {
+interface Edge extends BaseEdge {
   readonly name: AgentName;
-  /** Ed25519, multibase; also `publicKey`, as an event signer. */
-  readonly publicKey: string;
-  readonly signer: RequestSigner;
-  readonly agreement: AgreementKey;
-  readonly kx: string;
-  sign(message: Uint8Array): Uint8Array;
-  agent(flags: number): Agent;
 }
 
 function edgeAgent(name: AgentName): Edge {
-  const signing = ed25519Generate();
-  const agreeing = x25519Generate();
-  const key = encodePublicKey('ed25519', signing.publicKey);
-  const kx = encodePublicKey('x25519', agreeing.publicKey);
-  const sign = (message: Uint8Array) => ed25519Sign(signing.privateKey, message);
-  return {
-    name,
-    publicKey: key,
-    signer: { key, sign },
-    agreement: memoryAgreementKey(didKeyUrl('x25519', agreeing.publicKey), agreeing.privateKey, agreeing.publicKey),
-    kx,
-    sign,
-    agent: (flags) => ({ key, kx, flags }),
-  };
+  return { ...memoryEdge(), name };
 }
 
 // What the child said.

@@ -32,7 +32,7 @@ import {
   x25519Generate,
 } from '../../src/crypto/index.js';
 import { DkmsError, type ErrorCode } from '../../src/errors.js';
-import { expectCode } from '../helpers/errors.js';
+import { codeOrOk as codeOf, expectCode } from '../helpers/errors.js';
 import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -87,15 +87,6 @@ function unsignedOf(event: ConnEvent): UnsignedConnEvent {
 
 const CONNECTION_CODES: readonly ErrorCode[] = ['CONNECTION_EVENT_INVALID', 'CONNECTION_EVENT_UNAUTHORIZED', 'CONNECTION_DELETED'];
 
-function codeOf(fn: () => unknown): ErrorCode | 'ok' {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof DkmsError)) throw e;
-    return e.code;
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Inception

@@ -23,3 +23,14 @@ export async function expectCodeAsync(promise: Promise<unknown>, code: ErrorCode
   }
   throw new Error(`expected ${code}, but the promise resolved`);
 }
+
+/** The code `fn` throws, or 'ok' if it returns. Anything but a DkmsError is rethrown. */
+export function codeOrOk(fn: () => unknown): ErrorCode | 'ok' {
+  try {
+    fn();
+    return 'ok';
+  } catch (e) {
+    if (!(e instanceof DkmsError)) throw e;
+    return e.code;
+  }
+}

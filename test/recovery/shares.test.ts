@@ -37,7 +37,7 @@ import {
   type RecoveryShare,
   type ShareSigner,
 } from '../../src/recovery/shares.js';
-import { expectCode, expectCodeAsync } from '../helpers/errors.js';
+import { codeOrOk as codeOf, expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { gfDiv, gfInv, gfMul, interpolateSharesAt } from '../helpers/gf256.js';
 import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
 
@@ -71,15 +71,6 @@ function signAs(body: Record<string, unknown>, signer: ShareSigner = OWNER): Rec
 const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-function codeOf(fn: () => unknown): ErrorCode | 'ok' {
-  try {
-    fn();
-    return 'ok';
-  } catch (e) {
-    if (!(e instanceof DkmsError)) throw e;
-    return e.code;
-  }
-}
 
 async function asyncCodeOf(promise: Promise<unknown>): Promise<ErrorCode | 'ok'> {
   try {

@@ -21,54 +21,22 @@ import {
   type Jwe,
 } from '../../src/agent/didcomm/index.js';
 import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
-import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
+import { decodePublicKey, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import type { PolicyAddress } from '../../src/ledger/events.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import type { Agent } from '../../src/policy/types.js';
 import { startAgency, type AgencyServiceOptions, type RunningAgency } from '../../src/server/agency-service.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { commitment, testKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 import { call, type Answer } from '../helpers/http.js';
+import { edgeAgent, type Edge } from '../helpers/edge.js';
 
 // ---------------------------------------------------------------------------------------------
 // Agents, owners, agencies
-
-/** An edge agent whose private keys the test holds: it signs requests and opens its mail. */
-interface Edge {
-  /** Ed25519, multibase (also `publicKey`, as an EventSigner). */
-  readonly key: string;
-  readonly publicKey: string;
-  readonly kx: string;
-  readonly signer: RequestSigner;
-  readonly agreement: AgreementKey;
-  /** `did:key:<Ed25519 multibase>`: the forward `next` that names only this agent. */
-  readonly didKey: string;
-  sign(message: Uint8Array): Uint8Array;
-  agent(flags: number): Agent;
-}
-
-function edgeAgent(): Edge {
-  const signing = ed25519Generate();
-  const agreeing = x25519Generate();
-  const key = encodePublicKey('ed25519', signing.publicKey);
-  const kx = encodePublicKey('x25519', agreeing.publicKey);
-  const sign = (message: Uint8Array) => ed25519Sign(signing.privateKey, message);
-  return {
-    key,
-    publicKey: key,
-    kx,
-    sign,
-    signer: { key, sign },
-    agreement: memoryAgreementKey(didKeyUrl('x25519', agreeing.publicKey), agreeing.privateKey, agreeing.publicKey),
-    didKey: `did:key:${key}`,
-    agent: (flags) => ({ key, kx, flags }),
-  };
-}
 
 async function runAgency(home: string, ledgerUrl: string, options: Partial<AgencyServiceOptions> = {}): Promise<RunningAgency> {
   const running = await startAgency(home, { ledgerUrl, port: 0, ...options });

@@ -22,7 +22,7 @@ import { ledgerUrl } from '../ledger-access.js';
 import { readInput } from '../files.js';
 import { emit } from '../output.js';
 import { parsePositive } from '../options.js';
-import { PHRASE_ENV, recoverySecretInput, type SecretOptions } from '../recovery-input.js';
+import { PHRASE_ENV, recoverySecretInput, secretOptions, type SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
 
@@ -37,16 +37,35 @@ export function parseDuration(value: string): number {
   return seconds;
 }
 
-function secretOptions(cmd: Command, what: string): Command {
-  return cmd
-    .option('--mnemonic', `${what} from the 24-word recovery phrase (typed at a hidden prompt, or from ${'DKMS_RECOVERY_PHRASE'})`)
-    .option('--mnemonic-file <file>', `${what} from a file holding the recovery phrase ('-' for standard input)`)
-    .option('--qr <file>', `${what} from the paper wallet's QR code (a PNG, or the text a scanner saved)`);
-}
-
 interface PaperOptions {
   paperDir?: string;
   paperFormat: 'png' | 'svg';
+}
+
+function paperOptions(cmd: Command, dirHelp: string): Command {
+  return cmd.option('--paper-dir <dir>', dirHelp).addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png'));
+}
+
+/**
+ * The current recovery secret a change needs, as keys: from the paper wallet (phrase or QR), or
+ * rebuilt from shares trustees released (`--from-trustees`); undefined when none was given.
+ */
+export async function currentSecret(ctx: Context, opts: SecretOptions & { fromTrustees?: boolean }): Promise<RecoveryKeys | undefined> {
+  const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
+  if (current === undefined) return undefined;
+  try {
+    return new RecoveryKeys(current.secret);
+  } finally {
+    wipe(current.secret);
+  }
+}
+
+/** Options that give the current recovery secret for a change. */
+export function currentSecretOptions(cmd: Command): Command {
+  return secretOptions(cmd, 'when changing an existing setup, the current recovery secret').option(
+    '--from-trustees',
+    'rebuild the current secret from the shares your trustees released to `dkms recovery request`',
+  );
 }
 
 /** Shows the paper wallet and, if asked, writes it as an image and a printable page (mode 0600). */
@@ -116,7 +135,7 @@ function describeRestore(outcome: RestoreOutcome): string {
   }
   return [
     `recovered '${outcome.profile.label}' (${outcome.profile.policy}) onto this device`,
-    `  ${outcome.backupVersion === 0 ? 'backup file' : `backup version ${outcome.backupVersion}`}, ${outcome.items} items restored; every old agent was removed from your policy`,
+    `  ${outcome.backupVersion === 0 ? 'backup file' : `backup version ${outcome.backupVersion}`} made by agent ${outcome.backupBy}, ${outcome.items} items restored; every old agent was removed from your policy`,
     `  connections rotated: ${outcome.rotated.length}${outcome.unrotated.length === 0 ? '' : `; not rotated (no keys of them in the backup, or unreachable): ${outcome.unrotated.length}`}`,
     ...outcome.warnings.map((w) => `  warning: ${w}`),
     'Your paper wallet and trustees still work (the next recovery key is committed). If your recovery secret',
@@ -127,27 +146,26 @@ function describeRestore(outcome: RestoreOutcome): string {
 export function recoveryCommand(): Command {
   const recovery = new Command('recovery').description('backups, paper wallet, trustees, and recovering on a new device');
 
-  secretOptions(
-    recovery
-      .command('setup')
-      .description('make a new recovery secret: commit its key on the ledger, back up, and hand it out as a paper wallet and/or trustee shares')
-      .option('--offline', 'a paper wallet: 24 words and a QR code')
-      .option('--social', 'shares for your trustees (`dkms trustee invite` first)')
-      .option('--both', 'a paper wallet and trustee shares (--offline --social)')
-      .option('--trustee <trustee...>', 'which accepted trustees get shares (default: all)')
-      .option('--threshold <m>', 'how many trustees it takes to recover (default: a majority)', parsePositive)
-      .option('--insist', 'accept fewer than 3 trustees')
-      .option('--delay <duration>', 'a recovery waits this long (e.g. 48h) and your ADMIN agents may cancel it meanwhile', parseDuration, 0)
-      .option('--paper-dir <dir>', 'also write the paper wallet there as an image and a printable HTML page')
-      .addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png'))
-      .option('--backup-file <file>', 'also write the encrypted backup to this file')
-      .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120)
-      .option('--from-trustees', 'when changing an existing setup, rebuild the current secret from the shares your trustees released to `dkms recovery request`'),
-    'when changing an existing setup, the current recovery secret',
+  currentSecretOptions(
+    paperOptions(
+      recovery
+        .command('setup')
+        .description('make a new recovery secret: commit its key on the ledger, back up, and hand it out as a paper wallet and/or trustee shares')
+        .option('--offline', 'a paper wallet: 24 words and a QR code')
+        .option('--social', 'shares for your trustees (`dkms trustee invite` first)')
+        .option('--both', 'a paper wallet and trustee shares (--offline --social)')
+        .option('--trustee <trustee...>', 'which accepted trustees get shares (default: all)')
+        .option('--threshold <m>', 'how many trustees it takes to recover (default: a majority)', parsePositive)
+        .option('--insist', 'accept fewer than 3 trustees')
+        .option('--delay <duration>', 'a recovery waits this long (e.g. 48h) and your ADMIN agents may cancel it meanwhile', parseDuration, 0)
+        .option('--backup-file <file>', 'also write the encrypted backup to this file')
+        .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120),
+      'also write the paper wallet there as an image and a printable HTML page',
+    ),
   ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; both?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (opts.both === true) Object.assign(opts, { offline: true, social: true });
-    const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
+    const current = await currentSecret(ctx, opts);
     try {
       const result = await withAgent(
         ctx,
@@ -158,12 +176,7 @@ export function recoveryCommand(): Command {
             social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
           }
           // Refuse before anything is sent if the change could not be committed.
-          const check = current === undefined ? undefined : new RecoveryKeys(current.secret);
-          try {
-            currentRecoverySigner(a, (await a.policy()).policy, check);
-          } finally {
-            check?.wipe();
-          }
+          currentRecoverySigner(a, (await a.policy()).policy, current);
           const { secret, prepared } = await prepareRecovery(a, { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay });
           try {
             if (opts.offline === true) await showPaper(ctx, a, secret, opts);
@@ -175,14 +188,9 @@ export function recoveryCommand(): Command {
             const missing = await waitForTrustees(ctx, a, opts.wait);
             if (missing.length > 0) return { state: 'prepared' as const, missing };
           }
-          const keys = current === undefined ? undefined : new RecoveryKeys(current.secret);
-          try {
-            const outcome = await commitRecovery(a, keys);
-            if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
-            return outcome;
-          } finally {
-            keys?.wipe();
-          }
+          const outcome = await commitRecovery(a, current);
+          if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
+          return outcome;
         },
         { backup: false },
       );
@@ -192,7 +200,7 @@ export function recoveryCommand(): Command {
         emit(ctx, result, () => describeCommit(result));
       }
     } finally {
-      if (current !== undefined) wipe(current.secret);
+      current?.wipe();
     }
   });
 
@@ -207,11 +215,7 @@ export function recoveryCommand(): Command {
     });
 
   secretOptions(
-    recovery
-      .command('paper')
-      .description('show (and write) the paper wallet of your current recovery secret again')
-      .option('--paper-dir <dir>', 'write it there as an image and a printable HTML page')
-      .addOption(new Option('--paper-format <format>', 'image format').choices(['png', 'svg']).default('png')),
+    paperOptions(recovery.command('paper').description('show (and write) the paper wallet of your current recovery secret again'), 'write it there as an image and a printable HTML page'),
     'the recovery secret',
   ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
     const ctx = Context.of(cmd);

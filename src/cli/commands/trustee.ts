@@ -2,20 +2,18 @@
 import { Command } from 'commander';
 import { ALL_HANDLERS } from '../protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
-import { wipe } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { addRecoveryRequest, approveRecoveryRequest, denyRecoveryRequest, recoveryRequests } from '../../recovery/requests.js';
-import { RecoveryKeys } from '../../recovery/secret.js';
 import { abortRecoveryChange, commitRecovery } from '../../recovery/setup.js';
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
 import { answerOffer, heldShares, inviteTrustee, missingAcks, trusteeOffers } from '../../recovery/trustees.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit, table } from '../output.js';
-import { recoverySecretInput, type SecretOptions } from '../recovery-input.js';
+import type { SecretOptions } from '../recovery-input.js';
 import { promptHidden } from '../secrets.js';
 import { showReceived } from './agent.js';
-import { secretFromTrustees } from './recovery.js';
+import { currentSecret, currentSecretOptions } from './recovery.js';
 
 /** Handles waiting messages first, so lists show what trustees and owners have sent. */
 async function receiveFirst(ctx: Context, agent: EdgeAgent): Promise<void> {
@@ -122,17 +120,9 @@ export function trusteeCommand(): Command {
       emit(ctx, outcome, () => ('offer' in outcome ? 'declined' : `refused recovery request ${id}`));
     });
 
-  const commit = trustee
-    .command('commit')
-    .description('finish a prepared change of trustees once every new trustee holds its share')
-    .option('--mnemonic', 'the current recovery secret from its phrase (hidden prompt or DKMS_RECOVERY_PHRASE)')
-    .option('--mnemonic-file <file>', 'the current recovery phrase from a file')
-    .option('--qr <file>', 'the current recovery secret from the paper wallet QR code')
-    .option('--from-trustees', 'rebuild the current secret from shares your trustees released to `dkms recovery request`');
-  commit.action(async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
+  currentSecretOptions(trustee.command('commit').description('finish a prepared change of trustees once every new trustee holds its share')).action(async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
-    const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
-    const keys = current === undefined ? undefined : new RecoveryKeys(current.secret);
+    const keys = await currentSecret(ctx, opts);
     try {
       const outcome = await withAgent(ctx, async (a) => {
         await receiveFirst(ctx, a);
@@ -141,7 +131,6 @@ export function trusteeCommand(): Command {
       emit(ctx, { ...outcome }, () => (outcome.state === 'pending' ? `the change waits for its delay: \`dkms recovery complete\` from ${outcome.until}` : 'the change is committed: the new trustees hold the only working shares'));
     } finally {
       keys?.wipe();
-      if (current !== undefined) wipe(current.secret);
     }
   });
 
