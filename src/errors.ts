@@ -114,6 +114,11 @@ export const ERROR_CODES = {
   RECOVERY_RATE_LIMITED: { exit: 112, http: 429 },
   TRUSTEE_CHANGE_INCOMPLETE: { exit: 113, http: 409 },
   BACKUP_QUOTA: { exit: 114, http: 507 },
+  LEDGER_INCOMPLETE: { exit: 115, http: 502 },
+  LEDGER_STALE: { exit: 116, http: 502 },
+  LEDGER_BAD_MAP_PROOF: { exit: 117, http: 502 },
+  LEDGER_UNWITNESSED: { exit: 118, http: 502 },
+  WITNESS_REFUSED: { exit: 119, http: 409 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

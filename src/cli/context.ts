@@ -13,9 +13,11 @@ export interface GlobalOptions {
   passphraseFile?: string;
   keyFile?: string;
   ledger?: string;
-  witness?: string[];
+  witnessKey?: string[];
   quorum?: number;
   nodeKey?: string[];
+  trust?: string[];
+  maxHeadAge?: number;
 }
 
 export class Context {
@@ -47,6 +49,15 @@ export class Context {
       fileFlag: '--passphrase-file',
       confirm,
     });
+  }
+
+  /** The ledger node key this run trusted on first use, for want of a configured one. */
+  firstUseKey: string | undefined;
+
+  /** Says, on stderr and in --json output, that a ledger node key was trusted without configuration. */
+  trustedOnFirstUse(key: string): void {
+    this.firstUseKey = key;
+    process.stderr.write(`dkms: trusting ledger node key ${key} on first use: no key was configured (give --trust KEY, or put it in ${join(this.home, 'trust.json')})\n`);
   }
 
   /** Tells a person at a terminal that slow work (key stretching) is under way. */

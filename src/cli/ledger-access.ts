@@ -1,8 +1,10 @@
 /**
  * How the CLI reaches a ledger: the URL (flag, then DKMS_LEDGER, then the data directory's
- * config.json, then the local default) and the client's memory of the last verified tree head
- * and the node keys it trusts, kept in `ledger-client.json` so that every run checks the
- * ledger's consistency with the runs before it.
+ * config.json, then the local default); whom it trusts (flags, then `trust.json` in the data
+ * directory, else the first node key seen, which it says on stderr); and the client's memory of
+ * the last verified tree head (`ledger-client.json`) and of what it verified (`ledger-cache.json`),
+ * so that every run checks the ledger's consistency with the runs before it and reads only what
+ * changed.
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -18,15 +20,23 @@ export const DEFAULT_LEDGER_URL = `http://127.0.0.1:${DEFAULT_LEDGER_PORT}`;
 const Config = z
   .object({
     ledger: z.string().url().optional(),
-    witnesses: z.array(z.string().url()).optional(),
     quorum: z.number().int().min(1).max(64).optional(),
     nodeKeys: z.array(z.string()).optional(),
   })
   .loose();
 
+/** `trust.json`: the ledger node and witness keys this data directory trusts, and what it requires. */
+export const TrustFile = z.strictObject({
+  nodeKeys: z.array(z.string().max(64)).max(64).optional(),
+  witnessKeys: z.array(z.string().max(64)).max(64).optional(),
+  quorum: z.number().int().min(1).max(64).optional(),
+  maxHeadAgeSeconds: z.number().int().min(1).max(86_400).optional(),
+});
+
 export function ledgerUrl(ctx: Context, flag: string | undefined): string {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
-  const url = flag ?? process.env['DKMS_LEDGER'] ?? config.ledger ?? DEFAULT_LEDGER_URL;
+  const fromEnv = process.env['DKMS_LEDGER'];
+  const url = flag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv) ?? config.ledger ?? DEFAULT_LEDGER_URL;
   if (!/^https?:\/\/[^\s]+$/.test(url)) throw badInput(`ledger URL '${url}' must start with http:// or https://`);
   return url.replace(/\/+$/, '');
 }
@@ -42,12 +52,18 @@ export function rememberLedger(ctx: Context, url: string): void {
 /** A verifying client for the chosen ledger, remembering what it verified in the data directory. */
 export function ledgerClient(ctx: Context, flag: string | undefined): LedgerClient {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
-  const witnesses = ctx.options.witness ?? config.witnesses ?? [];
-  const quorum = ctx.options.quorum ?? config.quorum;
-  const nodeKeys = ctx.options.nodeKey ?? config.nodeKeys;
+  const trust = readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {});
+  const nodeKeys = [...(ctx.options.trust ?? []), ...(ctx.options.nodeKey ?? [])];
+  const trustedKeys = nodeKeys.length > 0 ? nodeKeys : (trust.nodeKeys ?? config.nodeKeys);
+  const witnessKeys = ctx.options.witnessKey ?? trust.witnessKeys;
+  const quorum = ctx.options.quorum ?? trust.quorum ?? config.quorum;
+  const maxAge = ctx.options.maxHeadAge ?? trust.maxHeadAgeSeconds;
   return persistentLedgerClient(join(ctx.home, 'ledger-client.json'), ledgerUrl(ctx, flag), {
-    ...(witnesses.length === 0 ? {} : { witnesses }),
-    ...(quorum === undefined ? {} : { threshold: quorum }),
-    ...(nodeKeys === undefined ? {} : { trustedKeys: nodeKeys }),
+    cachePath: join(ctx.home, 'ledger-cache.json'),
+    ...(trustedKeys === undefined || trustedKeys.length === 0 ? {} : { trustedKeys }),
+    ...(witnessKeys === undefined ? {} : { witnessKeys }),
+    ...(quorum === undefined ? {} : { quorum }),
+    ...(maxAge === undefined ? {} : { maxHeadAgeMs: maxAge * 1000 }),
+    onFirstUse: (key) => ctx.trustedOnFirstUse(key),
   });
 }

@@ -26,7 +26,13 @@ const quietErrors = { outputError: () => undefined };
 
 function parseQuorum(value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be a number of nodes from 1 to 64');
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be a number of signers from 1 to 64');
+  return n;
+}
+
+function parseSeconds(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 86_400) throw new InvalidArgumentError('must be a whole number of seconds from 1 to 86400');
   return n;
 }
 
@@ -39,9 +45,11 @@ export function buildProgram(): Command {
     .option('--passphrase-file <file>', 'file whose first line is the wallet passphrase (else $DKMS_PASSPHRASE, else a prompt)')
     .option('--key-file <file>', 'file holding the raw 32-byte key that opens the wallet, instead of a passphrase')
     .option('--ledger <url>', `ledger node to use (default: $DKMS_LEDGER, else config.json's "ledger", else the local node)`)
-    .option('--witness <url...>', 'other ledger nodes serving the same log, asked to co-sign heads (config.json "witnesses")')
-    .option('--quorum <k>', 'accept a tree head only when k trusted nodes signed it (config.json "quorum")', (v: string) => parseQuorum(v))
-    .option('--node-key <key...>', 'ledger node keys to trust (config.json "nodeKeys"; default: the first seen)')
+    .option('--trust <key...>', 'ledger node keys to trust (trust.json "nodeKeys"; default: the first seen, said on stderr)')
+    .option('--node-key <key...>', 'the same as --trust')
+    .option('--witness-key <key...>', 'witness keys whose cosignatures count towards --quorum (trust.json "witnessKeys")')
+    .option('--quorum <k>', 'accept a tree head only when k trusted signers signed it: the node and k-1 witnesses (trust.json "quorum"; default 1)', (v: string) => parseQuorum(v))
+    .option('--max-head-age <seconds>', 'refuse tree heads older than this (trust.json "maxHeadAgeSeconds"; default 60)', (v: string) => parseSeconds(v))
     .exitOverride()
     .configureOutput(quietErrors);
   program.addCommand(upCommand());

@@ -12,7 +12,8 @@ function humanValue(value: unknown): string {
 /** Prints `result` as JSON, or as `label: value` lines, or through `human` when given. */
 export function emit(ctx: Context, result: Fields, human?: (result: Fields) => string): void {
   if (ctx.json) {
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    const trust = ctx.firstUseKey === undefined ? {} : { ledgerTrust: { firstUse: true, nodeKey: ctx.firstUseKey } };
+    process.stdout.write(`${JSON.stringify({ ...result, ...trust })}\n`);
     return;
   }
   const text = human

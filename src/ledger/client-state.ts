@@ -1,7 +1,8 @@
 /**
- * A ledger client that remembers, in a JSON file, the last tree head it verified and the node
+ * A ledger client that remembers, in JSON files, the last tree head it verified and the node
  * keys it trusts for each ledger URL, so that every run checks the ledger's consistency with the
- * runs before it (a rollback or fork between runs is detected).
+ * runs before it (a rollback or fork between runs is detected), and, optionally, what it has
+ * verified, so that a later run reads only what changed.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -10,8 +11,10 @@ import { writeFileAtomic } from '../files.js';
 import { badInput } from '../errors.js';
 import { LedgerClient, type LedgerClientOptions } from './client.js';
 import { SignedTreeHeadSchema, type SignedTreeHead } from './head.js';
+import { VerifiedCache } from './verified-cache.js';
 
-const ClientState = z.record(z.string(), z.object({ lastHead: SignedTreeHeadSchema.optional(), trustedKeys: z.array(z.string()).optional() }));
+// Heads of an older format (without a map root) are dropped: the client starts afresh for that URL.
+const ClientState = z.record(z.string(), z.object({ lastHead: z.unknown().optional(), trustedKeys: z.array(z.string()).optional() }));
 type ClientState = z.infer<typeof ClientState>;
 
 export function readJsonFile<T>(path: string, schema: z.ZodType<T>, fallback: T): T {
@@ -23,22 +26,46 @@ export function readJsonFile<T>(path: string, schema: z.ZodType<T>, fallback: T)
   }
 }
 
-/** A verifying client for `url` whose memory lives in `statePath`. */
-export function persistentLedgerClient(statePath: string, url: string, options: Omit<LedgerClientOptions, 'url' | 'lastHead' | 'onHead'> = {}): LedgerClient {
+function writeJson(path: string, value: unknown): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(value)}\n`));
+}
+
+/** Verified reads kept on disk per ledger URL, at most this many. */
+const PERSISTED_READS = 256;
+
+/**
+ * A verifying client for `url` whose memory lives in `statePath` (heads and pinned keys) and,
+ * when given, `cachePath` (verified reads).
+ */
+export function persistentLedgerClient(
+  statePath: string,
+  url: string,
+  options: Omit<LedgerClientOptions, 'url' | 'lastHead' | 'onHead' | 'cache'> & { cachePath?: string } = {},
+): LedgerClient {
   const state: ClientState = readJsonFile(statePath, ClientState, {});
   const mine = state[url] ?? {};
+  const lastHead = SignedTreeHeadSchema.safeParse(mine.lastHead);
   const save = (head: SignedTreeHead) => {
     const trustedKeys = [...new Set([...(mine.trustedKeys ?? []), ...(options.trustedKeys ?? []), head.key])];
     state[url] = { lastHead: head, trustedKeys };
-    mkdirSync(dirname(statePath), { recursive: true, mode: 0o700 });
-    writeFileAtomic(statePath, new TextEncoder().encode(`${JSON.stringify(state, null, 2)}\n`));
+    writeJson(statePath, state);
   };
   const trustedKeys = [...(mine.trustedKeys ?? []), ...(options.trustedKeys ?? [])];
+  const { cachePath, ...rest } = options;
+  let cache: VerifiedCache | undefined;
+  if (cachePath !== undefined) {
+    const all = readJsonFile(cachePath, z.record(z.string(), z.unknown()), {});
+    cache = VerifiedCache.fromJSON(all[url], PERSISTED_READS);
+    const persisted = cache;
+    persisted.onChange = () => writeJson(cachePath, { ...all, [url]: persisted.toJSON() });
+  }
   return new LedgerClient({
-    ...options,
+    ...rest,
     url,
     ...(trustedKeys.length === 0 ? {} : { trustedKeys }),
-    ...(mine.lastHead === undefined ? {} : { lastHead: mine.lastHead }),
+    ...(lastHead.success ? { lastHead: lastHead.data } : {}),
+    ...(cache === undefined ? {} : { cache }),
     onHead: save,
   });
 }

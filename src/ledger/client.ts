@@ -1,58 +1,65 @@
 /**
  * The ledger client: submits events and reads state, and verifies everything it reads instead
  * of trusting the server. For every answer it checks
- * - the tree head's signature, by a node key it trusts;
- * - that the head is consistent with the last head it saw (a Merkle consistency proof), so a
- *   server cannot show it a rewritten or forked history;
- * - every event's inclusion under that head;
- * - the subject's whole chain from inception: signatures, seq, prev and authority at every
- *   step, by replaying it through the same validator the ledger runs.
+ * - the tree head: signed by a node key it trusts, recent (not older than `maxHeadAgeMs`), and
+ *   consistent with the last head it saw (a Merkle consistency proof), so a server cannot show
+ *   it a stale, rolled-back, forked or rewritten log; with a quorum, cosigned by enough trusted
+ *   witnesses, so a node alone cannot show it a fork even on first contact;
+ * - the map proof of every subject the answer depends on: the subject's latest event under that
+ *   head, so a server cannot leave out the newest events (or claim a subject does not exist);
+ * - every event's inclusion under the head, and that the events end exactly at the map's entry;
+ * - the subjects' chains from inception: signatures, seq, prev and authority at every step, by
+ *   replaying them through the same validator the ledger runs.
  * What it returns is what it computed itself from verified events, never the server's summary.
+ * What it verified is kept (VerifiedCache): a later read asks only for newer events.
  */
 import { z } from 'zod';
 import { fromBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { didDocument, didDocumentMetadata, type DidDocument, type DidDocumentMetadata } from '../did/document.js';
 import type { PolicyHistory } from '../policy/verify.js';
-import { DID_PREFIX, POLICY_PREFIX, eventId, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
-import { SignedTreeHeadSchema, rootBytes, verifyHeadSignature, type SignedTreeHead } from './head.js';
+import { DID_PREFIX, POLICY_PREFIX, eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
+import { ServedHeadSchema, bareHead, mapRootBytes, rootBytes, verifyCosignature, verifyHeadSignature, type ServedHead, type SignedTreeHead } from './head.js';
+import { mapKey, verifyMapProof, type MapEntry } from './map.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
 import type { Receipt, SubmitResult } from './node.js';
 import { Replay, recordLeaf } from './replay.js';
-import type { DidRecord, LogRecord, PolicyRecord } from './state.js';
+import type { DidRecord, LedgerView, LogRecord, PolicyRecord, SubjectRecord } from './state.js';
+import { VerifiedCache, type StateStep, type VerifiedRead } from './verified-cache.js';
+import { toBase64url } from '../crypto/index.js';
 
 export interface LedgerClientOptions {
   /** Base URL of a ledger node, e.g. http://127.0.0.1:8420. */
   readonly url: string;
   /**
    * Node keys whose tree heads this client accepts. When empty, the first key seen is pinned
-   * (trust on first use) and every later head must be signed by it.
+   * (trust on first use, reported through `onFirstUse`) and every later head must be signed by it.
    */
   readonly trustedKeys?: readonly string[];
+  /** Witness keys whose cosignatures count towards `quorum`. */
+  readonly witnessKeys?: readonly string[];
+  /**
+   * Distinct trusted signers every head needs: the node's own signature counts as one, each
+   * trusted witness's valid, recent cosignature as one more (default 1: the node alone).
+   */
+  readonly quorum?: number;
+  /** Heads (and cosignatures) older than this are refused with LEDGER_STALE (default 60 s). */
+  readonly maxHeadAgeMs?: number;
+  /** How long to wait for witnesses to cosign a new head before LEDGER_UNWITNESSED (default 3 s). */
+  readonly witnessWaitMs?: number;
+  /** The clock, in milliseconds (default Date.now). */
+  readonly now?: () => number;
   /** The last head this client verified (persist it between runs to detect rollbacks and forks). */
   readonly lastHead?: SignedTreeHead;
   /** Called with each newly verified head, to persist it. */
   readonly onHead?: (head: SignedTreeHead) => void;
+  /** Called when a node key is trusted on first use, because none was configured. */
+  readonly onFirstUse?: (key: string) => void;
+  /** What this client verified before (persist it to make later runs fast); a new one by default. */
+  readonly cache?: VerifiedCache;
   readonly timeoutMs?: number;
   /** The fetch implementation (default: the global one); tests and in-process callers pass their own. */
   readonly fetch?: typeof fetch;
-  /**
-   * Other ledger nodes serving the same log. With `threshold` k above 1, every head is accepted
-   * only once k distinct trusted node keys have signed it (the node's own and the witnesses').
-   */
-  readonly witnesses?: readonly string[];
-  readonly threshold?: number;
-  /** Called when a trusted node signs a different root for a size: a node that diverges. */
-  readonly onDivergence?: (divergence: Divergence) => void;
-}
-
-/** A trusted node that signed another log than the one the quorum agrees on. */
-export interface Divergence {
-  readonly url: string;
-  readonly key: string;
-  readonly size: number;
-  readonly root: string;
-  readonly expected: string;
 }
 
 export interface VerifiedHistory {
@@ -74,8 +81,20 @@ export interface ResolvedPolicy extends VerifiedHistory {
   readonly policyHistory: PolicyHistory;
 }
 
+/** A point in the past to read the state at: before global sequence number `at`, or as of `time`. */
+export interface AsOf {
+  readonly at?: number;
+  readonly time?: string;
+}
+
 const LogRecordSchema = z.strictObject({ gseq: z.number().int().min(0), time: z.string().max(40), event: z.record(z.string(), z.unknown()) });
-const ProvenSchema = z.object({ head: SignedTreeHeadSchema, history: z.array(LogRecordSchema), proofs: z.array(z.array(z.string())) });
+const ProvenSchema = z.object({
+  head: ServedHeadSchema,
+  subjects: z.record(z.string(), z.unknown()),
+  history: z.array(LogRecordSchema),
+  proofs: z.array(z.array(z.string())),
+});
+const MapAnswerSchema = z.object({ head: ServedHeadSchema, subjects: z.record(z.string(), z.unknown()) });
 const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
 const ReceiptSchema = z.object({ id: z.string(), subject: z.string(), seq: z.number().int().min(0), gseq: z.number().int().min(0), time: z.string() });
 const ResultSchema = z.union([
@@ -85,33 +104,56 @@ const ResultSchema = z.union([
 
 const bad = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
+/** A refused answer that carries a head and map proofs: a "not found" the client can check. */
+class ProvenProblem extends Error {
+  constructor(readonly code: string, readonly detail: string, readonly payload: unknown) {
+    super(detail);
+  }
+}
+
+const DEFAULT_MAX_AGE_MS = 60_000;
+const DEFAULT_WITNESS_WAIT_MS = 3_000;
+const HEAD_MEMO_LIMIT = 64;
+
 export class LedgerClient {
   readonly url: string;
   readonly #trusted: Set<string>;
+  readonly #witnessKeys: ReadonlySet<string>;
+  readonly #quorum: number;
+  readonly #maxAgeMs: number;
+  readonly #witnessWaitMs: number;
+  readonly #now: () => number;
   readonly #onHead: ((head: SignedTreeHead) => void) | undefined;
+  readonly #onFirstUse: ((key: string) => void) | undefined;
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
-  readonly #witnesses: readonly string[];
-  readonly #threshold: number;
-  readonly #onDivergence: ((divergence: Divergence) => void) | undefined;
-  readonly #quorate = new Set<string>();
-  readonly divergent: Divergence[] = [];
+  readonly cache: VerifiedCache;
+  /** Heads whose signature (and quorum) this client checked already, by their exact text. */
+  readonly #checkedHeads = new Set<string>();
+  /** Map entries proven under a map root, by root and subject: an unchanged map needs no proof. */
+  readonly #provenEntries = new Map<string, string>();
   #lastHead: SignedTreeHead | undefined;
+  /** The key this client pinned on first use, if it did. */
+  firstUseKey: string | undefined;
 
   constructor(options: LedgerClientOptions) {
     this.url = options.url.replace(/\/+$/, '');
     this.#trusted = new Set(options.trustedKeys ?? []);
+    this.#witnessKeys = new Set(options.witnessKeys ?? []);
+    this.#quorum = options.quorum ?? 1;
+    this.#maxAgeMs = options.maxHeadAgeMs ?? DEFAULT_MAX_AGE_MS;
+    this.#witnessWaitMs = options.witnessWaitMs ?? DEFAULT_WITNESS_WAIT_MS;
+    this.#now = options.now ?? Date.now;
     this.#lastHead = options.lastHead;
     this.#onHead = options.onHead;
+    this.#onFirstUse = options.onFirstUse;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
     this.#fetch = options.fetch ?? fetch;
-    this.#witnesses = (options.witnesses ?? []).map((w) => w.replace(/\/+$/, ''));
-    this.#threshold = options.threshold ?? 1;
-    this.#onDivergence = options.onDivergence;
-    if (this.#threshold > 1 && this.#trusted.size < this.#threshold) {
-      throw bad('BAD_INPUT', `requiring ${this.#threshold} node signatures needs at least that many trusted node keys`);
+    this.cache = options.cache ?? new VerifiedCache();
+    if (!Number.isInteger(this.#quorum) || this.#quorum < 1) throw bad('BAD_INPUT', 'the quorum must be a whole number of signers, at least 1');
+    if (this.#quorum > 1 + this.#witnessKeys.size) {
+      throw bad('BAD_INPUT', `requiring ${this.#quorum} signers needs at least ${this.#quorum - 1} trusted witness keys`);
     }
-    if (this.#threshold > 1 + this.#witnesses.length) throw bad('BAD_INPUT', `requiring ${this.#threshold} node signatures needs at least ${this.#threshold - 1} witness nodes`);
     if (this.#trusted.size === 0 && options.lastHead !== undefined) this.#trusted.add(options.lastHead.key);
   }
 
@@ -119,17 +161,17 @@ export class LedgerClient {
     return this.#lastHead;
   }
 
-  async #request(method: 'GET' | 'POST', path: string, body?: unknown, base = this.url): Promise<unknown> {
+  async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
     let response: Response;
     try {
-      response = await this.#fetch(`${base}${path}`, {
+      response = await this.#fetch(`${this.url}${path}`, {
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? null : JSON.stringify(body),
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
     } catch (e) {
-      throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${base}: ${e instanceof Error ? e.message : String(e)}`);
+      throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${this.url}: ${e instanceof Error ? e.message : String(e)}`);
     }
     let payload: unknown;
     try {
@@ -139,7 +181,10 @@ export class LedgerClient {
     }
     if (!response.ok) {
       const problem = ProblemSchema.safeParse(payload);
-      if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
+      if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) {
+        if (problem.data.code === 'SUBJECT_NOT_FOUND') throw new ProvenProblem(problem.data.code, problem.data.detail, payload);
+        throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
+      }
       throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${response.status}`);
     }
     return payload;
@@ -163,25 +208,71 @@ export class LedgerClient {
     return answer.data.results as SubmitResult[];
   }
 
-  /** The node's current head, verified and checked consistent with the last one seen. */
-  async head(): Promise<SignedTreeHead> {
-    const parsed = SignedTreeHeadSchema.safeParse(await this.#request('GET', '/v1/head'));
-    if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the tree head is malformed');
-    await this.#acceptHead(parsed.data);
-    return parsed.data;
+  /** The node's current head, verified, recent, witnessed as required, and consistent with the last one seen. */
+  async head(): Promise<ServedHead> {
+    return this.#witnessed(async () => {
+      const parsed = ServedHeadSchema.safeParse(await this.#request('GET', '/v1/head'));
+      if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the tree head is malformed');
+      await this.#acceptHead(parsed.data);
+      return parsed.data;
+    });
   }
 
   /**
-   * Accepts a head only if it is signed by a trusted node key and extends the last head seen:
-   * same size and root, or larger with a valid consistency proof.
+   * Runs a read again while its head lacks the witnesses' cosignatures only because they have
+   * not caught up yet (a head of a few milliseconds), up to `witnessWaitMs`.
    */
-  async #acceptHead(head: SignedTreeHead): Promise<void> {
-    if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
-    if (this.#trusted.size > 0 && !this.#trusted.has(head.key)) throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
+  async #witnessed<T>(read: () => Promise<T>): Promise<T> {
+    const until = this.#now() + this.#witnessWaitMs;
+    for (;;) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!(e instanceof WaitingForWitnesses) || this.#now() >= until) throw e instanceof WaitingForWitnesses ? e.error : e;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  }
+
+  /**
+   * Accepts a head only if it is signed by a trusted node key, recent, has the quorum of trusted
+   * signers, and extends the last head seen: same size and roots, or larger with a valid
+   * consistency proof.
+   */
+  async #acceptHead(served: ServedHead): Promise<SignedTreeHead> {
+    const head = bareHead(served);
+    const id = JSON.stringify(served);
+    const checked = this.#checkedHeads.has(id);
+    if (!checked) {
+      if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
+      if (this.#trusted.size > 0 && !this.#trusted.has(head.key)) throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
+    }
+    await this.#checkExtends(head);
+    this.#checkFresh(head.time, 'the tree head');
+    if (!checked) this.#checkQuorum(served);
+    if (this.#trusted.size === 0) {
+      this.#trusted.add(head.key);
+      this.firstUseKey = head.key;
+      this.#onFirstUse?.(head.key);
+    }
+    if (this.#checkedHeads.size >= HEAD_MEMO_LIMIT) this.#checkedHeads.clear();
+    this.#checkedHeads.add(id);
+    const last = this.#lastHead;
+    if (last === undefined || head.size > last.size || head.time > last.time) {
+      this.#lastHead = head;
+      this.#onHead?.(head);
+    }
+    return head;
+  }
+
+  /** A head must extend the last one this client verified: same size and roots, or a consistent larger log. */
+  async #checkExtends(head: SignedTreeHead): Promise<void> {
     const last = this.#lastHead;
     if (last !== undefined) {
       if (head.size < last.size) throw bad('LEDGER_INCONSISTENT', `the ledger went back from ${last.size} to ${head.size} events`);
-      if (head.size === last.size && head.root !== last.root) throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
+      if (head.size === last.size && (head.root !== last.root || head.map !== last.map)) {
+        throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
+      }
       if (head.size > last.size && last.size > 0) {
         const proof = await this.#consistencyProof(last.size, head.size);
         if (!verifyConsistency(last.size, head.size, proof, rootBytes(last), rootBytes(head))) {
@@ -189,47 +280,41 @@ export class LedgerClient {
         }
       }
     }
-    if (this.#trusted.size === 0) this.#trusted.add(head.key);
-    if (this.#threshold > 1 && head.size > 0) await this.#quorum(head);
-    if (last === undefined || head.size > last.size) {
-      this.#lastHead = head;
-      this.#onHead?.(head);
-    }
   }
 
-  /**
-   * Collects the witnesses' signatures on `head` (same size, root and time): at least
-   * `threshold` distinct trusted keys, counting the head's own. A witness that signs another
-   * root for the size is recorded as divergent; one that is down or behind simply does not count.
-   */
-  async #quorum(head: SignedTreeHead): Promise<void> {
-    const id = `${head.size}:${head.root}`;
-    if (this.#quorate.has(id)) return;
+  /** Refuses a time further from now than the maximum age, either way (clocks may differ a little). */
+  #checkFresh(time: string, what: string): void {
+    const at = Date.parse(time);
+    if (Number.isNaN(at)) throw bad('LEDGER_BAD_HEAD', `${what} has no valid time`);
+    const age = this.#now() - at;
+    if (age > this.#maxAgeMs) throw bad('LEDGER_STALE', `${what} is ${Math.round(age / 1000)} s old (at most ${Math.round(this.#maxAgeMs / 1000)} s accepted): the node is stuck, cut off, or replaying an old head`);
+    if (-age > this.#maxAgeMs) throw bad('LEDGER_STALE', `${what} is dated ${Math.round(-age / 1000)} s in the future: check this machine's clock`);
+  }
+
+  /** The node's signature plus each trusted witness's valid, recent cosignature must reach the quorum. */
+  #checkQuorum(served: ServedHead): void {
+    if (this.#quorum <= 1) return;
+    const head = bareHead(served);
     const signers = new Set([head.key]);
-    const answers = await Promise.all(
-      this.#witnesses.map(async (url) => {
-        try {
-          return { url, head: SignedTreeHeadSchema.parse(await this.#request('GET', `/v1/head?size=${head.size}`, undefined, url)) };
-        } catch {
-          return undefined;
-        }
-      }),
-    );
-    for (const answer of answers) {
-      if (answer === undefined) continue;
-      const witness = answer.head;
-      if (!this.#trusted.has(witness.key) || witness.size !== head.size || !verifyHeadSignature(witness)) continue;
-      if (witness.root === head.root && witness.time === head.time) signers.add(witness.key);
-      else if (witness.root !== head.root) {
-        const divergence: Divergence = { url: answer.url, key: witness.key, size: witness.size, root: witness.root, expected: head.root };
-        this.divergent.push(divergence);
-        this.#onDivergence?.(divergence);
+    const problems: string[] = [];
+    for (const cosignature of served.cosignatures ?? []) {
+      if (!this.#witnessKeys.has(cosignature.key) || signers.has(cosignature.key)) continue;
+      if (!verifyCosignature(head, cosignature)) {
+        problems.push(`the cosignature by ${cosignature.key} does not verify`);
+        continue;
       }
+      try {
+        this.#checkFresh(cosignature.time, `the cosignature by ${cosignature.key}`);
+      } catch (e) {
+        problems.push(e instanceof Error ? e.message : String(e));
+        continue;
+      }
+      signers.add(cosignature.key);
     }
-    if (signers.size < this.#threshold) {
-      throw bad('LEDGER_BAD_HEAD', `only ${signers.size} of the ${this.#threshold} required ledger nodes signed the head of ${head.size} events`);
-    }
-    this.#quorate.add(id);
+    if (signers.size >= this.#quorum) return;
+    const error = bad('LEDGER_UNWITNESSED', `the head of ${head.size} events has ${signers.size} of the ${this.#quorum} trusted signatures required${problems.length === 0 ? '' : ` (${problems.join('; ')})`}`);
+    // Missing cosignatures may yet come (witnesses follow the node); bad ones will not.
+    throw problems.length === 0 ? new WaitingForWitnesses(error) : error;
   }
 
   /** A consistency proof between two sizes the server itself announced: refusing it is the ledger's fault. */
@@ -246,80 +331,238 @@ export class LedgerClient {
     return parsed.data.proof.map((p) => decodeHash(p));
   }
 
-  /** Checks each record's inclusion under the head and replays the chain; returns the replay. */
-  async #verifyHistory(subject: Subject, payload: unknown, cutoff: { at?: number; time?: string } = {}): Promise<{ head: SignedTreeHead; history: LogRecord[]; replay: Replay; policyHistory: Map<string, { time: string; policy: PolicyRecord['policy'] }[]> }> {
-    const parsed = ProvenSchema.safeParse(payload);
-    if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${subject} is malformed`);
-    const { head, proofs } = parsed.data;
-    const proven = parsed.data.history as unknown as LogRecord[];
-    await this.#acceptHead(head);
-    if (proofs.length !== proven.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
+  /**
+   * The subject's entry in the map under `head`, from the answer's proof; undefined when the
+   * proof shows the subject absent. Entries already proven under the same map root need no proof.
+   */
+  #entry(head: SignedTreeHead, subjects: Record<string, unknown>, subject: Subject): MapEntry | undefined {
+    const memo = `${head.map}|${subject}`;
+    const known = this.#provenEntries.get(memo);
+    if (known !== undefined) return known === '' ? undefined : (JSON.parse(known) as MapEntry);
+    if (!Object.hasOwn(subjects, subject)) throw bad('LEDGER_BAD_MAP_PROOF', `the answer has no map proof for ${subject}`);
+    const result = verifyMapProof(mapRootBytes(head), mapKey(subject), subjects[subject]);
+    if (!result.ok) throw bad('LEDGER_BAD_MAP_PROOF', `the map proof for ${subject} does not verify under the head of ${head.size} events (${result.reason})`);
+    if (this.#provenEntries.size >= 65_536) this.#provenEntries.clear();
+    this.#provenEntries.set(memo, result.entry === undefined ? '' : JSON.stringify(result.entry));
+    return result.entry;
+  }
+
+  /**
+   * Reads `path` and verifies it as an answer about `main` (and, for a DID, its policy): head,
+   * map proofs, inclusion, completeness, chains. Resumes from what was verified before.
+   */
+  async #read(main: Subject, path: (cached: VerifiedRead | undefined) => string): Promise<{ head: SignedTreeHead; read: VerifiedRead }> {
+    return this.#witnessed(async () => {
+      const cached = this.cache.get(main);
+      let payload: unknown;
+      try {
+        payload = await this.#request('GET', path(cached));
+      } catch (e) {
+        if (e instanceof ProvenProblem) await this.#provenAbsent(main, e);
+        throw e;
+      }
+      const parsed = ProvenSchema.safeParse(payload);
+      if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is malformed`);
+      const head = await this.#acceptHead(parsed.data.head);
+      const records = parsed.data.history as unknown as LogRecord[];
+      this.#checkIncluded(main, head, records, parsed.data.proofs);
+      const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
+      this.cache.set(main, read);
+      return { head, read };
+    });
+  }
+
+  /** A "not found" holds only with a valid head and a map proof that the subject is absent. */
+  async #provenAbsent(subject: Subject, problem: ProvenProblem): Promise<never> {
+    const parsed = MapAnswerSchema.safeParse(problem.payload);
+    if (!parsed.success) throw bad('LEDGER_BAD_MAP_PROOF', `the ledger says ${subject} does not exist without proving it`);
+    const head = await this.#acceptHead(parsed.data.head);
+    if (this.#entry(head, parsed.data.subjects, subject) !== undefined) {
+      throw bad('LEDGER_INCOMPLETE', `the ledger says ${subject} does not exist, but its own map holds it: it is withholding it`);
+    }
+    throw bad('SUBJECT_NOT_FOUND', `no ${subject} on the ledger (proven absent under the head of ${head.size} events)`);
+  }
+
+  /** Every record is included under the head, in log order. */
+  #checkIncluded(subject: Subject, head: SignedTreeHead, records: readonly LogRecord[], proofs: readonly (readonly string[])[]): void {
+    if (proofs.length !== records.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
     const root = rootBytes(head);
-    proven.forEach((record, i) => {
-      if (i > 0 && record.gseq <= (proven[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
+    records.forEach((record, i) => {
+      if (i > 0 && record.gseq <= (records[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
       const proof = (proofs[i] ?? []).map((p) => decodeHash(p));
       if (record.gseq >= head.size || !verifyInclusion(recordLeaf(record), record.gseq, head.size, proof, root)) {
         throw bad('LEDGER_BAD_PROOF', `event ${record.gseq} of ${subject} is not in the log the head commits to`);
       }
     });
-    // A historical read is cut here, whatever the server did with the query: each record's
-    // position and time are proven, so the client needs no trust in the server's cutoff.
-    const until = cutoff.time === undefined ? undefined : new Date(cutoff.time).toISOString();
-    const history = proven.filter((r) => (cutoff.at === undefined || r.gseq < cutoff.at) && (until === undefined || r.time <= until));
-    const replay = new Replay();
-    const policyHistory = new Map<string, { time: string; policy: PolicyRecord['policy'] }[]>();
-    for (const record of history) {
-      try {
-        const accepted = await replay.apply(record);
-        if (accepted.record.kind === 'policy') {
-          const list = policyHistory.get(accepted.subject) ?? [];
-          list.push({ time: record.time, policy: accepted.record.policy });
-          policyHistory.set(accepted.subject, list);
-        }
-      } catch (e) {
-        const reason = e instanceof DkmsError ? `${e.code}: ${e.message}` : String(e);
-        throw bad('LEDGER_BAD_CHAIN', `the chain of ${subject} does not verify at event ${record.gseq} (${reason})`);
-      }
-    }
-    return { head, history, replay, policyHistory };
   }
 
-  static #query(options: { at?: number; time?: string }): string {
-    if (options.time !== undefined && Number.isNaN(Date.parse(options.time))) throw bad('BAD_INPUT', `'${options.time}' is not an ISO 8601 date-time`);
-    if (options.at !== undefined) return `?at=${options.at}`;
-    if (options.time !== undefined) return `?time=${encodeURIComponent(options.time)}`;
-    return '';
+  /**
+   * Checks that the new records bring each subject of the read exactly to its map entry, then
+   * replays them on top of the verified state. Returns the read extended.
+   */
+  async #extend(main: Subject, head: SignedTreeHead, proofs: Record<string, unknown>, cached: VerifiedRead | undefined, records: readonly LogRecord[]): Promise<VerifiedRead> {
+    const last = cached?.history.at(-1)?.gseq ?? -1;
+    if (records.some((r) => r.gseq <= last)) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} repeats events already verified`);
+    const controller = main.startsWith(DID_PREFIX) ? didController(main, cached, records) : undefined;
+    const subjects: Subject[] = controller === undefined ? [main] : [main, controller];
+    const entries: Record<string, MapEntry> = {};
+    for (const subject of subjects) {
+      const entry = this.#entry(head, proofs, subject);
+      if (entry === undefined) throw bad('LEDGER_INCOMPLETE', `the ledger's map says ${subject} does not exist, yet it answered with its events`);
+      checkComplete(subject, entry, cached?.entries[subject], records.filter((r) => subjectOf(r.event) === subject));
+      entries[subject] = entry;
+    }
+    if (records.some((r) => !subjects.includes(subjectOf(r.event)))) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
+    const steps = await replayFrom(main, cached, records);
+    return { map: head.map, entries, history: [...(cached?.history ?? []), ...records], steps };
+  }
+
+  static #after(cached: VerifiedRead | undefined, subject: Subject): number {
+    return cached?.entries[subject]?.seq ?? -1;
   }
 
   /** Resolves a policy, as of `at`/`time` when given, verifying its whole chain. */
-  async resolvePolicy(address: PolicyAddress, options: { at?: number; time?: string } = {}): Promise<ResolvedPolicy> {
+  async resolvePolicy(address: PolicyAddress, options: AsOf = {}): Promise<ResolvedPolicy> {
     if (!address.startsWith(POLICY_PREFIX)) throw bad('BAD_INPUT', `${address} is not a policy address`);
-    const payload = await this.#request('GET', `/v1/policies/${address}${LedgerClient.#query(options)}`);
-    const { head, history, replay, policyHistory } = await this.#verifyHistory(address, payload, options);
-    const record = await replay.view.subject(address);
-    if (record?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${address}`);
-    return { head, history, record, policyHistory: policyHistory.get(address) ?? [] };
+    const cut = cutoff(options);
+    const { head, read } = await this.#read(address, (cached) => `/v1/policies/${address}${cached === undefined ? '' : `?after=${LedgerClient.#after(cached, address)}`}`);
+    const record = stateAt(read.steps[address], cut);
+    if (record?.kind !== 'policy') throw notYet(address, cut);
+    return { head, history: read.history.filter(cut.keep), record, policyHistory: policyHistory(read.steps[address], cut) };
   }
 
   /** Resolves a DID to its document, computed here from its verified chain and its policy's. */
-  async resolveDid(did: Did, options: { at?: number; time?: string } = {}): Promise<ResolvedDid> {
+  async resolveDid(did: Did, options: AsOf = {}): Promise<ResolvedDid> {
     if (!did.startsWith(DID_PREFIX)) throw bad('BAD_INPUT', `${did} is not a did:dkms DID`);
-    const payload = await this.#request('GET', `/v1/dids/${did}${LedgerClient.#query(options)}`);
-    const { head, history, replay, policyHistory } = await this.#verifyHistory(did, payload, options);
-    const record = await replay.view.subject(did);
-    if (record?.kind !== 'did') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${did}`);
-    const policy = await replay.view.subject(record.controller);
+    const cut = cutoff(options);
+    const { head, read } = await this.#read(did, (cached) => {
+      if (cached === undefined) return `/v1/dids/${did}`;
+      const controller = Object.keys(cached.entries).find((s) => s !== did) as Subject | undefined;
+      return `/v1/dids/${did}?after=${LedgerClient.#after(cached, did)}&policyAfter=${controller === undefined ? -1 : LedgerClient.#after(cached, controller)}`;
+    });
+    const record = stateAt(read.steps[did], cut);
+    if (record?.kind !== 'did') throw notYet(did, cut);
+    const policy = stateAt(read.steps[record.controller], cut);
     if (policy?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the controlling policy of ${did}`);
     return {
       head,
-      history,
+      history: read.history.filter(cut.keep),
       record,
       policy,
-      policyHistory: policyHistory.get(record.controller) ?? [],
+      policyHistory: policyHistory(read.steps[record.controller], cut),
       didDocument: didDocument(record, policy),
       didDocumentMetadata: didDocumentMetadata(record),
     };
   }
+
+  /**
+   * The current map entries of several subjects under one verified head (undefined: proven
+   * absent). A follower compares them with what it holds and reads only the subjects that moved.
+   */
+  async entries(subjects: readonly Subject[]): Promise<{ head: SignedTreeHead; entries: Map<Subject, MapEntry | undefined> }> {
+    return this.#witnessed(async () => {
+      const parsed = MapAnswerSchema.safeParse(await this.#request('POST', '/v1/proofs/map', { subjects }));
+      if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the map proofs are malformed');
+      const head = await this.#acceptHead(parsed.data.head);
+      return { head, entries: new Map(subjects.map((s) => [s, this.#entry(head, parsed.data.subjects, s)])) };
+    });
+  }
+}
+
+/** A head without enough cosignatures yet: worth asking again shortly. */
+class WaitingForWitnesses extends Error {
+  constructor(readonly error: DkmsError) {
+    super(error.message);
+  }
+}
+
+/** The policy controlling a DID: from the verified state, or from the DID's inception in the answer. */
+function didController(did: Subject, cached: VerifiedRead | undefined, records: readonly LogRecord[]): PolicyAddress {
+  const known = cached?.steps[did]?.[0]?.record;
+  if (known?.kind === 'did') return known.controller;
+  const inception = records.find((r) => r.event.seq === 0 && subjectOf(r.event) === did)?.event;
+  if (inception?.type !== 'did.create') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the inception of ${did}`);
+  return inception.policy as PolicyAddress;
+}
+
+/**
+ * The new records of one subject must continue the verified ones without a gap (seq by seq)
+ * and end exactly at the map's entry: its seq, its position and its leaf hash. Anything left
+ * out, at the end or in between, fails here or in the replay's prev check.
+ */
+function checkComplete(subject: Subject, entry: MapEntry, known: MapEntry | undefined, records: readonly LogRecord[]): void {
+  const incomplete = (why: string) => bad('LEDGER_INCOMPLETE', `the history of ${subject} is incomplete: ${why}`);
+  if (known !== undefined && entry.seq < known.seq) throw incomplete(`the map's entry (seq ${entry.seq}) is older than the seq ${known.seq} already verified`);
+  const from = (known?.seq ?? -1) + 1;
+  records.forEach((r, i) => {
+    if (r.event.seq !== from + i) throw incomplete(`expected seq ${from + i}, got ${r.event.seq}`);
+  });
+  const lastRecord = records.at(-1);
+  if (lastRecord === undefined) {
+    if (known === undefined) throw incomplete('no events were given');
+    if (known.seq !== entry.seq || known.gseq !== entry.gseq || known.leaf !== entry.leaf) throw incomplete(`the map holds seq ${entry.seq} but no newer events were given`);
+    return;
+  }
+  if (lastRecord.event.seq !== entry.seq || lastRecord.gseq !== entry.gseq || toBase64url(recordLeaf(lastRecord)) !== entry.leaf) {
+    throw incomplete(`the events end at seq ${lastRecord.event.seq}, but the map's latest is seq ${entry.seq} (event ${entry.gseq})`);
+  }
+}
+
+/** A view whose records are the last verified states: the base to resume a replay from. */
+function resumeView(cached: VerifiedRead | undefined): LedgerView {
+  const latest = new Map<string, SubjectRecord>();
+  for (const [subject, steps] of Object.entries(cached?.steps ?? {})) {
+    const last = steps.at(-1);
+    if (last !== undefined) latest.set(subject, last.record);
+  }
+  return { subject: async (s) => latest.get(s), eventAt: async () => undefined };
+}
+
+/** Replays the new records on top of the verified state; the states after each, appended to the cached ones. */
+async function replayFrom(main: Subject, cached: VerifiedRead | undefined, records: readonly LogRecord[]): Promise<Record<string, StateStep[]>> {
+  const steps: Record<string, StateStep[]> = {};
+  for (const [subject, list] of Object.entries(cached?.steps ?? {})) steps[subject] = [...list];
+  const replay = new Replay(resumeView(cached));
+  for (const record of records) {
+    try {
+      const accepted = await replay.apply(record);
+      (steps[accepted.subject] ??= []).push({ gseq: record.gseq, time: record.time, record: accepted.record });
+    } catch (e) {
+      const reason = e instanceof DkmsError ? `${e.code}: ${e.message}` : String(e);
+      throw bad('LEDGER_BAD_CHAIN', `the chain of ${main} does not verify at event ${record.gseq} (${reason})`);
+    }
+  }
+  return steps;
+}
+
+interface Cut {
+  readonly at: number | undefined;
+  readonly time: string | undefined;
+  keep(record: { gseq: number; time: string }): boolean;
+}
+
+/** Where a historical read ends; each record's position and time are proven, so the client cuts, not the server. */
+function cutoff(options: AsOf): Cut {
+  if (options.at !== undefined && options.time !== undefined) throw bad('BAD_INPUT', 'give at or time, not both');
+  if (options.at !== undefined && (!Number.isSafeInteger(options.at) || options.at < 0)) throw bad('BAD_INPUT', 'at must be a non-negative integer');
+  if (options.time !== undefined && Number.isNaN(Date.parse(options.time))) throw bad('BAD_INPUT', `'${options.time}' is not an ISO 8601 date-time`);
+  const at = options.at;
+  const time = options.time === undefined ? undefined : new Date(options.time).toISOString();
+  return { at, time, keep: (r) => (at === undefined || r.gseq < at) && (time === undefined || r.time <= time) };
+}
+
+function stateAt(steps: readonly StateStep[] | undefined, cut: Cut): SubjectRecord | undefined {
+  let found: SubjectRecord | undefined;
+  for (const step of steps ?? []) if (cut.keep(step)) found = step.record;
+  return found;
+}
+
+function policyHistory(steps: readonly StateStep[] | undefined, cut: Cut): PolicyHistory {
+  return (steps ?? []).filter((s) => cut.keep(s) && s.record.kind === 'policy').map((s) => ({ time: s.time, policy: (s.record as PolicyRecord).policy }));
+}
+
+function notYet(subject: Subject, cut: Cut): DkmsError {
+  return bad('SUBJECT_NOT_FOUND', `${subject} did not exist yet ${cut.at === undefined ? `at ${cut.time ?? ''}` : `before event ${cut.at}`}`);
 }
 
 function decodeHash(text: string): Uint8Array {

@@ -19,9 +19,8 @@ import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type Namespac
 import { canonicalJson, fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { EventId, LedgerEvent, Subject } from './events.js';
-import { SignedTreeHeadSchema, type SignedTreeHead } from './head.js';
 import type { LogRecord, SubjectRecord } from './state.js';
-import type { AppendBatch, LogStore } from './store.js';
+import type { AppendBatch, LogStore, StoredHead } from './store.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the cluster's members, e.g. http://127.0.0.1:2379. */
@@ -152,8 +151,8 @@ export class EtcdLogStore implements LogStore {
     return (await this.#rangeAll(`log/${pad(from)}`, `log/${pad(to)}`)).map((kv) => toRecord(kv));
   }
 
-  async subjectLog(subject: Subject, untilGseq = Number.MAX_SAFE_INTEGER): Promise<LogRecord[]> {
-    const index = await this.#rangeAll(`subj/${subject}/`, `subj/${subject}0`);
+  async subjectLog(subject: Subject, untilGseq = Number.MAX_SAFE_INTEGER, afterSeq = -1): Promise<LogRecord[]> {
+    const index = await this.#rangeAll(`subj/${subject}/${pad(afterSeq + 1)}`, `subj/${subject}0`);
     const gseqs = index.map((kv) => Number(kv.value.toString())).filter((g) => g < untilGseq);
     const records = await Promise.all(gseqs.map((g) => this.#get(`log/${pad(g)}`).then((v) => (v === null ? undefined : parseLog(g, v)))));
     if (records.some((r) => r === undefined)) throw new DkmsError('LEDGER_STORE_DAMAGED', `the etcd index of ${subject} names events that are missing`);
@@ -172,10 +171,14 @@ export class EtcdLogStore implements LogStore {
     return value === null ? undefined : ((JSON.parse((JSON.parse(value) as LogValue).event) as LedgerEvent));
   }
 
-  async latestHead(): Promise<SignedTreeHead | undefined> {
+  async latestHead(): Promise<StoredHead | undefined> {
     const page = await this.#read('latest head', () => this.#kv.getAll().prefix('head/').sort('Key', 'Descend').limit(1).exec());
     const kv = page.kvs[0];
-    return kv === undefined ? undefined : SignedTreeHeadSchema.parse(JSON.parse(kv.value.toString()));
+    return kv === undefined ? undefined : parseHead(kv.value.toString());
+  }
+
+  async heads(): Promise<StoredHead[]> {
+    return (await this.#rangeAll('head/', 'head0')).map((kv) => parseHead(kv.value.toString()));
   }
 
   async subjects(): Promise<SubjectRecord[]> {
@@ -236,6 +239,12 @@ export class EtcdLogStore implements LogStore {
   async close(): Promise<void> {
     this.#client.close();
   }
+}
+
+function parseHead(text: string): StoredHead {
+  const head = JSON.parse(text) as { size?: unknown; root?: unknown; map?: unknown };
+  if (typeof head.size !== 'number' || typeof head.root !== 'string') throw new DkmsError('LEDGER_STORE_DAMAGED', 'a stored tree head is malformed');
+  return { size: head.size, root: head.root, ...(typeof head.map === 'string' ? { map: head.map } : {}) };
 }
 
 function parseLog(gseq: number, value: string): LogRecord {

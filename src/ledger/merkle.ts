@@ -129,13 +129,24 @@ export function appendLeaves(size: number, leaves: readonly Uint8Array[], read: 
  * part is then always one stored node and only the right edge recurses, so this costs at most
  * one read and one hash per level.
  */
-function rangeHash(start: number, n: number, read: NodeReader): Uint8Array {
+function rangeHash(start: number, n: number, read: NodeReader, memo?: RangeMemo): Uint8Array {
   if (n === 0) return EMPTY_ROOT.slice();
   const level = exactLog2(n);
   if (level >= 0 && start % n === 0) return read(level, start / n);
+  const key = `${start}+${n}`;
+  const known = memo?.get(key);
+  if (known !== undefined) return known;
   const k = splitPoint(n);
-  return nodeHash(rangeHash(start, k, read), rangeHash(start + k, n - k, read));
+  const hash = nodeHash(rangeHash(start, k, read, memo), rangeHash(start + k, n - k, read, memo));
+  memo?.set(key, hash);
+  return hash;
 }
+
+/**
+ * Hashes of ragged (not perfect) subtrees already computed, keyed by their range. Proofs under
+ * one tree size share the nodes of its right edge; a memo kept per size hashes them only once.
+ */
+export type RangeMemo = Map<string, Uint8Array>;
 
 /**
  * MTH(D[start:end]) as RFC 9162 section 2.1.1 defines it, from stored perfect subtrees.
@@ -155,16 +166,16 @@ export function subtreeHash(start: number, end: number, read: NodeReader): Uint8
 }
 
 /** The root (MTH) of the first `size` leaves; SHA-256 of the empty string for size 0. */
-export function rootAt(size: number, read: NodeReader): Uint8Array {
+export function rootAt(size: number, read: NodeReader, memo?: RangeMemo): Uint8Array {
   assertCount(size, 'tree size');
-  return rangeHash(0, size, read);
+  return rangeHash(0, size, read, memo);
 }
 
 /**
  * PATH(index, D[size]) of RFC 9162 section 2.1.3.1: the sibling hashes from the leaf up to
  * the root. Throws BAD_INPUT unless 0 ≤ index < size.
  */
-export function inclusionProof(index: number, size: number, read: NodeReader): Uint8Array[] {
+export function inclusionProof(index: number, size: number, read: NodeReader, memo?: RangeMemo): Uint8Array[] {
   assertCount(index, 'leaf index');
   assertCount(size, 'tree size');
   if (index >= size) throw badInput(`leaf index ${index} is not in a tree of size ${size}`);
@@ -177,10 +188,10 @@ export function inclusionProof(index: number, size: number, read: NodeReader): U
   while (n > 1) {
     const k = splitPoint(n);
     if (m < k) {
-      siblings.push(rangeHash(start + k, n - k, read));
+      siblings.push(rangeHash(start + k, n - k, read, memo));
       n = k;
     } else {
-      siblings.push(rangeHash(start, k, read));
+      siblings.push(rangeHash(start, k, read, memo));
       start += k;
       m -= k;
       n -= k;
@@ -193,7 +204,7 @@ export function inclusionProof(index: number, size: number, read: NodeReader): U
  * PROOF(oldSize, D[newSize]) of RFC 9162 section 2.1.4.1. Empty when oldSize is 0 or equals
  * newSize (there is nothing to prove). Throws BAD_INPUT unless 0 ≤ oldSize ≤ newSize.
  */
-export function consistencyProof(oldSize: number, newSize: number, read: NodeReader): Uint8Array[] {
+export function consistencyProof(oldSize: number, newSize: number, read: NodeReader, memo?: RangeMemo): Uint8Array[] {
   assertCount(oldSize, 'old tree size');
   assertCount(newSize, 'new tree size');
   if (oldSize > newSize) throw badInput(`old tree size ${oldSize} is larger than new tree size ${newSize}`);
@@ -208,17 +219,17 @@ export function consistencyProof(oldSize: number, newSize: number, read: NodeRea
   while (m !== n) {
     const k = splitPoint(n);
     if (m <= k) {
-      nodes.push(rangeHash(start + k, n - k, read));
+      nodes.push(rangeHash(start + k, n - k, read, memo));
       n = k;
     } else {
-      nodes.push(rangeHash(start, k, read));
+      nodes.push(rangeHash(start, k, read, memo));
       start += k;
       m -= k;
       n -= k;
       wholeOldTree = false;
     }
   }
-  if (!wholeOldTree) nodes.push(rangeHash(start, n, read));
+  if (!wholeOldTree) nodes.push(rangeHash(start, n, read, memo));
   return nodes.reverse();
 }
 

@@ -5,13 +5,15 @@
  */
 import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
-import { isDid, prepareEvent, subjectOf, type EventId, type PreparedEvent, type Subject } from './events.js';
-import { signHead, verifyHeadSignature, type SignedTreeHead } from './head.js';
-import { consistencyProof, inclusionProof, rootAt } from './merkle.js';
+import { isDid, prepareEvent, subjectOf, type Did, type EventId, type PolicyAddress, type PreparedEvent, type Subject } from './events.js';
+import { MemoryDerived, StoredDerived, type Derived, type DerivedRecord, type PreparedDerived } from './derived.js';
+import { sameTree, signHead, verifyCosignature, verifyHeadSignature, type Cosignature, type ServedHead, type SignedTreeHead } from './head.js';
+import { MAP_EMPTY, mapKey, mapProof, mapRoot, updateMap, MemoryMapNodes, type MapProof } from './map.js';
+import { CompactTree } from './tree.js';
+import { consistencyProof, inclusionProof } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
 import { OverlayView, ReadAheadView, type LogRecord, type SubjectRecord } from './state.js';
 import type { LogStore, StoredEvent } from './store.js';
-import { CompactTree } from './tree.js';
 import { validateEvent, type Accepted } from './validate.js';
 import { VerifyPool } from './verify-pool.js';
 
@@ -55,16 +57,41 @@ export interface NodeOptions {
   readonly maxBatch?: number;
   /** Worker threads that check signatures; 0 (the default) checks them on the node's own thread. */
   readonly verifyThreads?: number;
+  /**
+   * The node signs its head again when it is this old, even with nothing new (default 5 s), so
+   * clients can tell a current head from a replayed one. 0 turns the timer off (tests).
+   */
+  readonly headIntervalMs?: number;
+  /** Witness keys whose cosignatures the node accepts and serves with its heads. */
+  readonly witnessKeys?: readonly string[];
+}
+
+/** A cosignature as a witness submits it: for the head it names by size and roots. */
+export interface CosignatureSubmission extends Cosignature {
+  readonly size: number;
+  readonly root: string;
+  readonly map: string;
+}
+
+/** A consistent view for one read: the head, and map proofs under it. */
+export interface Snapshot {
+  readonly head: ServedHead;
+  mapProof(subject: Subject): MapProof;
+  /** The subject's entry in the map under `head`, if it has one. */
+  entry(subject: Subject): { seq: number; gseq: number } | undefined;
 }
 
 /** Below this many signatures in a batch, handing them to workers costs more than it saves. */
 const POOL_THRESHOLD = 16;
 
 const LEAF_CHUNK = 20_000;
+const DEFAULT_HEAD_INTERVAL_MS = 5_000;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
 const MAX_CONFLICTS = 100;
 /** Subject records a node keeps in memory for validation. */
 const RECORD_CACHE_LIMIT = 4_096;
+
+const derivedRecord = (record: LogRecord): DerivedRecord => ({ gseq: record.gseq, subject: subjectOf(record.event), seq: record.event.seq, leaf: recordLeaf(record) });
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
@@ -74,8 +101,15 @@ function asError(e: unknown): DkmsError {
 export class LedgerNode {
   readonly store: LogStore;
   readonly #signer: NodeSigner;
-  readonly #tree: CompactTree;
+  readonly #derived: Derived;
   readonly #now: () => number;
+  readonly #headIntervalMs: number;
+  readonly #witnessKeys: ReadonlySet<string>;
+  /** The latest cosignature of each witness, for the tree it names. */
+  readonly #cosignatures = new Map<string, CosignatureSubmission>();
+  #servedHead: ServedHead | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
   readonly #maxBatch: number;
   readonly #pool: VerifyPool | undefined;
   #head: SignedTreeHead;
@@ -90,35 +124,56 @@ export class LedgerNode {
    */
   readonly #records = new Map<Subject, SubjectRecord | undefined>();
 
-  private constructor(store: LogStore, signer: NodeSigner, tree: CompactTree, head: SignedTreeHead, options: NodeOptions) {
+  private constructor(store: LogStore, signer: NodeSigner, derived: Derived, lastTime: string, options: NodeOptions) {
     this.store = store;
     this.#signer = signer;
-    this.#tree = tree;
-    this.#head = head;
-    this.#lastTime = head.time;
+    this.#derived = derived;
+    this.#lastTime = lastTime;
     this.#now = options.now ?? Date.now;
+    this.#headIntervalMs = options.headIntervalMs ?? DEFAULT_HEAD_INTERVAL_MS;
+    this.#witnessKeys = new Set(options.witnessKeys ?? []);
+    this.#head = this.#sign();
     this.#maxBatch = Math.min(options.maxBatch ?? 256, store.maxBatch ?? Number.MAX_SAFE_INTEGER);
     this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
+    if (this.#headIntervalMs > 0) {
+      this.#timer = setInterval(() => void this.refresh().catch(() => undefined), Math.max(50, Math.floor(this.#headIntervalMs / 2)));
+      this.#timer.unref();
+    }
   }
 
-  /** Opens a node over a store, rebuilding the Merkle tree and checking it against the last signed head. */
+  /**
+   * Opens a node over a store. With a store that keeps derived data, that takes constant time
+   * (after a one-time catch-up when an older file is first opened); otherwise the Merkle tree and
+   * the map are rebuilt from the log. Either way they are checked against the last stored head.
+   */
   static async open(store: LogStore, signer: NodeSigner, options: NodeOptions = {}): Promise<LedgerNode> {
-    // The head first: with other nodes appending, it and the leaves below it stay consistent
-    // (a head and its size are written together, leaves never change); the rest is caught up later.
-    let head = await store.latestHead();
-    const size = head?.size ?? (await store.size());
-    const tree = new CompactTree();
-    for (let from = 0; from < size; from += LEAF_CHUNK) {
-      const leaves = await store.leaves(from, Math.min(size, from + LEAF_CHUNK));
-      tree.commit(tree.pending(leaves), from + leaves.length);
+    // The head first: with other nodes appending, it and the events below it stay consistent
+    // (a head and its size are written together, events never change); the rest is caught up later.
+    const stored = await store.latestHead();
+    const size = stored?.size ?? (await store.size());
+    const derived = store.derived === undefined ? new MemoryDerived() : new StoredDerived(store.derived);
+    if (derived.size > size) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store's derived data covers ${derived.size} events but its log has ${size}: run 'dkms ledger verify'`);
+    let lastTime = new Date(0).toISOString();
+    for (let from = derived.size; from < size; from += LEAF_CHUNK) {
+      const records = await store.range(from, Math.min(size, from + LEAF_CHUNK));
+      const prepared = derived.prepare(records.map(derivedRecord));
+      if (derived instanceof StoredDerived) derived.write(prepared);
+      else derived.commit(prepared);
+      lastTime = records.at(-1)?.time ?? lastTime;
     }
-    const root = toBase64url(tree.root());
-    if (head !== undefined && (head.size !== size || head.root !== root || !verifyHeadSignature(head))) {
-      throw new DkmsError('LEDGER_STORE_DAMAGED', `the log (size ${size}) does not match its last signed tree head (size ${head.size}): run 'dkms ledger verify'`);
+    if (size > 0 && lastTime === new Date(0).toISOString()) lastTime = (await store.range(size - 1, size))[0]?.time ?? lastTime;
+    const root = toBase64url(derived.root());
+    const map = toBase64url(derived.mapRoot());
+    if (stored !== undefined && (stored.size !== size || stored.root !== root || (stored.map !== undefined && stored.map !== map))) {
+      throw new DkmsError('LEDGER_STORE_DAMAGED', `the log (size ${size}) does not match its last signed tree head (size ${stored.size}): run 'dkms ledger verify'`);
     }
-    const time = new Date((options.now ?? Date.now)()).toISOString();
-    if (head === undefined || head.key !== signer.key) head = signHead({ size, root, time: head?.time ?? time }, signer.key, (m) => signer.sign(m));
-    return new LedgerNode(store, signer, tree, head, options);
+    return new LedgerNode(store, signer, derived, lastTime, options);
+  }
+
+  /** A fresh signature on the current tree, at the current ledger time. */
+  #sign(): SignedTreeHead {
+    const head = { size: this.#derived.size, root: toBase64url(this.#derived.root()), map: toBase64url(this.#derived.mapRoot()), time: this.#nextTime() };
+    return signHead(head, this.#signer.key, (m) => this.#signer.sign(m));
   }
 
   get key(): string {
@@ -126,11 +181,61 @@ export class LedgerNode {
   }
 
   get size(): number {
-    return this.#tree.size;
+    return this.#derived.size;
   }
 
+  /** The latest signed head, without cosignatures. */
   head(): SignedTreeHead {
     return this.#head;
+  }
+
+  /** The latest head with the cosignatures this node holds for its tree. */
+  servedHead(): ServedHead {
+    if (this.#servedHead === undefined) {
+      const head = this.#head;
+      const cosignatures = [...this.#cosignatures.values()].filter((c) => sameTree(c, head)).map(({ key, time, sig }) => ({ key, time, sig }));
+      this.#servedHead = cosignatures.length === 0 ? head : { ...head, cosignatures };
+    }
+    return this.#servedHead;
+  }
+
+  #setHead(head: SignedTreeHead): void {
+    this.#head = head;
+    this.#servedHead = undefined;
+  }
+
+  /**
+   * Takes a witness's cosignature of the current tree (or an earlier one it has not replaced).
+   * Refused (WITNESS_REFUSED) from a key this node was not told to accept, for a tree other than
+   * the current one, or with a signature that does not verify.
+   */
+  addCosignature(submission: CosignatureSubmission): void {
+    if (!this.#witnessKeys.has(submission.key)) throw new DkmsError('WITNESS_REFUSED', `${submission.key} is not a witness this node accepts`);
+    const head = this.#head;
+    if (!sameTree(submission, head)) throw new DkmsError('WITNESS_REFUSED', `the cosignature is for a tree of ${submission.size} events, not the current one of ${head.size}`);
+    if (!verifyCosignature(head, submission)) throw new DkmsError('WITNESS_REFUSED', `the cosignature by ${submission.key} does not verify`);
+    const known = this.#cosignatures.get(submission.key);
+    if (known !== undefined && sameTree(known, head) && known.time >= submission.time) return;
+    this.#cosignatures.set(submission.key, submission);
+    this.#servedHead = undefined;
+  }
+
+  /**
+   * A consistent view for a read: the head and map proofs under it. Waits while an append is
+   * half taken in (the store has it, this node's view not yet), which lasts a few microtasks.
+   */
+  async snapshot(): Promise<Snapshot> {
+    while (!this.#derived.settled()) await this.refresh();
+    const head = this.servedHead();
+    const nodes = this.#derived.mapNodes;
+    return {
+      head,
+      mapProof: (subject) => mapProof(nodes, mapKey(subject)),
+      entry: (subject) => {
+        const proof = mapProof(nodes, mapKey(subject));
+        return proof.entry === undefined ? undefined : { seq: proof.entry.seq, gseq: proof.entry.gseq };
+      },
+    };
   }
 
   /** Submits one event; resolves once it is durable, or rejects with the validation code. */
@@ -221,32 +326,25 @@ export class LedgerNode {
    */
   async #catchUp(): Promise<void> {
     const size = await this.store.size();
-    if (size <= this.#tree.size) return;
-    let last: LogRecord | undefined;
-    for (let from = this.#tree.size; from < size; from += LEAF_CHUNK) {
+    if (size <= this.#derived.size) return;
+    for (let from = this.#derived.size; from < size; from += LEAF_CHUNK) {
       const to = Math.min(size, from + LEAF_CHUNK);
-      const [leaves, records] = await Promise.all([this.store.leaves(from, to), this.store.range(from, to)]);
-      if (leaves.length !== to - from || records.length !== to - from) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store lists ${leaves.length} leaves and ${records.length} events for events ${from}..${to - 1}`);
+      const records = await this.store.range(from, to);
+      if (records.length !== to - from) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store lists ${records.length} events for events ${from}..${to - 1}`);
       // Other nodes changed these subjects: what this node remembers of them is out of date.
       for (const record of records) this.#records.delete(subjectOf(record.event));
-      this.#tree.commit(this.#tree.pending(leaves), to);
-      last = records.at(-1);
+      // A store that keeps derived data has it already, written with their appends.
+      if (!(this.#derived instanceof StoredDerived)) this.#derived.commit(this.#derived.prepare(records.map(derivedRecord)));
+      const last = records.at(-1);
+      if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
     }
-    if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
-    this.#head = signHead({ size, root: toBase64url(this.#tree.root()), time: last?.time ?? this.#lastTime }, this.#signer.key, (m) => this.#signer.sign(m));
+    if (this.#derived instanceof StoredDerived) this.#derived.adopt();
+    this.#setHead(this.#sign());
   }
 
-  /**
-   * This node's signature on the head of the log's first `size` events. Its time is the time of
-   * the last of them, so every node that signs the same size signs the same head: a client that
-   * wants k of n nodes to vouch for a head collects their signatures on exactly this.
-   */
-  async headAt(size: number): Promise<SignedTreeHead> {
-    if (!Number.isInteger(size) || size < 1 || size > this.size) throw new DkmsError('BAD_INPUT', `size must be 1 to ${this.size}`);
-    if (size === this.#head.size) return this.#head;
-    const [last] = await this.store.range(size - 1, size);
-    if (last === undefined) throw new DkmsError('LEDGER_STORE_DAMAGED', `event ${size - 1} is missing from the store`);
-    return signHead({ size, root: toBase64url(rootAt(size, this.#tree.read)), time: last.time }, this.#signer.key, (m) => this.#signer.sign(m));
+  /** Brings this node up to the store before a read, when other nodes may have appended. */
+  async current(): Promise<void> {
+    if (this.store.derived === undefined || !this.#derived.settled()) await this.refresh();
   }
 
   /**
@@ -284,11 +382,16 @@ export class LedgerNode {
     return run;
   }
 
-  /** Catches up with what other nodes sharing the store appended; the head this node now signs. */
-  refresh(): Promise<SignedTreeHead> {
+  /**
+   * Catches up with what other nodes sharing the store appended, and signs the head again if it
+   * has grown older than the head interval; the head this node now serves.
+   */
+  refresh(): Promise<ServedHead> {
+    if (this.#closed) return Promise.resolve(this.servedHead());
     return this.#exclusive(async () => {
       await this.#catchUp();
-      return this.#head;
+      if (this.#headIntervalMs > 0 && this.#now() - Date.parse(this.#head.time) >= this.#headIntervalMs) this.#setHead(this.#sign());
+      return this.servedHead();
     });
   }
 
@@ -325,7 +428,7 @@ export class LedgerNode {
     const refused: { item: Prepared; error: DkmsError }[] = [];
     for (const item of batch) {
       const { pending, prepared, verified } = item;
-      const gseq = this.#tree.size + accepted.length;
+      const gseq = this.#derived.size + accepted.length;
       try {
         const result = await validateEvent(pending.raw, overlay, { gseq, time }, { prepared, ...(verified === undefined ? {} : { verified }) });
         overlay.put(result.record, result.event);
@@ -338,7 +441,7 @@ export class LedgerNode {
       for (const { item, error } of refused) item.pending.reject(error);
     };
     if (accepted.length === 0) {
-      if ((await this.store.size()) !== this.#tree.size) return [...batch];
+      if ((await this.store.size()) !== this.#derived.size) return [...batch];
       refuse();
       return 'done';
     }
@@ -347,25 +450,28 @@ export class LedgerNode {
       const record: LogRecord = { gseq, time, event: a.event };
       return { record, id: a.id, subject: a.subject, canonical: a.canonical, leaf: recordLeafFromCanonical(record, a.canonical) };
     });
-    const nodes = this.#tree.pending(events.map((e) => e.leaf));
-    const size = this.#tree.size + events.length;
-    const head = signHead({ size, root: toBase64url(this.#tree.rootWith(size, nodes)), time }, this.#signer.key, (m) => this.#signer.sign(m));
+    const derived = this.#derived.prepare(events.map((e) => ({ gseq: e.record.gseq, subject: e.subject, seq: e.record.event.seq, leaf: e.leaf })));
+    const head = this.#headFor(derived, time);
     try {
-      await this.store.append({ events, subjects: overlay.changed(), head });
+      await this.store.append({ events, subjects: overlay.changed(), head, tree: derived.tree, map: derived.map });
     } catch (e) {
       if (e instanceof DkmsError && e.code === 'LEDGER_CONFLICT') return [...batch];
       refuse();
       for (const { item } of accepted) item.pending.reject(asError(e));
       return 'done';
     }
-    this.#tree.commit(nodes, size);
-    this.#head = head;
+    this.#derived.commit(derived);
+    this.#setHead(head);
     for (const record of overlay.changed()) this.#remember(record.subject, record);
     refuse();
     for (const { item, accepted: a, gseq } of accepted) {
       item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
     }
     return 'done';
+  }
+
+  #headFor(derived: PreparedDerived, time: string): SignedTreeHead {
+    return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer.key, (m) => this.#signer.sign(m));
   }
 
   /** Waits until everything submitted so far is committed or refused. */
@@ -386,11 +492,21 @@ export class LedgerNode {
   async history(subject: Subject, untilGseq?: number): Promise<LogRecord[]> {
     const own = await this.store.subjectLog(subject, untilGseq);
     if (!isDid(subject) || own.length === 0) return own;
-    const first = own[0]?.event;
-    const controller = first?.type === 'did.create' ? first.policy : undefined;
+    const controller = await this.controllerOf(subject as Did);
     if (controller === undefined) return own;
-    const policy = await this.store.subjectLog(controller as Subject, untilGseq);
+    const policy = await this.store.subjectLog(controller, untilGseq);
     return [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
+  }
+
+  /** The policy that controls a DID, fixed by its inception event. */
+  async controllerOf(did: Did): Promise<PolicyAddress | undefined> {
+    const first = await this.store.eventAt(did, 0);
+    return first?.type === 'did.create' ? (first.policy as PolicyAddress) : undefined;
+  }
+
+  /** A subject's events with seq above `afterSeq` (all of them for -1), up to `untilGseq` (exclusive). */
+  subjectLog(subject: Subject, untilGseq: number, afterSeq = -1): Promise<LogRecord[]> {
+    return this.store.subjectLog(subject, untilGseq, afterSeq);
   }
 
   /**
@@ -425,11 +541,11 @@ export class LedgerNode {
   }
 
   inclusionProof(gseq: number, size = this.size): string[] {
-    return inclusionProof(gseq, size, this.#tree.read).map(toBase64url);
+    return inclusionProof(gseq, size, this.#derived.treeRead, size === this.size ? this.#derived.memo : undefined).map(toBase64url);
   }
 
   consistencyProof(from: number, to = this.size): string[] {
-    return consistencyProof(from, to, this.#tree.read).map(toBase64url);
+    return consistencyProof(from, to, this.#derived.treeRead, to === this.size ? this.#derived.memo : undefined).map(toBase64url);
   }
 
   /**
@@ -462,8 +578,17 @@ export class LedgerNode {
     await this.drain();
     const problems: string[] = [];
     const check = new CompactTree();
+    const map = new MemoryMapNodes();
     const size = this.size;
     const replay = new Replay();
+    // Every stored head's roots are recomputed at its size.
+    const heads = new Map((await this.store.heads()).map((h) => [h.size, h]));
+    const checkHead = (at: number) => {
+      const stored = heads.get(at);
+      if (stored === undefined) return;
+      if (stored.root !== toBase64url(check.root())) problems.push(`the stored head of ${at} events has a Merkle root the log does not give`);
+      if (stored.map !== undefined && stored.map !== toBase64url(mapRoot(map))) problems.push(`the stored head of ${at} events has a map root the log does not give`);
+    };
     for (let from = 0; from < size; from += LEAF_CHUNK) {
       const records = await this.store.range(from, Math.min(size, from + LEAF_CHUNK));
       const stored = await this.store.leaves(from, from + records.length);
@@ -479,18 +604,27 @@ export class LedgerNode {
           problems.push(`event ${record.gseq}: ${asError(e).code}: ${asError(e).message}`);
         }
       }
-      check.commit(check.pending(records.map(recordLeaf)), from + records.length);
+      records.forEach((record, i) => {
+        const leaf = recordLeaf(record);
+        check.commit(check.pending([leaf]), from + i + 1);
+        map.apply(updateMap(map, [{ key: mapKey(subjectOf(record.event)), entry: { seq: record.event.seq, gseq: record.gseq, leaf: toBase64url(leaf) } }]).writes);
+        checkHead(from + i + 1);
+      });
     }
     const head = this.#head;
     if (!verifyHeadSignature(head)) problems.push('the latest tree head signature does not verify');
     if (head.size !== size || head.root !== toBase64url(check.root())) problems.push(`the Merkle root of the ${size} events does not match the signed tree head`);
+    if (head.map !== toBase64url(size === 0 ? MAP_EMPTY : mapRoot(map))) problems.push(`the map root of the ${size} events does not match the signed tree head`);
     const { differences } = await this.reindex(false);
     for (const subject of differences) problems.push(`${subject}: stored state differs from the state the log implies`);
     return { events: size, problems };
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
     await this.drain();
+    await this.#lock;
     await this.#pool?.close();
     await this.store.close();
   }

@@ -8,13 +8,26 @@ import { canonicalJson } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
-import type { SignedTreeHead } from './head.js';
-import type { AppendBatch, LogStore } from './store.js';
+import { decodeMapNode, encodeMapNode, type MapWrite, type StoredMapNode } from './map.js';
+import type { MerkleNode } from './merkle.js';
+import type { AppendBatch, DerivedStore, LogStore, StoredHead } from './store.js';
 import type { LogRecord, SubjectRecord } from './state.js';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** 'DKML': a dkms ledger file. */
 const APPLICATION_ID = 0x444b4d4c;
+
+/**
+ * Derived data, rebuilt from the log if lost: Merkle nodes above the leaves (id = level·2^44 +
+ * index), the subject map's nodes by path, and how many events they cover.
+ */
+const DERIVED_SCHEMA = `
+CREATE TABLE tree (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE map (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE derived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+
+const LEVEL_STRIDE = 2 ** 44;
 
 const SCHEMA = `
 CREATE TABLE log (
@@ -30,7 +43,7 @@ CREATE TABLE log (
 );
 CREATE TABLE subjects (subject TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE heads (size INTEGER PRIMARY KEY, head TEXT NOT NULL);
-`;
+${DERIVED_SCHEMA}`;
 
 const FILE = {
   applicationId: APPLICATION_ID,
@@ -40,6 +53,8 @@ const FILE = {
   busy: 'LEDGER_BUSY',
   damaged: 'LEDGER_STORE_DAMAGED',
   busyHint: 'stop the running node first',
+  // Format 1 had no derived data: the node computes it from the log when it first opens the file.
+  migrations: { 1: DERIVED_SCHEMA },
 } as const;
 
 interface LogRow {
@@ -50,9 +65,15 @@ interface LogRow {
 
 const toRecord = (row: LogRow): LogRecord => ({ gseq: row.gseq, time: row.time, event: JSON.parse(row.event) as LedgerEvent });
 
+const parseHead = (text: string): StoredHead => {
+  const head = JSON.parse(text) as { size: number; root: string; map?: string };
+  return { size: head.size, root: head.root, ...(typeof head.map === 'string' ? { map: head.map } : {}) };
+};
+
 export class SqliteLogStore implements LogStore {
   readonly #db: Database.Database;
   readonly #stmts;
+  readonly derived: DerivedStore;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -61,16 +82,40 @@ export class SqliteLogStore implements LogStore {
       size: db.prepare<[], { n: number }>('SELECT coalesce(max(gseq) + 1, 0) AS n FROM log'),
       leaves: db.prepare<[number, number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
       range: db.prepare<[number, number], LogRow>('SELECT gseq, time, event FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq'),
-      subjectLog: db.prepare<[string, number], LogRow>('SELECT gseq, time, event FROM log WHERE subject = ? AND gseq < ? ORDER BY seq'),
+      subjectLog: db.prepare<[string, number, number], LogRow>('SELECT gseq, time, event FROM log WHERE subject = ? AND gseq < ? AND seq > ? ORDER BY seq'),
       eventAt: db.prepare<[string, number], { event: string }>('SELECT event FROM log WHERE subject = ? AND seq = ?'),
       subject: db.prepare<[string], { record: string }>('SELECT record FROM subjects WHERE subject = ?'),
       subjects: db.prepare<[], { record: string }>('SELECT record FROM subjects ORDER BY subject'),
       head: db.prepare<[], { head: string }>('SELECT head FROM heads ORDER BY size DESC LIMIT 1'),
+      heads: db.prepare<[], { head: string }>('SELECT head FROM heads ORDER BY size'),
+      leaf: db.prepare<[number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq = ?'),
+      treeNode: db.prepare<[number], { hash: Buffer }>('SELECT hash FROM tree WHERE id = ?'),
+      putTreeNode: db.prepare('INSERT OR REPLACE INTO tree (id, hash) VALUES (?, ?)'),
+      mapNode: db.prepare<[Uint8Array], { node: Buffer }>('SELECT node FROM map WHERE path = ?'),
+      putMapNode: db.prepare('INSERT OR REPLACE INTO map (path, node) VALUES (?, ?)'),
+      derivedSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'size'"),
+      putDerivedSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('size', ?)"),
       insertEvent: db.prepare('INSERT INTO log (gseq, time, id, subject, seq, event, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       putSubject: db.prepare('INSERT OR REPLACE INTO subjects (subject, record) VALUES (?, ?)'),
       clearSubjects: db.prepare('DELETE FROM subjects'),
       putHead: db.prepare('INSERT OR REPLACE INTO heads (size, head) VALUES (?, ?)'),
     };
+    const stmts = this.#stmts;
+    this.derived = {
+      derivedSize: () => stmts.derivedSize.get()?.value ?? 0,
+      treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(level * LEVEL_STRIDE + index)?.hash),
+      mapNode: (path): StoredMapNode | undefined => {
+        const row = stmts.mapNode.get(path);
+        return row === undefined ? undefined : decodeMapNode(row.node);
+      },
+      writeDerived: (tree, map, size) => db.transaction(() => this.#putDerived(tree, map, size))(),
+    };
+  }
+
+  #putDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void {
+    for (const node of tree) if (node.level > 0) this.#stmts.putTreeNode.run(node.level * LEVEL_STRIDE + node.index, node.hash);
+    for (const write of map) this.#stmts.putMapNode.run(write.path, encodeMapNode(write.node));
+    this.#stmts.putDerivedSize.run(size);
   }
 
   static open(path: string): SqliteLogStore {
@@ -91,8 +136,8 @@ export class SqliteLogStore implements LogStore {
     return this.#run(() => this.#stmts.range.all(from, to).map(toRecord));
   }
 
-  subjectLog(subject: Subject, untilGseq = Number.MAX_SAFE_INTEGER): Promise<LogRecord[]> {
-    return this.#run(() => this.#stmts.subjectLog.all(subject, untilGseq).map(toRecord));
+  subjectLog(subject: Subject, untilGseq = Number.MAX_SAFE_INTEGER, afterSeq = -1): Promise<LogRecord[]> {
+    return this.#run(() => this.#stmts.subjectLog.all(subject, untilGseq, afterSeq).map(toRecord));
   }
 
   subject(subject: Subject): Promise<SubjectRecord | undefined> {
@@ -113,11 +158,15 @@ export class SqliteLogStore implements LogStore {
     return this.#run(() => this.#stmts.subjects.all().map((r) => JSON.parse(r.record) as SubjectRecord));
   }
 
-  latestHead(): Promise<SignedTreeHead | undefined> {
+  latestHead(): Promise<StoredHead | undefined> {
     return this.#run(() => {
       const row = this.#stmts.head.get();
-      return row === undefined ? undefined : (JSON.parse(row.head) as SignedTreeHead);
+      return row === undefined ? undefined : parseHead(row.head);
     });
+  }
+
+  heads(): Promise<StoredHead[]> {
+    return this.#run(() => this.#stmts.heads.all().map((row) => parseHead(row.head)));
   }
 
   append(batch: AppendBatch): Promise<void> {
@@ -130,6 +179,9 @@ export class SqliteLogStore implements LogStore {
         }
         for (const s of batch.subjects) this.#stmts.putSubject.run(s.subject, canonicalJson(s));
         this.#stmts.putHead.run(batch.head.size, canonicalJson(batch.head));
+        // Derived data is written with the batch when it was current before it; otherwise the
+        // node is still catching up and writes it separately, in order.
+        if (this.derived.derivedSize() === size) this.#putDerived(batch.tree, batch.map, size + batch.events.length);
       })(),
     );
   }

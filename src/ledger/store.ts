@@ -4,6 +4,8 @@
  */
 import type { EventId, Subject } from './events.js';
 import type { SignedTreeHead } from './head.js';
+import type { MapWrite, StoredMapNode } from './map.js';
+import type { MerkleNode } from './merkle.js';
 import type { LedgerView, LogRecord, SubjectRecord } from './state.js';
 
 /** One accepted event with what the store indexes it by. */
@@ -22,6 +24,32 @@ export interface AppendBatch {
   readonly events: readonly StoredEvent[];
   readonly subjects: readonly SubjectRecord[];
   readonly head: SignedTreeHead;
+  /** Merkle nodes above the leaves that the batch completes (a store with `derived` keeps them). */
+  readonly tree: readonly MerkleNode[];
+  /** The subject map's changed nodes (a store with `derived` keeps them). */
+  readonly map: readonly MapWrite[];
+}
+
+/** What the last stored head says, as far as a store can tell (heads of older formats have no `map`). */
+export interface StoredHead {
+  readonly size: number;
+  readonly root: string;
+  readonly map?: string;
+}
+
+/**
+ * Data derived from the log that proofs read, kept by a backend that can serve it synchronously
+ * (the embedded store): then a node opens in constant time instead of rehashing the log. Written
+ * with each append, in the same transaction.
+ */
+export interface DerivedStore {
+  /** How many events of the log the derived data covers. */
+  derivedSize(): number;
+  /** Merkle node (level, index): level 0 is the leaf hash of event `index`. */
+  treeNode(level: number, index: number): Uint8Array | undefined;
+  mapNode(path: Uint8Array): StoredMapNode | undefined;
+  /** Stores derived data for the events up to `size` in one transaction (catching up after an upgrade). */
+  writeDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void;
 }
 
 export interface LogStore extends LedgerView {
@@ -33,9 +61,16 @@ export interface LogStore extends LedgerView {
   leaves(from: number, to: number): Promise<Uint8Array[]>;
   /** Events [from, to) in log order. */
   range(from: number, to: number): Promise<LogRecord[]>;
-  /** Every event of one subject, in order, up to global sequence number `untilGseq` (exclusive). */
-  subjectLog(subject: Subject, untilGseq?: number): Promise<LogRecord[]>;
-  latestHead(): Promise<SignedTreeHead | undefined>;
+  /**
+   * Events of one subject, in order: those with global sequence number below `untilGseq` and,
+   * when `afterSeq` is given, with seq above it.
+   */
+  subjectLog(subject: Subject, untilGseq?: number, afterSeq?: number): Promise<LogRecord[]>;
+  latestHead(): Promise<StoredHead | undefined>;
+  /** Every stored head (one per append), in order of size, for audits. */
+  heads(): Promise<StoredHead[]>;
+  /** Present when the backend keeps the derived data itself. */
+  readonly derived?: DerivedStore;
   /**
    * Appends a batch durably and atomically: after a crash it is all there or not at all. The
    * batch's first event must have the log's current size as its global sequence number; if

@@ -4,13 +4,14 @@
  * head and Merkle inclusion proofs, so the client verifies rather than believes.
  */
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { didDocument, didDocumentMetadata } from '../did/document.js';
 import { DkmsError } from '../errors.js';
-import { DID_PREFIX, POLICY_PREFIX, type Subject } from '../ledger/events.js';
-import type { LedgerNode } from '../ledger/node.js';
+import { DID_PREFIX, POLICY_PREFIX, type Did, type Subject } from '../ledger/events.js';
+import type { ServedHead } from '../ledger/head.js';
+import type { CosignatureSubmission, LedgerNode, Snapshot } from '../ledger/node.js';
 import type { LogRecord } from '../ledger/state.js';
-import { installProblemHandlers, sendProblem } from './problem.js';
+import { installProblemHandlers, problemOf, sendProblem } from './problem.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address. */
@@ -24,11 +25,6 @@ export const MAX_BATCH = 500;
 const MAX_PAGE = 1000;
 
 const subjectParams = { type: 'object', required: ['subject'], properties: { subject: { type: 'string', maxLength: 100 } } } as const;
-const atQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { at: { type: 'integer', minimum: 0 }, time: { type: 'string', maxLength: 40 } },
-} as const;
 
 function checkSubject(subject: string, prefix: string): Subject {
   if (!subject.startsWith(prefix)) throw new DkmsError('BAD_INPUT', `expected a subject starting with ${prefix}`);
@@ -51,36 +47,119 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   return app;
 }
 
+/** Answers kept per URL while the head they were built under is current. */
+const ANSWER_CACHE_LIMIT = 10_000;
+
+/** An answer ready to send: status, media type and the JSON text. */
+interface Answer {
+  readonly status: number;
+  readonly type: string;
+  readonly body: string;
+}
+
+class AnswerCache {
+  readonly #entries = new Map<string, { head: ServedHead; answer: Answer }>();
+
+  get(url: string, head: ServedHead): Answer | undefined {
+    const entry = this.#entries.get(url);
+    return entry !== undefined && entry.head === head ? entry.answer : undefined;
+  }
+
+  put(url: string, head: ServedHead, answer: Answer): void {
+    if (this.#entries.size >= ANSWER_CACHE_LIMIT) this.#entries.clear();
+    this.#entries.set(url, { head, answer });
+  }
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+const readQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    at: { type: 'integer', minimum: 0 },
+    time: { type: 'string', maxLength: 40 },
+    after: { type: 'integer', minimum: -1 },
+    policyAfter: { type: 'integer', minimum: -1 },
+  },
+} as const;
+
+interface ReadQuery {
+  at?: number;
+  time?: string;
+  after?: number;
+  policyAfter?: number;
+}
+
+export const MAX_MAP_PROOFS = 1000;
+
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
-  // Other nodes may share the store: every read first takes in what they appended.
+  // Other nodes may share the store: reads first take in what they appended.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'GET') await node.refresh();
+    if (request.method === 'GET') await node.current();
   });
+  const cache = new AnswerCache();
 
   /** The cutoff a historical read asks for: everything before global sequence number `at`, or accepted by `time`. */
-  const cutoff = async (query: { at?: number; time?: string }): Promise<number> => {
+  const cutoff = async (query: ReadQuery, size: number): Promise<number> => {
     if (query.at !== undefined && query.time !== undefined) throw new DkmsError('BAD_INPUT', 'give at or time, not both');
     if (query.time !== undefined) {
       if (Number.isNaN(Date.parse(query.time))) throw new DkmsError('BAD_INPUT', 'time must be an ISO 8601 date-time');
-      return node.gseqAtTime(new Date(query.time).toISOString());
+      return Math.min(await node.gseqAtTime(new Date(query.time).toISOString()), size);
     }
-    return Math.min(query.at ?? node.size, node.size);
+    return Math.min(query.at ?? size, size);
   };
 
-  /** The records with an inclusion proof each, all under one head. */
-  const proven = (history: readonly LogRecord[]) => {
-    const head = node.head();
-    return { head, history, proofs: history.map((r) => node.inclusionProof(r.gseq, head.size)) };
+  /** Serves a cached answer, or builds, caches and sends a new one. */
+  const answer = async (request: FastifyRequest, reply: FastifyReply, build: (snapshot: Snapshot) => Promise<Answer>) => {
+    const snapshot = await node.snapshot();
+    let ready = cache.get(request.url, snapshot.head);
+    if (ready === undefined) {
+      ready = await build(snapshot);
+      cache.put(request.url, snapshot.head, ready);
+    }
+    return reply.code(ready.status).type(ready.type).send(ready.body);
+  };
+  const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSON.stringify(body) });
+
+  /** 404 with the head and the map's proof that the subject is absent under it. */
+  const notFound = (snapshot: Snapshot, subject: Subject, what: string): Answer => {
+    const problem = problemOf(new DkmsError('SUBJECT_NOT_FOUND', `no ${what} ${subject}`));
+    return { status: problem.status, type: 'application/problem+json', body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }) };
+  };
+
+  /** Records with an inclusion proof each under `size`, only those below it (the store may be ahead). */
+  const proven = (records: readonly LogRecord[], size: number) => {
+    const history = records.filter((r) => r.gseq < size);
+    return { history, proofs: history.map((r) => node.inclusionProof(r.gseq, size)) };
   };
 
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
 
-  app.get(
-    '/v1/head',
-    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { size: { type: 'integer', minimum: 1 } } } } },
+  app.get('/v1/head', { schema: { querystring: { type: 'object', additionalProperties: false, properties: {} } } }, async () => node.servedHead());
+
+  app.post(
+    '/v1/cosignatures',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['key', 'time', 'sig', 'size', 'root', 'map'],
+          properties: {
+            key: { type: 'string', maxLength: 64 },
+            time: { type: 'string', maxLength: 40 },
+            sig: { type: 'string', maxLength: 100 },
+            size: { type: 'integer', minimum: 0 },
+            root: { type: 'string', maxLength: 64 },
+            map: { type: 'string', maxLength: 64 },
+          },
+        },
+      },
+    },
     async (request) => {
-      const { size } = request.query as { size?: number };
-      return size === undefined ? node.head() : node.headAt(size);
+      node.addCosignature(request.body as CosignatureSubmission);
+      return { head: node.servedHead() };
     },
   );
 
@@ -95,33 +174,75 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     async (request) => ({ results: await node.submitMany((request.body as { events: unknown[] }).events) }),
   );
 
-  app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: atQuery } }, async (request) => {
+  app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) => {
     const subject = checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX);
-    const until = await cutoff(request.query as { at?: number; time?: string });
-    const history = await node.history(subject, until);
-    if (history.length === 0) throw new DkmsError('SUBJECT_NOT_FOUND', `no policy ${subject}${until < node.size ? ` as of ${until}` : ''}`);
-    return { record: await node.stateAt(subject, until), ...proven(history) };
+    const query = request.query as ReadQuery;
+    if (query.policyAfter !== undefined) throw new DkmsError('BAD_INPUT', 'policyAfter is for DID reads; use after');
+    return answer(request, reply, async (snapshot) => {
+      const { size } = snapshot.head;
+      if (snapshot.entry(subject) === undefined) return notFound(snapshot, subject, 'policy');
+      const until = await cutoff(query, size);
+      const records = await node.subjectLog(subject, size, query.after ?? -1);
+      return ok({
+        head: snapshot.head,
+        subjects: { [subject]: snapshot.mapProof(subject) },
+        ...proven(records, size),
+        record: (await node.stateAt(subject, until)) ?? null,
+      });
+    });
   });
 
-  app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: atQuery } }, async (request) => {
-    const subject = checkSubject((request.params as { subject: string }).subject, DID_PREFIX);
-    const until = await cutoff(request.query as { at?: number; time?: string });
-    const history = await node.history(subject, until);
-    if (history.length === 0) throw new DkmsError('SUBJECT_NOT_FOUND', `no DID ${subject}${until < node.size ? ` as of ${until}` : ''}`);
-    const did = await node.stateAt(subject, until);
-    const first = history.find((r) => r.event.type === 'did.create')?.event;
-    const policy = first?.type === 'did.create' ? await node.stateAt(first.policy as Subject, until) : undefined;
-    if (did?.kind !== 'did' || policy?.kind !== 'policy') throw new DkmsError('INTERNAL', `inconsistent state for ${subject}`);
-    return { didDocument: didDocument(did, policy), didDocumentMetadata: didDocumentMetadata(did), ...proven(history) };
+  app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) => {
+    const subject = checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did;
+    const query = request.query as ReadQuery;
+    return answer(request, reply, async (snapshot) => {
+      const { size } = snapshot.head;
+      if (snapshot.entry(subject) === undefined) return notFound(snapshot, subject, 'DID');
+      const controller = await node.controllerOf(subject);
+      if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
+      const until = await cutoff(query, size);
+      const [own, policy] = await Promise.all([node.subjectLog(subject, size, query.after ?? -1), node.subjectLog(controller, size, query.policyAfter ?? -1)]);
+      const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
+      const did = await node.stateAt(subject, until);
+      const policyRecord = await node.stateAt(controller, until);
+      const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
+      return ok({
+        head: snapshot.head,
+        subjects: { [subject]: snapshot.mapProof(subject), [controller]: snapshot.mapProof(controller) },
+        ...proven(records, size),
+        didDocument: current ? didDocument(did, policyRecord) : null,
+        didDocumentMetadata: current ? didDocumentMetadata(did) : null,
+      });
+    });
   });
+
+  app.post(
+    '/v1/proofs/map',
+    {
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['subjects'],
+          properties: { subjects: { type: 'array', minItems: 1, maxItems: MAX_MAP_PROOFS, items: { type: 'string', maxLength: 100 } } },
+        },
+      },
+    },
+    async (request) => {
+      const subjects = (request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX)));
+      const snapshot = await node.snapshot();
+      return { head: snapshot.head, subjects: Object.fromEntries(subjects.map((s) => [s, snapshot.mapProof(s)])) };
+    },
+  );
 
   app.get(
     '/v1/log',
     { schema: { querystring: { type: 'object', additionalProperties: false, required: ['from'], properties: { from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 } } } } },
     async (request) => {
       const { from, to } = request.query as { from: number; to?: number };
-      const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, node.size);
-      return { head: node.head(), records: end > from ? await node.range(from, end) : [] };
+      const head = node.servedHead();
+      const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, head.size);
+      return { head, records: end > from ? await node.range(from, end) : [] };
     },
   );
 

@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DkmsError } from '../errors.js';
-import { LedgerNode } from '../ledger/node.js';
+import { LedgerNode, type NodeOptions } from '../ledger/node.js';
 import { openNodeIdentity } from '../ledger/node-key.js';
 import { SqliteLogStore } from '../ledger/sqlite-store.js';
 import { EtcdLogStore, parseEtcdUrl } from '../ledger/etcd-store.js';
@@ -19,8 +19,12 @@ export interface LedgerServiceOptions extends LedgerServerOptions {
   readonly store?: string;
   readonly host?: string;
   readonly port?: number;
-  /** Worker threads checking signatures (default: one per core). */
+  /** Worker threads checking signatures (default: one per core but one, and none on two cores or fewer). */
   readonly verifyThreads?: number;
+  /** How often the node signs its head again when idle (default 5 s). */
+  readonly headIntervalMs?: number;
+  /** Witness keys whose cosignatures the node accepts. */
+  readonly witnessKeys?: readonly string[];
 }
 
 export interface RunningLedger {
@@ -34,14 +38,13 @@ export function ledgerDir(home: string): string {
   return join(home, 'ledger');
 }
 
-/** Opens the node's store and key under `home` and starts its HTTP API. */
 /** The log store a URL names: undefined for the embedded SQLite file, `etcd://…` for a cluster. */
 export function openLogStore(home: string, url?: string): LogStore {
   if (url === undefined || url === 'sqlite') return SqliteLogStore.open(join(ledgerDir(home), 'ledger.db'));
   return new EtcdLogStore({ endpoints: parseEtcdUrl(url) });
 }
 
-export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?: string): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
+export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?: string, nodeOptions: NodeOptions = {}): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
   const dir = ledgerDir(home);
   const store = openLogStore(home, storeUrl);
   let identity;
@@ -52,7 +55,7 @@ export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?:
     throw e;
   }
   try {
-    return { node: await LedgerNode.open(store, identity, { verifyThreads }), closeIdentity: () => identity.close() };
+    return { node: await LedgerNode.open(store, identity, { ...nodeOptions, verifyThreads }), closeIdentity: () => identity.close() };
   } catch (e) {
     identity.close();
     await store.close();
@@ -60,8 +63,20 @@ export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?:
   }
 }
 
+/**
+ * Handing signatures to workers pays only with cores to spare: on two cores the pool was measured
+ * slower than checking them on the node's own thread.
+ */
+function defaultVerifyThreads(): number {
+  const cores = availableParallelism();
+  return cores > 2 ? cores - 1 : 0;
+}
+
 export async function startLedger(home: string, options: LedgerServiceOptions = {}): Promise<RunningLedger> {
-  const { node, closeIdentity } = await openLedgerNode(home, options.verifyThreads ?? availableParallelism(), options.store);
+  const { node, closeIdentity } = await openLedgerNode(home, options.verifyThreads ?? defaultVerifyThreads(), options.store, {
+    ...(options.headIntervalMs === undefined ? {} : { headIntervalMs: options.headIntervalMs }),
+    ...(options.witnessKeys === undefined ? {} : { witnessKeys: options.witnessKeys }),
+  });
   const app = buildLedgerServer(node, options);
   let url: string;
   try {

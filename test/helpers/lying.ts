@@ -9,6 +9,7 @@ import { onTestFinished } from 'vitest';
 import { toBase64url } from '../../src/crypto/index.js';
 import { subjectOf, type Subject } from '../../src/ledger/events.js';
 import { signHead, type SignedTreeHead } from '../../src/ledger/head.js';
+import { MemoryMapNodes, mapKey, mapProof, mapRoot, updateMap, type MapProof } from '../../src/ledger/map.js';
 import { consistencyProof, inclusionProof, rootAt } from '../../src/ledger/merkle.js';
 import type { LedgerNode, NodeOptions, NodeSigner } from '../../src/ledger/node.js';
 import { recordLeaf } from '../../src/ledger/replay.js';
@@ -174,18 +175,28 @@ export function historyOf(records: readonly LogRecord[], subject: Subject): LogR
 export class ForgedLog {
   readonly records: readonly LogRecord[];
   readonly #tree = new CompactTree();
+  readonly #map = new MemoryMapNodes();
   readonly #signer: NodeSigner;
-  readonly #time: string;
+  readonly #time: string | undefined;
 
-  constructor(records: readonly LogRecord[], signer: NodeSigner, time = new Date().toISOString()) {
+  /** With no `time`, every head is signed at the moment it is asked for (as a live node does). */
+  constructor(records: readonly LogRecord[], signer: NodeSigner, time?: string) {
     this.records = records;
     this.#signer = signer;
     this.#time = time;
     this.#tree.commit(this.#tree.pending(records.map(recordLeaf)), records.length);
+    this.#map.apply(updateMap(this.#map, records.map((r) => ({ key: mapKey(subjectOf(r.event)), entry: { seq: r.event.seq, gseq: r.gseq, leaf: toBase64url(recordLeaf(r)) } }))).writes);
   }
 
-  head(size = this.records.length): SignedTreeHead {
-    return signHead({ size, root: toBase64url(rootAt(size, this.#tree.read)), time: this.#time }, this.#signer.key, (m) => this.#signer.sign(m));
+  /** The head of the whole forged log (its map covers every record). */
+  head(): SignedTreeHead {
+    const size = this.records.length;
+    const head = { size, root: toBase64url(rootAt(size, this.#tree.read)), map: toBase64url(mapRoot(this.#map)), time: this.#time ?? new Date().toISOString() };
+    return signHead(head, this.#signer.key, (m) => this.#signer.sign(m));
+  }
+
+  mapProof(subject: Subject): MapProof {
+    return mapProof(this.#map, mapKey(subject));
   }
 
   inclusion(gseq: number, size = this.records.length): string[] {
@@ -196,10 +207,12 @@ export class ForgedLog {
     return consistencyProof(from, to, this.#tree.read).map(toBase64url);
   }
 
-  /** The answer a node gives to a subject read, with proofs under this log's head. */
-  answer(subject: Subject): { head: SignedTreeHead; history: LogRecord[]; proofs: string[][] } {
-    const history = historyOf(this.records, subject);
-    return { head: this.head(), history, proofs: history.map((r) => this.inclusion(r.gseq)) };
+  /** The answer a node gives to a subject read (after the seqs given), with proofs under this log's head. */
+  answer(subject: Subject, after = -1, policyAfter = -1): { head: SignedTreeHead; subjects: Record<string, MapProof>; history: LogRecord[]; proofs: string[][] } {
+    const all = historyOf(this.records, subject);
+    const subjects = [...new Set(all.map((r) => subjectOf(r.event)))];
+    const history = all.filter((r) => r.event.seq > (subjectOf(r.event) === subject ? after : policyAfter));
+    return { head: this.head(), subjects: Object.fromEntries(subjects.map((s) => [s, this.mapProof(s)])), history, proofs: history.map((r) => this.inclusion(r.gseq)) };
   }
 
   /**
@@ -209,7 +222,9 @@ export class ForgedLog {
   readonly lie: Lie = ({ path, query }) => {
     if (path === '/v1/head') return { status: 200, body: this.head() };
     const subject = /^\/v1\/(?:policies|dids)\/(.+)$/.exec(path)?.[1];
-    if (subject !== undefined) return { status: 200, body: this.answer(decodeURIComponent(subject) as Subject) };
+    if (subject !== undefined) {
+      return { status: 200, body: this.answer(decodeURIComponent(subject) as Subject, Number(query.get('after') ?? -1), Number(query.get('policyAfter') ?? -1)) };
+    }
     if (path === '/v1/proofs/consistency') {
       const from = Number(query.get('from'));
       const to = Number(query.get('to') ?? this.records.length);

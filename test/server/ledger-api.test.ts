@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { toBase58btc, fromBase64url, sha256 } from '../../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress } from '../../src/ledger/events.js';
-import { verifyHeadSignature, rootBytes, type SignedTreeHead } from '../../src/ledger/head.js';
+import { mapRootBytes, verifyHeadSignature, rootBytes, type SignedTreeHead } from '../../src/ledger/head.js';
+import { mapKey, verifyMapProof } from '../../src/ledger/map.js';
 import { verifyConsistency, verifyInclusion } from '../../src/ledger/merkle.js';
 import { recordLeaf } from '../../src/ledger/replay.js';
 import type { LogRecord } from '../../src/ledger/state.js';
@@ -70,17 +71,33 @@ describe('ledger API: reads', () => {
 
   it('serves a subject with its history, each event proven under the head it sends', async () => {
     const { ledger, policy, did } = await seeded();
-    const answer = (await get(`${ledger.url}/v1/dids/${did}`)).body as { head: SignedTreeHead; history: LogRecord[]; proofs: string[][]; didDocument: { id: string } };
+    const answer = (await get(`${ledger.url}/v1/dids/${did}`)).body as {
+      head: SignedTreeHead;
+      subjects: Record<string, unknown>;
+      history: LogRecord[];
+      proofs: string[][];
+      didDocument: { id: string };
+    };
     expect(answer.didDocument.id).toBe(did);
     expect(answer.history.map((r) => r.gseq)).toEqual([0, 1, 2]);
     answer.history.forEach((record, i) => {
       const proof = (answer.proofs[i] ?? []).map((p) => fromBase64url(p));
       expect(verifyInclusion(recordLeaf(record), record.gseq, answer.head.size, proof, rootBytes(answer.head))).toBe(true);
     });
+    // Each subject the answer depends on has a map proof under the head, ending at its last event.
+    for (const [subject, last] of [[did, 1], [policy, 2]] as const) {
+      const result = verifyMapProof(mapRootBytes(answer.head), mapKey(subject), answer.subjects[subject]);
+      expect(result).toMatchObject({ ok: true, entry: { gseq: last } });
+    }
+    // A historical read still carries the whole history (the client cuts it): `record` is the state then.
     const then = (await get(`${ledger.url}/v1/policies/${policy}?at=2`)).body as { record: { seq: number }; history: LogRecord[]; head: SignedTreeHead };
     expect(then.record.seq).toBe(0);
-    expect(then.history.map((r) => r.gseq)).toEqual([0]);
+    expect(then.history.map((r) => r.gseq)).toEqual([0, 2]);
     expect(then.head.size).toBe(3);
+    // Only the events after a seq the client holds.
+    const newer = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=0`)).body as { history: LogRecord[]; proofs: string[][] };
+    expect(newer.history.map((r) => r.gseq)).toEqual([2]);
+    expect(newer.proofs).toHaveLength(1);
   });
 
   it('serves log ranges and inclusion and consistency proofs', async () => {
@@ -137,12 +154,19 @@ describe('ledger API: problems', () => {
     expect((answer.body as { detail: string }).detail).toContain(event.sigs[0]?.kid);
   });
 
-  it('answers unknown subjects with SUBJECT_NOT_FOUND, now and as of a past point', async () => {
+  it('answers unknown subjects with SUBJECT_NOT_FOUND and a proof of absence; a subject not yet there at a past point has no state then', async () => {
     const { ledger, policy, did, laptop } = await seeded();
-    expectProblem(await get(`${ledger.url}/v1/policies/policy:${nobody()}`), 404, 'SUBJECT_NOT_FOUND');
-    expectProblem(await get(`${ledger.url}/v1/dids/did:dkms:${nobody()}`), 404, 'SUBJECT_NOT_FOUND');
-    expectProblem(await get(`${ledger.url}/v1/dids/${did}?at=1`), 404, 'SUBJECT_NOT_FOUND');
-    expectProblem(await get(`${ledger.url}/v1/policies/${policy}?time=2000-01-01T00:00:00Z`), 404, 'SUBJECT_NOT_FOUND');
+    for (const subject of [`policy:${nobody()}`, `did:dkms:${nobody()}`]) {
+      const answer = await get(`${ledger.url}/v1/${subject.startsWith('policy:') ? 'policies' : 'dids'}/${subject}`);
+      expect({ status: answer.status, code: (answer.body as { code?: unknown }).code }).toEqual({ status: 404, code: 'SUBJECT_NOT_FOUND' });
+      const body = answer.body as { head: SignedTreeHead; subjects: Record<string, unknown> };
+      expect(verifyHeadSignature(body.head)).toBe(true);
+      expect(verifyMapProof(mapRootBytes(body.head), mapKey(subject), body.subjects[subject])).toEqual({ ok: true, entry: undefined });
+    }
+    const before = (await get(`${ledger.url}/v1/dids/${did}?at=1`)).body as { didDocument: unknown; history: LogRecord[] };
+    expect(before.didDocument).toBeNull();
+    expect(before.history.map((r) => r.gseq)).toEqual([0, 1, 2]);
+    expect(((await get(`${ledger.url}/v1/policies/${policy}?time=2000-01-01T00:00:00Z`)).body as { record: unknown }).record).toBeNull();
     const stranger = `policy:${nobody()}` as PolicyAddress;
     const grant = signEvent(nextEvent('policy.grant', stranger, { seq: 0, head: eventId(newPolicy()) }, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]);
     expectProblem(await post(`${ledger.url}/v1/events`, grant), 404, 'SUBJECT_NOT_FOUND');

@@ -53,29 +53,39 @@ export function ledgerCommand(): Command {
     .option('--port <port>', 'port to listen on', parsePort, DEFAULT_LEDGER_PORT)
     .option('--rate-limit <n>', 'requests per second allowed from one client', parsePositive, 200)
     .option('--store <url>', 'where the log lives: sqlite (the data directory, default) or etcd://host:port,host:port,… (shared by several nodes)')
-    .action(async (opts: { host: string; port: number; rateLimit: number; store?: string }, cmd: Command) => {
+    .option('--accept-witness <key...>', 'witness keys whose cosignatures this node accepts and serves with its heads')
+    .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)
+    .action(async (opts: { host: string; port: number; rateLimit: number; store?: string; acceptWitness?: string[]; headInterval: number }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const running = await startLedger(ctx.home, { host: opts.host, port: opts.port, rateLimitPerSecond: opts.rateLimit, ...(opts.store === undefined ? {} : { store: opts.store }) });
+      const running = await startLedger(ctx.home, {
+        host: opts.host,
+        port: opts.port,
+        rateLimitPerSecond: opts.rateLimit,
+        headIntervalMs: opts.headInterval * 1000,
+        ...(opts.store === undefined ? {} : { store: opts.store }),
+        ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
+      });
       await serveUntilStopped(ctx, [running], { ledger: running.url, key: running.node.key, home: ctx.home }, `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
     });
 
   ledger
     .command('status')
-    .description("the ledger's verified tree head (size, root, time, node key)")
+    .description("the ledger's verified tree head (size, roots, time, node key, witnesses' cosignatures)")
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const client = ledgerClient(ctx, ctx.options.ledger);
       const head = await client.head();
-      const divergent = client.divergent;
-      emit(ctx, { ledger: client.url, size: head.size, root: head.root, time: head.time, key: head.key, verified: true, divergent }, () =>
+      const cosignatures = (head.cosignatures ?? []).map((c) => ({ key: c.key, time: c.time }));
+      emit(ctx, { ledger: client.url, size: head.size, root: head.root, map: head.map, time: head.time, key: head.key, cosignatures, verified: true }, () =>
         [
           `ledger:   ${client.url}`,
           `events:   ${head.size}`,
           `root:     ${head.root}`,
+          `map root: ${head.map}`,
           `time:     ${head.time}`,
           `node key: ${head.key}`,
-          'head signature and consistency verified',
-          ...divergent.map((d) => `WARNING: node ${d.key} at ${d.url} signed another log of ${d.size} events (root ${d.root})`),
+          ...cosignatures.map((c) => `witness:  ${c.key} (cosigned ${c.time})`),
+          'head signature, age and consistency verified',
         ].join('\n'),
       );
     });

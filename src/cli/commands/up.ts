@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT, startAgency } from '../../server/agency-service.js';
 import { DEFAULT_LEDGER_PORT, startLedger } from '../../server/ledger-service.js';
 import { Context } from '../context.js';
-import { parsePort } from '../options.js';
+import { parsePort, parsePositive } from '../options.js';
 import { serveUntilStopped } from './ledger.js';
 
 export function upCommand(): Command {
@@ -13,9 +13,17 @@ export function upCommand(): Command {
     .option('--ledger-port <port>', 'ledger node port', parsePort, DEFAULT_LEDGER_PORT)
     .option('--agency-port <port>', 'agency port', parsePort, DEFAULT_AGENCY_PORT)
     .option('--ledger-store <url>', 'where the log lives: sqlite (default) or etcd://host:port,…')
-    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string }, cmd: Command) => {
+    .option('--rate-limit <n>', 'ledger requests per second allowed from one client address', parsePositive, 200)
+    .option('--accept-witness <key...>', 'witness keys whose cosignatures the ledger node accepts and serves')
+    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const ledger = await startLedger(ctx.home, { host: opts.host, port: opts.ledgerPort, ...(opts.ledgerStore === undefined ? {} : { store: opts.ledgerStore }) });
+      const ledger = await startLedger(ctx.home, {
+        host: opts.host,
+        port: opts.ledgerPort,
+        rateLimitPerSecond: opts.rateLimit,
+        ...(opts.ledgerStore === undefined ? {} : { store: opts.ledgerStore }),
+        ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
+      });
       let agency;
       try {
         agency = await startAgency(ctx.home, { host: opts.host, port: opts.agencyPort, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key] });
