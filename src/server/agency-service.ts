@@ -1,11 +1,12 @@
 /**
  * Running an agency: its store and the cloud agents' wallet in `<home>/agency`, a verifying
- * ledger client to read owners' policies, and the HTTP API. Used by `dkms agency serve` and
- * `dkms up`.
+ * ledger client to read owners' policies, a follower of those policies on the ledger, and the
+ * HTTP API. Used by `dkms agency serve` and `dkms up`.
  */
 import { join } from 'node:path';
-import { Agency } from '../agent/agency.js';
+import { Agency, type PolicyReader } from '../agent/agency.js';
 import type { MailboxLimits } from '../agent/agency-store.js';
+import { DEFAULT_FOLLOW_INTERVAL_MS, PolicyFollower } from '../agent/policy-follower.js';
 import { SqliteAgencyStore } from '../agent/sqlite-agency-store.js';
 import { DkmsError } from '../errors.js';
 import { persistentLedgerClient } from '../ledger/client-state.js';
@@ -26,6 +27,10 @@ export interface AgencyServiceOptions extends AgencyServerOptions {
   /** The base URL agents are told to use, if not the one listened on (behind a proxy). */
   readonly publicUrl?: string;
   readonly limits?: Partial<MailboxLimits>;
+  /** How often the agency asks the ledger whether the policies it serves changed (default 1000 ms). */
+  readonly followIntervalMs?: number;
+  /** Hears every failure to follow the ledger (default: standard error, each kind of failure once in a row). */
+  readonly onFollowError?: (error: DkmsError, policy?: string) => void;
 }
 
 export interface RunningAgency {
@@ -48,20 +53,29 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
     await store.close();
     throw e;
   }
+  // Closing aborts the ledger requests in flight, so that it never waits for a slow ledger.
+  const closing = new AbortController();
   const ledger = persistentLedgerClient(join(dir, 'ledger-client.json'), options.ledgerUrl, {
     ...(options.trustedLedgerKeys === undefined ? {} : { trustedKeys: options.trustedLedgerKeys }),
+    fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.any([closing.signal, ...(init?.signal ? [init.signal] : [])]) }),
   });
-  const policies = {
-    agents: async (policy: string) => (await ledger.resolvePolicy(policy as PolicyAddress)).record.policy.agents,
-    recovery: async (policy: string) => (await ledger.resolvePolicy(policy as PolicyAddress)).record.policy,
-  };
+  const policies: PolicyReader = { read: (policy) => ledger.resolvePolicy(policy as PolicyAddress) };
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? DEFAULT_AGENCY_PORT;
   // Told its public URL once listening (port 0 picks a free one).
   const agency = new Agency({ store, wallet, policies, baseUrl: options.publicUrl ?? `http://${host}:${port}`, ...(options.limits === undefined ? {} : { limits: options.limits }) });
   const app = buildAgencyServer(agency, options);
   let url: string;
+  let follower: PolicyFollower;
   try {
+    follower = new PolicyFollower({
+      ledger,
+      policies: async () => (await agency.servedPolicies()) as PolicyAddress[],
+      onChange: (_policy, resolved) => agency.follow(resolved),
+      onUnverified: (policy, error) => agency.hold(policy, error),
+      onError: options.onFollowError ?? followErrorsToStderr(),
+      intervalMs: options.followIntervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS,
+    });
     url = await app.listen({ host, port });
   } catch (e) {
     await store.close();
@@ -73,15 +87,29 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const running = agency;
   const purge = setInterval(() => void running.purgeGuests().catch(() => undefined), PURGE_INTERVAL_MS);
   purge.unref();
+  follower.start();
   return {
     url,
     agency: running,
     async close() {
+      closing.abort();
+      await follower.close();
       clearInterval(purge);
       running.wakeAll();
       await app.close();
       await store.close();
       wallet.close();
     },
+  };
+}
+
+/** Reports follow failures on standard error: a failure like the one before it (same code and policy) is not repeated. */
+function followErrorsToStderr(): (error: DkmsError, policy?: string) => void {
+  let last = '';
+  return (error, policy) => {
+    const kind = `${error.code} ${policy ?? ''}`;
+    if (kind === last) return;
+    last = kind;
+    process.stderr.write(`dkms agency: cannot follow the ledger${policy === undefined ? '' : ` for ${policy}`}: ${error.code}: ${error.message}\n`);
   };
 }

@@ -4,14 +4,12 @@
  * head and Merkle inclusion proofs, so the client verifies rather than believes.
  */
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { didDocument, didDocumentMetadata } from '../did/document.js';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { DkmsError } from '../errors.js';
-import { DID_PREFIX, POLICY_PREFIX, type Did, type Subject } from '../ledger/events.js';
-import type { ServedHead } from '../ledger/head.js';
-import type { CosignatureSubmission, LedgerNode, Snapshot } from '../ledger/node.js';
-import type { LogRecord } from '../ledger/state.js';
-import { installProblemHandlers, problemOf, sendProblem } from './problem.js';
+import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
+import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
+import { LedgerReads, MAX_MAP_PROOFS, type Answer, type ReadQuery } from './ledger-reads.js';
+import { installProblemHandlers, sendProblem } from './problem.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address. */
@@ -47,32 +45,6 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   return app;
 }
 
-/** Answers kept per URL while the head they were built under is current. */
-const ANSWER_CACHE_LIMIT = 10_000;
-
-/** An answer ready to send: status, media type and the JSON text. */
-interface Answer {
-  readonly status: number;
-  readonly type: string;
-  readonly body: string;
-}
-
-class AnswerCache {
-  readonly #entries = new Map<string, { head: ServedHead; answer: Answer }>();
-
-  get(url: string, head: ServedHead): Answer | undefined {
-    const entry = this.#entries.get(url);
-    return entry !== undefined && entry.head === head ? entry.answer : undefined;
-  }
-
-  put(url: string, head: ServedHead, answer: Answer): void {
-    if (this.#entries.size >= ANSWER_CACHE_LIMIT) this.#entries.clear();
-    this.#entries.set(url, { head, answer });
-  }
-}
-
-const JSON_TYPE = 'application/json; charset=utf-8';
-
 const readQuery = {
   type: 'object',
   additionalProperties: false,
@@ -84,55 +56,14 @@ const readQuery = {
   },
 } as const;
 
-interface ReadQuery {
-  at?: number;
-  time?: string;
-  after?: number;
-  policyAfter?: number;
-}
-
-export const MAX_MAP_PROOFS = 1000;
 
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   // Other nodes may share the store: reads first take in what they appended.
   app.addHook('onRequest', async (request) => {
     if (request.method === 'GET') await node.current();
   });
-  const cache = new AnswerCache();
-
-  /** The cutoff a historical read asks for: everything before global sequence number `at`, or accepted by `time`. */
-  const cutoff = async (query: ReadQuery, size: number): Promise<number> => {
-    if (query.at !== undefined && query.time !== undefined) throw new DkmsError('BAD_INPUT', 'give at or time, not both');
-    if (query.time !== undefined) {
-      if (Number.isNaN(Date.parse(query.time))) throw new DkmsError('BAD_INPUT', 'time must be an ISO 8601 date-time');
-      return Math.min(await node.gseqAtTime(new Date(query.time).toISOString()), size);
-    }
-    return Math.min(query.at ?? size, size);
-  };
-
-  /** Serves a cached answer, or builds, caches and sends a new one. */
-  const answer = async (request: FastifyRequest, reply: FastifyReply, build: (snapshot: Snapshot) => Promise<Answer>) => {
-    const snapshot = await node.snapshot();
-    let ready = cache.get(request.url, snapshot.head);
-    if (ready === undefined) {
-      ready = await build(snapshot);
-      cache.put(request.url, snapshot.head, ready);
-    }
-    return reply.code(ready.status).type(ready.type).send(ready.body);
-  };
-  const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSON.stringify(body) });
-
-  /** 404 with the head and the map's proof that the subject is absent under it. */
-  const notFound = (snapshot: Snapshot, subject: Subject, what: string): Answer => {
-    const problem = problemOf(new DkmsError('SUBJECT_NOT_FOUND', `no ${what} ${subject}`));
-    return { status: problem.status, type: 'application/problem+json', body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }) };
-  };
-
-  /** Records with an inclusion proof each under `size`, only those below it (the store may be ahead). */
-  const proven = (records: readonly LogRecord[], size: number) => {
-    const history = records.filter((r) => r.gseq < size);
-    return { history, proofs: history.map((r) => node.inclusionProof(r.gseq, size)) };
-  };
+  const reads = new LedgerReads(node);
+  const send = (reply: FastifyReply, answer: Answer) => reply.code(answer.status).type(answer.type).send(answer.body);
 
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
 
@@ -174,47 +105,13 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     async (request) => ({ results: await node.submitMany((request.body as { events: unknown[] }).events) }),
   );
 
-  app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) => {
-    const subject = checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX);
-    const query = request.query as ReadQuery;
-    if (query.policyAfter !== undefined) throw new DkmsError('BAD_INPUT', 'policyAfter is for DID reads; use after');
-    return answer(request, reply, async (snapshot) => {
-      const { size } = snapshot.head;
-      if (snapshot.entry(subject) === undefined) return notFound(snapshot, subject, 'policy');
-      const until = await cutoff(query, size);
-      const records = await node.subjectLog(subject, size, query.after ?? -1);
-      return ok({
-        head: snapshot.head,
-        subjects: { [subject]: snapshot.mapProof(subject) },
-        ...proven(records, size),
-        record: (await node.stateAt(subject, until)) ?? null,
-      });
-    });
-  });
+  app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
+    send(reply, await reads.policy(checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress, request.query as ReadQuery, request.url)),
+  );
 
-  app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) => {
-    const subject = checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did;
-    const query = request.query as ReadQuery;
-    return answer(request, reply, async (snapshot) => {
-      const { size } = snapshot.head;
-      if (snapshot.entry(subject) === undefined) return notFound(snapshot, subject, 'DID');
-      const controller = await node.controllerOf(subject);
-      if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
-      const until = await cutoff(query, size);
-      const [own, policy] = await Promise.all([node.subjectLog(subject, size, query.after ?? -1), node.subjectLog(controller, size, query.policyAfter ?? -1)]);
-      const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
-      const did = await node.stateAt(subject, until);
-      const policyRecord = await node.stateAt(controller, until);
-      const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
-      return ok({
-        head: snapshot.head,
-        subjects: { [subject]: snapshot.mapProof(subject), [controller]: snapshot.mapProof(controller) },
-        ...proven(records, size),
-        didDocument: current ? didDocument(did, policyRecord) : null,
-        didDocumentMetadata: current ? didDocumentMetadata(did) : null,
-      });
-    });
-  });
+  app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
+    send(reply, await reads.did(checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did, request.query as ReadQuery, request.url)),
+  );
 
   app.post(
     '/v1/proofs/map',
@@ -228,11 +125,7 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
         },
       },
     },
-    async (request) => {
-      const subjects = (request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX)));
-      const snapshot = await node.snapshot();
-      return { head: snapshot.head, subjects: Object.fromEntries(subjects.map((s) => [s, snapshot.mapProof(s)])) };
-    },
+    async (request) => reads.mapProofs((request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX)))),
   );
 
   app.get(

@@ -1,0 +1,196 @@
+/**
+ * The ledger's proven reads, apart from HTTP: each builds the JSON answer a client verifies (the
+ * head, map proofs for every subject the answer depends on, the events with inclusion proofs)
+ * and keeps it while the head it was built under is current, so a repeated read costs a lookup.
+ * The HTTP API serves these answers; `localLedgerFetch` serves them in the same process.
+ */
+import { didDocument, didDocumentMetadata } from '../did/document.js';
+import { DkmsError } from '../errors.js';
+import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
+import type { ServedHead } from '../ledger/head.js';
+import type { LedgerNode, Snapshot } from '../ledger/node.js';
+import type { LogRecord } from '../ledger/state.js';
+import { problemOf } from './problem.js';
+
+/** An answer ready to send: status, media type and the JSON text. */
+export interface Answer {
+  readonly status: number;
+  readonly type: string;
+  readonly body: string;
+}
+
+export interface ReadQuery {
+  at?: number;
+  time?: string;
+  /** Only the subject's events with seq above this (the client holds the rest). */
+  after?: number;
+  /** For DID reads: only the controlling policy's events with seq above this. */
+  policyAfter?: number;
+}
+
+export const MAX_MAP_PROOFS = 1000;
+
+/** Answers kept per URL while the head they were built under is current. */
+const ANSWER_CACHE_LIMIT = 10_000;
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSON.stringify(body) });
+
+export class LedgerReads {
+  readonly #node: LedgerNode;
+  readonly #cache = new Map<string, { head: ServedHead; answer: Answer }>();
+
+  constructor(node: LedgerNode) {
+    this.#node = node;
+  }
+
+  /** A cached answer built under the current head, or a new one built and kept. */
+  async #answer(key: string, build: (snapshot: Snapshot) => Promise<Answer>): Promise<Answer> {
+    const snapshot = await this.#node.snapshot();
+    const entry = this.#cache.get(key);
+    if (entry !== undefined && entry.head === snapshot.head) return entry.answer;
+    const answer = await build(snapshot);
+    if (this.#cache.size >= ANSWER_CACHE_LIMIT) this.#cache.clear();
+    this.#cache.set(key, { head: snapshot.head, answer });
+    return answer;
+  }
+
+  /** The cutoff of the convenience state: before global sequence number `at`, or accepted by `time`. */
+  async #cutoff(query: ReadQuery, size: number): Promise<number> {
+    if (query.at !== undefined && query.time !== undefined) throw new DkmsError('BAD_INPUT', 'give at or time, not both');
+    if (query.time !== undefined) {
+      if (Number.isNaN(Date.parse(query.time))) throw new DkmsError('BAD_INPUT', 'time must be an ISO 8601 date-time');
+      return Math.min(await this.#node.gseqAtTime(new Date(query.time).toISOString()), size);
+    }
+    return Math.min(query.at ?? size, size);
+  }
+
+  /** 404 with the head and the map's proof that the subject is absent under it. */
+  static #notFound(snapshot: Snapshot, subject: Subject, what: string): Answer {
+    const problem = problemOf(new DkmsError('SUBJECT_NOT_FOUND', `no ${what} ${subject}`));
+    return { status: problem.status, type: 'application/problem+json', body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }) };
+  }
+
+  /** Records with an inclusion proof each under `size`, only those below it (the store may be ahead). */
+  #proven(records: readonly LogRecord[], size: number): { history: LogRecord[]; proofs: string[][] } {
+    const history = records.filter((r) => r.gseq < size);
+    return { history, proofs: history.map((r) => this.#node.inclusionProof(r.gseq, size)) };
+  }
+
+  /** `GET /v1/policies/:policy`. */
+  policy(subject: PolicyAddress, query: ReadQuery, key: string): Promise<Answer> {
+    if (query.policyAfter !== undefined) throw new DkmsError('BAD_INPUT', 'policyAfter is for DID reads; use after');
+    return this.#answer(key, async (snapshot) => {
+      const { size } = snapshot.head;
+      if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'policy');
+      const until = await this.#cutoff(query, size);
+      const records = await this.#node.subjectLog(subject, size, query.after ?? -1);
+      return ok({
+        head: snapshot.head,
+        subjects: { [subject]: snapshot.mapProof(subject) },
+        ...this.#proven(records, size),
+        record: (await this.#node.stateAt(subject, until)) ?? null,
+      });
+    });
+  }
+
+  /** `GET /v1/dids/:did`: the DID's events and its controlling policy's, merged in log order. */
+  did(subject: Did, query: ReadQuery, key: string): Promise<Answer> {
+    return this.#answer(key, async (snapshot) => {
+      const { size } = snapshot.head;
+      if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'DID');
+      const controller = await this.#node.controllerOf(subject);
+      if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
+      const until = await this.#cutoff(query, size);
+      const [own, policy] = await Promise.all([this.#node.subjectLog(subject, size, query.after ?? -1), this.#node.subjectLog(controller, size, query.policyAfter ?? -1)]);
+      const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
+      const did = await this.#node.stateAt(subject, until);
+      const policyRecord = await this.#node.stateAt(controller, until);
+      const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
+      return ok({
+        head: snapshot.head,
+        subjects: { [subject]: snapshot.mapProof(subject), [controller]: snapshot.mapProof(controller) },
+        ...this.#proven(records, size),
+        didDocument: current ? didDocument(did, policyRecord) : null,
+        didDocumentMetadata: current ? didDocumentMetadata(did) : null,
+      });
+    });
+  }
+
+  /** `POST /v1/proofs/map`: map proofs of several subjects under one head. */
+  async mapProofs(subjects: readonly Subject[]): Promise<{ head: ServedHead; subjects: Record<string, unknown> }> {
+    if (subjects.length > MAX_MAP_PROOFS) throw new DkmsError('BAD_INPUT', `at most ${MAX_MAP_PROOFS} subjects per request`);
+    const snapshot = await this.#node.snapshot();
+    return { head: snapshot.head, subjects: Object.fromEntries(subjects.map((s) => [s, snapshot.mapProof(s)])) };
+  }
+}
+
+function subjectOfPath(path: string, prefix: string): Subject {
+  const subject = decodeURIComponent(path);
+  if (!subject.startsWith(prefix) || subject.length > 200) throw new DkmsError('BAD_INPUT', `expected a subject starting with ${prefix}`);
+  return subject as Subject;
+}
+
+function intParam(params: URLSearchParams, name: string): number | undefined {
+  const value = params.get(name);
+  if (value === null) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < -1) throw new DkmsError('BAD_INPUT', `${name} must be an integer`);
+  return n;
+}
+
+/**
+ * A `fetch` answering the ledger API's reads and submissions from a node in the same process,
+ * without HTTP: for in-process clients (an agency beside its node, tests, benchmarks). It serves
+ * the same answers the HTTP API does, so the client verifies them the same way.
+ */
+export function localLedgerFetch(node: LedgerNode): typeof fetch {
+  const reads = new LedgerReads(node);
+  const json = (status: number, body: unknown, type = JSON_TYPE) => new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { 'content-type': type } });
+  const handle = async (method: string, url: URL, body: unknown): Promise<Response> => {
+    const path = url.pathname;
+    const query: ReadQuery = {};
+    for (const name of ['at', 'after', 'policyAfter'] as const) {
+      const n = intParam(url.searchParams, name);
+      if (n !== undefined) query[name] = n;
+    }
+    const time = url.searchParams.get('time');
+    if (time !== null) query.time = time;
+    const key = `${path}${url.search}`;
+    if (method === 'GET' && path === '/v1/head') return json(200, (await node.current(), node.servedHead()));
+    if (method === 'GET' && path.startsWith('/v1/policies/')) {
+      await node.current();
+      const answer = await reads.policy(subjectOfPath(path.slice('/v1/policies/'.length), POLICY_PREFIX) as PolicyAddress, query, key);
+      return json(answer.status, answer.body, answer.type);
+    }
+    if (method === 'GET' && path.startsWith('/v1/dids/')) {
+      await node.current();
+      const answer = await reads.did(subjectOfPath(path.slice('/v1/dids/'.length), DID_PREFIX) as Did, query, key);
+      return json(answer.status, answer.body, answer.type);
+    }
+    if (method === 'GET' && path === '/v1/proofs/consistency') {
+      const from = intParam(url.searchParams, 'from') ?? 0;
+      const to = intParam(url.searchParams, 'to') ?? node.size;
+      if (from < 0 || from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
+      return json(200, { from, to, proof: node.consistencyProof(from, to) });
+    }
+    if (method === 'POST' && path === '/v1/proofs/map') {
+      const subjects = (body as { subjects?: unknown }).subjects;
+      if (!Array.isArray(subjects) || subjects.some((s) => typeof s !== 'string')) throw new DkmsError('BAD_INPUT', 'subjects must be a list of subjects');
+      return json(200, await reads.mapProofs(subjects as Subject[]));
+    }
+    if (method === 'POST' && path === '/v1/events') return json(201, await node.submit(body));
+    if (method === 'POST' && path === '/v1/events/batch') return json(200, { results: await node.submitMany((body as { events: unknown[] }).events) });
+    throw new DkmsError('NOT_FOUND', `no route ${method} ${path}`);
+  };
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    try {
+      return await handle(init?.method ?? 'GET', url, typeof init?.body === 'string' ? JSON.parse(init.body) : undefined);
+    } catch (e) {
+      const error = e instanceof DkmsError ? e : new DkmsError('INTERNAL', 'internal error');
+      const problem = problemOf(error);
+      return json(problem.status, problem, 'application/problem+json');
+    }
+  }) as typeof fetch;
+}
