@@ -45,7 +45,8 @@ export async function world(options: { ledgerClock?: () => number } = {}): Promi
   const newAgent = async () => {
     const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
     onTestFinished(() => wallet.close());
-    return new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key] }));
+    // The world's agents share the ledger's clock: when a test moves it on, time has passed for all.
+    return new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key], ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }) }));
   };
   const makeOwner = async (label: string) => {
     const agent = await newAgent();
