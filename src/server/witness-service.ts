@@ -12,7 +12,7 @@ import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { fromBase64url } from '../crypto/index.js';
 import { ServedHeadSchema, bareHead, type Cosignature, type ServedHead, type SignedTreeHead } from '../ledger/head.js';
 import type { CosignatureSubmission } from '../ledger/node.js';
-import { Witness, type Evidence, type WitnessSigner } from '../ledger/witness.js';
+import { Witness, type ConsistencyProof, type Evidence, type WitnessSigner } from '../ledger/witness.js';
 import { openUnattendedWallet } from '../wallet/unattended.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
@@ -128,7 +128,14 @@ class NodeLink {
 
   /** The node's consistency proof between two sizes; an error (not a proof that fails) when it will not give one. */
   async consistency(from: number, to: number): Promise<Uint8Array[]> {
-    const parsed = ProofSchema.safeParse(await this.#request('GET', `/v1/proofs/consistency?from=${from}&to=${to}`));
+    let answer: unknown;
+    try {
+      answer = await this.#request('GET', `/v1/proofs/consistency?from=${from}&to=${to}`);
+    } catch (e) {
+      if (e instanceof DkmsError && e.code !== 'LEDGER_UNREACHABLE') throw new DkmsError('LEDGER_BAD_RESPONSE', `the node will not prove that its ${from} events are a prefix of its ${to}: ${e.message}`);
+      throw e;
+    }
+    const parsed = ProofSchema.safeParse(answer);
     if (!parsed.success) throw new DkmsError('LEDGER_BAD_RESPONSE', 'the consistency proof is malformed');
     return parsed.data.proof.map((p) => fromBase64url(p));
   }
@@ -139,9 +146,9 @@ class NodeLink {
 }
 
 /** The consistency proof `witness` needs for `head` (see Witness.proofNeeded), from the node. */
-async function proofFor(link: NodeLink, witness: Witness, head: SignedTreeHead, reported: boolean): Promise<Uint8Array[] | undefined> {
+async function proofFor(link: NodeLink, witness: Witness, head: SignedTreeHead, reported: boolean): Promise<ConsistencyProof | undefined> {
   const needed = witness.proofNeeded(head, reported);
-  return needed === undefined ? undefined : link.consistency(needed.from, needed.to);
+  return needed === undefined ? undefined : { ...needed, hashes: await link.consistency(needed.from, needed.to) };
 }
 
 /** Whether the served head carries this witness's cosignature, made less than `ms` ago. */

@@ -8,6 +8,7 @@ import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
 import type { LedgerNode } from '../../ledger/node.js';
+import { witnessCommand } from './witness.js';
 
 /** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
 export function untilStopped(): Promise<string> {
@@ -131,5 +132,6 @@ export function ledgerCommand(): Command {
       await submitOrWrite(ctx, event, opts, (r) => `accepted ${event.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
     });
 
+  ledger.addCommand(witnessCommand());
   return ledger;
 }

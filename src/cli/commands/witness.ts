@@ -1,0 +1,74 @@
+/** `dkms ledger witness`: follow a ledger node and cosign its heads (docs/witness.md), or show the witness's state. */
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { badInput } from '../../errors.js';
+import { describeEvidence, readWitnessState, WITNESS_STATE_FILE, type Evidence } from '../../ledger/witness.js';
+import { DEFAULT_WITNESS_PORT, openWitnessIdentity, startWitness, witnessDir } from '../../server/witness-service.js';
+import { Context } from '../context.js';
+import { ledgerUrl } from '../ledger-access.js';
+import { parsePort, parsePositive } from '../options.js';
+import { emit } from '../output.js';
+import { serveUntilStopped } from './ledger.js';
+
+interface WitnessOptions {
+  host: string;
+  port: number;
+  interval: number;
+  show?: boolean;
+}
+
+/** The witness's key, created before its first run if need be, so that nodes can be told to accept it. */
+async function witnessKey(dir: string): Promise<string> {
+  const identity = await openWitnessIdentity(dir);
+  identity.close();
+  return identity.key;
+}
+
+/** Prints the witness's key, the node it follows, its last cosigned head and its evidence. */
+async function show(ctx: Context): Promise<void> {
+  const dir = witnessDir(ctx.home);
+  const state = readWitnessState(dir);
+  const result = { key: state?.key ?? (await witnessKey(dir)), node: state?.node ?? null, last: state?.last ?? null, evidence: state?.evidence ?? [] };
+  const { last, evidence } = result;
+  emit(ctx, result, () =>
+    [
+      `witness key: ${result.key}`,
+      `node:        ${result.node ?? '- (not started yet)'}`,
+      `cosigned:    ${last === null ? '-' : `${last.size} events, root ${last.root} (signed by the node at ${last.time})`}`,
+      ...(evidence.length === 0 ? ['evidence:    none'] : evidence.map((e) => `EVIDENCE:    ${e.kind} found at ${e.at}: ${describeEvidence(e)}`)),
+    ].join('\n'),
+  );
+}
+
+function nodeKeyOf(ctx: Context): string {
+  const keys = [...new Set([...(ctx.options.nodeKey ?? []), ...(ctx.options.trust ?? [])])];
+  if (keys.length !== 1) throw badInput('a witness follows one node: give its key with --node-key KEY (dkms ledger status shows it)');
+  return keys[0] ?? '';
+}
+
+export function witnessCommand(): Command {
+  return new Command('witness')
+    .description('witness a ledger node, given by the global --ledger URL and --node-key KEY: cosign each head that extends the last one (and is not older than the global --max-head-age), report a node caught equivocating, rolling back or forking; until Ctrl-C')
+    .option('--host <host>', "address to serve the witness's API on", '127.0.0.1')
+    .option('--port <port>', "port of the witness's API", parsePort, DEFAULT_WITNESS_PORT)
+    .option('--interval <ms>', "poll the node's head this often, in milliseconds", parsePositive, 500)
+    .option('--show', "print the witness's key, the node it follows, its last cosigned head and its evidence, and exit")
+    .action(async (opts: WitnessOptions, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      if (opts.show === true) return show(ctx);
+      const ledger = ledgerUrl(ctx, ctx.options.ledger);
+      const statePath = join(witnessDir(ctx.home), WITNESS_STATE_FILE);
+      const running = await startWitness(ctx.home, {
+        ledger,
+        nodeKey: nodeKeyOf(ctx),
+        host: opts.host,
+        port: opts.port,
+        intervalMs: opts.interval,
+        ...(ctx.options.maxHeadAge === undefined ? {} : { maxHeadAgeMs: ctx.options.maxHeadAge * 1000 }),
+        onEvidence: (e: Evidence) => process.stderr.write(`dkms: WITNESS_REFUSED: ${e.kind}: ${describeEvidence(e)}; evidence kept in ${statePath}\n`),
+        onProblem: (e) => process.stderr.write(`dkms: witness: ${e.code}: ${e.message}\n`),
+      });
+      const { key, node } = running.witness;
+      await serveUntilStopped(ctx, [running], { witness: running.url, key, node, ledger, home: ctx.home }, `witness listening on ${running.url}\nwitness key ${key}\nfollowing node ${node} at ${ledger}\nstop with Ctrl-C`);
+    });
+}
