@@ -154,6 +154,9 @@ function assertDepth(depth: number, max: number): void {
   if (!Number.isSafeInteger(depth) || depth < 0 || depth > max) throw badInput(`map depth must be an integer in 0..${max}, got ${String(depth)}`);
 }
 
+/** A copy as a plain Uint8Array: `slice` on a Buffer (as stores return) would give a view. */
+const copyBytes = (bytes: Uint8Array, start = 0, end = bytes.length): Uint8Array => new Uint8Array(bytes.subarray(start, end));
+
 const damaged = (message: string): DkmsError => new DkmsError('LEDGER_STORE_DAMAGED', `the map store is damaged: ${message}`);
 
 // ---------------------------------------------------------------------------------------------
@@ -303,7 +306,7 @@ export function decodeMapNode(bytes: Uint8Array): StoredMapNode {
   const tag = bytes[0];
   if (tag === INNER_TAG) {
     if (bytes.length !== 1 + HASH_LENGTH) throw new RangeError(`a stored inner map node is ${1 + HASH_LENGTH} bytes, got ${bytes.length}`);
-    return { kind: 'inner', hash: bytes.slice(1) };
+    return { kind: 'inner', hash: copyBytes(bytes, 1) };
   }
   if (tag !== LEAF_TAG) throw new RangeError(bytes.length === 0 ? 'a stored map node is empty' : `unknown map node tag ${String(tag)}`);
   if (bytes.length <= LEAF_HEADER) throw new RangeError(`a stored map leaf is longer than ${LEAF_HEADER} bytes, got ${bytes.length}`);
@@ -317,7 +320,7 @@ export function decodeMapNode(bytes: Uint8Array): StoredMapNode {
   const entry = readEntry(value, true);
   if (typeof entry === 'string') throw badInput(`a stored map entry ${entry}`);
   if (canonicalJson(entry) !== text) throw badInput('a stored map entry is not canonical JSON');
-  return { kind: 'leaf', hash: bytes.slice(1, 1 + HASH_LENGTH), key: bytes.slice(1 + HASH_LENGTH, LEAF_HEADER), entry };
+  return { kind: 'leaf', hash: copyBytes(bytes, 1, 1 + HASH_LENGTH), key: copyBytes(bytes, 1 + HASH_LENGTH, LEAF_HEADER), entry };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,7 +425,7 @@ class Batch {
         slot.node = { kind: 'inner', hash: nodeHashOf(left, right) };
       }
     }
-    return { root: this.#hashAt(new Uint8Array(2)).slice(), writes: [...this.#slots.values()] };
+    return { root: copyBytes(this.#hashAt(new Uint8Array(2))), writes: [...this.#slots.values()] };
   }
 }
 
@@ -449,7 +452,7 @@ export function updateMap(
   const batch = new Batch(source);
   for (const update of updates as readonly unknown[]) {
     if (!isRecord(update)) throw badInput('a map update must be { key, entry }');
-    const key = abytes(update.key, KEY_LENGTH, 'map key').slice();
+    const key = copyBytes(abytes(update.key, KEY_LENGTH, 'map key'));
     batch.set(key, entryOrThrow(update.entry));
   }
   return batch.finish();
@@ -457,7 +460,7 @@ export function updateMap(
 
 /** The root of the map read through `source`: the hash of the node at depth 0, or EMPTY. A copy. */
 export function mapRoot(source: MapNodeSource): Uint8Array {
-  return (source.get(new Uint8Array(2))?.hash ?? EMPTY).slice();
+  return copyBytes(source.get(new Uint8Array(2))?.hash ?? EMPTY);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,9 +495,10 @@ export function mapProof(source: MapNodeSource, key: Uint8Array): MapProof {
   throw damaged('a key path runs deeper than 256 bits');
 }
 
-type Verified = { readonly ok: true; readonly entry: MapEntry | undefined } | { readonly ok: false; readonly reason: string };
+/** What `verifyMapProof` found: the proven entry (undefined when the key is proven absent), or why the proof fails. */
+export type MapVerification = { readonly ok: true; readonly entry: MapEntry | undefined } | { readonly ok: false; readonly reason: string };
 
-const fail = (reason: string): Verified => ({ ok: false, reason });
+const fail = (reason: string): MapVerification => ({ ok: false, reason });
 
 /** The hash a proof's path starts from, with the entry it proves; or why the proof is malformed. */
 function startOf(key: Uint8Array, proof: Record<string, unknown>, depth: number): { start: Uint8Array; entry: MapEntry | undefined } | string {
@@ -515,7 +519,7 @@ function startOf(key: Uint8Array, proof: Record<string, unknown>, depth: number)
   return typeof otherEntry === 'string' ? `the other entry ${otherEntry}` : { start: leafHashOf(otherKey, otherEntry), entry: undefined };
 }
 
-function verify(root: unknown, key: unknown, proof: unknown): Verified {
+function verify(root: unknown, key: unknown, proof: unknown): MapVerification {
   if (!isBytes(root, HASH_LENGTH)) return fail('the root is not 32 bytes');
   if (!isBytes(key, KEY_LENGTH)) return fail('the key is not 32 bytes');
   if (!isPlain(proof, PROOF_FIELDS, false)) return fail('the proof is not a plain object of siblings, entry and other');
@@ -542,7 +546,7 @@ function verify(root: unknown, key: unknown, proof: unknown): Verified {
  *   const result = verifyMapProof(root, mapKey('policy:a'), JSON.parse(body));
  *   if (result.ok && result.entry !== undefined) use(result.entry.leaf);
  */
-export function verifyMapProof(root: Uint8Array, key: Uint8Array, proof: unknown): Verified {
+export function verifyMapProof(root: Uint8Array, key: Uint8Array, proof: unknown): MapVerification {
   try {
     return verify(root, key, proof);
   } catch {
