@@ -4,21 +4,26 @@
  * carry in a durable mailbox per edge agent of its owner until that agent picks it up and
  * acknowledges it. Which edge agents it serves is read from the owner's policy on the ledger,
  * never taken on the word of a request, so a revoked agent loses its mailbox with its grant.
+ * Every verified read of a policy (a request's, or the ledger follower's: policy-follower.ts)
+ * brings its cloud agent's routes up to that state, so every request goes by the latest one.
  */
 import { decodePublicKey, encodePublicKey, randomBytes, toBase58btc, utf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { FLAGS, hasFlag } from '../policy/flags.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
-import type { Agent, PolicyRules } from '../policy/types.js';
+import type { ResolvedPolicy } from '../ledger/client.js';
+import type { PolicyRecord } from '../ledger/state.js';
+import type { Agent } from '../policy/types.js';
 import type { Wallet } from '../wallet/index.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
-/** Reads a policy's current agents from the ledger, verified. */
+/** A policy read from the ledger and verified: its current state, and every state it had, oldest first. */
+export type VerifiedPolicy = Pick<ResolvedPolicy, 'record' | 'policyHistory'>;
+
+/** Reads an owner's policy from the ledger, verified. */
 export interface PolicyReader {
-  agents(policy: string): Promise<readonly Agent[]>;
-  /** The policy's recovery commitment, and the recovery keys already revealed. */
-  recovery(policy: string): Promise<Pick<PolicyRules, 'recovery' | 'revealed'>>;
+  read(policy: string): Promise<VerifiedPolicy>;
 }
 
 export interface AgencyOptions {
@@ -56,6 +61,24 @@ export const GUEST_TTL_MS = 24 * 3600_000;
 
 const signKeyName = (id: string) => `cloud-${id}-sign`;
 const kxKeyName = (id: string) => `cloud-${id}-kx`;
+const SIGN_KEY_NAME = /^cloud-(.+)-sign$/;
+
+interface QueuedDelivery {
+  readonly record: CloudAgentRecord;
+  /** The forward's `next`: whom the copies are for. */
+  readonly next: string;
+  readonly envelope: Uint8Array;
+  readonly received: string;
+  resolve(delivered: { ids: string[]; recipients: readonly string[] }): void;
+  reject(e: unknown): void;
+}
+
+/** Mail held because the ledger proved the owner's policy changed and the change did not verify. */
+interface Hold {
+  /** The keys the cloud agent routed to when the hold began. */
+  readonly keys: ReadonlySet<string>;
+  readonly error: DkmsError;
+}
 
 export class Agency {
   readonly #store: AgencyStore;
@@ -65,7 +88,15 @@ export class Agency {
   /** Where agents reach this agency; set once the server knows its address. */
   baseUrl: string;
   readonly #waiters = new Map<string, Set<() => void>>();
-  readonly #queue: { delivery: Delivery; resolve: (ids: string[]) => void; reject: (e: unknown) => void }[] = [];
+  readonly #queue: QueuedDelivery[] = [];
+  /** Route changes and deliveries, one at a time: no copy is stored by routes older than the last ones set. */
+  #lock: Promise<unknown> = Promise.resolve();
+  /** The seq of the policy state each cloud agent's routes were last set from, by cloud agent id. */
+  readonly #applied = new Map<string, number>();
+  readonly #held = new Map<string, Hold>();
+  /** The policies of the cloud agents hosted here, complete once `#finding` has resolved. */
+  readonly #served = new Set<string>();
+  #finding: Promise<void> | undefined;
 
   constructor(options: AgencyOptions) {
     this.#store = options.store;
@@ -99,8 +130,8 @@ export class Agency {
    * Asking again returns the same cloud agent: one per owner per agency.
    */
   async register(signer: string, policy: string): Promise<CloudAgentInfo> {
-    const agents = await this.#policies.agents(policy);
-    const asker = agents.find((a) => a.key === signer);
+    const verified = await this.#policies.read(policy);
+    const asker = verified.record.policy.agents.find((a) => a.key === signer);
     if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) {
       throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the policy may register its cloud agent');
     }
@@ -121,19 +152,115 @@ export class Agency {
         if (record === undefined) throw e;
       }
     }
-    await this.#store.setRoutes(record.id, routesFrom(agents, record));
+    this.#served.add(record.policy);
+    await this.#apply(record, verified);
     return this.info(record);
   }
 
-  /** Re-reads the owner's policy and routes to exactly its current agents. */
+  /**
+   * Re-reads the owner's policy and routes to exactly its current agents. The routes follow
+   * what was read whoever asked: a revoked agent's own sync ends its routes, then is refused.
+   */
   async sync(signer: string, id: string): Promise<{ routes: Route[]; added: string[]; removed: string[] }> {
     const record = await this.cloudAgent(id);
-    const agents = await this.#policies.agents(record.policy);
-    if (!agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
-    const routes = routesFrom(agents, record);
-    const change = await this.#store.setRoutes(record.id, routes);
-    return { routes, ...change };
+    const verified = await this.#policies.read(record.policy);
+    const change = await this.#apply(record, verified);
+    if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
+    return { routes: await this.#store.routes(record.id), ...change };
   }
+
+  // ---- following the ledger (policy-follower.ts) -------------------------------------------
+
+  /**
+   * The policies of the cloud agents hosted here: what the agency follows on the ledger. The
+   * store's interface lists no cloud agents, so they are found once from their signing keys in
+   * the agency's wallet; `register` adds new ones.
+   */
+  async servedPolicies(): Promise<string[]> {
+    this.#finding ??= this.#findServed().catch((e: unknown) => {
+      this.#finding = undefined;
+      throw e;
+    });
+    await this.#finding;
+    return [...this.#served];
+  }
+
+  async #findServed(): Promise<void> {
+    for (const { name } of this.#wallet.listKeys('ed25519')) {
+      const id = SIGN_KEY_NAME.exec(name)?.[1];
+      // Keys of a registration that lost a race, or crashed before its record, have no record.
+      const record = id === undefined ? undefined : await this.#store.cloudAgent(id);
+      if (record !== undefined) this.#served.add(record.policy);
+    }
+  }
+
+  /** Brings a cloud agent's routes up to a state of its policy the ledger follower verified, and ends any hold on its mail. */
+  async follow(verified: VerifiedPolicy): Promise<void> {
+    const record = await this.#store.cloudAgentOfPolicy(verified.record.subject);
+    if (record === undefined) return;
+    await this.#apply(record, verified);
+    this.#held.delete(record.id);
+  }
+
+  /**
+   * Holds the mail of `policy`'s agents: the ledger proved the policy changed, and the change
+   * did not verify (`error`), so the routes here may still name an agent it revoked. Until the
+   * follower verifies a state (`follow`), pickups by the keys routed now are refused with
+   * `error`'s code; mail still arrives and waits.
+   */
+  async hold(policy: string, error: DkmsError): Promise<void> {
+    const record = await this.#store.cloudAgentOfPolicy(policy);
+    if (record === undefined) return;
+    await this.#exclusive(async () => {
+      this.#held.set(record.id, { keys: new Set((await this.#store.routes(record.id)).map((r) => r.agentKey)), error });
+    });
+  }
+
+  #refuseHeld(agentKey: string): void {
+    for (const { keys, error } of this.#held.values()) {
+      if (keys.has(agentKey)) throw new DkmsError(error.code, `the agency cannot verify the current policy of this agent's owner, and holds the mail until it can (${error.message})`);
+    }
+  }
+
+  /**
+   * Routes a cloud agent to exactly the agents of `verified`, unless its routes already follow
+   * that state or a newer one (reads end out of order). Keys the policy named before and names
+   * no more are remembered as removed even when they were never routed here (granted and
+   * revoked between two reads, or before the cloud agent existed), so they get no guest mail.
+   */
+  #apply(record: CloudAgentRecord, verified: VerifiedPolicy): Promise<{ added: string[]; removed: string[] }> {
+    return this.#exclusive(async () => {
+      const { seq } = verified.record;
+      if ((this.#applied.get(record.id) ?? -1) >= seq) return { added: [], removed: [] };
+      const routes = routesFrom(verified.record.policy.agents, record);
+      const unmarked: string[] = [];
+      for (const key of formerKeys(verified, record)) {
+        if (!(await this.#store.isRouted(record.id, key)) && !(await this.#store.wasRemoved(record.id, key))) unmarked.push(key);
+      }
+      // The store remembers a key as removed when it stops routing to it: route them, then stop.
+      const change = await this.#store.setRoutes(record.id, [...routes, ...unmarked.map((agentKey) => ({ agentKey }))]);
+      if (unmarked.length > 0) await this.#store.setRoutes(record.id, routes);
+      this.#applied.set(record.id, seq);
+      // Their long polls end now, with nothing.
+      for (const key of change.removed) this.#wake(key);
+      return { added: change.added.filter((k) => !unmarked.includes(k)), removed: change.removed };
+    });
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** The owner's policy as the ledger holds it now, verified; the cloud agent's routes follow it. */
+  async #current(record: CloudAgentRecord): Promise<PolicyRecord> {
+    const verified = await this.#policies.read(record.policy);
+    await this.#apply(record, verified);
+    return verified.record;
+  }
+
+  // ---- mail -------------------------------------------------------------------------------
 
   /**
    * Accepts a forward message for one of our cloud agents and stores its payload for the edge
@@ -149,31 +276,49 @@ export class Agency {
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
-    const recipients = await this.#recipients(record, next);
-    const ids = await this.#deliver({ cloudId: record.id, recipients, envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString() });
+    const { ids, recipients } = await this.#deliver(record, next, utf8(JSON.stringify(payload)));
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
   }
 
   /**
    * Group commit: deliveries that arrive while one is being prepared are committed together in
-   * one transaction; each caller still hears only once its own copies are durable.
+   * one transaction; each caller still hears only once its own copies are durable. Recipients
+   * are chosen in the same turn as the commit, after any route change before it, so no copy is
+   * stored for an agent whose route was removed first.
    */
-  #deliver(delivery: Delivery): Promise<string[]> {
+  #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array): Promise<{ ids: string[]; recipients: readonly string[] }> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ delivery, resolve, reject });
+      this.#queue.push({ record, next, envelope, received: new Date().toISOString(), resolve, reject });
       if (this.#queue.length === 1) setImmediate(() => void this.#flush());
     });
   }
 
-  async #flush(): Promise<void> {
+  #flush(): Promise<void> {
     const batch = this.#queue.splice(0);
-    try {
-      const results = await this.#store.deliverMany(batch.map((b) => b.delivery), this.#limits);
-      results.forEach((result, i) => (result instanceof Error ? batch[i]?.reject(result) : batch[i]?.resolve(result)));
-    } catch (e) {
-      for (const b of batch) b.reject(e);
-    }
+    return this.#exclusive(async () => {
+      const ready: { queued: QueuedDelivery; delivery: Delivery }[] = [];
+      for (const queued of batch) {
+        try {
+          const recipients = await this.#recipients(queued.record, queued.next);
+          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients, envelope: queued.envelope, received: queued.received } });
+        } catch (e) {
+          queued.reject(e);
+        }
+      }
+      if (ready.length === 0) return;
+      try {
+        const results = await this.#store.deliverMany(ready.map((r) => r.delivery), this.#limits);
+        results.forEach((result, i) => {
+          const r = ready[i];
+          if (r === undefined) return;
+          if (result instanceof Error) r.queued.reject(result);
+          else r.queued.resolve({ ids: result, recipients: r.delivery.recipients });
+        });
+      } catch (e) {
+        for (const r of ready) r.queued.reject(e);
+      }
+    });
   }
 
   async #recipientCloudAgent(kids: readonly unknown[]): Promise<CloudAgentRecord> {
@@ -217,8 +362,7 @@ export class Agency {
    */
   async putBackup(signer: string, id: string, locator: string, data: Uint8Array): Promise<BackupRecord> {
     const record = await this.cloudAgent(id);
-    const agents = await this.#policies.agents(record.policy);
-    const agent = agents.find((a) => a.key === signer);
+    const agent = (await this.#current(record)).policy.agents.find((a) => a.key === signer);
     if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
     if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
     return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
@@ -232,7 +376,7 @@ export class Agency {
    */
   async deleteBackups(signer: string, id: string, locator: string): Promise<number> {
     const record = await this.cloudAgent(id);
-    const { recovery, revealed } = await this.#policies.recovery(record.policy);
+    const { recovery, revealed } = (await this.#current(record)).policy;
     const digest = recoveryKeyDigest(signer);
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
@@ -248,17 +392,21 @@ export class Agency {
    * address (public anyway) to whoever knows the locator, which is derived from R.
    */
   async backupIndex(locator: string): Promise<{ policy: string; cloud: CloudAgentInfo; versions: BackupRecord[] }> {
+    const { record, versions } = await this.#backupOwner(locator);
+    return { policy: record.policy, cloud: this.info(record), versions };
+  }
+
+  async #backupOwner(locator: string): Promise<{ record: CloudAgentRecord; versions: BackupRecord[] }> {
     const versions = await this.#store.backups(locator);
     const first = versions[0];
     if (first === undefined) throw new DkmsError('BACKUP_NOT_FOUND', 'this agency holds no backup for that recovery secret');
-    const record = await this.cloudAgent(first.cloudId);
-    return { policy: record.policy, cloud: this.info(record), versions };
+    return { record: await this.cloudAgent(first.cloudId), versions };
   }
 
   /** A backup's bytes, for a request signed by a recovery key the owner's policy commits to. */
   async getBackup(signer: string, locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array }> {
-    const { policy } = await this.backupIndex(locator);
-    const { recovery } = await this.#policies.recovery(policy);
+    const { record } = await this.#backupOwner(locator);
+    const { recovery } = (await this.#current(record)).policy;
     if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
     }
@@ -267,11 +415,16 @@ export class Agency {
     return found;
   }
 
-  /** Waiting messages for `agentKey`; with `waitMs`, waits that long for the first one to arrive. */
+  /**
+   * Waiting messages for `agentKey`; with `waitMs`, waits that long for the first one to arrive.
+   * A key no cloud agent routes to has only guest mail, if any: a revoked agent's went with its route.
+   */
   async pickup(agentKey: string, limit: number, waitMs = 0, signal?: AbortSignal): Promise<StoredMessage[]> {
+    this.#refuseHeld(agentKey);
     const found = await this.#store.pickup(agentKey, limit);
     if (found.length > 0 || waitMs <= 0) return found;
     await this.#waitFor(agentKey, waitMs, signal);
+    this.#refuseHeld(agentKey);
     return this.#store.pickup(agentKey, limit);
   }
 
@@ -312,4 +465,14 @@ export class Agency {
 
 function routesFrom(agents: readonly Agent[], record: CloudAgentRecord): Route[] {
   return agents.filter((a) => a.key !== record.key).map((a) => (a.kx === undefined ? { agentKey: a.key } : { agentKey: a.key, kx: a.kx }));
+}
+
+/** The keys of agents the policy had in an earlier state and has no more (revoked, or rotated out). */
+function formerKeys(verified: VerifiedPolicy, record: CloudAgentRecord): string[] {
+  const current = new Set(verified.record.policy.agents.map((a) => a.key));
+  const former = new Set<string>();
+  for (const state of verified.policyHistory) {
+    for (const { key } of state.policy.agents) if (!current.has(key) && key !== record.key) former.add(key);
+  }
+  return [...former];
 }

@@ -88,10 +88,13 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const purge = setInterval(() => void running.purgeGuests().catch(() => undefined), PURGE_INTERVAL_MS);
   purge.unref();
   follower.start();
+  let closed = false;
   return {
     url,
     agency: running,
     async close() {
+      if (closed) return;
+      closed = true;
       closing.abort();
       await follower.close();
       clearInterval(purge);

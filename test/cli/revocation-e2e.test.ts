@@ -1,0 +1,54 @@
+/**
+ * A revocation end to end, every step a real `dkms` process on loopback: Alice's laptop has a
+ * cloud agent at the agency `dkms up` runs, and her phone is paired. She revokes the phone with
+ * `dkms policy revoke` alone: no `dkms agent revoke`, no sync. Within 2 s of the revocation the
+ * phone can no longer pick up, and mail sent to Alice after the revocation never reaches it,
+ * while the laptop gets it. The mail comes from a correspondent posting to Alice's cloud agent,
+ * as any peer's agent does.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { postEnvelope } from '../../src/agent/agency-client.js';
+import { anoncrypt, didKeyUrl, messageBytes, newMessage, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
+import { x25519Generate } from '../../src/crypto/index.js';
+import { background, killBackground, owner, type Json } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+
+afterEach(killBackground);
+
+/** Mail for every agent of the owner of `cloud`; what it carries is sealed to a throwaway key, which the agency cannot tell. */
+async function mailTo(cloud: Json, text: string): Promise<void> {
+  const { publicKey } = x25519Generate();
+  const inner = anoncrypt(messageBytes(newMessage('https://example.org/test/1.0/note', { text })), [{ kid: didKeyUrl('x25519', publicKey), publicKey }]);
+  await postEnvelope(String(cloud['endpoint']), wrapForward(inner, String(cloud['did']), [recipientFromKid(String(cloud['routingKey']))]));
+}
+
+describe('revocation end to end, through real processes', () => {
+  it('within 2 s of `dkms policy revoke`, the revoked phone picks up nothing, not even mail sent after the revocation', async () => {
+    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: tempDir() });
+    const services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
+    const env = { DKMS_LEDGER: services.ledger };
+    const laptop = owner(tempDir(), env);
+    const phone = owner(tempDir(), env);
+
+    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const policy = String(alice['policy']);
+    const cloud = alice['cloud'] as Json;
+    const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
+    const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
+    await phone.run(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    const paired = await pairing.done;
+    expect(paired.code, paired.stderr).toBe(0);
+    const phoneKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);
+
+    // While it is an agent, the phone gets Alice's mail.
+    await mailTo(cloud, 'before');
+    expect((await phone.run(['message', 'inbox']))['received']).toBe(1);
+
+    const revoked = await laptop.run(['policy', 'revoke', '--policy', policy, '--agent', phoneKey, '--key', 'agent-sign']);
+    await mailTo(cloud, 'after the revocation');
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(String(revoked['time'])) + 2000 - Date.now())));
+
+    expect((await phone.run(['message', 'inbox']))['received']).toBe(0);
+    expect((await laptop.run(['message', 'inbox']))['received']).toBe(2);
+  });
+});
