@@ -6,6 +6,7 @@
 import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { isDid, prepareEvent, subjectOf, type Did, type EventId, type PolicyAddress, type PreparedEvent, type Subject } from './events.js';
+import { MapVersions, type MapUndo } from './map-versions.js';
 import { MemoryDerived, StoredDerived, type Derived, type DerivedRecord, type PreparedDerived } from './derived.js';
 import { sameTree, signHead, verifyCosignature, verifyHeadSignature, type Cosignature, type ServedHead, type SignedTreeHead } from './head.js';
 import { MAP_EMPTY, mapKey, mapProof, mapRoot, updateMap, MemoryMapNodes, type MapProof } from './map.js';
@@ -62,8 +63,15 @@ export interface NodeOptions {
    * clients can tell a current head from a replayed one. 0 turns the timer off (tests).
    */
   readonly headIntervalMs?: number;
-  /** Witness keys whose cosignatures the node accepts and serves with its heads. */
+  /**
+   * Witness keys whose cosignatures the node accepts and serves with its heads. With witnesses,
+   * a new tree is published (served to clients) once `witnessQuorum` of them cosigned it, or
+   * once it waited `witnessWaitMs` (default 2 s) without; appends are acknowledged meanwhile.
+   */
   readonly witnessKeys?: readonly string[];
+  /** Cosignatures a new tree waits for (default: every witness key). */
+  readonly witnessQuorum?: number;
+  readonly witnessWaitMs?: number;
 }
 
 /** A cosignature as a witness submits it: for the head it names by size and roots. */
@@ -86,6 +94,11 @@ const POOL_THRESHOLD = 16;
 
 const LEAF_CHUNK = 20_000;
 const DEFAULT_HEAD_INTERVAL_MS = 5_000;
+const DEFAULT_WITNESS_WAIT_MS = 2_000;
+/** Unpublished heads kept for witnesses to cosign; older ones are dropped (a newer one will do). */
+const CANDIDATE_LIMIT = 1_024;
+
+const treeId = (head: { size: number; root: string; map: string }): string => `${head.size}:${head.root}:${head.map}`;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
 const MAX_CONFLICTS = 100;
 /** Subject records a node keeps in memory for validation. */
@@ -105,8 +118,16 @@ export class LedgerNode {
   readonly #now: () => number;
   readonly #headIntervalMs: number;
   readonly #witnessKeys: ReadonlySet<string>;
-  /** The latest cosignature of each witness, for the tree it names. */
-  readonly #cosignatures = new Map<string, CosignatureSubmission>();
+  readonly #witnessQuorum: number;
+  readonly #witnessWaitMs: number;
+  /** Cosignatures by tree (published or candidate), each witness's latest. */
+  readonly #cosignatures = new Map<string, Map<string, Cosignature>>();
+  /** Heads signed after the published one, waiting for witnesses: oldest first, with when they were made. */
+  #candidates: { head: SignedTreeHead; since: number }[] = [];
+  /** The map as of the published head, while newer batches are not published yet. */
+  readonly #versions = new MapVersions();
+  /** Witnesses waiting for a head newer than a size. */
+  #waiters: { after: number; resolve: () => void }[] = [];
   #servedHead: ServedHead | undefined;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -132,6 +153,8 @@ export class LedgerNode {
     this.#now = options.now ?? Date.now;
     this.#headIntervalMs = options.headIntervalMs ?? DEFAULT_HEAD_INTERVAL_MS;
     this.#witnessKeys = new Set(options.witnessKeys ?? []);
+    this.#witnessQuorum = Math.min(options.witnessQuorum ?? this.#witnessKeys.size, this.#witnessKeys.size);
+    this.#witnessWaitMs = options.witnessWaitMs ?? DEFAULT_WITNESS_WAIT_MS;
     this.#head = this.#sign();
     this.#maxBatch = Math.min(options.maxBatch ?? 256, store.maxBatch ?? Number.MAX_SAFE_INTEGER);
     this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
@@ -184,19 +207,48 @@ export class LedgerNode {
     return this.#derived.size;
   }
 
-  /** The latest signed head, without cosignatures. */
+  /** The published head (what clients are served), without cosignatures. */
   head(): SignedTreeHead {
     return this.#head;
   }
 
-  /** The latest head with the cosignatures this node holds for its tree. */
+  /** The published head with the cosignatures this node holds for its tree. */
   servedHead(): ServedHead {
     if (this.#servedHead === undefined) {
       const head = this.#head;
-      const cosignatures = [...this.#cosignatures.values()].filter((c) => sameTree(c, head)).map(({ key, time, sig }) => ({ key, time, sig }));
+      const cosignatures = [...(this.#cosignatures.get(treeId(head))?.values() ?? [])];
       this.#servedHead = cosignatures.length === 0 ? head : { ...head, cosignatures };
     }
     return this.#servedHead;
+  }
+
+  /** The newest head, published or not: what witnesses check and cosign. */
+  latestHead(): ServedHead {
+    const newest = this.#candidates.at(-1)?.head;
+    if (newest === undefined) return this.servedHead();
+    const cosignatures = [...(this.#cosignatures.get(treeId(newest))?.values() ?? [])];
+    return cosignatures.length === 0 ? newest : { ...newest, cosignatures };
+  }
+
+  /** Resolves with the newest head once it is larger than `after`, or after `waitMs` whatever it is. */
+  async nextHead(after: number, waitMs: number): Promise<ServedHead> {
+    if (this.latestHead().size <= after && waitMs > 0 && !this.#closed) {
+      await new Promise<void>((resolve) => {
+        const waiter = { after, resolve };
+        const timer = setTimeout(() => {
+          this.#waiters = this.#waiters.filter((w) => w !== waiter);
+          resolve();
+        }, waitMs);
+        timer.unref();
+        this.#waiters.push({ after, resolve: () => (clearTimeout(timer), resolve()) });
+      });
+    }
+    return this.latestHead();
+  }
+
+  /** Answers every witness waiting for a newer head now, with the head there is (when the server stops). */
+  wake(): void {
+    for (const waiter of this.#waiters.splice(0)) waiter.resolve();
   }
 
   #setHead(head: SignedTreeHead): void {
@@ -205,29 +257,78 @@ export class LedgerNode {
   }
 
   /**
-   * Takes a witness's cosignature of the current tree (or an earlier one it has not replaced).
-   * Refused (WITNESS_REFUSED) from a key this node was not told to accept, for a tree other than
-   * the current one, or with a signature that does not verify.
+   * A new head: published at once without witnesses; with them, kept as a candidate until
+   * enough witnesses cosigned it (or a newer one), or until it waited too long.
    */
-  addCosignature(submission: CosignatureSubmission): void {
-    if (!this.#witnessKeys.has(submission.key)) throw new DkmsError('WITNESS_REFUSED', `${submission.key} is not a witness this node accepts`);
-    const head = this.#head;
-    if (!sameTree(submission, head)) throw new DkmsError('WITNESS_REFUSED', `the cosignature is for a tree of ${submission.size} events, not the current one of ${head.size}`);
-    if (!verifyCosignature(head, submission)) throw new DkmsError('WITNESS_REFUSED', `the cosignature by ${submission.key} does not verify`);
-    const known = this.#cosignatures.get(submission.key);
-    if (known !== undefined && sameTree(known, head) && known.time >= submission.time) return;
-    this.#cosignatures.set(submission.key, submission);
-    this.#servedHead = undefined;
+  #offer(head: SignedTreeHead): void {
+    if (this.#witnessKeys.size === 0) {
+      this.#publish(head);
+    } else {
+      if (this.#candidates.length === 0) {
+        // Published without them if the witnesses do not answer in time.
+        setTimeout(() => this.#maybePublish(), this.#witnessWaitMs).unref();
+      }
+      this.#candidates.push({ head, since: this.#now() });
+      if (this.#candidates.length > CANDIDATE_LIMIT) this.#candidates.splice(0, this.#candidates.length - CANDIDATE_LIMIT);
+      this.#maybePublish();
+    }
+    const size = this.latestHead().size;
+    const ready = this.#waiters.filter((w) => size > w.after);
+    this.#waiters = this.#waiters.filter((w) => size <= w.after);
+    for (const waiter of ready) waiter.resolve();
+  }
+
+  #publish(head: SignedTreeHead): void {
+    this.#setHead(head);
+    this.#candidates = this.#candidates.filter((c) => c.head.size > head.size);
+    this.#versions.prune(head.size);
+    const keep = new Set([treeId(head), ...this.#candidates.map((c) => treeId(c.head))]);
+    for (const id of this.#cosignatures.keys()) if (!keep.has(id)) this.#cosignatures.delete(id);
+  }
+
+  /** Publishes the newest candidate enough witnesses cosigned; or the newest one, once the oldest waited too long. */
+  #maybePublish(): void {
+    for (let i = this.#candidates.length - 1; i >= 0; i--) {
+      const candidate = this.#candidates[i];
+      if (candidate !== undefined && (this.#cosignatures.get(treeId(candidate.head))?.size ?? 0) >= this.#witnessQuorum) {
+        this.#publish(candidate.head);
+        return;
+      }
+    }
+    const oldest = this.#candidates[0];
+    const newest = this.#candidates.at(-1);
+    if (oldest !== undefined && newest !== undefined && this.#now() - oldest.since >= this.#witnessWaitMs) this.#publish(newest.head);
   }
 
   /**
-   * A consistent view for a read: the head and map proofs under it. Waits while an append is
-   * half taken in (the store has it, this node's view not yet), which lasts a few microtasks.
+   * Takes a witness's cosignature of the published tree or of a newer one not yet published.
+   * Refused (WITNESS_REFUSED) from a key this node was not told to accept, for any other tree,
+   * or with a signature that does not verify.
+   */
+  addCosignature(submission: CosignatureSubmission): void {
+    if (!this.#witnessKeys.has(submission.key)) throw new DkmsError('WITNESS_REFUSED', `${submission.key} is not a witness this node accepts`);
+    const id = treeId(submission);
+    const head = treeId(this.#head) === id ? this.#head : this.#candidates.find((c) => treeId(c.head) === id)?.head;
+    if (head === undefined) throw new DkmsError('WITNESS_REFUSED', `the cosignature is for a tree of ${submission.size} events this node does not serve (it serves ${this.#head.size}, newest ${this.latestHead().size})`);
+    const cosignature: Cosignature = { key: submission.key, time: submission.time, sig: submission.sig };
+    if (!verifyCosignature(head, cosignature)) throw new DkmsError('WITNESS_REFUSED', `the cosignature by ${submission.key} does not verify`);
+    let byWitness = this.#cosignatures.get(id);
+    if (byWitness === undefined) this.#cosignatures.set(id, (byWitness = new Map()));
+    const known = byWitness.get(submission.key);
+    if (known !== undefined && known.time >= submission.time) return;
+    byWitness.set(submission.key, cosignature);
+    if (head === this.#head) this.#servedHead = undefined;
+    else this.#maybePublish();
+  }
+
+  /**
+   * A consistent view for a read: the published head and map proofs under it. Waits while an
+   * append is half taken in (the store has it, this node's view not yet), a few microtasks.
    */
   async snapshot(): Promise<Snapshot> {
     while (!this.#derived.settled()) await this.refresh();
     const head = this.servedHead();
-    const nodes = this.#derived.mapNodes;
+    const nodes = this.#versions.at(head.size, this.#derived.mapNodes);
     return {
       head,
       mapProof: (subject) => mapProof(nodes, mapKey(subject)),
@@ -334,12 +435,29 @@ export class LedgerNode {
       // Other nodes changed these subjects: what this node remembers of them is out of date.
       for (const record of records) this.#records.delete(subjectOf(record.event));
       // A store that keeps derived data has it already, written with their appends.
-      if (!(this.#derived instanceof StoredDerived)) this.#derived.commit(this.#derived.prepare(records.map(derivedRecord)));
+      if (!(this.#derived instanceof StoredDerived)) this.#install(this.#derived.prepare(records.map(derivedRecord)));
       const last = records.at(-1);
       if (last !== undefined && last.time > this.#lastTime) this.#lastTime = last.time;
     }
-    if (this.#derived instanceof StoredDerived) this.#derived.adopt();
-    this.#setHead(this.#sign());
+    if (this.#derived instanceof StoredDerived) {
+      // Another node rewrote the stored map: older versions of it are gone, so publish at once.
+      this.#derived.adopt();
+      this.#candidates = [];
+      this.#publish(this.#sign());
+    } else {
+      this.#offer(this.#sign());
+    }
+  }
+
+  /** Makes derived data current, keeping what it overwrites while an older head is served. */
+  #install(prepared: PreparedDerived, undo: MapUndo | undefined = this.#undo(prepared)): void {
+    this.#derived.commit(prepared);
+    if (undo !== undefined) this.#versions.install(undo);
+  }
+
+  /** What a batch overwrites in the map: needed only when heads wait for witnesses before they are served. */
+  #undo(prepared: PreparedDerived): MapUndo | undefined {
+    return this.#witnessKeys.size === 0 ? undefined : MapVersions.undo(prepared.size, prepared.map, this.#derived.mapNodes);
   }
 
   /** Brings this node up to the store before a read, when other nodes may have appended. */
@@ -390,7 +508,11 @@ export class LedgerNode {
     if (this.#closed) return Promise.resolve(this.servedHead());
     return this.#exclusive(async () => {
       await this.#catchUp();
-      if (this.#headIntervalMs > 0 && this.#now() - Date.parse(this.#head.time) >= this.#headIntervalMs) this.#setHead(this.#sign());
+      this.#maybePublish();
+      const head = this.#head;
+      if (this.#headIntervalMs > 0 && this.#now() - Date.parse(head.time) >= this.#headIntervalMs) {
+        this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#nextTime() }, this.#signer.key, (m) => this.#signer.sign(m)));
+      }
       return this.servedHead();
     });
   }
@@ -451,6 +573,7 @@ export class LedgerNode {
       return { record, id: a.id, subject: a.subject, canonical: a.canonical, leaf: recordLeafFromCanonical(record, a.canonical) };
     });
     const derived = this.#derived.prepare(events.map((e) => ({ gseq: e.record.gseq, subject: e.subject, seq: e.record.event.seq, leaf: e.leaf })));
+    const undo = this.#undo(derived);
     const head = this.#headFor(derived, time);
     try {
       await this.store.append({ events, subjects: overlay.changed(), head, tree: derived.tree, map: derived.map });
@@ -460,8 +583,8 @@ export class LedgerNode {
       for (const { item } of accepted) item.pending.reject(asError(e));
       return 'done';
     }
-    this.#derived.commit(derived);
-    this.#setHead(head);
+    this.#install(derived, undo);
+    this.#offer(head);
     for (const record of overlay.changed()) this.#remember(record.subject, record);
     refuse();
     for (const { item, accepted: a, gseq } of accepted) {
@@ -623,6 +746,7 @@ export class LedgerNode {
   async close(): Promise<void> {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.wake();
     await this.drain();
     await this.#lock;
     await this.#pool?.close();

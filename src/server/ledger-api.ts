@@ -20,6 +20,8 @@ export interface LedgerServerOptions {
 }
 
 export const MAX_BATCH = 500;
+/** The longest a witness may wait at `GET /v1/head/next` for a newer head. */
+const MAX_HEAD_WAIT_MS = 30_000;
 const MAX_PAGE = 1000;
 
 const subjectParams = { type: 'object', required: ['subject'], properties: { subject: { type: 'string', maxLength: 100 } } } as const;
@@ -63,11 +65,37 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     if (request.method === 'GET') await node.current();
   });
   const reads = new LedgerReads(node);
+  // Witnesses waiting at /v1/head/next must not hold the server open when it stops, nor must
+  // clients that keep polling on a keep-alive connection: it is closed the moment it is idle.
+  app.addHook('preClose', (done) => {
+    node.wake();
+    const sweep = setInterval(() => app.server.closeIdleConnections(), 10);
+    app.server.once('close', () => clearInterval(sweep));
+    done();
+  });
   const send = (reply: FastifyReply, answer: Answer) => reply.code(answer.status).type(answer.type).send(answer.body);
 
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
 
   app.get('/v1/head', { schema: { querystring: { type: 'object', additionalProperties: false, properties: {} } } }, async () => node.servedHead());
+
+  // For witnesses: the newest head, which a node with witnesses serves to clients only once cosigned.
+  app.get(
+    '/v1/head/next',
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { after: { type: 'integer', minimum: -1 }, wait: { type: 'integer', minimum: 0, maximum: MAX_HEAD_WAIT_MS } },
+        },
+      },
+    },
+    async (request) => {
+      const { after = -1, wait = 0 } = request.query as { after?: number; wait?: number };
+      return node.nextHead(after, wait);
+    },
+  );
 
   app.post(
     '/v1/cosignatures',

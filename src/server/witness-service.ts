@@ -120,8 +120,13 @@ class NodeLink {
     throw new DkmsError('LEDGER_BAD_RESPONSE', `the node answered ${method} ${path.split('?')[0] ?? ''} with status ${response.status}`);
   }
 
-  async head(): Promise<ServedHead> {
-    const parsed = ServedHeadSchema.safeParse(await this.#request('GET', '/v1/head'));
+  /**
+   * The node's newest head, published or not (a node with witnesses serves a new tree to clients
+   * only once they cosigned it): at once if it is larger than `after`, else when one is, or after
+   * `waitMs` whatever it is.
+   */
+  async head(after = -1, waitMs = 0): Promise<ServedHead> {
+    const parsed = ServedHeadSchema.safeParse(await this.#request('GET', `/v1/head/next?after=${after}&wait=${waitMs}`));
     if (!parsed.success) throw new DkmsError('LEDGER_BAD_RESPONSE', "the node's tree head is malformed");
     return parsed.data;
   }
@@ -176,10 +181,12 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
     throw e;
   }
   const now = options.now ?? Date.now;
+  const interval = options.intervalMs ?? DEFAULT_INTERVAL_MS;
   const link = new NodeLink(options.ledger, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
 
   const round = async (): Promise<PollOutcome> => {
-    const served = await link.head();
+    // Waits at the node for a newer head, but not so long that the cosignature it holds grows old.
+    const served = await link.head(witness.last?.size ?? -1, Math.min(interval, witness.maxHeadAgeMs / 4));
     const head = bareHead(served);
     const cosignature = witness.check(head, await proofFor(link, witness, head, false));
     if (holdsRecent(served, witness.key, now(), witness.maxHeadAgeMs / 2)) return { status: 'current', head };
@@ -210,9 +217,10 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
 
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
+  // After a good round the next starts at once (it waits at the node); after a failure, a pause.
   const schedule = (delay: number) => {
     if (closed) return;
-    timer = setTimeout(() => void poll().then(() => schedule(options.intervalMs ?? DEFAULT_INTERVAL_MS)), delay);
+    timer = setTimeout(() => void poll().then((outcome) => schedule(outcome.status === 'failed' ? interval : 0)), delay);
     timer.unref();
   };
 

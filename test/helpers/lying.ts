@@ -220,7 +220,7 @@ export class ForgedLog {
    * other requests pass through.
    */
   readonly lie: Lie = ({ path, query }) => {
-    if (path === '/v1/head') return { status: 200, body: this.head() };
+    if (path === '/v1/head' || path === '/v1/head/next') return { status: 200, body: this.head() };
     const subject = /^\/v1\/(?:policies|dids)\/(.+)$/.exec(path)?.[1];
     if (subject !== undefined) {
       return { status: 200, body: this.answer(decodeURIComponent(subject) as Subject, Number(query.get('after') ?? -1), Number(query.get('policyAfter') ?? -1)) };

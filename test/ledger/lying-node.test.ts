@@ -6,7 +6,6 @@
  * a fork signed with the node's key) are in witness.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { toBase64url } from '../../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import { subjectOf, type Did, type PolicyAddress, type Subject } from '../../src/ledger/events.js';
@@ -98,7 +97,7 @@ describe('a node that withholds', () => {
     // Told the truth, the verifier refuses the tablet's signature: the withheld revocation bites.
     proxy.lie = () => undefined;
     const { policyHistory } = await warm.resolveDid(w.did);
-    const result = verifyAgentSignature(policyHistory, { key: w.tablet.publicKey, message: signedAfter, signature: toBase64url(signature), time: new Date().toISOString() });
+    const result = verifyAgentSignature(policyHistory, { key: w.tablet.publicKey, message: signedAfter, signature, time: new Date().toISOString() });
     expect(result).toMatchObject({ valid: false, reason: 'REVOKED' });
   });
 
