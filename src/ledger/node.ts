@@ -326,6 +326,7 @@ export class LedgerNode {
    * append is half taken in (the store has it, this node's view not yet), a few microtasks.
    */
   async snapshot(): Promise<Snapshot> {
+    if (this.#headOverdue()) await this.refresh();
     while (!this.#derived.settled()) await this.refresh();
     const head = this.servedHead();
     const nodes = this.#versions.at(head.size, this.#derived.mapNodes);
@@ -460,9 +461,16 @@ export class LedgerNode {
     return this.#witnessKeys.size === 0 ? undefined : MapVersions.undo(prepared.size, prepared.map, this.#derived.mapNodes);
   }
 
-  /** Brings this node up to the store before a read, when other nodes may have appended. */
+  /**
+   * Brings this node up to date before a read: takes in what other nodes appended, and signs its
+   * head again if the timer has not yet (a machine that slept, a busy event loop).
+   */
   async current(): Promise<void> {
-    if (this.store.derived === undefined || !this.#derived.settled()) await this.refresh();
+    if (this.store.derived === undefined || !this.#derived.settled() || this.#headOverdue()) await this.refresh();
+  }
+
+  #headOverdue(): boolean {
+    return this.#headIntervalMs > 0 && this.#now() - Date.parse(this.#head.time) >= this.#headIntervalMs;
   }
 
   /**
@@ -510,7 +518,7 @@ export class LedgerNode {
       await this.#catchUp();
       this.#maybePublish();
       const head = this.#head;
-      if (this.#headIntervalMs > 0 && this.#now() - Date.parse(head.time) >= this.#headIntervalMs) {
+      if (this.#headOverdue()) {
         this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#nextTime() }, this.#signer.key, (m) => this.#signer.sign(m)));
       }
       return this.servedHead();

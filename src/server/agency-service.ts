@@ -24,6 +24,8 @@ export interface AgencyServiceOptions extends AgencyServerOptions {
   readonly ledgerUrl: string;
   /** Ledger node keys to trust (default: trust on first use, remembered in the agency's directory). */
   readonly trustedLedgerKeys?: readonly string[];
+  /** The clock the agency judges the ledger's heads by (default Date.now; tests move it). */
+  readonly ledgerClock?: () => number;
   /** The base URL agents are told to use, if not the one listened on (behind a proxy). */
   readonly publicUrl?: string;
   readonly limits?: Partial<MailboxLimits>;
@@ -57,6 +59,7 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const closing = new AbortController();
   const ledger = persistentLedgerClient(join(dir, 'ledger-client.json'), options.ledgerUrl, {
     ...(options.trustedLedgerKeys === undefined ? {} : { trustedKeys: options.trustedLedgerKeys }),
+    ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }),
     fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.any([closing.signal, ...(init?.signal ? [init.signal] : [])]) }),
   });
   const policies: PolicyReader = { read: (policy) => ledger.resolvePolicy(policy as PolicyAddress) };

@@ -38,6 +38,7 @@ export async function world(options: { ledgerClock?: () => number } = {}): Promi
     ledgerUrl: ledger.url,
     port: 0,
     trustedLedgerKeys: [ledger.signer.key],
+    ...(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock }),
     rateLimitPerSecond: 100_000,
     agentRequestsPerSecond: 100_000,
   });
