@@ -1,3 +1,5 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
@@ -81,6 +83,54 @@ describe('signature checks on worker threads', () => {
     expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(forged.map((_, i) => (i % 4 === 3 ? 'EVENT_BAD_SIGNATURE' : 'ok')));
     expect(node.size).toBe(30);
     expect((await node.verify()).problems).toEqual([]);
+    await node.close();
+  });
+});
+
+describe('the embedded store keeps the Merkle and map nodes', () => {
+  async function filled(): Promise<{ dir: string; signer: ReturnType<typeof nodeSigner>; head: { size: number; root: string; map: string } }> {
+    const dir = tempDir();
+    const signer = nodeSigner();
+    const node = await openNode(dir, signer);
+    for (let i = 0; i < 5; i++) {
+      const key = testKey();
+      await node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
+    }
+    const { size, root, map } = node.head();
+    await node.close();
+    return { dir, signer, head: { size, root, map } };
+  }
+
+  it('a file of the format before them gets them computed when first opened, and audits clean', async () => {
+    const { dir, signer, head } = await filled();
+    const db = new Database(join(dir, 'ledger.db'));
+    db.exec('DROP TABLE tree; DROP TABLE map; DROP TABLE derived;');
+    db.prepare("UPDATE heads SET head = json_remove(head, '$.map')").run();
+    db.pragma('user_version = 1');
+    db.close();
+    const node = await openNode(dir, signer);
+    expect(node.head()).toMatchObject(head);
+    expect(await node.verify()).toEqual({ events: 5, problems: [] });
+    await node.close();
+  });
+
+  it('a damaged map node stops the node from opening; a stored head with another map root is found by the audit', async () => {
+    const { dir, signer } = await filled();
+    const db = new Database(join(dir, 'ledger.db'));
+    const root = db.prepare<[], { path: Buffer; node: Buffer }>('SELECT path, node FROM map ORDER BY length(path) LIMIT 1').get();
+    if (root === undefined) throw new Error('no map root node');
+    const damaged = Buffer.from(root.node);
+    damaged[5] = (damaged[5] ?? 0) ^ 1;
+    db.prepare('UPDATE map SET node = ? WHERE path = ?').run(damaged, root.path);
+    db.close();
+    await expectCodeAsync(openNode(dir, signer), 'LEDGER_STORE_DAMAGED');
+
+    const again = await filled();
+    const file = new Database(join(again.dir, 'ledger.db'));
+    file.prepare("UPDATE heads SET head = json_set(head, '$.map', ?) WHERE size = 3").run('A'.repeat(43));
+    file.close();
+    const node = await openNode(again.dir, again.signer);
+    expect((await node.verify()).problems).toEqual(['the stored head of 3 events has a map root the log does not give']);
     await node.close();
   });
 });
