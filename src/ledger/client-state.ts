@@ -46,12 +46,14 @@ export function persistentLedgerClient(
   const state: ClientState = readJsonFile(statePath, ClientState, {});
   const mine = state[url] ?? {};
   const lastHead = SignedTreeHeadSchema.safeParse(mine.lastHead);
+  // Keys configured now are the only ones trusted; a key pinned on first use counts only while
+  // none is configured (so taking a key out of the configuration takes it out of trust).
+  const configured = options.trustedKeys ?? [];
+  const trustedKeys = configured.length > 0 ? [...configured] : (mine.trustedKeys ?? []);
   const save = (head: SignedTreeHead) => {
-    const trustedKeys = [...new Set([...(mine.trustedKeys ?? []), ...(options.trustedKeys ?? []), head.key])];
-    state[url] = { lastHead: head, trustedKeys };
+    state[url] = { lastHead: head, trustedKeys: trustedKeys.length > 0 ? trustedKeys : [head.key] };
     writeJson(statePath, state);
   };
-  const trustedKeys = [...(mine.trustedKeys ?? []), ...(options.trustedKeys ?? [])];
   const { cachePath, ...rest } = options;
   let cache: VerifiedCache | undefined;
   if (cachePath !== undefined) {
