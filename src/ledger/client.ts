@@ -260,7 +260,8 @@ export class LedgerClient {
     const last = this.#lastHead;
     if (last === undefined || head.size > last.size || head.time > last.time) {
       this.#lastHead = head;
-      this.#onHead?.(head);
+      // Persisted only when the log grew: the same tree signed again adds nothing to check against.
+      if (last === undefined || head.size > last.size) this.#onHead?.(head);
     }
     return head;
   }

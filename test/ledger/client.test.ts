@@ -68,7 +68,8 @@ async function latest(node: LedgerNode, subject: Subject): Promise<{ seq: number
  */
 async function story(dir = tempDir()): Promise<Story> {
   let now = T0;
-  const ledger = await startLedger(dir, { node: { now: () => now } });
+  // A frozen clock: the node signs nothing but what the story makes (no re-signing).
+  const ledger = await startLedger(dir, { node: { now: () => now, headIntervalMs: 0 } });
   const { node } = ledger;
   const laptop = testKey();
   const phone = testKey();
