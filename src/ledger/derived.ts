@@ -29,6 +29,8 @@ export interface PreparedDerived {
   readonly map: readonly MapWrite[];
   readonly root: Uint8Array;
   readonly mapRoot: Uint8Array;
+  /** The map nodes the update read, as they were before it: what its writes replace. */
+  readonly before: MapNodeSource;
 }
 
 export interface Derived {
@@ -50,6 +52,8 @@ export interface Derived {
   settled(): boolean;
 }
 
+const pathKey = (path: Uint8Array): string => Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
+
 function prepareWith(size: number, read: NodeReader, mapNodes: MapNodeSource, records: readonly DerivedRecord[]): PreparedDerived {
   records.forEach((r, i) => {
     if (r.gseq !== size + i) throw new RangeError(`derived data for event ${r.gseq} given at position ${size + i}`);
@@ -58,11 +62,22 @@ function prepareWith(size: number, read: NodeReader, mapNodes: MapNodeSource, re
   const fresh = new Map(tree.map((n) => [`${n.level}/${n.index}`, n.hash]));
   const readThrough: NodeReader = (level, index) => fresh.get(`${level}/${index}`) ?? read(level, index);
   const next = size + records.length;
+  // The update reads every node it rewrites: kept, they are the old values at no extra cost.
+  const seen = new Map<string, StoredMapNode | undefined>();
+  const recording: MapNodeSource = {
+    get: (path) => {
+      const key = pathKey(path);
+      if (seen.has(key)) return seen.get(key);
+      const node = mapNodes.get(path);
+      seen.set(key, node);
+      return node;
+    },
+  };
   const { root: newMapRoot, writes } = updateMap(
-    mapNodes,
+    recording,
     records.map((r) => ({ key: mapKey(r.subject), entry: { seq: r.seq, gseq: r.gseq, leaf: toBase64url(r.leaf) } })),
   );
-  return { size: next, tree, map: writes, root: rootAt(next, readThrough), mapRoot: newMapRoot };
+  return { size: next, tree, map: writes, root: rootAt(next, readThrough), mapRoot: newMapRoot, before: recording };
 }
 
 /** Derived data in memory, rebuilt from the log at start-up. */
@@ -115,7 +130,6 @@ const CACHED_TREE_LEVEL = 6;
 /** Map nodes at or above this depth are cached in memory (at most 2^13 of them). */
 const CACHED_MAP_DEPTH = 12;
 
-const pathKey = (path: Uint8Array): string => Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
 const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1] ?? 0);
 
 /** Derived data the store keeps; reads go through caches of the tree's upper levels and the map's top. */

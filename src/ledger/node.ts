@@ -8,13 +8,13 @@ import { DkmsError } from '../errors.js';
 import { isDid, prepareEvent, subjectOf, type Did, type EventId, type PolicyAddress, type PreparedEvent, type Subject } from './events.js';
 import { MapVersions, type MapUndo } from './map-versions.js';
 import { MemoryDerived, StoredDerived, type Derived, type DerivedRecord, type PreparedDerived } from './derived.js';
-import { sameTree, signHead, verifyCosignature, verifyHeadSignature, type Cosignature, type ServedHead, type SignedTreeHead } from './head.js';
+import { signHead, verifyCosignature, verifyHeadSignature, type Cosignature, type ServedHead, type SignedTreeHead } from './head.js';
 import { MAP_EMPTY, mapKey, mapProof, mapRoot, updateMap, MemoryMapNodes, type MapProof } from './map.js';
 import { CompactTree } from './tree.js';
-import { consistencyProof, inclusionProof } from './merkle.js';
+import { consistencyProof, inclusionProof, type RangeMemo } from './merkle.js';
 import { Replay, recordLeaf, recordLeafFromCanonical } from './replay.js';
 import { OverlayView, ReadAheadView, type LogRecord, type SubjectRecord } from './state.js';
-import type { LogStore, StoredEvent } from './store.js';
+import type { AppendBatch, LogStore, StoredEvent } from './store.js';
 import { validateEvent, type Accepted } from './validate.js';
 import { VerifyPool } from './verify-pool.js';
 
@@ -138,6 +138,10 @@ export class LedgerNode {
   #flushing: Promise<void> | undefined;
   #lastTime: string;
   #lock: Promise<void> = Promise.resolve();
+  /** Settles once every batch written so far is durable and answered. */
+  #durable: Promise<void> = Promise.resolve();
+  /** Set when a written batch could not be made durable: the node takes nothing more. */
+  #broken: DkmsError | undefined;
   /**
    * Subject records as of the log's first `tree.size` events (or later: a record read ahead of
    * that only makes the next append conflict). Validation reads them here instead of the store;
@@ -342,6 +346,7 @@ export class LedgerNode {
 
   /** Submits one event; resolves once it is durable, or rejects with the validation code. */
   submit(raw: unknown): Promise<Receipt> {
+    if (this.#broken !== undefined) return Promise.reject(this.#broken);
     return new Promise((resolve, reject) => {
       this.#queue.push({ raw, resolve, reject });
       this.#schedule();
@@ -456,9 +461,13 @@ export class LedgerNode {
     if (undo !== undefined) this.#versions.install(undo);
   }
 
-  /** What a batch overwrites in the map: needed only when heads wait for witnesses before they are served. */
+  /**
+   * What a batch overwrites in the map: needed when the served head can lag the map (heads wait
+   * for witnesses, or for the disk while the next batch is written).
+   */
   #undo(prepared: PreparedDerived): MapUndo | undefined {
-    return this.#witnessKeys.size === 0 ? undefined : MapVersions.undo(prepared.size, prepared.map, this.#derived.mapNodes);
+    if (this.#witnessKeys.size === 0 && this.store.appendWritten === undefined) return undefined;
+    return MapVersions.undo(prepared.size, prepared.map, prepared.before);
   }
 
   /**
@@ -583,21 +592,37 @@ export class LedgerNode {
     const derived = this.#derived.prepare(events.map((e) => ({ gseq: e.record.gseq, subject: e.subject, seq: e.record.event.seq, leaf: e.leaf })));
     const undo = this.#undo(derived);
     const head = this.#headFor(derived, time);
+    const append: AppendBatch = { events, subjects: overlay.changed(), head, tree: derived.tree, map: derived.map };
+    let durable: Promise<void>;
     try {
-      await this.store.append({ events, subjects: overlay.changed(), head, tree: derived.tree, map: derived.map });
+      if (this.store.appendWritten === undefined) {
+        await this.store.append(append);
+        durable = Promise.resolve();
+      } else {
+        ({ durable } = await this.store.appendWritten(append));
+      }
     } catch (e) {
       if (e instanceof DkmsError && e.code === 'LEDGER_CONFLICT') return [...batch];
       refuse();
       for (const { item } of accepted) item.pending.reject(asError(e));
       return 'done';
     }
+    // Written: the next batch is validated against it at once. Its submitters are answered, and
+    // its head served, once it is durable (in order: a sync covers everything written before it).
     this.#install(derived, undo);
-    this.#offer(head);
     for (const record of overlay.changed()) this.#remember(record.subject, record);
     refuse();
-    for (const { item, accepted: a, gseq } of accepted) {
-      item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
-    }
+    this.#durable = Promise.all([this.#durable, durable]).then(
+      () => {
+        this.#offer(head);
+        for (const { item, accepted: a, gseq } of accepted) item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
+      },
+      (e: unknown) => {
+        // Written but not known to be on disk: nothing after it may be acknowledged either.
+        this.#broken ??= new DkmsError('LEDGER_STORE_DAMAGED', `the ledger store could not be synced to disk (${asError(e).message}): restart the node`);
+        for (const { item } of accepted) item.pending.reject(this.#broken);
+      },
+    );
     return 'done';
   }
 
@@ -605,9 +630,10 @@ export class LedgerNode {
     return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer.key, (m) => this.#signer.sign(m));
   }
 
-  /** Waits until everything submitted so far is committed or refused. */
+  /** Waits until everything submitted so far is committed (durable and answered) or refused. */
   async drain(): Promise<void> {
     while (this.#flushing !== undefined) await this.#flushing;
+    await this.#durable;
   }
 
   // Reads
@@ -671,12 +697,20 @@ export class LedgerNode {
     return this.store.range(from, Math.min(to, this.size));
   }
 
+  /** Ragged-edge hashes of the last tree size proofs were made for (mostly the served head's). */
+  #proofMemo: { size: number; memo: RangeMemo } = { size: -1, memo: new Map() };
+
+  #memoFor(size: number): RangeMemo {
+    if (this.#proofMemo.size !== size) this.#proofMemo = { size, memo: new Map() };
+    return this.#proofMemo.memo;
+  }
+
   inclusionProof(gseq: number, size = this.size): string[] {
-    return inclusionProof(gseq, size, this.#derived.treeRead, size === this.size ? this.#derived.memo : undefined).map(toBase64url);
+    return inclusionProof(gseq, size, this.#derived.treeRead, this.#memoFor(size)).map(toBase64url);
   }
 
   consistencyProof(from: number, to = this.size): string[] {
-    return consistencyProof(from, to, this.#derived.treeRead, to === this.size ? this.#derived.memo : undefined).map(toBase64url);
+    return consistencyProof(from, to, this.#derived.treeRead, this.#memoFor(to)).map(toBase64url);
   }
 
   /**

@@ -3,6 +3,7 @@
  * transaction, so an event is acknowledged only once it is durable (group commit). The file is
  * held under an exclusive lock while open: one ledger process per data directory.
  */
+import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import { canonicalJson } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
@@ -75,8 +76,16 @@ export class SqliteLogStore implements LogStore {
   readonly #stmts;
   readonly derived: DerivedStore;
 
+  readonly #path: string;
+  #walFd: number | undefined;
+
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
+    this.#path = path;
+    // Commits do not wait for the disk here: appends sync the write-ahead log themselves, off
+    // the event loop, and acknowledge nothing before that (see appendWritten). SQLite still
+    // syncs the log before each checkpoint and the database after it (WAL with NORMAL).
+    db.pragma('synchronous = NORMAL');
     this.#run = storeRunner(path, FILE);
     this.#stmts = {
       size: db.prepare<[], { n: number }>('SELECT coalesce(max(gseq) + 1, 0) AS n FROM log'),
@@ -108,8 +117,43 @@ export class SqliteLogStore implements LogStore {
         const row = stmts.mapNode.get(path);
         return row === undefined ? undefined : decodeMapNode(row.node);
       },
-      writeDerived: (tree, map, size) => db.transaction(() => this.#putDerived(tree, map, size))(),
+      writeDerived: (tree, map, size) => {
+        db.transaction(() => this.#putDerived(tree, map, size))();
+        this.#syncNow();
+      },
     };
+  }
+
+  /** The write-ahead log's descriptor, opened once it exists, for syncing it. */
+  #wal(): number | undefined {
+    if (this.#walFd === undefined) {
+      try {
+        this.#walFd = openSync(`${this.#path}-wal`, 'r');
+      } catch {
+        return undefined;
+      }
+    }
+    return this.#walFd;
+  }
+
+  /** Syncs the write-ahead log on the thread pool: everything committed so far is then durable. */
+  #sync(): Promise<void> {
+    const fd = this.#wal();
+    if (fd === undefined) return Promise.resolve(this.#checkpointSync());
+    return new Promise((resolve, reject) => {
+      fsync(fd, (error) => (error === null ? resolve() : reject(new DkmsError('IO_ERROR', `ledger store ${this.#path}: cannot sync the write-ahead log: ${error.message}`))));
+    });
+  }
+
+  #syncNow(): void {
+    const fd = this.#wal();
+    if (fd === undefined) this.#checkpointSync();
+    else fsyncSync(fd);
+  }
+
+  /** Without a write-ahead log file to sync, a full checkpoint makes everything durable. */
+  #checkpointSync(): void {
+    this.#db.pragma('wal_checkpoint(FULL)');
   }
 
   #putDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void {
@@ -169,7 +213,19 @@ export class SqliteLogStore implements LogStore {
     return this.#run(() => this.#stmts.heads.all().map((row) => parseHead(row.head)));
   }
 
-  append(batch: AppendBatch): Promise<void> {
+  async append(batch: AppendBatch): Promise<void> {
+    await (await this.appendWritten(batch)).durable;
+  }
+
+  async appendWritten(batch: AppendBatch): Promise<{ readonly durable: Promise<void> }> {
+    await this.#write(batch);
+    const durable = this.#sync();
+    // Awaited by the node; a failure must not surface as an unhandled rejection meanwhile.
+    durable.catch(() => undefined);
+    return { durable };
+  }
+
+  #write(batch: AppendBatch): Promise<void> {
     return this.#run(() =>
       this.#db.transaction(() => {
         const size = this.#stmts.size.get()?.n ?? 0;
@@ -187,15 +243,20 @@ export class SqliteLogStore implements LogStore {
   }
 
   replaceSubjects(records: readonly SubjectRecord[]): Promise<void> {
-    return this.#run(() =>
+    return this.#run(() => {
       this.#db.transaction(() => {
         this.#stmts.clearSubjects.run();
         for (const s of records) this.#stmts.putSubject.run(s.subject, canonicalJson(s));
-      })(),
-    );
+      })();
+      this.#syncNow();
+    });
   }
 
   async close(): Promise<void> {
+    if (this.#walFd !== undefined) {
+      closeSync(this.#walFd);
+      this.#walFd = undefined;
+    }
     if (this.#db.open) this.#db.close();
   }
 }

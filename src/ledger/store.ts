@@ -77,6 +77,14 @@ export interface LogStore extends LedgerView {
    * another writer appended first, nothing is written and LEDGER_CONFLICT is thrown.
    */
   append(batch: AppendBatch): Promise<void>;
+  /**
+   * Like `append`, but resolves as soon as the batch is written (later reads and appends see
+   * it), with `durable` resolving once it is on disk. A node validates and writes the next batch
+   * while the disk syncs this one (group commit that does not block on the sync); it answers
+   * submitters and serves the new head only once `durable` resolved. Optional: a store without it
+   * is durable when `append` resolves.
+   */
+  appendWritten?(batch: AppendBatch): Promise<{ readonly durable: Promise<void> }>;
   /** Every subject record, for audits. */
   subjects(): Promise<SubjectRecord[]>;
   /** Replaces every subject record (reindex) in one transaction. */

@@ -22,13 +22,14 @@ import { tempDir } from '../helpers/tmp.js';
 function counting(store: LogStore, onConflict: () => void, delayMs: number): LogStore {
   return new Proxy(store, {
     get(target, name) {
-      if (name !== 'append') {
-        const value = Reflect.get(target, name) as unknown;
+      const value = Reflect.get(target, name) as unknown;
+      if ((name !== 'append' && name !== 'appendWritten') || typeof value !== 'function') {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       }
+      const write = (value as (batch: AppendBatch) => Promise<unknown>).bind(target);
       return async (batch: AppendBatch) => {
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-        return target.append(batch).catch((e: unknown) => {
+        return write(batch).catch((e: unknown) => {
           if ((e as { code?: string }).code === 'LEDGER_CONFLICT') onConflict();
           throw e;
         });
