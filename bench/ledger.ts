@@ -1,37 +1,115 @@
 /**
- * Ledger benchmark. Raw limits, measured in the same run:
- * - Ed25519 verifications per second on one core through node:crypto, of the same events'
- *   signatures: importing each key from its 32 bytes (what a ledger must do for keys it has not
- *   seen) and, as an upper bound, with every key already imported.
- * Figures: commits/s of single-signature events through the embedded node (validation,
- * ordering, Merkle tree, signed head, one SQLite transaction per batch); p50/p99 of one
- * did.update round trip over HTTP; resolves per second with full client verification,
- * in-process and over loopback HTTP; and resolve latency, memory and file size as the log grows.
+ * Ledger benchmark: every figure beside a raw limit measured in the same run, and their ratio
+ * (figure / limit for rates; measured / limit for times). Every line carries the load average,
+ * since the figures mean little on a machine busy with something else.
+ *
+ * 1. ledger.resolve-warm: verified resolves per second of one DID with a 12-signature history
+ *    (policy with grants and a rotation, DID with updates), in-process through localLedgerFetch,
+ *    by one warmed-up LedgerClient; limit: the same GETs answered by localLedgerFetch with only
+ *    JSON.parse of the body.
+ * 2. ledger.resolve-http: the same over loopback HTTP, 32 concurrent warmed-up clients (each its
+ *    own LedgerClient) in a worker thread, the node's server (rate limit raised out of the way) in
+ *    the main thread; limit: a bare fastify server on the same thread serving the exact bytes of
+ *    the same answer to the same 32-way loop doing fetch + JSON.parse only. Measured through
+ *    fetch (undici) and through node:http, to see whether the HTTP client is the bottleneck.
+ * 3. ledger.resolve-cold-cpu: CPU time of one cold verified resolve (a new client each time),
+ *    median; limit: the CPU time of 12 Ed25519 verifications with imported keys. Process CPU
+ *    time counts every thread, V8's garbage-collection helpers included.
+ * 4. ledger.append-http: appends per second over HTTP with 1, 8 and 32 writers (in a worker),
+ *    each awaiting its answer before sending the next; limits: single-row SQLite commits per
+ *    second (WAL, synchronous=FULL, same disk) and one-core Ed25519 verifications importing each
+ *    key. Also how many events the node grouped per batch, and the bytes written to storage per
+ *    event (Linux only).
+ *    ledger.did-update-round-trip: p50/p99 of one did.update submitted by a LedgerClient.
+ * 5. ledger.scaling: at 10k, 100k and DKMS_BENCH_LEDGER_MAX (default 1M) events, generated
+ *    through node.submitMany from events pre-signed in a worker: append rate (and storage
+ *    written per event), warm and cold verified resolve p50/p99 of 200 random DIDs (wall and CPU
+ *    time), map proof size, node open time, RSS and file size. DKMS_BENCH_LEDGER_BUDGET_S
+ *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
+ *    short of the size asked, the figures are taken at the size reached.
+ * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { tmpdir } from 'node:os';
+import Database from 'better-sqlite3';
+import Fastify from 'fastify';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as signBytes, verify, type KeyObject } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, fromBase64url } from '../src/crypto/index.js';
+import { performance } from 'node:perf_hooks';
+import { Worker, isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { decodePublicKey, ed25519SignKey, encodePublicKey, fromBase64url } from '../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
-import { signingBytes, type Did, type LedgerEvent, type PolicyAddress } from '../src/ledger/events.js';
-import { LedgerNode } from '../src/ledger/node.js';
+import { eventId, signingBytes, type Did, type LedgerEvent, type PolicyAddress, type Subject } from '../src/ledger/events.js';
+import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
 import { SqliteLogStore } from '../src/ledger/sqlite-store.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
-import { injectFetch } from '../src/server/inject-fetch.js';
 import { buildLedgerServer } from '../src/server/ledger-api.js';
+import { localLedgerFetch } from '../src/server/ledger-reads.js';
 import { median, report, round } from './report.js';
 
-const COMMIT_EVENTS = 4000;
+const LOCAL_URL = 'http://ledger.local';
+const JSON_TYPE = 'application/json; charset=utf-8';
+/** An Ed25519 SubjectPublicKeyInfo is these 12 bytes, then the raw 32-byte key. */
+const SPKI_PREFIX_BYTES = 12;
+const WARM_ROUNDS = 3;
+const WARM_ROUND_SECONDS = 1;
+const HTTP_CLIENTS = 32;
+const HTTP_SECONDS = 5;
+const WARM_UP_SECONDS = 1;
+/** A request or a worker's job taking longer than this fails the bench instead of hanging it. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const JOB_TIMEOUT_MS = 180_000;
+const COLD_RESOLVES = 50;
+const APPEND_WRITERS = [1, 8, 32] as const;
+/** Events pre-signed per writer count: enough for a few seconds at the expected rate. */
+const APPEND_EVENTS: Readonly<Record<number, number>> = { 1: 600, 8: 4000, 32: 12_000 };
+const RAW_VERIFY_EVENTS = 4000;
+const SQLITE_COMMITS = 600;
 const ROUND_TRIPS = 300;
-const RESOLVES = 300;
+const SCALE_SAMPLES = 200;
+const SCALE_WINDOW = 4000;
+/** One policy in this many also gets a DID, a grant and a DID update: histories to resolve. */
+const SCALE_DID_EVERY = 20;
 
+// ---------------------------------------------------------------------------------------------
+// Shared helpers.
+// ---------------------------------------------------------------------------------------------
+
+function emit(figure: Record<string, unknown>): void {
+  report({ ...figure, load: loadavg().map((l) => round(l, 2)) });
+}
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+function urlOf(input: string | URL | Request): string {
+  return typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+}
+
+/**
+ * A new Ed25519 key pair as DER, and the private key imported once for signing. The key pair
+ * comes out of generateKeyPairSync already encoded: exporting the KeyObjects it returns can
+ * deadlock Node 20 (seen in this bench: a GC during KeyObject.export({ format: 'jwk' }) ran a
+ * KeyGenJob destructor that waited on the mutex the export held).
+ */
+function newKeyPair(): { publicKey: Uint8Array; privateKey: KeyObject } {
+  const pair = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
+  return { publicKey: new Uint8Array(pair.publicKey.subarray(SPKI_PREFIX_BYTES)), privateKey: createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' }) };
+}
+
+/** An event signer over node:crypto: what the bench uses to pre-sign many events quickly. */
 function signer(): EventSigner {
-  const pair = ed25519Generate();
-  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  const { publicKey, privateKey } = newKeyPair();
+  return { publicKey: encodePublicKey('ed25519', publicKey), sign: (m) => signBytes(null, m, privateKey) };
 }
 
 const RECOVERY = signer();
@@ -45,158 +123,687 @@ function inceptions(count: number): LedgerEvent[] {
   });
 }
 
-async function openNode(dir: string, name: string, verifyThreads = 0): Promise<LedgerNode> {
-  const key = signer();
-  return LedgerNode.open(SqliteLogStore.open(join(dir, `${name}.db`)), { key: key.publicKey, sign: key.sign }, { verifyThreads });
+/** The node's key, imported once as a KeyObject, as the node's wallet keeps it. */
+function nodeSigner(): NodeSigner {
+  const { publicKey, privateKey } = newKeyPair();
+  return { key: encodePublicKey('ed25519', publicKey), sign: (m) => ed25519SignKey(privateKey, m) };
 }
 
-async function submitAll(node: LedgerNode, events: readonly LedgerEvent[], window = 1000): Promise<void> {
-  for (let i = 0; i < events.length; i += window) await Promise.all(events.slice(i, i + window).map((e) => node.submit(e)));
+async function openNode(path: string, key: NodeSigner): Promise<LedgerNode> {
+  return LedgerNode.open(SqliteLogStore.open(path), key, { verifyThreads: 0 });
 }
 
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function rawVerifyRates(events: readonly LedgerEvent[]): { importing: number; imported: number } {
-  const items = events.map((e) => {
-    const sig = e.sigs[0];
-    if (sig === undefined) throw new Error('unsigned event');
-    return { x: Buffer.from(decodePublicKey(sig.kid).publicKey).toString('base64url'), message: signingBytes(e), signature: fromBase64url(sig.sig) };
-  });
-  let start = process.hrtime.bigint();
-  for (const item of items) {
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: item.x }, format: 'jwk' });
-    if (!verify(null, item.message, key, item.signature)) throw new Error('raw verify failed');
+/** Bytes this process has caused to be written to storage so far (Linux /proc/self/io); undefined elsewhere. */
+function storageBytes(): number | undefined {
+  try {
+    const found = /^write_bytes: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1];
+    return found === undefined ? undefined : Number(found);
+  } catch {
+    return undefined;
   }
-  const importing = items.length / seconds(start);
-  const keys: KeyObject[] = items.map((item) => createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: item.x }, format: 'jwk' }));
-  start = process.hrtime.bigint();
-  items.forEach((item, i) => {
-    if (!verify(null, item.message, keys[i] as KeyObject, item.signature)) throw new Error('raw verify failed');
-  });
-  return { importing, imported: items.length / seconds(start) };
 }
 
-async function commitRate(dir: string, name: string, events: readonly LedgerEvent[], verifyThreads: number): Promise<number> {
-  const node = await openNode(dir, name, verifyThreads);
+/** KiB written to storage per event since `before` (see storageBytes). */
+function storageKiBPerEvent(before: number | undefined, events: number): number | undefined {
+  const now = storageBytes();
+  return before === undefined || now === undefined || events === 0 ? undefined : round((now - before) / 1024 / events, 1);
+}
+
+function fileMiB(path: string): number {
+  return round(['', '-wal'].reduce((n, s) => n + (statSync(`${path}${s}`, { throwIfNoEntry: false })?.size ?? 0), 0) / 2 ** 20, 1);
+}
+
+/** GET or POST over node:http with a keep-alive agent: the body as text. */
+function httpText(agent: HttpAgent, url: string, method = 'GET', body?: string): Promise<{ status: number; type: string; text: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+    const req = httpRequest(url, { method, agent, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A fetch built on node:http instead of undici: to tell the HTTP client's cost from the rest. */
+function nodeHttpFetch(agent: HttpAgent): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const body = typeof init?.body === 'string' ? init.body : undefined;
+    const answer = await httpText(agent, urlOf(input), init?.method ?? 'GET', body);
+    return new Response(answer.text, { status: answer.status, headers: { 'content-type': answer.type } });
+  }) as typeof fetch;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker threads: the HTTP clients run apart from the server, so that each has a core.
+// ---------------------------------------------------------------------------------------------
+
+type Transport = 'fetch' | 'node:http';
+
+interface ReadJob {
+  readonly bench: 'ledger';
+  readonly role: 'read';
+  readonly url: string;
+  /** For raw reads: the path of the captured answer. */
+  readonly path: string;
+  readonly did: Did;
+  readonly clients: number;
+  readonly seconds: number;
+  readonly verified: boolean;
+  readonly transport: Transport;
+}
+
+interface AppendJob {
+  readonly bench: 'ledger';
+  readonly role: 'append';
+  readonly url: string;
+  readonly writers: number;
+  readonly events: number;
+}
+
+interface SignJob {
+  readonly bench: 'ledger';
+  readonly role: 'sign';
+}
+
+type Job = ReadJob | AppendJob | SignJob;
+
+interface LoopResult {
+  readonly done: number;
+  readonly failed: number;
+  readonly seconds: number;
+  readonly firstError: string | undefined;
+  /** Event-loop utilization of the worker during the timed part. */
+  readonly elu: number;
+}
+
+interface Window {
+  readonly json: string;
+  readonly dids: Did[];
+}
+
+const isJob = (value: unknown): value is Job => typeof value === 'object' && value !== null && (value as { bench?: unknown }).bench === 'ledger';
+
+/** `loops` concurrent loops of `step` until `until`; counts what succeeded and what failed. */
+async function runLoops(loops: number, until: () => boolean, step: (loop: number) => Promise<void>): Promise<LoopResult> {
+  let done = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  const elu = performance.eventLoopUtilization();
   const start = process.hrtime.bigint();
-  await submitAll(node, events);
-  const rate = events.length / seconds(start);
-  await node.close();
-  return rate;
+  await Promise.all(
+    Array.from({ length: loops }, async (_, loop) => {
+      while (!until()) {
+        try {
+          await step(loop);
+          done++;
+        } catch (e) {
+          failed++;
+          firstError ??= e instanceof Error ? e.message : String(e);
+        }
+      }
+    }),
+  );
+  return { done, failed, seconds: seconds(start), firstError, elu: round(performance.eventLoopUtilization(elu).utilization, 2) };
 }
 
-async function commits(dir: string): Promise<void> {
-  // Fresh keys for each run, so that no run finds them imported by an earlier one.
-  const single = await commitRate(dir, 'commits-1', inceptions(COMMIT_EVENTS), 0);
-  const threads = availableParallelism();
-  const pooled = await commitRate(dir, 'commits-n', inceptions(COMMIT_EVENTS), threads);
-  const raw = rawVerifyRates(inceptions(COMMIT_EVENTS));
-  const common = { events: COMMIT_EVENTS, signaturesPerEvent: 1, rawVerifyPerSec: round(raw.importing, 0), rawVerifyPreimportedPerSec: round(raw.imported, 0) };
-  report({ bench: 'ledger.commit', ...common, threads: 1, commitsPerSec: round(single, 0), ratio: round(single / raw.importing), ratioToPreimported: round(single / raw.imported), expected: '>= 0.8' });
-  report({ bench: 'ledger.commit', ...common, threads, verifyWorkers: threads, commitsPerSec: round(pooled, 0), ratio: round(pooled / raw.importing), ratioToPreimported: round(pooled / raw.imported), expected: '>= 1.5 (one-core verify rate)' });
-}
-
-/** An owner with a policy and a DID on `node`, and `updates` did.update events after it. */
-async function owner(node: LedgerNode, updates = 0): Promise<{ key: EventSigner; policy: PolicyAddress; did: Did }> {
-  const key = signer();
-  const policy = (await node.submit(signEvent(policyCreate([{ key: key.publicKey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
-  const did = (await node.submit(signEvent(didCreate(policy), [key]))).subject as Did;
-  const phone = signer();
-  let record = await node.subject(policy);
-  if (record !== undefined) await node.submit(signEvent(nextEvent('policy.grant', policy, record, { agent: { key: phone.publicKey, flags: FLAGS.PROVE } }), [key]));
-  for (let i = 0; i < updates; i++) {
-    record = await node.subject(did);
-    if (record === undefined) break;
-    await node.submit(signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }), [key]));
+async function readWorker(job: ReadJob): Promise<LoopResult> {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: job.clients });
+  const get = job.transport === 'fetch' ? fetch : nodeHttpFetch(agent);
+  let step: (loop: number) => Promise<void>;
+  if (job.verified) {
+    const clients = Array.from({ length: job.clients }, () => new LedgerClient({ url: job.url, fetch: get }));
+    // Cold, then warm once: the timed loop measures warm reads only.
+    await Promise.all(clients.map(async (c) => (await c.resolveDid(job.did), await c.resolveDid(job.did))));
+    step = async (loop) => {
+      const client = clients[loop];
+      if (client === undefined) throw new Error(`no client ${loop}`);
+      await client.resolveDid(job.did);
+    };
+  } else {
+    const url = `${job.url}${job.path}`;
+    step =
+      job.transport === 'fetch'
+        ? async () => void JSON.parse(await (await fetch(url)).text())
+        : async () => void JSON.parse((await httpText(agent, url)).text);
   }
-  return { key, policy, did };
+  // One loop per client: a loop awaits its answer before asking again, as a client would. The
+  // first second is not counted: it warms up the JIT and the connections.
+  const warmUntil = Date.now() + WARM_UP_SECONDS * 1000;
+  await runLoops(job.clients, () => Date.now() >= warmUntil, step);
+  const end = Date.now() + job.seconds * 1000;
+  const result = await runLoops(job.clients, () => Date.now() >= end, step);
+  agent.destroy();
+  return result;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+async function appendWorker(job: AppendJob): Promise<LoopResult> {
+  const bodies = inceptions(job.events).map((e) => JSON.stringify(e));
+  let next = 0;
+  const append = async () => {
+    const body = bodies[next++];
+    const response = await fetch(`${job.url}/v1/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+    const text = await response.text();
+    if (response.status !== 201) throw new Error(`status ${response.status}: ${text.slice(0, 200)}`);
+  };
+  // The first tenth is not counted: it warms up the JIT and the connections.
+  const warm = Math.floor(bodies.length / 10);
+  await runLoops(job.writers, () => next >= warm, append);
+  return runLoops(job.writers, () => next >= bodies.length, append);
 }
 
-async function httpFigures(dir: string): Promise<void> {
-  const node = await openNode(dir, 'http');
-  const app = buildLedgerServer(node, { rateLimitPerSecond: 1_000_000 });
+const SCALE_PHONE = signer().publicKey;
+
+/**
+ * About `count` events: new policies, each by its own key, and every SCALE_DID_EVERY-th with a
+ * DID, a grant and a DID update after it, so that DIDs with histories are spread over the log.
+ */
+function scaleWindow(count: number, state: { policies: number }): Window {
+  const events: LedgerEvent[] = [];
+  const dids: Did[] = [];
+  while (events.length < count) {
+    const agent = signer();
+    const create = signEvent(policyCreate([{ key: agent.publicKey, flags: ALL_FLAGS }], recovery), [agent]);
+    events.push(create);
+    if (state.policies++ % SCALE_DID_EVERY !== 0) continue;
+    const createId = eventId(create);
+    const policy: PolicyAddress = `policy:${createId}`;
+    const inception = signEvent(didCreate(policy), [agent]);
+    const didId = eventId(inception);
+    const did: Did = `did:dkms:${didId}`;
+    const grant = signEvent(nextEvent('policy.grant', policy, { seq: 0, head: createId }, { agent: { key: SCALE_PHONE, flags: FLAGS.PROVE } }), [agent]);
+    const update = signEvent(nextEvent('did.update', did, { seq: 0, head: didId }, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }] }), [agent]);
+    events.push(inception, grant, update);
+    dids.push(did);
+  }
+  return { json: JSON.stringify(events), dids };
+}
+
+async function workerMain(port: MessagePort, job: Job): Promise<void> {
+  if (job.role === 'read') port.postMessage(await readWorker(job));
+  else if (job.role === 'append') port.postMessage(await appendWorker(job));
+  else {
+    const state = { policies: 0 };
+    port.on('message', (count: number) => port.postMessage(scaleWindow(count, state)));
+  }
+}
+
+if (!isMainThread && parentPort !== null && isJob(workerData)) void workerMain(parentPort, workerData);
+
+function startWorker(job: Job): Worker {
+  return new Worker(new URL(import.meta.url), { workerData: job });
+}
+
+/** Runs a one-shot job in a worker thread and returns its result. */
+function inWorker(job: ReadJob | AppendJob): Promise<LoopResult> {
+  const worker = startWorker(job);
+  let timer: NodeJS.Timeout | undefined;
+  return new Promise<LoopResult>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`bench worker (${job.role}) took longer than ${JOB_TIMEOUT_MS} ms`)), JOB_TIMEOUT_MS);
+    worker.once('message', (result: LoopResult) => resolve(result));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
+  }).finally(() => {
+    clearTimeout(timer);
+    void worker.terminate();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The DID everyone resolves: 12 signatures across its chain and its policy's.
+// ---------------------------------------------------------------------------------------------
+
+type NextType = Exclude<LedgerEvent['type'], 'policy.create' | 'did.create'>;
+
+/** A policy rotated from its first key to others, and a DID updated six times: 12 events, 12 signatures. */
+async function richDid(node: LedgerNode): Promise<Did> {
+  const [a, b, c, d] = [signer(), signer(), signer(), signer()];
+  const policy = (await node.submit(signEvent(policyCreate([{ key: a.publicKey, flags: ALL_FLAGS }], recovery), [a]))).subject as PolicyAddress;
+  const did = (await node.submit(signEvent(didCreate(policy), [a]))).subject as Did;
+  const next = async (type: NextType, subject: Subject, body: Record<string, unknown>, by: EventSigner) => {
+    const latest = await node.subject(subject);
+    if (latest === undefined) throw new Error(`${subject} vanished`);
+    await node.submit(signEvent(nextEvent(type, subject, latest, body), [by]));
+  };
+  await next('policy.grant', policy, { agent: { key: b.publicKey, flags: FLAGS.PROVE } }, a);
+  await next('policy.grant', policy, { agent: { key: c.publicKey, flags: ALL_FLAGS } }, a);
+  await next('policy.revoke', policy, { key: a.publicKey }, c);
+  await next('policy.grant', policy, { agent: { key: d.publicKey, flags: ALL_FLAGS } }, c);
+  for (let i = 0; i < 6; i++) {
+    await next('did.update', did, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }, i % 2 === 0 ? c : d);
+  }
+  return did;
+}
+
+interface SignatureItem {
+  readonly x: string;
+  readonly message: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+function signatureItems(events: readonly LedgerEvent[]): SignatureItem[] {
+  return events.flatMap((e) => e.sigs.map((s) => ({ x: Buffer.from(decodePublicKey(s.kid).publicKey).toString('base64url'), message: signingBytes(e), signature: fromBase64url(s.sig) })));
+}
+
+const importKey = (x: string): KeyObject => createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+
+/** One-core Ed25519 verifications per second, importing each key from its 32 bytes as the ledger must. */
+function rawVerifyPerSec(items: readonly SignatureItem[]): number {
+  const start = process.hrtime.bigint();
+  for (const item of items) if (!verify(null, item.message, importKey(item.x), item.signature)) throw new Error('raw verify failed');
+  return items.length / seconds(start);
+}
+
+/** CPU time of one Ed25519 verification with an imported key, in microseconds: comparable with CPU times. */
+function verifyCpuUs(items: readonly SignatureItem[], rounds: number): number {
+  const keys = items.map((item) => importKey(item.x));
+  const usage = process.cpuUsage();
+  for (let r = 0; r < rounds; r++) {
+    items.forEach((item, i) => {
+      const key = keys[i];
+      if (key === undefined || !verify(null, item.message, key, item.signature)) throw new Error('raw verify failed');
+    });
+  }
+  const used = process.cpuUsage(usage);
+  return (used.user + used.system) / (rounds * items.length);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Warm verified resolves in-process.
+// ---------------------------------------------------------------------------------------------
+
+async function warmInProcess(node: LedgerNode, did: Did, signatures: number): Promise<void> {
+  const local = localLedgerFetch(node);
+  let lastUrl = '';
+  const recording = ((input: string | URL | Request, init?: RequestInit) => {
+    lastUrl = urlOf(input);
+    return local(input, init);
+  }) as typeof fetch;
+  const client = new LedgerClient({ url: LOCAL_URL, fetch: recording });
+  const events = (await client.resolveDid(did)).history.length;
+  await client.resolveDid(did);
+  const warmUrl = lastUrl;
+  const rounds: { verified: number; raw: number }[] = [];
+  for (let r = 0; r < WARM_ROUNDS; r++) {
+    let n = 0;
+    const start = process.hrtime.bigint();
+    while (seconds(start) < WARM_ROUND_SECONDS) {
+      for (let i = 0; i < 100; i++) await client.resolveDid(did);
+      n += 100;
+    }
+    const verified = n / seconds(start);
+    const rawStart = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) JSON.parse(await (await local(warmUrl)).text());
+    rounds.push({ verified: round(verified, 0), raw: round(n / seconds(rawStart), 0) });
+  }
+  const verified = median(rounds.map((r) => r.verified));
+  const raw = median(rounds.map((r) => r.raw));
+  emit({
+    bench: 'ledger.resolve-warm',
+    transport: 'in-process (localLedgerFetch)',
+    eventsPerResolve: events,
+    signatures,
+    verifiedPerSec: verified,
+    rawLimitPerSec: raw,
+    rawLimit: 'same GETs of the warm URL through localLedgerFetch + JSON.parse',
+    ratio: round(verified / raw),
+    goal: '>= 20000/s',
+    met: verified >= 20_000,
+    rounds,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Warm verified resolves over HTTP, 32 concurrent clients.
+// ---------------------------------------------------------------------------------------------
+
+/** The path a warm client asks, and the exact answer the node gives to it. */
+async function captureWarmAnswer(url: string, did: Did): Promise<{ path: string; body: string }> {
+  let path = '';
+  let body = '';
+  const recording = (async (input: string | URL | Request, init?: RequestInit) => {
+    const response = await fetch(input, init);
+    const target = new URL(urlOf(input));
+    path = `${target.pathname}${target.search}`;
+    body = await response.clone().text();
+    return response;
+  }) as typeof fetch;
+  const client = new LedgerClient({ url, fetch: recording });
+  await client.resolveDid(did);
+  await client.resolveDid(did);
+  return { path, body };
+}
+
+async function serverRun(job: ReadJob | AppendJob): Promise<LoopResult & { serverElu: number }> {
+  const elu = performance.eventLoopUtilization();
+  const result = await inWorker(job);
+  return { ...result, serverElu: round(performance.eventLoopUtilization(elu).utilization, 2) };
+}
+
+async function httpResolves(node: LedgerNode, did: Did): Promise<void> {
+  const app = buildLedgerServer(node, { rateLimitPerSecond: 1e9 });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const { path, body } = await captureWarmAnswer(url, did);
+  const bare = Fastify({ logger: false, routerOptions: { maxParamLength: 200 } });
+  bare.get('/v1/dids/:subject', (_request, reply) => reply.type(JSON_TYPE).send(body));
+  const bareUrl = await bare.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    for (const transport of ['fetch', 'node:http'] as const) {
+      const common = { bench: 'ledger', role: 'read', path, did, clients: HTTP_CLIENTS, seconds: HTTP_SECONDS, transport } as const;
+      const verified = await serverRun({ ...common, url, verified: true });
+      const raw = await serverRun({ ...common, url: bareUrl, verified: false });
+      const verifiedRate = verified.done / verified.seconds;
+      const rawRate = raw.done / raw.seconds;
+      emit({
+        bench: 'ledger.resolve-http',
+        transport: transport === 'fetch' ? 'loopback, fetch (undici)' : 'loopback, node:http keep-alive',
+        clients: HTTP_CLIENTS,
+        seconds: HTTP_SECONDS,
+        answerBytes: Buffer.byteLength(body),
+        verifiedPerSec: round(verifiedRate, 0),
+        rawLimitPerSec: round(rawRate, 0),
+        rawLimit: 'bare fastify serving the same bytes, same 32-way loop, fetch + JSON.parse',
+        ratio: round(verifiedRate / rawRate),
+        goal: '>= 5000/s and >= 0.8x raw',
+        met: verifiedRate >= 5000 && verifiedRate >= 0.8 * rawRate,
+        eventLoopUtilization: { verified: { server: verified.serverElu, clients: verified.elu }, raw: { server: raw.serverElu, clients: raw.elu } },
+        failed: verified.failed + raw.failed,
+        ...(verified.firstError === undefined && raw.firstError === undefined ? {} : { firstError: verified.firstError ?? raw.firstError }),
+      });
+    }
+  } finally {
+    await bare.close();
+    await app.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Cold verified resolve CPU time.
+// ---------------------------------------------------------------------------------------------
+
+async function coldCpu(node: LedgerNode, did: Did, history: readonly LedgerEvent[]): Promise<void> {
+  const local = localLedgerFetch(node);
+  const cpu: number[] = [];
+  const wall: number[] = [];
+  // The first few warm up the JIT and the node's answer cache; they are not counted.
+  for (let i = 0; i < COLD_RESOLVES + 5; i++) {
+    const client = new LedgerClient({ url: LOCAL_URL, fetch: local });
+    const usage = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    await client.resolveDid(did);
+    const used = process.cpuUsage(usage);
+    if (i < 5) continue;
+    wall.push(seconds(start) * 1e6);
+    cpu.push(used.user + used.system);
+  }
+  const items = signatureItems(history);
+  const verifyUs = verifyCpuUs(items, 200);
+  const limit = items.length * verifyUs;
+  const cpuUs = median(cpu);
+  emit({
+    bench: 'ledger.resolve-cold-cpu',
+    transport: 'in-process (localLedgerFetch), a new LedgerClient per resolve',
+    resolves: COLD_RESOLVES,
+    signatures: items.length,
+    cpuUsMedian: round(cpuUs, 0),
+    wallUsMedian: round(median(wall), 0),
+    verifyCpuUs: round(verifyUs, 1),
+    rawLimitUs: round(limit, 0),
+    rawLimit: `CPU time of ${items.length} Ed25519 verifications with imported keys, same run (the head's signature, one more, not counted)`,
+    overLimit: round(cpuUs / limit),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Appends over HTTP; did.update round trips.
+// ---------------------------------------------------------------------------------------------
+
+function rawSqliteCommits(path: string): number {
+  const db = new Database(path);
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO t (id, value) VALUES (?, ?)');
+    const value = Buffer.alloc(400, 7);
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < SQLITE_COMMITS; i++) insert.run(i, value);
+    return SQLITE_COMMITS / seconds(start);
+  } finally {
+    db.close();
+  }
+}
+
+async function appends(dir: string): Promise<void> {
+  const node = await openNode(join(dir, 'appends.db'), nodeSigner());
+  const app = buildLedgerServer(node, { rateLimitPerSecond: 1e9 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
-    const alice = await owner(node, 8);
-    const client = new LedgerClient({ url });
-    const latencies: number[] = [];
-    for (let i = 0; i < ROUND_TRIPS; i++) {
-      const record = await node.subject(alice.did);
-      if (record === undefined) throw new Error('DID vanished');
-      const event = signEvent(nextEvent('did.update', alice.did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/rt${i}` }] }), [alice.key]);
-      const start = process.hrtime.bigint();
-      await client.submit(event);
-      latencies.push(seconds(start) * 1000);
+    const sqlite = rawSqliteCommits(join(dir, 'raw.db'));
+    const verifies = rawVerifyPerSec(signatureItems(inceptions(RAW_VERIFY_EVENTS)));
+    for (const writers of APPEND_WRITERS) {
+      const headsBefore = (await node.store.heads()).length;
+      const sizeBefore = node.size;
+      const written = storageBytes();
+      const result = await serverRun({ bench: 'ledger', role: 'append', url, writers, events: APPEND_EVENTS[writers] ?? 1000 });
+      const rate = result.done / result.seconds;
+      // One head per committed batch: how well the node groups concurrent appends.
+      const batches = (await node.store.heads()).length - headsBefore;
+      emit({
+        bench: 'ledger.append-http',
+        writers,
+        events: result.done,
+        signaturesPerEvent: 1,
+        appendsPerSec: round(rate, 0),
+        rawSqliteCommitsPerSec: round(sqlite, 0),
+        rawVerifyPerSec: round(verifies, 0),
+        rawLimit: 'single-row SQLite commits (WAL, synchronous=FULL, same disk); one-core Ed25519 verifies importing each key',
+        ratioToSqlite: round(rate / sqlite),
+        ratioToVerify: round(rate / verifies),
+        ...(writers === 32 ? { goal: '>= 0.8x one-core verify', met: rate >= 0.8 * verifies } : {}),
+        eventsPerBatch: round((node.size - sizeBefore) / batches, 1),
+        storageKiBPerEvent: storageKiBPerEvent(written, node.size - sizeBefore),
+        eventLoopUtilization: { server: result.serverElu, writers: result.elu },
+        failed: result.failed,
+        ...(result.firstError === undefined ? {} : { firstError: result.firstError }),
+      });
     }
-    latencies.sort((a, b) => a - b);
-    report({ bench: 'ledger.did-update-round-trip', transport: 'http loopback', requests: ROUND_TRIPS, p50Ms: round(percentile(latencies, 50), 3), p99Ms: round(percentile(latencies, 99), 3) });
-
-    const bob = await owner(node, 8);
-    for (const [transport, resolver] of [
-      ['in-process', new LedgerClient({ url: 'http://in-process', fetch: injectFetch(app) })],
-      ['http loopback', new LedgerClient({ url })],
-    ] as const) {
-      const start = process.hrtime.bigint();
-      let events = 0;
-      for (let i = 0; i < RESOLVES; i++) events = (await resolver.resolveDid(bob.did)).history.length;
-      report({ bench: 'ledger.resolve-verified', transport, resolves: RESOLVES, eventsPerResolve: events, logSize: node.size, resolvesPerSec: round(RESOLVES / seconds(start), 0) });
-    }
+    await roundTrips(node, url);
   } finally {
     await app.close();
     await node.close();
   }
+}
+
+async function roundTrips(node: LedgerNode, url: string): Promise<void> {
+  const owner = signer();
+  const policy = (await node.submit(signEvent(policyCreate([{ key: owner.publicKey, flags: ALL_FLAGS }], recovery), [owner]))).subject as PolicyAddress;
+  const did = (await node.submit(signEvent(didCreate(policy), [owner]))).subject as Did;
+  const client = new LedgerClient({ url });
+  const latencies: number[] = [];
+  for (let i = 0; i < ROUND_TRIPS; i++) {
+    const record = await node.subject(did);
+    if (record === undefined) throw new Error('DID vanished');
+    const event = signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/rt${i}` }] }), [owner]);
+    const start = process.hrtime.bigint();
+    await client.submit(event);
+    latencies.push(seconds(start) * 1000);
+  }
+  emit({ bench: 'ledger.did-update-round-trip', transport: 'loopback, fetch (undici)', requests: ROUND_TRIPS, p50Ms: round(percentile(latencies, 50), 3), p99Ms: round(percentile(latencies, 99), 3) });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Scaling.
+// ---------------------------------------------------------------------------------------------
+
+/** Pre-signs windows of events in a worker thread while the node appends the previous one. */
+class Presigner {
+  readonly #worker = startWorker({ bench: 'ledger', role: 'sign' });
+  #waiting: ((window: Window) => void)[] = [];
+
+  constructor() {
+    this.#worker.on('message', (window: Window) => this.#waiting.shift()?.(window));
+  }
+
+  request(count: number): Promise<Window> {
+    return new Promise((resolve) => {
+      this.#waiting.push(resolve);
+      this.#worker.postMessage(count);
+    });
+  }
+
+  close(): Promise<number> {
+    return this.#worker.terminate();
+  }
+}
+
+interface ResolveFigures {
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** CPU time of the process per resolve: unlike wall time, not inflated when other processes take the cores. */
+  readonly cpuP50Ms: number;
+  readonly cpuP99Ms: number;
+}
+
+/** Wall and CPU time of each call of `fn`, in milliseconds. */
+async function timed(items: readonly Did[], fn: (did: Did) => Promise<unknown>): Promise<ResolveFigures> {
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (const did of items) {
+    const usage = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    await fn(did);
+    wall.push(seconds(start) * 1000);
+    const used = process.cpuUsage(usage);
+    cpu.push((used.user + used.system) / 1000);
+  }
+  return { p50Ms: round(percentile(wall, 50), 3), p99Ms: round(percentile(wall, 99), 3), cpuP50Ms: round(percentile(cpu, 50), 3), cpuP99Ms: round(percentile(cpu, 99), 3) };
+}
+
+/** Cold resolves (a new client each) and warm ones (a client that resolved each DID once before). */
+async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise<{ cold: ResolveFigures; warm: ResolveFigures }> {
+  const local = localLedgerFetch(node);
+  const cold = await timed(sample, (did) => new LedgerClient({ url: LOCAL_URL, fetch: local }).resolveDid(did));
+  const client = new LedgerClient({ url: LOCAL_URL, fetch: local });
+  for (const did of sample) await client.resolveDid(did);
+  const warm = await timed(sample, (did) => client.resolveDid(did));
+  return { cold, warm };
+}
+
+function randomSample<T>(items: readonly T[], count: number): T[] {
+  return Array.from({ length: Math.min(count, items.length) }, () => items[Math.floor(Math.random() * items.length)]).filter((x): x is T => x !== undefined);
 }
 
 async function scaling(dir: string): Promise<void> {
-  const max = Number(process.env['DKMS_BENCH_LEDGER_MAX'] ?? 100_000);
-  const budgetSeconds = 600;
+  const max = Number(process.env['DKMS_BENCH_LEDGER_MAX'] ?? 1_000_000);
+  const budgetSeconds = Number(process.env['DKMS_BENCH_LEDGER_BUDGET_S'] ?? 360);
+  const targets = [10_000, 100_000, 1_000_000].filter((t) => t < max).concat([max]);
+  const path = join(dir, 'scale.db');
+  const key = nodeSigner();
+  let node = await openNode(path, key);
+  const presigner = new Presigner();
+  const dids: Did[] = [];
   const started = process.hrtime.bigint();
-  const node = await openNode(dir, 'scale');
-  const app = buildLedgerServer(node, { rateLimitPerSecond: 1_000_000 });
-  const client = new LedgerClient({ url: 'http://in-process', fetch: injectFetch(app) });
-  const probe = await owner(node, 4);
-  let reached = 0;
+  let outOfTime = false;
   try {
-    for (const target of [10_000, 100_000, 1_000_000].filter((t) => t <= max)) {
-      while (node.size < target) {
-        if (seconds(started) > budgetSeconds) break;
-        await submitAll(node, inceptions(Math.min(5_000, target - node.size)));
-      }
-      if (node.size < target) break;
-      reached = node.size;
-      const latencies: number[] = [];
-      for (let i = 0; i < 50; i++) {
+    for (const target of targets) {
+      const from = node.size;
+      const written = storageBytes();
+      const stageStart = process.hrtime.bigint();
+      let appendSeconds = 0;
+      let requested = from;
+      const queue: Promise<Window>[] = [];
+      // Two windows in flight: the worker signs the next while the node appends this one.
+      const fill = () => {
+        while (queue.length < 2 && requested < target && !outOfTime) {
+          const count = Math.min(SCALE_WINDOW, target - requested);
+          queue.push(presigner.request(count));
+          requested += count;
+        }
+      };
+      fill();
+      for (let window = queue.shift(); window !== undefined; window = queue.shift()) {
+        const { json, dids: created } = await window;
+        fill();
         const start = process.hrtime.bigint();
-        await client.resolveDid(probe.did);
-        latencies.push(seconds(start) * 1000);
+        const results = await node.submitMany(JSON.parse(json) as unknown[]);
+        appendSeconds += seconds(start);
+        const refused = results.find((r) => !r.ok);
+        if (refused !== undefined && !refused.ok) throw new Error(`the node refused a generated event: ${refused.error.code} ${refused.error.message}`);
+        dids.push(...created);
+        if (seconds(started) > budgetSeconds) outOfTime = true;
       }
-      report({
+      // Out of time: the figures are still taken, at the size reached, and the run stops there.
+      const stoppedShort = node.size < target;
+      const stageWall = seconds(stageStart);
+      const added = node.size - from;
+      const storageKiB = storageKiBPerEvent(written, added);
+      const sample = randomSample(dids, SCALE_SAMPLES);
+      const resolves = await sampleResolves(node, sample);
+      const snapshot = await node.snapshot();
+      const proofs = sample.map((d) => snapshot.mapProof(d));
+      const rss = process.memoryUsage().rss;
+      const file = fileMiB(path);
+      await node.close();
+      const openStart = process.hrtime.bigint();
+      node = await openNode(path, key);
+      const openMs = seconds(openStart) * 1000;
+      const firstStart = process.hrtime.bigint();
+      await new LedgerClient({ url: LOCAL_URL, fetch: localLedgerFetch(node) }).resolveDid(sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
+      emit({
         bench: 'ledger.scaling',
         events: node.size,
-        resolveMedianMs: round(median(latencies), 3),
-        rssMiB: round(process.memoryUsage().rss / 2 ** 20, 1),
-        fileMiB: round(['', '-wal'].reduce((n, s) => n + (statSync(join(dir, `scale.db${s}`), { throwIfNoEntry: false })?.size ?? 0), 0) / 2 ** 20, 1),
+        dids: dids.length,
+        appendsPerSec: round(added / appendSeconds, 0),
+        appendsPerSecWall: round(added / stageWall, 0),
+        appendRateOver: `events ${from}..${node.size}`,
+        storageKiBPerEvent: storageKiB,
+        sampledDids: sample.length,
+        resolveWarm: resolves.warm,
+        resolveCold: resolves.cold,
+        mapProofBytesMedian: median(proofs.map((p) => JSON.stringify(p).length)),
+        mapProofDepthMedian: median(proofs.map((p) => p.siblings.length)),
+        openMs: round(openMs, 1),
+        firstColdResolveAfterOpenMs: round(seconds(firstStart) * 1000, 2),
+        rssMiB: round(rss / 2 ** 20, 1),
+        fileMiB: file,
+        goals: 'open <= 1000 ms at 1M; resolve p99 within 2x from 10k to 1M',
+        ...(stoppedShort ? { stoppedShortOf: target, reason: `generation budget of ${budgetSeconds} s spent` } : {}),
       });
+      if (stoppedShort) break;
     }
-    report({ bench: 'ledger.scaling.reach', maxRequested: max, lastMeasuredAt: reached, eventsWhenStopped: node.size, seconds: round(seconds(started), 1), budgetSeconds });
+    emit({ bench: 'ledger.scaling.reach', maxRequested: max, eventsReached: node.size, seconds: round(seconds(started), 1), budgetSeconds, outOfTime });
   } finally {
-    await app.close();
+    await presigner.close();
     await node.close();
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+
 export async function ledgerBench(): Promise<void> {
+  const only = new Set((process.env['DKMS_BENCH_LEDGER_ONLY'] ?? 'warm,http,cold,append,scale').split(','));
   const dir = mkdtempSync(join(tmpdir(), 'dkms-bench-ledger-'));
   try {
-    await commits(dir);
-    await httpFigures(dir);
-    await scaling(dir);
+    if (only.has('warm') || only.has('http') || only.has('cold')) {
+      const node = await openNode(join(dir, 'reads.db'), nodeSigner());
+      try {
+        const did = await richDid(node);
+        const history = (await node.history(did)).map((r) => r.event);
+        const signatures = history.reduce((n, e) => n + e.sigs.length, 0);
+        if (only.has('warm')) await warmInProcess(node, did, signatures);
+        if (only.has('http')) await httpResolves(node, did);
+        if (only.has('cold')) await coldCpu(node, did, history);
+      } finally {
+        await node.close();
+      }
+    }
+    if (only.has('append')) await appends(dir);
+    if (only.has('scale')) await scaling(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

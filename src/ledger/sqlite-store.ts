@@ -19,8 +19,11 @@ const SCHEMA_VERSION = 2;
 const APPLICATION_ID = 0x444b4d4c;
 
 /**
- * Derived data, rebuilt from the log if lost: Merkle nodes above the leaves (id = level·2^44 +
- * index), the subject map's nodes by path, and how many events they cover.
+ * Derived data, rebuilt from the log if lost: Merkle nodes above the leaves, the subject map's
+ * nodes, and how many events they cover. Keys are laid out so that what one append writes lies
+ * together: a Merkle node's id is its last leaf·64 + its level (every node an append completes
+ * ends at that append's leaf), and a map node's key is its path's bits before its depth (a
+ * subject's nodes sit beside their ancestors), so a commit touches few pages.
  */
 const DERIVED_SCHEMA = `
 CREATE TABLE tree (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
@@ -28,7 +31,16 @@ CREATE TABLE map (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE derived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
-const LEVEL_STRIDE = 2 ** 44;
+/** Tree row id: the node's last leaf, then its level. */
+const treeId = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
+
+/** Map row key: the path's prefix bytes, then its two depth bytes (mapPath puts the depth first). */
+function mapRowKey(path: Uint8Array): Uint8Array {
+  const key = new Uint8Array(path.length);
+  key.set(path.subarray(2), 0);
+  key.set(path.subarray(0, 2), path.length - 2);
+  return key;
+}
 
 const SCHEMA = `
 CREATE TABLE log (
@@ -112,9 +124,9 @@ export class SqliteLogStore implements LogStore {
     const stmts = this.#stmts;
     this.derived = {
       derivedSize: () => stmts.derivedSize.get()?.value ?? 0,
-      treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(level * LEVEL_STRIDE + index)?.hash),
+      treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(treeId(level, index))?.hash),
       mapNode: (path): StoredMapNode | undefined => {
-        const row = stmts.mapNode.get(path);
+        const row = stmts.mapNode.get(mapRowKey(path));
         return row === undefined ? undefined : decodeMapNode(row.node);
       },
       writeDerived: (tree, map, size) => {
@@ -157,8 +169,8 @@ export class SqliteLogStore implements LogStore {
   }
 
   #putDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void {
-    for (const node of tree) if (node.level > 0) this.#stmts.putTreeNode.run(node.level * LEVEL_STRIDE + node.index, node.hash);
-    for (const write of map) this.#stmts.putMapNode.run(write.path, encodeMapNode(write.node));
+    for (const node of tree) if (node.level > 0) this.#stmts.putTreeNode.run(treeId(node.level, node.index), node.hash);
+    for (const write of map) this.#stmts.putMapNode.run(mapRowKey(write.path), encodeMapNode(write.node));
     this.#stmts.putDerivedSize.run(size);
   }
 

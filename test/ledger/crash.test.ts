@@ -307,7 +307,7 @@ async function checkAfterKill(ledger: Ledger, report: Report, mode: Mode, stats:
   // One stored head per batch; those of this trial are signed and match the tree at their size.
   const heads = storedHeads(ledger.home);
   const sizes = heads.map((h) => h.size);
-  expect(sizes.at(-1), `${where}: the largest stored head`).toBe(size);
+  expect(sizes.at(-1) ?? 0, `${where}: the largest stored head`).toBe(size);
   const newHeads = heads.filter((h) => h.size > ledger.size);
   for (const h of newHeads) {
     if (!verifyHeadSignature(h) || h.key !== ledger.key) problems.push(`stored head of size ${h.size}: not signed by the node`);
