@@ -75,12 +75,12 @@ function rawPublic(key: KeyObject): Uint8Array {
   return new Uint8Array(key.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
 }
 
+// Generated straight into DER: exporting a freshly generated KeyObject was seen to deadlock Node 20.
 export function ed25519Generate(): KeyPair {
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const { privateKey: der, publicKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
   const seed = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
   der.fill(0);
-  return { privateKey: seed, publicKey: rawPublic(createPublicKey(privateKey)) };
+  return { privateKey: seed, publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)) };
 }
 
 export function ed25519PublicKey(privateKey: Uint8Array): Uint8Array {

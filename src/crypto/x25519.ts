@@ -27,12 +27,13 @@ function rawPublic(key: KeyObject): Uint8Array {
   return new Uint8Array(key.export({ format: 'der', type: 'spki' }).subarray(SPKI_PREFIX.length));
 }
 
+// Keys are generated straight into DER: exporting a freshly generated KeyObject was seen to
+// deadlock Node 20 (a garbage collection during the export waits on the lock it holds).
 export function x25519Generate(): KeyPair {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const der = privateKey.export({ format: 'der', type: 'pkcs8' });
+  const { privateKey: der, publicKey } = generateKeyPairSync('x25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
   const scalar = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
   der.fill(0);
-  return { privateKey: scalar, publicKey: rawPublic(createPublicKey(privateKey)) };
+  return { privateKey: scalar, publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)) };
 }
 
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
@@ -46,9 +47,10 @@ export interface EphemeralX25519 {
 }
 
 export function x25519Ephemeral(): EphemeralX25519 {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const x = publicKey.export({ format: 'jwk' }).x ?? '';
-  return { publicKey: new Uint8Array(Buffer.from(x, 'base64url')), agree: (peer) => x25519AgreeKey(privateKey, peer) };
+  // Only the public half encoded: Node returns it as DER bytes and keeps the private half a KeyObject
+  // (@types/node types only the both-or-neither forms).
+  const { privateKey, publicKey } = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } }) as unknown as { privateKey: KeyObject; publicKey: Buffer };
+  return { publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)), agree: (peer) => x25519AgreeKey(privateKey, peer) };
 }
 
 /**
