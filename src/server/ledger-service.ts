@@ -8,7 +8,6 @@ import { DkmsError } from '../errors.js';
 import { LedgerNode, type NodeOptions } from '../ledger/node.js';
 import { openNodeIdentity } from '../ledger/node-key.js';
 import { SqliteLogStore } from '../ledger/sqlite-store.js';
-import { EtcdLogStore, parseEtcdUrl } from '../ledger/etcd-store.js';
 import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 
@@ -38,15 +37,20 @@ export function ledgerDir(home: string): string {
   return join(home, 'ledger');
 }
 
-/** The log store a URL names: undefined for the embedded SQLite file, `etcd://…` for a cluster. */
-export function openLogStore(home: string, url?: string): LogStore {
+/**
+ * The log store a URL names: undefined for the embedded SQLite file, `etcd://…` for a cluster.
+ * The etcd client (gRPC: about 0.4 s of CPU to load) is loaded only when a cluster is named, so
+ * every other command starts without it.
+ */
+export async function openLogStore(home: string, url?: string): Promise<LogStore> {
   if (url === undefined || url === 'sqlite') return SqliteLogStore.open(join(ledgerDir(home), 'ledger.db'));
+  const { EtcdLogStore, parseEtcdUrl } = await import('../ledger/etcd-store.js');
   return new EtcdLogStore({ endpoints: parseEtcdUrl(url) });
 }
 
 export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?: string, nodeOptions: NodeOptions = {}): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
   const dir = ledgerDir(home);
-  const store = openLogStore(home, storeUrl);
+  const store = await openLogStore(home, storeUrl);
   let identity;
   try {
     identity = await openNodeIdentity(dir);
