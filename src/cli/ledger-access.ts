@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { badInput } from '../errors.js';
 import type { LedgerClient } from '../ledger/client.js';
 import { persistentLedgerClient, readJsonFile } from '../ledger/client-state.js';
-import { DEFAULT_LEDGER_PORT } from '../server/ledger-service.js';
+import { DEFAULT_LEDGER_PORT } from '../server/ports.js';
 import type { Context } from './context.js';
 import { writeFileAtomic } from '../files.js';
 

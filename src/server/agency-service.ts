@@ -3,6 +3,7 @@
  * ledger client to read owners' policies, a follower of those policies on the ledger, and the
  * HTTP API. Used by `dkms agency serve` and `dkms up`.
  */
+import { DEFAULT_AGENCY_PORT } from './ports.js';
 import { join } from 'node:path';
 import { Agency, type PolicyReader } from '../agent/agency.js';
 import type { MailboxLimits } from '../agent/agency-store.js';
@@ -14,7 +15,6 @@ import type { PolicyAddress } from '../ledger/events.js';
 import { openUnattendedWallet } from '../wallet/index.js';
 import { buildAgencyServer, type AgencyServerOptions } from './agency-api.js';
 
-export const DEFAULT_AGENCY_PORT = 8421;
 const PURGE_INTERVAL_MS = 10 * 60_000;
 
 export interface AgencyServiceOptions extends AgencyServerOptions {
@@ -119,3 +119,5 @@ function followErrorsToStderr(): (error: DkmsError, policy?: string) => void {
     process.stderr.write(`dkms agency: cannot follow the ledger${policy === undefined ? '' : ` for ${policy}`}: ${error.code}: ${error.message}\n`);
   };
 }
+
+export { DEFAULT_AGENCY_PORT };

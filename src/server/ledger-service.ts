@@ -2,6 +2,7 @@
  * Running a ledger node: its store and identity in a data directory, its HTTP API on an
  * address. Used by `dkms ledger serve` and `dkms up`.
  */
+import { DEFAULT_LEDGER_PORT } from './ports.js';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DkmsError } from '../errors.js';
@@ -11,7 +12,6 @@ import { SqliteLogStore } from '../ledger/sqlite-store.js';
 import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 
-export const DEFAULT_LEDGER_PORT = 8420;
 
 export interface LedgerServiceOptions extends LedgerServerOptions {
   /** Where the log lives: the embedded SQLite file in the data directory (default), or `etcd://host:port,…`. */
@@ -103,3 +103,5 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
     },
   };
 }
+
+export { DEFAULT_LEDGER_PORT };

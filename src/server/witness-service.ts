@@ -4,6 +4,7 @@
  * (which serves it with its head); and it serves a small API on which anyone may read its state
  * or report a head a node showed them. Used by `dkms ledger witness`.
  */
+import { DEFAULT_WITNESS_PORT } from './ports.js';
 import { join } from 'node:path';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -16,7 +17,6 @@ import { Witness, type ConsistencyProof, type Evidence, type WitnessSigner } fro
 import { openUnattendedWallet } from '../wallet/unattended.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
-export const DEFAULT_WITNESS_PORT = 8422;
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_TIMEOUT_MS = 5_000;
 const WITNESS_KEY_NAME = 'witness';
@@ -61,6 +61,7 @@ export interface RunningWitness {
 }
 
 export function witnessDir(home: string): string {
+  // The CLI names the same directory without loading this module (commands/witness.ts).
   return join(home, 'witness');
 }
 
@@ -276,3 +277,5 @@ function buildWitnessServer(witness: Witness, link: NodeLink, rateLimitPerSecond
   });
   return app;
 }
+
+export { DEFAULT_WITNESS_PORT };

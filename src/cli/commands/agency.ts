@@ -1,6 +1,6 @@
 /** `dkms agency serve`: host owners' cloud agents. */
 import { Command } from 'commander';
-import { DEFAULT_AGENCY_PORT, startAgency } from '../../server/agency-service.js';
+import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit } from '../output.js';
@@ -22,6 +22,8 @@ export function agencyCommand(): Command {
     .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
     .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number; ledgerKey?: string[] }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      // The server code is loaded only by the commands that run a server.
+      const { startAgency } = await import('../../server/agency-service.js');
       const running = await startAgency(ctx.home, {
         host: opts.host,
         port: opts.port,

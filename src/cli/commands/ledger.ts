@@ -1,6 +1,6 @@
 /** `dkms ledger …`: run a ledger node, check it, audit and rebuild its state, submit events. */
 import { Command } from 'commander';
-import { DEFAULT_LEDGER_PORT, openLedgerNode, startLedger } from '../../server/ledger-service.js';
+import { DEFAULT_LEDGER_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
@@ -35,6 +35,7 @@ export async function serveUntilStopped(ctx: Context, services: readonly { close
 
 /** Opens the node's store for an offline task (audit, reindex), runs it, and always closes. */
 async function withStoppedNode(ctx: Context, store: string | undefined, fn: (node: LedgerNode) => Promise<void>): Promise<void> {
+  const { openLedgerNode } = await import('../../server/ledger-service.js');
   const { node, closeIdentity } = await openLedgerNode(ctx.home, 0, store);
   try {
     await fn(node);
@@ -58,6 +59,8 @@ export function ledgerCommand(): Command {
     .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)
     .action(async (opts: { host: string; port: number; rateLimit: number; store?: string; acceptWitness?: string[]; headInterval: number }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      // The server code is loaded only by the commands that run a server.
+      const { startLedger } = await import('../../server/ledger-service.js');
       const running = await startLedger(ctx.home, {
         host: opts.host,
         port: opts.port,

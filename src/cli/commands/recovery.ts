@@ -15,7 +15,7 @@ import { RecoveryKeys } from '../../recovery/secret.js';
 import { commitRecovery, currentRecoverySigner, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
 import { missingAcks } from '../../recovery/trustees.js';
-import { DEFAULT_AGENCY_PORT } from '../../server/agency-service.js';
+import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
 import { announce, confirm, withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';

@@ -1,7 +1,6 @@
 /** `dkms up`: the main job — a local ledger node and an agency on embedded storage in the data directory. */
 import { Command } from 'commander';
-import { DEFAULT_AGENCY_PORT, startAgency } from '../../server/agency-service.js';
-import { DEFAULT_LEDGER_PORT, startLedger } from '../../server/ledger-service.js';
+import { DEFAULT_AGENCY_PORT, DEFAULT_LEDGER_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { parsePort, parsePositive } from '../options.js';
 import { serveUntilStopped } from './ledger.js';
@@ -17,6 +16,8 @@ export function upCommand(): Command {
     .option('--accept-witness <key...>', 'witness keys whose cosignatures the ledger node accepts and serves')
     .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      // The server code is loaded only by the commands that run a server.
+      const [{ startLedger }, { startAgency }] = await Promise.all([import('../../server/ledger-service.js'), import('../../server/agency-service.js')]);
       const ledger = await startLedger(ctx.home, {
         host: opts.host,
         port: opts.ledgerPort,

@@ -3,12 +3,15 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { badInput } from '../../errors.js';
 import { describeEvidence, readWitnessState, WITNESS_STATE_FILE, type Evidence } from '../../ledger/witness.js';
-import { DEFAULT_WITNESS_PORT, openWitnessIdentity, startWitness, witnessDir } from '../../server/witness-service.js';
+import { DEFAULT_WITNESS_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { parsePort, parsePositive } from '../options.js';
 import { emit } from '../output.js';
 import { serveUntilStopped } from './ledger.js';
+
+/** The witness's directory in a data directory (the service's `witnessDir`). */
+const WITNESS_DIR = 'witness';
 
 interface WitnessOptions {
   host: string;
@@ -19,6 +22,7 @@ interface WitnessOptions {
 
 /** The witness's key, created before its first run if need be, so that nodes can be told to accept it. */
 async function witnessKey(dir: string): Promise<string> {
+  const { openWitnessIdentity } = await import('../../server/witness-service.js');
   const identity = await openWitnessIdentity(dir);
   identity.close();
   return identity.key;
@@ -26,7 +30,7 @@ async function witnessKey(dir: string): Promise<string> {
 
 /** Prints the witness's key, the node it follows, its last cosigned head and its evidence. */
 async function show(ctx: Context): Promise<void> {
-  const dir = witnessDir(ctx.home);
+  const dir = join(ctx.home, WITNESS_DIR);
   const state = readWitnessState(dir);
   const result = { key: state?.key ?? (await witnessKey(dir)), node: state?.node ?? null, last: state?.last ?? null, evidence: state?.evidence ?? [] };
   const { last, evidence } = result;
@@ -57,7 +61,9 @@ export function witnessCommand(): Command {
       const ctx = Context.of(cmd);
       if (opts.show === true) return show(ctx);
       const ledger = ledgerUrl(ctx, ctx.options.ledger);
-      const statePath = join(witnessDir(ctx.home), WITNESS_STATE_FILE);
+      const statePath = join(ctx.home, WITNESS_DIR, WITNESS_STATE_FILE);
+      // The server code is loaded only when a witness runs.
+      const { startWitness } = await import('../../server/witness-service.js');
       const running = await startWitness(ctx.home, {
         ledger,
         nodeKey: nodeKeyOf(ctx),
