@@ -4,14 +4,18 @@
  * since the figures mean little on a machine busy with something else.
  *
  * 1. ledger.resolve-warm: verified resolves per second of one DID with a 12-signature history
- *    (policy with grants and a rotation, DID with updates), in-process through localLedgerFetch,
- *    by one warmed-up LedgerClient; limit: the same GETs answered by localLedgerFetch with only
- *    JSON.parse of the body.
+ *    (policy with grants and a rotation, DID with updates), in-process through localLedgerTransport,
+ *    by one warmed-up LedgerClient; limit: the same GETs answered by localLedgerTransport with only
+ *    JSON.parse of the body. The node signs a new head every 5 s, so most reads find the head
+ *    the client verified last: the same answer text, checked only for freshness.
+ *    ledger.resolve-warm-new-head: the same DID, unchanged, but a new signed head in every
+ *    answer (built beforehand, so only the client's work is timed): a head signature and two map
+ *    proofs per resolve; limit: one-core Ed25519 verifications.
  * 2. ledger.resolve-http: the same over loopback HTTP, 32 concurrent warmed-up clients (each its
- *    own LedgerClient) in a worker thread, the node's server (rate limit raised out of the way) in
- *    the main thread; limit: a bare fastify server on the same thread serving the exact bytes of
- *    the same answer to the same 32-way loop doing fetch + JSON.parse only. Measured through
- *    fetch (undici) and through node:http, to see whether the HTTP client is the bottleneck.
+ *    own LedgerClient) in a worker thread, the node's server (rate limit off) in the main thread;
+ *    limit: a bare fastify server on the same thread serving the exact bytes of the same answer
+ *    to the same 32-way loop doing the request + JSON.parse only. Measured through fetch (undici)
+ *    and through node:http (the client's default transport).
  * 3. ledger.resolve-cold-cpu: CPU time of one cold verified resolve (a new client each time),
  *    median; limit: the CPU time of 12 Ed25519 verifications with imported keys. Process CPU
  *    time counts every thread, V8's garbage-collection helpers included.
@@ -41,13 +45,14 @@ import { Worker, isMainThread, parentPort, workerData, type MessagePort } from '
 import { decodePublicKey, ed25519SignKey, encodePublicKey, fromBase64url } from '../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
+import type { LedgerTransport } from '../src/ledger/transport.js';
 import { eventId, signingBytes, type Did, type LedgerEvent, type PolicyAddress, type Subject } from '../src/ledger/events.js';
 import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
 import { SqliteLogStore } from '../src/ledger/sqlite-store.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { buildLedgerServer } from '../src/server/ledger-api.js';
-import { localLedgerFetch } from '../src/server/ledger-reads.js';
+import { localLedgerTransport } from '../src/server/ledger-reads.js';
 import { median, report, round } from './report.js';
 
 const LOCAL_URL = 'http://ledger.local';
@@ -56,6 +61,8 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const SPKI_PREFIX_BYTES = 12;
 const WARM_ROUNDS = 3;
 const WARM_ROUND_SECONDS = 1;
+/** Warm resolves under a new head each: the first two are not timed. */
+const NEW_HEAD_READS = 3000;
 const HTTP_CLIENTS = 32;
 const HTTP_SECONDS = 5;
 const WARM_UP_SECONDS = 1;
@@ -168,15 +175,6 @@ function httpText(agent: HttpAgent, url: string, method = 'GET', body?: string):
   });
 }
 
-/** A fetch built on node:http instead of undici: to tell the HTTP client's cost from the rest. */
-function nodeHttpFetch(agent: HttpAgent): typeof fetch {
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const body = typeof init?.body === 'string' ? init.body : undefined;
-    const answer = await httpText(agent, urlOf(input), init?.method ?? 'GET', body);
-    return new Response(answer.text, { status: answer.status, headers: { 'content-type': answer.type } });
-  }) as typeof fetch;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Worker threads: the HTTP clients run apart from the server, so that each has a core.
 // ---------------------------------------------------------------------------------------------
@@ -252,10 +250,10 @@ async function runLoops(loops: number, until: () => boolean, step: (loop: number
 
 async function readWorker(job: ReadJob): Promise<LoopResult> {
   const agent = new HttpAgent({ keepAlive: true, maxSockets: job.clients });
-  const get = job.transport === 'fetch' ? fetch : nodeHttpFetch(agent);
   let step: (loop: number) => Promise<void>;
   if (job.verified) {
-    const clients = Array.from({ length: job.clients }, () => new LedgerClient({ url: job.url, fetch: get }));
+    // node:http: the client's default transport (keep-alive connections).
+    const clients = Array.from({ length: job.clients }, () => new LedgerClient(job.transport === 'fetch' ? { url: job.url, fetch } : { url: job.url }));
     // Cold, then warm once: the timed loop measures warm reads only.
     await Promise.all(clients.map(async (c) => (await c.resolveDid(job.did), await c.resolveDid(job.did))));
     step = async (loop) => {
@@ -416,16 +414,16 @@ function verifyCpuUs(items: readonly SignatureItem[], rounds: number): number {
 // ---------------------------------------------------------------------------------------------
 
 async function warmInProcess(node: LedgerNode, did: Did, signatures: number): Promise<void> {
-  const local = localLedgerFetch(node);
-  let lastUrl = '';
-  const recording = ((input: string | URL | Request, init?: RequestInit) => {
-    lastUrl = urlOf(input);
-    return local(input, init);
-  }) as typeof fetch;
-  const client = new LedgerClient({ url: LOCAL_URL, fetch: recording });
+  const local = localLedgerTransport(node);
+  let lastPath = '';
+  const recording: LedgerTransport = (request) => {
+    lastPath = request.path;
+    return local(request);
+  };
+  const client = new LedgerClient({ url: LOCAL_URL, transport: recording });
   const events = (await client.resolveDid(did)).history.length;
   await client.resolveDid(did);
-  const warmUrl = lastUrl;
+  const warm = { method: 'GET', path: lastPath, timeoutMs: 10_000 } as const;
   const rounds: { verified: number; raw: number }[] = [];
   for (let r = 0; r < WARM_ROUNDS; r++) {
     let n = 0;
@@ -436,24 +434,81 @@ async function warmInProcess(node: LedgerNode, did: Did, signatures: number): Pr
     }
     const verified = n / seconds(start);
     const rawStart = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) JSON.parse(await (await local(warmUrl)).text());
+    for (let i = 0; i < n; i++) JSON.parse((await local(warm)).body);
     rounds.push({ verified: round(verified, 0), raw: round(n / seconds(rawStart), 0) });
   }
   const verified = median(rounds.map((r) => r.verified));
   const raw = median(rounds.map((r) => r.raw));
   emit({
     bench: 'ledger.resolve-warm',
-    transport: 'in-process (localLedgerFetch)',
+    transport: 'in-process (localLedgerTransport)',
     eventsPerResolve: events,
     signatures,
     verifiedPerSec: verified,
     rawLimitPerSec: raw,
-    rawLimit: 'same GETs of the warm URL through localLedgerFetch + JSON.parse',
+    rawLimit: 'same GETs of the warm URL through localLedgerTransport + JSON.parse',
     ratio: round(verified / raw),
     goal: '>= 20000/s',
     met: verified >= 20_000,
     rounds,
   });
+}
+
+/**
+ * Warm resolves of an unchanged DID, each under a head the client has not seen: the node
+ * re-signs between reads (its clock moved on), so each costs the head's signature check and
+ * the map proofs. The answers are built beforehand: only the client's work is timed.
+ */
+async function warmNewHeads(dir: string): Promise<void> {
+  let clock = Date.now();
+  const now = () => clock;
+  const node = await LedgerNode.open(SqliteLogStore.open(join(dir, 'heads.db')), nodeSigner(), { verifyThreads: 0, headIntervalMs: 1, now });
+  try {
+    const did = await richDid(node);
+    const local = localLedgerTransport(node);
+    let path = '';
+    const client = new LedgerClient({ url: LOCAL_URL, now, transport: (request) => ((path = request.path), local(request)) });
+    await client.resolveDid(did);
+    await client.resolveDid(did);
+    // The replaying client reads cold from the node first; its warm reads replay the answers,
+    // its clock at each answer's head.
+    let next = -1;
+    const start0 = clock;
+    const replaying = new LedgerClient({
+      url: LOCAL_URL,
+      now: () => (next < 0 ? start0 : start0 + 1000 * (next + 1)),
+      transport: async (request) => (next < 0 ? local(request) : { status: 200, body: answers[next++] ?? '' }),
+    });
+    await replaying.resolveDid(did);
+    const answers: string[] = [];
+    for (let i = 0; i < NEW_HEAD_READS; i++) {
+      clock += 1000;
+      await node.refresh();
+      answers.push((await local({ method: 'GET', path, timeoutMs: 10_000 })).body);
+    }
+    next = 0;
+    await replaying.resolveDid(did);
+    await replaying.resolveDid(did);
+    const start = process.hrtime.bigint();
+    const usage = process.cpuUsage();
+    const timed = NEW_HEAD_READS - next;
+    while (next < NEW_HEAD_READS) await replaying.resolveDid(did);
+    const cpu = process.cpuUsage(usage);
+    const rate = timed / seconds(start);
+    const headVerifies = rawVerifyPerSec(signatureItems(inceptions(RAW_VERIFY_EVENTS)));
+    emit({
+      bench: 'ledger.resolve-warm-new-head',
+      transport: 'in-process, answers built beforehand, a new signed head in each',
+      resolves: timed,
+      verifiedPerSec: round(rate, 0),
+      cpuUsPerResolve: round((cpu.user + cpu.system) / timed, 1),
+      rawLimitPerSec: round(headVerifies, 0),
+      rawLimit: 'one-core Ed25519 verifies importing each key (each new head costs one)',
+      ratio: round(rate / headVerifies),
+    });
+  } finally {
+    await node.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -484,7 +539,7 @@ async function serverRun(job: ReadJob | AppendJob): Promise<LoopResult & { serve
 }
 
 async function httpResolves(node: LedgerNode, did: Did): Promise<void> {
-  const app = buildLedgerServer(node, { rateLimitPerSecond: 1e9 });
+  const app = buildLedgerServer(node, { rateLimitPerSecond: 0 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const { path, body } = await captureWarmAnswer(url, did);
   const bare = Fastify({ logger: false, routerOptions: { maxParamLength: 200 } });
@@ -505,7 +560,7 @@ async function httpResolves(node: LedgerNode, did: Did): Promise<void> {
         answerBytes: Buffer.byteLength(body),
         verifiedPerSec: round(verifiedRate, 0),
         rawLimitPerSec: round(rawRate, 0),
-        rawLimit: 'bare fastify serving the same bytes, same 32-way loop, fetch + JSON.parse',
+        rawLimit: `bare fastify serving the same bytes, same 32-way loop, ${transport === 'fetch' ? 'fetch' : 'node:http keep-alive'} + JSON.parse`,
         ratio: round(verifiedRate / rawRate),
         goal: '>= 5000/s and >= 0.8x raw',
         met: verifiedRate >= 5000 && verifiedRate >= 0.8 * rawRate,
@@ -525,12 +580,12 @@ async function httpResolves(node: LedgerNode, did: Did): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 
 async function coldCpu(node: LedgerNode, did: Did, history: readonly LedgerEvent[]): Promise<void> {
-  const local = localLedgerFetch(node);
+  const local = localLedgerTransport(node);
   const cpu: number[] = [];
   const wall: number[] = [];
   // The first few warm up the JIT and the node's answer cache; they are not counted.
   for (let i = 0; i < COLD_RESOLVES + 5; i++) {
-    const client = new LedgerClient({ url: LOCAL_URL, fetch: local });
+    const client = new LedgerClient({ url: LOCAL_URL, transport: local });
     const usage = process.cpuUsage();
     const start = process.hrtime.bigint();
     await client.resolveDid(did);
@@ -545,7 +600,7 @@ async function coldCpu(node: LedgerNode, did: Did, history: readonly LedgerEvent
   const cpuUs = median(cpu);
   emit({
     bench: 'ledger.resolve-cold-cpu',
-    transport: 'in-process (localLedgerFetch), a new LedgerClient per resolve',
+    transport: 'in-process (localLedgerTransport), a new LedgerClient per resolve',
     resolves: COLD_RESOLVES,
     signatures: items.length,
     cpuUsMedian: round(cpuUs, 0),
@@ -580,7 +635,7 @@ function rawSqliteCommits(path: string): number {
 
 async function appends(dir: string): Promise<void> {
   const node = await openNode(join(dir, 'appends.db'), nodeSigner());
-  const app = buildLedgerServer(node, { rateLimitPerSecond: 1e9 });
+  const app = buildLedgerServer(node, { rateLimitPerSecond: 0 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const sqlite = rawSqliteCommits(join(dir, 'raw.db'));
@@ -686,9 +741,9 @@ async function timed(items: readonly Did[], fn: (did: Did) => Promise<unknown>):
 
 /** Cold resolves (a new client each) and warm ones (a client that resolved each DID once before). */
 async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise<{ cold: ResolveFigures; warm: ResolveFigures }> {
-  const local = localLedgerFetch(node);
-  const cold = await timed(sample, (did) => new LedgerClient({ url: LOCAL_URL, fetch: local }).resolveDid(did));
-  const client = new LedgerClient({ url: LOCAL_URL, fetch: local });
+  const local = localLedgerTransport(node);
+  const cold = await timed(sample, (did) => new LedgerClient({ url: LOCAL_URL, transport: local }).resolveDid(did));
+  const client = new LedgerClient({ url: LOCAL_URL, transport: local });
   for (const did of sample) await client.resolveDid(did);
   const warm = await timed(sample, (did) => client.resolveDid(did));
   return { cold, warm };
@@ -753,7 +808,7 @@ async function scaling(dir: string): Promise<void> {
       node = await openNode(path, key);
       const openMs = seconds(openStart) * 1000;
       const firstStart = process.hrtime.bigint();
-      await new LedgerClient({ url: LOCAL_URL, fetch: localLedgerFetch(node) }).resolveDid(sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
+      await new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(node) }).resolveDid(sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
       emit({
         bench: 'ledger.scaling',
         events: node.size,
@@ -796,6 +851,7 @@ export async function ledgerBench(): Promise<void> {
         const history = (await node.history(did)).map((r) => r.event);
         const signatures = history.reduce((n, e) => n + e.sigs.length, 0);
         if (only.has('warm')) await warmInProcess(node, did, signatures);
+        if (only.has('warm')) await warmNewHeads(dir);
         if (only.has('http')) await httpResolves(node, did);
         if (only.has('cold')) await coldCpu(node, did, history);
       } finally {

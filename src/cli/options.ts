@@ -13,7 +13,7 @@ export function parsePositive(value: string): number {
   return n;
 }
 
-function parseNonNegative(value: string): number {
+export function parseNonNegative(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer');
   return n;

@@ -27,6 +27,7 @@ import { Replay, recordLeaf } from './replay.js';
 import type { DidRecord, LedgerView, LogRecord, PolicyRecord, SubjectRecord } from './state.js';
 import { VerifiedCache, type StateStep, type VerifiedRead } from './verified-cache.js';
 import { toBase64url } from '../crypto/index.js';
+import { fetchTransport, httpTransport, type LedgerTransport } from './transport.js';
 
 export interface LedgerClientOptions {
   /** Base URL of a ledger node, e.g. http://127.0.0.1:8420. */
@@ -58,8 +59,13 @@ export interface LedgerClientOptions {
   /** What this client verified before (persist it to make later runs fast); a new one by default. */
   readonly cache?: VerifiedCache;
   readonly timeoutMs?: number;
-  /** The fetch implementation (default: the global one); tests and in-process callers pass their own. */
+  /** A fetch implementation to send requests with (tests and proxies pass their own). */
   readonly fetch?: typeof fetch;
+  /**
+   * How requests reach the node (default: node:http(s) with keep-alive, or `fetch` when given);
+   * in-process callers pass localLedgerTransport.
+   */
+  readonly transport?: LedgerTransport;
 }
 
 export interface VerifiedHistory {
@@ -114,6 +120,20 @@ class ProvenProblem extends Error {
 const DEFAULT_MAX_AGE_MS = 60_000;
 const DEFAULT_WITNESS_WAIT_MS = 3_000;
 const HEAD_MEMO_LIMIT = 64;
+const ANSWER_MEMO_LIMIT = 10_000;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
+}
+
+/** The same signed head: every signed field equal. */
+function sameHead(a: SignedTreeHead, b: SignedTreeHead | undefined): boolean {
+  return b !== undefined && a.sig === b.sig && a.size === b.size && a.root === b.root && a.map === b.map && a.time === b.time && a.key === b.key;
+}
 
 export class LedgerClient {
   readonly url: string;
@@ -126,8 +146,16 @@ export class LedgerClient {
   readonly #onHead: ((head: SignedTreeHead) => void) | undefined;
   readonly #onFirstUse: ((key: string) => void) | undefined;
   readonly #timeoutMs: number;
-  readonly #fetch: typeof fetch;
+  readonly #transport: LedgerTransport;
   readonly cache: VerifiedCache;
+  /**
+   * The last answer verified for each subject read, by its exact text: the same text under the
+   * same head (the one this client holds as its latest) verifies to the same result, so it is
+   * only checked for freshness.
+   */
+  readonly #answers = new Map<Subject, { text: string; head: SignedTreeHead; read: VerifiedRead }>();
+  /** Results built from a verified read's states (no cut), kept while those are the cached ones. */
+  readonly #resolved = new WeakMap<VerifiedRead['steps'], Omit<ResolvedDid, 'head'>>();
   /** Heads whose signature (and quorum) this client checked already, by their exact text. */
   readonly #checkedHeads = new Set<string>();
   /** Map entries proven under a map root, by root and subject: an unchanged map needs no proof. */
@@ -148,7 +176,7 @@ export class LedgerClient {
     this.#onHead = options.onHead;
     this.#onFirstUse = options.onFirstUse;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#fetch = options.fetch ?? fetch;
+    this.#transport = options.transport ?? (options.fetch === undefined ? httpTransport(this.url) : fetchTransport(this.url, options.fetch));
     this.cache = options.cache ?? new VerifiedCache();
     if (!Number.isInteger(this.#quorum) || this.#quorum < 1) throw bad('BAD_INPUT', 'the quorum must be a whole number of signers, at least 1');
     if (this.#quorum > 1 + this.#witnessKeys.size) {
@@ -161,33 +189,37 @@ export class LedgerClient {
     return this.#lastHead;
   }
 
-  async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
-    let response: Response;
+  /** Sends a request; the answer's text when it is a success, or the error it stands for. */
+  async #requestText(method: 'GET' | 'POST', path: string, body?: unknown): Promise<string> {
+    let answer;
     try {
-      response = await this.#fetch(`${this.url}${path}`, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? null : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
+      answer = await this.#transport({ method, path, ...(body === undefined ? {} : { body: JSON.stringify(body) }), timeoutMs: this.#timeoutMs });
     } catch (e) {
+      if (e instanceof DkmsError) throw e;
       throw bad('LEDGER_UNREACHABLE', `cannot reach the ledger at ${this.url}: ${e instanceof Error ? e.message : String(e)}`);
     }
+    if (answer.status >= 200 && answer.status < 300) return answer.body;
     let payload: unknown;
     try {
-      payload = await response.json();
+      payload = JSON.parse(answer.body);
     } catch {
-      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${response.status} and no JSON`);
+      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${answer.status} and no JSON`);
     }
-    if (!response.ok) {
-      const problem = ProblemSchema.safeParse(payload);
-      if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) {
-        if (problem.data.code === 'SUBJECT_NOT_FOUND') throw new ProvenProblem(problem.data.code, problem.data.detail, payload);
-        throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
-      }
-      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${response.status}`);
+    const problem = ProblemSchema.safeParse(payload);
+    if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) {
+      if (problem.data.code === 'SUBJECT_NOT_FOUND') throw new ProvenProblem(problem.data.code, problem.data.detail, payload);
+      throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
     }
-    return payload;
+    throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with status ${answer.status}`);
+  }
+
+  async #request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+    const text = await this.#requestText(method, path, body);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw bad('LEDGER_BAD_RESPONSE', `the ledger answered ${method} ${path} with no JSON`);
+    }
   }
 
   /** Submits one event; resolves with the ledger's receipt once it is durable. */
@@ -355,20 +387,33 @@ export class LedgerClient {
   async #read(main: Subject, path: (cached: VerifiedRead | undefined) => string): Promise<{ head: SignedTreeHead; read: VerifiedRead }> {
     return this.#witnessed(async () => {
       const cached = this.cache.get(main);
-      let payload: unknown;
+      let text: string;
       try {
-        payload = await this.#request('GET', path(cached));
+        text = await this.#requestText('GET', path(cached));
       } catch (e) {
         if (e instanceof ProvenProblem) await this.#provenAbsent(main, e);
         throw e;
+      }
+      const seen = this.#answers.get(main);
+      if (seen !== undefined && seen.text === text && seen.read === cached && sameHead(seen.head, this.#lastHead)) {
+        this.#checkFresh(seen.head.time, 'the tree head');
+        return { head: seen.head, read: seen.read };
+      }
+      let payload: unknown;
+      try {
+        payload = JSON.parse(text) as unknown;
+      } catch {
+        throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is not JSON`);
       }
       const parsed = ProvenSchema.safeParse(payload);
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is malformed`);
       const head = await this.#acceptHead(parsed.data.head);
       const records = parsed.data.history as unknown as LogRecord[];
       this.#checkIncluded(main, head, records, parsed.data.proofs);
-      const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
+      const read = records.length === 0 && cached !== undefined && cached.map === head.map ? cached : await this.#extend(main, head, parsed.data.subjects, cached, records);
       this.cache.set(main, read);
+      if (this.#answers.size >= ANSWER_MEMO_LIMIT) this.#answers.clear();
+      this.#answers.set(main, { text, head, read });
       return { head, read };
     });
   }
@@ -414,6 +459,8 @@ export class LedgerClient {
       entries[subject] = entry;
     }
     if (records.some((r) => !subjects.includes(subjectOf(r.event)))) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
+    // Unchanged under a new head: the same verified state, now proven under this map root.
+    if (records.length === 0 && cached !== undefined) return { ...cached, map: head.map };
     const steps = await replayFrom(main, cached, records);
     return { map: head.map, entries, history: [...(cached?.history ?? []), ...records], steps };
   }
@@ -441,12 +488,14 @@ export class LedgerClient {
       const controller = Object.keys(cached.entries).find((s) => s !== did) as Subject | undefined;
       return `/v1/dids/${did}?after=${LedgerClient.#after(cached, did)}&policyAfter=${controller === undefined ? -1 : LedgerClient.#after(cached, controller)}`;
     });
+    const current = options.at === undefined && options.time === undefined;
+    const known = current ? this.#resolved.get(read.steps) : undefined;
+    if (known !== undefined) return { head, ...known };
     const record = stateAt(read.steps[did], cut);
     if (record?.kind !== 'did') throw notYet(did, cut);
     const policy = stateAt(read.steps[record.controller], cut);
     if (policy?.kind !== 'policy') throw bad('LEDGER_BAD_CHAIN', `the answer does not contain the controlling policy of ${did}`);
-    return {
-      head,
+    const resolved = {
       history: read.history.filter(cut.keep),
       record,
       policy,
@@ -454,6 +503,9 @@ export class LedgerClient {
       didDocument: didDocument(record, policy),
       didDocumentMetadata: didDocumentMetadata(record),
     };
+    // Shared by every later resolve of this read: frozen, so that no caller can change another's.
+    if (current) this.#resolved.set(read.steps, deepFreeze(resolved));
+    return { head, ...resolved };
   }
 
   /**

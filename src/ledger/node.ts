@@ -134,6 +134,8 @@ export class LedgerNode {
   readonly #maxBatch: number;
   readonly #pool: VerifyPool | undefined;
   #head: SignedTreeHead;
+  /** When the served head was signed, in milliseconds (parsed once). */
+  #headAt = 0;
   #queue: Pending[] = [];
   #flushing: Promise<void> | undefined;
   #lastTime: string;
@@ -160,6 +162,7 @@ export class LedgerNode {
     this.#witnessQuorum = Math.min(options.witnessQuorum ?? this.#witnessKeys.size, this.#witnessKeys.size);
     this.#witnessWaitMs = options.witnessWaitMs ?? DEFAULT_WITNESS_WAIT_MS;
     this.#head = this.#sign();
+    this.#headAt = Date.parse(this.#head.time);
     this.#maxBatch = Math.min(options.maxBatch ?? 256, store.maxBatch ?? Number.MAX_SAFE_INTEGER);
     this.#pool = (options.verifyThreads ?? 0) > 0 ? new VerifyPool(options.verifyThreads) : undefined;
     if (this.#headIntervalMs > 0) {
@@ -257,6 +260,7 @@ export class LedgerNode {
 
   #setHead(head: SignedTreeHead): void {
     this.#head = head;
+    this.#headAt = Date.parse(head.time);
     this.#servedHead = undefined;
   }
 
@@ -479,7 +483,7 @@ export class LedgerNode {
   }
 
   #headOverdue(): boolean {
-    return this.#headIntervalMs > 0 && this.#now() - Date.parse(this.#head.time) >= this.#headIntervalMs;
+    return this.#headIntervalMs > 0 && this.#now() - this.#headAt >= this.#headIntervalMs;
   }
 
   /**

@@ -90,6 +90,11 @@ export class SqliteLogStore implements LogStore {
 
   readonly #path: string;
   #walFd: number | undefined;
+  /**
+   * How many events the stored derived data covers. Kept in memory: the file is locked by this
+   * process and only this object writes it, so reads need not ask SQLite.
+   */
+  #derivedSize: number;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -122,8 +127,9 @@ export class SqliteLogStore implements LogStore {
       putHead: db.prepare('INSERT OR REPLACE INTO heads (size, head) VALUES (?, ?)'),
     };
     const stmts = this.#stmts;
+    this.#derivedSize = stmts.derivedSize.get()?.value ?? 0;
     this.derived = {
-      derivedSize: () => stmts.derivedSize.get()?.value ?? 0,
+      derivedSize: () => this.#derivedSize,
       treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(treeId(level, index))?.hash),
       mapNode: (path): StoredMapNode | undefined => {
         const row = stmts.mapNode.get(mapRowKey(path));
@@ -131,6 +137,7 @@ export class SqliteLogStore implements LogStore {
       },
       writeDerived: (tree, map, size) => {
         db.transaction(() => this.#putDerived(tree, map, size))();
+        this.#derivedSize = size;
         this.#syncNow();
       },
     };
@@ -238,8 +245,8 @@ export class SqliteLogStore implements LogStore {
   }
 
   #write(batch: AppendBatch): Promise<void> {
-    return this.#run(() =>
-      this.#db.transaction(() => {
+    return this.#run(() => {
+      const derivedSize = this.#db.transaction(() => {
         const size = this.#stmts.size.get()?.n ?? 0;
         if (batch.events[0]?.record.gseq !== size) throw new DkmsError('LEDGER_CONFLICT', `the log grew to ${size} events before this batch was written`);
         for (const { record, id, subject, canonical, leaf } of batch.events) {
@@ -249,9 +256,13 @@ export class SqliteLogStore implements LogStore {
         this.#stmts.putHead.run(batch.head.size, canonicalJson(batch.head));
         // Derived data is written with the batch when it was current before it; otherwise the
         // node is still catching up and writes it separately, in order.
-        if (this.derived.derivedSize() === size) this.#putDerived(batch.tree, batch.map, size + batch.events.length);
-      })(),
-    );
+        if (this.#derivedSize !== size) return this.#derivedSize;
+        this.#putDerived(batch.tree, batch.map, size + batch.events.length);
+        return size + batch.events.length;
+      })();
+      // Only once the transaction committed: a refused batch leaves the derived data as it was.
+      this.#derivedSize = derivedSize;
+    });
   }
 
   replaceSubjects(records: readonly SubjectRecord[]): Promise<void> {

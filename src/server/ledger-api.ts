@@ -12,7 +12,7 @@ import { LedgerReads, MAX_MAP_PROOFS, type Answer, type ReadQuery } from './ledg
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 export interface LedgerServerOptions {
-  /** Requests per second allowed from one client address. */
+  /** Requests per second allowed from one client address (default 200; 0: no limit). */
   readonly rateLimitPerSecond?: number;
   /** Largest request body, bytes. */
   readonly bodyLimit?: number;
@@ -42,7 +42,9 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   });
   installProblemHandlers(app, (url) => (url.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT'));
   // Rate limiting hooks the routes declared after it: the routes live in a plugin registered next.
-  void app.register(rateLimit, { max: options.rateLimitPerSecond ?? 200, timeWindow: 1000 });
+  const limit = options.rateLimitPerSecond ?? 200;
+  // No limit at all (not a very high one): behind a proxy that limits, or to measure the node.
+  if (limit > 0) void app.register(rateLimit, { max: limit, timeWindow: 1000 });
   void app.register(async (api) => ledgerRoutes(api, node));
   return app;
 }

@@ -10,6 +10,7 @@ import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject }
 import type { ServedHead } from '../ledger/head.js';
 import type { LedgerNode, Snapshot } from '../ledger/node.js';
 import type { LogRecord } from '../ledger/state.js';
+import type { LedgerTransport } from '../ledger/transport.js';
 import { problemOf } from './problem.js';
 
 /** An answer ready to send: status, media type and the JSON text. */
@@ -140,57 +141,80 @@ function intParam(params: URLSearchParams, name: string): number | undefined {
 }
 
 /**
- * A `fetch` answering the ledger API's reads and submissions from a node in the same process,
+ * A transport answering the ledger API's reads and submissions from a node in the same process,
  * without HTTP: for in-process clients (an agency beside its node, tests, benchmarks). It serves
  * the same answers the HTTP API does, so the client verifies them the same way.
  */
-export function localLedgerFetch(node: LedgerNode): typeof fetch {
+export function localLedgerTransport(node: LedgerNode): LedgerTransport {
   const reads = new LedgerReads(node);
-  const json = (status: number, body: unknown, type = JSON_TYPE) => new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { 'content-type': type } });
-  const handle = async (method: string, url: URL, body: unknown): Promise<Response> => {
-    const path = url.pathname;
+  const json = (status: number, body: unknown, type = JSON_TYPE): Answer => ({ status, type, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const handle = async (method: string, target: string, body: string | undefined): Promise<Answer> => {
+    const mark = target.indexOf('?');
+    const path = mark < 0 ? target : target.slice(0, mark);
+    const params = new URLSearchParams(mark < 0 ? '' : target.slice(mark + 1));
     const query: ReadQuery = {};
     for (const name of ['at', 'after', 'policyAfter'] as const) {
-      const n = intParam(url.searchParams, name);
+      const n = intParam(params, name);
       if (n !== undefined) query[name] = n;
     }
-    const time = url.searchParams.get('time');
+    const time = params.get('time');
     if (time !== null) query.time = time;
-    const key = `${path}${url.search}`;
     if (method === 'GET' && path === '/v1/head') return json(200, (await node.current(), node.servedHead()));
     if (method === 'GET' && path.startsWith('/v1/policies/')) {
       await node.current();
-      const answer = await reads.policy(subjectOfPath(path.slice('/v1/policies/'.length), POLICY_PREFIX) as PolicyAddress, query, key);
-      return json(answer.status, answer.body, answer.type);
+      return reads.policy(subjectOfPath(path.slice('/v1/policies/'.length), POLICY_PREFIX) as PolicyAddress, query, target);
     }
     if (method === 'GET' && path.startsWith('/v1/dids/')) {
       await node.current();
-      const answer = await reads.did(subjectOfPath(path.slice('/v1/dids/'.length), DID_PREFIX) as Did, query, key);
-      return json(answer.status, answer.body, answer.type);
+      return reads.did(subjectOfPath(path.slice('/v1/dids/'.length), DID_PREFIX) as Did, query, target);
     }
     if (method === 'GET' && path === '/v1/proofs/consistency') {
-      const from = intParam(url.searchParams, 'from') ?? 0;
-      const to = intParam(url.searchParams, 'to') ?? node.size;
+      const from = intParam(params, 'from') ?? 0;
+      const to = intParam(params, 'to') ?? node.size;
       if (from < 0 || from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
       return json(200, { from, to, proof: node.consistencyProof(from, to) });
     }
+    const payload = parseBody(body, path);
     if (method === 'POST' && path === '/v1/proofs/map') {
-      const subjects = (body as { subjects?: unknown }).subjects;
+      const subjects = (payload as { subjects?: unknown } | undefined)?.subjects;
       if (!Array.isArray(subjects) || subjects.some((s) => typeof s !== 'string')) throw new DkmsError('BAD_INPUT', 'subjects must be a list of subjects');
       return json(200, await reads.mapProofs(subjects as Subject[]));
     }
-    if (method === 'POST' && path === '/v1/events') return json(201, await node.submit(body));
-    if (method === 'POST' && path === '/v1/events/batch') return json(200, { results: await node.submitMany((body as { events: unknown[] }).events) });
+    if (method === 'POST' && path === '/v1/events') return json(201, await node.submit(payload));
+    if (method === 'POST' && path === '/v1/events/batch') {
+      const events = (payload as { events?: unknown } | undefined)?.events;
+      if (!Array.isArray(events)) throw new DkmsError('EVENT_MALFORMED', 'events must be a list of events');
+      return json(200, { results: await node.submitMany(events) });
+    }
     throw new DkmsError('NOT_FOUND', `no route ${method} ${path}`);
   };
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+  return async ({ method, path, body }) => {
     try {
-      return await handle(init?.method ?? 'GET', url, typeof init?.body === 'string' ? JSON.parse(init.body) : undefined);
+      return await handle(method, path, body);
     } catch (e) {
       const error = e instanceof DkmsError ? e : new DkmsError('INTERNAL', 'internal error');
       const problem = problemOf(error);
       return json(problem.status, problem, 'application/problem+json');
     }
+  };
+}
+
+function parseBody(body: string | undefined, path: string): unknown {
+  if (body === undefined) return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    throw new DkmsError(path.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT', 'the request body is not JSON');
+  }
+}
+
+/** localLedgerTransport as a `fetch`, for callers that take one. */
+export function localLedgerFetch(node: LedgerNode): typeof fetch {
+  const transport = localLedgerTransport(node);
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+    const method = init?.method === 'POST' ? 'POST' : 'GET';
+    const answer = await transport({ method, path: `${url.pathname}${url.search}`, ...(typeof init?.body === 'string' ? { body: init.body } : {}), timeoutMs: 0 });
+    return new Response(answer.body, { status: answer.status, headers: { 'content-type': (answer as Answer).type } });
   }) as typeof fetch;
 }

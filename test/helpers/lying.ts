@@ -3,7 +3,7 @@
  * on loopback, a proxy in front of it that rewrites answers, and forged logs (a Merkle tree
  * recomputed over altered records, heads signed by whatever key the liar holds).
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { onTestFinished } from 'vitest';
 import { toBase64url } from '../../src/crypto/index.js';
@@ -131,12 +131,17 @@ export async function startProxy(target: string, lie: Lie = () => undefined): Pr
   return Object.assign(state, { url }) as LyingProxy;
 }
 
-/** A server that accepts connections and never answers. */
-export async function startSilentServer(): Promise<string> {
-  const server = createServer(() => undefined);
+/** A loopback server answering with `handler`, closed when the test ends. */
+export async function startServer(handler: RequestListener): Promise<string> {
+  const server = createServer(handler);
   const url = await listen(server);
   onTestFinished(() => closeServer(server));
   return url;
+}
+
+/** A server that accepts connections and never answers. */
+export function startSilentServer(): Promise<string> {
+  return startServer(() => undefined);
 }
 
 /** A loopback URL on which nothing listens (a port that was just freed). */

@@ -10,6 +10,7 @@ import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/
 import { LedgerClient } from '../../src/ledger/client.js';
 import { subjectOf, type Did, type PolicyAddress, type Subject } from '../../src/ledger/events.js';
 import { signHead, type SignedTreeHead } from '../../src/ledger/head.js';
+import { MAX_ANSWER_BYTES } from '../../src/ledger/transport.js';
 import type { LedgerNode, NodeSigner, Receipt } from '../../src/ledger/node.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
@@ -23,6 +24,7 @@ import {
   renumber,
   startLedger,
   startProxy,
+  startServer,
   startSilentServer,
   type Lie,
   type Reply,
@@ -267,6 +269,50 @@ describe('LedgerClient against an honest ledger', () => {
     expect(proxy.seen).toEqual([]);
     const unknown = `did:dkms:${s.policy.slice('policy:'.length)}` as Did;
     await expectCodeAsync(client.resolveDid(unknown), 'SUBJECT_NOT_FOUND');
+  });
+});
+
+describe('LedgerClient reuses what it verified, and nothing more', () => {
+  it('refuses an answer identical to one it verified once its head has grown stale: LEDGER_STALE', async () => {
+    const s = await story();
+    let now = T0 + 5 * MINUTE;
+    const client = new LedgerClient({ url: s.ledger.url, now: () => now });
+    const first = await client.resolveDid(s.did);
+    // The node's clock is frozen: the same head, the same answer, word for word.
+    expect(await client.resolveDid(s.did)).toEqual(first);
+    now += 2 * MINUTE;
+    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_STALE');
+  });
+
+  it('refuses an answer it verified before, replayed word for word after a newer head: LEDGER_INCONSISTENT (rollback)', async () => {
+    const s = await story();
+    const proxy = await startProxy(s.ledger.url);
+    const client = new LedgerClient({ url: proxy.url, now: () => T0 + 6 * MINUTE });
+    let recorded: unknown;
+    proxy.lie = ({ path, body }) => {
+      if (path.startsWith('/v1/dids/')) recorded = body;
+      return undefined;
+    };
+    await client.resolveDid(s.did);
+    await client.resolveDid(s.did);
+    const key = testKey();
+    await s.ledger.node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
+    expect((await client.head()).size).toBe(7);
+    proxy.lie = ({ path }) => (path.startsWith('/v1/dids/') ? { body: recorded } : undefined);
+    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_INCONSISTENT');
+  });
+
+  it('gives every caller the same frozen result: one cannot change what another is given', async () => {
+    const s = await story();
+    const client = new LedgerClient({ url: s.ledger.url, now: () => T0 + 5 * MINUTE });
+    const first = await client.resolveDid(s.did);
+    const services = first.didDocument.service.map((x) => x.id);
+    expect(services).toHaveLength(2);
+    expect(() => (first.didDocument.service as unknown[]).push({ id: '#evil' })).toThrow(TypeError);
+    expect(() => Object.assign(first.record, { controller: 'policy:evil' })).toThrow(TypeError);
+    const again = await client.resolveDid(s.did);
+    expect(again.didDocument.service.map((x) => x.id)).toEqual(services);
+    expect(again.record.controller).toBe(s.policy);
   });
 });
 
@@ -712,6 +758,31 @@ describe('LedgerClient checks inclusion proofs and answers', () => {
     await expectCodeAsync(new LedgerClient({ url: dead }).resolveDid('did:dkms:x' as Did), 'LEDGER_UNREACHABLE');
     const silent = await startSilentServer();
     await expectCodeAsync(new LedgerClient({ url: silent, timeoutMs: 200 }).head(), 'LEDGER_UNREACHABLE');
+  });
+
+  it('refuses an answer larger than it will hold, announced or streamed: LEDGER_BAD_RESPONSE', async () => {
+    const chunk = Buffer.alloc(2 ** 20, 0x20);
+    const url = await startServer((request, response) => {
+      if (request.url === '/v1/head') {
+        // Announces more than the limit, then stalls: refused at once, not after the timeout.
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': String(MAX_ANSWER_BYTES + 1) });
+        response.write('{');
+        return;
+      }
+      response.writeHead(200, { 'content-type': 'application/json' });
+      let sent = 0;
+      const more = () => {
+        while (sent <= MAX_ANSWER_BYTES && response.write(chunk)) sent += chunk.length;
+        if (sent <= MAX_ANSWER_BYTES) response.once('drain', () => ((sent += chunk.length), more()));
+      };
+      response.on('error', () => undefined);
+      more();
+    });
+    for (const transport of ['default', 'fetch'] as const) {
+      const client = new LedgerClient({ url, timeoutMs: 30_000, ...(transport === 'fetch' ? { fetch } : {}) });
+      await expectCodeAsync(client.head(), 'LEDGER_BAD_RESPONSE');
+      if (transport === 'default') await expectCodeAsync(client.resolveDid('did:dkms:x' as Did), 'LEDGER_BAD_RESPONSE');
+    }
   });
 });
 

@@ -256,6 +256,13 @@ describe('ledger API: limits', () => {
       expect(answer.headers.get('retry-after')).not.toBeNull();
     }
   });
+
+  it('limits nothing with a rate limit of 0', async () => {
+    const ledger = await startLedger(tempDir(), { server: { rateLimitPerSecond: 0 } });
+    const answers = await Promise.all(Array.from({ length: 300 }, () => get(`${ledger.url}/v1/health`)));
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(answers[0]?.headers.get('x-ratelimit-limit')).toBeNull();
+  });
 });
 
 describe('ledger API: submitting', () => {

@@ -5,7 +5,7 @@ import { Context } from '../context.js';
 import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
-import { parsePort, parsePositive } from '../options.js';
+import { parseNonNegative, parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
 import type { LedgerNode } from '../../ledger/node.js';
 import { witnessCommand } from './witness.js';
@@ -53,7 +53,7 @@ export function ledgerCommand(): Command {
     .description('run a ledger node on embedded storage in the data directory until Ctrl-C')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parsePort, DEFAULT_LEDGER_PORT)
-    .option('--rate-limit <n>', 'requests per second allowed from one client', parsePositive, 200)
+    .option('--rate-limit <n>', 'requests per second allowed from one client (0: no limit)', parseNonNegative, 200)
     .option('--store <url>', 'where the log lives: sqlite (the data directory, default) or etcd://host:port,host:port,… (shared by several nodes)')
     .option('--accept-witness <key...>', 'witness keys whose cosignatures this node accepts and serves with its heads')
     .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)

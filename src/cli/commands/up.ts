@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT, DEFAULT_LEDGER_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
-import { parsePort, parsePositive } from '../options.js';
+import { parseNonNegative, parsePort } from '../options.js';
 import { serveUntilStopped } from './ledger.js';
 
 export function upCommand(): Command {
@@ -12,7 +12,7 @@ export function upCommand(): Command {
     .option('--ledger-port <port>', 'ledger node port', parsePort, DEFAULT_LEDGER_PORT)
     .option('--agency-port <port>', 'agency port', parsePort, DEFAULT_AGENCY_PORT)
     .option('--ledger-store <url>', 'where the log lives: sqlite (default) or etcd://host:port,…')
-    .option('--rate-limit <n>', 'ledger requests per second allowed from one client address', parsePositive, 200)
+    .option('--rate-limit <n>', 'ledger requests per second allowed from one client address (0: no limit)', parseNonNegative, 200)
     .option('--accept-witness <key...>', 'witness keys whose cosignatures the ledger node accepts and serves')
     .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] }, cmd: Command) => {
       const ctx = Context.of(cmd);
