@@ -5,11 +5,11 @@
  */
 import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import { canonicalJson } from '../crypto/index.js';
+import { canonicalJson, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
-import { decodeMapNode, encodeMapNode, type MapWrite, type StoredMapNode } from './map.js';
+import { decodeMapNode, encodeMapNode, mapKey, updateMap, type MapWrite, type StoredMapNode } from './map.js';
 import type { MerkleNode } from './merkle.js';
 import type { AppendBatch, DerivedStore, LogStore, StoredHead } from './store.js';
 import type { LogRecord, SubjectRecord } from './state.js';
@@ -31,6 +31,17 @@ CREATE TABLE map (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE derived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
+/**
+ * Map rows are written in bulk, not with every batch: the top of the map changes with every
+ * event, so writing it once per this many events instead of once per batch saves most of the
+ * map's page writes. Until then the rows live in memory (#pendingMap), and the `derived` row
+ * 'map' says how many events the stored rows cover; a node that crashed in between recomputes
+ * the rest from the log when it opens (at most this many events, well under a second).
+ */
+export const MAP_FLUSH_EVENTS = 2048;
+/** ...or once this many rows wait, whichever comes first. */
+const MAP_FLUSH_ROWS = 40_000;
+
 /** Tree row id: the node's last leaf, then its level. */
 const treeId = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
 
@@ -41,6 +52,14 @@ function mapRowKey(path: Uint8Array): Uint8Array {
   key.set(path.subarray(0, 2), path.length - 2);
   return key;
 }
+
+interface DerivedDone {
+  readonly size: number;
+  readonly rows: readonly { key: Uint8Array; node: StoredMapNode }[];
+  readonly flushed: boolean;
+}
+
+const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 
 const SCHEMA = `
 CREATE TABLE log (
@@ -95,6 +114,10 @@ export class SqliteLogStore implements LogStore {
    * process and only this object writes it, so reads need not ask SQLite.
    */
   #derivedSize: number;
+  /** Map rows not yet stored, by row key (latin1): what the stored rows lack. */
+  readonly #pendingMap = new Map<string, { key: Uint8Array; node: StoredMapNode }>();
+  /** How many events the stored map rows cover (the rest is in #pendingMap). */
+  #mapSize: number;
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -121,6 +144,11 @@ export class SqliteLogStore implements LogStore {
       putMapNode: db.prepare('INSERT OR REPLACE INTO map (path, node) VALUES (?, ?)'),
       derivedSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'size'"),
       putDerivedSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('size', ?)"),
+      mapSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'map'"),
+      putMapSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('map', ?)"),
+      derivedRecords: db.prepare<[number, number], { gseq: number; subject: string; seq: number; leaf: Buffer }>(
+        'SELECT gseq, subject, seq, leaf FROM log WHERE gseq >= ? AND gseq < ? ORDER BY gseq',
+      ),
       insertEvent: db.prepare('INSERT INTO log (gseq, time, id, subject, seq, event, leaf) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       putSubject: db.prepare('INSERT OR REPLACE INTO subjects (subject, record) VALUES (?, ?)'),
       clearSubjects: db.prepare('DELETE FROM subjects'),
@@ -128,19 +156,48 @@ export class SqliteLogStore implements LogStore {
     };
     const stmts = this.#stmts;
     this.#derivedSize = stmts.derivedSize.get()?.value ?? 0;
+    // Files written before map rows were deferred have them current with the rest; from now on
+    // the row says how far they go.
+    const mapSize = stmts.mapSize.get()?.value;
+    if (mapSize === undefined) stmts.putMapSize.run(this.#derivedSize);
+    this.#mapSize = mapSize ?? this.#derivedSize;
     this.derived = {
       derivedSize: () => this.#derivedSize,
       treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(treeId(level, index))?.hash),
-      mapNode: (path): StoredMapNode | undefined => {
-        const row = stmts.mapNode.get(mapRowKey(path));
-        return row === undefined ? undefined : decodeMapNode(row.node);
-      },
+      mapNode: (path) => this.#mapNode(mapRowKey(path)),
       writeDerived: (tree, map, size) => {
-        db.transaction(() => this.#putDerived(tree, map, size))();
-        this.#derivedSize = size;
+        const done = db.transaction(() => this.#putDerived(tree, map, size))();
+        this.#derived(done);
         this.#syncNow();
       },
     };
+    this.#recomputeMap();
+  }
+
+  #mapNode(key: Uint8Array): StoredMapNode | undefined {
+    const pending = this.#pendingMap.get(latin1(key));
+    if (pending !== undefined) return pending.node;
+    const row = this.#stmts.mapNode.get(key);
+    return row === undefined ? undefined : decodeMapNode(row.node);
+  }
+
+  /**
+   * After a crash, the stored map rows may be behind the log by the events since they were last
+   * written: recomputes those rows from the log (the map is a function of it), into memory.
+   */
+  #recomputeMap(): void {
+    if (this.#mapSize > this.#derivedSize) throw new DkmsError('LEDGER_STORE_DAMAGED', `ledger store ${this.#path}: the stored map covers ${this.#mapSize} events, more than the ${this.#derivedSize} of the rest`);
+    if (this.#mapSize === this.#derivedSize) return;
+    const records = this.#stmts.derivedRecords.all(this.#mapSize, this.#derivedSize);
+    const source = { get: (path: Uint8Array) => this.#mapNode(mapRowKey(path)) };
+    const { writes } = updateMap(
+      source,
+      records.map((r) => ({ key: mapKey(r.subject), entry: { seq: r.seq, gseq: r.gseq, leaf: toBase64url(r.leaf) } })),
+    );
+    for (const write of writes) {
+      const key = mapRowKey(write.path);
+      this.#pendingMap.set(latin1(key), { key, node: write.node });
+    }
   }
 
   /** The write-ahead log's descriptor, opened once it exists, for syncing it. */
@@ -175,10 +232,43 @@ export class SqliteLogStore implements LogStore {
     this.#db.pragma('wal_checkpoint(FULL)');
   }
 
-  #putDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void {
+  /**
+   * Writes a batch's derived data inside the caller's transaction: tree rows at once, map rows
+   * in bulk (MAP_FLUSH_EVENTS). Returns what to take in once the transaction has committed.
+   */
+  #putDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): DerivedDone {
     for (const node of tree) if (node.level > 0) this.#stmts.putTreeNode.run(treeId(node.level, node.index), node.hash);
-    for (const write of map) this.#stmts.putMapNode.run(mapRowKey(write.path), encodeMapNode(write.node));
     this.#stmts.putDerivedSize.run(size);
+    const rows = map.map((write) => ({ key: mapRowKey(write.path), node: write.node }));
+    const flush = size - this.#mapSize >= MAP_FLUSH_EVENTS || this.#pendingMap.size + rows.length >= MAP_FLUSH_ROWS;
+    if (flush) {
+      for (const row of this.#pendingMap.values()) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
+      for (const row of rows) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
+      this.#stmts.putMapSize.run(size);
+    }
+    return { size, rows, flushed: flush };
+  }
+
+  /** Takes in a committed #putDerived. */
+  #derived(done: DerivedDone): void {
+    this.#derivedSize = done.size;
+    if (done.flushed) {
+      this.#pendingMap.clear();
+      this.#mapSize = done.size;
+    } else {
+      for (const row of done.rows) this.#pendingMap.set(latin1(row.key), row);
+    }
+  }
+
+  /** Stores every map row still in memory (on close: the next open need not recompute them). */
+  #flushMap(): void {
+    if (this.#mapSize === this.#derivedSize) return;
+    this.#db.transaction(() => {
+      for (const row of this.#pendingMap.values()) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
+      this.#stmts.putMapSize.run(this.#derivedSize);
+    })();
+    this.#pendingMap.clear();
+    this.#mapSize = this.#derivedSize;
   }
 
   static open(path: string): SqliteLogStore {
@@ -246,7 +336,7 @@ export class SqliteLogStore implements LogStore {
 
   #write(batch: AppendBatch): Promise<void> {
     return this.#run(() => {
-      const derivedSize = this.#db.transaction(() => {
+      const done = this.#db.transaction((): DerivedDone | undefined => {
         const size = this.#stmts.size.get()?.n ?? 0;
         if (batch.events[0]?.record.gseq !== size) throw new DkmsError('LEDGER_CONFLICT', `the log grew to ${size} events before this batch was written`);
         for (const { record, id, subject, canonical, leaf } of batch.events) {
@@ -256,12 +346,11 @@ export class SqliteLogStore implements LogStore {
         this.#stmts.putHead.run(batch.head.size, canonicalJson(batch.head));
         // Derived data is written with the batch when it was current before it; otherwise the
         // node is still catching up and writes it separately, in order.
-        if (this.#derivedSize !== size) return this.#derivedSize;
-        this.#putDerived(batch.tree, batch.map, size + batch.events.length);
-        return size + batch.events.length;
+        if (this.#derivedSize !== size) return undefined;
+        return this.#putDerived(batch.tree, batch.map, size + batch.events.length);
       })();
       // Only once the transaction committed: a refused batch leaves the derived data as it was.
-      this.#derivedSize = derivedSize;
+      if (done !== undefined) this.#derived(done);
     });
   }
 
@@ -276,6 +365,11 @@ export class SqliteLogStore implements LogStore {
   }
 
   async close(): Promise<void> {
+    try {
+      if (this.#db.open) this.#flushMap();
+    } catch {
+      // Nothing is lost: the next open recomputes the rows from the log.
+    }
     if (this.#walFd !== undefined) {
       closeSync(this.#walFd);
       this.#walFd = undefined;

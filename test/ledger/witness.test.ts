@@ -145,6 +145,8 @@ describe('a witness cosigns the heads of the node it follows', () => {
     const ledger = await startLedger(tempDir(), { node: { ...NODE, witnessKeys: [key], witnessWaitMs: 60_000 }, server: { rateLimitPerSecond: 100_000 } });
     await follow(home, ledger.url, ledger.node.key, { intervalMs: 20 });
     const [first] = await submitPolicies(ledger, 1);
+    // Accepted is not yet served: the node serves the tree holding it once the witness cosigned.
+    await until('the first policy cosigned and served', () => (ledger.node.servedHead().size >= 1 ? true : undefined));
     const reader = requiringWitness(ledger.url, ledger.node.key, key);
     let writing = true;
     const writer = (async () => {
