@@ -22,7 +22,7 @@
  *   awaitWelcome; revocation is revokeAgent with a revoke threshold of 1, which returns once the
  *   ledger accepted the revocation and the cloud agent synced (both checked afterwards).
  */
-import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,12 +115,14 @@ function gcmSealOpen(key: Buffer, plaintext: Uint8Array): void {
 
 /** Packs and unpacks once with node:crypto alone: the X25519 work the envelope needs, and AES-256-GCM. */
 function rawEnvelope(plaintext: Uint8Array, recipient: RawParty, sender?: RawParty): void {
-  const ephemeral = generateKeyPairSync('x25519');
-  const ze = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: recipient.publicKey });
+  // Generated straight into DER: exporting a fresh KeyObject can hang Node 20 (see src/crypto).
+  const ephemeral = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
+  const ephemeralPrivate = createPrivateKey({ key: ephemeral.privateKey, format: 'der', type: 'pkcs8' });
+  const ze = diffieHellman({ privateKey: ephemeralPrivate, publicKey: recipient.publicKey });
   if (sender !== undefined) diffieHellman({ privateKey: sender.privateKey, publicKey: recipient.publicKey });
-  const epk = ephemeral.publicKey.export({ format: 'jwk' });
-  // The receiver gets the ephemeral key as bytes in the header.
-  const received = createPublicKey({ key: epk, format: 'jwk' });
+  // The receiver gets the ephemeral key as bytes in the header (the last 32 bytes of the SPKI).
+  const x = Buffer.from(ephemeral.publicKey.subarray(ephemeral.publicKey.length - 32)).toString('base64url');
+  const received = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x }, format: 'jwk' });
   const ze2 = diffieHellman({ privateKey: recipient.privateKey, publicKey: received });
   if (sender !== undefined) diffieHellman({ privateKey: recipient.privateKey, publicKey: sender.publicKey });
   if (!ze.equals(ze2)) throw new Error('raw X25519 agreement mismatch');
