@@ -30,7 +30,8 @@
  *    written per event), warm and cold verified resolve p50/p99 of 1000 distinct random DIDs (all of them when fewer) (wall and CPU
  *    time), map proof size, node open time, RSS and file size. DKMS_BENCH_LEDGER_BUDGET_S
  *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
- *    short of the size asked, the figures are taken at the size reached.
+ *    short of the size asked, the figures are taken at the size reached (about 450k events on a
+ *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in about 930 s).
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
 import Database from 'better-sqlite3';
