@@ -228,6 +228,10 @@ interface Window {
 const isJob = (value: unknown): value is Job => typeof value === 'object' && value !== null && (value as { bench?: unknown }).bench === 'ledger';
 
 /** `loops` concurrent loops of `step` until `until`; counts what succeeded and what failed. */
+/** Sent by a worker when its timed part starts. */
+const TIMING = 'timing';
+const timing = (): void => parentPort?.postMessage(TIMING);
+
 async function runLoops(loops: number, until: () => boolean, step: (loop: number) => Promise<void>): Promise<LoopResult> {
   let done = 0;
   let failed = 0;
@@ -274,6 +278,7 @@ async function readWorker(job: ReadJob): Promise<LoopResult> {
   // first second is not counted: it warms up the JIT and the connections.
   const warmUntil = Date.now() + WARM_UP_SECONDS * 1000;
   await runLoops(job.clients, () => Date.now() >= warmUntil, step);
+  timing();
   const end = Date.now() + job.seconds * 1000;
   const result = await runLoops(job.clients, () => Date.now() >= end, step);
   agent.destroy();
@@ -294,6 +299,7 @@ async function appendWorker(job: AppendJob): Promise<LoopResult> {
   // The first tenth is not counted: it warms up the JIT and the connections.
   const warm = Math.floor(events.length / 10);
   await runLoops(job.writers, () => next >= warm, append);
+  timing();
   return runLoops(job.writers, () => next >= events.length, append);
 }
 
@@ -340,12 +346,12 @@ function startWorker(job: Job): Worker {
 }
 
 /** Runs a one-shot job in a worker thread and returns its result. */
-function inWorker(job: ReadJob | AppendJob): Promise<LoopResult> {
+function inWorker(job: ReadJob | AppendJob, onTiming: () => void = () => undefined): Promise<LoopResult> {
   const worker = startWorker(job);
   let timer: NodeJS.Timeout | undefined;
   return new Promise<LoopResult>((resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`bench worker (${job.role}) took longer than ${JOB_TIMEOUT_MS} ms`)), JOB_TIMEOUT_MS);
-    worker.once('message', (result: LoopResult) => resolve(result));
+    worker.on('message', (message: LoopResult | typeof TIMING) => (message === TIMING ? onTiming() : resolve(message)));
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`bench worker exited with ${code}`)));
   }).finally(() => {
@@ -537,8 +543,9 @@ async function captureWarmAnswer(url: string, did: Did): Promise<{ path: string;
 }
 
 async function serverRun(job: ReadJob | AppendJob): Promise<LoopResult & { serverElu: number }> {
-  const elu = performance.eventLoopUtilization();
-  const result = await inWorker(job);
+  // Only the timed part: not the worker's start-up, event signing or warm-up.
+  let elu = performance.eventLoopUtilization();
+  const result = await inWorker(job, () => (elu = performance.eventLoopUtilization()));
   return { ...result, serverElu: round(performance.eventLoopUtilization(elu).utilization, 2) };
 }
 
