@@ -120,7 +120,9 @@ class ProvenProblem extends Error {
 const DEFAULT_MAX_AGE_MS = 60_000;
 const DEFAULT_WITNESS_WAIT_MS = 3_000;
 const HEAD_MEMO_LIMIT = 64;
-const ANSWER_MEMO_LIMIT = 10_000;
+const ANSWER_MEMO_LIMIT = 4096;
+/** Answers longer than this are not kept for reuse (bounds the memory: at most 64 MiB of texts). */
+const ANSWER_MEMO_MAX_CHARS = 16_384;
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -412,8 +414,13 @@ export class LedgerClient {
       this.#checkIncluded(main, head, records, parsed.data.proofs);
       const read = records.length === 0 && cached !== undefined && cached.map === head.map ? cached : await this.#extend(main, head, parsed.data.subjects, cached, records);
       this.cache.set(main, read);
-      if (this.#answers.size >= ANSWER_MEMO_LIMIT) this.#answers.clear();
-      this.#answers.set(main, { text, head, read });
+      // Warm answers are small and repeat; a first read's full history never does (the next asks ?after=).
+      if (text.length <= ANSWER_MEMO_MAX_CHARS) {
+        if (this.#answers.size >= ANSWER_MEMO_LIMIT) this.#answers.clear();
+        this.#answers.set(main, { text, head, read });
+      } else {
+        this.#answers.delete(main);
+      }
       return { head, read };
     });
   }
