@@ -26,7 +26,6 @@ import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, di
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { AgencyClient, postEnvelope } from '../src/agent/agency-client.js';
 import {
   anoncrypt,
@@ -56,6 +55,7 @@ import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
+import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
 import { median, opsPerSecond, report, round } from './report.js';
 
 const MESSAGE_BYTES = 300;
@@ -226,21 +226,6 @@ async function pool(count: number, concurrency: number, work: (i: number) => Pro
 // ---------------------------------------------------------------------------------------------
 // 2. Relay
 
-function rawTransactionsPerSecond(path: string, rowBytes: number): number {
-  const db = new Database(path);
-  try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (name TEXT PRIMARY KEY, value BLOB NOT NULL)');
-    const insert = db.prepare('INSERT INTO t (name, value) VALUES (?, ?)');
-    const value = randomBytes(rowBytes);
-    return opsPerSecond(RELAY_MESSAGES, (i) => insert.run(`row-${i}`, value));
-  } finally {
-    db.close();
-  }
-}
-
 async function relay(env: Env): Promise<void> {
   const setupStart = process.hrtime.bigint();
   const owners = await Promise.all(Array.from({ length: OWNERS }, (_, o) => ownerWithAgents(env, `owner${o}`, AGENTS_PER_OWNER)));
@@ -294,7 +279,7 @@ async function relay(env: Env): Promise<void> {
   for (const member of members) left += (await member.mailbox.pickup(500)).length;
 
   const storedBytes = Math.round(innerBytes / RELAY_MESSAGES);
-  const raw = rawTransactionsPerSecond(join(env.dir, 'raw.db'), storedBytes);
+  const raw = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, storedBytes);
   const rate = accepted / relaySeconds;
   report({
     bench: 'agent.relay',

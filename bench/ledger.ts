@@ -35,7 +35,6 @@
  *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in about 930 s).
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
-import Database from 'better-sqlite3';
 import Fastify from 'fastify';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as signBytes, verify, type KeyObject } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -55,6 +54,7 @@ import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { buildLedgerServer } from '../src/server/ledger-api.js';
 import { localLedgerTransport } from '../src/server/ledger-reads.js';
+import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
 import { median, report, round } from './report.js';
 
 const LOCAL_URL = 'http://ledger.local';
@@ -627,29 +627,12 @@ async function coldCpu(node: LedgerNode, did: Did, history: readonly LedgerEvent
 // 4. Appends over HTTP; did.update round trips.
 // ---------------------------------------------------------------------------------------------
 
-function rawSqliteCommits(path: string): number {
-  const db = new Database(path);
-  try {
-    db.pragma('locking_mode = EXCLUSIVE');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, value BLOB NOT NULL)');
-    const insert = db.prepare('INSERT INTO t (id, value) VALUES (?, ?)');
-    const value = Buffer.alloc(400, 7);
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < SQLITE_COMMITS; i++) insert.run(i, value);
-    return SQLITE_COMMITS / seconds(start);
-  } finally {
-    db.close();
-  }
-}
-
 async function appends(dir: string): Promise<void> {
   const node = await openNode(join(dir, 'appends.db'), nodeSigner());
   const app = buildLedgerServer(node, { rateLimitPerSecond: 0 });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
-    const sqlite = rawSqliteCommits(join(dir, 'raw.db'));
+    const sqlite = rawSqliteCommitsPerSecond(join(dir, 'raw.db'), SQLITE_COMMITS, 400);
     const verifies = rawVerifyPerSec(signatureItems(inceptions(RAW_VERIFY_EVENTS)));
     for (const writers of APPEND_WRITERS) {
       const headsBefore = (await node.store.heads()).length;

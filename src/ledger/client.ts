@@ -412,7 +412,7 @@ export class LedgerClient {
       const head = await this.#acceptHead(parsed.data.head);
       const records = parsed.data.history as unknown as LogRecord[];
       this.#checkIncluded(main, head, records, parsed.data.proofs);
-      const read = records.length === 0 && cached !== undefined && cached.map === head.map ? cached : await this.#extend(main, head, parsed.data.subjects, cached, records);
+      const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
       this.cache.set(main, read);
       // Warm answers are small and repeat; a first read's full history never does (the next asks ?after=).
       if (text.length <= ANSWER_MEMO_MAX_CHARS) {
@@ -466,8 +466,8 @@ export class LedgerClient {
       entries[subject] = entry;
     }
     if (records.some((r) => !subjects.includes(subjectOf(r.event)))) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
-    // Unchanged under a new head: the same verified state, now proven under this map root.
-    if (records.length === 0 && cached !== undefined) return { ...cached, map: head.map };
+    // Unchanged: the same verified state (under a new map root, now proven under it too).
+    if (records.length === 0 && cached !== undefined) return cached.map === head.map ? cached : { ...cached, map: head.map };
     const steps = await replayFrom(main, cached, records);
     return { map: head.map, entries, history: [...(cached?.history ?? []), ...records], steps };
   }

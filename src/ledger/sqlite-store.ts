@@ -241,12 +241,14 @@ export class SqliteLogStore implements LogStore {
     this.#stmts.putDerivedSize.run(size);
     const rows = map.map((write) => ({ key: mapRowKey(write.path), node: write.node }));
     const flush = size - this.#mapSize >= MAP_FLUSH_EVENTS || this.#pendingMap.size + rows.length >= MAP_FLUSH_ROWS;
-    if (flush) {
-      for (const row of this.#pendingMap.values()) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
-      for (const row of rows) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
-      this.#stmts.putMapSize.run(size);
-    }
+    if (flush) this.#storeMapRows(rows, size);
     return { size, rows, flushed: flush };
+  }
+
+  /** Stores the rows waiting in memory and `more` (inside the caller's transaction): they then cover `size` events. */
+  #storeMapRows(more: readonly { key: Uint8Array; node: StoredMapNode }[], size: number): void {
+    for (const row of [...this.#pendingMap.values(), ...more]) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
+    this.#stmts.putMapSize.run(size);
   }
 
   /** Takes in a committed #putDerived. */
@@ -263,10 +265,7 @@ export class SqliteLogStore implements LogStore {
   /** Stores every map row still in memory (on close: the next open need not recompute them). */
   #flushMap(): void {
     if (this.#mapSize === this.#derivedSize) return;
-    this.#db.transaction(() => {
-      for (const row of this.#pendingMap.values()) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
-      this.#stmts.putMapSize.run(this.#derivedSize);
-    })();
+    this.#db.transaction(() => this.#storeMapRows([], this.#derivedSize))();
     this.#pendingMap.clear();
     this.#mapSize = this.#derivedSize;
   }

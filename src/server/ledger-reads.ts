@@ -207,14 +207,3 @@ function parseBody(body: string | undefined, path: string): unknown {
     throw new DkmsError(path.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT', 'the request body is not JSON');
   }
 }
-
-/** localLedgerTransport as a `fetch`, for callers that take one. */
-export function localLedgerFetch(node: LedgerNode): typeof fetch {
-  const transport = localLedgerTransport(node);
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
-    const method = init?.method === 'POST' ? 'POST' : 'GET';
-    const answer = await transport({ method, path: `${url.pathname}${url.search}`, ...(typeof init?.body === 'string' ? { body: init.body } : {}), timeoutMs: 0 });
-    return new Response(answer.body, { status: answer.status, headers: { 'content-type': (answer as Answer).type } });
-  }) as typeof fetch;
-}

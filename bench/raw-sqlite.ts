@@ -1,0 +1,24 @@
+/** The raw limit several benches measure their storage against: single-row SQLite commits. */
+import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { opsPerSecond } from './report.js';
+
+/**
+ * Commits per second of one `rowBytes` row each into a fresh SQLite file at `path`, set up as
+ * the project's stores are (exclusive lock, WAL, synchronous=FULL): what one durable write
+ * costs on this disk.
+ */
+export function rawSqliteCommitsPerSecond(path: string, commits: number, rowBytes: number): number {
+  const db = new Database(path);
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (name TEXT PRIMARY KEY, value BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO t (name, value) VALUES (?, ?)');
+    const value = randomBytes(rowBytes);
+    return opsPerSecond(commits, (i) => insert.run(`row-${i}`, value));
+  } finally {
+    db.close();
+  }
+}
