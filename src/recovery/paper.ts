@@ -11,13 +11,12 @@
 import { open } from 'node:fs/promises';
 import { entropyToMnemonic, mnemonicToEntropy } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
-import jsqr from 'jsqr';
-import { PNG } from 'pngjs';
-import QRCode from 'qrcode';
+import type { PNG } from 'pngjs';
 import { z } from 'zod';
 import { abytes, canonicalBytes, fromBase58btc, fromBase64url, fromUtf8, toBase64url, wipe } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { POLICY_PREFIX } from '../ledger/events.js';
+import { qrCode, qrReader } from '../qr.js';
 import { RECOVERY_SECRET_BYTES } from './secret.js';
 
 export const PAPER_SCHEME = 'dkms-recover:';
@@ -208,17 +207,17 @@ function assertPaperText(text: string): string {
 
 /** The QR code in half-block characters, for a terminal. */
 export async function paperQrTerminal(text: string): Promise<string> {
-  return QRCode.toString(assertPaperText(text), { type: 'terminal', small: true, errorCorrectionLevel: ERROR_CORRECTION });
+  return (await qrCode()).toString(assertPaperText(text), { type: 'terminal', small: true, errorCorrectionLevel: ERROR_CORRECTION });
 }
 
 /** The QR code as a PNG, 8 pixels a module: large enough for a phone camera after printing. */
 export async function paperQrPng(text: string): Promise<Uint8Array> {
-  return QRCode.toBuffer(assertPaperText(text), { type: 'png', errorCorrectionLevel: ERROR_CORRECTION, margin: MARGIN, scale: 8 });
+  return (await qrCode()).toBuffer(assertPaperText(text), { type: 'png', errorCorrectionLevel: ERROR_CORRECTION, margin: MARGIN, scale: 8 });
 }
 
 /** The QR code as a standalone SVG document. */
 export async function paperQrSvg(text: string): Promise<string> {
-  return QRCode.toString(assertPaperText(text), { type: 'svg', errorCorrectionLevel: ERROR_CORRECTION, margin: MARGIN });
+  return (await qrCode()).toString(assertPaperText(text), { type: 'svg', errorCorrectionLevel: ERROR_CORRECTION, margin: MARGIN });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,8 +305,6 @@ ${ledger}
 // ---------------------------------------------------------------------------------------------
 // Reading a paper back from a file
 
-/** jsqr is CommonJS with `exports.default`; an ESM default import is its whole `module.exports`. */
-const jsQR = jsqr.default;
 const PNG_SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 /** Larger than any scan of a QR code; stops a wrong path from reading a disk image into memory. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -324,7 +321,7 @@ const MAX_PIXELS = 40_000_000;
 export async function readPaperFile(path: string): Promise<PaperPayload> {
   const bytes = await readSmallFile(path);
   try {
-    return decodePaperText(isPng(bytes) ? qrTextOfPng(bytes, path) : paperLineOf(bytes, path));
+    return decodePaperText(isPng(bytes) ? await qrTextOfPng(bytes, path) : paperLineOf(bytes, path));
   } finally {
     wipe(bytes);
   }
@@ -352,15 +349,16 @@ function isPng(bytes: Uint8Array): boolean {
 }
 
 /** The text of the QR code in a PNG image. */
-function qrTextOfPng(bytes: Uint8Array, path: string): string {
+async function qrTextOfPng(bytes: Uint8Array, path: string): Promise<string> {
   // IHDR comes first: width and height, big-endian, at bytes 16 and 20.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 24 || view.getUint32(16) * view.getUint32(20) > MAX_PIXELS) {
     throw new DkmsError('PAPER_MALFORMED', `${path} is not a PNG image dkms can read`);
   }
+  const { readPng, jsQR } = await qrReader();
   let image: PNG;
   try {
-    image = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    image = readPng(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch {
     throw new DkmsError('PAPER_MALFORMED', `${path} is a damaged PNG image`);
   }

@@ -1,6 +1,6 @@
 /** `dkms agent …`: this device's agent — set it up, pair another, register a cloud agent, revoke. */
+import { qrCode } from '../../qr.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import QRCode from 'qrcode';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
@@ -114,7 +114,7 @@ export function agentCommand(): Command {
       const ctx = Context.of(cmd);
       const result = await withAgent(ctx, async (a) => {
         const created = createInvitation(a, { flags: opts.flags, label: opts.label, ttlSeconds: opts.ttl });
-        const qr = await QRCode.toString(created.text, { type: 'terminal', small: true });
+        const qr = await (await qrCode()).toString(created.text, { type: 'terminal', small: true });
         announce(
           ctx,
           { invitation: created.text, passcode: created.passcode, expires: created.invitation.expires },

@@ -1,6 +1,6 @@
 /** `dkms connection …`: pairwise relationships with other owners. */
+import { qrCode } from '../../qr.js';
 import { Command } from 'commander';
-import QRCode from 'qrcode';
 import { acceptConnection, connections, deleteConnection, DEFAULT_CONNECTION_TTL_SECONDS, inviteConnection, myState, peerState, rotateConnection, type ConnectionRecord } from '../../agent/connections.js';
 import { ALL_HANDLERS } from '../protocols.js';
 import { withAgent } from '../agent-access.js';
@@ -26,7 +26,7 @@ export function connectionCommand(): Command {
     .action(async (opts: { label: string; ttl: number }, cmd: Command) => {
       const ctx = Context.of(cmd);
       const { text, invitation } = await withAgent(ctx, async (a) => inviteConnection(a, opts.label, opts.ttl));
-      const qr = ctx.json ? '' : await QRCode.toString(text, { type: 'terminal', small: true });
+      const qr = ctx.json ? '' : await (await qrCode()).toString(text, { type: 'terminal', small: true });
       emit(ctx, { invitation: text, expires: invitation.expires }, () => `${qr}\nGive this to the other owner, who runs:\n  dkms connection accept '${text}'\n(valid until ${invitation.expires}; the connection appears here once they accept and you run dkms message inbox)`);
     });
 

@@ -1,8 +1,8 @@
 /** `dkms recovery …`: set up recovery, back up, print the paper wallet, and recover on a new device. */
+import { qrCode } from '../../qr.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import QRCode from 'qrcode';
 import { ALL_HANDLERS } from '../protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { wipe } from '../../crypto/index.js';
@@ -254,7 +254,7 @@ export function recoveryCommand(): Command {
         },
         { create: true, backup: false, kdfTier: opts.kdfTier },
       );
-      const qr = ctx.json ? '' : await QRCode.toString(made.text, { type: 'terminal', small: true });
+      const qr = ctx.json ? '' : await (await qrCode()).toString(made.text, { type: 'terminal', small: true });
       emit(ctx, { request: made.text, challenge: made.challenge, id: made.request.id, expires: made.request.expires }, () =>
         [
           qr,
