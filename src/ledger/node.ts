@@ -124,6 +124,8 @@ export class LedgerNode {
   readonly #cosignatures = new Map<string, Map<string, Cosignature>>();
   /** Heads signed after the published one, waiting for witnesses: oldest first, with when they were made. */
   #candidates: { head: SignedTreeHead; since: number }[] = [];
+  /** Times of heads signed for batches written but not yet durable (so not yet offered), oldest first. */
+  #inFlight: string[] = [];
   /** The map as of the published head, while newer batches are not published yet. */
   readonly #versions = new MapVersions();
   /** Witnesses waiting for a head newer than a size. */
@@ -241,13 +243,13 @@ export class LedgerNode {
   async nextHead(after: number, waitMs: number): Promise<ServedHead> {
     if (this.latestHead().size <= after && waitMs > 0 && !this.#closed) {
       await new Promise<void>((resolve) => {
-        const waiter = { after, resolve };
         const timer = setTimeout(() => {
           this.#waiters = this.#waiters.filter((w) => w !== waiter);
           resolve();
         }, waitMs);
         timer.unref();
-        this.#waiters.push({ after, resolve: () => (clearTimeout(timer), resolve()) });
+        const waiter = { after, resolve: () => (clearTimeout(timer), resolve()) };
+        this.#waiters.push(waiter);
       });
     }
     return this.latestHead();
@@ -482,8 +484,30 @@ export class LedgerNode {
     if (this.store.derived === undefined || !this.#derived.settled() || this.#headOverdue()) await this.refresh();
   }
 
+  /**
+   * Whether the served head is older than the head interval and can be signed again later than it
+   * is: never later than a head already signed for a larger tree (see #resignTime).
+   */
   #headOverdue(): boolean {
-    return this.#headIntervalMs > 0 && this.#now() - this.#headAt >= this.#headIntervalMs;
+    if (this.#headIntervalMs <= 0 || this.#now() - this.#headAt < this.#headIntervalMs) return false;
+    const limit = this.#aheadTime();
+    return limit === undefined || limit > this.#head.time;
+  }
+
+  /** The time of the oldest head signed for a tree larger than the served one: a candidate, or a batch not yet durable. */
+  #aheadTime(): string | undefined {
+    return this.#candidates[0]?.head.time ?? this.#inFlight[0];
+  }
+
+  /**
+   * The time to sign the served tree again at: now, but never later than a head already signed
+   * for a larger tree. An honest log never signs a smaller tree after a larger one, and witnesses
+   * take a smaller tree signed later for a rollback (docs/witness.md).
+   */
+  #resignTime(): string {
+    const now = this.#nextTime();
+    const limit = this.#aheadTime();
+    return limit !== undefined && limit < now ? limit : now;
   }
 
   /**
@@ -532,7 +556,7 @@ export class LedgerNode {
       this.#maybePublish();
       const head = this.#head;
       if (this.#headOverdue()) {
-        this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#nextTime() }, this.#signer.key, (m) => this.#signer.sign(m)));
+        this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#resignTime() }, this.#signer.key, (m) => this.#signer.sign(m)));
       }
       return this.servedHead();
     });
@@ -616,8 +640,10 @@ export class LedgerNode {
     this.#install(derived, undo);
     for (const record of overlay.changed()) this.#remember(record.subject, record);
     refuse();
+    this.#inFlight.push(head.time);
     this.#durable = Promise.all([this.#durable, durable]).then(
       () => {
+        this.#inFlight.shift();
         this.#offer(head);
         for (const { item, accepted: a, gseq } of accepted) item.pending.resolve({ id: a.id, subject: a.subject, seq: a.event.seq, gseq, time });
       },

@@ -10,13 +10,16 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import type { PolicyAddress } from '../../src/ledger/events.js';
-import type { ServedHead, SignedTreeHead } from '../../src/ledger/head.js';
+import { bareHead, type ServedHead, type SignedTreeHead } from '../../src/ledger/head.js';
 import type { NodeOptions, NodeSigner } from '../../src/ledger/node.js';
-import type { Evidence } from '../../src/ledger/witness.js';
+import { Witness, type Evidence } from '../../src/ledger/witness.js';
+import { LedgerNode } from '../../src/ledger/node.js';
+import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
+import type { AppendBatch, LogStore } from '../../src/ledger/store.js';
 import { ALL_FLAGS } from '../../src/policy/flags.js';
 import { openWitnessIdentity, startWitness, witnessDir, type RunningWitness, type WitnessServiceOptions } from '../../src/server/witness-service.js';
 import { expectCodeAsync } from '../helpers/errors.js';
-import { commitment, nodeSigner, testKey } from '../helpers/ledger.js';
+import { commitment, nodeSigner, openNode, testKey } from '../helpers/ledger.js';
 import { ForgedLog, clone, flipFirst, renumber, startLedger, startProxy, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -198,6 +201,80 @@ describe('a witness cosigns the heads of the node it follows', () => {
     const outcome = await witness.poll();
     expect(outcome.status === 'failed' && outcome.error.code).toBe('WITNESS_REFUSED');
     expect(witness.witness.last).toBeUndefined();
+  });
+});
+
+/** A witness in this process following the node key `node`, checking only the heads it is given. */
+async function inProcessWitness(node: string): Promise<Witness> {
+  const dir = witnessDir(tempDir());
+  const identity = await openWitnessIdentity(dir);
+  onTestFinished(() => identity.close());
+  return Witness.open(dir, identity, { node });
+}
+
+describe('an honest node never looks like a rollback', () => {
+  // A witness takes a smaller tree signed after a larger one for a rollback; a node signing its
+  // served head again, to keep it fresh while a larger tree waits, must not date it later.
+  it('signing the served head again while a larger tree waits for its witness: never dated after it', async () => {
+    const signer = nodeSigner();
+    const checker = await inProcessWitness(signer.key);
+    let now = Date.now();
+    const node = await openNode(tempDir(), signer, { headIntervalMs: 100, witnessKeys: [checker.key], witnessWaitMs: 60_000, now: () => now });
+    onTestFinished(() => node.close());
+    const cosign = (head: SignedTreeHead) => node.addCosignature({ ...checker.check(head), size: head.size, root: head.root, map: head.map });
+    cosign(bareHead(node.latestHead()));
+    const admin = testKey();
+    await node.submit(signEvent(policyCreate([admin.agent(ALL_FLAGS)], commitment([testKey()])), [admin]));
+    const waiting = bareHead(node.latestHead());
+    expect([waiting.size, node.servedHead().size]).toEqual([1, 0]);
+    now += 1_000;
+    const served = bareHead(await node.refresh());
+    expect(served.size).toBe(0);
+    expect(Date.parse(served.time)).toBeLessThanOrEqual(Date.parse(waiting.time));
+    // The witness cosigns the larger tree; the smaller one a client was served meanwhile is no rollback.
+    cosign(waiting);
+    expect(node.servedHead().size).toBe(1);
+    expect(checker.examine(served)).toBe('consistent');
+    expect(checker.evidence).toEqual([]);
+  });
+
+  it('signing the served head again while a larger batch is written but not yet on disk: never dated after it', async () => {
+    const dir = tempDir();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const sqlite = SqliteLogStore.open(join(dir, 'ledger.db'));
+    // The store writes at once but reports the batch durable only when the test says so.
+    const store: LogStore = new Proxy(sqlite, {
+      get(target, name) {
+        const value = Reflect.get(target, name) as unknown;
+        if (name === 'appendWritten') {
+          return async (batch: AppendBatch) => {
+            const { durable } = await target.appendWritten(batch);
+            return { durable: held.then(() => durable) };
+          };
+        }
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    let now = Date.now();
+    const node = await LedgerNode.open(store, nodeSigner(), { headIntervalMs: 100, now: () => now });
+    onTestFinished(() => node.close());
+    const admin = testKey();
+    const receipt = node.submit(signEvent(policyCreate([admin.agent(ALL_FLAGS)], commitment([testKey()])), [admin]));
+    await until('the batch written', () => (node.size === 1 ? true : undefined));
+    now += 1_000;
+    const served = await node.refresh();
+    expect(served.size).toBe(0);
+    release();
+    await receipt;
+    const larger = node.servedHead();
+    expect(larger.size).toBe(1);
+    expect(Date.parse(served.time)).toBeLessThanOrEqual(Date.parse(larger.time));
+    // A witness shown the smaller head first cosigns the larger one after it.
+    const checker = await inProcessWitness(node.key);
+    checker.check(bareHead(served));
+    expect(() => checker.check(bareHead(larger))).not.toThrow();
+    expect(checker.evidence).toEqual([]);
   });
 });
 
