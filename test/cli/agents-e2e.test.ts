@@ -7,28 +7,43 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
+import { suiteDirs, tempDir } from '../helpers/tmp.js';
 
-afterEach(killBackground);
-import { tempDir } from '../helpers/tmp.js';
+type Owner = ReturnType<typeof owner>;
 
+// One story in steps that run in order, each on what the steps before it left: every `dkms`
+// command is a process of its own (about a second each, most of it the wallet's key derivation).
 describe('agents end to end, through real processes', () => {
-  it('pairs a phone, connects two owners, messages, rotates, and revokes the phone', async () => {
-    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: tempDir() });
-    const services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
-    const env = { DKMS_LEDGER: services.ledger };
+  afterAll(killBackground);
+  const lasting = suiteDirs();
+  let services: { ledger: string; agency: string };
+  let laptop: Owner;
+  let phone: Owner;
+  let bob: Owner;
+  let env: Record<string, string>;
+  let policy: string;
+  let phoneKey: string;
 
-    const laptop = owner(tempDir(), env);
-    const phone = owner(tempDir(), env);
-    const bob = owner(tempDir(), env);
+  it('starts a ledger and an agency, and makes Alice (with a DID) and Bob their first agents', async () => {
+    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: lasting() });
+    services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
+    env = { DKMS_LEDGER: services.ledger };
+
+    laptop = owner(lasting(), env);
+    phone = owner(lasting(), env);
+    bob = owner(lasting(), env);
 
     const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--did', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
-    const policy = String(alice['policy']);
+    policy = String(alice['policy']);
     expect(policy).toMatch(/^policy:/);
     expect((alice['cloud'] as Json)['agency']).toBe(services.agency);
     await bob.run(['agent', 'init', '--label', 'bob', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+  });
+
+  it('pairs the phone by passcode, and the same invitation cannot pair a second device', async () => {
 
     // Pairing: the laptop shows an invitation and passcode and waits; the phone answers.
     const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
@@ -40,7 +55,7 @@ describe('agents end to end, through real processes', () => {
     expect(accepted['flags']).toEqual(['PROVE']);
     const paired = await pairing.done;
     expect(paired.code, paired.stderr).toBe(0);
-    const phoneKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);
+    phoneKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);
     const agents = (await laptop.run(['agent', 'list']))['agents'] as { key: string; label: string; flags: string }[];
     expect(agents.find((a) => a.key === phoneKey)).toMatchObject({ label: 'phone', flags: 'PROVE' });
 
@@ -49,8 +64,9 @@ describe('agents end to end, through real processes', () => {
     expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--wait', '3', '--kdf-tier', 'interactive'])).code).toBe('PAIRING_TIMEOUT');
     const refused = (await laptop.run(['message', 'inbox']))['refused'] as { code: string }[];
     expect(refused.map((r) => r.code)).toContain('INVITATION_USED');
+  });
 
-    // Alice and Bob connect; the phone joins the connection with its own keys.
+  it('connects Alice and Bob, the phone joining with its own keys, and carries messages both ways', async () => {
     const connectionInvite = await laptop.run(['connection', 'invite', '--label', 'bob']);
     const bobSide = await bob.run(['connection', 'accept', String(connectionInvite['invitation']), '--label', 'alice']);
     await laptop.run(['message', 'inbox']);
@@ -61,14 +77,15 @@ describe('agents end to end, through real processes', () => {
     expect(aliceConnections).toHaveLength(1);
     expect(aliceConnections[0]).toMatchObject({ label: 'bob', state: 'active', peer: bobSide['id'], myKeys: 2 });
 
-    // Messages both ways, through the cloud agents.
+    // Through the cloud agents.
     await laptop.run(['message', 'send', 'bob', 'hello', 'bob']);
     expect(((await bob.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hello bob']);
     await bob.run(['message', 'send', 'alice', 'hi', 'alice']);
     expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
     expect(((await phone.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
+  });
 
-    // Alice rotates her keys; Bob verifies and accepts the rotation, and messages still flow.
+  it("rotates Alice's connection keys: Bob verifies and accepts the rotation, and messages still flow", async () => {
     const before = ((await bob.run(['connection', 'list']))['connections'] as Json[])[0] as Json;
     await laptop.run(['connection', 'rotate', 'bob']);
     await bob.run(['message', 'inbox']);
@@ -77,7 +94,9 @@ describe('agents end to end, through real processes', () => {
     expect(after['flags']).toEqual([]);
     await bob.run(['message', 'send', 'alice', 'after', 'rotation']);
     expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['after rotation']);
+  });
 
+  it("revokes the phone from the laptop: Bob's view drops its key, and its later events, signatures and mail are refused", async () => {
     // The phone signs a file while it is an agent: valid.
     const doc = join(phone.home, 'doc.txt');
     writeFileSync(doc, 'signed by the phone');
