@@ -202,6 +202,8 @@ interface AppendJob {
   readonly url: string;
   readonly writers: number;
   readonly events: number;
+  /** Bare POSTs of each event's JSON over node:http keep-alive, instead of LedgerClients. */
+  readonly raw?: boolean;
 }
 
 interface SignJob {
@@ -289,18 +291,26 @@ async function appendWorker(job: AppendJob): Promise<LoopResult> {
   const events = inceptions(job.events);
   // Each writer is a LedgerClient (its default transport: node:http with keep-alive).
   const clients = Array.from({ length: job.writers }, () => new LedgerClient({ url: job.url, timeoutMs: REQUEST_TIMEOUT_MS }));
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: job.writers });
   let next = 0;
   const append = async (loop: number) => {
     const event = events[next++];
     const client = clients[loop];
     if (event === undefined || client === undefined) throw new Error('no event or client');
-    await client.submit(event);
+    if (!job.raw) {
+      await client.submit(event);
+      return;
+    }
+    const { status } = await httpText(agent, `${job.url}/v1/events`, 'POST', JSON.stringify(event));
+    if (status !== 200) throw new Error(`raw append answered ${status}`);
   };
   // The first tenth is not counted: it warms up the JIT and the connections.
   const warm = Math.floor(events.length / 10);
   await runLoops(job.writers, () => next >= warm, append);
   timing();
-  return runLoops(job.writers, () => next >= events.length, append);
+  const result = await runLoops(job.writers, () => next >= events.length, append);
+  agent.destroy();
+  return result;
 }
 
 const SCALE_PHONE = signer().publicKey;
@@ -634,6 +644,7 @@ async function appends(dir: string): Promise<void> {
   try {
     const sqlite = rawSqliteCommitsPerSecond(join(dir, 'raw.db'), SQLITE_COMMITS, 400);
     const verifies = rawVerifyPerSec(signatureItems(inceptions(RAW_VERIFY_EVENTS)));
+    const floor = await httpVerifyFloor(APPEND_EVENTS[32] ?? 1000);
     for (const writers of APPEND_WRITERS) {
       const headsBefore = (await node.store.heads()).length;
       const sizeBefore = node.size;
@@ -653,7 +664,17 @@ async function appends(dir: string): Promise<void> {
         rawLimit: 'single-row SQLite commits (WAL, synchronous=FULL, same disk); one-core Ed25519 verifies importing each key',
         ratioToSqlite: round(rate / sqlite),
         ratioToVerify: round(rate / verifies),
-        ...(writers === 32 ? { goal: '>= 0.8x one-core verify', met: rate >= 0.8 * verifies } : {}),
+        ...(writers === 32
+          ? {
+              goal: '>= 0.8x one-core verify',
+              met: rate >= 0.8 * verifies,
+              // The least any node does per event: one HTTP request, its JSON, its signing bytes and one verification.
+              httpVerifyFloorPerSec: round(floor, 0),
+              httpVerifyFloor: 'bare fastify on the same thread taking the same POSTs (32 writers, node:http keep-alive): JSON body, canonical signing bytes, key import, one Ed25519 verify, nothing stored',
+              floorToVerify: round(floor / verifies),
+              ratioToFloor: round(rate / floor),
+            }
+          : {}),
         eventsPerBatch: round((node.size - sizeBefore) / batches, 1),
         storageKiBPerEvent: storageKiBPerEvent(written, node.size - sizeBefore),
         eventLoopUtilization: { server: result.serverElu, writers: result.elu },
@@ -665,6 +686,31 @@ async function appends(dir: string): Promise<void> {
   } finally {
     await app.close();
     await node.close();
+  }
+}
+
+/**
+ * Appends per second a server on this thread could take at 32 writers if it did nothing but the
+ * least every append needs: take the HTTP request, parse its JSON, make the canonical signing
+ * bytes, import the key and verify the one signature; it stores nothing.
+ */
+async function httpVerifyFloor(events: number): Promise<number> {
+  const bare = Fastify({ logger: false, bodyLimit: 1 << 20 });
+  bare.post('/v1/events', async (request) => {
+    const event = request.body as LedgerEvent;
+    for (const sig of event.sigs) {
+      const x = Buffer.from(decodePublicKey(sig.kid).publicKey).toString('base64url');
+      if (!verify(null, signingBytes(event), importKey(x), fromBase64url(sig.sig))) throw new Error('bad signature');
+    }
+    return { ok: true };
+  });
+  const url = await bare.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const result = await serverRun({ bench: 'ledger', role: 'append', url, writers: 32, events, raw: true });
+    if (result.failed > 0) throw new Error(`the bare append server failed ${result.failed} times: ${result.firstError ?? ''}`);
+    return result.done / result.seconds;
+  } finally {
+    await bare.close();
   }
 }
 

@@ -4,7 +4,6 @@
  * verification uses jose with the public key the caller resolves for the kid.
  */
 import { createPublicKey } from 'node:crypto';
-import { flattenedVerify } from 'jose';
 import { z } from 'zod';
 import { fromBase64url, isSmallOrderEd25519, toBase64url, utf8 } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
@@ -71,6 +70,8 @@ export async function verifyJws(input: unknown, resolve: SignerResolver = defaul
     known = true;
     const key = createPublicKey({ key: okpJwk('Ed25519', publicKey), format: 'jwk' });
     try {
+      // jose is loaded on first use: most commands never verify a signed message.
+      const { flattenedVerify } = await import('jose');
       await flattenedVerify({ ...signature, payload: jws.payload }, key, { algorithms: ALGS });
       return { payload: fromBase64url(jws.payload, 'payload'), signerKid: kid };
     } catch {
