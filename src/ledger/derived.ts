@@ -127,16 +127,18 @@ export class MemoryDerived implements Derived {
 
 /** Tree levels at or above this one are cached in memory (about n/32 nodes in all). */
 const CACHED_TREE_LEVEL = 6;
-/** Map nodes at or above this depth are cached in memory (at most 2^13 of them). */
+/** Map nodes at or above this depth are cached in memory (at most 2^13 of them); at most 16 (see cachedPathKey). */
 const CACHED_MAP_DEPTH = 12;
 
 const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1] ?? 0);
+/** A cached path (depth at most 16, so at most two prefix bytes) as a number: no string to make per lookup. */
+const cachedPathKey = (path: Uint8Array): number => pathDepth(path) * 65_536 + ((path[2] ?? 0) << 8) + (path[3] ?? 0);
 
 /** Derived data the store keeps; reads go through caches of the tree's upper levels and the map's top. */
 export class StoredDerived implements Derived {
   readonly #store: DerivedStore;
   readonly #treeCache = new Map<number, Uint8Array>();
-  readonly #mapCache = new Map<string, StoredMapNode | undefined>();
+  readonly #mapCache = new Map<number, StoredMapNode | undefined>();
   #size: number;
   #memo: RangeMemo = new Map();
 
@@ -168,7 +170,7 @@ export class StoredDerived implements Derived {
   readonly mapNodes: MapNodeSource = {
     get: (path) => {
       if (pathDepth(path) > CACHED_MAP_DEPTH) return this.#store.mapNode(path);
-      const key = pathKey(path);
+      const key = cachedPathKey(path);
       if (this.#mapCache.has(key)) return this.#mapCache.get(key);
       const node = this.#store.mapNode(path);
       this.#mapCache.set(key, node);
@@ -196,7 +198,7 @@ export class StoredDerived implements Derived {
 
   commit(prepared: PreparedDerived): void {
     for (const node of prepared.tree) if (node.level >= CACHED_TREE_LEVEL) this.#treeCache.set(node.level * 2 ** 44 + node.index, node.hash);
-    for (const write of prepared.map) if (pathDepth(write.path) <= CACHED_MAP_DEPTH) this.#mapCache.set(pathKey(write.path), write.node);
+    for (const write of prepared.map) if (pathDepth(write.path) <= CACHED_MAP_DEPTH) this.#mapCache.set(cachedPathKey(write.path), write.node);
     this.#size = prepared.size;
     this.#memo = new Map();
   }

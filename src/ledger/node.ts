@@ -340,12 +340,19 @@ export class LedgerNode {
     while (!this.#derived.settled()) await this.refresh();
     const head = this.servedHead();
     const nodes = this.#versions.at(head.size, this.#derived.mapNodes);
+    // A read asks for a subject's entry and then its proof: one walk down the map serves both.
+    const proofs = new Map<Subject, MapProof>();
+    const proofOf = (subject: Subject): MapProof => {
+      let proof = proofs.get(subject);
+      if (proof === undefined) proofs.set(subject, (proof = mapProof(nodes, mapKey(subject))));
+      return proof;
+    };
     return {
       head,
-      mapProof: (subject) => mapProof(nodes, mapKey(subject)),
+      mapProof: proofOf,
       entry: (subject) => {
-        const proof = mapProof(nodes, mapKey(subject));
-        return proof.entry === undefined ? undefined : { seq: proof.entry.seq, gseq: proof.entry.gseq };
+        const { entry } = proofOf(subject);
+        return entry === undefined ? undefined : { seq: entry.seq, gseq: entry.gseq };
       },
     };
   }
