@@ -50,7 +50,7 @@
  *   arrived and both leaves moved down). Updates and proofs read O(depth) nodes, and with random
  *   keys the depth is about log2(n) + 1.
  */
-import { abytes, canonicalBytes, canonicalJson, concatBytes, equalBytes, fromBase64url, fromUtf8, sha256, toBase64url, utf8 } from '../crypto/index.js';
+import { abytes, canonicalJson, concatBytes, equalBytes, fromBase64url, fromUtf8, sha256, toBase64url, utf8 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 
 const KEY_LENGTH = 32;
@@ -190,8 +190,19 @@ function firstDifferentBit(a: Uint8Array, b: Uint8Array): number {
   return KEY_BITS;
 }
 
+/**
+ * The canonical JSON of an entry (RFC 8785), written out directly: for non-negative safe
+ * integers and a base64url leaf, it is exactly what the canonicalizer makes, several times
+ * faster. Anything else goes through the canonicalizer.
+ */
+export function entryText(entry: MapEntry): string {
+  const { gseq, leaf, seq } = entry;
+  if (isCount(gseq) && isCount(seq) && typeof leaf === 'string' && HASH_TEXT.test(leaf)) return `{"gseq":${gseq},"leaf":"${leaf}","seq":${seq}}`;
+  return canonicalJson({ gseq, leaf, seq });
+}
+
 function entryBytes(entry: MapEntry): Uint8Array {
-  return canonicalBytes({ gseq: entry.gseq, leaf: entry.leaf, seq: entry.seq });
+  return utf8(entryText(entry));
 }
 
 const leafHashOf = (key: Uint8Array, entry: MapEntry): Uint8Array => sha256(concatBytes(LEAF_PREFIX, key, entryBytes(entry)));
@@ -319,7 +330,7 @@ export function decodeMapNode(bytes: Uint8Array): StoredMapNode {
   }
   const entry = readEntry(value, true);
   if (typeof entry === 'string') throw badInput(`a stored map entry ${entry}`);
-  if (canonicalJson(entry) !== text) throw badInput('a stored map entry is not canonical JSON');
+  if (entryText(entry) !== text) throw badInput('a stored map entry is not canonical JSON');
   return { kind: 'leaf', hash: copyBytes(bytes, 1, 1 + HASH_LENGTH), key: copyBytes(bytes, 1 + HASH_LENGTH, LEAF_HEADER), entry };
 }
 

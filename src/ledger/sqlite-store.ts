@@ -140,7 +140,7 @@ export class SqliteLogStore implements LogStore {
       leaf: db.prepare<[number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq = ?'),
       treeNode: db.prepare<[number], { hash: Buffer }>('SELECT hash FROM tree WHERE id = ?'),
       putTreeNode: db.prepare('INSERT OR REPLACE INTO tree (id, hash) VALUES (?, ?)'),
-      mapNode: db.prepare<[Uint8Array], { node: Buffer }>('SELECT node FROM map WHERE path = ?'),
+      mapNode: db.prepare<[Uint8Array], Buffer>('SELECT node FROM map WHERE path = ?').pluck(),
       putMapNode: db.prepare('INSERT OR REPLACE INTO map (path, node) VALUES (?, ?)'),
       derivedSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'size'"),
       putDerivedSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('size', ?)"),
@@ -175,10 +175,12 @@ export class SqliteLogStore implements LogStore {
   }
 
   #mapNode(key: Uint8Array): StoredMapNode | undefined {
-    const pending = this.#pendingMap.get(latin1(key));
-    if (pending !== undefined) return pending.node;
-    const row = this.#stmts.mapNode.get(key);
-    return row === undefined ? undefined : decodeMapNode(row.node);
+    if (this.#pendingMap.size > 0) {
+      const pending = this.#pendingMap.get(latin1(key));
+      if (pending !== undefined) return pending.node;
+    }
+    const node = this.#stmts.mapNode.get(key);
+    return node === undefined ? undefined : decodeMapNode(node);
   }
 
   /**

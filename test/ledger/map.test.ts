@@ -7,13 +7,14 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fromBase64url } from '../../src/crypto/index.js';
+import { canonicalJson, fromBase64url } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import {
   MAP_EMPTY,
   MemoryMapNodes,
   decodeMapNode,
   encodeMapNode,
+  entryText,
   keyBit,
   mapKey,
   mapLeafHash,
@@ -457,6 +458,18 @@ describe('keys, bits and paths', () => {
         const entry = { seq: 0, gseq: 0, leaf };
         if (decodedLength(leaf) === 32) expect(mapLeafHash(ZERO, entry)).toHaveLength(32);
         else expectCode(() => mapLeafHash(ZERO, entry), 'BAD_INPUT');
+      }),
+    );
+  });
+
+  it('writes an entry exactly as the RFC 8785 canonicalizer does, whatever its values', () => {
+    const count = fc.oneof(fc.nat(), fc.maxSafeNat(), fc.constant(0));
+    const odd = fc.oneof(fc.integer({ min: -5, max: -1 }), fc.double(), fc.constant(2 ** 60));
+    const leaf = fc.oneof(hashTextArb, fc.string(), fc.constant('a"b\\c'));
+    fc.assert(
+      fc.property(fc.oneof(count, odd), fc.oneof(count, odd), leaf, (seq, gseq, text) => {
+        const entry = { seq, gseq, leaf: text };
+        expect(entryText(entry)).toBe(canonicalJson({ seq, gseq, leaf: text }));
       }),
     );
   });
