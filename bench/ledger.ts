@@ -24,12 +24,17 @@
  *    receipt before sending the next; limits: single-row SQLite commits per
  *    second (WAL, synchronous=FULL, same disk) and one-core Ed25519 verifications importing each
  *    key. Also how many events the node grouped per batch, and the bytes written to storage per
- *    event (Linux only).
+ *    event (Linux only). At 32 writers, also the floor: the appends per second a bare fastify
+ *    server on the same thread takes when it does only what every append needs (the HTTP
+ *    request, its JSON, the canonical signing bytes, the key import and one verification) and
+ *    stores nothing, with the same writers.
  *    ledger.did-update-round-trip: p50/p99 of one did.update submitted by a LedgerClient.
  * 5. ledger.scaling: at 10k, 100k and DKMS_BENCH_LEDGER_MAX (default 1M) events, generated
  *    through node.submitMany from events pre-signed in a worker: append rate (and storage
- *    written per event), warm and cold verified resolve p50/p99 of 1000 distinct random DIDs (all of them when fewer) (wall and CPU
- *    time), map proof size, node open time, RSS and file size. DKMS_BENCH_LEDGER_BUDGET_S
+ *    written per event), warm and cold verified resolve p50/p99 of 1000 distinct random DIDs
+ *    (all of them when fewer; wall and CPU time, timed after a full garbage collection so that
+ *    they are not the aftermath of generating the events), map proof size, node open time, RSS
+ *    and file size. DKMS_BENCH_LEDGER_BUDGET_S
  *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
  *    short of the size asked, the figures are taken at the size reached (about 450k events on a
  *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in about 930 s).
