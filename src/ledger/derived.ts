@@ -127,7 +127,7 @@ export class MemoryDerived implements Derived {
 
 /** Tree levels at or above this one are cached in memory (about n/32 nodes in all). */
 const CACHED_TREE_LEVEL = 6;
-/** Map nodes at or above this depth are cached in memory (at most 2^13 of them); at most 16 (see cachedPathKey). */
+/** Map nodes at or above this depth are cached in memory (at most 2^17 of them); at most 16 (see cachedPathKey). */
 const CACHED_MAP_DEPTH = 16;
 
 const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1] ?? 0);

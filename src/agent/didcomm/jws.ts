@@ -69,9 +69,10 @@ export async function verifyJws(input: unknown, resolve: SignerResolver = defaul
     if (publicKey === undefined || publicKey.length !== 32 || isSmallOrderEd25519(publicKey)) continue;
     known = true;
     const key = createPublicKey({ key: okpJwk('Ed25519', publicKey), format: 'jwk' });
+    // jose is loaded on first use (most commands never verify a signed message), outside the
+    // try: a library that cannot load is an error, not a signature that fails.
+    const { flattenedVerify } = await import('jose');
     try {
-      // jose is loaded on first use: most commands never verify a signed message.
-      const { flattenedVerify } = await import('jose');
       await flattenedVerify({ ...signature, payload: jws.payload }, key, { algorithms: ALGS });
       return { payload: fromBase64url(jws.payload, 'payload'), signerKid: kid };
     } catch {

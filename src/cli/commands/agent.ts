@@ -1,5 +1,4 @@
 /** `dkms agent …`: this device's agent — set it up, pair another, register a cloud agent, revoke. */
-import { qrCode } from '../../qr.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
@@ -14,6 +13,7 @@ import { Context, parseKdfTier } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit, table } from '../output.js';
 import { parsePositive } from '../options.js';
+import { qrCode } from '../../qr.js';
 
 function flagsOption(value: string): number {
   try {

@@ -1,5 +1,4 @@
 /** `dkms connection …`: pairwise relationships with other owners. */
-import { qrCode } from '../../qr.js';
 import { Command } from 'commander';
 import { acceptConnection, connections, deleteConnection, DEFAULT_CONNECTION_TTL_SECONDS, inviteConnection, myState, peerState, rotateConnection, type ConnectionRecord } from '../../agent/connections.js';
 import { ALL_HANDLERS } from '../protocols.js';
@@ -8,6 +7,7 @@ import { Context } from '../context.js';
 import { emit, table } from '../output.js';
 import { parsePositive } from '../options.js';
 import { showReceived } from './agent.js';
+import { qrCode } from '../../qr.js';
 
 function describe(c: ConnectionRecord) {
   const mine = myState(c);

@@ -1,5 +1,4 @@
 /** `dkms recovery …`: set up recovery, back up, print the paper wallet, and recover on a new device. */
-import { qrCode } from '../../qr.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -25,6 +24,7 @@ import { parsePositive } from '../options.js';
 import { PHRASE_ENV, recoverySecretInput, secretOptions, type SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
+import { qrCode } from '../../qr.js';
 
 export const DEFAULT_AGENCY_URL = `http://127.0.0.1:${DEFAULT_AGENCY_PORT}`;
 
