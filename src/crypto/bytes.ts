@@ -72,6 +72,20 @@ export function fromUtf8(bytes: Uint8Array): string {
   }
 }
 
+/** V8 keeps typed arrays up to this many bytes inside its heap. */
+const IN_HEAP_MAX = 64;
+
+/**
+ * A Buffer with the bytes of `bytes`, for reading them through Node (toString and the like):
+ * a view when they already have memory of their own, a copy in Node's buffer pool when small.
+ * Reading a small typed array's `.buffer` would move it out of V8's heap with a malloc of its
+ * own — a microsecond, freed only after a collection, and in bulk: glibc then stalls the thread
+ * for milliseconds consolidating them. Not for secrets: the pool is shared and never wiped.
+ */
+export function bufferOf(bytes: Uint8Array): Buffer {
+  return bytes.byteLength <= IN_HEAP_MAX ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export function u32be(n: number): Uint8Array {
   return Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }

@@ -4,13 +4,13 @@
  */
 import { base58, hex as scureHex } from '@scure/base';
 import { badInput } from '../errors.js';
-import { abytes, concatBytes } from './bytes.js';
+import { abytes, bufferOf, concatBytes } from './bytes.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 export function toBase64url(bytes: Uint8Array): string {
   abytes(bytes);
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  return bufferOf(bytes).toString('base64url');
 }
 
 /** Parses unpadded base64url; any other alphabet, padding or a non-canonical tail is BAD_INPUT. */

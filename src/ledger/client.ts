@@ -153,9 +153,12 @@ export class LedgerClient {
   /**
    * The last answer verified for each subject read, by its exact text: the same text under the
    * same head (the one this client holds as its latest) verifies to the same result, so it is
-   * only checked for freshness.
+   * only checked for freshness. The text is kept only once an answer of the same length came
+   * under the same head before (a repeat, most likely): most warm reads are of another subject
+   * each time, and keeping every text would carry each past the young generation (every
+   * collection then copies them: milliseconds of pause).
    */
-  readonly #answers = new Map<Subject, { text: string; head: SignedTreeHead; read: VerifiedRead }>();
+  readonly #answers = new Map<Subject, { text: string | undefined; length: number; head: SignedTreeHead; read: VerifiedRead }>();
   /** Results built from a verified read's states (no cut), kept while those are the cached ones. */
   readonly #resolved = new WeakMap<VerifiedRead['steps'], Omit<ResolvedDid, 'head'>>();
   /** Heads whose signature (and quorum) this client checked already, by their exact text. */
@@ -417,7 +420,8 @@ export class LedgerClient {
       // Warm answers are small and repeat; a first read's full history never does (the next asks ?after=).
       if (text.length <= ANSWER_MEMO_MAX_CHARS) {
         if (this.#answers.size >= ANSWER_MEMO_LIMIT) this.#answers.clear();
-        this.#answers.set(main, { text, head, read });
+        const again = seen !== undefined && seen.length === text.length && sameHead(seen.head, head);
+        this.#answers.set(main, { text: again ? text : undefined, length: text.length, head, read });
       } else {
         this.#answers.delete(main);
       }

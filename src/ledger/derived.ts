@@ -7,7 +7,7 @@
  * The map's update rule, a pure function of the log: after event number g (leaf hash h) of
  * subject s with seq q, map[s] = {seq: q, gseq: g, leaf: h}.
  */
-import { toBase64url } from '../crypto/index.js';
+import { bufferOf, toBase64url } from '../crypto/index.js';
 import { MemoryMapNodes, mapKey, mapRoot, updateMap, type MapNodeSource, type MapWrite, type StoredMapNode } from './map.js';
 import { appendLeaves, rootAt, type MerkleNode, type NodeReader, type RangeMemo } from './merkle.js';
 import type { DerivedStore } from './store.js';
@@ -52,7 +52,7 @@ export interface Derived {
   settled(): boolean;
 }
 
-const pathKey = (path: Uint8Array): string => Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
+const pathKey = (path: Uint8Array): string => bufferOf(path).toString('latin1');
 
 function prepareWith(size: number, read: NodeReader, mapNodes: MapNodeSource, records: readonly DerivedRecord[]): PreparedDerived {
   records.forEach((r, i) => {

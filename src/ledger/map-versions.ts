@@ -7,6 +7,7 @@
  * first later version that changed it, else the current one. What no served version needs any
  * more is dropped.
  */
+import { bufferOf } from '../crypto/index.js';
 import type { MapNodeSource, MapWrite, StoredMapNode } from './map.js';
 
 interface Change {
@@ -20,7 +21,7 @@ export interface MapUndo {
   readonly entries: readonly { readonly key: string; readonly old: StoredMapNode | undefined }[];
 }
 
-const pathKey = (path: Uint8Array): string => Buffer.from(path.buffer, path.byteOffset, path.byteLength).toString('latin1');
+const pathKey = (path: Uint8Array): string => bufferOf(path).toString('latin1');
 
 export class MapVersions {
   readonly #changes = new Map<string, Change[]>();

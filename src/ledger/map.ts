@@ -88,6 +88,7 @@ export type StoredMapNode =
 
 /** Synchronous read access to the stored nodes of the current map version (undefined = no node = EMPTY there). */
 export interface MapNodeSource {
+  /** `path` is the caller's only during the call (proofs reuse one): keep none of it. */
   get(path: Uint8Array): StoredMapNode | undefined;
 }
 
@@ -237,8 +238,12 @@ export function mapNodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------------------------------------
 
 function pathAt(key: Uint8Array, depth: number): Uint8Array {
+  return fillPath(new Uint8Array(2 + ((depth + 7) >> 3)), key, depth);
+}
+
+/** Writes the path at `depth` on `key`'s way into `path`, which has exactly its length. */
+function fillPath(path: Uint8Array, key: Uint8Array, depth: number): Uint8Array {
   const prefixBytes = (depth + 7) >> 3;
-  const path = new Uint8Array(2 + prefixBytes);
   path[0] = depth >> 8;
   path[1] = depth & 0xff;
   for (let i = 0; i < prefixBytes; i++) path[2 + i] = key[i] ?? 0;
@@ -259,12 +264,25 @@ function childPath(parent: Uint8Array, depth: number, side: 0 | 1): Uint8Array {
 }
 
 /** The path of the sibling of the node at depth + 1 on key's path. */
-function siblingPath(key: Uint8Array, depth: number): Uint8Array {
-  const path = pathAt(key, depth + 1);
+function siblingPath(key: Uint8Array, depth: number, path: Uint8Array = new Uint8Array(2 + ((depth + 8) >> 3))): Uint8Array {
+  fillPath(path, key, depth + 1);
   const at = 2 + (depth >> 3);
   path[at] = (path[at] ?? 0) ^ (0x80 >> (depth & 7));
   return path;
 }
+
+/**
+ * Paths of every length over one small memory, for mapProof: a proof reads two nodes per level,
+ * and a new array for each was most of what a warm read allocated. Sound because every source
+ * reads the path only during get() and keeps none of it (each turns it into a key of its own).
+ */
+function scratchPaths(): Uint8Array[] {
+  const memory = new Uint8Array(2 + KEY_BITS / 8);
+  return Array.from({ length: memory.length + 1 }, (_, length) => memory.subarray(0, length));
+}
+
+const PROOF_PATHS = scratchPaths();
+const PROOF_SIBLINGS = scratchPaths();
 
 /** A path as a latin1 string: a key for a JavaScript Map. */
 function pathId(path: Uint8Array): string {
@@ -491,7 +509,7 @@ export function mapProof(source: MapNodeSource, key: Uint8Array): MapProof {
   assertKey(key);
   const siblings: (string | null)[] = [];
   for (let depth = 0; depth <= KEY_BITS; depth++) {
-    const node = source.get(pathAt(key, depth));
+    const node = source.get(fillPath(PROOF_PATHS[2 + ((depth + 7) >> 3)] as Uint8Array, key, depth));
     if (node === undefined) return { siblings };
     if (node.kind === 'leaf') {
       const split = firstDifferentBit(node.key, key);
@@ -500,7 +518,7 @@ export function mapProof(source: MapNodeSource, key: Uint8Array): MapProof {
       return { siblings, other: { key: toBase64url(node.key), entry: node.entry } };
     }
     if (depth === KEY_BITS) break;
-    const sibling = source.get(siblingPath(key, depth));
+    const sibling = source.get(siblingPath(key, depth, PROOF_SIBLINGS[2 + ((depth + 8) >> 3)] as Uint8Array));
     siblings.push(sibling === undefined ? null : toBase64url(sibling.hash));
   }
   throw damaged('a key path runs deeper than 256 bits');

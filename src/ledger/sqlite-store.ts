@@ -5,7 +5,7 @@
  */
 import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
-import { canonicalJson, toBase64url } from '../crypto/index.js';
+import { bufferOf, canonicalJson, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { LedgerEvent, Subject } from './events.js';
@@ -59,7 +59,7 @@ interface DerivedDone {
   readonly flushed: boolean;
 }
 
-const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+const latin1 = (bytes: Uint8Array): string => bufferOf(bytes).toString('latin1');
 
 const SCHEMA = `
 CREATE TABLE log (
@@ -116,6 +116,8 @@ export class SqliteLogStore implements LogStore {
   #derivedSize: number;
   /** Map rows not yet stored, by row key (latin1): what the stored rows lack. */
   readonly #pendingMap = new Map<string, { key: Uint8Array; node: StoredMapNode }>();
+  /** Where #readKey writes row keys: a path is at most two depth bytes and a 32-byte key. */
+  readonly #keyBuffer = Buffer.allocUnsafeSlow(2 + 32);
   /** How many events the stored map rows cover (the rest is in #pendingMap). */
   #mapSize: number;
 
@@ -137,10 +139,12 @@ export class SqliteLogStore implements LogStore {
       subjects: db.prepare<[], { record: string }>('SELECT record FROM subjects ORDER BY subject'),
       head: db.prepare<[], { head: string }>('SELECT head FROM heads ORDER BY size DESC LIMIT 1'),
       heads: db.prepare<[], { head: string }>('SELECT head FROM heads ORDER BY size'),
-      leaf: db.prepare<[number], { leaf: Buffer }>('SELECT leaf FROM log WHERE gseq = ?'),
-      treeNode: db.prepare<[number], { hash: Buffer }>('SELECT hash FROM tree WHERE id = ?'),
+      // Hashes read one at a time (proofs) come back as hex text, not Buffers (see #mapNode).
+      leaf: db.prepare<[number], string>('SELECT hex(leaf) FROM log WHERE gseq = ?').pluck(),
+      treeNode: db.prepare<[number], string>('SELECT hex(hash) FROM tree WHERE id = ?').pluck(),
       putTreeNode: db.prepare('INSERT OR REPLACE INTO tree (id, hash) VALUES (?, ?)'),
-      mapNode: db.prepare<[Uint8Array], Buffer>('SELECT node FROM map WHERE path = ?').pluck(),
+      // As hex text: a BLOB would come back as a Buffer with memory of its own (see #mapNode).
+      mapNode: db.prepare<[Uint8Array], string>('SELECT hex(node) FROM map WHERE path = ?').pluck(),
       putMapNode: db.prepare('INSERT OR REPLACE INTO map (path, node) VALUES (?, ?)'),
       derivedSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'size'"),
       putDerivedSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('size', ?)"),
@@ -163,8 +167,11 @@ export class SqliteLogStore implements LogStore {
     this.#mapSize = mapSize ?? this.#derivedSize;
     this.derived = {
       derivedSize: () => this.#derivedSize,
-      treeNode: (level, index) => (level === 0 ? stmts.leaf.get(index)?.leaf : stmts.treeNode.get(treeId(level, index))?.hash),
-      mapNode: (path) => this.#mapNode(mapRowKey(path)),
+      treeNode: (level, index) => {
+        const hash = level === 0 ? stmts.leaf.get(index) : stmts.treeNode.get(treeId(level, index));
+        return hash === undefined ? undefined : Buffer.from(hash, 'hex');
+      },
+      mapNode: (path) => this.#mapNode(this.#readKey(path)),
       writeDerived: (tree, map, size) => {
         const done = db.transaction(() => this.#putDerived(tree, map, size))();
         this.#derived(done);
@@ -174,13 +181,29 @@ export class SqliteLogStore implements LogStore {
     this.#recomputeMap();
   }
 
+  /**
+   * Reads one map row. Proofs read many rows per request, so this allocates no memory outside
+   * V8's heap: the key is bound from one reused buffer, the node comes back as text. (A Buffer
+   * per row, bound or returned, is a malloc each; V8 frees them in bulk after a collection,
+   * and glibc then stalls the thread for milliseconds consolidating them.)
+   */
   #mapNode(key: Uint8Array): StoredMapNode | undefined {
     if (this.#pendingMap.size > 0) {
       const pending = this.#pendingMap.get(latin1(key));
       if (pending !== undefined) return pending.node;
     }
     const node = this.#stmts.mapNode.get(key);
-    return node === undefined ? undefined : decodeMapNode(node);
+    return node === undefined ? undefined : decodeMapNode(Buffer.from(node, 'hex'));
+  }
+
+  /** The row key of `path` (as mapRowKey), in the reused buffer: valid until the next call. */
+  #readKey(path: Uint8Array): Uint8Array {
+    const length = path.length;
+    const key = this.#keyBuffer.subarray(0, length);
+    key.set(path.subarray(2), 0);
+    key[length - 2] = path[0] ?? 0;
+    key[length - 1] = path[1] ?? 0;
+    return key;
   }
 
   /**

@@ -31,7 +31,7 @@ export interface ReadQuery {
 
 export const MAX_MAP_PROOFS = 1000;
 
-/** Answers kept per URL while the head they were built under is current. */
+/** Answers kept per URL while the head they were built under is current (and keys asked once). */
 const ANSWER_CACHE_LIMIT = 10_000;
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -40,6 +40,13 @@ const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSO
 export class LedgerReads {
   readonly #node: LedgerNode;
   readonly #cache = new Map<string, { head: ServedHead; answer: Answer }>();
+  /**
+   * Keys asked for once under #askedHead. An answer is kept only when asked for again: most
+   * keys are asked once (a warm client's ?after= for one subject), and keeping each answer would
+   * carry it past the young generation (every collection then copies them: milliseconds of pause).
+   */
+  readonly #asked = new Set<string>();
+  #askedHead: ServedHead | undefined;
 
   constructor(node: LedgerNode) {
     this.#node = node;
@@ -51,6 +58,14 @@ export class LedgerReads {
     const entry = this.#cache.get(key);
     if (entry !== undefined && entry.head === snapshot.head) return entry.answer;
     const answer = await build(snapshot);
+    if (this.#askedHead !== snapshot.head || this.#asked.size >= ANSWER_CACHE_LIMIT) {
+      this.#asked.clear();
+      this.#askedHead = snapshot.head;
+    }
+    if (!this.#asked.has(key)) {
+      this.#asked.add(key);
+      return answer;
+    }
     if (this.#cache.size >= ANSWER_CACHE_LIMIT) this.#cache.clear();
     this.#cache.set(key, { head: snapshot.head, answer });
     return answer;
