@@ -44,6 +44,8 @@ export interface Derived {
   readonly memo: RangeMemo;
   root(): Uint8Array;
   mapRoot(): Uint8Array;
+  /** Runs `read` (reads through treeRead and mapNodes) as one read of the store, when it has one. */
+  reading<T>(read: () => T): T;
   /** The tree nodes and map writes that appending `records` (numbered from `size` on) makes, and the new roots. */
   prepare(records: readonly DerivedRecord[]): PreparedDerived;
   /** Makes a prepared batch current, once the store has made it durable. */
@@ -108,6 +110,10 @@ export class MemoryDerived implements Derived {
 
   mapRoot(): Uint8Array {
     return mapRoot(this.#map);
+  }
+
+  reading<T>(read: () => T): T {
+    return read();
   }
 
   prepare(records: readonly DerivedRecord[]): PreparedDerived {
@@ -186,8 +192,12 @@ export class StoredDerived implements Derived {
     return mapRoot(this.mapNodes);
   }
 
+  reading<T>(read: () => T): T {
+    return this.#store.reading(read);
+  }
+
   prepare(records: readonly DerivedRecord[]): PreparedDerived {
-    return prepareWith(this.#size, this.treeRead, this.mapNodes, records);
+    return this.#store.reading(() => prepareWith(this.#size, this.treeRead, this.mapNodes, records));
   }
 
   /** Writes derived data the store does not have yet (catching up after an upgrade), then takes it in. */

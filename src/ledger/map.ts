@@ -352,6 +352,30 @@ export function decodeMapNode(bytes: Uint8Array): StoredMapNode {
   return { kind: 'leaf', hash: copyBytes(bytes, 1, 1 + HASH_LENGTH), key: copyBytes(bytes, 1 + HASH_LENGTH, LEAF_HEADER), entry };
 }
 
+const nibble = (code: number): number => (code >= 48 && code <= 57 ? code - 48 : code >= 65 && code <= 70 ? code - 55 : code >= 97 && code <= 102 ? code - 87 : -1);
+
+/** The 32 bytes written as hex in `hex` from `from` on, in a new array; BAD_INPUT if not hex. */
+function hashFromHex(hex: string, from: number): Uint8Array {
+  const hash = new Uint8Array(HASH_LENGTH);
+  for (let i = 0; i < HASH_LENGTH; i++) {
+    const high = nibble(hex.charCodeAt(from + 2 * i));
+    const low = nibble(hex.charCodeAt(from + 2 * i + 1));
+    if (high < 0 || low < 0) throw badInput('a stored map node is not hex');
+    hash[i] = (high << 4) | low;
+  }
+  return hash;
+}
+
+/**
+ * decodeMapNode of a node's bytes written as hex (as the embedded store reads them). Inner
+ * nodes, most of a proof's reads, are decoded straight into their hash: no Buffer in between.
+ */
+export function decodeMapNodeHex(hex: string): StoredMapNode {
+  if (hex.length === 2 * (1 + HASH_LENGTH) && hex.startsWith('00')) return { kind: 'inner', hash: hashFromHex(hex, 2) };
+  if (!/^[0-9A-Fa-f]*$/.test(hex) || hex.length % 2 !== 0) throw badInput('a stored map node is not hex');
+  return decodeMapNode(Buffer.from(hex, 'hex'));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Updating.
 // ---------------------------------------------------------------------------------------------

@@ -344,7 +344,7 @@ export class LedgerNode {
     const proofs = new Map<Subject, MapProof>();
     const proofOf = (subject: Subject): MapProof => {
       let proof = proofs.get(subject);
-      if (proof === undefined) proofs.set(subject, (proof = mapProof(nodes, mapKey(subject))));
+      if (proof === undefined) proofs.set(subject, (proof = this.#derived.reading(() => mapProof(nodes, mapKey(subject)))));
       return proof;
     };
     return {
@@ -692,10 +692,10 @@ export class LedgerNode {
     return [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
   }
 
-  /** The policy that controls a DID, fixed by its inception event. */
+  /** The policy that controls a DID, fixed by its inception event (so any record of it names it). */
   async controllerOf(did: Did): Promise<PolicyAddress | undefined> {
-    const first = await this.store.eventAt(did, 0);
-    return first?.type === 'did.create' ? (first.policy as PolicyAddress) : undefined;
+    const record = await this.store.subject(did);
+    return record?.kind === 'did' ? record.controller : undefined;
   }
 
   /** A subject's events with seq above `afterSeq` (all of them for -1), up to `untilGseq` (exclusive). */
@@ -743,7 +743,7 @@ export class LedgerNode {
   }
 
   inclusionProof(gseq: number, size = this.size): string[] {
-    return inclusionProof(gseq, size, this.#derived.treeRead, this.#memoFor(size)).map(toBase64url);
+    return this.#derived.reading(() => inclusionProof(gseq, size, this.#derived.treeRead, this.#memoFor(size))).map(toBase64url);
   }
 
   consistencyProof(from: number, to = this.size): string[] {

@@ -48,6 +48,8 @@ export interface DerivedStore {
   /** Merkle node (level, index): level 0 is the leaf hash of event `index`. */
   treeNode(level: number, index: number): Uint8Array | undefined;
   mapNode(path: Uint8Array): StoredMapNode | undefined;
+  /** Runs `read` (treeNode and mapNode calls) as one read transaction: a proof's dozens of point reads then start one, not one each. */
+  reading<T>(read: () => T): T;
   /** Stores derived data for the events up to `size` in one transaction (catching up after an upgrade). */
   writeDerived(tree: readonly MerkleNode[], map: readonly MapWrite[], size: number): void;
 }

@@ -87,6 +87,15 @@ export class LedgerReads {
     return { status: problem.status, type: 'application/problem+json', body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }) };
   }
 
+  /**
+   * The subject's events under the snapshot's head with seq above `after` (all for undefined).
+   * None without a read when the map's entry shows the client holds the latest: a warm answer.
+   */
+  async #newer(snapshot: Snapshot, subject: Subject, after = -1): Promise<LogRecord[]> {
+    const latest = snapshot.entry(subject)?.seq ?? -1;
+    return after >= latest ? [] : this.#node.subjectLog(subject, snapshot.head.size, after);
+  }
+
   /** Records with an inclusion proof each under `size`, only those below it (the store may be ahead). */
   #proven(records: readonly LogRecord[], size: number): { history: LogRecord[]; proofs: string[][] } {
     const history = records.filter((r) => r.gseq < size);
@@ -100,7 +109,7 @@ export class LedgerReads {
       const { size } = snapshot.head;
       if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'policy');
       const until = await this.#cutoff(query, size);
-      const records = await this.#node.subjectLog(subject, size, query.after ?? -1);
+      const records = await this.#newer(snapshot, subject, query.after);
       return ok({
         head: snapshot.head,
         subjects: { [subject]: snapshot.mapProof(subject) },
@@ -115,12 +124,13 @@ export class LedgerReads {
     return this.#answer(key, async (snapshot) => {
       const { size } = snapshot.head;
       if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'DID');
-      const controller = await this.#node.controllerOf(subject);
-      if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
       const until = await this.#cutoff(query, size);
-      const [own, policy] = await Promise.all([this.#node.subjectLog(subject, size, query.after ?? -1), this.#node.subjectLog(controller, size, query.policyAfter ?? -1)]);
-      const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
       const did = await this.#node.stateAt(subject, until);
+      // Every record of a DID names its controller; before its creation, the inception event does.
+      const controller = did?.kind === 'did' ? did.controller : await this.#node.controllerOf(subject);
+      if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
+      const [own, policy] = await Promise.all([this.#newer(snapshot, subject, query.after), this.#newer(snapshot, controller, query.policyAfter)]);
+      const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
       const policyRecord = await this.#node.stateAt(controller, until);
       const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
       return ok({

@@ -13,6 +13,7 @@ import {
   MAP_EMPTY,
   MemoryMapNodes,
   decodeMapNode,
+  decodeMapNodeHex,
   encodeMapNode,
   entryText,
   keyBit,
@@ -643,6 +644,30 @@ describe('stored node encoding', () => {
         if (node !== undefined) expect(hex(encodeMapNode(node))).toBe(hex(bytes));
       }),
     );
+  });
+
+  it('decodeMapNodeHex (the embedded store reads nodes as hex) decodes exactly what decodeMapNode does, in either case', () => {
+    const outcome = (decode: () => StoredMapNode): unknown => {
+      try {
+        return decode();
+      } catch (e) {
+        return e instanceof DkmsError ? e.code : e instanceof RangeError ? 'RangeError' : e;
+      }
+    };
+    const valid = encodeMapNode({ kind: 'leaf', hash, key, entry: fixedEntry });
+    const inner = encodeMapNode({ kind: 'inner', hash });
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constant(inner), fc.constant(valid), fc.uint8Array({ maxLength: 120 }), fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => valid.map((v, j) => (j === i ? v ^ x : v)))),
+        fc.boolean(),
+        (bytes, upper) => {
+          const text = upper ? hex(bytes).toUpperCase() : hex(bytes);
+          expect(outcome(() => decodeMapNodeHex(text))).toEqual(outcome(() => decodeMapNode(bytes)));
+        },
+      ),
+    );
+    expect(decodeMapNodeHex(hex(inner).toUpperCase())).toEqual({ kind: 'inner', hash });
+    for (const bad of [`00${'g'.repeat(64)}`, `00${hex(hash).slice(0, 63)}x`, `${hex(valid)}0`, `${hex(valid).slice(0, -2)}zz`]) expectCode(() => decodeMapNodeHex(bad), 'BAD_INPUT');
   });
 });
 
