@@ -42,7 +42,7 @@
  */
 import Fastify from 'fastify';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as signBytes, verify, type KeyObject } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -796,6 +796,44 @@ async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise
   return { cold, warm };
 }
 
+/**
+ * Warm resolves on two nodes, interleaved (one of `small`'s between `large`'s, in proportion), so
+ * that both are timed under the same conditions: on a shared machine the speed of the cores
+ * drifts over the minutes between the stages, and the ratio of two p99s timed apart carries it.
+ * Each node gets a new client that first resolves its sample once (cold), as sampleResolves does.
+ */
+async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large: LedgerNode, largeSample: readonly Did[]): Promise<{ small: ResolveFigures; large: ResolveFigures }> {
+  const smallClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(small) });
+  const largeClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(large) });
+  for (const did of smallSample) await smallClient.resolveDid(did);
+  for (const did of largeSample) await largeClient.resolveDid(did);
+  settleHeap();
+  const order: [LedgerClient, Did, boolean][] = [];
+  let next = 0;
+  largeSample.forEach((did, i) => {
+    order.push([largeClient, did, false]);
+    for (; next < smallSample.length && next * largeSample.length <= i * smallSample.length; next++) order.push([smallClient, smallSample[next] as Did, true]);
+  });
+  for (; next < smallSample.length; next++) order.push([smallClient, smallSample[next] as Did, true]);
+  const times: { small: number[]; large: number[] } = { small: [], large: [] };
+  const cpus: { small: number[]; large: number[] } = { small: [], large: [] };
+  for (const [client, did, isSmall] of order) {
+    const usage = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    await client.resolveDid(did);
+    (isSmall ? times.small : times.large).push(seconds(start) * 1000);
+    const used = process.cpuUsage(usage);
+    (isSmall ? cpus.small : cpus.large).push((used.user + used.system) / 1000);
+  }
+  const figures = (wall: number[], cpu: number[]): ResolveFigures => ({
+    p50Ms: round(percentile(wall, 50), 3),
+    p99Ms: round(percentile(wall, 99), 3),
+    cpuP50Ms: round(percentile(cpu, 50), 3),
+    cpuP99Ms: round(percentile(cpu, 99), 3),
+  });
+  return { small: figures(times.small, cpus.small), large: figures(times.large, cpus.large) };
+}
+
 /** A full garbage collection now (V8's gc function, exposed at run time: the bench takes no flags). */
 function settleHeap(): void {
   setFlagsFromString('--expose-gc');
@@ -823,6 +861,8 @@ async function scaling(dir: string): Promise<void> {
   const dids: Did[] = [];
   const started = process.hrtime.bigint();
   let outOfTime = false;
+  /** The first stage's file, copied aside, with its sample: the paired comparison at the end. */
+  let first: { path: string; events: number; sample: Did[] } | undefined;
   try {
     for (const target of targets) {
       const from = node.size;
@@ -865,6 +905,11 @@ async function scaling(dir: string): Promise<void> {
       const rss = process.memoryUsage().rss;
       const file = fileMiB(path);
       await node.close();
+      if (first === undefined) {
+        first = { path: join(dir, 'scale-first.db'), events: node.size, sample };
+        copyFileSync(path, first.path);
+        if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${first.path}-wal`);
+      }
       const openStart = process.hrtime.bigint();
       node = await openNode(path, key);
       const openMs = seconds(openStart) * 1000;
@@ -891,6 +936,23 @@ async function scaling(dir: string): Promise<void> {
         ...(stoppedShort ? { stoppedShortOf: target, reason: `generation budget of ${budgetSeconds} s spent` } : {}),
       });
       if (stoppedShort) break;
+    }
+    if (first !== undefined && node.size > first.events) {
+      const small = await openNode(first.path, nodeSigner());
+      try {
+        const paired = await pairedWarm(small, first.sample, node, randomSample(dids, SCALE_SAMPLES));
+        emit({
+          bench: 'ledger.scaling.paired',
+          what: 'warm verified resolves at the first and the last size, timed interleaved in the same seconds (the stages are minutes apart)',
+          small: { events: small.size, resolveWarm: paired.small },
+          large: { events: node.size, resolveWarm: paired.large },
+          warmP99Ratio: round(paired.large.p99Ms / paired.small.p99Ms, 2),
+          warmP50Ratio: round(paired.large.p50Ms / paired.small.p50Ms, 2),
+          goal: 'warmP99Ratio <= 2',
+        });
+      } finally {
+        await small.close();
+      }
     }
     emit({ bench: 'ledger.scaling.reach', maxRequested: max, eventsReached: node.size, seconds: round(seconds(started), 1), budgetSeconds, outOfTime });
   } finally {
