@@ -34,7 +34,10 @@
  *    written per event), warm and cold verified resolve p50/p99 of 1000 distinct random DIDs
  *    (all of them when fewer; wall and CPU time, timed after a full garbage collection so that
  *    they are not the aftermath of generating the events), map proof size, node open time, RSS
- *    and file size. DKMS_BENCH_LEDGER_BUDGET_S
+ *    and file size. ledger.scaling.paired: the warm p50/p99 at the first size and at the last,
+ *    timed again interleaved in the same seconds on a copy of the first stage's file beside the
+ *    last (the stages are minutes apart, and a shared machine's speed drifts in between: their
+ *    own p99s differ by that drift too). DKMS_BENCH_LEDGER_BUDGET_S
  *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
  *    short of the size asked, the figures are taken at the size reached (about 450k events on a
  *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in about 930 s).

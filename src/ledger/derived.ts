@@ -133,18 +133,23 @@ export class MemoryDerived implements Derived {
 
 /** Tree levels at or above this one are cached in memory (about n/32 nodes in all). */
 const CACHED_TREE_LEVEL = 6;
-/** Map nodes at or above this depth are cached in memory (at most 2^17 of them); at most 16 (see cachedPathKey). */
-const CACHED_MAP_DEPTH = 16;
+/** Map nodes at or above this depth are all cached in memory (at most 2^17 of them). */
+const TOP_MAP_DEPTH = 16;
+/** Deeper nodes down to this depth (at most 24: see cachedPathKey) are cached as last read or written... */
+const CACHED_MAP_DEPTH = 24;
+/** ...this many of them, the oldest put in leaving first: the paths of the subjects in use. */
+const DEEP_MAP_CACHE_LIMIT = 2 ** 17;
 
 const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1] ?? 0);
-/** A cached path (depth at most 16, so at most two prefix bytes) as a number: no string to make per lookup. */
-const cachedPathKey = (path: Uint8Array): number => pathDepth(path) * 65_536 + ((path[2] ?? 0) << 8) + (path[3] ?? 0);
+/** A cached path (depth at most 24, so at most three prefix bytes) as a number: no string to make per lookup. */
+const cachedPathKey = (path: Uint8Array): number => pathDepth(path) * 16_777_216 + ((path[2] ?? 0) << 16) + ((path[3] ?? 0) << 8) + (path[4] ?? 0);
 
 /** Derived data the store keeps; reads go through caches of the tree's upper levels and the map's top. */
 export class StoredDerived implements Derived {
   readonly #store: DerivedStore;
   readonly #treeCache = new Map<number, Uint8Array>();
   readonly #mapCache = new Map<number, StoredMapNode | undefined>();
+  readonly #deepCache = new Map<number, StoredMapNode | undefined>();
   #size: number;
   #memo: RangeMemo = new Map();
 
@@ -175,14 +180,28 @@ export class StoredDerived implements Derived {
 
   readonly mapNodes: MapNodeSource = {
     get: (path) => {
-      if (pathDepth(path) > CACHED_MAP_DEPTH) return this.#store.mapNode(path);
+      const depth = pathDepth(path);
+      if (depth > CACHED_MAP_DEPTH) return this.#store.mapNode(path);
       const key = cachedPathKey(path);
-      if (this.#mapCache.has(key)) return this.#mapCache.get(key);
+      const cache = depth <= TOP_MAP_DEPTH ? this.#mapCache : this.#deepCache;
+      if (cache.has(key)) return cache.get(key);
       const node = this.#store.mapNode(path);
-      this.#mapCache.set(key, node);
+      this.#cacheMapNode(depth, key, node);
       return node;
     },
   };
+
+  #cacheMapNode(depth: number, key: number, node: StoredMapNode | undefined): void {
+    if (depth <= TOP_MAP_DEPTH) {
+      this.#mapCache.set(key, node);
+      return;
+    }
+    if (this.#deepCache.size >= DEEP_MAP_CACHE_LIMIT && !this.#deepCache.has(key)) {
+      const oldest = this.#deepCache.keys().next();
+      if (oldest.done !== true) this.#deepCache.delete(oldest.value);
+    }
+    this.#deepCache.set(key, node);
+  }
 
   root(): Uint8Array {
     return rootAt(this.#size, this.treeRead, this.#memo);
@@ -208,7 +227,10 @@ export class StoredDerived implements Derived {
 
   commit(prepared: PreparedDerived): void {
     for (const node of prepared.tree) if (node.level >= CACHED_TREE_LEVEL) this.#treeCache.set(node.level * 2 ** 44 + node.index, node.hash);
-    for (const write of prepared.map) if (pathDepth(write.path) <= CACHED_MAP_DEPTH) this.#mapCache.set(cachedPathKey(write.path), write.node);
+    for (const write of prepared.map) {
+      const depth = pathDepth(write.path);
+      if (depth <= CACHED_MAP_DEPTH) this.#cacheMapNode(depth, cachedPathKey(write.path), write.node);
+    }
     this.#size = prepared.size;
     this.#memo = new Map();
   }
@@ -222,6 +244,7 @@ export class StoredDerived implements Derived {
     this.#size = this.#store.derivedSize();
     this.#treeCache.clear();
     this.#mapCache.clear();
+    this.#deepCache.clear();
     this.#memo = new Map();
   }
 }

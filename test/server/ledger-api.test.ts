@@ -2,7 +2,7 @@
  * The ledger node's HTTP API on loopback: answers, RFC 9457 problems with dkms codes, limits,
  * batches, and the promise that a refused event changes nothing.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { toBase58btc, fromBase64url, sha256 } from '../../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress } from '../../src/ledger/events.js';
@@ -98,6 +98,18 @@ describe('ledger API: reads', () => {
     const newer = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=0`)).body as { history: LogRecord[]; proofs: string[][] };
     expect(newer.history.map((r) => r.gseq)).toEqual([2]);
     expect(newer.proofs).toHaveLength(1);
+    // A client that holds the latest of both gets the head and the map proofs, and the node
+    // knows that from the map alone: it does not look in the log.
+    const logReads = vi.spyOn(ledger.node, 'subjectLog');
+    const warm = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=1`)).body as { history: LogRecord[]; proofs: string[][]; subjects: Record<string, unknown>; head: SignedTreeHead };
+    expect({ history: warm.history, proofs: warm.proofs }).toEqual({ history: [], proofs: [] });
+    expect(verifyMapProof(mapRootBytes(warm.head), mapKey(policy), warm.subjects[policy])).toMatchObject({ ok: true, entry: { gseq: 2, seq: 1 } });
+    expect(logReads).not.toHaveBeenCalled();
+    // One behind on the policy only: its newer event, read from the log.
+    const behind = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=0`)).body as { history: LogRecord[] };
+    expect(behind.history.map((r) => r.gseq)).toEqual([2]);
+    expect(logReads.mock.calls.map(([subject]) => subject)).toEqual([policy]);
+    logReads.mockRestore();
   });
 
   it('serves log ranges and inclusion and consistency proofs', async () => {
