@@ -135,10 +135,14 @@ export class MemoryDerived implements Derived {
 const CACHED_TREE_LEVEL = 6;
 /** Map nodes at or above this depth are all cached in memory (at most 2^17 of them). */
 const TOP_MAP_DEPTH = 16;
-/** Deeper nodes down to this depth (at most 24: see cachedPathKey) are cached as last read or written... */
+/** Deeper nodes down to this depth (at most 24: see cachedPathKey) are cached as last read... */
 const CACHED_MAP_DEPTH = 24;
-/** ...this many of them, the oldest put in leaving first: the paths of the subjects in use. */
-const DEEP_MAP_CACHE_LIMIT = 2 ** 17;
+/**
+ * ...this many of them, the oldest read leaving first: the paths of the subjects being read
+ * (a few thousand). Appends only replace the ones cached: at a high rate of appends, the paths
+ * they write would otherwise push out those being read.
+ */
+const DEEP_MAP_CACHE_LIMIT = 2 ** 16;
 
 const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1] ?? 0);
 /** A cached path (depth at most 24, so at most three prefix bytes) as a number: no string to make per lookup. */
@@ -229,7 +233,10 @@ export class StoredDerived implements Derived {
     for (const node of prepared.tree) if (node.level >= CACHED_TREE_LEVEL) this.#treeCache.set(node.level * 2 ** 44 + node.index, node.hash);
     for (const write of prepared.map) {
       const depth = pathDepth(write.path);
-      if (depth <= CACHED_MAP_DEPTH) this.#cacheMapNode(depth, cachedPathKey(write.path), write.node);
+      if (depth > CACHED_MAP_DEPTH) continue;
+      const key = cachedPathKey(write.path);
+      if (depth <= TOP_MAP_DEPTH) this.#mapCache.set(key, write.node);
+      else if (this.#deepCache.has(key)) this.#deepCache.set(key, write.node);
     }
     this.#size = prepared.size;
     this.#memo = new Map();
