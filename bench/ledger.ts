@@ -40,7 +40,7 @@
  *    own p99s differ by that drift too). DKMS_BENCH_LEDGER_BUDGET_S
  *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
  *    short of the size asked, the figures are taken at the size reached (about 450k events on a
- *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in about 930 s).
+ *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in 850-1020 s).
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
 import Fastify from 'fastify';
