@@ -148,7 +148,7 @@ const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1]
 /** A cached path (depth at most 24, so at most three prefix bytes) as a number: no string to make per lookup. */
 const cachedPathKey = (path: Uint8Array): number => pathDepth(path) * 16_777_216 + ((path[2] ?? 0) << 16) + ((path[3] ?? 0) << 8) + (path[4] ?? 0);
 
-/** Derived data the store keeps; reads go through caches of the tree's upper levels and the map's top. */
+/** Derived data the store keeps; reads go through caches of the tree's upper levels, the map's top and the map's paths read last. */
 export class StoredDerived implements Derived {
   readonly #store: DerivedStore;
   readonly #treeCache = new Map<number, Uint8Array>();

@@ -126,7 +126,7 @@ export class LedgerReads {
       if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'DID');
       const until = await this.#cutoff(query, size);
       const did = await this.#node.stateAt(subject, until);
-      // Every record of a DID names its controller; before its creation, the inception event does.
+      // Every record of a DID names its controller; as of before its creation, the current one does.
       const controller = did?.kind === 'did' ? did.controller : await this.#node.controllerOf(subject);
       if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
       const [own, policy] = await Promise.all([this.#newer(snapshot, subject, query.after), this.#newer(snapshot, controller, query.policyAfter)]);
