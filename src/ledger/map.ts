@@ -263,8 +263,8 @@ function childPath(parent: Uint8Array, depth: number, side: 0 | 1): Uint8Array {
   return child;
 }
 
-/** The path of the sibling of the node at depth + 1 on key's path. */
-function siblingPath(key: Uint8Array, depth: number, path: Uint8Array = new Uint8Array(2 + ((depth + 8) >> 3))): Uint8Array {
+/** The path of the sibling of the node at depth + 1 on key's path, written into `path` (of its length). */
+function siblingPath(key: Uint8Array, depth: number, path: Uint8Array): Uint8Array {
   fillPath(path, key, depth + 1);
   const at = 2 + (depth >> 3);
   path[at] = (path[at] ?? 0) ^ (0x80 >> (depth & 7));

@@ -45,11 +45,11 @@ const MAP_FLUSH_ROWS = 40_000;
 /** Tree row id: the node's last leaf, then its level. */
 const treeId = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
 
-/** Map row key: the path's prefix bytes, then its two depth bytes (mapPath puts the depth first). */
-function mapRowKey(path: Uint8Array): Uint8Array {
-  const key = new Uint8Array(path.length);
+/** Map row key: the path's prefix bytes, then its two depth bytes (mapPath puts the depth first); in `key` when given (of the path's length). */
+function mapRowKey(path: Uint8Array, key = new Uint8Array(path.length)): Uint8Array {
   key.set(path.subarray(2), 0);
-  key.set(path.subarray(0, 2), path.length - 2);
+  key[path.length - 2] = path[0] ?? 0;
+  key[path.length - 1] = path[1] ?? 0;
   return key;
 }
 
@@ -202,14 +202,11 @@ export class SqliteLogStore implements LogStore {
 
   /** The row key of `path` (as mapRowKey), in the reused buffer: valid until the next call. */
   #readKey(path: Uint8Array): Uint8Array {
-    const length = path.length;
-    const key = this.#keyViews[length];
-    if (key === undefined) throw new RangeError(`a map path of ${length} bytes`);
-    key.set(path.subarray(2), 0);
-    key[length - 2] = path[0] ?? 0;
-    key[length - 1] = path[1] ?? 0;
-    return key;
+    const key = this.#keyViews[path.length];
+    if (key === undefined) throw new RangeError(`a map path of ${path.length} bytes`);
+    return mapRowKey(path, key);
   }
+
 
   /**
    * After a crash, the stored map rows may be behind the log by the events since they were last
@@ -219,7 +216,7 @@ export class SqliteLogStore implements LogStore {
     if (this.#mapSize > this.#derivedSize) throw new DkmsError('LEDGER_STORE_DAMAGED', `ledger store ${this.#path}: the stored map covers ${this.#mapSize} events, more than the ${this.#derivedSize} of the rest`);
     if (this.#mapSize === this.#derivedSize) return;
     const records = this.#stmts.derivedRecords.all(this.#mapSize, this.#derivedSize);
-    const source = { get: (path: Uint8Array) => this.#mapNode(mapRowKey(path)) };
+    const source = { get: (path: Uint8Array) => this.#mapNode(this.#readKey(path)) };
     const { writes } = updateMap(
       source,
       records.map((r) => ({ key: mapKey(r.subject), entry: { seq: r.seq, gseq: r.gseq, leaf: toBase64url(r.leaf) } })),
