@@ -71,6 +71,8 @@ const LOCAL_URL = 'http://ledger.local';
 const JSON_TYPE = 'application/json; charset=utf-8';
 /** An Ed25519 SubjectPublicKeyInfo is these 12 bytes, then the raw 32-byte key. */
 const SPKI_PREFIX_BYTES = 12;
+/** An Ed25519 PKCS#8 private key (as node:crypto writes it) is these 16 bytes, then the raw 32-byte seed. */
+const PKCS8_PREFIX_BYTES = 16;
 const WARM_ROUNDS = 3;
 const WARM_ROUND_SECONDS = 1;
 /** Warm resolves under a new head each: the first two are not timed. */
@@ -115,14 +117,20 @@ function urlOf(input: string | URL | Request): string {
 }
 
 /**
- * A new Ed25519 key pair as DER, and the private key imported once for signing. The key pair
- * comes out of generateKeyPairSync already encoded: exporting the KeyObjects it returns can
- * deadlock Node 20 (seen in this bench: a GC during KeyObject.export({ format: 'jwk' }) ran a
- * KeyGenJob destructor that waited on the mutex the export held).
+ * A new Ed25519 key pair: the raw public key, and the private key imported once for signing.
+ * The key pair comes out of generateKeyPairSync already encoded: exporting the KeyObjects it
+ * returns can deadlock Node 20 (seen in this bench: a GC during KeyObject.export({ format:
+ * 'jwk' }) ran a KeyGenJob destructor that waited on the mutex the export held). The private
+ * key is imported as a JWK built from the DER's raw bytes: importing the DER itself goes through
+ * OpenSSL's decoders, about 0.35 ms a key, twice what making the key costs (the scaling stage
+ * makes one per event, on a core the node needs too).
  */
 function newKeyPair(): { publicKey: Uint8Array; privateKey: KeyObject } {
   const pair = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } });
-  return { publicKey: new Uint8Array(pair.publicKey.subarray(SPKI_PREFIX_BYTES)), privateKey: createPrivateKey({ key: pair.privateKey, format: 'der', type: 'pkcs8' }) };
+  if (pair.privateKey.length !== PKCS8_PREFIX_BYTES + 32) throw new Error(`an Ed25519 PKCS#8 key of ${pair.privateKey.length} bytes`);
+  const x = pair.publicKey.subarray(SPKI_PREFIX_BYTES);
+  const d = pair.privateKey.subarray(PKCS8_PREFIX_BYTES);
+  return { publicKey: new Uint8Array(x), privateKey: createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url'), d: d.toString('base64url') }, format: 'jwk' }) };
 }
 
 /** An event signer over node:crypto: what the bench uses to pre-sign many events quickly. */

@@ -14,21 +14,43 @@ import type { MerkleNode } from './merkle.js';
 import type { AppendBatch, DerivedStore, LogStore, StoredHead } from './store.js';
 import type { LogRecord, SubjectRecord } from './state.js';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** 'DKML': a dkms ledger file. */
 const APPLICATION_ID = 0x444b4d4c;
 
 /**
  * Derived data, rebuilt from the log if lost: Merkle nodes above the leaves, the subject map's
  * nodes, and how many events they cover. Keys are laid out so that what one append writes lies
- * together: a Merkle node's id is its last leaf·64 + its level (every node an append completes
- * ends at that append's leaf), and a map node's key is its path's bits before its depth (a
- * subject's nodes sit beside their ancestors), so a commit touches few pages.
+ * together, and a commit touches few pages:
+ * - a Merkle node's id is its last leaf·64 + its level: every node an append completes ends at
+ *   that append's leaf;
+ * - the map's top (nodes at depth TOP_MAP_DEPTH or less, at most 2^17 of them) is in `map_top`
+ *   under its path, depth first: every write of the map rows rewrites a good share of each
+ *   level, and a level's nodes lie together;
+ * - a deeper map node is in `map` under its path's bits before its depth (mapRowKey): a
+ *   subject's deep nodes sit beside their ancestors.
  */
 const DERIVED_SCHEMA = `
 CREATE TABLE tree (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE map (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE map_top (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE derived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+`;
+
+/** Map nodes at this depth or above are rows of map_top. */
+const TOP_MAP_DEPTH = 16;
+/** The length of a path at TOP_MAP_DEPTH: two depth bytes and the prefix bytes. */
+const TOP_PATH_BYTES = 2 + TOP_MAP_DEPTH / 8;
+
+/**
+ * Format 2 kept the top of the map in `map` too, under mapRowKey (prefix bytes, then depth:
+ * at most 4 bytes up there, 5 or more below): moved to map_top under the path itself.
+ */
+const MOVE_MAP_TOP = `
+CREATE TABLE IF NOT EXISTS map_top (path BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+INSERT INTO map_top (path, node)
+  SELECT unhex(substr(hex(path), -4) || substr(hex(path), 1, 2 * length(path) - 4)), node FROM map WHERE length(path) <= ${TOP_PATH_BYTES};
+DELETE FROM map WHERE length(path) <= ${TOP_PATH_BYTES};
 `;
 
 /**
@@ -45,8 +67,15 @@ const MAP_FLUSH_ROWS = 40_000;
 /** Tree row id: the node's last leaf, then its level. */
 const treeId = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
 
-/** Map row key: the path's prefix bytes, then its two depth bytes (mapPath puts the depth first); in `key` when given (of the path's length). */
+/**
+ * A map node's row key: at the top, its path; below, the path's prefix bytes, then its two
+ * depth bytes (mapPath puts the depth first). Written into `key` when given (of the path's length).
+ */
 function mapRowKey(path: Uint8Array, key = new Uint8Array(path.length)): Uint8Array {
+  if (path.length <= TOP_PATH_BYTES) {
+    key.set(path, 0);
+    return key;
+  }
   key.set(path.subarray(2), 0);
   key[path.length - 2] = path[0] ?? 0;
   key[path.length - 1] = path[1] ?? 0;
@@ -86,7 +115,7 @@ const FILE = {
   damaged: 'LEDGER_STORE_DAMAGED',
   busyHint: 'stop the running node first',
   // Format 1 had no derived data: the node computes it from the log when it first opens the file.
-  migrations: { 1: DERIVED_SCHEMA },
+  migrations: { 1: DERIVED_SCHEMA, 2: MOVE_MAP_TOP },
 } as const;
 
 interface LogRow {
@@ -148,6 +177,8 @@ export class SqliteLogStore implements LogStore {
       // As hex text: a BLOB would come back as a Buffer with memory of its own (see #mapNode).
       mapNode: db.prepare<[Uint8Array], string>('SELECT hex(node) FROM map WHERE path = ?').pluck(),
       putMapNode: db.prepare('INSERT OR REPLACE INTO map (path, node) VALUES (?, ?)'),
+      mapTopNode: db.prepare<[Uint8Array], string>('SELECT hex(node) FROM map_top WHERE path = ?').pluck(),
+      putMapTopNode: db.prepare('INSERT OR REPLACE INTO map_top (path, node) VALUES (?, ?)'),
       derivedSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'size'"),
       putDerivedSize: db.prepare("INSERT OR REPLACE INTO derived (name, value) VALUES ('size', ?)"),
       mapSize: db.prepare<[], { value: number }>("SELECT value FROM derived WHERE name = 'map'"),
@@ -196,7 +227,7 @@ export class SqliteLogStore implements LogStore {
       const pending = this.#pendingMap.get(latin1(key));
       if (pending !== undefined) return pending.node;
     }
-    const node = this.#stmts.mapNode.get(key);
+    const node = (key.length <= TOP_PATH_BYTES ? this.#stmts.mapTopNode : this.#stmts.mapNode).get(key);
     return node === undefined ? undefined : decodeMapNodeHex(node);
   }
 
@@ -274,7 +305,9 @@ export class SqliteLogStore implements LogStore {
 
   /** Stores the rows waiting in memory and `more` (inside the caller's transaction): they then cover `size` events. */
   #storeMapRows(more: readonly { key: Uint8Array; node: StoredMapNode }[], size: number): void {
-    for (const row of [...this.#pendingMap.values(), ...more]) this.#stmts.putMapNode.run(row.key, encodeMapNode(row.node));
+    for (const row of [...this.#pendingMap.values(), ...more]) {
+      (row.key.length <= TOP_PATH_BYTES ? this.#stmts.putMapTopNode : this.#stmts.putMapNode).run(row.key, encodeMapNode(row.node));
+    }
     this.#stmts.putMapSize.run(size);
   }
 

@@ -108,7 +108,7 @@ describe('the embedded store keeps the Merkle and map nodes', () => {
   it('a file of the format before them gets them computed when first opened, and audits clean', async () => {
     const { dir, signer, head } = await filled();
     const db = new Database(join(dir, 'ledger.db'));
-    db.exec('DROP TABLE tree; DROP TABLE map; DROP TABLE derived;');
+    db.exec('DROP TABLE tree; DROP TABLE map; DROP TABLE map_top; DROP TABLE derived;');
     db.prepare("UPDATE heads SET head = json_remove(head, '$.map')").run();
     db.pragma('user_version = 1');
     db.close();
@@ -118,14 +118,57 @@ describe('the embedded store keeps the Merkle and map nodes', () => {
     await node.close();
   });
 
+  it('a file of format 2 (the top of the map among its deeper rows) has it moved when first opened, and proves from it', async () => {
+    const dir = tempDir();
+    const signer = nodeSigner();
+    const node = await openNode(dir, signer);
+    const recovery = commitment([testKey()]);
+    const results = await node.submitMany(
+      Array.from({ length: 300 }, () => {
+        const key = testKey();
+        return signEvent(policyCreate([key.agent(ALL_FLAGS)], recovery), [key]);
+      }),
+    );
+    const policies = results.flatMap((r) => (r.ok ? [r.receipt.subject as PolicyAddress] : []));
+    expect(policies).toHaveLength(300);
+    const { size, root, map } = node.head();
+    await node.close();
+
+    // Format 2's layout, written here without the migration's SQL: every node in `map`, under
+    // its path's prefix bytes followed by its two depth bytes.
+    const db = new Database(join(dir, 'ledger.db'));
+    const top = db.prepare<[], { path: Buffer; node: Buffer }>('SELECT path, node FROM map_top').all();
+    const deep = db.prepare('SELECT count(*) FROM map').pluck().get() as number;
+    expect(top.length).toBeGreaterThan(100);
+    const insert = db.prepare('INSERT INTO map (path, node) VALUES (?, ?)');
+    for (const row of top) insert.run(Buffer.concat([row.path.subarray(2), row.path.subarray(0, 2)]), row.node);
+    db.exec('DROP TABLE map_top');
+    db.pragma('user_version = 2');
+    db.close();
+
+    const reopened = await openNode(dir, signer);
+    expect(reopened.head()).toMatchObject({ size, root, map });
+    const snapshot = await reopened.snapshot();
+    for (const policy of policies) {
+      const proof = verifyMapProof(mapRootBytes(snapshot.head), mapKey(policy), snapshot.mapProof(policy));
+      expect(proof.ok && proof.entry?.seq).toBe(0);
+    }
+    expect(await reopened.verify()).toEqual({ events: 300, problems: [] });
+    await reopened.close();
+    const file = new Database(join(dir, 'ledger.db'), { readonly: true });
+    expect(file.prepare('SELECT count(*) FROM map_top').pluck().get()).toBe(top.length);
+    expect(file.prepare('SELECT count(*) FROM map').pluck().get()).toBe(deep);
+    file.close();
+  });
+
   it('a damaged map node stops the node from opening; a stored head with another map root is found by the audit', async () => {
     const { dir, signer } = await filled();
     const db = new Database(join(dir, 'ledger.db'));
-    const root = db.prepare<[], { path: Buffer; node: Buffer }>('SELECT path, node FROM map ORDER BY length(path) LIMIT 1').get();
+    const root = db.prepare<[], { path: Buffer; node: Buffer }>('SELECT path, node FROM map_top ORDER BY length(path) LIMIT 1').get();
     if (root === undefined) throw new Error('no map root node');
     const damaged = Buffer.from(root.node);
     damaged[5] = (damaged[5] ?? 0) ^ 1;
-    db.prepare('UPDATE map SET node = ? WHERE path = ?').run(damaged, root.path);
+    db.prepare('UPDATE map_top SET node = ? WHERE path = ?').run(damaged, root.path);
     db.close();
     await expectCodeAsync(openNode(dir, signer), 'LEDGER_STORE_DAMAGED');
 
