@@ -148,17 +148,35 @@ const pathDepth = (path: Uint8Array): number => ((path[0] ?? 0) << 8) | (path[1]
 /** A cached path (depth at most 24, so at most three prefix bytes) as a number: no string to make per lookup. */
 const cachedPathKey = (path: Uint8Array): number => pathDepth(path) * 16_777_216 + ((path[2] ?? 0) << 16) + ((path[3] ?? 0) << 8) + (path[4] ?? 0);
 
+/** How much of the map StoredDerived keeps in memory (the defaults suit a node; tests make them small). */
+export interface MapCacheLimits {
+  /** Map nodes at or above this depth are all cached (at most 2^(depth+1)); default 16. */
+  readonly topDepth?: number;
+  /** How many deeper nodes (down to depth 24) are cached, the oldest read leaving first; default 2^16. */
+  readonly deep?: number;
+}
+
 /** Derived data the store keeps; reads go through caches of the tree's upper levels, the map's top and the map's paths read last. */
 export class StoredDerived implements Derived {
   readonly #store: DerivedStore;
   readonly #treeCache = new Map<number, Uint8Array>();
   readonly #mapCache = new Map<number, StoredMapNode | undefined>();
   readonly #deepCache = new Map<number, StoredMapNode | undefined>();
+  /**
+   * The deep cache's keys in the order they came, a ring: the slot at #deepNext is the oldest.
+   * (Evicting through the Map's own order, keys().next(), walks past every entry deleted
+   * before it: tens of thousands once the cache is full.)
+   */
+  readonly #deepOrder: number[];
+  #deepNext = 0;
+  readonly #topDepth: number;
   #size: number;
   #memo: RangeMemo = new Map();
 
-  constructor(store: DerivedStore) {
+  constructor(store: DerivedStore, limits: MapCacheLimits = {}) {
     this.#store = store;
+    this.#topDepth = Math.min(limits.topDepth ?? TOP_MAP_DEPTH, CACHED_MAP_DEPTH);
+    this.#deepOrder = new Array<number>(Math.max(1, limits.deep ?? DEEP_MAP_CACHE_LIMIT)).fill(-1);
     this.#size = store.derivedSize();
   }
 
@@ -187,7 +205,7 @@ export class StoredDerived implements Derived {
       const depth = pathDepth(path);
       if (depth > CACHED_MAP_DEPTH) return this.#store.mapNode(path);
       const key = cachedPathKey(path);
-      const cache = depth <= TOP_MAP_DEPTH ? this.#mapCache : this.#deepCache;
+      const cache = depth <= this.#topDepth ? this.#mapCache : this.#deepCache;
       if (cache.has(key)) return cache.get(key);
       const node = this.#store.mapNode(path);
       this.#cacheMapNode(depth, key, node);
@@ -196,13 +214,15 @@ export class StoredDerived implements Derived {
   };
 
   #cacheMapNode(depth: number, key: number, node: StoredMapNode | undefined): void {
-    if (depth <= TOP_MAP_DEPTH) {
+    if (depth <= this.#topDepth) {
       this.#mapCache.set(key, node);
       return;
     }
-    if (this.#deepCache.size >= DEEP_MAP_CACHE_LIMIT && !this.#deepCache.has(key)) {
-      const oldest = this.#deepCache.keys().next();
-      if (oldest.done !== true) this.#deepCache.delete(oldest.value);
+    if (!this.#deepCache.has(key)) {
+      const oldest = this.#deepOrder[this.#deepNext] ?? -1;
+      if (oldest >= 0) this.#deepCache.delete(oldest);
+      this.#deepOrder[this.#deepNext] = key;
+      this.#deepNext = (this.#deepNext + 1) % this.#deepOrder.length;
     }
     this.#deepCache.set(key, node);
   }
@@ -235,7 +255,7 @@ export class StoredDerived implements Derived {
       const depth = pathDepth(write.path);
       if (depth > CACHED_MAP_DEPTH) continue;
       const key = cachedPathKey(write.path);
-      if (depth <= TOP_MAP_DEPTH) this.#mapCache.set(key, write.node);
+      if (depth <= this.#topDepth) this.#mapCache.set(key, write.node);
       else if (this.#deepCache.has(key)) this.#deepCache.set(key, write.node);
     }
     this.#size = prepared.size;
@@ -252,6 +272,8 @@ export class StoredDerived implements Derived {
     this.#treeCache.clear();
     this.#mapCache.clear();
     this.#deepCache.clear();
+    this.#deepOrder.fill(-1);
+    this.#deepNext = 0;
     this.#memo = new Map();
   }
 }
