@@ -37,6 +37,13 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 
 const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSON.stringify(body) });
 
+/**
+ * Whether the asker holds a verified state of its own (it asks only for what came after it):
+ * then the answer carries no convenience state (`record`, `didDocument`), which a verifying
+ * client builds from the events itself. A warm answer is then a head and map proofs.
+ */
+const holdsState = (query: ReadQuery): boolean => query.after !== undefined || query.policyAfter !== undefined;
+
 export class LedgerReads {
   readonly #node: LedgerNode;
   readonly #cache = new Map<string, { head: ServedHead; answer: Answer }>();
@@ -114,7 +121,7 @@ export class LedgerReads {
         head: snapshot.head,
         subjects: { [subject]: snapshot.mapProof(subject) },
         ...this.#proven(records, size),
-        record: (await this.#node.stateAt(subject, until)) ?? null,
+        ...(holdsState(query) ? {} : { record: (await this.#node.stateAt(subject, until)) ?? null }),
       });
     });
   }
@@ -125,18 +132,23 @@ export class LedgerReads {
       const { size } = snapshot.head;
       if (snapshot.entry(subject) === undefined) return LedgerReads.#notFound(snapshot, subject, 'DID');
       const until = await this.#cutoff(query, size);
-      const did = await this.#node.stateAt(subject, until);
+      const holds = holdsState(query);
+      const did = holds ? undefined : await this.#node.stateAt(subject, until);
       // Every record of a DID names its controller; as of before its creation, the current one does.
       const controller = did?.kind === 'did' ? did.controller : await this.#node.controllerOf(subject);
       if (controller === undefined) throw new DkmsError('INTERNAL', `no inception event for ${subject}`);
       const [own, policy] = await Promise.all([this.#newer(snapshot, subject, query.after), this.#newer(snapshot, controller, query.policyAfter)]);
       const records = [...own, ...policy].sort((a, b) => a.gseq - b.gseq);
-      const policyRecord = await this.#node.stateAt(controller, until);
-      const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
-      return ok({
+      const answer = {
         head: snapshot.head,
         subjects: { [subject]: snapshot.mapProof(subject), [controller]: snapshot.mapProof(controller) },
         ...this.#proven(records, size),
+      };
+      if (holds) return ok(answer);
+      const policyRecord = await this.#node.stateAt(controller, until);
+      const current = did?.kind === 'did' && policyRecord?.kind === 'policy';
+      return ok({
+        ...answer,
         didDocument: current ? didDocument(did, policyRecord) : null,
         didDocumentMetadata: current ? didDocumentMetadata(did) : null,
       });

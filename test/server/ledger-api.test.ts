@@ -103,6 +103,8 @@ describe('ledger API: reads', () => {
     const logReads = vi.spyOn(ledger.node, 'subjectLog');
     const warm = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=1`)).body as { history: LogRecord[]; proofs: string[][]; subjects: Record<string, unknown>; head: SignedTreeHead };
     expect({ history: warm.history, proofs: warm.proofs }).toEqual({ history: [], proofs: [] });
+    // ...and nothing more: no convenience state for a client that builds its own.
+    expect(Object.keys(warm).sort()).toEqual(['head', 'history', 'proofs', 'subjects']);
     expect(verifyMapProof(mapRootBytes(warm.head), mapKey(policy), warm.subjects[policy])).toMatchObject({ ok: true, entry: { gseq: 2, seq: 1 } });
     expect(logReads).not.toHaveBeenCalled();
     // One behind on the policy only: its newer event, read from the log.
@@ -110,6 +112,9 @@ describe('ledger API: reads', () => {
     expect(behind.history.map((r) => r.gseq)).toEqual([2]);
     expect(logReads.mock.calls.map(([subject]) => subject)).toEqual([policy]);
     logReads.mockRestore();
+    // The same for a policy read: its state only for a reader that asks without `after`.
+    expect(Object.keys((await get(`${ledger.url}/v1/policies/${policy}?after=1`)).body as object).sort()).toEqual(['head', 'history', 'proofs', 'subjects']);
+    expect((await get(`${ledger.url}/v1/policies/${policy}`)).body).toMatchObject({ record: { seq: 1 } });
   });
 
   it('serves log ranges and inclusion and consistency proofs', async () => {
