@@ -24,9 +24,9 @@ const APPLICATION_ID = 0x444b4d4c;
  * together, and a commit touches few pages:
  * - a Merkle node's id is its last leaf·64 + its level: every node an append completes ends at
  *   that append's leaf;
- * - the map's top (nodes at depth TOP_MAP_DEPTH or less, at most 2^17 of them) is in `map_top`
- *   under its path, depth first: every write of the map rows rewrites a good share of each
- *   level, and a level's nodes lie together;
+ * - the map's top (nodes at depth MAP_TOP_TABLE_DEPTH or less, at most 2^17 of them) is in
+ *   `map_top` under its path, depth first: every write of the map rows rewrites a good share
+ *   of each level, and a level's nodes lie together;
  * - a deeper map node is in `map` under its path's bits before its depth (mapRowKey): a
  *   subject's deep nodes sit beside their ancestors.
  */
@@ -38,9 +38,9 @@ CREATE TABLE derived (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
 /** Map nodes at this depth or above are rows of map_top. */
-const TOP_MAP_DEPTH = 16;
-/** The length of a path at TOP_MAP_DEPTH: two depth bytes and the prefix bytes. */
-const TOP_PATH_BYTES = 2 + TOP_MAP_DEPTH / 8;
+const MAP_TOP_TABLE_DEPTH = 16;
+/** The length of a path at MAP_TOP_TABLE_DEPTH: two depth bytes and the prefix bytes. */
+const TOP_PATH_BYTES = 2 + MAP_TOP_TABLE_DEPTH / 8;
 
 /**
  * Format 2 kept the top of the map in `map` too, under mapRowKey (prefix bytes, then depth:
