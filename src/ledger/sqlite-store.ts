@@ -64,6 +64,9 @@ export const MAP_FLUSH_EVENTS = 2048;
 /** ...or once this many rows wait, whichever comes first. */
 const MAP_FLUSH_ROWS = 40_000;
 
+/** Whether a map path, or its row key (of the same length), belongs in map_top: at most TOP_PATH_BYTES there, longer below. */
+const inMapTop = (key: Uint8Array): boolean => key.length <= TOP_PATH_BYTES;
+
 /** Tree row id: the node's last leaf, then its level. */
 const treeId = (level: number, index: number): number => ((index + 1) * 2 ** level - 1) * 64 + level;
 
@@ -72,7 +75,7 @@ const treeId = (level: number, index: number): number => ((index + 1) * 2 ** lev
  * depth bytes (mapPath puts the depth first). Written into `key` when given (of the path's length).
  */
 function mapRowKey(path: Uint8Array, key = new Uint8Array(path.length)): Uint8Array {
-  if (path.length <= TOP_PATH_BYTES) {
+  if (inMapTop(path)) {
     key.set(path, 0);
     return key;
   }
@@ -227,7 +230,7 @@ export class SqliteLogStore implements LogStore {
       const pending = this.#pendingMap.get(latin1(key));
       if (pending !== undefined) return pending.node;
     }
-    const node = (key.length <= TOP_PATH_BYTES ? this.#stmts.mapTopNode : this.#stmts.mapNode).get(key);
+    const node = (inMapTop(key) ? this.#stmts.mapTopNode : this.#stmts.mapNode).get(key);
     return node === undefined ? undefined : decodeMapNodeHex(node);
   }
 
@@ -237,7 +240,6 @@ export class SqliteLogStore implements LogStore {
     if (key === undefined) throw new RangeError(`a map path of ${path.length} bytes`);
     return mapRowKey(path, key);
   }
-
 
   /**
    * After a crash, the stored map rows may be behind the log by the events since they were last
@@ -306,7 +308,7 @@ export class SqliteLogStore implements LogStore {
   /** Stores the rows waiting in memory and `more` (inside the caller's transaction): they then cover `size` events. */
   #storeMapRows(more: readonly { key: Uint8Array; node: StoredMapNode }[], size: number): void {
     for (const row of [...this.#pendingMap.values(), ...more]) {
-      (row.key.length <= TOP_PATH_BYTES ? this.#stmts.putMapTopNode : this.#stmts.putMapNode).run(row.key, encodeMapNode(row.node));
+      (inMapTop(row.key) ? this.#stmts.putMapTopNode : this.#stmts.putMapNode).run(row.key, encodeMapNode(row.node));
     }
     this.#stmts.putMapSize.run(size);
   }
