@@ -23,24 +23,26 @@
  *    each a LedgerClient on its default transport, node:http keep-alive), each awaiting its
  *    receipt before sending the next; limits: single-row SQLite commits per
  *    second (WAL, synchronous=FULL, same disk) and one-core Ed25519 verifications importing each
- *    key. Also how many events the node grouped per batch, and the bytes written to storage per
+ *    key. Also how many events the node grouped per batch, and the bytes written per
  *    event (Linux only). At 32 writers, also the floor: the appends per second a bare fastify
  *    server on the same thread takes when it does only what every append needs (the HTTP
  *    request, its JSON, the canonical signing bytes, the key import and one verification) and
  *    stores nothing, with the same writers.
  *    ledger.did-update-round-trip: p50/p99 of one did.update submitted by a LedgerClient.
  * 5. ledger.scaling: at 10k, 100k and DKMS_BENCH_LEDGER_MAX (default 1M) events, generated
- *    through node.submitMany from events pre-signed in a worker: append rate (and storage
- *    written per event), warm and cold verified resolve p50/p99 of 1000 distinct random DIDs
- *    (all of them when fewer; wall and CPU time, timed after a full garbage collection so that
- *    they are not the aftermath of generating the events), map proof size, node open time, RSS
+ *    through node.submitMany from events pre-signed in a worker (the node checks signatures on
+ *    one worker thread of its own): append rate (and bytes written per event), warm and cold
+ *    verified resolve p50/p99 of 1000 distinct random DIDs (all of them when fewer; wall and CPU
+ *    time, timed after a full garbage collection so that they are not the aftermath of
+ *    generating the events; a warm resolve is timed after untimed warm-up rounds, see warmUp;
+ *    with the garbage-collection pauses seen while timing), map proof size, node open time, RSS
  *    and file size. ledger.scaling.paired: the warm p50/p99 at the first size and at the last,
  *    timed again interleaved in the same seconds on a copy of the first stage's file beside the
- *    last (the stages are minutes apart, and a shared machine's speed drifts in between: their
- *    own p99s differ by that drift too). DKMS_BENCH_LEDGER_BUDGET_S
- *    (default 360) bounds the generation time, so that the whole bench stays under 10 minutes;
- *    short of the size asked, the figures are taken at the size reached (about 450k events on a
- *    2-core machine; DKMS_BENCH_LEDGER_BUDGET_S=1200 reaches 1M there, in 850-1020 s).
+ *    last, as many DIDs at each (the stages are minutes apart, and a shared machine's speed
+ *    drifts in between: their own p99s differ by that drift too). DKMS_BENCH_LEDGER_BUDGET_S
+ *    (default 1200) bounds the generation time: short of the size asked, the figures are taken
+ *    at the size reached. On a 2-core machine 1M takes 12-15 minutes
+ *    (DKMS_BENCH_LEDGER_MAX=300000: about 3).
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
 import Fastify from 'fastify';
@@ -49,7 +51,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync }
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker, isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -91,6 +93,11 @@ const RAW_VERIFY_EVENTS = 4000;
 const SQLITE_COMMITS = 600;
 const ROUND_TRIPS = 300;
 const SCALE_SAMPLES = 1000;
+/**
+ * The generating node checks each batch's signatures on a worker thread while it writes the one
+ * before (the second core; signing the next window in the presigner takes about a third of it).
+ */
+const SCALE_VERIFY_THREADS = 1;
 const SCALE_WINDOW = 4000;
 /** One policy in this many also gets a DID, a grant and a DID update: histories to resolve. */
 const SCALE_DID_EVERY = 20;
@@ -156,21 +163,27 @@ function nodeSigner(): NodeSigner {
   return { key: encodePublicKey('ed25519', publicKey), sign: (m) => ed25519SignKey(privateKey, m) };
 }
 
-async function openNode(path: string, key: NodeSigner): Promise<LedgerNode> {
-  return LedgerNode.open(SqliteLogStore.open(path), key, { verifyThreads: 0 });
+async function openNode(path: string, key: NodeSigner, verifyThreads = 0): Promise<LedgerNode> {
+  return LedgerNode.open(SqliteLogStore.open(path), key, { verifyThreads });
 }
 
-/** Bytes this process has caused to be written to storage so far (Linux /proc/self/io); undefined elsewhere. */
+/**
+ * Bytes this process has handed to write calls so far (Linux /proc/self/io `wchar`: the
+ * write-ahead log's frames and the checkpoints' copies into the database); undefined elsewhere.
+ * Not `write_bytes`: it counts each page-cache folio a write dirties whole, so on a kernel that
+ * caches files in large folios it over-counts random page writes (at 1.5M events here: 340 KiB
+ * per event, against 59 KiB reaching the disk).
+ */
 function storageBytes(): number | undefined {
   try {
-    const found = /^write_bytes: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1];
+    const found = /^wchar: (\d+)$/m.exec(readFileSync('/proc/self/io', 'utf8'))?.[1];
     return found === undefined ? undefined : Number(found);
   } catch {
     return undefined;
   }
 }
 
-/** KiB written to storage per event since `before` (see storageBytes). */
+/** KiB written per event since `before` (see storageBytes). */
 function storageKiBPerEvent(before: number | undefined, events: number): number | undefined {
   const now = storageBytes();
   return before === undefined || now === undefined || events === 0 ? undefined : round((now - before) / 1024 / events, 1);
@@ -780,29 +793,119 @@ interface ResolveFigures {
   /** CPU time of the process per resolve: unlike wall time, not inflated when other processes take the cores. */
   readonly cpuP50Ms: number;
   readonly cpuP99Ms: number;
+  /** Garbage-collection pauses that began while these resolves were timed, and their total length. */
+  readonly gcPauses: number;
+  readonly gcPauseMs: number;
+  /** Of the slowest 1% of the resolves (those at or above p99), how many had a pause begin during them. */
+  readonly slowestWithGcPause: string;
+}
+
+/** One timed resolve: when it began (performance.now()), its wall and CPU time. */
+interface Timing {
+  readonly at: number;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+}
+
+/** Times `fn` once. */
+async function timeOne(fn: () => Promise<unknown>): Promise<Timing> {
+  const usage = process.cpuUsage();
+  const at = performance.now();
+  await fn();
+  const wallMs = performance.now() - at;
+  const used = process.cpuUsage(usage);
+  return { at, wallMs, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/** Garbage-collection pauses (start and length, performance.now() milliseconds) seen while `run` runs. */
+async function watchingGc<T>(run: () => Promise<T>): Promise<{ result: T; pauses: { at: number; ms: number }[] }> {
+  const pauses: { at: number; ms: number }[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pauses.push({ at: entry.startTime, ms: entry.duration });
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  try {
+    const result = await run();
+    // Entries are delivered asynchronously: let the last ones arrive.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return { result, pauses };
+  } finally {
+    observer.disconnect();
+  }
+}
+
+function figuresOf(timings: readonly Timing[], pauses: readonly { at: number; ms: number }[]): ResolveFigures {
+  const wall = timings.map((t) => t.wallMs);
+  const p99 = percentile(wall, 99);
+  const first = timings[0]?.at ?? 0;
+  const last = timings.reduce((end, t) => Math.max(end, t.at + t.wallMs), first);
+  const during = pauses.filter((p) => p.at >= first && p.at <= last);
+  const slowest = timings.filter((t) => t.wallMs >= p99);
+  const withPause = slowest.filter((t) => during.some((p) => p.at >= t.at && p.at <= t.at + t.wallMs));
+  return {
+    p50Ms: round(percentile(wall, 50), 3),
+    p99Ms: round(p99, 3),
+    cpuP50Ms: round(percentile(timings.map((t) => t.cpuMs), 50), 3),
+    cpuP99Ms: round(percentile(timings.map((t) => t.cpuMs), 99), 3),
+    gcPauses: during.length,
+    gcPauseMs: round(during.reduce((sum, p) => sum + p.ms, 0), 1),
+    slowestWithGcPause: `${withPause.length} of ${slowest.length}`,
+  };
 }
 
 /** Wall and CPU time of each call of `fn`, in milliseconds. */
 async function timed(items: readonly Did[], fn: (did: Did) => Promise<unknown>): Promise<ResolveFigures> {
-  const wall: number[] = [];
-  const cpu: number[] = [];
-  for (const did of items) {
-    const usage = process.cpuUsage();
-    const start = process.hrtime.bigint();
-    await fn(did);
-    wall.push(seconds(start) * 1000);
-    const used = process.cpuUsage(usage);
-    cpu.push((used.user + used.system) / 1000);
-  }
-  return { p50Ms: round(percentile(wall, 50), 3), p99Ms: round(percentile(wall, 99), 3), cpuP50Ms: round(percentile(cpu, 50), 3), cpuP99Ms: round(percentile(cpu, 99), 3) };
+  const { result: timings, pauses } = await watchingGc(async () => {
+    const timings: Timing[] = [];
+    for (const did of items) timings.push(await timeOne(() => fn(did)));
+    return timings;
+  });
+  return figuresOf(timings, pauses);
 }
 
-/** Cold resolves (a new client each) and warm ones (a client that resolved each DID once before). */
+/** Untimed warm rounds before a warm pass is timed (see sampleResolves). */
+const WARM_UP_ROUNDS = 3;
+
+/**
+ * Appends one event (a new policy) to each node: each then serves a new head, as a ledger in use
+ * does every few moments. (Not by waiting for the nodes to sign their heads again: a process
+ * idle for seconds has V8 start collecting to shrink its heap, and those collections' steps
+ * then land in the timing.)
+ */
+async function newHeads(nodes: readonly LedgerNode[]): Promise<void> {
+  for (const node of nodes) {
+    const size = node.servedHead().size;
+    await node.submit(inceptions(1)[0]);
+    if (node.servedHead().size <= size) throw new Error('the node serves no new head after an append');
+  }
+}
+
+/**
+ * Warms `order`'s clients up, untimed, so that the timed warm round that follows runs compiled
+ * code: WARM_UP_ROUNDS rounds (an answer built, built and kept, served again: every branch of
+ * the warm path), a new head, and one round under it (the client verifies each subject's map
+ * proof under the new map root once). In a new process, a first warm round times about twice
+ * as many slow resolves, V8 still optimizing and deoptimizing. The timed round then asks each
+ * read a second time under that head, as the first warm round after a cold one did before: the
+ * node builds each answer, and the client parses and checks it, its map entries already proven.
+ */
+async function warmUp(order: readonly (readonly [LedgerClient, Did, ...unknown[]])[], nodes: readonly LedgerNode[]): Promise<void> {
+  for (let round = 0; round < WARM_UP_ROUNDS; round++) for (const [client, did] of order) await client.resolveDid(did);
+  await newHeads(nodes);
+  for (const [client, did] of order) await client.resolveDid(did);
+  settleHeap();
+}
+
+/** Cold resolves (a new client each) and warm ones (a client that resolved each DID before, warmed up: see warmUp). */
 async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise<{ cold: ResolveFigures; warm: ResolveFigures }> {
   const local = localLedgerTransport(node);
   const cold = await timed(sample, (did) => new LedgerClient({ url: LOCAL_URL, transport: local }).resolveDid(did));
   const client = new LedgerClient({ url: LOCAL_URL, transport: local });
   for (const did of sample) await client.resolveDid(did);
+  await warmUp(
+    sample.map((did) => [client, did] as const),
+    [node],
+  );
   const warm = await timed(sample, (did) => client.resolveDid(did));
   return { cold, warm };
 }
@@ -811,14 +914,14 @@ async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise
  * Warm resolves on two nodes, interleaved (one of `small`'s between `large`'s, in proportion), so
  * that both are timed under the same conditions: on a shared machine the speed of the cores
  * drifts over the minutes between the stages, and the ratio of two p99s timed apart carries it.
- * Each node gets a new client that first resolves its sample once (cold), as sampleResolves does.
+ * Each node gets a new client, warmed up as in sampleResolves (the warm-up interleaved too).
+ * The samples should be of the same size, for their p99s to be comparable.
  */
 async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large: LedgerNode, largeSample: readonly Did[]): Promise<{ small: ResolveFigures; large: ResolveFigures }> {
   const smallClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(small) });
   const largeClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(large) });
   for (const did of smallSample) await smallClient.resolveDid(did);
   for (const did of largeSample) await largeClient.resolveDid(did);
-  settleHeap();
   const order: [LedgerClient, Did, boolean][] = [];
   let next = 0;
   largeSample.forEach((did, i) => {
@@ -826,23 +929,13 @@ async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large:
     for (; next < smallSample.length && next * largeSample.length <= i * smallSample.length; next++) order.push([smallClient, smallSample[next] as Did, true]);
   });
   for (; next < smallSample.length; next++) order.push([smallClient, smallSample[next] as Did, true]);
-  const times: { small: number[]; large: number[] } = { small: [], large: [] };
-  const cpus: { small: number[]; large: number[] } = { small: [], large: [] };
-  for (const [client, did, isSmall] of order) {
-    const usage = process.cpuUsage();
-    const start = process.hrtime.bigint();
-    await client.resolveDid(did);
-    (isSmall ? times.small : times.large).push(seconds(start) * 1000);
-    const used = process.cpuUsage(usage);
-    (isSmall ? cpus.small : cpus.large).push((used.user + used.system) / 1000);
-  }
-  const figures = (wall: number[], cpu: number[]): ResolveFigures => ({
-    p50Ms: round(percentile(wall, 50), 3),
-    p99Ms: round(percentile(wall, 99), 3),
-    cpuP50Ms: round(percentile(cpu, 50), 3),
-    cpuP99Ms: round(percentile(cpu, 99), 3),
+  await warmUp(order, [small, large]);
+  const { result: times, pauses } = await watchingGc(async () => {
+    const times: { small: Timing[]; large: Timing[] } = { small: [], large: [] };
+    for (const [client, did, isSmall] of order) (isSmall ? times.small : times.large).push(await timeOne(() => client.resolveDid(did)));
+    return times;
   });
-  return { small: figures(times.small, cpus.small), large: figures(times.large, cpus.large) };
+  return { small: figuresOf(times.small, pauses), large: figuresOf(times.large, pauses) };
 }
 
 /** A full garbage collection now (V8's gc function, exposed at run time: the bench takes no flags). */
@@ -863,11 +956,11 @@ function randomSample<T>(items: readonly T[], count: number): T[] {
 
 async function scaling(dir: string): Promise<void> {
   const max = Number(process.env['DKMS_BENCH_LEDGER_MAX'] ?? 1_000_000);
-  const budgetSeconds = Number(process.env['DKMS_BENCH_LEDGER_BUDGET_S'] ?? 360);
+  const budgetSeconds = Number(process.env['DKMS_BENCH_LEDGER_BUDGET_S'] ?? 1200);
   const targets = [10_000, 100_000, 1_000_000].filter((t) => t < max).concat([max]);
   const path = join(dir, 'scale.db');
   const key = nodeSigner();
-  let node = await openNode(path, key);
+  let node = await openNode(path, key, SCALE_VERIFY_THREADS);
   const presigner = new Presigner();
   const dids: Did[] = [];
   const started = process.hrtime.bigint();
@@ -922,7 +1015,7 @@ async function scaling(dir: string): Promise<void> {
         if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${first.path}-wal`);
       }
       const openStart = process.hrtime.bigint();
-      node = await openNode(path, key);
+      node = await openNode(path, key, SCALE_VERIFY_THREADS);
       const openMs = seconds(openStart) * 1000;
       const firstStart = process.hrtime.bigint();
       await new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(node) }).resolveDid(sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
@@ -951,7 +1044,10 @@ async function scaling(dir: string): Promise<void> {
     if (first !== undefined && node.size > first.events) {
       const small = await openNode(first.path, nodeSigner());
       try {
-        const paired = await pairedWarm(small, first.sample, node, randomSample(dids, SCALE_SAMPLES));
+        // As many DIDs at the last size as at the first (there are 435 at 10k): the two p99s are
+        // then the same order statistic (with 1,000 against 435, the larger sample's p99 sits
+        // deeper in the tail of rare slow resolves that both sizes have).
+        const paired = await pairedWarm(small, first.sample, node, randomSample(dids, first.sample.length));
         emit({
           bench: 'ledger.scaling.paired',
           what: 'warm verified resolves at the first and the last size, timed interleaved in the same seconds (the stages are minutes apart)',

@@ -103,6 +103,8 @@ const treeId = (head: { size: number; root: string; map: string }): string => `$
 const MAX_CONFLICTS = 100;
 /** Subject records a node keeps in memory for validation. */
 const RECORD_CACHE_LIMIT = 4_096;
+/** DIDs whose controlling policy is remembered (a warm DID read then reads nothing from the store). */
+const CONTROLLER_CACHE_LIMIT = 65_536;
 
 const derivedRecord = (record: LogRecord): DerivedRecord => ({ gseq: record.gseq, subject: subjectOf(record.event), seq: record.event.seq, leaf: recordLeaf(record) });
 
@@ -152,6 +154,8 @@ export class LedgerNode {
    * an append's compare-and-swap on the log's size proves they were current.
    */
   readonly #records = new Map<Subject, SubjectRecord | undefined>();
+  /** The policy controlling each DID read lately: fixed by the DID's inception, never out of date. */
+  readonly #controllers = new Map<Did, PolicyAddress>();
 
   private constructor(store: LogStore, signer: NodeSigner, derived: Derived, lastTime: string, options: NodeOptions) {
     this.store = store;
@@ -694,8 +698,13 @@ export class LedgerNode {
 
   /** The policy that controls a DID, fixed by its inception event (so any record of it names it). */
   async controllerOf(did: Did): Promise<PolicyAddress | undefined> {
+    const known = this.#controllers.get(did);
+    if (known !== undefined) return known;
     const record = await this.store.subject(did);
-    return record?.kind === 'did' ? record.controller : undefined;
+    if (record?.kind !== 'did') return undefined;
+    if (this.#controllers.size >= CONTROLLER_CACHE_LIMIT) this.#controllers.clear();
+    this.#controllers.set(did, record.controller);
+    return record.controller;
   }
 
   /** A subject's events with seq above `afterSeq` (all of them for -1), up to `untilGseq` (exclusive). */
