@@ -41,7 +41,7 @@
  *    last, as many DIDs at each (the stages are minutes apart, and a shared machine's speed
  *    drifts in between: their own p99s differ by that drift too). DKMS_BENCH_LEDGER_BUDGET_S
  *    (default 1200) bounds the generation time: short of the size asked, the figures are taken
- *    at the size reached. On a 2-core machine 1M takes 12-15 minutes
+ *    at the size reached. On a 2-core machine 1M takes 12-14 minutes
  *    (DKMS_BENCH_LEDGER_MAX=300000: about 3).
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
@@ -95,7 +95,7 @@ const ROUND_TRIPS = 300;
 const SCALE_SAMPLES = 1000;
 /**
  * The generating node checks each batch's signatures on a worker thread while it writes the one
- * before (the second core; signing the next window in the presigner takes about a third of it).
+ * before, on the second core, which the presigner shares.
  */
 const SCALE_VERIFY_THREADS = 1;
 const SCALE_WINDOW = 4000;
