@@ -853,7 +853,7 @@ function figuresOf(timings: readonly Timing[], pauses: readonly { at: number; ms
   };
 }
 
-/** Wall and CPU time of each call of `fn`, in milliseconds. */
+/** The figures of calling `fn` once for each item: wall and CPU time, and the collections meanwhile. */
 async function timed(items: readonly Did[], fn: (did: Did) => Promise<unknown>): Promise<ResolveFigures> {
   const { result: timings, pauses } = await watchingGc(async () => {
     const timings: Timing[] = [];
@@ -863,7 +863,7 @@ async function timed(items: readonly Did[], fn: (did: Did) => Promise<unknown>):
   return figuresOf(timings, pauses);
 }
 
-/** Untimed warm rounds before a warm pass is timed (see sampleResolves). */
+/** Untimed warm rounds before a warm pass is timed (see warmUp). */
 const WARM_UP_ROUNDS = 3;
 
 /**
