@@ -119,6 +119,9 @@ export const ERROR_CODES = {
   LEDGER_BAD_MAP_PROOF: { exit: 117, http: 502 },
   LEDGER_UNWITNESSED: { exit: 118, http: 502 },
   WITNESS_REFUSED: { exit: 119, http: 409 },
+  REQUEST_REPLAYED: { exit: 120, http: 409 },
+  REQUEST_TIME_SKEW: { exit: 121, http: 401 },
+  MAILBOX_NOT_FOUND: { exit: 122, http: 404 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

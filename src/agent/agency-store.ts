@@ -84,6 +84,8 @@ export interface AgencyStore {
   routes(cloudId: string): Promise<Route[]>;
   /** Whether `cloudId` routes to `agentKey` (a key may be routed by several owners' cloud agents). */
   isRouted(cloudId: string, agentKey: string): Promise<boolean>;
+  /** Whether any cloud agent routes to `agentKey`, or keeps mail for it (a guest): whether it has a mailbox here. */
+  hasMailbox(agentKey: string): Promise<boolean>;
   /** Whether `cloudId` once routed to `agentKey` and stopped. */
   wasRemoved(cloudId: string, agentKey: string): Promise<boolean>;
   /**

@@ -18,6 +18,13 @@ import type { Wallet } from '../wallet/index.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
+/**
+ * Called once a request's signer is found allowed to make it, before anything is changed: it
+ * takes the request's nonce and counts it against the signer's budget (agency-api.ts), and
+ * throws to refuse it. What a stranger's request costs is then only the checks that refused it.
+ */
+export type Admit = () => void;
+
 /** A policy read from the ledger and verified: its current state, and every state it had, oldest first. */
 export type VerifiedPolicy = Pick<ResolvedPolicy, 'record' | 'policyHistory'>;
 
@@ -129,12 +136,13 @@ export class Agency {
    * Provisions a cloud agent for `policy`, asked by `signer`, which must be an ADMIN agent of it.
    * Asking again returns the same cloud agent: one per owner per agency.
    */
-  async register(signer: string, policy: string): Promise<CloudAgentInfo> {
+  async register(signer: string, policy: string, admit: Admit): Promise<CloudAgentInfo> {
     const verified = await this.#policies.read(policy);
     const asker = verified.record.policy.agents.find((a) => a.key === signer);
     if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) {
       throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the policy may register its cloud agent');
     }
+    admit();
     let record = await this.#store.cloudAgentOfPolicy(policy);
     if (record === undefined) {
       const id = toBase58btc(randomBytes(16));
@@ -161,11 +169,13 @@ export class Agency {
    * Re-reads the owner's policy and routes to exactly its current agents. The routes follow
    * what was read whoever asked: a revoked agent's own sync ends its routes, then is refused.
    */
-  async sync(signer: string, id: string): Promise<{ routes: Route[]; added: string[]; removed: string[] }> {
+  async sync(signer: string, id: string, admit: Admit): Promise<{ routes: Route[]; added: string[]; removed: string[] }> {
     const record = await this.cloudAgent(id);
     const verified = await this.#policies.read(record.policy);
+    // The routes follow the ledger whoever asked: nothing the request itself decides.
     const change = await this.#apply(record, verified);
     if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
+    admit();
     return { routes: await this.#store.routes(record.id), ...change };
   }
 
@@ -360,11 +370,12 @@ export class Agency {
    * agents. Versions are kept per agent, so one device (a stolen one, say) cannot push another's
    * backups out.
    */
-  async putBackup(signer: string, id: string, locator: string, data: Uint8Array): Promise<BackupRecord> {
+  async putBackup(signer: string, id: string, locator: string, data: Uint8Array, admit: Admit): Promise<BackupRecord> {
+    if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
     const record = await this.cloudAgent(id);
     const agent = (await this.#current(record)).policy.agents.find((a) => a.key === signer);
     if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
-    if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
+    admit();
     return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
   }
 
@@ -374,13 +385,14 @@ export class Agency {
    * no device holds, so a stolen device cannot take the owner's backups away; and never the
    * locator that holds the newest backup.
    */
-  async deleteBackups(signer: string, id: string, locator: string): Promise<number> {
+  async deleteBackups(signer: string, id: string, locator: string, admit: Admit): Promise<number> {
     const record = await this.cloudAgent(id);
     const { recovery, revealed } = (await this.#current(record)).policy;
     const digest = recoveryKeyDigest(signer);
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
     }
+    admit();
     // A spent key (an old paper, rotated-out trustees) must not reach the current backups.
     if ((await this.#store.newestLocator(record.id)) === locator) throw new DkmsError('BACKUP_UNAUTHORIZED', 'the owner\'s newest backups cannot be deleted');
     return this.#store.deleteBackups(record.id, locator);
@@ -404,12 +416,13 @@ export class Agency {
   }
 
   /** A backup's bytes, for a request signed by a recovery key the owner's policy commits to. */
-  async getBackup(signer: string, locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array }> {
+  async getBackup(signer: string, locator: string, version: number | undefined, admit: Admit): Promise<{ record: BackupRecord; data: Uint8Array }> {
     const { record } = await this.#backupOwner(locator);
     const { recovery } = (await this.#current(record)).policy;
     if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
     }
+    admit();
     const found = await this.#store.backupData(locator, version);
     if (found === undefined) throw new DkmsError('BACKUP_NOT_FOUND', `no backup version ${String(version)} for that recovery secret`);
     return found;
@@ -417,9 +430,12 @@ export class Agency {
 
   /**
    * Waiting messages for `agentKey`; with `waitMs`, waits that long for the first one to arrive.
-   * A key no cloud agent routes to has only guest mail, if any: a revoked agent's went with its route.
+   * A key no cloud agent routes to has only guest mail, if any: a revoked agent's went with its
+   * route. A key with neither has no mailbox here (MAILBOX_NOT_FOUND), and is not admitted.
    */
-  async pickup(agentKey: string, limit: number, waitMs = 0, signal?: AbortSignal): Promise<StoredMessage[]> {
+  async pickup(agentKey: string, limit: number, waitMs: number, admit: Admit, signal?: AbortSignal): Promise<StoredMessage[]> {
+    await this.#mailboxOf(agentKey);
+    admit();
     this.#refuseHeld(agentKey);
     const found = await this.#store.pickup(agentKey, limit);
     if (found.length > 0 || waitMs <= 0) return found;
@@ -428,8 +444,17 @@ export class Agency {
     return this.#store.pickup(agentKey, limit);
   }
 
-  ack(agentKey: string, ids: readonly string[]): Promise<number> {
+  async ack(agentKey: string, ids: readonly string[], admit: Admit): Promise<number> {
+    await this.#mailboxOf(agentKey);
+    admit();
     return this.#store.ack(agentKey, ids);
+  }
+
+  /** MAILBOX_NOT_FOUND unless some cloud agent here routes to `agentKey`, or keeps guest mail for it. */
+  async #mailboxOf(agentKey: string): Promise<void> {
+    if (!(await this.#store.hasMailbox(agentKey))) {
+      throw new DkmsError('MAILBOX_NOT_FOUND', 'this agency keeps no mailbox for this key: it is not an agent of an owner served here, and no mail waits for it');
+    }
   }
 
   purgeGuests(now = Date.now()): Promise<number> {

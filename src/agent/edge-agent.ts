@@ -27,6 +27,9 @@ import {
 } from './didcomm/index.js';
 import type { RequestSigner } from './request-auth.js';
 
+/** How often a device that has no mailbox at the agency yet asks again. */
+const GUEST_POLL_MS = 1000;
+
 /** Who sent a message, as far as decryption proved it. */
 export interface Sender {
   /** The authcrypt sender's key id (did:key URL of an X25519 key). */
@@ -210,6 +213,26 @@ export class EdgeAgent {
     }
     await agency.ack(done);
     return report;
+  }
+
+  /**
+   * `receive` for a device that is nobody's agent yet (being paired or recovered): the agency
+   * keeps a mailbox for its key only once mail for it arrived (or the owner routes it), and
+   * answers MAILBOX_NOT_FOUND until then. That is "nothing yet": it asks again every second
+   * until `waitSeconds` have passed, then returns nothing.
+   */
+  async receiveAsGuest(handlers: Handlers, options: { waitSeconds: number; agency: AgencyClient }): Promise<ReceiveEntry[]> {
+    const deadline = Date.now() + options.waitSeconds * 1000;
+    for (;;) {
+      const left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      try {
+        return await this.receive(handlers, { waitSeconds: left, agency: options.agency });
+      } catch (e) {
+        if (!isDkmsError(e, 'MAILBOX_NOT_FOUND')) throw e;
+      }
+      if (Date.now() >= deadline) return [];
+      await new Promise((resolve) => setTimeout(resolve, Math.min(GUEST_POLL_MS, deadline - Date.now())));
+    }
   }
 
   async #handleOne(envelope: unknown, handlers: Handlers, keys: readonly AgreementKey[]): Promise<ReceiveEntry> {

@@ -278,7 +278,7 @@ export async function awaitWelcome(agent: EdgeAgent, invitation: Invitation, lab
   const handlers = invitee(invitation, label);
   while (Date.now() < deadline) {
     const wait = Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
-    for (const entry of await agent.receive(handlers, { waitSeconds: wait, agency })) {
+    for (const entry of await agent.receiveAsGuest(handlers, { waitSeconds: wait, agency })) {
       const refused = entry.data?.['refused'] as { code: ErrorCode; reason: string } | undefined;
       if (refused !== undefined) throw new DkmsError(refused.code, `the inviting agent refused: ${refused.reason}`);
       if (entry.data?.['paired'] !== undefined) return entry;

@@ -4,6 +4,11 @@ import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, Route, StoredMessage } from './agency-store.js';
 
+/** Which keys have a mailbox here: looked up by key alone for every pickup. */
+const ROUTES_BY_AGENT = `
+CREATE INDEX routes_agent ON routes (agent_key);
+`;
+
 const BACKUPS = `
 CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, cloud_id TEXT NOT NULL, agent TEXT NOT NULL, created TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (locator, version));
 CREATE INDEX backups_cloud ON backups (cloud_id, locator);
@@ -18,14 +23,14 @@ CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, message
 CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE INDEX messages_recipient ON messages (recipient, id);
 CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
-${BACKUPS}`;
+${BACKUPS}${ROUTES_BY_AGENT}`;
 
 const FILE = {
   /** 'DKMA': a dkms agency file. */
   applicationId: 0x444b4d41,
-  version: 3,
+  version: 4,
   schema: SCHEMA,
-  migrations: { 2: BACKUPS },
+  migrations: { 2: BACKUPS, 3: ROUTES_BY_AGENT },
   what: 'agency store',
   busy: 'AGENCY_BUSY',
   damaged: 'AGENCY_STORE_DAMAGED',
@@ -52,6 +57,8 @@ export class SqliteAgencyStore implements AgencyStore {
       cloudByPolicy: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE policy = ?`),
       routes: db.prepare<[string], { agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = ? ORDER BY agent_key'),
       isRouted: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM routes WHERE cloud_id = ? AND agent_key = ?'),
+      routedAnywhere: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM routes WHERE agent_key = ? LIMIT 1'),
+      hasMail: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM messages WHERE recipient = ? LIMIT 1'),
       wasRemoved: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM removed WHERE cloud_id = ? AND agent_key = ?'),
       deleteRoute: db.prepare('DELETE FROM routes WHERE cloud_id = ? AND agent_key = ?'),
       putRoute: db.prepare('INSERT OR REPLACE INTO routes (cloud_id, agent_key, kx) VALUES (?, ?, ?)'),
@@ -110,6 +117,10 @@ export class SqliteAgencyStore implements AgencyStore {
 
   isRouted(cloudId: string, agentKey: string): Promise<boolean> {
     return this.#run(() => this.#stmts.isRouted.get(cloudId, agentKey) !== undefined);
+  }
+
+  hasMailbox(agentKey: string): Promise<boolean> {
+    return this.#run(() => this.#stmts.routedAnywhere.get(agentKey) !== undefined || this.#stmts.hasMail.get(agentKey) !== undefined);
   }
 
   wasRemoved(cloudId: string, agentKey: string): Promise<boolean> {

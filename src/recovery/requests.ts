@@ -110,7 +110,7 @@ export async function collectReleases(agent: EdgeAgent, waitSeconds = 0, handler
   const agency = new AgencyClient(request.agency, agent.signingKey(), agent.options);
   const entries: ReceiveEntry[] = [];
   for (let wait = waitSeconds; ; wait = 0) {
-    const batch = await agent.receive(handlers, { agency, waitSeconds: wait });
+    const batch = await agent.receiveAsGuest(handlers, { agency, waitSeconds: wait });
     entries.push(...batch);
     if (batch.length === 0) return entries;
   }

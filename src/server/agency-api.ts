@@ -7,17 +7,19 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { MAX_BACKUP_BYTES, type Agency } from '../agent/agency.js';
+import { MAX_BACKUP_BYTES, type Admit, type Agency } from '../agent/agency.js';
 import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
-import { RequestVerifier } from '../agent/request-auth.js';
+import { RequestVerifier, type SignedRequest } from '../agent/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
 export interface AgencyServerOptions {
   /** Requests per second from one client address. */
   readonly rateLimitPerSecond?: number;
-  /** Signed requests per second from one agent key (counted once its signature verifies). */
+  /** Signed requests per second from one agent key (counted once the key is found allowed to make the request). */
   readonly agentRequestsPerSecond?: number;
   readonly logger?: boolean;
+  /** Checks signed requests and remembers the nonces of admitted ones (default: a new one; tests pass theirs to look at its size). */
+  readonly verifier?: RequestVerifier;
 }
 
 export const MAX_PICKUP = 500;
@@ -43,11 +45,12 @@ export function buildAgencyServer(agency: Agency, options: AgencyServerOptions =
   installProblemHandlers(app, (url) => (url.startsWith('/v1/inbound') ? 'ENVELOPE_MALFORMED' : 'BAD_INPUT'), 'ENVELOPE_TOO_LARGE');
   // By address only: an unverified key header must not let anyone spend another agent's quota.
   void app.register(rateLimit, { max: options.rateLimitPerSecond ?? 200, timeWindow: 1000 });
-  void app.register(async (api) => agencyRoutes(api, agency, options.agentRequestsPerSecond ?? 50));
+  const verifier = options.verifier ?? new RequestVerifier();
+  void app.register(async (api) => agencyRoutes(api, agency, verifier, options.agentRequestsPerSecond ?? 50));
   return app;
 }
 
-/** Counts each verified agent's requests per second. */
+/** Counts each admitted agent's requests per second. */
 function agentQuota(perSecond: number): (key: string) => void {
   let window = 0;
   let counts = new Map<string, number>();
@@ -63,14 +66,26 @@ function agentQuota(perSecond: number): (key: string) => void {
   };
 }
 
-function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSecond: number): void {
-  const verifier = new RequestVerifier();
+/**
+ * A signed request's key, checked (signature, time), with the `admit` that the Agency calls once
+ * it found the key allowed to make the request: only then are its budget and nonce spent.
+ */
+export interface Signed {
+  readonly key: string;
+  readonly admit: Admit;
+}
+
+function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVerifier, agentRequestsPerSecond: number): void {
   const quota = agentQuota(agentRequestsPerSecond);
-  /** The signing agent's key, once its signature over this very request verifies and it is within its quota. */
-  const signer = (request: FastifyRequest): string => {
-    const key = verifier.verify(request.headers, request.method, request.url, request.body ?? undefined);
-    quota(key);
-    return key;
+  const signer = (request: FastifyRequest): Signed => {
+    const checked: SignedRequest = verifier.check(request.headers, request.method, request.url, request.body ?? undefined);
+    return {
+      key: checked.key,
+      admit: () => {
+        quota(checked.key);
+        verifier.admit(checked);
+      },
+    };
   };
 
   app.get('/v1/health', async () => ({ status: 'ok', service: 'agency' }));
@@ -79,8 +94,8 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
     '/v1/cloud-agents',
     { schema: { body: { type: 'object', required: ['policy'], additionalProperties: false, properties: { policy: { type: 'string', minLength: 8, maxLength: 100 } } } } },
     async (request, reply) => {
-      const key = signer(request);
-      const info = await agency.register(key, (request.body as { policy: string }).policy);
+      const { key, admit } = signer(request);
+      const info = await agency.register(key, (request.body as { policy: string }).policy, admit);
       return reply.code(201).send(info);
     },
   );
@@ -90,8 +105,8 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
   app.get('/v1/cloud-agents/:id', { schema: { params: idParams } }, async (request) => agency.info(await agency.cloudAgent((request.params as { id: string }).id)));
 
   app.post('/v1/cloud-agents/:id/sync', { schema: { params: idParams } }, async (request) => {
-    const key = signer(request);
-    return agency.sync(key, (request.params as { id: string }).id);
+    const { key, admit } = signer(request);
+    return agency.sync(key, (request.params as { id: string }).id, admit);
   });
 
   backupRoutes(app, agency, signer);
@@ -115,11 +130,11 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
       },
     },
     async (request) => {
-      const key = signer(request);
+      const { key, admit } = signer(request);
       const query = request.query as { limit?: number; wait?: number };
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
-      const messages = await agency.pickup(key, query.limit ?? 100, (query.wait ?? 0) * 1000, aborted.signal);
+      const messages = await agency.pickup(key, query.limit ?? 100, (query.wait ?? 0) * 1000, admit, aborted.signal);
       return { messages: messages.map((m) => ({ id: m.id, received: m.received, envelope: JSON.parse(fromUtf8(m.envelope)) as unknown })) };
     },
   );
@@ -137,8 +152,8 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, agentRequestsPerSeco
       },
     },
     async (request) => {
-      const key = signer(request);
-      return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids) };
+      const { key, admit } = signer(request);
+      return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids, admit) };
     },
   );
 }
@@ -149,7 +164,7 @@ const locatorParam = { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{16,30}$' 
  * Backups: an owner's agents store them under the locator (derived from R); only a request
  * signed by a recovery key the owner's policy commits to gets one back.
  */
-function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: FastifyRequest) => string): void {
+function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: FastifyRequest) => Signed): void {
   const bodyLimit = Math.ceil((MAX_BACKUP_BYTES * 4) / 3) + 4096;
   app.post(
     '/v1/cloud-agents/:id/backups',
@@ -161,9 +176,9 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
       },
     },
     async (request, reply) => {
-      const key = signer(request);
+      const { key, admit } = signer(request);
       const body = request.body as { locator: string; data: string };
-      const stored = await agency.putBackup(key, (request.params as { id: string }).id, body.locator, fromBase64url(body.data, 'backup'));
+      const stored = await agency.putBackup(key, (request.params as { id: string }).id, body.locator, fromBase64url(body.data, 'backup'), admit);
       return reply.code(201).send({ version: stored.version, created: stored.created, size: stored.size });
     },
   );
@@ -172,9 +187,9 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
     '/v1/cloud-agents/:id/backups/:locator',
     { schema: { params: { type: 'object', required: ['id', 'locator'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, locator: locatorParam } } } },
     async (request) => {
-      const key = signer(request);
+      const { key, admit } = signer(request);
       const params = request.params as { id: string; locator: string };
-      return { deleted: await agency.deleteBackups(key, params.id, params.locator) };
+      return { deleted: await agency.deleteBackups(key, params.id, params.locator, admit) };
     },
   );
 
@@ -189,14 +204,14 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
     '/v1/backups/:locator/data',
     { schema: { params: locatorParams, querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'integer', minimum: 1 } } } } },
     async (request) => {
-      let key: string;
+      let signed: Signed;
       try {
-        key = signer(request);
+        signed = signer(request);
       } catch (e) {
         if (isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw new DkmsError('BACKUP_UNAUTHORIZED', e.message);
         throw e;
       }
-      const found = await agency.getBackup(key, (request.params as { locator: string }).locator, (request.query as { version?: number }).version);
+      const found = await agency.getBackup(signed.key, (request.params as { locator: string }).locator, (request.query as { version?: number }).version, signed.admit);
       return { version: found.record.version, created: found.record.created, data: toBase64url(found.data) };
     },
   );

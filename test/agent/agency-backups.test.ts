@@ -257,7 +257,7 @@ function oldAgencyFile(path: string, version: number, cloud: CloudAgentRecord, a
 }
 
 describe('agency store: the file format', () => {
-  it('upgrades a format-2 file to format 3 in place, keeping its cloud agents, and backups then work', async () => {
+  it('upgrades a format-2 file to the current format (4) in place, keeping its cloud agents, and backups then work', async () => {
     const path = dbPath();
     const cloud = cloudRecord();
     const agent = agentKey();
@@ -272,25 +272,29 @@ describe('agency store: the file format', () => {
     expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({ locator, cloudId: cloud.id, version: 1, agent, created: NOW, size: 17 });
     await store.close();
 
-    expect(fileFormat(path)).toEqual({ version: 3, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'mailboxes', 'messages', 'removed', 'routes'] });
+    expect(fileFormat(path)).toEqual({ version: 4, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'mailboxes', 'messages', 'removed', 'routes'] });
     expect(columnsOf(path, 'backups')).toEqual(['locator', 'version', 'cloud_id', 'agent', 'created', 'data']);
+    // Format 4 looks routes up by agent key alone (every pickup asks whether a key has a mailbox).
+    const file = new Database(path, { readonly: true });
+    expect(file.prepare("SELECT sql FROM sqlite_schema WHERE name = 'routes_agent'").pluck().get()).toMatch(/ON routes \(agent_key\)/);
+    file.close();
     // Opening it again changes nothing further.
     const again = openStore(path);
     expect(await again.cloudAgent(cloud.id)).toEqual(cloud);
     expect((await again.backupData(locator))?.data).toEqual(bytesOf('after the upgrade'));
     expect((await again.backups(locator)).map((r) => r.agent)).toEqual([agent]);
     await again.close();
-    expect(fileFormat(path).version).toBe(3);
+    expect(fileFormat(path).version).toBe(4);
   });
 
   it('refuses a file of a newer format, and one of a format it cannot upgrade, leaving it as it was', () => {
-    for (const version of [4, 1]) {
+    for (const version of [5, 1]) {
       const path = dbPath();
       const cloud = cloudRecord();
       oldAgencyFile(path, version, cloud, agentKey());
       const before = fileFormat(path);
       const error = expectCode(() => SqliteAgencyStore.open(path), 'AGENCY_STORE_DAMAGED');
-      expect(error.message).toMatch(/format 3/);
+      expect(error.message).toMatch(/format 4/);
       expect(fileFormat(path)).toEqual(before);
     }
   });
@@ -481,7 +485,7 @@ describe('agency API: storing backups', () => {
     const body = { locator: o.keys.locator, data: toBase64url(bytesOf('once')) };
     const auth = signRequest(o.laptop, 'POST', path, body);
     expect((await send(o.agency.url, 'POST', path, auth, body)).status).toBe(201);
-    expectProblem(await send(o.agency.url, 'POST', path, auth, body), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(await send(o.agency.url, 'POST', path, auth, body), 409, 'REQUEST_REPLAYED');
     const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
     expect((index.body as { versions: unknown[] }).versions).toHaveLength(1);
   });
@@ -620,7 +624,7 @@ describe('agency API: fetching backups', () => {
     const auth = signRequest(o.keys.signer(0), 'GET', path);
     expect((await send(o.agency.url, 'GET', path, auth)).status).toBe(200);
     const again = await send(o.agency.url, 'GET', path, auth);
-    expectProblem(again, 401, 'BACKUP_UNAUTHORIZED');
+    expectProblem(again, 409, 'REQUEST_REPLAYED');
     expect((again.body as { detail: string }).detail).toMatch(/already/);
   });
 });

@@ -117,8 +117,8 @@ describe('agents end to end, through real processes', () => {
     const late = String((await phone.run(['key', 'sign', '--name', 'agent-sign', '--in', doc]))['signature']);
     const verdict = await laptop.fails(['verify', '--policy', policy, '--signer', phoneKey, '--signature', late, '--in', doc]);
     expect(verdict.code).toBe('SIGNATURE_INVALID');
-    // Its mailbox is gone: nothing reaches it any more.
+    // Its mailbox is gone: nothing reaches it any more, and the agency says so.
     await bob.run(['message', 'send', 'alice', 'not for the phone']);
-    expect((await phone.run(['message', 'inbox']))['received']).toBe(0);
+    expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });
   });
 });

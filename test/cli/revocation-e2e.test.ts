@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { postEnvelope } from '../../src/agent/agency-client.js';
 import { anoncrypt, didKeyUrl, messageBytes, newMessage, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
 import { x25519Generate } from '../../src/crypto/index.js';
+import { ERROR_CODES } from '../../src/errors.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -48,7 +49,8 @@ describe('revocation end to end, through real processes', () => {
     await mailTo(cloud, 'after the revocation');
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(String(revoked['time'])) + 2000 - Date.now())));
 
-    expect((await phone.run(['message', 'inbox']))['received']).toBe(0);
+    // The agency keeps no mailbox for the revoked phone: its inbox is refused, not empty.
+    expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });
     expect((await laptop.run(['message', 'inbox']))['received']).toBe(2);
   });
 });

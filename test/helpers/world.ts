@@ -16,7 +16,7 @@ import { addRecoveryRequest, approveRecoveryRequest, collectReleases, createReco
 import { commitRecovery, prepareRecovery } from '../../src/recovery/setup.js';
 import { trustees } from '../../src/recovery/state.js';
 import { answerOffer, inviteTrustee, trusteeOffers } from '../../src/recovery/trustees.js';
-import { startAgency } from '../../src/server/agency-service.js';
+import { startAgency, type AgencyServiceOptions } from '../../src/server/agency-service.js';
 import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { startLedger } from './lying.js';
 import { tempDir } from './tmp.js';
@@ -32,7 +32,7 @@ export interface World {
   pairAgent(owner: EdgeAgent, label: string, flags: number): Promise<EdgeAgent>;
 }
 
-export async function world(options: { ledgerClock?: () => number } = {}): Promise<World> {
+export async function world(options: { ledgerClock?: () => number; agency?: Partial<AgencyServiceOptions> } = {}): Promise<World> {
   const ledger = await startLedger(tempDir(), options.ledgerClock === undefined ? {} : { node: { now: options.ledgerClock } });
   const agency = await startAgency(tempDir(), {
     ledgerUrl: ledger.url,
@@ -41,6 +41,7 @@ export async function world(options: { ledgerClock?: () => number } = {}): Promi
     ...(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock }),
     rateLimitPerSecond: 100_000,
     agentRequestsPerSecond: 100_000,
+    ...options.agency,
   });
   onTestFinished(() => agency.close());
   const newAgent = async () => {

@@ -1,0 +1,139 @@
+/**
+ * Abuse of an agency, on loopback, from several 127.x source addresses, bounded in time: while
+ * strangers flood it with validly signed requests, the owner's agents keep working. The rule
+ * under test: an attacker's traffic never costs a legitimate agent a request, and what the
+ * agency remembers of it stays bounded.
+ */
+import { Agent as HttpAgent, request } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { inbox, sendText } from '../../src/agent/connections.js';
+import { RequestVerifier, signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
+import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { FLAGS } from '../../src/policy/flags.js';
+import { edgeAgent } from '../helpers/edge.js';
+import { connect, settle, world } from '../helpers/world.js';
+
+/** Source addresses the attacker sends from (all of 127/8 is loopback on Linux). */
+const ATTACKER_ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
+const FLOOD_MS = 4000;
+const IN_FLIGHT = 16;
+
+interface Flood {
+  readonly statuses: Map<number, number>;
+  readonly sent: () => number;
+  stop(): Promise<void>;
+}
+
+/** Sends what `next` makes, `IN_FLIGHT` at a time, round-robin over the addresses, until stopped. */
+function flood(base: string, next: (i: number) => { method: string; path: string; headers: Record<string, string>; body?: string }): Flood {
+  const agents = ATTACKER_ADDRESSES.map(() => new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT }));
+  const statuses = new Map<number, number>();
+  let sent = 0;
+  let running = true;
+  const one = (i: number): Promise<void> =>
+    new Promise((resolve) => {
+      const made = next(i);
+      const req = request(
+        `${base}${made.path}`,
+        { method: made.method, headers: made.headers, localAddress: ATTACKER_ADDRESSES[i % ATTACKER_ADDRESSES.length], agent: agents[i % agents.length] },
+        (res) => {
+          statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1);
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
+      req.on('error', () => {
+        statuses.set(-1, (statuses.get(-1) ?? 0) + 1);
+        resolve();
+      });
+      req.end(made.body);
+    });
+  const workers = Array.from({ length: IN_FLIGHT }, async () => {
+    while (running) await one(sent++);
+  });
+  return {
+    statuses,
+    sent: () => sent,
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      for (const agent of agents) agent.destroy();
+    },
+  };
+}
+
+/** A validly signed request by `signer`, signed `aheadMs` in the future. */
+function signedAt(signer: RequestSigner, method: string, path: string, body: unknown, aheadMs: number): Record<string, string> {
+  const realNow = Date.now;
+  Date.now = () => realNow() + aheadMs;
+  try {
+    return signRequest(signer, method, path, body);
+  } finally {
+    Date.now = realNow;
+  }
+}
+
+describe('an agency under abuse', () => {
+  it('keeps serving the owner\'s agents while strangers flood it with validly signed requests, and keeps nothing of theirs', async () => {
+    const verifier = new RequestVerifier();
+    // The agency's default limits: 200 requests a second per address, 50 per admitted key.
+    const w = await world({ agency: { verifier, rateLimitPerSecond: 200, agentRequestsPerSecond: 50 } });
+    const laptop = await w.makeOwner('alice');
+    const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);
+    const bob = await w.makeOwner('bob');
+    await connect(laptop, bob);
+    await settle(laptop, phone, bob);
+    const { id } = laptop.cloud();
+    const legitKeys = 3;
+
+    // One throwaway key, and a fresh one every 64 requests; times up to 50 s ahead. Pickups, syncs
+    // of Alice's cloud agent and registrations of her policy: what an agent does.
+    let stranger = edgeAgent();
+    const attack = flood(w.agencyUrl, (i) => {
+      if (i % 64 === 0) stranger = edgeAgent();
+      const ahead = (i % 5) * 10_000;
+      switch (i % 4) {
+        case 0:
+        case 1:
+          return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAt(stranger.signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
+        case 2: {
+          const path = `/v1/cloud-agents/${id}/sync`;
+          return { method: 'POST', path, headers: { ...signedAt(stranger.signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
+        }
+        default: {
+          const body = { policy: laptop.profile.policy };
+          return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAt(stranger.signer, 'POST', '/v1/cloud-agents', body, ahead), 'content-type': 'application/json' }, body: JSON.stringify(body) };
+        }
+      }
+    });
+
+    // Meanwhile the owner's agents sync, pick up, and receive what a real peer sends them.
+    const started = Date.now();
+    let rounds = 0;
+    try {
+      while (Date.now() - started < FLOOD_MS || rounds < 3) {
+        rounds++;
+        await laptop.agency().sync(id);
+        await phone.agency().sync(id);
+        await sendText(bob, 'alice', `round ${rounds}`);
+        expect(await laptop.receive(ALL_HANDLERS)).toEqual([expect.objectContaining({ outcome: 'handled' })]);
+        expect(await phone.receive(ALL_HANDLERS)).toEqual([expect.objectContaining({ outcome: 'handled' })]);
+        expect(inbox(laptop).at(-1)?.content).toBe(`round ${rounds}`);
+        expect(inbox(phone).at(-1)?.content).toBe(`round ${rounds}`);
+      }
+    } finally {
+      await attack.stop();
+    }
+
+    // The flood was real, and got nothing but refusals.
+    expect(attack.sent()).toBeGreaterThan(500);
+    expect([...attack.statuses.keys()].every((status) => [401, 404, 429].includes(status))).toBe(true);
+    expect((attack.statuses.get(401) ?? 0) + (attack.statuses.get(404) ?? 0)).toBeGreaterThan(500);
+    // Nothing of the strangers' is remembered: only the owners' keys have replay windows.
+    expect(verifier.size.keys).toBeLessThanOrEqual(legitKeys);
+    // And afterwards everything still works, the phone's mailbox included.
+    await sendText(bob, 'alice', 'after the flood');
+    expect((await phone.receive(ALL_HANDLERS)).map((e) => e.outcome)).toEqual(['handled']);
+    expect(inbox(phone).at(-1)?.content).toBe('after the flood');
+  });
+});
