@@ -11,6 +11,7 @@ import { MAX_BACKUP_BYTES, type Admit, type Agency } from '../agent/agency.js';
 import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
 import { RequestVerifier, type SignedRequest } from '../agent/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
+import { intParam, queryOf } from './query.js';
 
 export interface AgencyServerOptions {
   /** Requests per second from one client address. */
@@ -24,6 +25,10 @@ export interface AgencyServerOptions {
 
 export const MAX_PICKUP = 500;
 export const MAX_WAIT_SECONDS = 30;
+
+const LIMIT = intParam('limit', 1, MAX_PICKUP);
+const WAIT = intParam('wait', 0, MAX_WAIT_SECONDS);
+const VERSION = intParam('version', 1);
 
 const ENVELOPE_TYPES = ['application/didcomm-encrypted+json', 'application/json'];
 
@@ -121,20 +126,15 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
   app.get(
     '/v1/mailbox',
     {
-      schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_PICKUP }, wait: { type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS } },
-        },
-      },
+      schema: { querystring: queryOf([LIMIT, WAIT]) },
     },
     async (request) => {
+      const limit = LIMIT.read(request.query) ?? 100;
+      const wait = WAIT.read(request.query) ?? 0;
       const { key, admit } = signer(request);
-      const query = request.query as { limit?: number; wait?: number };
       const aborted = new AbortController();
       request.raw.once('close', () => aborted.abort());
-      const messages = await agency.pickup(key, query.limit ?? 100, (query.wait ?? 0) * 1000, admit, aborted.signal);
+      const messages = await agency.pickup(key, limit, wait * 1000, admit, aborted.signal);
       return { messages: messages.map((m) => ({ id: m.id, received: m.received, envelope: JSON.parse(fromUtf8(m.envelope)) as unknown })) };
     },
   );
@@ -202,8 +202,9 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
 
   app.get(
     '/v1/backups/:locator/data',
-    { schema: { params: locatorParams, querystring: { type: 'object', additionalProperties: false, properties: { version: { type: 'integer', minimum: 1 } } } } },
+    { schema: { params: locatorParams, querystring: queryOf([VERSION]) } },
     async (request) => {
+      const version = VERSION.read(request.query);
       let signed: Signed;
       try {
         signed = signer(request);
@@ -211,7 +212,7 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
         if (isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw new DkmsError('BACKUP_UNAUTHORIZED', e.message);
         throw e;
       }
-      const found = await agency.getBackup(signed.key, (request.params as { locator: string }).locator, (request.query as { version?: number }).version, signed.admit);
+      const found = await agency.getBackup(signed.key, (request.params as { locator: string }).locator, version, signed.admit);
       return { version: found.record.version, created: found.record.created, data: toBase64url(found.data) };
     },
   );

@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { DkmsError } from '../errors.js';
 import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
 import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
+import { intParam, queryOf } from './query.js';
 import { LedgerReads, MAX_MAP_PROOFS, type Answer, type ReadQuery } from './ledger-reads.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 
@@ -49,16 +50,25 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   return app;
 }
 
-const readQuery = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    at: { type: 'integer', minimum: 0 },
-    time: { type: 'string', maxLength: 40 },
-    after: { type: 'integer', minimum: -1 },
-    policyAfter: { type: 'integer', minimum: -1 },
-  },
-} as const;
+const AT = intParam('at', 0);
+const AFTER = intParam('after', -1);
+const POLICY_AFTER = intParam('policyAfter', -1);
+const WAIT_MS = intParam('wait', 0, MAX_HEAD_WAIT_MS);
+const FROM = intParam('from', 0);
+const TO = intParam('to', 0);
+const GSEQ = intParam('gseq', 0);
+const SIZE = intParam('size', 1);
+
+const readQuery = queryOf([AT, AFTER, POLICY_AFTER], { time: { type: 'string', maxLength: 40 } });
+
+/** A read's query, its integers checked and parsed. */
+function readQueryOf(query: unknown): ReadQuery {
+  const at = AT.read(query);
+  const after = AFTER.read(query);
+  const policyAfter = POLICY_AFTER.read(query);
+  const time = (query as { time?: string }).time;
+  return { ...(at === undefined ? {} : { at }), ...(after === undefined ? {} : { after }), ...(policyAfter === undefined ? {} : { policyAfter }), ...(time === undefined ? {} : { time }) };
+}
 
 
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
@@ -86,15 +96,12 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     '/v1/head/next',
     {
       schema: {
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: { after: { type: 'integer', minimum: -1 }, wait: { type: 'integer', minimum: 0, maximum: MAX_HEAD_WAIT_MS } },
-        },
+        querystring: queryOf([AFTER, WAIT_MS]),
       },
     },
     async (request) => {
-      const { after = -1, wait = 0 } = request.query as { after?: number; wait?: number };
+      const after = AFTER.read(request.query) ?? -1;
+      const wait = WAIT_MS.read(request.query) ?? 0;
       return node.nextHead(after, wait);
     },
   );
@@ -136,11 +143,11 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   );
 
   app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
-    send(reply, await reads.policy(checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress, request.query as ReadQuery, request.url)),
+    send(reply, await reads.policy(checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress, readQueryOf(request.query), request.url)),
   );
 
   app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
-    send(reply, await reads.did(checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did, request.query as ReadQuery, request.url)),
+    send(reply, await reads.did(checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did, readQueryOf(request.query), request.url)),
   );
 
   app.post(
@@ -160,9 +167,10 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get(
     '/v1/log',
-    { schema: { querystring: { type: 'object', additionalProperties: false, required: ['from'], properties: { from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 } } } } },
+    { schema: { querystring: queryOf([FROM, TO], {}, ['from']) } },
     async (request) => {
-      const { from, to } = request.query as { from: number; to?: number };
+      const from = FROM.read(request.query) ?? 0;
+      const to = TO.read(request.query);
       const head = node.servedHead();
       const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, head.size);
       return { head, records: end > from ? await node.range(from, end) : [] };
@@ -171,9 +179,10 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get(
     '/v1/proofs/inclusion',
-    { schema: { querystring: { type: 'object', additionalProperties: false, required: ['gseq'], properties: { gseq: { type: 'integer', minimum: 0 }, size: { type: 'integer', minimum: 1 } } } } },
+    { schema: { querystring: queryOf([GSEQ, SIZE], {}, ['gseq']) } },
     async (request) => {
-      const { gseq, size = node.size } = request.query as { gseq: number; size?: number };
+      const gseq = GSEQ.read(request.query) ?? 0;
+      const size = SIZE.read(request.query) ?? node.size;
       if (gseq >= size || size > node.size) throw new DkmsError('BAD_INPUT', `need gseq < size <= ${node.size}`);
       return { gseq, size, proof: node.inclusionProof(gseq, size) };
     },
@@ -181,9 +190,10 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get(
     '/v1/proofs/consistency',
-    { schema: { querystring: { type: 'object', additionalProperties: false, required: ['from'], properties: { from: { type: 'integer', minimum: 0 }, to: { type: 'integer', minimum: 0 } } } } },
+    { schema: { querystring: queryOf([FROM, TO], {}, ['from']) } },
     async (request) => {
-      const { from, to = node.size } = request.query as { from: number; to?: number };
+      const from = FROM.read(request.query) ?? 0;
+      const to = TO.read(request.query) ?? node.size;
       if (from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
       return { from, to, proof: node.consistencyProof(from, to) };
     },

@@ -31,11 +31,31 @@ export function sendProblem(reply: FastifyReply, error: DkmsError): void {
   void reply.code(problem.status).type('application/problem+json').send(problem);
 }
 
-export function installProblemHandlers(app: FastifyInstance, malformedCode: (url: string) => ErrorCode, tooLarge: ErrorCode = 'EVENT_TOO_LARGE'): void {
+/**
+ * What a client is told of a failure on the server's side (a 5xx code): its code, not its
+ * message, which may name the server's files. The message goes to the operator instead.
+ */
+function forClient(error: DkmsError): DkmsError {
+  if (ERROR_CODES[error.code].http < 500 || ERROR_CODES[error.code].http >= 502) return error;
+  return new DkmsError(error.code, `the server failed (${error.code}); its operator finds the cause in the server's error output`);
+}
+
+/** Where a server reports its own failures by default: one line on standard error. */
+const toStderr = (error: DkmsError | FastifyError, where: string): void => {
+  process.stderr.write(`dkms server: ${where}: ${error instanceof DkmsError ? error.code : 'INTERNAL'}: ${(error.message.split('\n')[0] ?? '').slice(0, 500)}\n`);
+};
+
+export function installProblemHandlers(
+  app: FastifyInstance,
+  malformedCode: (url: string) => ErrorCode,
+  tooLarge: ErrorCode = 'EVENT_TOO_LARGE',
+  onServerError: (error: DkmsError | FastifyError, where: string) => void = toStderr,
+): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const dkms = fromFastify(error, malformedCode, request.url, tooLarge);
-    if (dkms.code === 'INTERNAL') request.log.error({ err: error }, 'unexpected error');
-    sendProblem(reply, dkms);
+    const told = forClient(dkms);
+    if (told !== dkms) onServerError(dkms.code === 'INTERNAL' ? error : dkms, `${request.method} ${request.url.split('?')[0] ?? ''}`);
+    sendProblem(reply, told);
   });
   app.setNotFoundHandler((request, reply) => {
     sendProblem(reply, new DkmsError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));

@@ -564,6 +564,20 @@ describe('agency API: refused envelopes', () => {
     expect(await postRaw(url, good, 'application/json; charset=utf-8')).toMatchObject({ status: 202 });
   });
 
+  it('answers a signed pickup whose query is not what the schema says (no integer, out of range, unknown) with BAD_INPUT, showing no server detail', async () => {
+    const o = await owner();
+    await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'waiting', o.phone.didKey));
+    for (const query of ['limit=Infinity', 'limit=1e999', 'limit=-Infinity', 'limit=NaN', 'limit=1.5', 'limit=0', 'limit=501', 'limit=-1', 'limit=abc', 'limit=', 'limit=1e2', 'limit=0x10', 'limit=%201', 'wait=31', 'wait=1.5', 'wait=Infinity', 'limit=1&limit=2', 'other=1']) {
+      const answer = await signed(o.running.url, o.phone.signer, 'GET', `/v1/mailbox?${query}`);
+      expect({ query, status: answer.status, body: answer.body }).toMatchObject({ query, status: 400 });
+      expectProblem(answer, 400, 'BAD_INPUT');
+      const detail = (answer.body as { detail: string }).detail;
+      expect(detail, query).not.toMatch(/\/(work|tmp|home|root)\/|\.db|node_modules|at /);
+    }
+    // The mail is still there, for a well-formed pickup.
+    expect(await inbox(o.client(o.phone), o.phone)).toEqual(['waiting']);
+  });
+
   it('answers unknown routes with a NOT_FOUND problem', async () => {
     const o = await owner();
     expectProblem(await call(`${o.running.url}/v1/nothing-here`), 404, 'NOT_FOUND');

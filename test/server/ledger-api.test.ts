@@ -224,6 +224,21 @@ describe('ledger API: problems', () => {
       '/v1/proofs/consistency?from=2&to=1',
       '/v1/proofs/consistency?from=0&to=4',
       '/v1/proofs/consistency?from=4',
+      // What a lax validator coerces to a number: never a plain integer in range.
+      `/v1/policies/${policy}?at=Infinity`,
+      `/v1/policies/${policy}?at=1e999`,
+      `/v1/policies/${policy}?after=-2`,
+      `/v1/dids/${did}?policyAfter=0x1`,
+      `/v1/dids/${did}?after=%201`,
+      '/v1/log?from=Infinity',
+      '/v1/log?from=0&to=1e999',
+      '/v1/log?from=1e2',
+      '/v1/proofs/inclusion?gseq=Infinity',
+      '/v1/proofs/inclusion?gseq=0&size=1e999',
+      '/v1/proofs/consistency?from=-Infinity',
+      '/v1/head/next?wait=Infinity',
+      '/v1/head/next?after=NaN',
+      '/v1/head/next?wait=99999999999',
     ];
     for (const path of paths) {
       const answer = await get(`${ledger.url}${path}`);
