@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { DkmsError, type ErrorCode } from './errors.js';
+import { privateSqliteFile } from './files.js';
 
 export interface SqliteFileOptions {
   /** Four ASCII letters as a number: what kind of dkms file this is. */
@@ -38,6 +39,7 @@ export function sqliteError(e: unknown, path: string, options: Pick<SqliteFileOp
 
 export function openSqliteFile(path: string, options: SqliteFileOptions): Database.Database {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  privateSqliteFile(path);
   let db: Database.Database;
   try {
     db = new Database(path, { timeout: 250 });

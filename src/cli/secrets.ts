@@ -94,3 +94,40 @@ export async function getSecret(source: SecretSource): Promise<WalletSecret> {
   }
   return passphraseSecret(first);
 }
+
+/** Where a short secret typed by a person (a pairing passcode, a recovery challenge) may come from. */
+export interface ShortSecretSource {
+  /** The value of the `--…-file` flag: a file whose first line is the secret. */
+  readonly file?: string | undefined;
+  readonly fileFlag: string;
+  /** Environment variable holding it. */
+  readonly env: string;
+  /** What the prompt asks for, e.g. "Passcode shown beside the invitation". */
+  readonly prompt: string;
+}
+
+/**
+ * A short secret: from its file, its environment variable, or a no-echo prompt at the terminal,
+ * in that order; never from the command line. BAD_INPUT when none is available or it is empty.
+ */
+export async function getShortSecret(source: ShortSecretSource): Promise<string> {
+  const what = source.prompt.toLowerCase();
+  let value: string | undefined;
+  if (source.file !== undefined) {
+    value = readSecretFile(source.file, what).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  } else if (process.env[source.env] !== undefined && process.env[source.env] !== '') {
+    value = process.env[source.env];
+  } else if (process.stdin.isTTY) {
+    value = await promptHidden(source.prompt);
+  } else {
+    throw badInput(`no ${what}: use ${source.fileFlag} FILE, set ${source.env}, or run in a terminal to be asked`);
+  }
+  if (value === undefined || value.trim() === '') throw badInput(`the ${what} is empty`);
+  return value.trim();
+}
+
+/** Refuses a secret given as an argument, naming where it may come from instead. */
+export function refuseSecretArgument(given: unknown, flag: string, source: ShortSecretSource): void {
+  if (given === undefined) return;
+  throw badInput(`${flag} is not taken on the command line, where other users can read it: type it when asked, or use ${source.fileFlag} FILE or ${source.env}`);
+}

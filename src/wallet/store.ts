@@ -3,7 +3,8 @@
  * one implementation: a single SQLite file in WAL mode with synchronous=FULL, held under an
  * exclusive lock for as long as it is open, so a second process gets WALLET_BUSY.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
+import { privateSqliteFile } from '../files.js';
 import Database from 'better-sqlite3';
 import { concatBytes } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
@@ -181,6 +182,8 @@ export class SqliteWalletStore implements WalletStore {
 
   static #connect(path: string, mustExist: boolean, busyTimeoutMs: number): Database.Database {
     let db: Database.Database;
+    // A wallet that must exist is not created here; one that may not is created private.
+    if (!mustExist || existsSync(path)) privateSqliteFile(path);
     try {
       db = new Database(path, { fileMustExist: mustExist, timeout: busyTimeoutMs });
     } catch (e) {

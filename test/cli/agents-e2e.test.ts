@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
-import { suiteDirs, tempDir } from '../helpers/tmp.js';
+import { filesUnder, notPrivate } from '../helpers/private.js';
+import { secretFile, suiteDirs, tempDir } from '../helpers/tmp.js';
 
 type Owner = ReturnType<typeof owner>;
 
@@ -20,6 +21,7 @@ describe('agents end to end, through real processes', () => {
   afterAll(killBackground);
   const lasting = suiteDirs();
   let services: { ledger: string; agency: string };
+  let servicesHome: string;
   let laptop: Owner;
   let phone: Owner;
   let bob: Owner;
@@ -28,7 +30,8 @@ describe('agents end to end, through real processes', () => {
   let phoneKey: string;
 
   it('starts a ledger and an agency, and makes Alice (with a DID) and Bob their first agents', async () => {
-    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: lasting() });
+    servicesHome = lasting();
+    const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: servicesHome });
     services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
     env = { DKMS_LEDGER: services.ledger };
 
@@ -50,7 +53,7 @@ describe('agents end to end, through real processes', () => {
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
     expect(invitation.invitation).toMatch(/^dkms-pair:/);
     expect(invitation.passcode).toMatch(/^\d{4}-\d{4}$/);
-    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
     expect(accepted['policy']).toBe(policy);
     expect(accepted['flags']).toEqual(['PROVE']);
     const paired = await pairing.done;
@@ -61,7 +64,7 @@ describe('agents end to end, through real processes', () => {
 
     // The same invitation cannot pair a second device.
     const thief = owner(tempDir(), env);
-    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--wait', '3', '--kdf-tier', 'interactive'])).code).toBe('PAIRING_TIMEOUT');
+    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--wait', '3', '--kdf-tier', 'interactive'])).code).toBe('PAIRING_TIMEOUT');
     const refused = (await laptop.run(['message', 'inbox']))['refused'] as { code: string }[];
     expect(refused.map((r) => r.code)).toContain('INVITATION_USED');
   });
@@ -120,5 +123,14 @@ describe('agents end to end, through real processes', () => {
     // Its mailbox is gone: nothing reaches it any more, and the agency says so.
     await bob.run(['message', 'send', 'alice', 'not for the phone']);
     expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });
+  });
+
+  it('keeps every file of every data directory private to its user (0600 files in 0700 directories), write-ahead logs included', () => {
+    const homes = [servicesHome, laptop.home, phone.home, bob.home];
+    // The walk sees the stores and their logs: the ledger's and the agency's, and each wallet's.
+    const names = homes.flatMap((home) => filesUnder(home));
+    for (const name of ['ledger.db', 'ledger.db-wal', 'agency.db', 'agency.db-wal', 'wallet.db']) expect(names).toContain(name);
+    // (doc.txt is the document the test itself wrote for the phone to sign.)
+    for (const home of homes) expect(notPrivate(home).filter((entry) => !entry.includes('doc.txt'))).toEqual([]);
   });
 });

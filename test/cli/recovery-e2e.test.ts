@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { background, dkms, killBackground, owner, type Json } from '../helpers/cli.js';
-import { tempDir } from '../helpers/tmp.js';
+import { secretFile, tempDir } from '../helpers/tmp.js';
 
 afterEach(killBackground);
 
@@ -84,7 +84,7 @@ async function recoverSocially(agency: string, env: Record<string, string>, help
   for (const t of helpers) {
     const listed = (await t.run(['trustee', 'requests', '--add', String(request['request'])]))['requests'] as { id: string; status: string }[];
     expect(listed.find((r) => r.id === request['id'])?.status).toBe('waiting');
-    await t.run(['trustee', 'approve', String(request['id']), '--owner', label, '--challenge', String(request['challenge'])]);
+    await t.run(['trustee', 'approve', String(request['id']), '--owner', label, '--challenge-file', secretFile(String(request['challenge']))]);
   }
   // The owner confirms whose identity the shares rebuild (a script says so with --yes).
   expect((await device.fails(['recovery', 'restore', '--social'])).code).toBe('BAD_INPUT');
@@ -106,7 +106,7 @@ describe('recovery end to end, through real processes', () => {
     const phone = owner(tempDir(), env);
     const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
-    await phone.run(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
     expect((await pairing.done).code).toBe(0);
 
     // Five trustees and Bob, each connected with Alice.

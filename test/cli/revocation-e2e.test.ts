@@ -12,7 +12,7 @@ import { anoncrypt, didKeyUrl, messageBytes, newMessage, recipientFromKid, wrapF
 import { x25519Generate } from '../../src/crypto/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
-import { tempDir } from '../helpers/tmp.js';
+import { secretFile, tempDir } from '../helpers/tmp.js';
 
 afterEach(killBackground);
 
@@ -36,7 +36,7 @@ describe('revocation end to end, through real processes', () => {
     const cloud = alice['cloud'] as Json;
     const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
-    await phone.run(['agent', 'accept', invitation.invitation, '--passcode', invitation.passcode, '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
     const paired = await pairing.done;
     expect(paired.code, paired.stderr).toBe(0);
     const phoneKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);

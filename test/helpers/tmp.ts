@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, onTestFinished } from 'vitest';
@@ -24,4 +24,11 @@ export function suiteDirs(prefix = 'dkms-test-'): () => string {
     made.push(dir);
     return dir;
   };
+}
+
+/** A 0600 file holding `secret` (a passcode, a challenge), for a command's `--…-file` flag. */
+export function secretFile(secret: string): string {
+  const path = join(tempDir('dkms-secret-'), 'secret');
+  writeFileSync(path, `${secret}\n`, { mode: 0o600 });
+  return path;
 }

@@ -10,6 +10,7 @@ import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/p
 import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';
 import { announce, confirm, withAgent } from '../agent-access.js';
 import { Context, parseKdfTier } from '../context.js';
+import { getShortSecret, refuseSecretArgument } from '../secrets.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit, table } from '../output.js';
 import { parsePositive } from '../options.js';
@@ -118,7 +119,7 @@ export function agentCommand(): Command {
         announce(
           ctx,
           { invitation: created.text, passcode: created.passcode, expires: created.invitation.expires },
-          `${qr}\nOn the new device run:\n  dkms agent accept '${created.text}' --passcode ${created.passcode}\n\npasscode: ${created.passcode}   (valid until ${created.invitation.expires})\nwaiting for the new device…`,
+          `${qr}\nOn the new device run (it asks for the passcode):\n  dkms agent accept '${created.text}'\n\npasscode: ${created.passcode}   (valid until ${created.invitation.expires})\nwaiting for the new device…`,
         );
         const deadline = Date.parse(created.invitation.expires);
         while (Date.now() < deadline) {
@@ -143,21 +144,25 @@ export function agentCommand(): Command {
     .command('accept')
     .description('on a new device: answer a pairing invitation from your existing agent')
     .argument('<invitation>', 'the invitation text (dkms-pair:…), as shown or scanned')
-    .requiredOption('--passcode <code>', 'the passcode shown beside the invitation')
+    .option('--passcode-file <file>', 'a file whose first line is the passcode shown beside the invitation (else $DKMS_PASSCODE, else asked at the terminal)')
+    .addOption(new Option('--passcode <code>').hideHelp())
     .option('--label <name>', 'a name for this device', 'device')
     .option('--wait <seconds>', 'how long to wait for the owner to confirm', parsePositive, 300)
     .addOption(tierOption())
-    .action(async (text: string, opts: { passcode: string; label: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+    .action(async (text: string, opts: { passcode?: string; passcodeFile?: string; label: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      const source = { file: opts.passcodeFile, fileFlag: '--passcode-file', env: 'DKMS_PASSCODE', prompt: 'Passcode shown beside the invitation' };
+      refuseSecretArgument(opts.passcode, '--passcode', source);
       const invitation = parseInvitation(text);
       if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+      const passcode = await getShortSecret(source);
       const ctxWithLedger = new Context({ ...ctx.options, ledger: ctx.options.ledger ?? invitation.ledger });
       const result = await withAgent(
         ctxWithLedger,
         async (a) => {
           if (a.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
           const keys = provisionKeys(a.wallet);
-          await answerInvitation(a, invitation, opts.passcode, opts.label, keys);
+          await answerInvitation(a, invitation, passcode, opts.label, keys);
           ctx.progress('Waiting for your other device to confirm…');
           await awaitWelcome(a, invitation, opts.label, Date.now() + opts.wait * 1000);
           return { label: opts.label, policy: a.profile.policy, key: keys.key, flags: flagNames((await a.refreshAgents()).agents.find((x) => x.key === keys.key)?.flags ?? 0) };

@@ -1,5 +1,5 @@
 /** `dkms trustee …`: your trustees (social recovery), and your part as someone else's trustee. */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { ALL_HANDLERS } from '../protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { DkmsError } from '../../errors.js';
@@ -11,7 +11,7 @@ import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit, table } from '../output.js';
 import type { SecretOptions } from '../recovery-input.js';
-import { promptHidden } from '../secrets.js';
+import { getShortSecret, refuseSecretArgument } from '../secrets.js';
 import { showReceived } from './agent.js';
 import { currentSecret, currentSecretOptions } from './recovery.js';
 
@@ -85,7 +85,7 @@ export function trusteeCommand(): Command {
           '',
           view.requests.length === 0
             ? 'no recovery requests'
-            : `recovery requests (call the owner; dkms trustee approve <id> --owner <name> --challenge <what they read>):\n${table(view.requests, ['label', 'status', 'wrongAnswers', 'id', 'expires'])}`,
+            : `recovery requests (call the owner; dkms trustee approve <id> --owner <name>, then type what they read):\n${table(view.requests, ['label', 'status', 'wrongAnswers', 'id', 'expires'])}`,
         ].join('\n'),
       );
     });
@@ -95,16 +95,18 @@ export function trusteeCommand(): Command {
     .description('accept an offer to be a trustee, or release your shares to a recovery request once the owner read you its challenge')
     .argument('<id>', 'offer or request id (`dkms trustee requests`)')
     .option('--owner <name>', 'for a request: which owner it is (label or offer id), if you keep shares for several')
-    .option('--challenge <code>', 'for a request: the challenge the owner read to you (asked at the terminal if omitted)')
-    .action(async (id: string, opts: { owner?: string; challenge?: string }, cmd: Command) => {
+    .option('--challenge-file <file>', 'for a request: a file whose first line is the challenge the owner read to you (else $DKMS_CHALLENGE, else asked at the terminal)')
+    .addOption(new Option('--challenge <code>').hideHelp())
+    .action(async (id: string, opts: { owner?: string; challenge?: string; challengeFile?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      const source = { file: opts.challengeFile, fileFlag: '--challenge-file', env: 'DKMS_CHALLENGE', prompt: 'Challenge the owner read to you' };
+      refuseSecretArgument(opts.challenge, '--challenge', source);
       const outcome = await withAgent(ctx, async (a) => {
         if (trusteeOffers(a).some((o) => o.id === id)) return { offer: await answerOffer(a, id, true) };
         const holding = heldShares(a);
         const owner = opts.owner ?? (holding.length === 1 ? holding[0]?.offer : undefined);
         if (owner === undefined) throw new DkmsError('BAD_INPUT', 'say which owner this is with --owner (`dkms trustee list`)');
-        const challenge = opts.challenge ?? (process.stdin.isTTY ? await promptHidden('Challenge the owner read to you') : undefined);
-        if (challenge === undefined) throw new DkmsError('BAD_INPUT', 'give the challenge the owner read to you with --challenge');
+        const challenge = await getShortSecret(source);
         return { request: await approveRecoveryRequest(a, id, owner, challenge) };
       });
       emit(ctx, outcome, () => ('offer' in outcome ? 'you are now a trustee; the owner will send your share' : `released your shares to request ${id}`));
