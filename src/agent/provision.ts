@@ -3,15 +3,17 @@
  * wallet; the first edge agent, which also creates the owner's link secret and policy (itself
  * with every flag) and, if asked, a public DID; and registering a cloud agent at an agency.
  */
+import { z } from 'zod';
 import { randomBytes } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
+import { DkmsError, isDkmsError } from '../errors.js';
 import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../ledger/build.js';
+import { subjectOf, type LedgerEvent } from '../ledger/events.js';
 import type { Did, PolicyAddress, Service } from '../ledger/events.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
 import { ALL_FLAGS } from '../policy/flags.js';
 import type { Wallet } from '../wallet/index.js';
 import { AgencyClient } from './agency-client.js';
-import { AGENT_KX_KEY, AGENT_SIGN_KEY, PROVISIONAL_RECOVERY_KEY, type Cloud, type Profile } from './agent-store.js';
+import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, type Cloud, type Profile } from './agent-store.js';
 import type { EdgeAgent } from './edge-agent.js';
 
 export interface AgentKeys {
@@ -40,31 +42,70 @@ export interface InitOptions {
 }
 
 /**
+ * What a first agent's set-up has signed and not yet seen through: the events exactly as
+ * signed, so that a set-up that stopped half way (the ledger unreachable, the process killed)
+ * submits the same events again when re-run, and ends with one policy, not a second one.
+ */
+const PendingInitSchema = z.object({
+  label: z.string(),
+  ledger: z.string(),
+  create: z.unknown(),
+  did: z.unknown().optional(),
+});
+const PENDING_INIT = 'pending-init';
+
+/** Submits an event that may already be on the ledger (a re-run after a lost answer): its subject either way. */
+async function submitOnce(agent: EdgeAgent, event: LedgerEvent): Promise<string> {
+  try {
+    return (await agent.ledger.submit(event)).subject;
+  } catch (e) {
+    if (!isDkmsError(e, 'EVENT_REPLAY')) throw e;
+    return subjectOf(event);
+  }
+}
+
+/**
  * The first edge agent: keys, link secret, the owner's policy with this agent holding every flag,
  * optionally a public DID. The policy's recovery commitment is to a provisional recovery key
  * kept in this wallet until `dkms recovery setup` replaces it with one derived from the recovery
- * secret.
+ * secret. Resumable: the events are signed and kept before they are submitted, so a set-up that
+ * failed after one of them reached the ledger completes with the same events when run again. A
+ * set-up that completed is AGENT_EXISTS; one that completed without the DID asked for now gets
+ * the DID.
  */
 export async function initFirstAgent(agent: EdgeAgent, options: InitOptions): Promise<Profile> {
   const { wallet, store } = agent;
-  if (store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${store.profile().label}' of ${store.profile().policy}`);
+  if (store.hasProfile()) {
+    const profile = store.profile();
+    if (options.did === undefined || profile.did !== undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${profile.label}' of ${profile.policy}`);
+  }
   const keys = provisionKeys(wallet);
   if (store.linkSecret() === undefined) store.saveLinkSecret(randomBytes(32));
   const recovery = wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY) ? wallet.getKey(PROVISIONAL_RECOVERY_KEY) : wallet.createKey(PROVISIONAL_RECOVERY_KEY, 'ed25519');
   const signer = agentSigner(wallet);
-  const create = signEvent(policyCreate([{ key: keys.key, kx: keys.kx, flags: ALL_FLAGS }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [signer]);
-  const receipt = await agent.ledger.submit(create);
-  const policy = receipt.subject as PolicyAddress;
-  let did: Did | undefined;
-  if (options.did !== undefined) {
-    const event = signEvent(didCreate(policy, options.did.services), [signer]);
-    did = (await agent.ledger.submit(event)).subject as Did;
+  let pending = store.read(CATEGORIES.agent, PENDING_INIT, PendingInitSchema);
+  if (pending !== undefined && pending.ledger !== options.ledgerUrl) {
+    throw new DkmsError('BAD_INPUT', `a set-up begun against the ledger at ${pending.ledger} is not finished: run it again with that ledger`);
   }
-  const profile: Profile = { v: 1, label: options.label, policy, ...(did === undefined ? {} : { did }), ledger: options.ledgerUrl, key: keys.key, kx: keys.kx, created: new Date().toISOString() };
-  store.saveProfile(profile);
+  if (pending === undefined) {
+    const create = store.hasProfile() ? undefined : signEvent(policyCreate([{ key: keys.key, kx: keys.kx, flags: ALL_FLAGS }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [signer]);
+    const policy = (create === undefined ? store.profile().policy : subjectOf(create)) as PolicyAddress;
+    const did = options.did === undefined ? undefined : signEvent(didCreate(policy, options.did.services), [signer]);
+    pending = { label: options.label, ledger: options.ledgerUrl, create: create ?? null, ...(did === undefined ? {} : { did }) };
+    store.write(CATEGORIES.agent, PENDING_INIT, pending);
+  }
+  const existing = store.hasProfile() ? store.profile() : undefined;
+  const policy = (existing?.policy ?? (await submitOnce(agent, pending.create as LedgerEvent))) as PolicyAddress;
+  const did = pending.did === undefined ? existing?.did : ((await submitOnce(agent, pending.did as LedgerEvent)) as Did);
+  const profile: Profile = existing ?? { v: 1, label: pending.label, policy, ledger: pending.ledger, key: keys.key, kx: keys.kx, created: new Date().toISOString() };
+  const done: Profile = { ...profile, ...(did === undefined ? {} : { did }) };
+  wallet.transaction(() => {
+    store.saveProfile(done);
+    store.remove(CATEGORIES.agent, PENDING_INIT);
+  });
   await agent.refreshAgents();
-  agent.labelAgent(keys.key, options.label);
-  return profile;
+  agent.labelAgent(keys.key, done.label);
+  return done;
 }
 
 /**

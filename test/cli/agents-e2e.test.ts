@@ -125,6 +125,25 @@ describe('agents end to end, through real processes', () => {
     expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });
   });
 
+  it('checks `agent init` before it writes anything, and finishes one that failed half way when run again', async () => {
+    const carol = owner(lasting(), env);
+    // No consent at a non-terminal: refused before a wallet, a key or a ledger event exists.
+    const refused = await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency, '--kdf-tier', 'interactive']);
+    expect(refused).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
+    expect(await carol.fails(['agent', 'init', '--label', 'carol', '--agency', 'ftp://agency.example', '--yes', '--kdf-tier', 'interactive'])).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
+    expect(filesUnder(carol.home)).toEqual([]);
+    // The agency is out of reach: the policy and DID are made, the cloud agent is not.
+    const dead = 'http://127.0.0.1:9';
+    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', dead, '--yes', '--kdf-tier', 'interactive'])).code).toBe('AGENCY_UNREACHABLE');
+    const half = await carol.run(['agent', 'list']);
+    // Run again with the agency in reach: only the registration is left, and it is done.
+    const done = await carol.run(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    expect(done['policy']).toBe(half['policy']);
+    expect((done['cloud'] as Json)['agency']).toBe(services.agency);
+    expect(String(done['did'])).toMatch(/^did:dkms:/);
+    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive'])).code).toBe('AGENT_EXISTS');
+  });
+
   it('keeps every file of every data directory private to its user (0600 files in 0700 directories), write-ahead logs included', () => {
     const homes = [servicesHome, laptop.home, phone.home, bob.home];
     // The walk sees the stores and their logs: the ledger's and the agency's, and each wallet's.

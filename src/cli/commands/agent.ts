@@ -27,7 +27,19 @@ function flagsOption(value: string): number {
 export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
 /** Registers the cloud agent after asking the owner (flags none unless chosen). */
+/** BAD_INPUT unless `url` is an http(s) URL. */
+function checkServiceUrl(url: string, flag: string): void {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DkmsError('BAD_INPUT', `${flag} '${url.slice(0, 100)}' is not a URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new DkmsError('BAD_INPUT', `${flag} '${url.slice(0, 100)}' must start with http:// or https://`);
+}
+
 async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number, yes: boolean | undefined) {
+  checkServiceUrl(agencyUrl, '--agency');
   const what = flags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(flags).join(',');
   if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
   ctx.progress('Registering the cloud agent…');
@@ -57,12 +69,22 @@ export function agentCommand(): Command {
     .addOption(tierOption())
     .action(async (opts: { label: string; did?: boolean; agency?: string; cloudFlags: number; yes?: boolean; kdfTier: KdfTier }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      // Everything is checked, and consent given, before the first thing is written anywhere.
+      const ledger = ledgerUrl(ctx, ctx.options.ledger);
+      if (opts.agency !== undefined) {
+        checkServiceUrl(opts.agency, '--agency');
+        const what = opts.cloudFlags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(opts.cloudFlags).join(',');
+        if (!(await confirm(ctx, `Register a cloud agent at ${opts.agency} with ${what}?`, opts.yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
+      }
       const result = await withAgent(
         ctx,
         async (a) => {
-          ctx.progress('Creating your policy on the ledger…');
-          const profile = await initFirstAgent(a, { label: opts.label, ledgerUrl: ledgerUrl(ctx, ctx.options.ledger), ...(opts.did === true ? { did: { services: [] } } : {}) });
-          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags, opts.yes);
+          // A set-up that stopped after the policy was made, before the cloud agent was: only that is left.
+          const have = a.store.hasProfile() ? a.store.profile() : undefined;
+          const onlyRegistration = have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
+          if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
+          const profile = onlyRegistration ? have : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
+          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags, true);
           return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
         },
         { create: true, kdfTier: opts.kdfTier },
