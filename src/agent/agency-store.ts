@@ -34,6 +34,13 @@ export interface MailboxLimits {
   readonly maxBytes: number;
   /** Messages waiting for a key that is not (yet) routed, e.g. an agent being paired. */
   readonly maxGuestMessages: number;
+  /**
+   * What one sender (a client address) may have waiting in one mailbox: a share of it, so that
+   * a stranger flooding a mailbox with junk fills only that share, and mail from others still
+   * gets in.
+   */
+  readonly maxSourceMessages: number;
+  readonly maxSourceBytes: number;
 }
 
 export interface Delivery {
@@ -42,6 +49,8 @@ export interface Delivery {
   readonly recipients: readonly string[];
   readonly envelope: Uint8Array;
   readonly received: string;
+  /** Who posted it: the client address, counted against maxSourceMessages and maxSourceBytes. */
+  readonly source: string;
 }
 
 /** One stored backup version: an owner's wallet export, encrypted to the backup key (opaque here). */
@@ -90,7 +99,9 @@ export interface AgencyStore {
   wasRemoved(cloudId: string, agentKey: string): Promise<boolean>;
   /**
    * Stores one copy of the envelope per recipient in one durable transaction, or none: MAILBOX_FULL
-   * if any recipient is over its limits. Returns the new message ids once they are durable.
+   * if any recipient is over its limits, or its sender over its share of one. An envelope
+   * identical to one still waiting for a recipient is not stored again: its id is that one's.
+   * Returns the message ids once they are durable.
    */
   deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
   /**

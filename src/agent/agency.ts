@@ -62,7 +62,14 @@ export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
 /** What it keeps of one owner's backups: versions per agent and locator, locators, bytes in all. */
 export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 512 * 1024 * 1024 };
 
-export const DEFAULT_LIMITS: MailboxLimits = { maxMessages: 10_000, maxBytes: 64 * 1024 * 1024, maxGuestMessages: 32 };
+export const DEFAULT_LIMITS: MailboxLimits = {
+  maxMessages: 10_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxGuestMessages: 32,
+  // An eighth of a mailbox per sender address: eight addresses to fill one.
+  maxSourceMessages: 1_250,
+  maxSourceBytes: 8 * 1024 * 1024,
+};
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
 export const GUEST_TTL_MS = 24 * 3600_000;
 
@@ -76,6 +83,7 @@ interface QueuedDelivery {
   readonly next: string;
   readonly envelope: Uint8Array;
   readonly received: string;
+  readonly source: string;
   resolve(delivered: { ids: string[]; recipients: readonly string[] }): void;
   reject(e: unknown): void;
 }
@@ -137,6 +145,10 @@ export class Agency {
    * Asking again returns the same cloud agent: one per owner per agency.
    */
   async register(signer: string, policy: string, admit: Admit): Promise<CloudAgentInfo> {
+    // A policy served here already: only an agent it routes to may ask, and a stranger's asking
+    // costs no read of the ledger (a new ADMIN is routed within seconds of its grant).
+    const served = await this.#store.cloudAgentOfPolicy(policy);
+    if (served !== undefined) await this.#routedOrRefused(served, signer, 'only an ADMIN agent of the policy may register its cloud agent');
     const verified = await this.#policies.read(policy);
     const asker = verified.record.policy.agents.find((a) => a.key === signer);
     if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) {
@@ -171,12 +183,22 @@ export class Agency {
    */
   async sync(signer: string, id: string, admit: Admit): Promise<{ routes: Route[]; added: string[]; removed: string[] }> {
     const record = await this.cloudAgent(id);
+    await this.#routedOrRefused(record, signer, 'only an agent of the owner\'s policy may update its cloud agent');
     const verified = await this.#policies.read(record.policy);
     // The routes follow the ledger whoever asked: nothing the request itself decides.
     const change = await this.#apply(record, verified);
     if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
     admit();
     return { routes: await this.#store.routes(record.id), ...change };
+  }
+
+  /**
+   * REQUEST_UNAUTHORIZED unless the cloud agent routes to `signer`: checked before a request
+   * makes the agency read the ledger, so that a stranger's requests cost it no read (the routes
+   * follow the ledger within seconds, so an agent of the policy is routed).
+   */
+  async #routedOrRefused(record: CloudAgentRecord, signer: string, message: string): Promise<void> {
+    if (!(await this.#store.isRouted(record.id, signer))) throw new DkmsError('REQUEST_UNAUTHORIZED', message);
   }
 
   // ---- following the ledger (policy-follower.ts) -------------------------------------------
@@ -276,7 +298,7 @@ export class Agency {
    * Accepts a forward message for one of our cloud agents and stores its payload for the edge
    * agent(s) it names. Resolves only once the copies are durable.
    */
-  async inbound(body: unknown): Promise<{ ids: string[] }> {
+  async inbound(body: unknown, source: string): Promise<{ ids: string[] }> {
     const jwe = parseJwe(body);
     const record = await this.#recipientCloudAgent(jwe.recipients.map((r) => r.header?.['kid']));
     const kxName = kxKeyName(record.id);
@@ -286,7 +308,7 @@ export class Agency {
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
-    const { ids, recipients } = await this.#deliver(record, next, utf8(JSON.stringify(payload)));
+    const { ids, recipients } = await this.#deliver(record, next, utf8(JSON.stringify(payload)), source);
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
   }
@@ -297,9 +319,9 @@ export class Agency {
    * are chosen in the same turn as the commit, after any route change before it, so no copy is
    * stored for an agent whose route was removed first.
    */
-  #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array): Promise<{ ids: string[]; recipients: readonly string[] }> {
+  #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array, source: string): Promise<{ ids: string[]; recipients: readonly string[] }> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ record, next, envelope, received: new Date().toISOString(), resolve, reject });
+      this.#queue.push({ record, next, envelope, received: new Date().toISOString(), source, resolve, reject });
       if (this.#queue.length === 1) setImmediate(() => void this.#flush());
     });
   }
@@ -311,7 +333,7 @@ export class Agency {
       for (const queued of batch) {
         try {
           const recipients = await this.#recipients(queued.record, queued.next);
-          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients, envelope: queued.envelope, received: queued.received } });
+          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients, envelope: queued.envelope, received: queued.received, source: queued.source } });
         } catch (e) {
           queued.reject(e);
         }
@@ -373,6 +395,7 @@ export class Agency {
   async putBackup(signer: string, id: string, locator: string, data: Uint8Array, admit: Admit): Promise<BackupRecord> {
     if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
     const record = await this.cloudAgent(id);
+    await this.#routedOrRefused(record, signer, 'only an ADMIN agent of the owner\'s policy may store its backups');
     const agent = (await this.#current(record)).policy.agents.find((a) => a.key === signer);
     if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
     admit();

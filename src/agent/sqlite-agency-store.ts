@@ -1,5 +1,6 @@
 /** The embedded agency store: one SQLite file (WAL, synchronous=FULL), one process at a time. */
 import type Database from 'better-sqlite3';
+import { sha256 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, Route, StoredMessage } from './agency-store.js';
@@ -7,6 +8,18 @@ import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Deliver
 /** Which keys have a mailbox here: looked up by key alone for every pickup. */
 const ROUTES_BY_AGENT = `
 CREATE INDEX routes_agent ON routes (agent_key);
+`;
+
+/**
+ * Who posted each message (the client address) and its digest: a sender's share of a mailbox is
+ * counted per (cloud agent, recipient, sender) in \`senders\`, and an envelope identical to one
+ * still waiting for the same recipient is stored once.
+ */
+const MAIL_SOURCES = `
+ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE messages ADD COLUMN digest BLOB;
+CREATE UNIQUE INDEX messages_once ON messages (cloud_id, recipient, digest);
+CREATE TABLE senders (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, source TEXT NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (cloud_id, recipient, source));
 `;
 
 const BACKUPS = `
@@ -23,14 +36,14 @@ CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, message
 CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE INDEX messages_recipient ON messages (recipient, id);
 CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
-${BACKUPS}${ROUTES_BY_AGENT}`;
+${BACKUPS}${ROUTES_BY_AGENT}${MAIL_SOURCES}`;
 
 const FILE = {
   /** 'DKMA': a dkms agency file. */
   applicationId: 0x444b4d41,
-  version: 4,
+  version: 5,
   schema: SCHEMA,
-  migrations: { 2: BACKUPS, 3: ROUTES_BY_AGENT },
+  migrations: { 2: BACKUPS, 3: ROUTES_BY_AGENT, 4: MAIL_SOURCES },
   what: 'agency store',
   busy: 'AGENCY_BUSY',
   damaged: 'AGENCY_STORE_DAMAGED',
@@ -72,13 +85,22 @@ export class SqliteAgencyStore implements AgencyStore {
       shrinkMailbox: db.prepare('UPDATE mailboxes SET messages = messages - ?, bytes = bytes - ? WHERE cloud_id = ? AND recipient = ?'),
       dropEmptyMailbox: db.prepare('DELETE FROM mailboxes WHERE cloud_id = ? AND recipient = ? AND messages <= 0'),
       deleteMailbox: db.prepare('DELETE FROM mailboxes WHERE cloud_id = ? AND recipient = ?'),
-      insertMessage: db.prepare('INSERT INTO messages (cloud_id, recipient, received, envelope) VALUES (?, ?, ?, ?)'),
+      insertMessage: db.prepare('INSERT INTO messages (cloud_id, recipient, received, envelope, source, digest) VALUES (?, ?, ?, ?, ?, ?)'),
+      sameMessage: db.prepare<[string, string, Uint8Array], { id: number }>('SELECT id FROM messages WHERE cloud_id = ? AND recipient = ? AND digest = ?'),
+      sender: db.prepare<[string, string, string], { messages: number; bytes: number }>('SELECT messages, bytes FROM senders WHERE cloud_id = ? AND recipient = ? AND source = ?'),
+      bumpSender: db.prepare(
+        `INSERT INTO senders (cloud_id, recipient, source, messages, bytes) VALUES (?, ?, ?, 1, ?)
+         ON CONFLICT (cloud_id, recipient, source) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes`,
+      ),
+      shrinkSender: db.prepare('UPDATE senders SET messages = messages - 1, bytes = bytes - ? WHERE cloud_id = ? AND recipient = ? AND source = ?'),
+      dropEmptySender: db.prepare('DELETE FROM senders WHERE cloud_id = ? AND recipient = ? AND source = ? AND messages <= 0'),
+      deleteSenders: db.prepare('DELETE FROM senders WHERE cloud_id = ? AND recipient = ?'),
       pickup: db.prepare<[string, number], Row>('SELECT id, cloud_id, received, envelope FROM messages WHERE recipient = ? ORDER BY id LIMIT ?'),
-      message: db.prepare<[number, string], { cloud_id: string; size: number }>('SELECT cloud_id, length(envelope) AS size FROM messages WHERE id = ? AND recipient = ?'),
+      message: db.prepare<[number, string], { cloud_id: string; size: number; source: string }>('SELECT cloud_id, length(envelope) AS size, source FROM messages WHERE id = ? AND recipient = ?'),
       deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
       deleteBox: db.prepare('DELETE FROM messages WHERE cloud_id = ? AND recipient = ?'),
-      guestMail: db.prepare<[string], { id: number; cloud_id: string; recipient: string; size: number }>(
-        `SELECT m.id, m.cloud_id, m.recipient, length(m.envelope) AS size FROM messages m
+      guestMail: db.prepare<[string], { id: number; cloud_id: string; recipient: string; size: number; source: string }>(
+        `SELECT m.id, m.cloud_id, m.recipient, length(m.envelope) AS size, m.source FROM messages m
          WHERE m.received < ? AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient)`,
       ),
       ...backupStatements(db),
@@ -137,6 +159,7 @@ export class SqliteAgencyStore implements AgencyStore {
           this.#stmts.deleteRoute.run(cloudId, key);
           this.#stmts.deleteBox.run(cloudId, key);
           this.#stmts.deleteMailbox.run(cloudId, key);
+          this.#stmts.deleteSenders.run(cloudId, key);
           this.#stmts.markRemoved.run(cloudId, key);
         }
         for (const route of routes) {
@@ -149,18 +172,29 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   #deliverOne(delivery: Delivery, limits: MailboxLimits): string[] {
-    const { cloudId } = delivery;
+    const { cloudId, source } = delivery;
     const size = delivery.envelope.length;
-    for (const recipient of delivery.recipients) {
+    const digest = sha256(delivery.envelope);
+    // A copy still waiting for a recipient is that recipient's copy: nothing new to count or store.
+    const waiting = new Map(delivery.recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id]));
+    const fresh = delivery.recipients.filter((r) => waiting.get(r) === undefined);
+    for (const recipient of fresh) {
       const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
       const box = this.#stmts.mailbox.get(cloudId, recipient) ?? { messages: 0, bytes: 0 };
       if (box.messages + 1 > (guest ? limits.maxGuestMessages : limits.maxMessages) || box.bytes + size > limits.maxBytes) {
         throw new DkmsError('MAILBOX_FULL', `the mailbox of ${recipient} is full; it must pick up its messages first`);
       }
+      const share = this.#stmts.sender.get(cloudId, recipient, source) ?? { messages: 0, bytes: 0 };
+      if (share.messages + 1 > limits.maxSourceMessages || share.bytes + size > limits.maxSourceBytes) {
+        throw new DkmsError('MAILBOX_FULL', `this sender already has ${share.messages} messages (${share.bytes} bytes) waiting for ${recipient}, its share of the mailbox; retry once they are picked up`);
+      }
     }
     return delivery.recipients.map((recipient) => {
+      const same = waiting.get(recipient);
+      if (same !== undefined) return String(same);
       this.#stmts.bumpMailbox.run(cloudId, recipient, size);
-      return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope).lastInsertRowid);
+      this.#stmts.bumpSender.run(cloudId, recipient, source, size);
+      return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope, source, digest).lastInsertRowid);
     });
   }
 
@@ -188,10 +222,12 @@ export class SqliteAgencyStore implements AgencyStore {
     return this.#run(() => this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })));
   }
 
-  #remove(id: number, cloudId: string, recipient: string, size: number): void {
+  #remove(id: number, cloudId: string, recipient: string, size: number, source: string): void {
     this.#stmts.deleteMessage.run(id);
     this.#stmts.shrinkMailbox.run(1, size, cloudId, recipient);
     this.#stmts.dropEmptyMailbox.run(cloudId, recipient);
+    this.#stmts.shrinkSender.run(size, cloudId, recipient, source);
+    this.#stmts.dropEmptySender.run(cloudId, recipient, source);
   }
 
   ack(agentKey: string, ids: readonly string[]): Promise<number> {
@@ -203,7 +239,7 @@ export class SqliteAgencyStore implements AgencyStore {
           if (!Number.isSafeInteger(n)) continue;
           const found = this.#stmts.message.get(n, agentKey);
           if (found === undefined) continue;
-          this.#remove(n, found.cloud_id, agentKey, found.size);
+          this.#remove(n, found.cloud_id, agentKey, found.size, found.source);
           count += 1;
         }
         return count;
@@ -252,7 +288,7 @@ export class SqliteAgencyStore implements AgencyStore {
     return this.#run(() =>
       this.#db.transaction(() => {
         const old = this.#stmts.guestMail.all(before);
-        for (const m of old) this.#remove(m.id, m.cloud_id, m.recipient, m.size);
+        for (const m of old) this.#remove(m.id, m.cloud_id, m.recipient, m.size, m.source);
         return old.length;
       })(),
     );

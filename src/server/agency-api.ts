@@ -119,7 +119,7 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
   app.post('/v1/inbound', { schema: { body: { type: 'object' } } }, async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
     if (!ENVELOPE_TYPES.includes(type)) throw new DkmsError('ENVELOPE_MALFORMED', `post envelopes as ${ENVELOPE_TYPES[0]}`);
-    const { ids } = await agency.inbound(request.body);
+    const { ids } = await agency.inbound(request.body, request.ip);
     return reply.code(202).send({ accepted: ids.length });
   });
 

@@ -15,7 +15,7 @@ import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const LIMITS: MailboxLimits = { maxMessages: 3, maxBytes: 1000, maxGuestMessages: 2 };
+const LIMITS: MailboxLimits = { maxMessages: 3, maxBytes: 1000, maxGuestMessages: 2, maxSourceMessages: 1000, maxSourceBytes: 1_000_000 };
 const NOW = '2030-01-01T12:00:00.000Z';
 
 const agentKey = () => encodePublicKey('ed25519', ed25519Generate().publicKey);
@@ -52,9 +52,9 @@ function deliver(
   cloudId: string,
   recipients: readonly string[],
   text: string,
-  options: { received?: string; limits?: MailboxLimits } = {},
+  options: { received?: string; limits?: MailboxLimits; source?: string } = {},
 ): Promise<string[]> {
-  return store.deliver({ cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW }, options.limits ?? LIMITS);
+  return store.deliver({ cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW, source: options.source ?? '127.0.0.1' }, options.limits ?? LIMITS);
 }
 
 describe('agency store: cloud agents and routes', () => {
@@ -198,7 +198,8 @@ describe('agency store: delivery and limits', () => {
     const { store, cloud, a, b } = await withCloud();
     const big = 'x'.repeat(600);
     await deliver(store, cloud.id, [a], big);
-    await expectCodeAsync(deliver(store, cloud.id, [b, a], big), 'MAILBOX_FULL');
+    // Another envelope of the same size (the same one would be a's waiting copy, stored once).
+    await expectCodeAsync(deliver(store, cloud.id, [b, a], 'z'.repeat(600)), 'MAILBOX_FULL');
     expect(await store.pickup(b, 10)).toEqual([]);
     expect(await store.pickup(a, 10)).toHaveLength(1);
     // An envelope bigger than maxBytes on its own never fits.
@@ -245,12 +246,55 @@ describe('agency store: delivery and limits', () => {
     const { store, cloud, a, b } = await withCloud();
     await deliver(store, cloud.id, [a], 'a0');
     await deliver(store, cloud.id, [a], 'a1');
-    const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({ cloudId: cloud.id, recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b], envelope: envelope(text), received: NOW }));
+    const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({ cloudId: cloud.id, recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b], envelope: envelope(text), received: NOW, source: '127.0.0.1' }));
     const results = await store.deliverMany(batch, LIMITS);
     // a holds 3 at most: a2 fits, a3 and the delivery to both (which includes a) are refused whole.
     expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.length))).toEqual([1, 'MAILBOX_FULL', 1, 'MAILBOX_FULL']);
     expect(texts(await store.pickup(a, 10))).toEqual(['a0', 'a1', 'a2']);
     expect(texts(await store.pickup(b, 10))).toEqual(['b0']);
+  });
+
+  it('stores an envelope identical to one still waiting once, giving its id; once picked up and acknowledged, it is new again', async () => {
+    const { store, cloud, a, b } = await withCloud();
+    const first = await deliver(store, cloud.id, [a], 'same');
+    expect(await deliver(store, cloud.id, [a], 'same', { source: '127.0.0.9' })).toEqual(first);
+    // For both recipients: a's copy is the one waiting, b's is new.
+    const both = await deliver(store, cloud.id, [a, b], 'same');
+    expect(both[0]).toBe(first[0]);
+    expect(both[1]).not.toBe(first[0]);
+    expect(texts(await store.pickup(a, 10))).toEqual(['same']);
+    expect(texts(await store.pickup(b, 10))).toEqual(['same']);
+    // Resending it fills no mailbox: a holds 3 at most, and it still takes two more.
+    for (let i = 0; i < 10; i++) await deliver(store, cloud.id, [a], 'same');
+    await deliver(store, cloud.id, [a], 'other 1');
+    await deliver(store, cloud.id, [a], 'other 2');
+    expect(texts(await store.pickup(a, 10))).toEqual(['same', 'other 1', 'other 2']);
+    expect(await store.ack(a, first)).toBe(1);
+    const again = await deliver(store, cloud.id, [a], 'same');
+    expect(again).not.toEqual(first);
+  });
+
+  it('holds each sender to its share of a mailbox, so that mail from others still gets in; the share frees as mail is picked up', async () => {
+    const { store, cloud, a } = await withCloud();
+    const limits = { ...LIMITS, maxMessages: 100, maxBytes: 100_000, maxSourceMessages: 3, maxSourceBytes: 100 };
+    const flooder = '127.0.0.2';
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(...(await deliver(store, cloud.id, [a], `junk ${i}`, { limits, source: flooder })));
+    const full = await expectCodeAsync(deliver(store, cloud.id, [a], 'junk 3', { limits, source: flooder }), 'MAILBOX_FULL');
+    expect(full.message).toMatch(/share/);
+    // By bytes too: another sender at 100 bytes is over its share with one more.
+    const big = 'x'.repeat(80);
+    await deliver(store, cloud.id, [a], big, { limits, source: '127.0.0.3' });
+    await expectCodeAsync(deliver(store, cloud.id, [a], `${big}!`, { limits, source: '127.0.0.3' }), 'MAILBOX_FULL');
+    // Others still get in.
+    await deliver(store, cloud.id, [a], 'from a friend', { limits, source: '127.0.0.1' });
+    expect(texts(await store.pickup(a, 10))).toEqual(['junk 0', 'junk 1', 'junk 2', big, 'from a friend']);
+    // Acknowledged, the flooder's share frees; so does a route's removal, with its mail.
+    expect(await store.ack(a, ids.slice(0, 1))).toBe(1);
+    await deliver(store, cloud.id, [a], 'junk 4', { limits, source: flooder });
+    await store.setRoutes(cloud.id, []);
+    await store.setRoutes(cloud.id, [{ agentKey: a }]);
+    for (let i = 5; i < 8; i++) await deliver(store, cloud.id, [a], `junk ${i}`, { limits, source: flooder });
   });
 
   it('picks up the oldest messages first, at most `limit`', async () => {

@@ -390,12 +390,12 @@ describe('security', () => {
     await agency.ack(picked.map((p) => p.id));
     const inner = parseJwe(picked[0]?.envelope);
     const cloud = bob.cloud();
+    // Posted twice while waiting, it is stored once (the agency keeps one copy of an envelope).
     for (let i = 0; i < 2; i++) await postEnvelope(cloud.endpoint, wrapForward(inner, cloud.did, [recipientFromKid(cloud.routingKey)]));
-    const entries = await drain(bob);
-    expect(entries.map((e) => [e.type, e.outcome, e.code])).toEqual([
-      [BASIC_MESSAGE, 'handled', undefined],
-      [BASIC_MESSAGE, 'refused', 'MESSAGE_REPLAYED'],
-    ]);
+    expect((await drain(bob)).map((e) => [e.type, e.outcome, e.code])).toEqual([[BASIC_MESSAGE, 'handled', undefined]]);
+    // Posted again once picked up, the agency takes it: the agent refuses it.
+    await postEnvelope(cloud.endpoint, wrapForward(inner, cloud.did, [recipientFromKid(cloud.routingKey)]));
+    expect((await drain(bob)).map((e) => [e.type, e.outcome, e.code])).toEqual([[BASIC_MESSAGE, 'refused', 'MESSAGE_REPLAYED']]);
     // Once more, later: still refused.
     await postEnvelope(cloud.endpoint, wrapForward(inner, `did:key:${bob.profile.key}`, [recipientFromKid(cloud.routingKey)]));
     expect(await drain(bob)).toEqual([expect.objectContaining({ outcome: 'refused', code: 'MESSAGE_REPLAYED' })]);

@@ -7,8 +7,10 @@
 import { Agent as HttpAgent, request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { inbox, sendText } from '../../src/agent/connections.js';
+import { anoncrypt, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
 import { RequestVerifier, signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';
 import { edgeAgent } from '../helpers/edge.js';
 import { connect, settle, world } from '../helpers/world.js';
@@ -135,5 +137,56 @@ describe('an agency under abuse', () => {
     await sendText(bob, 'alice', 'after the flood');
     expect((await phone.receive(ALL_HANDLERS)).map((e) => e.outcome)).toEqual(['handled']);
     expect(inbox(phone).at(-1)?.content).toBe('after the flood');
+  });
+
+  it('keeps taking a peer\'s messages for the owner while strangers flood its mailboxes with junk, each held to its share', async () => {
+    // Mailboxes of 6 MiB and a sender's share of 1 MiB (the defaults: 64 and 8), so that the flood
+    // meets its share within seconds: the four attacking addresses together hold at most 4 MiB.
+    const w = await world({ agency: { rateLimitPerSecond: 200, agentRequestsPerSecond: 50, limits: { maxBytes: 6 * 1024 * 1024, maxSourceBytes: 1024 * 1024 } } });
+    const laptop = await w.makeOwner('alice');
+    const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);
+    const bob = await w.makeOwner('bob');
+    await connect(laptop, bob);
+    await settle(laptop, phone, bob);
+    const cloud = laptop.cloud();
+    const routing = [recipientFromKid(cloud.routingKey)];
+    const agentsOf = [recipientFromKid(`did:key:${laptop.profile.kx}#${laptop.profile.kx}`)];
+
+    // Junk of about 100 KB a message, every one different (identical ones would be stored once),
+    // for every agent of the owner: what only the cloud agent's public key lets anyone send.
+    const attack = flood(w.agencyUrl, () => {
+      const junk = wrapForward(anoncrypt(randomBytes(75_000), agentsOf), cloud.did, routing);
+      return { method: 'POST', path: '/v1/inbound', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(junk) };
+    });
+
+    const started = Date.now();
+    let rounds = 0;
+    let junk = 0;
+    /** Receives until bob's message of this round is handled; counts the junk refused on the way. */
+    const until = async (agent: typeof laptop, text: string): Promise<void> => {
+      for (let i = 0; i < 200; i++) {
+        const entries = await agent.receive(ALL_HANDLERS);
+        junk += entries.filter((e) => e.outcome === 'refused').length;
+        if (inbox(agent).some((m) => m.content === text)) return;
+      }
+      throw new Error(`${text} never arrived`);
+    };
+    try {
+      while (Date.now() - started < FLOOD_MS || rounds < 3) {
+        rounds++;
+        await sendText(bob, 'alice', `flooded round ${rounds}`);
+        await until(laptop, `flooded round ${rounds}`);
+        await until(phone, `flooded round ${rounds}`);
+        await laptop.agency().sync(cloud.id);
+      }
+    } finally {
+      await attack.stop();
+    }
+    // The flood reached the mailboxes, and then its senders' shares were full (507), while the
+    // peer's mail kept getting in.
+    expect(junk).toBeGreaterThan(50);
+    expect(attack.statuses.get(202) ?? 0).toBeGreaterThan(50);
+    expect(attack.statuses.get(507) ?? 0).toBeGreaterThan(0);
+    expect([...attack.statuses.keys()].every((status) => [202, 429, 507].includes(status))).toBe(true);
   });
 });
