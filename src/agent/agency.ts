@@ -73,6 +73,13 @@ export const DEFAULT_LIMITS: MailboxLimits = {
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
 export const GUEST_TTL_MS = 24 * 3600_000;
 
+/** How long one read of a policy answers every request of keys the agency does not route. */
+const STRANGER_READ_REUSE_MS = 500;
+/** New reads of the ledger a second for such requests, all policies together. */
+const STRANGER_READS_PER_SECOND = 50;
+/** Policies whose shared read is remembered at most (then all are forgotten). */
+const STRANGER_READ_ENTRIES = 10_000;
+
 const signKeyName = (id: string) => `cloud-${id}-sign`;
 const kxKeyName = (id: string) => `cloud-${id}-kx`;
 const SIGN_KEY_NAME = /^cloud-(.+)-sign$/;
@@ -112,6 +119,10 @@ export class Agency {
   /** The policies of the cloud agents hosted here, complete once `#finding` has resolved. */
   readonly #served = new Set<string>();
   #finding: Promise<void> | undefined;
+  /** Reads of policies made for keys the agency does not route, shared (#readFor). */
+  readonly #strangerReads = new Map<string, { at: number; pending: boolean; read: Promise<VerifiedPolicy> }>();
+  #strangerWindow = 0;
+  #strangerCount = 0;
 
   constructor(options: AgencyOptions) {
     this.#store = options.store;
@@ -145,11 +156,8 @@ export class Agency {
    * Asking again returns the same cloud agent: one per owner per agency.
    */
   async register(signer: string, policy: string, admit: Admit): Promise<CloudAgentInfo> {
-    // A policy served here already: only an agent it routes to may ask, and a stranger's asking
-    // costs no read of the ledger (a new ADMIN is routed within seconds of its grant).
     const served = await this.#store.cloudAgentOfPolicy(policy);
-    if (served !== undefined) await this.#routedOrRefused(served, signer, 'only an ADMIN agent of the policy may register its cloud agent');
-    const verified = await this.#policies.read(policy);
+    const verified = await this.#readFor(policy, signer, served);
     const asker = verified.record.policy.agents.find((a) => a.key === signer);
     if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) {
       throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the policy may register its cloud agent');
@@ -183,8 +191,7 @@ export class Agency {
    */
   async sync(signer: string, id: string, admit: Admit): Promise<{ routes: Route[]; added: string[]; removed: string[] }> {
     const record = await this.cloudAgent(id);
-    await this.#routedOrRefused(record, signer, 'only an agent of the owner\'s policy may update its cloud agent');
-    const verified = await this.#policies.read(record.policy);
+    const verified = await this.#readFor(record.policy, signer, record);
     // The routes follow the ledger whoever asked: nothing the request itself decides.
     const change = await this.#apply(record, verified);
     if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
@@ -193,12 +200,39 @@ export class Agency {
   }
 
   /**
-   * REQUEST_UNAUTHORIZED unless the cloud agent routes to `signer`: checked before a request
-   * makes the agency read the ledger, so that a stranger's requests cost it no read (the routes
-   * follow the ledger within seconds, so an agent of the policy is routed).
+   * `policy` read from the ledger to decide a request of `signer`. For a key the cloud agent
+   * routes to, a fresh read. Any other key is a stranger until the read says otherwise (an
+   * agent granted a moment ago, or an attacker's throwaway key), and a stranger's requests must
+   * not spend the agency's reads of the ledger, which its owners' agents need: they share one
+   * read of each policy at a time, reused for STRANGER_READ_REUSE_MS, and start at most
+   * STRANGER_READS_PER_SECOND new ones (RATE_LIMITED beyond). An agent granted a moment ago
+   * that is refused on an earlier read is routed within seconds by the ledger follower.
    */
-  async #routedOrRefused(record: CloudAgentRecord, signer: string, message: string): Promise<void> {
-    if (!(await this.#store.isRouted(record.id, signer))) throw new DkmsError('REQUEST_UNAUTHORIZED', message);
+  async #readFor(policy: string, signer: string, record: CloudAgentRecord | undefined): Promise<VerifiedPolicy> {
+    if (record !== undefined && (await this.#store.isRouted(record.id, signer))) return this.#policies.read(policy);
+    const shared = this.#strangerReads.get(policy);
+    if (shared !== undefined && (shared.pending || Date.now() - shared.at < STRANGER_READ_REUSE_MS)) {
+      const verified = await shared.read.catch(() => undefined);
+      // Never older than a state the routes already follow (a revocation applied since it was read).
+      if (verified !== undefined && verified.record.seq >= (record === undefined ? -1 : (this.#applied.get(record.id) ?? -1))) return verified;
+    }
+    const now = Date.now();
+    if (now - this.#strangerWindow >= 1000) {
+      this.#strangerWindow = now;
+      this.#strangerCount = 0;
+    }
+    if (++this.#strangerCount > STRANGER_READS_PER_SECOND) throw new DkmsError('RATE_LIMITED', 'the agency is answering many requests from keys it does not route: retry in a few seconds');
+    if (this.#strangerReads.size >= STRANGER_READ_ENTRIES) this.#strangerReads.clear();
+    const entry = { at: now, pending: true, read: this.#policies.read(policy) };
+    this.#strangerReads.set(policy, entry);
+    entry.read.then(
+      () => {
+        entry.pending = false;
+        entry.at = Date.now();
+      },
+      () => this.#strangerReads.delete(policy),
+    );
+    return entry.read;
   }
 
   // ---- following the ledger (policy-follower.ts) -------------------------------------------
@@ -285,9 +319,9 @@ export class Agency {
     return run;
   }
 
-  /** The owner's policy as the ledger holds it now, verified; the cloud agent's routes follow it. */
-  async #current(record: CloudAgentRecord): Promise<PolicyRecord> {
-    const verified = await this.#policies.read(record.policy);
+  /** The owner's policy as the ledger holds it now, verified, read for `signer` (#readFor); the cloud agent's routes follow it. */
+  async #current(record: CloudAgentRecord, signer: string): Promise<PolicyRecord> {
+    const verified = await this.#readFor(record.policy, signer, record);
     await this.#apply(record, verified);
     return verified.record;
   }
@@ -395,8 +429,7 @@ export class Agency {
   async putBackup(signer: string, id: string, locator: string, data: Uint8Array, admit: Admit): Promise<BackupRecord> {
     if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
     const record = await this.cloudAgent(id);
-    await this.#routedOrRefused(record, signer, 'only an ADMIN agent of the owner\'s policy may store its backups');
-    const agent = (await this.#current(record)).policy.agents.find((a) => a.key === signer);
+    const agent = (await this.#current(record, signer)).policy.agents.find((a) => a.key === signer);
     if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
     admit();
     return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
@@ -410,7 +443,7 @@ export class Agency {
    */
   async deleteBackups(signer: string, id: string, locator: string, admit: Admit): Promise<number> {
     const record = await this.cloudAgent(id);
-    const { recovery, revealed } = (await this.#current(record)).policy;
+    const { recovery, revealed } = (await this.#current(record, signer)).policy;
     const digest = recoveryKeyDigest(signer);
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
@@ -441,7 +474,7 @@ export class Agency {
   /** A backup's bytes, for a request signed by a recovery key the owner's policy commits to. */
   async getBackup(signer: string, locator: string, version: number | undefined, admit: Admit): Promise<{ record: BackupRecord; data: Uint8Array }> {
     const { record } = await this.#backupOwner(locator);
-    const { recovery } = (await this.#current(record)).policy;
+    const { recovery } = (await this.#current(record, signer)).policy;
     if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
     }

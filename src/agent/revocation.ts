@@ -57,15 +57,33 @@ export async function revokeAgent(agent: EdgeAgent, targetKey: string): Promise<
   const record = await agent.policy();
   const target = record.policy.agents.find((a) => a.key === targetKey);
   if (target === undefined) throw new DkmsError('AGENT_NOT_FOUND', `agent ${targetKey} is not in the owner's policy`);
-  const event = signEvent(nextEvent('policy.revoke', record.subject, record, { key: targetKey }), [agentSigner(agent.wallet)]);
   const needed = record.policy.rules.revoke;
+  const cosigners = record.policy.agents.filter((a) => a.key !== agent.profile.key && canRevoke(a, target));
+  if (needed > 1) refuseUnreachable(cosigners, needed);
+  const event = signEvent(nextEvent('policy.revoke', record.subject, record, { key: targetKey }), [agentSigner(agent.wallet)]);
   if (needed <= 1) return finishRevocation(agent, event, targetKey, needed);
   const id = toBase64url(randomBytes(16));
   agent.store.write(CATEGORIES.request, id, { id, target: targetKey, needed, event, created: new Date().toISOString(), declined: [] });
   const label = (await agent.refreshAgents()).agents.find((a) => a.key === targetKey)?.label ?? targetKey;
-  const cosigners = record.policy.agents.filter((a) => a.key !== agent.profile.key && canRevoke(a, target));
   await agent.notifyAgents(newMessage(APPROVAL_REQUEST, { id, event, reason: `revoke agent '${label}' (${targetKey})` }), (a) => cosigners.some((c) => c.key === a.key));
   return { state: 'waiting', target: targetKey, requestId: id, signatures: 1, needed };
+}
+
+/**
+ * EVENT_THRESHOLD, before anything is signed or sent, when the co-signatures a revocation needs
+ * can never be gathered: too few other agents may co-sign it (revoking the only other co-signer,
+ * say), or some of them cannot be asked, having no key-agreement key to be messaged by.
+ */
+function refuseUnreachable(cosigners: readonly Agent[], needed: number): void {
+  const others = needed - 1;
+  if (cosigners.length < others) {
+    throw new DkmsError('EVENT_THRESHOLD', `the rules need ${needed} signatures to revoke this agent, and only ${cosigners.length + 1} agent(s) may give one (this one included): it can never be revoked so; change the rules first`);
+  }
+  const reachable = cosigners.filter((a) => a.kx !== undefined);
+  if (reachable.length < others) {
+    const mute = cosigners.filter((a) => a.kx === undefined).map((a) => a.key);
+    throw new DkmsError('EVENT_THRESHOLD', `the rules need ${needed} signatures to revoke this agent, and only ${reachable.length + 1} of the agents that may give one can be asked: ${mute.join(', ')} ha${mute.length === 1 ? 's' : 've'} no key-agreement key (grant again with --kx, or pair the device)`);
+  }
 }
 
 async function finishRevocation(agent: EdgeAgent, event: LedgerEvent, target: string, needed: number): Promise<RevocationOutcome> {

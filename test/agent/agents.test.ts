@@ -220,6 +220,30 @@ describe('pairing', () => {
 const RequestShape = z.object({ id: z.string(), declined: z.array(z.string()) });
 
 describe('m-of-n revocation', () => {
+  it('refuses up front, signing and sending nothing, a revocation whose co-signatures can never be gathered', async () => {
+    const w = await world();
+    const laptop = await w.makeOwner('laptop');
+    const tablet = await w.pairAgent(laptop, 'tablet', FLAGS.ADMIN);
+    await setRules(laptop, { grant: 1, revoke: 2, rules: 1, did: 1 });
+    await settle(laptop, tablet);
+    const before = await laptop.policy();
+    // Revoking the only other agent that may co-sign: nobody is left to give the second signature.
+    const alone = await expectCodeAsync(revokeAgent(laptop, tablet.profile.key), 'EVENT_THRESHOLD');
+    expect(alone.message).toMatch(/never/);
+    // A co-signer that has no key-agreement key cannot be asked (a grant that dropped its kx).
+    const watch = await w.pairAgent(laptop, 'watch', FLAGS.PROVE);
+    await settle(laptop, tablet, watch);
+    const record = await laptop.policy();
+    await laptop.ledger.submit(signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: tablet.profile.key, flags: FLAGS.ADMIN } }), [agentSigner(laptop.wallet)]));
+    const mute = await expectCodeAsync(revokeAgent(laptop, watch.profile.key), 'EVENT_THRESHOLD');
+    expect(mute.message).toContain(tablet.profile.key);
+    expect(mute.message).toMatch(/key-agreement/);
+    // Nothing was written or sent: no open request, the watch and the tablet hear nothing of it.
+    expect(laptop.store.list(CATEGORIES.request, RequestShape)).toEqual([]);
+    expect((await settle(tablet, watch)).get(tablet)?.filter((e) => e.type === APPROVAL_REQUEST)).toEqual([]);
+    expect((await laptop.policy()).seq).toBe(before.seq + 2);
+  });
+
   it('waits for a co-signer, records a refusal, and submits once enough agents signed', async () => {
     const w = await world();
     const laptop = await w.makeOwner('laptop');

@@ -75,6 +75,11 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ e
     await run(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'laptop']);
     const afterGrant = await run(['did', 'resolve', did]);
     expect((afterGrant['didDocument'] as typeof document).verificationMethod.map((m) => m.publicKeyMultibase)).toContain(phone);
+    // Given a key-agreement key, then other flags without --kx: the phone keeps its key.
+    const phoneKx = String((await run(['key', 'create', '--type', 'x25519', '--name', 'phone-kx']))['publicKey']);
+    await run(['policy', 'grant', '--policy', policy, '--agent', phone, '--kx', phoneKx, '--flags', 'PROVE', '--key', 'laptop']);
+    await run(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE,PROVE_GRANT', '--key', 'laptop']);
+    expect(((await run(['did', 'resolve', did]))['didDocument'] as typeof document).keyAgreement).toHaveLength(2);
 
     const file = join(alice, 'contract.txt');
     writeFileSync(file, 'signed by the phone');
@@ -95,12 +100,12 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ e
     expect(refused.code).toBe(ERROR_CODES.EVENT_UNAUTHORIZED.exit);
 
     const status = await run(['ledger', 'status']);
-    expect(status).toMatchObject({ size: 4, verified: true });
+    expect(status).toMatchObject({ size: 6, verified: true });
     if (etcd) {
       // A second node over the same cluster serves the same log under its own key.
       const second = await up(tempDir(), ['ledger', 'serve', '--port', '0', '--store', cluster?.url ?? '']);
       const other = json(await dkms(['ledger', 'status', '--json'], { ...env, DKMS_LEDGER: second.url, DKMS_HOME: tempDir() }));
-      expect(other).toMatchObject({ size: 4, root: status['root'], verified: true });
+      expect(other).toMatchObject({ size: 6, root: status['root'], verified: true });
       expect(other['key']).not.toBe(status['key']);
       // A second signer on a head comes from witnesses (witness.test.ts): a quorum without witness keys is refused.
       const three = await dkms(['ledger', 'status', '--quorum', '2', '--trust', String(status['key']), '--json'], { ...env, DKMS_HOME: tempDir() });
@@ -116,9 +121,9 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ e
     // With the node stopped, the store audits clean and reindexing reproduces the state.
     const storeFlag = etcd ? ['--store', cluster?.url ?? ''] : [];
     const audit = await dkms(['ledger', 'verify', ...storeFlag, '--json'], { DKMS_HOME: nodeHome });
-    expect(json(audit)).toEqual({ events: 4, problems: [], ok: true });
+    expect(json(audit)).toEqual({ events: 6, problems: [], ok: true });
     const reindex = await dkms(['ledger', 'reindex', ...storeFlag, '--json'], { DKMS_HOME: nodeHome });
-    expect(json(reindex)).toEqual({ events: 4, subjects: 2, differences: [] });
+    expect(json(reindex)).toEqual({ events: 6, subjects: 2, differences: [] });
   });
 });
 

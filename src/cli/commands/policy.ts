@@ -96,12 +96,16 @@ export function policyCommand(): Command {
       .description('add an agent, or change its flags')
       .requiredOption('--policy <address>', 'the policy')
       .requiredOption('--agent <key>', "the agent's Ed25519 key (z6Mk…)", (v) => checkAgentKey(v))
-      .option('--kx <key>', "the agent's X25519 key (z6LS…)", (v) => checkAgentKey(v, 'x25519'))
+      .option('--kx <key>', "the agent's X25519 key (z6LS…); an agent already in the policy keeps its own when this is left out", (v) => checkAgentKey(v, 'x25519'))
       .requiredOption('--flags <list>', 'e.g. PROVE, or ADMIN, or PROVE,PROVE_GRANT, or none', parseFlagOption),
   ).action(async (opts: Signing & { policy: string; agent: string; kx?: string; flags: number }, cmd: Command) => {
     const ctx = Context.of(cmd);
     const record = await verifiedPolicy(ctx, opts.policy);
-    const agent = { key: opts.agent, ...(opts.kx === undefined ? {} : { kx: opts.kx }), flags: opts.flags };
+    // A grant replaces the agent's whole entry: changing an agent's flags must not take away the
+    // key-agreement key it is messaged by (co-signature requests, notices).
+    const kx = opts.kx ?? record.policy.agents.find((a) => a.key === opts.agent)?.kx;
+    if (kx === undefined) process.stderr.write(`dkms: note: ${opts.agent} gets no key-agreement key (--kx): the owner's other agents cannot message it\n`);
+    const agent = { key: opts.agent, ...(kx === undefined ? {} : { kx }), flags: opts.flags };
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('policy.grant', record.subject, record, { agent }), opts.key));
     await submitOrWrite(ctx, event, opts, () => `Granted ${flagNames(opts.flags).join(',') || 'no flags'} to ${opts.agent}`);
   });
