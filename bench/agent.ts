@@ -55,6 +55,7 @@ import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
+import { flood, signedAhead } from './flood.js';
 import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
 import { median, opsPerSecond, report, round } from './report.js';
 
@@ -406,6 +407,130 @@ async function pairingAndRevocation(env: Env): Promise<void> {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// 4. Under abuse
+
+const ABUSE_PHASE_MS = 5000;
+const ABUSE_JUNK_BYTES = 75_000;
+
+interface LegitFigures {
+  readonly requests: number;
+  readonly failed: Record<string, number>;
+  readonly successRate: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+}
+
+/**
+ * What the owner's agents do meanwhile, for ABUSE_PHASE_MS: a peer posts a message to the
+ * first agent; the first agent picks up until it has it, and acknowledges; both agents sync.
+ * Every request is timed; any failure is counted by its code.
+ */
+async function legitimateTraffic(members: readonly Member[], peer: AgreementKey): Promise<LegitFigures> {
+  const [first, second] = members as [Member, Member];
+  const times: number[] = [];
+  const failed = new Map<string, number>();
+  const timed = async <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    const start = process.hrtime.bigint();
+    try {
+      const result = await fn();
+      times.push(Number(process.hrtime.bigint() - start) / 1e6);
+      return result;
+    } catch (e) {
+      const code = isDkmsError(e) ? e.code : String(e);
+      failed.set(code, (failed.get(code) ?? 0) + 1);
+      return undefined;
+    }
+  };
+  const cloudId = first.agent.cloud().id;
+  const end = Date.now() + ABUSE_PHASE_MS;
+  for (let round = 0; Date.now() < end; round++) {
+    const to = recipientRef(first.kx);
+    const inner = authcrypt(plaintextOf(MESSAGE_BYTES, { from: didOf(peer.kid), to: [didOf(to.kid)], round }), peer, [to]);
+    await timed(() => postEnvelope(first.cloud.endpoint, wrapForward(inner, `did:key:${first.key}`, [first.cloud.routing])));
+    // Junk may come first: what is not ours is acknowledged unread, as an agent would refuse it.
+    for (let tries = 0; tries < 50; tries++) {
+      const picked = await timed(() => first.mailbox.pickup(100));
+      if (picked === undefined || picked.length === 0) break;
+      await timed(() => first.mailbox.ack(picked.map((m) => m.id)));
+      if (picked.some((m) => JSON.stringify(m.envelope).length < 4 * MESSAGE_BYTES + 4096)) break;
+    }
+    await timed(() => first.mailbox.sync(cloudId));
+    await timed(() => second.mailbox.sync(cloudId));
+  }
+  const requests = times.length + [...failed.values()].reduce((a, b) => a + b, 0);
+  return { requests, failed: Object.fromEntries(failed), successRate: round(times.length / requests, 4), p50Ms: round(percentile(times, 50)), p99Ms: round(percentile(times, 99)) };
+}
+
+/**
+ * An agency with its default limits (200 requests a second per address, 50 per admitted key,
+ * mailboxes of 64 MiB with 8 MiB per sender) and one owner with two agents, first left alone,
+ * then flooded from four other loopback addresses: with validly signed requests from throwaway
+ * keys (pickups, syncs, registrations), then with junk envelopes for the first agent. The figure
+ * is the owners' own requests' success rate (goal 100%) and p99, beside the p99 with no flood.
+ */
+async function abuse(dir: string): Promise<void> {
+  const ledger = await startLedger(join(dir, 'abuse-ledger'), { port: 0, verifyThreads: 0 });
+  const agency = await startAgency(join(dir, 'abuse-agency'), { ledgerUrl: ledger.url, port: 0, trustedLedgerKeys: [ledger.node.key] });
+  const wallets: Wallet[] = [];
+  try {
+    const env: Env = { dir: join(dir, 'abuse'), ledger, agency, wallets };
+    const members = await ownerWithAgents(env, 'abused', 2);
+    const first = members[0] as Member;
+    const peer = memoryKey();
+    const cloudId = first.agent.cloud().id;
+    const policy = first.agent.profile.policy;
+
+    const quiet = await legitimateTraffic(members, peer);
+    report({ bench: 'agent.abuse', flood: 'none', legitimate: quiet });
+
+    let stranger = memorySigner();
+    const signed = flood(agency.url, (i) => {
+      if (i % 64 === 0) stranger = memorySigner();
+      const signer = { key: stranger.publicKey, sign: stranger.sign };
+      const ahead = (i % 5) * 10_000;
+      if (i % 4 < 2) return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
+      if (i % 4 === 2) {
+        const path = `/v1/cloud-agents/${cloudId}/sync`;
+        return { method: 'POST', path, headers: { ...signedAhead(signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
+      }
+      return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(signer, 'POST', '/v1/cloud-agents', { policy }, ahead), 'content-type': 'application/json' }, body: JSON.stringify({ policy }) };
+    });
+    const started = Date.now();
+    const underSigned = await legitimateTraffic(members, peer);
+    await signed.stop();
+    report({
+      bench: 'agent.abuse',
+      flood: 'validly signed requests from throwaway keys',
+      attackerRequestsPerSec: round(signed.sent() / ((Date.now() - started) / 1000), 0),
+      attackerStatuses: Object.fromEntries(signed.statuses),
+      legitimate: underSigned,
+      p99VsQuiet: round(underSigned.p99Ms / quiet.p99Ms),
+    });
+
+    const junkTo = [recipientRef(first.kx)];
+    const junk = flood(agency.url, () => {
+      const envelope = wrapForward(anoncrypt(randomBytes(ABUSE_JUNK_BYTES), junkTo), `did:key:${first.key}`, [first.cloud.routing]);
+      return { method: 'POST', path: '/v1/inbound', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) };
+    });
+    const junkStarted = Date.now();
+    const underJunk = await legitimateTraffic(members, peer);
+    await junk.stop();
+    report({
+      bench: 'agent.abuse',
+      flood: `junk envelopes of ${ABUSE_JUNK_BYTES} bytes for one agent`,
+      attackerRequestsPerSec: round(junk.sent() / ((Date.now() - junkStarted) / 1000), 0),
+      attackerStatuses: Object.fromEntries(junk.statuses),
+      legitimate: underJunk,
+      p99VsQuiet: round(underJunk.p99Ms / quiet.p99Ms),
+    });
+  } finally {
+    await agency.close();
+    await ledger.close();
+    for (const wallet of wallets) wallet.close();
+  }
+}
+
 export async function agentBench(): Promise<void> {
   envelopes();
   const dir = mkdtempSync(join(tmpdir(), 'dkms-bench-agent-'));
@@ -424,6 +549,7 @@ export async function agentBench(): Promise<void> {
     const env: Env = { dir, ledger, agency, wallets };
     await relay(env);
     await pairingAndRevocation(env);
+    await abuse(dir);
   } finally {
     await agency?.close();
     await ledger?.close();

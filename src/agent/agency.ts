@@ -79,6 +79,9 @@ const STRANGER_READ_REUSE_MS = 500;
 const STRANGER_READS_PER_SECOND = 50;
 /** Policies whose shared read is remembered at most (then all are forgotten). */
 const STRANGER_READ_ENTRIES = 10_000;
+/** How long a stranger's request refused by an older read waits for the ledger follower's next state. */
+const STRANGER_WAIT_MS = 2000;
+const STRANGER_WAIT_STEP_MS = 100;
 
 const signKeyName = (id: string) => `cloud-${id}-sign`;
 const kxKeyName = (id: string) => `cloud-${id}-kx`;
@@ -93,6 +96,24 @@ interface QueuedDelivery {
   readonly source: string;
   resolve(delivered: { ids: string[]; recipients: readonly string[] }): void;
   reject(e: unknown): void;
+}
+
+/** A read of a policy shared by requests of keys the agency does not route (Agency.#readFor). */
+interface StrangerRead {
+  /** When the read began: the state it gives is at least this recent. */
+  readonly started: number;
+  /** When it ended (while pending, when it began). */
+  at: number;
+  pending: boolean;
+  readonly read: Promise<VerifiedPolicy>;
+}
+
+/** Whether a state of a policy names `key`: as an agent, or as a recovery key it commits to or revealed. */
+function knows(verified: VerifiedPolicy, key: string): boolean {
+  const { agents, recovery, revealed } = verified.record.policy;
+  if (agents.some((a) => a.key === key)) return true;
+  const digest = recoveryKeyDigest(key);
+  return recovery.digests.includes(digest) || revealed.includes(digest);
 }
 
 /** Mail held because the ledger proved the owner's policy changed and the change did not verify. */
@@ -120,7 +141,7 @@ export class Agency {
   readonly #served = new Set<string>();
   #finding: Promise<void> | undefined;
   /** Reads of policies made for keys the agency does not route, shared (#readFor). */
-  readonly #strangerReads = new Map<string, { at: number; pending: boolean; read: Promise<VerifiedPolicy> }>();
+  readonly #strangerReads = new Map<string, StrangerRead>();
   #strangerWindow = 0;
   #strangerCount = 0;
 
@@ -202,19 +223,34 @@ export class Agency {
   /**
    * `policy` read from the ledger to decide a request of `signer`. For a key the cloud agent
    * routes to, a fresh read. Any other key is a stranger until the read says otherwise (an
-   * agent granted a moment ago, or an attacker's throwaway key), and a stranger's requests must
-   * not spend the agency's reads of the ledger, which its owners' agents need: they share one
-   * read of each policy at a time, reused for STRANGER_READ_REUSE_MS, and start at most
-   * STRANGER_READS_PER_SECOND new ones (RATE_LIMITED beyond). An agent granted a moment ago
-   * that is refused on an earlier read is routed within seconds by the ledger follower.
+   * agent granted a moment ago, a recovery key, or an attacker's throwaway key), and a
+   * stranger's requests must not spend the agency's reads of the ledger, which its owners'
+   * agents need: they share one read of each policy at a time, reused for
+   * STRANGER_READ_REUSE_MS, and start at most STRANGER_READS_PER_SECOND new ones (RATE_LIMITED
+   * beyond). A shared read older than the request that does not know the key (an agent granted
+   * since it was read) waits up to STRANGER_WAIT_MS for the ledger follower's next state of the
+   * policy, which costs no read: a granted agent is then told apart from a stranger.
    */
   async #readFor(policy: string, signer: string, record: CloudAgentRecord | undefined): Promise<VerifiedPolicy> {
     if (record !== undefined && (await this.#store.isRouted(record.id, signer))) return this.#policies.read(policy);
+    const asked = Date.now();
+    const { verified, started } = await this.#sharedRead(policy, record);
+    if (record === undefined || started >= asked || knows(verified, signer)) return verified;
+    for (const deadline = asked + STRANGER_WAIT_MS; Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, STRANGER_WAIT_STEP_MS));
+      const entry = this.#strangerReads.get(policy);
+      if (entry !== undefined && !entry.pending && entry.started >= asked) return entry.read;
+    }
+    return verified;
+  }
+
+  /** The shared read of `policy` for strangers (#readFor): reused while fresh and not older than the routes, else a new one. */
+  async #sharedRead(policy: string, record: CloudAgentRecord | undefined): Promise<{ verified: VerifiedPolicy; started: number }> {
     const shared = this.#strangerReads.get(policy);
     if (shared !== undefined && (shared.pending || Date.now() - shared.at < STRANGER_READ_REUSE_MS)) {
       const verified = await shared.read.catch(() => undefined);
       // Never older than a state the routes already follow (a revocation applied since it was read).
-      if (verified !== undefined && verified.record.seq >= (record === undefined ? -1 : (this.#applied.get(record.id) ?? -1))) return verified;
+      if (verified !== undefined && verified.record.seq >= (record === undefined ? -1 : (this.#applied.get(record.id) ?? -1))) return { verified, started: shared.started };
     }
     const now = Date.now();
     if (now - this.#strangerWindow >= 1000) {
@@ -222,17 +258,23 @@ export class Agency {
       this.#strangerCount = 0;
     }
     if (++this.#strangerCount > STRANGER_READS_PER_SECOND) throw new DkmsError('RATE_LIMITED', 'the agency is answering many requests from keys it does not route: retry in a few seconds');
-    if (this.#strangerReads.size >= STRANGER_READ_ENTRIES) this.#strangerReads.clear();
-    const entry = { at: now, pending: true, read: this.#policies.read(policy) };
-    this.#strangerReads.set(policy, entry);
+    const entry = { started: now, at: now, pending: true, read: this.#policies.read(policy) };
+    this.#shareRead(policy, entry);
     entry.read.then(
       () => {
         entry.pending = false;
         entry.at = Date.now();
       },
-      () => this.#strangerReads.delete(policy),
+      () => {
+        if (this.#strangerReads.get(policy) === entry) this.#strangerReads.delete(policy);
+      },
     );
-    return entry.read;
+    return { verified: await entry.read, started: now };
+  }
+
+  #shareRead(policy: string, entry: StrangerRead): void {
+    if (this.#strangerReads.size >= STRANGER_READ_ENTRIES) this.#strangerReads.clear();
+    this.#strangerReads.set(policy, entry);
   }
 
   // ---- following the ledger (policy-follower.ts) -------------------------------------------
@@ -264,6 +306,9 @@ export class Agency {
   async follow(verified: VerifiedPolicy): Promise<void> {
     const record = await this.#store.cloudAgentOfPolicy(verified.record.subject);
     if (record === undefined) return;
+    // The newest state, for the requests of keys not routed yet (#readFor): no read of their own.
+    const now = Date.now();
+    this.#shareRead(verified.record.subject, { started: now, at: now, pending: false, read: Promise.resolve(verified) });
     await this.#apply(record, verified);
     this.#held.delete(record.id);
   }

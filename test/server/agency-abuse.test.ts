@@ -4,76 +4,21 @@
  * under test: an attacker's traffic never costs a legitimate agent a request, and what the
  * agency remembers of it stays bounded.
  */
-import { Agent as HttpAgent, request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { inbox, sendText } from '../../src/agent/connections.js';
 import { anoncrypt, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
-import { RequestVerifier, signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
+import { RequestVerifier } from '../../src/agent/request-auth.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';
+import { flood, signedAhead } from '../../bench/flood.js';
 import { edgeAgent } from '../helpers/edge.js';
 import { connect, settle, world } from '../helpers/world.js';
 
-/** Source addresses the attacker sends from (all of 127/8 is loopback on Linux). */
-const ATTACKER_ADDRESSES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
 const FLOOD_MS = 4000;
-const IN_FLIGHT = 16;
 
-interface Flood {
-  readonly statuses: Map<number, number>;
-  readonly sent: () => number;
-  stop(): Promise<void>;
-}
-
-/** Sends what `next` makes, `IN_FLIGHT` at a time, round-robin over the addresses, until stopped. */
-function flood(base: string, next: (i: number) => { method: string; path: string; headers: Record<string, string>; body?: string }): Flood {
-  const agents = ATTACKER_ADDRESSES.map(() => new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT }));
-  const statuses = new Map<number, number>();
-  let sent = 0;
-  let running = true;
-  const one = (i: number): Promise<void> =>
-    new Promise((resolve) => {
-      const made = next(i);
-      const req = request(
-        `${base}${made.path}`,
-        { method: made.method, headers: made.headers, localAddress: ATTACKER_ADDRESSES[i % ATTACKER_ADDRESSES.length], agent: agents[i % agents.length] },
-        (res) => {
-          statuses.set(res.statusCode ?? 0, (statuses.get(res.statusCode ?? 0) ?? 0) + 1);
-          res.resume();
-          res.on('end', resolve);
-        },
-      );
-      req.on('error', () => {
-        statuses.set(-1, (statuses.get(-1) ?? 0) + 1);
-        resolve();
-      });
-      req.end(made.body);
-    });
-  const workers = Array.from({ length: IN_FLIGHT }, async () => {
-    while (running) await one(sent++);
-  });
-  return {
-    statuses,
-    sent: () => sent,
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      for (const agent of agents) agent.destroy();
-    },
-  };
-}
-
-/** A validly signed request by `signer`, signed `aheadMs` in the future. */
-function signedAt(signer: RequestSigner, method: string, path: string, body: unknown, aheadMs: number): Record<string, string> {
-  const realNow = Date.now;
-  Date.now = () => realNow() + aheadMs;
-  try {
-    return signRequest(signer, method, path, body);
-  } finally {
-    Date.now = realNow;
-  }
-}
+/** A pause between two rounds of the owners' requests, so that they stay within their keys' budgets. */
+const pace = () => new Promise((resolve) => setTimeout(resolve, 100));
 
 describe('an agency under abuse', () => {
   it('keeps serving the owner\'s agents while strangers flood it with validly signed requests, and keeps nothing of theirs', async () => {
@@ -97,17 +42,19 @@ describe('an agency under abuse', () => {
       switch (i % 4) {
         case 0:
         case 1:
-          return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAt(stranger.signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
+          return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(stranger.signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
         case 2: {
           const path = `/v1/cloud-agents/${id}/sync`;
-          return { method: 'POST', path, headers: { ...signedAt(stranger.signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
+          return { method: 'POST', path, headers: { ...signedAhead(stranger.signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
         }
         default: {
           const body = { policy: laptop.profile.policy };
-          return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAt(stranger.signer, 'POST', '/v1/cloud-agents', body, ahead), 'content-type': 'application/json' }, body: JSON.stringify(body) };
+          return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(stranger.signer, 'POST', '/v1/cloud-agents', body, ahead), 'content-type': 'application/json' }, body: JSON.stringify(body) };
         }
       }
-    });
+      // 64 in flight: a refused sync or registration is held up to 2 s (while the agency waits for
+      // its ledger follower to tell a just-granted agent from a stranger), pickups are not.
+    }, 64);
 
     // Meanwhile the owner's agents sync, pick up, and receive what a real peer sends them.
     const started = Date.now();
@@ -115,6 +62,8 @@ describe('an agency under abuse', () => {
     try {
       while (Date.now() - started < FLOOD_MS || rounds < 3) {
         rounds++;
+        // Within their own budget (50 requests a second per key): a round is about four of each key's.
+        await pace();
         await laptop.agency().sync(id);
         await phone.agency().sync(id);
         await sendText(bob, 'alice', `round ${rounds}`);
@@ -127,10 +76,12 @@ describe('an agency under abuse', () => {
       await attack.stop();
     }
 
-    // The flood was real, and got nothing but refusals.
-    expect(attack.sent()).toBeGreaterThan(500);
+    // The flood was real (pickups refused at once, syncs and registrations after up to 2 s), and
+    // got nothing but refusals.
+    expect(attack.sent()).toBeGreaterThan(250);
     expect([...attack.statuses.keys()].every((status) => [401, 404, 429].includes(status))).toBe(true);
-    expect((attack.statuses.get(401) ?? 0) + (attack.statuses.get(404) ?? 0)).toBeGreaterThan(500);
+    expect(attack.statuses.get(404) ?? 0).toBeGreaterThan(100);
+    expect(attack.statuses.get(401) ?? 0).toBeGreaterThan(50);
     // Nothing of the strangers' is remembered: only the owners' keys have replay windows.
     expect(verifier.size.keys).toBeLessThanOrEqual(legitKeys);
     // And afterwards everything still works, the phone's mailbox included.
@@ -174,6 +125,7 @@ describe('an agency under abuse', () => {
     try {
       while (Date.now() - started < FLOOD_MS || rounds < 3) {
         rounds++;
+        await pace();
         await sendText(bob, 'alice', `flooded round ${rounds}`);
         await until(laptop, `flooded round ${rounds}`);
         await until(phone, `flooded round ${rounds}`);
