@@ -412,6 +412,9 @@ async function pairingAndRevocation(env: Env): Promise<void> {
 
 const ABUSE_PHASE_MS = 5000;
 const ABUSE_JUNK_BYTES = 75_000;
+const ABUSE_ROUND_MS = 100;
+/** Requests the attacker keeps in flight: refused syncs and registrations are held up to 2 s. */
+const ABUSE_IN_FLIGHT = 64;
 
 interface LegitFigures {
   readonly requests: number;
@@ -445,6 +448,8 @@ async function legitimateTraffic(members: readonly Member[], peer: AgreementKey)
   const cloudId = first.agent.cloud().id;
   const end = Date.now() + ABUSE_PHASE_MS;
   for (let round = 0; Date.now() < end; round++) {
+    // A round every ABUSE_ROUND_MS at most: the agents stay within their keys' budgets (50 requests a second).
+    const pace = new Promise((resolve) => setTimeout(resolve, ABUSE_ROUND_MS));
     const to = recipientRef(first.kx);
     const inner = authcrypt(plaintextOf(MESSAGE_BYTES, { from: didOf(peer.kid), to: [didOf(to.kid)], round }), peer, [to]);
     await timed(() => postEnvelope(first.cloud.endpoint, wrapForward(inner, `did:key:${first.key}`, [first.cloud.routing])));
@@ -457,6 +462,7 @@ async function legitimateTraffic(members: readonly Member[], peer: AgreementKey)
     }
     await timed(() => first.mailbox.sync(cloudId));
     await timed(() => second.mailbox.sync(cloudId));
+    await pace;
   }
   const requests = times.length + [...failed.values()].reduce((a, b) => a + b, 0);
   return { requests, failed: Object.fromEntries(failed), successRate: round(times.length / requests, 4), p50Ms: round(percentile(times, 50)), p99Ms: round(percentile(times, 99)) };
@@ -495,7 +501,7 @@ async function abuse(dir: string): Promise<void> {
         return { method: 'POST', path, headers: { ...signedAhead(signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
       }
       return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(signer, 'POST', '/v1/cloud-agents', { policy }, ahead), 'content-type': 'application/json' }, body: JSON.stringify({ policy }) };
-    });
+    }, ABUSE_IN_FLIGHT);
     const started = Date.now();
     const underSigned = await legitimateTraffic(members, peer);
     await signed.stop();
