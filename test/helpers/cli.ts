@@ -48,7 +48,8 @@ export interface Background {
   /** Resolves with each complete stdout line, in order. */
   nextLine(): Promise<string>;
   readonly done: Promise<Run>;
-  kill(): void;
+  /** Sends `signal` (SIGKILL unless told). */
+  kill(signal?: NodeJS.Signals): void;
 }
 
 /** Starts a long-running `dkms` command whose stdout lines the test follows. */
@@ -78,7 +79,7 @@ export function background(args: readonly string[], env: Record<string, string>)
       await new Promise<void>((wake) => waiters.push(wake));
     }
   };
-  return { nextLine, done, kill: () => child.kill('SIGKILL') };
+  return { nextLine, done, kill: (signal: NodeJS.Signals = 'SIGKILL') => child.kill(signal) };
 }
 
 export type Json = Record<string, unknown>;
