@@ -5,7 +5,8 @@
  */
 import { Agent as HttpAgent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { background, killBackground } from '../helpers/cli.js';
+import { ERROR_CODES } from '../../src/errors.js';
+import { background, dkms, killBackground } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** Sends GETs and POSTs to `base` on keep-alive connections until stopped; waiting polls included. */
@@ -15,7 +16,8 @@ function load(base: string, paths: readonly { method: string; path: string; body
   const one = (i: number): Promise<void> =>
     new Promise((resolve) => {
       const item = paths[i % paths.length] as { method: string; path: string; body?: string };
-      const req = request(`${base}${item.path}`, { method: item.method, agent, headers: item.body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      // From another loopback address than the agent's: the servers' per-address rate limit is theirs alone.
+      const req = request(`${base}${item.path}`, { method: item.method, agent, localAddress: '127.0.0.2', headers: item.body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
         res.resume();
         res.on('end', resolve);
         res.on('error', resolve);
@@ -47,13 +49,23 @@ describe('bounded shutdown', () => {
       { method: 'GET', path: '/v1/head/next?after=1000000&wait=30000' },
       { method: 'POST', path: '/v1/events', body: '{"type":"nonsense"}' },
     ]);
+    // An agent whose `message inbox --wait 30` holds a long poll at the agency.
+    const home = tempDir();
+    const env = { DKMS_HOME: home, DKMS_PASSPHRASE: 'a passphrase for the shutdown test', DKMS_LEDGER: services.ledger };
+    const init = await dkms(['agent', 'init', '--label', 'waiting', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive', '--json'], env);
+    expect(init.code, init.stderr).toBe(0);
+    const waiting = background(['message', 'inbox', '--wait', '30', '--json'], env);
+    let waitingExited = false;
+    void waiting.done.then(() => (waitingExited = true));
     const agencyLoad = load(services.agency, [
       { method: 'GET', path: '/v1/health' },
       { method: 'POST', path: '/v1/inbound', body: '{}' },
       { method: 'GET', path: '/v1/mailbox?limit=1&wait=30' },
     ]);
     try {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      // Long enough for the agent's process to start and its long poll to be waiting.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(waitingExited).toBe(false);
       const asked = Date.now();
       up.kill('SIGTERM');
       const done = await up.done;
@@ -63,6 +75,10 @@ describe('bounded shutdown', () => {
       // Bounded: long polls of 30 s were waiting, and clients kept their connections open. (A
       // hang bound, not a speed figure: a clean stop takes well under a second.)
       expect(took).toBeLessThan(10_000);
+      // The waiting agent's long poll ends with the agency (answered with nothing, or cut off),
+      // and it is not left hanging either.
+      const left = await waiting.done;
+      expect([0, ERROR_CODES.AGENCY_UNREACHABLE.exit], left.stderr).toContain(left.code);
     } finally {
       ledgerLoad.stop();
       agencyLoad.stop();
