@@ -184,7 +184,7 @@ export class Agency {
       throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the policy may register its cloud agent');
     }
     admit();
-    let record = await this.#store.cloudAgentOfPolicy(policy);
+    let record = served;
     if (record === undefined) {
       const id = toBase58btc(randomBytes(16));
       const sign = this.#wallet.createKey(signKeyName(id), 'ed25519');

@@ -37,8 +37,13 @@ export function ledgerUrl(ctx: Context, flag: string | undefined): string {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
   const fromEnv = process.env['DKMS_LEDGER'];
   const url = flag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv) ?? config.ledger ?? DEFAULT_LEDGER_URL;
-  if (!/^https?:\/\/[^\s]+$/.test(url)) throw badInput(`ledger URL '${url}' must start with http:// or https://`);
+  checkHttpUrl(url, 'ledger URL');
   return url.replace(/\/+$/, '');
+}
+
+/** BAD_INPUT unless `url` is an http(s) URL; `what` names it in the message ("ledger URL", "--agency"). */
+export function checkHttpUrl(url: string, what: string): void {
+  if (!/^https?:\/\/[^\s]+$/.test(url)) throw badInput(`${what} '${url.slice(0, 100)}' must start with http:// or https://`);
 }
 
 /** Records `url` as this data directory's ledger in config.json, unless one is set already. */

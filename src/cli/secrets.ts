@@ -31,12 +31,16 @@ function readSecretFile(path: string, what: string): Buffer {
   }
 }
 
-/** The first line of a file, without its line ending. */
-export function readPassphraseFile(path: string): string {
-  const text = readSecretFile(path, 'passphrase').toString('utf8');
-  const line = text.split(/\r?\n/, 1)[0] ?? '';
-  if (line.length === 0) throw badInput(`passphrase file ${path} is empty`);
+/** The first line of a file holding `what`, without its line ending; BAD_INPUT when it is empty. */
+function readFirstLine(path: string, what: string): string {
+  const line = readSecretFile(path, what).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  if (line.length === 0) throw badInput(`${what} file ${path} is empty`);
   return line;
+}
+
+/** The first line of a passphrase file, without its line ending. */
+export function readPassphraseFile(path: string): string {
+  return readFirstLine(path, 'passphrase');
 }
 
 /** A raw key file holds 32 bytes: as binary, as 64 hex digits, or as 43 base64url characters. */
@@ -114,7 +118,7 @@ export async function getShortSecret(source: ShortSecretSource): Promise<string>
   const what = source.prompt.toLowerCase();
   let value: string | undefined;
   if (source.file !== undefined) {
-    value = readSecretFile(source.file, what).toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+    value = readFirstLine(source.file, what);
   } else if (process.env[source.env] !== undefined && process.env[source.env] !== '') {
     value = process.env[source.env];
   } else if (process.stdin.isTTY) {

@@ -20,13 +20,14 @@ export interface IntParam {
 export function intParam(name: string, min: number, max = Number.MAX_SAFE_INTEGER): IntParam {
   if (!Number.isSafeInteger(min) || !Number.isSafeInteger(max) || min < -1 || max < min) throw new RangeError(`bad bounds for query parameter ${name}`);
   const pattern = min < 0 ? '^(-1|0|[1-9][0-9]{0,15})$' : '^(0|[1-9][0-9]{0,15})$';
+  const plain = new RegExp(pattern);
   return {
     name,
     schema: { type: 'string', pattern, maxLength: 17 },
     read(query) {
       const text = (query as Record<string, unknown> | undefined)?.[name];
       if (text === undefined) return undefined;
-      const value = typeof text === 'string' && new RegExp(pattern).test(text) ? Number(text) : Number.NaN;
+      const value = typeof text === 'string' && plain.test(text) ? Number(text) : Number.NaN;
       if (!Number.isSafeInteger(value) || value < min || value > max) {
         const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
         throw new DkmsError('BAD_INPUT', `query parameter ${name} must be an integer ${range}`);

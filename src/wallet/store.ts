@@ -3,7 +3,7 @@
  * one implementation: a single SQLite file in WAL mode with synchronous=FULL, held under an
  * exclusive lock for as long as it is open, so a second process gets WALLET_BUSY.
  */
-import { chmodSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { privateSqliteFile } from '../files.js';
 import Database from 'better-sqlite3';
 import { concatBytes } from '../crypto/index.js';
@@ -156,7 +156,6 @@ export class SqliteWalletStore implements WalletStore {
       db.exec(SCHEMA);
       db.pragma(`application_id = ${APPLICATION_ID}`);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      chmodSync(path, 0o600);
       return new SqliteWalletStore(db, path);
     } catch (e) {
       db.close();

@@ -3,39 +3,22 @@
  * long polls and keep-alive connections open and keep sending, exits within seconds, cleanly,
  * with nothing left to keep the process alive.
  */
-import { Agent as HttpAgent, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { flood, type Flood } from '../../bench/flood.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, dkms, killBackground } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
-/** Sends GETs and POSTs to `base` on keep-alive connections until stopped; waiting polls included. */
-function load(base: string, paths: readonly { method: string; path: string; body?: string }[]): { stop(): void } {
-  const agent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
-  let running = true;
-  const one = (i: number): Promise<void> =>
-    new Promise((resolve) => {
-      const item = paths[i % paths.length] as { method: string; path: string; body?: string };
-      // From another loopback address than the agent's: the servers' per-address rate limit is theirs alone.
-      const req = request(`${base}${item.path}`, { method: item.method, agent, localAddress: '127.0.0.2', headers: item.body === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-        res.on('error', resolve);
-      });
-      req.on('error', () => resolve());
-      req.end(item.body);
-    });
-  for (let w = 0; w < 16; w++) {
-    void (async () => {
-      for (let i = w; running; i += 16) await one(i);
-    })();
-  }
-  return {
-    stop() {
-      running = false;
-      agent.destroy();
-    },
-  };
+/**
+ * Keeps 16 requests in flight to `base`, round-robin over `requests`, until stopped: from another
+ * loopback address than the agent's, whose per-address rate limit is then its own.
+ */
+function load(base: string, requests: readonly { method: string; path: string; body?: string }[]): Flood {
+  return flood(base, (i) => {
+    const item = requests[i % requests.length] as { method: string; path: string; body?: string };
+    const headers: Record<string, string> = item.body === undefined ? {} : { 'content-type': 'application/json' };
+    return { ...item, headers };
+  }, 16, ['127.0.0.2']);
 }
 
 describe('bounded shutdown', () => {
@@ -80,8 +63,8 @@ describe('bounded shutdown', () => {
       const left = await waiting.done;
       expect([0, ERROR_CODES.AGENCY_UNREACHABLE.exit], left.stderr).toContain(left.code);
     } finally {
-      ledgerLoad.stop();
-      agencyLoad.stop();
+      await ledgerLoad.stop();
+      await agencyLoad.stop();
     }
   });
 });

@@ -11,7 +11,7 @@ import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type Revoc
 import { announce, confirm, withAgent } from '../agent-access.js';
 import { Context, parseKdfTier } from '../context.js';
 import { getShortSecret, refuseSecretArgument } from '../secrets.js';
-import { ledgerUrl } from '../ledger-access.js';
+import { checkHttpUrl, ledgerUrl } from '../ledger-access.js';
 import { emit, table } from '../output.js';
 import { parsePositive } from '../options.js';
 import { qrCode } from '../../qr.js';
@@ -26,22 +26,15 @@ function flagsOption(value: string): number {
 
 export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
-/** Registers the cloud agent after asking the owner (flags none unless chosen). */
-/** BAD_INPUT unless `url` is an http(s) URL. */
-function checkServiceUrl(url: string, flag: string): void {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new DkmsError('BAD_INPUT', `${flag} '${url.slice(0, 100)}' is not a URL`);
-  }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new DkmsError('BAD_INPUT', `${flag} '${url.slice(0, 100)}' must start with http:// or https://`);
-}
-
-async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number, yes: boolean | undefined) {
-  checkServiceUrl(agencyUrl, '--agency');
+/** Checks the agency URL and asks the owner's consent to register a cloud agent there (flags none unless chosen): before anything is written. */
+async function consentToRegister(ctx: Context, agencyUrl: string, flags: number, yes: boolean | undefined): Promise<void> {
+  checkHttpUrl(agencyUrl, '--agency');
   const what = flags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(flags).join(',');
   if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
+}
+
+/** Registers the cloud agent, the owner having consented (consentToRegister). */
+async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number) {
   ctx.progress('Registering the cloud agent…');
   return registerCloudAgent(agent, agencyUrl, flags);
 }
@@ -71,11 +64,7 @@ export function agentCommand(): Command {
       const ctx = Context.of(cmd);
       // Everything is checked, and consent given, before the first thing is written anywhere.
       const ledger = ledgerUrl(ctx, ctx.options.ledger);
-      if (opts.agency !== undefined) {
-        checkServiceUrl(opts.agency, '--agency');
-        const what = opts.cloudFlags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(opts.cloudFlags).join(',');
-        if (!(await confirm(ctx, `Register a cloud agent at ${opts.agency} with ${what}?`, opts.yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
-      }
+      if (opts.agency !== undefined) await consentToRegister(ctx, opts.agency, opts.cloudFlags, opts.yes);
       const result = await withAgent(
         ctx,
         async (a) => {
@@ -84,7 +73,7 @@ export function agentCommand(): Command {
           const onlyRegistration = have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
           if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
           const profile = onlyRegistration ? have : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
-          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags, true);
+          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags);
           return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
         },
         { create: true, kdfTier: opts.kdfTier },
@@ -109,7 +98,8 @@ export function agentCommand(): Command {
     .option('--yes', 'consent without asking')
     .action(async (opts: { agency: string; flags: number; yes?: boolean }, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const cloud = await withAgent(ctx, (a) => register(ctx, a, opts.agency, opts.flags, opts.yes));
+      await consentToRegister(ctx, opts.agency, opts.flags, opts.yes);
+      const cloud = await withAgent(ctx, (a) => register(ctx, a, opts.agency, opts.flags));
       emit(ctx, { ...cloud }, () => `cloud agent ${cloud.id} at ${cloud.agency}\nkey ${cloud.key}\nendpoint ${cloud.endpoint}`);
     });
 
