@@ -122,6 +122,8 @@ export const ERROR_CODES = {
   REQUEST_REPLAYED: { exit: 120, http: 409 },
   REQUEST_TIME_SKEW: { exit: 121, http: 401 },
   MAILBOX_NOT_FOUND: { exit: 122, http: 404 },
+  AGENCY_KEY_MISMATCH: { exit: 123, http: 500 },
+  AGENCY_STORE_UNAVAILABLE: { exit: 124, http: 503 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

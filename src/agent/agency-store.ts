@@ -1,7 +1,8 @@
 /**
  * What an agency keeps: the cloud agents it hosts, which edge agents each one routes to, and a
  * durable mailbox per edge agent. An interface, so the agency's logic never names its backend;
- * sqlite-agency-store.ts is the embedded one.
+ * sqlite-agency-store.ts is the embedded one (one process), pg-agency-store.ts the shared one
+ * (several agency processes on one PostgreSQL database).
  */
 
 export interface CloudAgentRecord {
@@ -13,6 +14,8 @@ export interface CloudAgentRecord {
   /** The cloud agent's X25519 key-agreement key, multibase: senders encrypt forwards to it. */
   readonly kx: string;
   readonly created: string;
+  /** The cloud agent's private keys sealed under the agency key, where the store keeps them (cloud-keys.ts). */
+  readonly sealed?: Uint8Array;
 }
 
 /** An edge agent a cloud agent delivers to, by its Ed25519 key (which signs its pickups). */
@@ -80,8 +83,23 @@ export interface BackupLimits {
   readonly bytes: number;
 }
 
+/** Nonces of admitted requests, shared by the agencies on one store: a request replayed at another of them is refused there too. */
+export interface NonceStore {
+  /** Records `nonce` of `key`, signed at `at` (ms since the epoch); false if that key used it before. */
+  take(key: string, nonce: string, at: number): Promise<boolean>;
+}
+
 export interface AgencyStore {
+  /** Set by stores that several agency processes share; the embedded store leaves nonces to the process. */
+  readonly nonces?: NonceStore;
+  /**
+   * Hears the recipients of mail stored by any process on the same store, to end their long
+   * polls here; `undefined` when some may have been missed (a lost connection): end them all.
+   */
+  onMail?(listener: (agentKey: string | undefined) => void): void;
   addCloudAgent(record: CloudAgentRecord): Promise<void>;
+  /** The policies of every cloud agent in the store. */
+  servedPolicies(): Promise<string[]>;
   cloudAgent(id: string): Promise<CloudAgentRecord | undefined>;
   cloudAgentByKx(kx: string): Promise<CloudAgentRecord | undefined>;
   cloudAgentOfPolicy(policy: string): Promise<CloudAgentRecord | undefined>;
@@ -101,7 +119,8 @@ export interface AgencyStore {
    * Stores one copy of the envelope per recipient in one durable transaction, or none: MAILBOX_FULL
    * if any recipient is over its limits, or its sender over its share of one. An envelope
    * identical to one still waiting for a recipient is not stored again: its id is that one's.
-   * Returns the message ids once they are durable.
+   * A recipient the cloud agent stopped routing to (`wasRemoved`) gets no copy, even when
+   * routes read a moment before chose it. Returns the ids of the copies once they are durable.
    */
   deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
   /**

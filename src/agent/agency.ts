@@ -1,6 +1,6 @@
 /**
- * An agency: it hosts owners' cloud agents. A cloud agent has its own keys (in the agency's
- * wallet), receives forward messages encrypted to its key-agreement key, and keeps what they
+ * An agency: it hosts owners' cloud agents. A cloud agent has its own keys (cloud-keys.ts),
+ * receives forward messages encrypted to its key-agreement key, and keeps what they
  * carry in a durable mailbox per edge agent of its owner until that agent picks it up and
  * acknowledges it. Which edge agents it serves is read from the owner's policy on the ledger,
  * never taken on the word of a request, so a revoked agent loses its mailbox with its grant.
@@ -14,8 +14,8 @@ import { recoveryKeyDigest } from '../policy/authority.js';
 import type { ResolvedPolicy } from '../ledger/client.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
-import type { Wallet } from '../wallet/index.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import type { CloudKeys } from './cloud-keys.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
 /**
@@ -23,7 +23,7 @@ import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForwar
  * takes the request's nonce and counts it against the signer's budget (agency-api.ts), and
  * throws to refuse it. What a stranger's request costs is then only the checks that refused it.
  */
-export type Admit = () => void;
+export type Admit = () => Promise<void>;
 
 /** A policy read from the ledger and verified: its current state, and every state it had, oldest first. */
 export type VerifiedPolicy = Pick<ResolvedPolicy, 'record' | 'policyHistory'>;
@@ -36,7 +36,7 @@ export interface PolicyReader {
 export interface AgencyOptions {
   readonly store: AgencyStore;
   /** Holds the cloud agents' private keys. */
-  readonly wallet: Wallet;
+  readonly keys: CloudKeys;
   readonly policies: PolicyReader;
   /** The agency's public base URL, e.g. http://127.0.0.1:8421. */
   readonly baseUrl: string;
@@ -83,10 +83,6 @@ const STRANGER_READ_ENTRIES = 10_000;
 const STRANGER_WAIT_MS = 2000;
 const STRANGER_WAIT_STEP_MS = 100;
 
-const signKeyName = (id: string) => `cloud-${id}-sign`;
-const kxKeyName = (id: string) => `cloud-${id}-kx`;
-const SIGN_KEY_NAME = /^cloud-(.+)-sign$/;
-
 interface QueuedDelivery {
   readonly record: CloudAgentRecord;
   /** The forward's `next`: whom the copies are for. */
@@ -125,7 +121,7 @@ interface Hold {
 
 export class Agency {
   readonly #store: AgencyStore;
-  readonly #wallet: Wallet;
+  readonly #keys: CloudKeys;
   readonly #policies: PolicyReader;
   readonly #limits: MailboxLimits;
   /** Where agents reach this agency; set once the server knows its address. */
@@ -137,9 +133,6 @@ export class Agency {
   /** The seq of the policy state each cloud agent's routes were last set from, by cloud agent id. */
   readonly #applied = new Map<string, number>();
   readonly #held = new Map<string, Hold>();
-  /** The policies of the cloud agents hosted here, complete once `#finding` has resolved. */
-  readonly #served = new Set<string>();
-  #finding: Promise<void> | undefined;
   /** Reads of policies made for keys the agency does not route, shared (#readFor). */
   readonly #strangerReads = new Map<string, StrangerRead>();
   #strangerWindow = 0;
@@ -147,7 +140,9 @@ export class Agency {
 
   constructor(options: AgencyOptions) {
     this.#store = options.store;
-    this.#wallet = options.wallet;
+    this.#keys = options.keys;
+    // Mail stored through another agency on the same store ends the long polls waiting here.
+    this.#store.onMail?.((agentKey) => (agentKey === undefined ? this.wakeAll() : this.#wake(agentKey)));
     this.#policies = options.policies;
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -183,25 +178,22 @@ export class Agency {
     if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) {
       throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the policy may register its cloud agent');
     }
-    admit();
+    await admit();
     let record = served;
     if (record === undefined) {
       const id = toBase58btc(randomBytes(16));
-      const sign = this.#wallet.createKey(signKeyName(id), 'ed25519');
-      const kx = this.#wallet.createKey(kxKeyName(id), 'x25519');
-      const created = { id, policy, key: sign.publicKey, kx: kx.publicKey, created: new Date().toISOString() };
+      const keys = this.#keys.create(id);
+      const created: CloudAgentRecord = { id, policy, key: keys.key, kx: keys.kx, created: new Date().toISOString(), ...(keys.sealed === undefined ? {} : { sealed: keys.sealed }) };
       try {
         await this.#store.addCloudAgent(created);
         record = created;
       } catch (e) {
-        // A concurrent first registration of the same policy won: use its cloud agent.
-        this.#wallet.deleteKey(signKeyName(id));
-        this.#wallet.deleteKey(kxKeyName(id));
+        // A concurrent first registration of the same policy won (here or at another agency on the same store): use its cloud agent.
+        this.#keys.discard(id);
         record = await this.#store.cloudAgentOfPolicy(policy);
         if (record === undefined) throw e;
       }
     }
-    this.#served.add(record.policy);
     await this.#apply(record, verified);
     return this.info(record);
   }
@@ -216,7 +208,7 @@ export class Agency {
     // The routes follow the ledger whoever asked: nothing the request itself decides.
     const change = await this.#apply(record, verified);
     if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
-    admit();
+    await admit();
     return { routes: await this.#store.routes(record.id), ...change };
   }
 
@@ -280,26 +272,12 @@ export class Agency {
   // ---- following the ledger (policy-follower.ts) -------------------------------------------
 
   /**
-   * The policies of the cloud agents hosted here: what the agency follows on the ledger. The
-   * store's interface lists no cloud agents, so they are found once from their signing keys in
-   * the agency's wallet; `register` adds new ones.
+   * The policies of the cloud agents hosted here: what the agency follows on the ledger. Asked
+   * of the store every time, so that a cloud agent registered through another agency on the
+   * same store is followed here too.
    */
-  async servedPolicies(): Promise<string[]> {
-    this.#finding ??= this.#findServed().catch((e: unknown) => {
-      this.#finding = undefined;
-      throw e;
-    });
-    await this.#finding;
-    return [...this.#served];
-  }
-
-  async #findServed(): Promise<void> {
-    for (const { name } of this.#wallet.listKeys('ed25519')) {
-      const id = SIGN_KEY_NAME.exec(name)?.[1];
-      // Keys of a registration that lost a race, or crashed before its record, have no record.
-      const record = id === undefined ? undefined : await this.#store.cloudAgent(id);
-      if (record !== undefined) this.#served.add(record.policy);
-    }
+  servedPolicies(): Promise<string[]> {
+    return this.#store.servedPolicies();
   }
 
   /** Brings a cloud agent's routes up to a state of its policy the ledger follower verified, and ends any hold on its mail. */
@@ -380,10 +358,9 @@ export class Agency {
   async inbound(body: unknown, source: string): Promise<{ ids: string[] }> {
     const jwe = parseJwe(body);
     const record = await this.#recipientCloudAgent(jwe.recipients.map((r) => r.header?.['kid']));
-    const kxName = kxKeyName(record.id);
     const publicKey = decodePublicKey(record.kx, 'x25519').publicKey;
-    // The public key is the record's: only the agreement itself goes to the wallet.
-    const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.#wallet.agree(kxName, peer) }]);
+    // The public key is the record's: only the agreement itself goes to the keys.
+    const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.#keys.agree(record, peer) }]);
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
@@ -476,7 +453,7 @@ export class Agency {
     const record = await this.cloudAgent(id);
     const agent = (await this.#current(record, signer)).policy.agents.find((a) => a.key === signer);
     if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
-    admit();
+    await admit();
     return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
   }
 
@@ -493,7 +470,7 @@ export class Agency {
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
     }
-    admit();
+    await admit();
     // A spent key (an old paper, rotated-out trustees) must not reach the current backups.
     if ((await this.#store.newestLocator(record.id)) === locator) throw new DkmsError('BACKUP_UNAUTHORIZED', 'the owner\'s newest backups cannot be deleted');
     return this.#store.deleteBackups(record.id, locator);
@@ -523,7 +500,7 @@ export class Agency {
     if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
       throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
     }
-    admit();
+    await admit();
     const found = await this.#store.backupData(locator, version);
     if (found === undefined) throw new DkmsError('BACKUP_NOT_FOUND', `no backup version ${String(version)} for that recovery secret`);
     return found;
@@ -536,7 +513,7 @@ export class Agency {
    */
   async pickup(agentKey: string, limit: number, waitMs: number, admit: Admit, signal?: AbortSignal): Promise<StoredMessage[]> {
     await this.#mailboxOf(agentKey);
-    admit();
+    await admit();
     this.#refuseHeld(agentKey);
     const found = await this.#store.pickup(agentKey, limit);
     if (found.length > 0 || waitMs <= 0) return found;
@@ -547,7 +524,7 @@ export class Agency {
 
   async ack(agentKey: string, ids: readonly string[], admit: Admit): Promise<number> {
     await this.#mailboxOf(agentKey);
-    admit();
+    await admit();
     return this.#store.ack(agentKey, ids);
   }
 

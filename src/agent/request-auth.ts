@@ -6,6 +6,7 @@
  */
 import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, sha256, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
+import type { NonceStore } from './agency-store.js';
 
 export const AUTH_HEADERS = { key: 'x-dkms-key', time: 'x-dkms-time', nonce: 'x-dkms-nonce', signature: 'x-dkms-signature' } as const;
 /** How far a request's time may be behind the agency's clock (a request delayed on its way). */
@@ -68,6 +69,8 @@ export interface VerifierLimits {
   readonly futureMs?: number;
   /** Nonces remembered per key (default NONCES_PER_KEY). */
   readonly noncesPerKey?: number;
+  /** Where the agencies sharing one store record nonces, so that a request is taken once by all of them. */
+  readonly shared?: NonceStore;
 }
 
 /**
@@ -85,6 +88,7 @@ export class RequestVerifier {
   readonly #pastMs: number;
   readonly #futureMs: number;
   readonly #noncesPerKey: number;
+  readonly #shared: NonceStore | undefined;
   #admitted = 0;
 
   constructor(now: () => number = Date.now, limits: VerifierLimits = {}) {
@@ -92,6 +96,7 @@ export class RequestVerifier {
     this.#pastMs = limits.pastMs ?? CLOCK_WINDOW_MS;
     this.#futureMs = limits.futureMs ?? FUTURE_SKEW_MS;
     this.#noncesPerKey = Math.max(1, limits.noncesPerKey ?? NONCES_PER_KEY);
+    this.#shared = limits.shared;
   }
 
   /** The request's signer, nonce and time once its signature and time check out (REQUEST_UNAUTHORIZED, REQUEST_TIME_SKEW otherwise). Keeps nothing. */
@@ -129,9 +134,16 @@ export class RequestVerifier {
   /**
    * Takes a checked request's nonce, once its key was found allowed to make it: REQUEST_REPLAYED
    * if the key used the nonce before, or signed the request at or before the oldest time its
-   * window still covers.
+   * window still covers; with a shared nonce store, also if another agency on it took the nonce.
    */
-  admit(request: SignedRequest): void {
+  async admit(request: SignedRequest): Promise<void> {
+    this.#admitHere(request);
+    if (this.#shared !== undefined && !(await this.#shared.take(request.key, request.nonce, request.at))) {
+      throw new DkmsError('REQUEST_REPLAYED', 'the request was already made once, at another agency (its nonce was used): sign a new one');
+    }
+  }
+
+  #admitHere(request: SignedRequest): void {
     const now = this.#now();
     if (++this.#admitted % SWEEP_EVERY === 0) this.#sweep(now);
     let window = this.#windows.get(request.key);

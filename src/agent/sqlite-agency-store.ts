@@ -68,6 +68,7 @@ export class SqliteAgencyStore implements AgencyStore {
       cloudById: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE id = ?`),
       cloudByKx: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE kx = ?`),
       cloudByPolicy: db.prepare<[string], CloudAgentRecord>(`${cloud} WHERE policy = ?`),
+      policies: db.prepare<[], { policy: string }>('SELECT policy FROM cloud_agents ORDER BY policy'),
       routes: db.prepare<[string], { agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = ? ORDER BY agent_key'),
       isRouted: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM routes WHERE cloud_id = ? AND agent_key = ?'),
       routedAnywhere: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM routes WHERE agent_key = ? LIMIT 1'),
@@ -114,7 +115,12 @@ export class SqliteAgencyStore implements AgencyStore {
   readonly #run: <T>(fn: () => T) => Promise<T>;
 
   addCloudAgent(record: CloudAgentRecord): Promise<void> {
-    return this.#run(() => void this.#stmts.addCloud.run(record));
+    const { id, policy, key, kx, created } = record;
+    return this.#run(() => void this.#stmts.addCloud.run({ id, policy, key, kx, created }));
+  }
+
+  servedPolicies(): Promise<string[]> {
+    return this.#run(() => this.#stmts.policies.all().map((r) => r.policy));
   }
 
   cloudAgent(id: string): Promise<CloudAgentRecord | undefined> {
@@ -176,8 +182,10 @@ export class SqliteAgencyStore implements AgencyStore {
     const size = delivery.envelope.length;
     const digest = sha256(delivery.envelope);
     // A copy still waiting for a recipient is that recipient's copy: nothing new to count or store.
-    const waiting = new Map(delivery.recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id]));
-    const fresh = delivery.recipients.filter((r) => waiting.get(r) === undefined);
+    // A recipient the cloud agent stopped routing to gets no copy, whatever routes chose it.
+    const recipients = delivery.recipients.filter((r) => this.#stmts.wasRemoved.get(cloudId, r) === undefined);
+    const waiting = new Map(recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id]));
+    const fresh = recipients.filter((r) => waiting.get(r) === undefined);
     for (const recipient of fresh) {
       const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
       const box = this.#stmts.mailbox.get(cloudId, recipient) ?? { messages: 0, bytes: 0 };
@@ -189,7 +197,7 @@ export class SqliteAgencyStore implements AgencyStore {
         throw new DkmsError('MAILBOX_FULL', `this sender already has ${share.messages} messages (${share.bytes} bytes) waiting for ${recipient}, its share of the mailbox; retry once they are picked up`);
       }
     }
-    return delivery.recipients.map((recipient) => {
+    return recipients.map((recipient) => {
       const same = waiting.get(recipient);
       if (same !== undefined) return String(same);
       this.#stmts.bumpMailbox.run(cloudId, recipient, size);

@@ -86,9 +86,9 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
     const checked: SignedRequest = verifier.check(request.headers, request.method, request.url, request.body ?? undefined);
     return {
       key: checked.key,
-      admit: () => {
+      admit: async () => {
         quota(checked.key);
-        verifier.admit(checked);
+        await verifier.admit(checked);
       },
     };
   };

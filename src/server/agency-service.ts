@@ -1,18 +1,23 @@
 /**
- * Running an agency: its store and the cloud agents' wallet in `<home>/agency`, a verifying
- * ledger client to read owners' policies, a follower of those policies on the ledger, and the
- * HTTP API. Used by `dkms agency serve` and `dkms up`.
+ * Running an agency: its store (embedded SQLite in `<home>/agency`, or a PostgreSQL database
+ * several agencies share), the cloud agents' keys, a verifying ledger client to read owners'
+ * policies, a follower of those policies on the ledger, and the HTTP API. Used by
+ * `dkms agency serve` and `dkms up`.
  */
 import { DEFAULT_AGENCY_PORT } from './ports.js';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agency, type PolicyReader } from '../agent/agency.js';
-import type { MailboxLimits } from '../agent/agency-store.js';
+import type { AgencyStore, MailboxLimits } from '../agent/agency-store.js';
+import { agencyKeyId, SealedCloudKeys, WalletCloudKeys, type CloudKeys } from '../agent/cloud-keys.js';
 import { DEFAULT_FOLLOW_INTERVAL_MS, PolicyFollower } from '../agent/policy-follower.js';
 import { SqliteAgencyStore } from '../agent/sqlite-agency-store.js';
 import { DkmsError } from '../errors.js';
 import { persistentLedgerClient } from '../ledger/client-state.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import { openUnattendedWallet } from '../wallet/index.js';
+import { openRawKey } from '../wallet/unattended.js';
+import { RequestVerifier } from '../agent/request-auth.js';
 import { buildAgencyServer, type AgencyServerOptions } from './agency-api.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
@@ -33,6 +38,17 @@ export interface AgencyServiceOptions extends AgencyServerOptions {
   readonly followIntervalMs?: number;
   /** Hears every failure to follow the ledger (default: standard error, each kind of failure once in a row). */
   readonly onFollowError?: (error: DkmsError, policy?: string) => void;
+  /**
+   * A PostgreSQL URL (postgres://…) to keep everything in a database that several agencies
+   * share (default: embedded SQLite in the data directory, one agency).
+   */
+  readonly store?: string;
+  /**
+   * With a PostgreSQL store: the file holding the agency key that seals the cloud agents' keys
+   * (32 bytes; default `<home>/agency/agency.key`, made on first use). Every agency on one
+   * database needs the same one.
+   */
+  readonly agencyKeyFile?: string;
 }
 
 export interface RunningAgency {
@@ -45,16 +61,32 @@ export function agencyDir(home: string): string {
   return join(home, 'agency');
 }
 
-export async function startAgency(home: string, options: AgencyServiceOptions): Promise<RunningAgency> {
-  const dir = agencyDir(home);
+/** Whether `store` names a PostgreSQL database. */
+export const isPostgresUrl = (store: string): boolean => /^postgres(ql)?:\/\//.test(store);
+
+/** The agency's store and the keys of its cloud agents: SQLite and the agency's wallet, or PostgreSQL and keys sealed under the agency key. */
+async function openStore(dir: string, options: AgencyServiceOptions): Promise<{ store: AgencyStore; keys: CloudKeys }> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (options.store !== undefined) {
+    if (!isPostgresUrl(options.store)) throw new DkmsError('BAD_INPUT', 'the agency store must be a postgres:// URL (or left out for embedded storage)');
+    const agencyKey = openRawKey(options.agencyKeyFile ?? join(dir, 'agency.key'), 'AGENCY_STORE_DAMAGED');
+    // pg is loaded only by agencies that use it.
+    const { PgAgencyStore } = await import('../agent/pg-agency-store.js');
+    const store = await PgAgencyStore.open(options.store, { agencyKeyId: agencyKeyId(agencyKey) });
+    return { store, keys: new SealedCloudKeys(agencyKey) };
+  }
   const store = SqliteAgencyStore.open(join(dir, 'agency.db'));
-  let wallet;
   try {
-    wallet = await openUnattendedWallet(dir, 'agency-wallet', 'AGENCY_STORE_DAMAGED');
+    return { store, keys: new WalletCloudKeys(await openUnattendedWallet(dir, 'agency-wallet', 'AGENCY_STORE_DAMAGED')) };
   } catch (e) {
     await store.close();
     throw e;
   }
+}
+
+export async function startAgency(home: string, options: AgencyServiceOptions): Promise<RunningAgency> {
+  const dir = agencyDir(home);
+  const { store, keys } = await openStore(dir, options);
   // Closing aborts the ledger requests in flight, so that it never waits for a slow ledger.
   const closing = new AbortController();
   const ledger = persistentLedgerClient(join(dir, 'ledger-client.json'), options.ledgerUrl, {
@@ -66,8 +98,10 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? DEFAULT_AGENCY_PORT;
   // Told its public URL once listening (port 0 picks a free one).
-  const agency = new Agency({ store, wallet, policies, baseUrl: options.publicUrl ?? `http://${host}:${port}`, ...(options.limits === undefined ? {} : { limits: options.limits }) });
-  const app = buildAgencyServer(agency, options);
+  const agency = new Agency({ store, keys, policies, baseUrl: options.publicUrl ?? `http://${host}:${port}`, ...(options.limits === undefined ? {} : { limits: options.limits }) });
+  // On a shared store, the nonces of admitted requests are kept there too: a request replayed at another agency is refused.
+  const verifier = options.verifier ?? new RequestVerifier(Date.now, store.nonces === undefined ? {} : { shared: store.nonces });
+  const app = buildAgencyServer(agency, { ...options, verifier });
   let url: string;
   let follower: PolicyFollower;
   try {
@@ -82,7 +116,7 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
     url = await app.listen({ host, port });
   } catch (e) {
     await store.close();
-    wallet.close();
+    keys.close();
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use (is another agency running? choose another --port)`);
     throw e;
   }
@@ -104,7 +138,7 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
       running.wakeAll();
       await app.close();
       await store.close();
-      wallet.close();
+      keys.close();
     },
   };
 }

@@ -30,6 +30,15 @@ function writeRawKey(path: string): void {
 }
 
 /**
+ * The 32-byte raw key in `path`, made on first use (0600, written whole or not at all). A key
+ * file that is there but not 32 bytes is `damaged`.
+ */
+export function openRawKey(path: string, damaged: ErrorCode): Uint8Array {
+  if (!existsSync(path)) writeRawKey(path);
+  return readRawKey(path, damaged);
+}
+
+/**
  * Opens, creating on first use, `<dir>/<name>.db` with the raw key in `<dir>/<name>.key`. Each
  * step is atomic and the next start completes whatever a crash interrupted: key file, then wallet.
  */

@@ -1,0 +1,585 @@
+/**
+ * The shared agency store: PostgreSQL (the `pg` client), for several agency processes on one
+ * database behind any load balancer. Everything that must hold across them lives here:
+ * mailboxes and their quotas, backups, routes, and the nonces of admitted requests.
+ *
+ * Concurrency. Each mutation of one recipient's mail (deliver, ack, purge, a route removed)
+ * runs in one transaction holding that recipient's advisory lock, so quotas are checked and
+ * counted exactly, an identical envelope is stored once, and no copy is stored for an agent
+ * whose route another process removed a moment before. A transaction takes its locks in one
+ * global order (a cloud agent's, then recipients' by lock number), so two never deadlock.
+ * Delivery is one round trip per envelope (the `dkms_deliver` function); a commit sends a
+ * notification per recipient, which ends long polls waiting at every other agency process.
+ *
+ * Failures. A lost connection, a restarting server or an answer that does not come in time is
+ * AGENCY_STORE_UNAVAILABLE (503): the request did nothing unless it was committed, and a
+ * sender's retry of a committed envelope is the same message (stored once by its digest).
+ */
+import pg from 'pg';
+import { sha256, toHex, utf8 } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, NonceStore, Route, StoredMessage } from './agency-store.js';
+
+/** The schema's version, kept in `dkms_meta`; a newer one than this code knows is refused. */
+const SCHEMA_VERSION = 1;
+/** The advisory lock under which one process at a time creates or migrates the schema. */
+const SCHEMA_LOCK = '7155254853129123845';
+const MAIL_CHANNEL = 'dkms_mail';
+
+const SCHEMA = `
+CREATE TABLE dkms_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE cloud_agents (id TEXT PRIMARY KEY, policy TEXT NOT NULL UNIQUE, key TEXT NOT NULL UNIQUE, kx TEXT NOT NULL UNIQUE, created TEXT NOT NULL, sealed BYTEA);
+CREATE TABLE routes (cloud_id TEXT NOT NULL REFERENCES cloud_agents(id), agent_key TEXT NOT NULL, kx TEXT, PRIMARY KEY (cloud_id, agent_key));
+CREATE INDEX routes_agent ON routes (agent_key);
+CREATE TABLE removed (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
+CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, messages INTEGER NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (cloud_id, recipient));
+CREATE TABLE senders (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, source TEXT NOT NULL, messages INTEGER NOT NULL, bytes BIGINT NOT NULL, PRIMARY KEY (cloud_id, recipient, source));
+CREATE TABLE messages (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BYTEA NOT NULL, size INTEGER NOT NULL, source TEXT NOT NULL, digest BYTEA NOT NULL);
+CREATE INDEX messages_recipient ON messages (recipient, id);
+CREATE INDEX messages_received ON messages (received);
+CREATE UNIQUE INDEX messages_once ON messages (cloud_id, recipient, digest);
+CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY, cloud_id TEXT NOT NULL, agent TEXT NOT NULL, created TEXT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (locator, version));
+CREATE INDEX backups_cloud ON backups (cloud_id, locator);
+CREATE TABLE nonces (key TEXT NOT NULL, nonce TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (key, nonce));
+CREATE INDEX nonces_at ON nonces (at);
+
+-- Takes advisory locks in the order given (the caller sorts them).
+CREATE FUNCTION dkms_lock(keys BIGINT[]) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE k BIGINT;
+BEGIN
+  FOREACH k IN ARRAY keys LOOP PERFORM pg_advisory_xact_lock(k); END LOOP;
+END $$;
+
+-- One message of a recipient gone: its mailbox's and its sender's counts follow.
+CREATE FUNCTION dkms_uncount(p_cloud TEXT, p_recipient TEXT, p_source TEXT, p_size BIGINT) RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE mailboxes SET messages = messages - 1, bytes = bytes - p_size WHERE cloud_id = p_cloud AND recipient = p_recipient;
+  DELETE FROM mailboxes WHERE cloud_id = p_cloud AND recipient = p_recipient AND messages <= 0;
+  UPDATE senders SET messages = messages - 1, bytes = bytes - p_size WHERE cloud_id = p_cloud AND recipient = p_recipient AND source = p_source;
+  DELETE FROM senders WHERE cloud_id = p_cloud AND recipient = p_recipient AND source = p_source AND messages <= 0;
+END $$;
+
+-- Deletes messages of one recipient (only those no cloud agent routes, for guests_only); returns how many.
+CREATE FUNCTION dkms_remove(p_recipient TEXT, p_ids BIGINT[], guests_only BOOLEAN) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE m RECORD; n INTEGER := 0;
+BEGIN
+  FOR m IN DELETE FROM messages WHERE recipient = p_recipient AND id = ANY(p_ids)
+      AND (NOT guests_only OR NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = messages.cloud_id AND r.agent_key = p_recipient))
+      RETURNING cloud_id, source, size LOOP
+    PERFORM dkms_uncount(m.cloud_id, p_recipient, m.source, m.size);
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
+
+-- One delivery, with its recipients' locks held: the id of each recipient's copy (NULL for a
+-- recipient the cloud agent stopped routing to), or why it was refused (nothing stored).
+CREATE FUNCTION dkms_deliver(p_cloud TEXT, p_recipients TEXT[], p_envelope BYTEA, p_received TEXT, p_source TEXT, p_digest BYTEA,
+    max_messages INTEGER, max_bytes BIGINT, max_guest INTEGER, max_source_messages INTEGER, max_source_bytes BIGINT,
+    OUT ids BIGINT[], OUT refused TEXT) LANGUAGE plpgsql AS $$
+DECLARE r TEXT; same BIGINT; n BIGINT; b BIGINT; guest BOOLEAN; p_size BIGINT := octet_length(p_envelope);
+BEGIN
+  ids := '{}';
+  FOREACH r IN ARRAY p_recipients LOOP
+    IF EXISTS (SELECT 1 FROM removed WHERE cloud_id = p_cloud AND agent_key = r) THEN CONTINUE; END IF;
+    IF EXISTS (SELECT 1 FROM messages WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest) THEN CONTINUE; END IF;
+    guest := NOT EXISTS (SELECT 1 FROM routes WHERE cloud_id = p_cloud AND agent_key = r);
+    SELECT coalesce(max(messages), 0), coalesce(max(bytes), 0) INTO n, b FROM mailboxes WHERE cloud_id = p_cloud AND recipient = r;
+    IF n + 1 > (CASE WHEN guest THEN max_guest ELSE max_messages END) OR b + p_size > max_bytes THEN
+      refused := format('the mailbox of %s is full; it must pick up its messages first', r);
+      RETURN;
+    END IF;
+    SELECT coalesce(max(messages), 0), coalesce(max(bytes), 0) INTO n, b FROM senders WHERE cloud_id = p_cloud AND recipient = r AND source = p_source;
+    IF n + 1 > max_source_messages OR b + p_size > max_source_bytes THEN
+      refused := format('this sender already has %s messages (%s bytes) waiting for %s, its share of the mailbox; retry once they are picked up', n, b, r);
+      RETURN;
+    END IF;
+  END LOOP;
+  FOREACH r IN ARRAY p_recipients LOOP
+    IF EXISTS (SELECT 1 FROM removed WHERE cloud_id = p_cloud AND agent_key = r) THEN
+      ids := ids || NULL::BIGINT;
+      CONTINUE;
+    END IF;
+    SELECT id INTO same FROM messages WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest;
+    IF FOUND THEN
+      ids := ids || same;
+      CONTINUE;
+    END IF;
+    INSERT INTO mailboxes (cloud_id, recipient, messages, bytes) VALUES (p_cloud, r, 1, p_size)
+      ON CONFLICT (cloud_id, recipient) DO UPDATE SET messages = mailboxes.messages + 1, bytes = mailboxes.bytes + p_size;
+    INSERT INTO senders (cloud_id, recipient, source, messages, bytes) VALUES (p_cloud, r, p_source, 1, p_size)
+      ON CONFLICT (cloud_id, recipient, source) DO UPDATE SET messages = senders.messages + 1, bytes = senders.bytes + p_size;
+    INSERT INTO messages (cloud_id, recipient, received, envelope, size, source, digest) VALUES (p_cloud, r, p_received, p_envelope, p_size, p_source, p_digest)
+      RETURNING id INTO same;
+    ids := ids || same;
+    PERFORM pg_notify('${MAIL_CHANNEL}', r);
+  END LOOP;
+END $$;
+`;
+
+/** Connection failures and a server going away: the request may be retried. */
+const UNAVAILABLE_SQLSTATES = /^(08|53|57P)/;
+const NODE_NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+/** A pg failure as the agency reports it: AGENCY_STORE_UNAVAILABLE for a connection or server that went away, otherwise itself. */
+export function storeError(e: unknown): unknown {
+  if (e instanceof DkmsError) return e;
+  const code = (e as { code?: unknown }).code;
+  const message = e instanceof Error ? e.message : String(e);
+  const lost = typeof code === 'string' ? UNAVAILABLE_SQLSTATES.test(code) || NODE_NETWORK_ERRORS.has(code) : /connection|timeout|terminat/i.test(message);
+  if (lost) return new DkmsError('AGENCY_STORE_UNAVAILABLE', `the agency's database is unavailable (${message.split('\n')[0] ?? ''}): retry in a few seconds`);
+  return e;
+}
+
+/** The advisory lock number of a name: 64 bits of its SHA-256, as PostgreSQL's signed bigint (decimal). */
+function lockOf(name: string): bigint {
+  return BigInt.asIntN(64, BigInt(`0x${toHex(sha256(utf8(name)).subarray(0, 8))}`));
+}
+
+const recipientLock = (agentKey: string) => lockOf(`recipient\0${agentKey}`);
+const cloudLock = (cloudId: string) => lockOf(`cloud\0${cloudId}`);
+const locatorLock = (locator: string) => lockOf(`locator\0${locator}`);
+
+/** Distinct lock numbers in ascending order, as the text[] that dkms_lock takes. */
+function lockOrder(locks: Iterable<bigint>): string[] {
+  return [...new Set(locks)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
+}
+
+type CloudRow = { id: string; policy: string; key: string; kx: string; created: string; sealed: Buffer | null };
+const cloudRecord = (row: CloudRow): CloudAgentRecord => ({
+  id: row.id,
+  policy: row.policy,
+  key: row.key,
+  kx: row.kx,
+  created: row.created,
+  ...(row.sealed === null ? {} : { sealed: new Uint8Array(row.sealed) }),
+});
+
+type BackupRow = { locator: string; cloud_id: string; version: number; agent: string; created: string; size: number };
+const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, agent: row.agent, created: row.created, size: Number(row.size) });
+const BACKUP_COLUMNS = 'locator, cloud_id, version, agent, created, octet_length(data) AS size';
+
+export interface PgAgencyStoreOptions {
+  /** Names the agency key the cloud agents' keys are sealed under (cloud-keys.ts agencyKeyId): the first process records it, the others must match. */
+  readonly agencyKeyId: string;
+  /** Connections per process (default 10). */
+  readonly poolSize?: number;
+  /** How long a query may take before the store reports itself unavailable (default 15 s). */
+  readonly queryTimeoutMs?: number;
+}
+
+/** Nonces are forgotten this long after the time they were signed at: past the clock window, nothing older is accepted anyway. */
+const NONCE_KEEP_MS = 6 * 60_000;
+const NONCE_SWEEP_MS = 60_000;
+const LISTEN_RETRY_MS = 1000;
+
+interface PendingNonce {
+  readonly key: string;
+  readonly nonce: string;
+  readonly at: number;
+  resolve(taken: boolean): void;
+  reject(e: unknown): void;
+}
+
+export class PgAgencyStore implements AgencyStore {
+  readonly #pool: pg.Pool;
+  readonly #url: string;
+  readonly #listeners: ((agentKey: string | undefined) => void)[] = [];
+  #listener: pg.Client | undefined;
+  #listenRetry: NodeJS.Timeout | undefined;
+  readonly #sweep: NodeJS.Timeout;
+  #pendingNonces: PendingNonce[] = [];
+  #nonceFlush: Promise<void> | undefined;
+  #closed = false;
+  readonly nonces: NonceStore;
+
+  private constructor(url: string, pool: pg.Pool) {
+    this.#url = url;
+    this.#pool = pool;
+    this.nonces = { take: (key, nonce, at) => this.#takeNonce(key, nonce, at) };
+    this.#sweep = setInterval(() => void this.#query('DELETE FROM nonces WHERE at < $1', [Date.now() - NONCE_KEEP_MS]).catch(() => undefined), NONCE_SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  /**
+   * Connects to `url` (postgres://…), creates the schema on first use, and checks that the
+   * cloud agents' keys there are sealed under the same agency key as this process's.
+   */
+  static async open(url: string, options: PgAgencyStoreOptions): Promise<PgAgencyStore> {
+    const queryTimeoutMs = options.queryTimeoutMs ?? 15_000;
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: 5000,
+      idleTimeoutMillis: 10_000,
+      query_timeout: queryTimeoutMs,
+      statement_timeout: queryTimeoutMs,
+      allowExitOnIdle: true,
+    });
+    // An idle connection that the server closes (a restart) must not end the process.
+    pool.on('error', () => undefined);
+    const store = new PgAgencyStore(url, pool);
+    try {
+      await store.#prepare(options.agencyKeyId);
+      await store.#listen();
+    } catch (e) {
+      await store.close();
+      throw storeError(e);
+    }
+    return store;
+  }
+
+  async #prepare(keyId: string): Promise<void> {
+    await this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
+      const exists = await c.query<{ t: string | null }>("SELECT to_regclass('dkms_meta')::text AS t");
+      if (exists.rows[0]?.t === null || exists.rows[0]?.t === undefined) {
+        await c.query(SCHEMA);
+        await c.query("INSERT INTO dkms_meta (name, value) VALUES ('schema', $1), ('agency-key-id', $2)", [String(SCHEMA_VERSION), keyId]);
+        return;
+      }
+      const meta = new Map((await c.query<{ name: string; value: string }>('SELECT name, value FROM dkms_meta')).rows.map((r) => [r.name, r.value]));
+      const version = Number(meta.get('schema'));
+      if (version !== SCHEMA_VERSION) {
+        throw new DkmsError('AGENCY_STORE_DAMAGED', `the agency database has schema version ${meta.get('schema') ?? '(none)'}; this dkms knows version ${SCHEMA_VERSION}`);
+      }
+      if (meta.get('agency-key-id') !== keyId) {
+        throw new DkmsError('AGENCY_KEY_MISMATCH', 'this agency database belongs to agencies with another agency key: give every agency on one database the same agency key file');
+      }
+    });
+  }
+
+  /** A dedicated connection LISTENing for mail stored by any process; reconnects after a loss, and then wakes every long poll (a notification may have been missed). */
+  async #listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000 });
+    const lost = () => {
+      if (this.#listener !== client) return;
+      this.#listener = undefined;
+      void client.end().catch(() => undefined);
+      this.#retryListen();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
+    client.on('notification', (n) => {
+      if (n.channel === MAIL_CHANNEL && n.payload !== undefined) for (const listener of this.#listeners) listener(n.payload);
+    });
+    await client.connect();
+    await client.query(`LISTEN ${MAIL_CHANNEL}`);
+    if (this.#closed) {
+      await client.end();
+      return;
+    }
+    this.#listener = client;
+  }
+
+  #retryListen(): void {
+    if (this.#closed || this.#listenRetry !== undefined) return;
+    this.#listenRetry = setTimeout(() => {
+      this.#listenRetry = undefined;
+      this.#listen().then(
+        () => {
+          for (const listener of this.#listeners) listener(undefined);
+        },
+        () => this.#retryListen(),
+      );
+    }, LISTEN_RETRY_MS);
+    this.#listenRetry.unref();
+  }
+
+  onMail(listener: (agentKey: string | undefined) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  async #query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    if (this.#closed) throw new DkmsError('AGENCY_STORE_UNAVAILABLE', 'the agency store is closed');
+    try {
+      return await this.#pool.query<R>(text, values);
+    } catch (e) {
+      throw storeError(e);
+    }
+  }
+
+  /** `fn` in one transaction on one connection; a connection that failed is discarded, not reused. */
+  async #tx<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.#closed) throw new DkmsError('AGENCY_STORE_UNAVAILABLE', 'the agency store is closed');
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (e) {
+      throw storeError(e);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await fn(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (e) {
+      const mapped = storeError(e);
+      if (mapped instanceof DkmsError && mapped.code === 'AGENCY_STORE_UNAVAILABLE') broken = mapped;
+      else await client.query('ROLLBACK').catch((rollback: unknown) => (broken = rollback instanceof Error ? rollback : new Error(String(rollback))));
+      throw mapped;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async addCloudAgent(record: CloudAgentRecord): Promise<void> {
+    await this.#query('INSERT INTO cloud_agents (id, policy, key, kx, created, sealed) VALUES ($1, $2, $3, $4, $5, $6)', [
+      record.id,
+      record.policy,
+      record.key,
+      record.kx,
+      record.created,
+      record.sealed === undefined ? null : Buffer.from(record.sealed),
+    ]);
+  }
+
+  async #cloudBy(column: 'id' | 'kx' | 'policy', value: string): Promise<CloudAgentRecord | undefined> {
+    const row = (await this.#query<CloudRow>(`SELECT id, policy, key, kx, created, sealed FROM cloud_agents WHERE ${column} = $1`, [value])).rows[0];
+    return row === undefined ? undefined : cloudRecord(row);
+  }
+
+  cloudAgent(id: string): Promise<CloudAgentRecord | undefined> {
+    return this.#cloudBy('id', id);
+  }
+
+  cloudAgentByKx(kx: string): Promise<CloudAgentRecord | undefined> {
+    return this.#cloudBy('kx', kx);
+  }
+
+  cloudAgentOfPolicy(policy: string): Promise<CloudAgentRecord | undefined> {
+    return this.#cloudBy('policy', policy);
+  }
+
+  async servedPolicies(): Promise<string[]> {
+    return (await this.#query<{ policy: string }>('SELECT policy FROM cloud_agents ORDER BY policy')).rows.map((r) => r.policy);
+  }
+
+  async #routes(q: pg.PoolClient | pg.Pool, cloudId: string): Promise<Route[]> {
+    const rows = (await q.query<{ agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = $1 ORDER BY agent_key COLLATE "C"', [cloudId])).rows;
+    return rows.map((r) => (r.kx === null ? { agentKey: r.agent_key } : { agentKey: r.agent_key, kx: r.kx }));
+  }
+
+  async routes(cloudId: string): Promise<Route[]> {
+    try {
+      return await this.#routes(this.#pool, cloudId);
+    } catch (e) {
+      throw storeError(e);
+    }
+  }
+
+  async isRouted(cloudId: string, agentKey: string): Promise<boolean> {
+    return (await this.#query('SELECT 1 FROM routes WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
+  }
+
+  async hasMailbox(agentKey: string): Promise<boolean> {
+    const sql = 'SELECT EXISTS (SELECT 1 FROM routes WHERE agent_key = $1) OR EXISTS (SELECT 1 FROM messages WHERE recipient = $1) AS found';
+    return (await this.#query<{ found: boolean }>(sql, [agentKey])).rows[0]?.found === true;
+  }
+
+  async wasRemoved(cloudId: string, agentKey: string): Promise<boolean> {
+    return (await this.#query('SELECT 1 FROM removed WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
+  }
+
+  setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [String(cloudLock(cloudId))]);
+      const current = new Set((await this.#routes(c, cloudId)).map((r) => r.agentKey));
+      const next = new Set(routes.map((r) => r.agentKey));
+      const removed = [...current].filter((k) => !next.has(k));
+      // A removed agent's mail goes with its route, under its lock: no delivery stores a copy for it after.
+      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder(removed.map(recipientLock))]);
+      if (removed.length > 0) {
+        await c.query('DELETE FROM routes WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, removed]);
+        await c.query('DELETE FROM messages WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, removed]);
+        await c.query('DELETE FROM mailboxes WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, removed]);
+        await c.query('DELETE FROM senders WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, removed]);
+        await c.query('INSERT INTO removed (cloud_id, agent_key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [cloudId, removed]);
+      }
+      if (routes.length > 0) {
+        await c.query(
+          `INSERT INTO routes (cloud_id, agent_key, kx) SELECT $1, k, x FROM unnest($2::text[], $3::text[]) AS t(k, x)
+           ON CONFLICT (cloud_id, agent_key) DO UPDATE SET kx = excluded.kx`,
+          [cloudId, routes.map((r) => r.agentKey), routes.map((r) => r.kx ?? null)],
+        );
+        await c.query('DELETE FROM removed WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, [...next]]);
+      }
+      return { added: [...next].filter((k) => !current.has(k)), removed };
+    });
+  }
+
+  async deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+    const [result] = await this.deliverMany([delivery], limits);
+    if (result instanceof Error) throw result;
+    if (result === undefined) throw new DkmsError('INTERNAL', 'a delivery had no result');
+    return result;
+  }
+
+  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]> {
+    if (deliveries.length === 0) return Promise.resolve([]);
+    return this.#tx(async (c) => {
+      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder(deliveries.flatMap((d) => d.recipients.map(recipientLock)))]);
+      const results: (string[] | Error)[] = [];
+      for (const d of deliveries) {
+        const row = (
+          await c.query<{ ids: (string | null)[]; refused: string | null }>('SELECT ids, refused FROM dkms_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', [
+            d.cloudId,
+            d.recipients,
+            Buffer.from(d.envelope),
+            d.received,
+            d.source,
+            Buffer.from(sha256(d.envelope)),
+            limits.maxMessages,
+            limits.maxBytes,
+            limits.maxGuestMessages,
+            limits.maxSourceMessages,
+            limits.maxSourceBytes,
+          ])
+        ).rows[0];
+        if (row === undefined) throw new DkmsError('INTERNAL', 'dkms_deliver returned no row');
+        results.push(row.refused !== null ? new DkmsError('MAILBOX_FULL', row.refused) : row.ids.filter((id): id is string => id !== null));
+      }
+      return results;
+    });
+  }
+
+  async pickup(agentKey: string, limit: number): Promise<StoredMessage[]> {
+    const rows = (await this.#query<{ id: string; received: string; envelope: Buffer }>('SELECT id, received, envelope FROM messages WHERE recipient = $1 ORDER BY id LIMIT $2', [agentKey, limit])).rows;
+    return rows.map((r) => ({ id: r.id, received: r.received, envelope: new Uint8Array(r.envelope) }));
+  }
+
+  ack(agentKey: string, ids: readonly string[]): Promise<number> {
+    const numbers = [...new Set(ids)].filter((id) => /^[0-9]{1,18}$/.test(id));
+    if (numbers.length === 0) return Promise.resolve(0);
+    return this.#tx(async (c) => {
+      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([recipientLock(agentKey)])]);
+      return (await c.query<{ n: number }>('SELECT dkms_remove($1, $2::bigint[], false) AS n', [agentKey, numbers])).rows[0]?.n ?? 0;
+    });
+  }
+
+  async purgeGuests(before: string): Promise<number> {
+    const sql = `SELECT m.recipient, array_agg(m.id) AS ids FROM messages m
+      WHERE m.received < $1 AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient) GROUP BY m.recipient`;
+    const old = (await this.#query<{ recipient: string; ids: string[] }>(sql, [before])).rows;
+    let purged = 0;
+    // One recipient per transaction, under its lock; a key routed since keeps its mail (dkms_remove checks again).
+    for (const { recipient, ids } of old) {
+      purged += await this.#tx(async (c) => {
+        await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([recipientLock(recipient)])]);
+        return (await c.query<{ n: number }>('SELECT dkms_remove($1, $2::bigint[], true) AS n', [recipient, ids])).rows[0]?.n ?? 0;
+      });
+    }
+    return purged;
+  }
+
+  // ---- nonces -----------------------------------------------------------------------------
+
+  /** Nonces waiting when one insert is in flight go in the next one together (group commit). */
+  #takeNonce(key: string, nonce: string, at: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#pendingNonces.push({ key, nonce, at, resolve, reject });
+      this.#nonceFlush ??= this.#flushNonces();
+    });
+  }
+
+  async #flushNonces(): Promise<void> {
+    await Promise.resolve();
+    while (this.#pendingNonces.length > 0) {
+      const batch = this.#pendingNonces;
+      this.#pendingNonces = [];
+      // The same nonce twice in one batch: only the first can be taken.
+      const first = new Map<string, PendingNonce>();
+      const repeats: PendingNonce[] = [];
+      for (const p of batch) {
+        const id = `${p.key}\0${p.nonce}`;
+        if (first.has(id)) repeats.push(p);
+        else first.set(id, p);
+      }
+      for (const p of repeats) p.resolve(false);
+      const unique = [...first.values()];
+      try {
+        const taken = await this.#query<{ key: string; nonce: string }>(
+          'INSERT INTO nonces (key, nonce, at) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) ON CONFLICT DO NOTHING RETURNING key, nonce',
+          [unique.map((p) => p.key), unique.map((p) => p.nonce), unique.map((p) => p.at)],
+        );
+        const inserted = new Set(taken.rows.map((r) => `${r.key}\0${r.nonce}`));
+        for (const p of unique) p.resolve(inserted.has(`${p.key}\0${p.nonce}`));
+      } catch (e) {
+        for (const p of unique) p.reject(e);
+      }
+    }
+    this.#nonceFlush = undefined;
+  }
+
+  // ---- backups ----------------------------------------------------------------------------
+
+  putBackup(backup: NewBackup, limits: BackupLimits): Promise<BackupRecord> {
+    const { cloudId, locator, agent, data, created } = backup;
+    return this.#tx(async (c) => {
+      await c.query('SELECT dkms_lock($1::bigint[])', [[String(cloudLock(cloudId)), String(locatorLock(locator))]]);
+      const owners = (await c.query<{ cloud_id: string }>('SELECT DISTINCT cloud_id FROM backups WHERE locator = $1', [locator])).rows;
+      if (owners.some((o) => o.cloud_id !== cloudId)) throw new DkmsError('BACKUP_UNAUTHORIZED', 'these backups belong to another owner');
+      const latest = (await c.query<{ version: number | null }>('SELECT max(version) AS version FROM backups WHERE locator = $1', [locator])).rows[0]?.version ?? 0;
+      const version = latest + 1;
+      await c.query('INSERT INTO backups (locator, version, cloud_id, agent, created, data) VALUES ($1, $2, $3, $4, $5, $6)', [locator, version, cloudId, agent, created, Buffer.from(data)]);
+      await c.query(
+        'DELETE FROM backups WHERE locator = $1 AND agent = $2 AND version NOT IN (SELECT version FROM backups WHERE locator = $1 AND agent = $2 ORDER BY version DESC LIMIT $3)',
+        [locator, agent, limits.versionsPerAgent],
+      );
+      // Counted after pruning; a refusal throws, and the transaction leaves nothing behind.
+      const usage = (await c.query<{ locators: string; bytes: string }>('SELECT count(DISTINCT locator) AS locators, coalesce(sum(octet_length(data)), 0) AS bytes FROM backups WHERE cloud_id = $1', [cloudId])).rows[0];
+      if (Number(usage?.locators ?? 0) > limits.locators) throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
+      if (Number(usage?.bytes ?? 0) > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
+      return { locator, cloudId, version, agent, created, size: data.length };
+    });
+  }
+
+  async backups(locator: string): Promise<BackupRecord[]> {
+    return (await this.#query<BackupRow>(`SELECT ${BACKUP_COLUMNS} FROM backups WHERE locator = $1 ORDER BY version`, [locator])).rows.map(backupRecord);
+  }
+
+  async backupData(locator: string, version?: number): Promise<{ record: BackupRecord; data: Uint8Array } | undefined> {
+    const columns = `${BACKUP_COLUMNS}, data`;
+    const result =
+      version === undefined
+        ? await this.#query<BackupRow & { data: Buffer }>(`SELECT ${columns} FROM backups WHERE locator = $1 ORDER BY version DESC LIMIT 1`, [locator])
+        : await this.#query<BackupRow & { data: Buffer }>(`SELECT ${columns} FROM backups WHERE locator = $1 AND version = $2`, [locator, version]);
+    const row = result.rows[0];
+    return row === undefined ? undefined : { record: backupRecord(row), data: new Uint8Array(row.data) };
+  }
+
+  async newestLocator(cloudId: string): Promise<string | undefined> {
+    return (await this.#query<{ locator: string }>('SELECT locator FROM backups WHERE cloud_id = $1 ORDER BY created DESC, seq DESC LIMIT 1', [cloudId])).rows[0]?.locator;
+  }
+
+  deleteBackups(cloudId: string, locator: string): Promise<number> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT dkms_lock($1::bigint[])', [[String(cloudLock(cloudId)), String(locatorLock(locator))]]);
+      return (await c.query('DELETE FROM backups WHERE locator = $1 AND cloud_id = $2', [locator, cloudId])).rowCount ?? 0;
+    });
+  }
+
+  /** Ends every connection; queries still running get their answer or fail, none is waited for past its timeout. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    clearTimeout(this.#listenRetry);
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await Promise.allSettled([listener?.end(), this.#nonceFlush]);
+    await this.#pool.end();
+  }
+}
+
+/** A PostgreSQL URL with any password replaced, for messages and logs. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
