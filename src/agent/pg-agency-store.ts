@@ -572,14 +572,3 @@ export class PgAgencyStore implements AgencyStore {
     await this.#pool.end();
   }
 }
-
-/** A PostgreSQL URL with any password replaced, for messages and logs. */
-export function redactedUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'postgres://…';
-  }
-}

@@ -32,9 +32,20 @@ export interface World {
   pairAgent(owner: EdgeAgent, label: string, flags: number): Promise<EdgeAgent>;
 }
 
-export async function world(options: { ledgerClock?: () => number; agency?: Partial<AgencyServiceOptions> } = {}): Promise<World> {
+export interface WorldOptions {
+  readonly ledgerClock?: () => number;
+  readonly agency?: Partial<AgencyServiceOptions>;
+  /**
+   * A second agency beside the first, with these options on top of the first's (e.g. the same
+   * PostgreSQL store and agency key): every agent's request for the first agency then goes to
+   * one or the other in turn, as behind a load balancer.
+   */
+  readonly second?: Partial<AgencyServiceOptions>;
+}
+
+export async function world(options: WorldOptions = {}): Promise<World & { readonly secondUrl?: string }> {
   const ledger = await startLedger(tempDir(), options.ledgerClock === undefined ? {} : { node: { now: options.ledgerClock } });
-  const agency = await startAgency(tempDir(), {
+  const agencyOptions: AgencyServiceOptions = {
     ledgerUrl: ledger.url,
     port: 0,
     trustedLedgerKeys: [ledger.signer.key],
@@ -42,13 +53,27 @@ export async function world(options: { ledgerClock?: () => number; agency?: Part
     rateLimitPerSecond: 100_000,
     agentRequestsPerSecond: 100_000,
     ...options.agency,
-  });
+  };
+  const agency = await startAgency(tempDir(), agencyOptions);
   onTestFinished(() => agency.close());
+  const second = options.second === undefined ? undefined : await startAgency(tempDir(), { ...agencyOptions, ...options.second, publicUrl: agency.url });
+  if (second !== undefined) onTestFinished(() => second.close());
+  let turn = 0;
+  /** Sends each request for the first agency to the first or the second in turn. */
+  const balanced: typeof fetch | undefined =
+    second === undefined
+      ? undefined
+      : (input, init) => {
+          const url = String(input instanceof Request ? input.url : input);
+          const to = url.startsWith(agency.url) && turn++ % 2 === 1 ? second.url + url.slice(agency.url.length) : url;
+          return fetch(to, init);
+        };
   const newAgent = async () => {
     const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
     onTestFinished(() => wallet.close());
     // The world's agents share the ledger's clock: when a test moves it on, time has passed for all.
-    return new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key], ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }) }));
+    const ledgerClient = new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key], ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }) });
+    return new EdgeAgent(wallet, ledgerClient, balanced === undefined ? {} : { fetch: balanced });
   };
   const makeOwner = async (label: string) => {
     const agent = await newAgent();
@@ -67,7 +92,7 @@ export async function world(options: { ledgerClock?: () => number; agency?: Part
     await awaitWelcome(device, invitation, label, Date.now() + 15_000);
     return device;
   };
-  return { ledgerUrl: ledger.url, agencyUrl: agency.url, newAgent, makeOwner, pairAgent };
+  return { ledgerUrl: ledger.url, agencyUrl: agency.url, newAgent, makeOwner, pairAgent, ...(second === undefined ? {} : { secondUrl: second.url }) };
 }
 
 /** Receives until the mailbox is empty; every entry, in order. */

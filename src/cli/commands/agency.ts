@@ -1,6 +1,7 @@
 /** `dkms agency serve`: host owners' cloud agents. */
 import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
+import { DkmsError } from '../../errors.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit } from '../output.js';
@@ -8,20 +9,58 @@ import { parsePort, parsePositive } from '../options.js';
 import { untilStopped } from './ledger.js';
 import { checkAgentKey } from './policy.js';
 
+const POSTGRES_URL = /^postgres(ql)?:\/\//;
+
+/** A store URL given on the command line: PostgreSQL, and with no password (argv is visible to every user of the machine). */
+function checkStoreArgument(value: string): string {
+  if (!POSTGRES_URL.test(value)) throw new DkmsError('BAD_INPUT', `--store must be a postgres:// URL, not '${value.slice(0, 40)}'`);
+  let password: string;
+  try {
+    password = new URL(value).password;
+  } catch {
+    throw new DkmsError('BAD_INPUT', '--store is not a valid URL');
+  }
+  if (password !== '') throw new DkmsError('BAD_INPUT', 'put no password in --store (every user of this machine can read the command line): use PGPASSWORD, ~/.pgpass, or DKMS_AGENCY_STORE');
+  return value;
+}
+
+/** DKMS_AGENCY_STORE, which may carry a password (the environment is private to the process). */
+function storeFromEnvironment(): string | undefined {
+  const value = process.env['DKMS_AGENCY_STORE'];
+  if (value === undefined || value === '') return undefined;
+  if (!POSTGRES_URL.test(value)) throw new DkmsError('BAD_INPUT', 'DKMS_AGENCY_STORE must be a postgres:// URL');
+  return value;
+}
+
+/** A PostgreSQL URL with its password hidden, for output. */
+function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'postgres://…';
+  }
+}
+
 export function agencyCommand(): Command {
   const agency = new Command('agency').description("an agency: hosts owners' cloud agents and their mailboxes");
 
   agency
     .command('serve')
-    .description('run an agency on embedded storage in the data directory until Ctrl-C')
+    .description('run an agency until Ctrl-C, on embedded storage in the data directory or on a PostgreSQL database shared with other agencies')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'port to listen on', parsePort, DEFAULT_AGENCY_PORT)
     .option('--public-url <url>', 'the URL agents should use, if not the one listened on')
     .option('--rate-limit <n>', 'requests per second allowed from one address', parsePositive, 200)
     .option('--agent-rate-limit <n>', 'signed requests per second allowed from one agent', parsePositive, 50)
     .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
-    .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number; ledgerKey?: string[] }, cmd: Command) => {
+    .option('--store <url>', 'a PostgreSQL database to share with other agencies, postgres://user@host:port/db (default: $DKMS_AGENCY_STORE, else embedded storage); the password from PGPASSWORD or ~/.pgpass, never here', checkStoreArgument)
+    .option('--agency-key-file <path>', 'with --store: the agency key sealing cloud agents\' keys, the same file for every agency on the database (default: agency/agency.key in the data directory, made on first use)')
+    .addHelpText('after', '\nSeveral agencies on one PostgreSQL database: see docs/operations.md.')
+    .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number; ledgerKey?: string[]; store?: string; agencyKeyFile?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      const store = opts.store ?? storeFromEnvironment();
       // The server code is loaded only by the commands that run a server.
       const { startAgency } = await import('../../server/agency-service.js');
       const running = await startAgency(ctx.home, {
@@ -32,8 +71,11 @@ export function agencyCommand(): Command {
         agentRequestsPerSecond: opts.agentRateLimit,
         ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         ...(opts.ledgerKey === undefined ? {} : { trustedLedgerKeys: opts.ledgerKey }),
+        ...(store === undefined ? {} : { store }),
+        ...(opts.agencyKeyFile === undefined ? {} : { agencyKeyFile: opts.agencyKeyFile }),
       });
-      emit(ctx, { agency: running.url, home: ctx.home }, () => `agency listening on ${running.url}\nstop with Ctrl-C`);
+      const where = store === undefined ? 'embedded storage' : redactedUrl(store);
+      emit(ctx, { agency: running.url, home: ctx.home, store: where }, () => `agency listening on ${running.url} (store: ${where})\nstop with Ctrl-C`);
       await untilStopped();
       await running.close();
       if (!ctx.json) process.stdout.write('stopped\n');
