@@ -24,6 +24,7 @@
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgencyClient, postEnvelope } from '../src/agent/agency-client.js';
@@ -55,9 +56,13 @@ import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
-import { flood, signedAhead } from './flood.js';
-import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
+import { flood, signedAhead, type Flood } from './flood.js';
+import { startAgencyChild, type AgencyChild } from './agency-child.js';
+import { startPgCluster } from './pg-cluster.js';
+import { rawPostgres } from './raw-pg.js';
+import { rawSqliteCommitsPerSecond, rawSqliteReadsPerSecond } from './raw-sqlite.js';
 import { median, opsPerSecond, report, round } from './report.js';
+import { closeAll } from './runner.js';
 
 const MESSAGE_BYTES = 300;
 const ENVELOPE_OPS = 1000;
@@ -225,17 +230,24 @@ async function pool(count: number, concurrency: number, work: (i: number) => Pro
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. Relay
+// 2. Relay and pickup
 
-async function relay(env: Env): Promise<void> {
+interface Setup {
+  readonly members: Member[];
+  readonly envelopes: { readonly endpoint: string; readonly envelope: Jwe }[];
+  readonly storedBytes: number;
+  readonly setupSeconds: number;
+}
+
+/** Owners and their agents at the env's agency, and the messages to relay to them (built before any clock starts). */
+async function relaySetup(env: Env): Promise<Setup> {
   const setupStart = process.hrtime.bigint();
   const owners = await Promise.all(Array.from({ length: OWNERS }, (_, o) => ownerWithAgents(env, `owner${o}`, AGENTS_PER_OWNER)));
   const members = owners.flat();
   const setupSeconds = seconds(setupStart);
-
   const senders = Array.from({ length: SENDERS }, memoryKey);
   let innerBytes = 0;
-  const envelopesToSend = Array.from({ length: RELAY_MESSAGES }, (_, i) => {
+  const envelopes = Array.from({ length: RELAY_MESSAGES }, (_, i) => {
     const member = members[i % members.length] as Member;
     const from = senders[i % SENDERS] as AgreementKey;
     const to = recipientRef(member.kx);
@@ -243,29 +255,112 @@ async function relay(env: Env): Promise<void> {
     innerBytes += JSON.stringify(inner).length;
     return { endpoint: member.cloud.endpoint, envelope: wrapForward(inner, `did:key:${member.key}`, [member.cloud.routing]) };
   });
+  return { members, envelopes, storedBytes: Math.round(innerBytes / RELAY_MESSAGES), setupSeconds };
+}
 
+/** Posts an envelope; its status (-1: no answer). */
+function post(url: string, body: string, agent: HttpAgent): Promise<number> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': 'application/didcomm-encrypted+json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(-1));
+    });
+    req.on('error', () => resolve(-1));
+    req.end(body);
+  });
+}
+
+/** The raw limits of a store, measured in the same run: durable single-row inserts, and reads by key, per second. */
+interface RawLimits {
+  readonly what: string;
+  readonly insertsPerSec: number;
+  readonly readsPerSec: number;
+}
+
+/**
+ * Relays the setup's messages through the agencies at `urls` (each message to the next one in
+ * turn, as a load balancer would), then has every agent pick up and acknowledge its mail through
+ * them (AgencyClient: the agency's side of a pickup, no edge-agent handling). Reports both
+ * beside `raw`.
+ */
+async function relayAndPickup(setup: Setup, store: string, urls: readonly string[], raw: RawLimits): Promise<void> {
+  const home = urls[0] as string;
+  const via = (url: string, i: number) => (urls.length === 1 ? url : `${urls[i % urls.length] as string}${url.slice(home.length)}`);
   let accepted = 0;
   const failures = new Map<string, number>();
+  // The senders are the load, not what is measured: a light HTTP client (keep-alive node:http),
+  // the bodies serialized before the clock starts.
+  const bodies = setup.envelopes.map((item) => JSON.stringify(item.envelope));
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT });
   const start = process.hrtime.bigint();
-  await pool(RELAY_MESSAGES, IN_FLIGHT, async (i) => {
-    const item = envelopesToSend[i] as (typeof envelopesToSend)[number];
-    try {
-      await postEnvelope(item.endpoint, item.envelope);
-      accepted += 1;
-    } catch (e) {
-      const code = isDkmsError(e) ? e.code : String(e);
-      failures.set(code, (failures.get(code) ?? 0) + 1);
-    }
+  await pool(setup.envelopes.length, IN_FLIGHT, async (i) => {
+    const item = setup.envelopes[i] as Setup['envelopes'][number];
+    const status = await post(via(item.endpoint, i), bodies[i] as string, agent);
+    if (status === 202) accepted += 1;
+    else failures.set(String(status), (failures.get(String(status)) ?? 0) + 1);
   });
   const relaySeconds = seconds(start);
+  agent.destroy();
 
-  // Every agent picks up and acks its mail, handling it as an edge agent does.
+  let picked = 0;
+  const pickupStart = process.hrtime.bigint();
+  await pool(setup.members.length, IN_FLIGHT, async (m) => {
+    const member = setup.members[m] as Member;
+    const mailbox = new AgencyClient(via(home, m), member.agent.signingKey());
+    for (;;) {
+      const messages = await mailbox.pickup(100);
+      if (messages.length > 0) await mailbox.ack(messages.map((x) => x.id));
+      picked += messages.length;
+      if (messages.length < 100) break;
+    }
+  });
+  const pickupSeconds = seconds(pickupStart);
+  const topology = `${OWNERS} owners x ${AGENTS_PER_OWNER} agents, ${urls.length} agency process${urls.length === 1 ? '' : 'es'} on ${store}`;
+  const rate = accepted / relaySeconds;
+  report({
+    bench: 'agent.relay',
+    store,
+    processes: urls.length,
+    topology,
+    transport: 'http loopback',
+    messages: setup.envelopes.length,
+    inFlight: IN_FLIGHT,
+    storedEnvelopeBytes: setup.storedBytes,
+    accepted202: accepted,
+    failed: Object.fromEntries(failures),
+    acceptedPerSec: round(rate, 0),
+    rawInsertsPerSec: round(raw.insertsPerSec, 0),
+    raw: raw.what,
+    ratio: round(rate / raw.insertsPerSec),
+  });
+  const pickupRate = picked / pickupSeconds;
+  report({
+    bench: 'agent.pickup',
+    store,
+    processes: urls.length,
+    agents: setup.members.length,
+    pickedUpAndAcked: picked,
+    messagesPerSec: round(pickupRate, 0),
+    rawInsertsPerSec: round(raw.insertsPerSec, 0),
+    rawReadsPerSec: round(raw.readsPerSec, 0),
+    raw: `${raw.what}; each message picked up is also deleted durably (its ack), so the ratio is against the inserts`,
+    ratio: round(pickupRate / raw.insertsPerSec),
+  });
+}
+
+/**
+ * What an edge agent's receive adds to a pickup: every agent picks up and handles its mail
+ * through EdgeAgent.receive (decrypt, replay check, seen-record in its wallet, ack).
+ */
+async function receive(setup: Setup): Promise<void> {
+  for (const [i, item] of setup.envelopes.entries()) if (i < 1000) await postEnvelope(item.endpoint, item.envelope);
   const handlers: Handlers = { [BENCH_TYPE]: { from: 'any', handle: () => Promise.resolve({ summary: 'ping' }) } };
   const outcomes = new Map<string, number>();
   let handled = 0;
-  const pickupStart = process.hrtime.bigint();
-  await pool(members.length, IN_FLIGHT, async (m) => {
-    const member = members[m] as Member;
+  const start = process.hrtime.bigint();
+  await pool(setup.members.length, IN_FLIGHT, async (m) => {
+    const member = setup.members[m] as Member;
     for (;;) {
       const entries = await member.agent.receive(handlers, { limit: 100, agency: member.mailbox });
       for (const e of entries) {
@@ -275,37 +370,41 @@ async function relay(env: Env): Promise<void> {
       if (entries.length < 100) break;
     }
   });
-  const pickupSeconds = seconds(pickupStart);
-  let left = 0;
-  for (const member of members) left += (await member.mailbox.pickup(500)).length;
+  const rate = handled / seconds(start);
+  report({ bench: 'agent.receive', store: 'SQLite', agents: setup.members.length, handled, notHandled: Object.fromEntries(outcomes), messagesPerSec: round(rate, 0), note: 'pickup plus the edge agent\'s own work per message (decrypt, seen-record commit in its wallet)' });
+}
 
-  const storedBytes = Math.round(innerBytes / RELAY_MESSAGES);
-  const raw = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, storedBytes);
-  const rate = accepted / relaySeconds;
-  report({
-    bench: 'agent.relay',
-    topology: `${OWNERS} owners x ${AGENTS_PER_OWNER} agents, 1 agency`,
-    transport: 'http loopback',
-    messages: RELAY_MESSAGES,
-    inFlight: IN_FLIGHT,
-    storedEnvelopeBytes: storedBytes,
-    accepted202: accepted,
-    failed: Object.fromEntries(failures),
-    acceptedPerSec: round(rate, 0),
-    rawSqliteTxPerSec: round(raw, 0),
-    ratio: round(rate / raw),
-    setupSeconds: round(setupSeconds, 1),
-  });
-  report({
-    bench: 'agent.pickup',
-    agents: members.length,
-    handledAndAcked: handled,
-    notHandled: Object.fromEntries(outcomes),
-    leftInMailboxes: left,
-    messagesPerSec: round(handled / pickupSeconds, 0),
-    rawSqliteTxPerSec: round(raw, 0),
-    ratio: round(handled / pickupSeconds / raw),
-  });
+/** Relay and pickup on the embedded store (one process), beside raw SQLite. */
+async function relaySqlite(env: Env): Promise<void> {
+  const setup = await relaySetup(env);
+  const insertsPerSec = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, setup.storedBytes);
+  const readsPerSec = rawSqliteReadsPerSecond(join(env.dir, 'raw-reads.db'), RELAY_MESSAGES, setup.storedBytes);
+  await relayAndPickup(setup, 'SQLite', [env.agency.url], { what: 'single-row SQLite commits (WAL, synchronous=FULL) and reads by key, one connection', insertsPerSec, readsPerSec });
+  await receive(setup);
+}
+
+/** Relay and pickup on PostgreSQL, with one agency process and then two on the same database, beside raw PostgreSQL. */
+async function relayPostgres(dir: string, ledger: RunningLedger, wallets: Wallet[]): Promise<void> {
+  const cluster = await startPgCluster();
+  const children: AgencyChild[] = [];
+  let agency: RunningAgency | undefined;
+  try {
+    const store = await cluster.createDatabase();
+    const agencyKeyFile = join(dir, 'agency.key');
+    const options = { ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key], store, agencyKeyFile };
+    agency = await startAgency(join(dir, 'pg-agency-1'), { ...options, port: 0, rateLimitPerSecond: UNLIMITED, agentRequestsPerSecond: UNLIMITED });
+    // Its owners' wallets apart from the SQLite run's.
+    const env: Env = { dir: join(dir, 'pg'), ledger, agency, wallets };
+    const setup = await relaySetup(env);
+    const raw = await rawPostgres(await cluster.createDatabase(), RELAY_MESSAGES, setup.storedBytes, IN_FLIGHT);
+    const limits = { what: `single-row PostgreSQL INSERT commits and SELECTs by key, ${IN_FLIGHT} connections`, ...raw };
+    await relayAndPickup(setup, 'PostgreSQL', [agency.url], limits);
+    // The same database, the same owners: a second agency process beside the first.
+    children.push(await startAgencyChild({ ...options, home: join(dir, 'pg-agency-2') }));
+    await relayAndPickup(setup, 'PostgreSQL', [agency.url, ...children.map((c) => c.url)], limits);
+  } finally {
+    await closeAll(...children.map((c) => () => c.close()), () => agency?.close(), () => cluster.stop());
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,8 +576,16 @@ async function legitimateTraffic(members: readonly Member[], peer: AgreementKey)
  */
 async function abuse(dir: string): Promise<void> {
   const ledger = await startLedger(join(dir, 'abuse-ledger'), { port: 0, verifyThreads: 0 });
-  const agency = await startAgency(join(dir, 'abuse-agency'), { ledgerUrl: ledger.url, port: 0, trustedLedgerKeys: [ledger.node.key] });
+  let agency: RunningAgency;
+  try {
+    agency = await startAgency(join(dir, 'abuse-agency'), { ledgerUrl: ledger.url, port: 0, trustedLedgerKeys: [ledger.node.key] });
+  } catch (e) {
+    await ledger.close();
+    throw e;
+  }
   const wallets: Wallet[] = [];
+  // Stopped whatever happens: a flood left running after a failure would keep the run alive.
+  const floods: Flood[] = [];
   try {
     const env: Env = { dir: join(dir, 'abuse'), ledger, agency, wallets };
     const members = await ownerWithAgents(env, 'abused', 2);
@@ -502,6 +609,7 @@ async function abuse(dir: string): Promise<void> {
       }
       return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(signer, 'POST', '/v1/cloud-agents', { policy }, ahead), 'content-type': 'application/json' }, body: JSON.stringify({ policy }) };
     }, ABUSE_IN_FLIGHT);
+    floods.push(signed);
     const started = Date.now();
     const underSigned = await legitimateTraffic(members, peer);
     await signed.stop();
@@ -519,6 +627,7 @@ async function abuse(dir: string): Promise<void> {
       const envelope = wrapForward(anoncrypt(randomBytes(ABUSE_JUNK_BYTES), junkTo), `did:key:${first.key}`, [first.cloud.routing]);
       return { method: 'POST', path: '/v1/inbound', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) };
     });
+    floods.push(junk);
     const junkStarted = Date.now();
     const underJunk = await legitimateTraffic(members, peer);
     await junk.stop();
@@ -531,14 +640,21 @@ async function abuse(dir: string): Promise<void> {
       p99VsQuiet: round(underJunk.p99Ms / quiet.p99Ms),
     });
   } finally {
-    await agency.close();
-    await ledger.close();
-    for (const wallet of wallets) wallet.close();
+    await closeAll(
+      ...floods.map((f) => () => f.stop()),
+      () => agency.close(),
+      () => ledger.close(),
+      ...wallets.map((w) => () => w.close()),
+    );
   }
 }
 
-export async function agentBench(): Promise<void> {
-  envelopes();
+/** `npm run bench -- agent`: everything; `-- relay`: relay and pickup only. */
+export const agentBench = (): Promise<void> => agentSections(true);
+export const relayBench = (): Promise<void> => agentSections(false);
+
+async function agentSections(all: boolean): Promise<void> {
+  if (all) envelopes();
   const dir = mkdtempSync(join(tmpdir(), 'dkms-bench-agent-'));
   const wallets: Wallet[] = [];
   let ledger: RunningLedger | undefined;
@@ -553,13 +669,17 @@ export async function agentBench(): Promise<void> {
       agentRequestsPerSecond: UNLIMITED,
     });
     const env: Env = { dir, ledger, agency, wallets };
-    await relay(env);
+    await relaySqlite(env);
+    await relayPostgres(dir, ledger, wallets);
+    if (!all) return;
     await pairingAndRevocation(env);
     await abuse(dir);
   } finally {
-    await agency?.close();
-    await ledger?.close();
-    for (const wallet of wallets) wallet.close();
-    rmSync(dir, { recursive: true, force: true });
+    await closeAll(
+      () => agency?.close(),
+      () => ledger?.close(),
+      ...wallets.map((w) => () => w.close()),
+      () => rmSync(dir, { recursive: true, force: true }),
+    );
   }
 }

@@ -22,3 +22,23 @@ export function rawSqliteCommitsPerSecond(path: string, commits: number, rowByte
     db.close();
   }
 }
+
+/** Reads by key per second of `reads` rows of `rowBytes` each from a fresh SQLite file at `path`, set up as above. */
+export function rawSqliteReadsPerSecond(path: string, reads: number, rowBytes: number): number {
+  const db = new Database(path);
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec('CREATE TABLE t (name TEXT PRIMARY KEY, value BLOB NOT NULL)');
+    const insert = db.prepare('INSERT INTO t (name, value) VALUES (?, ?)');
+    const value = randomBytes(rowBytes);
+    db.transaction(() => {
+      for (let i = 0; i < reads; i++) insert.run(`row-${i}`, value);
+    })();
+    const read = db.prepare<[string], { value: Buffer }>('SELECT value FROM t WHERE name = ?');
+    return opsPerSecond(reads, (i) => read.get(`row-${i}`));
+  } finally {
+    db.close();
+  }
+}

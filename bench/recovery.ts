@@ -50,6 +50,7 @@ import { startLedger, type RunningLedger } from '../src/server/ledger-service.js
 import { decodeExport } from '../src/wallet/export.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
 import { median, millis, report, round } from './report.js';
+import { closeAll } from './runner.js';
 
 const TRUSTEES = [3, 10, 50] as const;
 /**
@@ -514,10 +515,12 @@ async function socialRecovery(dir: string, n: number): Promise<void> {
         'Trustees approve one after another, as people would; setup is reported apart (recovery.social.setup).',
     });
   } finally {
-    calibration?.close();
-    await env.agency.close();
-    await env.ledger.close();
-    for (const wallet of env.wallets) wallet.close();
+    await closeAll(
+      () => calibration?.close(),
+      () => env.agency.close(),
+      () => env.ledger.close(),
+      ...env.wallets.map((w) => () => w.close()),
+    );
   }
 }
 

@@ -1,21 +1,13 @@
 /**
  * Benchmarks: `npm run bench` runs all, `npm run bench -- wallet` one. Each prints JSON lines,
- * every figure beside the raw limit measured in the same run.
+ * every figure beside the raw limit measured in the same run. A run always ends (runner.ts):
+ * a failed benchmark exits 1 with its error, and nothing left behind keeps the process alive.
  */
-import { agentBench } from './agent.js';
+import { agentBench, relayBench } from './agent.js';
 import { etcdBench } from './etcd.js';
 import { ledgerBench } from './ledger.js';
 import { recoveryBench } from './recovery.js';
+import { runBenches } from './runner.js';
 import { walletBench } from './wallet.js';
 
-const BENCHES: Record<string, () => Promise<void>> = { wallet: walletBench, ledger: ledgerBench, agent: agentBench, etcd: etcdBench, recovery: recoveryBench };
-
-const requested = process.argv.slice(2);
-const unknown = requested.filter((name) => !Object.hasOwn(BENCHES, name));
-if (unknown.length > 0) {
-  process.stderr.write(`unknown benchmark: ${unknown.join(', ')} (known: ${Object.keys(BENCHES).join(', ')})\n`);
-  process.exit(2);
-}
-for (const name of requested.length > 0 ? requested : Object.keys(BENCHES)) {
-  await BENCHES[name]?.();
-}
+await runBenches({ wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench }, process.argv.slice(2));

@@ -70,6 +70,8 @@ export const DEFAULT_LIMITS: MailboxLimits = {
   maxSourceMessages: 1_250,
   maxSourceBytes: 8 * 1024 * 1024,
 };
+/** Cloud agent records kept in memory at most (then all are forgotten and read again). */
+const CLOUD_RECORDS = 100_000;
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
 export const GUEST_TTL_MS = 24 * 3600_000;
 
@@ -128,6 +130,7 @@ export class Agency {
   baseUrl: string;
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #queue: QueuedDelivery[] = [];
+  #flushing = false;
   /** Route changes and deliveries, one at a time: no copy is stored by routes older than the last ones set. */
   #lock: Promise<unknown> = Promise.resolve();
   /** The seq of the policy state each cloud agent's routes were last set from, by cloud agent id. */
@@ -137,6 +140,23 @@ export class Agency {
   readonly #strangerReads = new Map<string, StrangerRead>();
   #strangerWindow = 0;
   #strangerCount = 0;
+  readonly #records = new Map<string, CloudAgentRecord>();
+  readonly #byKx = new Map<string, CloudAgentRecord>();
+
+  /**
+   * Cloud agents found in the store, by id and by key-agreement key: a record never changes once
+   * stored, so every inbound message need not read it again.
+   */
+  #remember(record: CloudAgentRecord | undefined): CloudAgentRecord | undefined {
+    if (record === undefined) return undefined;
+    if (this.#records.size >= CLOUD_RECORDS) {
+      this.#records.clear();
+      this.#byKx.clear();
+    }
+    this.#records.set(record.id, record);
+    this.#byKx.set(record.kx, record);
+    return record;
+  }
 
   constructor(options: AgencyOptions) {
     this.#store = options.store;
@@ -162,7 +182,7 @@ export class Agency {
   }
 
   async cloudAgent(id: string): Promise<CloudAgentRecord> {
-    const record = await this.#store.cloudAgent(id);
+    const record = this.#records.get(id) ?? this.#remember(await this.#store.cloudAgent(id));
     if (record === undefined) throw new DkmsError('CLOUD_AGENT_NOT_FOUND', `no cloud agent '${id.slice(0, 64)}' at this agency`);
     return record;
   }
@@ -378,22 +398,40 @@ export class Agency {
   #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array, source: string): Promise<{ ids: string[]; recipients: readonly string[] }> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, next, envelope, received: new Date().toISOString(), source, resolve, reject });
-      if (this.#queue.length === 1) setImmediate(() => void this.#flush());
+      if (!this.#flushing) {
+        this.#flushing = true;
+        setImmediate(() => void this.#drain());
+      }
     });
+  }
+
+  /**
+   * One batch at a time: what arrives while a batch is being stored waits, and goes in the next
+   * one together. (A batch per event-loop turn, each waiting for the one before, would stay a
+   * message or two long on a store whose commits take a few round trips.)
+   */
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) await this.#flush();
+    } finally {
+      this.#flushing = false;
+    }
   }
 
   #flush(): Promise<void> {
     const batch = this.#queue.splice(0);
     return this.#exclusive(async () => {
       const ready: { queued: QueuedDelivery; delivery: Delivery }[] = [];
-      for (const queued of batch) {
-        try {
-          const recipients = await this.#recipients(queued.record, queued.next);
-          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients, envelope: queued.envelope, received: queued.received, source: queued.source } });
-        } catch (e) {
-          queued.reject(e);
+      // Looked up together (one round trip each, at once, on a shared store).
+      const chosen = await Promise.allSettled(batch.map((queued) => this.#recipients(queued.record, queued.next)));
+      batch.forEach((queued, i) => {
+        const recipients = chosen[i];
+        if (recipients?.status === 'fulfilled') {
+          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients: recipients.value, envelope: queued.envelope, received: queued.received, source: queued.source } });
+        } else {
+          queued.reject(recipients?.reason);
         }
-      }
+      });
       if (ready.length === 0) return;
       try {
         const results = await this.#store.deliverMany(ready.map((r) => r.delivery), this.#limits);
@@ -414,7 +452,8 @@ export class Agency {
       if (typeof kid !== 'string') continue;
       const publicKey = didKeyPublicKey(kid, 'x25519');
       if (publicKey === undefined) continue;
-      const record = await this.#store.cloudAgentByKx(encodePublicKey('x25519', publicKey));
+      const kx = encodePublicKey('x25519', publicKey);
+      const record = this.#byKx.get(kx) ?? this.#remember(await this.#store.cloudAgentByKx(kx));
       if (record !== undefined) return record;
     }
     throw new DkmsError('ENVELOPE_NOT_FOR_US', 'the message is not encrypted to any cloud agent of this agency');

@@ -117,6 +117,12 @@ BEGIN
 END $$;
 `;
 
+/** Deliveries given as parallel arrays (recipients comma-joined: multibase keys have no commas), stored in array order. */
+const DELIVER_ALL = `SELECT d.ids, d.refused
+  FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[]) WITH ORDINALITY AS t(cloud_id, recipients, envelope, received, source, digest, n)
+  CROSS JOIN LATERAL dkms_deliver(t.cloud_id, string_to_array(t.recipients, ','), t.envelope, t.received, t.source, t.digest, $7, $8, $9, $10, $11) AS d
+  ORDER BY t.n`;
+
 /** Connection failures and a server going away: the request may be retried. */
 const UNAVAILABLE_SQLSTATES = /^(08|53|57P)/;
 const NODE_NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
@@ -420,27 +426,24 @@ export class PgAgencyStore implements AgencyStore {
     if (deliveries.length === 0) return Promise.resolve([]);
     return this.#tx(async (c) => {
       await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder(deliveries.flatMap((d) => d.recipients.map(recipientLock)))]);
-      const results: (string[] | Error)[] = [];
-      for (const d of deliveries) {
-        const row = (
-          await c.query<{ ids: (string | null)[]; refused: string | null }>('SELECT ids, refused FROM dkms_deliver($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)', [
-            d.cloudId,
-            d.recipients,
-            Buffer.from(d.envelope),
-            d.received,
-            d.source,
-            Buffer.from(sha256(d.envelope)),
-            limits.maxMessages,
-            limits.maxBytes,
-            limits.maxGuestMessages,
-            limits.maxSourceMessages,
-            limits.maxSourceBytes,
-          ])
-        ).rows[0];
-        if (row === undefined) throw new DkmsError('INTERNAL', 'dkms_deliver returned no row');
-        results.push(row.refused !== null ? new DkmsError('MAILBOX_FULL', row.refused) : row.ids.filter((id): id is string => id !== null));
-      }
-      return results;
+      // Every delivery in one statement, in order (each call sees the ones before it): one round trip.
+      const rows = (
+        await c.query<{ ids: (string | null)[]; refused: string | null }>(DELIVER_ALL, [
+          deliveries.map((d) => d.cloudId),
+          deliveries.map((d) => d.recipients.join(',')),
+          deliveries.map((d) => Buffer.from(d.envelope)),
+          deliveries.map((d) => d.received),
+          deliveries.map((d) => d.source),
+          deliveries.map((d) => Buffer.from(sha256(d.envelope))),
+          limits.maxMessages,
+          limits.maxBytes,
+          limits.maxGuestMessages,
+          limits.maxSourceMessages,
+          limits.maxSourceBytes,
+        ])
+      ).rows;
+      if (rows.length !== deliveries.length) throw new DkmsError('INTERNAL', `dkms_deliver answered ${rows.length} of ${deliveries.length} deliveries`);
+      return rows.map((row) => (row.refused !== null ? new DkmsError('MAILBOX_FULL', row.refused) : row.ids.filter((id): id is string => id !== null)));
     });
   }
 
