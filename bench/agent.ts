@@ -64,16 +64,21 @@ import { rawSqliteCommitsPerSecond, rawSqliteReadsPerSecond } from './raw-sqlite
 import { median, opsPerSecond, report, round } from './report.js';
 import { closeAll } from './runner.js';
 
+/**
+ * DKMS_BENCH_SCALE=small runs every section with a tenth of the work: the figures are rougher,
+ * but the run is short enough for a test that checks it completes (test/cli/bench-load.test.ts).
+ */
+const SMALL = process.env['DKMS_BENCH_SCALE'] === 'small';
 const MESSAGE_BYTES = 300;
-const ENVELOPE_OPS = 1000;
-const ENVELOPE_ROUNDS = 5;
-const OWNERS = 10;
-const AGENTS_PER_OWNER = 10;
-const RELAY_MESSAGES = 3000;
+const ENVELOPE_OPS = SMALL ? 100 : 1000;
+const ENVELOPE_ROUNDS = SMALL ? 2 : 5;
+const OWNERS = SMALL ? 3 : 10;
+const AGENTS_PER_OWNER = SMALL ? 3 : 10;
+const RELAY_MESSAGES = SMALL ? 300 : 3000;
 const IN_FLIGHT = 32;
 const SENDERS = 16;
-const PAIRINGS = 10;
-const SUBMITS = 20;
+const PAIRINGS = SMALL ? 2 : 10;
+const SUBMITS = SMALL ? 5 : 20;
 const BENCH_TYPE = 'urn:dkms:bench/1.0/ping';
 const UNLIMITED = 1_000_000;
 
@@ -509,7 +514,7 @@ async function pairingAndRevocation(env: Env): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // 4. Under abuse
 
-const ABUSE_PHASE_MS = 5000;
+const ABUSE_PHASE_MS = SMALL ? 1500 : 5000;
 const ABUSE_JUNK_BYTES = 75_000;
 const ABUSE_ROUND_MS = 100;
 /** Requests the attacker keeps in flight: refused syncs and registrations are held up to 2 s. */
