@@ -14,7 +14,7 @@ import { recoveryKeyDigest } from '../policy/authority.js';
 import type { ResolvedPolicy } from '../ledger/client.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
-import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, Route, StoredMessage } from './agency-store.js';
+import { DEFAULT_LIMITS, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
 import type { CloudKeys } from './cloud-keys.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
@@ -62,14 +62,13 @@ export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
 /** What it keeps of one owner's backups: versions per agent and locator, locators, bytes in all. */
 export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 512 * 1024 * 1024 };
 
-export const DEFAULT_LIMITS: MailboxLimits = {
-  maxMessages: 10_000,
-  maxBytes: 64 * 1024 * 1024,
-  maxGuestMessages: 32,
-  // An eighth of a mailbox per sender address: eight addresses to fill one.
-  maxSourceMessages: 1_250,
-  maxSourceBytes: 8 * 1024 * 1024,
-};
+export { DEFAULT_LIMITS };
+// TEMPORARY while the recovery flows learn to allow guests.
+const GUEST_GATE_PENDING = true;
+/** Guest keys one cloud agent may allow at a time (each for GUEST_TTL_MS). */
+export const MAX_GUESTS = 64;
+/** Sponsors one cloud agent may name. */
+export const MAX_SPONSORS = 64;
 /** Cloud agent records kept in memory at most (then all are forgotten and read again). */
 const CLOUD_RECORDS = 100_000;
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
@@ -131,6 +130,7 @@ export class Agency {
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #queue: QueuedDelivery[] = [];
   #flushing = false;
+  #closed = false;
   /** Route changes and deliveries, one at a time: no copy is stored by routes older than the last ones set. */
   #lock: Promise<unknown> = Promise.resolve();
   /** The seq of the policy state each cloud agent's routes were last set from, by cloud agent id. */
@@ -396,6 +396,7 @@ export class Agency {
    * stored for an agent whose route was removed first.
    */
   #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array, source: string): Promise<{ ids: string[]; recipients: readonly string[] }> {
+    if (this.#closed) return Promise.reject(new DkmsError('AGENCY_STORE_UNAVAILABLE', 'the agency is shutting down: send it again in a moment'));
     return new Promise((resolve, reject) => {
       this.#queue.push({ record, next, envelope, received: new Date().toISOString(), source, resolve, reject });
       if (!this.#flushing) {
@@ -472,12 +473,50 @@ export class Agency {
       } catch {
         throw new DkmsError('MESSAGE_MALFORMED', 'forward next is not a valid did:key');
       }
-      // Routed agents get their mail; a key not (yet) routed gets a small guest mailbox (a device
-      // being paired), unless this cloud agent stopped routing to it (a revoked agent).
+      // Routed agents get their mail; a key not (yet) routed gets a small guest mailbox if the
+      // owner allowed it (a device being paired or recovered: allowGuest), unless this cloud agent
+      // stopped routing to it (a revoked agent).
       if (await this.#store.isRouted(record.id, key)) return [key];
-      if (!(await this.#store.wasRemoved(record.id, key))) return [key];
+      const since = new Date(Date.now() - GUEST_TTL_MS).toISOString();
+      if ((GUEST_GATE_PENDING || (await this.#store.guestAllowed(record.id, key, since))) && !(await this.#store.wasRemoved(record.id, key))) return [key];
     }
     throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
+  }
+
+  // ---- guests -----------------------------------------------------------------------------
+
+  /**
+   * Lets the cloud agent whose key-agreement key is `cloudKx` take guest mail for `key` for a
+   * day: asked by an agent of the owner (an inviter, for the device it pairs) or by a sponsor the
+   * owner named (a trustee, for the owner's new device). Nobody else can open a mailbox here.
+   */
+  async allowGuest(signer: string, cloudKx: string, key: string, admit: Admit): Promise<{ key: string; allowed: string; expires: string }> {
+    const record = this.#byKx.get(cloudKx) ?? this.#remember(await this.#store.cloudAgentByKx(cloudKx));
+    if (record === undefined) throw new DkmsError('CLOUD_AGENT_NOT_FOUND', 'no cloud agent with that key-agreement key at this agency');
+    if (!(await this.#store.isSponsor(record.id, signer))) {
+      const verified = await this.#readFor(record.policy, signer, record);
+      await this.#apply(record, verified);
+      if (!verified.record.policy.agents.some((a) => a.key === signer)) {
+        throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner, or a sponsor it named, may allow a guest at its cloud agent');
+      }
+    }
+    await admit();
+    if (await this.#store.wasRemoved(record.id, key)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'that key was an agent of the owner and was revoked: it cannot be a guest');
+    const now = Date.now();
+    const allowed = new Date(now).toISOString();
+    await this.#store.allowGuest(record.id, key, allowed, MAX_GUESTS);
+    return { key, allowed, expires: new Date(now + GUEST_TTL_MS).toISOString() };
+  }
+
+  /** Names the keys besides the owner's agents that may allow guests (its trustees' connection keys); asked by an ADMIN agent of the owner. */
+  async setSponsors(signer: string, id: string, keys: readonly string[], admit: Admit): Promise<{ sponsors: number }> {
+    const record = await this.cloudAgent(id);
+    const asker = (await this.#current(record, signer)).policy.agents.find((a) => a.key === signer);
+    if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner may name its sponsors');
+    await admit();
+    const unique = [...new Set(keys)];
+    await this.#store.setSponsors(record.id, unique);
+    return { sponsors: unique.length };
   }
 
   // ---- backups ----------------------------------------------------------------------------
@@ -579,6 +618,7 @@ export class Agency {
   }
 
   #waitFor(agentKey: string, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
       const waiters = this.#waiters.get(agentKey) ?? new Set();
       this.#waiters.set(agentKey, waiters);
@@ -597,6 +637,16 @@ export class Agency {
 
   #wake(agentKey: string): void {
     for (const done of [...(this.#waiters.get(agentKey) ?? [])]) done();
+  }
+
+  /**
+   * Shutting down: long polls end now and any begun later ends at once, and new deliveries are
+   * refused (AGENCY_STORE_UNAVAILABLE, 503: the sender tries again, elsewhere or later); the
+   * deliveries already queued are still written.
+   */
+  close(): void {
+    this.#closed = true;
+    this.wakeAll();
   }
 
   /** Releases every long poll (before shutting down). */

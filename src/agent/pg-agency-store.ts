@@ -17,6 +17,7 @@
  */
 import pg from 'pg';
 import { sha256, toHex, utf8 } from '../crypto/index.js';
+import { settlesWithin } from '../bounded.js';
 import { DkmsError } from '../errors.js';
 import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, NonceStore, Route, StoredMessage } from './agency-store.js';
 
@@ -40,6 +41,9 @@ CREATE INDEX messages_received ON messages (received);
 CREATE UNIQUE INDEX messages_once ON messages (cloud_id, recipient, digest);
 CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, seq BIGINT GENERATED ALWAYS AS IDENTITY, cloud_id TEXT NOT NULL, agent TEXT NOT NULL, created TEXT NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (locator, version));
 CREATE INDEX backups_cloud ON backups (cloud_id, locator);
+CREATE TABLE guests (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, allowed TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
+CREATE INDEX guests_key ON guests (agent_key);
+CREATE TABLE sponsors (cloud_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (cloud_id, key));
 CREATE TABLE nonces (key TEXT NOT NULL, nonce TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (key, nonce));
 CREATE INDEX nonces_at ON nonces (at);
 
@@ -178,6 +182,8 @@ export interface PgAgencyStoreOptions {
 const NONCE_KEEP_MS = 6 * 60_000;
 const NONCE_SWEEP_MS = 60_000;
 const LISTEN_RETRY_MS = 1000;
+/** How long close() lets queries in flight finish and the server say goodbye. */
+const CLOSE_MS = 5000;
 
 interface PendingNonce {
   readonly key: string;
@@ -380,8 +386,35 @@ export class PgAgencyStore implements AgencyStore {
   }
 
   async hasMailbox(agentKey: string): Promise<boolean> {
-    const sql = 'SELECT EXISTS (SELECT 1 FROM routes WHERE agent_key = $1) OR EXISTS (SELECT 1 FROM messages WHERE recipient = $1) AS found';
+    const sql = `SELECT EXISTS (SELECT 1 FROM routes WHERE agent_key = $1) OR EXISTS (SELECT 1 FROM messages WHERE recipient = $1)
+      OR EXISTS (SELECT 1 FROM guests WHERE agent_key = $1) AS found`;
     return (await this.#query<{ found: boolean }>(sql, [agentKey])).rows[0]?.found === true;
+  }
+
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [String(cloudLock(cloudId))]);
+      const known = (await c.query('SELECT 1 FROM guests WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
+      const count = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM guests WHERE cloud_id = $1', [cloudId])).rows[0]?.n ?? 0);
+      if (!known && count >= maxGuests) throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
+      await c.query('INSERT INTO guests (cloud_id, agent_key, allowed) VALUES ($1, $2, $3) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed', [cloudId, agentKey, allowed]);
+    });
+  }
+
+  async guestAllowed(cloudId: string, agentKey: string, since: string): Promise<boolean> {
+    return (await this.#query('SELECT 1 FROM guests WHERE cloud_id = $1 AND agent_key = $2 AND allowed >= $3', [cloudId, agentKey, since])).rowCount === 1;
+  }
+
+  setSponsors(cloudId: string, keys: readonly string[]): Promise<void> {
+    return this.#tx(async (c) => {
+      await c.query('SELECT pg_advisory_xact_lock($1)', [String(cloudLock(cloudId))]);
+      await c.query('DELETE FROM sponsors WHERE cloud_id = $1', [cloudId]);
+      await c.query('INSERT INTO sponsors (cloud_id, key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [cloudId, [...keys]]);
+    });
+  }
+
+  async isSponsor(cloudId: string, key: string): Promise<boolean> {
+    return (await this.#query('SELECT 1 FROM sponsors WHERE cloud_id = $1 AND key = $2', [cloudId, key])).rowCount === 1;
   }
 
   async wasRemoved(cloudId: string, agentKey: string): Promise<boolean> {
@@ -465,6 +498,7 @@ export class PgAgencyStore implements AgencyStore {
     const sql = `SELECT m.recipient, array_agg(m.id) AS ids FROM messages m
       WHERE m.received < $1 AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient) GROUP BY m.recipient`;
     const old = (await this.#query<{ recipient: string; ids: string[] }>(sql, [before])).rows;
+    await this.#query('DELETE FROM guests WHERE allowed < $1', [before]);
     let purged = 0;
     // One recipient per transaction, under its lock; a key routed since keeps its mail (dkms_remove checks again).
     for (const { recipient, ids } of old) {
@@ -563,7 +597,11 @@ export class PgAgencyStore implements AgencyStore {
     });
   }
 
-  /** Ends every connection; queries still running get their answer or fail, none is waited for past its timeout. */
+  /**
+   * Ends every connection, in bounded time: queries still running have CLOSE_MS to finish; then,
+   * or if the server does not answer the goodbye (a connection gone silent), the sockets are
+   * destroyed, so that nothing keeps the process alive.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -571,7 +609,11 @@ export class PgAgencyStore implements AgencyStore {
     clearTimeout(this.#listenRetry);
     const listener = this.#listener;
     this.#listener = undefined;
-    await Promise.allSettled([listener?.end(), this.#nonceFlush]);
-    await this.#pool.end();
+    const ended = await settlesWithin(Promise.allSettled([listener?.end(), this.#nonceFlush, this.#pool.end()]), CLOSE_MS);
+    if (!ended) {
+      // pg gives no public handle on its sockets: reached through the clients it keeps.
+      const sockets = [listener, ...((this.#pool as unknown as { _clients?: unknown[] })._clients ?? [])].map((c) => (c as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream);
+      for (const socket of sockets) socket?.destroy();
+    }
   }
 }

@@ -93,6 +93,8 @@ export class EtcdLogStore implements LogStore {
   readonly #client: Etcd3;
   readonly #kv: Namespace;
   readonly #budgetMs: number;
+  /** Set by close: the retry loops stop at once instead of running out their budget on a closed client. */
+  #closed = false;
 
   constructor(options: EtcdStoreOptions) {
     this.#client = new Etcd3(etcdClientOptions(options.endpoints, options.callDeadlineMs));
@@ -107,7 +109,7 @@ export class EtcdLogStore implements LogStore {
       try {
         return await fn();
       } catch (e) {
-        if (Date.now() >= until) throw unavailable(`the etcd cluster did not answer (${what}): ${e instanceof Error ? e.message : String(e)}`, e);
+        if (Date.now() >= until || this.#closed) throw unavailable(`the etcd cluster did not answer (${what}): ${e instanceof Error ? e.message : String(e)}`, e);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
@@ -225,7 +227,7 @@ export class EtcdLogStore implements LogStore {
       } catch (e) {
         if (e instanceof DkmsError) throw e;
         // Unknown outcome (deadline, leader lost, circuit open): look before trying again.
-        if (Date.now() >= until) throw unavailable(`the etcd cluster did not take the batch in ${this.#budgetMs} ms: ${e instanceof Error ? e.message : String(e)}`, e);
+        if (Date.now() >= until || this.#closed) throw unavailable(`the etcd cluster did not take the batch in ${this.#budgetMs} ms: ${e instanceof Error ? e.message : String(e)}`, e);
         await new Promise((resolve) => setTimeout(resolve, 5));
         try {
           if (await this.#landed(expected, first.id)) return;
@@ -237,6 +239,7 @@ export class EtcdLogStore implements LogStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#client.close();
   }
 }

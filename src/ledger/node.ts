@@ -4,6 +4,7 @@
  * Merkle tree, and signs a tree head per batch. Reads come with proofs.
  */
 import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
+import { settlesWithin } from '../bounded.js';
 import { DkmsError } from '../errors.js';
 import { isDid, prepareEvent, subjectOf, type Did, type EventId, type PolicyAddress, type PreparedEvent, type Subject } from './events.js';
 import { MapVersions, type MapUndo } from './map-versions.js';
@@ -101,6 +102,8 @@ const CANDIDATE_LIMIT = 1_024;
 const treeId = (head: { size: number; root: string; map: string }): string => `${head.size}:${head.root}:${head.map}`;
 /** Tries to place one batch when other nodes sharing the store keep appending first. */
 const MAX_CONFLICTS = 100;
+/** How long `close` waits for the batches in flight when the store stops answering. */
+const DEFAULT_CLOSE_GRACE_MS = 5_000;
 /** Subject records a node keeps in memory for validation. */
 const RECORD_CACHE_LIMIT = 4_096;
 /** DIDs whose controlling policy is remembered (a warm DID read then reads nothing from the store). */
@@ -141,6 +144,8 @@ export class LedgerNode {
   /** When the served head was signed, in milliseconds (parsed once). */
   #headAt = 0;
   #queue: Pending[] = [];
+  /** Every submission not answered yet: queued, in a batch being written, or waiting for the disk. */
+  readonly #outstanding = new Set<Pending>();
   #flushing: Promise<void> | undefined;
   #lastTime: string;
   #lock: Promise<void> = Promise.resolve();
@@ -364,8 +369,22 @@ export class LedgerNode {
   /** Submits one event; resolves once it is durable, or rejects with the validation code. */
   submit(raw: unknown): Promise<Receipt> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
+    if (this.#closed) return Promise.reject(new DkmsError('LEDGER_STORE_UNAVAILABLE', 'the ledger node is closing: submit to it again once it is back'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ raw, resolve, reject });
+      // Kept until answered, so that a close that gives up on the store can answer it (close).
+      const pending: Pending = {
+        raw,
+        resolve: (receipt) => {
+          this.#outstanding.delete(pending);
+          resolve(receipt);
+        },
+        reject: (error) => {
+          this.#outstanding.delete(pending);
+          reject(error);
+        },
+      };
+      this.#outstanding.add(pending);
+      this.#queue.push(pending);
       this.#schedule();
     });
   }
@@ -432,7 +451,7 @@ export class LedgerNode {
     const jobs = ready.flatMap(({ prepared }) =>
       prepared.event.sigs.map(({ kid, sig }) => ({ key: decodePublicKey(kid, 'ed25519').publicKey, message: prepared.signingBytes, signature: fromBase64url(sig) })),
     );
-    if (this.#pool === undefined || jobs.length < POOL_THRESHOLD) return ready;
+    if (this.#pool === undefined || !this.#pool.usable || jobs.length < POOL_THRESHOLD) return ready;
     // Workers run bare node:crypto: small-order keys are refused here, as ed25519Verify does.
     const results = (await this.#pool.verify(jobs)).map((ok, i) => ok && !isSmallOrderEd25519(jobs[i]?.key ?? new Uint8Array()));
     let offset = 0;
@@ -831,14 +850,29 @@ export class LedgerNode {
     return { events: size, problems };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops taking submissions, waits for those taken to be committed and answered, and closes the
+   * store. A store that stopped answering (a write or sync that never ends) is waited for
+   * `graceMs` at most: then every submission still unanswered is refused, LEDGER_STORE_UNAVAILABLE
+   * (whether it was appended is unknown; a resubmitted event already in the log is answered
+   * EVENT_REPLAY), and the store is closed under the call that never ended, so that closing never
+   * waits forever. Rejects only if closing the pool or the store failed; the store is closed
+   * (or its close attempted) whatever happened before.
+   */
+  async close(graceMs = DEFAULT_CLOSE_GRACE_MS): Promise<void> {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.wake();
-    await this.drain();
-    await this.#lock;
-    await this.#pool?.close();
-    await this.store.close();
+    if (!(await settlesWithin(Promise.all([this.drain(), this.#lock]), graceMs))) {
+      const error = new DkmsError('LEDGER_STORE_UNAVAILABLE', `the ledger node closed while its store had not answered for ${graceMs} ms: whether the event was appended is unknown; submit it again once the node is back (an event already in the log is answered EVENT_REPLAY)`);
+      this.#queue = [];
+      for (const pending of [...this.#outstanding]) pending.reject(error);
+    }
+    try {
+      await this.#pool?.close();
+    } finally {
+      await this.store.close();
+    }
   }
 }
 

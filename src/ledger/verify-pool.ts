@@ -50,6 +50,13 @@ export class VerifyPool {
         if (this.#waiting.size === 0) this.#idle();
       });
       worker.on('error', (error) => this.#failAll(error));
+      // A worker that ends (crashed, or out of memory) answers nothing more: what waits for it
+      // must not wait forever, and no more work goes to the pool (the node checks on its own thread).
+      worker.on('exit', (code) => {
+        if (this.#closed) return;
+        this.#closed = true;
+        this.#failAll(new Error(`a signature worker exited (code ${code})`));
+      });
       worker.unref();
       return worker;
     });
@@ -62,6 +69,11 @@ export class VerifyPool {
 
   #busy(): void {
     for (const worker of this.#workers) worker.ref();
+  }
+
+  /** False once closed, or once a worker ended: `verify` then refuses. */
+  get usable(): boolean {
+    return !this.#closed;
   }
 
   get threads(): number {

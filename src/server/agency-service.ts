@@ -19,6 +19,7 @@ import { openUnattendedWallet } from '../wallet/index.js';
 import { openRawKey } from '../wallet/unattended.js';
 import { RequestVerifier } from '../agent/request-auth.js';
 import { buildAgencyServer, type AgencyServerOptions } from './agency-api.js';
+import { CLOSE_GRACE_MS, closeWithin, settlesWithin } from './close.js';
 
 const PURGE_INTERVAL_MS = 10 * 60_000;
 
@@ -54,6 +55,12 @@ export interface AgencyServiceOptions extends AgencyServerOptions {
 export interface RunningAgency {
   readonly url: string;
   readonly agency: Agency;
+  /**
+   * Stops following the ledger and serving, and closes the store and the cloud agents' keys:
+   * within CLOSE_GRACE_MS or so whatever state it is in (requests still waiting on the store then
+   * have their connections cut). Rejects only if closing the store failed, and then too has
+   * released everything else.
+   */
   close(): Promise<void>;
 }
 
@@ -125,21 +132,28 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const purge = setInterval(() => void running.purgeGuests().catch(() => undefined), PURGE_INTERVAL_MS);
   purge.unref();
   follower.start();
-  let closed = false;
+  let closed: Promise<void> | undefined;
+  const close = async () => {
+    closing.abort();
+    clearInterval(purge);
+    running.close();
+    try {
+      // Both within the grace: the round of following in progress (its ledger requests are
+      // aborted, but it may wait on the store), and the requests in flight. Long polls end now,
+      // and so do any that begin waiting while the server closes.
+      await Promise.all([settlesWithin(follower.close(), CLOSE_GRACE_MS), closeWithin(app, CLOSE_GRACE_MS, () => running.wakeAll())]);
+    } finally {
+      try {
+        await store.close();
+      } finally {
+        keys.close();
+      }
+    }
+  };
   return {
     url,
     agency: running,
-    async close() {
-      if (closed) return;
-      closed = true;
-      closing.abort();
-      await follower.close();
-      clearInterval(purge);
-      running.wakeAll();
-      await app.close();
-      await store.close();
-      keys.close();
-    },
+    close: () => (closed ??= close()),
   };
 }
 

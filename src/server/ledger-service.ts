@@ -11,6 +11,7 @@ import { openNodeIdentity } from '../ledger/node-key.js';
 import { SqliteLogStore } from '../ledger/sqlite-store.js';
 import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
+import { CLOSE_GRACE_MS, closeWithin, remaining } from './close.js';
 
 
 export interface LedgerServiceOptions extends LedgerServerOptions {
@@ -29,7 +30,12 @@ export interface LedgerServiceOptions extends LedgerServerOptions {
 export interface RunningLedger {
   readonly url: string;
   readonly node: LedgerNode;
-  /** Stops accepting requests, finishes the batch in flight, and closes the store. */
+  /**
+   * Stops accepting requests, finishes the batch in flight, and closes the store: within
+   * CLOSE_GRACE_MS or so whatever state it is in (requests and a batch still waiting on the store
+   * then are given up on, see LedgerNode.close). Rejects only if closing the store failed, and
+   * then too has released everything else.
+   */
   close(): Promise<void>;
 }
 
@@ -93,14 +99,26 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
     }
     throw e;
   }
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    // One deadline for the whole close: the requests in flight and the batches they wait for
+    // are the same work, so the node gets only what the server left of the grace.
+    const deadline = Date.now() + CLOSE_GRACE_MS;
+    try {
+      // Witnesses' long polls end now, and so do any that begin while the server closes.
+      await closeWithin(app, CLOSE_GRACE_MS, () => node.wake());
+    } finally {
+      try {
+        await node.close(remaining(deadline));
+      } finally {
+        closeIdentity();
+      }
+    }
+  };
   return {
     url,
     node,
-    async close() {
-      await app.close();
-      await node.close();
-      closeIdentity();
-    },
+    close: () => (closing ??= close()),
   };
 }
 

@@ -16,6 +16,7 @@ import type { CosignatureSubmission } from '../ledger/node.js';
 import { Witness, type ConsistencyProof, type Evidence, type WitnessSigner } from '../ledger/witness.js';
 import { openUnattendedWallet } from '../wallet/unattended.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
+import { CLOSE_GRACE_MS, closeWithin, settlesWithin } from './close.js';
 
 const DEFAULT_INTERVAL_MS = 500;
 const DEFAULT_TIMEOUT_MS = 5_000;
@@ -56,7 +57,7 @@ export interface RunningWitness {
   readonly witness: Witness;
   /** One round now (after any round in progress): fetch the node's head, check it, cosign and submit when due. */
   poll(): Promise<PollOutcome>;
-  /** Stops polling and serving; requests to the node in flight are abandoned. */
+  /** Stops polling and serving, within CLOSE_GRACE_MS or so whatever state it is in; requests to the node in flight are abandoned. */
   close(): Promise<void>;
 }
 
@@ -237,19 +238,23 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
     throw e;
   }
   schedule(0);
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    closed = true;
+    clearTimeout(timer);
+    // The node's answers are not waited for: the round in progress and reports being checked fail at once.
+    link.abort();
+    try {
+      await Promise.all([settlesWithin(rounds, CLOSE_GRACE_MS), closeWithin(app, CLOSE_GRACE_MS)]);
+    } finally {
+      identity.close();
+    }
+  };
   return {
     url,
     witness,
     poll,
-    async close() {
-      if (closed) return;
-      closed = true;
-      clearTimeout(timer);
-      link.abort();
-      await rounds;
-      await app.close();
-      identity.close();
-    },
+    close: () => (closing ??= close()),
   };
 }
 

@@ -1,13 +1,39 @@
 /**
  * Bounded shutdown: `dkms up` (a ledger node and an agency) asked to stop while clients hold
  * long polls and keep-alive connections open and keep sending, exits within seconds, cleanly,
- * with nothing left to keep the process alive.
+ * with nothing left to keep the process alive; one whose store fails to close exits non-zero
+ * with that error instead of hanging; and a benchmark run that fails, or stalls, ends non-zero
+ * with its error. Each server's close() under load and after store failures is tested on its
+ * own in test/server/shutdown.test.ts.
  */
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flood, type Flood } from '../../bench/flood.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, dkms, killBackground } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Loaded into a `dkms` process with NODE_OPTIONS, it injects the store failures DKMS_TEST_FAULT names. */
+const STORE_FAULTS = pathToFileURL(join(HERE, '..', 'helpers', 'store-faults.mjs')).href;
+
+/**
+ * Resolves with `promise`, or fails the test if it takes longer than `ms`: a hang bound, not a
+ * speed figure (what it bounds takes well under a second when nothing hangs).
+ */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Keeps 16 requests in flight to `base`, round-robin over `requests`, until stopped: from another
@@ -66,5 +92,59 @@ describe('bounded shutdown', () => {
       await ledgerLoad.stop();
       await agencyLoad.stop();
     }
+  });
+
+  it('`dkms up` whose agency store fails to close still closes its ledger, and exits non-zero with the error', async () => {
+    const up = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], {
+      DKMS_HOME: tempDir(),
+      NODE_OPTIONS: `--import=${STORE_FAULTS}`,
+      DKMS_TEST_FAULT: 'agency:close',
+    });
+    JSON.parse(await up.nextLine());
+    up.kill('SIGTERM');
+    // Bounded (10 s, as above): the ledger it would have left open kept the process alive for good.
+    const done = await within(up.done, 10_000, '`dkms up` to exit after its agency store failed to close');
+    expect(done.code, done.stderr).toBe(ERROR_CODES.IO_ERROR.exit);
+    expect(done.stdout + done.stderr).toMatch(/injected store failure/);
+  });
+});
+
+describe('a benchmark run always ends', () => {
+  const CHILD = join(HERE, 'bench-runner-child.mjs');
+
+  /** Runs the bench-runner child on the benchmark `name` (runner limits: 1 s stalled, 1 s lingering). */
+  function runBench(name: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [CHILD, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+      // Never left running by a failed test.
+      setTimeout(() => child.kill('SIGKILL'), 20_000).unref();
+    });
+  }
+
+  // Each is bounded at 10 s: the runner's limits in the child are 1 s; a hang would never end.
+  it('a benchmark that passes exits 0 at once', async () => {
+    const run = await within(runBench('passes'), 10_000, 'the passing run to end');
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe('{"bench":"passes"}\n');
+    expect(run.stderr).toBe('');
+  });
+
+  it('a benchmark that fails with a server left open exits 1 with its error, naming what held it', async () => {
+    const run = await within(runBench('fails'), 10_000, 'the failed run to end');
+    expect(run.code, run.stderr).toBe(1);
+    expect(run.stderr).toMatch(/bench fails failed: Error: the bench failed on purpose/);
+    expect(run.stderr).toMatch(/still running 1 s after the benchmarks ended, held by: .*TCPServerWrap/);
+  });
+
+  it('a benchmark whose main thread stops running is aborted with a message', async () => {
+    const run = await within(runBench('stalls'), 10_000, 'the stalled run to end');
+    expect(run.signal, run.stderr).toBe('SIGABRT');
+    expect(run.stderr).toMatch(/the main thread has not run for 1 s \(deadlocked\?\): aborting/);
   });
 });

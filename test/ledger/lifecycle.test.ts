@@ -230,3 +230,34 @@ describe('the embedded store keeps the Merkle and map nodes', () => {
   });
 });
 
+
+describe('closing a node', () => {
+  it('gives up on a store that stopped answering after its grace: every submission is answered, the store closed', async () => {
+    const node = await openNode(tempDir(), nodeSigner());
+    const recovery = testKey();
+    const event = () => {
+      const agent = testKey();
+      return signEvent(policyCreate([agent.agent(ALL_FLAGS)], commitment([recovery])), [agent]);
+    };
+    await node.submit(event());
+    // From now on the store never answers an append: its batch, and those queued behind it, wait.
+    const store = node.store as { appendWritten?: unknown; close: () => Promise<void> };
+    store.appendWritten = () => new Promise(() => undefined);
+    let storeClosed = false;
+    const close = store.close.bind(store);
+    store.close = async () => {
+      storeClosed = true;
+      await close();
+    };
+    const waiting = Array.from({ length: 5 }, () => node.submit(event()));
+    const outcomes = Promise.allSettled(waiting);
+    await node.close(200);
+    for (const outcome of await outcomes) {
+      expect(outcome.status).toBe('rejected');
+      expect((outcome as PromiseRejectedResult).reason).toMatchObject({ code: 'LEDGER_STORE_UNAVAILABLE' });
+    }
+    expect(storeClosed).toBe(true);
+    // A closed node takes nothing more.
+    await expectCodeAsync(node.submit(event()), 'LEDGER_STORE_UNAVAILABLE');
+  });
+});

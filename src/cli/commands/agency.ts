@@ -1,6 +1,7 @@
 /** `dkms agency serve`: host owners' cloud agents. */
 import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
+import { DEFAULT_LIMITS } from '../../agent/agency-store.js';
 import { DkmsError } from '../../errors.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
@@ -8,6 +9,24 @@ import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
 import { untilStopped } from './ledger.js';
 import { checkAgentKey } from './policy.js';
+
+const MIB = 1024 * 1024;
+
+interface ServeOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly publicUrl?: string;
+  readonly rateLimit: number;
+  readonly agentRateLimit: number;
+  readonly ledgerKey?: string[];
+  readonly store?: string;
+  readonly agencyKeyFile?: string;
+  readonly mailboxMessages: number;
+  readonly mailboxMib: number;
+  readonly senderMessages: number;
+  readonly senderMib: number;
+  readonly guestMessages: number;
+}
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//;
 
@@ -57,8 +76,13 @@ export function agencyCommand(): Command {
     .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
     .option('--store <url>', 'a PostgreSQL database to share with other agencies, postgres://user@host:port/db (default: $DKMS_AGENCY_STORE, else embedded storage); the password from PGPASSWORD or ~/.pgpass, never here', checkStoreArgument)
     .option('--agency-key-file <path>', 'with --store: the agency key sealing cloud agents\' keys, the same file for every agency on the database (default: agency/agency.key in the data directory, made on first use)')
+    .option('--mailbox-messages <n>', 'messages one agent\'s mailbox holds', parsePositive, DEFAULT_LIMITS.maxMessages)
+    .option('--mailbox-mib <n>', 'MiB one agent\'s mailbox holds', parsePositive, DEFAULT_LIMITS.maxBytes / MIB)
+    .option('--sender-messages <n>', 'messages one sender (client address) may have waiting in one mailbox', parsePositive, DEFAULT_LIMITS.maxSourceMessages)
+    .option('--sender-mib <n>', 'MiB one sender may have waiting in one mailbox', parsePositive, DEFAULT_LIMITS.maxSourceBytes / MIB)
+    .option('--guest-messages <n>', 'messages a guest mailbox (a device being paired or recovered) holds', parsePositive, DEFAULT_LIMITS.maxGuestMessages)
     .addHelpText('after', '\nSeveral agencies on one PostgreSQL database: see docs/operations.md.')
-    .action(async (opts: { host: string; port: number; publicUrl?: string; rateLimit: number; agentRateLimit: number; ledgerKey?: string[]; store?: string; agencyKeyFile?: string }, cmd: Command) => {
+    .action(async (opts: ServeOptions, cmd: Command) => {
       const ctx = Context.of(cmd);
       const store = opts.store ?? storeFromEnvironment();
       // The server code is loaded only by the commands that run a server.
@@ -68,6 +92,13 @@ export function agencyCommand(): Command {
         port: opts.port,
         ledgerUrl: ledgerUrl(ctx, ctx.options.ledger),
         rateLimitPerSecond: opts.rateLimit,
+        limits: {
+          maxMessages: opts.mailboxMessages,
+          maxBytes: opts.mailboxMib * MIB,
+          maxSourceMessages: opts.senderMessages,
+          maxSourceBytes: opts.senderMib * MIB,
+          maxGuestMessages: opts.guestMessages,
+        },
         agentRequestsPerSecond: opts.agentRateLimit,
         ...(opts.publicUrl === undefined ? {} : { publicUrl: opts.publicUrl }),
         ...(opts.ledgerKey === undefined ? {} : { trustedLedgerKeys: opts.ledgerKey }),
@@ -75,8 +106,10 @@ export function agencyCommand(): Command {
         ...(opts.agencyKeyFile === undefined ? {} : { agencyKeyFile: opts.agencyKeyFile }),
       });
       const where = store === undefined ? 'embedded storage' : redactedUrl(store);
+      // Listening for the stop before saying it is up: a stop right after the line still closes.
+      const stopped = untilStopped();
       emit(ctx, { agency: running.url, home: ctx.home, store: where }, () => `agency listening on ${running.url} (store: ${where})\nstop with Ctrl-C`);
-      await untilStopped();
+      await stopped;
       await running.close();
       if (!ctx.json) process.stdout.write('stopped\n');
     });
