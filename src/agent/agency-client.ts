@@ -88,7 +88,7 @@ export class AgencyClient {
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  async #signed(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
+  async #signed(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
     const headers: Record<string, string> = signRequest(this.#signer, method, path, body);
     if (body !== undefined) headers['content-type'] = 'application/json';
     return call(this.#fetch, `${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }, this.#timeoutMs + extraTimeoutMs);
@@ -130,6 +130,21 @@ export class AgencyClient {
     const query = version === undefined ? '' : `?version=${version}`;
     const answer = parse(BackupDataSchema, await this.#signed('GET', `/v1/backups/${encodeURIComponent(locator)}/data${query}`, undefined, 30_000), 'backup');
     return { version: answer.version, created: answer.created, data: fromBase64url(answer.data, 'backup') };
+  }
+
+  /**
+   * Lets the cloud agent whose key-agreement key is `cloudKx` take guest mail for `key` for a
+   * day (this client's signer must be an agent of its owner, or a sponsor the owner named).
+   */
+  async allowGuest(cloudKx: string, key: string): Promise<{ key: string; allowed: string; expires: string }> {
+    const answer = await this.#signed('POST', '/v1/guests', { cloud: cloudKx, key });
+    return parse(z.object({ key: z.string(), allowed: z.string(), expires: z.string() }), answer, 'guest allowance');
+  }
+
+  /** Names the keys besides the owner's agents that may allow guests at cloud agent `cloudId` (replacing those named before). */
+  async setSponsors(cloudId: string, keys: readonly string[]): Promise<number> {
+    const answer = await this.#signed('PUT', `/v1/cloud-agents/${encodeURIComponent(cloudId)}/sponsors`, { keys });
+    return parse(z.object({ sponsors: z.number().int().min(0) }), answer, 'sponsors receipt').sponsors;
   }
 
   async ack(ids: readonly string[]): Promise<number> {

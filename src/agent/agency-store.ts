@@ -46,6 +46,16 @@ export interface MailboxLimits {
   readonly maxSourceBytes: number;
 }
 
+/** An agency's mailbox limits unless configured (`dkms agency serve --mailbox-messages …`). */
+export const DEFAULT_LIMITS: MailboxLimits = {
+  maxMessages: 10_000,
+  maxBytes: 64 * 1024 * 1024,
+  maxGuestMessages: 32,
+  // An eighth of a mailbox per sender address: eight addresses to fill one.
+  maxSourceMessages: 1_250,
+  maxSourceBytes: 8 * 1024 * 1024,
+};
+
 export interface Delivery {
   /** The cloud agent delivering: mail is kept, counted and removed per cloud agent. */
   readonly cloudId: string;
@@ -111,10 +121,21 @@ export interface AgencyStore {
   routes(cloudId: string): Promise<Route[]>;
   /** Whether `cloudId` routes to `agentKey` (a key may be routed by several owners' cloud agents). */
   isRouted(cloudId: string, agentKey: string): Promise<boolean>;
-  /** Whether any cloud agent routes to `agentKey`, or keeps mail for it (a guest): whether it has a mailbox here. */
+  /** Whether any cloud agent routes to `agentKey`, keeps mail for it, or allows it as a guest: whether it has a mailbox here. */
   hasMailbox(agentKey: string): Promise<boolean>;
   /** Whether `cloudId` once routed to `agentKey` and stopped. */
   wasRemoved(cloudId: string, agentKey: string): Promise<boolean>;
+  /**
+   * Lets `cloudId` take guest mail for `agentKey` (a key it does not route: a device being paired
+   * or recovered), from `allowed` (ISO time) on, until purgeGuests drops the allowance. Asked
+   * again, the time moves on. MAILBOX_FULL past `maxGuests` allowances of that cloud agent.
+   */
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void>;
+  /** Whether `cloudId` allowed guest mail for `agentKey` at or after `since` (ISO time). */
+  guestAllowed(cloudId: string, agentKey: string, since: string): Promise<boolean>;
+  /** Replaces the keys (Ed25519, multibase) that may allow guests at `cloudId` besides the owner's agents: e.g. its trustees' connection keys. */
+  setSponsors(cloudId: string, keys: readonly string[]): Promise<void>;
+  isSponsor(cloudId: string, key: string): Promise<boolean>;
   /**
    * Stores one copy of the envelope per recipient in one durable transaction, or none: MAILBOX_FULL
    * if any recipient is over its limits, or its sender over its share of one. An envelope
@@ -146,7 +167,7 @@ export interface AgencyStore {
   newestLocator(cloudId: string): Promise<string | undefined>;
   /** Deletes every version under `locator` of `cloudId`; returns how many went. */
   deleteBackups(cloudId: string, locator: string): Promise<number>;
-  /** Deletes guest mail (for keys a cloud agent does not route) received before `before` (ISO time); returns how many went. */
+  /** Deletes guest mail (for keys a cloud agent does not route) received before `before` (ISO time), and guest allowances made before it; returns how many messages went. */
   purgeGuests(before: string): Promise<number>;
   close(): Promise<void>;
 }

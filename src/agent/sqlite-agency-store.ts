@@ -22,6 +22,16 @@ CREATE UNIQUE INDEX messages_once ON messages (cloud_id, recipient, digest);
 CREATE TABLE senders (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, source TEXT NOT NULL, messages INTEGER NOT NULL, bytes INTEGER NOT NULL, PRIMARY KEY (cloud_id, recipient, source));
 `;
 
+/**
+ * Guest mail only where the owner allows it: \`guests\` are the keys a cloud agent takes guest
+ * mail for, each since when; \`sponsors\` the keys besides the owner's agents that may allow one.
+ */
+const GUESTS = `
+CREATE TABLE guests (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, allowed TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
+CREATE INDEX guests_key ON guests (agent_key);
+CREATE TABLE sponsors (cloud_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (cloud_id, key));
+`;
+
 const BACKUPS = `
 CREATE TABLE backups (locator TEXT NOT NULL, version INTEGER NOT NULL, cloud_id TEXT NOT NULL, agent TEXT NOT NULL, created TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (locator, version));
 CREATE INDEX backups_cloud ON backups (cloud_id, locator);
@@ -36,14 +46,14 @@ CREATE TABLE mailboxes (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, message
 CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, received TEXT NOT NULL, envelope BLOB NOT NULL);
 CREATE INDEX messages_recipient ON messages (recipient, id);
 CREATE INDEX messages_box ON messages (cloud_id, recipient, received);
-${BACKUPS}${ROUTES_BY_AGENT}${MAIL_SOURCES}`;
+${BACKUPS}${ROUTES_BY_AGENT}${MAIL_SOURCES}${GUESTS}`;
 
 const FILE = {
   /** 'DKMA': a dkms agency file. */
   applicationId: 0x444b4d41,
-  version: 5,
+  version: 6,
   schema: SCHEMA,
-  migrations: { 2: BACKUPS, 3: ROUTES_BY_AGENT, 4: MAIL_SOURCES },
+  migrations: { 2: BACKUPS, 3: ROUTES_BY_AGENT, 4: MAIL_SOURCES, 5: GUESTS },
   what: 'agency store',
   busy: 'AGENCY_BUSY',
   damaged: 'AGENCY_STORE_DAMAGED',
@@ -73,6 +83,15 @@ export class SqliteAgencyStore implements AgencyStore {
       isRouted: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM routes WHERE cloud_id = ? AND agent_key = ?'),
       routedAnywhere: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM routes WHERE agent_key = ? LIMIT 1'),
       hasMail: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM messages WHERE recipient = ? LIMIT 1'),
+      isGuestAnywhere: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM guests WHERE agent_key = ? LIMIT 1'),
+      guestAllowed: db.prepare<[string, string, string], { n: number }>('SELECT 1 AS n FROM guests WHERE cloud_id = ? AND agent_key = ? AND allowed >= ?'),
+      guestCount: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM guests WHERE cloud_id = ?'),
+      isGuest: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM guests WHERE cloud_id = ? AND agent_key = ?'),
+      putGuest: db.prepare('INSERT INTO guests (cloud_id, agent_key, allowed) VALUES (?, ?, ?) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed'),
+      purgeAllowances: db.prepare('DELETE FROM guests WHERE allowed < ?'),
+      deleteSponsors: db.prepare('DELETE FROM sponsors WHERE cloud_id = ?'),
+      putSponsor: db.prepare('INSERT OR IGNORE INTO sponsors (cloud_id, key) VALUES (?, ?)'),
+      isSponsor: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM sponsors WHERE cloud_id = ? AND key = ?'),
       wasRemoved: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM removed WHERE cloud_id = ? AND agent_key = ?'),
       deleteRoute: db.prepare('DELETE FROM routes WHERE cloud_id = ? AND agent_key = ?'),
       putRoute: db.prepare('INSERT OR REPLACE INTO routes (cloud_id, agent_key, kx) VALUES (?, ?, ?)'),
@@ -148,7 +167,37 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   hasMailbox(agentKey: string): Promise<boolean> {
-    return this.#run(() => this.#stmts.routedAnywhere.get(agentKey) !== undefined || this.#stmts.hasMail.get(agentKey) !== undefined);
+    return this.#run(
+      () => this.#stmts.routedAnywhere.get(agentKey) !== undefined || this.#stmts.hasMail.get(agentKey) !== undefined || this.#stmts.isGuestAnywhere.get(agentKey) !== undefined,
+    );
+  }
+
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void> {
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        if (this.#stmts.isGuest.get(cloudId, agentKey) === undefined && (this.#stmts.guestCount.get(cloudId)?.n ?? 0) >= maxGuests) {
+          throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
+        }
+        this.#stmts.putGuest.run(cloudId, agentKey, allowed);
+      })(),
+    );
+  }
+
+  guestAllowed(cloudId: string, agentKey: string, since: string): Promise<boolean> {
+    return this.#run(() => this.#stmts.guestAllowed.get(cloudId, agentKey, since) !== undefined);
+  }
+
+  setSponsors(cloudId: string, keys: readonly string[]): Promise<void> {
+    return this.#run(() =>
+      this.#db.transaction(() => {
+        this.#stmts.deleteSponsors.run(cloudId);
+        for (const key of keys) this.#stmts.putSponsor.run(cloudId, key);
+      })(),
+    );
+  }
+
+  isSponsor(cloudId: string, key: string): Promise<boolean> {
+    return this.#run(() => this.#stmts.isSponsor.get(cloudId, key) !== undefined);
   }
 
   wasRemoved(cloudId: string, agentKey: string): Promise<boolean> {
@@ -297,6 +346,7 @@ export class SqliteAgencyStore implements AgencyStore {
       this.#db.transaction(() => {
         const old = this.#stmts.guestMail.all(before);
         for (const m of old) this.#remove(m.id, m.cloud_id, m.recipient, m.size, m.source);
+        this.#stmts.purgeAllowances.run(before);
         return old.length;
       })(),
     );

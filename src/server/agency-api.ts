@@ -5,9 +5,9 @@
  */
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
+import { decodePublicKey, fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { MAX_BACKUP_BYTES, type Admit, type Agency } from '../agent/agency.js';
+import { MAX_BACKUP_BYTES, MAX_SPONSORS, type Admit, type Agency } from '../agent/agency.js';
 import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
 import { RequestVerifier, type SignedRequest } from '../agent/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
@@ -53,6 +53,15 @@ export function buildAgencyServer(agency: Agency, options: AgencyServerOptions =
   const verifier = options.verifier ?? new RequestVerifier();
   void app.register(async (api) => agencyRoutes(api, agency, verifier, options.agentRequestsPerSecond ?? 50));
   return app;
+}
+
+/** BAD_INPUT unless `value` is a multibase public key of `type`. */
+function checkKey(value: string, type: 'ed25519' | 'x25519', field: string): void {
+  try {
+    decodePublicKey(value, type);
+  } catch {
+    throw new DkmsError('BAD_INPUT', `${field} must be a multibase ${type === 'ed25519' ? 'Ed25519' : 'X25519'} public key`);
+  }
 }
 
 /** Counts each admitted agent's requests per second. */
@@ -115,6 +124,35 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
   });
 
   backupRoutes(app, agency, signer);
+
+  const multikey = { type: 'string', pattern: '^z[1-9A-HJ-NP-Za-km-z]{40,60}$' } as const;
+  app.post(
+    '/v1/guests',
+    { schema: { body: { type: 'object', required: ['cloud', 'key'], additionalProperties: false, properties: { cloud: multikey, key: multikey } } } },
+    async (request, reply) => {
+      const { key, admit } = signer(request);
+      const body = request.body as { cloud: string; key: string };
+      checkKey(body.key, 'ed25519', 'key');
+      checkKey(body.cloud, 'x25519', 'cloud');
+      return reply.code(201).send(await agency.allowGuest(key, body.cloud, body.key, admit));
+    },
+  );
+
+  app.put(
+    '/v1/cloud-agents/:id/sponsors',
+    {
+      schema: {
+        params: idParams,
+        body: { type: 'object', required: ['keys'], additionalProperties: false, properties: { keys: { type: 'array', maxItems: MAX_SPONSORS, items: multikey } } },
+      },
+    },
+    async (request) => {
+      const { key, admit } = signer(request);
+      const keys = (request.body as { keys: string[] }).keys;
+      for (const k of keys) checkKey(k, 'ed25519', 'keys');
+      return agency.setSponsors(key, (request.params as { id: string }).id, keys, admit);
+    },
+  );
 
   app.post('/v1/inbound', { schema: { body: { type: 'object' } } }, async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';

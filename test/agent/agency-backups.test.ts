@@ -257,7 +257,7 @@ function oldAgencyFile(path: string, version: number, cloud: CloudAgentRecord, a
 }
 
 describe('agency store: the file format', () => {
-  it('upgrades a format-2 file to the current format (5) in place, keeping its cloud agents, and backups then work', async () => {
+  it('upgrades a format-2 file to the current format (6) in place, keeping its cloud agents, and backups then work', async () => {
     const path = dbPath();
     const cloud = cloudRecord();
     const agent = agentKey();
@@ -272,11 +272,11 @@ describe('agency store: the file format', () => {
     expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({ locator, cloudId: cloud.id, version: 1, agent, created: NOW, size: 17 });
     await store.close();
 
-    expect(fileFormat(path)).toEqual({ version: 5, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'mailboxes', 'messages', 'removed', 'routes', 'senders'] });
+    expect(fileFormat(path)).toEqual({ version: 6, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'guests', 'mailboxes', 'messages', 'removed', 'routes', 'senders', 'sponsors'] });
     expect(columnsOf(path, 'messages')).toEqual(['id', 'cloud_id', 'recipient', 'received', 'envelope', 'source', 'digest']);
     expect(columnsOf(path, 'backups')).toEqual(['locator', 'version', 'cloud_id', 'agent', 'created', 'data']);
     // Format 4 looks routes up by agent key alone (every pickup asks whether a key has a mailbox);
-    // format 5 keeps who posted each message, and its digest.
+    // format 5 keeps who posted each message, and its digest; format 6 the guests and sponsors the owner allowed.
     const file = new Database(path, { readonly: true });
     expect(file.prepare("SELECT sql FROM sqlite_schema WHERE name = 'routes_agent'").pluck().get()).toMatch(/ON routes \(agent_key\)/);
     file.close();
@@ -286,17 +286,17 @@ describe('agency store: the file format', () => {
     expect((await again.backupData(locator))?.data).toEqual(bytesOf('after the upgrade'));
     expect((await again.backups(locator)).map((r) => r.agent)).toEqual([agent]);
     await again.close();
-    expect(fileFormat(path).version).toBe(5);
+    expect(fileFormat(path).version).toBe(6);
   });
 
   it('refuses a file of a newer format, and one of a format it cannot upgrade, leaving it as it was', () => {
-    for (const version of [6, 1]) {
+    for (const version of [7, 1]) {
       const path = dbPath();
       const cloud = cloudRecord();
       oldAgencyFile(path, version, cloud, agentKey());
       const before = fileFormat(path);
       const error = expectCode(() => SqliteAgencyStore.open(path), 'AGENCY_STORE_DAMAGED');
-      expect(error.message).toMatch(/format 5/);
+      expect(error.message).toMatch(/format 6/);
       expect(fileFormat(path)).toEqual(before);
     }
   });

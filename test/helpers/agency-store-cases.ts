@@ -479,5 +479,51 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(await store.purgeGuests('2031-01-01T00:00:00.000Z')).toBe(0);
       expect(texts(await store.pickup(pairing, 10))).toEqual(['p0', 'p1', 'p2']);
     });
+
+    it('allows guests per cloud agent from a time on, up to a limit, and a guest key then has a mailbox', async () => {
+      const store = await openStore();
+      const [one, two] = [cloudRecord(), cloudRecord()];
+      await store.addCloudAgent(one);
+      await store.addCloudAgent(two);
+      const guest = agentKey();
+      expect(await store.hasMailbox(guest)).toBe(false);
+      expect(await store.guestAllowed(one.id, guest, '2030-01-01T00:00:00.000Z')).toBe(false);
+      await store.allowGuest(one.id, guest, '2030-01-02T00:00:00.000Z', 2);
+      expect(await store.hasMailbox(guest)).toBe(true);
+      expect(await store.guestAllowed(one.id, guest, '2030-01-01T00:00:00.000Z')).toBe(true);
+      // Allowed since the 2nd: not by an allowance that must be newer than that.
+      expect(await store.guestAllowed(one.id, guest, '2030-01-03T00:00:00.000Z')).toBe(false);
+      // Per cloud agent.
+      expect(await store.guestAllowed(two.id, guest, '2030-01-01T00:00:00.000Z')).toBe(false);
+      // Allowed again, the time moves on; a second key fits, a third is over the limit (nothing changed).
+      await store.allowGuest(one.id, guest, '2030-01-04T00:00:00.000Z', 2);
+      expect(await store.guestAllowed(one.id, guest, '2030-01-03T00:00:00.000Z')).toBe(true);
+      const second = agentKey();
+      await store.allowGuest(one.id, second, '2030-01-04T00:00:00.000Z', 2);
+      const third = agentKey();
+      await expectCodeAsync(store.allowGuest(one.id, third, '2030-01-04T00:00:00.000Z', 2), 'MAILBOX_FULL');
+      expect(await store.hasMailbox(third)).toBe(false);
+      await store.allowGuest(one.id, guest, '2030-01-05T00:00:00.000Z', 2);
+      // Allowances made before the cutoff go with the purge.
+      await store.purgeGuests('2030-01-05T00:00:00.000Z');
+      expect(await store.hasMailbox(second)).toBe(false);
+      expect(await store.guestAllowed(one.id, guest, '2030-01-01T00:00:00.000Z')).toBe(true);
+      await store.allowGuest(one.id, third, '2030-01-05T00:00:00.000Z', 2);
+      expect(await store.hasMailbox(third)).toBe(true);
+    });
+
+    it('keeps each cloud agent\'s sponsors, replaced as a whole', async () => {
+      const store = await openStore();
+      const [one, two] = [cloudRecord(), cloudRecord()];
+      await store.addCloudAgent(one);
+      await store.addCloudAgent(two);
+      const [s1, s2, s3] = [agentKey(), agentKey(), agentKey()];
+      await store.setSponsors(one.id, [s1, s2]);
+      expect([await store.isSponsor(one.id, s1), await store.isSponsor(one.id, s2), await store.isSponsor(one.id, s3), await store.isSponsor(two.id, s1)]).toEqual([true, true, false, false]);
+      await store.setSponsors(one.id, [s3]);
+      expect([await store.isSponsor(one.id, s1), await store.isSponsor(one.id, s3)]).toEqual([false, true]);
+      await store.setSponsors(one.id, []);
+      expect(await store.isSponsor(one.id, s3)).toBe(false);
+    });
   });
 }

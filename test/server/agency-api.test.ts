@@ -444,8 +444,14 @@ describe('agency API: following the owner\'s policy', () => {
     expectProblem(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [o.phone], 'to the revoked phone', o.phone.didKey))), 404, 'NOT_FOUND');
     await expectCodeAsync(postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'again', o.phone.didKey)), 'NOT_FOUND');
     await expectCodeAsync(phone.pickup(), 'MAILBOX_NOT_FOUND');
-    // A key the cloud agent never routed still gets guest mail (a device being paired).
+    // A key the cloud agent never routed gets guest mail once an agent of the owner allows it
+    // (a device being paired), and not before; the revoked phone cannot be allowed.
     const pairing = edgeAgent();
+    expectProblem(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [pairing], 'too early', pairing.didKey))), 404, 'NOT_FOUND');
+    await expectCodeAsync(o.client(pairing).pickup(), 'MAILBOX_NOT_FOUND');
+    await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.kx, o.phone.key), 'REQUEST_UNAUTHORIZED');
+    expect(await o.client(o.laptop).allowGuest(o.cloud.kx, pairing.key)).toMatchObject({ key: pairing.key });
+    expect(await o.client(pairing).pickup()).toEqual([]);
     expect(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [pairing], 'welcome', pairing.didKey)))).toMatchObject({ status: 202, body: { accepted: 1 } });
     expect(await inbox(o.client(pairing), pairing)).toEqual(['welcome']);
     await expectCodeAsync(phone.sync(o.cloud.id), 'REQUEST_UNAUTHORIZED');
@@ -689,5 +695,42 @@ describe('agency client errors', () => {
     const o = await owner();
     const error = await expectCodeAsync(o.client(edgeAgent()).register(o.policy), 'REQUEST_UNAUTHORIZED');
     expect(error).toBeInstanceOf(DkmsError);
+  });
+});
+
+describe('agency API: guests and sponsors', () => {
+  it('lets only the owner\'s agents, and the sponsors an ADMIN agent named, open a guest mailbox', async () => {
+    const o = await owner();
+    const stranger = edgeAgent();
+    const trustee = edgeAgent();
+    const device = edgeAgent();
+    // A stranger cannot allow a guest, nor name sponsors; nothing is kept of either request.
+    await expectCodeAsync(o.client(stranger).allowGuest(o.cloud.kx, device.key), 'REQUEST_UNAUTHORIZED');
+    await expectCodeAsync(o.client(stranger).setSponsors(o.cloud.id, [stranger.key]), 'REQUEST_UNAUTHORIZED');
+    expectProblem(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [device], 'hello', device.didKey))), 404, 'NOT_FOUND');
+    // Not a sponsor yet.
+    await expectCodeAsync(o.client(trustee).allowGuest(o.cloud.kx, device.key), 'REQUEST_UNAUTHORIZED');
+    // The PROVE-only phone cannot name sponsors; the ADMIN laptop can.
+    await expectCodeAsync(o.client(o.phone).setSponsors(o.cloud.id, [trustee.key]), 'REQUEST_UNAUTHORIZED');
+    expect(await o.client(o.laptop).setSponsors(o.cloud.id, [trustee.key, trustee.key])).toBe(1);
+    // The sponsor allows the owner's new device, which then gets its mail.
+    const allowed = await o.client(trustee).allowGuest(o.cloud.kx, device.key);
+    expect(Date.parse(allowed.expires) - Date.parse(allowed.allowed)).toBe(24 * 3600_000);
+    await postEnvelope(o.cloud.endpoint, forward(o.cloud, [device], 'your shares', device.didKey));
+    expect(await inbox(o.client(device), device)).toEqual(['your shares']);
+    // Named no more, the trustee can allow nothing.
+    await o.client(o.laptop).setSponsors(o.cloud.id, []);
+    await expectCodeAsync(o.client(trustee).allowGuest(o.cloud.kx, edgeAgent().key), 'REQUEST_UNAUTHORIZED');
+  });
+
+  it('refuses a malformed key or cloud (BAD_INPUT), and an unknown cloud agent (CLOUD_AGENT_NOT_FOUND)', async () => {
+    const o = await owner();
+    const device = edgeAgent();
+    await expectCodeAsync(o.client(o.laptop).allowGuest('zNotAKey', device.key), 'BAD_INPUT');
+    // The cloud's signing key is not its key-agreement key.
+    await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.key, device.key), 'BAD_INPUT');
+    await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.kx, o.cloud.kx), 'BAD_INPUT');
+    await expectCodeAsync(o.client(o.laptop).allowGuest(edgeAgent().kx, device.key), 'CLOUD_AGENT_NOT_FOUND');
+    await expectCodeAsync(o.client(o.laptop).setSponsors(o.cloud.id, Array.from({ length: 65 }, () => edgeAgent().key)), 'BAD_INPUT');
   });
 });
