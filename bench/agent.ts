@@ -23,7 +23,7 @@
  *   ledger accepted the revocation and the cloud agent synced (both checked afterwards).
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,6 +263,28 @@ async function relaySetup(env: Env): Promise<Setup> {
   return { members, envelopes, storedBytes: Math.round(innerBytes / RELAY_MESSAGES), setupSeconds };
 }
 
+/**
+ * With DKMS_BENCH_PROFILE=<dir>, a CPU profile of this process (the agency, in process, and the
+ * senders) over one measured stretch, written to <dir>/<name>.cpuprofile (open it in Chrome's
+ * DevTools): where a figure's time goes.
+ */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  const dir = process.env['DKMS_BENCH_PROFILE'];
+  if (dir === undefined || dir === '') return undefined;
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return {
+    async stop(name) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 /** Posts an envelope; its status (-1: no answer). */
 function post(url: string, body: string, agent: HttpAgent): Promise<number> {
   return new Promise((resolve) => {
@@ -298,6 +320,7 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
   // the bodies serialized before the clock starts.
   const bodies = setup.envelopes.map((item) => JSON.stringify(item.envelope));
   const agent = new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  const profile = await startProfile();
   const start = process.hrtime.bigint();
   await pool(setup.envelopes.length, IN_FLIGHT, async (i) => {
     const item = setup.envelopes[i] as Setup['envelopes'][number];
@@ -306,6 +329,7 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
     else failures.set(String(status), (failures.get(String(status)) ?? 0) + 1);
   });
   const relaySeconds = seconds(start);
+  await profile?.stop(`relay-${store}-${urls.length}`);
   agent.destroy();
 
   let picked = 0;
