@@ -115,7 +115,8 @@ export interface AgencyStore {
   cloudAgentOfPolicy(policy: string): Promise<CloudAgentRecord | undefined>;
   /**
    * Replaces a cloud agent's routes. Mail it holds for removed agents is deleted with them, and
-   * they are remembered as removed: it takes no more mail for them, not even as guests.
+   * they are remembered as removed: it takes no more mail for them, not even as guests. Guest
+   * allowances of the keys routed and removed go (a routed key needs none).
    */
   setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }>;
   routes(cloudId: string): Promise<Route[]>;

@@ -504,7 +504,8 @@ export class Agency {
     if (await this.#store.wasRemoved(record.id, key)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'that key was an agent of the owner and was revoked: it cannot be a guest');
     const now = Date.now();
     const allowed = new Date(now).toISOString();
-    await this.#store.allowGuest(record.id, key, allowed, MAX_GUESTS);
+    // A key the cloud agent routes gets its mail anyway: no allowance to outlive its route.
+    if (!(await this.#store.isRouted(record.id, key))) await this.#store.allowGuest(record.id, key, allowed, MAX_GUESTS);
     return { key, allowed, expires: new Date(now + GUEST_TTL_MS).toISOString() };
   }
 

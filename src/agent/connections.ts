@@ -41,6 +41,13 @@ export const ConnectionRecordSchema = z.object({
   members: z.array(Member),
   mine: KeyNames.optional(),
   flags: z.array(Flag),
+  /**
+   * A rotation of this agent's keys, signed and kept before it is sent: the next rotation of
+   * the connection sends this one again, as it is, and only then records it done. The peer
+   * takes a repeated event once, while a second, different event at the same seq would look to
+   * it like a fork; and the new keys made for it are the ones used, not left behind.
+   */
+  rotating: z.object({ event: ConnEventSchema, mine: KeyNames, members: z.array(Member) }).optional(),
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecordSchema>;
 
@@ -186,19 +193,26 @@ async function appendMine(agent: EdgeAgent, record: ConnectionRecord, events: re
 export async function rotateConnection(agent: EdgeAgent, ref: string | ConnectionRecord, dropAgents: readonly string[] = []): Promise<ConnectionRecord> {
   const record = typeof ref === 'string' ? findConnection(agent, ref) : ref;
   active(record);
-  const current = myState(record);
   const old = record.mine;
   if (old === undefined) throw new DkmsError('CONNECTION_NOT_FOUND', 'this agent holds no keys of that connection');
+  const { rotating: begun, ...rest } = record;
+  const rotating = begun ?? beginRotation(agent, record, old, dropAgents);
+  // The peer learns of the rotation through our old key, which it still trusts.
+  return appendMine(agent, rest, [rotating.event], { members: rotating.members, mine: rotating.mine });
+}
+
+/** A rotation of this agent's keys in `record`, signed with its `old` ones and kept in the record before anything is sent. */
+function beginRotation(agent: EdgeAgent, record: ConnectionRecord, old: z.infer<typeof KeyNames>, dropAgents: readonly string[]): NonNullable<ConnectionRecord['rotating']> {
+  const current = myState(record);
   const { names, key } = newPairwiseKeys(agent);
   const oldKey = agent.wallet.getKey(old.sign).publicKey;
   const dropped = new Set(record.members.filter((m) => dropAgents.includes(m.agent)).map((m) => m.key));
   const keys = [...current.keys.filter((k) => k.key !== oldKey && !dropped.has(k.key)), key];
   const event = signConnEvent({ v: 1, type: 'conn.rotate', id: record.id, seq: current.seq + 1, prev: current.head, keys, endpoint: myEndpoint(agent) }, [signer(agent, old)]);
   const members = [...record.members.filter((m) => m.key !== oldKey && !dropped.has(m.key)), { agent: agent.profile.key, key: key.key }];
-  // The peer learns of the rotation through our old key, which it still trusts.
-  const next = await appendMine(agent, record, [event], { members });
-  save(agent, { ...next, mine: names });
-  return { ...next, mine: names };
+  const rotating = { event, mine: names, members };
+  save(agent, { ...record, rotating });
+  return rotating;
 }
 
 /** Ends a connection for good: a final disable event, sent to the peer. */
@@ -217,7 +231,7 @@ export async function deleteConnection(agent: EdgeAgent, ref: string): Promise<C
 
 /** Tells the owner's other agents about a connection (they join with their own keys). */
 async function shareConnection(agent: EdgeAgent, record: ConnectionRecord): Promise<void> {
-  const { mine: _mine, flags: _flags, ...shared } = record;
+  const { mine: _mine, flags: _flags, rotating: _rotating, ...shared } = record;
   await agent.notifyAgents(newMessage(CONNECTION_SHARE, { connection: shared }), (a) => a.kx !== undefined && a.key !== agent.profile.cloud?.key);
 }
 
@@ -252,7 +266,7 @@ function extend(log: readonly ConnEvent[], events: readonly unknown[]): ConnEven
 
 const ResponseBody = z.object({ invitation: z.string().max(64), inception: ConnEventSchema, label: z.string().max(64) });
 const EventsBody = z.object({ id: z.string().max(80), events: z.array(z.unknown()).min(1).max(64) });
-const ShareBody = z.object({ connection: ConnectionRecordSchema.omit({ mine: true, flags: true }) });
+const ShareBody = z.object({ connection: ConnectionRecordSchema.omit({ mine: true, flags: true, rotating: true }) });
 const JoinBody = z.object({ id: z.string().max(80), key: z.object({ key: z.string(), kx: z.string() }) });
 
 const responseHandler: Handler = {

@@ -10,12 +10,15 @@
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
-import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { DkmsError, ERROR_CODES, isDkmsError, type ErrorCode } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
-import { flagNames } from '../policy/flags.js';
+import type { LedgerEvent } from '../ledger/events.js';
+import type { PolicyRecord } from '../ledger/state.js';
+import { requiredToGrant } from '../policy/authority.js';
+import { flagNames, hasFlag } from '../policy/flags.js';
 import { CATEGORIES, CloudSchema, type Profile } from './agent-store.js';
 import { AgencyClient } from './agency-client.js';
-import { newMessage, type Message } from './didcomm/index.js';
+import { messageId, newMessage, type Message } from './didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from './edge-agent.js';
 import { agentSigner } from './provision.js';
 import { encodeInvitationText, decodeInvitationText } from './invitation-text.js';
@@ -52,8 +55,30 @@ const PendingSchema = z.object({
   attempts: z.number().int(),
   used: z.boolean(),
   candidate: z.object({ key: z.string(), kx: z.string(), label: z.string() }).optional(),
+  /**
+   * Set when the owner confirms: the grant exactly as signed (null when the ledger already
+   * showed it) and the welcome's message id. A pairing that stops after the confirmation (the
+   * ledger or the agency out of reach, the process killed) is finished from them by
+   * `completePairing` called again: the same grant submitted again (EVENT_REPLAY means the
+   * ledger took it), the welcome sent again under the same id, so the new device takes it once.
+   */
+  grant: z.unknown().optional(),
+  welcome: z.string().optional(),
+  /** Every step of a confirmed pairing is done. */
+  done: z.boolean().optional(),
 });
 type Pending = z.infer<typeof PendingSchema>;
+type Confirmed = Pending & { candidate: NonNullable<Pending['candidate']>; welcome: string };
+
+/**
+ * The new device's side: the invitation it answered, kept until a refusal (and after the
+ * welcome), so that `agent accept` run again waits instead of answering twice.
+ */
+const AnsweredSchema = z.object({ invitation: z.string(), policy: z.string(), label: z.string() });
+const ANSWERED = 'pairing-answered';
+
+/** Races lost to another writer of the policy: the grant never landed, and is signed again over the new head. */
+const RACES = new Set(['EVENT_STALE_SEQ', 'EVENT_BAD_PREV', 'EVENT_FORK']);
 
 const ResponseBody = z.object({
   invitation: z.string().max(64),
@@ -108,6 +133,7 @@ export interface CreatedInvitation {
 
 /** Makes and remembers a one-time invitation for a new agent that will get `flags`. */
 export function createInvitation(agent: EdgeAgent, options: { flags: number; label: string; ttlSeconds?: number }): CreatedInvitation {
+  checkLabel(options.label);
   const profile = agent.profile;
   const cloud = agent.cloud();
   const id = toBase64url(randomBytes(16));
@@ -128,8 +154,42 @@ export function createInvitation(agent: EdgeAgent, options: { flags: number; lab
   return { invitation, text: encodeInvitation(invitation), passcode };
 }
 
+/** A device's label as the other side will keep it (BAD_INPUT otherwise): checked before anything is written or sent. */
+export function checkLabel(label: string): void {
+  if (label.length === 0 || label.length > 64 || /\p{Cc}/u.test(label)) throw new DkmsError('BAD_INPUT', 'a device label is 1 to 64 characters, none of them control characters');
+}
+
+/**
+ * Whether this agent can finish a pairing that grants `flags`, checked against the ledger before
+ * an invitation is made: it holds the flags a grant of them needs, and the policy's rules let
+ * it grant alone (EVENT_UNAUTHORIZED, EVENT_THRESHOLD). Otherwise the new device would answer
+ * and the owner confirm only for the ledger to refuse the grant at the end.
+ */
+export async function checkPairing(agent: EdgeAgent, flags: number): Promise<void> {
+  const record = await agent.policy();
+  const me = record.policy.agents.find((a) => a.key === agent.profile.key);
+  const required = requiredToGrant(undefined, { key: '', flags });
+  if (me === undefined || !hasFlag(me.flags, required)) {
+    throw new DkmsError('EVENT_UNAUTHORIZED', `this agent may not grant ${flagNames(flags).join(',') || 'no flags'} (that takes ${flagNames(required).join(',')}): pair from an agent that holds it`);
+  }
+  if (record.policy.rules.grant > 1) {
+    throw new DkmsError('EVENT_THRESHOLD', `your rules need ${record.policy.rules.grant} signatures to grant, and pairing grants with this agent's alone: set grant=1 to pair, or grant the new device with \`dkms policy grant --out\` and co-signers`);
+  }
+}
+
+/**
+ * Sends to the device being paired through this owner's cloud agent: its key is not routed
+ * there (yet), so this agent first allows it a guest mailbox, which the agency keeps only for
+ * keys an agent of the owner allowed.
+ */
+async function sendToCandidate(agent: EdgeAgent, message: Message, to: { key: string; kx: string }): Promise<void> {
+  const cloud = agent.cloud();
+  await agent.agency(cloud).allowGuest(cloud.kx, to.key);
+  await agent.sendToKey(message, agent.agreementKey(), to, cloud);
+}
+
 async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; kx: string }, code: ErrorCode, reason: string): Promise<never> {
-  await agent.sendToKey(newMessage(PAIRING_REFUSED, { invitation, code, reason }), agent.agreementKey(), to, agent.cloud());
+  await sendToCandidate(agent, newMessage(PAIRING_REFUSED, { invitation, code, reason }), to);
   throw new DkmsError(code, reason);
 }
 
@@ -151,7 +211,8 @@ const responseHandler = (waitingFor?: string): Handler => ({
     }
     const pending = agent.store.read(CATEGORIES.invitation, body.invitation, PendingSchema);
     if (pending === undefined) return refuse(agent, body.invitation, to, 'INVITATION_MALFORMED', 'this agent made no such invitation');
-    if (pending.used || pending.candidate !== undefined) return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
+    // The same device answering again (its first answer's receipt was lost) is the same request, checked again.
+    if (pending.used || (pending.candidate !== undefined && pending.candidate.key !== body.key)) return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
     if (Date.parse(pending.expires) < Date.now()) return refuse(agent, body.invitation, to, 'INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
     const given = fromBase64url(passcodeDigest(pending.id, body.passcode));
     if (!timingSafeEqual(given, fromBase64url(pending.digest))) {
@@ -174,35 +235,112 @@ const responseHandler = (waitingFor?: string): Handler => ({
 /**
  * Completes a pairing the owner confirmed (or declined): grant on the ledger, the cloud agent
  * told to route to the new agent, the welcome (with the link secret) sent, the other agents told.
+ * The confirmation, with the signed grant, is kept before anything is sent; a completion that
+ * failed part way is finished by confirming it again (`unfinishedPairing` finds it), and the
+ * new agent is never granted twice.
  */
-export async function completePairing(agent: EdgeAgent, invitationId: string, confirmed: boolean): Promise<{ key: string; label: string; flags: number }> {
+export async function completePairing(agent: EdgeAgent, invitationId: string, confirmed: boolean): Promise<Paired> {
   const pending = agent.store.read(CATEGORIES.invitation, invitationId, PendingSchema);
   const candidate = pending?.candidate;
+  if (confirmed && pending !== undefined && isUnfinished(pending)) return finishPairing(agent, pending);
   if (pending === undefined || candidate === undefined || pending.used) throw new DkmsError('INVITATION_MALFORMED', 'no pairing request is waiting for that invitation');
-  agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
-  if (!confirmed) return refuse(agent, pending.id, candidate, 'PAIRING_DECLINED', 'the owner declined the pairing');
+  if (!confirmed) {
+    agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
+    return refuse(agent, pending.id, candidate, 'PAIRING_DECLINED', 'the owner declined the pairing');
+  }
   const record = await agent.policy();
-  const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: candidate.key, kx: candidate.kx, flags: pending.flags } }), [agentSigner(agent.wallet)]);
-  await agent.ledger.submit(grant);
+  const grant = alreadyGranted(record, pending.flags, candidate) ? null : signGrant(agent, record, pending.flags, candidate);
+  const confirmation: Confirmed = { ...pending, candidate, used: true, grant, welcome: messageId() };
+  agent.store.write(CATEGORIES.invitation, pending.id, confirmation);
+  return finishPairing(agent, confirmation);
+}
+
+export interface Paired {
+  readonly key: string;
+  readonly label: string;
+  readonly flags: number;
+}
+
+const isUnfinished = (p: Pending): p is Confirmed => p.candidate !== undefined && p.welcome !== undefined && p.done !== true;
+
+/** A pairing the owner confirmed that did not finish (the ledger or the agency failed it half way): `completePairing` finishes it. */
+export function unfinishedPairing(agent: EdgeAgent): { readonly invitation: string; readonly label: string } | undefined {
+  const unfinished = agent.store.list(CATEGORIES.invitation, PendingSchema).map((p) => p.value).find(isUnfinished);
+  return unfinished === undefined ? undefined : { invitation: unfinished.id, label: unfinished.candidate.label };
+}
+
+const alreadyGranted = (record: PolicyRecord, flags: number, candidate: { key: string; kx: string }) =>
+  record.policy.agents.some((a) => a.key === candidate.key && a.flags === flags && a.kx === candidate.kx);
+
+const signGrant = (agent: EdgeAgent, record: PolicyRecord, flags: number, candidate: { key: string; kx: string }) =>
+  signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: candidate.key, kx: candidate.kx, flags } }), [agentSigner(agent.wallet)]);
+
+/**
+ * Submits the confirmed grant: EVENT_REPLAY means an earlier run got it onto the ledger. If
+ * another change got in first, the grant never landed: it is signed again over the policy as
+ * it is now (unless that already grants the same), kept, and submitted.
+ */
+async function grantOnce(agent: EdgeAgent, pending: Confirmed): Promise<void> {
+  const grant = pending.grant as LedgerEvent | null | undefined;
+  if (grant === null || grant === undefined) return;
+  try {
+    await agent.ledger.submit(grant);
+  } catch (e) {
+    if (isDkmsError(e, 'EVENT_REPLAY')) return;
+    if (!isDkmsError(e) || !RACES.has(e.code)) throw e;
+    const record = await agent.policy();
+    if (alreadyGranted(record, pending.flags, pending.candidate)) return;
+    const again = signGrant(agent, record, pending.flags, pending.candidate);
+    agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, grant: again });
+    await agent.ledger.submit(again);
+  }
+}
+
+/**
+ * A grant the ledger refuses for good (this agent lost the flags it takes, the rules now need
+ * more signatures…) can never finish: the pairing is dropped, the new device told why, so that
+ * the next `dkms agent pair` starts afresh instead of trying it again.
+ */
+async function grantOrDrop(agent: EdgeAgent, pending: Confirmed): Promise<void> {
+  try {
+    await grantOnce(agent, pending);
+  } catch (e) {
+    if (!isDkmsError(e) || !e.code.startsWith('EVENT_')) throw e;
+    const { grant: _grant, welcome: _welcome, ...rest } = pending;
+    agent.store.write(CATEGORIES.invitation, pending.id, rest satisfies Pending);
+    await refuse(agent, pending.id, pending.candidate, e.code, `the ledger refused the grant: ${e.message}`.slice(0, 300));
+  }
+}
+
+/** The steps after the confirmation, each safe to run again: grant, sync, welcome, the other agents told. */
+async function finishPairing(agent: EdgeAgent, pending: Confirmed): Promise<Paired> {
+  const { candidate } = pending;
+  await grantOrDrop(agent, pending);
   const cloud = agent.cloud();
   await agent.agency(cloud).sync(cloud.id);
   const profile: Profile = agent.profile;
   const linkSecret = agent.store.linkSecret();
   if (linkSecret === undefined) throw new DkmsError('AGENT_NOT_INITIALIZED', 'this agent has no link secret to share');
-  const welcome = newMessage(PAIRING_WELCOME, {
-    invitation: pending.id,
-    policy: profile.policy,
-    ...(profile.did === undefined ? {} : { did: profile.did }),
-    ledger: profile.ledger,
-    cloud,
-    linkSecret: toBase64url(linkSecret),
-    flags: pending.flags,
-    inviterLabel: profile.label,
-  });
-  await agent.sendToKey(welcome, agent.agreementKey(), candidate, cloud);
+  const welcome = newMessage(
+    PAIRING_WELCOME,
+    {
+      invitation: pending.id,
+      policy: profile.policy,
+      ...(profile.did === undefined ? {} : { did: profile.did }),
+      ledger: profile.ledger,
+      cloud,
+      linkSecret: toBase64url(linkSecret),
+      flags: pending.flags,
+      inviterLabel: profile.label,
+    },
+    { id: pending.welcome },
+  );
+  await sendToCandidate(agent, welcome, candidate);
   await agent.refreshAgents();
   agent.labelAgent(candidate.key, candidate.label);
   await agent.notifyAgents(newMessage(AGENTS_CHANGED, { policy: profile.policy, added: [candidate.key] }), (a) => a.key !== candidate.key);
+  const { grant: _grant, welcome: _welcome, ...rest } = pending;
+  agent.store.write(CATEGORIES.invitation, pending.id, { ...rest, done: true } satisfies Pending);
   return { key: candidate.key, label: candidate.label, flags: pending.flags };
 }
 
@@ -220,6 +358,17 @@ export async function answerInvitation(agent: EdgeAgent, invitation: Invitation,
   const pop = toBase64url(agent.wallet.sign('agent-sign', popBytes(invitation.id, keys.key, keys.kx)));
   const response = newMessage(PAIRING_RESPONSE, { invitation: invitation.id, key: keys.key, kx: keys.kx, label, passcode, pop });
   await agent.sendToKey(response, agent.agreementKey(), invitation.inviter, invitation.cloud);
+  agent.store.write(CATEGORIES.agent, ANSWERED, { invitation: invitation.id, policy: invitation.policy, label } satisfies z.infer<typeof AnsweredSchema>);
+}
+
+/**
+ * The label this device answered `invitation` with, if it did and heard no refusal: then
+ * `agent accept` run again (after a timeout, say, while the inviting agent finished late) only
+ * waits for the welcome, which waits at the agency; it does not answer a second time.
+ */
+export function answeredWith(agent: EdgeAgent, invitation: Invitation): string | undefined {
+  const answered = agent.store.read(CATEGORIES.agent, ANSWERED, AnsweredSchema);
+  return answered?.invitation === invitation.id && answered.policy === invitation.policy ? answered.label : undefined;
 }
 
 function invitee(invitation: Invitation, label: string): Handlers {
@@ -238,19 +387,23 @@ function invitee(invitation: Invitation, label: string): Handlers {
         const record = (await agent.ledger.resolvePolicy(body.policy as never)).record;
         const granted = record.policy.agents.find((a) => a.key === own);
         if (granted === undefined) throw new DkmsError('PAIRING_DECLINED', 'the ledger does not show this agent in the owner\'s policy');
-        agent.store.saveLinkSecret(fromBase64url(body.linkSecret, 'link secret'));
-        agent.store.saveProfile({
-          v: 1,
-          label,
-          policy: body.policy,
-          ...(body.did === undefined ? {} : { did: body.did }),
-          ledger: body.ledger,
-          key: own,
-          kx: agent.wallet.getKey('agent-kx').publicKey,
-          cloud: body.cloud,
-          created: new Date().toISOString(),
+        // Written together, and the agents taken from the policy just read: a device that has a
+        // profile is paired whole (and `agent accept` run again says so).
+        agent.wallet.transaction(() => {
+          agent.store.saveLinkSecret(fromBase64url(body.linkSecret, 'link secret'));
+          agent.store.saveProfile({
+            v: 1,
+            label,
+            policy: body.policy,
+            ...(body.did === undefined ? {} : { did: body.did }),
+            ledger: body.ledger,
+            key: own,
+            kx: agent.wallet.getKey('agent-kx').publicKey,
+            cloud: body.cloud,
+            created: new Date().toISOString(),
+          });
         });
-        await agent.refreshAgents();
+        await agent.refreshAgents(record);
         agent.labelAgent(own, label);
         agent.labelAgent(invitation.inviter.key, body.inviterLabel);
         return { summary: `paired with ${body.policy} as '${label}'`, data: { paired: { policy: body.policy, flags: flagNames(granted.flags) } } };
@@ -280,7 +433,11 @@ export async function awaitWelcome(agent: EdgeAgent, invitation: Invitation, lab
     const wait = Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000)));
     for (const entry of await agent.receiveAsGuest(handlers, { waitSeconds: wait, agency })) {
       const refused = entry.data?.['refused'] as { code: ErrorCode; reason: string } | undefined;
-      if (refused !== undefined) throw new DkmsError(refused.code, `the inviting agent refused: ${refused.reason}`);
+      if (refused !== undefined) {
+        // Refused: a new answer (the right passcode, or another invitation) is needed, not a wait.
+        agent.store.remove(CATEGORIES.agent, ANSWERED);
+        throw new DkmsError(refused.code, `the inviting agent refused: ${refused.reason}`);
+      }
       if (entry.data?.['paired'] !== undefined) return entry;
     }
   }

@@ -436,6 +436,8 @@ export class PgAgencyStore implements AgencyStore {
         await c.query('DELETE FROM senders WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, removed]);
         await c.query('INSERT INTO removed (cloud_id, agent_key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [cloudId, removed]);
       }
+      // A routed key needs no guest allowance, and a removed one must not keep one.
+      await c.query('DELETE FROM guests WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, [...removed, ...next]]);
       if (routes.length > 0) {
         await c.query(
           `INSERT INTO routes (cloud_id, agent_key, kx) SELECT $1, k, x FROM unnest($2::text[], $3::text[]) AS t(k, x)

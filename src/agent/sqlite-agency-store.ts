@@ -91,6 +91,7 @@ export class SqliteAgencyStore implements AgencyStore {
       purgeAllowances: db.prepare('DELETE FROM guests WHERE allowed < ?'),
       deleteSponsors: db.prepare('DELETE FROM sponsors WHERE cloud_id = ?'),
       putSponsor: db.prepare('INSERT OR IGNORE INTO sponsors (cloud_id, key) VALUES (?, ?)'),
+      dropGuest: db.prepare('DELETE FROM guests WHERE cloud_id = ? AND agent_key = ?'),
       isSponsor: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM sponsors WHERE cloud_id = ? AND key = ?'),
       wasRemoved: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM removed WHERE cloud_id = ? AND agent_key = ?'),
       deleteRoute: db.prepare('DELETE FROM routes WHERE cloud_id = ? AND agent_key = ?'),
@@ -216,10 +217,13 @@ export class SqliteAgencyStore implements AgencyStore {
           this.#stmts.deleteMailbox.run(cloudId, key);
           this.#stmts.deleteSenders.run(cloudId, key);
           this.#stmts.markRemoved.run(cloudId, key);
+          this.#stmts.dropGuest.run(cloudId, key);
         }
+        // A routed key needs no guest allowance, and must not keep one for when it is removed.
         for (const route of routes) {
           this.#stmts.putRoute.run(cloudId, route.agentKey, route.kx ?? null);
           this.#stmts.unmarkRemoved.run(cloudId, route.agentKey);
+          this.#stmts.dropGuest.run(cloudId, route.agentKey);
         }
         return { added: [...next].filter((k) => !current.has(k)), removed };
       })(),

@@ -3,7 +3,7 @@
  * by `agent init` and `agent accept`), a verifying ledger client for the agent's ledger, and
  * the owner's consent for what needs it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
 import { badInput, isDkmsError } from '../errors.js';
@@ -15,10 +15,20 @@ import { Wallet } from '../wallet/index.js';
 import type { Context } from './context.js';
 import { ledgerClient, rememberLedger } from './ledger-access.js';
 
-/** Opens the wallet (creating it when `create` and absent), runs `fn` with the agent, closes. */
-export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promise<T>, options: { create?: boolean; kdfTier?: KdfTier; backup?: boolean; ledger?: string } = {}): Promise<T> {
+/**
+ * Opens the wallet (creating it when `create` and absent), runs `fn` with the agent, closes.
+ * `keepCreated` says, when `fn` fails, whether a wallet this call created is worth keeping for
+ * the command to resume; if not, it is removed, so that the failed command leaves no wallet.
+ */
+export async function withAgent<T>(
+  ctx: Context,
+  fn: (agent: EdgeAgent) => Promise<T>,
+  options: { create?: boolean; kdfTier?: KdfTier; backup?: boolean; ledger?: string; keepCreated?: (agent: EdgeAgent) => boolean } = {},
+): Promise<T> {
   let wallet: Wallet;
-  if (options.create === true && !existsSync(ctx.walletPath)) {
+  const creating = options.create === true && !existsSync(ctx.walletPath);
+  let discard = false;
+  if (creating) {
     const secret = await ctx.walletSecret(true);
     ctx.progress('Creating wallet…');
     wallet = await Wallet.create(ctx.walletPath, secret, { kdfTier: options.kdfTier ?? DEFAULT_KDF_TIER });
@@ -31,13 +41,20 @@ export async function withAgent<T>(ctx: Context, fn: (agent: EdgeAgent) => Promi
     const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
     const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag));
     const before = wallet.changes();
-    const result = await fn(agent);
+    let result: T;
+    try {
+      result = await fn(agent);
+    } catch (e) {
+      discard = creating && options.keepCreated !== undefined && !options.keepCreated(agent);
+      throw e;
+    }
     if (options.backup !== false && wallet.changes() !== before) await backUpChange(ctx, agent);
     // Other commands in this data directory (policy, did, verify) then use the agent's ledger.
     if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
     return result;
   } finally {
     wallet.close();
+    if (discard) for (const file of [ctx.walletPath, `${ctx.walletPath}-wal`, `${ctx.walletPath}-shm`, `${ctx.walletPath}-journal`]) rmSync(file, { force: true });
   }
 }
 
@@ -57,10 +74,18 @@ async function backUpChange(ctx: Context, agent: EdgeAgent): Promise<void> {
   }
 }
 
+/**
+ * BAD_INPUT unless a question can be answered later in the command: `--yes`, or a terminal to
+ * ask at. For commands that ask only after their first step, so that they are refused before it.
+ */
+export function checkConfirmable(what: string, yes: boolean | undefined): void {
+  if (yes !== true && !process.stdin.isTTY) throw badInput(`${what}: confirm with --yes when not at a terminal`);
+}
+
 /** Asks a yes/no question at the terminal; `yes` answers it in advance (scripts). */
 export async function confirm(ctx: Context, question: string, yes: boolean | undefined): Promise<boolean> {
   if (yes === true) return true;
-  if (!process.stdin.isTTY) throw badInput(`${question.replace(/\?$/, '')}: confirm with --yes when not at a terminal`);
+  checkConfirmable(question.replace(/\?$/, ''), yes);
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const answer = await rl.question(`${question} [y/N] `);

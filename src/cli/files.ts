@@ -1,6 +1,7 @@
 /** File input and output for commands: stdin as '-', atomic writes that never clobber by accident. */
-import { existsSync, readFileSync } from 'node:fs';
-import { DkmsError } from '../errors.js';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DkmsError, badInput } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 
 export function readInput(path: string): Uint8Array {
@@ -20,4 +21,24 @@ export function writeOutput(path: string, data: Uint8Array, options: { force?: b
     throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
   }
   writeFileAtomic(path, data, options.mode ?? 0o600);
+}
+
+/**
+ * BAD_INPUT unless the command will be able to write at `path` (`flag` names the option): a file
+ * in a directory that exists and is writable, or a directory that exists or can be made. For
+ * commands that write their files after other steps, to be refused before the first.
+ */
+export function checkWritable(path: string, flag: string, kind: 'file' | 'dir'): void {
+  const target = resolve(path);
+  const isDir = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory();
+  if (existsSync(target) && isDir(target) !== (kind === 'dir')) throw badInput(`${flag} ${path}: ${kind === 'dir' ? 'not a directory' : 'is a directory'}`);
+  let dir = kind === 'dir' && existsSync(target) ? target : dirname(target);
+  // A directory to be made is made in the nearest one that exists.
+  while (kind === 'dir' && !existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    if (isDir(dir) !== true) throw new Error('not a directory');
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw badInput(`${flag} ${path}: cannot write in ${dir}`);
+  }
 }

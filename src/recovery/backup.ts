@@ -31,6 +31,7 @@ import {
   x25519Ephemeral,
 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
+import { decodeExport } from '../wallet/export.js';
 import { rawSecret, type Wallet, type WalletItem, type WalletSecret } from '../wallet/index.js';
 import type { RecoveryKeys } from './secret.js';
 
@@ -128,6 +129,32 @@ export function backupSecret(bytes: Uint8Array, keys: RecoveryKeys): { header: B
   return { header, exported, secret: rawSecret(exportKey(shared, headerBytes)) };
 }
 
+const undecryptable = (e: unknown): unknown =>
+  e instanceof DkmsError && (e.code === 'WALLET_BAD_PASSPHRASE' || e.code === 'WALLET_TAMPERED' || e.code === 'EXPORT_BAD_FORMAT')
+    ? unreadable('the backup does not decrypt with this recovery secret, or it is damaged')
+    : e;
+
+/**
+ * The value of one item a backup holds (`category`/`name`, in whichever wallet profile), read
+ * without adding anything to a wallet: for a restore to check what the backup says before it
+ * writes anything. Undefined when the backup holds no such item.
+ */
+export async function backupItem(bytes: Uint8Array, keys: RecoveryKeys, category: string, name: string): Promise<Uint8Array | undefined> {
+  const { exported, secret } = backupSecret(bytes, keys);
+  try {
+    const profiles = await decodeExport(exported, secret);
+    const items = [...profiles.values()].flat();
+    const found = items.find((item) => item.category === category && item.name === name);
+    const value = found === undefined ? undefined : Uint8Array.from(found.value);
+    for (const item of items) wipe(item.value);
+    return value;
+  } catch (e) {
+    throw undecryptable(e);
+  } finally {
+    if (secret.kind === 'raw') wipe(secret.key);
+  }
+}
+
 /**
  * Adds what a backup holds to `wallet` (a new device's), except what `accept` refuses: the
  * old device's own agent keys, typically. Returns the backup's header and how many items came.
@@ -137,10 +164,7 @@ export async function mergeBackup(wallet: Wallet, bytes: Uint8Array, keys: Recov
   try {
     return { header, items: await wallet.merge(exported, secret, accept) };
   } catch (e) {
-    if (e instanceof DkmsError && (e.code === 'WALLET_BAD_PASSPHRASE' || e.code === 'WALLET_TAMPERED' || e.code === 'EXPORT_BAD_FORMAT')) {
-      throw unreadable('the backup does not decrypt with this recovery secret, or it is damaged');
-    }
-    throw e;
+    throw undecryptable(e);
   } finally {
     if (secret.kind === 'raw') wipe(secret.key);
   }

@@ -21,8 +21,9 @@ import type { Did, LedgerEvent, PolicyAddress } from '../ledger/events.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import { ALL_FLAGS, FLAGS, hasFlag } from '../policy/flags.js';
 import { DEFAULT_RULES, type Agent } from '../policy/types.js';
+import type { WalletItem } from '../wallet/index.js';
 import { KEY_CATEGORY } from '../wallet/keys.js';
-import { mergeBackup, parseBackup, type BackupHeader } from './backup.js';
+import { backupItem, mergeBackup, parseBackup, type BackupHeader } from './backup.js';
 import { forgetReleases } from './requests.js';
 import { RecoveryKeys, type RecoverySigner } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
@@ -42,6 +43,8 @@ const AfterSchema = z.object({
   locator: z.string(),
   until: z.string().optional(),
   unrotated: z.array(z.string()).default([]),
+  /** The backup restored, for a resumed restore to report as the first run would have. */
+  backup: z.object({ version: z.number().int(), by: z.string(), items: z.number().int() }).optional(),
 });
 type After = z.infer<typeof AfterSchema>;
 const AFTER = 'after-restore';
@@ -155,23 +158,16 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     if (agent.store.hasProfile()) {
       const after = agent.store.read(CATEGORIES.recovery, AFTER, AfterSchema);
       if (after === undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
-      return await resume(agent, keys, after, { backupVersion: 0, backupBy: '', items: 0 });
+      return await resume(agent, keys, after, { backupVersion: after.backup?.version ?? 0, backupBy: after.backup?.by ?? '', items: after.backup?.items ?? 0 });
     }
     const found = await findBackup(keys, options, agent.ledger);
     const policy = found.resolved.record.subject;
     if (options.policy !== undefined && options.policy !== policy) throw unreadable(`the backups of this recovery secret are of ${policy}, not of ${options.policy.slice(0, 80)}`);
 
-    const mine = provisionKeys(agent.wallet);
-    let oldProfile: Profile | undefined;
-    const { items } = await mergeBackup(agent.wallet, found.data, keys, (_profile, item) => {
-      if (item.category === CATEGORIES.agent && item.name === 'profile') {
-        oldProfile = ProfileSchema.parse(JSON.parse(fromUtf8(item.value)));
-        return false;
-      }
-      if (item.category === KEY_CATEGORY) return !OLD_KEYS.has(item.name);
-      if (item.category === CATEGORIES.recovery) return item.name === 'setup';
-      return !SKIPPED.has(item.category);
-    });
+    // What the backup says of the old device is read and checked before anything is written:
+    // a backup refused here leaves this wallet as it was.
+    const stored = await backupItem(found.data, keys, CATEGORIES.agent, 'profile');
+    const oldProfile = stored === undefined ? undefined : ProfileSchema.safeParse(JSON.parse(fromUtf8(stored))).data;
     if (oldProfile === undefined || oldProfile.policy !== policy) throw unreadable('the backup holds no agent profile of this policy');
     // The cloud agent kept in the policy is the one the signed backup names; the agency's
     // (unsigned) description must agree with it, and supplies only its current endpoint.
@@ -181,24 +177,46 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     const cloud = oldProfile.cloud === undefined ? undefined : (found.cloud ?? oldProfile.cloud);
     const { cloud: _old, did, ...rest } = oldProfile;
     const ownDid = did !== undefined && (await controlledBy(agent, did, policy)) ? did : undefined;
+
+    // Then written: this device's keys and the backup's items (again, without duplicates, if a
+    // restore stopped here before), and the profile with the step reached, together.
+    const mine = provisionKeys(agent.wallet);
+    const restores = (item: WalletItem) => {
+      if (item.category === CATEGORIES.agent && item.name === 'profile') return false;
+      if (item.category === KEY_CATEGORY) return !OLD_KEYS.has(item.name);
+      if (item.category === CATEGORIES.recovery) return item.name === 'setup';
+      return !SKIPPED.has(item.category);
+    };
+    // Counted as restored whether this run or an interrupted one added them.
+    let items = 0;
+    await mergeBackup(agent.wallet, found.data, keys, (_profile, item) => {
+      const taken = restores(item);
+      if (taken) items += 1;
+      return taken;
+    });
     const profile: Profile = { ...rest, ledger: agent.ledger.url, key: mine.key, kx: mine.kx, ...(ownDid === undefined ? {} : { did: ownDid }), ...(cloud === undefined ? {} : { cloud }), created: new Date().toISOString() };
-    const after: After = { state: 'submitting', index: found.signer.index + 1, backupKey: keys.backupKey, locator: keys.locator, unrotated: [] };
+    const backup = { version: found.version, by: found.header.agent, items };
+    const after: After = { state: 'submitting', index: found.signer.index + 1, backupKey: keys.backupKey, locator: keys.locator, unrotated: [], backup };
     agent.wallet.transaction(() => {
       agent.store.saveProfile(profile);
       agent.store.write(CATEGORIES.recovery, AFTER, after);
     });
-    return await resume(agent, keys, after, { backupVersion: found.version, backupBy: found.header.agent, items });
+    return await resume(agent, keys, after, { backupVersion: backup.version, backupBy: backup.by, items });
   } finally {
     keys.wipe();
   }
 }
 
-/** Is `did` a DID of `policy` on the ledger? (A backup's word for it is not enough.) */
+/**
+ * Is `did` a DID of `policy` on the ledger? (A backup's word for it is not enough.) A DID the
+ * ledger proves absent, or that is no did:dkms DID, is not; a ledger that cannot be read or
+ * verified fails the restore, to be run again, rather than drop the owner's DID.
+ */
 async function controlledBy(agent: EdgeAgent, did: string, policy: string): Promise<boolean> {
   try {
     return (await agent.ledger.resolveDid(did as Did)).record.controller === policy;
   } catch (e) {
-    if (isDkmsError(e)) return false;
+    if (isDkmsError(e, 'SUBJECT_NOT_FOUND') || isDkmsError(e, 'BAD_INPUT')) return false;
     throw e;
   }
 }
@@ -272,9 +290,10 @@ async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedP
     }
   };
   const cloud = agent.profile.cloud;
+  let synced = true;
   if (cloud !== undefined) {
     agent.labelAgent(cloud.key, 'cloud');
-    await attempt('agency routes', () => agent.agency().sync(cloud.id));
+    synced = await attempt('agency routes', () => agent.agency().sync(cloud.id));
   }
   const former = formerAgents(resolved, [agent.profile.key, cloud?.key]);
   const retry = after.state === 'rotating' ? new Set(after.unrotated) : undefined;
@@ -291,8 +310,10 @@ async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedP
   }
   const setup = readSetup(agent) ?? { v: 1 as const, offline: false, created: new Date().toISOString() };
   agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
-  if (cloud !== undefined) await attempt('backup', () => makeBackup(agent));
-  if (failed.length > 0) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
+  const backedUp = cloud === undefined || (await attempt('backup', () => makeBackup(agent)));
+  // What failed is kept to retry: running the restore again (or `recovery complete`) does the
+  // sync, the connections not rotated and the backup again, and nothing else twice.
+  if (failed.length > 0 || !synced || !backedUp) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
   else agent.store.remove(CATEGORIES.recovery, AFTER);
   forgetReleases(agent);
   return { rotated, unrotated: [...keyless, ...failed], warnings };

@@ -22,7 +22,7 @@ import { encryptBackup } from './backup.js';
 import { forgetReleases } from './requests.js';
 import { checkTrusteeSetting } from './shares.js';
 import { newRecoverySecret, RecoveryKeys } from './secret.js';
-import { readPrepared, readSetup, type PreparedChange, type RecoverySetup } from './state.js';
+import { readPrepared, readSetup, type PreparedChange, type RecoverySetup, type Trustee } from './state.js';
 import { finishTrusteeChange, findTrustee, missingAcks, prepareShares } from './trustees.js';
 
 export interface BackupOutcome {
@@ -78,22 +78,40 @@ export interface PrepareOptions {
 }
 
 /**
- * Phase one: a new recovery secret, its shares sent to the chosen trustees. Returns R for the
- * caller to show as a paper wallet and then wipe; R is not kept anywhere.
+ * What a change of recovery needs from the owner, checked before anything is made, shown, kept
+ * or sent: a way to recover (paper, trustees or both), trustees that accepted, each named once,
+ * and a threshold the trustee setting allows. Returns the chosen trustees.
  */
-export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions): Promise<{ secret: Uint8Array; prepared: PreparedChange }> {
+export function checkPrepare(agent: EdgeAgent, options: PrepareOptions): Trustee[] {
   if (!options.offline && options.social === undefined) throw new DkmsError('BAD_INPUT', 'choose --offline, --social or both');
+  if (options.social === undefined) return [];
+  const chosen = options.social.trustees.map((ref) => findTrustee(agent, ref));
+  if (new Set(chosen.map((t) => t.id)).size !== chosen.length) throw new DkmsError('BAD_INPUT', 'a trustee is named twice');
+  checkTrusteeSetting(chosen.length, options.social.threshold, options.social.insist);
+  for (const t of chosen) {
+    if (t.status !== 'accepted' || t.shareKey === undefined) throw new DkmsError('TRUSTEE_NOT_FOUND', `'${t.label}' has not accepted to be a trustee yet`);
+  }
+  return chosen;
+}
+
+/**
+ * Phase one: a new recovery secret, its shares sent to the chosen trustees. Returns R for the
+ * caller to wipe; R is not kept anywhere. `show` (the paper wallet) sees R before anything of
+ * the change is kept or sent, so that a change is never prepared, and so never committed, for
+ * a secret whose paper could not be shown. A failure after that (a trustee's agency out of
+ * reach) rolls the change back: nothing is prepared, and the next setup starts afresh (shares
+ * of this one that reached a trustee stay there prepared, never active, until a commit deletes
+ * them). The backup that R opens is made by the commit, just before the ledger commits R.
+ */
+export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions, show?: (secret: Uint8Array) => Promise<void>): Promise<{ secret: Uint8Array; prepared: PreparedChange }> {
+  const chosen = checkPrepare(agent, options);
   const secret = newRecoverySecret();
   const keys = new RecoveryKeys(secret);
   try {
     const next = { digest: keys.signer(0).digest, backupKey: keys.backupKey, locator: keys.locator };
-    // A backup the new secret opens exists before the ledger can commit to it: no moment when neither secret restores.
-    if (agent.profile.cloud !== undefined) await makeBackup(agent, { to: next });
+    await show?.(secret);
     let prepared: PreparedChange;
     if (options.social !== undefined) {
-      const chosen = options.social.trustees.map((ref) => findTrustee(agent, ref));
-      if (new Set(chosen.map((t) => t.id)).size !== chosen.length) throw new DkmsError('BAD_INPUT', 'a trustee is named twice');
-      checkTrusteeSetting(chosen.length, options.social.threshold, options.social.insist);
       prepared = await prepareShares(agent, secret, { chosen, threshold: options.social.threshold, insist: options.social.insist, next, delay: options.delay, offline: options.offline });
     } else {
       prepared = { v: 1, set: '', threshold: 0, trustees: [], next, delay: options.delay, offline: options.offline, created: new Date().toISOString() };
@@ -113,12 +131,15 @@ export type CommitOutcome =
   | { readonly state: 'pending'; readonly until: string };
 
 /**
- * Phase two: commits the prepared secret's recovery key on the ledger (signed by the current
- * recovery key), then finishes the change. Runs again safely after a failure at any point.
+ * Phase two: stores a backup the new secret opens, commits the prepared secret's recovery key
+ * on the ledger (signed by the current recovery key), then finishes the change. Runs again
+ * safely after a failure at any point: before the ledger takes the commitment nothing else has
+ * changed; after, the ledger shows it and only the finishing steps left are done.
  */
 export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): Promise<CommitOutcome> {
   const prepared = readPrepared(agent);
   if (prepared === undefined) throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'no recovery change is prepared: run `dkms recovery setup`');
+  if (prepared.finishing !== undefined) return finishChange(agent, prepared, current);
   const missing = missingAcks(agent, prepared);
   if (missing.length > 0) {
     throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', `waiting for ${missing.map((t) => `'${t.label}'`).join(', ')} to hold their shares (\`dkms message inbox\` collects their answers)`);
@@ -128,6 +149,12 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
   if (ours(record.policy)) return { state: 'pending', until: (record.policy.pending as PendingRecovery).until };
   if (!record.policy.recovery.digests.includes(prepared.next.digest)) {
     const signer = currentRecoverySigner(agent, record.policy, current);
+    // A backup the new secret opens exists before the ledger can commit to it: no moment when
+    // neither secret restores. Made once per prepared change, however often the commit is tried.
+    if (agent.profile.cloud !== undefined && prepared.backedUp !== true) {
+      await makeBackup(agent, { to: prepared.next });
+      agent.store.write(CATEGORIES.recovery, 'prepared', { ...prepared, backedUp: true } satisfies PreparedChange);
+    }
     const next = { digests: [prepared.next.digest], threshold: 1, ...(prepared.delay > 0 ? { delay: prepared.delay } : {}) };
     // This agent, if ADMIN, consents to skip a delay (enough with the policy's rules threshold;
     // it also overrides a recovery someone else started).
@@ -138,42 +165,61 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
     const after = await agent.policy();
     if (ours(after.policy)) return { state: 'pending', until: (after.policy.pending as PendingRecovery).until };
   }
-  return finishChange(agent, prepared, current);
+  return finishChange(agent, readPrepared(agent) ?? prepared, current);
+}
+
+/** Whether the ledger already commits to (or holds pending) the prepared change: then it is finished, not started again. */
+export async function isCommitted(agent: EdgeAgent, prepared: PreparedChange): Promise<boolean> {
+  if (prepared.finishing !== undefined) return true;
+  const policy = (await agent.policy()).policy;
+  return policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false);
 }
 
 /**
  * After the ledger holds the new commitment: the setup record, a fresh backup under the new
  * secret, the trustees told, and only then the old secret's backups deleted (which takes a
  * signature by its recovery key: `current`, when at hand; otherwise they stay, and R alone can
- * read them). Safe to run again.
+ * read them). The prepared change is kept until all of it is done, marked with what the old
+ * setup was, so that a run that failed part way (an agency out of reach) is finished by the
+ * next `commitRecovery` with the same old trustees to end and the same old backups to delete.
  */
 export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, current?: RecoveryKeys): Promise<CommitOutcome> {
-  const previous = readSetup(agent);
-  const setup: RecoverySetup = {
-    v: 1,
-    backupKey: prepared.next.backupKey,
-    locator: prepared.next.locator,
-    index: 0,
-    delay: prepared.delay,
-    offline: prepared.offline,
-    ...(prepared.trustees.length === 0 ? {} : { social: { set: prepared.set, threshold: prepared.threshold, trustees: prepared.trustees.map((t) => t.id) } }),
-    created: new Date().toISOString(),
-  };
-  agent.wallet.transaction(() => {
-    agent.store.write(CATEGORIES.recovery, 'setup', setup);
-    agent.store.remove(CATEGORIES.recovery, 'prepared');
-    if (agent.wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)) agent.wallet.deleteKey(PROVISIONAL_RECOVERY_KEY);
-  });
+  let finishing = prepared.finishing;
+  if (finishing === undefined) {
+    const previous = readSetup(agent);
+    finishing = { ...(previous === undefined ? {} : { locator: previous.locator }), trustees: previous?.social?.trustees ?? [] };
+    const setup: RecoverySetup = {
+      v: 1,
+      backupKey: prepared.next.backupKey,
+      locator: prepared.next.locator,
+      index: 0,
+      delay: prepared.delay,
+      offline: prepared.offline,
+      ...(prepared.trustees.length === 0 ? {} : { social: { set: prepared.set, threshold: prepared.threshold, trustees: prepared.trustees.map((t) => t.id) } }),
+      created: new Date().toISOString(),
+    };
+    const marked: PreparedChange = { ...prepared, finishing };
+    agent.wallet.transaction(() => {
+      agent.store.write(CATEGORIES.recovery, 'setup', setup);
+      agent.store.write(CATEGORIES.recovery, 'prepared', marked);
+      if (agent.wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)) agent.wallet.deleteKey(PROVISIONAL_RECOVERY_KEY);
+    });
+  }
   forgetReleases(agent);
   const cloud = agent.profile.cloud;
-  const backup = cloud === undefined ? undefined : await makeBackup(agent);
-  await finishTrusteeChange(agent, prepared, previous?.social?.trustees ?? []);
-  if (previous !== undefined && previous.locator !== prepared.next.locator && cloud !== undefined && current !== undefined) {
+  // The new setup's first backup, once (a later run finds it recorded).
+  const backup = cloud === undefined || readSetup(agent)?.lastBackup !== undefined ? undefined : await makeBackup(agent);
+  await finishTrusteeChange(agent, prepared, finishing.trustees);
+  const old = finishing.locator;
+  if (old !== undefined && old !== prepared.next.locator && cloud !== undefined && current !== undefined) {
     const revealed = (await agent.policy()).policy.revealed;
-    const old = current.signerFor(revealed);
-    if (old !== undefined) await new AgencyClient(cloud.agency, { key: old.key, sign: old.sign }, agent.options).deleteBackups(cloud.id, previous.locator);
+    const signer = current.signerFor(revealed);
+    if (signer !== undefined) await new AgencyClient(cloud.agency, { key: signer.key, sign: signer.sign }, agent.options).deleteBackups(cloud.id, old);
   }
-  return { state: 'committed', setup: readSetup(agent) ?? setup, ...(backup === undefined ? {} : { backup }) };
+  agent.store.remove(CATEGORIES.recovery, 'prepared');
+  const setup = readSetup(agent);
+  if (setup === undefined) throw new DkmsError('INTERNAL', 'the recovery setup was not written');
+  return { state: 'committed', setup, ...(backup === undefined ? {} : { backup }) };
 }
 
 /** Drops a prepared change that will not be committed; the trustees' prepared shares are replaced by the next one. */
@@ -181,7 +227,7 @@ export async function abortRecoveryChange(agent: EdgeAgent): Promise<PreparedCha
   const prepared = readPrepared(agent);
   if (prepared === undefined) throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'no recovery change is prepared');
   const policy = (await agent.policy()).policy;
-  if (policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)) {
+  if (prepared.finishing !== undefined || policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)) {
     throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'the ledger already commits to this change: finish it with `dkms trustee commit` (or `dkms recovery complete` after its delay)');
   }
   agent.store.remove(CATEGORIES.recovery, 'prepared');

@@ -36,6 +36,13 @@ export const PreparedChangeSchema = z.object({
   delay: z.number().int().min(0),
   offline: z.boolean(),
   created: z.string(),
+  /** A backup the new secret opens is stored (made once, before the ledger commits). */
+  backedUp: z.boolean().optional(),
+  /**
+   * Set once the ledger committed the change and the new setup was written: what the old setup
+   * was (its backups' locator, its trustees), for the steps that follow to finish on a later run.
+   */
+  finishing: z.object({ locator: z.string().optional(), trustees: z.array(z.string()) }).optional(),
 });
 export type PreparedChange = z.infer<typeof PreparedChangeSchema>;
 

@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { randomBytes, toBase58btc } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
+import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from '../agent/agent-store.js';
 import { active, byPeerKey, findConnection, myKey, peerState, sendToConnection } from '../agent/connections.js';
 import { newMessage } from '../agent/didcomm/index.js';
@@ -45,17 +45,33 @@ export function findTrustee(agent: EdgeAgent, ref: string): Trustee {
   return found;
 }
 
-/** Offers the peer of a connection to become a trustee. */
-export async function inviteTrustee(agent: EdgeAgent, connectionRef: string): Promise<Trustee> {
-  const record = findConnection(agent, connectionRef);
-  active(record);
-  const existing = trustees(agent).find((t) => t.connection === record.id && t.status !== 'declined');
-  if (existing !== undefined) throw new DkmsError('BAD_INPUT', `'${record.label}' is already a trustee (${existing.status})`);
-  const trustee: Trustee = { id: newId(), connection: record.id, label: record.label, status: 'offered', offered: new Date().toISOString() };
+/**
+ * Offers the peers of connections to become trustees. Every one is checked before the first
+ * offer is sent (an unknown or ended connection, one named twice, a peer who is a trustee
+ * already), and each offer is recorded before it is sent: an offer not answered yet is sent
+ * again under its id (the trustee's agent keeps the first), so that an invite that failed part
+ * way is finished by running it again.
+ */
+export async function inviteTrustees(agent: EdgeAgent, refs: readonly string[]): Promise<Trustee[]> {
+  const offers = refs.map((ref) => {
+    const record = findConnection(agent, ref);
+    active(record);
+    const existing = trustees(agent).find((t) => t.connection === record.id && t.status !== 'declined');
+    if (existing !== undefined && existing.status !== 'offered') throw new DkmsError('BAD_INPUT', `'${record.label}' is already a trustee (${existing.status})`);
+    return { record, trustee: existing ?? { id: newId(), connection: record.id, label: record.label, status: 'offered' as const, offered: new Date().toISOString() } };
+  });
+  if (new Set(offers.map((o) => o.record.id)).size !== offers.length) throw new DkmsError('BAD_INPUT', 'a connection is named twice');
   const { label, policy } = agent.profile;
-  await sendToConnection(agent, record, newMessage(TRUSTEE_OFFER, { offer: trustee.id, owner: { label, policy } }));
-  agent.store.write(CATEGORIES.trustee, trustee.id, trustee);
-  return trustee;
+  for (const { record, trustee } of offers) {
+    agent.store.write(CATEGORIES.trustee, trustee.id, trustee);
+    await sendToConnection(agent, record, newMessage(TRUSTEE_OFFER, { offer: trustee.id, owner: { label, policy } }));
+  }
+  return offers.map((o) => o.trustee);
+}
+
+/** Offers the peer of one connection to become a trustee (see `inviteTrustees`). */
+export async function inviteTrustee(agent: EdgeAgent, connectionRef: string): Promise<Trustee> {
+  return (await inviteTrustees(agent, [connectionRef]))[0] as Trustee;
 }
 
 /**
@@ -93,9 +109,17 @@ export async function prepareShares(
   };
   // Saved before sending: an acknowledgement may come back before the last share goes out.
   agent.store.write(CATEGORIES.recovery, 'prepared', prepared);
-  for (const [i, trustee] of options.chosen.entries()) {
-    const record = findConnection(agent, trustee.connection);
-    await agent.sendToPeer(newMessage(SHARE, { offer: trustee.id, share: shares[i] }), myKey(agent, record), [trustee.shareKey as string], peerState(record).endpoint);
+  try {
+    for (const [i, trustee] of options.chosen.entries()) {
+      const record = findConnection(agent, trustee.connection);
+      await agent.sendToPeer(newMessage(SHARE, { offer: trustee.id, share: shares[i] }), myKey(agent, record), [trustee.shareKey as string], peerState(record).endpoint);
+    }
+  } catch (e) {
+    // A trustee that got no share never acknowledges one: the change could never be committed,
+    // and R is not kept to send it again. Rolled back; the next setup prepares a new one.
+    if (readPrepared(agent)?.set === set) agent.store.remove(CATEGORIES.recovery, 'prepared');
+    if (!isDkmsError(e)) throw e;
+    throw new DkmsError(e.code, `${e.message}: nothing was changed, run the setup again (a paper shown for this attempt is void)`);
   }
   return prepared;
 }

@@ -512,6 +512,22 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(await store.hasMailbox(third)).toBe(true);
     });
 
+    it('drops a guest allowance when its key is routed, so that a key routed and then removed keeps no mailbox', async () => {
+      const { store, cloud, a, b } = await withCloud(await openStore());
+      const device = agentKey();
+      await store.allowGuest(cloud.id, device, '2030-01-02T00:00:00.000Z', 8);
+      await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }, { agentKey: device }]);
+      expect(await store.guestAllowed(cloud.id, device, '2030-01-01T00:00:00.000Z')).toBe(false);
+      await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }]);
+      expect(await store.hasMailbox(device)).toBe(false);
+      // Allowed as a guest and then named by the policy and revoked before ever being routed: no allowance either.
+      const other = agentKey();
+      await store.allowGuest(cloud.id, other, '2030-01-02T00:00:00.000Z', 8);
+      await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }, { agentKey: other }]);
+      await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }]);
+      expect(await store.hasMailbox(other)).toBe(false);
+    });
+
     it('keeps each cloud agent\'s sponsors, replaced as a whole', async () => {
       const store = await openStore();
       const [one, two] = [cloudRecord(), cloudRecord()];

@@ -1,14 +1,27 @@
 /** `dkms agent …`: this device's agent — set it up, pair another, register a cloud agent, revoke. */
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
 import { ALL_HANDLERS } from '../protocols.js';
-import { answerInvitation, awaitWelcome, completePairing, createInvitation, DEFAULT_PAIRING_TTL_SECONDS, parseInvitation, waitingHandlers } from '../../agent/pairing.js';
+import {
+  answeredWith,
+  answerInvitation,
+  awaitWelcome,
+  checkLabel,
+  checkPairing,
+  completePairing,
+  createInvitation,
+  DEFAULT_PAIRING_TTL_SECONDS,
+  parseInvitation,
+  unfinishedPairing,
+  waitingHandlers,
+} from '../../agent/pairing.js';
 import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/provision.js';
 import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';
-import { announce, confirm, withAgent } from '../agent-access.js';
+import { announce, checkConfirmable, confirm, withAgent } from '../agent-access.js';
 import { Context, parseKdfTier } from '../context.js';
 import { getShortSecret, refuseSecretArgument } from '../secrets.js';
 import { checkHttpUrl, ledgerUrl } from '../ledger-access.js';
@@ -46,6 +59,12 @@ export function showReceived(ctx: Context, entries: readonly ReceiveEntry[]): vo
     if (e.outcome === 'ignored') continue;
     process.stderr.write(e.outcome === 'handled' ? `  ${e.detail}\n` : `  refused ${e.type}: ${e.code ?? ''}: ${e.detail}\n`);
   }
+}
+
+/** What `agent accept` reports once this device is an agent of the invitation's policy. */
+async function paired(agent: EdgeAgent) {
+  const { label, policy, key } = agent.profile;
+  return { label, policy, key, flags: flagNames((await agent.refreshAgents()).agents.find((x) => x.key === key)?.flags ?? 0) };
 }
 
 export function agentCommand(): Command {
@@ -125,7 +144,16 @@ export function agentCommand(): Command {
     .option('--yes', 'grant without asking once the new device answers')
     .action(async (opts: { flags: number; label: string; ttl: number; yes?: boolean }, cmd: Command) => {
       const ctx = Context.of(cmd);
+      checkLabel(opts.label);
+      checkConfirmable('granting the new device once it answers', opts.yes);
       const result = await withAgent(ctx, async (a) => {
+        // A pairing the owner confirmed that failed half way (ledger or agency out of reach) is finished first, as it was confirmed.
+        const unfinished = unfinishedPairing(a);
+        if (unfinished !== undefined) {
+          ctx.progress(`Finishing the pairing of '${unfinished.label}' you confirmed before…`);
+          return completePairing(a, unfinished.invitation, true);
+        }
+        await checkPairing(a, opts.flags);
         const created = createInvitation(a, { flags: opts.flags, label: opts.label, ttlSeconds: opts.ttl });
         const qr = await (await qrCode()).toString(created.text, { type: 'terminal', small: true });
         announce(
@@ -165,19 +193,32 @@ export function agentCommand(): Command {
       const ctx = Context.of(cmd);
       const source = { file: opts.passcodeFile, fileFlag: '--passcode-file', env: 'DKMS_PASSCODE', prompt: 'Passcode shown beside the invitation' };
       refuseSecretArgument(opts.passcode, '--passcode', source);
+      checkLabel(opts.label);
       const invitation = parseInvitation(text);
-      if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
-      const passcode = await getShortSecret(source);
+      const askPasscode = async (): Promise<string> => {
+        if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+        return getShortSecret(source);
+      };
+      // A new device is checked before its wallet is created; one that already answered this
+      // invitation (an accept run again after a timeout) only waits for the welcome.
+      let passcode = existsSync(ctx.walletPath) ? undefined : await askPasscode();
       const ctxWithLedger = new Context({ ...ctx.options, ledger: ctx.options.ledger ?? invitation.ledger });
       const result = await withAgent(
         ctxWithLedger,
         async (a) => {
-          if (a.store.hasProfile()) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
-          const keys = provisionKeys(a.wallet);
-          await answerInvitation(a, invitation, passcode, opts.label, keys);
+          const answered = answeredWith(a, invitation);
+          if (a.store.hasProfile()) {
+            if (answered === undefined || a.profile.policy !== invitation.policy) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
+            return paired(a);
+          }
+          const label = answered ?? opts.label;
+          if (answered === undefined) {
+            passcode ??= await askPasscode();
+            await answerInvitation(a, invitation, passcode, label, provisionKeys(a.wallet));
+          }
           ctx.progress('Waiting for your other device to confirm…');
-          await awaitWelcome(a, invitation, opts.label, Date.now() + opts.wait * 1000);
-          return { label: opts.label, policy: a.profile.policy, key: keys.key, flags: flagNames((await a.refreshAgents()).agents.find((x) => x.key === keys.key)?.flags ?? 0) };
+          await awaitWelcome(a, invitation, label, Date.now() + opts.wait * 1000);
+          return paired(a);
         },
         { create: true, kdfTier: opts.kdfTier },
       );

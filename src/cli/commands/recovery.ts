@@ -11,14 +11,14 @@ import { encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg,
 import { collectReleases, createRecoveryRequest, myRequest, rebuiltSecrets, releaseProgress } from '../../recovery/requests.js';
 import { cancelRecovery, completeRecovery, restoreFromSecret, type RestoreOutcome } from '../../recovery/restore.js';
 import { RecoveryKeys } from '../../recovery/secret.js';
-import { commitRecovery, currentRecoverySigner, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
+import { checkPrepare, commitRecovery, currentRecoverySigner, isCommitted, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
 import { missingAcks } from '../../recovery/trustees.js';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
-import { announce, confirm, withAgent } from '../agent-access.js';
+import { announce, checkConfirmable, confirm, withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
-import { ledgerUrl } from '../ledger-access.js';
-import { readInput } from '../files.js';
+import { checkHttpUrl, ledgerUrl } from '../ledger-access.js';
+import { checkWritable, readInput } from '../files.js';
 import { emit } from '../output.js';
 import { parsePositive } from '../options.js';
 import { PHRASE_ENV, recoverySecretInput, secretOptions, type SecretOptions } from '../recovery-input.js';
@@ -125,7 +125,7 @@ function describeCommit(outcome: CommitOutcome): string {
     `  paper wallet: ${setup.offline ? 'yes' : 'no'}`,
     `  trustees:     ${setup.social === undefined ? 'none' : `${setup.social.threshold} of ${setup.social.trustees.length}`}`,
     `  delay:        ${setup.delay === 0 ? 'none' : `${setup.delay} s`}`,
-    `  backup:       ${backup?.version === undefined ? 'not stored (no cloud agent)' : `version ${backup.version} at your cloud agent`}`,
+    `  backup:       ${(backup?.version ?? setup.lastBackup?.version) === undefined ? 'not stored (no cloud agent)' : `version ${backup?.version ?? setup.lastBackup?.version} at your cloud agent`}`,
   ].join('\n');
 }
 
@@ -165,32 +165,44 @@ export function recoveryCommand(): Command {
   ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; both?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (opts.both === true) Object.assign(opts, { offline: true, social: true });
+    // Checked before the first step: what to make, and where its files will go.
+    if (opts.offline !== true && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --offline, --social or both');
+    if (opts.paperDir !== undefined) checkWritable(opts.paperDir, '--paper-dir', 'dir');
+    if (opts.backupFile !== undefined) checkWritable(opts.backupFile, '--backup-file', 'file');
     const current = await currentSecret(ctx, opts);
     try {
       const result = await withAgent(
         ctx,
         async (a) => {
+          const commit = async () => {
+            const outcome = await commitRecovery(a, current);
+            if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
+            return outcome;
+          };
+          // A change the ledger already commits to, whose last steps failed (an agency out of
+          // reach, say), is finished: a new secret now would leave the committed one unfinished.
+          const unfinished = readPrepared(a);
+          if (unfinished !== undefined && (await isCommitted(a, unfinished))) {
+            ctx.progress('Finishing the recovery change the ledger already commits to…');
+            return commit();
+          }
           let social: { trustees: string[]; threshold: number; insist: boolean } | undefined;
           if (opts.social === true) {
             const chosen = opts.trustee ?? trustees(a).filter((t) => t.status === 'accepted').map((t) => t.id);
             social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
           }
-          // Refuse before anything is sent if the change could not be committed.
+          const options = { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay };
+          // Refuse before anything is shown or sent if the change could not be prepared or committed.
+          checkPrepare(a, options);
           currentRecoverySigner(a, (await a.policy()).policy, current);
-          const { secret, prepared } = await prepareRecovery(a, { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay });
-          try {
-            if (opts.offline === true) await showPaper(ctx, a, secret, opts);
-          } finally {
-            wipe(secret);
-          }
+          const { secret, prepared } = await prepareRecovery(a, options, opts.offline === true ? (r) => showPaper(ctx, a, r, opts) : undefined);
+          wipe(secret);
           if (social !== undefined) {
             announce(ctx, { state: 'prepared', set: prepared.set, trustees: prepared.trustees.length }, `shares sent to ${prepared.trustees.length} trustee(s); waiting for them to hold their shares (they run \`dkms message inbox\`)…`);
             const missing = await waitForTrustees(ctx, a, opts.wait);
             if (missing.length > 0) return { state: 'prepared' as const, missing };
           }
-          const outcome = await commitRecovery(a, current);
-          if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
-          return outcome;
+          return commit();
         },
         { backup: false },
       );
@@ -287,6 +299,10 @@ export function recoveryCommand(): Command {
     if (phrase.length > 0) {
       throw new DkmsError('BAD_INPUT', `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`);
     }
+    if (opts.agency !== undefined) checkHttpUrl(opts.agency, '--agency');
+    if (opts.social === true) checkConfirmable('restoring the owner the shares name', opts.yes);
+    // Every input is read and checked before the wallet is created.
+    const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
     const input = await recoverySecretInput(opts);
     if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
     const ledger = ctx.options.ledger ?? input?.paper?.ledger;
@@ -296,13 +312,15 @@ export function recoveryCommand(): Command {
         async (a) => {
           if (input !== undefined) {
             const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
-            const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
             const policy = input.paper?.policy;
             return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }), ...(backup === undefined ? {} : { backup }), ...(policy === undefined ? {} : { policy }) });
           }
           return restoreSocial(ctx, a, opts);
         },
-        { create: true, backup: false, kdfTier: opts.kdfTier, ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }) },
+        // A restore that failed before it wrote its profile (which it does before the ledger hears
+        // of it) has nothing worth keeping: the wallet it created is removed, and a new run starts
+        // clean. From the profile on, the wallet is kept and the same command resumes the restore.
+        { create: true, backup: false, kdfTier: opts.kdfTier, keepCreated: (a) => a.store.hasProfile(), ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }) },
       );
       emit(ctx, { ...outcome }, () => describeRestore(outcome));
     } finally {

@@ -6,7 +6,7 @@ import { DkmsError } from '../../errors.js';
 import { addRecoveryRequest, approveRecoveryRequest, denyRecoveryRequest, recoveryRequests } from '../../recovery/requests.js';
 import { abortRecoveryChange, commitRecovery } from '../../recovery/setup.js';
 import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
-import { answerOffer, heldShares, inviteTrustee, missingAcks, trusteeOffers } from '../../recovery/trustees.js';
+import { answerOffer, heldShares, inviteTrustees, missingAcks, trusteeOffers } from '../../recovery/trustees.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit, table } from '../output.js';
@@ -29,11 +29,7 @@ export function trusteeCommand(): Command {
     .argument('<connection...>', 'connection ids or labels')
     .action(async (refs: string[], _opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const invited = await withAgent(ctx, async (a) => {
-        const made = [];
-        for (const ref of refs) made.push(await inviteTrustee(a, ref));
-        return made;
-      });
+      const invited = await withAgent(ctx, (a) => inviteTrustees(a, refs));
       emit(ctx, { trustees: invited }, () => `asked ${invited.map((t) => `'${t.label}'`).join(', ')}; their answers arrive with \`dkms trustee list\` or \`dkms message inbox\``);
     });
 
