@@ -63,8 +63,6 @@ export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
 export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 512 * 1024 * 1024 };
 
 export { DEFAULT_LIMITS };
-// TEMPORARY while the recovery flows learn to allow guests.
-const GUEST_GATE_PENDING = true;
 /** Guest keys one cloud agent may allow at a time (each for GUEST_TTL_MS). */
 export const MAX_GUESTS = 64;
 /** Sponsors one cloud agent may name. */
@@ -478,7 +476,7 @@ export class Agency {
       // stopped routing to it (a revoked agent).
       if (await this.#store.isRouted(record.id, key)) return [key];
       const since = new Date(Date.now() - GUEST_TTL_MS).toISOString();
-      if ((GUEST_GATE_PENDING || (await this.#store.guestAllowed(record.id, key, since))) && !(await this.#store.wasRemoved(record.id, key))) return [key];
+      if ((await this.#store.guestAllowed(record.id, key, since)) && !(await this.#store.wasRemoved(record.id, key))) return [key];
     }
     throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
   }
@@ -509,11 +507,13 @@ export class Agency {
     return { key, allowed, expires: new Date(now + GUEST_TTL_MS).toISOString() };
   }
 
-  /** Names the keys besides the owner's agents that may allow guests (its trustees' connection keys); asked by an ADMIN agent of the owner. */
+  /**
+   * Names the keys besides the owner's agents that may allow guests (its trustees' connection
+   * keys); asked by any agent of the owner, as any of them may set up recovery.
+   */
   async setSponsors(signer: string, id: string, keys: readonly string[], admit: Admit): Promise<{ sponsors: number }> {
     const record = await this.cloudAgent(id);
-    const asker = (await this.#current(record, signer)).policy.agents.find((a) => a.key === signer);
-    if (asker === undefined || !hasFlag(asker.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner may name its sponsors');
+    if (!(await this.#current(record, signer)).policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner may name its sponsors');
     await admit();
     const unique = [...new Set(keys)];
     await this.#store.setSponsors(record.id, unique);

@@ -14,12 +14,12 @@
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
-import { canonicalBytes, randomBytes, sha256, toBase58btc, utf8 } from '../crypto/index.js';
+import { canonicalBytes, encodePublicKey, randomBytes, sha256, toBase58btc, utf8 } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import { CATEGORIES } from '../agent/agent-store.js';
-import { connections, findConnection, peerState } from '../agent/connections.js';
-import { newMessage } from '../agent/didcomm/index.js';
+import { connections, findConnection, peerState, type ConnectionRecord } from '../agent/connections.js';
+import { didKeyPublicKey, newMessage } from '../agent/didcomm/index.js';
 import { AgencyClient } from '../agent/agency-client.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from '../agent/edge-agent.js';
 import { decodeInvitationText, encodeInvitationText } from '../agent/invitation-text.js';
@@ -227,6 +227,26 @@ function findHeld(agent: EdgeAgent, ref: string): HeldShares {
 }
 
 /**
+ * Lets the owner's new device receive mail through the owner's cloud agent: the agency keeps
+ * guest mail only for keys an agent of the owner, or a sponsor the owner named, allowed. The
+ * owner named its trustees' connection keys when it set them up: this one signs with its own.
+ */
+async function allowNewDevice(agent: EdgeAgent, connection: ConnectionRecord, endpoint: { uri: string; routingKey: string }, deviceKey: string): Promise<void> {
+  if (connection.mine === undefined) throw new DkmsError('CONNECTION_NOT_FOUND', 'this agent holds no keys of the connection with that owner');
+  const cloudKx = didKeyPublicKey(endpoint.routingKey, 'x25519');
+  if (cloudKx === undefined || !endpoint.uri.endsWith(INBOUND_PATH)) throw new DkmsError('CONNECTION_NOT_FOUND', 'the owner\'s endpoint is not an agency\'s cloud agent');
+  const agency = new AgencyClient(endpoint.uri.slice(0, -INBOUND_PATH.length), agent.signingKey(connection.mine.sign), agent.options);
+  try {
+    await agency.allowGuest(encodePublicKey('x25519', cloudKx), deviceKey);
+  } catch (e) {
+    if (!isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw e;
+    throw new DkmsError('REQUEST_UNAUTHORIZED', 'the owner\'s agency does not know this trustee: the owner set up its trustees with an older dkms, or changed them since; nothing was released');
+  }
+}
+
+const INBOUND_PATH = '/v1/inbound';
+
+/**
  * Releases the shares held for `owner` to the new device of request `id`, once the challenge
  * the owner read out matches. A wrong answer is recorded; the third refuses the request.
  */
@@ -246,6 +266,7 @@ export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner
   if (held.shares.length === 0) throw new DkmsError('TRUSTEE_NOT_FOUND', `you hold no share for '${held.owner.label}' yet`);
   const connection = findConnection(agent, held.connection);
   const endpoint = peerState(connection).endpoint;
+  await allowNewDevice(agent, connection, endpoint, request.key);
   const message = newMessage(RELEASE, { request: id, owner: held.owner.label, shares: held.shares.map((s) => s.share) });
   await agent.sendToKey(message, agent.agreementKey(`trustee-${held.offer}-kx`), { key: request.key, kx: request.kx }, { endpoint: endpoint.uri, routingKey: endpoint.routingKey });
   const released: RecoveryRequest = { ...request, status: 'released', releasedFor: held.offer };

@@ -10,6 +10,7 @@
 import { CATEGORIES, PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
 import { AgencyClient } from '../agent/agency-client.js';
+import { connections, peerState } from '../agent/connections.js';
 import { agentSigner } from '../agent/provision.js';
 import { wipe } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
@@ -22,7 +23,7 @@ import { encryptBackup } from './backup.js';
 import { forgetReleases } from './requests.js';
 import { checkTrusteeSetting } from './shares.js';
 import { newRecoverySecret, RecoveryKeys } from './secret.js';
-import { readPrepared, readSetup, type PreparedChange, type RecoverySetup, type Trustee } from './state.js';
+import { readPrepared, readSetup, trustees, type PreparedChange, type RecoverySetup, type Trustee } from './state.js';
 import { finishTrusteeChange, findTrustee, missingAcks, prepareShares } from './trustees.js';
 
 export interface BackupOutcome {
@@ -155,6 +156,9 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
       await makeBackup(agent, { to: prepared.next });
       agent.store.write(CATEGORIES.recovery, 'prepared', { ...prepared, backedUp: true } satisfies PreparedChange);
     }
+    // Until the change lands the old trustees' shares count, after it the new ones': both may
+    // let a new device of the owner receive its shares for now.
+    await nameSponsors(agent, [...prepared.trustees.map((t) => t.id), ...(readSetup(agent)?.social?.trustees ?? [])]);
     const next = { digests: [prepared.next.digest], threshold: 1, ...(prepared.delay > 0 ? { delay: prepared.delay } : {}) };
     // This agent, if ADMIN, consents to skip a delay (enough with the policy's rules threshold;
     // it also overrides a recovery someone else started).
@@ -166,6 +170,25 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
     if (ours(after.policy)) return { state: 'pending', until: (after.policy.pending as PendingRecovery).until };
   }
   return finishChange(agent, readPrepared(agent) ?? prepared, current);
+}
+
+/**
+ * Names at the owner's cloud agent the keys that may open a guest mailbox there besides the
+ * owner's agents: those of the trustees' connections, so that a trustee can let the owner's new
+ * device receive its shares (the agency keeps guest mail only for keys one of them allowed).
+ * Replaces what was named before; run again, it changes nothing.
+ */
+async function nameSponsors(agent: EdgeAgent, trusteeIds: readonly string[]): Promise<void> {
+  const cloud = agent.profile.cloud;
+  if (cloud === undefined) return;
+  const byId = new Map(trustees(agent).map((t) => [t.id, t]));
+  const keys = new Set<string>();
+  for (const id of new Set(trusteeIds)) {
+    const trustee = byId.get(id);
+    const connection = trustee === undefined ? undefined : connections(agent).find((c) => c.id === trustee.connection);
+    if (connection !== undefined) for (const { key } of peerState(connection).keys) keys.add(key);
+  }
+  await agent.agency(cloud).setSponsors(cloud.id, [...keys]);
 }
 
 /** Whether the ledger already commits to (or holds pending) the prepared change: then it is finished, not started again. */
@@ -210,6 +233,7 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, c
   // The new setup's first backup, once (a later run finds it recorded).
   const backup = cloud === undefined || readSetup(agent)?.lastBackup !== undefined ? undefined : await makeBackup(agent);
   await finishTrusteeChange(agent, prepared, finishing.trustees);
+  await nameSponsors(agent, prepared.trustees.map((t) => t.id));
   const old = finishing.locator;
   if (old !== undefined && old !== prepared.next.locator && cloud !== undefined && current !== undefined) {
     const revealed = (await agent.policy()).policy.revealed;

@@ -6,7 +6,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { connections, peerState } from '../../src/agent/connections.js';
 import { AgentStore, CATEGORIES } from '../../src/agent/agent-store.js';
 import { newMessage } from '../../src/agent/didcomm/index.js';
 import { EdgeAgent } from '../../src/agent/edge-agent.js';
@@ -220,6 +221,8 @@ describe('fake share set', () => {
         signer: { key: signing.key, sign: signing.sign },
       });
       const cloud = mallory.cloud();
+      // Mallory is an agent of her own policy: her cloud agent takes guest mail for any key she allows.
+      await mallory.agency(cloud).allowGuest(cloud.kx, phoneKeys.key);
       await mallory.sendToKey(newMessage(RELEASE, { request: request.id, owner: 'alice', shares }), mallory.agreementKey(), { key: phoneKeys.key, kx: phoneKeys.kx }, { endpoint: cloud.endpoint, routingKey: cloud.routingKey });
     };
 
@@ -369,6 +372,10 @@ describe('a poisoned share', () => {
     const { text, challenge, request } = createRecoveryRequest(device, { agency: w.agencyUrl, label: 'alice' });
     const keys = provisionKeys(device.wallet);
     const cloud = alice.cloud();
+    // A trustee is a sponsor at Alice's cloud agent: it may let the new device have guest mail.
+    const withAlice = connections(bad).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey);
+    if (withAlice?.mine === undefined) throw new Error('the bad trustee has no connection with Alice');
+    await new AgencyClient(cloud.agency, bad.signingKey(withAlice.mine.sign)).allowGuest(cloud.kx, keys.key);
     await bad.sendToKey(newMessage(RELEASE, { request: request.id, owner: 'alice', shares: [forged] }), bad.agreementKey(), { key: keys.key, kx: keys.kx }, { endpoint: cloud.endpoint, routingKey: cloud.routingKey });
     await collectReleases(device);
     for (const t of people.slice(0, 3)) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
 import { CATEGORIES } from '../../src/agent/agent-store.js';
-import { inbox, sendText } from '../../src/agent/connections.js';
+import { connections, inbox, peerState, sendText } from '../../src/agent/connections.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
@@ -366,5 +366,27 @@ describe('a recovery delay', () => {
     const done = await completeRecovery(mine);
     expect('rotated' in done).toBe(true);
     expect(await agentKeys(mine)).toEqual([mine.profile.key, mine.cloud().key].sort());
+  });
+});
+
+describe('guest mail for the new device', () => {
+  it('is let in by Alice\'s trustees alone: her setup names their connection keys at her cloud agent, and anyone else is refused', async () => {
+    const { w, alice, trustees: held } = await aliceWithTrustees(3, 2);
+    const cloud = alice.cloud();
+    const device = provisionKeys((await w.newAgent()).wallet);
+    // A connection of Alice's who is not her trustee, and a stranger's own agent: refused, nothing kept.
+    const bob = await w.makeOwner('bob');
+    await connect(alice, bob);
+    const bobsKey = connections(bob).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey)?.mine?.sign;
+    if (bobsKey === undefined) throw new Error('bob has no connection with alice');
+    await expectCodeAsync(new AgencyClient(cloud.agency, bob.signingKey(bobsKey)).allowGuest(cloud.kx, device.key), 'REQUEST_UNAUTHORIZED');
+    await expectCodeAsync(new AgencyClient(cloud.agency, bob.signingKey()).allowGuest(cloud.kx, device.key), 'REQUEST_UNAUTHORIZED');
+    await expectCodeAsync(new AgencyClient(cloud.agency, bob.signingKey(bobsKey)).pickup(), 'MAILBOX_NOT_FOUND');
+    // Each trustee, signing with its connection key, may.
+    for (const trustee of held) {
+      const key = connections(trustee).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey)?.mine?.sign;
+      if (key === undefined) throw new Error('a trustee has no connection with alice');
+      expect(await new AgencyClient(cloud.agency, trustee.signingKey(key)).allowGuest(cloud.kx, device.key)).toMatchObject({ key: device.key });
+    }
   });
 });
