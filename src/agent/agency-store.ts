@@ -46,6 +46,9 @@ export interface MailboxLimits {
   readonly maxSourceBytes: number;
 }
 
+/** How long an acknowledged envelope is remembered (by digest), so that a sender's retry is not delivered twice. */
+export const DELIVERED_MEMORY_MS = 15 * 60_000;
+
 /** An agency's mailbox limits unless configured (`dkms agency serve --mailbox-messages …`). */
 export const DEFAULT_LIMITS: MailboxLimits = {
   maxMessages: 10_000,
@@ -99,6 +102,14 @@ export interface NonceStore {
   take(key: string, nonce: string, at: number): Promise<boolean>;
 }
 
+/** How a route change came about (AgencyStore.setRoutes). */
+export interface RouteChange {
+  /** The seq of the policy state the routes follow. */
+  readonly seq?: number;
+  /** Keys the policy named once and no more, routed here or not: remembered as removed, their mail and allowances deleted. */
+  readonly removed?: readonly string[];
+}
+
 export interface AgencyStore {
   /** Set by stores that several agency processes share; the embedded store leaves nonces to the process. */
   readonly nonces?: NonceStore;
@@ -116,9 +127,11 @@ export interface AgencyStore {
   /**
    * Replaces a cloud agent's routes. Mail it holds for removed agents is deleted with them, and
    * they are remembered as removed: it takes no more mail for them, not even as guests. Guest
-   * allowances of the keys routed and removed go (a routed key needs none).
+   * allowances of the keys routed and removed go (a routed key needs none). With `seq`, nothing
+   * changes if the routes already follow that state of the policy or a later one (processes
+   * sharing the store apply what they read in any order).
    */
-  setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }>;
+  setRoutes(cloudId: string, routes: readonly Route[], options?: RouteChange): Promise<{ added: string[]; removed: string[] }>;
   routes(cloudId: string): Promise<Route[]>;
   /** Whether `cloudId` routes to `agentKey` (a key may be routed by several owners' cloud agents). */
   isRouted(cloudId: string, agentKey: string): Promise<boolean>;
@@ -130,8 +143,10 @@ export interface AgencyStore {
    * Lets `cloudId` take guest mail for `agentKey` (a key it does not route: a device being paired
    * or recovered), from `allowed` (ISO time) on, until purgeGuests drops the allowance. Asked
    * again, the time moves on. MAILBOX_FULL past `maxGuests` allowances of that cloud agent.
+   * Nothing is stored for a key the cloud agent routes ('routed') or stopped routing ('removed'),
+   * decided in the same transaction as the allowance.
    */
-  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void>;
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<'allowed' | 'routed' | 'removed'>;
   /** Whether `cloudId` allowed guest mail for `agentKey` at or after `since` (ISO time). */
   guestAllowed(cloudId: string, agentKey: string, since: string): Promise<boolean>;
   /** Replaces the keys (Ed25519, multibase) that may allow guests at `cloudId` besides the owner's agents: e.g. its trustees' connection keys. */
@@ -142,7 +157,9 @@ export interface AgencyStore {
    * if any recipient is over its limits, or its sender over its share of one. An envelope
    * identical to one still waiting for a recipient is not stored again: its id is that one's.
    * A recipient the cloud agent stopped routing to (`wasRemoved`) gets no copy, even when
-   * routes read a moment before chose it. Returns the ids of the copies once they are durable.
+   * routes read a moment before chose it. An envelope identical to one acknowledged in the last
+   * DELIVERED_MEMORY_MS (a sender's retry after its answer was lost) is not stored again either:
+   * its id is that one's. Returns the ids of the copies once they are durable.
    */
   deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
   /**

@@ -65,8 +65,11 @@ export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, 
 export { DEFAULT_LIMITS };
 /** Guest keys one cloud agent may allow at a time (each for GUEST_TTL_MS). */
 export const MAX_GUESTS = 64;
-/** Sponsors one cloud agent may name. */
-export const MAX_SPONSORS = 64;
+/** Sponsors one cloud agent may name: every connection key of the most trustees a setup has (255), old and new during a change, two devices each. */
+export const MAX_SPONSORS = 1024;
+/** The most deliveries, and bytes of envelopes, one group commit writes. */
+const MAX_BATCH = 256;
+const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 /** Cloud agent records kept in memory at most (then all are forgotten and read again). */
 const CLOUD_RECORDS = 100_000;
 /** Mail for keys that never got routed (e.g. a pairing that was not confirmed) is kept this long. */
@@ -339,18 +342,12 @@ export class Agency {
     return this.#exclusive(async () => {
       const { seq } = verified.record;
       if ((this.#applied.get(record.id) ?? -1) >= seq) return { added: [], removed: [] };
-      const routes = routesFrom(verified.record.policy.agents, record);
-      const unmarked: string[] = [];
-      for (const key of formerKeys(verified, record)) {
-        if (!(await this.#store.isRouted(record.id, key)) && !(await this.#store.wasRemoved(record.id, key))) unmarked.push(key);
-      }
-      // The store remembers a key as removed when it stops routing to it: route them, then stop.
-      const change = await this.#store.setRoutes(record.id, [...routes, ...unmarked.map((agentKey) => ({ agentKey }))]);
-      if (unmarked.length > 0) await this.#store.setRoutes(record.id, routes);
+      // The store checks the seq again: another agency on a shared store may have applied a later state.
+      const change = await this.#store.setRoutes(record.id, routesFrom(verified.record.policy.agents, record), { seq, removed: formerKeys(verified, record) });
       this.#applied.set(record.id, seq);
       // Their long polls end now, with nothing.
       for (const key of change.removed) this.#wake(key);
-      return { added: change.added.filter((k) => !unmarked.includes(k)), removed: change.removed };
+      return change;
     });
   }
 
@@ -418,7 +415,14 @@ export class Agency {
   }
 
   #flush(): Promise<void> {
-    const batch = this.#queue.splice(0);
+    // At most MAX_BATCH deliveries and MAX_BATCH_BYTES a transaction: a flood of large envelopes must not make one too big to send or store.
+    let bytes = 0;
+    let take = 0;
+    while (take < this.#queue.length && take < MAX_BATCH && (take === 0 || bytes + (this.#queue[take]?.envelope.length ?? 0) <= MAX_BATCH_BYTES)) {
+      bytes += this.#queue[take]?.envelope.length ?? 0;
+      take += 1;
+    }
+    const batch = this.#queue.splice(0, take);
     return this.#exclusive(async () => {
       const ready: { queued: QueuedDelivery; delivery: Delivery }[] = [];
       // Looked up together (one round trip each, at once, on a shared store).
@@ -499,11 +503,12 @@ export class Agency {
       }
     }
     await admit();
-    if (await this.#store.wasRemoved(record.id, key)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'that key was an agent of the owner and was revoked: it cannot be a guest');
     const now = Date.now();
     const allowed = new Date(now).toISOString();
-    // A key the cloud agent routes gets its mail anyway: no allowance to outlive its route.
-    if (!(await this.#store.isRouted(record.id, key))) await this.#store.allowGuest(record.id, key, allowed, MAX_GUESTS);
+    // A key the cloud agent routes gets its mail anyway (no allowance kept to outlive its route); one it stopped routing gets none.
+    if ((await this.#store.allowGuest(record.id, key, allowed, MAX_GUESTS)) === 'removed') {
+      throw new DkmsError('REQUEST_UNAUTHORIZED', 'that key was an agent of the owner and was revoked: it cannot be a guest');
+    }
     return { key, allowed, expires: new Date(now + GUEST_TTL_MS).toISOString() };
   }
 

@@ -182,14 +182,24 @@ export async function checkPairing(agent: EdgeAgent, flags: number): Promise<voi
  * there (yet), so this agent first allows it a guest mailbox, which the agency keeps only for
  * keys an agent of the owner allowed.
  */
-async function sendToCandidate(agent: EdgeAgent, message: Message, to: { key: string; kx: string }): Promise<void> {
+async function sendToCandidate(agent: EdgeAgent, message: Message, to: { key: string; kx: string }, allow = true): Promise<void> {
   const cloud = agent.cloud();
-  await agent.agency(cloud).allowGuest(cloud.kx, to.key);
-  await agent.sendToKey(message, agent.agreementKey(), to, cloud);
+  if (allow) await agent.agency(cloud).allowGuest(cloud.kx, to.key);
+  try {
+    await agent.sendToKey(message, agent.agreementKey(), to, cloud);
+  } catch (e) {
+    // Not allowed, the key has no mailbox: the answer goes nowhere, as it should.
+    if (allow || !isDkmsError(e, 'NOT_FOUND')) throw e;
+  }
 }
 
-async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; kx: string }, code: ErrorCode, reason: string): Promise<never> {
-  await sendToCandidate(agent, newMessage(PAIRING_REFUSED, { invitation, code, reason }), to);
+/**
+ * Refuses a pairing answer, telling the device why. Only an answer that names one of this
+ * agent's invitations (whose id only the invitation's holder knows) gets the device a guest
+ * mailbox for it: anyone else's "answers" must not open mailboxes at the owner's cloud agent.
+ */
+async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; kx: string }, code: ErrorCode, reason: string, knownInvitation = true): Promise<never> {
+  await sendToCandidate(agent, newMessage(PAIRING_REFUSED, { invitation, code, reason }), to, knownInvitation);
   throw new DkmsError(code, reason);
 }
 
@@ -207,10 +217,10 @@ const responseHandler = (waitingFor?: string): Handler => ({
     if (body.kx !== sender.kx) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the pairing response was not encrypted by the key it offers');
     const to = { key: body.key, kx: body.kx };
     if (!ed25519Verify(decodePublicKey(body.key, 'ed25519').publicKey, popBytes(body.invitation, body.key, body.kx), fromBase64url(body.pop, 'pop'))) {
-      return refuse(agent, body.invitation, to, 'ENVELOPE_BAD_SIGNATURE', 'the new agent did not prove it holds its signing key');
+      return refuse(agent, body.invitation, to, 'ENVELOPE_BAD_SIGNATURE', 'the new agent did not prove it holds its signing key', false);
     }
     const pending = agent.store.read(CATEGORIES.invitation, body.invitation, PendingSchema);
-    if (pending === undefined) return refuse(agent, body.invitation, to, 'INVITATION_MALFORMED', 'this agent made no such invitation');
+    if (pending === undefined) return refuse(agent, body.invitation, to, 'INVITATION_MALFORMED', 'this agent made no such invitation', false);
     // The same device answering again (its first answer's receipt was lost) is the same request, checked again.
     if (pending.used || (pending.candidate !== undefined && pending.candidate.key !== body.key)) return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
     if (Date.parse(pending.expires) < Date.now()) return refuse(agent, body.invitation, to, 'INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');

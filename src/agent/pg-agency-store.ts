@@ -19,7 +19,20 @@ import pg from 'pg';
 import { sha256, toHex, utf8 } from '../crypto/index.js';
 import { settlesWithin } from '../bounded.js';
 import { DkmsError } from '../errors.js';
-import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, NonceStore, Route, StoredMessage } from './agency-store.js';
+import {
+  DELIVERED_MEMORY_MS,
+  type AgencyStore,
+  type BackupLimits,
+  type BackupRecord,
+  type CloudAgentRecord,
+  type Delivery,
+  type MailboxLimits,
+  type NewBackup,
+  type NonceStore,
+  type Route,
+  type RouteChange,
+  type StoredMessage,
+} from './agency-store.js';
 
 /** The schema's version, kept in `dkms_meta`; a newer one than this code knows is refused. */
 const SCHEMA_VERSION = 1;
@@ -29,7 +42,7 @@ const MAIL_CHANNEL = 'dkms_mail';
 
 const SCHEMA = `
 CREATE TABLE dkms_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE cloud_agents (id TEXT PRIMARY KEY, policy TEXT NOT NULL UNIQUE, key TEXT NOT NULL UNIQUE, kx TEXT NOT NULL UNIQUE, created TEXT NOT NULL, sealed BYTEA);
+CREATE TABLE cloud_agents (id TEXT PRIMARY KEY, policy TEXT NOT NULL UNIQUE, key TEXT NOT NULL UNIQUE, kx TEXT NOT NULL UNIQUE, created TEXT NOT NULL, sealed BYTEA, routes_seq BIGINT NOT NULL DEFAULT -1);
 CREATE TABLE routes (cloud_id TEXT NOT NULL REFERENCES cloud_agents(id), agent_key TEXT NOT NULL, kx TEXT, PRIMARY KEY (cloud_id, agent_key));
 CREATE INDEX routes_agent ON routes (agent_key);
 CREATE TABLE removed (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
@@ -44,6 +57,8 @@ CREATE INDEX backups_cloud ON backups (cloud_id, locator);
 CREATE TABLE guests (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, allowed TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
 CREATE INDEX guests_key ON guests (agent_key);
 CREATE TABLE sponsors (cloud_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (cloud_id, key));
+CREATE TABLE delivered (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, digest BYTEA NOT NULL, id BIGINT NOT NULL, until TIMESTAMPTZ NOT NULL, PRIMARY KEY (cloud_id, recipient, digest));
+CREATE INDEX delivered_until ON delivered (until);
 CREATE TABLE nonces (key TEXT NOT NULL, nonce TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (key, nonce));
 CREATE INDEX nonces_at ON nonces (at);
 
@@ -63,14 +78,20 @@ BEGIN
   DELETE FROM senders WHERE cloud_id = p_cloud AND recipient = p_recipient AND source = p_source AND messages <= 0;
 END $$;
 
--- Deletes messages of one recipient (only those no cloud agent routes, for guests_only); returns how many.
+-- Deletes messages of one recipient (only those no cloud agent routes, for guests_only); returns
+-- how many. Acknowledged ones (not guests_only) are remembered by digest for a while: a sender's
+-- retry of one is not stored again.
 CREATE FUNCTION dkms_remove(p_recipient TEXT, p_ids BIGINT[], guests_only BOOLEAN) RETURNS INTEGER LANGUAGE plpgsql AS $$
 DECLARE m RECORD; n INTEGER := 0;
 BEGIN
   FOR m IN DELETE FROM messages WHERE recipient = p_recipient AND id = ANY(p_ids)
       AND (NOT guests_only OR NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = messages.cloud_id AND r.agent_key = p_recipient))
-      RETURNING cloud_id, source, size LOOP
+      RETURNING id, cloud_id, source, size, digest LOOP
     PERFORM dkms_uncount(m.cloud_id, p_recipient, m.source, m.size);
+    IF NOT guests_only THEN
+      INSERT INTO delivered (cloud_id, recipient, digest, id, until) VALUES (m.cloud_id, p_recipient, m.digest, m.id, now() + interval '${DELIVERED_MEMORY_MS / 1000} seconds')
+        ON CONFLICT (cloud_id, recipient, digest) DO UPDATE SET id = excluded.id, until = excluded.until;
+    END IF;
     n := n + 1;
   END LOOP;
   RETURN n;
@@ -86,7 +107,8 @@ BEGIN
   ids := '{}';
   FOREACH r IN ARRAY p_recipients LOOP
     IF EXISTS (SELECT 1 FROM removed WHERE cloud_id = p_cloud AND agent_key = r) THEN CONTINUE; END IF;
-    IF EXISTS (SELECT 1 FROM messages WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest) THEN CONTINUE; END IF;
+    IF EXISTS (SELECT 1 FROM messages WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest)
+      OR EXISTS (SELECT 1 FROM delivered WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest AND until > now()) THEN CONTINUE; END IF;
     guest := NOT EXISTS (SELECT 1 FROM routes WHERE cloud_id = p_cloud AND agent_key = r);
     SELECT coalesce(max(messages), 0), coalesce(max(bytes), 0) INTO n, b FROM mailboxes WHERE cloud_id = p_cloud AND recipient = r;
     IF n + 1 > (CASE WHEN guest THEN max_guest ELSE max_messages END) OR b + p_size > max_bytes THEN
@@ -104,8 +126,12 @@ BEGIN
       ids := ids || NULL::BIGINT;
       CONTINUE;
     END IF;
+    -- Still waiting, or acknowledged a moment ago (a sender's retry): that copy's id, nothing stored.
     SELECT id INTO same FROM messages WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest;
-    IF FOUND THEN
+    IF same IS NULL THEN
+      SELECT id INTO same FROM delivered WHERE cloud_id = p_cloud AND recipient = r AND digest = p_digest AND until > now();
+    END IF;
+    IF same IS NOT NULL THEN
       ids := ids || same;
       CONTINUE;
     END IF;
@@ -127,18 +153,34 @@ const DELIVER_ALL = `SELECT d.ids, d.refused
   CROSS JOIN LATERAL dkms_deliver(t.cloud_id, string_to_array(t.recipients, ','), t.envelope, t.received, t.source, t.digest, $7, $8, $9, $10, $11) AS d
   ORDER BY t.n`;
 
-/** Connection failures and a server going away: the request may be retried. */
-const UNAVAILABLE_SQLSTATES = /^(08|53|57P)/;
-const NODE_NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
+/**
+ * Failures worth a retry: a connection or server that went away (08, 57P), resources (53), a
+ * statement cancelled by its timeout (57014), a deadlock or serialization failure (40P01,
+ * 40001), a lock not available (55P03).
+ */
+const UNAVAILABLE_SQLSTATES = /^(08|53|57P|57014$|40P01$|40001$|55P03$)/;
+const NODE_NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-/** A pg failure as the agency reports it: AGENCY_STORE_UNAVAILABLE for a connection or server that went away, otherwise itself. */
+/** The last cause reported to the operator, so that a database that stays down is reported once, not per request. */
+let lastReported = '';
+
+/**
+ * A pg failure as the agency reports it: AGENCY_STORE_UNAVAILABLE for one worth a retry,
+ * otherwise itself. Clients are told only that; the cause (which may name the database's
+ * address) goes to the operator on standard error.
+ */
 export function storeError(e: unknown): unknown {
   if (e instanceof DkmsError) return e;
   const code = (e as { code?: unknown }).code;
   const message = e instanceof Error ? e.message : String(e);
   const lost = typeof code === 'string' ? UNAVAILABLE_SQLSTATES.test(code) || NODE_NETWORK_ERRORS.has(code) : /connection|timeout|terminat/i.test(message);
-  if (lost) return new DkmsError('AGENCY_STORE_UNAVAILABLE', `the agency's database is unavailable (${message.split('\n')[0] ?? ''}): retry in a few seconds`);
-  return e;
+  if (!lost) return e;
+  const cause = `${typeof code === 'string' ? `${code} ` : ''}${message.split('\n')[0] ?? ''}`;
+  if (cause !== lastReported) {
+    lastReported = cause;
+    process.stderr.write(`dkms agency: the database is unavailable: ${cause}\n`);
+  }
+  return new DkmsError('AGENCY_STORE_UNAVAILABLE', "the agency's database is unavailable: retry in a few seconds");
 }
 
 /** The advisory lock number of a name: 64 bits of its SHA-256, as PostgreSQL's signed bigint (decimal). */
@@ -178,9 +220,12 @@ export interface PgAgencyStoreOptions {
   readonly queryTimeoutMs?: number;
 }
 
-/** Nonces are forgotten this long after the time they were signed at: past the clock window, nothing older is accepted anyway. */
-const NONCE_KEEP_MS = 6 * 60_000;
-const NONCE_SWEEP_MS = 60_000;
+/**
+ * Nonces are forgotten this long after the time they were signed at: well past the clock window
+ * (5 minutes behind, 1 ahead), with room for agencies whose clocks differ by minutes.
+ */
+const NONCE_KEEP_MS = 15 * 60_000;
+const NONCE_SWEEP_MS = 30_000;
 const LISTEN_RETRY_MS = 1000;
 /** How long close() lets queries in flight finish and the server say goodbye. */
 const CLOSE_MS = 5000;
@@ -209,7 +254,17 @@ export class PgAgencyStore implements AgencyStore {
     this.#url = url;
     this.#pool = pool;
     this.nonces = { take: (key, nonce, at) => this.#takeNonce(key, nonce, at) };
-    this.#sweep = setInterval(() => void this.#query('DELETE FROM nonces WHERE at < $1', [Date.now() - NONCE_KEEP_MS]).catch(() => undefined), NONCE_SWEEP_MS);
+    this.#sweep = setInterval(() => {
+      void this.#query('DELETE FROM nonces WHERE at < $1', [Date.now() - NONCE_KEEP_MS]).catch(() => undefined);
+      // The listening connection answers, or is replaced: one dropped silently (a NAT) would miss every wake-up.
+      const listener = this.#listener;
+      listener?.query('SELECT 1').catch(() => {
+        if (this.#listener !== listener) return;
+        this.#listener = undefined;
+        void listener.end().catch(() => undefined);
+        this.#retryListen();
+      });
+    }, NONCE_SWEEP_MS);
     this.#sweep.unref();
   }
 
@@ -226,6 +281,10 @@ export class PgAgencyStore implements AgencyStore {
       idleTimeoutMillis: 10_000,
       query_timeout: queryTimeoutMs,
       statement_timeout: queryTimeoutMs,
+      // A host that vanishes mid-transaction must not hold its recipients' locks for hours.
+      idle_in_transaction_session_timeout: queryTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       allowExitOnIdle: true,
     });
     // An idle connection that the server closes (a restart) must not end the process.
@@ -263,7 +322,7 @@ export class PgAgencyStore implements AgencyStore {
 
   /** A dedicated connection LISTENing for mail stored by any process; reconnects after a loss, and then wakes every long poll (a notification may have been missed). */
   async #listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
     const lost = () => {
       if (this.#listener !== client) return;
       this.#listener = undefined;
@@ -276,7 +335,12 @@ export class PgAgencyStore implements AgencyStore {
       if (n.channel === MAIL_CHANNEL && n.payload !== undefined) for (const listener of this.#listeners) listener(n.payload);
     });
     await client.connect();
-    await client.query(`LISTEN ${MAIL_CHANNEL}`);
+    try {
+      await client.query(`LISTEN ${MAIL_CHANNEL}`);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
     if (this.#closed) {
       await client.end();
       return;
@@ -321,6 +385,10 @@ export class PgAgencyStore implements AgencyStore {
       throw storeError(e);
     }
     let broken: Error | undefined;
+    // A checked-out client has no listener of the pool's: a connection reset between two
+    // queries would be an unhandled 'error' event, which ends the process.
+    const lost = (e: Error) => (broken = e);
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const result = await fn(client);
@@ -332,6 +400,7 @@ export class PgAgencyStore implements AgencyStore {
       else await client.query('ROLLBACK').catch((rollback: unknown) => (broken = rollback instanceof Error ? rollback : new Error(String(rollback))));
       throw mapped;
     } finally {
+      client.off('error', lost);
       client.release(broken);
     }
   }
@@ -391,13 +460,17 @@ export class PgAgencyStore implements AgencyStore {
     return (await this.#query<{ found: boolean }>(sql, [agentKey])).rows[0]?.found === true;
   }
 
-  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void> {
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<'allowed' | 'routed' | 'removed'> {
     return this.#tx(async (c) => {
+      // Under the lock setRoutes takes: a route removed a moment ago is seen here.
       await c.query('SELECT pg_advisory_xact_lock($1)', [String(cloudLock(cloudId))]);
+      if ((await c.query('SELECT 1 FROM routes WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1) return 'routed' as const;
+      if ((await c.query('SELECT 1 FROM removed WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1) return 'removed' as const;
       const known = (await c.query('SELECT 1 FROM guests WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
       const count = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM guests WHERE cloud_id = $1', [cloudId])).rows[0]?.n ?? 0);
       if (!known && count >= maxGuests) throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
       await c.query('INSERT INTO guests (cloud_id, agent_key, allowed) VALUES ($1, $2, $3) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed', [cloudId, agentKey, allowed]);
+      return 'allowed' as const;
     });
   }
 
@@ -421,14 +494,29 @@ export class PgAgencyStore implements AgencyStore {
     return (await this.#query('SELECT 1 FROM removed WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
   }
 
-  setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }> {
+  setRoutes(cloudId: string, routes: readonly Route[], options: RouteChange = {}): Promise<{ added: string[]; removed: string[] }> {
     return this.#tx(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [String(cloudLock(cloudId))]);
+      if (options.seq !== undefined) {
+        // Another process may have applied a later state of the policy already: never go back.
+        const applied = Number((await c.query<{ seq: string }>('SELECT routes_seq AS seq FROM cloud_agents WHERE id = $1', [cloudId])).rows[0]?.seq ?? -1);
+        if (applied >= options.seq) return { added: [], removed: [] };
+        await c.query('UPDATE cloud_agents SET routes_seq = $1 WHERE id = $2', [options.seq, cloudId]);
+      }
       const current = new Set((await this.#routes(c, cloudId)).map((r) => r.agentKey));
       const next = new Set(routes.map((r) => r.agentKey));
       const removed = [...current].filter((k) => !next.has(k));
+      const formerly = [...new Set(options.removed ?? [])].filter((k) => !next.has(k) && !current.has(k));
       // A removed agent's mail goes with its route, under its lock: no delivery stores a copy for it after.
-      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder(removed.map(recipientLock))]);
+      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([...removed, ...formerly].map(recipientLock))]);
+      if (formerly.length > 0) {
+        // Keys the policy named once and never routed here: remembered as removed all the same.
+        await c.query('DELETE FROM messages WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, formerly]);
+        await c.query('DELETE FROM mailboxes WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, formerly]);
+        await c.query('DELETE FROM senders WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, formerly]);
+        await c.query('INSERT INTO removed (cloud_id, agent_key) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING', [cloudId, formerly]);
+        await c.query('DELETE FROM guests WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, formerly]);
+      }
       if (removed.length > 0) {
         await c.query('DELETE FROM routes WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, removed]);
         await c.query('DELETE FROM messages WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, removed]);
@@ -439,10 +527,12 @@ export class PgAgencyStore implements AgencyStore {
       // A routed key needs no guest allowance, and a removed one must not keep one.
       await c.query('DELETE FROM guests WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, [...removed, ...next]]);
       if (routes.length > 0) {
+        // One row per key (the last one given wins, as with SQLite).
+        const unique = [...new Map(routes.map((r) => [r.agentKey, r])).values()];
         await c.query(
           `INSERT INTO routes (cloud_id, agent_key, kx) SELECT $1, k, x FROM unnest($2::text[], $3::text[]) AS t(k, x)
            ON CONFLICT (cloud_id, agent_key) DO UPDATE SET kx = excluded.kx`,
-          [cloudId, routes.map((r) => r.agentKey), routes.map((r) => r.kx ?? null)],
+          [cloudId, unique.map((r) => r.agentKey), unique.map((r) => r.kx ?? null)],
         );
         await c.query('DELETE FROM removed WHERE cloud_id = $1 AND agent_key = ANY($2)', [cloudId, [...next]]);
       }
@@ -501,6 +591,7 @@ export class PgAgencyStore implements AgencyStore {
       WHERE m.received < $1 AND NOT EXISTS (SELECT 1 FROM routes r WHERE r.cloud_id = m.cloud_id AND r.agent_key = m.recipient) GROUP BY m.recipient`;
     const old = (await this.#query<{ recipient: string; ids: string[] }>(sql, [before])).rows;
     await this.#query('DELETE FROM guests WHERE allowed < $1', [before]);
+    await this.#query('DELETE FROM delivered WHERE until <= now()');
     let purged = 0;
     // One recipient per transaction, under its lock; a key routed since keeps its mail (dkms_remove checks again).
     for (const { recipient, ids } of old) {

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import { sha256 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
-import type { AgencyStore, BackupLimits, BackupRecord, CloudAgentRecord, Delivery, MailboxLimits, NewBackup, Route, StoredMessage } from './agency-store.js';
+import { DELIVERED_MEMORY_MS, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivery, type MailboxLimits, type NewBackup, type Route, type RouteChange, type StoredMessage } from './agency-store.js';
 
 /** Which keys have a mailbox here: looked up by key alone for every pickup. */
 const ROUTES_BY_AGENT = `
@@ -25,11 +25,16 @@ CREATE TABLE senders (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, source TE
 /**
  * Guest mail only where the owner allows it: \`guests\` are the keys a cloud agent takes guest
  * mail for, each since when; \`sponsors\` the keys besides the owner's agents that may allow one.
+ * \`delivered\` remembers acknowledged envelopes for a while (a sender's retry is not stored
+ * again), and \`routes_seq\` the policy state the routes follow.
  */
 const GUESTS = `
 CREATE TABLE guests (cloud_id TEXT NOT NULL, agent_key TEXT NOT NULL, allowed TEXT NOT NULL, PRIMARY KEY (cloud_id, agent_key));
 CREATE INDEX guests_key ON guests (agent_key);
 CREATE TABLE sponsors (cloud_id TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (cloud_id, key));
+CREATE TABLE delivered (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, digest BLOB NOT NULL, id INTEGER NOT NULL, until TEXT NOT NULL, PRIMARY KEY (cloud_id, recipient, digest));
+CREATE INDEX delivered_until ON delivered (until);
+ALTER TABLE cloud_agents ADD COLUMN routes_seq INTEGER NOT NULL DEFAULT -1;
 `;
 
 const BACKUPS = `
@@ -92,6 +97,14 @@ export class SqliteAgencyStore implements AgencyStore {
       deleteSponsors: db.prepare('DELETE FROM sponsors WHERE cloud_id = ?'),
       putSponsor: db.prepare('INSERT OR IGNORE INTO sponsors (cloud_id, key) VALUES (?, ?)'),
       dropGuest: db.prepare('DELETE FROM guests WHERE cloud_id = ? AND agent_key = ?'),
+      remember: db.prepare(
+        `INSERT INTO delivered (cloud_id, recipient, digest, id, until) SELECT cloud_id, recipient, digest, id, ? FROM messages WHERE id = ? AND digest IS NOT NULL
+         ON CONFLICT (cloud_id, recipient, digest) DO UPDATE SET id = excluded.id, until = excluded.until`,
+      ),
+      wasDelivered: db.prepare<[string, string, Uint8Array, string], { id: number }>('SELECT id FROM delivered WHERE cloud_id = ? AND recipient = ? AND digest = ? AND until > ?'),
+      forgetDelivered: db.prepare('DELETE FROM delivered WHERE until <= ?'),
+      routesSeq: db.prepare<[string], { seq: number }>('SELECT routes_seq AS seq FROM cloud_agents WHERE id = ?'),
+      setRoutesSeq: db.prepare('UPDATE cloud_agents SET routes_seq = ? WHERE id = ?'),
       isSponsor: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM sponsors WHERE cloud_id = ? AND key = ?'),
       wasRemoved: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM removed WHERE cloud_id = ? AND agent_key = ?'),
       deleteRoute: db.prepare('DELETE FROM routes WHERE cloud_id = ? AND agent_key = ?'),
@@ -173,13 +186,16 @@ export class SqliteAgencyStore implements AgencyStore {
     );
   }
 
-  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<void> {
+  allowGuest(cloudId: string, agentKey: string, allowed: string, maxGuests: number): Promise<'allowed' | 'routed' | 'removed'> {
     return this.#run(() =>
       this.#db.transaction(() => {
+        if (this.#stmts.isRouted.get(cloudId, agentKey) !== undefined) return 'routed' as const;
+        if (this.#stmts.wasRemoved.get(cloudId, agentKey) !== undefined) return 'removed' as const;
         if (this.#stmts.isGuest.get(cloudId, agentKey) === undefined && (this.#stmts.guestCount.get(cloudId)?.n ?? 0) >= maxGuests) {
           throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
         }
         this.#stmts.putGuest.run(cloudId, agentKey, allowed);
+        return 'allowed' as const;
       })(),
     );
   }
@@ -205,12 +221,25 @@ export class SqliteAgencyStore implements AgencyStore {
     return this.#run(() => this.#stmts.wasRemoved.get(cloudId, agentKey) !== undefined);
   }
 
-  setRoutes(cloudId: string, routes: readonly Route[]): Promise<{ added: string[]; removed: string[] }> {
+  setRoutes(cloudId: string, routes: readonly Route[], options: RouteChange = {}): Promise<{ added: string[]; removed: string[] }> {
     return this.#run(() =>
       this.#db.transaction(() => {
+        if (options.seq !== undefined) {
+          if ((this.#stmts.routesSeq.get(cloudId)?.seq ?? -1) >= options.seq) return { added: [], removed: [] };
+          this.#stmts.setRoutesSeq.run(options.seq, cloudId);
+        }
         const current = new Set(this.#routes(cloudId).map((r) => r.agentKey));
         const next = new Set(routes.map((r) => r.agentKey));
         const removed = [...current].filter((k) => !next.has(k));
+        // Keys named once and never routed here are remembered as removed all the same.
+        for (const key of options.removed ?? []) {
+          if (next.has(key) || current.has(key)) continue;
+          this.#stmts.deleteBox.run(cloudId, key);
+          this.#stmts.deleteMailbox.run(cloudId, key);
+          this.#stmts.deleteSenders.run(cloudId, key);
+          this.#stmts.markRemoved.run(cloudId, key);
+          this.#stmts.dropGuest.run(cloudId, key);
+        }
         for (const key of removed) {
           this.#stmts.deleteRoute.run(cloudId, key);
           this.#stmts.deleteBox.run(cloudId, key);
@@ -237,7 +266,9 @@ export class SqliteAgencyStore implements AgencyStore {
     // A copy still waiting for a recipient is that recipient's copy: nothing new to count or store.
     // A recipient the cloud agent stopped routing to gets no copy, whatever routes chose it.
     const recipients = delivery.recipients.filter((r) => this.#stmts.wasRemoved.get(cloudId, r) === undefined);
-    const waiting = new Map(recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id]));
+    // Still waiting, or acknowledged a moment ago (a sender's retry): that copy's id, nothing stored.
+    const now = new Date().toISOString();
+    const waiting = new Map(recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id ?? this.#stmts.wasDelivered.get(cloudId, r, digest, now)?.id]));
     const fresh = recipients.filter((r) => waiting.get(r) === undefined);
     for (const recipient of fresh) {
       const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
@@ -283,7 +314,9 @@ export class SqliteAgencyStore implements AgencyStore {
     return this.#run(() => this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })));
   }
 
-  #remove(id: number, cloudId: string, recipient: string, size: number, source: string): void {
+  /** Deletes one message; `until` (acknowledged ones): its digest is remembered till then, so that a retry of it is not stored again. */
+  #remove(id: number, cloudId: string, recipient: string, size: number, source: string, until?: string): void {
+    if (until !== undefined) this.#stmts.remember.run(until, id);
     this.#stmts.deleteMessage.run(id);
     this.#stmts.shrinkMailbox.run(1, size, cloudId, recipient);
     this.#stmts.dropEmptyMailbox.run(cloudId, recipient);
@@ -294,13 +327,14 @@ export class SqliteAgencyStore implements AgencyStore {
   ack(agentKey: string, ids: readonly string[]): Promise<number> {
     return this.#run(() =>
       this.#db.transaction(() => {
+        const until = new Date(Date.now() + DELIVERED_MEMORY_MS).toISOString();
         let count = 0;
         for (const id of new Set(ids)) {
           const n = Number(id);
           if (!Number.isSafeInteger(n)) continue;
           const found = this.#stmts.message.get(n, agentKey);
           if (found === undefined) continue;
-          this.#remove(n, found.cloud_id, agentKey, found.size, found.source);
+          this.#remove(n, found.cloud_id, agentKey, found.size, found.source, until);
           count += 1;
         }
         return count;
@@ -351,6 +385,7 @@ export class SqliteAgencyStore implements AgencyStore {
         const old = this.#stmts.guestMail.all(before);
         for (const m of old) this.#remove(m.id, m.cloud_id, m.recipient, m.size, m.source);
         this.#stmts.purgeAllowances.run(before);
+        this.#stmts.forgetDelivered.run(new Date().toISOString());
         return old.length;
       })(),
     );

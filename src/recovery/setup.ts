@@ -191,6 +191,18 @@ async function nameSponsors(agent: EdgeAgent, trusteeIds: readonly string[]): Pr
   await agent.agency(cloud).setSponsors(cloud.id, [...keys]);
 }
 
+/**
+ * Names the sponsors again for the trustees that count now (the setup's, and a change's in
+ * flight): after a trustee rotated its connection keys, so that it can still let the owner's new
+ * device have its shares. Does nothing for a connection that is not a trustee's.
+ */
+export async function refreshSponsors(agent: EdgeAgent, connection: string): Promise<boolean> {
+  if (!trustees(agent).some((t) => t.connection === connection)) return false;
+  const prepared = readPrepared(agent);
+  await nameSponsors(agent, [...(readSetup(agent)?.social?.trustees ?? []), ...(prepared?.trustees.map((t) => t.id) ?? [])]);
+  return true;
+}
+
 /** Whether the ledger already commits to (or holds pending) the prepared change: then it is finished, not started again. */
 export async function isCommitted(agent: EdgeAgent, prepared: PreparedChange): Promise<boolean> {
   if (prepared.finishing !== undefined) return true;

@@ -272,11 +272,12 @@ describe('agency store: the file format', () => {
     expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({ locator, cloudId: cloud.id, version: 1, agent, created: NOW, size: 17 });
     await store.close();
 
-    expect(fileFormat(path)).toEqual({ version: 6, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'guests', 'mailboxes', 'messages', 'removed', 'routes', 'senders', 'sponsors'] });
+    expect(fileFormat(path)).toEqual({ version: 6, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'delivered', 'guests', 'mailboxes', 'messages', 'removed', 'routes', 'senders', 'sponsors'] });
     expect(columnsOf(path, 'messages')).toEqual(['id', 'cloud_id', 'recipient', 'received', 'envelope', 'source', 'digest']);
     expect(columnsOf(path, 'backups')).toEqual(['locator', 'version', 'cloud_id', 'agent', 'created', 'data']);
     // Format 4 looks routes up by agent key alone (every pickup asks whether a key has a mailbox);
-    // format 5 keeps who posted each message, and its digest; format 6 the guests and sponsors the owner allowed.
+    // format 5 keeps who posted each message, and its digest; format 6 the guests and sponsors the
+    // owner allowed, the envelopes acknowledged a moment ago, and the policy state the routes follow.
     const file = new Database(path, { readonly: true });
     expect(file.prepare("SELECT sql FROM sqlite_schema WHERE name = 'routes_agent'").pluck().get()).toMatch(/ON routes \(agent_key\)/);
     file.close();

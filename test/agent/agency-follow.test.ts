@@ -161,8 +161,14 @@ describe('the agency follows the ledger', () => {
     await change(laptop, 'policy.revoke', { key: revoked.key });
     await registerCloudAgent(laptop, w.agencyUrl, 0);
     await expectCodeAsync(send(laptop, [revoked], 'for the revoked key', revoked.key), 'NOT_FOUND');
-    // A key the policy never named still gets one (a device being paired).
+    // Not even if the owner's agent allows it.
+    const cloud = laptop.cloud();
+    await expectCodeAsync(laptop.agency(cloud).allowGuest(cloud.kx, revoked.key), 'REQUEST_UNAUTHORIZED');
+    await expectCodeAsync(send(laptop, [revoked], 'for the revoked key', revoked.key), 'NOT_FOUND');
+    // A key the policy never named gets one once the owner's agent allows it (a device being paired).
     const pairing = provisionKeys((await w.newAgent()).wallet);
+    await expectCodeAsync(send(laptop, [pairing], 'too early', pairing.key), 'NOT_FOUND');
+    await laptop.agency(cloud).allowGuest(cloud.kx, pairing.key);
     await send(laptop, [pairing], 'welcome', pairing.key);
   });
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
 import { CATEGORIES } from '../../src/agent/agent-store.js';
-import { connections, inbox, peerState, sendText } from '../../src/agent/connections.js';
+import { connections, inbox, peerState, rotateConnection, sendText } from '../../src/agent/connections.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
@@ -383,10 +383,21 @@ describe('guest mail for the new device', () => {
     await expectCodeAsync(new AgencyClient(cloud.agency, bob.signingKey()).allowGuest(cloud.kx, device.key), 'REQUEST_UNAUTHORIZED');
     await expectCodeAsync(new AgencyClient(cloud.agency, bob.signingKey(bobsKey)).pickup(), 'MAILBOX_NOT_FOUND');
     // Each trustee, signing with its connection key, may.
-    for (const trustee of held) {
+    const keyWithAlice = (trustee: EdgeAgent) => {
       const key = connections(trustee).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey)?.mine?.sign;
       if (key === undefined) throw new Error('a trustee has no connection with alice');
-      expect(await new AgencyClient(cloud.agency, trustee.signingKey(key)).allowGuest(cloud.kx, device.key)).toMatchObject({ key: device.key });
-    }
+      return key;
+    };
+    for (const trustee of held) expect(await new AgencyClient(cloud.agency, trustee.signingKey(keyWithAlice(trustee))).allowGuest(cloud.kx, device.key)).toMatchObject({ key: device.key });
+    // A trustee rotates its keys of the connection: once Alice's agent has the new ones, so does her cloud agent.
+    const first = held[0] as EdgeAgent;
+    const before = keyWithAlice(first);
+    const withAlice = connections(first).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey);
+    if (withAlice === undefined) throw new Error('no connection');
+    await rotateConnection(first, withAlice);
+    const after = keyWithAlice(first);
+    expect(after).not.toBe(before);
+    await settle(alice, first);
+    expect(await new AgencyClient(cloud.agency, first.signingKey(after)).allowGuest(cloud.kx, provisionKeys((await w.newAgent()).wallet).key)).toBeDefined();
   });
 });

@@ -77,8 +77,10 @@ function startChild(config: object): Promise<Child> {
       };
       resolve(handle);
     });
-    child.once('exit', (code) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
+      // After "ready", an exit nobody asked for is a crash: said on the test's output.
+      if (signal !== 'SIGKILL') process.stderr.write(`agency child exited (${String(code)}): ${err}\n`);
       reject(new Error(`the agency child exited (${String(code)}): ${err}`));
     });
   });

@@ -1,5 +1,5 @@
 /** `dkms agency serve`: host owners' cloud agents. */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
 import { DEFAULT_LIMITS } from '../../agent/agency-store.js';
 import { DkmsError } from '../../errors.js';
@@ -32,14 +32,16 @@ const POSTGRES_URL = /^postgres(ql)?:\/\//;
 
 /** A store URL given on the command line: PostgreSQL, and with no password (argv is visible to every user of the machine). */
 function checkStoreArgument(value: string): string {
-  if (!POSTGRES_URL.test(value)) throw new DkmsError('BAD_INPUT', `--store must be a postgres:// URL, not '${value.slice(0, 40)}'`);
-  let password: string;
+  if (!POSTGRES_URL.test(value)) throw new DkmsError('BAD_INPUT', '--store must be a postgres:// URL');
+  let url: URL;
   try {
-    password = new URL(value).password;
+    url = new URL(value);
   } catch {
     throw new DkmsError('BAD_INPUT', '--store is not a valid URL');
   }
-  if (password !== '') throw new DkmsError('BAD_INPUT', 'put no password in --store (every user of this machine can read the command line): use PGPASSWORD, ~/.pgpass, or DKMS_AGENCY_STORE');
+  if (url.password !== '' || url.searchParams.has('password') || url.searchParams.has('sslpassword')) {
+    throw new DkmsError('BAD_INPUT', 'put no password in --store (every user of this machine can read the command line): use PGPASSWORD, ~/.pgpass, or DKMS_AGENCY_STORE');
+  }
   return value;
 }
 
@@ -51,15 +53,28 @@ function storeFromEnvironment(): string | undefined {
   return value;
 }
 
-/** A PostgreSQL URL with its password hidden, for output. */
+/** What a PostgreSQL URL names, for output: user, host, port and database, never a password or any other parameter. */
 function redactedUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
+    return `postgres://${parsed.username === '' ? '' : `${parsed.username}@`}${parsed.host}${parsed.pathname}`;
   } catch {
     return 'postgres://…';
   }
+}
+
+/** A limit given on the command line: a positive integer the stores can hold (PostgreSQL's INTEGER). */
+function parseLimit(value: string): number {
+  const n = parsePositive(value);
+  if (n > 2 ** 31 - 1) throw new InvalidArgumentError('must be at most 2147483647');
+  return n;
+}
+
+/** A size in MiB on the command line: at most 1 TiB. */
+function parseMib(value: string): number {
+  const n = parsePositive(value);
+  if (n > 1024 * 1024) throw new InvalidArgumentError('must be at most 1048576 (1 TiB)');
+  return n;
 }
 
 export function agencyCommand(): Command {
@@ -76,11 +91,11 @@ export function agencyCommand(): Command {
     .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
     .option('--store <url>', 'a PostgreSQL database to share with other agencies, postgres://user@host:port/db (default: $DKMS_AGENCY_STORE, else embedded storage); the password from PGPASSWORD or ~/.pgpass, never here', checkStoreArgument)
     .option('--agency-key-file <path>', 'with --store: the agency key sealing cloud agents\' keys, the same file for every agency on the database (default: agency/agency.key in the data directory, made on first use)')
-    .option('--mailbox-messages <n>', 'messages one agent\'s mailbox holds', parsePositive, DEFAULT_LIMITS.maxMessages)
-    .option('--mailbox-mib <n>', 'MiB one agent\'s mailbox holds', parsePositive, DEFAULT_LIMITS.maxBytes / MIB)
-    .option('--sender-messages <n>', 'messages one sender (client address) may have waiting in one mailbox', parsePositive, DEFAULT_LIMITS.maxSourceMessages)
-    .option('--sender-mib <n>', 'MiB one sender may have waiting in one mailbox', parsePositive, DEFAULT_LIMITS.maxSourceBytes / MIB)
-    .option('--guest-messages <n>', 'messages a guest mailbox (a device being paired or recovered) holds', parsePositive, DEFAULT_LIMITS.maxGuestMessages)
+    .option('--mailbox-messages <n>', 'messages one agent\'s mailbox holds', parseLimit, DEFAULT_LIMITS.maxMessages)
+    .option('--mailbox-mib <n>', 'MiB one agent\'s mailbox holds', parseMib, DEFAULT_LIMITS.maxBytes / MIB)
+    .option('--sender-messages <n>', 'messages one sender (client address) may have waiting in one mailbox', parseLimit, DEFAULT_LIMITS.maxSourceMessages)
+    .option('--sender-mib <n>', 'MiB one sender may have waiting in one mailbox', parseMib, DEFAULT_LIMITS.maxSourceBytes / MIB)
+    .option('--guest-messages <n>', 'messages a guest mailbox (a device being paired or recovered) holds', parseLimit, DEFAULT_LIMITS.maxGuestMessages)
     .addHelpText('after', '\nSeveral agencies on one PostgreSQL database: see docs/operations.md.')
     .action(async (opts: ServeOptions, cmd: Command) => {
       const ctx = Context.of(cmd);
