@@ -79,8 +79,9 @@ export interface VerifierLimits {
  * the key may make this request at all, and only then `admit` takes its nonce, in a window of
  * that key's own. A key's window holds at most `noncesPerKey` nonces: when it is full, the
  * oldest leaves and nothing signed at or before its time is taken again (a replay of it is
- * refused all the same). Memory is bounded by the keys admitted, which are the agency's own
- * agents and guests, never an attacker's throwaway keys.
+ * refused all the same). Memory is bounded by the keys admitted: the agency's own agents, the
+ * guests their owners allowed (at most 64 per cloud agent at a time) and the owners' sponsors,
+ * never an attacker's throwaway keys.
  */
 export class RequestVerifier {
   readonly #windows = new Map<string, KeyWindow>();
