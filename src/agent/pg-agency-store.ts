@@ -145,13 +145,24 @@ BEGIN
     PERFORM pg_notify('${MAIL_CHANNEL}', r);
   END LOOP;
 END $$;
+
+-- Several deliveries in one round trip, one after the other in array order (each sees the ones
+-- before it: its quota counts them, an identical envelope is stored once); recipients are
+-- comma-joined (multibase keys have no commas). One row per delivery, in order.
+CREATE FUNCTION dkms_deliver_all(p_clouds TEXT[], p_recipients TEXT[], p_envelopes BYTEA[], p_received TEXT[], p_sources TEXT[], p_digests BYTEA[],
+    max_messages INTEGER, max_bytes BIGINT, max_guest INTEGER, max_source_messages INTEGER, max_source_bytes BIGINT)
+    RETURNS TABLE (ids BIGINT[], refused TEXT) LANGUAGE plpgsql AS $$
+DECLARE i INTEGER;
+BEGIN
+  FOR i IN 1 .. coalesce(cardinality(p_clouds), 0) LOOP
+    RETURN QUERY SELECT d.ids, d.refused FROM dkms_deliver(p_clouds[i], string_to_array(p_recipients[i], ','), p_envelopes[i], p_received[i], p_sources[i], p_digests[i],
+      max_messages, max_bytes, max_guest, max_source_messages, max_source_bytes) AS d;
+  END LOOP;
+END $$;
 `;
 
-/** Deliveries given as parallel arrays (recipients comma-joined: multibase keys have no commas), stored in array order. */
-const DELIVER_ALL = `SELECT d.ids, d.refused
-  FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[]) WITH ORDINALITY AS t(cloud_id, recipients, envelope, received, source, digest, n)
-  CROSS JOIN LATERAL dkms_deliver(t.cloud_id, string_to_array(t.recipients, ','), t.envelope, t.received, t.source, t.digest, $7, $8, $9, $10, $11) AS d
-  ORDER BY t.n`;
+/** Deliveries given as parallel arrays (dkms_deliver_all), stored in array order. */
+const DELIVER_ALL = 'SELECT ids, refused FROM dkms_deliver_all($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10, $11)';
 
 /**
  * Failures worth a retry: a connection or server that went away (08, 57P), resources (53), a
