@@ -239,28 +239,37 @@ async function pool(count: number, concurrency: number, work: (i: number) => Pro
 
 interface Setup {
   readonly members: Member[];
-  readonly envelopes: { readonly endpoint: string; readonly envelope: Jwe }[];
-  readonly storedBytes: number;
   readonly setupSeconds: number;
 }
 
-/** Owners and their agents at the env's agency, and the messages to relay to them (built before any clock starts). */
+interface Envelopes {
+  readonly items: { readonly endpoint: string; readonly envelope: Jwe }[];
+  readonly storedBytes: number;
+}
+
+/** Owners and their agents at the env's agency. */
 async function relaySetup(env: Env): Promise<Setup> {
   const setupStart = process.hrtime.bigint();
   const owners = await Promise.all(Array.from({ length: OWNERS }, (_, o) => ownerWithAgents(env, `owner${o}`, AGENTS_PER_OWNER)));
-  const members = owners.flat();
-  const setupSeconds = seconds(setupStart);
+  return { members: owners.flat(), setupSeconds: seconds(setupStart) };
+}
+
+/**
+ * `count` new messages for the setup's agents, built before any clock starts. New each time:
+ * the agency takes an envelope it delivered a moment ago for a sender's retry, and stores nothing.
+ */
+function envelopesFor(setup: Setup, count: number): Envelopes {
   const senders = Array.from({ length: SENDERS }, memoryKey);
   let innerBytes = 0;
-  const envelopes = Array.from({ length: RELAY_MESSAGES }, (_, i) => {
-    const member = members[i % members.length] as Member;
+  const items = Array.from({ length: count }, (_, i) => {
+    const member = setup.members[i % setup.members.length] as Member;
     const from = senders[i % SENDERS] as AgreementKey;
     const to = recipientRef(member.kx);
     const inner = authcrypt(plaintextOf(MESSAGE_BYTES, { from: didOf(from.kid), to: [didOf(to.kid)] }), from, [to]);
     innerBytes += JSON.stringify(inner).length;
     return { endpoint: member.cloud.endpoint, envelope: wrapForward(inner, `did:key:${member.key}`, [member.cloud.routing]) };
   });
-  return { members, envelopes, storedBytes: Math.round(innerBytes / RELAY_MESSAGES), setupSeconds };
+  return { items, storedBytes: Math.round(innerBytes / count) };
 }
 
 /**
@@ -312,18 +321,19 @@ interface RawLimits {
  * beside `raw`.
  */
 async function relayAndPickup(setup: Setup, store: string, urls: readonly string[], raw: RawLimits): Promise<void> {
+  const envelopes = envelopesFor(setup, RELAY_MESSAGES);
   const home = urls[0] as string;
   const via = (url: string, i: number) => (urls.length === 1 ? url : `${urls[i % urls.length] as string}${url.slice(home.length)}`);
   let accepted = 0;
   const failures = new Map<string, number>();
   // The senders are the load, not what is measured: a light HTTP client (keep-alive node:http),
   // the bodies serialized before the clock starts.
-  const bodies = setup.envelopes.map((item) => JSON.stringify(item.envelope));
+  const bodies = envelopes.items.map((item) => JSON.stringify(item.envelope));
   const agent = new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT });
   const profile = await startProfile();
   const start = process.hrtime.bigint();
-  await pool(setup.envelopes.length, IN_FLIGHT, async (i) => {
-    const item = setup.envelopes[i] as Setup['envelopes'][number];
+  await pool(envelopes.items.length, IN_FLIGHT, async (i) => {
+    const item = envelopes.items[i] as Envelopes['items'][number];
     const status = await post(via(item.endpoint, i), bodies[i] as string, agent);
     if (status === 202) accepted += 1;
     else failures.set(String(status), (failures.get(String(status)) ?? 0) + 1);
@@ -353,9 +363,9 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
     processes: urls.length,
     topology,
     transport: 'http loopback',
-    messages: setup.envelopes.length,
+    messages: envelopes.items.length,
     inFlight: IN_FLIGHT,
-    storedEnvelopeBytes: setup.storedBytes,
+    storedEnvelopeBytes: envelopes.storedBytes,
     accepted202: accepted,
     failed: Object.fromEntries(failures),
     acceptedPerSec: round(rate, 0),
@@ -383,7 +393,7 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
  * through EdgeAgent.receive (decrypt, replay check, seen-record in its wallet, ack).
  */
 async function receive(setup: Setup): Promise<void> {
-  for (const [i, item] of setup.envelopes.entries()) if (i < 1000) await postEnvelope(item.endpoint, item.envelope);
+  for (const item of envelopesFor(setup, Math.min(1000, RELAY_MESSAGES)).items) await postEnvelope(item.endpoint, item.envelope);
   const handlers: Handlers = { [BENCH_TYPE]: { from: 'any', handle: () => Promise.resolve({ summary: 'ping' }) } };
   const outcomes = new Map<string, number>();
   let handled = 0;
@@ -406,8 +416,9 @@ async function receive(setup: Setup): Promise<void> {
 /** Relay and pickup on the embedded store (one process), beside raw SQLite. */
 async function relaySqlite(env: Env): Promise<void> {
   const setup = await relaySetup(env);
-  const insertsPerSec = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, setup.storedBytes);
-  const readsPerSec = rawSqliteReadsPerSecond(join(env.dir, 'raw-reads.db'), RELAY_MESSAGES, setup.storedBytes);
+  const { storedBytes } = envelopesFor(setup, 100);
+  const insertsPerSec = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, storedBytes);
+  const readsPerSec = rawSqliteReadsPerSecond(join(env.dir, 'raw-reads.db'), RELAY_MESSAGES, storedBytes);
   await relayAndPickup(setup, 'SQLite', [env.agency.url], { what: 'single-row SQLite commits (WAL, synchronous=FULL) and reads by key, one connection', insertsPerSec, readsPerSec });
   await receive(setup);
 }
@@ -425,7 +436,7 @@ async function relayPostgres(dir: string, ledger: RunningLedger, wallets: Wallet
     // Its owners' wallets apart from the SQLite run's.
     const env: Env = { dir: join(dir, 'pg'), ledger, agency, wallets };
     const setup = await relaySetup(env);
-    const raw = await rawPostgres(await cluster.createDatabase(), RELAY_MESSAGES, setup.storedBytes, IN_FLIGHT);
+    const raw = await rawPostgres(await cluster.createDatabase(), RELAY_MESSAGES, envelopesFor(setup, 100).storedBytes, IN_FLIGHT);
     const limits = { what: `single-row PostgreSQL INSERT commits and SELECTs by key, ${IN_FLIGHT} connections`, ...raw };
     await relayAndPickup(setup, 'PostgreSQL', [agency.url], limits);
     // The same database, the same owners: a second agency process beside the first.
