@@ -24,7 +24,6 @@
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgencyClient, postEnvelope } from '../src/agent/agency-client.js';
@@ -57,6 +56,7 @@ import { startAgency, type RunningAgency } from '../src/server/agency-service.js
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
 import { flood, signedAhead, type Flood } from './flood.js';
+import { sendFromChild } from './senders-child.js';
 import { startAgencyChild, type AgencyChild } from './agency-child.js';
 import { startPgCluster } from './pg-cluster.js';
 import { rawPostgres } from './raw-pg.js';
@@ -294,19 +294,6 @@ async function startProfile(): Promise<{ stop(name: string): Promise<void> } | u
   };
 }
 
-/** Posts an envelope; its status (-1: no answer). */
-function post(url: string, body: string, agent: HttpAgent): Promise<number> {
-  return new Promise((resolve) => {
-    const req = httpRequest(url, { method: 'POST', agent, headers: { 'content-type': 'application/didcomm-encrypted+json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', () => resolve(-1));
-    });
-    req.on('error', () => resolve(-1));
-    req.end(body);
-  });
-}
-
 /** The raw limits of a store, measured in the same run: durable single-row inserts, and reads by key, per second. */
 interface RawLimits {
   readonly what: string;
@@ -324,23 +311,14 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
   const envelopes = envelopesFor(setup, RELAY_MESSAGES);
   const home = urls[0] as string;
   const via = (url: string, i: number) => (urls.length === 1 ? url : `${urls[i % urls.length] as string}${url.slice(home.length)}`);
-  let accepted = 0;
-  const failures = new Map<string, number>();
-  // The senders are the load, not what is measured: a light HTTP client (keep-alive node:http),
-  // the bodies serialized before the clock starts.
-  const bodies = envelopes.items.map((item) => JSON.stringify(item.envelope));
-  const agent = new HttpAgent({ keepAlive: true, maxSockets: IN_FLIGHT });
+  // The senders are the load, not what is measured: a process of their own (a light keep-alive
+  // HTTP client), the bodies serialized before the clock starts.
+  const requests = envelopes.items.map((item, i) => ({ url: via(item.endpoint, i), body: JSON.stringify(item.envelope) }));
   const profile = await startProfile();
-  const start = process.hrtime.bigint();
-  await pool(envelopes.items.length, IN_FLIGHT, async (i) => {
-    const item = envelopes.items[i] as Envelopes['items'][number];
-    const status = await post(via(item.endpoint, i), bodies[i] as string, agent);
-    if (status === 202) accepted += 1;
-    else failures.set(String(status), (failures.get(String(status)) ?? 0) + 1);
-  });
-  const relaySeconds = seconds(start);
+  const sent = await sendFromChild(join(tmpdir(), `dkms-bench-relay-${process.pid}.json`), requests, IN_FLIGHT);
   await profile?.stop(`relay-${store}-${urls.length}`);
-  agent.destroy();
+  const { accepted, seconds: relaySeconds } = sent;
+  const failures = new Map(Object.entries(sent.failed));
 
   let picked = 0;
   const pickupStart = process.hrtime.bigint();
