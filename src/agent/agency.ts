@@ -159,6 +159,10 @@ export class Agency {
     return record;
   }
 
+  async #cloudByKx(kx: string): Promise<CloudAgentRecord | undefined> {
+    return this.#byKx.get(kx) ?? this.#remember(await this.#store.cloudAgentByKx(kx));
+  }
+
   constructor(options: AgencyOptions) {
     this.#store = options.store;
     this.#keys = options.keys;
@@ -455,8 +459,7 @@ export class Agency {
       if (typeof kid !== 'string') continue;
       const publicKey = didKeyPublicKey(kid, 'x25519');
       if (publicKey === undefined) continue;
-      const kx = encodePublicKey('x25519', publicKey);
-      const record = this.#byKx.get(kx) ?? this.#remember(await this.#store.cloudAgentByKx(kx));
+      const record = await this.#cloudByKx(encodePublicKey('x25519', publicKey));
       if (record !== undefined) return record;
     }
     throw new DkmsError('ENVELOPE_NOT_FOR_US', 'the message is not encrypted to any cloud agent of this agency');
@@ -493,7 +496,7 @@ export class Agency {
    * owner named (a trustee, for the owner's new device). Nobody else can open a mailbox here.
    */
   async allowGuest(signer: string, cloudKx: string, key: string, admit: Admit): Promise<{ key: string; allowed: string; expires: string }> {
-    const record = this.#byKx.get(cloudKx) ?? this.#remember(await this.#store.cloudAgentByKx(cloudKx));
+    const record = await this.#cloudByKx(cloudKx);
     if (record === undefined) throw new DkmsError('CLOUD_AGENT_NOT_FOUND', 'no cloud agent with that key-agreement key at this agency');
     if (!(await this.#store.isSponsor(record.id, signer))) {
       const verified = await this.#readFor(record.policy, signer, record);

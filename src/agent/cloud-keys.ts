@@ -80,6 +80,9 @@ const SEALED_FORMAT = 1;
 /** Key-agreement keys kept imported, by cloud agent id (then all are dropped and imported again on use). */
 const KEY_OBJECTS = 10_000;
 
+/** The associated data of a cloud agent's sealed keys: they open for that cloud agent only. */
+const sealedFor = (id: string) => utf8(`dkms cloud agent keys v1\0${id}`);
+
 /** What names an agency key without revealing it: stored beside the sealed keys, so that an instance given another key says so. */
 export function agencyKeyId(agencyKey: Uint8Array): string {
   return toBase64url(sha256(concatBytes(utf8('dkms agency key id v1\0'), agencyKey))).slice(0, 22);
@@ -100,7 +103,7 @@ export class SealedCloudKeys implements CloudKeys {
     const kx = x25519Generate();
     const plain = concatBytes(Uint8Array.of(SEALED_FORMAT), sign.privateKey, kx.privateKey);
     try {
-      const sealed = seal(this.#agencyKey, plain, utf8(`dkms cloud agent keys v1\0${id}`));
+      const sealed = seal(this.#agencyKey, plain, sealedFor(id));
       return { key: encodePublicKey('ed25519', sign.publicKey), kx: encodePublicKey('x25519', kx.publicKey), sealed };
     } finally {
       wipe(plain);
@@ -127,7 +130,7 @@ export class SealedCloudKeys implements CloudKeys {
     if (record.sealed === undefined) throw new DkmsError('AGENCY_STORE_DAMAGED', `cloud agent ${record.id} has no keys in the shared store`);
     let plain: Uint8Array;
     try {
-      plain = open(this.#agencyKey, record.sealed, utf8(`dkms cloud agent keys v1\0${record.id}`));
+      plain = open(this.#agencyKey, record.sealed, sealedFor(record.id));
     } catch (e) {
       if (e instanceof AeadError) throw new DkmsError('AGENCY_KEY_MISMATCH', `the keys of cloud agent ${record.id} do not open with this agency's key: every agency on one database needs the same agency key`);
       throw e;

@@ -269,12 +269,7 @@ export class PgAgencyStore implements AgencyStore {
       void this.#query('DELETE FROM nonces WHERE at < $1', [Date.now() - NONCE_KEEP_MS]).catch(() => undefined);
       // The listening connection answers, or is replaced: one dropped silently (a NAT) would miss every wake-up.
       const listener = this.#listener;
-      listener?.query('SELECT 1').catch(() => {
-        if (this.#listener !== listener) return;
-        this.#listener = undefined;
-        void listener.end().catch(() => undefined);
-        this.#retryListen();
-      });
+      listener?.query('SELECT 1').catch(() => this.#dropListener(listener));
     }, NONCE_SWEEP_MS);
     this.#sweep.unref();
   }
@@ -334,12 +329,7 @@ export class PgAgencyStore implements AgencyStore {
   /** A dedicated connection LISTENing for mail stored by any process; reconnects after a loss, and then wakes every long poll (a notification may have been missed). */
   async #listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
-    const lost = () => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      void client.end().catch(() => undefined);
-      this.#retryListen();
-    };
+    const lost = () => this.#dropListener(client);
     client.on('error', lost);
     client.on('end', lost);
     client.on('notification', (n) => {
@@ -357,6 +347,14 @@ export class PgAgencyStore implements AgencyStore {
       return;
     }
     this.#listener = client;
+  }
+
+  /** The listening connection `client` failed: it goes, and another is made. */
+  #dropListener(client: pg.Client): void {
+    if (this.#listener !== client) return;
+    this.#listener = undefined;
+    void client.end().catch(() => undefined);
+    this.#retryListen();
   }
 
   #retryListen(): void {

@@ -533,6 +533,20 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(await store.hasMailbox(other)).toBe(false);
     });
 
+    it('never takes routes back to an older state of the policy, and marks keys the policy dropped as removed even if never routed', async () => {
+      const { store, cloud, a, b } = await withCloud(await openStore());
+      const never = agentKey();
+      // State 10 revokes b and names `never`, which was granted and revoked before it was routed.
+      expect(await store.setRoutes(cloud.id, [{ agentKey: a }], { seq: 10, removed: [b, never] })).toEqual({ added: [], removed: [b] });
+      expect([await store.wasRemoved(cloud.id, b), await store.wasRemoved(cloud.id, never)]).toEqual([true, true]);
+      // A read of state 9, applied late (by another agency on the store), changes nothing.
+      expect(await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }], { seq: 9 })).toEqual({ added: [], removed: [] });
+      expect(await store.isRouted(cloud.id, b)).toBe(false);
+      expect(await deliver(store, cloud.id, [a, b, never], 'after')).toHaveLength(1);
+      // State 11 grants b again.
+      expect(await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }], { seq: 11 })).toEqual({ added: [b], removed: [] });
+    });
+
     it('keeps each cloud agent\'s sponsors, replaced as a whole', async () => {
       const store = await openStore();
       const [one, two] = [cloudRecord(), cloudRecord()];
