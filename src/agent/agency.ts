@@ -658,6 +658,13 @@ export class Agency {
     this.wakeAll();
   }
 
+  /** How many long polls wait for mail now. */
+  get waiting(): number {
+    let n = 0;
+    for (const waiters of this.#waiters.values()) n += waiters.size;
+    return n;
+  }
+
   /** Releases every long poll (before shutting down). */
   wakeAll(): void {
     for (const key of [...this.#waiters.keys()]) this.#wake(key);

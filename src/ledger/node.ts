@@ -264,6 +264,11 @@ export class LedgerNode {
     return this.latestHead();
   }
 
+  /** How many requests wait for a newer head now (`nextHead`). */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
   /** Answers every witness waiting for a newer head now, with the head there is (when the server stops). */
   wake(): void {
     for (const waiter of this.#waiters.splice(0)) waiter.resolve();

@@ -7,12 +7,14 @@
  * checks. Commands come on stdin, one a line:
  *
  *   fault     make the server's store fail, hang or slow down from now on (config.fault: see store-faults.mjs)
+ *   waiting   say how many long polls wait at the server now
  *   close     close the server
  *
  * It reports on stdout, one line each:
  *
  *   ready <url>               the server listens at <url>
  *   armed                     the fault is in place
+ *   waiting <n>               n long polls wait at the server (a ledger's for a newer head, an agency's for mail)
  *   problem <code>            (a witness) a round failed, for another reason than the last one
  *   closed <ms>               close() resolved after <ms>
  *   close-failed <message>    close() rejected (the child still lets go and exits by itself, with status 1)
@@ -85,6 +87,8 @@ async function run(command) {
     if (command === 'fault') {
       await injectFault(config.server, config.fault, config.home);
       say('armed');
+    } else if (command === 'waiting') {
+      say(`waiting ${config.server === 'ledger' ? running.node.waiting : running.agency.waiting}`);
     } else if (command === 'close') {
       // From now on only close() and whatever it leaves behind may keep this process alive.
       process.stdin.removeAllListeners('end');

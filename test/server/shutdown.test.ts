@@ -275,6 +275,8 @@ async function closeUnderLoad(scenario: Scenario): Promise<Outcome> {
       await new Promise((resolve) => setTimeout(resolve, STRAGGLER_LEAD_MS));
       if (straggler.outcome !== undefined) throw new Error(`the straggler was answered before the close: ${straggler.outcome}`);
     }
+    // The long polls sent at the start must be waiting at the server, not still on their way to it.
+    if (polls !== undefined) await pollsWaiting(child, `the long polls at ${url} (${child.describe()})`);
     const pollsBefore = [...(polls?.outcomes ?? [])];
     child.send('close');
     const exit = await within(child.exited, EXIT_BOUND_MS, `the child's exit after close under load (${child.describe()})`);
@@ -289,6 +291,18 @@ async function closeUnderLoad(scenario: Scenario): Promise<Outcome> {
       polls?.close();
       straggler?.close();
     }
+  }
+}
+
+/** Waits (checking every 20 ms, at most LOAD_BOUND_MS) until the child says POLLS long polls wait at its server. */
+async function pollsWaiting(child: Child, what: string): Promise<void> {
+  const deadline = Date.now() + LOAD_BOUND_MS;
+  for (;;) {
+    child.send('waiting');
+    const waiting = Number((await child.line(/^waiting \d+$/)).split(' ')[1]);
+    if (waiting >= POLLS) return;
+    if (Date.now() > deadline) throw new Error(`${what}: ${waiting} of ${POLLS} waiting after ${LOAD_BOUND_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
