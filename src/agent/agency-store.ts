@@ -62,11 +62,30 @@ export const DEFAULT_LIMITS: MailboxLimits = {
 export interface Delivery {
   /** The cloud agent delivering: mail is kept, counted and removed per cloud agent. */
   readonly cloudId: string;
-  readonly recipients: readonly string[];
+  /**
+   * Who gets a copy: the keys given, or (ROUTES) every key the cloud agent routes to when the
+   * copies are stored, chosen in the same transaction (NOT_FOUND if it routes to none).
+   */
+  readonly recipients: readonly string[] | typeof ROUTES;
+  /**
+   * With keys given: a key the cloud agent does not route to gets a copy only if the cloud agent
+   * allowed guest mail for it at or after this time (ISO) and never removed it; otherwise the
+   * delivery is refused (NOT_FOUND). Without it, every key given that was not removed does.
+   */
+  readonly guestsSince?: string;
   readonly envelope: Uint8Array;
   readonly received: string;
   /** Who posted it: the client address, counted against maxSourceMessages and maxSourceBytes. */
   readonly source: string;
+}
+
+/** Delivery.recipients: every key the cloud agent routes to. */
+export const ROUTES = 'routes';
+
+/** What a delivery stored: one id per recipient that has a copy (new, or an identical one kept), and those recipients, in the same order. */
+export interface Delivered {
+  readonly ids: string[];
+  readonly recipients: string[];
 }
 
 /** One stored backup version: an owner's wallet export, encrypted to the backup key (opaque here). */
@@ -159,14 +178,15 @@ export interface AgencyStore {
    * A recipient the cloud agent stopped routing to (`wasRemoved`) gets no copy, even when
    * routes read a moment before chose it. An envelope identical to one acknowledged in the last
    * DELIVERED_MEMORY_MS (a sender's retry after its answer was lost) is not stored again either:
-   * its id is that one's. Returns the ids of the copies once they are durable.
+   * its id is that one's. Returns the ids of the copies, and their recipients, once they are
+   * durable; NOT_FOUND if the delivery has no recipient it may have (see Delivery).
    */
-  deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]>;
+  deliver(delivery: Delivery, limits: MailboxLimits): Promise<Delivered>;
   /**
    * Several deliveries in one durable transaction (group commit). Each is stored whole or not
-   * at all: its result is its message ids, or the error (MAILBOX_FULL) that refused it alone.
+   * at all: its result is what it stored, or the error (MAILBOX_FULL, NOT_FOUND) that refused it alone.
    */
-  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]>;
+  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(Delivered | Error)[]>;
   /** The oldest waiting messages for `agentKey`, at most `limit`. */
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]>;
   /** Deletes the given messages of `agentKey`; returns how many existed. */

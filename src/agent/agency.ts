@@ -14,7 +14,7 @@ import { recoveryKeyDigest } from '../policy/authority.js';
 import type { ResolvedPolicy } from '../ledger/client.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
-import { DEFAULT_LIMITS, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
+import { DEFAULT_LIMITS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
 import type { CloudKeys } from './cloud-keys.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
 
@@ -86,13 +86,8 @@ const STRANGER_WAIT_MS = 2000;
 const STRANGER_WAIT_STEP_MS = 100;
 
 interface QueuedDelivery {
-  readonly record: CloudAgentRecord;
-  /** The forward's `next`: whom the copies are for. */
-  readonly next: string;
-  readonly envelope: Uint8Array;
-  readonly received: string;
-  readonly source: string;
-  resolve(delivered: { ids: string[]; recipients: readonly string[] }): void;
+  readonly delivery: Delivery;
+  resolve(delivered: Delivered): void;
   reject(e: unknown): void;
 }
 
@@ -383,9 +378,29 @@ export class Agency {
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
-    const { ids, recipients } = await this.#deliver(record, next, utf8(JSON.stringify(payload)), source);
+    const { ids, recipients } = await this.#deliver({ cloudId: record.id, ...this.#target(record, next), envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString(), source });
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
+  }
+
+  /**
+   * Whom a forward's `next` names at `record`: the cloud agent itself or its owner's policy (every
+   * agent it routes to), or an agent's did:key (that agent, or a guest the owner allowed). The
+   * store chooses the keys when it stores the copies, after any route change before them.
+   */
+  #target(record: CloudAgentRecord, next: string): Pick<Delivery, 'recipients' | 'guestsSince'> {
+    if (next === `did:key:${record.kx}` || next === record.policy) return { recipients: ROUTES };
+    const key = next.startsWith('did:key:z6Mk') ? next.slice('did:key:'.length) : undefined;
+    if (key === undefined) throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
+    try {
+      decodePublicKey(key, 'ed25519');
+    } catch {
+      throw new DkmsError('MESSAGE_MALFORMED', 'forward next is not a valid did:key');
+    }
+    // Routed agents get their mail; a key not (yet) routed gets a small guest mailbox if the
+    // owner allowed it (a device being paired or recovered: allowGuest), unless this cloud agent
+    // stopped routing to it (a revoked agent).
+    return { recipients: [key], guestsSince: new Date(Date.now() - GUEST_TTL_MS).toISOString() };
   }
 
   /**
@@ -394,10 +409,10 @@ export class Agency {
    * are chosen in the same turn as the commit, after any route change before it, so no copy is
    * stored for an agent whose route was removed first.
    */
-  #deliver(record: CloudAgentRecord, next: string, envelope: Uint8Array, source: string): Promise<{ ids: string[]; recipients: readonly string[] }> {
+  #deliver(delivery: Delivery): Promise<Delivered> {
     if (this.#closed) return Promise.reject(new DkmsError('AGENCY_STORE_UNAVAILABLE', 'the agency is shutting down: send it again in a moment'));
     return new Promise((resolve, reject) => {
-      this.#queue.push({ record, next, envelope, received: new Date().toISOString(), source, resolve, reject });
+      this.#queue.push({ delivery, resolve, reject });
       if (!this.#flushing) {
         this.#flushing = true;
         setImmediate(() => void this.#drain());
@@ -422,34 +437,25 @@ export class Agency {
     // At most MAX_BATCH deliveries and MAX_BATCH_BYTES a transaction: a flood of large envelopes must not make one too big to send or store.
     let bytes = 0;
     let take = 0;
-    while (take < this.#queue.length && take < MAX_BATCH && (take === 0 || bytes + (this.#queue[take]?.envelope.length ?? 0) <= MAX_BATCH_BYTES)) {
-      bytes += this.#queue[take]?.envelope.length ?? 0;
+    while (take < this.#queue.length && take < MAX_BATCH && (take === 0 || bytes + (this.#queue[take]?.delivery.envelope.length ?? 0) <= MAX_BATCH_BYTES)) {
+      bytes += this.#queue[take]?.delivery.envelope.length ?? 0;
       take += 1;
     }
     const batch = this.#queue.splice(0, take);
     return this.#exclusive(async () => {
-      const ready: { queued: QueuedDelivery; delivery: Delivery }[] = [];
-      // Looked up together (one round trip each, at once, on a shared store).
-      const chosen = await Promise.allSettled(batch.map((queued) => this.#recipients(queued.record, queued.next)));
-      batch.forEach((queued, i) => {
-        const recipients = chosen[i];
-        if (recipients?.status === 'fulfilled') {
-          ready.push({ queued, delivery: { cloudId: queued.record.id, recipients: recipients.value, envelope: queued.envelope, received: queued.received, source: queued.source } });
-        } else {
-          queued.reject(recipients?.reason);
-        }
-      });
-      if (ready.length === 0) return;
       try {
-        const results = await this.#store.deliverMany(ready.map((r) => r.delivery), this.#limits);
+        const results = await this.#store.deliverMany(
+          batch.map((q) => q.delivery),
+          this.#limits,
+        );
         results.forEach((result, i) => {
-          const r = ready[i];
-          if (r === undefined) return;
-          if (result instanceof Error) r.queued.reject(result);
-          else r.queued.resolve({ ids: result, recipients: r.delivery.recipients });
+          const queued = batch[i];
+          if (queued === undefined) return;
+          if (result instanceof Error) queued.reject(result);
+          else queued.resolve(result);
         });
       } catch (e) {
-        for (const r of ready) r.queued.reject(e);
+        for (const queued of batch) queued.reject(e);
       }
     });
   }
@@ -463,29 +469,6 @@ export class Agency {
       if (record !== undefined) return record;
     }
     throw new DkmsError('ENVELOPE_NOT_FOR_US', 'the message is not encrypted to any cloud agent of this agency');
-  }
-
-  async #recipients(record: CloudAgentRecord, next: string): Promise<string[]> {
-    if (next === `did:key:${record.kx}` || next === record.policy) {
-      const routes = await this.#store.routes(record.id);
-      if (routes.length === 0) throw new DkmsError('NOT_FOUND', 'this cloud agent has no edge agent to deliver to');
-      return routes.map((r) => r.agentKey);
-    }
-    const key = next.startsWith('did:key:z6Mk') ? next.slice('did:key:'.length) : undefined;
-    if (key !== undefined) {
-      try {
-        decodePublicKey(key, 'ed25519');
-      } catch {
-        throw new DkmsError('MESSAGE_MALFORMED', 'forward next is not a valid did:key');
-      }
-      // Routed agents get their mail; a key not (yet) routed gets a small guest mailbox if the
-      // owner allowed it (a device being paired or recovered: allowGuest), unless this cloud agent
-      // stopped routing to it (a revoked agent).
-      if (await this.#store.isRouted(record.id, key)) return [key];
-      const since = new Date(Date.now() - GUEST_TTL_MS).toISOString();
-      if ((await this.#store.guestAllowed(record.id, key, since)) && !(await this.#store.wasRemoved(record.id, key))) return [key];
-    }
-    throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${next.slice(0, 100)}'`);
   }
 
   // ---- guests -----------------------------------------------------------------------------

@@ -8,7 +8,8 @@
  * counted exactly, an identical envelope is stored once, and no copy is stored for an agent
  * whose route another process removed a moment before. A transaction takes its locks in one
  * global order (a cloud agent's, then recipients' by lock number), so two never deadlock.
- * Delivery is one round trip per envelope (the `dkms_deliver` function); a commit sends a
+ * A batch of deliveries is one statement (`dkms_deliver_all`): one round trip and one commit,
+ * which chooses the recipients, takes their locks and stores the copies; the commit sends a
  * notification per recipient, which ends long polls waiting at every other agency process.
  *
  * Failures. A lost connection, a restarting server or an answer that does not come in time is
@@ -21,10 +22,12 @@ import { settlesWithin } from '../bounded.js';
 import { DkmsError } from '../errors.js';
 import {
   DELIVERED_MEMORY_MS,
+  ROUTES,
   type AgencyStore,
   type BackupLimits,
   type BackupRecord,
   type CloudAgentRecord,
+  type Delivered,
   type Delivery,
   type MailboxLimits,
   type NewBackup,
@@ -61,6 +64,18 @@ CREATE TABLE delivered (cloud_id TEXT NOT NULL, recipient TEXT NOT NULL, digest 
 CREATE INDEX delivered_until ON delivered (until);
 CREATE TABLE nonces (key TEXT NOT NULL, nonce TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (key, nonce));
 CREATE INDEX nonces_at ON nonces (at);
+
+-- The advisory lock of a recipient's mail: 64 bits of the SHA-256 of its name, as a signed bigint.
+CREATE FUNCTION dkms_recipient_lock(p_key TEXT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$
+  SELECT ('x' || encode(substring(sha256(convert_to('recipient ' || p_key, 'UTF8')) FROM 1 FOR 8), 'hex'))::bit(64)::bigint
+$$;
+
+-- Takes the locks of recipients' mail, in the order of their lock numbers (every transaction does: none deadlock).
+CREATE FUNCTION dkms_lock_recipients(p_keys TEXT[]) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE k BIGINT;
+BEGIN
+  FOR k IN SELECT DISTINCT dkms_recipient_lock(r) AS id FROM unnest(p_keys) AS r ORDER BY id LOOP PERFORM pg_advisory_xact_lock(k); END LOOP;
+END $$;
 
 -- Takes advisory locks in the order given (the caller sorts them).
 CREATE FUNCTION dkms_lock(keys BIGINT[]) RETURNS VOID LANGUAGE plpgsql AS $$
@@ -146,23 +161,58 @@ BEGIN
   END LOOP;
 END $$;
 
--- Several deliveries in one round trip, one after the other in array order (each sees the ones
--- before it: its quota counts them, an identical envelope is stored once); recipients are
--- comma-joined (multibase keys have no commas). One row per delivery, in order.
-CREATE FUNCTION dkms_deliver_all(p_clouds TEXT[], p_recipients TEXT[], p_envelopes BYTEA[], p_received TEXT[], p_sources TEXT[], p_digests BYTEA[],
+-- Several deliveries in one statement (one round trip, one transaction), one after the other in
+-- array order (each sees the ones before it: its quota counts them, an identical envelope is
+-- stored once). A target is '*' (every key the cloud agent routes to, read here) or keys
+-- comma-joined (multibase keys have no commas); with a guests_since, a key not routed must be a
+-- guest allowed since then and never removed. Every recipient's lock is taken (in lock order)
+-- before any delivery: a route removed after it was read here is found removed under its lock.
+-- One row per delivery, in order: its ids (NULL for a recipient removed) and recipients, why its
+-- quota refused it, or why it has no recipient (missing).
+CREATE FUNCTION dkms_deliver_all(p_clouds TEXT[], p_targets TEXT[], p_guests_since TEXT[], p_envelopes BYTEA[], p_received TEXT[], p_sources TEXT[], p_digests BYTEA[],
     max_messages INTEGER, max_bytes BIGINT, max_guest INTEGER, max_source_messages INTEGER, max_source_bytes BIGINT)
-    RETURNS TABLE (ids BIGINT[], refused TEXT) LANGUAGE plpgsql AS $$
-DECLARE i INTEGER;
+    RETURNS TABLE (ids BIGINT[], recipients TEXT, refused TEXT, missing TEXT) LANGUAGE plpgsql AS $$
+DECLARE i INTEGER; n INTEGER := coalesce(cardinality(p_clouds), 0); chosen TEXT[]; why TEXT[]; keys TEXT[]; r TEXT;
 BEGIN
-  FOR i IN 1 .. coalesce(cardinality(p_clouds), 0) LOOP
-    RETURN QUERY SELECT d.ids, d.refused FROM dkms_deliver(p_clouds[i], string_to_array(p_recipients[i], ','), p_envelopes[i], p_received[i], p_sources[i], p_digests[i],
-      max_messages, max_bytes, max_guest, max_source_messages, max_source_bytes) AS d;
+  chosen := array_fill(NULL::TEXT, ARRAY[n]);
+  why := array_fill(NULL::TEXT, ARRAY[n]);
+  FOR i IN 1 .. n LOOP
+    IF p_targets[i] = '*' THEN
+      keys := ARRAY(SELECT t.agent_key FROM routes t WHERE t.cloud_id = p_clouds[i] ORDER BY t.agent_key COLLATE "C");
+      IF cardinality(keys) = 0 THEN
+        why[i] := 'this cloud agent has no edge agent to deliver to';
+        CONTINUE;
+      END IF;
+    ELSE
+      keys := string_to_array(p_targets[i], ',');
+      IF p_guests_since[i] IS NOT NULL THEN
+        FOREACH r IN ARRAY keys LOOP
+          IF NOT EXISTS (SELECT 1 FROM routes t WHERE t.cloud_id = p_clouds[i] AND t.agent_key = r)
+            AND NOT (EXISTS (SELECT 1 FROM guests g WHERE g.cloud_id = p_clouds[i] AND g.agent_key = r AND g.allowed >= p_guests_since[i])
+              AND NOT EXISTS (SELECT 1 FROM removed x WHERE x.cloud_id = p_clouds[i] AND x.agent_key = r)) THEN
+            why[i] := format('this cloud agent does not route to ''%s''', r);
+            EXIT;
+          END IF;
+        END LOOP;
+        IF why[i] IS NOT NULL THEN CONTINUE; END IF;
+      END IF;
+    END IF;
+    chosen[i] := array_to_string(keys, ',');
+  END LOOP;
+  PERFORM dkms_lock_recipients(ARRAY(SELECT k FROM unnest(chosen) AS c, unnest(string_to_array(c, ',')) AS k));
+  FOR i IN 1 .. n LOOP
+    IF chosen[i] IS NULL THEN
+      RETURN QUERY SELECT NULL::BIGINT[], NULL::TEXT, NULL::TEXT, why[i];
+    ELSE
+      RETURN QUERY SELECT d.ids, chosen[i], d.refused, NULL::TEXT FROM dkms_deliver(p_clouds[i], string_to_array(chosen[i], ','), p_envelopes[i], p_received[i], p_sources[i], p_digests[i],
+        max_messages, max_bytes, max_guest, max_source_messages, max_source_bytes) AS d;
+    END IF;
   END LOOP;
 END $$;
 `;
 
 /** Deliveries given as parallel arrays (dkms_deliver_all), stored in array order. */
-const DELIVER_ALL = 'SELECT ids, refused FROM dkms_deliver_all($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10, $11)';
+const DELIVER_ALL = 'SELECT ids, recipients, refused, missing FROM dkms_deliver_all($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8, $9, $10, $11, $12)';
 
 /**
  * Failures worth a retry: a connection or server that went away (08, 57P), resources (53), a
@@ -199,14 +249,8 @@ function lockOf(name: string): bigint {
   return BigInt.asIntN(64, BigInt(`0x${toHex(sha256(utf8(name)).subarray(0, 8))}`));
 }
 
-const recipientLock = (agentKey: string) => lockOf(`recipient\0${agentKey}`);
 const cloudLock = (cloudId: string) => lockOf(`cloud\0${cloudId}`);
 const locatorLock = (locator: string) => lockOf(`locator\0${locator}`);
-
-/** Distinct lock numbers in ascending order, as the text[] that dkms_lock takes. */
-function lockOrder(locks: Iterable<bigint>): string[] {
-  return [...new Set(locks)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
-}
 
 type CloudRow = { id: string; policy: string; key: string; kx: string; created: string; sealed: Buffer | null };
 const cloudRecord = (row: CloudRow): CloudAgentRecord => ({
@@ -517,7 +561,7 @@ export class PgAgencyStore implements AgencyStore {
       const removed = [...current].filter((k) => !next.has(k));
       const formerly = [...new Set(options.removed ?? [])].filter((k) => !next.has(k) && !current.has(k));
       // A removed agent's mail goes with its route, under its lock: no delivery stores a copy for it after.
-      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([...removed, ...formerly].map(recipientLock))]);
+      await c.query('SELECT dkms_lock_recipients($1::text[])', [[...removed, ...formerly]]);
       if (formerly.length > 0) {
         // Keys the policy named once and never routed here: remembered as removed all the same.
         await c.query('DELETE FROM messages WHERE cloud_id = $1 AND recipient = ANY($2)', [cloudId, formerly]);
@@ -549,35 +593,41 @@ export class PgAgencyStore implements AgencyStore {
     });
   }
 
-  async deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+  async deliver(delivery: Delivery, limits: MailboxLimits): Promise<Delivered> {
     const [result] = await this.deliverMany([delivery], limits);
     if (result instanceof Error) throw result;
     if (result === undefined) throw new DkmsError('INTERNAL', 'a delivery had no result');
     return result;
   }
 
-  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]> {
-    if (deliveries.length === 0) return Promise.resolve([]);
-    return this.#tx(async (c) => {
-      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder(deliveries.flatMap((d) => d.recipients.map(recipientLock)))]);
-      // Every delivery in one statement, in order (each call sees the ones before it): one round trip.
-      const rows = (
-        await c.query<{ ids: (string | null)[]; refused: string | null }>(DELIVER_ALL, [
-          deliveries.map((d) => d.cloudId),
-          deliveries.map((d) => d.recipients.join(',')),
-          deliveries.map((d) => Buffer.from(d.envelope)),
-          deliveries.map((d) => d.received),
-          deliveries.map((d) => d.source),
-          deliveries.map((d) => Buffer.from(sha256(d.envelope))),
-          limits.maxMessages,
-          limits.maxBytes,
-          limits.maxGuestMessages,
-          limits.maxSourceMessages,
-          limits.maxSourceBytes,
-        ])
-      ).rows;
-      if (rows.length !== deliveries.length) throw new DkmsError('INTERNAL', `dkms_deliver answered ${rows.length} of ${deliveries.length} deliveries`);
-      return rows.map((row) => (row.refused !== null ? new DkmsError('MAILBOX_FULL', row.refused) : row.ids.filter((id): id is string => id !== null)));
+  async deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(Delivered | Error)[]> {
+    if (deliveries.length === 0) return [];
+    // Every delivery in one statement, so in one transaction, in order (each call sees the ones before it): one round trip.
+    type Row = { ids: (string | null)[] | null; recipients: string | null; refused: string | null; missing: string | null };
+    const rows = (
+      await this.#query<Row>(DELIVER_ALL, [
+        deliveries.map((d) => d.cloudId),
+        deliveries.map((d) => (d.recipients === ROUTES ? '*' : d.recipients.join(','))),
+        deliveries.map((d) => d.guestsSince ?? null),
+        deliveries.map((d) => Buffer.from(d.envelope)),
+        deliveries.map((d) => d.received),
+        deliveries.map((d) => d.source),
+        deliveries.map((d) => Buffer.from(sha256(d.envelope))),
+        limits.maxMessages,
+        limits.maxBytes,
+        limits.maxGuestMessages,
+        limits.maxSourceMessages,
+        limits.maxSourceBytes,
+      ])
+    ).rows;
+    if (rows.length !== deliveries.length) throw new DkmsError('INTERNAL', `dkms_deliver_all answered ${rows.length} of ${deliveries.length} deliveries`);
+    return rows.map((row) => {
+      if (row.missing !== null) return new DkmsError('NOT_FOUND', row.missing);
+      if (row.refused !== null) return new DkmsError('MAILBOX_FULL', row.refused);
+      // A recipient removed meanwhile has no copy (a NULL id).
+      const keys = row.recipients === null || row.recipients === '' ? [] : row.recipients.split(',');
+      const kept = keys.flatMap((key, i) => (row.ids?.[i] === null || row.ids?.[i] === undefined ? [] : [{ key, id: row.ids[i] }]));
+      return { ids: kept.map((k) => k.id), recipients: kept.map((k) => k.key) };
     });
   }
 
@@ -590,7 +640,7 @@ export class PgAgencyStore implements AgencyStore {
     const numbers = [...new Set(ids)].filter((id) => /^[0-9]{1,18}$/.test(id));
     if (numbers.length === 0) return Promise.resolve(0);
     return this.#tx(async (c) => {
-      await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([recipientLock(agentKey)])]);
+      await c.query('SELECT dkms_lock_recipients($1::text[])', [[agentKey]]);
       return (await c.query<{ n: number }>('SELECT dkms_remove($1, $2::bigint[], false) AS n', [agentKey, numbers])).rows[0]?.n ?? 0;
     });
   }
@@ -605,7 +655,7 @@ export class PgAgencyStore implements AgencyStore {
     // One recipient per transaction, under its lock; a key routed since keeps its mail (dkms_remove checks again).
     for (const { recipient, ids } of old) {
       purged += await this.#tx(async (c) => {
-        await c.query('SELECT dkms_lock($1::bigint[])', [lockOrder([recipientLock(recipient)])]);
+        await c.query('SELECT dkms_lock_recipients($1::text[])', [[recipient]]);
         return (await c.query<{ n: number }>('SELECT dkms_remove($1, $2::bigint[], true) AS n', [recipient, ids])).rows[0]?.n ?? 0;
       });
     }

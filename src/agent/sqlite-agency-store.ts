@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import { sha256 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
-import { DELIVERED_MEMORY_MS, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivery, type MailboxLimits, type NewBackup, type Route, type RouteChange, type StoredMessage } from './agency-store.js';
+import { DELIVERED_MEMORY_MS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type NewBackup, type Route, type RouteChange, type StoredMessage } from './agency-store.js';
 
 /** Which keys have a mailbox here: looked up by key alone for every pickup. */
 const ROUTES_BY_AGENT = `
@@ -259,13 +259,32 @@ export class SqliteAgencyStore implements AgencyStore {
     );
   }
 
-  #deliverOne(delivery: Delivery, limits: MailboxLimits): string[] {
+  /** The keys a delivery goes to, by Delivery's rules; NOT_FOUND if it may go to none. */
+  #chosen(delivery: Delivery): readonly string[] {
+    const { cloudId } = delivery;
+    if (delivery.recipients === ROUTES) {
+      const keys = this.#stmts.routes.all(cloudId).map((r) => r.agent_key);
+      if (keys.length === 0) throw new DkmsError('NOT_FOUND', 'this cloud agent has no edge agent to deliver to');
+      return keys;
+    }
+    const since = delivery.guestsSince;
+    if (since !== undefined) {
+      for (const key of delivery.recipients) {
+        if (this.#stmts.isRouted.get(cloudId, key) !== undefined) continue;
+        if (this.#stmts.guestAllowed.get(cloudId, key, since) !== undefined && this.#stmts.wasRemoved.get(cloudId, key) === undefined) continue;
+        throw new DkmsError('NOT_FOUND', `this cloud agent does not route to '${key}'`);
+      }
+    }
+    return delivery.recipients;
+  }
+
+  #deliverOne(delivery: Delivery, limits: MailboxLimits): Delivered {
     const { cloudId, source } = delivery;
     const size = delivery.envelope.length;
     const digest = sha256(delivery.envelope);
     // A copy still waiting for a recipient is that recipient's copy: nothing new to count or store.
     // A recipient the cloud agent stopped routing to gets no copy, whatever routes chose it.
-    const recipients = delivery.recipients.filter((r) => this.#stmts.wasRemoved.get(cloudId, r) === undefined);
+    const recipients = this.#chosen(delivery).filter((r) => this.#stmts.wasRemoved.get(cloudId, r) === undefined);
     // Still waiting, or acknowledged a moment ago (a sender's retry): that copy's id, nothing stored.
     const now = new Date().toISOString();
     const waiting = new Map(recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id ?? this.#stmts.wasDelivered.get(cloudId, r, digest, now)?.id]));
@@ -281,28 +300,29 @@ export class SqliteAgencyStore implements AgencyStore {
         throw new DkmsError('MAILBOX_FULL', `this sender already has ${share.messages} messages (${share.bytes} bytes) waiting for ${recipient}, its share of the mailbox; retry once they are picked up`);
       }
     }
-    return recipients.map((recipient) => {
+    const ids = recipients.map((recipient) => {
       const same = waiting.get(recipient);
       if (same !== undefined) return String(same);
       this.#stmts.bumpMailbox.run(cloudId, recipient, size);
       this.#stmts.bumpSender.run(cloudId, recipient, source, size);
       return String(this.#stmts.insertMessage.run(cloudId, recipient, delivery.received, delivery.envelope, source, digest).lastInsertRowid);
     });
+    return { ids, recipients };
   }
 
-  deliver(delivery: Delivery, limits: MailboxLimits): Promise<string[]> {
+  deliver(delivery: Delivery, limits: MailboxLimits): Promise<Delivered> {
     return this.#run(() => this.#db.transaction(() => this.#deliverOne(delivery, limits))());
   }
 
-  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(string[] | Error)[]> {
+  deliverMany(deliveries: readonly Delivery[], limits: MailboxLimits): Promise<(Delivered | Error)[]> {
     return this.#run(() =>
       this.#db.transaction(() =>
         deliveries.map((delivery) => {
-          // Quotas are checked before anything of a delivery is written, so a refused one leaves no trace.
+          // Recipients and quotas are checked before anything of a delivery is written, so a refused one leaves no trace.
           try {
             return this.#deliverOne(delivery, limits);
           } catch (e) {
-            if (e instanceof DkmsError && e.code === 'MAILBOX_FULL') return e;
+            if (e instanceof DkmsError && (e.code === 'MAILBOX_FULL' || e.code === 'NOT_FOUND')) return e;
             throw e;
           }
         }),

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { AgencyStore, CloudAgentRecord, MailboxLimits, StoredMessage } from '../../src/agent/agency-store.js';
+import { ROUTES, type AgencyStore, type CloudAgentRecord, type Delivery, type MailboxLimits, type StoredMessage } from '../../src/agent/agency-store.js';
 import { ed25519Generate, encodePublicKey, fromUtf8, randomBytes, toBase58btc, utf8, x25519Generate } from '../../src/crypto/index.js';
 import type { DkmsError } from '../../src/errors.js';
 import { expectCodeAsync } from './errors.js';
@@ -48,7 +48,7 @@ export function deliver(
   text: string,
   options: { received?: string; limits?: MailboxLimits; source?: string } = {},
 ): Promise<string[]> {
-  return store.deliver({ cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW, source: options.source ?? '127.0.0.1' }, options.limits ?? LIMITS);
+  return store.deliver({ cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW, source: options.source ?? '127.0.0.1' }, options.limits ?? LIMITS).then((d) => d.ids);
 }
 
 /** The cases, against `backend`: each test gets a fresh store, closed when it finishes. */
@@ -251,9 +251,48 @@ export function agencyStoreCases(backend: StoreBackend): void {
       const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({ cloudId: cloud.id, recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b], envelope: envelope(text), received: NOW, source: '127.0.0.1' }));
       const results = await store.deliverMany(batch, LIMITS);
       // a holds 3 at most: a2 fits, a3 and the delivery to both (which includes a) are refused whole.
-      expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.length))).toEqual([1, 'MAILBOX_FULL', 1, 'MAILBOX_FULL']);
+      expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.ids.length))).toEqual([1, 'MAILBOX_FULL', 1, 'MAILBOX_FULL']);
       expect(texts(await store.pickup(a, 10))).toEqual(['a0', 'a1', 'a2']);
       expect(texts(await store.pickup(b, 10))).toEqual(['b0']);
+    });
+
+    it('delivers to every key the cloud agent routes to when the copies are stored, and refuses a cloud agent with none (NOT_FOUND)', async () => {
+      const { store, cloud, a, b } = await withCloud(await openStore());
+      const all = (text: string): Delivery => ({ cloudId: cloud.id, recipients: ROUTES, envelope: envelope(text), received: NOW, source: '127.0.0.1' });
+      const first = await store.deliver(all('to all'), LIMITS);
+      expect(first.recipients).toEqual([a, b].sort());
+      expect(first.ids).toHaveLength(2);
+      // b removed: the next copies are a's alone, chosen in the store, whatever the caller read before.
+      const c = agentKey();
+      await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: c }]);
+      const empty = cloudRecord();
+      await store.addCloudAgent(empty);
+      const [second, none] = await store.deliverMany([all('after'), { ...all('nobody'), cloudId: empty.id }], LIMITS);
+      expect(second).toEqual({ ids: expect.any(Array), recipients: [a, c].sort() });
+      expect((none as DkmsError).code).toBe('NOT_FOUND');
+      expect(texts(await store.pickup(a, 10))).toEqual(['to all', 'after']);
+      expect(texts(await store.pickup(b, 10))).toEqual([]);
+      expect(texts(await store.pickup(c, 10))).toEqual(['after']);
+    });
+
+    it('with guestsSince, delivers to a key not routed only if it was allowed as a guest since then and never removed, refusing the delivery whole otherwise', async () => {
+      const { store, cloud, a } = await withCloud(await openStore());
+      const to = (keys: string[], text: string): Delivery => ({ cloudId: cloud.id, recipients: keys, guestsSince: '2030-01-02T00:00:00.000Z', envelope: envelope(text), received: NOW, source: '127.0.0.1' });
+      const stranger = agentKey();
+      const stale = agentKey();
+      const guest = agentKey();
+      await store.allowGuest(cloud.id, stale, '2030-01-01T00:00:00.000Z', 8);
+      await store.allowGuest(cloud.id, guest, '2030-01-03T00:00:00.000Z', 8);
+      const results = await store.deliverMany([to([a], 'routed'), to([stranger], 'stranger'), to([stale], 'stale'), to([guest], 'guest'), to([a, stranger], 'both')], LIMITS);
+      expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.recipients))).toEqual([[a], 'NOT_FOUND', 'NOT_FOUND', [guest], 'NOT_FOUND']);
+      expect((results[1] as DkmsError).message).toContain(stranger);
+      expect(texts(await store.pickup(a, 10))).toEqual(['routed']);
+      expect(texts(await store.pickup(guest, 10))).toEqual(['guest']);
+      expect(await store.pickup(stranger, 10)).toEqual([]);
+      expect(await store.pickup(stale, 10)).toEqual([]);
+      // A key the cloud agent stopped routing to is no guest, allowed or not.
+      await store.setRoutes(cloud.id, [], { removed: [guest] });
+      await expectCodeAsync(store.deliver(to([guest], 'after removal'), LIMITS), 'NOT_FOUND');
     });
 
     it('stores an envelope identical to one still waiting, or acknowledged a moment ago, once, giving its id', async () => {
