@@ -52,6 +52,7 @@ import { LedgerClient } from '../src/ledger/client.js';
 import type { Did, PolicyAddress } from '../src/ledger/events.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
+import { SqliteAgencyStore } from '../src/agent/sqlite-agency-store.js';
 import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
@@ -315,7 +316,9 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
   // HTTP client), the bodies serialized before the clock starts.
   const requests = envelopes.items.map((item, i) => ({ url: via(item.endpoint, i), body: JSON.stringify(item.envelope) }));
   const profile = await startProfile();
+  const cpu = process.cpuUsage();
   const sent = await sendFromChild(join(tmpdir(), `dkms-bench-relay-${process.pid}.json`), requests, IN_FLIGHT);
+  const used = process.cpuUsage(cpu);
   await profile?.stop(`relay-${store}-${urls.length}`);
   const { accepted, seconds: relaySeconds } = sent;
   const failures = new Map(Object.entries(sent.failed));
@@ -347,6 +350,8 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
     accepted202: accepted,
     failed: Object.fromEntries(failures),
     acceptedPerSec: round(rate, 0),
+    // CPU of this process (the agency, and the ledger it follows) per message accepted, all its threads (GC included).
+    ...(urls.length === 1 ? { agencyCpuMicrosPerMessage: round((used.user + used.system) / accepted, 0) } : {}),
     rawInsertsPerSec: round(raw.insertsPerSec, 0),
     raw: raw.what,
     ratio: round(rate / raw.insertsPerSec),
@@ -363,6 +368,39 @@ async function relayAndPickup(setup: Setup, store: string, urls: readonly string
     rawReadsPerSec: round(raw.readsPerSec, 0),
     raw: `${raw.what}; each message picked up is also deleted durably (its ack), so the ratio is against the inserts`,
     ratio: round(pickupRate / raw.insertsPerSec),
+  });
+}
+
+/**
+ * The relay of the same kind of messages through the same agency while its store keeps nothing
+ * (SqliteAgencyStore.deliverMany answers at once, storing no copy): what the agency's own work
+ * per message (HTTP, unwrapping the forward, validation) allows on this machine, whatever the
+ * store. Beside the same raw limit as the relay, it shows how much of the gap the store is.
+ */
+async function relayCeiling(setup: Setup, raw: RawLimits): Promise<void> {
+  const requests = envelopesFor(setup, RELAY_MESSAGES).items.map((item) => ({ url: item.endpoint, body: JSON.stringify(item.envelope) }));
+  const proto = SqliteAgencyStore.prototype;
+  const deliverMany = Object.getOwnPropertyDescriptor(proto, 'deliverMany');
+  proto.deliverMany = (deliveries) => Promise.resolve(deliveries.map(() => ({ ids: [], recipients: [] })));
+  let sent;
+  try {
+    sent = await sendFromChild(join(tmpdir(), `dkms-bench-ceiling-${process.pid}.json`), requests, IN_FLIGHT);
+  } finally {
+    if (deliverMany !== undefined) Object.defineProperty(proto, 'deliverMany', deliverMany);
+  }
+  const rate = sent.accepted / sent.seconds;
+  report({
+    bench: 'agent.relay.ceiling',
+    store: 'none: deliveries answered without storing anything',
+    messages: requests.length,
+    inFlight: IN_FLIGHT,
+    accepted202: sent.accepted,
+    failed: sent.failed,
+    acceptedPerSec: round(rate, 0),
+    rawInsertsPerSec: round(raw.insertsPerSec, 0),
+    raw: raw.what,
+    ratio: round(rate / raw.insertsPerSec),
+    note: 'the agency\'s own work per message, with the senders on the same two cores: the most any store could let the relay reach here',
   });
 }
 
@@ -397,8 +435,10 @@ async function relaySqlite(env: Env): Promise<void> {
   const { storedBytes } = envelopesFor(setup, 100);
   const insertsPerSec = rawSqliteCommitsPerSecond(join(env.dir, 'raw.db'), RELAY_MESSAGES, storedBytes);
   const readsPerSec = rawSqliteReadsPerSecond(join(env.dir, 'raw-reads.db'), RELAY_MESSAGES, storedBytes);
-  await relayAndPickup(setup, 'SQLite', [env.agency.url], { what: 'single-row SQLite commits (WAL, synchronous=FULL) and reads by key, one connection', insertsPerSec, readsPerSec });
+  const raw = { what: 'single-row SQLite commits (WAL, synchronous=FULL) and reads by key, one connection', insertsPerSec, readsPerSec };
+  await relayAndPickup(setup, 'SQLite', [env.agency.url], raw);
   await receive(setup);
+  await relayCeiling(setup, raw);
 }
 
 /** Relay and pickup on PostgreSQL, with one agency process and then two on the same database, beside raw PostgreSQL. */
