@@ -1,7 +1,9 @@
 /**
  * A throwaway PostgreSQL server for the benches and tests: initdb in a temporary directory, a
  * private port on loopback, trust authentication (nothing else can reach it), removed on stop.
- * PostgreSQL refuses to run as root: as root, it runs as a system user made for it.
+ * PostgreSQL refuses to run as root: as root, it runs as a system user made for it. A server
+ * still running when the process exits, or gets SIGINT or SIGTERM (a bench interrupted), is
+ * stopped and removed then.
  */
 import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -59,8 +61,43 @@ function run(cmd: string, args: string[], options: SpawnOptions): Promise<void> 
   });
 }
 
+/** The servers this process started and has not stopped: stopped, and their data removed, if it exits or is told to first. */
+const live = new Map<string, () => void>();
+
+function stopLiveSync(): void {
+  for (const stop of [...live.values()]) stop();
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  stopLiveSync();
+  // Then the signal does what it would have done without this handler (unless others handle it).
+  process.off(signal, onSignal);
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+/** Stops the live servers when the process exits, or is interrupted or terminated, before stopping them itself. */
+function guardLive(root: string, stop: () => void): void {
+  if (live.size === 0) {
+    process.on('exit', stopLiveSync);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  live.set(root, stop);
+}
+
+function unguard(root: string): void {
+  live.delete(root);
+  if (live.size === 0) {
+    process.off('exit', stopLiveSync);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export interface PgCluster {
   readonly port: number;
+  /** Its directory (data, socket, log): removed on stop. */
+  readonly root: string;
   /** The URL of database `name` (default: the maintenance database). */
   url(name?: string): string;
   /** A new empty database; its URL. */
@@ -81,17 +118,33 @@ export async function startPgCluster(): Promise<PgCluster> {
   if (user !== undefined) chownSync(root, user.uid, user.gid);
   const data = join(root, 'data');
   const options: SpawnOptions = { env: { ...process.env, LC_ALL: 'C' }, ...(user ?? {}), cwd: root };
-  await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], options);
+  await run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'], options).catch((e: unknown) => {
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  });
   const port = await freePort();
   const settings = `-p ${port} -k ${root} -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=64MB`;
   const ctl = (args: string[]) => run(join(bin, 'pg_ctl'), ['-D', data, ...args], options);
   const start = () => ctl(['-o', settings, '-l', join(root, 'server.log'), '-w', '-t', '60', 'start']);
-  await start();
+  guardLive(root, () => {
+    live.delete(root);
+    spawnSync(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { ...options, stdio: 'ignore' });
+    rmSync(root, { recursive: true, force: true });
+  });
+  try {
+    await start();
+  } catch (e) {
+    await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+    unguard(root);
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
   let databases = 0;
   const url = (name = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${name}`;
   let stopped = false;
   return {
     port,
+    root,
     url,
     async createDatabase() {
       const name = `dkms_${process.pid}_${++databases}`;
@@ -110,6 +163,7 @@ export async function startPgCluster(): Promise<PgCluster> {
       if (stopped) return;
       stopped = true;
       await ctl(['-m', 'immediate', '-w', 'stop']).catch(() => undefined);
+      unguard(root);
       rmSync(root, { recursive: true, force: true });
     },
   };
