@@ -26,7 +26,7 @@ import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, di
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgencyClient, postEnvelope } from '../src/agent/agency-client.js';
+import { AgencyClient, postEnvelope } from '../src/agency/agency-client.js';
 import {
   anoncrypt,
   authcrypt,
@@ -39,7 +39,7 @@ import {
   type AgreementKey,
   type Jwe,
   type PublicKeyRef,
-} from '../src/agent/didcomm/index.js';
+} from '../src/didcomm/index.js';
 import { EdgeAgent, recipientRef, type Handlers } from '../src/agent/edge-agent.js';
 import { answerInvitation, awaitWelcome, completePairing, createInvitation, parseInvitation, waitingHandlers } from '../src/agent/pairing.js';
 import { ALL_HANDLERS } from '../src/cli/protocols.js';
@@ -52,7 +52,7 @@ import { LedgerClient } from '../src/ledger/client.js';
 import type { Did, PolicyAddress } from '../src/ledger/events.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
-import { SqliteAgencyStore } from '../src/agent/sqlite-agency-store.js';
+import { SqliteAgencyStore } from '../src/agency/sqlite-agency-store.js';
 import { startAgency, type RunningAgency } from '../src/server/agency-service.js';
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';

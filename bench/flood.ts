@@ -5,7 +5,7 @@
  * stopped, and never holds more than `inFlight` requests.
  */
 import { Agent as HttpAgent, request } from 'node:http';
-import { signRequest, type RequestSigner } from '../src/agent/request-auth.js';
+import { signRequest, type RequestSigner } from '../src/agency/request-auth.js';
 
 /** The source addresses an attacker sends from. */
 export const ATTACKER_ADDRESSES: readonly string[] = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];

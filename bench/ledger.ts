@@ -68,6 +68,7 @@ import { buildLedgerServer } from '../src/server/ledger-api.js';
 import { localLedgerTransport } from '../src/server/ledger-reads.js';
 import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
 import { median, report, round } from './report.js';
+import { resolveDid } from '../src/did/resolve.js';
 
 const LOCAL_URL = 'http://ledger.local';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -294,11 +295,11 @@ async function readWorker(job: ReadJob): Promise<LoopResult> {
     // node:http: the client's default transport (keep-alive connections).
     const clients = Array.from({ length: job.clients }, () => new LedgerClient(job.transport === 'fetch' ? { url: job.url, fetch } : { url: job.url }));
     // Cold, then warm once: the timed loop measures warm reads only.
-    await Promise.all(clients.map(async (c) => (await c.resolveDid(job.did), await c.resolveDid(job.did))));
+    await Promise.all(clients.map(async (c) => (await resolveDid(c, job.did), await resolveDid(c, job.did))));
     step = async (loop) => {
       const client = clients[loop];
       if (client === undefined) throw new Error(`no client ${loop}`);
-      await client.resolveDid(job.did);
+      await resolveDid(client, job.did);
     };
   } else {
     const url = `${job.url}${job.path}`;
@@ -472,15 +473,15 @@ async function warmInProcess(node: LedgerNode, did: Did, signatures: number): Pr
     return local(request);
   };
   const client = new LedgerClient({ url: LOCAL_URL, transport: recording });
-  const events = (await client.resolveDid(did)).history.length;
-  await client.resolveDid(did);
+  const events = (await resolveDid(client, did)).history.length;
+  await resolveDid(client, did);
   const warm = { method: 'GET', path: lastPath, timeoutMs: 10_000 } as const;
   const rounds: { verified: number; raw: number }[] = [];
   for (let r = 0; r < WARM_ROUNDS; r++) {
     let n = 0;
     const start = process.hrtime.bigint();
     while (seconds(start) < WARM_ROUND_SECONDS) {
-      for (let i = 0; i < 100; i++) await client.resolveDid(did);
+      for (let i = 0; i < 100; i++) await resolveDid(client, did);
       n += 100;
     }
     const verified = n / seconds(start);
@@ -519,8 +520,8 @@ async function warmNewHeads(dir: string): Promise<void> {
     const local = localLedgerTransport(node);
     let path = '';
     const client = new LedgerClient({ url: LOCAL_URL, now, transport: (request) => ((path = request.path), local(request)) });
-    await client.resolveDid(did);
-    await client.resolveDid(did);
+    await resolveDid(client, did);
+    await resolveDid(client, did);
     // The replaying client reads cold from the node first; its warm reads replay the answers,
     // its clock at each answer's head.
     let next = -1;
@@ -530,7 +531,7 @@ async function warmNewHeads(dir: string): Promise<void> {
       now: () => (next < 0 ? start0 : start0 + 1000 * (next + 1)),
       transport: async (request) => (next < 0 ? local(request) : { status: 200, body: answers[next++] ?? '' }),
     });
-    await replaying.resolveDid(did);
+    await resolveDid(replaying, did);
     const answers: string[] = [];
     for (let i = 0; i < NEW_HEAD_READS; i++) {
       clock += 1000;
@@ -538,12 +539,12 @@ async function warmNewHeads(dir: string): Promise<void> {
       answers.push((await local({ method: 'GET', path, timeoutMs: 10_000 })).body);
     }
     next = 0;
-    await replaying.resolveDid(did);
-    await replaying.resolveDid(did);
+    await resolveDid(replaying, did);
+    await resolveDid(replaying, did);
     const start = process.hrtime.bigint();
     const usage = process.cpuUsage();
     const timed = NEW_HEAD_READS - next;
-    while (next < NEW_HEAD_READS) await replaying.resolveDid(did);
+    while (next < NEW_HEAD_READS) await resolveDid(replaying, did);
     const cpu = process.cpuUsage(usage);
     const rate = timed / seconds(start);
     const headVerifies = rawVerifyPerSec(signatureItems(inceptions(RAW_VERIFY_EVENTS)));
@@ -578,8 +579,8 @@ async function captureWarmAnswer(url: string, did: Did): Promise<{ path: string;
     return response;
   }) as typeof fetch;
   const client = new LedgerClient({ url, fetch: recording });
-  await client.resolveDid(did);
-  await client.resolveDid(did);
+  await resolveDid(client, did);
+  await resolveDid(client, did);
   return { path, body };
 }
 
@@ -640,7 +641,7 @@ async function coldCpu(node: LedgerNode, did: Did, history: readonly LedgerEvent
     const client = new LedgerClient({ url: LOCAL_URL, transport: local });
     const usage = process.cpuUsage();
     const start = process.hrtime.bigint();
-    await client.resolveDid(did);
+    await resolveDid(client, did);
     const used = process.cpuUsage(usage);
     if (i < 5) continue;
     wall.push(seconds(start) * 1e6);
@@ -890,23 +891,23 @@ async function newHeads(nodes: readonly LedgerNode[]): Promise<void> {
  * node builds each answer, and the client parses and checks it, its map entries already proven.
  */
 async function warmUp(order: readonly (readonly [LedgerClient, Did, ...unknown[]])[], nodes: readonly LedgerNode[]): Promise<void> {
-  for (let round = 0; round < WARM_UP_ROUNDS; round++) for (const [client, did] of order) await client.resolveDid(did);
+  for (let round = 0; round < WARM_UP_ROUNDS; round++) for (const [client, did] of order) await resolveDid(client, did);
   await newHeads(nodes);
-  for (const [client, did] of order) await client.resolveDid(did);
+  for (const [client, did] of order) await resolveDid(client, did);
   settleHeap();
 }
 
 /** Cold resolves (a new client each) and warm ones (a client that resolved each DID before, warmed up: see warmUp). */
 async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise<{ cold: ResolveFigures; warm: ResolveFigures }> {
   const local = localLedgerTransport(node);
-  const cold = await timed(sample, (did) => new LedgerClient({ url: LOCAL_URL, transport: local }).resolveDid(did));
+  const cold = await timed(sample, (did) => resolveDid(new LedgerClient({ url: LOCAL_URL, transport: local }), did));
   const client = new LedgerClient({ url: LOCAL_URL, transport: local });
-  for (const did of sample) await client.resolveDid(did);
+  for (const did of sample) await resolveDid(client, did);
   await warmUp(
     sample.map((did) => [client, did] as const),
     [node],
   );
-  const warm = await timed(sample, (did) => client.resolveDid(did));
+  const warm = await timed(sample, (did) => resolveDid(client, did));
   return { cold, warm };
 }
 
@@ -920,8 +921,8 @@ async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise
 async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large: LedgerNode, largeSample: readonly Did[]): Promise<{ small: ResolveFigures; large: ResolveFigures }> {
   const smallClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(small) });
   const largeClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(large) });
-  for (const did of smallSample) await smallClient.resolveDid(did);
-  for (const did of largeSample) await largeClient.resolveDid(did);
+  for (const did of smallSample) await resolveDid(smallClient, did);
+  for (const did of largeSample) await resolveDid(largeClient, did);
   const order: [LedgerClient, Did, boolean][] = [];
   let next = 0;
   largeSample.forEach((did, i) => {
@@ -932,7 +933,7 @@ async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large:
   await warmUp(order, [small, large]);
   const { result: times, pauses } = await watchingGc(async () => {
     const times: { small: Timing[]; large: Timing[] } = { small: [], large: [] };
-    for (const [client, did, isSmall] of order) (isSmall ? times.small : times.large).push(await timeOne(() => client.resolveDid(did)));
+    for (const [client, did, isSmall] of order) (isSmall ? times.small : times.large).push(await timeOne(() => resolveDid(client, did)));
     return times;
   });
   return { small: figuresOf(times.small, pauses), large: figuresOf(times.large, pauses) };
@@ -1018,7 +1019,7 @@ async function scaling(dir: string): Promise<void> {
       node = await openNode(path, key, SCALE_VERIFY_THREADS);
       const openMs = seconds(openStart) * 1000;
       const firstStart = process.hrtime.bigint();
-      await new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(node) }).resolveDid(sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
+      await resolveDid(new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(node) }), sample[0] ?? dids[0] ?? ('did:dkms:none' as Did));
       emit({
         bench: 'ledger.scaling',
         events: node.size,

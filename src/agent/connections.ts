@@ -13,7 +13,7 @@ import { randomBytes, toBase58btc, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from './agent-store.js';
 import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
-import { newMessage, type AgreementKey, type Message } from './didcomm/index.js';
+import { newMessage, type AgreementKey, type Message } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, Sender } from './edge-agent.js';
 import { applyConnEvent, connEventId, ConnEventSchema, replayConnLog, signConnEvent, type ConnEvent, type ConnKey, type ConnState, type Endpoint } from './connection-log.js';
 

@@ -11,7 +11,7 @@ import type { LedgerClient } from '../ledger/client.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Wallet } from '../wallet/index.js';
-import { AgencyClient, postEnvelope } from './agency-client.js';
+import { AgencyClient, postEnvelope } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, AgentStore, CATEGORIES, type AgentView, type Cloud, type KnownAgent, type Profile } from './agent-store.js';
 import {
   authcrypt,
@@ -24,8 +24,8 @@ import {
   type Message,
   type PublicKeyRef,
   type SigningKey,
-} from './didcomm/index.js';
-import type { RequestSigner } from './request-auth.js';
+} from '../didcomm/index.js';
+import type { RequestSigner } from '../agency/request-auth.js';
 
 /** How often a device that has no mailbox at the agency yet asks again. */
 const GUEST_POLL_MS = 1000;

@@ -12,7 +12,7 @@ import type { Did, PolicyAddress, Service } from '../ledger/events.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
 import { ALL_FLAGS } from '../policy/flags.js';
 import type { Wallet } from '../wallet/index.js';
-import { AgencyClient } from './agency-client.js';
+import { AgencyClient } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, type Cloud, type Profile } from './agent-store.js';
 import type { EdgeAgent } from './edge-agent.js';
 

@@ -14,7 +14,7 @@ import { ADMIN_ONLY, FLAGS, hasFlag } from '../policy/flags.js';
 import type { Agent } from '../policy/types.js';
 import { CATEGORIES, type KnownAgent } from './agent-store.js';
 import { dropAgentFromConnections } from './connections.js';
-import { newMessage } from './didcomm/index.js';
+import { newMessage } from '../didcomm/index.js';
 import type { EdgeAgent, Handlers } from './edge-agent.js';
 import { AGENTS_CHANGED } from './notifications.js';
 import { agentSigner } from './provision.js';

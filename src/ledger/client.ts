@@ -16,7 +16,6 @@
 import { z } from 'zod';
 import { fromBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { didDocument, didDocumentMetadata, type DidDocument, type DidDocumentMetadata } from '../did/document.js';
 import type { PolicyHistory } from '../policy/verify.js';
 import { DID_PREFIX, POLICY_PREFIX, eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
 import { ServedHeadSchema, bareHead, mapRootBytes, rootBytes, verifyCosignature, verifyHeadSignature, type ServedHead, type SignedTreeHead } from './head.js';
@@ -74,9 +73,8 @@ export interface VerifiedHistory {
   readonly history: readonly LogRecord[];
 }
 
-export interface ResolvedDid extends VerifiedHistory {
-  readonly didDocument: DidDocument;
-  readonly didDocumentMetadata: DidDocumentMetadata;
+/** A DID's verified state and its controlling policy's (did/resolve.ts builds the DID document from them). */
+export interface ResolvedDidRecord extends VerifiedHistory {
   readonly record: DidRecord;
   readonly policy: PolicyRecord;
   readonly policyHistory: PolicyHistory;
@@ -160,7 +158,7 @@ export class LedgerClient {
    */
   readonly #answers = new Map<Subject, { text: string | undefined; length: number; head: SignedTreeHead; read: VerifiedRead }>();
   /** Results built from a verified read's states (no cut), kept while those are the cached ones. */
-  readonly #resolved = new WeakMap<VerifiedRead['steps'], Omit<ResolvedDid, 'head'>>();
+  readonly #resolved = new WeakMap<VerifiedRead['steps'], Omit<ResolvedDidRecord, 'head'>>();
   /** Heads whose signature (and quorum) this client checked already, by their exact text. */
   readonly #checkedHeads = new Set<string>();
   /** Map entries proven under a map root, by root and subject: an unchanged map needs no proof. */
@@ -490,8 +488,8 @@ export class LedgerClient {
     return { head, history: read.history.filter(cut.keep), record, policyHistory: policyHistory(read.steps[address], cut) };
   }
 
-  /** Resolves a DID to its document, computed here from its verified chain and its policy's. */
-  async resolveDid(did: Did, options: AsOf = {}): Promise<ResolvedDid> {
+  /** Resolves a DID's state, as of `at`/`time` when given, verifying its chain and its policy's. */
+  async resolveDidRecord(did: Did, options: AsOf = {}): Promise<ResolvedDidRecord> {
     if (!did.startsWith(DID_PREFIX)) throw bad('BAD_INPUT', `${did} is not a did:dkms DID`);
     const cut = cutoff(options);
     const { head, read } = await this.#read(did, (cached) => {
@@ -511,8 +509,6 @@ export class LedgerClient {
       record,
       policy,
       policyHistory: policyHistory(read.steps[record.controller], cut),
-      didDocument: didDocument(record, policy),
-      didDocumentMetadata: didDocumentMetadata(record),
     };
     // Shared by every later resolve of this read: frozen, so that no caller can change another's.
     if (current) this.#resolved.set(read.steps, deepFreeze(resolved));

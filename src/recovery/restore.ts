@@ -8,7 +8,7 @@
  * agent's keys so peers stop trusting the lost devices.
  */
 import { z } from 'zod';
-import { AgencyClient, fetchBackupIndex } from '../agent/agency-client.js';
+import { AgencyClient, fetchBackupIndex } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, ProfileSchema, type Cloud, type Profile } from '../agent/agent-store.js';
 import { connections, rotateConnection } from '../agent/connections.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
@@ -214,7 +214,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
  */
 async function controlledBy(agent: EdgeAgent, did: string, policy: string): Promise<boolean> {
   try {
-    return (await agent.ledger.resolveDid(did as Did)).record.controller === policy;
+    return (await agent.ledger.resolveDidRecord(did as Did)).record.controller === policy;
   } catch (e) {
     if (isDkmsError(e, 'SUBJECT_NOT_FOUND') || isDkmsError(e, 'BAD_INPUT')) return false;
     throw e;

@@ -9,7 +9,7 @@
  */
 import { CATEGORIES, PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
-import { AgencyClient } from '../agent/agency-client.js';
+import { AgencyClient } from '../agency/agency-client.js';
 import { connections, peerState } from '../agent/connections.js';
 import { agentSigner } from '../agent/provision.js';
 import { wipe } from '../crypto/index.js';

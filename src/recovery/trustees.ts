@@ -19,7 +19,7 @@ import { randomBytes, toBase58btc } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from '../agent/agent-store.js';
 import { active, byPeerKey, findConnection, myKey, peerState, sendToConnection } from '../agent/connections.js';
-import { newMessage } from '../agent/didcomm/index.js';
+import { newMessage } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
 import { parseShare, splitRecoverySecret, type RecoveryShare } from './shares.js';
 import { HeldSharesSchema, LabelSchema, TrusteeOfferSchema, TrusteeSchema, readPrepared, trustees, type HeldShares, type PreparedChange, type Trustee } from './state.js';

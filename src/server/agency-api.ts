@@ -7,9 +7,9 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { decodePublicKey, fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { MAX_BACKUP_BYTES, MAX_SPONSORS, type Admit, type Agency } from '../agent/agency.js';
-import { MAX_ENVELOPE_CHARS } from '../agent/didcomm/index.js';
-import { RequestVerifier, type SignedRequest } from '../agent/request-auth.js';
+import { MAX_BACKUP_BYTES, MAX_SPONSORS, type Admit, type Agency } from '../agency/agency.js';
+import { MAX_ENVELOPE_CHARS } from '../didcomm/index.js';
+import { RequestVerifier, type SignedRequest } from '../agency/request-auth.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { intParam, queryOf } from './query.js';
 

@@ -7,17 +7,17 @@
 import { DEFAULT_AGENCY_PORT } from './ports.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Agency, type PolicyReader } from '../agent/agency.js';
-import type { AgencyStore, MailboxLimits } from '../agent/agency-store.js';
-import { agencyKeyId, SealedCloudKeys, WalletCloudKeys, type CloudKeys } from '../agent/cloud-keys.js';
-import { DEFAULT_FOLLOW_INTERVAL_MS, PolicyFollower } from '../agent/policy-follower.js';
-import { SqliteAgencyStore } from '../agent/sqlite-agency-store.js';
+import { Agency, type PolicyReader } from '../agency/agency.js';
+import type { AgencyStore, MailboxLimits } from '../agency/agency-store.js';
+import { agencyKeyId, SealedCloudKeys, WalletCloudKeys, type CloudKeys } from '../agency/cloud-keys.js';
+import { DEFAULT_FOLLOW_INTERVAL_MS, PolicyFollower } from '../agency/policy-follower.js';
+import { SqliteAgencyStore } from '../agency/sqlite-agency-store.js';
 import { DkmsError } from '../errors.js';
 import { persistentLedgerClient } from '../ledger/client-state.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import { openUnattendedWallet } from '../wallet/index.js';
 import { openRawKey } from '../wallet/unattended.js';
-import { RequestVerifier } from '../agent/request-auth.js';
+import { RequestVerifier } from '../agency/request-auth.js';
 import { buildAgencyServer, type AgencyServerOptions } from './agency-api.js';
 import { CLOSE_GRACE_MS, closeWithin, settlesWithin } from './close.js';
 
@@ -78,7 +78,7 @@ async function openStore(dir: string, options: AgencyServiceOptions): Promise<{ 
     if (!isPostgresUrl(options.store)) throw new DkmsError('BAD_INPUT', 'the agency store must be a postgres:// URL (or left out for embedded storage)');
     const agencyKey = openRawKey(options.agencyKeyFile ?? join(dir, 'agency.key'), 'AGENCY_STORE_DAMAGED');
     // pg is loaded only by agencies that use it.
-    const { PgAgencyStore } = await import('../agent/pg-agency-store.js');
+    const { PgAgencyStore } = await import('../agency/pg-agency-store.js');
     const store = await PgAgencyStore.open(options.store, { agencyKeyId: agencyKeyId(agencyKey) });
     return { store, keys: new SealedCloudKeys(agencyKey) };
   }

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { AgencyClient, postEnvelope } from '../../src/agent/agency-client.js';
+import { AgencyClient, postEnvelope } from '../../src/agency/agency-client.js';
 import { CATEGORIES, type KnownAgent } from '../../src/agent/agent-store.js';
 import { signConnEvent } from '../../src/agent/connection-log.js';
 import {
@@ -26,7 +26,7 @@ import {
   sendText,
   type ConnectionRecord,
 } from '../../src/agent/connections.js';
-import { didKeyUrl, memoryAgreementKey, newMessage, parseJwe, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
+import { didKeyUrl, memoryAgreementKey, newMessage, parseJwe, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { EdgeAgent, type ReceiveEntry } from '../../src/agent/edge-agent.js';
 import { AGENTS_CHANGED } from '../../src/agent/notifications.js';
 import {

@@ -15,6 +15,7 @@ import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { startLedger, startProxy } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { resolveDid } from '../../src/did/resolve.js';
 
 const STEPS = ['the policy', 'the DID'] as const;
 const FAILURES = ['refused before the ledger took it', 'taken by the ledger, its answer lost'] as const;
@@ -59,7 +60,7 @@ describe('a first agent\'s set-up, failed at each step, finishes when run again'
         const policy = await agent.ledger.resolvePolicy(profile.policy as never);
         expect(policy.record.policy.agents.map((a) => a.key)).toEqual([profile.key]);
         expect(profile.did).toBeDefined();
-        const did = await agent.ledger.resolveDid(profile.did as Did);
+        const did = await resolveDid(agent.ledger, profile.did as Did);
         expect(did.record.controller).toBe(profile.policy);
         // Done: a third run is refused, and changes nothing.
         await expectCodeAsync(initFirstAgent(agent, options), 'AGENT_EXISTS');

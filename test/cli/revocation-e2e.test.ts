@@ -7,8 +7,8 @@
  * as any peer's agent does.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { postEnvelope } from '../../src/agent/agency-client.js';
-import { anoncrypt, didKeyUrl, messageBytes, newMessage, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
+import { postEnvelope } from '../../src/agency/agency-client.js';
+import { anoncrypt, didKeyUrl, messageBytes, newMessage, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { x25519Generate } from '../../src/crypto/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';

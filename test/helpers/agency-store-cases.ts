@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { ROUTES, type AgencyStore, type CloudAgentRecord, type Delivery, type MailboxLimits, type StoredMessage } from '../../src/agent/agency-store.js';
+import { ROUTES, type AgencyStore, type CloudAgentRecord, type Delivery, type MailboxLimits, type StoredMessage } from '../../src/agency/agency-store.js';
 import { ed25519Generate, encodePublicKey, fromUtf8, randomBytes, toBase58btc, utf8, x25519Generate } from '../../src/crypto/index.js';
 import type { DkmsError } from '../../src/errors.js';
 import { expectCodeAsync } from './errors.js';

@@ -2,9 +2,9 @@
  * An edge agent whose private keys the test holds in memory: it signs requests and events, and
  * opens its mail, without a wallet.
  */
-import type { AgreementKey } from '../../src/agent/didcomm/index.js';
-import { didKeyUrl, memoryAgreementKey } from '../../src/agent/didcomm/index.js';
-import type { RequestSigner } from '../../src/agent/request-auth.js';
+import type { AgreementKey } from '../../src/didcomm/index.js';
+import { didKeyUrl, memoryAgreementKey } from '../../src/didcomm/index.js';
+import type { RequestSigner } from '../../src/agency/request-auth.js';
 import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import type { Agent } from '../../src/policy/types.js';
 

@@ -3,7 +3,7 @@
  * the agency requests a setup makes, and what a setup that never failed leaves behind.
  */
 import { expect } from 'vitest';
-import { fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { PROVISIONAL_RECOVERY_KEY } from '../../src/agent/agent-store.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';

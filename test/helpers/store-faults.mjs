@@ -16,7 +16,7 @@ const SLOW_MS = 1000;
 const slowly = () => new Promise((resolve) => setTimeout(resolve, SLOW_MS));
 
 const ledgerStore = async () => (await import('../../dist/src/ledger/sqlite-store.js')).SqliteLogStore.prototype;
-const agencyStore = async () => (await import('../../dist/src/agent/sqlite-agency-store.js')).SqliteAgencyStore.prototype;
+const agencyStore = async () => (await import('../../dist/src/agency/sqlite-agency-store.js')).SqliteAgencyStore.prototype;
 
 /** By server, then fault: what each does to the store. `home` is the server's data directory. */
 const FAULTS = {

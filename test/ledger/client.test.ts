@@ -31,6 +31,7 @@ import {
   type RunningLedger,
 } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { resolveDid } from '../../src/did/resolve.js';
 
 interface Proven {
   head: SignedTreeHead;
@@ -142,7 +143,7 @@ describe('LedgerClient against an honest ledger', () => {
     const s = await story();
     const client = new LedgerClient({ url: `${s.ledger.url}/`, trustedKeys: [s.ledger.signer.key] });
 
-    const resolved = await client.resolveDid(s.did);
+    const resolved = await resolveDid(client, s.did);
     expect(resolved.head).toEqual(s.heads[6]);
     expect(resolved.history.map((r) => r.gseq)).toEqual([G.policy, G.did, G.grant, G.update, G.revoke]);
     expect(keysOf(resolved.didDocument)).toEqual([s.laptop.publicKey]);
@@ -170,7 +171,7 @@ describe('LedgerClient against an honest ledger', () => {
     const client = new LedgerClient({ url: s.ledger.url });
 
     // Before the DID update (gseq 3): the phone holds PROVE, the first services stand.
-    const then = await client.resolveDid(s.did, { at: G.update });
+    const then = await resolveDid(client, s.did, { at: G.update });
     expect(then.history.every((r) => r.gseq < G.update)).toBe(true);
     expect(keysOf(then.didDocument).sort()).toEqual([s.laptop.publicKey, s.phone.publicKey].sort());
     expect(then.didDocument.service.map((x) => x.serviceEndpoint)).toEqual(['http://127.0.0.1:8421/']);
@@ -183,7 +184,7 @@ describe('LedgerClient against an honest ledger', () => {
     expect(after.record.seq).toBe(1);
     expect(after.record.policy.agents).toHaveLength(2);
 
-    await expectCodeAsync(client.resolveDid(s.did, { at: G.did }), 'SUBJECT_NOT_FOUND');
+    await expectCodeAsync(resolveDid(client, s.did, { at: G.did }), 'SUBJECT_NOT_FOUND');
     // A cutoff past the end is the current state.
     expect((await client.resolvePolicy(s.policy, { at: 1000 })).record).toEqual(await s.ledger.node.subject(s.policy));
   });
@@ -192,7 +193,7 @@ describe('LedgerClient against an honest ledger', () => {
     const s = await story();
     const client = new LedgerClient({ url: s.ledger.url });
 
-    const midway = await client.resolveDid(s.did, { time: iso(T0 + 2 * MINUTE + 30_000) });
+    const midway = await resolveDid(client, s.did, { time: iso(T0 + 2 * MINUTE + 30_000) });
     expect(midway.history.map((r) => r.gseq)).toEqual([G.policy, G.did, G.grant]);
     expect(keysOf(midway.didDocument)).toHaveLength(2);
     expect(midway.didDocument.service).toHaveLength(1);
@@ -205,7 +206,7 @@ describe('LedgerClient against an honest ledger', () => {
     const atStart = await client.resolvePolicy(s.policy, { time: iso(T0) });
     expect(atStart.record.seq).toBe(0);
     await expectCodeAsync(client.resolvePolicy(s.policy, { time: iso(T0 - 1) }), 'SUBJECT_NOT_FOUND');
-    await expectCodeAsync(client.resolveDid(s.did, { time: iso(T0 - 1000) }), 'SUBJECT_NOT_FOUND');
+    await expectCodeAsync(resolveDid(client, s.did, { time: iso(T0 - 1000) }), 'SUBJECT_NOT_FOUND');
   });
 
   it('reports each new head to onHead once, and a client built with lastHead keeps checking consistency', async () => {
@@ -232,7 +233,7 @@ describe('LedgerClient against an honest ledger', () => {
     const second = new LedgerClient({ url: proxy.url, lastHead: persisted, onHead: (h) => seen.push(h) });
     expect(second.lastHead).toEqual(grown);
     await s.ledger.node.submit(signEvent(nextEvent('did.deactivate', s.did, await latest(s.ledger.node, s.did), {}), [s.laptop]));
-    const resolved = await second.resolveDid(s.did);
+    const resolved = await resolveDid(second, s.did);
     expect(resolved.didDocumentMetadata.deactivated).toBe(true);
     expect(resolved.didDocument.verificationMethod).toEqual([]);
     expect(proxy.seen).toContain('/v1/proofs/consistency?from=7&to=8');
@@ -265,10 +266,10 @@ describe('LedgerClient against an honest ledger', () => {
     const proxy = await startProxy(s.ledger.url);
     const client = new LedgerClient({ url: proxy.url });
     await expectCodeAsync(client.resolvePolicy(s.did as unknown as PolicyAddress), 'BAD_INPUT');
-    await expectCodeAsync(client.resolveDid(s.policy as unknown as Did), 'BAD_INPUT');
+    await expectCodeAsync(resolveDid(client, s.policy as unknown as Did), 'BAD_INPUT');
     expect(proxy.seen).toEqual([]);
     const unknown = `did:dkms:${s.policy.slice('policy:'.length)}` as Did;
-    await expectCodeAsync(client.resolveDid(unknown), 'SUBJECT_NOT_FOUND');
+    await expectCodeAsync(resolveDid(client, unknown), 'SUBJECT_NOT_FOUND');
   });
 });
 
@@ -277,11 +278,11 @@ describe('LedgerClient reuses what it verified, and nothing more', () => {
     const s = await story();
     let now = T0 + 5 * MINUTE;
     const client = new LedgerClient({ url: s.ledger.url, now: () => now });
-    const first = await client.resolveDid(s.did);
+    const first = await resolveDid(client, s.did);
     // The node's clock is frozen: the same head, the same answer, word for word.
-    expect(await client.resolveDid(s.did)).toEqual(first);
+    expect(await resolveDid(client, s.did)).toEqual(first);
     now += 2 * MINUTE;
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_STALE');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_STALE');
   });
 
   it('refuses an answer it verified before, replayed word for word after a newer head: LEDGER_INCONSISTENT (rollback)', async () => {
@@ -293,24 +294,24 @@ describe('LedgerClient reuses what it verified, and nothing more', () => {
       if (path.startsWith('/v1/dids/')) recorded = body;
       return undefined;
     };
-    await client.resolveDid(s.did);
-    await client.resolveDid(s.did);
+    await resolveDid(client, s.did);
+    await resolveDid(client, s.did);
     const key = testKey();
     await s.ledger.node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
     expect((await client.head()).size).toBe(7);
     proxy.lie = ({ path }) => (path.startsWith('/v1/dids/') ? { body: recorded } : undefined);
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_INCONSISTENT');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_INCONSISTENT');
   });
 
   it('gives every caller the same frozen result: one cannot change what another is given', async () => {
     const s = await story();
     const client = new LedgerClient({ url: s.ledger.url, now: () => T0 + 5 * MINUTE });
-    const first = await client.resolveDid(s.did);
+    const first = await resolveDid(client, s.did);
     const services = first.didDocument.service.map((x) => x.id);
     expect(services).toHaveLength(2);
     expect(() => (first.didDocument.service as unknown[]).push({ id: '#evil' })).toThrow(TypeError);
     expect(() => Object.assign(first.record, { controller: 'policy:evil' })).toThrow(TypeError);
-    const again = await client.resolveDid(s.did);
+    const again = await resolveDid(client, s.did);
     expect(again.didDocument.service.map((x) => x.id)).toEqual(services);
     expect(again.record.controller).toBe(s.policy);
   });
@@ -326,7 +327,7 @@ describe('LedgerClient against a server that forges events', () => {
       (sigs[0] as { sig: string }).sig = flipFirst((sigs[0] as { sig: string }).sig);
       return body;
     });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_PROOF');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_PROOF');
     await expectCodeAsync(client.resolvePolicy(s.policy), 'LEDGER_BAD_PROOF');
   });
 
@@ -344,7 +345,7 @@ describe('LedgerClient against a server that forges events', () => {
       if (agency !== undefined) agency.serviceEndpoint = 'http://127.0.0.1:6666/';
       return body;
     });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_PROOF');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_PROOF');
   });
 
   it('catches an altered ledger time or global sequence number: LEDGER_BAD_PROOF', async () => {
@@ -376,16 +377,16 @@ describe('LedgerClient against a server that forges events', () => {
     // A client that trusts the node's key only.
     const pinned = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
     proxy.lie = forged.lie;
-    await expectCodeAsync(pinned.resolveDid(s.did), 'LEDGER_BAD_HEAD');
+    await expectCodeAsync(resolveDid(pinned, s.did), 'LEDGER_BAD_HEAD');
     await expectCodeAsync(pinned.resolvePolicy(s.policy), 'LEDGER_BAD_HEAD');
     await expectCodeAsync(pinned.head(), 'LEDGER_BAD_HEAD');
 
     // A trust-on-first-use client that met the honest node first.
     proxy.lie = () => undefined;
     const tofu = new LedgerClient({ url: proxy.url });
-    await tofu.resolveDid(s.did);
+    await resolveDid(tofu, s.did);
     proxy.lie = forged.lie;
-    await expectCodeAsync(tofu.resolveDid(s.did), 'LEDGER_BAD_HEAD');
+    await expectCodeAsync(resolveDid(tofu, s.did), 'LEDGER_BAD_HEAD');
     expect(tofu.lastHead).toEqual(s.heads[6]);
   });
 
@@ -398,7 +399,7 @@ describe('LedgerClient against a server that forges events', () => {
 
     // Same size, other root: a fork.
     const sawAll = new LedgerClient({ url: proxy.url, lastHead: s.heads[6] });
-    await expectCodeAsync(sawAll.resolveDid(s.did), 'LEDGER_INCONSISTENT');
+    await expectCodeAsync(resolveDid(sawAll, s.did), 'LEDGER_INCONSISTENT');
     // The forgery is inside the prefix this client saw: no consistency proof can exist.
     const sawThree = new LedgerClient({ url: proxy.url, lastHead: s.heads[3] });
     await expectCodeAsync(sawThree.resolvePolicy(s.policy), 'LEDGER_INCONSISTENT');
@@ -417,7 +418,7 @@ describe('LedgerClient against a server that forges events', () => {
     const forged = new ForgedLog(records, s.ledger.signer);
     const proxy = await startProxy(s.ledger.url, forged.lie);
     const client = new LedgerClient({ url: proxy.url, lastHead: s.heads[4] });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_CHAIN');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_CHAIN');
   });
 });
 
@@ -432,7 +433,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
       body.proofs.splice(i, 1);
       return body;
     });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_INCOMPLETE');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_INCOMPLETE');
     await expectCodeAsync(client.resolvePolicy(s.policy), 'LEDGER_INCOMPLETE');
     // The DID's own chain: without did.create there is no DID.
     proxy.lie = onSubjectReads((body) => {
@@ -441,7 +442,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
       body.proofs.splice(i, 1);
       return body;
     });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_CHAIN');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_CHAIN');
   });
 
   it('catches an event dropped from a log rebuilt and signed with the node key: LEDGER_INCOMPLETE', async () => {
@@ -465,7 +466,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
       return body;
     });
     await expectCodeAsync(client.resolvePolicy(s.policy), 'LEDGER_BAD_CHAIN');
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_CHAIN');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_CHAIN');
   });
 
   it('catches a chain reordered in a log rebuilt and signed with the node key: LEDGER_INCOMPLETE', async () => {
@@ -475,7 +476,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
     const forged = new ForgedLog(renumber(order.map((g) => records[g] as LogRecord)), s.ledger.signer);
     const proxy = await startProxy(s.ledger.url, forged.lie);
     const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_INCOMPLETE');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_INCOMPLETE');
   });
 
   it('catches an event shown twice: LEDGER_BAD_CHAIN', async () => {
@@ -503,7 +504,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
       const keep = body.history.map((r, i) => [r, body.proofs[i]] as const).filter(([r]) => r.event.type.startsWith('policy.'));
       return { ...body, history: keep.map(([r]) => r), proofs: keep.map(([, p]) => p) };
     });
-    await expectCodeAsync(client.resolveDid(s.did), 'LEDGER_BAD_CHAIN');
+    await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_BAD_CHAIN');
   });
 });
 
@@ -515,7 +516,7 @@ describe('LedgerClient against a server that rewrites or rolls back history', ()
     const shorter = await otherLog(3, s.ledger.signer);
     const proxy = await startProxy(s.ledger.url);
     const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
-    await client.resolveDid(s.did);
+    await resolveDid(client, s.did);
 
     for (const liar of [sameSize, longer, shorter]) {
       proxy.target = liar.url;
@@ -609,7 +610,7 @@ describe('LedgerClient checks tree heads', () => {
       proxy.lie = onHead(alter);
       await expectCodeAsync(new LedgerClient({ url: proxy.url }).head(), 'LEDGER_BAD_HEAD');
       proxy.lie = onSubjectReads((body) => ({ ...body, head: alter(body.head) }));
-      await expectCodeAsync(new LedgerClient({ url: proxy.url }).resolveDid(s.did), 'LEDGER_BAD_HEAD');
+      await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url }), s.did), 'LEDGER_BAD_HEAD');
     }
   });
 
@@ -621,10 +622,10 @@ describe('LedgerClient checks tree heads', () => {
     proxy.lie = onHead(resign);
     await expectCodeAsync(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] }).head(), 'LEDGER_BAD_HEAD');
     proxy.lie = onSubjectReads((body) => ({ ...body, head: resign(body.head) }));
-    await expectCodeAsync(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] }).resolveDid(s.did), 'LEDGER_BAD_HEAD');
+    await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] }), s.did), 'LEDGER_BAD_HEAD');
 
     const both = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key, other.key] });
-    expect((await both.resolveDid(s.did)).head.key).toBe(other.key);
+    expect((await resolveDid(both, s.did)).head.key).toBe(other.key);
     proxy.lie = () => undefined;
     expect((await both.head()).key).toBe(s.ledger.signer.key);
   });
@@ -675,14 +676,14 @@ describe('LedgerClient checks inclusion proofs and answers', () => {
     ];
     for (const lie of lies) {
       proxy.lie = onSubjectReads(lie);
-      await expectCodeAsync(new LedgerClient({ url: proxy.url }).resolveDid(s.did), 'LEDGER_BAD_PROOF');
+      await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url }), s.did), 'LEDGER_BAD_PROOF');
     }
     // Genuine events under a genuine but older head that cannot contain them.
     // That head is minutes old, so a client refuses it as stale; one that accepts old heads still
     // finds the events outside it.
     proxy.lie = onSubjectReads((b) => ({ ...b, head: s.heads[3] }));
-    await expectCodeAsync(new LedgerClient({ url: proxy.url }).resolveDid(s.did), 'LEDGER_STALE');
-    await expectCodeAsync(new LedgerClient({ url: proxy.url, maxHeadAgeMs: Number.POSITIVE_INFINITY }).resolveDid(s.did), 'LEDGER_BAD_PROOF');
+    await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url }), s.did), 'LEDGER_STALE');
+    await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url, maxHeadAgeMs: Number.POSITIVE_INFINITY }), s.did), 'LEDGER_BAD_PROOF');
   });
 
   it('refuses malformed answers: LEDGER_BAD_RESPONSE', async () => {
@@ -716,7 +717,7 @@ describe('LedgerClient checks inclusion proofs and answers', () => {
     ];
     for (const lie of readLies) {
       proxy.lie = onSubjectReads(lie);
-      await expectCodeAsync(client().resolveDid(s.did), 'LEDGER_BAD_RESPONSE');
+      await expectCodeAsync(resolveDid(client(), s.did), 'LEDGER_BAD_RESPONSE');
     }
   });
 
@@ -755,7 +756,7 @@ describe('LedgerClient checks inclusion proofs and answers', () => {
   it('reports a ledger it cannot reach: LEDGER_UNREACHABLE', async () => {
     const dead = await deadUrl();
     await expectCodeAsync(new LedgerClient({ url: dead }).head(), 'LEDGER_UNREACHABLE');
-    await expectCodeAsync(new LedgerClient({ url: dead }).resolveDid('did:dkms:x' as Did), 'LEDGER_UNREACHABLE');
+    await expectCodeAsync(resolveDid(new LedgerClient({ url: dead }), 'did:dkms:x' as Did), 'LEDGER_UNREACHABLE');
     const silent = await startSilentServer();
     await expectCodeAsync(new LedgerClient({ url: silent, timeoutMs: 200 }).head(), 'LEDGER_UNREACHABLE');
   });
@@ -781,7 +782,7 @@ describe('LedgerClient checks inclusion proofs and answers', () => {
     for (const transport of ['default', 'fetch'] as const) {
       const client = new LedgerClient({ url, timeoutMs: 30_000, ...(transport === 'fetch' ? { fetch } : {}) });
       await expectCodeAsync(client.head(), 'LEDGER_BAD_RESPONSE');
-      if (transport === 'default') await expectCodeAsync(client.resolveDid('did:dkms:x' as Did), 'LEDGER_BAD_RESPONSE');
+      if (transport === 'default') await expectCodeAsync(resolveDid(client, 'did:dkms:x' as Did), 'LEDGER_BAD_RESPONSE');
     }
   });
 });
@@ -810,7 +811,7 @@ describe('LedgerClient historical reads from a lying server', () => {
     const proxy = await startProxy(s.ledger.url);
     proxy.forward = (path) => path.split('?')[0] ?? path;
     const time = iso(T0 + 2 * MINUTE + 30_000);
-    const result = await outcome(new LedgerClient({ url: proxy.url }).resolveDid(s.did, { time }));
+    const result = await outcome(resolveDid(new LedgerClient({ url: proxy.url }), s.did, { time }));
     if (result instanceof DkmsError) {
       expect(result.code).toMatch(/^LEDGER_/);
     } else {

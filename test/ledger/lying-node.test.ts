@@ -19,6 +19,7 @@ import { expectCodeAsync } from '../helpers/errors.js';
 import { commitment, testKey, type TestKey } from '../helpers/ledger.js';
 import { clone, flipFirst, startLedger, startProxy, type Lie, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { resolveDid } from '../../src/did/resolve.js';
 
 interface Answer {
   head: ServedHead;
@@ -83,7 +84,7 @@ describe('a node that withholds', () => {
     const w = await world();
     const proxy = await startProxy(w.ledger.url);
     const warm = client(proxy.url, w);
-    await warm.resolveDid(w.did);
+    await resolveDid(warm, w.did);
     await warm.resolvePolicy(w.policy);
     await revokeTablet(w);
     const signedAfter = new TextEncoder().encode('signed by the tablet after its revocation');
@@ -91,12 +92,12 @@ describe('a node that withholds', () => {
 
     proxy.lie = withholdNewest(() => w.policy);
     for (const reader of [warm, client(proxy.url, w)]) {
-      await expectCodeAsync(reader.resolveDid(w.did), 'LEDGER_INCOMPLETE');
+      await expectCodeAsync(resolveDid(reader, w.did), 'LEDGER_INCOMPLETE');
       await expectCodeAsync(reader.resolvePolicy(w.policy), 'LEDGER_INCOMPLETE');
     }
     // Told the truth, the verifier refuses the tablet's signature: the withheld revocation bites.
     proxy.lie = () => undefined;
-    const { policyHistory } = await warm.resolveDid(w.did);
+    const { policyHistory } = await resolveDid(warm, w.did);
     const result = verifyAgentSignature(policyHistory, { key: w.tablet.publicKey, message: signedAfter, signature, time: new Date().toISOString() });
     expect(result).toMatchObject({ valid: false, reason: 'REVOKED' });
   });
@@ -105,9 +106,9 @@ describe('a node that withholds', () => {
     const w = await world();
     await w.ledger.node.submit(signEvent(nextEvent('did.update', w.did, await latest(w.ledger.node, w.did), { services: [] }), [w.laptop]));
     const proxy = await startProxy(w.ledger.url, withholdNewest(() => w.did));
-    await expectCodeAsync(client(proxy.url, w).resolveDid(w.did), 'LEDGER_INCOMPLETE');
+    await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_INCOMPLETE');
     proxy.lie = withholdNewest(() => w.policy);
-    await expectCodeAsync(client(proxy.url, w).resolveDid(w.did), 'LEDGER_INCOMPLETE');
+    await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_INCOMPLETE');
   });
 
   it("a map proof rewritten to match what is shown does not verify under the node's head: LEDGER_BAD_MAP_PROOF", async () => {
@@ -155,7 +156,7 @@ describe('a node that claims a subject does not exist', () => {
     const w = await world();
     const proxy = await startProxy(w.ledger.url);
     const warm = client(proxy.url, w);
-    await warm.resolveDid(w.did);
+    await resolveDid(warm, w.did);
     // A 404 under the real head, with the map's real proof for the subject: which shows it present.
     proxy.lie = ({ path, status, body }) => {
       if (status !== 200 || !/^\/v1\/(policies|dids)\//.test(path)) return undefined;
@@ -163,23 +164,23 @@ describe('a node that claims a subject does not exist', () => {
       return notFound(body as Answer, subject, (body as Answer).subjects[subject]);
     };
     for (const reader of [warm, client(proxy.url, w)]) {
-      await expectCodeAsync(reader.resolveDid(w.did), 'LEDGER_INCOMPLETE');
+      await expectCodeAsync(resolveDid(reader, w.did), 'LEDGER_INCOMPLETE');
       await expectCodeAsync(reader.resolvePolicy(w.policy), 'LEDGER_INCOMPLETE');
     }
     proxy.lie = ({ path, status, body }) => (status === 200 && path.startsWith('/v1/dids/') ? notFound(body as Answer, w.did) : undefined);
-    await expectCodeAsync(client(proxy.url, w).resolveDid(w.did), 'LEDGER_BAD_MAP_PROOF');
+    await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_BAD_MAP_PROOF');
     proxy.lie = ({ path, status }) => (status === 200 && path.startsWith('/v1/dids/') ? notFound(undefined, w.did) : undefined);
-    await expectCodeAsync(client(proxy.url, w).resolveDid(w.did), 'LEDGER_BAD_MAP_PROOF');
+    await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_BAD_MAP_PROOF');
     // Another subject's proof of absence, passed off as this one's.
     const absent = (await (await fetch(`${w.ledger.url}/v1/dids/did:dkms:${'1'.repeat(44)}`)).json()) as { subjects: Record<string, MapProof> };
     const [foreign] = Object.values(absent.subjects);
     proxy.lie = ({ path, status, body }) => (status === 200 && path.startsWith('/v1/dids/') ? notFound(body as Answer, w.did, foreign) : undefined);
-    await expectCodeAsync(client(proxy.url, w).resolveDid(w.did), 'LEDGER_BAD_MAP_PROOF');
+    await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_BAD_MAP_PROOF');
   });
 
   it('an honest "not found" is proven, and believed', async () => {
     const w = await world();
-    const error = await expectCodeAsync(client(w.ledger.url, w).resolveDid(`did:dkms:${'1'.repeat(44)}` as Did), 'SUBJECT_NOT_FOUND');
+    const error = await expectCodeAsync(resolveDid(client(w.ledger.url, w), `did:dkms:${'1'.repeat(44)}` as Did), 'SUBJECT_NOT_FOUND');
     expect(error.message).toContain('proven absent');
   });
 });
@@ -191,14 +192,14 @@ describe('a node that serves old heads', () => {
     let later = 0;
     const now = () => Date.now() + later;
     const warm = client(w.ledger.url, w, { now });
-    await warm.resolveDid(w.did);
+    await resolveDid(warm, w.did);
     later = 5 * 60_000;
     for (const reader of [warm, client(w.ledger.url, w, { now })]) {
-      await expectCodeAsync(reader.resolveDid(w.did), 'LEDGER_STALE');
+      await expectCodeAsync(resolveDid(reader, w.did), 'LEDGER_STALE');
       await expectCodeAsync(reader.head(), 'LEDGER_STALE');
     }
     // A client told to accept older heads reads it (the age limit is the client's to set).
-    expect((await client(w.ledger.url, w, { now, maxHeadAgeMs: 10 * 60_000 }).resolveDid(w.did)).head.size).toBe(3);
+    expect((await resolveDid(client(w.ledger.url, w, { now, maxHeadAgeMs: 10 * 60_000 }), w.did)).head.size).toBe(3);
   });
 
   it('a head dated in the future is refused as LEDGER_STALE', async () => {
@@ -239,24 +240,24 @@ describe('a warm client reads only what changed', () => {
     const w = await world();
     const proxy = await startProxy(w.ledger.url);
     const reader = client(proxy.url, w);
-    const cold = await reader.resolveDid(w.did);
+    const cold = await resolveDid(reader, w.did);
     expect(cold.history).toHaveLength(3);
-    await reader.resolveDid(w.did);
+    await resolveDid(reader, w.did);
     expect(proxy.seen.at(-1)).toBe(`/v1/dids/${w.did}?after=0&policyAfter=1`);
     let served: Answer | undefined;
     proxy.lie = ({ path, body }) => {
       if (path.startsWith('/v1/dids/')) served = body as Answer;
       return undefined;
     };
-    await reader.resolveDid(w.did);
+    await resolveDid(reader, w.did);
     expect(served?.history).toEqual([]);
     await revokeTablet(w);
-    const after = await reader.resolveDid(w.did);
+    const after = await resolveDid(reader, w.did);
     expect(served?.history.map((r) => r.event.type)).toEqual(['policy.revoke']);
     expect(after.history).toHaveLength(4);
     expect(after.policy.policy.agents.map((a) => a.key)).toEqual([w.laptop.publicKey]);
     // As of before the revocation, from what it holds.
-    const then = await reader.resolveDid(w.did, { at: 3 });
+    const then = await resolveDid(reader, w.did, { at: 3 });
     expect(then.policy.policy.agents).toHaveLength(2);
   });
 });

@@ -90,9 +90,9 @@ const STEPS: readonly Step[] = [
     code: 'LEDGER_UNREACHABLE',
     nothingWritten: true,
     arm: (device) => {
-      const real = device.ledger.resolveDid.bind(device.ledger);
+      const real = device.ledger.resolveDidRecord.bind(device.ledger);
       let failed = false;
-      device.ledger.resolveDid = async (...args) => {
+      device.ledger.resolveDidRecord = async (...args) => {
         if (failed) return real(...args);
         failed = true;
         throw new DkmsError('LEDGER_UNREACHABLE', 'injected: the ledger did not answer');

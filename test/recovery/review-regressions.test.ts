@@ -6,13 +6,13 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { AgencyClient, fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { connections, peerState } from '../../src/agent/connections.js';
 import { AgentStore, CATEGORIES } from '../../src/agent/agent-store.js';
-import { newMessage } from '../../src/agent/didcomm/index.js';
+import { newMessage } from '../../src/didcomm/index.js';
 import { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { provisionKeys } from '../../src/agent/provision.js';
-import { BACKUP_LIMITS } from '../../src/agent/agency.js';
+import { BACKUP_LIMITS } from '../../src/agency/agency.js';
 import { canonicalBytes, equalBytes, fromBase64url, randomBytes, toBase64url } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';

@@ -7,7 +7,7 @@
  * the same change. What could never be set up is refused before anything is made or sent.
  */
 import { describe, expect, it } from 'vitest';
-import { fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { DkmsError } from '../../src/errors.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { abortRecoveryChange, commitRecovery, prepareRecovery } from '../../src/recovery/setup.js';

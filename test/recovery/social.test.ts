@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgencyClient, fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { AgencyClient, fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { CATEGORIES } from '../../src/agent/agent-store.js';
 import { connections, inbox, peerState, rotateConnection, sendText } from '../../src/agent/connections.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';

@@ -7,7 +7,7 @@
  * finished by inviting again.
  */
 import { describe, expect, it } from 'vitest';
-import { fetchBackupIndex } from '../../src/agent/agency-client.js';
+import { fetchBackupIndex } from '../../src/agency/agency-client.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { commitRecovery, prepareRecovery } from '../../src/recovery/setup.js';

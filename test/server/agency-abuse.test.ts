@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { inbox, sendText } from '../../src/agent/connections.js';
-import { anoncrypt, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
-import { RequestVerifier } from '../../src/agent/request-auth.js';
+import { anoncrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
+import { RequestVerifier } from '../../src/agency/request-auth.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';

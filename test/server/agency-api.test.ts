@@ -5,7 +5,7 @@
  * refusals as RFC 9457 problems, long polls, quotas, rate limits by address and by agent.
  */
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { AgencyClient, postEnvelope, type CloudAgentDescription, type PickedUp } from '../../src/agent/agency-client.js';
+import { AgencyClient, postEnvelope, type CloudAgentDescription, type PickedUp } from '../../src/agency/agency-client.js';
 import {
   anoncrypt,
   authcrypt,
@@ -19,8 +19,8 @@ import {
   wrapForward,
   type AgreementKey,
   type Jwe,
-} from '../../src/agent/didcomm/index.js';
-import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
+} from '../../src/didcomm/index.js';
+import { signRequest, type RequestSigner } from '../../src/agency/request-auth.js';
 import { decodePublicKey, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';

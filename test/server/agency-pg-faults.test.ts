@@ -15,9 +15,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgencyClient, type PickedUp } from '../../src/agent/agency-client.js';
+import { AgencyClient, type PickedUp } from '../../src/agency/agency-client.js';
 import { EdgeAgent } from '../../src/agent/edge-agent.js';
-import { anoncrypt, decrypt, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
+import { anoncrypt, decrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { initFirstAgent, registerCloudAgent } from '../../src/agent/provision.js';
 import { fromUtf8, randomBytes, utf8 } from '../../src/crypto/index.js';
 import { LedgerClient } from '../../src/ledger/client.js';
@@ -30,7 +30,7 @@ import { tempDir } from '../helpers/tmp.js';
 const CHILD = join(fileURLToPath(new URL('.', import.meta.url)), 'agency-pg-child.mjs');
 const SENDERS = 4;
 const cluster = pgClusterForSuite();
-const guard = new DistGuard(['agent', 'server', 'ledger', 'wallet', 'crypto']);
+const guard = new DistGuard(['agent', 'agency', 'didcomm', 'server', 'ledger', 'wallet', 'crypto']);
 beforeAll(() => guard.start());
 
 interface Child {

@@ -7,10 +7,10 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgencyClient } from '../../src/agent/agency-client.js';
+import { AgencyClient } from '../../src/agency/agency-client.js';
 import { inbox, sendText } from '../../src/agent/connections.js';
-import { anoncrypt, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
-import { signRequest } from '../../src/agent/request-auth.js';
+import { anoncrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
+import { signRequest } from '../../src/agency/request-auth.js';
 import { ALL_HANDLERS } from '../../src/cli/protocols.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';

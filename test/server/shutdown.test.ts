@@ -16,9 +16,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { flood, type Flood, type FloodRequest } from '../../bench/flood.js';
-import { AgencyClient } from '../../src/agent/agency-client.js';
-import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward, type PublicKeyRef } from '../../src/agent/didcomm/index.js';
-import { signRequest } from '../../src/agent/request-auth.js';
+import { AgencyClient } from '../../src/agency/agency-client.js';
+import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward, type PublicKeyRef } from '../../src/didcomm/index.js';
+import { signRequest } from '../../src/agency/request-auth.js';
 import { decodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
@@ -52,7 +52,7 @@ const STRAGGLER_LEAD_MS = 200;
 /** How long a load must go unanswered to count as held by a hung store call (it answers hundreds a second otherwise). */
 const STALL_MS = 500;
 
-const guard = new DistGuard(['.', 'agent', 'agent/didcomm', 'server', 'ledger', 'wallet', 'crypto', 'policy', 'did']);
+const guard = new DistGuard(['.', 'agent', 'agency', 'didcomm', 'server', 'ledger', 'wallet', 'crypto', 'policy', 'did']);
 beforeAll(() => guard.start());
 
 /** Rejects with `what` unless `promise` settles within `ms`. */

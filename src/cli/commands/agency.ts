@@ -1,7 +1,7 @@
 /** `dkms agency serve`: host owners' cloud agents. */
 import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
-import { DEFAULT_LIMITS } from '../../agent/agency-store.js';
+import { DEFAULT_LIMITS } from '../../agency/agency-store.js';
 import { DkmsError } from '../../errors.js';
 import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';

@@ -8,6 +8,7 @@ import { signWith, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
 import { emit } from '../output.js';
 import { asOf, asOfOptions, signingOptions, type AsOf, type Signing } from '../options.js';
+import { resolveDid } from '../../did/resolve.js';
 
 /** `#id,type,url` → a service entry. */
 function parseService(value: string, previous: Service[] = []): Service[] {
@@ -50,7 +51,7 @@ export function didCommand(): Command {
     ADMIN_KEYS,
   ).action(async (opts: Signing & { did: string; service?: Service[] }, cmd: Command) => {
     const ctx = Context.of(cmd);
-    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(opts.did));
+    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDidRecord(checkDid(opts.did));
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('did.update', record.subject, record, { services: opts.service ?? [] }), opts.key));
     await submitOrWrite(ctx, event, opts, () => `Updated ${opts.did}`);
   });
@@ -65,7 +66,7 @@ export function didCommand(): Command {
   ).action(async (opts: Signing & { did: string; yes?: boolean }, cmd: Command) => {
     const ctx = Context.of(cmd);
     if (opts.yes !== true) throw badInput(`deactivating ${opts.did} is permanent: add --yes to confirm`);
-    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(opts.did));
+    const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDidRecord(checkDid(opts.did));
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('did.deactivate', record.subject, record, {}), opts.key));
     await submitOrWrite(ctx, event, opts, () => `Deactivated ${opts.did}`);
   });
@@ -77,7 +78,7 @@ export function didCommand(): Command {
       .argument('<did>', 'the DID'),
   ).action(async (didArg: string, opts: AsOf, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const resolved = await ledgerClient(ctx, ctx.options.ledger).resolveDid(checkDid(didArg), asOf(opts));
+      const resolved = await resolveDid(ledgerClient(ctx, ctx.options.ledger), checkDid(didArg), asOf(opts));
       emit(ctx, { didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata, verified: { events: resolved.history.length, headSize: resolved.head.size } }, () =>
         JSON.stringify({ didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata }, null, 2),
       );

@@ -19,8 +19,8 @@ import {
   x25519AgreeKey,
   x25519PrivateKeyObject,
   type ContentEncryption,
-} from '../../crypto/index.js';
-import { DkmsError } from '../../errors.js';
+} from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
 import { ANON_ALG, AUTH_ALG, deriveKek, type KeyAgreementAlg } from './ecdh.js';
 import { recipientsDigest } from './encrypt.js';
 import { decodeHeader, parseJwe, type Jwe } from './jwe.js';

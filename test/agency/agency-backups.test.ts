@@ -8,11 +8,11 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { AgencyClient, type CloudAgentDescription } from '../../src/agent/agency-client.js';
-import { BACKUP_LIMITS, MAX_BACKUP_BYTES } from '../../src/agent/agency.js';
-import type { BackupLimits, BackupRecord, CloudAgentRecord } from '../../src/agent/agency-store.js';
-import { signRequest, type RequestSigner } from '../../src/agent/request-auth.js';
-import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
+import { AgencyClient, type CloudAgentDescription } from '../../src/agency/agency-client.js';
+import { BACKUP_LIMITS, MAX_BACKUP_BYTES } from '../../src/agency/agency.js';
+import type { BackupLimits, BackupRecord, CloudAgentRecord } from '../../src/agency/agency-store.js';
+import { signRequest, type RequestSigner } from '../../src/agency/request-auth.js';
+import { SqliteAgencyStore } from '../../src/agency/sqlite-agency-store.js';
 import { ed25519Generate, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';

@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AUTH_HEADERS, CLOCK_WINDOW_MS, FUTURE_SKEW_MS, RequestVerifier, signRequest, type RequestSigner, type SignedRequest } from '../../src/agent/request-auth.js';
+import { AUTH_HEADERS, CLOCK_WINDOW_MS, FUTURE_SKEW_MS, RequestVerifier, signRequest, type RequestSigner, type SignedRequest } from '../../src/agency/request-auth.js';
 import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { expectCodeAsync } from '../helpers/errors.js';

@@ -3,8 +3,8 @@
  * not know are kept (the spec allows extensions) but sizes are bounded.
  */
 import { z } from 'zod';
-import { canonicalBytes, fromUtf8, randomBytes, toBase64url } from '../../crypto/index.js';
-import { DkmsError } from '../../errors.js';
+import { canonicalBytes, fromUtf8, randomBytes, toBase64url } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
 import { PLAIN_TYP } from './jwe.js';
 
 const Uri = z.string().min(1).max(512);

@@ -4,8 +4,8 @@
  * did:key URLs (`did:key:z6LS…#z6LS…`), which carry the public key themselves.
  */
 import { z } from 'zod';
-import { DkmsError } from '../../errors.js';
-import { decodePublicKey, encodePublicKey, fromBase64url, toBase64url, type KeyType } from '../../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import { decodePublicKey, encodePublicKey, fromBase64url, toBase64url, type KeyType } from '../crypto/index.js';
 
 /** A recipient's or verifier's view of a key: its id and raw public key. */
 export interface PublicKeyRef {

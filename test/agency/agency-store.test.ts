@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { SqliteAgencyStore } from '../../src/agent/sqlite-agency-store.js';
+import { SqliteAgencyStore } from '../../src/agency/sqlite-agency-store.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
 import { agencyStoreCases, agentKey, deliver, texts, withCloud } from '../helpers/agency-store-cases.js';

@@ -24,7 +24,7 @@
  */
 import { writeSync } from 'node:fs';
 import { decodePublicKey, x25519Generate } from '../../dist/src/crypto/index.js';
-import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward } from '../../dist/src/agent/didcomm/index.js';
+import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward } from '../../dist/src/didcomm/index.js';
 import { startAgency } from '../../dist/src/server/agency-service.js';
 
 const NOTE = 'https://example.org/test/1.0/crash-note';

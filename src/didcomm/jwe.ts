@@ -4,8 +4,8 @@
  * recipient. Parsing only checks shapes and sizes; decrypt.ts decides what is acceptable.
  */
 import { z } from 'zod';
-import { DkmsError } from '../../errors.js';
-import { fromBase64url, fromUtf8, toBase64url, utf8 } from '../../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import { fromBase64url, fromUtf8, toBase64url, utf8 } from '../crypto/index.js';
 
 export const ENCRYPTED_TYP = 'application/didcomm-encrypted+json';
 export const SIGNED_TYP = 'application/didcomm-signed+json';

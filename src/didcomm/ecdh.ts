@@ -8,7 +8,7 @@
  * jose implements ECDH-ES but not ECDH-1PU, and needs private keys it can hold; ours stay in the
  * wallet and are only asked to agree, so both derivations are composed here.
  */
-import { concatBytes, concatKdf, u32be, wipe } from '../../crypto/index.js';
+import { concatBytes, concatKdf, u32be, wipe } from '../crypto/index.js';
 
 export const ANON_ALG = 'ECDH-ES+A256KW';
 export const AUTH_ALG = 'ECDH-1PU+A256KW';

@@ -6,7 +6,7 @@
  * AGENCY_STORE_UNAVAILABLE while the server is down, then work again.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { PgAgencyStore } from '../../src/agent/pg-agency-store.js';
+import { PgAgencyStore } from '../../src/agency/pg-agency-store.js';
 import { agencyStoreCases, agentKey, cloudRecord, deliver, LIMITS, texts, withCloud } from '../helpers/agency-store-cases.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { pgClusterForSuite } from '../helpers/postgres.js';

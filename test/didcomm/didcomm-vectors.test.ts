@@ -8,7 +8,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generalDecrypt, generalVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { fromBase64url, fromUtf8, utf8, x25519Generate } from '../../src/crypto/index.js';
-import { anoncrypt, decrypt, memoryAgreementKey, okpJwk, parseMessage, signJws, verifyJws, type AgreementKey, type Jwe } from '../../src/agent/didcomm/index.js';
+import { anoncrypt, decrypt, memoryAgreementKey, okpJwk, parseMessage, signJws, verifyJws, type AgreementKey, type Jwe } from '../../src/didcomm/index.js';
 import { ed25519Generate, ed25519Sign } from '../../src/crypto/index.js';
 
 interface Jwk { kty: string; crv: string; x: string; d: string }

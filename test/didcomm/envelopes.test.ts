@@ -40,7 +40,7 @@ import {
   type PublicKeyRef,
   type SenderResolver,
   type SigningKey,
-} from '../../src/agent/didcomm/index.js';
+} from '../../src/didcomm/index.js';
 import {
   ed25519Generate,
   ed25519Sign,

@@ -23,8 +23,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgencyClient, type CloudAgentDescription } from '../../src/agent/agency-client.js';
-import { decrypt, parseMessage } from '../../src/agent/didcomm/index.js';
+import { AgencyClient, type CloudAgentDescription } from '../../src/agency/agency-client.js';
+import { decrypt, parseMessage } from '../../src/didcomm/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
@@ -80,7 +80,7 @@ interface Report {
 const SUB_LINE = /^sub (t\d+-s\d+-m\d+) (a|b|ab)$/;
 const ACK_LINE = /^ack (t\d+-s\d+-m\d+) (\d+)$/;
 
-const guard = new DistGuard(['.', 'agent', 'agent/didcomm', 'server', 'ledger', 'wallet', 'crypto', 'policy', 'did']);
+const guard = new DistGuard(['.', 'agent', 'agency', 'didcomm', 'server', 'ledger', 'wallet', 'crypto', 'policy', 'did']);
 const codeChangedNote = (): string => guard.changedNote();
 
 /** Parses the output of a child killed after "ready", checking that it is well formed. */

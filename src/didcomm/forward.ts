@@ -2,7 +2,7 @@
  * Routing Protocol 2.0 forward messages: an envelope for the final recipient, wrapped in an
  * anoncrypted `forward` to a mediator (the owner's cloud agent), whose body names `next`.
  */
-import { DkmsError } from '../../errors.js';
+import { DkmsError } from '../errors.js';
 import { anoncrypt } from './encrypt.js';
 import { parseJwe, type Jwe } from './jwe.js';
 import type { PublicKeyRef } from './keys.js';

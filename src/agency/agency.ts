@@ -16,7 +16,7 @@ import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
 import { DEFAULT_LIMITS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
 import type { CloudKeys } from './cloud-keys.js';
-import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from './didcomm/index.js';
+import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from '../didcomm/index.js';
 
 /**
  * Called once a request's signer is found allowed to make it, before anything is changed: it

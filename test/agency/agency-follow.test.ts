@@ -10,10 +10,10 @@
  * time, no failure escaping.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { AgencyClient, postEnvelope } from '../../src/agent/agency-client.js';
-import { anoncrypt, decrypt, messageBytes, newMessage, parseMessage, recipientFromKid, wrapForward } from '../../src/agent/didcomm/index.js';
+import { AgencyClient, postEnvelope } from '../../src/agency/agency-client.js';
+import { anoncrypt, decrypt, messageBytes, newMessage, parseMessage, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { recipientRef, type EdgeAgent } from '../../src/agent/edge-agent.js';
-import { PolicyFollower } from '../../src/agent/policy-follower.js';
+import { PolicyFollower } from '../../src/agency/policy-follower.js';
 import { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from '../../src/agent/provision.js';
 import { randomBytes, toBase58btc } from '../../src/crypto/index.js';
 import { DkmsError, isDkmsError, type ErrorCode } from '../../src/errors.js';

@@ -17,8 +17,8 @@ import {
   wipe,
   x25519Ephemeral,
   type ContentEncryption,
-} from '../../crypto/index.js';
-import { badInput } from '../../errors.js';
+} from '../crypto/index.js';
+import { badInput } from '../errors.js';
 import { ANON_ALG, AUTH_ALG, deriveKek, type KeyAgreementAlg } from './ecdh.js';
 import { ENCRYPTED_TYP, encodeHeader, type Jwe } from './jwe.js';
 import { okpJwk, type AgreementKey, type PublicKeyRef } from './keys.js';

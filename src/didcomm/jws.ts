@@ -5,8 +5,8 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { z } from 'zod';
-import { fromBase64url, isSmallOrderEd25519, toBase64url, utf8 } from '../../crypto/index.js';
-import { DkmsError } from '../../errors.js';
+import { fromBase64url, isSmallOrderEd25519, toBase64url, utf8 } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
 import { MAX_ENVELOPE_CHARS, SIGNED_TYP, decodeHeader, encodeHeader, toJson } from './jwe.js';
 import { okpJwk, didKeyPublicKey, type SigningKey } from './keys.js';
 

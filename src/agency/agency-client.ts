@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
-import type { Jwe } from './didcomm/index.js';
+import type { Jwe } from '../didcomm/index.js';
 import { signRequest, type RequestSigner } from './request-auth.js';
 
 export const CloudAgentInfoSchema = z.object({
