@@ -7,7 +7,7 @@ import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
-import { untilStopped } from './ledger.js';
+import { untilStopped } from '../serve.js';
 import { checkAgentKey } from './policy.js';
 
 const MIB = 1024 * 1024;

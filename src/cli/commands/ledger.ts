@@ -4,47 +4,12 @@ import { DEFAULT_LEDGER_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
 import { ledgerClient } from '../ledger-access.js';
-import { emit } from '../output.js';
 import { parseNonNegative, parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
 import type { LedgerNode } from '../../ledger/node.js';
+import { emit } from '../output.js';
+import { serveUntilStopped } from '../serve.js';
 import { witnessCommand } from './witness.js';
-
-/** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
-export function untilStopped(): Promise<string> {
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      process.off('SIGINT', onInt);
-      process.off('SIGTERM', onTerm);
-      resolve(signal);
-    };
-    const onInt = () => stop('SIGINT');
-    const onTerm = () => stop('SIGTERM');
-    process.on('SIGINT', onInt);
-    process.on('SIGTERM', onTerm);
-  });
-}
-
-/** Serves until stopped, then shuts down cleanly: no request is cut off mid-commit. */
-export async function serveUntilStopped(ctx: Context, services: readonly { close(): Promise<void> }[], fields: Record<string, unknown>, describe: string): Promise<void> {
-  // Listening for the signals before saying we are up: a stop asked the moment the line is read
-  // must not find the default action (an exit without closing) still in place.
-  const stopped = untilStopped();
-  emit(ctx, fields, () => describe);
-  await stopped;
-  // Every service is closed even when one fails to close: one left open would keep the process
-  // running after the failure is reported. The first failure is then the command's.
-  const failures: unknown[] = [];
-  for (const service of services) {
-    try {
-      await service.close();
-    } catch (e) {
-      failures.push(e);
-    }
-  }
-  if (failures.length > 0) throw failures[0];
-  if (!ctx.json) process.stdout.write('stopped\n');
-}
 
 /** Opens the node's store for an offline task (audit, reindex), runs it, and always closes. */
 async function withStoppedNode(ctx: Context, store: string | undefined, fn: (node: LedgerNode) => Promise<void>): Promise<void> {

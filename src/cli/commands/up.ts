@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT, DEFAULT_LEDGER_PORT } from '../../server/ports.js';
 import { Context } from '../context.js';
 import { parseNonNegative, parsePort } from '../options.js';
-import { serveUntilStopped } from './ledger.js';
+import { serveUntilStopped } from '../serve.js';
 
 export function upCommand(): Command {
   return new Command('up')

@@ -8,7 +8,7 @@ import { Context } from '../context.js';
 import { ledgerUrl } from '../ledger-access.js';
 import { parsePort, parsePositive } from '../options.js';
 import { emit } from '../output.js';
-import { serveUntilStopped } from './ledger.js';
+import { serveUntilStopped } from '../serve.js';
 
 /** The witness's directory in a data directory (the service's `witnessDir`). */
 const WITNESS_DIR = 'witness';
