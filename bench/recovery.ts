@@ -1,5 +1,5 @@
 /**
- * Recovery benchmark (DESIGN.md section 8). Raw limits, measured in the same run:
+ * Recovery benchmark (docs/recovery.md). Raw limits, measured in the same run:
  *
  * - social recovery: an owner with N trustees (3, 10, 50), each another owner with a cloud agent
  *   at the same agency, connected and accepted as trustee; recovery set up with a majority

@@ -1,5 +1,5 @@
 /**
- * Connections: pairwise relationships between two owners (DESIGN.md section 7). Each side has
+ * Connections: pairwise relationships between two owners (docs/agents.md). Each side has
  * its own identifier and key-event log (connection-log.ts) listing one key pair per agent of
  * that owner; both sides keep both logs. A connection starts with an out-of-band invitation
  * carrying the inviter's inception event; the invitee answers with its own. Each agent of an

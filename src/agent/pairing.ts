@@ -1,5 +1,5 @@
 /**
- * Pairing another edge agent (DESIGN.md section 7). The existing agent makes a one-time
+ * Pairing another edge agent (docs/agents.md). The existing agent makes a one-time
  * invitation, shown as a QR code, and a short passcode shown beside it. The new agent answers
  * through the owner's cloud agent, authcrypted to the inviting agent, with its keys, a proof
  * that it holds its signing key, and the passcode. The inviting agent checks the invitation

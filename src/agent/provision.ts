@@ -1,5 +1,5 @@
 /**
- * Provisioning agents (DESIGN.md section 7): an agent's signing and key-agreement keys in its
+ * Provisioning agents (docs/agents.md): an agent's signing and key-agreement keys in its
  * wallet; the first edge agent, which also creates the owner's link secret and policy (itself
  * with every flag) and, if asked, a public DID; and registering a cloud agent at an agency.
  */

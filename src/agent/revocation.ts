@@ -1,5 +1,5 @@
 /**
- * Revoking an agent (DESIGN.md section 7). An authorized agent signs `policy.revoke`; where the
+ * Revoking an agent (docs/agents.md). An authorized agent signs `policy.revoke`; where the
  * policy's rules need m signatures, it asks the owner's other agents that may revoke to co-sign
  * on their own devices, through messaging, and submits once it has enough. After the ledger
  * accepts it: the cloud agent stops routing to the revoked agent, the other agents are told,

@@ -1,5 +1,5 @@
 /**
- * Ledger events (DESIGN.md section 5): wire schemas, identifiers and signing bytes.
+ * Ledger events (docs/ledger.md): wire schemas, identifiers and signing bytes.
  *
  * Every event has `v`, `type`, `seq`, `prev` and `sigs`; all but the two inception events
  * (`policy.create`, `did.create`) name their `subject`. An inception event instead carries a

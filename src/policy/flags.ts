@@ -1,5 +1,5 @@
 /**
- * Agent flags (DESIGN.md section 5): a bitset saying what an agent may do for its owner.
+ * Agent flags (docs/ledger.md): a bitset saying what an agent may do for its owner.
  * ADMIN implies every other flag.
  */
 import { badInput } from '../errors.js';

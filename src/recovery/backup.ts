@@ -1,5 +1,5 @@
 /**
- * Encrypted backups (DESIGN.md section 8): the wallet export, encrypted to the backup X25519
+ * Encrypted backups (docs/recovery.md): the wallet export, encrypted to the backup X25519
  * key derived from R through a one-time X25519 agreement, so any device can make a backup and
  * only a holder of R can read one; and signed by the agent that made it, since anyone can
  * encrypt to a public key. Layout:

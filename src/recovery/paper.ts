@@ -1,5 +1,5 @@
 /**
- * The paper wallet (DESIGN.md section 8, offline recovery): the recovery secret R written down
+ * The paper wallet (docs/recovery.md, offline recovery): the recovery secret R written down
  * as 24 BIP39 English words, and, with what a restore needs besides R (the agency endpoint and
  * the policy address), as a `dkms-recover:` text drawn as a QR code for a terminal, a PNG, an
  * SVG, or a printable page.

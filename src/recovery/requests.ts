@@ -1,5 +1,5 @@
 /**
- * Recovery through trustees, after the owner lost every device (DESIGN.md section 8). The new
+ * Recovery through trustees, after the owner lost every device (docs/recovery.md). The new
  * device makes a recovery request (its fresh agent keys) and shows a challenge: six words
  * computed from the whole request (66 bits of SHA-256 over its id, keys, label and expiry). The
  * owner hands the request text to each trustee by any channel and reads the six words to them,

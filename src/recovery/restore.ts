@@ -1,5 +1,5 @@
 /**
- * Recovery on a new device from R (DESIGN.md section 8), however R was rebuilt (paper wallet or
+ * Recovery on a new device from R (docs/recovery.md), however R was rebuilt (paper wallet or
  * trustees): find the owner's backups by R's locator, learn which recovery key the policy
  * commits to, fetch the newest backup with a request that key signs, decrypt it into this
  * device's wallet (everything but the old device's own agent keys), and submit `policy.recover`:

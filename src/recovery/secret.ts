@@ -1,5 +1,5 @@
 /**
- * The recovery secret R (DESIGN.md sections 3 and 8): 32 random bytes from which HKDF-SHA-256,
+ * The recovery secret R (docs/architecture.md "Key hierarchy", docs/recovery.md): 32 random bytes from which HKDF-SHA-256,
  * with distinct labels, derives everything recovery needs:
  *
  * - the backup X25519 key pair, to which every backup is encrypted;

@@ -1,5 +1,5 @@
 /**
- * Setting up recovery and changing it (DESIGN.md section 8): a new recovery secret R, its
+ * Setting up recovery and changing it (docs/recovery.md): a new recovery secret R, its
  * recovery key committed on the ledger, backups encrypted to its backup key, and its shares
  * with trustees. Every change is two-phase: `prepareRecovery` makes the new secret and puts its
  * shares with the trustees; `commitRecovery` (once every trustee holds its share) commits the

@@ -1,5 +1,5 @@
 /**
- * Social-recovery shares (DESIGN.md section 8): the recovery secret R split M-of-N with Shamir
+ * Social-recovery shares (docs/recovery.md): the recovery secret R split M-of-N with Shamir
  * over GF(2^8) by the audited `shamir-secret-sharing` library, one share per trustee. Each share
  * is signed by the owner's agent, tagged with a random `set` common to every share of one split
  * (how shares of one secret are recognised), and carries a hint: the owner, the trustees in

@@ -1,5 +1,5 @@
 /**
- * Social recovery's trustee protocol (DESIGN.md section 8), over connections:
+ * Social recovery's trustee protocol (docs/recovery.md), over connections:
  *
  *   owner                                   trustee (another owner)
  *   trustee-offer {offer, owner}        →   kept until `trustee approve|deny`

@@ -1,5 +1,5 @@
 /**
- * The wallet's key hierarchy (DESIGN.md section 2): store key → profile KEKs → per-item keys.
+ * The wallet's key hierarchy (docs/architecture.md "Key hierarchy"): store key → profile KEKs → per-item keys.
  * The keyring holds the KDF parameters and the profile KEKs wrapped by the store key, with a
  * digest over both so that damage is told apart from a wrong secret.
  */

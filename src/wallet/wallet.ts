@@ -1,5 +1,5 @@
 /**
- * The encrypted wallet (DESIGN.md section 6): items and keys under the store key → profile KEK
+ * The encrypted wallet (docs/wallet.md): items and keys under the store key → profile KEK
  * → per-item key hierarchy, in one SQLite file held exclusively while open.
  */
 import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Event validation (DESIGN.md section 5, docs/ledger.md "Validation"), by property: malformed,
+ * Event validation (docs/ledger.md "Validation"), by property: malformed,
  * oversize, forged, replayed, forked, stale, gapped and misdirected events are refused with
  * exactly the right code, in memory (validateEvent over an OverlayView) and through a ledger
  * node, where a refusal leaves the log size, the signed root and every subject record as they

@@ -1,5 +1,5 @@
 /**
- * Who may change a policy (DESIGN.md section 5, docs/ledger.md "Flags, rules, pre-rotation"):
+ * Who may change a policy (docs/ledger.md "Flags, rules, pre-rotation"):
  * every grant and revoke rule for every combination of flags, policy.rules and DID authority,
  * every m-of-n threshold on both sides of its boundary, lockout, and policy.create's proof of
  * possession. Directly through applyPolicyChange, then through a ledger node, where each

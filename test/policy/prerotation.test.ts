@@ -1,5 +1,5 @@
 /**
- * Pre-rotation (DESIGN.md section 5, docs/ledger.md "Flags, rules, pre-rotation"): only the
+ * Pre-rotation (docs/ledger.md "Flags, rules, pre-rotation"): only the
  * committed recovery keys can sign policy.recover, each works once, the next keys are committed
  * as the current ones are revealed, no agent (however many sign) can touch the commitment, and a
  * recovery that replaces the agents shuts the old ones out.

@@ -1,5 +1,5 @@
 /**
- * A delayed recovery (DESIGN.md section 8, "Compromise"; docs/ledger.md): with a delay in the
+ * A delayed recovery (docs/recovery.md "Compromise"; docs/ledger.md): with a delay in the
  * recovery commitment, `policy.recover` only becomes pending; enough ADMIN agents may cancel it
  * during the delay, and `policy.complete` applies it once the ledger's own clock has passed the
  * delay. A client's clock plays no part: the node's time decides.

@@ -1,6 +1,6 @@
 /**
  * Social recovery walked as users would, in process over loopback HTTP with a real ledger and a
- * real agency (DESIGN.md section 8): Alice makes five trustees, sets up 3-of-5 recovery, loses
+ * real agency (docs/recovery.md): Alice makes five trustees, sets up 3-of-5 recovery, loses
  * every device, and recovers on a new one through three of them; her connection with Bob keeps
  * working. Around it, what keeps it safe: trustees release nothing without the challenge the
  * owner reads out, wrong answers are recorded and refused, requests are rate limited, the
