@@ -27,6 +27,7 @@ import type { DidRecord, LedgerView, LogRecord, PolicyRecord, SubjectRecord } fr
 import { VerifiedCache, type StateStep, type VerifiedRead } from './verified-cache.js';
 import { toBase64url } from '../crypto/index.js';
 import { fetchTransport, httpTransport, type LedgerTransport } from './transport.js';
+import { retry } from '../retry.js';
 
 export interface LedgerClientOptions {
   /** Base URL of a ledger node, e.g. http://127.0.0.1:8420. */
@@ -258,14 +259,10 @@ export class LedgerClient {
    * not caught up yet (a head of a few milliseconds), up to `witnessWaitMs`.
    */
   async #witnessed<T>(read: () => Promise<T>): Promise<T> {
-    const until = this.#now() + this.#witnessWaitMs;
-    for (;;) {
-      try {
-        return await read();
-      } catch (e) {
-        if (!(e instanceof WaitingForWitnesses) || this.#now() >= until) throw e instanceof WaitingForWitnesses ? e.error : e;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+    try {
+      return await retry(read, { retryOn: (e) => e instanceof WaitingForWitnesses, deadlineMs: this.#witnessWaitMs, baseDelayMs: 25, maxDelayMs: 200, now: this.#now });
+    } catch (e) {
+      throw e instanceof WaitingForWitnesses ? e.error : e;
     }
   }
 

@@ -14,13 +14,14 @@
  * opens only briefly, so losing the leader stalls writes for about a second, not the client
  * library's default of many seconds.
  */
-import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry } from 'cockatiel';
+import { ConsecutiveBreaker, ConstantBackoff, circuitBreaker, handleWhen, retry as retryPolicy } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type Namespace } from 'etcd3';
 import { canonicalJson, fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { EventId, LedgerEvent, Subject } from './events.js';
 import type { LogRecord, SubjectRecord } from './state.js';
 import type { AppendBatch, LogStore, StoredHead } from './store.js';
+import { retry } from '../retry.js';
 
 export interface EtcdStoreOptions {
   /** Client URLs of the cluster's members, e.g. http://127.0.0.1:2379. */
@@ -73,7 +74,7 @@ export function etcdClientOptions(endpoints: readonly string[], deadlineMs = 500
     dialTimeout: 1000,
     defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + deadlineMs }),
     faultHandling: {
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
+      global: retryPolicy(handleWhen(isRecoverableError), { maxAttempts: 4, backoff: new ConstantBackoff(0) }),
       host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(5) }),
     },
     grpcOptions: {
@@ -104,14 +105,10 @@ export class EtcdLogStore implements LogStore {
 
   /** Runs a read, retrying within the budget while the cluster has no leader. */
   async #read<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    const until = Date.now() + this.#budgetMs;
-    for (;;) {
-      try {
-        return await fn();
-      } catch (e) {
-        if (Date.now() >= until || this.#closed) throw unavailable(`the etcd cluster did not answer (${what}): ${e instanceof Error ? e.message : String(e)}`, e);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+    try {
+      return await retry(fn, { retryOn: () => true, deadlineMs: this.#budgetMs, baseDelayMs: 20, maxDelayMs: 250, stopped: () => this.#closed });
+    } catch (e) {
+      throw unavailable(`the etcd cluster did not answer (${what}): ${e instanceof Error ? e.message : String(e)}`, e);
     }
   }
 
@@ -214,27 +211,34 @@ export class EtcdLogStore implements LogStore {
       this.#kv.put(`head/${pad(batch.head.size)}`).value(canonicalJson(batch.head)),
       this.#kv.put('size').value(String(expected + batch.events.length)),
     ];
-    const until = Date.now() + this.#budgetMs;
-    for (;;) {
-      try {
-        const guard = expected === 0 ? this.#kv.if('size', 'Create', '==', 0) : this.#kv.if('size', 'Value', '==', String(expected));
-        const result = await guard.then(...ops).commit();
-        if (result.succeeded) return;
-        // The compare failed: another node appended, or our own earlier attempt did (the client
-        // library itself re-sends a transaction whose call timed out, and the first may have landed).
-        if (await this.#landed(expected, first.id)) return;
-        throw new DkmsError('LEDGER_CONFLICT', `the log grew past ${expected} events before this batch was written`);
-      } catch (e) {
-        if (e instanceof DkmsError) throw e;
-        // Unknown outcome (deadline, leader lost, circuit open): look before trying again.
-        if (Date.now() >= until || this.#closed) throw unavailable(`the etcd cluster did not take the batch in ${this.#budgetMs} ms: ${e instanceof Error ? e.message : String(e)}`, e);
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        try {
+    // After an unknown outcome (deadline, leader lost, circuit open), look before trying again.
+    let unknown = false;
+    try {
+      await retry(
+        async () => {
+          if (unknown) {
+            unknown = false;
+            if (await this.#landed(expected, first.id)) return;
+          }
+          let result;
+          try {
+            const guard = expected === 0 ? this.#kv.if('size', 'Create', '==', 0) : this.#kv.if('size', 'Value', '==', String(expected));
+            result = await guard.then(...ops).commit();
+          } catch (e) {
+            unknown = true;
+            throw e;
+          }
+          if (result.succeeded) return;
+          // The compare failed: another node appended, or our own earlier attempt did (the client
+          // library itself re-sends a transaction whose call timed out, and the first may have landed).
           if (await this.#landed(expected, first.id)) return;
-        } catch {
-          // Still unreachable: the next attempt will tell.
-        }
-      }
+          throw new DkmsError('LEDGER_CONFLICT', `the log grew past ${expected} events before this batch was written`);
+        },
+        { retryOn: (e) => !(e instanceof DkmsError), deadlineMs: this.#budgetMs, baseDelayMs: 5, maxDelayMs: 100, stopped: () => this.#closed },
+      );
+    } catch (e) {
+      if (e instanceof DkmsError) throw e;
+      throw unavailable(`the etcd cluster did not take the batch in ${this.#budgetMs} ms: ${e instanceof Error ? e.message : String(e)}`, e);
     }
   }
 

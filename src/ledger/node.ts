@@ -18,6 +18,7 @@ import { OverlayView, ReadAheadView, type LogRecord, type SubjectRecord } from '
 import type { AppendBatch, LogStore, StoredEvent } from './store.js';
 import { validateEvent, type Accepted } from './validate.js';
 import { VerifyPool } from './verify-pool.js';
+import { retry } from '../retry.js';
 
 export interface NodeSigner {
   /** The node's Ed25519 public key, multibase. */
@@ -115,6 +116,9 @@ function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
   return new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
 }
+
+/** An attempt to commit that other nodes' appends got ahead of (#commitNow tries again). */
+const OUTRUN = Symbol('outrun');
 
 export class LedgerNode {
   readonly store: LogStore;
@@ -599,19 +603,23 @@ export class LedgerNode {
 
   async #commitNow(batch: readonly Prepared[]): Promise<void> {
     let remaining = batch;
-    for (let attempt = 1; ; attempt++) {
-      // Optimistic: append at the size this node knows; the store refuses if the log grew.
-      if (attempt > 1) await this.#catchUp();
-      const outcome = await this.#tryCommit(remaining);
-      if (outcome === 'done') return;
-      remaining = outcome;
-      if (attempt >= MAX_CONFLICTS) {
-        const error = new DkmsError('LEDGER_CONFLICT', `other ledger nodes kept appending first (${attempt} tries); resubmit`);
-        for (const { pending } of remaining) pending.reject(error);
-        return;
-      }
-      // A short random pause, so that nodes that keep colliding stop doing it in step.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, attempt * 2)));
+    try {
+      await retry(
+        async (attempt) => {
+          // Optimistic: append at the size this node knows; the store refuses if the log grew.
+          if (attempt > 1) await this.#catchUp();
+          const outcome = await this.#tryCommit(remaining);
+          if (outcome === 'done') return;
+          remaining = outcome;
+          throw OUTRUN;
+        },
+        // Short random pauses, so that nodes that keep colliding stop doing it in step.
+        { retryOn: (e) => e === OUTRUN, attempts: MAX_CONFLICTS, baseDelayMs: 2, maxDelayMs: 20 },
+      );
+    } catch (e) {
+      if (e !== OUTRUN) throw e;
+      const error = new DkmsError('LEDGER_CONFLICT', `other ledger nodes kept appending first (${MAX_CONFLICTS} tries); resubmit`);
+      for (const { pending } of remaining) pending.reject(error);
     }
   }
 

@@ -28,6 +28,7 @@ import { forgetReleases } from './requests.js';
 import { RecoveryKeys, type RecoverySigner } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
 import { readPrepared, readSetup, type RecoverySetup } from './state.js';
+import { retry } from '../retry.js';
 
 /**
  * What a restore keeps between its steps, written with the profile before `policy.recover` is
@@ -255,17 +256,20 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
 /** Races lost to other writers of the policy (a thief's device, say): read it again and re-sign. */
 const RACES = new Set(['EVENT_STALE_SEQ', 'EVENT_BAD_PREV', 'EVENT_FORK']);
 
+/** How long a recovery keeps trying while other writers of the policy get their events in first. */
+const RECOVER_RACE_MS = 30_000;
+
 /** Submits the recovery built against `current`, rebuilt against the latest policy until no other event slips in before it. */
 async function submitRecover(agent: EdgeAgent, current: PolicyRecord, build: (current: PolicyRecord) => LedgerEvent): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await agent.ledger.submit(build(current));
-      return;
-    } catch (e) {
-      if (!isDkmsError(e) || !RACES.has(e.code) || attempt >= 50) throw e;
-    }
-    current = (await agent.ledger.resolvePolicy(current.subject)).record;
-  }
+  await retry(() => agent.ledger.submit(build(current)), {
+    retryOn: (e) => isDkmsError(e) && RACES.has(e.code),
+    deadlineMs: RECOVER_RACE_MS,
+    baseDelayMs: 20,
+    maxDelayMs: 1_000,
+    beforeRetry: async () => {
+      current = (await agent.ledger.resolvePolicy(current.subject)).record;
+    },
+  });
 }
 
 /**
