@@ -42,7 +42,7 @@ import {
 } from '../src/didcomm/index.js';
 import { EdgeAgent, recipientRef, type Handlers } from '../src/agent/edge-agent.js';
 import { answerInvitation, awaitWelcome, completePairing, createInvitation, parseInvitation, waitingHandlers } from '../src/agent/pairing.js';
-import { ALL_HANDLERS } from '../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../src/recovery/protocols.js';
 import { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from '../src/agent/provision.js';
 import { revokeAgent } from '../src/agent/revocation.js';
 import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, x25519Generate } from '../src/crypto/index.js';

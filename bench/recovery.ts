@@ -30,7 +30,7 @@ import { AgencyClient, postEnvelope } from '../src/agency/agency-client.js';
 import { CONNECTION_RESPONSE, acceptConnection, inviteConnection } from '../src/agent/connections.js';
 import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward, type AgreementKey, type Jwe } from '../src/didcomm/index.js';
 import { EdgeAgent, recipientRef, type ReceiveEntry } from '../src/agent/edge-agent.js';
-import { ALL_HANDLERS } from '../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../src/recovery/protocols.js';
 import { initFirstAgent, registerCloudAgent } from '../src/agent/provision.js';
 import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, equalBytes, open, randomBytes, seal, wipe, x25519Generate } from '../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';

@@ -6,9 +6,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
-import { badInput, isDkmsError } from '../errors.js';
-import { makeBackup } from '../recovery/setup.js';
-import { readSetup } from '../recovery/state.js';
+import { badInput } from '../errors.js';
+import { backUpAfterChange } from '../recovery/auto-backup.js';
 import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
 import { Wallet } from '../wallet/index.js';
@@ -48,7 +47,7 @@ export async function withAgent<T>(
       discard = creating && options.keepCreated !== undefined && !options.keepCreated(agent);
       throw e;
     }
-    if (options.backup !== false && wallet.changes() !== before) await backUpChange(ctx, agent);
+    if (options.backup !== false && wallet.changes() !== before) await backUpChange(agent);
     // Other commands in this data directory (policy, did, verify) then use the agent's ledger.
     if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
     return result;
@@ -58,19 +57,12 @@ export async function withAgent<T>(
   }
 }
 
-/**
- * A new backup version after a command changed the wallet, once recovery is set up and there
- * is a cloud agent to keep it. A failed backup does not fail the command: it is reported, and
- * the next change (or `dkms recovery backup`) tries again.
- */
-async function backUpChange(ctx: Context, agent: EdgeAgent): Promise<void> {
-  if (!agent.store.hasProfile() || agent.profile.cloud === undefined || readSetup(agent) === undefined) return;
-  try {
-    await makeBackup(agent);
-  } catch (e) {
-    if (!isDkmsError(e)) throw e;
-    // Standard error even with --json: standard output keeps its one JSON result.
-    process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${e.code}: ${e.message}); run \`dkms recovery backup\`\n`);
+/** The automatic backup rule (recovery/auto-backup.ts) after a command changed the wallet; a failure is a warning, not the command's. */
+async function backUpChange(agent: EdgeAgent): Promise<void> {
+  const outcome = await backUpAfterChange(agent);
+  // Standard error even with --json: standard output keeps its one JSON result.
+  if (!outcome.stored && outcome.reason === 'failed') {
+    process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${outcome.error.code}: ${outcome.error.message}); run \`dkms recovery backup\`\n`);
   }
 }
 

@@ -8,7 +8,7 @@ import { expect, onTestFinished } from 'vitest';
 import { CONNECTION_RESPONSE, acceptConnection, findConnection, inviteConnection, type ConnectionRecord } from '../../src/agent/connections.js';
 import { EdgeAgent, type Handlers, type ReceiveEntry } from '../../src/agent/edge-agent.js';
 import { answerInvitation, awaitWelcome, completePairing, createInvitation, parseInvitation, waitingHandlers } from '../../src/agent/pairing.js';
-import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../src/agent/provision.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { LedgerClient } from '../../src/ledger/client.js';

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { CATEGORIES } from '../../src/agent/agent-store.js';
 import { connections, inbox, peerState, rotateConnection, sendText } from '../../src/agent/connections.js';
-import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
 import { revokeAgent } from '../../src/agent/revocation.js';

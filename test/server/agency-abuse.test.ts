@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { inbox, sendText } from '../../src/agent/connections.js';
 import { anoncrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { RequestVerifier } from '../../src/agency/request-auth.js';
-import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';
 import { flood, signedAhead } from '../../bench/flood.js';

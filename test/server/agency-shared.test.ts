@@ -11,7 +11,7 @@ import { AgencyClient } from '../../src/agency/agency-client.js';
 import { inbox, sendText } from '../../src/agent/connections.js';
 import { anoncrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { signRequest } from '../../src/agency/request-auth.js';
-import { ALL_HANDLERS } from '../../src/cli/protocols.js';
+import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';
 import { pgClusterForSuite } from '../helpers/postgres.js';

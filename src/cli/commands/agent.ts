@@ -5,7 +5,7 @@ import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
-import { ALL_HANDLERS } from '../protocols.js';
+import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import {
   answeredWith,
   answerInvitation,

@@ -1,7 +1,7 @@
 /** `dkms connection …`: pairwise relationships with other owners. */
 import { Command } from 'commander';
 import { acceptConnection, connections, deleteConnection, DEFAULT_CONNECTION_TTL_SECONDS, inviteConnection, myState, peerState, rotateConnection, type ConnectionRecord } from '../../agent/connections.js';
-import { ALL_HANDLERS } from '../protocols.js';
+import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit, table } from '../output.js';

@@ -1,7 +1,7 @@
 /** `dkms message …`: send text to a connection, and pick up and handle what arrived. */
 import { Command, InvalidArgumentError } from 'commander';
 import { inbox, sendText } from '../../agent/connections.js';
-import { ALL_HANDLERS } from '../protocols.js';
+import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
 import { emit } from '../output.js';

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ALL_HANDLERS } from '../protocols.js';
+import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { wipe } from '../../crypto/index.js';
 import { DkmsError, isDkmsError } from '../../errors.js';

@@ -1,6 +1,6 @@
 /** `dkms trustee …`: your trustees (social recovery), and your part as someone else's trustee. */
 import { Command, Option } from 'commander';
-import { ALL_HANDLERS } from '../protocols.js';
+import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { DkmsError } from '../../errors.js';
 import { addRecoveryRequest, approveRecoveryRequest, denyRecoveryRequest, recoveryRequests } from '../../recovery/requests.js';

@@ -1,7 +1,7 @@
 /**
  * Every protocol an edge agent speaks, by message type: the agents' own (agent/) and recovery's
- * (recovery/), put together here where the program is assembled, so that neither layer imports
- * the one above it.
+ * (recovery/), put together at the top of the domain, so that agent/ never imports recovery/.
+ * Programs (the CLI, a library user) pass ALL_HANDLERS to EdgeAgent.receive.
  */
 import { approvalHandlers } from '../agent/revocation.js';
 import { CONNECTION_EVENTS, connectionHandlers } from '../agent/connections.js';
@@ -9,9 +9,9 @@ import type { Handler, Handlers } from '../agent/edge-agent.js';
 import { isDkmsError } from '../errors.js';
 import { notificationHandlers } from '../agent/notifications.js';
 import { inviterHandlers } from '../agent/pairing.js';
-import { requestHandlers } from '../recovery/requests.js';
-import { refreshSponsors } from '../recovery/setup.js';
-import { trusteeHandlers } from '../recovery/trustees.js';
+import { requestHandlers } from './requests.js';
+import { refreshSponsors } from './setup.js';
+import { trusteeHandlers } from './trustees.js';
 
 /**
  * A trustee's connection keys rotated: the owner's cloud agent must know the new ones as
