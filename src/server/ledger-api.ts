@@ -11,6 +11,7 @@ import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
 import { intParam, queryOf } from './query.js';
 import { LedgerReads, MAX_MAP_PROOFS, type Answer, type ReadQuery } from './ledger-reads.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
+import { universalResolverRoutes } from './universal-resolver.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address (default 200; 0: no limit). */
@@ -88,6 +89,7 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   const send = (reply: FastifyReply, answer: Answer) => reply.code(answer.status).type(answer.type).send(answer.body);
 
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
+  universalResolverRoutes(app, node);
 
   app.get('/v1/head', { schema: { querystring: { type: 'object', additionalProperties: false, properties: {} } } }, async () => node.servedHead());
 
