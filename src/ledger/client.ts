@@ -247,9 +247,10 @@ export class LedgerClient {
   /** The node's current head, verified, recent, witnessed as required, and consistent with the last one seen. */
   async head(): Promise<ServedHead> {
     return this.#witnessed(async () => {
+      const floor = this.#lastHead;
       const parsed = ServedHeadSchema.safeParse(await this.#request('GET', '/v1/head'));
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the tree head is malformed');
-      await this.#acceptHead(parsed.data);
+      await this.#acceptHead(parsed.data, floor);
       return parsed.data;
     });
   }
@@ -268,10 +269,11 @@ export class LedgerClient {
 
   /**
    * Accepts a head only if it is signed by a trusted node key, recent, has the quorum of trusted
-   * signers, and extends the last head seen: same size and roots, or larger with a valid
-   * consistency proof.
+   * signers, and extends `floor`, the last head seen when the request was sent: same size and
+   * roots, or larger with a valid consistency proof. A head older than one accepted since (two
+   * reads in flight at once) must be a prefix of it.
    */
-  async #acceptHead(served: ServedHead): Promise<SignedTreeHead> {
+  async #acceptHead(served: ServedHead, floor: SignedTreeHead | undefined): Promise<SignedTreeHead> {
     const head = bareHead(served);
     const id = JSON.stringify(served);
     const checked = this.#checkedHeads.has(id);
@@ -279,7 +281,7 @@ export class LedgerClient {
       if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
       if (this.#trusted.size > 0 && !this.#trusted.has(head.key)) throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
     }
-    await this.#checkExtends(head);
+    await this.#checkExtends(head, floor);
     this.#checkFresh(head.time, 'the tree head');
     if (!checked) this.#checkQuorum(served);
     if (this.#trusted.size === 0) {
@@ -290,7 +292,7 @@ export class LedgerClient {
     if (this.#checkedHeads.size >= HEAD_MEMO_LIMIT) this.#checkedHeads.clear();
     this.#checkedHeads.add(id);
     const last = this.#lastHead;
-    if (last === undefined || head.size > last.size || head.time > last.time) {
+    if (last === undefined || head.size > last.size || (head.size === last.size && head.time > last.time)) {
       this.#lastHead = head;
       // Persisted only when the log grew: the same tree signed again adds nothing to check against.
       if (last === undefined || head.size > last.size) this.#onHead?.(head);
@@ -298,20 +300,23 @@ export class LedgerClient {
     return head;
   }
 
-  /** A head must extend the last one this client verified: same size and roots, or a consistent larger log. */
-  async #checkExtends(head: SignedTreeHead): Promise<void> {
+  /**
+   * A head must extend `floor`, the last one this client had verified when it asked (a node that
+   * shows less than that went back), and agree with the newest it has verified since: the same
+   * tree, a consistent larger one, or — an answer that crossed a newer one in flight — a prefix.
+   */
+  async #checkExtends(head: SignedTreeHead, floor: SignedTreeHead | undefined): Promise<void> {
+    if (floor !== undefined && head.size < floor.size) throw bad('LEDGER_INCONSISTENT', `the ledger went back from ${floor.size} to ${head.size} events`);
     const last = this.#lastHead;
-    if (last !== undefined) {
-      if (head.size < last.size) throw bad('LEDGER_INCONSISTENT', `the ledger went back from ${last.size} to ${head.size} events`);
-      if (head.size === last.size && (head.root !== last.root || head.map !== last.map)) {
-        throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
-      }
-      if (head.size > last.size && last.size > 0) {
-        const proof = await this.#consistencyProof(last.size, head.size);
-        if (!verifyConsistency(last.size, head.size, proof, rootBytes(last), rootBytes(head))) {
-          throw bad('LEDGER_INCONSISTENT', `the log of ${head.size} events does not extend the ${last.size} seen before: the ledger forked or rewrote history`);
-        }
-      }
+    if (last === undefined) return;
+    if (head.size === last.size && (head.root !== last.root || head.map !== last.map)) {
+      throw bad('LEDGER_INCONSISTENT', `two different logs of ${head.size} events were shown: the ledger forked`);
+    }
+    if (head.size === last.size || Math.min(head.size, last.size) === 0) return;
+    const [older, newer] = head.size < last.size ? [head, last] : [last, head];
+    const proof = await this.#consistencyProof(older.size, newer.size);
+    if (!verifyConsistency(older.size, newer.size, proof, rootBytes(older), rootBytes(newer))) {
+      throw bad('LEDGER_INCONSISTENT', `the log of ${newer.size} events does not extend the ${older.size} seen: the ledger forked or rewrote history`);
     }
   }
 
@@ -387,11 +392,12 @@ export class LedgerClient {
   async #read(main: Subject, path: (cached: VerifiedRead | undefined) => string): Promise<{ head: SignedTreeHead; read: VerifiedRead }> {
     return this.#witnessed(async () => {
       const cached = this.cache.get(main);
+      const floor = this.#lastHead;
       let text: string;
       try {
         text = await this.#requestText('GET', path(cached));
       } catch (e) {
-        if (e instanceof ProvenProblem) await this.#provenAbsent(main, e);
+        if (e instanceof ProvenProblem) await this.#provenAbsent(main, e, floor);
         throw e;
       }
       const seen = this.#answers.get(main);
@@ -407,7 +413,7 @@ export class LedgerClient {
       }
       const parsed = ProvenSchema.safeParse(payload);
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is malformed`);
-      const head = await this.#acceptHead(parsed.data.head);
+      const head = await this.#acceptHead(parsed.data.head, floor);
       const records = parsed.data.history as unknown as LogRecord[];
       this.#checkIncluded(main, head, records, parsed.data.proofs);
       const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
@@ -425,10 +431,10 @@ export class LedgerClient {
   }
 
   /** A "not found" holds only with a valid head and a map proof that the subject is absent. */
-  async #provenAbsent(subject: Subject, problem: ProvenProblem): Promise<never> {
+  async #provenAbsent(subject: Subject, problem: ProvenProblem, floor: SignedTreeHead | undefined): Promise<never> {
     const parsed = MapAnswerSchema.safeParse(problem.payload);
     if (!parsed.success) throw bad('LEDGER_BAD_MAP_PROOF', `the ledger says ${subject} does not exist without proving it`);
-    const head = await this.#acceptHead(parsed.data.head);
+    const head = await this.#acceptHead(parsed.data.head, floor);
     if (this.#entry(head, parsed.data.subjects, subject) !== undefined) {
       throw bad('LEDGER_INCOMPLETE', `the ledger says ${subject} does not exist, but its own map holds it: it is withholding it`);
     }
@@ -518,9 +524,10 @@ export class LedgerClient {
    */
   async entries(subjects: readonly Subject[]): Promise<{ head: SignedTreeHead; entries: Map<Subject, MapEntry | undefined> }> {
     return this.#witnessed(async () => {
+      const floor = this.#lastHead;
       const parsed = MapAnswerSchema.safeParse(await this.#request('POST', '/v1/proofs/map', { subjects }));
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the map proofs are malformed');
-      const head = await this.#acceptHead(parsed.data.head);
+      const head = await this.#acceptHead(parsed.data.head, floor);
       return { head, entries: new Map(subjects.map((s) => [s, this.#entry(head, parsed.data.subjects, s)])) };
     });
   }

@@ -303,6 +303,34 @@ describe('LedgerClient reuses what it verified, and nothing more', () => {
     await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_INCONSISTENT');
   });
 
+  it('takes an answer that crossed a newer head in flight (two reads at once), since its head is a prefix of the newer one', async () => {
+    const s = await story();
+    const proxy = await startProxy(s.ledger.url);
+    const client = new LedgerClient({ url: proxy.url, now: () => T0 + 6 * MINUTE });
+    await resolveDid(client, s.did);
+    // The next DID answer is held back until the client has accepted a newer head.
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = true;
+    proxy.lie = async ({ path }) => {
+      if (holding && path.startsWith('/v1/dids/')) {
+        holding = false;
+        await held;
+      }
+      return undefined;
+    };
+    const slow = resolveDid(client, s.did);
+    for (const deadline = Date.now() + 10_000; holding && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(holding).toBe(false);
+    const key = testKey();
+    await s.ledger.node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
+    expect((await client.head()).size).toBe(7);
+    release();
+    const answer = await slow;
+    expect(answer.head.size).toBe(6);
+    expect(answer.didDocument.id).toBe(s.did);
+  });
+
   it('gives every caller the same frozen result: one cannot change what another is given', async () => {
     const s = await story();
     const client = new LedgerClient({ url: s.ledger.url, now: () => T0 + 5 * MINUTE });
