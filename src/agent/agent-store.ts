@@ -9,7 +9,29 @@ import { fromUtf8, utf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { Wallet } from '../wallet/index.js';
 
-export const CATEGORIES = {
+/** Which part keeps each wallet category (registerCategories). */
+const owners = new Map<string, string>();
+
+/**
+ * Each part that keeps records in an agent's wallet names its categories here, once: a category
+ * belongs to one part, so that two parts never read each other's records as their own.
+ */
+export function registerCategories<const T extends Record<string, string>>(part: string, categories: T): T {
+  for (const category of Object.values(categories)) {
+    const owner = owners.get(category);
+    if (owner !== undefined && owner !== part) throw new Error(`wallet category ${category} already belongs to ${owner}`);
+    owners.set(category, part);
+  }
+  return categories;
+}
+
+/** The part that registered `category`, if any. */
+export function categoryOwner(category: string): string | undefined {
+  return owners.get(category);
+}
+
+/** The edge agent's own records. */
+export const CATEGORIES = registerCategories('agent', {
   agent: 'agent.self',
   agents: 'agent.agents',
   invitation: 'agent.invitation',
@@ -19,17 +41,7 @@ export const CATEGORIES = {
   approval: 'agent.approval',
   request: 'agent.request',
   seen: 'agent.seen',
-  /** Owner side of recovery: the setup, a prepared change, and this owner's trustees. */
-  recovery: 'agent.recovery',
-  trustee: 'agent.trustee',
-  /** Trustee side: offers received, shares held for other owners, their recovery requests. */
-  trusteeOffer: 'agent.trustee-offer',
-  heldShare: 'agent.held-share',
-  recoveryRequest: 'agent.recovery-request',
-  /** New-device side: this device's own recovery request and the shares released to it. */
-  myRequest: 'agent.my-recovery-request',
-  releasedShare: 'agent.released-share',
-} as const;
+});
 
 export const AGENT_SIGN_KEY = 'agent-sign';
 export const AGENT_KX_KEY = 'agent-kx';

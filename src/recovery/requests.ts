@@ -17,7 +17,7 @@ import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { canonicalBytes, encodePublicKey, randomBytes, sha256, toBase58btc, utf8 } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import type { PolicyAddress } from '../ledger/events.js';
-import { CATEGORIES } from '../agent/agent-store.js';
+
 import { connections, findConnection, peerState, type ConnectionRecord } from '../agent/connections.js';
 import { didKeyPublicKey, newMessage } from '../didcomm/index.js';
 import { AgencyClient } from '../agency/agency-client.js';
@@ -27,6 +27,7 @@ import { provisionKeys } from '../agent/provision.js';
 import { RECOVERY_PROTOCOL, heldShares } from './trustees.js';
 import { combineShares, parseShare, type RecoveryShare } from './shares.js';
 import { LabelSchema, MyRequestSchema, RecoveryRequestSchema, type HeldShares, type MyRequest, type RecoveryRequest } from './state.js';
+import { RECOVERY_CATEGORIES } from './categories.js';
 
 export const RELEASE = `${RECOVERY_PROTOCOL}/release`;
 export const REQUEST_SCHEME = 'dkms-recovery-request:';
@@ -75,12 +76,12 @@ export function createRecoveryRequest(agent: EdgeAgent, options: { agency: strin
   const body = { id, key: keys.key, kx: keys.kx, label, expires };
   const challenge = requestChallenge(body);
   const request: MyRequest = { id, challenge, agency: options.agency, label, created: new Date().toISOString(), expires };
-  agent.store.write(CATEGORIES.myRequest, 'current', request);
+  agent.store.write(RECOVERY_CATEGORIES.myRequest, 'current', request);
   return { text: encodeInvitationText(REQUEST_SCHEME, { v: 2, ...body }), challenge, request };
 }
 
 export function myRequest(agent: EdgeAgent): MyRequest | undefined {
-  return agent.store.read(CATEGORIES.myRequest, 'current', MyRequestSchema);
+  return agent.store.read(RECOVERY_CATEGORIES.myRequest, 'current', MyRequestSchema);
 }
 
 const ReleaseBody = z.object({ request: z.string().max(40), owner: LabelSchema, shares: z.array(z.unknown()).min(1).max(16) });
@@ -94,7 +95,7 @@ const releaseHandler: Handler = {
     if (mine === undefined || mine.id !== body.data.request) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'shares released for a request this device did not make');
     const shares = body.data.shares.map(parseShare);
     // Filed by signer too: a share someone else signed with the same index cannot displace a real one.
-    for (const share of shares) agent.store.write(CATEGORIES.releasedShare, `${share.set}.${share.index}.${share.signer}`, share);
+    for (const share of shares) agent.store.write(RECOVERY_CATEGORIES.releasedShare, `${share.set}.${share.index}.${share.signer}`, share);
     return { summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`, data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) } };
   },
 };
@@ -119,13 +120,13 @@ export async function collectReleases(agent: EdgeAgent, waitSeconds = 0, handler
 /** Forgets this device's request and every share released to it, once they have served: together they are R. */
 export function forgetReleases(agent: EdgeAgent): void {
   agent.wallet.transaction(() => {
-    for (const share of agent.wallet.find({ category: CATEGORIES.releasedShare })) agent.wallet.delete(CATEGORIES.releasedShare, share.name);
-    agent.store.remove(CATEGORIES.myRequest, 'current');
+    for (const share of agent.wallet.find({ category: RECOVERY_CATEGORIES.releasedShare })) agent.wallet.delete(RECOVERY_CATEGORIES.releasedShare, share.name);
+    agent.store.remove(RECOVERY_CATEGORIES.myRequest, 'current');
   });
 }
 
 export function releasedShares(agent: EdgeAgent): RecoveryShare[] {
-  return agent.store.list(CATEGORIES.releasedShare, z.unknown()).map((s) => parseShare(s.value));
+  return agent.store.list(RECOVERY_CATEGORIES.releasedShare, z.unknown()).map((s) => parseShare(s.value));
 }
 
 /** How many shares of each set have arrived, and the threshold each needs. */
@@ -190,25 +191,25 @@ async function agentsEver(agent: EdgeAgent, policy: string): Promise<Set<string>
 // ---- the trustee --------------------------------------------------------------------------
 
 export function recoveryRequests(agent: EdgeAgent): RecoveryRequest[] {
-  return agent.store.list(CATEGORIES.recoveryRequest, RecoveryRequestSchema).map((r) => r.value);
+  return agent.store.list(RECOVERY_CATEGORIES.recoveryRequest, RecoveryRequestSchema).map((r) => r.value);
 }
 
 /** Records a recovery request handed over out of band (rate limited: REQUESTS_PER_HOUR). */
 export function addRecoveryRequest(agent: EdgeAgent, text: string, now = Date.now()): RecoveryRequest {
   const parsed = decodeInvitationText(text, REQUEST_SCHEME, RequestTextSchema, 'recovery request');
-  const existing = agent.store.read(CATEGORIES.recoveryRequest, parsed.id, RecoveryRequestSchema);
+  const existing = agent.store.read(RECOVERY_CATEGORIES.recoveryRequest, parsed.id, RecoveryRequestSchema);
   if (existing !== undefined) return existing;
   if (Date.parse(parsed.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
   const recent = recoveryRequests(agent).filter((r) => Date.parse(r.received) > now - 3600_000).length;
   if (recent >= REQUESTS_PER_HOUR) throw new DkmsError('RECOVERY_RATE_LIMITED', `this agent took ${recent} recovery requests in the last hour; try again later`);
   const { v: _v, ...body } = parsed;
   const request: RecoveryRequest = { ...body, received: new Date(now).toISOString(), attempts: 0, status: 'waiting', failures: [] };
-  agent.store.write(CATEGORIES.recoveryRequest, parsed.id, request);
+  agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, parsed.id, request);
   return request;
 }
 
 function findRequest(agent: EdgeAgent, id: string): RecoveryRequest {
-  const request = agent.store.read(CATEGORIES.recoveryRequest, id, RecoveryRequestSchema);
+  const request = agent.store.read(RECOVERY_CATEGORIES.recoveryRequest, id, RecoveryRequestSchema);
   if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', `no recovery request '${id.slice(0, 40)}': \`dkms trustee requests\``);
   if (request.status !== 'waiting') throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', `recovery request ${id} was already ${request.status}`);
   return request;
@@ -259,7 +260,7 @@ export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner
   if (!timingSafeEqual(expected, given)) {
     const attempts = request.attempts + 1;
     const status = attempts >= MAX_CHALLENGE_ATTEMPTS ? 'refused' : 'waiting';
-    agent.store.write(CATEGORIES.recoveryRequest, id, { ...request, attempts, status, failures: [...request.failures, { at: new Date(now).toISOString(), owner: held.owner.label }] });
+    agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, { ...request, attempts, status, failures: [...request.failures, { at: new Date(now).toISOString(), owner: held.owner.label }] });
     const left = MAX_CHALLENGE_ATTEMPTS - attempts;
     throw new DkmsError('CHALLENGE_WRONG', left > 0 ? `the challenge does not match (${left} attempt(s) left); the attempt is recorded` : 'the challenge does not match; the request is now refused');
   }
@@ -270,14 +271,14 @@ export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner
   const message = newMessage(RELEASE, { request: id, owner: held.owner.label, shares: held.shares.map((s) => s.share) });
   await agent.sendToKey(message, agent.agreementKey(`trustee-${held.offer}-kx`), { key: request.key, kx: request.kx }, { endpoint: endpoint.uri, routingKey: endpoint.routingKey });
   const released: RecoveryRequest = { ...request, status: 'released', releasedFor: held.offer };
-  agent.store.write(CATEGORIES.recoveryRequest, id, released);
+  agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, released);
   return released;
 }
 
 export function denyRecoveryRequest(agent: EdgeAgent, id: string): RecoveryRequest {
   const request = findRequest(agent, id);
   const denied: RecoveryRequest = { ...request, status: 'denied' };
-  agent.store.write(CATEGORIES.recoveryRequest, id, denied);
+  agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, denied);
   return denied;
 }
 

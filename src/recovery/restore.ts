@@ -29,6 +29,7 @@ import { RecoveryKeys, type RecoverySigner } from './secret.js';
 import { finishChange, makeBackup } from './setup.js';
 import { readPrepared, readSetup, type RecoverySetup } from './state.js';
 import { retry } from '../retry.js';
+import { RECOVERY_CATEGORIES } from './categories.js';
 
 /**
  * What a restore keeps between its steps, written with the profile before `policy.recover` is
@@ -69,7 +70,7 @@ export type RestoreOutcome = ({ readonly state: 'recovered' } & Restored & After
 
 /** Keys and items of the old device that a restore leaves behind: its identity as an agent. */
 const OLD_KEYS = new Set([AGENT_SIGN_KEY, AGENT_KX_KEY, PROVISIONAL_RECOVERY_KEY]);
-const SKIPPED = new Set<string>([CATEGORIES.agents, CATEGORIES.invitation, CATEGORIES.approval, CATEGORIES.request, CATEGORIES.myRequest, CATEGORIES.releasedShare]);
+const SKIPPED = new Set<string>([CATEGORIES.agents, CATEGORIES.invitation, CATEGORIES.approval, CATEGORIES.request, RECOVERY_CATEGORIES.myRequest, RECOVERY_CATEGORIES.releasedShare]);
 
 export interface RestoreOptions {
   /** The agency holding the backups (the paper wallet names it). */
@@ -157,7 +158,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
   const keys = new RecoveryKeys(secret);
   try {
     if (agent.store.hasProfile()) {
-      const after = agent.store.read(CATEGORIES.recovery, AFTER, AfterSchema);
+      const after = agent.store.read(RECOVERY_CATEGORIES.recovery, AFTER, AfterSchema);
       if (after === undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
       return await resume(agent, keys, after, { backupVersion: after.backup?.version ?? 0, backupBy: after.backup?.by ?? '', items: after.backup?.items ?? 0 });
     }
@@ -185,7 +186,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     const restores = (item: WalletItem) => {
       if (item.category === CATEGORIES.agent && item.name === 'profile') return false;
       if (item.category === KEY_CATEGORY) return !OLD_KEYS.has(item.name);
-      if (item.category === CATEGORIES.recovery) return item.name === 'setup';
+      if (item.category === RECOVERY_CATEGORIES.recovery) return item.name === 'setup';
       return !SKIPPED.has(item.category);
     };
     // Counted as restored whether this run or an interrupted one added them.
@@ -200,7 +201,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
     const after: After = { state: 'submitting', index: found.signer.index + 1, backupKey: keys.backupKey, locator: keys.locator, unrotated: [], backup };
     agent.wallet.transaction(() => {
       agent.store.saveProfile(profile);
-      agent.store.write(CATEGORIES.recovery, AFTER, after);
+      agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, after);
     });
     return await resume(agent, keys, after, { backupVersion: backup.version, backupBy: backup.by, items });
   } finally {
@@ -247,7 +248,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
   }
   const pending = resolved.record.policy.pending;
   if (pending !== undefined && (pending.agents ?? []).some((a) => a.key === profile.key)) {
-    agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: pending.until } satisfies After);
+    agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: pending.until } satisfies After);
     return { state: 'pending', profile, until: pending.until, ...restored };
   }
   return { state: 'recovered', profile, ...restored, ...(await afterRecovery(agent, after, resolved)) };
@@ -313,12 +314,12 @@ async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedP
     else failed.push(record.id);
   }
   const setup = readSetup(agent) ?? { v: 1 as const, offline: false, created: new Date().toISOString() };
-  agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
+  agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', { ...setup, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
   const backedUp = cloud === undefined || (await attempt('backup', () => makeBackup(agent)));
   // What failed is kept to retry: running the restore again (or `recovery complete`) does the
   // sync, the connections not rotated and the backup again, and nothing else twice.
-  if (failed.length > 0 || !synced || !backedUp) agent.store.write(CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
-  else agent.store.remove(CATEGORIES.recovery, AFTER);
+  if (failed.length > 0 || !synced || !backedUp) agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
+  else agent.store.remove(RECOVERY_CATEGORIES.recovery, AFTER);
   forgetReleases(agent);
   return { rotated, unrotated: [...keyless, ...failed], warnings };
 }
@@ -330,7 +331,7 @@ async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedP
  */
 export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery | { finished: 'change' }> {
   const record = await agent.policy();
-  const after = agent.store.read(CATEGORIES.recovery, AFTER, AfterSchema);
+  const after = agent.store.read(RECOVERY_CATEGORIES.recovery, AFTER, AfterSchema);
   const prepared = readPrepared(agent);
   const pending = record.policy.pending;
   if (pending !== undefined) {

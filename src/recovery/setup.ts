@@ -7,7 +7,7 @@
  * deletes the old ones and moves the backups. Until the commit, the old secret, old paper and
  * old shares keep working.
  */
-import { CATEGORIES, PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
+import { PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
 import { AgencyClient } from '../agency/agency-client.js';
 import { connections, peerState } from '../agent/connections.js';
@@ -25,6 +25,7 @@ import { checkTrusteeSetting } from './shares.js';
 import { newRecoverySecret, RecoveryKeys } from './secret.js';
 import { readPrepared, readSetup, trustees, type PreparedChange, type RecoverySetup, type Trustee } from './state.js';
 import { finishTrusteeChange, findTrustee, missingAcks, prepareShares } from './trustees.js';
+import { RECOVERY_CATEGORIES } from './categories.js';
 
 export interface BackupOutcome {
   /** The version the agency stored, if the owner has a cloud agent. */
@@ -47,7 +48,7 @@ export async function makeBackup(agent: EdgeAgent, options: { file?: string; upl
   if (options.upload !== false && profile.cloud !== undefined) {
     const stored = await agent.agency().putBackup(profile.cloud.id, target.locator, bytes);
     version = stored.version;
-    if (options.to === undefined && setup !== undefined) agent.store.write(CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
+    if (options.to === undefined && setup !== undefined) agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
   }
   if (options.file !== undefined) writeFileAtomic(options.file, bytes, 0o600);
   if (version === undefined && options.file === undefined) throw new DkmsError('NO_CLOUD_AGENT', 'this agent has no cloud agent to keep backups: register one, or pass --backup-file');
@@ -116,7 +117,7 @@ export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions,
       prepared = await prepareShares(agent, secret, { chosen, threshold: options.social.threshold, insist: options.social.insist, next, delay: options.delay, offline: options.offline });
     } else {
       prepared = { v: 1, set: '', threshold: 0, trustees: [], next, delay: options.delay, offline: options.offline, created: new Date().toISOString() };
-      agent.store.write(CATEGORIES.recovery, 'prepared', prepared);
+      agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', prepared);
     }
     return { secret, prepared };
   } catch (e) {
@@ -154,7 +155,7 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
     // neither secret restores. Made once per prepared change, however often the commit is tried.
     if (agent.profile.cloud !== undefined && prepared.backedUp !== true) {
       await makeBackup(agent, { to: prepared.next });
-      agent.store.write(CATEGORIES.recovery, 'prepared', { ...prepared, backedUp: true } satisfies PreparedChange);
+      agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', { ...prepared, backedUp: true } satisfies PreparedChange);
     }
     // Until the change lands the old trustees' shares count, after it the new ones': both may
     // let a new device of the owner receive its shares for now.
@@ -235,8 +236,8 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, c
     };
     const marked: PreparedChange = { ...prepared, finishing };
     agent.wallet.transaction(() => {
-      agent.store.write(CATEGORIES.recovery, 'setup', setup);
-      agent.store.write(CATEGORIES.recovery, 'prepared', marked);
+      agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', setup);
+      agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', marked);
       if (agent.wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)) agent.wallet.deleteKey(PROVISIONAL_RECOVERY_KEY);
     });
   }
@@ -252,7 +253,7 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, c
     const signer = current.signerFor(revealed);
     if (signer !== undefined) await new AgencyClient(cloud.agency, { key: signer.key, sign: signer.sign }, agent.options).deleteBackups(cloud.id, old);
   }
-  agent.store.remove(CATEGORIES.recovery, 'prepared');
+  agent.store.remove(RECOVERY_CATEGORIES.recovery, 'prepared');
   const setup = readSetup(agent);
   if (setup === undefined) throw new DkmsError('INTERNAL', 'the recovery setup was not written');
   return { state: 'committed', setup, ...(backup === undefined ? {} : { backup }) };
@@ -266,7 +267,7 @@ export async function abortRecoveryChange(agent: EdgeAgent): Promise<PreparedCha
   if (prepared.finishing !== undefined || policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)) {
     throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'the ledger already commits to this change: finish it with `dkms trustee commit` (or `dkms recovery complete` after its delay)');
   }
-  agent.store.remove(CATEGORIES.recovery, 'prepared');
+  agent.store.remove(RECOVERY_CATEGORIES.recovery, 'prepared');
   forgetReleases(agent);
   return prepared;
 }

@@ -4,8 +4,9 @@
  * the state of the trustee protocol on each side.
  */
 import { z } from 'zod';
-import { CATEGORIES } from '../agent/agent-store.js';
+
 import type { EdgeAgent } from '../agent/edge-agent.js';
+import { RECOVERY_CATEGORIES } from './categories.js';
 
 /** A label a peer chose and people will read: no control characters (terminal escapes). */
 export const LabelSchema = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
@@ -106,13 +107,13 @@ export const MyRequestSchema = z.object({
 export type MyRequest = z.infer<typeof MyRequestSchema>;
 
 export function readSetup(agent: EdgeAgent): RecoverySetup | undefined {
-  return agent.store.read(CATEGORIES.recovery, 'setup', RecoverySetupSchema);
+  return agent.store.read(RECOVERY_CATEGORIES.recovery, 'setup', RecoverySetupSchema);
 }
 
 export function readPrepared(agent: EdgeAgent): PreparedChange | undefined {
-  return agent.store.read(CATEGORIES.recovery, 'prepared', PreparedChangeSchema);
+  return agent.store.read(RECOVERY_CATEGORIES.recovery, 'prepared', PreparedChangeSchema);
 }
 
 export function trustees(agent: EdgeAgent): Trustee[] {
-  return agent.store.list(CATEGORIES.trustee, TrusteeSchema).map((t) => t.value);
+  return agent.store.list(RECOVERY_CATEGORIES.trustee, TrusteeSchema).map((t) => t.value);
 }

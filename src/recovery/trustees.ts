@@ -17,12 +17,13 @@
 import { z } from 'zod';
 import { randomBytes, toBase58btc } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { CATEGORIES } from '../agent/agent-store.js';
+
 import { active, byPeerKey, findConnection, myKey, peerState, sendToConnection } from '../agent/connections.js';
 import { newMessage } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
 import { parseShare, splitRecoverySecret, type RecoveryShare } from './shares.js';
 import { HeldSharesSchema, LabelSchema, TrusteeOfferSchema, TrusteeSchema, readPrepared, trustees, type HeldShares, type PreparedChange, type Trustee } from './state.js';
+import { RECOVERY_CATEGORIES } from './categories.js';
 
 export const RECOVERY_PROTOCOL = 'urn:dkms:recovery/1.0';
 export const TRUSTEE_OFFER = `${RECOVERY_PROTOCOL}/trustee-offer`;
@@ -63,7 +64,7 @@ export async function inviteTrustees(agent: EdgeAgent, refs: readonly string[]):
   if (new Set(offers.map((o) => o.record.id)).size !== offers.length) throw new DkmsError('BAD_INPUT', 'a connection is named twice');
   const { label, policy } = agent.profile;
   for (const { record, trustee } of offers) {
-    agent.store.write(CATEGORIES.trustee, trustee.id, trustee);
+    agent.store.write(RECOVERY_CATEGORIES.trustee, trustee.id, trustee);
     await sendToConnection(agent, record, newMessage(TRUSTEE_OFFER, { offer: trustee.id, owner: { label, policy } }));
   }
   return offers.map((o) => o.trustee);
@@ -108,7 +109,7 @@ export async function prepareShares(
     created: new Date().toISOString(),
   };
   // Saved before sending: an acknowledgement may come back before the last share goes out.
-  agent.store.write(CATEGORIES.recovery, 'prepared', prepared);
+  agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', prepared);
   try {
     for (const [i, trustee] of options.chosen.entries()) {
       const record = findConnection(agent, trustee.connection);
@@ -117,7 +118,7 @@ export async function prepareShares(
   } catch (e) {
     // A trustee that got no share never acknowledges one: the change could never be committed,
     // and R is not kept to send it again. Rolled back; the next setup prepares a new one.
-    if (readPrepared(agent)?.set === set) agent.store.remove(CATEGORIES.recovery, 'prepared');
+    if (readPrepared(agent)?.set === set) agent.store.remove(RECOVERY_CATEGORIES.recovery, 'prepared');
     if (!isDkmsError(e)) throw e;
     throw new DkmsError(e.code, `${e.message}: nothing was changed, run the setup again (a paper shown for this attempt is void)`);
   }
@@ -151,7 +152,7 @@ export async function finishTrusteeChange(agent: EdgeAgent, prepared: PreparedCh
 export async function endTrustee(agent: EdgeAgent, trustee: Trustee): Promise<void> {
   const record = findConnection(agent, trustee.connection);
   if (record.state === 'active') await sendToConnection(agent, record, newMessage(TRUSTEE_END, { offer: trustee.id }));
-  agent.store.remove(CATEGORIES.trustee, trustee.id);
+  agent.store.remove(RECOVERY_CATEGORIES.trustee, trustee.id);
 }
 
 const AnswerBody = z.object({ offer: z.string().max(40), accept: z.boolean(), shareKey: z.string().max(64).optional() });
@@ -160,7 +161,7 @@ const AckBody = z.object({ offer: z.string().max(40), set: z.string().max(40) })
 /** The trustee record an incoming message from a connection speaks about. */
 function trusteeFrom(agent: EdgeAgent, offer: string, senderKx: string): Trustee {
   const record = byPeerKey(agent, senderKx);
-  const trustee = agent.store.read(CATEGORIES.trustee, offer, TrusteeSchema);
+  const trustee = agent.store.read(RECOVERY_CATEGORIES.trustee, offer, TrusteeSchema);
   if (trustee === undefined || trustee.connection !== record.id) throw new DkmsError('TRUSTEE_NOT_FOUND', 'no such trustee offer to this connection');
   return trustee;
 }
@@ -172,7 +173,7 @@ const answerHandler: Handler = {
     if (!body.success || (body.data.accept && body.data.shareKey === undefined)) throw malformed('trustee answer');
     const trustee = trusteeFrom(agent, body.data.offer, sender.kx);
     const next: Trustee = body.data.accept ? { ...trustee, status: 'accepted', shareKey: body.data.shareKey } : { ...trustee, status: 'declined' };
-    agent.store.write(CATEGORIES.trustee, trustee.id, next);
+    agent.store.write(RECOVERY_CATEGORIES.trustee, trustee.id, next);
     return { summary: `'${trustee.label}' ${body.data.accept ? 'accepted' : 'declined'} to be a trustee`, data: { trustee: { id: trustee.id, status: next.status } } };
   },
 };
@@ -186,7 +187,7 @@ const ackHandler: Handler = {
     const prepared = readPrepared(agent);
     if (prepared === undefined || prepared.set !== body.data.set) return { summary: `'${trustee.label}' acknowledged a share of a change no longer prepared` };
     const next = { ...prepared, trustees: prepared.trustees.map((t) => (t.id === trustee.id ? { ...t, acked: true } : t)) };
-    agent.store.write(CATEGORIES.recovery, 'prepared', next);
+    agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', next);
     return { summary: `'${trustee.label}' holds its share`, data: { acked: { trustee: trustee.id, set: prepared.set } } };
   },
 };
@@ -198,16 +199,16 @@ const ShareBody = z.object({ offer: z.string().max(40), share: z.unknown() });
 const OfferRef = z.object({ offer: z.string().max(40), set: z.string().max(40).optional() });
 
 export function heldShares(agent: EdgeAgent): HeldShares[] {
-  return agent.store.list(CATEGORIES.heldShare, HeldSharesSchema).map((h) => h.value);
+  return agent.store.list(RECOVERY_CATEGORIES.heldShare, HeldSharesSchema).map((h) => h.value);
 }
 
 export function trusteeOffers(agent: EdgeAgent) {
-  return agent.store.list(CATEGORIES.trusteeOffer, TrusteeOfferSchema).map((o) => o.value);
+  return agent.store.list(RECOVERY_CATEGORIES.trusteeOffer, TrusteeOfferSchema).map((o) => o.value);
 }
 
 /** Answers an offer: on accept, a share-encryption key for this owner is made in this wallet. */
 export async function answerOffer(agent: EdgeAgent, offerId: string, accept: boolean): Promise<{ offer: string; accepted: boolean }> {
-  const offer = agent.store.read(CATEGORIES.trusteeOffer, offerId, TrusteeOfferSchema);
+  const offer = agent.store.read(RECOVERY_CATEGORIES.trusteeOffer, offerId, TrusteeOfferSchema);
   if (offer === undefined) throw new DkmsError('TRUSTEE_NOT_FOUND', `no trustee offer '${offerId.slice(0, 40)}': \`dkms trustee requests\``);
   if (offer.status !== 'waiting') throw new DkmsError('BAD_INPUT', `that offer was already ${offer.status}`);
   const record = findConnection(agent, offer.connection);
@@ -218,17 +219,17 @@ export async function answerOffer(agent: EdgeAgent, offerId: string, accept: boo
     const name = `trustee-${offer.id}-kx`;
     shareKey = (agent.wallet.listKeys('x25519').find((k) => k.name === name) ?? agent.wallet.createKey(name, 'x25519')).publicKey;
     const held: HeldShares = { offer: offer.id, connection: offer.connection, owner: offer.owner, shareKey, shares: [] };
-    agent.store.write(CATEGORIES.heldShare, offer.id, held);
+    agent.store.write(RECOVERY_CATEGORIES.heldShare, offer.id, held);
   }
   await sendToConnection(agent, record, newMessage(TRUSTEE_ANSWER, { offer: offer.id, accept, ...(shareKey === undefined ? {} : { shareKey }) }));
-  agent.store.write(CATEGORIES.trusteeOffer, offer.id, { ...offer, status: accept ? 'accepted' : 'declined' });
+  agent.store.write(RECOVERY_CATEGORIES.trusteeOffer, offer.id, { ...offer, status: accept ? 'accepted' : 'declined' });
   return { offer: offer.id, accepted: accept };
 }
 
 /** The held shares an incoming message from the owner's connection speaks about. */
 function heldFrom(agent: EdgeAgent, offer: string, senderKx: string): HeldShares {
   const record = byPeerKey(agent, senderKx);
-  const held = agent.store.read(CATEGORIES.heldShare, offer, HeldSharesSchema);
+  const held = agent.store.read(RECOVERY_CATEGORIES.heldShare, offer, HeldSharesSchema);
   if (held === undefined || held.connection !== record.id) throw new DkmsError('TRUSTEE_NOT_FOUND', 'this agent holds no shares for that offer');
   return held;
 }
@@ -239,8 +240,8 @@ const offerHandler: Handler = {
     const body = OfferBody.safeParse(message.body);
     if (!body.success) throw malformed('trustee offer');
     const record = byPeerKey(agent, sender.kx);
-    if (agent.store.has(CATEGORIES.trusteeOffer, body.data.offer)) return { summary: 'a trustee offer already received' };
-    agent.store.write(CATEGORIES.trusteeOffer, body.data.offer, { id: body.data.offer, connection: record.id, owner: body.data.owner, received: new Date().toISOString(), status: 'waiting' });
+    if (agent.store.has(RECOVERY_CATEGORIES.trusteeOffer, body.data.offer)) return { summary: 'a trustee offer already received' };
+    agent.store.write(RECOVERY_CATEGORIES.trusteeOffer, body.data.offer, { id: body.data.offer, connection: record.id, owner: body.data.owner, received: new Date().toISOString(), status: 'waiting' });
     return { summary: `'${record.label}' asks you to be a recovery trustee: \`dkms trustee approve ${body.data.offer}\` or \`dkms trustee deny ${body.data.offer}\``, data: { offer: body.data.offer } };
   },
 };
@@ -254,7 +255,7 @@ const shareHandler: Handler = {
     const share = parseShare(body.data.share);
     if (share.hint.owner.policy !== held.owner.policy) throw new DkmsError('SHARE_FOREIGN', 'the share names another owner than the one this trustee agreed to');
     const others = held.shares.filter((s) => s.set !== share.set);
-    agent.store.write(CATEGORIES.heldShare, held.offer, { ...held, shares: [...others, { set: share.set, state: 'prepared', share, received: new Date().toISOString() }] });
+    agent.store.write(RECOVERY_CATEGORIES.heldShare, held.offer, { ...held, shares: [...others, { set: share.set, state: 'prepared', share, received: new Date().toISOString() }] });
     await sendToConnection(agent, findConnection(agent, held.connection), newMessage(SHARE_ACK, { offer: held.offer, set: share.set }));
     return { summary: `holding a recovery share for '${held.owner.label}' (${share.threshold} of ${share.total}; prepared)` };
   },
@@ -268,7 +269,7 @@ const commitHandler: Handler = {
     const held = heldFrom(agent, body.data.offer, sender.kx);
     const kept = held.shares.filter((s) => s.set === body.data.set);
     if (kept.length === 0) throw new DkmsError('TRUSTEE_NOT_FOUND', 'no share of that set is held here');
-    agent.store.write(CATEGORIES.heldShare, held.offer, { ...held, shares: kept.map((s) => ({ ...s, state: 'active' as const })) });
+    agent.store.write(RECOVERY_CATEGORIES.heldShare, held.offer, { ...held, shares: kept.map((s) => ({ ...s, state: 'active' as const })) });
     return { summary: `the recovery share for '${held.owner.label}' is now active; older ones were deleted` };
   },
 };
@@ -279,7 +280,7 @@ const endHandler: Handler = {
     const body = OfferRef.safeParse(message.body);
     if (!body.success) throw malformed('trustee end');
     const held = heldFrom(agent, body.data.offer, sender.kx);
-    agent.store.remove(CATEGORIES.heldShare, held.offer);
+    agent.store.remove(RECOVERY_CATEGORIES.heldShare, held.offer);
     agent.wallet.deleteKey(`trustee-${held.offer}-kx`);
     return { summary: `'${held.owner.label}' no longer needs you as a trustee; its shares were deleted` };
   },

@@ -8,7 +8,7 @@
  * leaves the wallet as it was.
  */
 import { describe, expect, it } from 'vitest';
-import { CATEGORIES } from '../../src/agent/agent-store.js';
+
 import { connections, inbox, sendText } from '../../src/agent/connections.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { initFirstAgent, registerCloudAgent } from '../../src/agent/provision.js';
@@ -20,6 +20,8 @@ import { readSetup } from '../../src/recovery/state.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { withFaults, type Failure, type Faults } from '../helpers/faults.js';
 import { connect, drain, world, type World } from '../helpers/world.js';
+import { CATEGORIES } from '../../src/agent/agent-store.js';
+import { RECOVERY_CATEGORIES } from '../../src/recovery/categories.js';
 
 const copy = (secret: Uint8Array) => Uint8Array.from(secret);
 
@@ -46,7 +48,7 @@ async function expectRestored(alice: EdgeAgent, bob: EdgeAgent, device: EdgeAgen
   expect(record.policy.agents.map((a) => a.key).sort()).toEqual([device.profile.key, alice.cloud().key].sort());
   expect(device.profile).toMatchObject({ policy: alice.profile.policy, did: alice.profile.did, cloud: alice.profile.cloud });
   // Nothing left to resume, the setup pointed at R's next key, a backup made.
-  expect(device.wallet.find({ category: CATEGORIES.recovery }).map((i) => i.name)).toEqual(['setup']);
+  expect(device.wallet.find({ category: RECOVERY_CATEGORIES.recovery }).map((i) => i.name)).toEqual(['setup']);
   expect(readSetup(device)).toMatchObject({ backupKey: keys.backupKey, locator: keys.locator, index: 1, lastBackup: expect.anything() });
   // One connection, rotated once: the backed-up pair and the new pair, no other keys left behind.
   const [connection, ...others] = connections(device);
@@ -139,7 +141,7 @@ describe('a restore failed at each step finishes when run again in the same data
           if (step.code === 'LEDGER_UNREACHABLE' && failure === 'before') expect((await alice.policy()).seq).toBe(before.seq);
           if (step.nothingWritten === true) {
             expect(device.wallet.listKeys()).toEqual([]);
-            expect(Object.values(CATEGORIES).flatMap((category) => device.wallet.find({ category }))).toEqual([]);
+            expect([...Object.values(CATEGORIES), ...Object.values(RECOVERY_CATEGORIES)].flatMap((category) => device.wallet.find({ category }))).toEqual([]);
           }
           if (step.itemsWritten === true) expect(connections(device)).toHaveLength(1);
         } else {
@@ -147,7 +149,7 @@ describe('a restore failed at each step finishes when run again in the same data
           const first = await restoreFromSecret(device, copy(secret), faulty);
           expect(first.state).toBe('recovered');
           expect('warnings' in first && first.warnings.length).toBe(1);
-          expect(device.wallet.find({ category: CATEGORIES.recovery }).map((i) => i.name).sort()).toEqual(['after-restore', 'setup']);
+          expect(device.wallet.find({ category: RECOVERY_CATEGORIES.recovery }).map((i) => i.name).sort()).toEqual(['after-restore', 'setup']);
         }
         const again = await restoreFromSecret(base, copy(secret), options);
         expect(again).toMatchObject({ state: 'recovered', backupBy: alice.profile.key, warnings: [] });

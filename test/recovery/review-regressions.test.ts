@@ -36,6 +36,7 @@ import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { aliceWithTrustees, recoverThrough, settle, type World } from '../helpers/world.js';
+import { RECOVERY_CATEGORIES } from '../../src/recovery/categories.js';
 
 const agentKeys = async (agent: EdgeAgent) => (await agent.policy()).policy.agents.map((a) => a.key).sort();
 const copy = (secret: Uint8Array) => Uint8Array.from(secret);
@@ -50,7 +51,7 @@ async function forgedBackup(w: World, about: { policy: string; backupKey: string
     const store = new AgentStore(wallet);
     const created = new Date().toISOString();
     store.write(CATEGORIES.agent, 'profile', { v: 1, label: 'alice', policy: about.policy, ledger: w.ledgerUrl, key: signer.key, kx: signer.key, created });
-    store.write(CATEGORIES.recovery, 'setup', { v: 1, backupKey: attacker.backupKey, locator: attacker.locator, index: 0, delay: 0, offline: true, created });
+    store.write(RECOVERY_CATEGORIES.recovery, 'setup', { v: 1, backupKey: attacker.backupKey, locator: attacker.locator, index: 0, delay: 0, offline: true, created });
     return await encryptBackup(wallet, about.backupKey, { policy: about.policy, signer });
   } finally {
     wallet.close();

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agency/agency-client.js';
-import { CATEGORIES } from '../../src/agent/agent-store.js';
+
 import { connections, inbox, peerState, rotateConnection, sendText } from '../../src/agent/connections.js';
 import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
@@ -41,13 +41,15 @@ import { answerOffer, heldShares, inviteTrustee, trusteeOffers } from '../../src
 import { expectCodeAsync, expectCode } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { aliceWithTrustees, connect, drain, recoverThrough, settle } from '../helpers/world.js';
+import { CATEGORIES } from '../../src/agent/agent-store.js';
+import { RECOVERY_CATEGORIES } from '../../src/recovery/categories.js';
 
 const PLANTED = 'test.planted';
 
 /** Whether any 8 consecutive bytes of R appear in any item of the agent's categories, raw or as base64url or hex text. */
 function carriesSecret(agent: EdgeAgent, secret: Uint8Array): boolean {
   const windows = Array.from({ length: secret.length - 7 }, (_, i) => Buffer.from(secret.subarray(i, i + 8)));
-  for (const category of [...Object.values(CATEGORIES), PLANTED]) {
+  for (const category of [...Object.values(CATEGORIES), ...Object.values(RECOVERY_CATEGORIES), PLANTED]) {
     for (const item of agent.wallet.find({ category })) {
       const raw = Buffer.from(item.value);
       const text = raw.toString('latin1');
@@ -247,7 +249,7 @@ describe('changing trustees', () => {
     await settle(alice, ...people);
     expect((await commitRecovery(alice, new RecoveryKeys(current as Uint8Array))).state).toBe('committed');
     // The released shares (together, the old R) do not stay in the wallet.
-    expect(alice.wallet.find({ category: CATEGORIES.releasedShare })).toEqual([]);
+    expect(alice.wallet.find({ category: RECOVERY_CATEGORIES.releasedShare })).toEqual([]);
     expect(readSetup(alice)?.social?.trustees).toHaveLength(2);
   });
 
