@@ -15,6 +15,7 @@ import { AgencyClient, postEnvelope } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, AgentStore, CATEGORIES, type AgentView, type Cloud, type KnownAgent, type Profile } from './agent-store.js';
 import {
   authcrypt,
+  authcryptPerDid,
   decrypt,
   didKeyUrl,
   messageBytes,
@@ -179,8 +180,10 @@ export class EdgeAgent {
   /** Sends `message` to a peer's keys through the peer's cloud agent, authcrypted from `from`. */
   async sendToPeer(message: Message, from: AgreementKey, peerKx: readonly string[], endpoint: { uri: string; routingKey: string; did: string }): Promise<void> {
     const to = peerKx.map(recipientRef);
-    const inner = authcrypt(messageBytes({ ...message, from: didOf(from.kid), to: to.map((r) => didOf(r.kid)) }), from, to);
-    await this.#forward(inner, { endpoint: endpoint.uri, routingKey: endpoint.routingKey }, endpoint.did);
+    // One envelope per recipient DID: each peer key is a did:key DID of its own.
+    for (const { envelope } of authcryptPerDid(messageBytes({ ...message, from: didOf(from.kid), to: to.map((r) => didOf(r.kid)) }), from, to)) {
+      await this.#forward(envelope, { endpoint: endpoint.uri, routingKey: endpoint.routingKey }, endpoint.did);
+    }
   }
 
   /** Sends to a key that is not (yet) an agent of the owner, e.g. a device being paired. */

@@ -1,9 +1,10 @@
 /**
  * Decrypting DIDComm v2 messages, anoncrypt or authcrypt. Every failure has its own code:
- * ENVELOPE_MALFORMED (not a JWE, bad header), ENVELOPE_UNSUPPORTED (an algorithm or curve we do
- * not accept), ENVELOPE_NOT_FOR_US (no recipient is one of our keys), ENVELOPE_UNKNOWN_SENDER
- * (authcrypt from a key we cannot resolve), ENVELOPE_TAMPERED (a key, header, IV, ciphertext or
- * tag that does not authenticate). No plaintext is released before authentication.
+ * ENVELOPE_MALFORMED (not a JWE, bad header, no apv, authcrypt naming a skid without apu),
+ * ENVELOPE_UNSUPPORTED (an algorithm or curve we do not accept), ENVELOPE_NOT_FOR_US (no
+ * recipient is one of our keys), ENVELOPE_UNKNOWN_SENDER (authcrypt from a key we cannot
+ * resolve), ENVELOPE_TAMPERED (a key, header, IV, ciphertext or tag that does not authenticate).
+ * No plaintext is released before authentication.
  */
 import { z } from 'zod';
 import {
@@ -83,7 +84,7 @@ function decodeB64(value: string | undefined, what: string): Uint8Array | undefi
   }
 }
 
-/** The sender's static key for authcrypt: skid (or, failing it, apu) names it, apu must agree, and it must resolve. */
+/** The sender's static key for authcrypt: skid (or, failing it, apu) names it, apu must be present and agree, and it must resolve. */
 function senderKey(header: ReturnType<typeof joseHeader>, resolve: SenderResolver): { skid: string; publicKey: Uint8Array } {
   let apuKid: string | undefined;
   try {
@@ -94,7 +95,9 @@ function senderKey(header: ReturnType<typeof joseHeader>, resolve: SenderResolve
   }
   const named = header.skid ?? apuKid;
   if (named === undefined) throw code('ENVELOPE_MALFORMED', 'authcrypt message names no sender (skid)');
-  if (apuKid !== undefined && apuKid !== named) throw code('ENVELOPE_TAMPERED', 'apu does not name the sender in skid');
+  // DIDComm authcrypt puts the sender's kid in apu, where the key derivation binds it; skid alone is not enough.
+  if (apuKid === undefined) throw code('ENVELOPE_MALFORMED', 'authcrypt message names its sender in skid but has no apu');
+  if (apuKid !== named) throw code('ENVELOPE_TAMPERED', 'apu does not name the sender in skid');
   const publicKey = resolve(named);
   if (publicKey === undefined) throw code('ENVELOPE_UNKNOWN_SENDER', `sender key '${named.slice(0, 120)}' is not known`);
   return { skid: named, publicKey };
@@ -117,10 +120,10 @@ export function decrypt(input: unknown, keys: readonly AgreementKey[], resolveSe
   const key = keys.find((k) => k.kid === kids[index]) as AgreementKey;
   const header = joseHeader(protectedHeader, recipient.header);
 
-  const apv = decodeB64(header.apv, 'apv');
-  if (apv !== undefined && protectedHeader['apv'] !== undefined && !equalBytes(apv, recipientsDigest(kids))) {
-    throw code('ENVELOPE_TAMPERED', 'the recipient list does not match apv');
-  }
+  // DIDComm requires apv, the digest that binds the recipient list; so does the reference implementation.
+  if (protectedHeader['apv'] === undefined) throw code('ENVELOPE_MALFORMED', 'the protected header has no apv');
+  const apv = decodeB64(header.apv, 'apv') as Uint8Array;
+  if (!equalBytes(apv, recipientsDigest(kids))) throw code('ENVELOPE_TAMPERED', 'the recipient list does not match apv');
   let epk: Uint8Array;
   try {
     epk = okpPublicKey(header.epk, 'X25519');
@@ -142,7 +145,7 @@ export function decrypt(input: unknown, keys: readonly AgreementKey[], resolveSe
       ze: key.agree(epk),
       ...(sender === undefined ? {} : { zs: key.agree(sender.publicKey), tag }),
       ...(apu === undefined ? {} : { apu }),
-      ...(apv === undefined ? {} : { apv }),
+      apv,
     });
     cek = aesKeyUnwrap(kek, encryptedKey);
     const plaintext = decryptContent(header.enc, cek, iv, ciphertext, tag, utf8(jwe.protected));

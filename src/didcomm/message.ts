@@ -1,6 +1,8 @@
 /**
  * DIDComm v2 plaintext messages (section 2.3): the JSON every envelope carries. Headers we do
- * not know are kept (the spec allows extensions) but sizes are bounded.
+ * not know are kept (the spec allows extensions) but sizes are bounded. What the spec requires
+ * is checked: `typ`, when present, is the plaintext media type; an attachment's data gives
+ * access to its content (base64, json or links), and links come with the content's hash.
  */
 import { z } from 'zod';
 import { canonicalBytes, fromUtf8, randomBytes, toBase64url } from '../crypto/index.js';
@@ -15,19 +17,22 @@ export const AttachmentSchema = z.object({
   description: z.string().max(1024).optional(),
   media_type: z.string().max(128).optional(),
   format: z.string().max(256).optional(),
-  data: z.object({
-    json: z.unknown().optional(),
-    base64: z.string().max(4_000_000).optional(),
-    jws: z.unknown().optional(),
-    hash: z.string().max(256).optional(),
-    links: z.array(z.string().max(2048)).max(16).optional(),
-  }),
+  data: z
+    .object({
+      json: z.unknown().optional(),
+      base64: z.string().max(4_000_000).optional(),
+      jws: z.unknown().optional(),
+      hash: z.string().min(1).max(256).optional(),
+      links: z.array(z.string().min(1).max(2048)).min(1).max(16).optional(),
+    })
+    .refine((data) => data.json !== undefined || data.base64 !== undefined || data.links !== undefined, 'attachment data carries no content (base64, json or links)')
+    .refine((data) => data.links === undefined || data.hash !== undefined, { message: 'attachment links need the hash of the content', path: ['hash'] }),
 });
 
 export const MessageSchema = z.looseObject({
   id: z.string().min(1).max(128),
   type: Uri,
-  typ: z.string().max(128).optional(),
+  typ: z.literal(PLAIN_TYP, { error: `typ must be '${PLAIN_TYP}'` }).optional(),
   from: Uri.optional(),
   to: z.array(Uri).max(100).optional(),
   thid: z.string().max(128).optional(),

@@ -16,10 +16,13 @@ import {
   ENCRYPTED_TYP,
   FORWARD_TYPE,
   anoncrypt,
+  anoncryptPerDid,
   authcrypt,
+  authcryptPerDid,
   decodeHeader,
   decrypt,
   didKeyUrl,
+  didOfKid,
   encodeHeader,
   forwardMessage,
   memoryAgreementKey,
@@ -76,9 +79,10 @@ function signingKey(): SigningKey {
 
 const alice = agreementKey(); // the authcrypt sender
 const mallory = agreementKey(); // another key, known to the default resolver (did:key)
-const bob = agreementKey(); // "us"
-const carol = agreementKey();
-const dave = agreementKey('did:example:dave#key-1'); // not a did:key: anoncrypt does not care
+// An envelope's recipients are keys of one DID: bob's devices. Not did:key URLs: recipients need no resolving.
+const bob = agreementKey('did:example:bob#key-1'); // "us"
+const carol = agreementKey('did:example:bob#key-2'); // another key of bob's DID
+const dave = agreementKey('did:example:bob#key-3');
 
 /** A resolver that knows alice only. */
 const onlyAlice: SenderResolver = (skid) => (skid === alice.kid ? alice.publicKey : undefined);
@@ -165,8 +169,9 @@ const VERIFY_CODES: readonly string[] = ['ACCEPTED', 'ENVELOPE_MALFORMED', 'ENVE
 describe('round trips', () => {
   const groups = [
     { size: 1, keys: [bob] },
+    { size: 1, keys: [agreementKey()] }, // a did:key DID
     { size: 2, keys: [bob, carol] },
-    { size: 5, keys: [bob, carol, dave, agreementKey(), agreementKey('did:example:erin#key-7')] },
+    { size: 5, keys: [bob, carol, dave, agreementKey('did:example:bob#key-4'), agreementKey('did:example:bob#key-5')] },
   ];
   const cases = MODES.flatMap((mode) => groups.map((group) => [mode.name, group.size, mode, group.keys] as const));
 
@@ -233,6 +238,22 @@ describe('round trips', () => {
   it('refuses to encrypt to nobody or to the same kid twice', () => {
     expectCode(() => anoncrypt(plaintext, []), 'BAD_INPUT');
     expectCode(() => authcrypt(plaintext, alice, [refOf(bob), refOf(bob)]), 'BAD_INPUT');
+    expectCode(() => authcryptPerDid(plaintext, alice, []), 'BAD_INPUT');
+    expectCode(() => anoncryptPerDid(plaintext, [refOf(bob), refOf(bob)]), 'BAD_INPUT');
+  });
+
+  it('to several DIDs: one envelope per DID, in the order the DIDs first appear, each listing only that DID\'s keys', () => {
+    const erin = agreementKey();
+    const frank = agreementKey();
+    for (const sealed of [anoncryptPerDid(plaintext, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)], 'XC20P'), authcryptPerDid(plaintext, alice, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)])]) {
+      expect(sealed.map((e) => e.did)).toEqual([didOfKid(erin.kid), 'did:example:bob', didOfKid(frank.kid)]);
+      expect(sealed.map((e) => e.envelope.recipients.map((r) => r.header?.['kid']))).toEqual([[erin.kid], [bob.kid, carol.kid], [frank.kid]]);
+      for (const key of [erin, bob, carol, frank]) {
+        const opened = decrypt(sealed.find((e) => e.did === didOfKid(key.kid))?.envelope, [key]);
+        expect(opened.recipientKid).toBe(key.kid);
+        expect(fromUtf8(opened.plaintext)).toBe(fromUtf8(plaintext));
+      }
+    }
   });
 
   it('signed message: signJws then verifyJws with a did:key kid and the default resolver', async () => {
@@ -858,3 +879,52 @@ describe('readForward', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------------------------
+// 7. What DIDComm v2 requires of headers and plaintext, and the reference implementation checks
+
+describe('DIDComm v2 rules', () => {
+  const sealed = new Map(MODES.map((mode) => [mode.name, mode.seal([refOf(bob), refOf(carol)])]));
+  const envelope = (mode: Mode): Jwe => sealed.get(mode.name) as Jwe;
+
+  it.each(MODE_CASES)('%s: an envelope without apv is MALFORMED, also with apv moved to the recipient header', (_name, mode) => {
+    const jwe = envelope(mode);
+    const apv = decodeHeader(jwe.protected)['apv'];
+    const stripped = withHeader(jwe, (h) => Reflect.deleteProperty(h, 'apv'));
+    expectCode(() => decrypt(stripped, [bob]), 'ENVELOPE_MALFORMED');
+    expectCode(() => decrypt({ ...stripped, recipients: stripped.recipients.map((r) => ({ ...r, header: { ...r.header, apv } })) }, [bob]), 'ENVELOPE_MALFORMED');
+  });
+
+  it('authcrypt naming its sender in skid without apu is MALFORMED, whoever the resolver knows', () => {
+    const jwe = withHeader(envelope(MODES[3] as Mode), (h) => Reflect.deleteProperty(h, 'apu'));
+    expectCode(() => decrypt(jwe, [bob]), 'ENVELOPE_MALFORMED');
+    expectCode(() => decrypt(jwe, [bob], onlyAlice), 'ENVELOPE_MALFORMED');
+  });
+
+  const plainMessage = (extra: Record<string, unknown>) => utf8(JSON.stringify({ ...message, ...extra }));
+
+  it('a plaintext typ other than application/didcomm-plain+json is MESSAGE_MALFORMED; none at all is accepted', () => {
+    for (const typ of ['application/didcomm-encrypted+json', 'application/didcomm-signed+json', 'application/json', 'JWM', '', 42]) {
+      expectCode(() => parseMessage(plainMessage({ typ })), 'MESSAGE_MALFORMED');
+    }
+    expect(parseMessage(plainMessage({ typ: 'application/didcomm-plain+json' })).typ).toBe('application/didcomm-plain+json');
+    expect(parseMessage(utf8(JSON.stringify(without(message, 'typ')))).typ).toBeUndefined();
+  });
+
+  it('an attachment whose data carries no content (no base64, json or links) is MESSAGE_MALFORMED', () => {
+    for (const data of [{}, { hash: 'QmHash' }, { jws: { signature: 'x' } }, { hash: 'QmHash', jws: { signature: 'x' } }]) {
+      expectCode(() => parseMessage(plainMessage({ attachments: [{ id: 'a', data }] })), 'MESSAGE_MALFORMED');
+    }
+  });
+
+  it('attachment links without the hash of the content, or with no link at all, are MESSAGE_MALFORMED', () => {
+    expectCode(() => parseMessage(plainMessage({ attachments: [{ data: { links: ['https://example.org/a.bin'] } }] })), 'MESSAGE_MALFORMED');
+    expectCode(() => parseMessage(plainMessage({ attachments: [{ data: { links: ['https://example.org/a.bin'], hash: '' } }] })), 'MESSAGE_MALFORMED');
+    expectCode(() => parseMessage(plainMessage({ attachments: [{ data: { links: [], hash: 'QmHash' } }] })), 'MESSAGE_MALFORMED');
+  });
+
+  it('attachments with base64, json, or links and their hash are accepted', () => {
+    const attachments = [{ data: { base64: toBase64url(utf8('hi')) } }, { data: { json: { a: 1 } } }, { data: { json: null } }, { data: { links: ['https://example.org/a.bin'], hash: 'QmHash' } }];
+    expect(parseMessage(plainMessage({ attachments })).attachments).toEqual(attachments);
+  });
+});
