@@ -1,4 +1,19 @@
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+import { slowRank } from './test/suites.js';
+
+/**
+ * The slowest files first (test/suites.ts), then the rest in vitest's own order (longest known
+ * first, else largest first): two workers then end at about the same time.
+ */
+class SlowestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (file: TestSpecification): number => slowRank(file.moduleId) ?? Number.MAX_SAFE_INTEGER;
+    // Array.prototype.sort is stable: files outside the list keep vitest's order among them.
+    return sorted.sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   test: {
@@ -7,5 +22,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Crash trials and CLI tests start many processes; two cores run two files at a time.
     maxWorkers: 2,
+    sequence: { sequencer: SlowestFirst },
   },
 });

@@ -16,8 +16,10 @@ import { secretFile, suiteDirs, tempDir } from '../helpers/tmp.js';
 type Owner = ReturnType<typeof owner>;
 
 // One story in steps that run in order, each on what the steps before it left: every `dkms`
-// command is a process of its own (about a second each, most of it the wallet's key derivation).
-describe('agents end to end, through real processes', () => {
+// command is a process of its own (about half a second each, most of it Node starting: wallets
+// open with raw key files, not passphrases; see owner() in helpers/cli.ts).
+// Each step takes up to about 15 s on two busy cores; the bound leaves four times that.
+describe('agents end to end, through real processes', { timeout: 60_000 }, () => {
   afterAll(killBackground);
   const lasting = suiteDirs();
   let services: { ledger: string; agency: string };
@@ -39,21 +41,21 @@ describe('agents end to end, through real processes', () => {
     phone = owner(lasting(), env);
     bob = owner(lasting(), env);
 
-    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--did', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--did', '--agency', services.agency, '--yes']);
     policy = String(alice['policy']);
     expect(policy).toMatch(/^policy:/);
     expect((alice['cloud'] as Json)['agency']).toBe(services.agency);
-    await bob.run(['agent', 'init', '--label', 'bob', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    await bob.run(['agent', 'init', '--label', 'bob', '--agency', services.agency, '--yes']);
   });
 
   it('pairs the phone by passcode, and the same invitation cannot pair a second device', async () => {
 
     // Pairing: the laptop shows an invitation and passcode and waits; the phone answers.
-    const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
+    const pairing = laptop.background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json']);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
     expect(invitation.invitation).toMatch(/^dkms-pair:/);
     expect(invitation.passcode).toMatch(/^\d{4}-\d{4}$/);
-    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30']);
     expect(accepted['policy']).toBe(policy);
     expect(accepted['flags']).toEqual(['PROVE']);
     const paired = await pairing.done;
@@ -64,7 +66,7 @@ describe('agents end to end, through real processes', () => {
 
     // The same invitation cannot pair a second device.
     const thief = owner(tempDir(), env);
-    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--wait', '3', '--kdf-tier', 'interactive'])).code).toBe('PAIRING_TIMEOUT');
+    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--wait', '1'])).code).toBe('PAIRING_TIMEOUT');
     const refused = (await laptop.run(['message', 'inbox']))['refused'] as { code: string }[];
     expect(refused.map((r) => r.code)).toContain('INVITATION_USED');
   });
@@ -128,20 +130,20 @@ describe('agents end to end, through real processes', () => {
   it('checks `agent init` before it writes anything, and finishes one that failed half way when run again', async () => {
     const carol = owner(lasting(), env);
     // No consent at a non-terminal: refused before a wallet, a key or a ledger event exists.
-    const refused = await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency, '--kdf-tier', 'interactive']);
+    const refused = await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency]);
     expect(refused).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
-    expect(await carol.fails(['agent', 'init', '--label', 'carol', '--agency', 'ftp://agency.example', '--yes', '--kdf-tier', 'interactive'])).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
+    expect(await carol.fails(['agent', 'init', '--label', 'carol', '--agency', 'ftp://agency.example', '--yes'])).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
     expect(filesUnder(carol.home)).toEqual([]);
     // The agency is out of reach: the policy and DID are made, the cloud agent is not.
     const dead = 'http://127.0.0.1:9';
-    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', dead, '--yes', '--kdf-tier', 'interactive'])).code).toBe('AGENCY_UNREACHABLE');
+    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', dead, '--yes'])).code).toBe('AGENCY_UNREACHABLE');
     const half = await carol.run(['agent', 'list']);
     // Run again with the agency in reach: only the registration is left, and it is done.
-    const done = await carol.run(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const done = await carol.run(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency, '--yes']);
     expect(done['policy']).toBe(half['policy']);
     expect((done['cloud'] as Json)['agency']).toBe(services.agency);
     expect(String(done['did'])).toMatch(/^did:dkms:/);
-    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive'])).code).toBe('AGENT_EXISTS');
+    expect((await carol.fails(['agent', 'init', '--label', 'carol', '--agency', services.agency, '--yes'])).code).toBe('AGENT_EXISTS');
   });
 
   it('keeps every file of every data directory private to its user (0600 files in 0700 directories), write-ahead logs included', () => {

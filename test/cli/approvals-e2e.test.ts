@@ -14,7 +14,8 @@ import { secretFile, tempDir } from '../helpers/tmp.js';
 
 afterEach(killBackground);
 
-describe('co-signing a revocation, through real processes', () => {
+// About 20 s on two busy cores; the bound leaves four times that.
+describe('co-signing a revocation, through real processes', { timeout: 90_000 }, () => {
   it('the ADMIN tablet is asked to co-sign, sees the request in its inbox and its approvals, and its approval completes the revocation', async () => {
     const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: tempDir() });
     const services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
@@ -22,12 +23,12 @@ describe('co-signing a revocation, through real processes', () => {
     const laptop = owner(tempDir(), env);
     const tablet = owner(tempDir(), env);
 
-    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes']);
     const policy = String(alice['policy']);
     const cloudKey = String((alice['cloud'] as Json)['key']);
-    const pairing = background(['agent', 'pair', '--label', 'tablet', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
+    const pairing = laptop.background(['agent', 'pair', '--label', 'tablet', '--flags', 'PROVE', '--yes', '--json']);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
-    await tablet.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'tablet', '--wait', '30', '--kdf-tier', 'interactive']);
+    await tablet.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'tablet', '--wait', '30']);
     const paired = await pairing.done;
     expect(paired.code, paired.stderr).toBe(0);
     const tabletKey = String((JSON.parse(paired.stdout.trim().split('\n').at(-1) ?? '{}') as Json)['paired']);
@@ -39,7 +40,7 @@ describe('co-signing a revocation, through real processes', () => {
     expect(agents.find((a) => a['key'] === tabletKey)).toMatchObject({ flags: 'ADMIN', kx: expect.stringMatching(/^z6LS/) });
 
     // Alone, the laptop waits for a co-signer and gives up; the request stays open.
-    expect(await laptop.fails(['agent', 'revoke', 'cloud', '--wait', '5'])).toEqual({ code: 'APPROVAL_TIMEOUT', exit: ERROR_CODES.APPROVAL_TIMEOUT.exit });
+    expect(await laptop.fails(['agent', 'revoke', 'cloud', '--wait', '1'])).toEqual({ code: 'APPROVAL_TIMEOUT', exit: ERROR_CODES.APPROVAL_TIMEOUT.exit });
 
     const inbox = await tablet.run(['message', 'inbox']);
     const asked = (inbox['handled'] as Json[]).find((e) => e['type'] === APPROVAL_REQUEST);

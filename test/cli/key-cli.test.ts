@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { dkms, json } from '../helpers/cli.js';
@@ -8,25 +9,33 @@ import { dkms, json } from '../helpers/cli.js';
 const PASS = 'key tests passphrase';
 let env: Record<string, string>;
 let dir: string;
+let keyFile: string;
+/** The wallet opens with a raw key file: these tests are about keys, not about unlocking (wallet-cli.test.ts). */
+const keyed = (args: readonly string[]): string[] => ['--key-file', keyFile, ...args];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dkms-key-cli-'));
-  env = { DKMS_HOME: dir, DKMS_PASSPHRASE: PASS };
-  const created = await dkms(['wallet', 'create', '--kdf-tier', 'interactive'], env);
+  keyFile = join(mkdtempSync(join(tmpdir(), 'dkms-key-cli-key-')), 'wallet.key');
+  writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  env = { DKMS_HOME: dir };
+  const created = await dkms(keyed(['wallet', 'create']), env);
   expect(created.code).toBe(0);
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(dirname(keyFile), { recursive: true, force: true });
+});
 
 describe('dkms key', () => {
   it('creates keys and prints name, type and public key as JSON', async () => {
-    const ed = json(await dkms(['key', 'create', '--type', 'ed25519', '--name', 'signer', '--json'], env));
+    const ed = json(await dkms(keyed(['key', 'create', '--type', 'ed25519', '--name', 'signer', '--json']), env));
     expect(ed).toMatchObject({ name: 'signer', type: 'ed25519' });
     expect(ed['publicKey']).toMatch(/^z6Mk[1-9A-HJ-NP-Za-km-z]+$/);
-    const x = json(await dkms(['key', 'create', '--type', 'x25519', '--name', 'agree', '--json'], env));
+    const x = json(await dkms(keyed(['key', 'create', '--type', 'x25519', '--name', 'agree', '--json']), env));
     expect(x['publicKey']).toMatch(/^z6LS/);
 
-    const list = json<{ keys: { name: string; type: string; publicKey: string }[] }>(await dkms(['key', 'list', '--json'], env));
+    const list = json<{ keys: { name: string; type: string; publicKey: string }[] }>(await dkms(keyed(['key', 'list', '--json']), env));
     expect(list.keys.map((k) => [k.name, k.type])).toEqual(
       expect.arrayContaining([
         ['signer', 'ed25519'],
@@ -35,24 +44,24 @@ describe('dkms key', () => {
     );
     expect(JSON.stringify(list)).not.toMatch(/private/i);
 
-    const human = await dkms(['key', 'list'], env);
+    const human = await dkms(keyed(['key', 'list']), env);
     expect(human.stdout).toMatch(/^NAME\s+TYPE\s+PUBLICKEY/);
     expect(human.stdout).toContain(String(ed['publicKey']));
 
-    const dup = await dkms(['key', 'create', '--type', 'ed25519', '--name', 'signer'], env);
+    const dup = await dkms(keyed(['key', 'create', '--type', 'ed25519', '--name', 'signer']), env);
     expect(dup.code).toBe(ERROR_CODES.KEY_EXISTS.exit);
     expect(dup.stderr).toBe("dkms: KEY_EXISTS: a key named 'signer' already exists\n");
   });
 
   it('signs a file and verifies it: exit 0 when valid, 1 when not', async () => {
-    await dkms(['key', 'create', '--type', 'ed25519', '--name', 'doc-signer'], env);
+    await dkms(keyed(['key', 'create', '--type', 'ed25519', '--name', 'doc-signer']), env);
     const file = join(dir, 'doc.txt');
     writeFileSync(file, 'a contract');
-    const signed = await dkms(['key', 'sign', '--name', 'doc-signer', '--in', file], env);
+    const signed = await dkms(keyed(['key', 'sign', '--name', 'doc-signer', '--in', file]), env);
     expect(signed.code).toBe(0);
     const signature = signed.stdout.trim();
     expect(signature).toMatch(/^[A-Za-z0-9_-]{86}$/);
-    const publicKey = String(json(await dkms(['key', 'show', '--name', 'doc-signer', '--json'], env))['publicKey']);
+    const publicKey = String(json(await dkms(keyed(['key', 'show', '--name', 'doc-signer', '--json']), env))['publicKey']);
 
     // Verifying needs no wallet and no passphrase.
     const valid = await dkms(['key', 'verify', '--public-key', publicKey, '--signature', signature, '--in', file], {});
@@ -63,7 +72,7 @@ describe('dkms key', () => {
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toBe('dkms: SIGNATURE_INVALID: the signature does not verify with this public key\n');
 
-    const fromStdin = await dkms(['key', 'sign', '--name', 'doc-signer', '--in', '-', '--json'], env, 'piped');
+    const fromStdin = await dkms(keyed(['key', 'sign', '--name', 'doc-signer', '--in', '-', '--json']), env, 'piped');
     const piped = json<{ signature: string }>(fromStdin);
     const check = await dkms(['key', 'verify', '--public-key', publicKey, '--signature', piped.signature, '--in', '-'], {}, 'piped');
     expect(check.code).toBe(0);
@@ -85,30 +94,30 @@ describe('dkms key', () => {
       ['--bogus-flag', 'key', 'list'],
     ];
     for (const args of cases) {
-      const run = await dkms(args, env);
+      const run = await dkms(keyed(args), env);
       expect(run.code, args.join(' ')).toBe(ERROR_CODES.BAD_INPUT.exit);
       expect(run.stderr, args.join(' ')).toMatch(/^dkms: BAD_INPUT: [^\n]+\n$/);
     }
   });
 
   it('reports missing keys, wrong key types and missing files with their codes', async () => {
-    await dkms(['key', 'create', '--type', 'x25519', '--name', 'kx-only'], env);
+    await dkms(keyed(['key', 'create', '--type', 'x25519', '--name', 'kx-only']), env);
     const file = join(dir, 'n.txt');
     writeFileSync(file, 'n');
-    expect((await dkms(['key', 'sign', '--name', 'absent', '--in', file], env)).code).toBe(ERROR_CODES.KEY_NOT_FOUND.exit);
-    expect((await dkms(['key', 'sign', '--name', 'kx-only', '--in', file], env)).code).toBe(ERROR_CODES.KEY_WRONG_TYPE.exit);
-    expect((await dkms(['key', 'sign', '--name', 'kx-only', '--in', join(dir, 'absent.txt')], env)).code).toBe(ERROR_CODES.IO_ERROR.exit);
+    expect((await dkms(keyed(['key', 'sign', '--name', 'absent', '--in', file]), env)).code).toBe(ERROR_CODES.KEY_NOT_FOUND.exit);
+    expect((await dkms(keyed(['key', 'sign', '--name', 'kx-only', '--in', file]), env)).code).toBe(ERROR_CODES.KEY_WRONG_TYPE.exit);
+    expect((await dkms(keyed(['key', 'sign', '--name', 'kx-only', '--in', join(dir, 'absent.txt')]), env)).code).toBe(ERROR_CODES.IO_ERROR.exit);
     const noWallet = await dkms(['key', 'list'], { DKMS_HOME: join(dir, 'elsewhere'), DKMS_PASSPHRASE: PASS });
     expect(noWallet.code).toBe(ERROR_CODES.WALLET_NOT_FOUND.exit);
     expect(noWallet.stderr).toContain("dkms wallet create");
   });
 
   it('deletes a key only when confirmed', async () => {
-    await dkms(['key', 'create', '--type', 'ed25519', '--name', 'doomed'], env);
-    expect((await dkms(['key', 'delete', '--name', 'doomed'], env)).code).toBe(ERROR_CODES.BAD_INPUT.exit);
-    expect((await dkms(['key', 'show', '--name', 'doomed'], env)).code).toBe(0);
-    expect((await dkms(['key', 'delete', '--name', 'doomed', '--yes'], env)).code).toBe(0);
-    expect((await dkms(['key', 'show', '--name', 'doomed'], env)).code).toBe(ERROR_CODES.KEY_NOT_FOUND.exit);
+    await dkms(keyed(['key', 'create', '--type', 'ed25519', '--name', 'doomed']), env);
+    expect((await dkms(keyed(['key', 'delete', '--name', 'doomed']), env)).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    expect((await dkms(keyed(['key', 'show', '--name', 'doomed']), env)).code).toBe(0);
+    expect((await dkms(keyed(['key', 'delete', '--name', 'doomed', '--yes']), env)).code).toBe(0);
+    expect((await dkms(keyed(['key', 'show', '--name', 'doomed']), env)).code).toBe(ERROR_CODES.KEY_NOT_FOUND.exit);
   });
 
   it('prints help and version with exit 0', async () => {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { DKMS_BIN, dkms, json } from '../helpers/cli.js';
+import { DKMS_BIN, dkms, json, owner } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 
@@ -41,21 +41,18 @@ afterAll(async () => {
 /** The same scenario on the embedded store, and on etcd with a second node serving the same log. */
 const BACKENDS = [{ name: 'embedded SQLite', etcd: false }, { name: 'etcd', etcd: true }];
 
-describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ etcd }) => {
+// Each scenario takes up to about 25 s on two busy cores; the bound leaves four times that.
+describe.each(BACKENDS)('ledger end to end, through real processes: $name', { timeout: 100_000 }, ({ etcd }) => {
   it('creates a policy and a DID from the CLI, resolves them, grants and revokes, and verifies signatures around the revocation', async () => {
     const nodeHome = tempDir();
     const store = etcd ? ['--ledger-store', cluster?.url ?? ''] : [];
     const { url, child, stopped } = await up(nodeHome, ['up', '--ledger-port', '0', '--agency-port', '0', ...store]);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const alice = tempDir();
-    const env = { DKMS_HOME: alice, DKMS_PASSPHRASE: 'alice passphrase', DKMS_LEDGER: url };
-    const run = async (args: string[]) => {
-      const result = await dkms([...args, '--json'], env);
-      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-      return json(result);
-    };
+    const owned = owner(alice, { DKMS_LEDGER: url });
+    const { env, run } = owned;
 
-    await run(['wallet', 'create', '--kdf-tier', 'interactive']);
+    await run(['wallet', 'create']);
     await run(['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
     await run(['key', 'create', '--type', 'x25519', '--name', 'laptop-kx']);
     await run(['key', 'create', '--type', 'ed25519', '--name', 'recovery']);
@@ -96,7 +93,7 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ e
     expect((await dkms([...verifyArgs, '--time', beforeRevocation], env)).code).toBe(0);
 
     // The revoked phone can no longer act for Alice.
-    const refused = await dkms(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'phone'], env);
+    const refused = await owned.dkms(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'phone']);
     expect(refused.code).toBe(ERROR_CODES.EVENT_UNAUTHORIZED.exit);
 
     const status = await run(['ledger', 'status']);
@@ -127,36 +124,30 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', ({ e
   });
 });
 
-describe('ledger end to end, through real processes', () => {
+describe('ledger end to end, through real processes', { timeout: 60_000 }, () => {
 
   it('collects m-of-n signatures: one agent writes the event, another co-signs and submits it', async () => {
     const { url } = await up(tempDir());
-    const laptop = tempDir();
-    const phone = tempDir();
-    const env = (home: string) => ({ DKMS_HOME: home, DKMS_PASSPHRASE: 'owner passphrase', DKMS_LEDGER: url });
-    const run = async (home: string, args: string[]) => {
-      const result = await dkms([...args, '--json'], env(home));
-      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
-      return json(result);
-    };
-    for (const home of [laptop, phone]) await run(home, ['wallet', 'create', '--kdf-tier', 'interactive']);
-    await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
-    await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'recovery']);
-    const phoneKey = String((await run(phone, ['key', 'create', '--type', 'ed25519', '--name', 'phone']))['publicKey']);
-    const policy = String((await run(laptop, ['policy', 'create', '--key', 'laptop', '--recovery-key', 'recovery']))['subject']);
-    await run(laptop, ['policy', 'grant', '--policy', policy, '--agent', phoneKey, '--flags', 'ADMIN', '--key', 'laptop']);
-    await run(laptop, ['policy', 'rules', '--policy', policy, '--set', 'grant=2,revoke=2', '--key', 'laptop']);
+    const laptop = owner(tempDir(), { DKMS_LEDGER: url });
+    const phone = owner(tempDir(), { DKMS_LEDGER: url });
+    for (const who of [laptop, phone]) await who.run(['wallet', 'create']);
+    await laptop.run(['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
+    await laptop.run(['key', 'create', '--type', 'ed25519', '--name', 'recovery']);
+    const phoneKey = String((await phone.run(['key', 'create', '--type', 'ed25519', '--name', 'phone']))['publicKey']);
+    const policy = String((await laptop.run(['policy', 'create', '--key', 'laptop', '--recovery-key', 'recovery']))['subject']);
+    await laptop.run(['policy', 'grant', '--policy', policy, '--agent', phoneKey, '--flags', 'ADMIN', '--key', 'laptop']);
+    await laptop.run(['policy', 'rules', '--policy', policy, '--set', 'grant=2,revoke=2', '--key', 'laptop']);
 
-    const newcomer = String((await run(laptop, ['key', 'create', '--type', 'ed25519', '--name', 'tablet']))['publicKey']);
-    const alone = await dkms(['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop'], env(laptop));
+    const newcomer = String((await laptop.run(['key', 'create', '--type', 'ed25519', '--name', 'tablet']))['publicKey']);
+    const alone = await laptop.dkms(['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop']);
     expect(alone.code).toBe(ERROR_CODES.EVENT_THRESHOLD.exit);
 
-    const file = join(laptop, 'grant.json');
-    const written = await run(laptop, ['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop', '--out', file]);
+    const file = join(laptop.home, 'grant.json');
+    const written = await laptop.run(['policy', 'grant', '--policy', policy, '--agent', newcomer, '--flags', 'PROVE', '--key', 'laptop', '--out', file]);
     expect(written).toMatchObject({ out: file, type: 'policy.grant', signatures: 1 });
-    const accepted = await run(phone, ['ledger', 'submit', '--in', file, '--key', 'phone']);
+    const accepted = await phone.run(['ledger', 'submit', '--in', file, '--key', 'phone']);
     expect(accepted).toMatchObject({ subject: policy, seq: 3 });
-    const shown = await run(phone, ['policy', 'show', '--policy', policy]);
+    const shown = await phone.run(['policy', 'show', '--policy', policy]);
     expect((shown['policy'] as { agents: { key: string }[] }).agents.map((a) => a.key)).toContain(newcomer);
   });
 

@@ -10,26 +10,35 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { background, dkms, killBackground, owner, type Json } from '../helpers/cli.js';
-import { secretFile, tempDir } from '../helpers/tmp.js';
-
-afterEach(killBackground);
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { background, killBackground, owner, type Json } from '../helpers/cli.js';
+import { secretFile, suiteDirs, tempDir } from '../helpers/tmp.js';
 
 type Owner = ReturnType<typeof owner>;
 
-/** `dkms up` on free ports; the environment every owner uses to reach it. */
-async function services(): Promise<{ agency: string; env: Record<string, string> }> {
-  const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: tempDir() });
+/**
+ * One `dkms up` on free ports for the file (each test has owners of its own); the environment
+ * every owner uses to reach it. Every other background command ends within its test.
+ */
+const lasting = suiteDirs();
+let shared: { agency: string; env: Record<string, string> };
+beforeAll(async () => {
+  const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: lasting() });
   const up = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
-  return { agency: up.agency, env: { DKMS_LEDGER: up.ledger } };
-}
+  shared = { agency: up.agency, env: { DKMS_LEDGER: up.ledger } };
+});
+afterAll(killBackground);
+const services = () => shared;
 
 async function newOwner(label: string, agency: string, env: Record<string, string>, extra: string[] = []): Promise<Owner & { init: Json }> {
   const o = owner(tempDir(), env);
-  const init = await o.run(['agent', 'init', '--label', label, '--agency', agency, '--yes', '--kdf-tier', 'interactive', ...extra]);
+  const init = await o.run(['agent', 'init', '--label', label, '--agency', agency, '--yes', ...extra]);
   return { ...o, init };
 }
+
+/** New owners, one per label, each on a device of its own: made at once, as people would. */
+const newOwners = (labels: readonly string[], agency: string, env: Record<string, string>): Promise<{ o: Owner; name: string }[]> =>
+  Promise.all(labels.map(async (name) => ({ o: await newOwner(name, agency, env), name })));
 
 /** `a` invites `b` to connect; `a` calls the other `nameOfB`, `b` calls it `nameOfA`. */
 async function connect(a: Owner, nameOfB: string, b: Owner, nameOfA: string): Promise<void> {
@@ -50,11 +59,14 @@ function lines(stdout: string): Json[] {
 /** Makes each of `people` a trustee of `alice` (offer, approve, answer received). */
 async function makeTrustees(alice: Owner, people: readonly { o: Owner; name: string }[]): Promise<void> {
   await alice.run(['trustee', 'invite', ...people.map((p) => p.name)]);
-  for (const p of people) {
-    const offers = (await p.o.run(['trustee', 'requests']))['offers'] as { id: string }[];
-    expect(offers).toHaveLength(1);
-    await p.o.run(['trustee', 'approve', String(offers[0]?.id)]);
-  }
+  // Each trustee answers on a device of its own: all at once, as people would.
+  await Promise.all(
+    people.map(async (p) => {
+      const offers = (await p.o.run(['trustee', 'requests']))['offers'] as { id: string }[];
+      expect(offers).toHaveLength(1);
+      await p.o.run(['trustee', 'approve', String(offers[0]?.id)]);
+    }),
+  );
   const listed = (await alice.run(['trustee', 'list']))['trustees'] as { label: string; status: string }[];
   expect(listed.filter((t) => people.some((p) => p.name === t.label)).map((t) => t.status)).toEqual(people.map(() => 'accepted'));
 }
@@ -64,12 +76,12 @@ async function makeTrustees(alice: Owner, people: readonly { o: Owner; name: str
  * theirs up, and returns what it printed once it commits.
  */
 async function setupWithTrustees(alice: Owner, args: string[], trustees: readonly Owner[], env: Record<string, string> = {}): Promise<Json[]> {
-  const setup = background(['recovery', 'setup', ...args, '--wait', '50', '--json'], { ...alice.env, ...env });
+  const setup = alice.background(['recovery', 'setup', ...args, '--wait', '50', '--json'], env);
   for (;;) {
     const line = JSON.parse(await setup.nextLine()) as Json;
     if (line['state'] === 'prepared') break;
   }
-  for (const t of trustees) await t.run(['message', 'inbox']);
+  await Promise.all(trustees.map((t) => t.run(['message', 'inbox'])));
   const done = await setup.done;
   expect(done.code, done.stderr).toBe(0);
   return lines(done.stdout);
@@ -78,14 +90,16 @@ async function setupWithTrustees(alice: Owner, args: string[], trustees: readonl
 /** A new device asks `helpers` for their shares and recovers. */
 async function recoverSocially(agency: string, env: Record<string, string>, helpers: readonly Owner[], label = 'alice'): Promise<{ device: Owner; outcome: Json }> {
   const device = owner(tempDir(), env);
-  const request = await device.run(['recovery', 'request', '--agency', agency, '--label', `${label} (new phone)`, '--kdf-tier', 'interactive']);
+  const request = await device.run(['recovery', 'request', '--agency', agency, '--label', `${label} (new phone)`]);
   expect(String(request['request'])).toMatch(/^dkms-recovery-request:/);
   expect(String(request['challenge'])).toMatch(/^([a-z]+ ){5}[a-z]+$/);
-  for (const t of helpers) {
-    const listed = (await t.run(['trustee', 'requests', '--add', String(request['request'])]))['requests'] as { id: string; status: string }[];
-    expect(listed.find((r) => r.id === request['id'])?.status).toBe('waiting');
-    await t.run(['trustee', 'approve', String(request['id']), '--owner', label, '--challenge-file', secretFile(String(request['challenge']))]);
-  }
+  await Promise.all(
+    helpers.map(async (t) => {
+      const listed = (await t.run(['trustee', 'requests', '--add', String(request['request'])]))['requests'] as { id: string; status: string }[];
+      expect(listed.find((r) => r.id === request['id'])?.status).toBe('waiting');
+      await t.run(['trustee', 'approve', String(request['id']), '--owner', label, '--challenge-file', secretFile(String(request['challenge']))]);
+    }),
+  );
   // The owner confirms whose identity the shares rebuild (a script says so with --yes).
   expect((await device.fails(['recovery', 'restore', '--social'])).code).toBe('BAD_INPUT');
   const outcome = await device.run(['recovery', 'restore', '--social', '--wait', '5', '--yes']);
@@ -96,7 +110,7 @@ const agentKeys = async (o: Owner, policy: string) => ((await o.run(['policy', '
 
 describe('recovery end to end, through real processes', () => {
   it('3-of-5 trustees and a paper wallet; every device lost; recovered through three trustees', { timeout: 240_000 }, async () => {
-    const { agency, env } = await services();
+    const { agency, env } = services();
     const laptop = await newOwner('alice', agency, env, ['--did']);
     const policy = String(laptop.init['policy']);
     const did = String(laptop.init['did']);
@@ -104,19 +118,14 @@ describe('recovery end to end, through real processes', () => {
 
     // Her phone, paired.
     const phone = owner(tempDir(), env);
-    const pairing = background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json'], laptop.env);
+    const pairing = laptop.background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json']);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
-    await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30', '--kdf-tier', 'interactive']);
+    await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30']);
     expect((await pairing.done).code).toBe(0);
 
     // Five trustees and Bob, each connected with Alice.
-    const people: { o: Owner; name: string }[] = [];
-    for (let i = 1; i <= 5; i++) {
-      const o = await newOwner(`trustee${i}`, agency, env);
-      await connect(laptop, `trustee${i}`, o, 'alice');
-      people.push({ o, name: `trustee${i}` });
-    }
-    const bob = await newOwner('bob', agency, env);
+    const [people, bob] = await Promise.all([newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env), newOwner('bob', agency, env)]);
+    for (const p of people) await connect(laptop, p.name, p.o, 'alice');
     await connect(laptop, 'bob', bob, 'alice');
     await phone.run(['message', 'inbox']);
     await laptop.run(['message', 'inbox']);
@@ -132,7 +141,7 @@ describe('recovery end to end, through real processes', () => {
     expect(printed.at(-1)).toMatchObject({ state: 'committed', setup: { offline: true, social: { threshold: 3 } } });
     const status = await laptop.run(['recovery', 'status']);
     expect(status).toMatchObject({ setUp: true, offline: true });
-    for (const p of people) expect(((await p.o.run(['trustee', 'list']))['holding'] as Json[])[0]).toMatchObject({ owner: 'alice', shares: 'active' });
+    for (const holding of await Promise.all(people.map((p) => p.o.run(['trustee', 'list'])))) expect((holding['holding'] as Json[])[0]).toMatchObject({ owner: 'alice', shares: 'active' });
 
     // A message from Bob before the loss; the wallet changed, so a new backup version is stored.
     await bob.run(['message', 'send', 'alice', 'see you']);
@@ -169,11 +178,11 @@ describe('recovery end to end, through real processes', () => {
   });
 
   it('recovers from the 24 words alone, then again from the paper QR code', { timeout: 120_000 }, async () => {
-    const { agency, env } = await services();
+    const { agency, env } = services();
     const first = await newOwner('carol', agency, env);
     const policy = String(first.init['policy']);
     const paperDir = join(tempDir(), 'paper');
-    const setup = await dkms(['recovery', 'setup', '--offline', '--paper-dir', paperDir, '--json'], first.env);
+    const setup = await first.dkms(['recovery', 'setup', '--offline', '--paper-dir', paperDir, '--json']);
     expect(setup.code, setup.stderr).toBe(0);
     const printed = lines(setup.stdout);
     const words = String((printed[0]?.['paper'] as Json)['mnemonic']).split(' ');
@@ -185,7 +194,7 @@ describe('recovery end to end, through real processes', () => {
 
     // A new device; the owner types the words with mistakes first.
     const second = owner(tempDir(), env);
-    const restore = (phrase: string) => dkms(['recovery', 'restore', '--mnemonic', '--agency', agency, '--kdf-tier', 'interactive', '--json'], { ...second.env, DKMS_RECOVERY_PHRASE: phrase });
+    const restore = (phrase: string) => second.dkms(['recovery', 'restore', '--mnemonic', '--agency', agency, '--json'], { DKMS_RECOVERY_PHRASE: phrase });
     const typo = [...words];
     typo[6] = 'zzzz';
     const unknown = await restore(typo.join(' '));
@@ -198,7 +207,7 @@ describe('recovery end to end, through real processes', () => {
       expect(JSON.parse(checksum.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ error: { code: 'MNEMONIC_CHECKSUM' } });
     }
     // Words on the command line are refused (other users could read them in the process list).
-    const onCommandLine = await dkms(['recovery', 'restore', '--mnemonic', ...words, '--json'], second.env);
+    const onCommandLine = await second.dkms(['recovery', 'restore', '--mnemonic', ...words, '--json']);
     expect(JSON.parse(onCommandLine.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ error: { code: 'BAD_INPUT' } });
     expect(onCommandLine.stderr).not.toContain(words.slice(0, 3).join(' '));
     const recovered = await restore(words.join('  ').toUpperCase());
@@ -211,7 +220,7 @@ describe('recovery end to end, through real processes', () => {
 
     // The same paper works again (the next recovery key was committed): a third device, from the QR.
     const third = owner(tempDir(), env);
-    const fromQr = await third.run(['recovery', 'restore', '--qr', join(paperDir, 'dkms-recovery-paper.png'), '--kdf-tier', 'interactive']);
+    const fromQr = await third.run(['recovery', 'restore', '--qr', join(paperDir, 'dkms-recovery-paper.png')]);
     expect(fromQr).toMatchObject({ state: 'recovered', profile: { policy } });
     const keys = await agentKeys(third, policy);
     expect(keys).toContain(String((fromQr['profile'] as Json)['key']));
@@ -219,22 +228,18 @@ describe('recovery end to end, through real processes', () => {
   });
 
   it('a trustee change killed between prepare and commit leaves the old trustees working', { timeout: 180_000 }, async () => {
-    const { agency, env } = await services();
+    const { agency, env } = services();
     const alice = await newOwner('alice', agency, env);
     const policy = String(alice.init['policy']);
-    const people: { o: Owner; name: string }[] = [];
-    for (let i = 1; i <= 4; i++) {
-      const o = await newOwner(`trustee${i}`, agency, env);
-      await connect(alice, `trustee${i}`, o, 'alice');
-      people.push({ o, name: `trustee${i}` });
-    }
+    const people = await newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4'], agency, env);
+    for (const p of people) await connect(alice, p.name, p.o, 'alice');
     await makeTrustees(alice, people.slice(0, 3));
     const printed = await setupWithTrustees(alice, ['--offline', '--social', '--threshold', '2', '--trustee', 'trustee1', 'trustee2', 'trustee3'], people.slice(0, 3).map((p) => p.o));
     const phrase = String((printed[0]?.['paper'] as Json)['mnemonic']);
     await makeTrustees(alice, people.slice(3));
 
     // The change: trustees 2, 3 and 4, 2 of 3, with a new secret. Killed once the shares are out.
-    const change = background(['recovery', 'setup', '--social', '--trustee', 'trustee2', 'trustee3', 'trustee4', '--threshold', '2', '--mnemonic', '--wait', '50', '--json'], { ...alice.env, DKMS_RECOVERY_PHRASE: phrase });
+    const change = alice.background(['recovery', 'setup', '--social', '--trustee', 'trustee2', 'trustee3', 'trustee4', '--threshold', '2', '--mnemonic', '--wait', '50', '--json'], { DKMS_RECOVERY_PHRASE: phrase });
     expect(JSON.parse(await change.nextLine())).toMatchObject({ state: 'prepared' });
     await people[1]?.o.run(['message', 'inbox']);
     change.kill();

@@ -18,7 +18,7 @@ import { FLAGS } from '../../src/policy/flags.js';
 import { mnemonicFromSecret } from '../../src/recovery/paper.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { commitRecovery, prepareRecovery } from '../../src/recovery/setup.js';
-import { Wallet, passphraseSecret } from '../../src/wallet/index.js';
+import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
 import { withFaults } from '../helpers/faults.js';
 import { secretFile, suiteDirs } from '../helpers/tmp.js';
@@ -27,7 +27,8 @@ import { drainPairing, pairingRequest } from '../helpers/world.js';
 type Owner = ReturnType<typeof owner>;
 const BAD_INPUT = { code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit };
 
-describe('multi-step commands, failed half way and run again, through real processes', () => {
+// Each step takes up to about 11 s on two busy cores; the bound leaves five times that.
+describe('multi-step commands, failed half way and run again, through real processes', { timeout: 60_000 }, () => {
   afterAll(killBackground);
   const lasting = suiteDirs();
   let services: { ledger: string; key: string; agency: string };
@@ -39,7 +40,7 @@ describe('multi-step commands, failed half way and run again, through real proce
 
   /** The laptop's agent in this process, for as long as `fn` runs. */
   async function asLaptop<T>(fn: (agent: EdgeAgent) => Promise<T>): Promise<T> {
-    const wallet = await Wallet.open(join(laptop.home, 'wallet.db'), passphraseSecret(laptop.env.DKMS_PASSPHRASE));
+    const wallet = await Wallet.open(join(laptop.home, 'wallet.db'), rawSecret(laptop.walletKey()));
     try {
       return await fn(new EdgeAgent(wallet, new LedgerClient({ url: services.ledger, trustedKeys: [services.key] })));
     } finally {
@@ -55,7 +56,7 @@ describe('multi-step commands, failed half way and run again, through real proce
     env = { DKMS_LEDGER: services.ledger };
     laptop = owner(lasting(), env);
     phone = owner(lasting(), env);
-    policy = String((await laptop.run(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']))['policy']);
+    policy = String((await laptop.run(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes']))['policy']);
   });
 
   it('`agent pair` and `agent accept` refuse a bad label, and `agent pair` a confirmation it could not ask, before anything is written', async () => {
@@ -69,7 +70,7 @@ describe('multi-step commands, failed half way and run again, through real proce
     const before = await seq();
     const created = await asLaptop(async (a): Promise<CreatedInvitation> => createInvitation(a, { flags: FLAGS.PROVE, label: 'phone' }));
     // The phone answers; nobody confirms within its wait.
-    const waited = await phone.fails(['agent', 'accept', created.text, '--passcode-file', secretFile(created.passcode), '--label', 'phone', '--wait', '2', '--kdf-tier', 'interactive']);
+    const waited = await phone.fails(['agent', 'accept', created.text, '--passcode-file', secretFile(created.passcode), '--label', 'phone', '--wait', '1']);
     expect(waited.code).toBe('PAIRING_TIMEOUT');
     // The laptop takes the answer, the owner confirms, and the agency fails after the grant.
     await asLaptop(async (a) => {
@@ -128,11 +129,11 @@ describe('multi-step commands, failed half way and run again, through real proce
     const device = owner(lasting(), env);
     const phrase = secretFile(mnemonicFromSecret(secret));
     const wallet = join(device.home, 'wallet.db');
-    expect((await device.fails(['recovery', 'restore', '--mnemonic-file', phrase, '--backup-file', join(device.home, 'missing'), '--kdf-tier', 'interactive'])).code).toBe('IO_ERROR');
+    expect((await device.fails(['recovery', 'restore', '--mnemonic-file', phrase, '--backup-file', join(device.home, 'missing')])).code).toBe('IO_ERROR');
     expect(existsSync(wallet)).toBe(false);
-    expect((await device.fails(['recovery', 'restore', '--mnemonic-file', phrase, '--agency', 'http://127.0.0.1:9', '--kdf-tier', 'interactive'])).code).toBe('AGENCY_UNREACHABLE');
+    expect((await device.fails(['recovery', 'restore', '--mnemonic-file', phrase, '--agency', 'http://127.0.0.1:9'])).code).toBe('AGENCY_UNREACHABLE');
     expect(existsSync(wallet)).toBe(false);
-    const restored = await device.run(['recovery', 'restore', '--mnemonic-file', phrase, '--agency', services.agency, '--kdf-tier', 'interactive']);
+    const restored = await device.run(['recovery', 'restore', '--mnemonic-file', phrase, '--agency', services.agency]);
     expect(restored).toMatchObject({ state: 'recovered', profile: { policy } });
     expect(existsSync(wallet)).toBe(true);
   });

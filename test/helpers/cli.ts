@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { expect } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 export const DKMS_BIN = fileURLToPath(new URL('../../bin/dkms.js', import.meta.url));
@@ -84,18 +88,55 @@ export function background(args: readonly string[], env: Record<string, string>)
 
 export type Json = Record<string, unknown>;
 
+let keyDir: string | undefined;
+// Registered as this module is imported by a test file: the owners' key files go with the file's
+// tests (owners made in one test may serve the next, so not with each test).
+afterAll(() => {
+  if (keyDir !== undefined) rmSync(keyDir, { recursive: true, force: true });
+  keyDir = undefined;
+});
+
+/** A new 0600 file holding a random raw wallet key, outside every owner's data directory. */
+function walletKeyFile(): { path: string; key: Uint8Array } {
+  keyDir ??= mkdtempSync(join(tmpdir(), 'dkms-keys-'));
+  const key = new Uint8Array(randomBytes(32));
+  const path = join(mkdtempSync(join(keyDir, 'owner-')), 'wallet.key');
+  writeFileSync(path, `${Buffer.from(key).toString('hex')}\n`, { mode: 0o600 });
+  return { path, key };
+}
+
+/**
+ * A user of the CLI with a data directory of their own. Their wallet opens with a raw key file
+ * (`--key-file`), as the in-process agents of world.ts use raw secrets: no Argon2 in each of
+ * the hundreds of commands, which test what the commands do, not how a wallet is unlocked
+ * (wallet-cli.test.ts and prompt.test.ts do that, with passphrases).
+ */
 export function owner(home: string, env: Record<string, string>) {
-  const full = { DKMS_HOME: home, DKMS_PASSPHRASE: `${home} passphrase`, ...env };
+  const { path: keyFile, key } = walletKeyFile();
+  const full = { DKMS_HOME: home, ...env };
+  const withKey = (args: readonly string[]) => ['--key-file', keyFile, ...args];
+  /** Runs `dkms` as this owner, with `more` in its environment. */
+  const cli = (args: readonly string[], more: Record<string, string> = {}, input?: string) => dkms(withKey(args), { ...full, ...more }, input);
   const run = async (args: readonly string[]): Promise<Json> => {
-    const result = await dkms([...args, '--json'], full);
+    const result = await cli([...args, '--json']);
     expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
     return json(result);
   };
   const fails = async (args: readonly string[]): Promise<{ code: string; exit: number }> => {
-    const result = await dkms([...args, '--json'], full);
+    const result = await cli([...args, '--json']);
     expect(result.code, `${args.join(' ')} should fail: ${result.stdout}`).not.toBe(0);
     const error = (JSON.parse(result.stdout.trim().split('\n').at(-1) ?? '{}') as { error: { code: string } }).error;
     return { code: error.code, exit: result.code };
   };
-  return { home, env: full, run, fails };
+  return {
+    home,
+    env: full,
+    /** The raw key that opens this owner's wallet (for a test that opens it in process). */
+    walletKey: () => Uint8Array.from(key),
+    dkms: cli,
+    /** A long-running command of this owner's (see `background`). */
+    background: (args: readonly string[], more: Record<string, string> = {}) => background(withKey(args), { ...full, ...more }),
+    run,
+    fails,
+  };
 }

@@ -1,0 +1,67 @@
+/**
+ * Which test files form the fast unit suite, and the order in which the full suite starts its
+ * slowest files. Read by vitest.config.ts and vitest.unit.config.ts.
+ */
+
+/**
+ * Pure and property tests: no server, no child process, no socket (test/setup/no-io.ts makes
+ * each of them fail at once in this suite). In-process stores on temporary files are allowed.
+ * `npm run test:unit` runs these alone.
+ */
+export const UNIT_TESTS: readonly string[] = [
+  'test/agency/agency-store.test.ts',
+  'test/agency/request-auth.test.ts',
+  'test/agent/categories.test.ts',
+  'test/agent/connection-log.test.ts',
+  'test/base/*.test.ts',
+  'test/crypto/*.test.ts',
+  'test/didcomm/*.test.ts',
+  'test/docs/*.test.ts',
+  'test/ledger/derived.test.ts',
+  'test/ledger/lifecycle.test.ts',
+  'test/ledger/map-versions.test.ts',
+  'test/ledger/map.test.ts',
+  'test/ledger/merkle.test.ts',
+  'test/ledger/node-key.test.ts',
+  'test/ledger/validate.test.ts',
+  'test/policy/*.test.ts',
+  'test/recovery/backup.test.ts',
+  'test/recovery/paper.test.ts',
+  'test/recovery/shares.test.ts',
+  'test/server/problem.test.ts',
+];
+
+/**
+ * The slowest files, slowest first (measured on two cores). The full suite starts them first,
+ * then the rest, longest known first: with the long files early, the two workers end together
+ * instead of one finishing a three-minute file alone. Matched on the end of the path, so a
+ * file moved to another folder keeps its place.
+ */
+export const SLOWEST_FIRST: readonly string[] = [
+  'cli/recovery-e2e.test.ts',
+  'package/pack.test.ts',
+  'wallet/crash.test.ts',
+  'ledger/crash.test.ts',
+  'cli/ledger-e2e.test.ts',
+  'cli/agents-e2e.test.ts',
+  'pg-agency-store.test.ts',
+  'cli/bench-load.test.ts',
+  'recovery/review-regressions.test.ts',
+  'server/shutdown.test.ts',
+  'agency-crash.test.ts',
+  'cli/resume-e2e.test.ts',
+  'recovery/social.test.ts',
+  'ledger/etcd-faults.test.ts',
+  'cli/wallet-cli.test.ts',
+  'cli/key-cli.test.ts',
+  'cli/approvals-e2e.test.ts',
+  'server/agency-api.test.ts',
+  'agency-backups.test.ts',
+];
+
+/** The place of `file` in SLOWEST_FIRST, or undefined for a file not in it. */
+export function slowRank(file: string): number | undefined {
+  const normalized = file.replaceAll('\\', '/');
+  const rank = SLOWEST_FIRST.findIndex((end) => normalized.endsWith(`/${end}`));
+  return rank === -1 ? undefined : rank;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+import { UNIT_TESTS } from './test/suites.js';
+
+/** `npm run test:unit`: the pure and property tests alone (test/suites.ts), no I/O but files. */
+export default defineConfig({
+  test: {
+    include: [...UNIT_TESTS],
+    setupFiles: ['test/setup/no-io.ts'],
+    testTimeout: 60_000,
+    maxWorkers: 2,
+  },
+});
