@@ -5,6 +5,7 @@
  * dispatched by type to protocol handlers (pairing, connections, approvals, …); each handler
  * says which senders it accepts.
  */
+import { z } from 'zod';
 import { decodePublicKey, encodePublicKey } from '../crypto/index.js';
 import { DkmsError, isDkmsError, type ErrorCode } from '../errors.js';
 import type { LedgerClient } from '../ledger/client.js';
@@ -32,6 +33,9 @@ import type { RequestSigner } from '../agency/request-auth.js';
 const GUEST_POLL_MS = 1000;
 
 /** Who sent a message, as far as decryption proved it. */
+/** What #forSiblings reads of a connection record: the key-agreement keys its own side's log ever listed. */
+const OwnSideSchema = z.looseObject({ myLog: z.array(z.looseObject({ keys: z.array(z.looseObject({ kx: z.string() })) })) });
+
 export interface Sender {
   /** The authcrypt sender's key id (did:key URL of an X25519 key). */
   readonly kid: string;
@@ -211,7 +215,10 @@ export class EdgeAgent {
     const done: string[] = [];
     for (const item of picked) {
       // Keys are listed per message: a handler may have just created one (joining a connection).
-      report.push(await this.#handleOne(item.envelope, handlers, this.#agreementKeys()));
+      const entry = await this.#handleOne(item.envelope, handlers, this.#agreementKeys());
+      // A peer encrypts once per key of this owner's side of a connection, and every copy reaches
+      // every agent of the owner: the copies for the other agents are theirs, not worth a report.
+      if (entry.outcome !== 'ignored' || !this.#forSiblings(item.envelope)) report.push(entry);
       done.push(item.id);
     }
     await agency.ack(done);
@@ -267,6 +274,17 @@ export class EdgeAgent {
       if (seen !== undefined) this.#remember(seen);
       return { type, outcome: 'refused', code: e.code, detail: e.message };
     }
+  }
+
+  /** Whether `envelope` is encrypted only to keys of this owner's side of its connections (another agent's copy). */
+  #forSiblings(envelope: unknown): boolean {
+    const kids = (envelope as { recipients?: { header?: { kid?: unknown } }[] }).recipients?.map((r) => r.header?.kid);
+    if (kids === undefined || kids.length === 0) return false;
+    const own = new Set<string>();
+    for (const { value } of this.store.list(CATEGORIES.connection, OwnSideSchema)) {
+      for (const event of value.myLog) for (const { kx } of event.keys) own.add(kx);
+    }
+    return kids.every((kid) => typeof kid === 'string' && own.has(kid.split('#')[1] ?? ''));
   }
 
   #knownAgent(kx: string): KnownAgent | undefined {
