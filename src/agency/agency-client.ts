@@ -1,29 +1,26 @@
 /** An edge agent's HTTP client for an agency: every call but `post` is signed by the agent's key. */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Jwe } from '../didcomm/index.js';
+import {
+  AcknowledgedSchema,
+  BackupDataSchema,
+  BackupIndexSchema,
+  BackupVersionSchema,
+  CloudAgentInfoSchema,
+  DeletedSchema,
+  GuestAllowanceSchema,
+  PickupSchema,
+  SponsorsSchema,
+} from './api-schemas.js';
+import { ProblemCodeSchema as ProblemSchema } from '../ledger/api-schemas.js';
 import { signRequest, type RequestSigner } from './request-auth.js';
 
-export const CloudAgentInfoSchema = z.object({
-  id: z.string().min(1).max(64),
-  policy: z.string().max(100),
-  key: z.string().max(100),
-  kx: z.string().max(100),
-  endpoint: z.string().url().max(2048),
-  routingKey: z.string().max(300),
-  did: z.string().max(200),
-});
+export { CloudAgentInfoSchema };
 export type CloudAgentDescription = z.infer<typeof CloudAgentInfoSchema>;
-
-const BackupVersionSchema = z.object({ version: z.number().int().min(1), created: z.string().max(40), size: z.number().int().min(0) });
 export type BackupVersion = z.infer<typeof BackupVersionSchema>;
-const BackupIndexSchema = z.object({ policy: z.string().max(100), cloud: CloudAgentInfoSchema, versions: z.array(BackupVersionSchema) });
 export type BackupIndex = z.infer<typeof BackupIndexSchema>;
-const BackupDataSchema = z.object({ version: z.number().int().min(1), created: z.string().max(40), data: z.string() });
-
-const PickupSchema = z.object({ messages: z.array(z.object({ id: z.string(), received: z.string(), envelope: z.unknown() })) });
-const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
 
 export interface PickedUp {
   readonly id: string;
@@ -122,7 +119,7 @@ export class AgencyClient {
 
   async deleteBackups(cloudId: string, locator: string): Promise<number> {
     const answer = await this.#signed('DELETE', `/v1/cloud-agents/${encodeURIComponent(cloudId)}/backups/${encodeURIComponent(locator)}`);
-    return parse(z.object({ deleted: z.number().int().min(0) }), answer, 'deletion receipt').deleted;
+    return parse(DeletedSchema, answer, 'deletion receipt').deleted;
   }
 
   /** One backup's bytes; this client's signer must be a committed recovery key. */
@@ -138,18 +135,18 @@ export class AgencyClient {
    */
   async allowGuest(cloudKx: string, key: string): Promise<{ key: string; allowed: string; expires: string }> {
     const answer = await this.#signed('POST', '/v1/guests', { cloud: cloudKx, key });
-    return parse(z.object({ key: z.string(), allowed: z.string(), expires: z.string() }), answer, 'guest allowance');
+    return parse(GuestAllowanceSchema, answer, 'guest allowance');
   }
 
   /** Names the keys besides the owner's agents that may allow guests at cloud agent `cloudId` (replacing those named before). */
   async setSponsors(cloudId: string, keys: readonly string[]): Promise<number> {
     const answer = await this.#signed('PUT', `/v1/cloud-agents/${encodeURIComponent(cloudId)}/sponsors`, { keys });
-    return parse(z.object({ sponsors: z.number().int().min(0) }), answer, 'sponsors receipt').sponsors;
+    return parse(SponsorsSchema, answer, 'sponsors receipt').sponsors;
   }
 
   async ack(ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
     const answer = await this.#signed('POST', '/v1/mailbox/ack', { ids });
-    return parse(z.object({ acknowledged: z.number().int().min(0) }), answer, 'acknowledgement').acknowledged;
+    return parse(AcknowledgedSchema, answer, 'acknowledgement').acknowledged;
   }
 }

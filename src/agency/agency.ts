@@ -15,6 +15,7 @@ import type { ResolvedPolicy } from '../ledger/client.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
 import { DEFAULT_LIMITS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
+import { MAX_BACKUP_BYTES, MAX_SPONSORS } from './api-schemas.js';
 import type { CloudKeys } from './cloud-keys.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from '../didcomm/index.js';
 
@@ -57,16 +58,13 @@ export interface CloudAgentInfo {
   readonly did: string;
 }
 
-/** The largest backup an agency stores. */
-export const MAX_BACKUP_BYTES = 16 * 1024 * 1024;
+export { MAX_BACKUP_BYTES, MAX_SPONSORS };
 /** What it keeps of one owner's backups: versions per agent and locator, locators, bytes in all. */
 export const BACKUP_LIMITS: BackupLimits = { versionsPerAgent: 10, locators: 8, bytes: 512 * 1024 * 1024 };
 
 export { DEFAULT_LIMITS };
 /** Guest keys one cloud agent may allow at a time (each for GUEST_TTL_MS). */
 export const MAX_GUESTS = 64;
-/** Sponsors one cloud agent may name: every connection key of the most trustees a setup has (255), old and new during a change, two devices each. */
-export const MAX_SPONSORS = 1024;
 /** The most deliveries, and bytes of envelopes, one group commit writes. */
 const MAX_BATCH = 256;
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;

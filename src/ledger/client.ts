@@ -13,11 +13,11 @@
  * What it returns is what it computed itself from verified events, never the server's summary.
  * What it verified is kept (VerifiedCache): a later read asks only for newer events.
  */
-import { z } from 'zod';
 import { fromBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { PolicyHistory } from '../policy/verify.js';
 import { DID_PREFIX, POLICY_PREFIX, eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
+import { BatchAnswerSchema, ConsistencyAnswerSchema, MapAnswerSchema, ProblemCodeSchema as ProblemSchema, ProvenSchema, ReceiptSchema } from './api-schemas.js';
 import { ServedHeadSchema, bareHead, mapRootBytes, rootBytes, verifyCosignature, verifyHeadSignature, type ServedHead, type SignedTreeHead } from './head.js';
 import { mapKey, verifyMapProof, type MapEntry } from './map.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
@@ -91,21 +91,6 @@ export interface AsOf {
   readonly at?: number;
   readonly time?: string;
 }
-
-const LogRecordSchema = z.strictObject({ gseq: z.number().int().min(0), time: z.string().max(40), event: z.record(z.string(), z.unknown()) });
-const ProvenSchema = z.object({
-  head: ServedHeadSchema,
-  subjects: z.record(z.string(), z.unknown()),
-  history: z.array(LogRecordSchema),
-  proofs: z.array(z.array(z.string())),
-});
-const MapAnswerSchema = z.object({ head: ServedHeadSchema, subjects: z.record(z.string(), z.unknown()) });
-const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
-const ReceiptSchema = z.object({ id: z.string(), subject: z.string(), seq: z.number().int().min(0), gseq: z.number().int().min(0), time: z.string() });
-const ResultSchema = z.union([
-  z.object({ ok: z.literal(true), receipt: ReceiptSchema }),
-  z.object({ ok: z.literal(false), error: z.object({ code: z.string(), message: z.string() }) }),
-]);
 
 const bad = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
@@ -235,7 +220,7 @@ export class LedgerClient {
 
   /** Submits events in order; each is accepted or refused on its own. */
   async submitBatch(events: readonly LedgerEvent[]): Promise<SubmitResult[]> {
-    const answer = z.object({ results: z.array(ResultSchema) }).safeParse(await this.#request('POST', '/v1/events/batch', { events }));
+    const answer = BatchAnswerSchema.safeParse(await this.#request('POST', '/v1/events/batch', { events }));
     if (!answer.success || answer.data.results.length !== events.length) throw bad('LEDGER_BAD_RESPONSE', 'the ledger did not answer for every event of the batch');
     answer.data.results.forEach((result, i) => {
       const event = events[i];
@@ -364,7 +349,7 @@ export class LedgerClient {
       if (e instanceof DkmsError && e.code === 'LEDGER_UNREACHABLE') throw e;
       throw bad('LEDGER_INCONSISTENT', `the ledger will not prove that its ${to} events extend the ${from} seen before`);
     }
-    const parsed = z.object({ proof: z.array(z.string()) }).safeParse(answer);
+    const parsed = ConsistencyAnswerSchema.pick({ proof: true }).safeParse(answer);
     if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the consistency proof is malformed');
     return parsed.data.proof.map((p) => decodeHash(p));
   }

@@ -7,11 +7,13 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { decodePublicKey, fromBase64url, fromUtf8, toBase64url } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { MAX_BACKUP_BYTES, MAX_SPONSORS, type Admit, type Agency } from '../agency/agency.js';
+import type { Admit, Agency } from '../agency/agency.js';
+import { AGENCY_API, BACKUP_BODY_LIMIT, ENVELOPE_TYPES, MAX_PICKUP, MAX_WAIT_SECONDS } from '../agency/api-schemas.js';
 import { MAX_ENVELOPE_CHARS } from '../didcomm/index.js';
 import { RequestVerifier, type SignedRequest } from '../agency/request-auth.js';
+import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
-import { intParam, queryOf } from './query.js';
+import { intParam } from './query.js';
 
 export interface AgencyServerOptions {
   /** Requests per second from one client address. */
@@ -23,14 +25,16 @@ export interface AgencyServerOptions {
   readonly verifier?: RequestVerifier;
 }
 
-export const MAX_PICKUP = 500;
-export const MAX_WAIT_SECONDS = 30;
+export { MAX_PICKUP, MAX_WAIT_SECONDS };
 
 const LIMIT = intParam('limit', 1, MAX_PICKUP);
 const WAIT = intParam('wait', 0, MAX_WAIT_SECONDS);
 const VERSION = intParam('version', 1);
 
-const ENVELOPE_TYPES = ['application/didcomm-encrypted+json', 'application/json'];
+/** The route options (request schemas) of `method route`, converted from its contract. */
+const contract = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', route: string) => ({ schema: routeSchema(contractOf(AGENCY_API, method, route)) });
+const openApi = openApiText(AGENCY_API);
+const isEnvelopeType = (type: string): boolean => (ENVELOPE_TYPES as readonly string[]).includes(type);
 
 export function buildAgencyServer(agency: Agency, options: AgencyServerOptions = {}): FastifyInstance {
   const app = Fastify({
@@ -102,70 +106,49 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
     };
   };
 
+  app.get('/openapi.json', async (request, reply) => reply.type('application/json; charset=utf-8').send(openApi()));
   app.get('/v1/health', async () => ({ status: 'ok', service: 'agency' }));
 
-  app.post(
-    '/v1/cloud-agents',
-    { schema: { body: { type: 'object', required: ['policy'], additionalProperties: false, properties: { policy: { type: 'string', minLength: 8, maxLength: 100 } } } } },
-    async (request, reply) => {
-      const { key, admit } = signer(request);
-      const info = await agency.register(key, (request.body as { policy: string }).policy, admit);
-      return reply.code(201).send(info);
-    },
-  );
+  app.post('/v1/cloud-agents', contract('POST', '/v1/cloud-agents'), async (request, reply) => {
+    const { key, admit } = signer(request);
+    const info = await agency.register(key, (request.body as { policy: string }).policy, admit);
+    return reply.code(201).send(info);
+  });
 
-  const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } } as const;
+  app.get('/v1/cloud-agents/:id', contract('GET', '/v1/cloud-agents/:id'), async (request) => agency.info(await agency.cloudAgent((request.params as { id: string }).id)));
 
-  app.get('/v1/cloud-agents/:id', { schema: { params: idParams } }, async (request) => agency.info(await agency.cloudAgent((request.params as { id: string }).id)));
-
-  app.post('/v1/cloud-agents/:id/sync', { schema: { params: idParams } }, async (request) => {
+  app.post('/v1/cloud-agents/:id/sync', contract('POST', '/v1/cloud-agents/:id/sync'), async (request) => {
     const { key, admit } = signer(request);
     return agency.sync(key, (request.params as { id: string }).id, admit);
   });
 
   backupRoutes(app, agency, signer);
 
-  const multikey = { type: 'string', pattern: '^z[1-9A-HJ-NP-Za-km-z]{40,60}$' } as const;
-  app.post(
-    '/v1/guests',
-    { schema: { body: { type: 'object', required: ['cloud', 'key'], additionalProperties: false, properties: { cloud: multikey, key: multikey } } } },
-    async (request, reply) => {
-      const { key, admit } = signer(request);
-      const body = request.body as { cloud: string; key: string };
-      checkKey(body.key, 'ed25519', 'key');
-      checkKey(body.cloud, 'x25519', 'cloud');
-      return reply.code(201).send(await agency.allowGuest(key, body.cloud, body.key, admit));
-    },
-  );
+  app.post('/v1/guests', contract('POST', '/v1/guests'), async (request, reply) => {
+    const { key, admit } = signer(request);
+    const body = request.body as { cloud: string; key: string };
+    checkKey(body.key, 'ed25519', 'key');
+    checkKey(body.cloud, 'x25519', 'cloud');
+    return reply.code(201).send(await agency.allowGuest(key, body.cloud, body.key, admit));
+  });
 
-  app.put(
-    '/v1/cloud-agents/:id/sponsors',
-    {
-      schema: {
-        params: idParams,
-        body: { type: 'object', required: ['keys'], additionalProperties: false, properties: { keys: { type: 'array', maxItems: MAX_SPONSORS, items: multikey } } },
-      },
-    },
-    async (request) => {
-      const { key, admit } = signer(request);
-      const keys = (request.body as { keys: string[] }).keys;
-      for (const k of keys) checkKey(k, 'ed25519', 'keys');
-      return agency.setSponsors(key, (request.params as { id: string }).id, keys, admit);
-    },
-  );
+  app.put('/v1/cloud-agents/:id/sponsors', contract('PUT', '/v1/cloud-agents/:id/sponsors'), async (request) => {
+    const { key, admit } = signer(request);
+    const keys = (request.body as { keys: string[] }).keys;
+    for (const k of keys) checkKey(k, 'ed25519', 'keys');
+    return agency.setSponsors(key, (request.params as { id: string }).id, keys, admit);
+  });
 
-  app.post('/v1/inbound', { schema: { body: { type: 'object' } } }, async (request, reply) => {
+  app.post('/v1/inbound', contract('POST', '/v1/inbound'), async (request, reply) => {
     const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
-    if (!ENVELOPE_TYPES.includes(type)) throw new DkmsError('ENVELOPE_MALFORMED', `post envelopes as ${ENVELOPE_TYPES[0]}`);
+    if (!isEnvelopeType(type)) throw new DkmsError('ENVELOPE_MALFORMED', `post envelopes as ${ENVELOPE_TYPES[0]}`);
     const { ids } = await agency.inbound(request.body, request.ip);
     return reply.code(202).send({ accepted: ids.length });
   });
 
   app.get(
     '/v1/mailbox',
-    {
-      schema: { querystring: queryOf([LIMIT, WAIT]) },
-    },
+    contract('GET', '/v1/mailbox'),
     async (request) => {
       const limit = LIMIT.read(request.query) ?? 100;
       const wait = WAIT.read(request.query) ?? 0;
@@ -179,16 +162,7 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
 
   app.post(
     '/v1/mailbox/ack',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          required: ['ids'],
-          additionalProperties: false,
-          properties: { ids: { type: 'array', minItems: 1, maxItems: MAX_PICKUP, items: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
-        },
-      },
-    },
+    contract('POST', '/v1/mailbox/ack'),
     async (request) => {
       const { key, admit } = signer(request);
       return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids, admit) };
@@ -196,23 +170,14 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
   );
 }
 
-const locatorParam = { type: 'string', pattern: '^[1-9A-HJ-NP-Za-km-z]{16,30}$' } as const;
-
 /**
  * Backups: an owner's agents store them under the locator (derived from R); only a request
  * signed by a recovery key the owner's policy commits to gets one back.
  */
 function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: FastifyRequest) => Signed): void {
-  const bodyLimit = Math.ceil((MAX_BACKUP_BYTES * 4) / 3) + 4096;
   app.post(
     '/v1/cloud-agents/:id/backups',
-    {
-      bodyLimit,
-      schema: {
-        params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } },
-        body: { type: 'object', required: ['locator', 'data'], additionalProperties: false, properties: { locator: locatorParam, data: { type: 'string', minLength: 1 } } },
-      },
-    },
+    { bodyLimit: BACKUP_BODY_LIMIT, ...contract('POST', '/v1/cloud-agents/:id/backups') },
     async (request, reply) => {
       const { key, admit } = signer(request);
       const body = request.body as { locator: string; data: string };
@@ -223,7 +188,7 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
 
   app.delete(
     '/v1/cloud-agents/:id/backups/:locator',
-    { schema: { params: { type: 'object', required: ['id', 'locator'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 }, locator: locatorParam } } } },
+    contract('DELETE', '/v1/cloud-agents/:id/backups/:locator'),
     async (request) => {
       const { key, admit } = signer(request);
       const params = request.params as { id: string; locator: string };
@@ -231,16 +196,14 @@ function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: Fa
     },
   );
 
-  const locatorParams = { type: 'object', required: ['locator'], properties: { locator: locatorParam } } as const;
-
-  app.get('/v1/backups/:locator', { schema: { params: locatorParams } }, async (request) => {
+  app.get('/v1/backups/:locator', contract('GET', '/v1/backups/:locator'), async (request) => {
     const index = await agency.backupIndex((request.params as { locator: string }).locator);
     return { policy: index.policy, cloud: index.cloud, versions: index.versions.map((v) => ({ version: v.version, created: v.created, size: v.size })) };
   });
 
   app.get(
     '/v1/backups/:locator/data',
-    { schema: { params: locatorParams, querystring: queryOf([VERSION]) } },
+    contract('GET', '/v1/backups/:locator/data'),
     async (request) => {
       const version = VERSION.read(request.query);
       let signed: Signed;

@@ -8,8 +8,10 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { DkmsError } from '../errors.js';
 import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
 import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
-import { intParam, queryOf } from './query.js';
-import { LedgerReads, MAX_MAP_PROOFS, type Answer, type ReadQuery } from './ledger-reads.js';
+import { LEDGER_API, MAX_BATCH, MAX_HEAD_WAIT_MS } from '../ledger/api-schemas.js';
+import { intParam } from './query.js';
+import { LedgerReads, type Answer, type ReadQuery } from './ledger-reads.js';
+import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { universalResolverRoutes } from './universal-resolver.js';
 
@@ -21,12 +23,12 @@ export interface LedgerServerOptions {
   readonly logger?: boolean;
 }
 
-export const MAX_BATCH = 500;
-/** The longest a witness may wait at `GET /v1/head/next` for a newer head. */
-const MAX_HEAD_WAIT_MS = 30_000;
+export { MAX_BATCH };
 const MAX_PAGE = 1000;
 
-const subjectParams = { type: 'object', required: ['subject'], properties: { subject: { type: 'string', maxLength: 100 } } } as const;
+/** The route options (request schemas) of `method route`, converted from its contract. */
+const contract = (method: 'GET' | 'POST', route: string) => ({ schema: routeSchema(contractOf(LEDGER_API, method, route)) });
+const openApi = openApiText(LEDGER_API);
 
 function checkSubject(subject: string, prefix: string): Subject {
   if (!subject.startsWith(prefix)) throw new DkmsError('BAD_INPUT', `expected a subject starting with ${prefix}`);
@@ -60,8 +62,6 @@ const TO = intParam('to', 0);
 const GSEQ = intParam('gseq', 0);
 const SIZE = intParam('size', 1);
 
-const readQuery = queryOf([AT, AFTER, POLICY_AFTER], { time: { type: 'string', maxLength: 40 } });
-
 /** A read's query, its integers checked and parsed. */
 function readQueryOf(query: unknown): ReadQuery {
   const at = AT.read(query);
@@ -88,88 +88,48 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   });
   const send = (reply: FastifyReply, answer: Answer) => reply.code(answer.status).type(answer.type).send(answer.body);
 
+  app.get('/openapi.json', async (request, reply) => reply.type('application/json; charset=utf-8').send(openApi()));
   app.get('/v1/health', async () => ({ status: 'ok', size: node.size, key: node.key }));
   universalResolverRoutes(app, node);
 
-  app.get('/v1/head', { schema: { querystring: { type: 'object', additionalProperties: false, properties: {} } } }, async () => node.servedHead());
+  app.get('/v1/head', contract('GET', '/v1/head'), async () => node.servedHead());
 
   // For witnesses: the newest head, which a node with witnesses serves to clients only once cosigned.
-  app.get(
-    '/v1/head/next',
-    {
-      schema: {
-        querystring: queryOf([AFTER, WAIT_MS]),
-      },
-    },
-    async (request) => {
-      const after = AFTER.read(request.query) ?? -1;
-      const wait = WAIT_MS.read(request.query) ?? 0;
-      return node.nextHead(after, wait);
-    },
-  );
+  app.get('/v1/head/next', contract('GET', '/v1/head/next'), async (request) => {
+    const after = AFTER.read(request.query) ?? -1;
+    const wait = WAIT_MS.read(request.query) ?? 0;
+    return node.nextHead(after, wait);
+  });
 
-  app.post(
-    '/v1/cosignatures',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['key', 'time', 'sig', 'size', 'root', 'map'],
-          properties: {
-            key: { type: 'string', maxLength: 64 },
-            time: { type: 'string', maxLength: 40 },
-            sig: { type: 'string', maxLength: 100 },
-            size: { type: 'integer', minimum: 0 },
-            root: { type: 'string', maxLength: 64 },
-            map: { type: 'string', maxLength: 64 },
-          },
-        },
-      },
-    },
-    async (request) => {
-      node.addCosignature(request.body as CosignatureSubmission);
-      return { head: node.servedHead() };
-    },
-  );
+  app.post('/v1/cosignatures', contract('POST', '/v1/cosignatures'), async (request) => {
+    node.addCosignature(request.body as CosignatureSubmission);
+    return { head: node.servedHead() };
+  });
 
-  app.post('/v1/events', { schema: { body: { type: 'object' } } }, async (request, reply) => {
+  app.post('/v1/events', contract('POST', '/v1/events'), async (request, reply) => {
     const receipt = await node.submit(request.body);
     return reply.code(201).send(receipt);
   });
 
-  app.post(
-    '/v1/events/batch',
-    { schema: { body: { type: 'object', required: ['events'], additionalProperties: false, properties: { events: { type: 'array', minItems: 1, maxItems: MAX_BATCH } } } } },
-    async (request) => ({ results: await node.submitMany((request.body as { events: unknown[] }).events) }),
-  );
+  app.post('/v1/events/batch', contract('POST', '/v1/events/batch'), async (request) => ({ results: await node.submitMany((request.body as { events: unknown[] }).events) }));
 
-  app.get('/v1/policies/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
+  app.get('/v1/policies/:subject', contract('GET', '/v1/policies/:subject'), async (request, reply) =>
     send(reply, await reads.policy(checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress, readQueryOf(request.query), request.url)),
   );
 
-  app.get('/v1/dids/:subject', { schema: { params: subjectParams, querystring: readQuery } }, async (request, reply) =>
+  app.get('/v1/dids/:subject', contract('GET', '/v1/dids/:subject'), async (request, reply) =>
     send(reply, await reads.did(checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did, readQueryOf(request.query), request.url)),
   );
 
   app.post(
     '/v1/proofs/map',
-    {
-      schema: {
-        body: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['subjects'],
-          properties: { subjects: { type: 'array', minItems: 1, maxItems: MAX_MAP_PROOFS, items: { type: 'string', maxLength: 100 } } },
-        },
-      },
-    },
+    contract('POST', '/v1/proofs/map'),
     async (request) => reads.mapProofs((request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX)))),
   );
 
   app.get(
     '/v1/log',
-    { schema: { querystring: queryOf([FROM, TO], {}, ['from']) } },
+    contract('GET', '/v1/log'),
     async (request) => {
       const from = FROM.read(request.query) ?? 0;
       const to = TO.read(request.query);
@@ -181,7 +141,7 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get(
     '/v1/proofs/inclusion',
-    { schema: { querystring: queryOf([GSEQ, SIZE], {}, ['gseq']) } },
+    contract('GET', '/v1/proofs/inclusion'),
     async (request) => {
       const gseq = GSEQ.read(request.query) ?? 0;
       const size = SIZE.read(request.query) ?? node.size;
@@ -192,7 +152,7 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
 
   app.get(
     '/v1/proofs/consistency',
-    { schema: { querystring: queryOf([FROM, TO], {}, ['from']) } },
+    contract('GET', '/v1/proofs/consistency'),
     async (request) => {
       const from = FROM.read(request.query) ?? 0;
       const to = TO.read(request.query) ?? node.size;

@@ -6,6 +6,7 @@
  */
 import { didDocument, didDocumentMetadata } from '../did/document.js';
 import { DkmsError } from '../errors.js';
+import { MAX_MAP_PROOFS } from '../ledger/api-schemas.js';
 import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
 import type { ServedHead } from '../ledger/head.js';
 import type { LedgerNode, Snapshot } from '../ledger/node.js';
@@ -29,7 +30,7 @@ export interface ReadQuery {
   policyAfter?: number;
 }
 
-export const MAX_MAP_PROOFS = 1000;
+export { MAX_MAP_PROOFS };
 
 /** Answers kept per URL while the head they were built under is current (and keys asked once). */
 const ANSWER_CACHE_LIMIT = 10_000;
