@@ -68,7 +68,14 @@ async function main(config: AgencyChildOptions): Promise<void> {
   });
   writeSync(1, `ready ${running.url}\n`);
   process.stdin.resume();
-  process.stdin.once('end', () => void running.close().then(() => process.exit(0), () => process.exit(1)));
+  process.stdin.once(
+    'end',
+    () =>
+      void running.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      ),
+  );
 }
 
 if (process.argv[1] === SELF && process.argv[2] !== undefined) await main(JSON.parse(process.argv[2]) as AgencyChildOptions);

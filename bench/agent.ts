@@ -219,7 +219,9 @@ async function ownerWithAgents(env: Env, name: string, count: number): Promise<M
     const agent = await newAgent(env, `${name}-${i}`);
     const keys = provisionKeys(agent.wallet);
     const record = await first.policy();
-    await first.ledger.submit(signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: keys.key, kx: keys.kx, flags: FLAGS.PROVE } }), [agentSigner(first.wallet)]));
+    await first.ledger.submit(
+      signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: keys.key, kx: keys.kx, flags: FLAGS.PROVE } }), [agentSigner(first.wallet)]),
+    );
     add(agent, keys);
   }
   await first.agency(cloud).sync(cloud.id);
@@ -400,7 +402,7 @@ async function relayCeiling(setup: Setup, raw: RawLimits): Promise<void> {
     rawInsertsPerSec: round(raw.insertsPerSec, 0),
     raw: raw.what,
     ratio: round(rate / raw.insertsPerSec),
-    note: 'the agency\'s own work per message, with the senders on the same two cores: the most any store could let the relay reach here',
+    note: "the agency's own work per message, with the senders on the same two cores: the most any store could let the relay reach here",
   });
 }
 
@@ -426,7 +428,15 @@ async function receive(setup: Setup): Promise<void> {
     }
   });
   const rate = handled / seconds(start);
-  report({ bench: 'agent.receive', store: 'SQLite', agents: setup.members.length, handled, notHandled: Object.fromEntries(outcomes), messagesPerSec: round(rate, 0), note: 'pickup plus the edge agent\'s own work per message (decrypt, seen-record commit in its wallet)' });
+  report({
+    bench: 'agent.receive',
+    store: 'SQLite',
+    agents: setup.members.length,
+    handled,
+    notHandled: Object.fromEntries(outcomes),
+    messagesPerSec: round(rate, 0),
+    note: "pickup plus the edge agent's own work per message (decrypt, seen-record commit in its wallet)",
+  });
 }
 
 /** Relay and pickup on the embedded store (one process), beside raw SQLite. */
@@ -461,7 +471,11 @@ async function relayPostgres(dir: string, ledger: RunningLedger, wallets: Wallet
     children.push(await startAgencyChild({ ...options, home: join(dir, 'pg-agency-2') }));
     await relayAndPickup(setup, 'PostgreSQL', [agency.url, ...children.map((c) => c.url)], limits);
   } finally {
-    await closeAll(...children.map((c) => () => c.close()), () => agency?.close(), () => cluster.stop());
+    await closeAll(
+      ...children.map((c) => () => c.close()),
+      () => agency?.close(),
+      () => cluster.stop(),
+    );
   }
 }
 
@@ -484,7 +498,10 @@ async function submitRoundTrip(env: Env): Promise<{ median: number; p90: number 
   for (let i = 0; i < SUBMITS; i++) {
     const record = await env.ledger.node.subject(did);
     if (record === undefined) throw new Error('DID vanished');
-    const event = signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }), [key]);
+    const event = signEvent(
+      nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }),
+      [key],
+    );
     const start = process.hrtime.bigint();
     await client.submit(event);
     times.push(seconds(start) * 1000);
@@ -543,7 +560,11 @@ async function pairingAndRevocation(env: Env): Promise<void> {
     if (!listed && !routed) verified += 1;
   }
   const submit = await submitRoundTrip(env);
-  const ref = { ledgerSubmitMedianMs: round(submit.median, 2), ledgerSubmitP90Ms: round(submit.p90, 2), ledgerSubmit: `did.update over http loopback, ${SUBMITS} submits` };
+  const ref = {
+    ledgerSubmitMedianMs: round(submit.median, 2),
+    ledgerSubmitP90Ms: round(submit.p90, 2),
+    ledgerSubmit: `did.update over http loopback, ${SUBMITS} submits`,
+  };
   report({
     bench: 'agent.pairing',
     pairings: PAIRINGS,
@@ -622,7 +643,13 @@ async function legitimateTraffic(members: readonly Member[], peer: AgreementKey)
     await pace;
   }
   const requests = times.length + [...failed.values()].reduce((a, b) => a + b, 0);
-  return { requests, failed: Object.fromEntries(failed), successRate: round(times.length / requests, 4), p50Ms: round(percentile(times, 50)), p99Ms: round(percentile(times, 99)) };
+  return {
+    requests,
+    failed: Object.fromEntries(failed),
+    successRate: round(times.length / requests, 4),
+    p50Ms: round(percentile(times, 50)),
+    p99Ms: round(percentile(times, 99)),
+  };
 }
 
 /**
@@ -656,17 +683,27 @@ async function abuse(dir: string): Promise<void> {
     report({ bench: 'agent.abuse', flood: 'none', legitimate: quiet });
 
     let stranger = memorySigner();
-    const signed = flood(agency.url, (i) => {
-      if (i % 64 === 0) stranger = memorySigner();
-      const signer = { key: stranger.publicKey, sign: stranger.sign };
-      const ahead = (i % 5) * 10_000;
-      if (i % 4 < 2) return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
-      if (i % 4 === 2) {
-        const path = `/v1/cloud-agents/${cloudId}/sync`;
-        return { method: 'POST', path, headers: { ...signedAhead(signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
-      }
-      return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(signer, 'POST', '/v1/cloud-agents', { policy }, ahead), 'content-type': 'application/json' }, body: JSON.stringify({ policy }) };
-    }, ABUSE_IN_FLIGHT);
+    const signed = flood(
+      agency.url,
+      (i) => {
+        if (i % 64 === 0) stranger = memorySigner();
+        const signer = { key: stranger.publicKey, sign: stranger.sign };
+        const ahead = (i % 5) * 10_000;
+        if (i % 4 < 2)
+          return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
+        if (i % 4 === 2) {
+          const path = `/v1/cloud-agents/${cloudId}/sync`;
+          return { method: 'POST', path, headers: { ...signedAhead(signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
+        }
+        return {
+          method: 'POST',
+          path: '/v1/cloud-agents',
+          headers: { ...signedAhead(signer, 'POST', '/v1/cloud-agents', { policy }, ahead), 'content-type': 'application/json' },
+          body: JSON.stringify({ policy }),
+        };
+      },
+      ABUSE_IN_FLIGHT,
+    );
     floods.push(signed);
     const started = Date.now();
     const underSigned = await legitimateTraffic(members, peer);

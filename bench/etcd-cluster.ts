@@ -68,20 +68,34 @@ function startMember(member: EtcdMember, cluster: string, token: string, state: 
   return spawn(
     'etcd',
     [
-      '--name', member.name,
-      '--data-dir', member.dir,
-      '--listen-client-urls', member.clientUrl,
-      '--advertise-client-urls', member.clientUrl,
-      '--listen-peer-urls', member.peerUrl,
-      '--initial-advertise-peer-urls', member.peerUrl,
-      '--initial-cluster', cluster,
-      '--initial-cluster-token', token,
-      '--initial-cluster-state', state,
-      '--heartbeat-interval', '50',
-      '--election-timeout', '500',
-      '--snapshot-count', '10000',
-      '--logger', 'zap',
-      '--log-level', 'error',
+      '--name',
+      member.name,
+      '--data-dir',
+      member.dir,
+      '--listen-client-urls',
+      member.clientUrl,
+      '--advertise-client-urls',
+      member.clientUrl,
+      '--listen-peer-urls',
+      member.peerUrl,
+      '--initial-advertise-peer-urls',
+      member.peerUrl,
+      '--initial-cluster',
+      cluster,
+      '--initial-cluster-token',
+      token,
+      '--initial-cluster-state',
+      state,
+      '--heartbeat-interval',
+      '50',
+      '--election-timeout',
+      '500',
+      '--snapshot-count',
+      '10000',
+      '--logger',
+      'zap',
+      '--log-level',
+      'error',
     ],
     { env, stdio: ['ignore', 'ignore', 'ignore'] },
   );
@@ -97,7 +111,9 @@ function exited(child: ChildProcess): Promise<void> {
 async function healthy(endpoints: readonly string[], timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
-    const probe = spawnSync('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '300ms', '--command-timeout', '700ms', 'endpoint', 'health'], { encoding: 'utf8' });
+    const probe = spawnSync('etcdctl', ['--endpoints', endpoints.join(','), '--dial-timeout', '300ms', '--command-timeout', '700ms', 'endpoint', 'health'], {
+      encoding: 'utf8',
+    });
     if (probe.status === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

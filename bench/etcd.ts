@@ -329,7 +329,9 @@ function nodeWriter(nodes: readonly LedgerNode[], w: number): () => Promise<void
         owner = { admin, policy: receipt.subject as PolicyAddress, latest: { seq: receipt.seq, head: receipt.id } };
       } else {
         const { admin, policy, latest } = owner;
-        const receipt = await node.submit(signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]));
+        const receipt = await node.submit(
+          signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]),
+        );
         owner.latest = { seq: receipt.seq, head: receipt.id };
       }
     } catch (e) {

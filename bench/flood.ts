@@ -36,12 +36,16 @@ export function flood(base: string, next: (i: number) => FloodRequest, inFlight 
   const one = (i: number): Promise<void> =>
     new Promise((resolve) => {
       const made = next(i);
-      const req = request(`${base}${made.path}`, { method: made.method, headers: made.headers, localAddress: addresses[i % addresses.length], agent: agents[i % agents.length] }, (res) => {
-        count(res.statusCode ?? 0);
-        res.resume();
-        res.on('end', resolve);
-        res.on('error', resolve);
-      });
+      const req = request(
+        `${base}${made.path}`,
+        { method: made.method, headers: made.headers, localAddress: addresses[i % addresses.length], agent: agents[i % agents.length] },
+        (res) => {
+          count(res.statusCode ?? 0);
+          res.resume();
+          res.on('end', resolve);
+          res.on('error', resolve);
+        },
+      );
       req.on('error', () => {
         count(-1);
         resolve();

@@ -138,7 +138,10 @@ function newKeyPair(): { publicKey: Uint8Array; privateKey: KeyObject } {
   if (pair.privateKey.length !== PKCS8_PREFIX_BYTES + 32) throw new Error(`an Ed25519 PKCS#8 key of ${pair.privateKey.length} bytes`);
   const x = pair.publicKey.subarray(SPKI_PREFIX_BYTES);
   const d = pair.privateKey.subarray(PKCS8_PREFIX_BYTES);
-  return { publicKey: new Uint8Array(x), privateKey: createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url'), d: d.toString('base64url') }, format: 'jwk' }) };
+  return {
+    publicKey: new Uint8Array(x),
+    privateKey: createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', x: x.toString('base64url'), d: d.toString('base64url') }, format: 'jwk' }),
+  };
 }
 
 /** An event signer over node:crypto: what the bench uses to pre-sign many events quickly. */
@@ -304,9 +307,7 @@ async function readWorker(job: ReadJob): Promise<LoopResult> {
   } else {
     const url = `${job.url}${job.path}`;
     step =
-      job.transport === 'fetch'
-        ? async () => void JSON.parse(await (await fetch(url)).text())
-        : async () => void JSON.parse((await httpText(agent, url)).text);
+      job.transport === 'fetch' ? async () => void JSON.parse(await (await fetch(url)).text()) : async () => void JSON.parse((await httpText(agent, url)).text);
   }
   // One loop per client: a loop awaits its answer before asking again, as a client would. The
   // first second is not counted: it warms up the JIT and the connections.
@@ -365,7 +366,15 @@ function scaleWindow(count: number, state: { policies: number }): Window {
     const didId = eventId(inception);
     const did: Did = `did:dkms:${didId}`;
     const grant = signEvent(nextEvent('policy.grant', policy, { seq: 0, head: createId }, { agent: { key: SCALE_PHONE, flags: FLAGS.PROVE } }), [agent]);
-    const update = signEvent(nextEvent('did.update', did, { seq: 0, head: didId }, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }] }), [agent]);
+    const update = signEvent(
+      nextEvent(
+        'did.update',
+        did,
+        { seq: 0, head: didId },
+        { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }] },
+      ),
+      [agent],
+    );
     events.push(inception, grant, update);
     dids.push(did);
   }
@@ -423,7 +432,12 @@ async function richDid(node: LedgerNode): Promise<Did> {
   await next('policy.revoke', policy, { key: a.publicKey }, c);
   await next('policy.grant', policy, { agent: { key: d.publicKey, flags: ALL_FLAGS } }, c);
   for (let i = 0; i < 6; i++) {
-    await next('did.update', did, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] }, i % 2 === 0 ? c : d);
+    await next(
+      'did.update',
+      did,
+      { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${i}` }] },
+      i % 2 === 0 ? c : d,
+    );
   }
   return did;
 }
@@ -435,7 +449,9 @@ interface SignatureItem {
 }
 
 function signatureItems(events: readonly LedgerEvent[]): SignatureItem[] {
-  return events.flatMap((e) => e.sigs.map((s) => ({ x: Buffer.from(decodePublicKey(s.kid).publicKey).toString('base64url'), message: signingBytes(e), signature: fromBase64url(s.sig) })));
+  return events.flatMap((e) =>
+    e.sigs.map((s) => ({ x: Buffer.from(decodePublicKey(s.kid).publicKey).toString('base64url'), message: signingBytes(e), signature: fromBase64url(s.sig) })),
+  );
 }
 
 const importKey = (x: string): KeyObject => createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
@@ -702,7 +718,8 @@ async function appends(dir: string): Promise<void> {
               met: rate >= 0.8 * verifies,
               // The least any node does per event: one HTTP request, its JSON, its signing bytes and one verification.
               httpVerifyFloorPerSec: round(floor, 0),
-              httpVerifyFloor: 'bare fastify on the same thread taking the same POSTs (32 writers, node:http keep-alive): JSON body, canonical signing bytes, key import, one Ed25519 verify, nothing stored',
+              httpVerifyFloor:
+                'bare fastify on the same thread taking the same POSTs (32 writers, node:http keep-alive): JSON body, canonical signing bytes, key import, one Ed25519 verify, nothing stored',
               floorToVerify: round(floor / verifies),
               ratioToFloor: round(rate / floor),
             }
@@ -755,12 +772,21 @@ async function roundTrips(node: LedgerNode, url: string): Promise<void> {
   for (let i = 0; i < ROUND_TRIPS; i++) {
     const record = await node.subject(did);
     if (record === undefined) throw new Error('DID vanished');
-    const event = signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/rt${i}` }] }), [owner]);
+    const event = signEvent(
+      nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/rt${i}` }] }),
+      [owner],
+    );
     const start = process.hrtime.bigint();
     await client.submit(event);
     latencies.push(seconds(start) * 1000);
   }
-  emit({ bench: 'ledger.did-update-round-trip', transport: 'loopback, LedgerClient (node:http keep-alive)', requests: ROUND_TRIPS, p50Ms: round(percentile(latencies, 50), 3), p99Ms: round(percentile(latencies, 99), 3) });
+  emit({
+    bench: 'ledger.did-update-round-trip',
+    transport: 'loopback, LedgerClient (node:http keep-alive)',
+    requests: ROUND_TRIPS,
+    p50Ms: round(percentile(latencies, 50), 3),
+    p99Ms: round(percentile(latencies, 99), 3),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -846,10 +872,25 @@ function figuresOf(timings: readonly Timing[], pauses: readonly { at: number; ms
   return {
     p50Ms: round(percentile(wall, 50), 3),
     p99Ms: round(p99, 3),
-    cpuP50Ms: round(percentile(timings.map((t) => t.cpuMs), 50), 3),
-    cpuP99Ms: round(percentile(timings.map((t) => t.cpuMs), 99), 3),
+    cpuP50Ms: round(
+      percentile(
+        timings.map((t) => t.cpuMs),
+        50,
+      ),
+      3,
+    ),
+    cpuP99Ms: round(
+      percentile(
+        timings.map((t) => t.cpuMs),
+        99,
+      ),
+      3,
+    ),
     gcPauses: during.length,
-    gcPauseMs: round(during.reduce((sum, p) => sum + p.ms, 0), 1),
+    gcPauseMs: round(
+      during.reduce((sum, p) => sum + p.ms, 0),
+      1,
+    ),
     slowestWithGcPause: `${withPause.length} of ${slowest.length}`,
   };
 }
@@ -918,7 +959,12 @@ async function sampleResolves(node: LedgerNode, sample: readonly Did[]): Promise
  * Each node gets a new client, warmed up as in sampleResolves (the warm-up interleaved too).
  * The samples should be of the same size, for their p99s to be comparable.
  */
-async function pairedWarm(small: LedgerNode, smallSample: readonly Did[], large: LedgerNode, largeSample: readonly Did[]): Promise<{ small: ResolveFigures; large: ResolveFigures }> {
+async function pairedWarm(
+  small: LedgerNode,
+  smallSample: readonly Did[],
+  large: LedgerNode,
+  largeSample: readonly Did[],
+): Promise<{ small: ResolveFigures; large: ResolveFigures }> {
   const smallClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(small) });
   const largeClient = new LedgerClient({ url: LOCAL_URL, transport: localLedgerTransport(large) });
   for (const did of smallSample) await resolveDid(smallClient, did);

@@ -57,7 +57,9 @@ function run(cmd: string, args: string[], options: SpawnOptions): Promise<void> 
     child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${String(code)}: ${output.trim().slice(-2000)}`))));
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')} exited ${String(code)}: ${output.trim().slice(-2000)}`)),
+    );
   });
 }
 

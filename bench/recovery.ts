@@ -32,14 +32,32 @@ import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wra
 import { EdgeAgent, recipientRef, type ReceiveEntry } from '../src/agent/edge-agent.js';
 import { ALL_HANDLERS } from '../src/recovery/protocols.js';
 import { initFirstAgent, registerCloudAgent } from '../src/agent/provision.js';
-import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, equalBytes, open, randomBytes, seal, wipe, x25519Generate } from '../src/crypto/index.js';
+import {
+  decodePublicKey,
+  ed25519Generate,
+  ed25519Sign,
+  encodePublicKey,
+  equalBytes,
+  open,
+  randomBytes,
+  seal,
+  wipe,
+  x25519Generate,
+} from '../src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
 import type { Did, LedgerEvent, PolicyAddress } from '../src/ledger/events.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS } from '../src/policy/flags.js';
 import { backupSecret, encryptBackup, mergeBackup } from '../src/recovery/backup.js';
-import { addRecoveryRequest, approveRecoveryRequest, collectReleases, createRecoveryRequest, rebuiltSecrets, releaseProgress } from '../src/recovery/requests.js';
+import {
+  addRecoveryRequest,
+  approveRecoveryRequest,
+  collectReleases,
+  createRecoveryRequest,
+  rebuiltSecrets,
+  releaseProgress,
+} from '../src/recovery/requests.js';
 import { restoreFromSecret } from '../src/recovery/restore.js';
 import { RecoveryKeys, newRecoverySecret } from '../src/recovery/secret.js';
 import { commitRecovery, prepareRecovery } from '../src/recovery/setup.js';
@@ -238,7 +256,11 @@ async function setUp(env: Env, n: number, threshold: number): Promise<Social> {
   const connectMs = since(connectStart);
 
   const shareStart = process.hrtime.bigint();
-  const { secret } = await prepareRecovery(owner, { offline: false, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: 0 });
+  const { secret } = await prepareRecovery(owner, {
+    offline: false,
+    social: { trustees: people.map((t) => t.profile.label), threshold, insist: false },
+    delay: 0,
+  });
   await settle([owner, ...people]);
   const committed = await commitRecovery(owner);
   if (committed.state !== 'committed') fail(`commit is ${committed.state}`);
@@ -413,7 +435,12 @@ class Calibration {
         (i) => client.submit(events[i] ?? fail('no event')),
         async (i) => {
           const record = (await env.ledger.node.subject(did)) ?? fail('the calibration DID vanished');
-          events[i] = signEvent(nextEvent('did.update', did, record, { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${record.seq}` }] }), [key]);
+          events[i] = signEvent(
+            nextEvent('did.update', did, record, {
+              services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: `http://127.0.0.1:8421/${record.seq}` }],
+            }),
+            [key],
+          );
         },
       )),
     );
@@ -435,7 +462,12 @@ class Calibration {
   }
 
   medians(): Record<Kind, number> {
-    return { ledgerSubmit: median(this.samples.ledgerSubmit), ledgerRead: median(this.samples.ledgerRead), agencyForward: median(this.samples.agencyForward), agencyCall: median(this.samples.agencyCall) };
+    return {
+      ledgerSubmit: median(this.samples.ledgerSubmit),
+      ledgerRead: median(this.samples.ledgerRead),
+      agencyForward: median(this.samples.agencyForward),
+      agencyCall: median(this.samples.agencyCall),
+    };
   }
 
   close(): void {
@@ -508,9 +540,9 @@ async function socialRecovery(dir: string, n: number): Promise<void> {
         durableSqliteTxMedianMs: round(median(calibration.sqliteTx), 3),
       },
       note:
-        'limit = the HTTP requests this recovery made (counted at every agent\'s fetch), each costed at the same-run median of a bare request of its kind over the same loopback, timed after each recovery: ' +
+        "limit = the HTTP requests this recovery made (counted at every agent's fetch), each costed at the same-run median of a bare request of its kind over the same loopback, timed after each recovery: " +
         'ledgerSubmit = signed did.update POST /v1/events; ledgerRead = GET /v1/policies/<owner> without client chain verification; ' +
-        'agencyForward = POST /v1/inbound of a forward of the recovery\'s mean size to a routed agent; agencyCall = signed GET /v1/mailbox of an empty mailbox (costs every other agency call). ' +
+        "agencyForward = POST /v1/inbound of a forward of the recovery's mean size to a routed agent; agencyCall = signed GET /v1/mailbox of an empty mailbox (costs every other agency call). " +
         'ratio = measured / limit (1 = nothing but those requests); the rest is client-side work: wallet writes (durableSqliteTxMedianMs each, for scale), key generation, envelope crypto, chain verification, Shamir, backup encrypt and merge, connection rotation. ' +
         'Trustees approve one after another, as people would; setup is reported apart (recovery.social.setup).',
     });
@@ -545,7 +577,10 @@ async function backups(dir: string): Promise<void> {
     }
     const keys = new RecoveryKeys(newRecoverySecret());
     const maker = ed25519Generate();
-    const about = { policy: 'bench-policy', signer: { key: encodePublicKey('ed25519', maker.publicKey), sign: (m: Uint8Array) => ed25519Sign(maker.privateKey, m) } };
+    const about = {
+      policy: 'bench-policy',
+      signer: { key: encodePublicKey('ed25519', maker.publicKey), sign: (m: Uint8Array) => ed25519Sign(maker.privateKey, m) },
+    };
     const backup = await encryptBackup(wallet, keys.backupKey, about);
     const bytes = backup.length;
     const decryptOnce = async () => {
@@ -587,7 +622,15 @@ async function backups(dir: string): Promise<void> {
     if (merged !== decoded) fail(`a merge added ${merged} items of ${decoded}`);
 
     const mb = bytes / 1e6;
-    const common = { items: BACKUP_ITEMS, itemBytes: BACKUP_ITEM_BYTES, keys: 2 * BACKUP_KEY_PAIRS, walletItems: decoded, backupBytes: bytes, rounds: BACKUP_ROUNDS, opsPerRound: BACKUP_OPS };
+    const common = {
+      items: BACKUP_ITEMS,
+      itemBytes: BACKUP_ITEM_BYTES,
+      keys: 2 * BACKUP_KEY_PAIRS,
+      walletItems: decoded,
+      backupBytes: bytes,
+      rounds: BACKUP_ROUNDS,
+      opsPerRound: BACKUP_OPS,
+    };
     const line = (name: string, what: string, perSec: number, raw: number, rawWork: string) =>
       report({
         bench: `recovery.backup.${name}`,
@@ -601,9 +644,27 @@ async function backups(dir: string): Promise<void> {
       });
     const rawSeal = median(runs.seal);
     const rawOpen = median(runs.open);
-    line('encrypt', 'encryptBackup: every item opened from the wallet, export encoded and sealed, X25519 to the backup key', median(runs.encrypt), rawSeal, `AES-256-GCM seal (src/crypto seal) of ${bytes} bytes`);
-    line('decrypt', 'backupSecret (X25519, HKDF) + wallet export decode (SHA-256 check, AES-256-GCM open, records parsed)', median(runs.decrypt), rawOpen, `AES-256-GCM open (src/crypto open) of ${bytes} bytes`);
-    line('merge', 'mergeBackup into a fresh empty wallet: decrypt as above, then every item sealed and inserted in one SQLite transaction', median(runs.merge), rawOpen, `AES-256-GCM open (src/crypto open) of ${bytes} bytes`);
+    line(
+      'encrypt',
+      'encryptBackup: every item opened from the wallet, export encoded and sealed, X25519 to the backup key',
+      median(runs.encrypt),
+      rawSeal,
+      `AES-256-GCM seal (src/crypto seal) of ${bytes} bytes`,
+    );
+    line(
+      'decrypt',
+      'backupSecret (X25519, HKDF) + wallet export decode (SHA-256 check, AES-256-GCM open, records parsed)',
+      median(runs.decrypt),
+      rawOpen,
+      `AES-256-GCM open (src/crypto open) of ${bytes} bytes`,
+    );
+    line(
+      'merge',
+      'mergeBackup into a fresh empty wallet: decrypt as above, then every item sealed and inserted in one SQLite transaction',
+      median(runs.merge),
+      rawOpen,
+      `AES-256-GCM open (src/crypto open) of ${bytes} bytes`,
+    );
   } finally {
     wallet.close();
   }

@@ -10,4 +10,7 @@ import { recoveryBench } from './recovery.js';
 import { runBenches } from './runner.js';
 import { walletBench } from './wallet.js';
 
-await runBenches({ wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench }, process.argv.slice(2));
+await runBenches(
+  { wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench },
+  process.argv.slice(2),
+);

@@ -74,7 +74,9 @@ export async function runBenches(benches: Readonly<Record<string, Bench>>, reque
   const lingerMs = options.lingerMs ?? DEFAULT_LINGER_MS;
   // Fires only if something else keeps the process alive that long (this timer does not).
   setTimeout(() => {
-    process.stderr.write(`bench: still running ${Math.round(lingerMs / 1000)} s after the benchmarks ended, held by: ${process.getActiveResourcesInfo().join(', ')}\n`);
+    process.stderr.write(
+      `bench: still running ${Math.round(lingerMs / 1000)} s after the benchmarks ended, held by: ${process.getActiveResourcesInfo().join(', ')}\n`,
+    );
     process.exit(1);
   }, lingerMs).unref();
 }

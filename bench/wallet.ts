@@ -53,8 +53,25 @@ async function putAndGet(dir: string): Promise<void> {
   db.close();
   wallet.close();
 
-  report({ bench: 'wallet.put', ops: OPS, valueBytes: VALUE_BYTES, opsPerSec: round(put, 0), rawOpsPerSec: round(rawPut, 0), ratio: round(put / rawPut), expected: '>= 0.5' });
-  report({ bench: 'wallet.get', ops: OPS, rounds: GET_ROUNDS, valueBytes: VALUE_BYTES, opsPerSec: round(get, 0), rawOpsPerSec: round(rawGet, 0), ratio: round(get / rawGet), expected: '>= 0.5' });
+  report({
+    bench: 'wallet.put',
+    ops: OPS,
+    valueBytes: VALUE_BYTES,
+    opsPerSec: round(put, 0),
+    rawOpsPerSec: round(rawPut, 0),
+    ratio: round(put / rawPut),
+    expected: '>= 0.5',
+  });
+  report({
+    bench: 'wallet.get',
+    ops: OPS,
+    rounds: GET_ROUNDS,
+    valueBytes: VALUE_BYTES,
+    opsPerSec: round(get, 0),
+    rawOpsPerSec: round(rawGet, 0),
+    ratio: round(get / rawGet),
+    expected: '>= 0.5',
+  });
 }
 
 async function rekeyScaling(dir: string): Promise<void> {

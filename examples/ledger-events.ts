@@ -27,11 +27,15 @@ try {
 
   const client = new LedgerClient({ url: ledger.url, trustedKeys: [ledger.node.key] });
   const policyEvent = signEvent(
-    policyCreate([{ key: main.publicKey, kx: kx.publicKey, flags: FLAGS.ADMIN | FLAGS.PROVE }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }),
+    policyCreate([{ key: main.publicKey, kx: kx.publicKey, flags: FLAGS.ADMIN | FLAGS.PROVE }], {
+      digests: [recoveryKeyDigest(recovery.publicKey)],
+      threshold: 1,
+    }),
     [signer],
   );
   const policy = (await client.submit(policyEvent)).subject as PolicyAddress;
-  const did = (await client.submit(signEvent(didCreate(policy, [{ id: '#home', type: 'LinkedDomains', serviceEndpoint: 'https://alice.example/' }]), [signer]))).subject;
+  const did = (await client.submit(signEvent(didCreate(policy, [{ id: '#home', type: 'LinkedDomains', serviceEndpoint: 'https://alice.example/' }]), [signer])))
+    .subject;
   console.log(`policy: ${policy}`);
   console.log(`did: ${did}`);
 

@@ -50,7 +50,9 @@ try {
   // 3. Resolve the DID through a client of our own: every answer checked against the node's key.
   const reader = new LedgerClient({ url: ledger.url, trustedKeys: [ledger.node.key] });
   const resolved = await resolveDid(reader, did);
-  console.log(`resolved: ${resolved.didDocument.id} with ${resolved.didDocument.verificationMethod.length} verification methods, version ${resolved.didDocumentMetadata.versionId}`);
+  console.log(
+    `resolved: ${resolved.didDocument.id} with ${resolved.didDocument.verificationMethod.length} verification methods, version ${resolved.didDocumentMetadata.versionId}`,
+  );
   console.log(`service: ${resolved.didDocument.service.map((s) => `${s.type} ${s.serviceEndpoint}`).join(', ')}`);
 
   const statement = new TextEncoder().encode('Alice agrees.');

@@ -31,7 +31,10 @@ if (!root || !works('apt-get', ['--version'])) {
 }
 process.stderr.write(`installing ${packages.join(', ')} with apt-get…\n`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...packages]]) {
+for (const args of [
+  ['update', '-qq'],
+  ['install', '-y', '-qq', '--no-install-recommends', ...packages],
+]) {
   const run = spawnSync('apt-get', args, { stdio: 'inherit', env });
   if (run.status !== 0) {
     process.stderr.write(`apt-get ${args.join(' ')} failed: ${HOW}\n`);

@@ -45,7 +45,10 @@ async function call(fetchFn: typeof fetch, url: string, init: RequestInit, timeo
   try {
     payload = await response.json();
   } catch {
-    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status} and no JSON`);
+    throw new DkmsError(
+      'AGENCY_BAD_RESPONSE',
+      `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status} and no JSON`,
+    );
   }
   if (!response.ok) {
     const problem = ProblemSchema.safeParse(payload);
@@ -63,7 +66,12 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 
 /** Posts an envelope to a DIDComm endpoint (any agency's inbound); no signature, it is the envelope that speaks. */
 export async function postEnvelope(endpoint: string, envelope: Jwe, options: AgencyClientOptions = {}): Promise<void> {
-  await call(options.fetch ?? fetch, endpoint, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) }, options.timeoutMs ?? 10_000);
+  await call(
+    options.fetch ?? fetch,
+    endpoint,
+    { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) },
+    options.timeoutMs ?? 10_000,
+  );
 }
 
 /** Whose backups a locator names at an agency, and their versions (no signature needed). */
@@ -88,7 +96,12 @@ export class AgencyClient {
   async #signed(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, extraTimeoutMs = 0): Promise<unknown> {
     const headers: Record<string, string> = signRequest(this.#signer, method, path, body);
     if (body !== undefined) headers['content-type'] = 'application/json';
-    return call(this.#fetch, `${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }, this.#timeoutMs + extraTimeoutMs);
+    return call(
+      this.#fetch,
+      `${this.url}${path}`,
+      { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) },
+      this.#timeoutMs + extraTimeoutMs,
+    );
   }
 
   /** Asks the agency to provision (or return) the cloud agent of `policy`. */
@@ -97,7 +110,11 @@ export class AgencyClient {
   }
 
   async describe(id: string): Promise<CloudAgentDescription> {
-    return parse(CloudAgentInfoSchema, await call(this.#fetch, `${this.url}/v1/cloud-agents/${encodeURIComponent(id)}`, { method: 'GET' }, this.#timeoutMs), 'cloud agent description');
+    return parse(
+      CloudAgentInfoSchema,
+      await call(this.#fetch, `${this.url}/v1/cloud-agents/${encodeURIComponent(id)}`, { method: 'GET' }, this.#timeoutMs),
+      'cloud agent description',
+    );
   }
 
   /** Has the cloud agent re-read the owner's policy, so it routes to exactly the current agents. */

@@ -14,7 +14,19 @@ import { recoveryKeyDigest } from '../policy/authority.js';
 import type { ResolvedPolicy } from '../ledger/client.js';
 import type { PolicyRecord } from '../ledger/state.js';
 import type { Agent } from '../policy/types.js';
-import { DEFAULT_LIMITS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type Route, type StoredMessage } from './agency-store.js';
+import {
+  DEFAULT_LIMITS,
+  ROUTES,
+  type AgencyStore,
+  type BackupLimits,
+  type BackupRecord,
+  type CloudAgentRecord,
+  type Delivered,
+  type Delivery,
+  type MailboxLimits,
+  type Route,
+  type StoredMessage,
+} from './agency-store.js';
 import { MAX_BACKUP_BYTES, MAX_SPONSORS } from './api-schemas.js';
 import type { CloudKeys } from './cloud-keys.js';
 import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from '../didcomm/index.js';
@@ -201,7 +213,14 @@ export class Agency {
     if (record === undefined) {
       const id = toBase58btc(randomBytes(16));
       const keys = this.#keys.create(id);
-      const created: CloudAgentRecord = { id, policy, key: keys.key, kx: keys.kx, created: new Date().toISOString(), ...(keys.sealed === undefined ? {} : { sealed: keys.sealed }) };
+      const created: CloudAgentRecord = {
+        id,
+        policy,
+        key: keys.key,
+        kx: keys.kx,
+        created: new Date().toISOString(),
+        ...(keys.sealed === undefined ? {} : { sealed: keys.sealed }),
+      };
       try {
         await this.#store.addCloudAgent(created);
         record = created;
@@ -225,7 +244,8 @@ export class Agency {
     const verified = await this.#readFor(record.policy, signer, record);
     // The routes follow the ledger whoever asked: nothing the request itself decides.
     const change = await this.#apply(record, verified);
-    if (!verified.record.policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner\'s policy may update its cloud agent');
+    if (!verified.record.policy.agents.some((a) => a.key === signer))
+      throw new DkmsError('REQUEST_UNAUTHORIZED', "only an agent of the owner's policy may update its cloud agent");
     await admit();
     return { routes: await this.#store.routes(record.id), ...change };
   }
@@ -246,7 +266,7 @@ export class Agency {
     const asked = Date.now();
     const { verified, started } = await this.#sharedRead(policy, record);
     if (record === undefined || started >= asked || knows(verified, signer)) return verified;
-    for (const deadline = asked + STRANGER_WAIT_MS; Date.now() < deadline; ) {
+    for (const deadline = asked + STRANGER_WAIT_MS; Date.now() < deadline;) {
       await new Promise((resolve) => setTimeout(resolve, STRANGER_WAIT_STEP_MS));
       const entry = this.#strangerReads.get(policy);
       if (entry !== undefined && !entry.pending && entry.started >= asked) return entry.read;
@@ -260,14 +280,16 @@ export class Agency {
     if (shared !== undefined && (shared.pending || Date.now() - shared.at < STRANGER_READ_REUSE_MS)) {
       const verified = await shared.read.catch(() => undefined);
       // Never older than a state the routes already follow (a revocation applied since it was read).
-      if (verified !== undefined && verified.record.seq >= (record === undefined ? -1 : (this.#applied.get(record.id) ?? -1))) return { verified, started: shared.started };
+      if (verified !== undefined && verified.record.seq >= (record === undefined ? -1 : (this.#applied.get(record.id) ?? -1)))
+        return { verified, started: shared.started };
     }
     const now = Date.now();
     if (now - this.#strangerWindow >= 1000) {
       this.#strangerWindow = now;
       this.#strangerCount = 0;
     }
-    if (++this.#strangerCount > STRANGER_READS_PER_SECOND) throw new DkmsError('RATE_LIMITED', 'the agency is answering many requests from keys it does not route: retry in a few seconds');
+    if (++this.#strangerCount > STRANGER_READS_PER_SECOND)
+      throw new DkmsError('RATE_LIMITED', 'the agency is answering many requests from keys it does not route: retry in a few seconds');
     const entry = { started: now, at: now, pending: true, read: this.#policies.read(policy) };
     this.#shareRead(policy, entry);
     entry.read.then(
@@ -325,7 +347,11 @@ export class Agency {
 
   #refuseHeld(agentKey: string): void {
     for (const { keys, error } of this.#held.values()) {
-      if (keys.has(agentKey)) throw new DkmsError(error.code, `the agency cannot verify the current policy of this agent's owner, and holds the mail until it can (${error.message})`);
+      if (keys.has(agentKey))
+        throw new DkmsError(
+          error.code,
+          `the agency cannot verify the current policy of this agent's owner, and holds the mail until it can (${error.message})`,
+        );
     }
   }
 
@@ -375,8 +401,15 @@ export class Agency {
     const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.#keys.agree(record, peer) }]);
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
-    if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now()) throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
-    const { ids, recipients } = await this.#deliver({ cloudId: record.id, ...this.#target(record, next), envelope: utf8(JSON.stringify(payload)), received: new Date().toISOString(), source });
+    if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now())
+      throw new DkmsError('MESSAGE_EXPIRED', 'the forward message has expired');
+    const { ids, recipients } = await this.#deliver({
+      cloudId: record.id,
+      ...this.#target(record, next),
+      envelope: utf8(JSON.stringify(payload)),
+      received: new Date().toISOString(),
+      source,
+    });
     for (const recipient of recipients) this.#wake(recipient);
     return { ids };
   }
@@ -502,7 +535,8 @@ export class Agency {
    */
   async setSponsors(signer: string, id: string, keys: readonly string[], admit: Admit): Promise<{ sponsors: number }> {
     const record = await this.cloudAgent(id);
-    if (!(await this.#current(record, signer)).policy.agents.some((a) => a.key === signer)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner may name its sponsors');
+    if (!(await this.#current(record, signer)).policy.agents.some((a) => a.key === signer))
+      throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an agent of the owner may name its sponsors');
     await admit();
     const unique = [...new Set(keys)];
     await this.#store.setSponsors(record.id, unique);
@@ -520,7 +554,8 @@ export class Agency {
     if (data.length > MAX_BACKUP_BYTES) throw new DkmsError('BAD_INPUT', `a backup may be at most ${MAX_BACKUP_BYTES} bytes`);
     const record = await this.cloudAgent(id);
     const agent = (await this.#current(record, signer)).policy.agents.find((a) => a.key === signer);
-    if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN)) throw new DkmsError('REQUEST_UNAUTHORIZED', 'only an ADMIN agent of the owner\'s policy may store its backups');
+    if (agent === undefined || !hasFlag(agent.flags, FLAGS.ADMIN))
+      throw new DkmsError('REQUEST_UNAUTHORIZED', "only an ADMIN agent of the owner's policy may store its backups");
     await admit();
     return this.#store.putBackup({ cloudId: record.id, locator, agent: signer, data, created: new Date().toISOString() }, BACKUP_LIMITS);
   }
@@ -536,11 +571,11 @@ export class Agency {
     const { recovery, revealed } = (await this.#current(record, signer)).policy;
     const digest = recoveryKeyDigest(signer);
     if (!recovery.digests.includes(digest) && !revealed.includes(digest)) {
-      throw new DkmsError('BACKUP_UNAUTHORIZED', 'only a recovery key of the owner\'s policy may delete its backups');
+      throw new DkmsError('BACKUP_UNAUTHORIZED', "only a recovery key of the owner's policy may delete its backups");
     }
     await admit();
     // A spent key (an old paper, rotated-out trustees) must not reach the current backups.
-    if ((await this.#store.newestLocator(record.id)) === locator) throw new DkmsError('BACKUP_UNAUTHORIZED', 'the owner\'s newest backups cannot be deleted');
+    if ((await this.#store.newestLocator(record.id)) === locator) throw new DkmsError('BACKUP_UNAUTHORIZED', "the owner's newest backups cannot be deleted");
     return this.#store.deleteBackups(record.id, locator);
   }
 
@@ -566,7 +601,7 @@ export class Agency {
     const { record } = await this.#backupOwner(locator);
     const { recovery } = (await this.#current(record, signer)).policy;
     if (!recovery.digests.includes(recoveryKeyDigest(signer))) {
-      throw new DkmsError('BACKUP_UNAUTHORIZED', 'backups are released only to a recovery key the owner\'s policy commits to');
+      throw new DkmsError('BACKUP_UNAUTHORIZED', "backups are released only to a recovery key the owner's policy commits to");
     }
     await admit();
     const found = await this.#store.backupData(locator, version);
@@ -599,7 +634,10 @@ export class Agency {
   /** MAILBOX_NOT_FOUND unless some cloud agent here routes to `agentKey`, or keeps guest mail for it. */
   async #mailboxOf(agentKey: string): Promise<void> {
     if (!(await this.#store.hasMailbox(agentKey))) {
-      throw new DkmsError('MAILBOX_NOT_FOUND', 'this agency keeps no mailbox for this key: it is not an agent of an owner served here, and no mail waits for it');
+      throw new DkmsError(
+        'MAILBOX_NOT_FOUND',
+        'this agency keeps no mailbox for this key: it is not an agent of an owner served here, and no mail waits for it',
+      );
     }
   }
 

@@ -36,7 +36,11 @@ export const DeletedSchema = z.object({ deleted: z.number().int().min(0) });
 export const GuestAllowanceSchema = z.object({ key: z.string(), allowed: z.string(), expires: z.string() });
 export const SponsorsSchema = z.object({ sponsors: z.number().int().min(0) });
 export const AcknowledgedSchema = z.object({ acknowledged: z.number().int().min(0) });
-export const SyncSchema = z.object({ routes: z.array(z.object({ agentKey: z.string(), kx: z.string().optional() })), added: z.array(z.string()), removed: z.array(z.string()) });
+export const SyncSchema = z.object({
+  routes: z.array(z.object({ agentKey: z.string(), kx: z.string().optional() })),
+  added: z.array(z.string()),
+  removed: z.array(z.string()),
+});
 export const AgencyHealthSchema = z.object({ status: z.literal('ok'), service: z.literal('agency') });
 export const AcceptedSchema = z.object({ accepted: z.number().int().min(0) });
 
@@ -49,7 +53,12 @@ export const RegisterBodySchema = z.strictObject({ policy: z.string().min(8).max
 export const GuestBodySchema = z.strictObject({ cloud: multikey, key: multikey });
 export const SponsorsBodySchema = z.strictObject({ keys: z.array(multikey).max(MAX_SPONSORS) });
 export const BackupBodySchema = z.strictObject({ locator, data: z.string().min(1) });
-export const AckBodySchema = z.strictObject({ ids: z.array(z.string().regex(/^[0-9]{1,18}$/)).min(1).max(MAX_PICKUP) });
+export const AckBodySchema = z.strictObject({
+  ids: z
+    .array(z.string().regex(/^[0-9]{1,18}$/))
+    .min(1)
+    .max(MAX_PICKUP),
+});
 export const MailboxQuerySchema = z.strictObject({ limit: intText(1).optional(), wait: intText(0).optional() });
 export const BackupDataQuerySchema = z.strictObject({ version: intText(1).optional() });
 
@@ -63,23 +72,39 @@ const COMMON_PROBLEMS = {
   default: problem('any other dkms error, by its code (docs/errors.md)'),
 } as const;
 /** The problems of a signed request besides the common ones. */
-const SIGNED_PROBLEMS = { ...COMMON_PROBLEMS, '401': problem('REQUEST_UNAUTHORIZED: the signature, its time or its nonce does not check out'), '403': problem('the signing key may not make this request') } as const;
+const SIGNED_PROBLEMS = {
+  ...COMMON_PROBLEMS,
+  '401': problem('REQUEST_UNAUTHORIZED: the signature, its time or its nonce does not check out'),
+  '403': problem('the signing key may not make this request'),
+} as const;
 
 export const AGENCY_API: ApiContract = {
   title: 'dkms agency',
-  description: "Cloud agents: mailboxes and routing for edge agents, guest allowances, backups. Requests marked signed carry the agent key's signature headers.",
+  description:
+    "Cloud agents: mailboxes and routing for edge agents, guest allowances, backups. Requests marked signed carry the agent key's signature headers.",
   routes: [
-    { method: 'GET', route: '/openapi.json', summary: 'This document', responses: { '200': json('the OpenAPI 3.1 document', OpenApiDocumentSchema), ...COMMON_PROBLEMS } },
+    {
+      method: 'GET',
+      route: '/openapi.json',
+      summary: 'This document',
+      responses: { '200': json('the OpenAPI 3.1 document', OpenApiDocumentSchema), ...COMMON_PROBLEMS },
+    },
     { method: 'GET', route: '/v1/health', summary: 'Liveness', responses: { '200': json('the agency is up', AgencyHealthSchema), ...COMMON_PROBLEMS } },
     {
       method: 'POST',
       route: '/v1/cloud-agents',
-      summary: "Provision (or return) the cloud agent of a policy; signed by an ADMIN agent of it",
+      summary: 'Provision (or return) the cloud agent of a policy; signed by an ADMIN agent of it',
       signed: true,
       body: RegisterBodySchema,
       responses: { '201': json('the cloud agent', CloudAgentInfoSchema), ...SIGNED_PROBLEMS },
     },
-    { method: 'GET', route: '/v1/cloud-agents/:id', summary: "A cloud agent's public description", params: IdParamsSchema, responses: { '200': json('the cloud agent', CloudAgentInfoSchema), ...COMMON_PROBLEMS, '404': problem('CLOUD_AGENT_NOT_FOUND') } },
+    {
+      method: 'GET',
+      route: '/v1/cloud-agents/:id',
+      summary: "A cloud agent's public description",
+      params: IdParamsSchema,
+      responses: { '200': json('the cloud agent', CloudAgentInfoSchema), ...COMMON_PROBLEMS, '404': problem('CLOUD_AGENT_NOT_FOUND') },
+    },
     {
       method: 'POST',
       route: '/v1/cloud-agents/:id/sync',
@@ -105,7 +130,13 @@ export const AGENCY_API: ApiContract = {
       params: BackupParamsSchema,
       responses: { '200': json('how many versions were deleted', DeletedSchema), ...SIGNED_PROBLEMS },
     },
-    { method: 'GET', route: '/v1/backups/:locator', summary: "Whose backups a locator names, and their versions", params: LocatorParamsSchema, responses: { '200': json('the index', BackupIndexSchema), ...COMMON_PROBLEMS, '404': problem('BACKUP_NOT_FOUND') } },
+    {
+      method: 'GET',
+      route: '/v1/backups/:locator',
+      summary: 'Whose backups a locator names, and their versions',
+      params: LocatorParamsSchema,
+      responses: { '200': json('the index', BackupIndexSchema), ...COMMON_PROBLEMS, '404': problem('BACKUP_NOT_FOUND') },
+    },
     {
       method: 'GET',
       route: '/v1/backups/:locator/data',
@@ -126,7 +157,7 @@ export const AGENCY_API: ApiContract = {
     {
       method: 'PUT',
       route: '/v1/cloud-agents/:id/sponsors',
-      summary: 'Name the keys besides the owner\'s agents that may allow guests (replacing those named before)',
+      summary: "Name the keys besides the owner's agents that may allow guests (replacing those named before)",
       signed: true,
       params: IdParamsSchema,
       body: SponsorsBodySchema,

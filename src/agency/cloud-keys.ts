@@ -132,11 +132,16 @@ export class SealedCloudKeys implements CloudKeys {
     try {
       plain = open(this.#agencyKey, record.sealed, sealedFor(record.id));
     } catch (e) {
-      if (e instanceof AeadError) throw new DkmsError('AGENCY_KEY_MISMATCH', `the keys of cloud agent ${record.id} do not open with this agency's key: every agency on one database needs the same agency key`);
+      if (e instanceof AeadError)
+        throw new DkmsError(
+          'AGENCY_KEY_MISMATCH',
+          `the keys of cloud agent ${record.id} do not open with this agency's key: every agency on one database needs the same agency key`,
+        );
       throw e;
     }
     try {
-      if (plain.length !== 65 || plain[0] !== SEALED_FORMAT) throw new DkmsError('AGENCY_STORE_DAMAGED', `the keys of cloud agent ${record.id} are in an unknown format`);
+      if (plain.length !== 65 || plain[0] !== SEALED_FORMAT)
+        throw new DkmsError('AGENCY_STORE_DAMAGED', `the keys of cloud agent ${record.id} are in an unknown format`);
       return x25519PrivateKeyObject(plain.subarray(33, 65));
     } finally {
       wipe(plain);

@@ -212,7 +212,8 @@ END $$;
 `;
 
 /** Deliveries given as parallel arrays (dkms_deliver_all), stored in array order. */
-const DELIVER_ALL = 'SELECT ids, recipients, refused, missing FROM dkms_deliver_all($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8, $9, $10, $11, $12)';
+const DELIVER_ALL =
+  'SELECT ids, recipients, refused, missing FROM dkms_deliver_all($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8, $9, $10, $11, $12)';
 
 /**
  * Failures worth a retry: a connection or server that went away (08, 57P), resources (53), a
@@ -220,7 +221,17 @@ const DELIVER_ALL = 'SELECT ids, recipients, refused, missing FROM dkms_deliver_
  * 40001), a lock not available (55P03).
  */
 const UNAVAILABLE_SQLSTATES = /^(08|53|57P|57014$|40P01$|40001$|55P03$)/;
-const NODE_NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NODE_NETWORK_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 
 /** The last cause reported to the operator, so that a database that stays down is reported once, not per request. */
 let lastReported = '';
@@ -263,7 +274,14 @@ const cloudRecord = (row: CloudRow): CloudAgentRecord => ({
 });
 
 type BackupRow = { locator: string; cloud_id: string; version: number; agent: string; created: string; size: number };
-const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, agent: row.agent, created: row.created, size: Number(row.size) });
+const backupRecord = (row: BackupRow): BackupRecord => ({
+  locator: row.locator,
+  cloudId: row.cloud_id,
+  version: row.version,
+  agent: row.agent,
+  created: row.created,
+  size: Number(row.size),
+});
 const BACKUP_COLUMNS = 'locator, cloud_id, version, agent, created, octet_length(data) AS size';
 
 export interface PgAgencyStoreOptions {
@@ -362,10 +380,16 @@ export class PgAgencyStore implements AgencyStore {
       const meta = new Map((await c.query<{ name: string; value: string }>('SELECT name, value FROM dkms_meta')).rows.map((r) => [r.name, r.value]));
       const version = Number(meta.get('schema'));
       if (version !== SCHEMA_VERSION) {
-        throw new DkmsError('AGENCY_STORE_DAMAGED', `the agency database has schema version ${meta.get('schema') ?? '(none)'}; this dkms knows version ${SCHEMA_VERSION}`);
+        throw new DkmsError(
+          'AGENCY_STORE_DAMAGED',
+          `the agency database has schema version ${meta.get('schema') ?? '(none)'}; this dkms knows version ${SCHEMA_VERSION}`,
+        );
       }
       if (meta.get('agency-key-id') !== keyId) {
-        throw new DkmsError('AGENCY_KEY_MISMATCH', 'this agency database belongs to agencies with another agency key: give every agency on one database the same agency key file');
+        throw new DkmsError(
+          'AGENCY_KEY_MISMATCH',
+          'this agency database belongs to agencies with another agency key: give every agency on one database the same agency key file',
+        );
       }
     });
   }
@@ -491,7 +515,9 @@ export class PgAgencyStore implements AgencyStore {
   }
 
   async #routes(q: pg.PoolClient | pg.Pool, cloudId: string): Promise<Route[]> {
-    const rows = (await q.query<{ agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = $1 ORDER BY agent_key COLLATE "C"', [cloudId])).rows;
+    const rows = (
+      await q.query<{ agent_key: string; kx: string | null }>('SELECT agent_key, kx FROM routes WHERE cloud_id = $1 ORDER BY agent_key COLLATE "C"', [cloudId])
+    ).rows;
     return rows.map((r) => (r.kx === null ? { agentKey: r.agent_key } : { agentKey: r.agent_key, kx: r.kx }));
   }
 
@@ -521,8 +547,12 @@ export class PgAgencyStore implements AgencyStore {
       if ((await c.query('SELECT 1 FROM removed WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1) return 'removed' as const;
       const known = (await c.query('SELECT 1 FROM guests WHERE cloud_id = $1 AND agent_key = $2', [cloudId, agentKey])).rowCount === 1;
       const count = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM guests WHERE cloud_id = $1', [cloudId])).rows[0]?.n ?? 0);
-      if (!known && count >= maxGuests) throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
-      await c.query('INSERT INTO guests (cloud_id, agent_key, allowed) VALUES ($1, $2, $3) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed', [cloudId, agentKey, allowed]);
+      if (!known && count >= maxGuests)
+        throw new DkmsError('MAILBOX_FULL', `this cloud agent already allows ${maxGuests} guest keys; they expire a day after they were allowed`);
+      await c.query(
+        'INSERT INTO guests (cloud_id, agent_key, allowed) VALUES ($1, $2, $3) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed',
+        [cloudId, agentKey, allowed],
+      );
       return 'allowed' as const;
     });
   }
@@ -632,7 +662,12 @@ export class PgAgencyStore implements AgencyStore {
   }
 
   async pickup(agentKey: string, limit: number): Promise<StoredMessage[]> {
-    const rows = (await this.#query<{ id: string; received: string; envelope: Buffer }>('SELECT id, received, envelope FROM messages WHERE recipient = $1 ORDER BY id LIMIT $2', [agentKey, limit])).rows;
+    const rows = (
+      await this.#query<{ id: string; received: string; envelope: Buffer }>(
+        'SELECT id, received, envelope FROM messages WHERE recipient = $1 ORDER BY id LIMIT $2',
+        [agentKey, limit],
+      )
+    ).rows;
     return rows.map((r) => ({ id: r.id, received: r.received, envelope: new Uint8Array(r.envelope) }));
   }
 
@@ -709,17 +744,32 @@ export class PgAgencyStore implements AgencyStore {
       await c.query('SELECT dkms_lock($1::bigint[])', [[String(cloudLock(cloudId)), String(locatorLock(locator))]]);
       const owners = (await c.query<{ cloud_id: string }>('SELECT DISTINCT cloud_id FROM backups WHERE locator = $1', [locator])).rows;
       if (owners.some((o) => o.cloud_id !== cloudId)) throw new DkmsError('BACKUP_UNAUTHORIZED', 'these backups belong to another owner');
-      const latest = (await c.query<{ version: number | null }>('SELECT max(version) AS version FROM backups WHERE locator = $1', [locator])).rows[0]?.version ?? 0;
+      const latest =
+        (await c.query<{ version: number | null }>('SELECT max(version) AS version FROM backups WHERE locator = $1', [locator])).rows[0]?.version ?? 0;
       const version = latest + 1;
-      await c.query('INSERT INTO backups (locator, version, cloud_id, agent, created, data) VALUES ($1, $2, $3, $4, $5, $6)', [locator, version, cloudId, agent, created, Buffer.from(data)]);
+      await c.query('INSERT INTO backups (locator, version, cloud_id, agent, created, data) VALUES ($1, $2, $3, $4, $5, $6)', [
+        locator,
+        version,
+        cloudId,
+        agent,
+        created,
+        Buffer.from(data),
+      ]);
       await c.query(
         'DELETE FROM backups WHERE locator = $1 AND agent = $2 AND version NOT IN (SELECT version FROM backups WHERE locator = $1 AND agent = $2 ORDER BY version DESC LIMIT $3)',
         [locator, agent, limits.versionsPerAgent],
       );
       // Counted after pruning; a refusal throws, and the transaction leaves nothing behind.
-      const usage = (await c.query<{ locators: string; bytes: string }>('SELECT count(DISTINCT locator) AS locators, coalesce(sum(octet_length(data)), 0) AS bytes FROM backups WHERE cloud_id = $1', [cloudId])).rows[0];
-      if (Number(usage?.locators ?? 0) > limits.locators) throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
-      if (Number(usage?.bytes ?? 0) > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
+      const usage = (
+        await c.query<{ locators: string; bytes: string }>(
+          'SELECT count(DISTINCT locator) AS locators, coalesce(sum(octet_length(data)), 0) AS bytes FROM backups WHERE cloud_id = $1',
+          [cloudId],
+        )
+      ).rows[0];
+      if (Number(usage?.locators ?? 0) > limits.locators)
+        throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
+      if (Number(usage?.bytes ?? 0) > limits.bytes)
+        throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
       return { locator, cloudId, version, agent, created, size: data.length };
     });
   }
@@ -739,7 +789,8 @@ export class PgAgencyStore implements AgencyStore {
   }
 
   async newestLocator(cloudId: string): Promise<string | undefined> {
-    return (await this.#query<{ locator: string }>('SELECT locator FROM backups WHERE cloud_id = $1 ORDER BY created DESC, seq DESC LIMIT 1', [cloudId])).rows[0]?.locator;
+    return (await this.#query<{ locator: string }>('SELECT locator FROM backups WHERE cloud_id = $1 ORDER BY created DESC, seq DESC LIMIT 1', [cloudId]))
+      .rows[0]?.locator;
   }
 
   deleteBackups(cloudId: string, locator: string): Promise<number> {
@@ -764,7 +815,9 @@ export class PgAgencyStore implements AgencyStore {
     const ended = await settlesWithin(Promise.allSettled([listener?.end(), this.#nonceFlush, this.#pool.end()]), CLOSE_MS);
     if (!ended) {
       // pg gives no public handle on its sockets: reached through the clients it keeps.
-      const sockets = [listener, ...((this.#pool as unknown as { _clients?: unknown[] })._clients ?? [])].map((c) => (c as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream);
+      const sockets = [listener, ...((this.#pool as unknown as { _clients?: unknown[] })._clients ?? [])].map(
+        (c) => (c as { connection?: { stream?: { destroy(): void } } } | undefined)?.connection?.stream,
+      );
       for (const socket of sockets) socket?.destroy();
     }
   }

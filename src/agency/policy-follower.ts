@@ -39,7 +39,8 @@ export interface PolicyFollowerOptions {
 /** Failures after which the next reads of the round would fail the same way. */
 const ROUND_ENDING: ReadonlySet<ErrorCode> = new Set(['LEDGER_UNREACHABLE', 'RATE_LIMITED']);
 
-const asError = (e: unknown): DkmsError => (e instanceof DkmsError ? e : new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`));
+const asError = (e: unknown): DkmsError =>
+  e instanceof DkmsError ? e : new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`);
 
 /**
  * Follows the policies an agency serves on the ledger. `start()` runs a round at once and then
@@ -62,7 +63,8 @@ export class PolicyFollower {
   /** @throws {DkmsError} BAD_INPUT for an interval that is not a positive whole number of milliseconds. */
   constructor(options: PolicyFollowerOptions) {
     const intervalMs = options.intervalMs ?? DEFAULT_FOLLOW_INTERVAL_MS;
-    if (!Number.isSafeInteger(intervalMs) || intervalMs < 1) throw new DkmsError('BAD_INPUT', 'the follow interval must be a positive whole number of milliseconds');
+    if (!Number.isSafeInteger(intervalMs) || intervalMs < 1)
+      throw new DkmsError('BAD_INPUT', 'the follow interval must be a positive whole number of milliseconds');
     this.#options = options;
     this.#intervalMs = intervalMs;
   }

@@ -124,7 +124,10 @@ export class RequestVerifier {
     const now = this.#now();
     if (at < now - this.#pastMs || at > now + this.#futureMs) {
       const off = Math.round((at - now) / 1000);
-      throw new DkmsError('REQUEST_TIME_SKEW', `the request time is ${Math.abs(off)} s ${off < 0 ? 'behind' : 'ahead of'} the agency's clock (accepted: ${this.#pastMs / 1000} s behind to ${this.#futureMs / 1000} s ahead): check the device clock`);
+      throw new DkmsError(
+        'REQUEST_TIME_SKEW',
+        `the request time is ${Math.abs(off)} s ${off < 0 ? 'behind' : 'ahead of'} the agency's clock (accepted: ${this.#pastMs / 1000} s behind to ${this.#futureMs / 1000} s ahead): check the device clock`,
+      );
     }
     if (sig.length !== 64 || !ed25519Verify(publicKey, signingBytes({ method, path, time, nonce, body }), sig)) {
       throw unauthorized('the request signature does not verify');

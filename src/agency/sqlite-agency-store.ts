@@ -3,7 +3,21 @@ import type Database from 'better-sqlite3';
 import { sha256 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { openStore, storeRunner } from '../sqlite.js';
-import { DELIVERED_MEMORY_MS, ROUTES, type AgencyStore, type BackupLimits, type BackupRecord, type CloudAgentRecord, type Delivered, type Delivery, type MailboxLimits, type NewBackup, type Route, type RouteChange, type StoredMessage } from './agency-store.js';
+import {
+  DELIVERED_MEMORY_MS,
+  ROUTES,
+  type AgencyStore,
+  type BackupLimits,
+  type BackupRecord,
+  type CloudAgentRecord,
+  type Delivered,
+  type Delivery,
+  type MailboxLimits,
+  type NewBackup,
+  type Route,
+  type RouteChange,
+  type StoredMessage,
+} from './agency-store.js';
 
 /** Which keys have a mailbox here: looked up by key alone for every pickup. */
 const ROUTES_BY_AGENT = `
@@ -66,7 +80,14 @@ const FILE = {
 } as const;
 
 type BackupRow = { locator: string; cloud_id: string; version: number; agent: string; created: string; size: number };
-const backupRecord = (row: BackupRow): BackupRecord => ({ locator: row.locator, cloudId: row.cloud_id, version: row.version, agent: row.agent, created: row.created, size: row.size });
+const backupRecord = (row: BackupRow): BackupRecord => ({
+  locator: row.locator,
+  cloudId: row.cloud_id,
+  version: row.version,
+  agent: row.agent,
+  created: row.created,
+  size: row.size,
+});
 
 type Row = { id: number; cloud_id: string; received: string; envelope: Buffer };
 
@@ -92,7 +113,9 @@ export class SqliteAgencyStore implements AgencyStore {
       guestAllowed: db.prepare<[string, string, string], { n: number }>('SELECT 1 AS n FROM guests WHERE cloud_id = ? AND agent_key = ? AND allowed >= ?'),
       guestCount: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM guests WHERE cloud_id = ?'),
       isGuest: db.prepare<[string, string], { n: number }>('SELECT 1 AS n FROM guests WHERE cloud_id = ? AND agent_key = ?'),
-      putGuest: db.prepare('INSERT INTO guests (cloud_id, agent_key, allowed) VALUES (?, ?, ?) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed'),
+      putGuest: db.prepare(
+        'INSERT INTO guests (cloud_id, agent_key, allowed) VALUES (?, ?, ?) ON CONFLICT (cloud_id, agent_key) DO UPDATE SET allowed = excluded.allowed',
+      ),
       purgeAllowances: db.prepare('DELETE FROM guests WHERE allowed < ?'),
       deleteSponsors: db.prepare('DELETE FROM sponsors WHERE cloud_id = ?'),
       putSponsor: db.prepare('INSERT OR IGNORE INTO sponsors (cloud_id, key) VALUES (?, ?)'),
@@ -101,7 +124,9 @@ export class SqliteAgencyStore implements AgencyStore {
         `INSERT INTO delivered (cloud_id, recipient, digest, id, until) SELECT cloud_id, recipient, digest, id, ? FROM messages WHERE id = ? AND digest IS NOT NULL
          ON CONFLICT (cloud_id, recipient, digest) DO UPDATE SET id = excluded.id, until = excluded.until`,
       ),
-      wasDelivered: db.prepare<[string, string, Uint8Array, string], { id: number }>('SELECT id FROM delivered WHERE cloud_id = ? AND recipient = ? AND digest = ? AND until > ?'),
+      wasDelivered: db.prepare<[string, string, Uint8Array, string], { id: number }>(
+        'SELECT id FROM delivered WHERE cloud_id = ? AND recipient = ? AND digest = ? AND until > ?',
+      ),
       forgetDelivered: db.prepare('DELETE FROM delivered WHERE until <= ?'),
       routesSeq: db.prepare<[string], { seq: number }>('SELECT routes_seq AS seq FROM cloud_agents WHERE id = ?'),
       setRoutesSeq: db.prepare('UPDATE cloud_agents SET routes_seq = ? WHERE id = ?'),
@@ -121,7 +146,9 @@ export class SqliteAgencyStore implements AgencyStore {
       deleteMailbox: db.prepare('DELETE FROM mailboxes WHERE cloud_id = ? AND recipient = ?'),
       insertMessage: db.prepare('INSERT INTO messages (cloud_id, recipient, received, envelope, source, digest) VALUES (?, ?, ?, ?, ?, ?)'),
       sameMessage: db.prepare<[string, string, Uint8Array], { id: number }>('SELECT id FROM messages WHERE cloud_id = ? AND recipient = ? AND digest = ?'),
-      sender: db.prepare<[string, string, string], { messages: number; bytes: number }>('SELECT messages, bytes FROM senders WHERE cloud_id = ? AND recipient = ? AND source = ?'),
+      sender: db.prepare<[string, string, string], { messages: number; bytes: number }>(
+        'SELECT messages, bytes FROM senders WHERE cloud_id = ? AND recipient = ? AND source = ?',
+      ),
       bumpSender: db.prepare(
         `INSERT INTO senders (cloud_id, recipient, source, messages, bytes) VALUES (?, ?, ?, 1, ?)
          ON CONFLICT (cloud_id, recipient, source) DO UPDATE SET messages = messages + 1, bytes = bytes + excluded.bytes`,
@@ -130,7 +157,9 @@ export class SqliteAgencyStore implements AgencyStore {
       dropEmptySender: db.prepare('DELETE FROM senders WHERE cloud_id = ? AND recipient = ? AND source = ? AND messages <= 0'),
       deleteSenders: db.prepare('DELETE FROM senders WHERE cloud_id = ? AND recipient = ?'),
       pickup: db.prepare<[string, number], Row>('SELECT id, cloud_id, received, envelope FROM messages WHERE recipient = ? ORDER BY id LIMIT ?'),
-      message: db.prepare<[number, string], { cloud_id: string; size: number; source: string }>('SELECT cloud_id, length(envelope) AS size, source FROM messages WHERE id = ? AND recipient = ?'),
+      message: db.prepare<[number, string], { cloud_id: string; size: number; source: string }>(
+        'SELECT cloud_id, length(envelope) AS size, source FROM messages WHERE id = ? AND recipient = ?',
+      ),
       deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
       deleteBox: db.prepare('DELETE FROM messages WHERE cloud_id = ? AND recipient = ?'),
       guestMail: db.prepare<[string], { id: number; cloud_id: string; recipient: string; size: number; source: string }>(
@@ -182,7 +211,10 @@ export class SqliteAgencyStore implements AgencyStore {
 
   hasMailbox(agentKey: string): Promise<boolean> {
     return this.#run(
-      () => this.#stmts.routedAnywhere.get(agentKey) !== undefined || this.#stmts.hasMail.get(agentKey) !== undefined || this.#stmts.isGuestAnywhere.get(agentKey) !== undefined,
+      () =>
+        this.#stmts.routedAnywhere.get(agentKey) !== undefined ||
+        this.#stmts.hasMail.get(agentKey) !== undefined ||
+        this.#stmts.isGuestAnywhere.get(agentKey) !== undefined,
     );
   }
 
@@ -287,7 +319,9 @@ export class SqliteAgencyStore implements AgencyStore {
     const recipients = this.#chosen(delivery).filter((r) => this.#stmts.wasRemoved.get(cloudId, r) === undefined);
     // Still waiting, or acknowledged a moment ago (a sender's retry): that copy's id, nothing stored.
     const now = new Date().toISOString();
-    const waiting = new Map(recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id ?? this.#stmts.wasDelivered.get(cloudId, r, digest, now)?.id]));
+    const waiting = new Map(
+      recipients.map((r) => [r, this.#stmts.sameMessage.get(cloudId, r, digest)?.id ?? this.#stmts.wasDelivered.get(cloudId, r, digest, now)?.id]),
+    );
     const fresh = recipients.filter((r) => waiting.get(r) === undefined);
     for (const recipient of fresh) {
       const guest = this.#stmts.isRouted.get(cloudId, recipient) === undefined;
@@ -297,7 +331,10 @@ export class SqliteAgencyStore implements AgencyStore {
       }
       const share = this.#stmts.sender.get(cloudId, recipient, source) ?? { messages: 0, bytes: 0 };
       if (share.messages + 1 > limits.maxSourceMessages || share.bytes + size > limits.maxSourceBytes) {
-        throw new DkmsError('MAILBOX_FULL', `this sender already has ${share.messages} messages (${share.bytes} bytes) waiting for ${recipient}, its share of the mailbox; retry once they are picked up`);
+        throw new DkmsError(
+          'MAILBOX_FULL',
+          `this sender already has ${share.messages} messages (${share.bytes} bytes) waiting for ${recipient}, its share of the mailbox; retry once they are picked up`,
+        );
       }
     }
     const ids = recipients.map((recipient) => {
@@ -331,7 +368,9 @@ export class SqliteAgencyStore implements AgencyStore {
   }
 
   pickup(agentKey: string, limit: number): Promise<StoredMessage[]> {
-    return this.#run(() => this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })));
+    return this.#run(() =>
+      this.#stmts.pickup.all(agentKey, limit).map((row) => ({ id: String(row.id), received: row.received, envelope: new Uint8Array(row.envelope) })),
+    );
   }
 
   /** Deletes one message; `until` (acknowledged ones): its digest is remembered till then, so that a retry of it is not stored again. */
@@ -373,7 +412,8 @@ export class SqliteAgencyStore implements AgencyStore {
         this.#stmts.pruneBackups.run(locator, agent, locator, agent, limits.versionsPerAgent);
         // Counted after pruning; a refusal throws, and the transaction leaves nothing behind.
         const usage = this.#stmts.backupUsage.get(cloudId) ?? { locators: 0, bytes: 0 };
-        if (usage.locators > limits.locators) throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
+        if (usage.locators > limits.locators)
+          throw new DkmsError('BACKUP_QUOTA', `this owner already keeps backups under ${limits.locators} recovery secrets at this agency`);
         if (usage.bytes > limits.bytes) throw new DkmsError('BACKUP_QUOTA', `this owner's backups would exceed ${limits.bytes} bytes at this agency`);
         return { locator, cloudId, version, agent, created, size: data.length };
       })(),
@@ -422,14 +462,18 @@ function backupStatements(db: Database.Database) {
   const columns = 'locator, cloud_id, version, agent, created, length(data) AS size';
   return {
     backupOwners: db.prepare<[string], { cloud_id: string }>('SELECT DISTINCT cloud_id FROM backups WHERE locator = ?'),
-    backupUsage: db.prepare<[string], { locators: number; bytes: number }>('SELECT count(DISTINCT locator) AS locators, coalesce(sum(length(data)), 0) AS bytes FROM backups WHERE cloud_id = ?'),
+    backupUsage: db.prepare<[string], { locators: number; bytes: number }>(
+      'SELECT count(DISTINCT locator) AS locators, coalesce(sum(length(data)), 0) AS bytes FROM backups WHERE cloud_id = ?',
+    ),
     latestBackup: db.prepare<[string], { version: number }>('SELECT max(version) AS version FROM backups WHERE locator = ? HAVING count(*) > 0'),
     insertBackup: db.prepare('INSERT INTO backups (locator, version, cloud_id, agent, created, data) VALUES (?, ?, ?, ?, ?, ?)'),
     pruneBackups: db.prepare(
       'DELETE FROM backups WHERE locator = ? AND agent = ? AND version NOT IN (SELECT version FROM backups WHERE locator = ? AND agent = ? ORDER BY version DESC LIMIT ?)',
     ),
     listBackups: db.prepare<[string], BackupRow>(`SELECT ${columns} FROM backups WHERE locator = ? ORDER BY version`),
-    newestBackupData: db.prepare<[string], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? ORDER BY version DESC LIMIT 1`),
+    newestBackupData: db.prepare<[string], BackupRow & { data: Buffer }>(
+      `SELECT ${columns}, data FROM backups WHERE locator = ? ORDER BY version DESC LIMIT 1`,
+    ),
     backupDataAt: db.prepare<[string, number], BackupRow & { data: Buffer }>(`SELECT ${columns}, data FROM backups WHERE locator = ? AND version = ?`),
     deleteBackups: db.prepare('DELETE FROM backups WHERE locator = ? AND cloud_id = ?'),
     newestLocator: db.prepare<[string], { locator: string }>('SELECT locator FROM backups WHERE cloud_id = ? ORDER BY created DESC, rowid DESC LIMIT 1'),

@@ -124,7 +124,11 @@ export class AgentStore {
 
   profile(): Profile {
     const profile = this.read(CATEGORIES.agent, 'profile', ProfileSchema);
-    if (profile === undefined) throw new DkmsError('AGENT_NOT_INITIALIZED', 'this data directory has no agent yet: run `dkms agent init` (first device) or `dkms agent accept` (another device)');
+    if (profile === undefined)
+      throw new DkmsError(
+        'AGENT_NOT_INITIALIZED',
+        'this data directory has no agent yet: run `dkms agent init` (first device) or `dkms agent accept` (another device)',
+      );
     return profile;
   }
 

@@ -22,9 +22,34 @@ const Sig = z.strictObject({ kid: MultibaseKey, sig: z.string().regex(/^[A-Za-z0
 const Keys = z.array(ConnKeySchema).min(1).max(16);
 
 export const ConnEventSchema = z.discriminatedUnion('type', [
-  z.strictObject({ v: z.literal(1), type: z.literal('conn.inception'), seq: z.literal(0), prev: z.null(), nonce: z.string().regex(/^[A-Za-z0-9_-]{22}$/), keys: Keys, endpoint: EndpointSchema, sigs: z.array(Sig).min(1).max(16) }),
-  z.strictObject({ v: z.literal(1), type: z.literal('conn.rotate'), id: z.string().max(80), seq: z.number().int().min(1), prev: z.string().max(80), keys: Keys, endpoint: EndpointSchema.optional(), sigs: z.array(Sig).min(1).max(16) }),
-  z.strictObject({ v: z.literal(1), type: z.literal('conn.disable'), id: z.string().max(80), seq: z.number().int().min(1), prev: z.string().max(80), sigs: z.array(Sig).min(1).max(16) }),
+  z.strictObject({
+    v: z.literal(1),
+    type: z.literal('conn.inception'),
+    seq: z.literal(0),
+    prev: z.null(),
+    nonce: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+    keys: Keys,
+    endpoint: EndpointSchema,
+    sigs: z.array(Sig).min(1).max(16),
+  }),
+  z.strictObject({
+    v: z.literal(1),
+    type: z.literal('conn.rotate'),
+    id: z.string().max(80),
+    seq: z.number().int().min(1),
+    prev: z.string().max(80),
+    keys: Keys,
+    endpoint: EndpointSchema.optional(),
+    sigs: z.array(Sig).min(1).max(16),
+  }),
+  z.strictObject({
+    v: z.literal(1),
+    type: z.literal('conn.disable'),
+    id: z.string().max(80),
+    seq: z.number().int().min(1),
+    prev: z.string().max(80),
+    sigs: z.array(Sig).min(1).max(16),
+  }),
 ]);
 export type ConnEvent = z.infer<typeof ConnEventSchema>;
 export type UnsignedConnEvent = DistributiveOmit<ConnEvent, 'sigs'>;
@@ -98,7 +123,8 @@ export function applyConnEvent(state: ConnState | undefined, raw: unknown): Conn
     if (state !== undefined) throw invalid('a log has one inception event');
     checkKeys(event.keys);
     const signers = validSigners(event, event.keys);
-    if (!event.keys.every((k) => signers.has(k.key))) throw new DkmsError('CONNECTION_EVENT_UNAUTHORIZED', 'an inception event must be signed by every key it names');
+    if (!event.keys.every((k) => signers.has(k.key)))
+      throw new DkmsError('CONNECTION_EVENT_UNAUTHORIZED', 'an inception event must be signed by every key it names');
     return { id: `${CONNECTION_PREFIX}${id}`, seq: 0, head: id, keys: event.keys, endpoint: event.endpoint, disabled: false };
   }
   if (state === undefined) throw invalid('the log must start with its inception event');

@@ -15,7 +15,17 @@ import { CATEGORIES } from './agent-store.js';
 import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
 import { newMessage, type AgreementKey, type Message } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, Sender } from './edge-agent.js';
-import { applyConnEvent, connEventId, ConnEventSchema, replayConnLog, signConnEvent, type ConnEvent, type ConnKey, type ConnState, type Endpoint } from './connection-log.js';
+import {
+  applyConnEvent,
+  connEventId,
+  ConnEventSchema,
+  replayConnLog,
+  signConnEvent,
+  type ConnEvent,
+  type ConnKey,
+  type ConnState,
+  type Endpoint,
+} from './connection-log.js';
 
 export const CONNECTION = 'urn:dkms:connection/1.0';
 export const CONNECTION_RESPONSE = `${CONNECTION}/response`;
@@ -51,7 +61,16 @@ export const ConnectionRecordSchema = z.object({
 });
 export type ConnectionRecord = z.infer<typeof ConnectionRecordSchema>;
 
-const ConnInvitationSchema = z.strictObject({ v: z.literal(1), id: z.string().regex(/^[A-Za-z0-9_-]{22}$/), label: z.string().max(64), inception: ConnEventSchema, expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date') });
+const ConnInvitationSchema = z.strictObject({
+  v: z.literal(1),
+  id: z.string().regex(/^[A-Za-z0-9_-]{22}$/),
+  label: z.string().max(64),
+  inception: ConnEventSchema,
+  expires: z
+    .string()
+    .max(40)
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
+});
 type ConnInvitation = z.infer<typeof ConnInvitationSchema>;
 const PendingSchema = z.object({ id: z.string(), label: z.string(), inception: ConnEventSchema, mine: KeyNames, expires: z.string(), used: z.boolean() });
 
@@ -121,9 +140,25 @@ export function parseConnectionInvitation(text: string): ConnInvitation {
 /** A one-time invitation to connect, carrying this side's new identifier and keys. */
 export function inviteConnection(agent: EdgeAgent, label: string, ttlSeconds = DEFAULT_CONNECTION_TTL_SECONDS): { text: string; invitation: ConnInvitation } {
   const { names, key } = newPairwiseKeys(agent);
-  const inception = signConnEvent({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: toBase64url(randomBytes(16)), keys: [key], endpoint: myEndpoint(agent) }, [signer(agent, names)]);
-  const invitation: ConnInvitation = { v: 1, id: toBase64url(randomBytes(16)), label: agent.profile.label, inception, expires: new Date(Date.now() + ttlSeconds * 1000).toISOString() };
-  agent.store.write(CATEGORIES.connectionInvitation, invitation.id, { id: invitation.id, label, inception, mine: names, expires: invitation.expires, used: false });
+  const inception = signConnEvent(
+    { v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: toBase64url(randomBytes(16)), keys: [key], endpoint: myEndpoint(agent) },
+    [signer(agent, names)],
+  );
+  const invitation: ConnInvitation = {
+    v: 1,
+    id: toBase64url(randomBytes(16)),
+    label: agent.profile.label,
+    inception,
+    expires: new Date(Date.now() + ttlSeconds * 1000).toISOString(),
+  };
+  agent.store.write(CATEGORIES.connectionInvitation, invitation.id, {
+    id: invitation.id,
+    label,
+    inception,
+    mine: names,
+    expires: invitation.expires,
+    used: false,
+  });
   return { text: encodeConnectionInvitation(invitation), invitation };
 }
 
@@ -134,7 +169,10 @@ export async function acceptConnection(agent: EdgeAgent, text: string, label?: s
   const peer = applyConnEvent(undefined, invitation.inception);
   if (connections(agent).some((c) => c.peer === peer.id)) throw new DkmsError('INVITATION_USED', 'you already accepted this invitation');
   const { names, key } = newPairwiseKeys(agent);
-  const inception = signConnEvent({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: toBase64url(randomBytes(16)), keys: [key], endpoint: myEndpoint(agent) }, [signer(agent, names)]);
+  const inception = signConnEvent(
+    { v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: toBase64url(randomBytes(16)), keys: [key], endpoint: myEndpoint(agent) },
+    [signer(agent, names)],
+  );
   const mine = applyConnEvent(undefined, inception);
   const record: ConnectionRecord = {
     id: mine.id,
@@ -148,7 +186,12 @@ export async function acceptConnection(agent: EdgeAgent, text: string, label?: s
     mine: names,
     flags: [],
   };
-  await agent.sendToPeer(newMessage(CONNECTION_RESPONSE, { invitation: invitation.id, inception, label: agent.profile.label }), agent.agreementKey(names.kx), peer.keys.map((k) => k.kx), peer.endpoint);
+  await agent.sendToPeer(
+    newMessage(CONNECTION_RESPONSE, { invitation: invitation.id, inception, label: agent.profile.label }),
+    agent.agreementKey(names.kx),
+    peer.keys.map((k) => k.kx),
+    peer.endpoint,
+  );
   save(agent, record);
   await shareConnection(agent, record);
   return record;
@@ -162,12 +205,18 @@ export function myKey(agent: EdgeAgent, record: ConnectionRecord): AgreementKey 
 }
 
 export function active(record: ConnectionRecord): void {
-  if (record.state !== 'active') throw new DkmsError('CONNECTION_DELETED', `the connection '${record.label}' was deleted${record.state === 'deleted-by-peer' ? ' by the other side' : ''}`);
+  if (record.state !== 'active')
+    throw new DkmsError('CONNECTION_DELETED', `the connection '${record.label}' was deleted${record.state === 'deleted-by-peer' ? ' by the other side' : ''}`);
 }
 
 export async function sendToConnection(agent: EdgeAgent, record: ConnectionRecord, message: Message): Promise<void> {
   const peer = peerState(record);
-  await agent.sendToPeer(message, myKey(agent, record), peer.keys.map((k) => k.kx), peer.endpoint);
+  await agent.sendToPeer(
+    message,
+    myKey(agent, record),
+    peer.keys.map((k) => k.kx),
+    peer.endpoint,
+  );
 }
 
 export async function sendText(agent: EdgeAgent, ref: string, content: string): Promise<Message> {
@@ -179,11 +228,21 @@ export async function sendText(agent: EdgeAgent, ref: string, content: string): 
 }
 
 /** Appends events to our side's log, tells the peer, and tells our other agents. */
-async function appendMine(agent: EdgeAgent, record: ConnectionRecord, events: readonly ConnEvent[], changes: Partial<ConnectionRecord> = {}): Promise<ConnectionRecord> {
+async function appendMine(
+  agent: EdgeAgent,
+  record: ConnectionRecord,
+  events: readonly ConnEvent[],
+  changes: Partial<ConnectionRecord> = {},
+): Promise<ConnectionRecord> {
   let state = myState(record);
   for (const event of events) state = applyConnEvent(state, event);
   const next = { ...record, ...changes, myLog: [...record.myLog, ...events] };
-  await agent.sendToPeer(newMessage(CONNECTION_EVENTS, { id: record.id, events }), myKey(agent, record), peerState(record).keys.map((k) => k.kx), peerState(record).endpoint);
+  await agent.sendToPeer(
+    newMessage(CONNECTION_EVENTS, { id: record.id, events }),
+    myKey(agent, record),
+    peerState(record).keys.map((k) => k.kx),
+    peerState(record).endpoint,
+  );
   save(agent, next);
   await shareConnection(agent, next);
   return next;
@@ -202,13 +261,20 @@ export async function rotateConnection(agent: EdgeAgent, ref: string | Connectio
 }
 
 /** A rotation of this agent's keys in `record`, signed with its `old` ones and kept in the record before anything is sent. */
-function beginRotation(agent: EdgeAgent, record: ConnectionRecord, old: z.infer<typeof KeyNames>, dropAgents: readonly string[]): NonNullable<ConnectionRecord['rotating']> {
+function beginRotation(
+  agent: EdgeAgent,
+  record: ConnectionRecord,
+  old: z.infer<typeof KeyNames>,
+  dropAgents: readonly string[],
+): NonNullable<ConnectionRecord['rotating']> {
   const current = myState(record);
   const { names, key } = newPairwiseKeys(agent);
   const oldKey = agent.wallet.getKey(old.sign).publicKey;
   const dropped = new Set(record.members.filter((m) => dropAgents.includes(m.agent)).map((m) => m.key));
   const keys = [...current.keys.filter((k) => k.key !== oldKey && !dropped.has(k.key)), key];
-  const event = signConnEvent({ v: 1, type: 'conn.rotate', id: record.id, seq: current.seq + 1, prev: current.head, keys, endpoint: myEndpoint(agent) }, [signer(agent, old)]);
+  const event = signConnEvent({ v: 1, type: 'conn.rotate', id: record.id, seq: current.seq + 1, prev: current.head, keys, endpoint: myEndpoint(agent) }, [
+    signer(agent, old),
+  ]);
   const members = [...record.members.filter((m) => m.key !== oldKey && !dropped.has(m.key)), { agent: agent.profile.key, key: key.key }];
   const rotating = { event, mine: names, members };
   save(agent, { ...record, rotating });
@@ -280,7 +346,8 @@ const responseHandler: Handler = {
     if (pending.used) throw new DkmsError('INVITATION_USED', 'the connection invitation was already used');
     if (Date.parse(pending.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the connection invitation has expired');
     const peer = applyConnEvent(undefined, body.inception);
-    if (!peer.keys.some((k) => k.kx === sender.kx)) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the response was not encrypted by a key of the identifier it offers');
+    if (!peer.keys.some((k) => k.kx === sender.kx))
+      throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'the response was not encrypted by a key of the identifier it offers');
     const mine = applyConnEvent(undefined, pending.inception);
     const record: ConnectionRecord = {
       id: mine.id,
@@ -308,7 +375,7 @@ const eventsHandler: Handler = {
     const parsed = EventsBody.safeParse(message.body);
     if (!parsed.success) throw new DkmsError('MESSAGE_MALFORMED', 'malformed connection events');
     const record = byPeerKey(agent, sender.kx);
-    if (record.peer !== parsed.data.id) throw new DkmsError('CONNECTION_EVENT_INVALID', 'the events are for another identifier than the sender\'s');
+    if (record.peer !== parsed.data.id) throw new DkmsError('CONNECTION_EVENT_INVALID', "the events are for another identifier than the sender's");
     let peerLog: ConnEvent[];
     try {
       peerLog = extend(record.peerLog, parsed.data.events);
@@ -320,7 +387,10 @@ const eventsHandler: Handler = {
     const next: ConnectionRecord = { ...record, peerLog, ...(disabled && record.state === 'active' ? { state: 'deleted-by-peer' as const } : {}) };
     save(agent, next);
     await shareConnection(agent, next);
-    return { summary: disabled ? `'${record.label}' deleted the connection` : `'${record.label}' rotated its keys`, data: { connectionEvents: { id: record.id, seq: replayConnLog(peerLog).seq, disabled } } };
+    return {
+      summary: disabled ? `'${record.label}' deleted the connection` : `'${record.label}' rotated its keys`,
+      data: { connectionEvents: { id: record.id, seq: replayConnLog(peerLog).seq, disabled } },
+    };
   },
 };
 
@@ -349,7 +419,13 @@ const shareHandler: Handler = {
     if (myLog.id !== shared.id) throw invalid('the shared log is not the connection it names');
     const have = connections(agent).find((c) => c.id === shared.id);
     if (have !== undefined) {
-      const next = { ...have, myLog: extend(have.myLog, shared.myLog.slice(have.myLog.length)), peerLog: extend(have.peerLog, shared.peerLog.slice(have.peerLog.length)), members: shared.members, state: shared.state === 'active' ? have.state : shared.state };
+      const next = {
+        ...have,
+        myLog: extend(have.myLog, shared.myLog.slice(have.myLog.length)),
+        peerLog: extend(have.peerLog, shared.peerLog.slice(have.peerLog.length)),
+        members: shared.members,
+        state: shared.state === 'active' ? have.state : shared.state,
+      };
       save(agent, next);
       return { summary: `connection '${have.label}' updated`, data: { shared: shared.id } };
     }
@@ -403,5 +479,8 @@ export async function dropAgentFromConnections(agent: EdgeAgent, revoked: string
 
 export function inbox(agent: EdgeAgent): { id: string; connection: string; label: string; content: string; sent: number; received: string }[] {
   const Entry = z.object({ id: z.string(), connection: z.string(), label: z.string(), content: z.string(), sent: z.number(), received: z.string() });
-  return agent.store.list(CATEGORIES.inbox, Entry).map((e) => e.value).sort((a, b) => a.received.localeCompare(b.received));
+  return agent.store
+    .list(CATEGORIES.inbox, Entry)
+    .map((e) => e.value)
+    .sort((a, b) => a.received.localeCompare(b.received));
 }

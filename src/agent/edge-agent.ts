@@ -122,7 +122,10 @@ export class EdgeAgent {
   }
 
   #clientOptions() {
-    return { ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }), ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }) };
+    return {
+      ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }),
+      ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }),
+    };
   }
 
   async policy(): Promise<PolicyRecord> {
@@ -178,7 +181,10 @@ export class EdgeAgent {
   /** Sends to every other agent of the owner that holds `flag` (or all when 0). */
   async notifyAgents(message: Message, filter: (a: KnownAgent) => boolean = () => true): Promise<number> {
     const view = this.store.agentView() ?? (await this.refreshAgents());
-    return this.sendToAgents(message, view.agents.filter((a) => a.key !== this.profile.key && a.key !== this.profile.cloud?.key && filter(a)));
+    return this.sendToAgents(
+      message,
+      view.agents.filter((a) => a.key !== this.profile.key && a.key !== this.profile.cloud?.key && filter(a)),
+    );
   }
 
   /** Sends `message` to a peer's keys through the peer's cloud agent, authcrypted from `from`. */
@@ -253,7 +259,8 @@ export class EdgeAgent {
       if (opened.senderKid === undefined) throw new DkmsError('ENVELOPE_UNKNOWN_SENDER', 'messages between agents must be authcrypted');
       const message = parseMessage(opened.plaintext);
       type = message.type;
-      if (message.from !== undefined && message.from !== didOf(opened.senderKid)) throw new DkmsError('MESSAGE_MALFORMED', 'the message `from` does not match the key that encrypted it');
+      if (message.from !== undefined && message.from !== didOf(opened.senderKid))
+        throw new DkmsError('MESSAGE_MALFORMED', 'the message `from` does not match the key that encrypted it');
       this.#checkFresh(message);
       const handler = handlers[message.type];
       if (handler === undefined) throw new DkmsError('MESSAGE_MALFORMED', `no handler for message type '${message.type.slice(0, 100)}'`);
@@ -302,7 +309,9 @@ export class EdgeAgent {
 
   /** Remembers a message id, filed by the day it was created so old ids can be forgotten. */
   #remember(message: Message): void {
-    this.wallet.put(CATEGORIES.seen, message.id, new TextEncoder().encode(String(message.created_time ?? 0)), { day: String(dayOf(message.created_time ?? 0)) });
+    this.wallet.put(CATEGORIES.seen, message.id, new TextEncoder().encode(String(message.created_time ?? 0)), {
+      day: String(dayOf(message.created_time ?? 0)),
+    });
   }
 
   /**
@@ -330,4 +339,3 @@ function decodeRoutingKey(kid: string): PublicKeyRef {
   if (!kid.startsWith('did:key:') || multibase === undefined) throw new DkmsError('BAD_INPUT', 'a routing key must be an X25519 did:key URL');
   return { kid, publicKey: decodePublicKey(multibase, 'x25519').publicKey };
 }
-

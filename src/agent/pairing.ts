@@ -42,7 +42,10 @@ export const InvitationSchema = z.strictObject({
   ledger: z.string().url().max(2048),
   inviter: z.strictObject({ key: MultibaseKey, kx: MultibaseKey }),
   cloud: z.strictObject({ endpoint: z.string().url().max(2048), routingKey: z.string().max(300) }),
-  expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
+  expires: z
+    .string()
+    .max(40)
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
 });
 export type Invitation = z.infer<typeof InvitationSchema>;
 
@@ -156,7 +159,8 @@ export function createInvitation(agent: EdgeAgent, options: { flags: number; lab
 
 /** A device's label as the other side will keep it (BAD_INPUT otherwise): checked before anything is written or sent. */
 export function checkLabel(label: string): void {
-  if (label.length === 0 || label.length > 64 || /\p{Cc}/u.test(label)) throw new DkmsError('BAD_INPUT', 'a device label is 1 to 64 characters, none of them control characters');
+  if (label.length === 0 || label.length > 64 || /\p{Cc}/u.test(label))
+    throw new DkmsError('BAD_INPUT', 'a device label is 1 to 64 characters, none of them control characters');
 }
 
 /**
@@ -170,10 +174,16 @@ export async function checkPairing(agent: EdgeAgent, flags: number): Promise<voi
   const me = record.policy.agents.find((a) => a.key === agent.profile.key);
   const required = requiredToGrant(undefined, { key: '', flags });
   if (me === undefined || !hasFlag(me.flags, required)) {
-    throw new DkmsError('EVENT_UNAUTHORIZED', `this agent may not grant ${flagNames(flags).join(',') || 'no flags'} (that takes ${flagNames(required).join(',')}): pair from an agent that holds it`);
+    throw new DkmsError(
+      'EVENT_UNAUTHORIZED',
+      `this agent may not grant ${flagNames(flags).join(',') || 'no flags'} (that takes ${flagNames(required).join(',')}): pair from an agent that holds it`,
+    );
   }
   if (record.policy.rules.grant > 1) {
-    throw new DkmsError('EVENT_THRESHOLD', `your rules need ${record.policy.rules.grant} signatures to grant, and pairing grants with this agent's alone: set grant=1 to pair, or grant the new device with \`dkms policy grant --out\` and co-signers`);
+    throw new DkmsError(
+      'EVENT_THRESHOLD',
+      `your rules need ${record.policy.rules.grant} signatures to grant, and pairing grants with this agent's alone: set grant=1 to pair, or grant the new device with \`dkms policy grant --out\` and co-signers`,
+    );
   }
 }
 
@@ -198,7 +208,14 @@ async function sendToCandidate(agent: EdgeAgent, message: Message, to: { key: st
  * agent's invitations (whose id only the invitation's holder knows) gets the device a guest
  * mailbox for it: anyone else's "answers" must not open mailboxes at the owner's cloud agent.
  */
-async function refuse(agent: EdgeAgent, invitation: string, to: { key: string; kx: string }, code: ErrorCode, reason: string, knownInvitation = true): Promise<never> {
+async function refuse(
+  agent: EdgeAgent,
+  invitation: string,
+  to: { key: string; kx: string },
+  code: ErrorCode,
+  reason: string,
+  knownInvitation = true,
+): Promise<never> {
   await sendToCandidate(agent, newMessage(PAIRING_REFUSED, { invitation, code, reason }), to, knownInvitation);
   throw new DkmsError(code, reason);
 }
@@ -222,13 +239,21 @@ const responseHandler = (waitingFor?: string): Handler => ({
     const pending = agent.store.read(CATEGORIES.invitation, body.invitation, PendingSchema);
     if (pending === undefined) return refuse(agent, body.invitation, to, 'INVITATION_MALFORMED', 'this agent made no such invitation', false);
     // The same device answering again (its first answer's receipt was lost) is the same request, checked again.
-    if (pending.used || (pending.candidate !== undefined && pending.candidate.key !== body.key)) return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
-    if (Date.parse(pending.expires) < Date.now()) return refuse(agent, body.invitation, to, 'INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
+    if (pending.used || (pending.candidate !== undefined && pending.candidate.key !== body.key))
+      return refuse(agent, body.invitation, to, 'INVITATION_USED', 'the invitation was already used');
+    if (Date.parse(pending.expires) < Date.now())
+      return refuse(agent, body.invitation, to, 'INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
     const given = fromBase64url(passcodeDigest(pending.id, body.passcode));
     if (!timingSafeEqual(given, fromBase64url(pending.digest))) {
       const attempts = pending.attempts + 1;
       agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, attempts, used: attempts >= MAX_PASSCODE_ATTEMPTS });
-      return refuse(agent, pending.id, to, 'PASSCODE_WRONG', attempts >= MAX_PASSCODE_ATTEMPTS ? 'wrong passcode; the invitation is now void' : 'wrong passcode');
+      return refuse(
+        agent,
+        pending.id,
+        to,
+        'PASSCODE_WRONG',
+        attempts >= MAX_PASSCODE_ATTEMPTS ? 'wrong passcode; the invitation is now void' : 'wrong passcode',
+      );
     }
     if (pending.id !== waitingFor) {
       agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
@@ -253,7 +278,8 @@ export async function completePairing(agent: EdgeAgent, invitationId: string, co
   const pending = agent.store.read(CATEGORIES.invitation, invitationId, PendingSchema);
   const candidate = pending?.candidate;
   if (confirmed && pending !== undefined && isUnfinished(pending)) return finishPairing(agent, pending);
-  if (pending === undefined || candidate === undefined || pending.used) throw new DkmsError('INVITATION_MALFORMED', 'no pairing request is waiting for that invitation');
+  if (pending === undefined || candidate === undefined || pending.used)
+    throw new DkmsError('INVITATION_MALFORMED', 'no pairing request is waiting for that invitation');
   if (!confirmed) {
     agent.store.write(CATEGORIES.invitation, pending.id, { ...pending, used: true });
     return refuse(agent, pending.id, candidate, 'PAIRING_DECLINED', 'the owner declined the pairing');
@@ -275,7 +301,10 @@ const isUnfinished = (p: Pending): p is Confirmed => p.candidate !== undefined &
 
 /** A pairing the owner confirmed that did not finish (the ledger or the agency failed it half way): `completePairing` finishes it. */
 export function unfinishedPairing(agent: EdgeAgent): { readonly invitation: string; readonly label: string } | undefined {
-  const unfinished = agent.store.list(CATEGORIES.invitation, PendingSchema).map((p) => p.value).find(isUnfinished);
+  const unfinished = agent.store
+    .list(CATEGORIES.invitation, PendingSchema)
+    .map((p) => p.value)
+    .find(isUnfinished);
   return unfinished === undefined ? undefined : { invitation: unfinished.id, label: unfinished.candidate.label };
 }
 
@@ -363,7 +392,13 @@ export function waitingHandlers(invitationId: string): Handlers {
 }
 
 /** The new agent's side: answers an invitation, then waits for the welcome or a refusal. */
-export async function answerInvitation(agent: EdgeAgent, invitation: Invitation, passcode: string, label: string, keys: { key: string; kx: string }): Promise<void> {
+export async function answerInvitation(
+  agent: EdgeAgent,
+  invitation: Invitation,
+  passcode: string,
+  label: string,
+  keys: { key: string; kx: string },
+): Promise<void> {
   if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
   const pop = toBase64url(agent.wallet.sign('agent-sign', popBytes(invitation.id, keys.key, keys.kx)));
   const response = newMessage(PAIRING_RESPONSE, { invitation: invitation.id, key: keys.key, kx: keys.kx, label, passcode, pop });
@@ -391,12 +426,13 @@ function invitee(invitation: Invitation, label: string): Handlers {
       async handle(agent, message: Message, sender) {
         fromInviter(sender.kx);
         const parsed = WelcomeBody.safeParse(message.body);
-        if (!parsed.success || parsed.data.invitation !== invitation.id || parsed.data.policy !== invitation.policy) throw new DkmsError('MESSAGE_MALFORMED', 'malformed pairing welcome');
+        if (!parsed.success || parsed.data.invitation !== invitation.id || parsed.data.policy !== invitation.policy)
+          throw new DkmsError('MESSAGE_MALFORMED', 'malformed pairing welcome');
         const body = parsed.data;
         const own = agent.wallet.getKey('agent-sign').publicKey;
         const record = (await agent.ledger.resolvePolicy(body.policy as never)).record;
         const granted = record.policy.agents.find((a) => a.key === own);
-        if (granted === undefined) throw new DkmsError('PAIRING_DECLINED', 'the ledger does not show this agent in the owner\'s policy');
+        if (granted === undefined) throw new DkmsError('PAIRING_DECLINED', "the ledger does not show this agent in the owner's policy");
         // Written together, and the agents taken from the policy just read: a device that has a
         // profile is paired whole (and `agent accept` run again says so).
         agent.wallet.transaction(() => {

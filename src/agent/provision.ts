@@ -26,7 +26,8 @@ export function provisionKeys(wallet: Wallet): AgentKeys {
   const have = new Set(wallet.listKeys().map((k) => k.name));
   const key = have.has(AGENT_SIGN_KEY) ? wallet.getKey(AGENT_SIGN_KEY) : wallet.createKey(AGENT_SIGN_KEY, 'ed25519');
   const kx = have.has(AGENT_KX_KEY) ? wallet.getKey(AGENT_KX_KEY) : wallet.createKey(AGENT_KX_KEY, 'x25519');
-  if (key.type !== 'ed25519' || kx.type !== 'x25519') throw new DkmsError('KEY_WRONG_TYPE', `wallet keys '${AGENT_SIGN_KEY}'/'${AGENT_KX_KEY}' have the wrong types`);
+  if (key.type !== 'ed25519' || kx.type !== 'x25519')
+    throw new DkmsError('KEY_WRONG_TYPE', `wallet keys '${AGENT_SIGN_KEY}'/'${AGENT_KX_KEY}' have the wrong types`);
   return { key: key.publicKey, kx: kx.publicKey };
 }
 
@@ -77,18 +78,25 @@ export async function initFirstAgent(agent: EdgeAgent, options: InitOptions): Pr
   const { wallet, store } = agent;
   if (store.hasProfile()) {
     const profile = store.profile();
-    if (options.did === undefined || profile.did !== undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${profile.label}' of ${profile.policy}`);
+    if (options.did === undefined || profile.did !== undefined)
+      throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${profile.label}' of ${profile.policy}`);
   }
   const keys = provisionKeys(wallet);
   if (store.linkSecret() === undefined) store.saveLinkSecret(randomBytes(32));
-  const recovery = wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY) ? wallet.getKey(PROVISIONAL_RECOVERY_KEY) : wallet.createKey(PROVISIONAL_RECOVERY_KEY, 'ed25519');
+  const recovery = wallet.listKeys('ed25519').some((k) => k.name === PROVISIONAL_RECOVERY_KEY)
+    ? wallet.getKey(PROVISIONAL_RECOVERY_KEY)
+    : wallet.createKey(PROVISIONAL_RECOVERY_KEY, 'ed25519');
   const signer = agentSigner(wallet);
   let pending = store.read(CATEGORIES.agent, PENDING_INIT, PendingInitSchema);
   if (pending !== undefined && pending.ledger !== options.ledgerUrl) {
     throw new DkmsError('BAD_INPUT', `a set-up begun against the ledger at ${pending.ledger} is not finished: run it again with that ledger`);
   }
   if (pending === undefined) {
-    const create = store.hasProfile() ? undefined : signEvent(policyCreate([{ key: keys.key, kx: keys.kx, flags: ALL_FLAGS }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [signer]);
+    const create = store.hasProfile()
+      ? undefined
+      : signEvent(policyCreate([{ key: keys.key, kx: keys.kx, flags: ALL_FLAGS }], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [
+          signer,
+        ]);
     const policy = (create === undefined ? store.profile().policy : subjectOf(create)) as PolicyAddress;
     const did = options.did === undefined ? undefined : signEvent(didCreate(policy, options.did.services), [signer]);
     pending = { label: options.label, ledger: options.ledgerUrl, create: create ?? null, ...(did === undefined ? {} : { did }) };
@@ -97,7 +105,15 @@ export async function initFirstAgent(agent: EdgeAgent, options: InitOptions): Pr
   const existing = store.hasProfile() ? store.profile() : undefined;
   const policy = (existing?.policy ?? (await submitOnce(agent, pending.create as LedgerEvent))) as PolicyAddress;
   const did = pending.did === undefined ? existing?.did : ((await submitOnce(agent, pending.did as LedgerEvent)) as Did);
-  const profile: Profile = existing ?? { v: 1, label: pending.label, policy, ledger: pending.ledger, key: keys.key, kx: keys.kx, created: new Date().toISOString() };
+  const profile: Profile = existing ?? {
+    v: 1,
+    label: pending.label,
+    policy,
+    ledger: pending.ledger,
+    key: keys.key,
+    kx: keys.kx,
+    created: new Date().toISOString(),
+  };
   const done: Profile = { ...profile, ...(did === undefined ? {} : { did }) };
   wallet.transaction(() => {
     store.saveProfile(done);

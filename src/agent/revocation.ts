@@ -24,8 +24,23 @@ export const APPROVAL_RESPONSE = 'urn:dkms:approval/1.0/response';
 
 const Sig = z.object({ kid: z.string().max(100), sig: z.string().max(100) });
 const EventShape = z.record(z.string(), z.unknown());
-const RequestRecord = z.object({ id: z.string(), target: z.string(), needed: z.number().int(), event: EventShape, created: z.string(), declined: z.array(z.string()) });
-const ApprovalRecord = z.object({ id: z.string(), from: z.string(), fromLabel: z.string().optional(), target: z.string(), reason: z.string(), event: EventShape, received: z.string() });
+const RequestRecord = z.object({
+  id: z.string(),
+  target: z.string(),
+  needed: z.number().int(),
+  event: EventShape,
+  created: z.string(),
+  declined: z.array(z.string()),
+});
+const ApprovalRecord = z.object({
+  id: z.string(),
+  from: z.string(),
+  fromLabel: z.string().optional(),
+  target: z.string(),
+  reason: z.string(),
+  event: EventShape,
+  received: z.string(),
+});
 export type Approval = z.infer<typeof ApprovalRecord>;
 
 export interface RevocationOutcome {
@@ -65,7 +80,9 @@ export async function revokeAgent(agent: EdgeAgent, targetKey: string): Promise<
   const id = toBase64url(randomBytes(16));
   agent.store.write(CATEGORIES.request, id, { id, target: targetKey, needed, event, created: new Date().toISOString(), declined: [] });
   const label = (await agent.refreshAgents()).agents.find((a) => a.key === targetKey)?.label ?? targetKey;
-  await agent.notifyAgents(newMessage(APPROVAL_REQUEST, { id, event, reason: `revoke agent '${label}' (${targetKey})` }), (a) => cosigners.some((c) => c.key === a.key));
+  await agent.notifyAgents(newMessage(APPROVAL_REQUEST, { id, event, reason: `revoke agent '${label}' (${targetKey})` }), (a) =>
+    cosigners.some((c) => c.key === a.key),
+  );
   return { state: 'waiting', target: targetKey, requestId: id, signatures: 1, needed };
 }
 
@@ -77,12 +94,18 @@ export async function revokeAgent(agent: EdgeAgent, targetKey: string): Promise<
 function refuseUnreachable(cosigners: readonly Agent[], needed: number): void {
   const others = needed - 1;
   if (cosigners.length < others) {
-    throw new DkmsError('EVENT_THRESHOLD', `the rules need ${needed} signatures to revoke this agent, and only ${cosigners.length + 1} agent(s) may give one (this one included): it can never be revoked so; change the rules first`);
+    throw new DkmsError(
+      'EVENT_THRESHOLD',
+      `the rules need ${needed} signatures to revoke this agent, and only ${cosigners.length + 1} agent(s) may give one (this one included): it can never be revoked so; change the rules first`,
+    );
   }
   const reachable = cosigners.filter((a) => a.kx !== undefined);
   if (reachable.length < others) {
     const mute = cosigners.filter((a) => a.kx === undefined).map((a) => a.key);
-    throw new DkmsError('EVENT_THRESHOLD', `the rules need ${needed} signatures to revoke this agent, and only ${reachable.length + 1} of the agents that may give one can be asked: ${mute.join(', ')} ha${mute.length === 1 ? 's' : 've'} no key-agreement key (grant again with --kx, or pair the device)`);
+    throw new DkmsError(
+      'EVENT_THRESHOLD',
+      `the rules need ${needed} signatures to revoke this agent, and only ${reachable.length + 1} of the agents that may give one can be asked: ${mute.join(', ')} ha${mute.length === 1 ? 's' : 've'} no key-agreement key (grant again with --kx, or pair the device)`,
+    );
   }
 }
 
@@ -129,7 +152,15 @@ export const approvalHandlers: Handlers = {
       }
       const { id, event, reason } = parsed.data;
       const from = sender.agent?.key ?? '';
-      const approval: Approval = { id, from, ...(sender.agent?.label === undefined ? {} : { fromLabel: sender.agent.label }), target: String(event['key']), reason, event, received: new Date().toISOString() };
+      const approval: Approval = {
+        id,
+        from,
+        ...(sender.agent?.label === undefined ? {} : { fromLabel: sender.agent.label }),
+        target: String(event['key']),
+        reason,
+        event,
+        received: new Date().toISOString(),
+      };
       agent.store.write(CATEGORIES.approval, id, approval);
       return { summary: `approval requested by ${sender.agent?.label ?? from}: ${reason} (dkms agent approve ${id})`, data: { approval: { id, reason } } };
     },
@@ -160,7 +191,10 @@ export const approvalHandlers: Handlers = {
       const signed = { ...event, sigs: [...event.sigs.filter((s) => s.kid !== from), sig] } as LedgerEvent;
       if (signed.sigs.length < request.needed) {
         agent.store.write(CATEGORIES.request, request.id, { ...request, event: signed });
-        return { summary: `co-signed by ${sender.agent?.label ?? from} (${signed.sigs.length} of ${request.needed})`, data: { cosigned: { id: request.id, signatures: signed.sigs.length } } };
+        return {
+          summary: `co-signed by ${sender.agent?.label ?? from} (${signed.sigs.length} of ${request.needed})`,
+          data: { cosigned: { id: request.id, signatures: signed.sigs.length } },
+        };
       }
       // The request is kept until the ledger has accepted the revocation: a refusal or an
       // unreachable ledger leaves it open for the next answer or run.

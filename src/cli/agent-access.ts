@@ -53,7 +53,8 @@ export async function withAgent<T>(
     return result;
   } finally {
     wallet.close();
-    if (discard) for (const file of [ctx.walletPath, `${ctx.walletPath}-wal`, `${ctx.walletPath}-shm`, `${ctx.walletPath}-journal`]) rmSync(file, { force: true });
+    if (discard)
+      for (const file of [ctx.walletPath, `${ctx.walletPath}-wal`, `${ctx.walletPath}-shm`, `${ctx.walletPath}-journal`]) rmSync(file, { force: true });
   }
 }
 
@@ -62,7 +63,9 @@ async function backUpChange(agent: EdgeAgent): Promise<void> {
   const outcome = await backUpAfterChange(agent);
   // Standard error even with --json: standard output keeps its one JSON result.
   if (!outcome.stored && outcome.reason === 'failed') {
-    process.stderr.write(`dkms: warning: the wallet changed but no backup was stored (${outcome.error.code}: ${outcome.error.message}); run \`dkms recovery backup\`\n`);
+    process.stderr.write(
+      `dkms: warning: the wallet changed but no backup was stored (${outcome.error.code}: ${outcome.error.message}); run \`dkms recovery backup\`\n`,
+    );
   }
 }
 

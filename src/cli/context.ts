@@ -57,7 +57,9 @@ export class Context {
   /** Says, on stderr and in --json output, that a ledger node key was trusted without configuration. */
   trustedOnFirstUse(key: string): void {
     this.firstUseKey = key;
-    process.stderr.write(`dkms: trusting ledger node key ${key} on first use: no key was configured (give --trust KEY, or put it in ${join(this.home, 'trust.json')})\n`);
+    process.stderr.write(
+      `dkms: trusting ledger node key ${key} on first use: no key was configured (give --trust KEY, or put it in ${join(this.home, 'trust.json')})\n`,
+    );
   }
 
   /** Tells a person at a terminal that slow work (key stretching) is under way. */

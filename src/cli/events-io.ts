@@ -29,7 +29,12 @@ export interface SubmitOptions {
 export async function submitOrWrite(ctx: Context, event: LedgerEvent, options: SubmitOptions, describe: (receipt: Receipt) => string): Promise<void> {
   if (options.out !== undefined) {
     writeOutput(options.out, new TextEncoder().encode(`${JSON.stringify(event, null, 2)}\n`), { force: options.force === true, mode: 0o644 });
-    emit(ctx, { out: options.out, type: event.type, signatures: event.sigs.length }, () => `Wrote the ${event.type} event with ${event.sigs.length} signature(s) to ${options.out}; co-sign and submit it with 'dkms ledger submit --in ${options.out} --key NAME'`);
+    emit(
+      ctx,
+      { out: options.out, type: event.type, signatures: event.sigs.length },
+      () =>
+        `Wrote the ${event.type} event with ${event.sigs.length} signature(s) to ${options.out}; co-sign and submit it with 'dkms ledger submit --in ${options.out} --key NAME'`,
+    );
     return;
   }
   const receipt = await ledgerClient(ctx, ctx.options.ledger).submit(event);

@@ -48,7 +48,11 @@ export function buildProgram(): Command {
     .option('--trust <key...>', 'ledger node keys to trust (trust.json "nodeKeys"; default: the first seen, said on stderr)')
     .option('--node-key <key...>', 'the same as --trust')
     .option('--witness-key <key...>', 'witness keys whose cosignatures count towards --quorum (trust.json "witnessKeys")')
-    .option('--quorum <k>', 'accept a tree head only when k trusted signers signed it: the node and k-1 witnesses (trust.json "quorum"; default 1)', (v: string) => parseQuorum(v))
+    .option(
+      '--quorum <k>',
+      'accept a tree head only when k trusted signers signed it: the node and k-1 witnesses (trust.json "quorum"; default 1)',
+      (v: string) => parseQuorum(v),
+    )
     .option('--max-head-age <seconds>', 'refuse tree heads older than this (trust.json "maxHeadAgeSeconds"; default 60)', (v: string) => parseSeconds(v))
     .exitOverride()
     .configureOutput(quietErrors);
@@ -78,7 +82,7 @@ function describe(e: unknown): DkmsError {
   if (e instanceof CommanderError) {
     return new DkmsError('BAD_INPUT', e.message.replace(/^error: /, '').split('\n')[0] ?? 'bad arguments');
   }
-  const message = e instanceof Error ? e.message.split('\n')[0] ?? '' : String(e);
+  const message = e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e);
   return new DkmsError('INTERNAL', `unexpected error: ${message}`, { cause: e });
 }
 

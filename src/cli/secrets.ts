@@ -133,5 +133,7 @@ export async function getShortSecret(source: ShortSecretSource): Promise<string>
 /** Refuses a secret given as an argument, naming where it may come from instead. */
 export function refuseSecretArgument(given: unknown, flag: string, source: ShortSecretSource): void {
   if (given === undefined) return;
-  throw badInput(`${flag} is not taken on the command line, where other users can read it: type it when asked, or use ${source.fileFlag} FILE or ${source.env}`);
+  throw badInput(
+    `${flag} is not taken on the command line, where other users can read it: type it when asked, or use ${source.fileFlag} FILE or ${source.env}`,
+  );
 }

@@ -18,7 +18,12 @@ export function untilStopped(): Promise<string> {
 }
 
 /** Serves until stopped, then shuts down cleanly: no request is cut off mid-commit. */
-export async function serveUntilStopped(ctx: Context, services: readonly { close(): Promise<void> }[], fields: Record<string, unknown>, describe: string): Promise<void> {
+export async function serveUntilStopped(
+  ctx: Context,
+  services: readonly { close(): Promise<void> }[],
+  fields: Record<string, unknown>,
+  describe: string,
+): Promise<void> {
   // Listening for the signals before saying we are up: a stop asked the moment the line is read
   // must not find the default action (an exit without closing) still in place.
   const stopped = untilStopped();

@@ -37,7 +37,11 @@ export const saltSchema = z.string().refine((text) => {
 export const Argon2idParams = z.strictObject({
   alg: z.literal('argon2id'),
   tier: z.string().max(32),
-  memoryKiB: z.number().int().min(8).max(4 * 1024 * 1024),
+  memoryKiB: z
+    .number()
+    .int()
+    .min(8)
+    .max(4 * 1024 * 1024),
   passes: z.number().int().min(1).max(64),
   lanes: z.number().int().min(1).max(16),
   salt: saltSchema,

@@ -77,7 +77,10 @@ function rawPublic(key: KeyObject): Uint8Array {
 
 // Generated straight into DER: exporting a freshly generated KeyObject was seen to deadlock Node 20.
 export function ed25519Generate(): KeyPair {
-  const { privateKey: der, publicKey } = generateKeyPairSync('ed25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+  const { privateKey: der, publicKey } = generateKeyPairSync('ed25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
   const seed = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
   der.fill(0);
   return { privateKey: seed, publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)) };

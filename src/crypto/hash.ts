@@ -20,7 +20,11 @@ export function sha256(data: Uint8Array): Uint8Array {
 }
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHmac('sha256', abytes(key, undefined, 'HMAC key')).update(data).digest());
+  return new Uint8Array(
+    createHmac('sha256', abytes(key, undefined, 'HMAC key'))
+      .update(data)
+      .digest(),
+  );
 }
 
 /**

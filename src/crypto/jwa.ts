@@ -123,4 +123,3 @@ export function decryptContent(enc: ContentEncryption, key: Uint8Array, iv: Uint
     throw new JwaError();
   }
 }
-

@@ -20,7 +20,10 @@ export function x25519PrivateKeyObject(scalar: Uint8Array): KeyObject {
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
   // JWK import is an order of magnitude faster than DER in node's OpenSSL 3 binding.
-  return createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(abytes(publicKey, 32, 'X25519 public key')).toString('base64url') }, format: 'jwk' });
+  return createPublicKey({
+    key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(abytes(publicKey, 32, 'X25519 public key')).toString('base64url') },
+    format: 'jwk',
+  });
 }
 
 function rawPublic(key: KeyObject): Uint8Array {
@@ -30,7 +33,10 @@ function rawPublic(key: KeyObject): Uint8Array {
 // Keys are generated straight into DER: exporting a freshly generated KeyObject was seen to
 // deadlock Node 20 (a garbage collection during the export waits on the lock it holds).
 export function x25519Generate(): KeyPair {
-  const { privateKey: der, publicKey } = generateKeyPairSync('x25519', { privateKeyEncoding: { type: 'pkcs8', format: 'der' }, publicKeyEncoding: { type: 'spki', format: 'der' } });
+  const { privateKey: der, publicKey } = generateKeyPairSync('x25519', {
+    privateKeyEncoding: { type: 'pkcs8', format: 'der' },
+    publicKeyEncoding: { type: 'spki', format: 'der' },
+  });
   const scalar = new Uint8Array(der.subarray(PKCS8_PREFIX.length));
   der.fill(0);
   return { privateKey: scalar, publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)) };
@@ -49,7 +55,10 @@ export interface EphemeralX25519 {
 export function x25519Ephemeral(): EphemeralX25519 {
   // Only the public half encoded: Node returns it as DER bytes and keeps the private half a KeyObject
   // (@types/node types only the both-or-neither forms).
-  const { privateKey, publicKey } = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } }) as unknown as { privateKey: KeyObject; publicKey: Buffer };
+  const { privateKey, publicKey } = generateKeyPairSync('x25519', { publicKeyEncoding: { type: 'spki', format: 'der' } }) as unknown as {
+    privateKey: KeyObject;
+    publicKey: Buffer;
+  };
   return { publicKey: new Uint8Array(publicKey.subarray(SPKI_PREFIX.length)), agree: (peer) => x25519AgreeKey(privateKey, peer) };
 }
 

@@ -44,7 +44,12 @@ export const DID_CONTEXT = [
 /** The document of `did` under its controlling policy. A deactivated DID has no keys and no services. */
 export function didDocument(did: DidRecord, policy: PolicyRecord): DidDocument {
   const provers = did.deactivated ? [] : policy.policy.agents.filter((a) => hasFlag(a.flags, FLAGS.PROVE));
-  const signing: VerificationMethod[] = provers.map((a) => ({ id: `${did.subject}#${a.key}`, type: 'Ed25519VerificationKey2020', controller: did.subject, publicKeyMultibase: a.key }));
+  const signing: VerificationMethod[] = provers.map((a) => ({
+    id: `${did.subject}#${a.key}`,
+    type: 'Ed25519VerificationKey2020',
+    controller: did.subject,
+    publicKeyMultibase: a.key,
+  }));
   const agreement: VerificationMethod[] = provers.flatMap((a) =>
     a.kx === undefined ? [] : [{ id: `${did.subject}#${a.kx}`, type: 'X25519KeyAgreementKey2020' as const, controller: did.subject, publicKeyMultibase: a.kx }],
   );

@@ -44,7 +44,10 @@ export interface Decrypted {
 /** Resolves an authcrypt sender's key id to its X25519 public key; undefined if unknown. */
 export type SenderResolver = (skid: string) => Uint8Array | undefined;
 
-const b64 = z.string().max(1024).regex(/^[A-Za-z0-9_-]*$/);
+const b64 = z
+  .string()
+  .max(1024)
+  .regex(/^[A-Za-z0-9_-]*$/);
 const HeaderSchema = z.object({
   typ: z.string().max(128).optional(),
   cty: z.string().max(128).optional(),
@@ -58,7 +61,8 @@ const HeaderSchema = z.object({
   crit: z.unknown().optional(),
 });
 
-const code = (c: 'ENVELOPE_MALFORMED' | 'ENVELOPE_UNSUPPORTED' | 'ENVELOPE_NOT_FOR_US' | 'ENVELOPE_UNKNOWN_SENDER' | 'ENVELOPE_TAMPERED', message: string) => new DkmsError(c, message);
+const code = (c: 'ENVELOPE_MALFORMED' | 'ENVELOPE_UNSUPPORTED' | 'ENVELOPE_NOT_FOR_US' | 'ENVELOPE_UNKNOWN_SENDER' | 'ENVELOPE_TAMPERED', message: string) =>
+  new DkmsError(c, message);
 
 /** The protected header merged with one recipient's header; a name in both is refused (RFC 7516 7.2.1). */
 function joseHeader(protectedHeader: Record<string, unknown>, recipientHeader: Record<string, unknown> | undefined) {
@@ -66,11 +70,13 @@ function joseHeader(protectedHeader: Record<string, unknown>, recipientHeader: R
     if (Object.hasOwn(protectedHeader, name)) throw code('ENVELOPE_MALFORMED', `header parameter '${name}' is both protected and unprotected`);
   }
   const parsed = HeaderSchema.safeParse({ ...protectedHeader, ...recipientHeader });
-  if (!parsed.success) throw code('ENVELOPE_MALFORMED', `bad JWE header: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
+  if (!parsed.success)
+    throw code('ENVELOPE_MALFORMED', `bad JWE header: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim());
   const header = parsed.data;
   if (header.crit !== undefined) throw code('ENVELOPE_UNSUPPORTED', 'critical header extensions are not supported');
   if (header.alg !== ANON_ALG && header.alg !== AUTH_ALG) throw code('ENVELOPE_UNSUPPORTED', `key management algorithm '${header.alg}' is not supported`);
-  if (!(CONTENT_ENCRYPTIONS as readonly string[]).includes(header.enc)) throw code('ENVELOPE_UNSUPPORTED', `content encryption '${header.enc}' is not supported`);
+  if (!(CONTENT_ENCRYPTIONS as readonly string[]).includes(header.enc))
+    throw code('ENVELOPE_UNSUPPORTED', `content encryption '${header.enc}' is not supported`);
   if (header.alg === AUTH_ALG && header.enc !== 'A256CBC-HS512') throw code('ENVELOPE_UNSUPPORTED', 'authcrypt requires A256CBC-HS512');
   return { ...header, alg: header.alg as KeyAgreementAlg, enc: header.enc as ContentEncryption };
 }

@@ -13,7 +13,11 @@ export const FORWARD_TYPE = 'https://didcomm.org/routing/2.0/forward';
 /** The forward message itself (before encryption to the mediator). */
 export function forwardMessage(inner: Jwe, next: string, expiresInSeconds = 7 * 24 * 3600): Message {
   const now = Math.floor(Date.now() / 1000);
-  return newMessage(FORWARD_TYPE, { next }, { expires_time: now + expiresInSeconds, attachments: [{ media_type: 'application/didcomm-encrypted+json', data: { json: inner } }] });
+  return newMessage(
+    FORWARD_TYPE,
+    { next },
+    { expires_time: now + expiresInSeconds, attachments: [{ media_type: 'application/didcomm-encrypted+json', data: { json: inner } }] },
+  );
 }
 
 /** Wraps `inner` for `next` in a forward encrypted to the mediator's key(s). */

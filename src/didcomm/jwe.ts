@@ -14,12 +14,19 @@ export const PLAIN_TYP = 'application/didcomm-plain+json';
 /** Largest envelope accepted anywhere (an agency refuses bigger bodies before parsing). */
 export const MAX_ENVELOPE_CHARS = 1_048_576;
 
-const b64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9_-]*$/);
+const b64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]*$/);
 const Header = z.record(z.string().max(64), z.unknown());
 
 export const JweSchema = z.strictObject({
   protected: b64(16_384),
-  recipients: z.array(z.strictObject({ header: Header.optional(), encrypted_key: b64(1_024) })).min(1).max(1_000),
+  recipients: z
+    .array(z.strictObject({ header: Header.optional(), encrypted_key: b64(1_024) }))
+    .min(1)
+    .max(1_000),
   iv: b64(64),
   ciphertext: b64(MAX_ENVELOPE_CHARS),
   tag: b64(128),

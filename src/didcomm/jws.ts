@@ -10,7 +10,11 @@ import { DkmsError } from '../errors.js';
 import { MAX_ENVELOPE_CHARS, SIGNED_TYP, decodeHeader, encodeHeader, toJson } from './jwe.js';
 import { okpJwk, didKeyPublicKey, type SigningKey } from './keys.js';
 
-const b64 = (max: number) => z.string().max(max).regex(/^[A-Za-z0-9_-]*$/);
+const b64 = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]*$/);
 export const JwsSchema = z.strictObject({
   payload: b64(MAX_ENVELOPE_CHARS),
   signatures: z

@@ -10,7 +10,11 @@ import { DkmsError } from '../errors.js';
 import { PLAIN_TYP } from './jwe.js';
 
 const Uri = z.string().min(1).max(512);
-const Time = z.number().int().min(0).max(2 ** 40);
+const Time = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 40);
 
 export const AttachmentSchema = z.object({
   id: z.string().max(128).optional(),
@@ -25,7 +29,10 @@ export const AttachmentSchema = z.object({
       hash: z.string().min(1).max(256).optional(),
       links: z.array(z.string().min(1).max(2048)).min(1).max(16).optional(),
     })
-    .refine((data) => data.json !== undefined || data.base64 !== undefined || data.links !== undefined, 'attachment data carries no content (base64, json or links)')
+    .refine(
+      (data) => data.json !== undefined || data.base64 !== undefined || data.links !== undefined,
+      'attachment data carries no content (base64, json or links)',
+    )
     .refine((data) => data.links === undefined || data.hash !== undefined, { message: 'attachment links need the hash of the content', path: ['hash'] }),
 });
 

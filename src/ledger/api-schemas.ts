@@ -67,7 +67,11 @@ export const ProblemCodeSchema = z.object({ code: z.string(), detail: z.string()
 /** A decimal integer in a query string, written plainly (server/query.ts reads it). */
 export const NON_NEGATIVE_INT_PATTERN = '^(0|[1-9][0-9]{0,15})$';
 export const MINUS_ONE_INT_PATTERN = '^(-1|0|[1-9][0-9]{0,15})$';
-export const intText = (min: number) => z.string().regex(new RegExp(min < 0 ? MINUS_ONE_INT_PATTERN : NON_NEGATIVE_INT_PATTERN)).max(17);
+export const intText = (min: number) =>
+  z
+    .string()
+    .regex(new RegExp(min < 0 ? MINUS_ONE_INT_PATTERN : NON_NEGATIVE_INT_PATTERN))
+    .max(17);
 
 export const LogRecordSchema = z.strictObject({ gseq: z.number().int().min(0), time: z.string().max(40), event: z.record(z.string(), z.unknown()) });
 /** A proven read: the head, map proofs of the subjects it depends on, events each with its inclusion proof. */
@@ -103,7 +107,12 @@ export const CosignedAnswerSchema = z.object({ head: ServedHeadSchema });
 export const OpenApiDocumentSchema = z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.looseObject({}) });
 
 export const SubjectParamsSchema = z.object({ subject: z.string().max(100) });
-export const ReadQuerySchema = z.strictObject({ at: intText(0).optional(), after: intText(-1).optional(), policyAfter: intText(-1).optional(), time: z.string().max(40).optional() });
+export const ReadQuerySchema = z.strictObject({
+  at: intText(0).optional(),
+  after: intText(-1).optional(),
+  policyAfter: intText(-1).optional(),
+  time: z.string().max(40).optional(),
+});
 export const CosignatureBodySchema = z.strictObject({
   key: z.string().max(64),
   time: z.string().max(40),
@@ -137,14 +146,27 @@ const COMMON_PROBLEMS = {
   default: problem('any other dkms error, by its code (docs/errors.md)'),
 } as const;
 
-const resolution = (description: string): ResponseContract => ({ description, content: Object.fromEntries(RESOLUTION_MEDIA.map((m) => [m, ResolutionResultSchema])) });
+const resolution = (description: string): ResponseContract => ({
+  description,
+  content: Object.fromEntries(RESOLUTION_MEDIA.map((m) => [m, ResolutionResultSchema])),
+});
 
 export const LEDGER_API: ApiContract = {
   title: 'dkms ledger node',
   description: 'Signed tree heads, proven reads and event submission of a dkms ledger node, and its Universal Resolver driver endpoint.',
   routes: [
-    { method: 'GET', route: '/openapi.json', summary: 'This document', responses: { '200': json('the OpenAPI 3.1 document', OpenApiDocumentSchema), ...COMMON_PROBLEMS } },
-    { method: 'GET', route: '/v1/health', summary: 'Liveness, the log size and the node key', responses: { '200': json('the node is up', HealthSchema), ...COMMON_PROBLEMS } },
+    {
+      method: 'GET',
+      route: '/openapi.json',
+      summary: 'This document',
+      responses: { '200': json('the OpenAPI 3.1 document', OpenApiDocumentSchema), ...COMMON_PROBLEMS },
+    },
+    {
+      method: 'GET',
+      route: '/v1/health',
+      summary: 'Liveness, the log size and the node key',
+      responses: { '200': json('the node is up', HealthSchema), ...COMMON_PROBLEMS },
+    },
     {
       method: 'GET',
       route: '/1.0/identifiers/*',
@@ -153,9 +175,15 @@ export const LEDGER_API: ApiContract = {
       responses: {
         '200': {
           description: 'the DID document, or the whole resolution result',
-          content: { ...Object.fromEntries(DID_DOCUMENT_MEDIA.map((m) => [m, DidDocumentSchema])), ...Object.fromEntries(RESOLUTION_MEDIA.map((m) => [m, ResolutionResultSchema])) },
+          content: {
+            ...Object.fromEntries(DID_DOCUMENT_MEDIA.map((m) => [m, DidDocumentSchema])),
+            ...Object.fromEntries(RESOLUTION_MEDIA.map((m) => [m, ResolutionResultSchema])),
+          },
         },
-        '400': { description: 'invalidDid or invalidDidUrl; a request URL the server cannot read at all is a BAD_INPUT problem', content: { ...resolution('').content, [PROBLEM_MEDIA]: ProblemSchema } },
+        '400': {
+          description: 'invalidDid or invalidDidUrl; a request URL the server cannot read at all is a BAD_INPUT problem',
+          content: { ...resolution('').content, [PROBLEM_MEDIA]: ProblemSchema },
+        },
         '404': resolution('notFound'),
         '406': resolution('representationNotSupported: no representation the Accept header allows'),
         '410': resolution('the DID is deactivated'),
@@ -164,7 +192,13 @@ export const LEDGER_API: ApiContract = {
         '501': resolution('methodNotSupported: not a did:dkms DID'),
       },
     },
-    { method: 'GET', route: '/v1/head', summary: 'The current signed tree head (cosigned as the node requires)', query: z.strictObject({}), responses: { '200': json('the head', ServedHeadSchema), ...COMMON_PROBLEMS } },
+    {
+      method: 'GET',
+      route: '/v1/head',
+      summary: 'The current signed tree head (cosigned as the node requires)',
+      query: z.strictObject({}),
+      responses: { '200': json('the head', ServedHeadSchema), ...COMMON_PROBLEMS },
+    },
     {
       method: 'GET',
       route: '/v1/head/next',
@@ -184,7 +218,13 @@ export const LEDGER_API: ApiContract = {
       route: '/v1/events',
       summary: 'Submit one signed event; answered once it is durable',
       body: z.looseObject({}),
-      responses: { '201': json('the receipt', ReceiptSchema), ...COMMON_PROBLEMS, '409': problem('the event conflicts with the subject\'s chain'), '413': problem('EVENT_TOO_LARGE'), '422': problem('the event is refused by validation') },
+      responses: {
+        '201': json('the receipt', ReceiptSchema),
+        ...COMMON_PROBLEMS,
+        '409': problem("the event conflicts with the subject's chain"),
+        '413': problem('EVENT_TOO_LARGE'),
+        '422': problem('the event is refused by validation'),
+      },
     },
     {
       method: 'POST',
@@ -199,7 +239,11 @@ export const LEDGER_API: ApiContract = {
       summary: "A policy's events with inclusion and map proofs under the head",
       params: SubjectParamsSchema,
       query: ReadQuerySchema,
-      responses: { '200': json('the proven read', PolicyAnswerSchema), ...COMMON_PROBLEMS, '404': problem('SUBJECT_NOT_FOUND, proven absent under the head', NotFoundProblemSchema) },
+      responses: {
+        '200': json('the proven read', PolicyAnswerSchema),
+        ...COMMON_PROBLEMS,
+        '404': problem('SUBJECT_NOT_FOUND, proven absent under the head', NotFoundProblemSchema),
+      },
     },
     {
       method: 'GET',
@@ -207,9 +251,19 @@ export const LEDGER_API: ApiContract = {
       summary: "A DID's events and its controlling policy's, with proofs",
       params: SubjectParamsSchema,
       query: ReadQuerySchema,
-      responses: { '200': json('the proven read', DidAnswerSchema), ...COMMON_PROBLEMS, '404': problem('SUBJECT_NOT_FOUND, proven absent under the head', NotFoundProblemSchema) },
+      responses: {
+        '200': json('the proven read', DidAnswerSchema),
+        ...COMMON_PROBLEMS,
+        '404': problem('SUBJECT_NOT_FOUND, proven absent under the head', NotFoundProblemSchema),
+      },
     },
-    { method: 'POST', route: '/v1/proofs/map', summary: 'Map proofs of several subjects under one head', body: MapBodySchema, responses: { '200': json('the proofs', MapAnswerSchema), ...COMMON_PROBLEMS } },
+    {
+      method: 'POST',
+      route: '/v1/proofs/map',
+      summary: 'Map proofs of several subjects under one head',
+      body: MapBodySchema,
+      responses: { '200': json('the proofs', MapAnswerSchema), ...COMMON_PROBLEMS },
+    },
     {
       method: 'GET',
       route: '/v1/log',

@@ -25,7 +25,16 @@ export function addSignatures(event: LedgerEvent, signers: readonly EventSigner[
 const nonce = () => toBase64url(randomBytes(16));
 
 export function policyCreate(agents: readonly Agent[], recovery: RecoveryCommitment, rules?: Partial<Rules>): UnsignedEvent {
-  return { v: 1, type: 'policy.create', seq: 0, prev: null, nonce: nonce(), agents: [...agents], recovery, ...(rules === undefined ? {} : { rules }) } as UnsignedEvent;
+  return {
+    v: 1,
+    type: 'policy.create',
+    seq: 0,
+    prev: null,
+    nonce: nonce(),
+    agents: [...agents],
+    recovery,
+    ...(rules === undefined ? {} : { rules }),
+  } as UnsignedEvent;
 }
 
 export function didCreate(policy: Subject, services: readonly Service[] = []): UnsignedEvent {
@@ -33,6 +42,11 @@ export function didCreate(policy: Subject, services: readonly Service[] = []): U
 }
 
 /** The next event of a subject whose latest event is `head` at `seq`. */
-export function nextEvent<T extends Record<string, unknown>>(type: Exclude<LedgerEvent['type'], 'policy.create' | 'did.create'>, subject: Subject, latest: { seq: number; head: string }, body: T): UnsignedEvent {
+export function nextEvent<T extends Record<string, unknown>>(
+  type: Exclude<LedgerEvent['type'], 'policy.create' | 'did.create'>,
+  subject: Subject,
+  latest: { seq: number; head: string },
+  body: T,
+): UnsignedEvent {
   return { v: 1, type, subject, seq: latest.seq + 1, prev: latest.head, ...body } as unknown as UnsignedEvent;
 }

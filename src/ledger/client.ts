@@ -96,7 +96,11 @@ const bad = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
 /** A refused answer that carries a head and map proofs: a "not found" the client can check. */
 class ProvenProblem extends Error {
-  constructor(readonly code: string, readonly detail: string, readonly payload: unknown) {
+  constructor(
+    readonly code: string,
+    readonly detail: string,
+    readonly payload: unknown,
+  ) {
     super(detail);
   }
 }
@@ -214,17 +218,20 @@ export class LedgerClient {
   /** Submits one event; resolves with the ledger's receipt once it is durable. */
   async submit(event: LedgerEvent): Promise<Receipt> {
     const receipt = ReceiptSchema.safeParse(await this.#request('POST', '/v1/events', event));
-    if (!receipt.success || receipt.data.id !== eventId(event)) throw bad('LEDGER_BAD_RESPONSE', 'the ledger acknowledged the event with something that is not its receipt');
+    if (!receipt.success || receipt.data.id !== eventId(event))
+      throw bad('LEDGER_BAD_RESPONSE', 'the ledger acknowledged the event with something that is not its receipt');
     return receipt.data as Receipt;
   }
 
   /** Submits events in order; each is accepted or refused on its own. */
   async submitBatch(events: readonly LedgerEvent[]): Promise<SubmitResult[]> {
     const answer = BatchAnswerSchema.safeParse(await this.#request('POST', '/v1/events/batch', { events }));
-    if (!answer.success || answer.data.results.length !== events.length) throw bad('LEDGER_BAD_RESPONSE', 'the ledger did not answer for every event of the batch');
+    if (!answer.success || answer.data.results.length !== events.length)
+      throw bad('LEDGER_BAD_RESPONSE', 'the ledger did not answer for every event of the batch');
     answer.data.results.forEach((result, i) => {
       const event = events[i];
-      if (result.ok && event !== undefined && result.receipt.id !== eventId(event)) throw bad('LEDGER_BAD_RESPONSE', `the receipt for event ${i} is for another event`);
+      if (result.ok && event !== undefined && result.receipt.id !== eventId(event))
+        throw bad('LEDGER_BAD_RESPONSE', `the receipt for event ${i} is for another event`);
     });
     return answer.data.results as SubmitResult[];
   }
@@ -246,7 +253,13 @@ export class LedgerClient {
    */
   async #witnessed<T>(read: () => Promise<T>): Promise<T> {
     try {
-      return await retry(read, { retryOn: (e) => e instanceof WaitingForWitnesses, deadlineMs: this.#witnessWaitMs, baseDelayMs: 25, maxDelayMs: 200, now: this.#now });
+      return await retry(read, {
+        retryOn: (e) => e instanceof WaitingForWitnesses,
+        deadlineMs: this.#witnessWaitMs,
+        baseDelayMs: 25,
+        maxDelayMs: 200,
+        now: this.#now,
+      });
     } catch (e) {
       throw e instanceof WaitingForWitnesses ? e.error : e;
     }
@@ -264,7 +277,8 @@ export class LedgerClient {
     const checked = this.#checkedHeads.has(id);
     if (!checked) {
       if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
-      if (this.#trusted.size > 0 && !this.#trusted.has(head.key)) throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
+      if (this.#trusted.size > 0 && !this.#trusted.has(head.key))
+        throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
     }
     await this.#checkExtends(head, floor);
     this.#checkFresh(head.time, 'the tree head');
@@ -310,7 +324,11 @@ export class LedgerClient {
     const at = Date.parse(time);
     if (Number.isNaN(at)) throw bad('LEDGER_BAD_HEAD', `${what} has no valid time`);
     const age = this.#now() - at;
-    if (age > this.#maxAgeMs) throw bad('LEDGER_STALE', `${what} is ${Math.round(age / 1000)} s old (at most ${Math.round(this.#maxAgeMs / 1000)} s accepted): the node is stuck, cut off, or replaying an old head`);
+    if (age > this.#maxAgeMs)
+      throw bad(
+        'LEDGER_STALE',
+        `${what} is ${Math.round(age / 1000)} s old (at most ${Math.round(this.#maxAgeMs / 1000)} s accepted): the node is stuck, cut off, or replaying an old head`,
+      );
     if (-age > this.#maxAgeMs) throw bad('LEDGER_STALE', `${what} is dated ${Math.round(-age / 1000)} s in the future: check this machine's clock`);
   }
 
@@ -335,7 +353,10 @@ export class LedgerClient {
       signers.add(cosignature.key);
     }
     if (signers.size >= this.#quorum) return;
-    const error = bad('LEDGER_UNWITNESSED', `the head of ${head.size} events has ${signers.size} of the ${this.#quorum} trusted signatures required${problems.length === 0 ? '' : ` (${problems.join('; ')})`}`);
+    const error = bad(
+      'LEDGER_UNWITNESSED',
+      `the head of ${head.size} events has ${signers.size} of the ${this.#quorum} trusted signatures required${problems.length === 0 ? '' : ` (${problems.join('; ')})`}`,
+    );
     // Missing cosignatures may yet come (witnesses follow the node); bad ones will not.
     throw problems.length === 0 ? new WaitingForWitnesses(error) : error;
   }
@@ -443,7 +464,13 @@ export class LedgerClient {
    * Checks that the new records bring each subject of the read exactly to its map entry, then
    * replays them on top of the verified state. Returns the read extended.
    */
-  async #extend(main: Subject, head: SignedTreeHead, proofs: Record<string, unknown>, cached: VerifiedRead | undefined, records: readonly LogRecord[]): Promise<VerifiedRead> {
+  async #extend(
+    main: Subject,
+    head: SignedTreeHead,
+    proofs: Record<string, unknown>,
+    cached: VerifiedRead | undefined,
+    records: readonly LogRecord[],
+  ): Promise<VerifiedRead> {
     const last = cached?.history.at(-1)?.gseq ?? -1;
     if (records.some((r) => r.gseq <= last)) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} repeats events already verified`);
     const controller = main.startsWith(DID_PREFIX) ? didController(main, cached, records) : undefined;
@@ -452,7 +479,12 @@ export class LedgerClient {
     for (const subject of subjects) {
       const entry = this.#entry(head, proofs, subject);
       if (entry === undefined) throw bad('LEDGER_INCOMPLETE', `the ledger's map says ${subject} does not exist, yet it answered with its events`);
-      checkComplete(subject, entry, cached?.entries[subject], records.filter((r) => subjectOf(r.event) === subject));
+      checkComplete(
+        subject,
+        entry,
+        cached?.entries[subject],
+        records.filter((r) => subjectOf(r.event) === subject),
+      );
       entries[subject] = entry;
     }
     if (records.some((r) => !subjects.includes(subjectOf(r.event)))) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
@@ -470,7 +502,10 @@ export class LedgerClient {
   async resolvePolicy(address: PolicyAddress, options: AsOf = {}): Promise<ResolvedPolicy> {
     if (!address.startsWith(POLICY_PREFIX)) throw bad('BAD_INPUT', `${address} is not a policy address`);
     const cut = cutoff(options);
-    const { head, read } = await this.#read(address, (cached) => `/v1/policies/${address}${cached === undefined ? '' : `?after=${LedgerClient.#after(cached, address)}`}`);
+    const { head, read } = await this.#read(
+      address,
+      (cached) => `/v1/policies/${address}${cached === undefined ? '' : `?after=${LedgerClient.#after(cached, address)}`}`,
+    );
     const record = stateAt(read.steps[address], cut);
     if (record?.kind !== 'policy') throw notYet(address, cut);
     return { head, history: read.history.filter(cut.keep), record, policyHistory: policyHistory(read.steps[address], cut) };
@@ -549,7 +584,8 @@ function checkComplete(subject: Subject, entry: MapEntry, known: MapEntry | unde
   const lastRecord = records.at(-1);
   if (lastRecord === undefined) {
     if (known === undefined) throw incomplete('no events were given');
-    if (known.seq !== entry.seq || known.gseq !== entry.gseq || known.leaf !== entry.leaf) throw incomplete(`the map holds seq ${entry.seq} but no newer events were given`);
+    if (known.seq !== entry.seq || known.gseq !== entry.gseq || known.leaf !== entry.leaf)
+      throw incomplete(`the map holds seq ${entry.seq} but no newer events were given`);
     return;
   }
   if (lastRecord.event.seq !== entry.seq || lastRecord.gseq !== entry.gseq || toBase64url(recordLeaf(lastRecord)) !== entry.leaf) {

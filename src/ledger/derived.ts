@@ -60,7 +60,11 @@ function prepareWith(size: number, read: NodeReader, mapNodes: MapNodeSource, re
   records.forEach((r, i) => {
     if (r.gseq !== size + i) throw new RangeError(`derived data for event ${r.gseq} given at position ${size + i}`);
   });
-  const tree = appendLeaves(size, records.map((r) => r.leaf), read);
+  const tree = appendLeaves(
+    size,
+    records.map((r) => r.leaf),
+    read,
+  );
   const fresh = new Map(tree.map((n) => [`${n.level}/${n.index}`, n.hash]));
   const readThrough: NodeReader = (level, index) => fresh.get(`${level}/${index}`) ?? read(level, index);
   const next = size + records.length;

@@ -56,7 +56,11 @@ const unavailable = (message: string, cause?: unknown) => new DkmsError('LEDGER_
 export function parseEtcdUrl(url: string): string[] {
   const rest = url.startsWith('etcd://') ? url.slice('etcd://'.length) : undefined;
   if (rest === undefined) throw new DkmsError('BAD_INPUT', `'${url}' is not an etcd store URL (etcd://host:port,host:port,…)`);
-  const hosts = rest.replace(/\/+$/, '').split(',').map((h) => h.trim()).filter((h) => h.length > 0);
+  const hosts = rest
+    .replace(/\/+$/, '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h.length > 0);
   if (hosts.length === 0 || !hosts.every((h) => /^[A-Za-z0-9.[\]:-]+:\d{1,5}$/.test(h))) {
     throw new DkmsError('BAD_INPUT', `'${url}' must list host:port members, e.g. etcd://127.0.0.1:2379,127.0.0.1:22379`);
   }
@@ -167,7 +171,7 @@ export class EtcdLogStore implements LogStore {
     const gseq = await this.#get(`subj/${subject}/${pad(seq)}`);
     if (gseq === null) return undefined;
     const value = await this.#get(`log/${pad(Number(gseq))}`);
-    return value === null ? undefined : ((JSON.parse((JSON.parse(value) as LogValue).event) as LedgerEvent));
+    return value === null ? undefined : (JSON.parse((JSON.parse(value) as LogValue).event) as LedgerEvent);
   }
 
   async latestHead(): Promise<StoredHead | undefined> {
@@ -203,7 +207,9 @@ export class EtcdLogStore implements LogStore {
     const expected = first.record.gseq;
     const ops = [
       ...batch.events.flatMap(({ record, id, subject, canonical, leaf }) => [
-        this.#kv.put(`log/${pad(record.gseq)}`).value(JSON.stringify({ time: record.time, id, subject, seq: record.event.seq, event: canonical } satisfies LogValue)),
+        this.#kv
+          .put(`log/${pad(record.gseq)}`)
+          .value(JSON.stringify({ time: record.time, id, subject, seq: record.event.seq, event: canonical } satisfies LogValue)),
         this.#kv.put(`leaf/${pad(record.gseq)}`).value(toBase64url(leaf)),
         this.#kv.put(`subj/${subject}/${pad(record.event.seq)}`).value(String(record.gseq)),
       ]),

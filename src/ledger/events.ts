@@ -53,12 +53,27 @@ function isBase64urlOf(text: string, min: number, max: number): boolean {
 }
 
 const eventIdSchema = z.string().max(64).refine(isBase58Digest, 'must be a base58btc SHA-256 digest');
-const policyAddress = z.string().max(80).refine((s) => s.startsWith(POLICY_PREFIX) && isBase58Digest(s.slice(POLICY_PREFIX.length)), 'must be a policy address (policy:…)');
-const did = z.string().max(80).refine((s) => s.startsWith(DID_PREFIX) && isBase58Digest(s.slice(DID_PREFIX.length)), 'must be a did:dkms DID');
-const signingKey = z.string().max(64).refine((s) => isPublicKey(s, 'ed25519'), 'must be an Ed25519 public key (z6Mk…) of a real key pair');
-const agreementKey = z.string().max(64).refine((s) => isPublicKey(s, 'x25519'), 'must be an X25519 public key (z6LS…)');
+const policyAddress = z
+  .string()
+  .max(80)
+  .refine((s) => s.startsWith(POLICY_PREFIX) && isBase58Digest(s.slice(POLICY_PREFIX.length)), 'must be a policy address (policy:…)');
+const did = z
+  .string()
+  .max(80)
+  .refine((s) => s.startsWith(DID_PREFIX) && isBase58Digest(s.slice(DID_PREFIX.length)), 'must be a did:dkms DID');
+const signingKey = z
+  .string()
+  .max(64)
+  .refine((s) => isPublicKey(s, 'ed25519'), 'must be an Ed25519 public key (z6Mk…) of a real key pair');
+const agreementKey = z
+  .string()
+  .max(64)
+  .refine((s) => isPublicKey(s, 'x25519'), 'must be an X25519 public key (z6LS…)');
 const count = z.number().int().min(1).max(64);
-const nonce = z.string().max(64).refine((s) => isBase64urlOf(s, 16, 32), 'must be 16 to 32 random bytes, base64url');
+const nonce = z
+  .string()
+  .max(64)
+  .refine((s) => isBase64urlOf(s, 16, 32), 'must be 16 to 32 random bytes, base64url');
 
 const agent = z.strictObject({ key: signingKey, kx: agreementKey.optional(), flags: z.number().refine(isFlags, 'must be a flag bitset') });
 const agents = z.array(agent).min(1).max(64);
@@ -73,12 +88,28 @@ const service = z.strictObject({
   type: z.string().min(1).max(100),
   serviceEndpoint: z.url({ protocol: /^https?$/ }).max(2000),
 });
-const services = z.array(service).max(32).refine((list) => new Set(list.map((s) => s.id)).size === list.length, 'service ids must be unique');
-const sig = z.strictObject({ kid: signingKey, sig: z.string().max(100).refine((s) => isBase64urlOf(s, 64, 64), 'must be a 64-byte signature, base64url') });
+const services = z
+  .array(service)
+  .max(32)
+  .refine((list) => new Set(list.map((s) => s.id)).size === list.length, 'service ids must be unique');
+const sig = z.strictObject({
+  kid: signingKey,
+  sig: z
+    .string()
+    .max(100)
+    .refine((s) => isBase64urlOf(s, 64, 64), 'must be a 64-byte signature, base64url'),
+});
 const sigs = z.array(sig).min(1).max(64);
 
 const common = { v: z.literal(1), sigs };
-const next = { seq: z.number().int().min(1).max(2 ** 31), prev: eventIdSchema };
+const next = {
+  seq: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 31),
+  prev: eventIdSchema,
+};
 const inception = { seq: z.literal(0), prev: z.null(), nonce };
 
 export const LedgerEvent = z.discriminatedUnion('type', [
@@ -86,7 +117,15 @@ export const LedgerEvent = z.discriminatedUnion('type', [
   z.strictObject({ ...common, ...next, type: z.literal('policy.grant'), subject: policyAddress, agent }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.revoke'), subject: policyAddress, key: signingKey }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.rules'), subject: policyAddress, rules }),
-  z.strictObject({ ...common, ...next, type: z.literal('policy.recover'), subject: policyAddress, next: recovery, agents: agents.optional(), rules: rules.optional() }),
+  z.strictObject({
+    ...common,
+    ...next,
+    type: z.literal('policy.recover'),
+    subject: policyAddress,
+    next: recovery,
+    agents: agents.optional(),
+    rules: rules.optional(),
+  }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.cancel'), subject: policyAddress }),
   z.strictObject({ ...common, ...next, type: z.literal('policy.complete'), subject: policyAddress }),
   z.strictObject({ ...common, ...inception, type: z.literal('did.create'), policy: policyAddress, services }),
@@ -133,7 +172,12 @@ export function prepareEvent(raw: unknown): PreparedEvent {
   if (Buffer.byteLength(canonical) > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
   const bytes = signingBytes(event);
   const id = toBase58btc(sha256(bytes)) as EventId;
-  const subject = event.type === 'policy.create' ? (`${POLICY_PREFIX}${id}` as const) : event.type === 'did.create' ? (`${DID_PREFIX}${id}` as const) : (event.subject as Subject);
+  const subject =
+    event.type === 'policy.create'
+      ? (`${POLICY_PREFIX}${id}` as const)
+      : event.type === 'did.create'
+        ? (`${DID_PREFIX}${id}` as const)
+        : (event.subject as Subject);
   return { event, signingBytes: bytes, id, subject, canonical };
 }
 

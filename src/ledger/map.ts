@@ -352,7 +352,8 @@ export function decodeMapNode(bytes: Uint8Array): StoredMapNode {
   return { kind: 'leaf', hash: copyBytes(bytes, 1, 1 + HASH_LENGTH), key: copyBytes(bytes, 1 + HASH_LENGTH, LEAF_HEADER), entry };
 }
 
-const nibble = (code: number): number => (code >= 48 && code <= 57 ? code - 48 : code >= 65 && code <= 70 ? code - 55 : code >= 97 && code <= 102 ? code - 87 : -1);
+const nibble = (code: number): number =>
+  code >= 48 && code <= 57 ? code - 48 : code >= 65 && code <= 70 ? code - 55 : code >= 97 && code <= 102 ? code - 87 : -1;
 
 /** The 32 bytes written as hex in `hex` from `from` on, in a new array; BAD_INPUT if not hex. */
 function hashFromHex(hex: string, from: number): Uint8Array {

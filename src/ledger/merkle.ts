@@ -283,13 +283,7 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
  * equal roots; size 0 needs an empty proof and the empty-tree root as `oldRoot`. Never
  * throws: malformed input returns false.
  */
-export function verifyConsistency(
-  oldSize: number,
-  newSize: number,
-  proof: readonly Uint8Array[],
-  oldRoot: Uint8Array,
-  newRoot: Uint8Array,
-): boolean {
+export function verifyConsistency(oldSize: number, newSize: number, proof: readonly Uint8Array[], oldRoot: Uint8Array, newRoot: Uint8Array): boolean {
   if (!isHash(oldRoot) || !isHash(newRoot) || !isHashList(proof)) return false;
   if (!isCount(oldSize) || !isCount(newSize) || oldSize > newSize) return false;
   if (oldSize === newSize) {

@@ -34,7 +34,8 @@ export interface Receipt {
   readonly time: string;
 }
 
-export type SubmitResult = { readonly ok: true; readonly receipt: Receipt } | { readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
+export type SubmitResult =
+  { readonly ok: true; readonly receipt: Receipt } | { readonly ok: false; readonly error: { readonly code: string; readonly message: string } };
 
 interface Pending {
   readonly raw: unknown;
@@ -110,7 +111,12 @@ const RECORD_CACHE_LIMIT = 4_096;
 /** DIDs whose controlling policy is remembered (a warm DID read then reads nothing from the store). */
 const CONTROLLER_CACHE_LIMIT = 65_536;
 
-const derivedRecord = (record: LogRecord): DerivedRecord => ({ gseq: record.gseq, subject: subjectOf(record.event), seq: record.event.seq, leaf: recordLeaf(record) });
+const derivedRecord = (record: LogRecord): DerivedRecord => ({
+  gseq: record.gseq,
+  subject: subjectOf(record.event),
+  seq: record.event.seq,
+  leaf: recordLeaf(record),
+});
 
 function asError(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
@@ -197,7 +203,8 @@ export class LedgerNode {
     const stored = await store.latestHead();
     const size = stored?.size ?? (await store.size());
     const derived = store.derived === undefined ? new MemoryDerived() : new StoredDerived(store.derived);
-    if (derived.size > size) throw new DkmsError('LEDGER_STORE_DAMAGED', `the store's derived data covers ${derived.size} events but its log has ${size}: run 'dkms ledger verify'`);
+    if (derived.size > size)
+      throw new DkmsError('LEDGER_STORE_DAMAGED', `the store's derived data covers ${derived.size} events but its log has ${size}: run 'dkms ledger verify'`);
     let lastTime = new Date(0).toISOString();
     for (let from = derived.size; from < size; from += LEAF_CHUNK) {
       const records = await store.range(from, Math.min(size, from + LEAF_CHUNK));
@@ -210,7 +217,10 @@ export class LedgerNode {
     const root = toBase64url(derived.root());
     const map = toBase64url(derived.mapRoot());
     if (stored !== undefined && (stored.size !== size || stored.root !== root || (stored.map !== undefined && stored.map !== map))) {
-      throw new DkmsError('LEDGER_STORE_DAMAGED', `the log (size ${size}) does not match its last signed tree head (size ${stored.size}): run 'dkms ledger verify'`);
+      throw new DkmsError(
+        'LEDGER_STORE_DAMAGED',
+        `the log (size ${size}) does not match its last signed tree head (size ${stored.size}): run 'dkms ledger verify'`,
+      );
     }
     return new LedgerNode(store, signer, derived, lastTime, options);
   }
@@ -337,7 +347,11 @@ export class LedgerNode {
     if (!this.#witnessKeys.has(submission.key)) throw new DkmsError('WITNESS_REFUSED', `${submission.key} is not a witness this node accepts`);
     const id = treeId(submission);
     const head = treeId(this.#head) === id ? this.#head : this.#candidates.find((c) => treeId(c.head) === id)?.head;
-    if (head === undefined) throw new DkmsError('WITNESS_REFUSED', `the cosignature is for a tree of ${submission.size} events this node does not serve (it serves ${this.#head.size}, newest ${this.latestHead().size})`);
+    if (head === undefined)
+      throw new DkmsError(
+        'WITNESS_REFUSED',
+        `the cosignature is for a tree of ${submission.size} events this node does not serve (it serves ${this.#head.size}, newest ${this.latestHead().size})`,
+      );
     const cosignature: Cosignature = { key: submission.key, time: submission.time, sig: submission.sig };
     if (!verifyCosignature(head, cosignature)) throw new DkmsError('WITNESS_REFUSED', `the cosignature by ${submission.key} does not verify`);
     let byWitness = this.#cosignatures.get(id);
@@ -401,7 +415,9 @@ export class LedgerNode {
   /** Submits several events, in order; each is accepted or refused on its own, seeing the ones before it. */
   async submitMany(raws: readonly unknown[]): Promise<SubmitResult[]> {
     const settled = await Promise.allSettled(raws.map((raw) => this.submit(raw)));
-    return settled.map((s) => (s.status === 'fulfilled' ? { ok: true, receipt: s.value } : { ok: false, error: { code: asError(s.reason).code, message: asError(s.reason).message } }));
+    return settled.map((s) =>
+      s.status === 'fulfilled' ? { ok: true, receipt: s.value } : { ok: false, error: { code: asError(s.reason).code, message: asError(s.reason).message } },
+    );
   }
 
   #schedule(): void {
@@ -458,7 +474,11 @@ export class LedgerNode {
       }
     }
     const jobs = ready.flatMap(({ prepared }) =>
-      prepared.event.sigs.map(({ kid, sig }) => ({ key: decodePublicKey(kid, 'ed25519').publicKey, message: prepared.signingBytes, signature: fromBase64url(sig) })),
+      prepared.event.sigs.map(({ kid, sig }) => ({
+        key: decodePublicKey(kid, 'ed25519').publicKey,
+        message: prepared.signingBytes,
+        signature: fromBase64url(sig),
+      })),
     );
     if (this.#pool === undefined || !this.#pool.usable || jobs.length < POOL_THRESHOLD) return ready;
     // Workers run bare node:crypto: small-order keys are refused here, as ed25519Verify does.
@@ -700,7 +720,9 @@ export class LedgerNode {
   }
 
   #headFor(derived: PreparedDerived, time: string): SignedTreeHead {
-    return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer.key, (m) => this.#signer.sign(m));
+    return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer.key, (m) =>
+      this.#signer.sign(m),
+    );
   }
 
   /** Waits until everything submitted so far is committed (durable and answered) or refused. */
@@ -830,7 +852,8 @@ export class LedgerNode {
       const stored = heads.get(at);
       if (stored === undefined) return;
       if (stored.root !== toBase64url(check.root())) problems.push(`the stored head of ${at} events has a Merkle root the log does not give`);
-      if (stored.map !== undefined && stored.map !== toBase64url(mapRoot(map))) problems.push(`the stored head of ${at} events has a map root the log does not give`);
+      if (stored.map !== undefined && stored.map !== toBase64url(mapRoot(map)))
+        problems.push(`the stored head of ${at} events has a map root the log does not give`);
     };
     for (let from = 0; from < size; from += LEAF_CHUNK) {
       const records = await this.store.range(from, Math.min(size, from + LEAF_CHUNK));
@@ -850,14 +873,18 @@ export class LedgerNode {
       records.forEach((record, i) => {
         const leaf = recordLeaf(record);
         check.commit(check.pending([leaf]), from + i + 1);
-        map.apply(updateMap(map, [{ key: mapKey(subjectOf(record.event)), entry: { seq: record.event.seq, gseq: record.gseq, leaf: toBase64url(leaf) } }]).writes);
+        map.apply(
+          updateMap(map, [{ key: mapKey(subjectOf(record.event)), entry: { seq: record.event.seq, gseq: record.gseq, leaf: toBase64url(leaf) } }]).writes,
+        );
         checkHead(from + i + 1);
       });
     }
     const head = this.#head;
     if (!verifyHeadSignature(head)) problems.push('the latest tree head signature does not verify');
-    if (head.size !== size || head.root !== toBase64url(check.root())) problems.push(`the Merkle root of the ${size} events does not match the signed tree head`);
-    if (head.map !== toBase64url(size === 0 ? MAP_EMPTY : mapRoot(map))) problems.push(`the map root of the ${size} events does not match the signed tree head`);
+    if (head.size !== size || head.root !== toBase64url(check.root()))
+      problems.push(`the Merkle root of the ${size} events does not match the signed tree head`);
+    if (head.map !== toBase64url(size === 0 ? MAP_EMPTY : mapRoot(map)))
+      problems.push(`the map root of the ${size} events does not match the signed tree head`);
     const { differences } = await this.reindex(false);
     for (const subject of differences) problems.push(`${subject}: stored state differs from the state the log implies`);
     return { events: size, problems };
@@ -877,7 +904,10 @@ export class LedgerNode {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.wake();
     if (!(await settlesWithin(Promise.all([this.drain(), this.#lock]), graceMs))) {
-      const error = new DkmsError('LEDGER_STORE_UNAVAILABLE', `the ledger node closed while its store had not answered for ${graceMs} ms: whether the event was appended is unknown; submit it again once the node is back (an event already in the log is answered EVENT_REPLAY)`);
+      const error = new DkmsError(
+        'LEDGER_STORE_UNAVAILABLE',
+        `the ledger node closed while its store had not answered for ${graceMs} ms: whether the event was appended is unknown; submit it again once the node is back (an event already in the log is answered EVENT_REPLAY)`,
+      );
       this.#queue = [];
       for (const pending of [...this.#outstanding]) pending.reject(error);
     }
@@ -888,4 +918,3 @@ export class LedgerNode {
     }
   }
 }
-

@@ -23,7 +23,6 @@ export function recordLeafFromCanonical(record: LogRecord, canonicalEvent: strin
   return leafHash(utf8(`{"event":${canonicalEvent},"gseq":${record.gseq},"time":${JSON.stringify(record.time)}}`));
 }
 
-
 export class Replay {
   readonly view: OverlayView;
 

@@ -246,7 +246,11 @@ export class SqliteLogStore implements LogStore {
    * written: recomputes those rows from the log (the map is a function of it), into memory.
    */
   #recomputeMap(): void {
-    if (this.#mapSize > this.#derivedSize) throw new DkmsError('LEDGER_STORE_DAMAGED', `ledger store ${this.#path}: the stored map covers ${this.#mapSize} events, more than the ${this.#derivedSize} of the rest`);
+    if (this.#mapSize > this.#derivedSize)
+      throw new DkmsError(
+        'LEDGER_STORE_DAMAGED',
+        `ledger store ${this.#path}: the stored map covers ${this.#mapSize} events, more than the ${this.#derivedSize} of the rest`,
+      );
     if (this.#mapSize === this.#derivedSize) return;
     const records = this.#stmts.derivedRecords.all(this.#mapSize, this.#derivedSize);
     const source = { get: (path: Uint8Array) => this.#mapNode(this.#readKey(path)) };
@@ -277,7 +281,9 @@ export class SqliteLogStore implements LogStore {
     const fd = this.#wal();
     if (fd === undefined) return Promise.resolve(this.#checkpointSync());
     return new Promise((resolve, reject) => {
-      fsync(fd, (error) => (error === null ? resolve() : reject(new DkmsError('IO_ERROR', `ledger store ${this.#path}: cannot sync the write-ahead log: ${error.message}`))));
+      fsync(fd, (error) =>
+        error === null ? resolve() : reject(new DkmsError('IO_ERROR', `ledger store ${this.#path}: cannot sync the write-ahead log: ${error.message}`)),
+      );
     });
   }
 
@@ -384,7 +390,9 @@ export class SqliteLogStore implements LogStore {
   }
 
   async append(batch: AppendBatch): Promise<void> {
-    await (await this.appendWritten(batch)).durable;
+    await (
+      await this.appendWritten(batch)
+    ).durable;
   }
 
   async appendWritten(batch: AppendBatch): Promise<{ readonly durable: Promise<void> }> {

@@ -70,7 +70,12 @@ function nextRecord(event: LedgerEvent, id: EventId, subject: Subject, current: 
  * the ledger would record. Throws a coded DkmsError for anything it refuses. A caller that
  * has parsed the event and checked its signatures already passes them in.
  */
-export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp, ready?: { prepared: PreparedEvent; verified?: readonly boolean[] }): Promise<Accepted> {
+export async function validateEvent(
+  raw: unknown,
+  view: LedgerView,
+  stamp: Stamp,
+  ready?: { prepared: PreparedEvent; verified?: readonly boolean[] },
+): Promise<Accepted> {
   const prepared = ready?.prepared ?? prepareEvent(raw);
   const { event, id, subject, canonical } = prepared;
   const current = await view.subject(subject);
@@ -93,6 +98,13 @@ export async function validateEvent(raw: unknown, view: LedgerView, stamp: Stamp
     id,
     subject,
     canonical,
-    record: { ...base, kind: 'did', subject: subject as DidRecord['subject'], controller: policy.subject, services, deactivated: event.type === 'did.deactivate' },
+    record: {
+      ...base,
+      kind: 'did',
+      subject: subject as DidRecord['subject'],
+      controller: policy.subject,
+      services,
+      deactivated: event.type === 'did.deactivate',
+    },
   };
 }

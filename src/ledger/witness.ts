@@ -205,7 +205,8 @@ export class Witness {
     this.#verifySigned(head);
     const standing = this.#compare(head, proof);
     if (this.caught) throw this.#caughtError();
-    if (standing === 'replay' || standing === 'prefix') throw refused(`the head of ${head.size} events is older than the head of ${this.#last?.size ?? 0} events already cosigned: a replay`);
+    if (standing === 'replay' || standing === 'prefix')
+      throw refused(`the head of ${head.size} events is older than the head of ${this.#last?.size ?? 0} events already cosigned: a replay`);
     if (standing === 'unproven') throw refused(`a consistency proof from ${this.#last?.size ?? 0} to ${head.size} events is needed`);
     this.#checkFresh(head);
     if (standing === 'first' || standing === 'extends') {
@@ -287,7 +288,10 @@ export class Witness {
     const at = Date.parse(head.time);
     if (Number.isNaN(at)) throw refused(`the head of ${head.size} events has no valid time`);
     const age = this.#now() - at;
-    if (age > this.maxHeadAgeMs) throw refused(`the head of ${head.size} events is ${Math.round(age / 1000)} s old (at most ${Math.round(this.maxHeadAgeMs / 1000)} s): stale or replayed`);
+    if (age > this.maxHeadAgeMs)
+      throw refused(
+        `the head of ${head.size} events is ${Math.round(age / 1000)} s old (at most ${Math.round(this.maxHeadAgeMs / 1000)} s): stale or replayed`,
+      );
     if (-age > this.maxHeadAgeMs) throw refused(`the head of ${head.size} events is dated ${Math.round(-age / 1000)} s in the future: check the clocks`);
   }
 

@@ -7,7 +7,16 @@
 import { fromBase58btc, sha256, toBase58btc, decodePublicKey } from '../crypto/index.js';
 import { DkmsError, type ErrorCode } from '../errors.js';
 import { ADMIN_ONLY, FLAGS, flagNames, hasFlag } from './flags.js';
-import { DEFAULT_RULES, RULE_NAMES, type Agent, type PendingRecovery, type PolicyChange, type PolicyRules, type RecoveryCommitment, type Rules } from './types.js';
+import {
+  DEFAULT_RULES,
+  RULE_NAMES,
+  type Agent,
+  type PendingRecovery,
+  type PolicyChange,
+  type PolicyRules,
+  type RecoveryCommitment,
+  type Rules,
+} from './types.js';
 
 const fail = (code: ErrorCode, message: string) => new DkmsError(code, message);
 
@@ -56,7 +65,10 @@ function assertNoLockout(state: PolicyRules): void {
   const able: Rules = { grant: count(FLAGS.PROVE_GRANT), revoke: count(FLAGS.PROVE_REVOKE), rules: count(FLAGS.ADMIN), did: count(FLAGS.ADMIN) };
   for (const name of RULE_NAMES) {
     if (state.rules[name] > able[name]) {
-      throw fail('EVENT_LOCKOUT', `rule '${name}' needs ${state.rules[name]} signers but only ${able[name]} agents could sign: the policy would lock itself out`);
+      throw fail(
+        'EVENT_LOCKOUT',
+        `rule '${name}' needs ${state.rules[name]} signers but only ${able[name]} agents could sign: the policy would lock itself out`,
+      );
     }
   }
 }
@@ -147,7 +159,10 @@ function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'poli
     if (state.recovery.digests.includes(digest)) revealed.push(digest);
     else if (delayed && current !== undefined && hasFlag(current.flags, FLAGS.ADMIN)) admins++;
     else if (!newAgents.some((a) => a.key === key)) {
-      throw fail('EVENT_UNAUTHORIZED', `policy.recover: signer ${key} is neither a committed recovery key nor a new agent${delayed ? ' nor an ADMIN agent' : ''}`);
+      throw fail(
+        'EVENT_UNAUTHORIZED',
+        `policy.recover: signer ${key} is neither a committed recovery key nor a new agent${delayed ? ' nor an ADMIN agent' : ''}`,
+      );
     }
   }
   if (revealed.length < state.recovery.threshold) {
@@ -155,7 +170,10 @@ function recover(state: PolicyRules, change: Extract<PolicyChange, { type: 'poli
   }
   const consented = admins >= state.rules.rules;
   if (state.pending !== undefined && !consented) {
-    throw fail('RECOVERY_PENDING', `a delayed recovery is already pending until ${state.pending.until}; cancel it, let it complete, or co-sign with ADMIN agents`);
+    throw fail(
+      'RECOVERY_PENDING',
+      `a delayed recovery is already pending until ${state.pending.until}; cancel it, let it complete, or co-sign with ADMIN agents`,
+    );
   }
   if (change.agents !== undefined) {
     checkAgents(change.agents);

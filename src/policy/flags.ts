@@ -27,7 +27,10 @@ export function flagNames(flags: number): FlagName[] {
 
 /** Parses `ADMIN,PROVE` (case-insensitive, `none` for no flags) into a bitset. */
 export function parseFlags(text: string): number {
-  const words = text.split(/[,\s|+]+/).filter((w) => w.length > 0).map((w) => w.toUpperCase().replaceAll('-', '_'));
+  const words = text
+    .split(/[,\s|+]+/)
+    .filter((w) => w.length > 0)
+    .map((w) => w.toUpperCase().replaceAll('-', '_'));
   if (words.length === 1 && words[0] === 'NONE') return 0;
   let flags = 0;
   for (const word of words) {

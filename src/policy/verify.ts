@@ -13,8 +13,7 @@ export type PolicyHistory = readonly { readonly time: string; readonly policy: P
 export type VerifyFailure = 'BAD_SIGNATURE' | 'BAD_KEY' | 'BAD_TIME' | 'BEFORE_POLICY' | 'NOT_AN_AGENT' | 'REVOKED' | 'NOT_PROVE';
 
 export type AgentSignatureResult =
-  | { readonly valid: true; readonly agent: Agent; readonly asOf: string }
-  | { readonly valid: false; readonly reason: VerifyFailure; readonly message: string };
+  { readonly valid: true; readonly agent: Agent; readonly asOf: string } | { readonly valid: false; readonly reason: VerifyFailure; readonly message: string };
 
 export interface AgentSignature {
   /** The signer's Ed25519 key, multibase. */
@@ -43,7 +42,9 @@ export function verifyAgentSignature(history: PolicyHistory, claim: AgentSignatu
   const agent = entry.policy.agents.find((a) => a.key === claim.key);
   if (agent === undefined) {
     const earlier = history.slice(0, index).some((e) => e.policy.agents.some((a) => a.key === claim.key));
-    return earlier ? failure('REVOKED', `the agent had been revoked by ${entry.time}`) : failure('NOT_AN_AGENT', `the key was not an agent of the policy at ${claim.time}`);
+    return earlier
+      ? failure('REVOKED', `the agent had been revoked by ${entry.time}`)
+      : failure('NOT_AN_AGENT', `the key was not an agent of the policy at ${claim.time}`);
   }
   if (!hasFlag(agent.flags, FLAGS.PROVE)) return failure('NOT_PROVE', `the agent did not hold PROVE at ${claim.time}`);
   if (!ed25519Verify(publicKey, claim.message, claim.signature)) return failure('BAD_SIGNATURE', 'the signature does not verify with the key');

@@ -9,7 +9,10 @@ import { isDkmsError, type DkmsError } from '../errors.js';
 import { makeBackup } from './setup.js';
 import { readSetup } from './state.js';
 
-export type AutoBackup = { readonly stored: true; readonly version: number | undefined } | { readonly stored: false; readonly reason: 'not-set-up' } | { readonly stored: false; readonly reason: 'failed'; readonly error: DkmsError };
+export type AutoBackup =
+  | { readonly stored: true; readonly version: number | undefined }
+  | { readonly stored: false; readonly reason: 'not-set-up' }
+  | { readonly stored: false; readonly reason: 'failed'; readonly error: DkmsError };
 
 /** Stores a new backup version of `agent`'s wallet if the rule says so (call it after a change). Throws only what is not a DkmsError (a bug). */
 export async function backUpAfterChange(agent: EdgeAgent): Promise<AutoBackup> {

@@ -78,7 +78,14 @@ function exportKey(shared: Uint8Array, header: Uint8Array): Uint8Array {
 export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; signer: BackupSigner }, now = new Date()): Promise<Uint8Array> {
   const recipient = decodePublicKey(backupKey, 'x25519').publicKey;
   const ephemeral = x25519Ephemeral();
-  const header = canonicalBytes({ v: 1, epk: toBase64url(ephemeral.publicKey), backupKey, policy: about.policy, agent: about.signer.key, created: now.toISOString() } satisfies BackupHeader);
+  const header = canonicalBytes({
+    v: 1,
+    epk: toBase64url(ephemeral.publicKey),
+    backupKey,
+    policy: about.policy,
+    agent: about.signer.key,
+    created: now.toISOString(),
+  } satisfies BackupHeader);
   const key = exportKey(ephemeral.agree(recipient), header);
   try {
     const exported = await wallet.export(rawSecret(key));
@@ -112,7 +119,7 @@ export function parseBackup(bytes: Uint8Array): { header: BackupHeader; headerBy
   } catch {
     throw unreadable('the backup header is damaged');
   }
-  if (!signed) throw unreadable('the backup\'s signature does not verify: it was altered, or not made by the agent it names');
+  if (!signed) throw unreadable("the backup's signature does not verify: it was altered, or not made by the agent it names");
   return { header, headerBytes, exported: body.subarray(start + length) };
 }
 
@@ -159,7 +166,12 @@ export async function backupItem(bytes: Uint8Array, keys: RecoveryKeys, category
  * Adds what a backup holds to `wallet` (a new device's), except what `accept` refuses: the
  * old device's own agent keys, typically. Returns the backup's header and how many items came.
  */
-export async function mergeBackup(wallet: Wallet, bytes: Uint8Array, keys: RecoveryKeys, accept: (profile: string, item: WalletItem) => boolean): Promise<{ header: BackupHeader; items: number }> {
+export async function mergeBackup(
+  wallet: Wallet,
+  bytes: Uint8Array,
+  keys: RecoveryKeys,
+  accept: (profile: string, item: WalletItem) => boolean,
+): Promise<{ header: BackupHeader; items: number }> {
   const { header, exported, secret } = backupSecret(bytes, keys);
   try {
     return { header, items: await wallet.merge(exported, secret, accept) };

@@ -58,7 +58,10 @@ export function secretFromMnemonic(text: string): Uint8Array {
   try {
     return mnemonicToEntropy(words.join(' '), wordlist);
   } catch {
-    throw new DkmsError('MNEMONIC_CHECKSUM', 'the 24 words are all in the word list but do not fit together (checksum): one is wrong or two are swapped; compare them with the paper, in order');
+    throw new DkmsError(
+      'MNEMONIC_CHECKSUM',
+      'the 24 words are all in the word list but do not fit together (checksum): one is wrong or two are swapped; compare them with the paper, in order',
+    );
   }
 }
 
@@ -124,7 +127,11 @@ const PaperSchema = z.strictObject({
   policy: z.string().max(80).refine(isPolicyAddress),
   agency: httpUrl,
   ledger: httpUrl.optional(),
-  label: z.string().max(MAX_LABEL).regex(/^\P{Cc}*$/u).optional(),
+  label: z
+    .string()
+    .max(MAX_LABEL)
+    .regex(/^\P{Cc}*$/u)
+    .optional(),
 });
 type PaperJson = z.infer<typeof PaperSchema>;
 
@@ -364,7 +371,8 @@ async function qrTextOfPng(bytes: Uint8Array, path: string): Promise<string> {
   }
   try {
     const found = jsQR(new Uint8ClampedArray(image.data.buffer, image.data.byteOffset, image.data.byteLength), image.width, image.height);
-    if (found === null) throw new DkmsError('PAPER_MALFORMED', `no QR code found in ${path}: try a sharper, straighter image, or type the words with --mnemonic`);
+    if (found === null)
+      throw new DkmsError('PAPER_MALFORMED', `no QR code found in ${path}: try a sharper, straighter image, or type the words with --mnemonic`);
     return found.data;
   } finally {
     wipe(image.data);
@@ -382,7 +390,10 @@ function paperLineOf(bytes: Uint8Array, path: string): string {
   if (/<svg[\s>]/u.test(text)) {
     throw new DkmsError('PAPER_MALFORMED', `${path} is an SVG image, which dkms does not read: use the PNG, or type the words with --mnemonic`);
   }
-  const lines = text.split(/\r?\n/u).map((line) => line.trim()).filter((line) => line.startsWith(PAPER_SCHEME));
+  const lines = text
+    .split(/\r?\n/u)
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith(PAPER_SCHEME));
   if (lines.length !== 1) {
     const found = lines.length === 0 ? 'no' : 'more than one';
     throw new DkmsError('PAPER_MALFORMED', `${path} has ${found} '${PAPER_SCHEME}' line: give the PNG image of the QR code or a text file with exactly one`);

@@ -29,7 +29,10 @@ const connectionEvents: Handler = {
       await refreshSponsors(agent, id);
       return handled;
     } catch (e) {
-      return { ...handled, summary: `${handled.summary} (the agency was not told of the trustee's new keys: ${isDkmsError(e) ? e.code : String(e)}; run \`dkms recovery setup\` again if this persists)` };
+      return {
+        ...handled,
+        summary: `${handled.summary} (the agency was not told of the trustee's new keys: ${isDkmsError(e) ? e.code : String(e)}; run \`dkms recovery setup\` again if this persists)`,
+      };
     }
   },
 };

@@ -43,7 +43,10 @@ const RequestTextSchema = z.strictObject({
   key: MultibaseKey,
   kx: MultibaseKey,
   label: LabelSchema,
-  expires: z.string().max(40).refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
+  expires: z
+    .string()
+    .max(40)
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'expires must be a date'),
 });
 type RequestText = z.infer<typeof RequestTextSchema>;
 
@@ -51,7 +54,17 @@ export const CHALLENGE_WORDS = 6;
 
 /** The six words both sides compute from a request: 66 bits of SHA-256 over all of it. */
 export function requestChallenge(request: Omit<RequestText, 'v'>): string {
-  const digest = sha256(canonicalBytes({ v: 2, purpose: 'dkms/recovery-request/challenge', id: request.id, key: request.key, kx: request.kx, label: request.label, expires: request.expires }));
+  const digest = sha256(
+    canonicalBytes({
+      v: 2,
+      purpose: 'dkms/recovery-request/challenge',
+      id: request.id,
+      key: request.key,
+      kx: request.kx,
+      label: request.label,
+      expires: request.expires,
+    }),
+  );
   const words: string[] = [];
   for (let i = 0; i < CHALLENGE_WORDS; i++) {
     // 11 bits per word, read from the digest big-endian.
@@ -63,12 +76,20 @@ export function requestChallenge(request: Omit<RequestText, 'v'>): string {
 }
 
 /** What a trustee typed, compared as words: case, spacing and punctuation do not matter. */
-const normalizeChallenge = (text: string) => text.toLowerCase().split(/[^a-z]+/).filter((w) => w.length > 0).join(' ');
+const normalizeChallenge = (text: string) =>
+  text
+    .toLowerCase()
+    .split(/[^a-z]+/)
+    .filter((w) => w.length > 0)
+    .join(' ');
 
 // ---- the new device -----------------------------------------------------------------------
 
 /** Makes this device's recovery request: fresh agent keys, a request text and a challenge. */
-export function createRecoveryRequest(agent: EdgeAgent, options: { agency: string; label: string; ttlSeconds?: number }): { text: string; challenge: string; request: MyRequest } {
+export function createRecoveryRequest(
+  agent: EdgeAgent,
+  options: { agency: string; label: string; ttlSeconds?: number },
+): { text: string; challenge: string; request: MyRequest } {
   const keys = provisionKeys(agent.wallet);
   const id = toBase58btc(randomBytes(12));
   const label = LabelSchema.parse(options.label);
@@ -92,11 +113,15 @@ const releaseHandler: Handler = {
     const body = ReleaseBody.safeParse(message.body);
     if (!body.success) throw new DkmsError('MESSAGE_MALFORMED', 'malformed share release');
     const mine = myRequest(agent);
-    if (mine === undefined || mine.id !== body.data.request) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'shares released for a request this device did not make');
+    if (mine === undefined || mine.id !== body.data.request)
+      throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'shares released for a request this device did not make');
     const shares = body.data.shares.map(parseShare);
     // Filed by signer too: a share someone else signed with the same index cannot displace a real one.
     for (const share of shares) agent.store.write(RECOVERY_CATEGORIES.releasedShare, `${share.set}.${share.index}.${share.signer}`, share);
-    return { summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`, data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) } };
+    return {
+      summary: `a trustee released ${shares.length} share(s) for '${body.data.owner}'`,
+      data: { released: shares.map((s) => ({ set: s.set, index: s.index, threshold: s.threshold })) },
+    };
   },
 };
 
@@ -201,7 +226,8 @@ export function addRecoveryRequest(agent: EdgeAgent, text: string, now = Date.no
   if (existing !== undefined) return existing;
   if (Date.parse(parsed.expires) < now) throw new DkmsError('INVITATION_EXPIRED', 'the recovery request has expired: ask for a new one');
   const recent = recoveryRequests(agent).filter((r) => Date.parse(r.received) > now - 3600_000).length;
-  if (recent >= REQUESTS_PER_HOUR) throw new DkmsError('RECOVERY_RATE_LIMITED', `this agent took ${recent} recovery requests in the last hour; try again later`);
+  if (recent >= REQUESTS_PER_HOUR)
+    throw new DkmsError('RECOVERY_RATE_LIMITED', `this agent took ${recent} recovery requests in the last hour; try again later`);
   const { v: _v, ...body } = parsed;
   const request: RecoveryRequest = { ...body, received: new Date(now).toISOString(), attempts: 0, status: 'waiting', failures: [] };
   agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, parsed.id, request);
@@ -235,13 +261,17 @@ function findHeld(agent: EdgeAgent, ref: string): HeldShares {
 async function allowNewDevice(agent: EdgeAgent, connection: ConnectionRecord, endpoint: { uri: string; routingKey: string }, deviceKey: string): Promise<void> {
   if (connection.mine === undefined) throw new DkmsError('CONNECTION_NOT_FOUND', 'this agent holds no keys of the connection with that owner');
   const cloudKx = didKeyPublicKey(endpoint.routingKey, 'x25519');
-  if (cloudKx === undefined || !endpoint.uri.endsWith(INBOUND_PATH)) throw new DkmsError('CONNECTION_NOT_FOUND', 'the owner\'s endpoint is not an agency\'s cloud agent');
+  if (cloudKx === undefined || !endpoint.uri.endsWith(INBOUND_PATH))
+    throw new DkmsError('CONNECTION_NOT_FOUND', "the owner's endpoint is not an agency's cloud agent");
   const agency = new AgencyClient(endpoint.uri.slice(0, -INBOUND_PATH.length), agent.signingKey(connection.mine.sign), agent.options);
   try {
     await agency.allowGuest(encodePublicKey('x25519', cloudKx), deviceKey);
   } catch (e) {
     if (!isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw e;
-    throw new DkmsError('REQUEST_UNAUTHORIZED', 'the owner\'s agency does not know this trustee: the owner set up its trustees with an older dkms, or changed them since; nothing was released');
+    throw new DkmsError(
+      'REQUEST_UNAUTHORIZED',
+      "the owner's agency does not know this trustee: the owner set up its trustees with an older dkms, or changed them since; nothing was released",
+    );
   }
 }
 
@@ -260,16 +290,29 @@ export async function approveRecoveryRequest(agent: EdgeAgent, id: string, owner
   if (!timingSafeEqual(expected, given)) {
     const attempts = request.attempts + 1;
     const status = attempts >= MAX_CHALLENGE_ATTEMPTS ? 'refused' : 'waiting';
-    agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, { ...request, attempts, status, failures: [...request.failures, { at: new Date(now).toISOString(), owner: held.owner.label }] });
+    agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, {
+      ...request,
+      attempts,
+      status,
+      failures: [...request.failures, { at: new Date(now).toISOString(), owner: held.owner.label }],
+    });
     const left = MAX_CHALLENGE_ATTEMPTS - attempts;
-    throw new DkmsError('CHALLENGE_WRONG', left > 0 ? `the challenge does not match (${left} attempt(s) left); the attempt is recorded` : 'the challenge does not match; the request is now refused');
+    throw new DkmsError(
+      'CHALLENGE_WRONG',
+      left > 0 ? `the challenge does not match (${left} attempt(s) left); the attempt is recorded` : 'the challenge does not match; the request is now refused',
+    );
   }
   if (held.shares.length === 0) throw new DkmsError('TRUSTEE_NOT_FOUND', `you hold no share for '${held.owner.label}' yet`);
   const connection = findConnection(agent, held.connection);
   const endpoint = peerState(connection).endpoint;
   await allowNewDevice(agent, connection, endpoint, request.key);
   const message = newMessage(RELEASE, { request: id, owner: held.owner.label, shares: held.shares.map((s) => s.share) });
-  await agent.sendToKey(message, agent.agreementKey(`trustee-${held.offer}-kx`), { key: request.key, kx: request.kx }, { endpoint: endpoint.uri, routingKey: endpoint.routingKey });
+  await agent.sendToKey(
+    message,
+    agent.agreementKey(`trustee-${held.offer}-kx`),
+    { key: request.key, kx: request.kx },
+    { endpoint: endpoint.uri, routingKey: endpoint.routingKey },
+  );
   const released: RecoveryRequest = { ...request, status: 'released', releasedFor: held.offer };
   agent.store.write(RECOVERY_CATEGORIES.recoveryRequest, id, released);
   return released;

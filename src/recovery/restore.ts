@@ -70,7 +70,14 @@ export type RestoreOutcome = ({ readonly state: 'recovered' } & Restored & After
 
 /** Keys and items of the old device that a restore leaves behind: its identity as an agent. */
 const OLD_KEYS = new Set([AGENT_SIGN_KEY, AGENT_KX_KEY, PROVISIONAL_RECOVERY_KEY]);
-const SKIPPED = new Set<string>([CATEGORIES.agents, CATEGORIES.invitation, CATEGORIES.approval, CATEGORIES.request, RECOVERY_CATEGORIES.myRequest, RECOVERY_CATEGORIES.releasedShare]);
+const SKIPPED = new Set<string>([
+  CATEGORIES.agents,
+  CATEGORIES.invitation,
+  CATEGORIES.approval,
+  CATEGORIES.request,
+  RECOVERY_CATEGORIES.myRequest,
+  RECOVERY_CATEGORIES.releasedShare,
+]);
 
 export interface RestoreOptions {
   /** The agency holding the backups (the paper wallet names it). */
@@ -128,7 +135,15 @@ async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: E
   const signer = keys.committedSigner(resolved.record.policy.recovery);
   const client = new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions);
   const c = index.cloud;
-  const cloud: Cloud = { agency: options.agency.replace(/\/+$/, ''), id: c.id, key: c.key, kx: c.kx, endpoint: c.endpoint, routingKey: c.routingKey, did: c.did };
+  const cloud: Cloud = {
+    agency: options.agency.replace(/\/+$/, ''),
+    id: c.id,
+    key: c.key,
+    kx: c.kx,
+    endpoint: c.endpoint,
+    routingKey: c.routingKey,
+    did: c.did,
+  };
   const versions = options.version !== undefined ? [options.version] : index.versions.map((v) => v.version).sort((a, b) => b - a);
   let refused: unknown = new DkmsError('BACKUP_NOT_FOUND', 'this agency holds no backup for that recovery secret');
   for (const version of versions) {
@@ -159,12 +174,14 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
   try {
     if (agent.store.hasProfile()) {
       const after = agent.store.read(RECOVERY_CATEGORIES.recovery, AFTER, AfterSchema);
-      if (after === undefined) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
+      if (after === undefined)
+        throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
       return await resume(agent, keys, after, { backupVersion: after.backup?.version ?? 0, backupBy: after.backup?.by ?? '', items: after.backup?.items ?? 0 });
     }
     const found = await findBackup(keys, options, agent.ledger);
     const policy = found.resolved.record.subject;
-    if (options.policy !== undefined && options.policy !== policy) throw unreadable(`the backups of this recovery secret are of ${policy}, not of ${options.policy.slice(0, 80)}`);
+    if (options.policy !== undefined && options.policy !== policy)
+      throw unreadable(`the backups of this recovery secret are of ${policy}, not of ${options.policy.slice(0, 80)}`);
 
     // What the backup says of the old device is read and checked before anything is written:
     // a backup refused here leaves this wallet as it was.
@@ -196,7 +213,15 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
       if (taken) items += 1;
       return taken;
     });
-    const profile: Profile = { ...rest, ledger: agent.ledger.url, key: mine.key, kx: mine.kx, ...(ownDid === undefined ? {} : { did: ownDid }), ...(cloud === undefined ? {} : { cloud }), created: new Date().toISOString() };
+    const profile: Profile = {
+      ...rest,
+      ledger: agent.ledger.url,
+      key: mine.key,
+      kx: mine.kx,
+      ...(ownDid === undefined ? {} : { did: ownDid }),
+      ...(cloud === undefined ? {} : { cloud }),
+      created: new Date().toISOString(),
+    };
     const backup = { version: found.version, by: found.header.agent, items };
     const after: After = { state: 'submitting', index: found.signer.index + 1, backupKey: keys.backupKey, locator: keys.locator, unrotated: [], backup };
     agent.wallet.transaction(() => {
@@ -233,7 +258,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
   if (!landed && !waiting) {
     if (after.state !== 'submitting') {
       forgetReleases(agent);
-      throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+      throw new DkmsError('EVENT_INVALID', "this recovery was cancelled by the owner's agents: it will not complete");
     }
     await submitRecover(agent, resolved.record, (record) => {
       const signer = keys.committedSigner(record.policy.recovery);
@@ -314,11 +339,18 @@ async function afterRecovery(agent: EdgeAgent, after: After, resolved: ResolvedP
     else failed.push(record.id);
   }
   const setup = readSetup(agent) ?? { v: 1 as const, offline: false, created: new Date().toISOString() };
-  agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', { ...setup, backupKey: after.backupKey, locator: after.locator, index: after.index, delay: resolved.record.policy.recovery.delay ?? 0 } satisfies RecoverySetup);
+  agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', {
+    ...setup,
+    backupKey: after.backupKey,
+    locator: after.locator,
+    index: after.index,
+    delay: resolved.record.policy.recovery.delay ?? 0,
+  } satisfies RecoverySetup);
   const backedUp = cloud === undefined || (await attempt('backup', () => makeBackup(agent)));
   // What failed is kept to retry: running the restore again (or `recovery complete`) does the
   // sync, the connections not rotated and the backup again, and nothing else twice.
-  if (failed.length > 0 || !synced || !backedUp) agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
+  if (failed.length > 0 || !synced || !backedUp)
+    agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, { ...after, state: 'rotating', unrotated: failed } satisfies After);
   else agent.store.remove(RECOVERY_CATEGORIES.recovery, AFTER);
   forgetReleases(agent);
   return { rotated, unrotated: [...keyless, ...failed], warnings };
@@ -335,8 +367,13 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
   const prepared = readPrepared(agent);
   const pending = record.policy.pending;
   if (pending !== undefined) {
-    const ours = (pending.agents ?? []).some((a) => a.key === agent.profile.key) || (prepared !== undefined && pending.next.digests.includes(prepared.next.digest));
-    if (!ours) throw new DkmsError('RECOVERY_PENDING', `the pending recovery (started ${pending.since}) was not started by this agent: if it is not yours, \`dkms recovery cancel\``);
+    const ours =
+      (pending.agents ?? []).some((a) => a.key === agent.profile.key) || (prepared !== undefined && pending.next.digests.includes(prepared.next.digest));
+    if (!ours)
+      throw new DkmsError(
+        'RECOVERY_PENDING',
+        `the pending recovery (started ${pending.since}) was not started by this agent: if it is not yours, \`dkms recovery cancel\``,
+      );
     await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agentSigner(agent.wallet)]));
   }
   const resolved = await agent.ledger.resolvePolicy(record.subject);
@@ -344,7 +381,7 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
   if (after !== undefined) {
     if (!now.agents.some((a) => a.key === agent.profile.key)) {
       forgetReleases(agent);
-      throw new DkmsError('EVENT_INVALID', 'this recovery was cancelled by the owner\'s agents: it will not complete');
+      throw new DkmsError('EVENT_INVALID', "this recovery was cancelled by the owner's agents: it will not complete");
     }
     return afterRecovery(agent, after, resolved);
   }

@@ -87,7 +87,8 @@ export class RecoveryKeys {
 
   /** The recovery signing key at `index`. */
   signer(index: number): RecoverySigner {
-    if (!Number.isInteger(index) || index < 0 || index >= MAX_RECOVERY_INDEX) throw new DkmsError('BAD_INPUT', `recovery key index must be 0 to ${MAX_RECOVERY_INDEX - 1}`);
+    if (!Number.isInteger(index) || index < 0 || index >= MAX_RECOVERY_INDEX)
+      throw new DkmsError('BAD_INPUT', `recovery key index must be 0 to ${MAX_RECOVERY_INDEX - 1}`);
     let found = this.#signers.get(index);
     if (found === undefined) {
       const seed = hkdf(this.#secret, SALT, label(`signing-key/${index}`));
@@ -108,7 +109,11 @@ export class RecoveryKeys {
   /** The committed signing key: the first index whose digest the commitment holds. */
   committedSigner(commitment: RecoveryCommitment): RecoverySigner {
     const found = this.signerFor(commitment.digests, 'first');
-    if (found === undefined) throw new DkmsError('RECOVERY_KEY_NOT_COMMITTED', 'no recovery key of this recovery secret is committed in the policy: the secret is old or is not this owner\'s');
+    if (found === undefined)
+      throw new DkmsError(
+        'RECOVERY_KEY_NOT_COMMITTED',
+        "no recovery key of this recovery secret is committed in the policy: the secret is old or is not this owner's",
+      );
     return found;
   }
 

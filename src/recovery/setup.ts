@@ -38,7 +38,10 @@ export interface BackupOutcome {
  * Encrypts this wallet to the backup key and stores it with the cloud agent and/or in `file`.
  * `to` sends it to another secret's key and locator (a prepared change) instead of the setup's.
  */
-export async function makeBackup(agent: EdgeAgent, options: { file?: string; upload?: boolean; to?: { backupKey: string; locator: string } } = {}): Promise<BackupOutcome> {
+export async function makeBackup(
+  agent: EdgeAgent,
+  options: { file?: string; upload?: boolean; to?: { backupKey: string; locator: string } } = {},
+): Promise<BackupOutcome> {
   const setup = readSetup(agent);
   const target = options.to ?? setup;
   if (target === undefined) throw new DkmsError('RECOVERY_NOT_SET_UP', 'recovery is not set up on this agent: run `dkms recovery setup`');
@@ -48,10 +51,12 @@ export async function makeBackup(agent: EdgeAgent, options: { file?: string; upl
   if (options.upload !== false && profile.cloud !== undefined) {
     const stored = await agent.agency().putBackup(profile.cloud.id, target.locator, bytes);
     version = stored.version;
-    if (options.to === undefined && setup !== undefined) agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
+    if (options.to === undefined && setup !== undefined)
+      agent.store.write(RECOVERY_CATEGORIES.recovery, 'setup', { ...setup, lastBackup: { version, at: stored.created } } satisfies RecoverySetup);
   }
   if (options.file !== undefined) writeFileAtomic(options.file, bytes, 0o600);
-  if (version === undefined && options.file === undefined) throw new DkmsError('NO_CLOUD_AGENT', 'this agent has no cloud agent to keep backups: register one, or pass --backup-file');
+  if (version === undefined && options.file === undefined)
+    throw new DkmsError('NO_CLOUD_AGENT', 'this agent has no cloud agent to keep backups: register one, or pass --backup-file');
   return { ...(version === undefined ? {} : { version }), ...(options.file === undefined ? {} : { file: options.file }), size: bytes.length };
 }
 
@@ -105,7 +110,11 @@ export function checkPrepare(agent: EdgeAgent, options: PrepareOptions): Trustee
  * of this one that reached a trustee stay there prepared, never active, until a commit deletes
  * them). The backup that R opens is made by the commit, just before the ledger commits R.
  */
-export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions, show?: (secret: Uint8Array) => Promise<void>): Promise<{ secret: Uint8Array; prepared: PreparedChange }> {
+export async function prepareRecovery(
+  agent: EdgeAgent,
+  options: PrepareOptions,
+  show?: (secret: Uint8Array) => Promise<void>,
+): Promise<{ secret: Uint8Array; prepared: PreparedChange }> {
   const chosen = checkPrepare(agent, options);
   const secret = newRecoverySecret();
   const keys = new RecoveryKeys(secret);
@@ -114,7 +123,14 @@ export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions,
     await show?.(secret);
     let prepared: PreparedChange;
     if (options.social !== undefined) {
-      prepared = await prepareShares(agent, secret, { chosen, threshold: options.social.threshold, insist: options.social.insist, next, delay: options.delay, offline: options.offline });
+      prepared = await prepareShares(agent, secret, {
+        chosen,
+        threshold: options.social.threshold,
+        insist: options.social.insist,
+        next,
+        delay: options.delay,
+        offline: options.offline,
+      });
     } else {
       prepared = { v: 1, set: '', threshold: 0, trustees: [], next, delay: options.delay, offline: options.offline, created: new Date().toISOString() };
       agent.store.write(RECOVERY_CATEGORIES.recovery, 'prepared', prepared);
@@ -129,8 +145,7 @@ export async function prepareRecovery(agent: EdgeAgent, options: PrepareOptions,
 }
 
 export type CommitOutcome =
-  | { readonly state: 'committed'; readonly setup: RecoverySetup; readonly backup?: BackupOutcome }
-  | { readonly state: 'pending'; readonly until: string };
+  { readonly state: 'committed'; readonly setup: RecoverySetup; readonly backup?: BackupOutcome } | { readonly state: 'pending'; readonly until: string };
 
 /**
  * Phase two: stores a backup the new secret opens, commits the prepared secret's recovery key
@@ -144,7 +159,10 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
   if (prepared.finishing !== undefined) return finishChange(agent, prepared, current);
   const missing = missingAcks(agent, prepared);
   if (missing.length > 0) {
-    throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', `waiting for ${missing.map((t) => `'${t.label}'`).join(', ')} to hold their shares (\`dkms message inbox\` collects their answers)`);
+    throw new DkmsError(
+      'TRUSTEE_CHANGE_INCOMPLETE',
+      `waiting for ${missing.map((t) => `'${t.label}'`).join(', ')} to hold their shares (\`dkms message inbox\` collects their answers)`,
+    );
   }
   const record = await agent.policy();
   const ours = (p: PolicyRules) => p.pending !== undefined && p.pending.next.digests.includes(prepared.next.digest);
@@ -246,7 +264,10 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, c
   // The new setup's first backup, once (a later run finds it recorded).
   const backup = cloud === undefined || readSetup(agent)?.lastBackup !== undefined ? undefined : await makeBackup(agent);
   await finishTrusteeChange(agent, prepared, finishing.trustees);
-  await nameSponsors(agent, prepared.trustees.map((t) => t.id));
+  await nameSponsors(
+    agent,
+    prepared.trustees.map((t) => t.id),
+  );
   const old = finishing.locator;
   if (old !== undefined && old !== prepared.next.locator && cloud !== undefined && current !== undefined) {
     const revealed = (await agent.policy()).policy.revealed;
@@ -264,8 +285,15 @@ export async function abortRecoveryChange(agent: EdgeAgent): Promise<PreparedCha
   const prepared = readPrepared(agent);
   if (prepared === undefined) throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'no recovery change is prepared');
   const policy = (await agent.policy()).policy;
-  if (prepared.finishing !== undefined || policy.recovery.digests.includes(prepared.next.digest) || (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)) {
-    throw new DkmsError('TRUSTEE_CHANGE_INCOMPLETE', 'the ledger already commits to this change: finish it with `dkms trustee commit` (or `dkms recovery complete` after its delay)');
+  if (
+    prepared.finishing !== undefined ||
+    policy.recovery.digests.includes(prepared.next.digest) ||
+    (policy.pending?.next.digests.includes(prepared.next.digest) ?? false)
+  ) {
+    throw new DkmsError(
+      'TRUSTEE_CHANGE_INCOMPLETE',
+      'the ledger already commits to this change: finish it with `dkms trustee commit` (or `dkms recovery complete` after its delay)',
+    );
   }
   agent.store.remove(RECOVERY_CATEGORIES.recovery, 'prepared');
   forgetReleases(agent);

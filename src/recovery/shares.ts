@@ -133,7 +133,7 @@ function signShare(body: UnsignedShare, signer: ShareSigner): RecoveryShare {
   const parsed = UnsignedShareSchema.safeParse(body);
   if (!parsed.success) throw badInput(`cannot make a recovery share: ${describeIssue(parsed.error)}`);
   const sig = toBase64url(signer.sign(canonicalBytes(parsed.data)));
-  if (!verifies(parsed.data, sig)) throw badInput('the signer\'s signature does not verify under its key');
+  if (!verifies(parsed.data, sig)) throw badInput("the signer's signature does not verify under its key");
   return { ...parsed.data, sig };
 }
 
@@ -148,7 +148,11 @@ export async function splitRecoverySecret(secret: Uint8Array, options: SplitOpti
   abytes(secret, RECOVERY_SECRET_BYTES, 'recovery secret');
   const { threshold, trustees, owner, signer } = options;
   checkTrusteeSetting(trustees.length, threshold, options.insist ?? false);
-  const hint = { owner: { policy: owner.policy, label: owner.label }, trustees: trustees.map((t) => ({ id: t.id, label: t.label })), created: (options.now ?? new Date()).toISOString() };
+  const hint = {
+    owner: { policy: owner.policy, label: owner.label },
+    trustees: trustees.map((t) => ({ id: t.id, label: t.label })),
+    created: (options.now ?? new Date()).toISOString(),
+  };
   const common = { v: 1 as const, type: SHARE_TYPE, set: toBase64url(randomBytes(SET_BYTES)), threshold, total: trustees.length, hint, signer: signer.key };
   const raw = await sharesAt(secret, trustees.length, threshold);
   try {
@@ -218,7 +222,8 @@ function checkOneSplit(first: RecoveryShare, shares: readonly RecoveryShare[], o
     for (const field of ['set', 'threshold', 'total', 'signer'] as const) {
       if (share[field] !== first[field]) throw foreign(`share ${share.index} has another ${field} than share ${first.index}: it is from another split`);
     }
-    if (canonicalJson(share.hint) !== canonicalJson(first.hint)) throw foreign(`share ${share.index} has another hint than share ${first.index}: it is from another split`);
+    if (canonicalJson(share.hint) !== canonicalJson(first.hint))
+      throw foreign(`share ${share.index} has another hint than share ${first.index}: it is from another split`);
     if (seen.has(share.index)) throw foreign(`index ${share.index} appears twice`);
     seen.add(share.index);
   }

@@ -9,7 +9,10 @@ import type { EdgeAgent } from '../agent/edge-agent.js';
 import { RECOVERY_CATEGORIES } from './categories.js';
 
 /** A label a peer chose and people will read: no control characters (terminal escapes). */
-export const LabelSchema = z.string().max(64).regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
+export const LabelSchema = z
+  .string()
+  .max(64)
+  .regex(/^[^\p{Cc}]*$/u, 'a label has no control characters');
 
 /** The owner's recovery as set up: where backups go and which recovery key the policy commits to. */
 export const RecoverySetupSchema = z.object({

@@ -22,7 +22,17 @@ import { active, byPeerKey, findConnection, myKey, peerState, sendToConnection }
 import { newMessage } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers } from '../agent/edge-agent.js';
 import { parseShare, splitRecoverySecret, type RecoveryShare } from './shares.js';
-import { HeldSharesSchema, LabelSchema, TrusteeOfferSchema, TrusteeSchema, readPrepared, trustees, type HeldShares, type PreparedChange, type Trustee } from './state.js';
+import {
+  HeldSharesSchema,
+  LabelSchema,
+  TrusteeOfferSchema,
+  TrusteeSchema,
+  readPrepared,
+  trustees,
+  type HeldShares,
+  type PreparedChange,
+  type Trustee,
+} from './state.js';
 import { RECOVERY_CATEGORIES } from './categories.js';
 
 export const RECOVERY_PROTOCOL = 'urn:dkms:recovery/1.0';
@@ -58,8 +68,12 @@ export async function inviteTrustees(agent: EdgeAgent, refs: readonly string[]):
     const record = findConnection(agent, ref);
     active(record);
     const existing = trustees(agent).find((t) => t.connection === record.id && t.status !== 'declined');
-    if (existing !== undefined && existing.status !== 'offered') throw new DkmsError('BAD_INPUT', `'${record.label}' is already a trustee (${existing.status})`);
-    return { record, trustee: existing ?? { id: newId(), connection: record.id, label: record.label, status: 'offered' as const, offered: new Date().toISOString() } };
+    if (existing !== undefined && existing.status !== 'offered')
+      throw new DkmsError('BAD_INPUT', `'${record.label}' is already a trustee (${existing.status})`);
+    return {
+      record,
+      trustee: existing ?? { id: newId(), connection: record.id, label: record.label, status: 'offered' as const, offered: new Date().toISOString() },
+    };
   });
   if (new Set(offers.map((o) => o.record.id)).size !== offers.length) throw new DkmsError('BAD_INPUT', 'a connection is named twice');
   const { label, policy } = agent.profile;
@@ -113,7 +127,12 @@ export async function prepareShares(
   try {
     for (const [i, trustee] of options.chosen.entries()) {
       const record = findConnection(agent, trustee.connection);
-      await agent.sendToPeer(newMessage(SHARE, { offer: trustee.id, share: shares[i] }), myKey(agent, record), [trustee.shareKey as string], peerState(record).endpoint);
+      await agent.sendToPeer(
+        newMessage(SHARE, { offer: trustee.id, share: shares[i] }),
+        myKey(agent, record),
+        [trustee.shareKey as string],
+        peerState(record).endpoint,
+      );
     }
   } catch (e) {
     // A trustee that got no share never acknowledges one: the change could never be committed,
@@ -140,7 +159,8 @@ export async function finishTrusteeChange(agent: EdgeAgent, prepared: PreparedCh
   const known = (id: string) => trustees(agent).find((t) => t.id === id);
   for (const id of chosen) {
     const trustee = known(id);
-    if (trustee !== undefined) await sendToConnection(agent, findConnection(agent, trustee.connection), newMessage(SET_COMMIT, { offer: id, set: prepared.set }));
+    if (trustee !== undefined)
+      await sendToConnection(agent, findConnection(agent, trustee.connection), newMessage(SET_COMMIT, { offer: id, set: prepared.set }));
   }
   for (const id of previous.filter((p) => !chosen.has(p))) {
     const trustee = known(id);
@@ -174,7 +194,10 @@ const answerHandler: Handler = {
     const trustee = trusteeFrom(agent, body.data.offer, sender.kx);
     const next: Trustee = body.data.accept ? { ...trustee, status: 'accepted', shareKey: body.data.shareKey } : { ...trustee, status: 'declined' };
     agent.store.write(RECOVERY_CATEGORIES.trustee, trustee.id, next);
-    return { summary: `'${trustee.label}' ${body.data.accept ? 'accepted' : 'declined'} to be a trustee`, data: { trustee: { id: trustee.id, status: next.status } } };
+    return {
+      summary: `'${trustee.label}' ${body.data.accept ? 'accepted' : 'declined'} to be a trustee`,
+      data: { trustee: { id: trustee.id, status: next.status } },
+    };
   },
 };
 
@@ -241,8 +264,17 @@ const offerHandler: Handler = {
     if (!body.success) throw malformed('trustee offer');
     const record = byPeerKey(agent, sender.kx);
     if (agent.store.has(RECOVERY_CATEGORIES.trusteeOffer, body.data.offer)) return { summary: 'a trustee offer already received' };
-    agent.store.write(RECOVERY_CATEGORIES.trusteeOffer, body.data.offer, { id: body.data.offer, connection: record.id, owner: body.data.owner, received: new Date().toISOString(), status: 'waiting' });
-    return { summary: `'${record.label}' asks you to be a recovery trustee: \`dkms trustee approve ${body.data.offer}\` or \`dkms trustee deny ${body.data.offer}\``, data: { offer: body.data.offer } };
+    agent.store.write(RECOVERY_CATEGORIES.trusteeOffer, body.data.offer, {
+      id: body.data.offer,
+      connection: record.id,
+      owner: body.data.owner,
+      received: new Date().toISOString(),
+      status: 'waiting',
+    });
+    return {
+      summary: `'${record.label}' asks you to be a recovery trustee: \`dkms trustee approve ${body.data.offer}\` or \`dkms trustee deny ${body.data.offer}\``,
+      data: { offer: body.data.offer },
+    };
   },
 };
 
@@ -253,9 +285,13 @@ const shareHandler: Handler = {
     if (!body.success) throw malformed('share');
     const held = heldFrom(agent, body.data.offer, sender.kx);
     const share = parseShare(body.data.share);
-    if (share.hint.owner.policy !== held.owner.policy) throw new DkmsError('SHARE_FOREIGN', 'the share names another owner than the one this trustee agreed to');
+    if (share.hint.owner.policy !== held.owner.policy)
+      throw new DkmsError('SHARE_FOREIGN', 'the share names another owner than the one this trustee agreed to');
     const others = held.shares.filter((s) => s.set !== share.set);
-    agent.store.write(RECOVERY_CATEGORIES.heldShare, held.offer, { ...held, shares: [...others, { set: share.set, state: 'prepared', share, received: new Date().toISOString() }] });
+    agent.store.write(RECOVERY_CATEGORIES.heldShare, held.offer, {
+      ...held,
+      shares: [...others, { set: share.set, state: 'prepared', share, received: new Date().toISOString() }],
+    });
     await sendToConnection(agent, findConnection(agent, held.connection), newMessage(SHARE_ACK, { offer: held.offer, set: share.set }));
     return { summary: `holding a recovery share for '${held.owner.label}' (${share.threshold} of ${share.total}; prepared)` };
   },

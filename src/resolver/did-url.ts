@@ -80,12 +80,16 @@ function parseQuery(query: string): Pick<DkmsDidUrl, 'versionId' | 'versionTime'
   const versionTime = params.get('versionTime');
   if (versionId !== null && versionTime !== null) return refuse('invalidDidUrl', 'give versionId or versionTime, not both');
   if (versionId !== null) {
-    if (!isDigest(versionId)) return refuse('invalidDidUrl', 'versionId must be the id of one of the DID\'s events (base58btc SHA-256)');
+    if (!isDigest(versionId)) return refuse('invalidDidUrl', "versionId must be the id of one of the DID's events (base58btc SHA-256)");
     return { versionId: versionId as EventId };
   }
   if (versionTime !== null) {
     const ms = DATE_TIME.test(versionTime) ? Date.parse(versionTime) : Number.NaN;
-    if (Number.isNaN(ms)) return refuse('invalidDidUrl', `versionTime must be an ISO 8601 date-time with its offset, like 2026-01-31T12:00:00Z (got ${JSON.stringify(versionTime.slice(0, 40))})`);
+    if (Number.isNaN(ms))
+      return refuse(
+        'invalidDidUrl',
+        `versionTime must be an ISO 8601 date-time with its offset, like 2026-01-31T12:00:00Z (got ${JSON.stringify(versionTime.slice(0, 40))})`,
+      );
     return { versionTime: new Date(ms).toISOString() };
   }
   return {};

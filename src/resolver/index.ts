@@ -17,7 +17,14 @@ import { LedgerClient } from '../ledger/client.js';
 import { resolveDkmsDidUrl } from './resolve.js';
 
 export { parseDkmsDidUrl, type DidUrlParse, type DidUrlRefusal, type DkmsDidUrl } from './did-url.js';
-export { DOCUMENT_MEDIA_TYPES, resolutionFailure, resolveDkmsDidUrl, type DkmsResolutionError, type DkmsResolutionOptions, type DocumentMediaType } from './resolve.js';
+export {
+  DOCUMENT_MEDIA_TYPES,
+  resolutionFailure,
+  resolveDkmsDidUrl,
+  type DkmsResolutionError,
+  type DkmsResolutionOptions,
+  type DocumentMediaType,
+} from './resolve.js';
 
 export interface DkmsResolverOptions {
   /**
@@ -54,6 +61,7 @@ function readerOf(options: DkmsResolverOptions): DidRecordReader {
  */
 export function getResolver(options: DkmsResolverOptions): { dkms: DIDResolver } {
   const ledger = readerOf(options);
-  const dkms: DIDResolver = (_did, parsed, _resolver, resolution) => resolveDkmsDidUrl(ledger, parsed.didUrl, resolution.accept === undefined ? {} : { accept: resolution.accept });
+  const dkms: DIDResolver = (_did, parsed, _resolver, resolution) =>
+    resolveDkmsDidUrl(ledger, parsed.didUrl, resolution.accept === undefined ? {} : { accept: resolution.accept });
   return { dkms };
 }

@@ -55,7 +55,8 @@ function failureOf(e: unknown): DIDResolutionResult {
   if (!(e instanceof DkmsError)) return resolutionFailure('internalError', `INTERNAL: ${e instanceof Error ? e.message : String(e)}`);
   const message = `${e.code}: ${e.message}`;
   if (e.code === 'SUBJECT_NOT_FOUND') return resolutionFailure('notFound', message);
-  if (UNVERIFIED.has(e.code)) return resolutionFailure('verificationFailed', `${e.code}: the ledger node's answer does not verify, so nothing of it is used: ${e.message}`);
+  if (UNVERIFIED.has(e.code))
+    return resolutionFailure('verificationFailed', `${e.code}: the ledger node's answer does not verify, so nothing of it is used: ${e.message}`);
   return resolutionFailure('internalError', message);
 }
 
@@ -106,7 +107,11 @@ async function resolveVersion(ledger: DidRecordReader, url: DkmsDidUrl, contentT
   const at = versionEnd(url, current);
   // Cut at the first read's head at the latest: what came after it is not in the history the next version is taken from.
   const resolved = at >= current.head.size ? current : await resolveDid(ledger, url.did, { at });
-  return success(resolved, contentType, didEvents(current.history).find((r) => r.gseq >= at));
+  return success(
+    resolved,
+    contentType,
+    didEvents(current.history).find((r) => r.gseq >= at),
+  );
 }
 
 /**
@@ -121,7 +126,8 @@ export async function resolveDkmsDidUrl(ledger: DidRecordReader, didUrl: string,
   if (!parsed.ok) return resolutionFailure(parsed.error, `BAD_INPUT: ${parsed.message}`);
   const accept = options.accept ?? DOCUMENT_MEDIA_TYPES[0];
   const contentType = DOCUMENT_MEDIA_TYPES.find((t) => t === accept);
-  if (contentType === undefined) return resolutionFailure('representationNotSupported', `BAD_INPUT: a did:dkms document is served as ${DOCUMENT_MEDIA_TYPES.join(', ')}, not ${accept}`);
+  if (contentType === undefined)
+    return resolutionFailure('representationNotSupported', `BAD_INPUT: a did:dkms document is served as ${DOCUMENT_MEDIA_TYPES.join(', ')}, not ${accept}`);
   try {
     return await resolveVersion(ledger, parsed.url, contentType);
   } catch (e) {

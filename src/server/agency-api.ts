@@ -115,7 +115,9 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
     return reply.code(201).send(info);
   });
 
-  app.get('/v1/cloud-agents/:id', contract('GET', '/v1/cloud-agents/:id'), async (request) => agency.info(await agency.cloudAgent((request.params as { id: string }).id)));
+  app.get('/v1/cloud-agents/:id', contract('GET', '/v1/cloud-agents/:id'), async (request) =>
+    agency.info(await agency.cloudAgent((request.params as { id: string }).id)),
+  );
 
   app.post('/v1/cloud-agents/:id/sync', contract('POST', '/v1/cloud-agents/:id/sync'), async (request) => {
     const { key, admit } = signer(request);
@@ -146,28 +148,20 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
     return reply.code(202).send({ accepted: ids.length });
   });
 
-  app.get(
-    '/v1/mailbox',
-    contract('GET', '/v1/mailbox'),
-    async (request) => {
-      const limit = LIMIT.read(request.query) ?? 100;
-      const wait = WAIT.read(request.query) ?? 0;
-      const { key, admit } = signer(request);
-      const aborted = new AbortController();
-      request.raw.once('close', () => aborted.abort());
-      const messages = await agency.pickup(key, limit, wait * 1000, admit, aborted.signal);
-      return { messages: messages.map((m) => ({ id: m.id, received: m.received, envelope: JSON.parse(fromUtf8(m.envelope)) as unknown })) };
-    },
-  );
+  app.get('/v1/mailbox', contract('GET', '/v1/mailbox'), async (request) => {
+    const limit = LIMIT.read(request.query) ?? 100;
+    const wait = WAIT.read(request.query) ?? 0;
+    const { key, admit } = signer(request);
+    const aborted = new AbortController();
+    request.raw.once('close', () => aborted.abort());
+    const messages = await agency.pickup(key, limit, wait * 1000, admit, aborted.signal);
+    return { messages: messages.map((m) => ({ id: m.id, received: m.received, envelope: JSON.parse(fromUtf8(m.envelope)) as unknown })) };
+  });
 
-  app.post(
-    '/v1/mailbox/ack',
-    contract('POST', '/v1/mailbox/ack'),
-    async (request) => {
-      const { key, admit } = signer(request);
-      return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids, admit) };
-    },
-  );
+  app.post('/v1/mailbox/ack', contract('POST', '/v1/mailbox/ack'), async (request) => {
+    const { key, admit } = signer(request);
+    return { acknowledged: await agency.ack(key, (request.body as { ids: string[] }).ids, admit) };
+  });
 }
 
 /**
@@ -175,46 +169,34 @@ function agencyRoutes(app: FastifyInstance, agency: Agency, verifier: RequestVer
  * signed by a recovery key the owner's policy commits to gets one back.
  */
 function backupRoutes(app: FastifyInstance, agency: Agency, signer: (request: FastifyRequest) => Signed): void {
-  app.post(
-    '/v1/cloud-agents/:id/backups',
-    { bodyLimit: BACKUP_BODY_LIMIT, ...contract('POST', '/v1/cloud-agents/:id/backups') },
-    async (request, reply) => {
-      const { key, admit } = signer(request);
-      const body = request.body as { locator: string; data: string };
-      const stored = await agency.putBackup(key, (request.params as { id: string }).id, body.locator, fromBase64url(body.data, 'backup'), admit);
-      return reply.code(201).send({ version: stored.version, created: stored.created, size: stored.size });
-    },
-  );
+  app.post('/v1/cloud-agents/:id/backups', { bodyLimit: BACKUP_BODY_LIMIT, ...contract('POST', '/v1/cloud-agents/:id/backups') }, async (request, reply) => {
+    const { key, admit } = signer(request);
+    const body = request.body as { locator: string; data: string };
+    const stored = await agency.putBackup(key, (request.params as { id: string }).id, body.locator, fromBase64url(body.data, 'backup'), admit);
+    return reply.code(201).send({ version: stored.version, created: stored.created, size: stored.size });
+  });
 
-  app.delete(
-    '/v1/cloud-agents/:id/backups/:locator',
-    contract('DELETE', '/v1/cloud-agents/:id/backups/:locator'),
-    async (request) => {
-      const { key, admit } = signer(request);
-      const params = request.params as { id: string; locator: string };
-      return { deleted: await agency.deleteBackups(key, params.id, params.locator, admit) };
-    },
-  );
+  app.delete('/v1/cloud-agents/:id/backups/:locator', contract('DELETE', '/v1/cloud-agents/:id/backups/:locator'), async (request) => {
+    const { key, admit } = signer(request);
+    const params = request.params as { id: string; locator: string };
+    return { deleted: await agency.deleteBackups(key, params.id, params.locator, admit) };
+  });
 
   app.get('/v1/backups/:locator', contract('GET', '/v1/backups/:locator'), async (request) => {
     const index = await agency.backupIndex((request.params as { locator: string }).locator);
     return { policy: index.policy, cloud: index.cloud, versions: index.versions.map((v) => ({ version: v.version, created: v.created, size: v.size })) };
   });
 
-  app.get(
-    '/v1/backups/:locator/data',
-    contract('GET', '/v1/backups/:locator/data'),
-    async (request) => {
-      const version = VERSION.read(request.query);
-      let signed: Signed;
-      try {
-        signed = signer(request);
-      } catch (e) {
-        if (isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw new DkmsError('BACKUP_UNAUTHORIZED', e.message);
-        throw e;
-      }
-      const found = await agency.getBackup(signed.key, (request.params as { locator: string }).locator, version, signed.admit);
-      return { version: found.record.version, created: found.record.created, data: toBase64url(found.data) };
-    },
-  );
+  app.get('/v1/backups/:locator/data', contract('GET', '/v1/backups/:locator/data'), async (request) => {
+    const version = VERSION.read(request.query);
+    let signed: Signed;
+    try {
+      signed = signer(request);
+    } catch (e) {
+      if (isDkmsError(e, 'REQUEST_UNAUTHORIZED')) throw new DkmsError('BACKUP_UNAUTHORIZED', e.message);
+      throw e;
+    }
+    const found = await agency.getBackup(signed.key, (request.params as { locator: string }).locator, version, signed.admit);
+    return { version: found.record.version, created: found.record.created, data: toBase64url(found.data) };
+  });
 }

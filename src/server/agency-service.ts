@@ -105,7 +105,13 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? DEFAULT_AGENCY_PORT;
   // Told its public URL once listening (port 0 picks a free one).
-  const agency = new Agency({ store, keys, policies, baseUrl: options.publicUrl ?? `http://${host}:${port}`, ...(options.limits === undefined ? {} : { limits: options.limits }) });
+  const agency = new Agency({
+    store,
+    keys,
+    policies,
+    baseUrl: options.publicUrl ?? `http://${host}:${port}`,
+    ...(options.limits === undefined ? {} : { limits: options.limits }),
+  });
   // On a shared store, the nonces of admitted requests are kept there too: a request replayed at another agency is refused.
   const verifier = options.verifier ?? new RequestVerifier(Date.now, store.nonces === undefined ? {} : { shared: store.nonces });
   const app = buildAgencyServer(agency, { ...options, verifier });
@@ -124,7 +130,8 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
   } catch (e) {
     await store.close();
     keys.close();
-    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use (is another agency running? choose another --port)`);
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use (is another agency running? choose another --port)`);
     throw e;
   }
   agency.baseUrl = (options.publicUrl ?? url).replace(/\/+$/, '');

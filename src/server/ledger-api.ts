@@ -68,9 +68,13 @@ function readQueryOf(query: unknown): ReadQuery {
   const after = AFTER.read(query);
   const policyAfter = POLICY_AFTER.read(query);
   const time = (query as { time?: string }).time;
-  return { ...(at === undefined ? {} : { at }), ...(after === undefined ? {} : { after }), ...(policyAfter === undefined ? {} : { policyAfter }), ...(time === undefined ? {} : { time }) };
+  return {
+    ...(at === undefined ? {} : { at }),
+    ...(after === undefined ? {} : { after }),
+    ...(policyAfter === undefined ? {} : { policyAfter }),
+    ...(time === undefined ? {} : { time }),
+  };
 }
-
 
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   // Other nodes may share the store: reads first take in what they appended.
@@ -111,53 +115,50 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     return reply.code(201).send(receipt);
   });
 
-  app.post('/v1/events/batch', contract('POST', '/v1/events/batch'), async (request) => ({ results: await node.submitMany((request.body as { events: unknown[] }).events) }));
+  app.post('/v1/events/batch', contract('POST', '/v1/events/batch'), async (request) => ({
+    results: await node.submitMany((request.body as { events: unknown[] }).events),
+  }));
 
   app.get('/v1/policies/:subject', contract('GET', '/v1/policies/:subject'), async (request, reply) =>
-    send(reply, await reads.policy(checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress, readQueryOf(request.query), request.url)),
+    send(
+      reply,
+      await reads.policy(
+        checkSubject((request.params as { subject: string }).subject, POLICY_PREFIX) as PolicyAddress,
+        readQueryOf(request.query),
+        request.url,
+      ),
+    ),
   );
 
   app.get('/v1/dids/:subject', contract('GET', '/v1/dids/:subject'), async (request, reply) =>
     send(reply, await reads.did(checkSubject((request.params as { subject: string }).subject, DID_PREFIX) as Did, readQueryOf(request.query), request.url)),
   );
 
-  app.post(
-    '/v1/proofs/map',
-    contract('POST', '/v1/proofs/map'),
-    async (request) => reads.mapProofs((request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX)))),
+  app.post('/v1/proofs/map', contract('POST', '/v1/proofs/map'), async (request) =>
+    reads.mapProofs(
+      (request.body as { subjects: string[] }).subjects.map((s) => (s.startsWith(DID_PREFIX) ? checkSubject(s, DID_PREFIX) : checkSubject(s, POLICY_PREFIX))),
+    ),
   );
 
-  app.get(
-    '/v1/log',
-    contract('GET', '/v1/log'),
-    async (request) => {
-      const from = FROM.read(request.query) ?? 0;
-      const to = TO.read(request.query);
-      const head = node.servedHead();
-      const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, head.size);
-      return { head, records: end > from ? await node.range(from, end) : [] };
-    },
-  );
+  app.get('/v1/log', contract('GET', '/v1/log'), async (request) => {
+    const from = FROM.read(request.query) ?? 0;
+    const to = TO.read(request.query);
+    const head = node.servedHead();
+    const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, head.size);
+    return { head, records: end > from ? await node.range(from, end) : [] };
+  });
 
-  app.get(
-    '/v1/proofs/inclusion',
-    contract('GET', '/v1/proofs/inclusion'),
-    async (request) => {
-      const gseq = GSEQ.read(request.query) ?? 0;
-      const size = SIZE.read(request.query) ?? node.size;
-      if (gseq >= size || size > node.size) throw new DkmsError('BAD_INPUT', `need gseq < size <= ${node.size}`);
-      return { gseq, size, proof: node.inclusionProof(gseq, size) };
-    },
-  );
+  app.get('/v1/proofs/inclusion', contract('GET', '/v1/proofs/inclusion'), async (request) => {
+    const gseq = GSEQ.read(request.query) ?? 0;
+    const size = SIZE.read(request.query) ?? node.size;
+    if (gseq >= size || size > node.size) throw new DkmsError('BAD_INPUT', `need gseq < size <= ${node.size}`);
+    return { gseq, size, proof: node.inclusionProof(gseq, size) };
+  });
 
-  app.get(
-    '/v1/proofs/consistency',
-    contract('GET', '/v1/proofs/consistency'),
-    async (request) => {
-      const from = FROM.read(request.query) ?? 0;
-      const to = TO.read(request.query) ?? node.size;
-      if (from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
-      return { from, to, proof: node.consistencyProof(from, to) };
-    },
-  );
+  app.get('/v1/proofs/consistency', contract('GET', '/v1/proofs/consistency'), async (request) => {
+    const from = FROM.read(request.query) ?? 0;
+    const to = TO.read(request.query) ?? node.size;
+    if (from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
+    return { from, to, proof: node.consistencyProof(from, to) };
+  });
 }

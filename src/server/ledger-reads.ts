@@ -92,7 +92,11 @@ export class LedgerReads {
   /** 404 with the head and the map's proof that the subject is absent under it. */
   static #notFound(snapshot: Snapshot, subject: Subject, what: string): Answer {
     const problem = problemOf(new DkmsError('SUBJECT_NOT_FOUND', `no ${what} ${subject}`));
-    return { status: problem.status, type: 'application/problem+json', body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }) };
+    return {
+      status: problem.status,
+      type: 'application/problem+json',
+      body: JSON.stringify({ ...problem, head: snapshot.head, subjects: { [subject]: snapshot.mapProof(subject) } }),
+    };
   }
 
   /**

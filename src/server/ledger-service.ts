@@ -13,7 +13,6 @@ import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 import { CLOSE_GRACE_MS, closeWithin, remaining } from './close.js';
 
-
 export interface LedgerServiceOptions extends LedgerServerOptions {
   /** Where the log lives: the embedded SQLite file in the data directory (default), or `etcd://host:port,…`. */
   readonly store?: string;
@@ -54,7 +53,12 @@ export async function openLogStore(home: string, url?: string): Promise<LogStore
   return new EtcdLogStore({ endpoints: parseEtcdUrl(url) });
 }
 
-export async function openLedgerNode(home: string, verifyThreads = 0, storeUrl?: string, nodeOptions: NodeOptions = {}): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
+export async function openLedgerNode(
+  home: string,
+  verifyThreads = 0,
+  storeUrl?: string,
+  nodeOptions: NodeOptions = {},
+): Promise<{ node: LedgerNode; closeIdentity: () => void }> {
   const dir = ledgerDir(home);
   const store = await openLogStore(home, storeUrl);
   let identity;
@@ -95,7 +99,10 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
     await node.close();
     closeIdentity();
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new DkmsError('ADDRESS_IN_USE', `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_LEDGER_PORT} is already in use (is another node running? choose another --port)`);
+      throw new DkmsError(
+        'ADDRESS_IN_USE',
+        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_LEDGER_PORT} is already in use (is another node running? choose another --port)`,
+      );
     }
     throw e;
   }

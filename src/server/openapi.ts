@@ -56,7 +56,10 @@ function parameters(contract: RouteContract): JsonSchema[] {
     const required = new Set((schema['required'] ?? []) as string[]);
     return Object.entries(properties).map(([name, property]) => ({ name, in: where, required: where === 'path' || required.has(name), schema: property }));
   };
-  const wildcard = contract.wildcard === undefined ? [] : [{ name: contract.wildcard.name, in: 'path', required: true, description: contract.wildcard.description, schema: { type: 'string' } }];
+  const wildcard =
+    contract.wildcard === undefined
+      ? []
+      : [{ name: contract.wildcard.name, in: 'path', required: true, description: contract.wildcard.description, schema: { type: 'string' } }];
   return [...of('path', contract.params), ...wildcard, ...of('query', contract.query)];
 }
 
@@ -67,7 +70,10 @@ function responses(contract: RouteContract): JsonSchema {
       {
         description: response.description,
         content: Object.fromEntries(
-          Object.entries(response.content).map(([media, schema]) => [media, { schema: schema === ProblemSchema && media === PROBLEM_MEDIA ? { $ref: PROBLEM_REF } : jsonSchema(schema, 'output', 'draft-2020-12') }]),
+          Object.entries(response.content).map(([media, schema]) => [
+            media,
+            { schema: schema === ProblemSchema && media === PROBLEM_MEDIA ? { $ref: PROBLEM_REF } : jsonSchema(schema, 'output', 'draft-2020-12') },
+          ]),
         ),
       },
     ]),
@@ -80,7 +86,14 @@ function operation(contract: RouteContract): JsonSchema {
   const body =
     bodySchema === undefined
       ? {}
-      : { requestBody: { required: true, content: Object.fromEntries((contract.bodyTypes ?? [JSON_MEDIA]).map((media) => [media, { schema: jsonSchema(bodySchema, 'input', 'draft-2020-12') }])) } };
+      : {
+          requestBody: {
+            required: true,
+            content: Object.fromEntries(
+              (contract.bodyTypes ?? [JSON_MEDIA]).map((media) => [media, { schema: jsonSchema(bodySchema, 'input', 'draft-2020-12') }]),
+            ),
+          },
+        };
   return {
     summary: contract.summary,
     operationId: `${contract.method.toLowerCase()}${openApiPath(contract).replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
@@ -100,7 +113,8 @@ const SIGNED_REQUEST_SCHEMES = {
     type: 'apiKey',
     in: 'header',
     name: AUTH_HEADERS.signature,
-    description: 'Ed25519 signature, base64url, of the canonical JSON of {v: 1, method, path with query, time, nonce, body: base64url SHA-256 of the canonical body or ""}',
+    description:
+      'Ed25519 signature, base64url, of the canonical JSON of {v: 1, method, path with query, time, nonce, body: base64url SHA-256 of the canonical body or ""}',
   },
 } as const;
 

@@ -20,7 +20,12 @@ function fromFastify(error: FastifyError, malformedCode: (url: string) => ErrorC
   if (error instanceof DkmsError) return error;
   if (error.statusCode === 429) return new DkmsError('RATE_LIMITED', 'too many requests: slow down and retry later');
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new DkmsError(tooLarge, 'request body is too large');
-  if (error.validation !== undefined || error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || error.statusCode === 400) {
+  if (
+    error.validation !== undefined ||
+    error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ||
+    error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+    error.statusCode === 400
+  ) {
     return new DkmsError(malformedCode(url), error.message.split('\n')[0] ?? 'bad request');
   }
   return new DkmsError('INTERNAL', 'internal error');
@@ -42,7 +47,9 @@ function forClient(error: DkmsError): DkmsError {
 
 /** Where a server reports its own failures by default: one line on standard error. */
 const toStderr = (error: DkmsError | FastifyError, where: string): void => {
-  process.stderr.write(`dkms server: ${where}: ${error instanceof DkmsError ? error.code : 'INTERNAL'}: ${(error.message.split('\n')[0] ?? '').slice(0, 500)}\n`);
+  process.stderr.write(
+    `dkms server: ${where}: ${error instanceof DkmsError ? error.code : 'INTERNAL'}: ${(error.message.split('\n')[0] ?? '').slice(0, 500)}\n`,
+  );
 };
 
 export function installProblemHandlers(

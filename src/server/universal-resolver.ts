@@ -36,7 +36,8 @@ interface MediaRange {
   readonly specificity: number;
 }
 
-const exactly = (type: string) => (range: MediaRange) => range.type === type || range.type === '*/*' || (range.type === 'application/*' && type.startsWith('application/'));
+const exactly = (type: string) => (range: MediaRange) =>
+  range.type === type || range.type === '*/*' || (range.type === 'application/*' && type.startsWith('application/'));
 
 /** In the server's order of preference: a wildcard gets the first. */
 const OFFERS: readonly Offer[] = [
@@ -48,7 +49,10 @@ const OFFERS: readonly Offer[] = [
     type: RESOLUTION_LD_TYPE,
     result: true,
     // A bare application/ld+json is no resolution result: the profile must say so.
-    matches: (range) => range.type === '*/*' || range.type === 'application/*' || (range.type === 'application/ld+json' && (range.params.get('profile') ?? '').split(' ').includes(RESOLUTION_PROFILE)),
+    matches: (range) =>
+      range.type === '*/*' ||
+      range.type === 'application/*' ||
+      (range.type === 'application/ld+json' && (range.params.get('profile') ?? '').split(' ').includes(RESOLUTION_PROFILE)),
   },
 ];
 
@@ -82,7 +86,10 @@ function mediaRanges(accept: string): MediaRange[] {
       const eq = param.indexOf('=');
       if (eq < 0) continue;
       const name = param.slice(0, eq).trim().toLowerCase();
-      const value = param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+      const value = param
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1');
       if (name === 'q') q = /^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(value) ? Number(value) : 0;
       else params.set(name, value);
     }
@@ -102,7 +109,10 @@ function negotiate(accept: string | undefined): Offer | undefined {
       if (offer.matches(range) && (match === undefined || range.specificity > match.specificity)) match = { q: range.q, specificity: range.specificity, index };
     });
     if (match === undefined || match.q <= 0) continue;
-    const better = best === undefined || match.q > best.q || (match.q === best.q && (match.specificity > best.specificity || (match.specificity === best.specificity && match.index < best.index)));
+    const better =
+      best === undefined ||
+      match.q > best.q ||
+      (match.q === best.q && (match.specificity > best.specificity || (match.specificity === best.specificity && match.index < best.index)));
     if (better) best = { offer, ...match };
   }
   return best?.offer;
@@ -141,7 +151,8 @@ function didUrlOf(url: string): { ok: true; didUrl: string } | { ok: false; resu
   } catch {
     return { ok: false, result: resolutionFailure('invalidDid', 'BAD_INPUT: the identifier has a malformed percent-escape') };
   }
-  if (query !== '' && decoded.includes('?')) return { ok: false, result: resolutionFailure('invalidDidUrl', 'BAD_INPUT: the DID URL has a query both escaped in the path and in the request') };
+  if (query !== '' && decoded.includes('?'))
+    return { ok: false, result: resolutionFailure('invalidDidUrl', 'BAD_INPUT: the DID URL has a query both escaped in the path and in the request') };
   if (!decoded.startsWith('did:dkms:') && /^did:[a-z0-9]+:/.test(decoded)) {
     const message = `BAD_INPUT: this driver resolves did:dkms only, not ${decoded.split(':', 2).join(':')}`;
     return { ok: false, result: { didResolutionMetadata: { error: 'methodNotSupported', message }, didDocument: null, didDocumentMetadata: {} } };
@@ -165,7 +176,10 @@ function send(reply: FastifyReply, offer: Offer | undefined, result: DIDResoluti
   const type = offer !== undefined && (offer.result || documentOnly) ? offer.type : RESOLUTION_TYPE;
   const body = documentOnly ? result.didDocument : { '@context': RESOLUTION_CONTEXT, ...result };
   // Bytes: fastify would add a charset parameter to a string of a JSON type; the types are sent as named.
-  return reply.code(statusOf(result)).type(type).send(Buffer.from(JSON.stringify(body)));
+  return reply
+    .code(statusOf(result))
+    .type(type)
+    .send(Buffer.from(JSON.stringify(body)));
 }
 
 /** Registers `GET /1.0/identifiers/*` on `app` (inside the ledger API's rate-limited routes). */
@@ -178,7 +192,14 @@ export function universalResolverRoutes(app: FastifyInstance, node: LedgerNode):
     const target = didUrlOf(request.url);
     if (!target.ok) return send(reply, offer, target.result);
     if (offer === undefined) {
-      return send(reply, offer, resolutionFailure('representationNotSupported', `BAD_INPUT: cannot answer with any of ${JSON.stringify(header ?? '')}; ask for ${OFFERS.map((o) => o.type).join(', ')}`));
+      return send(
+        reply,
+        offer,
+        resolutionFailure(
+          'representationNotSupported',
+          `BAD_INPUT: cannot answer with any of ${JSON.stringify(header ?? '')}; ask for ${OFFERS.map((o) => o.type).join(', ')}`,
+        ),
+      );
     }
     const accept = offer.result ? 'application/did+ld+json' : (offer.type as DocumentMediaType);
     return send(reply, offer, await queue(() => resolveDkmsDidUrl(client, target.didUrl, { accept })));

@@ -81,7 +81,8 @@ export async function openWitnessIdentity(dir: string): Promise<WitnessIdentity>
 const ProblemSchema = z.object({ code: z.string(), detail: z.string() });
 const ProofSchema = z.object({ proof: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(64) });
 
-const asError = (e: unknown): DkmsError => (e instanceof DkmsError ? e : new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`));
+const asError = (e: unknown): DkmsError =>
+  e instanceof DkmsError ? e : new DkmsError('INTERNAL', `unexpected error: ${e instanceof Error ? e.message : String(e)}`);
 
 /** The few calls a witness makes to its node, each bounded in time and abandoned on close. */
 class NodeLink {
@@ -118,7 +119,8 @@ class NodeLink {
     }
     if (response.ok) return payload;
     const problem = ProblemSchema.safeParse(payload);
-    if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) throw new DkmsError(problem.data.code as ErrorCode, `the node answered ${method} ${path.split('?')[0] ?? ''}: ${problem.data.detail}`);
+    if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code))
+      throw new DkmsError(problem.data.code as ErrorCode, `the node answered ${method} ${path.split('?')[0] ?? ''}: ${problem.data.detail}`);
     throw new DkmsError('LEDGER_BAD_RESPONSE', `the node answered ${method} ${path.split('?')[0] ?? ''} with status ${response.status}`);
   }
 
@@ -139,7 +141,8 @@ class NodeLink {
     try {
       answer = await this.#request('GET', `/v1/proofs/consistency?from=${from}&to=${to}`);
     } catch (e) {
-      if (e instanceof DkmsError && e.code !== 'LEDGER_UNREACHABLE') throw new DkmsError('LEDGER_BAD_RESPONSE', `the node will not prove that its ${from} events are a prefix of its ${to}: ${e.message}`);
+      if (e instanceof DkmsError && e.code !== 'LEDGER_UNREACHABLE')
+        throw new DkmsError('LEDGER_BAD_RESPONSE', `the node will not prove that its ${from} events are a prefix of its ${to}: ${e.message}`);
       throw e;
     }
     const parsed = ProofSchema.safeParse(answer);
@@ -233,7 +236,10 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
   } catch (e) {
     identity.close();
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new DkmsError('ADDRESS_IN_USE', `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_WITNESS_PORT} is already in use (is another witness running? choose another --port)`);
+      throw new DkmsError(
+        'ADDRESS_IN_USE',
+        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_WITNESS_PORT} is already in use (is another witness running? choose another --port)`,
+      );
     }
     throw e;
   }

@@ -86,7 +86,6 @@ const ITEM_LABEL = utf8('dkms/wallet/v1/item');
 type FieldLabel = 'category' | 'name';
 const LABELS: Record<FieldLabel, Uint8Array> = { category: utf8('dkms/wallet/v1/category'), name: utf8('dkms/wallet/v1/name') };
 
-
 /** Encodes the sealed payload: `version ‖ u32 tags length ‖ tags (canonical JSON) ‖ value`. */
 function encodePayload(item: WalletItem): Uint8Array {
   const tags = canonicalBytes(item.tags);
@@ -158,9 +157,7 @@ export class ItemCodec {
 
   /** One blind-index entry per tag. */
   tagIndex(tags: Tags): Uint8Array[] {
-    return Object.entries(tags).map(([name, value]) =>
-      hmacSha256(this.#keys.searchMac, framed(utf8('tag'), utf8(name), utf8(value))).slice(0, TAG_BYTES),
-    );
+    return Object.entries(tags).map(([name, value]) => hmacSha256(this.#keys.searchMac, framed(utf8('tag'), utf8(name), utf8(value))).slice(0, TAG_BYTES));
   }
 
   /**

@@ -18,9 +18,7 @@ import {
 } from '../crypto/index.js';
 import { badInput } from '../errors.js';
 
-export type WalletSecret =
-  | { readonly kind: 'passphrase'; readonly passphrase: string }
-  | { readonly kind: 'raw'; readonly key: Uint8Array };
+export type WalletSecret = { readonly kind: 'passphrase'; readonly passphrase: string } | { readonly kind: 'raw'; readonly key: Uint8Array };
 
 export const MIN_PASSPHRASE_LENGTH = 8;
 

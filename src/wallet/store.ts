@@ -255,7 +255,12 @@ export class SqliteWalletStore implements WalletStore {
   findItems(profile: string, categoryKey: Uint8Array, tags: readonly Uint8Array[]): StoredItem[] {
     const clauses = tags.map(() => 'EXISTS (SELECT 1 FROM item_tags t WHERE t.tag = ? AND t.item_id = items.id)');
     const sql = [`SELECT ${ITEM_COLUMNS} FROM items WHERE profile = ? AND category_key = ?`, ...clauses].join(' AND ');
-    return this.#run(() => this.#db.prepare<unknown[], ItemRow>(`${sql} ORDER BY id`).all(profile, categoryKey, ...tags).map(toItem));
+    return this.#run(() =>
+      this.#db
+        .prepare<unknown[], ItemRow>(`${sql} ORDER BY id`)
+        .all(profile, categoryKey, ...tags)
+        .map(toItem),
+    );
   }
 
   allItems(profile: string): StoredItem[] {

@@ -9,26 +9,8 @@ import { DEFAULT_KDF_TIER, ed25519SignKey, randomBytes, toHex, wipe, x25519Agree
 import { DkmsError, badInput } from '../errors.js';
 import { decodeExport, encodeExport } from './export.js';
 import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
-import {
-  KEY_CATEGORY,
-  checkKeyName,
-  checkKeyType,
-  keyInfo,
-  newKeyRecord,
-  privateKeyObjectOf,
-  type KeyHandle,
-  type KeyInfo,
-} from './keys.js';
-import {
-  STORE_KEY_LABEL,
-  buildKeyring,
-  newProfileRoot,
-  parseKeyring,
-  profileKeys,
-  unwrapProfileRoot,
-  wrapProfileRoot,
-  type KeyringHeader,
-} from './keyring.js';
+import { KEY_CATEGORY, checkKeyName, checkKeyType, keyInfo, newKeyRecord, privateKeyObjectOf, type KeyHandle, type KeyInfo } from './keys.js';
+import { STORE_KEY_LABEL, buildKeyring, newProfileRoot, parseKeyring, profileKeys, unwrapProfileRoot, wrapProfileRoot, type KeyringHeader } from './keyring.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
 
@@ -276,9 +258,7 @@ export class Wallet {
   #find(category: string, tags: Tags): WalletItem[] {
     const found = this.#open.findItems(this.profile, this.#items.categoryKey(category), this.#items.tagIndex(tags));
     // The tag index only narrows the search; the authenticated copy of the tags decides.
-    return found
-      .map((stored) => this.#items.open(stored, { category }))
-      .filter((item) => Object.entries(tags).every(([k, v]) => item.tags[k] === v));
+    return found.map((stored) => this.#items.open(stored, { category })).filter((item) => Object.entries(tags).every(([k, v]) => item.tags[k] === v));
   }
 
   /** Replaces an item's value and/or tags; the item gets a fresh item key. */
@@ -289,7 +269,8 @@ export class Wallet {
       value: change.value === undefined ? current.value : checkValue(change.value),
       tags: change.tags === undefined ? current.tags : checkTags(change.tags),
     };
-    if (!this.#open.replaceItem(this.profile, this.#items.seal(next), this.#items.tagIndex(next.tags))) throw new DkmsError('ITEM_NOT_FOUND', `no item '${name}' in category '${category}'`);
+    if (!this.#open.replaceItem(this.profile, this.#items.seal(next), this.#items.tagIndex(next.tags)))
+      throw new DkmsError('ITEM_NOT_FOUND', `no item '${name}' in category '${category}'`);
     return next;
   }
 
@@ -457,7 +438,12 @@ export class Wallet {
     assertStrongSecret(secret);
     const profiles = new Map<string, WalletItem[]>();
     for (const [profile, kek] of store.readKeyring().profiles) {
-      this.#withCodec(profile, kek, (codec) => profiles.set(profile, store.allItems(profile).map((stored) => codec.open(stored))));
+      this.#withCodec(profile, kek, (codec) =>
+        profiles.set(
+          profile,
+          store.allItems(profile).map((stored) => codec.open(stored)),
+        ),
+      );
     }
     try {
       return await encodeExport(profiles, secret, options.kdfTier);
@@ -497,7 +483,13 @@ export class Wallet {
   }
 
   /** Creates a new wallet at `path` holding everything in an export. */
-  static async import(path: string, exported: Uint8Array, exportSecret: WalletSecret, walletSecret: WalletSecret, options: CreateOptions = {}): Promise<Wallet> {
+  static async import(
+    path: string,
+    exported: Uint8Array,
+    exportSecret: WalletSecret,
+    walletSecret: WalletSecret,
+    options: CreateOptions = {},
+  ): Promise<Wallet> {
     if (existsSync(path)) throw new DkmsError('WALLET_EXISTS', `a wallet already exists at ${path}`);
     assertStrongSecret(walletSecret);
     const profiles = await decodeExport(exported, exportSecret);

@@ -80,7 +80,10 @@ function fileFormat(path: string): { version: number; applicationId: number; tab
     return {
       version: Number(db.pragma('user_version', { simple: true })),
       applicationId: Number(db.pragma('application_id', { simple: true })),
-      tables: db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => r.name),
+      tables: db
+        .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .all()
+        .map((r) => r.name),
     };
   } finally {
     db.close();
@@ -119,7 +122,7 @@ describe('agency store: backups', () => {
     expect(await versionsOf(store, locator)).toEqual([7]);
   });
 
-  it('keeps versions per agent: one agent pushing many does not push out another agent\'s', async () => {
+  it("keeps versions per agent: one agent pushing many does not push out another agent's", async () => {
     const { store, a } = await withClouds();
     const locator = newLocator();
     const limits = { versionsPerAgent: 3 };
@@ -137,7 +140,7 @@ describe('agency store: backups', () => {
     expect((await store.backupData(locator, 14))?.data).toEqual(bytesOf('laptop 4'));
   });
 
-  it('refuses a locator past the cloud agent\'s `locators` (BACKUP_QUOTA), storing nothing', async () => {
+  it("refuses a locator past the cloud agent's `locators` (BACKUP_QUOTA), storing nothing", async () => {
     const { store, a, b } = await withClouds();
     const limits = { locators: 2 };
     const [first, second, third] = [newLocator(), newLocator(), newLocator()] as const;
@@ -185,7 +188,7 @@ describe('agency store: backups', () => {
     expect((await put(store, b.id, newLocator(), bytesOf('b1'))).cloudId).toBe(b.id);
   });
 
-  it('deletes only the given cloud agent\'s backups under a locator', async () => {
+  it("deletes only the given cloud agent's backups under a locator", async () => {
     const { store, a, b } = await withClouds();
     const mine = newLocator();
     const theirs = newLocator();
@@ -225,7 +228,10 @@ describe('agency store: backups', () => {
 function columnsOf(path: string, table: string): string[] {
   const db = new Database(path, { readonly: true });
   try {
-    return db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`).all().map((r) => r.name);
+    return db
+      .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
+      .all()
+      .map((r) => r.name);
   } finally {
     db.close();
   }
@@ -269,10 +275,21 @@ describe('agency store: the file format', () => {
     expect(await store.cloudAgent(cloud.id)).toEqual(cloud);
     expect(await store.routes(cloud.id)).toEqual([{ agentKey: agent }]);
     const locator = newLocator();
-    expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({ locator, cloudId: cloud.id, version: 1, agent, created: NOW, size: 17 });
+    expect(await put(store, cloud.id, locator, bytesOf('after the upgrade'), { agent })).toEqual({
+      locator,
+      cloudId: cloud.id,
+      version: 1,
+      agent,
+      created: NOW,
+      size: 17,
+    });
     await store.close();
 
-    expect(fileFormat(path)).toEqual({ version: 6, applicationId: AGENCY_APPLICATION_ID, tables: ['backups', 'cloud_agents', 'delivered', 'guests', 'mailboxes', 'messages', 'removed', 'routes', 'senders', 'sponsors'] });
+    expect(fileFormat(path)).toEqual({
+      version: 6,
+      applicationId: AGENCY_APPLICATION_ID,
+      tables: ['backups', 'cloud_agents', 'delivered', 'guests', 'mailboxes', 'messages', 'removed', 'routes', 'senders', 'sponsors'],
+    });
     expect(columnsOf(path, 'messages')).toEqual(['id', 'cloud_id', 'recipient', 'received', 'envelope', 'source', 'digest']);
     expect(columnsOf(path, 'backups')).toEqual(['locator', 'version', 'cloud_id', 'agent', 'created', 'data']);
     // Format 4 looks routes up by agent key alone (every pickup asks whether a key has a mailbox);
@@ -383,7 +400,12 @@ const backupsPath = (o: Owner) => `/v1/cloud-agents/${o.cloud.id}/backups`;
 const dataPath = (locator: string, version?: number) => `/v1/backups/${locator}/data${version === undefined ? '' : `?version=${version}`}`;
 
 /** Stores `data` as an agent of `o` (under R's locator unless told) and returns the answer's body. */
-async function store(o: Owner, data: Uint8Array, signer: RequestSigner = o.laptop, locator = o.keys.locator): Promise<{ version: number; created: string; size: number }> {
+async function store(
+  o: Owner,
+  data: Uint8Array,
+  signer: RequestSigner = o.laptop,
+  locator = o.keys.locator,
+): Promise<{ version: number; created: string; size: number }> {
   const answer = await signed(o.agency.url, signer, 'POST', backupsPath(o), { locator, data: toBase64url(data) });
   expect(answer.status).toBe(201);
   return answer.body as { version: number; created: string; size: number };
@@ -421,19 +443,19 @@ describe('agency API: storing backups', () => {
     expect(newest.data).toEqual(bytesOf('from the laptop'));
   });
 
-  it('keeps each agent\'s versions: another ADMIN agent pushing many does not push out the laptop\'s', async () => {
+  it("keeps each agent's versions: another ADMIN agent pushing many does not push out the laptop's", async () => {
     const o = await owner();
-    await store(o, bytesOf('the laptop\'s'));
+    await store(o, bytesOf("the laptop's"));
     const pushes = BACKUP_LIMITS.versionsPerAgent + 3;
     for (let i = 0; i < pushes; i++) await store(o, bytesOf(`junk ${i}`), o.desktop);
     const versions = await listed(o);
     // The laptop's one version, and only the desktop's newest versionsPerAgent.
     expect(versions).toEqual([1, ...Array.from({ length: BACKUP_LIMITS.versionsPerAgent }, (_, i) => pushes + 1 - BACKUP_LIMITS.versionsPerAgent + i + 1)]);
     const kept = await new AgencyClient(o.agency.url, o.keys.signer(0)).getBackup(o.keys.locator, 1);
-    expect(kept.data).toEqual(bytesOf('the laptop\'s'));
+    expect(kept.data).toEqual(bytesOf("the laptop's"));
   });
 
-  it('refuses a locator past the owner\'s BACKUP_LIMITS.locators (507 BACKUP_QUOTA), storing nothing', async () => {
+  it("refuses a locator past the owner's BACKUP_LIMITS.locators (507 BACKUP_QUOTA), storing nothing", async () => {
     const o = await owner();
     for (let i = 0; i < BACKUP_LIMITS.locators; i++) await store(o, bytesOf(`at ${i}`), o.laptop, newLocator());
     const over = newLocator();
@@ -452,18 +474,26 @@ describe('agency API: storing backups', () => {
     expectProblem(await call(`${o.agency.url}/v1/backups/${o.keys.locator}`), 404, 'BACKUP_NOT_FOUND');
   });
 
-  it('refuses another owner\'s agent a locator that is taken (BACKUP_UNAUTHORIZED), and an unknown cloud agent', async () => {
+  it("refuses another owner's agent a locator that is taken (BACKUP_UNAUTHORIZED), and an unknown cloud agent", async () => {
     const o = await owner();
     await store(o, bytesOf('mine'));
     const other = await owner(o.ledger, o.agency);
     const stolen = await signed(o.agency.url, other.laptop, 'POST', backupsPath(other), { locator: o.keys.locator, data: toBase64url(bytesOf('theirs')) });
     expectProblem(stolen, 401, 'BACKUP_UNAUTHORIZED');
     // Nor may it post to the first owner's cloud agent.
-    expectProblem(await signed(o.agency.url, other.laptop, 'POST', backupsPath(o), { locator: o.keys.locator, data: toBase64url(bytesOf('theirs')) }), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(
+      await signed(o.agency.url, other.laptop, 'POST', backupsPath(o), { locator: o.keys.locator, data: toBase64url(bytesOf('theirs')) }),
+      401,
+      'REQUEST_UNAUTHORIZED',
+    );
     const index = await call(`${o.agency.url}/v1/backups/${o.keys.locator}`);
     expect((index.body as { versions: unknown[] }).versions).toHaveLength(1);
     const unknown = `/v1/cloud-agents/${toBase58btc(randomBytes(16))}/backups`;
-    expectProblem(await signed(o.agency.url, o.laptop, 'POST', unknown, { locator: o.keys.locator, data: toBase64url(bytesOf('x')) }), 404, 'CLOUD_AGENT_NOT_FOUND');
+    expectProblem(
+      await signed(o.agency.url, o.laptop, 'POST', unknown, { locator: o.keys.locator, data: toBase64url(bytesOf('x')) }),
+      404,
+      'CLOUD_AGENT_NOT_FOUND',
+    );
   });
 
   it('refuses a malformed locator or data (400 BAD_INPUT)', async () => {
@@ -493,7 +523,7 @@ describe('agency API: storing backups', () => {
     expect((index.body as { versions: unknown[] }).versions).toHaveLength(1);
   });
 
-  it('refuses a backup over MAX_BACKUP_BYTES (400 BAD_INPUT) and a body over the route\'s limit (413)', async () => {
+  it("refuses a backup over MAX_BACKUP_BYTES (400 BAD_INPUT) and a body over the route's limit (413)", async () => {
     const o = await owner();
     const path = backupsPath(o);
     // Just over the limit once decoded, but within the body limit as base64url.
@@ -510,7 +540,7 @@ describe('agency API: storing backups', () => {
     expect((index.body as { versions: { version: number }[] }).versions.map((v) => v.version)).toEqual([1]);
   });
 
-  it('deletes the owner\'s backups only for its committed recovery key: no agent key, not even ADMIN (BACKUP_UNAUTHORIZED)', async () => {
+  it("deletes the owner's backups only for its committed recovery key: no agent key, not even ADMIN (BACKUP_UNAUTHORIZED)", async () => {
     const o = await owner();
     await store(o, bytesOf('one'));
     await store(o, bytesOf('two'), o.desktop);
@@ -538,7 +568,9 @@ describe('agency API: storing backups', () => {
     await store(o, bytesOf('two'));
     // R's first key recovers: it is revealed, and the policy commits to the next one.
     const record = (await o.ledgerClient.resolvePolicy(o.policy)).record;
-    await o.ledgerClient.submit(signEvent(nextEvent('policy.recover', o.policy, record, { next: { digests: [o.keys.signer(1).digest], threshold: 1 } }), [eventSigner(o.keys.signer(0))]));
+    await o.ledgerClient.submit(
+      signEvent(nextEvent('policy.recover', o.policy, record, { next: { digests: [o.keys.signer(1).digest], threshold: 1 } }), [eventSigner(o.keys.signer(0))]),
+    );
     expect((await o.ledgerClient.resolvePolicy(o.policy)).record.policy.revealed).toEqual([o.keys.signer(0).digest]);
     const path = `${backupsPath(o)}/${o.keys.locator}`;
     // The laptop is still an ADMIN agent, and still may not delete.
@@ -613,7 +645,7 @@ describe('agency API: fetching backups', () => {
     expect((await new AgencyClient(url, o.keys.signer(0)).getBackup(o.keys.locator)).data).toEqual(second);
   });
 
-  it('does not give another owner\'s recovery key this owner\'s backups', async () => {
+  it("does not give another owner's recovery key this owner's backups", async () => {
     const o = await owner();
     await store(o, bytesOf('mine'));
     const other = await owner(o.ledger, o.agency);

@@ -218,7 +218,8 @@ async function checkAfterKill(setup: Setup, report: Report, stats: Stats, where:
   for (const [id, target] of report.subs) {
     const present = [...target].filter((name) => found[name as AgentName].has(id));
     if (report.acked.has(id)) {
-      if (present.length !== target.length) problems.push(`acknowledged ${id} (for ${target}) is missing for ${[...target].filter((n) => !present.includes(n)).join(', ')}`);
+      if (present.length !== target.length)
+        problems.push(`acknowledged ${id} (for ${target}) is missing for ${[...target].filter((n) => !present.includes(n)).join(', ')}`);
     } else if (present.length > 0) {
       unackedStored++;
       if (present.length !== target.length) problems.push(`unacknowledged ${id} (for ${target}) is stored for ${present.join(', ')} only`);

@@ -37,7 +37,10 @@ const NOTE = 'https://example.org/test/1.0/note';
  */
 async function send(owner: EdgeAgent, to: readonly { kx: string }[], text: string, only?: string): Promise<void> {
   const cloud = owner.cloud();
-  const inner = anoncrypt(messageBytes(newMessage(NOTE, { text })), to.map((a) => recipientRef(a.kx)));
+  const inner = anoncrypt(
+    messageBytes(newMessage(NOTE, { text })),
+    to.map((a) => recipientRef(a.kx)),
+  );
   await postEnvelope(cloud.endpoint, wrapForward(inner, only === undefined ? cloud.did : `did:key:${only}`, [recipientFromKid(cloud.routingKey)]));
 }
 
@@ -85,7 +88,10 @@ const BOUND_MS = 2000;
 const backup = () => randomBytes(64);
 
 /** An agency of its own in front of `w`'s ledger behind a proxy, and an owner (laptop) whose cloud agent it hosts. */
-async function behindProxy(w: World, options: Partial<AgencyServiceOptions> = {}): Promise<{ proxy: LyingProxy; agency: RunningAgency; errors: DkmsError[]; laptop: EdgeAgent }> {
+async function behindProxy(
+  w: World,
+  options: Partial<AgencyServiceOptions> = {},
+): Promise<{ proxy: LyingProxy; agency: RunningAgency; errors: DkmsError[]; laptop: EdgeAgent }> {
   const proxy = await startProxy(w.ledgerUrl);
   const errors: DkmsError[] = [];
   const agency = await startAgency(tempDir(), {
@@ -115,7 +121,7 @@ function withholding(policy: string, type: string): Lie {
 }
 
 describe('the agency follows the ledger', () => {
-  it('ends a revoked agent\'s pickups, mail and backups within 2 s of the revocation, with no sync, as if it had never been authorized', async () => {
+  it("ends a revoked agent's pickups, mail and backups within 2 s of the revocation, with no sync, as if it had never been authorized", async () => {
     const w = await world();
     const laptop = await w.makeOwner('alice');
     const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);
@@ -131,7 +137,11 @@ describe('the agency follows the ledger', () => {
     await send(laptop, everyone, 'after the revocation');
     // Not picking up as the phone meanwhile: mail for it alone is refused once the agency has
     // stopped routing to it (until then such probes wait in its mailbox, and go with it).
-    await until('the agency stops routing to the revoked phone', committed + BOUND_MS, async () => (await codeOf(send(laptop, profiles(phone), 'probe', phone.profile.key))) === 'NOT_FOUND');
+    await until(
+      'the agency stops routing to the revoked phone',
+      committed + BOUND_MS,
+      async () => (await codeOf(send(laptop, profiles(phone), 'probe', phone.profile.key))) === 'NOT_FOUND',
+    );
 
     // The agency keeps no mailbox for the revoked phone: its mail went with its route.
     await expectCodeAsync(mail(phone), 'MAILBOX_NOT_FOUND');
@@ -197,7 +207,7 @@ describe('the agency follows the ledger', () => {
     expect(new Set(texts)).toEqual(new Set(['for every agent']));
   });
 
-  it('holds the owner\'s mail while the ledger withholds a change it proves, and delivers by the change once it is shown', async () => {
+  it("holds the owner's mail while the ledger withholds a change it proves, and delivers by the change once it is shown", async () => {
     const w = await world();
     const { proxy, errors, laptop } = await behindProxy(w);
     const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);
@@ -333,12 +343,18 @@ describe('PolicyFollower', () => {
 
     delete fail.entries;
     for (const p of policies) seqs.set(p, 1);
-    fail.read = new Map([[first, new DkmsError('LEDGER_INCOMPLETE', 'withheld')], [second, new DkmsError('LEDGER_UNREACHABLE', 'gone')]]);
+    fail.read = new Map([
+      [first, new DkmsError('LEDGER_INCOMPLETE', 'withheld')],
+      [second, new DkmsError('LEDGER_UNREACHABLE', 'gone')],
+    ]);
     log.read.length = 0;
     await follower.round();
     // Withheld: reported, and the round goes on; out of reach: the round ends.
     expect(unverified).toEqual([first, second]);
-    expect(errors.slice(1)).toEqual([['LEDGER_INCOMPLETE', first], ['LEDGER_UNREACHABLE', second]]);
+    expect(errors.slice(1)).toEqual([
+      ['LEDGER_INCOMPLETE', first],
+      ['LEDGER_UNREACHABLE', second],
+    ]);
     expect(log.read).toEqual([first, second]);
 
     delete fail.read;

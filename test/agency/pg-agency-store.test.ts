@@ -79,7 +79,10 @@ describe('agency store (PostgreSQL): shared by several processes', () => {
     expect(await one.nonces.take('zKey', 'n1', at)).toBe(true);
     expect(await two.nonces.take('zKey', 'n1', at)).toBe(false);
     expect(await two.nonces.take('zOther', 'n1', at)).toBe(true);
-    const racing = await Promise.all([...Array.from({ length: 20 }, () => one.nonces.take('zKey', 'n2', at)), ...Array.from({ length: 20 }, () => two.nonces.take('zKey', 'n2', at))]);
+    const racing = await Promise.all([
+      ...Array.from({ length: 20 }, () => one.nonces.take('zKey', 'n2', at)),
+      ...Array.from({ length: 20 }, () => two.nonces.take('zKey', 'n2', at)),
+    ]);
     expect(racing.filter(Boolean)).toHaveLength(1);
   });
 
@@ -106,7 +109,10 @@ describe('agency store (PostgreSQL): shared by several processes', () => {
   });
 
   it('fails to open an unreachable database with AGENCY_STORE_UNAVAILABLE, naming no password', async () => {
-    const error = await expectCodeAsync(PgAgencyStore.open(`postgres://postgres:s3cret-pw@127.0.0.1:1/none`, { agencyKeyId: KEY_ID }), 'AGENCY_STORE_UNAVAILABLE');
+    const error = await expectCodeAsync(
+      PgAgencyStore.open(`postgres://postgres:s3cret-pw@127.0.0.1:1/none`, { agencyKeyId: KEY_ID }),
+      'AGENCY_STORE_UNAVAILABLE',
+    );
     expect(error.message).not.toContain('s3cret-pw');
   });
 });

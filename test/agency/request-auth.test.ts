@@ -9,7 +9,15 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AUTH_HEADERS, CLOCK_WINDOW_MS, FUTURE_SKEW_MS, RequestVerifier, signRequest, type RequestSigner, type SignedRequest } from '../../src/agency/request-auth.js';
+import {
+  AUTH_HEADERS,
+  CLOCK_WINDOW_MS,
+  FUTURE_SKEW_MS,
+  RequestVerifier,
+  signRequest,
+  type RequestSigner,
+  type SignedRequest,
+} from '../../src/agency/request-auth.js';
 import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { expectCodeAsync } from '../helpers/errors.js';
@@ -33,7 +41,7 @@ async function once(v: RequestVerifier, headers: Record<string, string | string[
 }
 
 describe('signRequest / RequestVerifier', () => {
-  it('verifies a signed request to the signer\'s key', async () => {
+  it("verifies a signed request to the signer's key", async () => {
     const s = signer();
     const headers = signRequest(s, 'POST', PATH, BODY);
     expect(Object.keys(headers).sort()).toEqual(Object.values(AUTH_HEADERS).sort());
@@ -80,7 +88,7 @@ describe('signRequest / RequestVerifier', () => {
     }
   });
 
-  it('refuses another key\'s name on a valid signature', async () => {
+  it("refuses another key's name on a valid signature", async () => {
     const s = signer();
     const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: signer().key };
     await expectCodeAsync(once(verifierAt(), headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
@@ -102,7 +110,10 @@ describe('signRequest / RequestVerifier', () => {
     await expectCodeAsync(once(v, signRequest(s, 'POST', PATH, BODY), 'POST', PATH, undefined), 'REQUEST_UNAUTHORIZED');
     await expectCodeAsync(once(v, signRequest(s, 'POST', PATH), 'POST', PATH, {}), 'REQUEST_UNAUTHORIZED');
     await expectCodeAsync(once(v, signRequest(s, 'POST', PATH, BODY), 'POST', '/v1/cloud-agents/other/sync', BODY), 'REQUEST_UNAUTHORIZED');
-    await expectCodeAsync(once(v, signRequest(s, 'GET', '/v1/mailbox?limit=10&wait=0'), 'GET', '/v1/mailbox?limit=500&wait=0', undefined), 'REQUEST_UNAUTHORIZED');
+    await expectCodeAsync(
+      once(v, signRequest(s, 'GET', '/v1/mailbox?limit=10&wait=0'), 'GET', '/v1/mailbox?limit=500&wait=0', undefined),
+      'REQUEST_UNAUTHORIZED',
+    );
     await expectCodeAsync(once(v, signRequest(s, 'POST', PATH, BODY), 'PUT', PATH, BODY), 'REQUEST_UNAUTHORIZED');
     // Another time within the window, and another nonce, with the original signature.
     const headers = signRequest(s, 'POST', PATH, BODY);
@@ -142,7 +153,7 @@ describe('signRequest / RequestVerifier', () => {
     expect(await once(v, theirs, 'POST', PATH, BODY)).toBe(other.key);
   });
 
-  it('keeps nothing for a request it only checked: a stranger\'s requests take no nonce and no memory', async () => {
+  it("keeps nothing for a request it only checked: a stranger's requests take no nonce and no memory", async () => {
     const s = signer();
     const v = verifierAt();
     const headers = signRequest(s, 'POST', PATH, BODY);
@@ -181,27 +192,33 @@ describe('signRequest / RequestVerifier', () => {
     const s = signer();
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_:.+/= ';
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...Object.values(AUTH_HEADERS)), fc.nat(), fc.nat({ max: alphabet.length - 1 }), fc.constantFrom('GET', 'POST'), async (name, at, withChar, method) => {
-        const body = method === 'GET' ? undefined : BODY;
-        const headers = signRequest(s, method, PATH, body);
-        const value = headers[name] as string;
-        const i = at % value.length;
-        let c = alphabet[withChar] as string;
-        if (c === value[i]) c = c === 'A' ? 'B' : 'A';
-        const changed = { ...headers, [name]: value.slice(0, i) + c + value.slice(i + 1) };
-        const v = verifierAt();
-        try {
-          await once(v, changed, method, PATH, body);
-        } catch (e) {
-          expect(e).toBeInstanceOf(DkmsError);
-          // A changed time may still be a date, outside the window.
-          expect(['REQUEST_UNAUTHORIZED', 'REQUEST_TIME_SKEW']).toContain((e as DkmsError).code);
-          // And the genuine request was not spent by the failed attempt.
-          expect(await once(v, headers, method, PATH, body)).toBe(s.key);
-          return;
-        }
-        throw new Error(`a change to ${name} at ${i} (${JSON.stringify(value)} → ${JSON.stringify(changed[name])}) was accepted`);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...Object.values(AUTH_HEADERS)),
+        fc.nat(),
+        fc.nat({ max: alphabet.length - 1 }),
+        fc.constantFrom('GET', 'POST'),
+        async (name, at, withChar, method) => {
+          const body = method === 'GET' ? undefined : BODY;
+          const headers = signRequest(s, method, PATH, body);
+          const value = headers[name] as string;
+          const i = at % value.length;
+          let c = alphabet[withChar] as string;
+          if (c === value[i]) c = c === 'A' ? 'B' : 'A';
+          const changed = { ...headers, [name]: value.slice(0, i) + c + value.slice(i + 1) };
+          const v = verifierAt();
+          try {
+            await once(v, changed, method, PATH, body);
+          } catch (e) {
+            expect(e).toBeInstanceOf(DkmsError);
+            // A changed time may still be a date, outside the window.
+            expect(['REQUEST_UNAUTHORIZED', 'REQUEST_TIME_SKEW']).toContain((e as DkmsError).code);
+            // And the genuine request was not spent by the failed attempt.
+            expect(await once(v, headers, method, PATH, body)).toBe(s.key);
+            return;
+          }
+          throw new Error(`a change to ${name} at ${i} (${JSON.stringify(value)} → ${JSON.stringify(changed[name])}) was accepted`);
+        },
+      ),
       { numRuns: 500 },
     );
   });
@@ -211,7 +228,10 @@ describe('signRequest / RequestVerifier', () => {
     const good = signRequest(s, 'POST', PATH, BODY);
     await fc.assert(
       fc.asyncProperty(
-        fc.dictionary(fc.constantFrom(...Object.values(AUTH_HEADERS), 'other'), fc.oneof(fc.string({ maxLength: 250 }), fc.array(fc.string()), fc.constant(undefined))),
+        fc.dictionary(
+          fc.constantFrom(...Object.values(AUTH_HEADERS), 'other'),
+          fc.oneof(fc.string({ maxLength: 250 }), fc.array(fc.string()), fc.constant(undefined)),
+        ),
         fc.boolean(),
         async (extra, keepGood) => {
           const headers = { ...(keepGood ? good : {}), ...extra };

@@ -123,7 +123,9 @@ describe('pairing', () => {
     }
     // The right passcode comes too late.
     await answerInvitation(device, invitation, created.passcode, 'phone', keys);
-    expect(await drainPairing(owner, invitation.id)).toEqual([expect.objectContaining({ type: PAIRING_RESPONSE, outcome: 'refused', code: 'INVITATION_USED' })]);
+    expect(await drainPairing(owner, invitation.id)).toEqual([
+      expect.objectContaining({ type: PAIRING_RESPONSE, outcome: 'refused', code: 'INVITATION_USED' }),
+    ]);
     await expectCodeAsync(awaitWelcome(device, invitation, 'phone', Date.now() + 15_000), 'INVITATION_USED');
     expect((await ledgerAgents(owner)).some((a) => a.key === keys.key)).toBe(false);
     expect(device.store.hasProfile()).toBe(false);
@@ -146,7 +148,9 @@ describe('pairing', () => {
     // An expired invitation whose copy was edited into the future: the inviter still refuses.
     const lying: Invitation = { ...expiredInvitation, expires: new Date(Date.now() + 600_000).toISOString() };
     await answerInvitation(device, lying, expired.passcode, 'phone', keys);
-    expect(await drainPairing(owner, expiredInvitation.id)).toEqual([expect.objectContaining({ type: PAIRING_RESPONSE, outcome: 'refused', code: 'INVITATION_EXPIRED' })]);
+    expect(await drainPairing(owner, expiredInvitation.id)).toEqual([
+      expect.objectContaining({ type: PAIRING_RESPONSE, outcome: 'refused', code: 'INVITATION_EXPIRED' }),
+    ]);
     await expectCodeAsync(awaitWelcome(device, lying, 'phone', Date.now() + 15_000), 'INVITATION_EXPIRED');
   });
 
@@ -234,7 +238,9 @@ describe('m-of-n revocation', () => {
     const watch = await w.pairAgent(laptop, 'watch', FLAGS.PROVE);
     await settle(laptop, tablet, watch);
     const record = await laptop.policy();
-    await laptop.ledger.submit(signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: tablet.profile.key, flags: FLAGS.ADMIN } }), [agentSigner(laptop.wallet)]));
+    await laptop.ledger.submit(
+      signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: tablet.profile.key, flags: FLAGS.ADMIN } }), [agentSigner(laptop.wallet)]),
+    );
     const mute = await expectCodeAsync(revokeAgent(laptop, watch.profile.key), 'EVENT_THRESHOLD');
     expect(mute.message).toContain(tablet.profile.key);
     expect(mute.message).toMatch(/key-agreement/);
@@ -304,7 +310,9 @@ describe('m-of-n revocation', () => {
     // The phone signs a different revocation (of the laptop) and sends it as its answer.
     const record = await phone.policy();
     const other = signEvent(nextEvent('policy.revoke', record.subject, record, { key: laptop.profile.key }), [agentSigner(phone.wallet)]);
-    await phone.sendToAgents(newMessage(APPROVAL_RESPONSE, { id: requestId, sig: other.sigs[0] }), [{ key: laptop.profile.key, kx: laptop.profile.kx, flags: ALL_FLAGS }]);
+    await phone.sendToAgents(newMessage(APPROVAL_RESPONSE, { id: requestId, sig: other.sigs[0] }), [
+      { key: laptop.profile.key, kx: laptop.profile.kx, flags: ALL_FLAGS },
+    ]);
     expect(refusals(await drain(laptop))).toEqual([expect.objectContaining({ type: APPROVAL_RESPONSE, code: 'EVENT_BAD_SIGNATURE' })]);
     expect((await ledgerAgents(laptop)).map((a) => a.key)).toEqual(expect.arrayContaining([laptop.profile.key, watch.profile.key]));
     // The genuine approval still completes the request.
@@ -444,7 +452,12 @@ describe('security', () => {
     const peer = peerState(a);
     const mine = a.mine as NonNullable<ConnectionRecord['mine']>;
     const send = (created: number) =>
-      alice.sendToPeer(newMessage(BASIC_MESSAGE, { content: `at ${created}` }, { created_time: created }), alice.agreementKey(mine.kx), peer.keys.map((k) => k.kx), peer.endpoint);
+      alice.sendToPeer(
+        newMessage(BASIC_MESSAGE, { content: `at ${created}` }, { created_time: created }),
+        alice.agreementKey(mine.kx),
+        peer.keys.map((k) => k.kx),
+        peer.endpoint,
+      );
     await send(now - 31 * 86_400);
     await send(now + 2 * 86_400);
     await send(now);
@@ -471,14 +484,24 @@ describe('security', () => {
     ]);
     const peer = peerState(a);
     const mine = a.mine as NonNullable<ConnectionRecord['mine']>;
-    await alice.sendToPeer(newMessage(CONNECTION_EVENTS, { id: a.id, events: [forged] }), alice.agreementKey(mine.kx), peer.keys.map((k) => k.kx), peer.endpoint);
+    await alice.sendToPeer(
+      newMessage(CONNECTION_EVENTS, { id: a.id, events: [forged] }),
+      alice.agreementKey(mine.kx),
+      peer.keys.map((k) => k.kx),
+      peer.endpoint,
+    );
     expect(await drain(bob)).toEqual([expect.objectContaining({ type: CONNECTION_EVENTS, outcome: 'refused', code: 'CONNECTION_EVENT_UNAUTHORIZED' })]);
     const record = findConnection(bob, 'alice');
     expect(record.flags).toEqual([expect.objectContaining({ code: 'CONNECTION_EVENT_UNAUTHORIZED' })]);
     expect(record.peerLog).toHaveLength(1);
     expect(peerState(record).keys).toEqual(state.keys);
     // A fork (another event at a seq Bob already has) is refused too, and flagged.
-    await alice.sendToPeer(newMessage(CONNECTION_EVENTS, { id: a.id, events: [{ ...a.myLog[0], nonce: 'AAAAAAAAAAAAAAAAAAAAAA' }] }), alice.agreementKey(mine.kx), peer.keys.map((k) => k.kx), peer.endpoint);
+    await alice.sendToPeer(
+      newMessage(CONNECTION_EVENTS, { id: a.id, events: [{ ...a.myLog[0], nonce: 'AAAAAAAAAAAAAAAAAAAAAA' }] }),
+      alice.agreementKey(mine.kx),
+      peer.keys.map((k) => k.kx),
+      peer.endpoint,
+    );
     expect(refusals(await drain(bob))).toEqual([expect.objectContaining({ code: 'CONNECTION_EVENT_INVALID' })]);
     expect(findConnection(bob, 'alice').flags).toHaveLength(2);
     // The connection itself still works.
@@ -487,7 +510,7 @@ describe('security', () => {
     expect(messages(bob)).toEqual(['still here']);
   });
 
-  it('refuses a message to a connection from a key that is not the peer\'s: ENVELOPE_UNKNOWN_SENDER', async () => {
+  it("refuses a message to a connection from a key that is not the peer's: ENVELOPE_UNKNOWN_SENDER", async () => {
     const w = await world();
     const alice = await w.makeOwner('alice');
     const bob = await w.makeOwner('bob');
@@ -495,9 +518,19 @@ describe('security', () => {
     const x = x25519Generate();
     const stranger = memoryAgreementKey(didKeyUrl('x25519', x.publicKey), x.privateKey, x.publicKey);
     const peer = peerState(a);
-    await alice.sendToPeer(newMessage(BASIC_MESSAGE, { content: 'it is me, alice' }), stranger, peer.keys.map((k) => k.kx), peer.endpoint);
+    await alice.sendToPeer(
+      newMessage(BASIC_MESSAGE, { content: 'it is me, alice' }),
+      stranger,
+      peer.keys.map((k) => k.kx),
+      peer.endpoint,
+    );
     // Alice's own agent key is not a connection key either.
-    await alice.sendToPeer(newMessage(BASIC_MESSAGE, { content: 'from my agent key' }), alice.agreementKey(), peer.keys.map((k) => k.kx), peer.endpoint);
+    await alice.sendToPeer(
+      newMessage(BASIC_MESSAGE, { content: 'from my agent key' }),
+      alice.agreementKey(),
+      peer.keys.map((k) => k.kx),
+      peer.endpoint,
+    );
     expect(await drain(bob)).toEqual([
       expect.objectContaining({ type: BASIC_MESSAGE, outcome: 'refused', code: 'ENVELOPE_UNKNOWN_SENDER' }),
       expect.objectContaining({ type: BASIC_MESSAGE, outcome: 'refused', code: 'ENVELOPE_UNKNOWN_SENDER' }),
@@ -505,7 +538,7 @@ describe('security', () => {
     expect(messages(bob)).toEqual([]);
   });
 
-  it('refuses an approval request from a key that is not one of the owner\'s agents', async () => {
+  it("refuses an approval request from a key that is not one of the owner's agents", async () => {
     const w = await world();
     const alice = await w.makeOwner('alice');
     const mallory = await w.makeOwner('mallory');
@@ -521,10 +554,15 @@ describe('security', () => {
     expect(await drain(alice)).toEqual([expect.objectContaining({ type: APPROVAL_REQUEST, outcome: 'refused', code: 'ENVELOPE_UNKNOWN_SENDER' })]);
     expect(pendingApprovals(alice)).toEqual([]);
     // Nor may a stranger announce changes to the owner's agents.
-    await mallory.sendToKey(newMessage(AGENTS_CHANGED, { policy: alice.profile.policy }), mallory.agreementKey(), { key: alice.profile.key, kx: alice.profile.kx }, {
-      endpoint: cloud.endpoint,
-      routingKey: cloud.routingKey,
-    });
+    await mallory.sendToKey(
+      newMessage(AGENTS_CHANGED, { policy: alice.profile.policy }),
+      mallory.agreementKey(),
+      { key: alice.profile.key, kx: alice.profile.kx },
+      {
+        endpoint: cloud.endpoint,
+        routingKey: cloud.routingKey,
+      },
+    );
     expect(refusals(await drain(alice))).toEqual([expect.objectContaining({ type: AGENTS_CHANGED, code: 'ENVELOPE_UNKNOWN_SENDER' })]);
   });
 });
@@ -546,7 +584,11 @@ describe('revocation side effects', () => {
     const phoneConnKey = phoneRecord.mine === undefined ? undefined : phone.wallet.getKey(phoneRecord.mine.sign).publicKey;
     expect(phoneConnKey).toBeDefined();
     expect(peerState(findConnection(bob, 'alice')).keys.map((k) => k.key)).toContain(phoneConnKey);
-    expect(findConnection(laptop, 'bob').members.map((m) => m.agent).sort()).toEqual([laptop.profile.key, phone.profile.key].sort());
+    expect(
+      findConnection(laptop, 'bob')
+        .members.map((m) => m.agent)
+        .sort(),
+    ).toEqual([laptop.profile.key, phone.profile.key].sort());
     // Bob's messages reach both of Alice's agents; the phone can write too.
     await sendText(bob, 'alice', 'hi both');
     await sendText(phone, 'bob', 'from the phone');

@@ -14,7 +14,7 @@ describe('wallet record categories', () => {
     expect(new Set(all).size).toBe(all.length);
   });
 
-  it("refuses a category another part registered, and lets a part name its own again", () => {
+  it('refuses a category another part registered, and lets a part name its own again', () => {
     expect(() => registerCategories('intruder', { mine: CATEGORIES.connection })).toThrow(/already belongs to agent/);
     expect(categoryOwner(CATEGORIES.connection)).toBe('agent');
     expect(registerCategories('recovery', { again: RECOVERY_CATEGORIES.heldShare })).toEqual({ again: 'agent.held-share' });

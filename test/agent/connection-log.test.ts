@@ -22,15 +22,7 @@ import {
 } from '../../src/agent/connection-log.js';
 import { encodeConnectionInvitation, parseConnectionInvitation } from '../../src/agent/connections.js';
 import { encodeInvitation, parseInvitation, type Invitation } from '../../src/agent/pairing.js';
-import {
-  canonicalBytes,
-  ed25519Generate,
-  ed25519Sign,
-  encodePublicKey,
-  randomBytes,
-  toBase64url,
-  x25519Generate,
-} from '../../src/crypto/index.js';
+import { canonicalBytes, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError, type ErrorCode } from '../../src/errors.js';
 import { codeOrOk as codeOf, expectCode } from '../helpers/errors.js';
 import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
@@ -58,18 +50,32 @@ function endpoint(port = 8421): Endpoint {
 const nonce = () => toBase64url(randomBytes(16));
 
 function inception(keys: readonly Member[], signers: readonly Member[] = keys, ep: Endpoint = endpoint()): ConnEvent {
-  return signConnEvent({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: keys.map((m) => m.key), endpoint: ep }, signers.map((m) => m.signer));
+  return signConnEvent(
+    { v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: keys.map((m) => m.key), endpoint: ep },
+    signers.map((m) => m.signer),
+  );
 }
 
 function rotate(state: ConnState, keys: readonly Member[], signers: readonly Member[], ep?: Endpoint): ConnEvent {
   return signConnEvent(
-    { v: 1, type: 'conn.rotate', id: state.id, seq: state.seq + 1, prev: state.head, keys: keys.map((m) => m.key), ...(ep === undefined ? {} : { endpoint: ep }) },
+    {
+      v: 1,
+      type: 'conn.rotate',
+      id: state.id,
+      seq: state.seq + 1,
+      prev: state.head,
+      keys: keys.map((m) => m.key),
+      ...(ep === undefined ? {} : { endpoint: ep }),
+    },
     signers.map((m) => m.signer),
   );
 }
 
 function disable(state: ConnState, signers: readonly Member[]): ConnEvent {
-  return signConnEvent({ v: 1, type: 'conn.disable', id: state.id, seq: state.seq + 1, prev: state.head }, signers.map((m) => m.signer));
+  return signConnEvent(
+    { v: 1, type: 'conn.disable', id: state.id, seq: state.seq + 1, prev: state.head },
+    signers.map((m) => m.signer),
+  );
 }
 
 /** Signs arbitrary (already unsigned) content, bypassing the schema, for events the builder would refuse. */
@@ -86,7 +92,6 @@ function unsignedOf(event: ConnEvent): UnsignedConnEvent {
 }
 
 const CONNECTION_CODES: readonly ErrorCode[] = ['CONNECTION_EVENT_INVALID', 'CONNECTION_EVENT_UNAUTHORIZED', 'CONNECTION_DELETED'];
-
 
 // ---------------------------------------------------------------------------------------------
 // Inception
@@ -119,7 +124,7 @@ describe('inception', () => {
     expect(applyConnEvent(undefined, inception([a, b], [a, b, c])).keys).toHaveLength(2);
   });
 
-  it('refuses a signature of other content, and a kid paired with another key\'s signature', () => {
+  it("refuses a signature of other content, and a kid paired with another key's signature", () => {
     const [a, b] = [member(), member()];
     const good = inception([a]);
     const other = inception([a]);
@@ -133,11 +138,17 @@ describe('inception', () => {
 
   it('refuses keys that are not an Ed25519/X25519 pair, and a key named twice', () => {
     const a = member();
-    const swapped = rawSign({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: [{ key: a.key.kx, kx: a.key.key }], endpoint: endpoint() }, [a]);
+    const swapped = rawSign(
+      { v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: [{ key: a.key.kx, kx: a.key.key }], endpoint: endpoint() },
+      [a],
+    );
     expectCode(() => applyConnEvent(undefined, swapped), 'CONNECTION_EVENT_INVALID');
     const twice = rawSign({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: [a.key, a.key], endpoint: endpoint() }, [a]);
     expectCode(() => applyConnEvent(undefined, twice), 'CONNECTION_EVENT_INVALID');
-    const kxIsEd = rawSign({ v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: [{ key: a.key.key, kx: a.key.key }], endpoint: endpoint() }, [a]);
+    const kxIsEd = rawSign(
+      { v: 1, type: 'conn.inception', seq: 0, prev: null, nonce: nonce(), keys: [{ key: a.key.key, kx: a.key.key }], endpoint: endpoint() },
+      [a],
+    );
     expectCode(() => applyConnEvent(undefined, kxIsEd), 'CONNECTION_EVENT_INVALID');
   });
 
@@ -160,7 +171,7 @@ describe('inception', () => {
       { ...good, nonce: 'short' },
       { ...good, sigs: [] },
       { ...good, keys: [] },
-      { ...good, endpoint: { ...good.type === 'conn.inception' ? good.endpoint : endpoint(), uri: 'not a url' } },
+      { ...good, endpoint: { ...(good.type === 'conn.inception' ? good.endpoint : endpoint()), uri: 'not a url' } },
       { ...good, type: 'conn.something' },
       null,
       'conn.inception',
@@ -271,31 +282,35 @@ describe('rotation and disable', () => {
 describe('replayConnLog', () => {
   it('replays valid chains to the same state as applying each event', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean()), { minLength: 0, maxLength: 6 }), fc.boolean(), (steps, end) => {
-        let keys = [member()];
-        const log: ConnEvent[] = [inception(keys)];
-        let state = applyConnEvent(undefined, log[0]);
-        for (const [count, keepOne, newEndpoint] of steps) {
-          const next = [...(keepOne ? keys.slice(0, 1) : []), ...Array.from({ length: count }, member)];
-          const signer = keys[keys.length - 1] as Member;
-          const event = rotate(state, next, [signer], newEndpoint ? endpoint(1000 + log.length) : undefined);
-          state = applyConnEvent(state, event);
-          log.push(event);
-          keys = next;
-        }
-        if (end) {
-          const event = disable(state, [keys[0] as Member]);
-          state = applyConnEvent(state, event);
-          log.push(event);
-        }
-        const replayed = replayConnLog(log);
-        expect(replayed).toEqual(state);
-        expect(replayed.seq).toBe(log.length - 1);
-        expect(replayed.head).toBe(connEventId(log[log.length - 1] as ConnEvent));
-        expect(replayed.disabled).toBe(end);
-        // The log survives a JSON round trip (as stored in the wallet and sent to peers).
-        expect(replayConnLog(clone(log))).toEqual(state);
-      }),
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), fc.boolean(), fc.boolean()), { minLength: 0, maxLength: 6 }),
+        fc.boolean(),
+        (steps, end) => {
+          let keys = [member()];
+          const log: ConnEvent[] = [inception(keys)];
+          let state = applyConnEvent(undefined, log[0]);
+          for (const [count, keepOne, newEndpoint] of steps) {
+            const next = [...(keepOne ? keys.slice(0, 1) : []), ...Array.from({ length: count }, member)];
+            const signer = keys[keys.length - 1] as Member;
+            const event = rotate(state, next, [signer], newEndpoint ? endpoint(1000 + log.length) : undefined);
+            state = applyConnEvent(state, event);
+            log.push(event);
+            keys = next;
+          }
+          if (end) {
+            const event = disable(state, [keys[0] as Member]);
+            state = applyConnEvent(state, event);
+            log.push(event);
+          }
+          const replayed = replayConnLog(log);
+          expect(replayed).toEqual(state);
+          expect(replayed.seq).toBe(log.length - 1);
+          expect(replayed.head).toBe(connEventId(log[log.length - 1] as ConnEvent));
+          expect(replayed.disabled).toBe(end);
+          // The log survives a JSON round trip (as stored in the wallet and sent to peers).
+          expect(replayConnLog(clone(log))).toEqual(state);
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -318,7 +333,6 @@ describe('replayConnLog', () => {
 // ---------------------------------------------------------------------------------------------
 // Mutations and arbitrary input
 
-
 type Mutation =
   | { readonly kind: 'replace'; readonly value: unknown }
   | { readonly kind: 'delete' }
@@ -328,7 +342,10 @@ type Mutation =
   | { readonly kind: 'extra'; readonly name: string; readonly value: unknown };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('replace' as const), value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(0, 1, -1, 2 ** 53, null, '', 'conn.rotate', 'conn.disable', [], {})) }),
+  fc.record({
+    kind: fc.constant('replace' as const),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(0, 1, -1, 2 ** 53, null, '', 'conn.rotate', 'conn.disable', [], {})),
+  }),
   fc.constant({ kind: 'delete' as const }),
   fc.record({ kind: fc.constant('char' as const), at: fc.nat(), with: fc.nat({ max: BASE64URL_CHARS.length - 1 }) }),
   fc.record({ kind: fc.constant('number' as const), delta: fc.constantFrom(-1, 1, 0.5, 1000) }),
@@ -442,10 +459,17 @@ describe('mutated events', () => {
   it('arbitrary input only ever throws CONNECTION_EVENT_INVALID', () => {
     for (const state of [undefined, s0, s1]) {
       fc.assert(
-        fc.property(fc.oneof(fc.anything(), fc.jsonValue(), fc.string().map((s) => ({ v: 1, type: s }))), (input) => {
-          const code = codeOf(() => applyConnEvent(state, input));
-          expect(code).toBe('CONNECTION_EVENT_INVALID');
-        }),
+        fc.property(
+          fc.oneof(
+            fc.anything(),
+            fc.jsonValue(),
+            fc.string().map((s) => ({ v: 1, type: s })),
+          ),
+          (input) => {
+            const code = codeOf(() => applyConnEvent(state, input));
+            expect(code).toBe('CONNECTION_EVENT_INVALID');
+          },
+        ),
         { numRuns: 300 },
       );
     }

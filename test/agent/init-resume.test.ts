@@ -20,7 +20,7 @@ import { resolveDid } from '../../src/did/resolve.js';
 const STEPS = ['the policy', 'the DID'] as const;
 const FAILURES = ['refused before the ledger took it', 'taken by the ledger, its answer lost'] as const;
 
-describe('a first agent\'s set-up, failed at each step, finishes when run again', () => {
+describe("a first agent's set-up, failed at each step, finishes when run again", () => {
   for (const [index, step] of STEPS.entries()) {
     for (const failure of FAILURES) {
       it(`${step}: ${failure}`, async () => {
@@ -71,7 +71,9 @@ describe('a first agent\'s set-up, failed at each step, finishes when run again'
 
   it('refuses to finish a set-up against another ledger than the one it began with', async () => {
     const ledger = await startLedger(tempDir());
-    const proxy = await startProxy(ledger.url, ({ method, path }) => (method === 'POST' && path === '/v1/events' ? { status: 502, raw: 'bad gateway' } : undefined));
+    const proxy = await startProxy(ledger.url, ({ method, path }) =>
+      method === 'POST' && path === '/v1/events' ? { status: 502, raw: 'bad gateway' } : undefined,
+    );
     const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
     onTestFinished(() => wallet.close());
     const agent = new EdgeAgent(wallet, new LedgerClient({ url: proxy.url, trustedKeys: [ledger.signer.key] }));

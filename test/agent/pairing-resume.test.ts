@@ -93,7 +93,11 @@ describe('a confirmed pairing, failed at each step, finishes when completed agai
         expect(phone.store.hasProfile()).toBe(false);
         expect(answeredWith(phone, invitation)).toBe('phone');
 
-        expect(await completePairing(laptop, invitation.id, true)).toEqual({ key: phone.wallet.getKey('agent-sign').publicKey, label: 'phone', flags: FLAGS.PROVE });
+        expect(await completePairing(laptop, invitation.id, true)).toEqual({
+          key: phone.wallet.getKey('agent-sign').publicKey,
+          label: 'phone',
+          flags: FLAGS.PROVE,
+        });
         const welcome = await awaitWelcome(phone, invitation, 'phone', Date.now() + 15_000);
         expect(welcome.type).toBe(PAIRING_WELCOME);
         await expectPaired(laptop, tablet, phone, seqBefore);
@@ -134,7 +138,9 @@ describe('a confirmed pairing, failed at each step, finishes when completed agai
     await expectCodeAsync(completePairing(faulty, invitation.id, true), 'LEDGER_UNREACHABLE');
     // Meanwhile the rules come to need two signatures to grant.
     const record = await laptop.policy();
-    await laptop.ledger.submit(signEvent(nextEvent('policy.rules', record.subject, record, { rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }), [agentSigner(laptop.wallet)]));
+    await laptop.ledger.submit(
+      signEvent(nextEvent('policy.rules', record.subject, record, { rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }), [agentSigner(laptop.wallet)]),
+    );
     const seq = (await laptop.policy()).seq;
 
     await expectCodeAsync(completePairing(laptop, invitation.id, true), 'EVENT_THRESHOLD');
@@ -178,7 +184,9 @@ describe('what a pairing could never finish is refused before anything is writte
     const tablet = await w.pairAgent(laptop, 'tablet', FLAGS.ADMIN);
     const made = invitations(laptop);
     const record = await laptop.policy();
-    await laptop.ledger.submit(signEvent(nextEvent('policy.rules', record.subject, record, { rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }), [agentSigner(laptop.wallet)]));
+    await laptop.ledger.submit(
+      signEvent(nextEvent('policy.rules', record.subject, record, { rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }), [agentSigner(laptop.wallet)]),
+    );
     const seq = (await laptop.policy()).seq;
     await expectCodeAsync(checkPairing(laptop, FLAGS.PROVE), 'EVENT_THRESHOLD');
     await expectCodeAsync(checkPairing(tablet, FLAGS.PROVE), 'EVENT_THRESHOLD');

@@ -14,7 +14,7 @@ import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import { connect, settle, world } from '../helpers/world.js';
 
 describe("an owner's agents receiving a peer's message", () => {
-  it("each report only their own copy; an envelope for nobody here is reported as ignored", async () => {
+  it('each report only their own copy; an envelope for nobody here is reported as ignored', async () => {
     const w = await world();
     const laptop = await w.makeOwner('alice');
     const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);

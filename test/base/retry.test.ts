@@ -76,13 +76,19 @@ describe('retry', () => {
 
   it('pauses below a doubling ceiling capped at maxDelayMs, anywhere from zero (full jitter)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: 100_000 }), fc.double({ min: 0, max: 0.9999999, noNaN: true }), (attempt, base, max, r) => {
-        const delay = backoffDelay(attempt, { baseDelayMs: base, maxDelayMs: max, random: () => r });
-        const ceiling = Math.min(max, base * 2 ** (attempt - 1));
-        expect(delay).toBeGreaterThanOrEqual(0);
-        expect(delay).toBeLessThan(ceiling === 0 ? 1 : ceiling);
-        expect(delay).toBe(Math.floor(r * ceiling));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.integer({ min: 1, max: 100_000 }),
+        fc.double({ min: 0, max: 0.9999999, noNaN: true }),
+        (attempt, base, max, r) => {
+          const delay = backoffDelay(attempt, { baseDelayMs: base, maxDelayMs: max, random: () => r });
+          const ceiling = Math.min(max, base * 2 ** (attempt - 1));
+          expect(delay).toBeGreaterThanOrEqual(0);
+          expect(delay).toBeLessThan(ceiling === 0 ? 1 : ceiling);
+          expect(delay).toBe(Math.floor(r * ceiling));
+        },
+      ),
     );
     expect(backoffDelay(1, { baseDelayMs: 10, maxDelayMs: 1000, random: () => 0.5 })).toBe(5);
     expect(backoffDelay(4, { baseDelayMs: 10, maxDelayMs: 1000, random: () => 0.5 })).toBe(40);

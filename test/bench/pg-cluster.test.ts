@@ -22,7 +22,11 @@ function listening(port: number): Promise<boolean> {
 }
 
 /** Starts a process that starts a server and then `after` ('wait': waits to be signalled; 'exit': exits without stopping it). */
-function starter(after: 'wait' | 'exit'): { started: Promise<{ port: number; root: string }>; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; kill(signal: NodeJS.Signals): void } {
+function starter(after: 'wait' | 'exit'): {
+  started: Promise<{ port: number; root: string }>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal: NodeJS.Signals): void;
+} {
   const script = `const { startPgCluster } = await import(${JSON.stringify(DIST)});
 const cluster = await startPgCluster();
 process.stdout.write(JSON.stringify({ port: cluster.port, root: cluster.root }) + '\\n');
@@ -36,7 +40,9 @@ ${after === 'wait' ? 'setInterval(() => undefined, 1000);' : 'process.exit(0);'}
     });
     child.once('exit', (code) => reject(new Error(`the process ended (${String(code)}) before its server started`)));
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   return { started, exited, kill: (signal) => child.kill(signal) };
 }
 

@@ -34,7 +34,9 @@ describe('dkms agency serve --store', () => {
     const ledger = await startLedger(tempDir());
     const home = tempDir();
     const store = await cluster().createDatabase();
-    const agency = background(['--home', home, '--ledger', ledger.url, 'agency', 'serve', '--port', '0', '--ledger-key', ledger.signer.key], { DKMS_AGENCY_STORE: store });
+    const agency = background(['--home', home, '--ledger', ledger.url, 'agency', 'serve', '--port', '0', '--ledger-key', ledger.signer.key], {
+      DKMS_AGENCY_STORE: store,
+    });
     const line = await agency.nextLine();
     expect(line).toMatch(/^agency listening on http:\/\/127\.0\.0\.1:\d+ \(store: postgres:\/\/postgres@127\.0\.0\.1:\d+\/dkms_\w+\)$/);
     const url = /on (\S+)/.exec(line)?.[1] ?? '';

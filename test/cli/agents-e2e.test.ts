@@ -49,13 +49,22 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
   });
 
   it('pairs the phone by passcode, and the same invitation cannot pair a second device', async () => {
-
     // Pairing: the laptop shows an invitation and passcode and waits; the phone answers.
     const pairing = laptop.background(['agent', 'pair', '--label', 'phone', '--flags', 'PROVE', '--yes', '--json']);
     const invitation = JSON.parse(await pairing.nextLine()) as { invitation: string; passcode: string };
     expect(invitation.invitation).toMatch(/^dkms-pair:/);
     expect(invitation.passcode).toMatch(/^\d{4}-\d{4}$/);
-    const accepted = await phone.run(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--label', 'phone', '--wait', '30']);
+    const accepted = await phone.run([
+      'agent',
+      'accept',
+      invitation.invitation,
+      '--passcode-file',
+      secretFile(invitation.passcode),
+      '--label',
+      'phone',
+      '--wait',
+      '30',
+    ]);
     expect(accepted['policy']).toBe(policy);
     expect(accepted['flags']).toEqual(['PROVE']);
     const paired = await pairing.done;
@@ -66,7 +75,9 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
 
     // The same invitation cannot pair a second device.
     const thief = owner(tempDir(), env);
-    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--wait', '1'])).code).toBe('PAIRING_TIMEOUT');
+    expect((await thief.fails(['agent', 'accept', invitation.invitation, '--passcode-file', secretFile(invitation.passcode), '--wait', '1'])).code).toBe(
+      'PAIRING_TIMEOUT',
+    );
     const refused = (await laptop.run(['message', 'inbox']))['refused'] as { code: string }[];
     expect(refused.map((r) => r.code)).toContain('INVITATION_USED');
   });
@@ -132,7 +143,10 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     // No consent at a non-terminal: refused before a wallet, a key or a ledger event exists.
     const refused = await carol.fails(['agent', 'init', '--label', 'carol', '--did', '--agency', services.agency]);
     expect(refused).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
-    expect(await carol.fails(['agent', 'init', '--label', 'carol', '--agency', 'ftp://agency.example', '--yes'])).toEqual({ code: 'BAD_INPUT', exit: ERROR_CODES.BAD_INPUT.exit });
+    expect(await carol.fails(['agent', 'init', '--label', 'carol', '--agency', 'ftp://agency.example', '--yes'])).toEqual({
+      code: 'BAD_INPUT',
+      exit: ERROR_CODES.BAD_INPUT.exit,
+    });
     expect(filesUnder(carol.home)).toEqual([]);
     // The agency is out of reach: the policy and DID are made, the cloud agent is not.
     const dead = 'http://127.0.0.1:9';

@@ -39,7 +39,18 @@ describe('npm run bench -- agent on a loaded machine', () => {
       const figures = run.stdout
         .trim()
         .split('\n')
-        .map((line) => JSON.parse(line) as { bench: string; store?: string; processes?: number; messages?: number; accepted202?: number; pickedUpAndAcked?: number; handled?: number });
+        .map(
+          (line) =>
+            JSON.parse(line) as {
+              bench: string;
+              store?: string;
+              processes?: number;
+              messages?: number;
+              accepted202?: number;
+              pickedUpAndAcked?: number;
+              handled?: number;
+            },
+        );
       const named = (bench: string) => figures.filter((f) => f.bench === bench);
       expect(named('agent.envelope').length).toBeGreaterThan(0);
       const relays = named('agent.relay');

@@ -109,7 +109,7 @@ describe('dkms key', () => {
     expect((await dkms(keyed(['key', 'sign', '--name', 'kx-only', '--in', join(dir, 'absent.txt')]), env)).code).toBe(ERROR_CODES.IO_ERROR.exit);
     const noWallet = await dkms(['key', 'list'], { DKMS_HOME: join(dir, 'elsewhere'), DKMS_PASSPHRASE: PASS });
     expect(noWallet.code).toBe(ERROR_CODES.WALLET_NOT_FOUND.exit);
-    expect(noWallet.stderr).toContain("dkms wallet create");
+    expect(noWallet.stderr).toContain('dkms wallet create');
   });
 
   it('deletes a key only when confirmed', async () => {

@@ -13,8 +13,14 @@ afterEach(() => {
 });
 
 /** Starts `dkms up` on a free port and resolves with its ledger URL once it listens. */
-function up(home: string, args: readonly string[] = ['up', '--ledger-port', '0', '--agency-port', '0']): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
-  const child = spawn(process.execPath, [DKMS_BIN, ...args, '--json'], { env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+function up(
+  home: string,
+  args: readonly string[] = ['up', '--ledger-port', '0', '--agency-port', '0'],
+): Promise<{ url: string; child: ChildProcess; stopped: Promise<{ code: number | null; stdout: string }> }> {
+  const child = spawn(process.execPath, [DKMS_BIN, ...args, '--json'], {
+    env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.push(child);
   let stdout = '';
   let stderr = '';
@@ -39,7 +45,10 @@ afterAll(async () => {
 });
 
 /** The same scenario on the embedded store, and on etcd with a second node serving the same log. */
-const BACKENDS = [{ name: 'embedded SQLite', etcd: false }, { name: 'etcd', etcd: true }];
+const BACKENDS = [
+  { name: 'embedded SQLite', etcd: false },
+  { name: 'etcd', etcd: true },
+];
 
 // Each scenario takes up to about 25 s on two busy cores; the bound leaves four times that.
 describe.each(BACKENDS)('ledger end to end, through real processes: $name', { timeout: 100_000 }, ({ etcd }) => {
@@ -60,11 +69,17 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', { ti
 
     const policy = String((await run(['policy', 'create', '--key', 'laptop', '--kx', 'laptop-kx', '--recovery-key', 'recovery']))['subject']);
     expect(policy).toMatch(/^policy:/);
-    const did = String((await run(['did', 'create', '--policy', policy, '--key', 'laptop', '--service', '#agency,DIDCommMessaging,http://127.0.0.1:8421/']))['subject']);
+    const did = String(
+      (await run(['did', 'create', '--policy', policy, '--key', 'laptop', '--service', '#agency,DIDCommMessaging,http://127.0.0.1:8421/']))['subject'],
+    );
     expect(did).toMatch(/^did:dkms:/);
 
     const resolved = await run(['did', 'resolve', did]);
-    const document = resolved['didDocument'] as { verificationMethod: { publicKeyMultibase: string }[]; keyAgreement: string[]; service: { serviceEndpoint: string }[] };
+    const document = resolved['didDocument'] as {
+      verificationMethod: { publicKeyMultibase: string }[];
+      keyAgreement: string[];
+      service: { serviceEndpoint: string }[];
+    };
     expect(document.verificationMethod.map((m) => m.publicKeyMultibase)).not.toContain(phone);
     expect(document.keyAgreement).toHaveLength(1);
     expect(document.service[0]?.serviceEndpoint).toBe('http://127.0.0.1:8421/');
@@ -125,7 +140,6 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', { ti
 });
 
 describe('ledger end to end, through real processes', { timeout: 60_000 }, () => {
-
   it('collects m-of-n signatures: one agent writes the event, another co-signs and submits it', async () => {
     const { url } = await up(tempDir());
     const laptop = owner(tempDir(), { DKMS_LEDGER: url });

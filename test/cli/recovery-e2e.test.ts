@@ -88,7 +88,12 @@ async function setupWithTrustees(alice: Owner, args: string[], trustees: readonl
 }
 
 /** A new device asks `helpers` for their shares and recovers. */
-async function recoverSocially(agency: string, env: Record<string, string>, helpers: readonly Owner[], label = 'alice'): Promise<{ device: Owner; outcome: Json }> {
+async function recoverSocially(
+  agency: string,
+  env: Record<string, string>,
+  helpers: readonly Owner[],
+  label = 'alice',
+): Promise<{ device: Owner; outcome: Json }> {
   const device = owner(tempDir(), env);
   const request = await device.run(['recovery', 'request', '--agency', agency, '--label', `${label} (new phone)`]);
   expect(String(request['request'])).toMatch(/^dkms-recovery-request:/);
@@ -106,7 +111,8 @@ async function recoverSocially(agency: string, env: Record<string, string>, help
   return { device, outcome };
 }
 
-const agentKeys = async (o: Owner, policy: string) => ((await o.run(['policy', 'show', '--policy', policy]))['policy'] as { agents: { key: string }[] }).agents.map((a) => a.key).sort();
+const agentKeys = async (o: Owner, policy: string) =>
+  ((await o.run(['policy', 'show', '--policy', policy]))['policy'] as { agents: { key: string }[] }).agents.map((a) => a.key).sort();
 
 describe('recovery end to end, through real processes', () => {
   it('3-of-5 trustees and a paper wallet; every device lost; recovered through three trustees', { timeout: 240_000 }, async () => {
@@ -124,7 +130,10 @@ describe('recovery end to end, through real processes', () => {
     expect((await pairing.done).code).toBe(0);
 
     // Five trustees and Bob, each connected with Alice.
-    const [people, bob] = await Promise.all([newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env), newOwner('bob', agency, env)]);
+    const [people, bob] = await Promise.all([
+      newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env),
+      newOwner('bob', agency, env),
+    ]);
     for (const p of people) await connect(laptop, p.name, p.o, 'alice');
     await connect(laptop, 'bob', bob, 'alice');
     await phone.run(['message', 'inbox']);
@@ -133,7 +142,11 @@ describe('recovery end to end, through real processes', () => {
 
     // Recovery setup: paper wallet (words, PNG, printable page) and 3-of-5 shares.
     const paperDir = join(tempDir(), 'paper');
-    const printed = await setupWithTrustees(laptop, ['--offline', '--social', '--threshold', '3', '--paper-dir', paperDir], people.map((p) => p.o));
+    const printed = await setupWithTrustees(
+      laptop,
+      ['--offline', '--social', '--threshold', '3', '--paper-dir', paperDir],
+      people.map((p) => p.o),
+    );
     const paper = printed.find((l) => l['paper'] !== undefined)?.['paper'] as { mnemonic: string; files: string[] };
     expect(paper.mnemonic.split(' ')).toHaveLength(24);
     expect(paper.files).toHaveLength(2);
@@ -141,7 +154,8 @@ describe('recovery end to end, through real processes', () => {
     expect(printed.at(-1)).toMatchObject({ state: 'committed', setup: { offline: true, social: { threshold: 3 } } });
     const status = await laptop.run(['recovery', 'status']);
     expect(status).toMatchObject({ setUp: true, offline: true });
-    for (const holding of await Promise.all(people.map((p) => p.o.run(['trustee', 'list'])))) expect((holding['holding'] as Json[])[0]).toMatchObject({ owner: 'alice', shares: 'active' });
+    for (const holding of await Promise.all(people.map((p) => p.o.run(['trustee', 'list']))))
+      expect((holding['holding'] as Json[])[0]).toMatchObject({ owner: 'alice', shares: 'active' });
 
     // A message from Bob before the loss; the wallet changed, so a new backup version is stored.
     await bob.run(['message', 'send', 'alice', 'see you']);
@@ -150,7 +164,11 @@ describe('recovery end to end, through real processes', () => {
     expect(backedUp.version).toBeGreaterThan(1);
 
     // Every device is lost. A new phone recovers through trustees 1, 2 and 3.
-    const { device, outcome } = await recoverSocially(agency, env, people.slice(0, 3).map((p) => p.o));
+    const { device, outcome } = await recoverSocially(
+      agency,
+      env,
+      people.slice(0, 3).map((p) => p.o),
+    );
     expect(outcome).toMatchObject({ state: 'recovered', profile: { policy, label: 'alice', did } });
     const newKey = String((outcome['profile'] as Json)['key']);
     expect(await agentKeys(device, policy)).toEqual([newKey, cloudKey].sort());
@@ -234,12 +252,19 @@ describe('recovery end to end, through real processes', () => {
     const people = await newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4'], agency, env);
     for (const p of people) await connect(alice, p.name, p.o, 'alice');
     await makeTrustees(alice, people.slice(0, 3));
-    const printed = await setupWithTrustees(alice, ['--offline', '--social', '--threshold', '2', '--trustee', 'trustee1', 'trustee2', 'trustee3'], people.slice(0, 3).map((p) => p.o));
+    const printed = await setupWithTrustees(
+      alice,
+      ['--offline', '--social', '--threshold', '2', '--trustee', 'trustee1', 'trustee2', 'trustee3'],
+      people.slice(0, 3).map((p) => p.o),
+    );
     const phrase = String((printed[0]?.['paper'] as Json)['mnemonic']);
     await makeTrustees(alice, people.slice(3));
 
     // The change: trustees 2, 3 and 4, 2 of 3, with a new secret. Killed once the shares are out.
-    const change = alice.background(['recovery', 'setup', '--social', '--trustee', 'trustee2', 'trustee3', 'trustee4', '--threshold', '2', '--mnemonic', '--wait', '50', '--json'], { DKMS_RECOVERY_PHRASE: phrase });
+    const change = alice.background(
+      ['recovery', 'setup', '--social', '--trustee', 'trustee2', 'trustee3', 'trustee4', '--threshold', '2', '--mnemonic', '--wait', '50', '--json'],
+      { DKMS_RECOVERY_PHRASE: phrase },
+    );
     expect(JSON.parse(await change.nextLine())).toMatchObject({ state: 'prepared' });
     await people[1]?.o.run(['message', 'inbox']);
     change.kill();

@@ -38,10 +38,14 @@ describe('secret files', () => {
     const dir = tempDir();
     const file = join(dir, 'pass');
     fc.assert(
-      fc.property(fc.string({ minLength: 1 }).filter((s) => !/[\r\n]/.test(s)), fc.constantFrom('', '\n', '\r\n', '\nmore\n'), (line, tail) => {
-        writeFileSync(file, line + tail);
-        expect(readPassphraseFile(file)).toBe(line);
-      }),
+      fc.property(
+        fc.string({ minLength: 1 }).filter((s) => !/[\r\n]/.test(s)),
+        fc.constantFrom('', '\n', '\r\n', '\nmore\n'),
+        (line, tail) => {
+          writeFileSync(file, line + tail);
+          expect(readPassphraseFile(file)).toBe(line);
+        },
+      ),
       { numRuns: 200 },
     );
     writeFileSync(file, '\nsecond line');

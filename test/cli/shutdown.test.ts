@@ -40,11 +40,16 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
  * loopback address than the agent's, whose per-address rate limit is then its own.
  */
 function load(base: string, requests: readonly { method: string; path: string; body?: string }[]): Flood {
-  return flood(base, (i) => {
-    const item = requests[i % requests.length] as { method: string; path: string; body?: string };
-    const headers: Record<string, string> = item.body === undefined ? {} : { 'content-type': 'application/json' };
-    return { ...item, headers };
-  }, 16, ['127.0.0.2']);
+  return flood(
+    base,
+    (i) => {
+      const item = requests[i % requests.length] as { method: string; path: string; body?: string };
+      const headers: Record<string, string> = item.body === undefined ? {} : { 'content-type': 'application/json' };
+      return { ...item, headers };
+    },
+    16,
+    ['127.0.0.2'],
+  );
 }
 
 describe('bounded shutdown', () => {

@@ -112,7 +112,11 @@ describe('dkms wallet', () => {
     expect(again.code).toBe(ERROR_CODES.FILE_EXISTS.exit);
 
     const target = tempDir();
-    const wrong = await dkms(['wallet', 'import', '--in', out, ...FAST], { ...exportEnv, DKMS_HOME: target, DKMS_EXPORT_PASSPHRASE: 'wrong export passphrase' });
+    const wrong = await dkms(['wallet', 'import', '--in', out, ...FAST], {
+      ...exportEnv,
+      DKMS_HOME: target,
+      DKMS_EXPORT_PASSPHRASE: 'wrong export passphrase',
+    });
     expect(wrong.code).toBe(ERROR_CODES.WALLET_BAD_PASSPHRASE.exit);
     expect(existsSync(join(target, 'wallet.db'))).toBe(false);
 

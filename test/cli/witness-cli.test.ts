@@ -11,18 +11,25 @@ afterEach(killBackground);
 describe('dkms ledger witness', () => {
   it('follows a node started with --accept-witness, and ledger status --quorum 2 shows its cosignature', async () => {
     const witnessHome = tempDir();
-    const shown = json<{ key: string; node: null; last: null; evidence: [] }>(await dkms(['ledger', 'witness', '--show', '--json'], { DKMS_HOME: witnessHome }));
+    const shown = json<{ key: string; node: null; last: null; evidence: [] }>(
+      await dkms(['ledger', 'witness', '--show', '--json'], { DKMS_HOME: witnessHome }),
+    );
     expect(shown).toMatchObject({ node: null, last: null, evidence: [] });
     expect(shown.key).toMatch(/^z6Mk/);
 
     const node = background(['ledger', 'serve', '--port', '0', '--accept-witness', shown.key, '--head-interval', '1', '--json'], { DKMS_HOME: tempDir() });
     const served = JSON.parse(await node.nextLine()) as { ledger: string; key: string };
-    const witness = background(['ledger', 'witness', '--ledger', served.ledger, '--node-key', served.key, '--port', '0', '--interval', '100', '--json'], { DKMS_HOME: witnessHome });
+    const witness = background(['ledger', 'witness', '--ledger', served.ledger, '--node-key', served.key, '--port', '0', '--interval', '100', '--json'], {
+      DKMS_HOME: witnessHome,
+    });
     const started = JSON.parse(await witness.nextLine()) as { witness: string; key: string; node: string };
     expect(started).toMatchObject({ key: shown.key, node: served.key });
     expect(started.witness).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
 
-    const status = await dkms(['ledger', 'status', '--ledger', served.ledger, '--node-key', served.key, '--witness-key', shown.key, '--quorum', '2', '--json'], { DKMS_HOME: tempDir() });
+    const status = await dkms(
+      ['ledger', 'status', '--ledger', served.ledger, '--node-key', served.key, '--witness-key', shown.key, '--quorum', '2', '--json'],
+      { DKMS_HOME: tempDir() },
+    );
     expect(status.code, status.stderr).toBe(0);
     const head = json<{ size: number; verified: boolean; cosignatures: { key: string }[] }>(status);
     expect(head).toMatchObject({ size: 0, verified: true });

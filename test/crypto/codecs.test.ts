@@ -209,9 +209,7 @@ describe('base64url', () => {
 // ---------------------------------------------------------------------------------------------
 
 describe('base58btc', () => {
-  const withLeadingZeros = fc
-    .tuple(fc.integer({ min: 0, max: 4 }), bytes(64))
-    .map(([zeros, rest]) => concatBytes(new Uint8Array(zeros), rest));
+  const withLeadingZeros = fc.tuple(fc.integer({ min: 0, max: 4 }), bytes(64)).map(([zeros, rest]) => concatBytes(new Uint8Array(zeros), rest));
 
   it('round-trips any bytes (including leading zero bytes) and matches a reference encoder', () => {
     fc.assert(
@@ -266,11 +264,14 @@ describe('hex', () => {
 
   it('accepts mixed case and re-encodes it lowercased', () => {
     fc.assert(
-      fc.property(fc.string({ unit: fc.constantFrom(...hexDigits), maxLength: 32 }).map((s) => (s.length % 2 ? s + '0' : s)), (s) => {
-        const decoded = fromHex(s);
-        expect(decoded).toEqual(new Uint8Array(Buffer.from(s, 'hex')));
-        expect(toHex(decoded)).toBe(s.toLowerCase());
-      }),
+      fc.property(
+        fc.string({ unit: fc.constantFrom(...hexDigits), maxLength: 32 }).map((s) => (s.length % 2 ? s + '0' : s)),
+        (s) => {
+          const decoded = fromHex(s);
+          expect(decoded).toEqual(new Uint8Array(Buffer.from(s, 'hex')));
+          expect(toHex(decoded)).toBe(s.toLowerCase());
+        },
+      ),
       { numRuns: RUNS },
     );
   });
@@ -343,9 +344,7 @@ describe('encodePublicKey / decodePublicKey', () => {
   });
 
   it('refuses unknown multicodec prefixes', () => {
-    const prefix = fc
-      .tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }))
-      .filter(([a, b]) => !((a === 0xed || a === 0xec) && b === 0x01));
+    const prefix = fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 })).filter(([a, b]) => !((a === 0xed || a === 0xec) && b === 0x01));
     fc.assert(
       fc.property(prefix, bytes32, ([a, b], key) => {
         const text = 'z' + toBase58btc(concatBytes(Uint8Array.of(a, b), key));
@@ -366,7 +365,10 @@ describe('encodePublicKey / decodePublicKey', () => {
       { numRuns: RUNS },
     );
     for (const bad of ['z', 'z0', 'zO', 'z6Mk+', 'z6MkI', 'z6Mkl']) {
-      expect(throwsBadInput(() => decodePublicKey(bad)), bad).toBe(true);
+      expect(
+        throwsBadInput(() => decodePublicKey(bad)),
+        bad,
+      ).toBe(true);
     }
     expect(throwsBadInput(() => decodePublicKey(42 as unknown as string))).toBe(true);
   });
@@ -568,7 +570,10 @@ describe('randomBytes', () => {
 
   it('refuses bad lengths with BAD_INPUT', () => {
     for (const n of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
-      expect(throwsBadInput(() => randomBytes(n)), String(n)).toBe(true);
+      expect(
+        throwsBadInput(() => randomBytes(n)),
+        String(n),
+      ).toBe(true);
     }
   });
 });
@@ -582,7 +587,11 @@ describe('equalBytes', () => {
     fc.tuple(bytes(64), bytes(64)),
     bytes(64).map((a) => [a, Uint8Array.from(a)] as const),
     fc
-      .tuple(bytes(64).filter((a) => a.length > 0), fc.nat(), fc.integer({ min: 1, max: 255 }))
+      .tuple(
+        bytes(64).filter((a) => a.length > 0),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+      )
       .map(([a, at, mask]) => {
         const b = Uint8Array.from(a);
         const i = at % b.length;
@@ -671,7 +680,10 @@ describe('aead seal / open', () => {
     for (let i = 0; i < sealed.length; i++) {
       const tampered = Uint8Array.from(sealed);
       tampered[i] = (tampered[i] ?? 0) ^ 0x01;
-      expect(throwsAeadError(() => open(key, tampered, aad)), `byte ${i}`).toBe(true);
+      expect(
+        throwsAeadError(() => open(key, tampered, aad)),
+        `byte ${i}`,
+      ).toBe(true);
     }
   });
 
@@ -721,7 +733,10 @@ describe('aead seal / open', () => {
       expect(throwsBadInput(() => open(new Uint8Array(len), seal(new Uint8Array(32), plaintext)))).toBe(true);
     }
     for (const version of [-1, 2 ** 32, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
-      expect(throwsBadInput(() => seal(new Uint8Array(32), plaintext, undefined, version)), String(version)).toBe(true);
+      expect(
+        throwsBadInput(() => seal(new Uint8Array(32), plaintext, undefined, version)),
+        String(version),
+      ).toBe(true);
     }
     expect(throwsBadInput(() => seal(new Uint8Array(32), 'text' as unknown as Uint8Array))).toBe(true);
   });
@@ -997,16 +1012,22 @@ describe('aead wire format', () => {
   it('is AES-256-GCM with header ‖ associated data as AAD, computed independently with node:crypto', async () => {
     const { createCipheriv } = await import('node:crypto');
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 50 }), fc.nat(0xffffffff), (key, plaintext, aad, version) => {
-        const sealed = seal(key, plaintext, aad, version);
-        const header = sealed.subarray(0, 5);
-        const nonce = sealed.subarray(5, 17);
-        const cipher = createCipheriv('aes-256-gcm', key, nonce);
-        cipher.setAAD(concatBytes(header, aad));
-        const expected = concatBytes(header, nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
-        expect(sealed).toEqual(expected);
-        expect(keyVersionOf(sealed)).toBe(version);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ maxLength: 200 }),
+        fc.uint8Array({ maxLength: 50 }),
+        fc.nat(0xffffffff),
+        (key, plaintext, aad, version) => {
+          const sealed = seal(key, plaintext, aad, version);
+          const header = sealed.subarray(0, 5);
+          const nonce = sealed.subarray(5, 17);
+          const cipher = createCipheriv('aes-256-gcm', key, nonce);
+          cipher.setAAD(concatBytes(header, aad));
+          const expected = concatBytes(header, nonce, cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
+          expect(sealed).toEqual(expected);
+          expect(keyVersionOf(sealed)).toBe(version);
+        },
+      ),
       { numRuns: 300 },
     );
   });

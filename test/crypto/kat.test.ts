@@ -367,15 +367,16 @@ describe('RFC 5869 Appendix A: HKDF-SHA-256 test cases', () => {
   it('treats a string info as its UTF-8 bytes', () => {
     const tc = RFC5869_CASES[0];
     const info = 'dkms test label \u00e9';
-    expect(toHex(hkdf(fromHex(tc.ikm), fromHex(tc.salt), info, 42))).toBe(
-      toHex(hkdf(fromHex(tc.ikm), fromHex(tc.salt), new TextEncoder().encode(info), 42)),
-    );
+    expect(toHex(hkdf(fromHex(tc.ikm), fromHex(tc.salt), info, 42))).toBe(toHex(hkdf(fromHex(tc.ikm), fromHex(tc.salt), new TextEncoder().encode(info), 42)));
   });
 
   it('refuses output lengths outside 1..255*HashLen', () => {
     const ikm = fromHex(RFC5869_CASES[0].ikm);
     for (const length of [0, -1, 1.5, 255 * 32 + 1, Number.NaN]) {
-      expect(throwsBadInput(() => hkdf(ikm, new Uint8Array(0), '', length)), String(length)).toBe(true);
+      expect(
+        throwsBadInput(() => hkdf(ikm, new Uint8Array(0), '', length)),
+        String(length),
+      ).toBe(true);
     }
     expect(hkdf(ikm, new Uint8Array(0), '', 255 * 32).length).toBe(255 * 32);
   });
@@ -397,8 +398,7 @@ describe('RFC 8785: JSON canonicalization', () => {
   // ... and section 3.2.3: "a properly canonicalized version should (with a line wrap added
   // for display purposes only) read as" (line wrap removed; U+20AC written literally, as JCS does).
   const SECTION_3_2_3_OUTPUT =
-    String.raw`{"literals":[null,true,false],"numbers":[333333333.3333333,` +
-    String.raw`1e+30,4.5,0.002,1e-27],"string":"${'\u20ac'}$\u000f\nA'B\"\\\\\"/"}`;
+    String.raw`{"literals":[null,true,false],"numbers":[333333333.3333333,` + String.raw`1e+30,4.5,0.002,1e-27],"string":"${'\u20ac'}$\u000f\nA'B\"\\\\\"/"}`;
 
   it('section 3.2.2/3.2.3: canonicalizes the sample object exactly', () => {
     expect(canonicalJson(JSON.parse(SECTION_3_2_2_INPUT))).toBe(SECTION_3_2_3_OUTPUT);

@@ -11,8 +11,19 @@ import { fromBase64url, fromUtf8, utf8, x25519Generate } from '../../src/crypto/
 import { anoncrypt, decrypt, memoryAgreementKey, okpJwk, parseMessage, signJws, verifyJws, type AgreementKey, type Jwe } from '../../src/didcomm/index.js';
 import { ed25519Generate, ed25519Sign } from '../../src/crypto/index.js';
 
-interface Jwk { kty: string; crv: string; x: string; d: string }
-interface Vector { name: string; recipients?: string[]; signer?: string; sender?: string; message: unknown }
+interface Jwk {
+  kty: string;
+  crv: string;
+  x: string;
+  d: string;
+}
+interface Vector {
+  name: string;
+  recipients?: string[];
+  signer?: string;
+  sender?: string;
+  message: unknown;
+}
 const vectors = JSON.parse(readFileSync(new URL('./vectors/didcomm-v2-appendix.json', import.meta.url), 'utf8')) as {
   keys: Record<string, Jwk>;
   plaintext: Record<string, unknown>;
@@ -50,14 +61,17 @@ describe('DIDComm v2 appendix vectors', () => {
     }
   });
 
-  it.each(vectors.authcrypt.map((v) => [v.name, v] as const))('decrypts authcrypt message %s for every recipient and authenticates the sender', (_name, vector) => {
-    for (const kid of vector.recipients ?? []) {
-      const opened = decrypt(vector.message, [agreementKey(kid)], (skid) => (skid === vector.sender ? publicOf(skid) : undefined));
-      expect(opened.alg).toBe('ECDH-1PU+A256KW');
-      expect(opened.senderKid).toBe(vector.sender);
-      expect(parseMessage(opened.plaintext)).toEqual(vectors.plaintext);
-    }
-  });
+  it.each(vectors.authcrypt.map((v) => [v.name, v] as const))(
+    'decrypts authcrypt message %s for every recipient and authenticates the sender',
+    (_name, vector) => {
+      for (const kid of vector.recipients ?? []) {
+        const opened = decrypt(vector.message, [agreementKey(kid)], (skid) => (skid === vector.sender ? publicOf(skid) : undefined));
+        expect(opened.alg).toBe('ECDH-1PU+A256KW');
+        expect(opened.senderKid).toBe(vector.sender);
+        expect(parseMessage(opened.plaintext)).toEqual(vectors.plaintext);
+      }
+    },
+  );
 
   it('refuses an authcrypt vector whose sender key resolves to another key', () => {
     const vector = vectors.authcrypt[0] as Vector;
@@ -72,7 +86,11 @@ describe('what we produce, read by jose alone', () => {
 
   it.each(['A256CBC-HS512', 'A256GCM'] as const)('jose decrypts our anoncrypt (%s) for each recipient', async (enc) => {
     const keys = [x25519Generate(), x25519Generate()].map((pair, i) => ({ ...pair, kid: `did:example:bob#key-${i}` }));
-    const jwe: Jwe = anoncrypt(plaintext, keys.map((k) => ({ kid: k.kid, publicKey: k.publicKey })), enc);
+    const jwe: Jwe = anoncrypt(
+      plaintext,
+      keys.map((k) => ({ kid: k.kid, publicKey: k.publicKey })),
+      enc,
+    );
     for (const key of keys) {
       const privateKey = createPrivateKey({ key: { ...okpJwk('X25519', key.publicKey), d: Buffer.from(key.privateKey).toString('base64url') }, format: 'jwk' });
       const { plaintext: opened, protectedHeader } = await generalDecrypt(jwe, privateKey);

@@ -99,9 +99,12 @@ interface Mode {
 }
 
 const MODES: readonly Mode[] = [
-  ...(['A256CBC-HS512', 'A256GCM', 'XC20P'] as const).map(
-    (enc): Mode => ({ name: `anoncrypt ${enc}`, alg: ANON_ALG, enc, seal: (to, body = plaintext) => anoncrypt(body, to, enc) }),
-  ),
+  ...(['A256CBC-HS512', 'A256GCM', 'XC20P'] as const).map((enc): Mode => ({
+    name: `anoncrypt ${enc}`,
+    alg: ANON_ALG,
+    enc,
+    seal: (to, body = plaintext) => anoncrypt(body, to, enc),
+  })),
   { name: 'authcrypt', alg: AUTH_ALG, enc: 'A256CBC-HS512', sender: alice.kid, seal: (to, body = plaintext) => authcrypt(body, alice, to) },
 ];
 const MODE_CASES = MODES.map((mode) => [mode.name, mode] as const);
@@ -242,10 +245,13 @@ describe('round trips', () => {
     expectCode(() => anoncryptPerDid(plaintext, [refOf(bob), refOf(bob)]), 'BAD_INPUT');
   });
 
-  it('to several DIDs: one envelope per DID, in the order the DIDs first appear, each listing only that DID\'s keys', () => {
+  it("to several DIDs: one envelope per DID, in the order the DIDs first appear, each listing only that DID's keys", () => {
     const erin = agreementKey();
     const frank = agreementKey();
-    for (const sealed of [anoncryptPerDid(plaintext, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)], 'XC20P'), authcryptPerDid(plaintext, alice, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)])]) {
+    for (const sealed of [
+      anoncryptPerDid(plaintext, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)], 'XC20P'),
+      authcryptPerDid(plaintext, alice, [refOf(erin), refOf(bob), refOf(frank), refOf(carol)]),
+    ]) {
       expect(sealed.map((e) => e.did)).toEqual([didOfKid(erin.kid), 'did:example:bob', didOfKid(frank.kid)]);
       expect(sealed.map((e) => e.envelope.recipients.map((r) => r.header?.['kid']))).toEqual([[erin.kid], [bob.kid, carol.kid], [frank.kid]]);
       for (const key of [erin, bob, carol, frank]) {
@@ -377,7 +383,7 @@ describe('tampering', () => {
     expectCode(() => open({ ...jwe, iv: value }), 'ENVELOPE_MALFORMED');
   });
 
-  it.each(MODE_CASES)('%s: another recipient\'s encrypted_key is not ours to check: we still decrypt', (_name, mode) => {
+  it.each(MODE_CASES)("%s: another recipient's encrypted_key is not ours to check: we still decrypt", (_name, mode) => {
     const jwe = envelope(mode);
     const theirs = getField(jwe, 'encrypted_key', 1);
     const damaged = withField(jwe, 'encrypted_key', flipAt(theirs, 5, 7), 1);
@@ -445,7 +451,7 @@ describe('tampering', () => {
     );
   });
 
-  it('authcrypt: a sender claiming alice\'s kid without alice\'s key is TAMPERED', () => {
+  it("authcrypt: a sender claiming alice's kid without alice's key is TAMPERED", () => {
     const impostor: AgreementKey = { kid: alice.kid, publicKey: mallory.publicKey, agree: mallory.agree };
     const forged = authcrypt(plaintext, impostor, [refOf(bob)]);
     expectCode(() => open(forged), 'ENVELOPE_TAMPERED');
@@ -457,8 +463,14 @@ describe('tampering', () => {
     const [ours, theirs] = jwe.recipients as [Jwe['recipients'][number], Jwe['recipients'][number]];
     expectCode(() => open({ ...jwe, recipients: jwe.recipients.filter((r) => r !== theirs) }), 'ENVELOPE_TAMPERED');
     expectCode(() => open({ ...jwe, recipients: [ours] }), 'ENVELOPE_TAMPERED');
-    expectCode(() => open({ ...jwe, recipients: [...jwe.recipients, { header: { kid: mallory.kid }, encrypted_key: ours.encrypted_key }] }), 'ENVELOPE_TAMPERED');
-    expectCode(() => open({ ...jwe, recipients: [{ header: { kid: 'did:example:eve#1' }, encrypted_key: theirs.encrypted_key }, ...jwe.recipients] }), 'ENVELOPE_TAMPERED');
+    expectCode(
+      () => open({ ...jwe, recipients: [...jwe.recipients, { header: { kid: mallory.kid }, encrypted_key: ours.encrypted_key }] }),
+      'ENVELOPE_TAMPERED',
+    );
+    expectCode(
+      () => open({ ...jwe, recipients: [{ header: { kid: 'did:example:eve#1' }, encrypted_key: theirs.encrypted_key }, ...jwe.recipients] }),
+      'ENVELOPE_TAMPERED',
+    );
     expectCode(() => open({ ...jwe, recipients: [...jwe.recipients, ours] }), 'ENVELOPE_TAMPERED');
   });
 
@@ -481,7 +493,7 @@ describe('wrong recipient', () => {
     expectCode(() => decrypt(jwe, [memoryAgreementKey('did:example:other#1', new Uint8Array(32), carol.publicKey)]), 'ENVELOPE_NOT_FOR_US');
   });
 
-  it.each(MODE_CASES)('%s: a recipient entry with our kid but another key\'s material is TAMPERED', (_name, mode) => {
+  it.each(MODE_CASES)("%s: a recipient entry with our kid but another key's material is TAMPERED", (_name, mode) => {
     // Encrypted to mallory's public key, labelled with bob's kid.
     const mislabelled = mode.seal([{ kid: bob.kid, publicKey: mallory.publicKey }]);
     expectCode(() => decrypt(mislabelled, [bob]), 'ENVELOPE_TAMPERED');
@@ -508,8 +520,20 @@ describe('unsupported', () => {
 
   it('an unchanged re-encoded header still decrypts, and any edit is TAMPERED (controls)', () => {
     expect(withHeader(anon, () => undefined).protected).toBe(anon.protected);
-    expect(decrypt(withHeader(auth, () => undefined), [bob]).senderKid).toBe(alice.kid);
-    expectCode(() => decrypt(withHeader(anon, (h) => (h['note'] = 'x')), [bob]), 'ENVELOPE_TAMPERED');
+    expect(
+      decrypt(
+        withHeader(auth, () => undefined),
+        [bob],
+      ).senderKid,
+    ).toBe(alice.kid);
+    expectCode(
+      () =>
+        decrypt(
+          withHeader(anon, (h) => (h['note'] = 'x')),
+          [bob],
+        ),
+      'ENVELOPE_TAMPERED',
+    );
   });
 
   const cases: readonly (readonly [string, Jwe, (h: Record<string, unknown>) => void])[] = [
@@ -533,7 +557,15 @@ describe('unsupported', () => {
   it('a header built by hand: authcrypt with an enc other than A256CBC-HS512 is UNSUPPORTED', () => {
     const epk = okpJwk('X25519', x25519Generate().publicKey);
     for (const enc of ['A256GCM', 'XC20P', 'A128GCM']) {
-      const header = { typ: ENCRYPTED_TYP, alg: AUTH_ALG, enc, skid: alice.kid, apu: toBase64url(utf8(alice.kid)), apv: toBase64url(recipientsDigest([bob.kid])), epk };
+      const header = {
+        typ: ENCRYPTED_TYP,
+        alg: AUTH_ALG,
+        enc,
+        skid: alice.kid,
+        apu: toBase64url(utf8(alice.kid)),
+        apv: toBase64url(recipientsDigest([bob.kid])),
+        epk,
+      };
       const jwe: Jwe = {
         protected: encodeHeader(header),
         recipients: [{ header: { kid: bob.kid }, encrypted_key: toBase64url(randomBytes(40)) }],
@@ -601,14 +633,26 @@ describe('signed messages', () => {
 
   it('a known kid whose key does not match the signature is BAD_SIGNATURE', async () => {
     const other = signingKey();
-    await expectCodeAsync(verifyJws(jws, () => other.publicKey), 'ENVELOPE_BAD_SIGNATURE');
+    await expectCodeAsync(
+      verifyJws(jws, () => other.publicKey),
+      'ENVELOPE_BAD_SIGNATURE',
+    );
   });
 
   it('a resolver that knows no signer is UNKNOWN_SENDER', async () => {
-    await expectCodeAsync(verifyJws(jws, () => undefined), 'ENVELOPE_UNKNOWN_SENDER');
-    await expectCodeAsync(verifyJws(jws, (kid) => (kid === 'did:example:someone#1' ? signer.publicKey : undefined)), 'ENVELOPE_UNKNOWN_SENDER');
+    await expectCodeAsync(
+      verifyJws(jws, () => undefined),
+      'ENVELOPE_UNKNOWN_SENDER',
+    );
+    await expectCodeAsync(
+      verifyJws(jws, (kid) => (kid === 'did:example:someone#1' ? signer.publicKey : undefined)),
+      'ENVELOPE_UNKNOWN_SENDER',
+    );
     // A resolver handing back something that is not a 32-byte key knows nobody either.
-    await expectCodeAsync(verifyJws(jws, () => signer.publicKey.subarray(0, 31)), 'ENVELOPE_UNKNOWN_SENDER');
+    await expectCodeAsync(
+      verifyJws(jws, () => signer.publicKey.subarray(0, 31)),
+      'ENVELOPE_UNKNOWN_SENDER',
+    );
     // The default resolver knows did:key URLs only, of the right key type.
     await expectCodeAsync(verifyJws(withSignature({ header: { kid: 'did:example:alice#key-1' } })), 'ENVELOPE_UNKNOWN_SENDER');
     await expectCodeAsync(verifyJws(withSignature({ header: { kid: didKeyUrl('x25519', signer.publicKey) } })), 'ENVELOPE_UNKNOWN_SENDER');
@@ -626,20 +670,32 @@ describe('signed messages', () => {
     identity[0] = 1;
     // Without the check the forgery would verify: node:crypto accepts it under the identity key.
     const protectedHeader = encodeHeader({ typ: 'application/didcomm-signed+json', alg: 'EdDSA' });
-    const forged: Jws = { payload: toBase64url(plaintext), signatures: [{ protected: protectedHeader, signature: forgedSignature, header: { kid: `did:key:${key}#${key}` } }] };
+    const forged: Jws = {
+      payload: toBase64url(plaintext),
+      signatures: [{ protected: protectedHeader, signature: forgedSignature, header: { kid: `did:key:${key}#${key}` } }],
+    };
     const identityKey = createPublicKey({ key: okpJwk('Ed25519', identity), format: 'jwk' });
     expect(nodeVerify(null, utf8(`${protectedHeader}.${forged.payload}`), identityKey, fromBase64url(forgedSignature))).toBe(true);
 
     await expectCodeAsync(verifyJws(forged), 'ENVELOPE_UNKNOWN_SENDER');
-    await expectCodeAsync(verifyJws(forged, () => identity), 'ENVELOPE_UNKNOWN_SENDER');
+    await expectCodeAsync(
+      verifyJws(forged, () => identity),
+      'ENVELOPE_UNKNOWN_SENDER',
+    );
     // Every point of small order, with or without the sign bit of x set.
     for (const hex of ED25519_TORSION_SUBGROUP) {
       for (const signBit of [0, 0x80]) {
         const point = fromHex(hex);
         point[31] = ((point[31] as number) & 0x7f) | signBit;
-        await expectCodeAsync(verifyJws(forged, () => point), 'ENVELOPE_UNKNOWN_SENDER');
+        await expectCodeAsync(
+          verifyJws(forged, () => point),
+          'ENVELOPE_UNKNOWN_SENDER',
+        );
         const kid = didKeyUrl('ed25519', point);
-        await expectCodeAsync(verifyJws({ ...forged, signatures: [{ ...(forged.signatures[0] as Jws['signatures'][number]), header: { kid } }] }), 'ENVELOPE_UNKNOWN_SENDER');
+        await expectCodeAsync(
+          verifyJws({ ...forged, signatures: [{ ...(forged.signatures[0] as Jws['signatures'][number]), header: { kid } }] }),
+          'ENVELOPE_UNKNOWN_SENDER',
+        );
       }
     }
   });
@@ -660,41 +716,75 @@ describe('parsers on arbitrary input', () => {
   /** Mostly `valid`, sometimes `junk`. */
   const mostly = <T, U>(valid: fc.Arbitrary<T>, junk: fc.Arbitrary<U>) => fc.oneof({ arbitrary: valid, weight: 6 }, { arbitrary: junk, weight: 1 });
   /** Canonical base64url of exactly `lengths` bytes (mostly) or of any length up to the largest. */
-  const sized = (...lengths: number[]) => mostly(fc.constantFrom(...lengths).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })).map(toBase64url), mostly(b64(Math.max(...lengths) + 8), looseB64));
+  const sized = (...lengths: number[]) =>
+    mostly(
+      fc
+        .constantFrom(...lengths)
+        .chain((n) => fc.uint8Array({ minLength: n, maxLength: n }))
+        .map(toBase64url),
+      mostly(b64(Math.max(...lengths) + 8), looseB64),
+    );
   const epk = mostly(
-    fc.oneof(fc.constant(okpJwk('X25519', x25519Generate().publicKey)), fc.uint8Array({ minLength: 32, maxLength: 32 }).map((x) => okpJwk('X25519', x))),
+    fc.oneof(
+      fc.constant(okpJwk('X25519', x25519Generate().publicKey)),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((x) => okpJwk('X25519', x)),
+    ),
     fc.oneof(fc.record({ kty: fc.constantFrom('OKP', 'EC'), crv: fc.constantFrom('X25519', 'Ed25519', 'P-256'), x: looseB64 }), fc.jsonValue()),
   );
   const kids = fc.constantFrom(alice.kid, mallory.kid, 'did:example:x#1');
   // apu: valid UTF-8 only; apu bytes that are not UTF-8 have their own test below.
   const apu = mostly(kids, fc.string({ maxLength: 40 })).map((k) => toBase64url(utf8(k)));
-  const header = fc.record(
-    {
-      typ: mostly(fc.constant(ENCRYPTED_TYP), fc.string({ maxLength: 20 })),
-      alg: mostly(fc.constantFrom(ANON_ALG, AUTH_ALG), fc.oneof(fc.string({ maxLength: 20 }), fc.integer())),
-      enc: mostly(fc.constantFrom('A256CBC-HS512', 'A256GCM', 'XC20P'), fc.string({ maxLength: 20 })),
-      epk,
-      skid: mostly(kids, fc.string({ maxLength: 40 })),
-      apu,
-      apv: mostly(fc.constant(toBase64url(recipientsDigest([bob.kid]))), looseB64),
-    },
-    { requiredKeys: ['alg', 'enc', 'epk'] },
-  ).chain((h) => mostly(fc.constant<Record<string, unknown>>(h), fc.record({ crit: fc.jsonValue(), extra: fc.jsonValue() }, { requiredKeys: [] }).map((more) => ({ ...h, ...more }))));
+  const header = fc
+    .record(
+      {
+        typ: mostly(fc.constant(ENCRYPTED_TYP), fc.string({ maxLength: 20 })),
+        alg: mostly(fc.constantFrom(ANON_ALG, AUTH_ALG), fc.oneof(fc.string({ maxLength: 20 }), fc.integer())),
+        enc: mostly(fc.constantFrom('A256CBC-HS512', 'A256GCM', 'XC20P'), fc.string({ maxLength: 20 })),
+        epk,
+        skid: mostly(kids, fc.string({ maxLength: 40 })),
+        apu,
+        apv: mostly(fc.constant(toBase64url(recipientsDigest([bob.kid]))), looseB64),
+      },
+      { requiredKeys: ['alg', 'enc', 'epk'] },
+    )
+    .chain((h) =>
+      mostly(
+        fc.constant<Record<string, unknown>>(h),
+        fc.record({ crit: fc.jsonValue(), extra: fc.jsonValue() }, { requiredKeys: [] }).map((more) => ({ ...h, ...more })),
+      ),
+    );
   const recipient = fc.record({
-    header: mostly(fc.record({ kid: mostly(fc.constant(bob.kid), fc.string({ maxLength: 20 })) }), fc.dictionary(fc.constantFrom('kid', 'alg', 'apv', 'x'), fc.jsonValue(), { maxKeys: 2 })),
+    header: mostly(
+      fc.record({ kid: mostly(fc.constant(bob.kid), fc.string({ maxLength: 20 })) }),
+      fc.dictionary(fc.constantFrom('kid', 'alg', 'apv', 'x'), fc.jsonValue(), { maxKeys: 2 }),
+    ),
     encrypted_key: sized(40, 72),
   });
   /** Objects shaped almost like a JWE: every member random, most of them plausible. */
   const almostJwe = fc
     .record({
-      protected: mostly(header.map((h) => encodeHeader(h)), looseB64),
+      protected: mostly(
+        header.map((h) => encodeHeader(h)),
+        looseB64,
+      ),
       recipients: mostly(fc.array(recipient, { minLength: 1, maxLength: 3 }), fc.array(recipient, { maxLength: 1 })),
       iv: sized(12, 16, 24),
       ciphertext: sized(0, 16, 48),
       tag: sized(16, 32),
     })
-    .chain((jwe) => mostly(fc.constant<Record<string, unknown>>(jwe), fc.record({ extra: fc.jsonValue() }).map((more) => ({ ...jwe, ...more }))));
-  const anyInput = fc.oneof(fc.anything(), fc.json(), fc.string(), almostJwe, almostJwe.map((j) => JSON.stringify(j)));
+    .chain((jwe) =>
+      mostly(
+        fc.constant<Record<string, unknown>>(jwe),
+        fc.record({ extra: fc.jsonValue() }).map((more) => ({ ...jwe, ...more })),
+      ),
+    );
+  const anyInput = fc.oneof(
+    fc.anything(),
+    fc.json(),
+    fc.string(),
+    almostJwe,
+    almostJwe.map((j) => JSON.stringify(j)),
+  );
   const runs = { numRuns: 300 };
 
   it('parseJwe: succeeds or throws ENVELOPE_MALFORMED', () => {
@@ -708,12 +798,19 @@ describe('parsers on arbitrary input', () => {
 
   it('parseJwe, decrypt and verifyJws on UTF-8 bytes: MALFORMED, never BAD_INPUT', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.json(), fc.string(), almostJwe.map((j) => JSON.stringify(j))), async (text) => {
-        const bytes = utf8(text);
-        expect(['ACCEPTED', 'ENVELOPE_MALFORMED']).toContain(codeOf(() => parseJwe(bytes)));
-        expect(DECRYPT_CODES).toContain(codeOf(() => decrypt(bytes, [bob])));
-        expect(VERIFY_CODES).toContain(await outcome(verifyJws(bytes)));
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.json(),
+          fc.string(),
+          almostJwe.map((j) => JSON.stringify(j)),
+        ),
+        async (text) => {
+          const bytes = utf8(text);
+          expect(['ACCEPTED', 'ENVELOPE_MALFORMED']).toContain(codeOf(() => parseJwe(bytes)));
+          expect(DECRYPT_CODES).toContain(codeOf(() => decrypt(bytes, [bob])));
+          expect(VERIFY_CODES).toContain(await outcome(verifyJws(bytes)));
+        },
+      ),
       { numRuns: 150 },
     );
   });
@@ -737,7 +834,13 @@ describe('parsers on arbitrary input', () => {
 
   it('decrypt: an authcrypt header whose apu is not UTF-8 is refused with an ENVELOPE_* code', () => {
     const jwe = authcrypt(plaintext, alice, [refOf(bob)]);
-    for (const edit of [(h: Record<string, unknown>) => (h['apu'] = '_w'), (h: Record<string, unknown>) => { h['apu'] = '_w'; Reflect.deleteProperty(h, 'skid'); }]) {
+    for (const edit of [
+      (h: Record<string, unknown>) => (h['apu'] = '_w'),
+      (h: Record<string, unknown>) => {
+        h['apu'] = '_w';
+        Reflect.deleteProperty(h, 'skid');
+      },
+    ]) {
       expect(DECRYPT_CODES).toContain(codeOf(() => decrypt(withHeader(jwe, edit), [bob])));
     }
   });
@@ -759,19 +862,37 @@ describe('parsers on arbitrary input', () => {
     const signature = fc.record(
       {
         protected: mostly(
-          fc.oneof(fc.constant(real.signatures[0]?.protected as string), fc.constantFrom('EdDSA', 'Ed25519', 'ES256').map((alg) => encodeHeader({ alg }))),
-          fc.oneof(fc.jsonValue().map((v) => toBase64url(utf8(JSON.stringify(v) ?? 'null'))), looseB64),
+          fc.oneof(
+            fc.constant(real.signatures[0]?.protected as string),
+            fc.constantFrom('EdDSA', 'Ed25519', 'ES256').map((alg) => encodeHeader({ alg })),
+          ),
+          fc.oneof(
+            fc.jsonValue().map((v) => toBase64url(utf8(JSON.stringify(v) ?? 'null'))),
+            looseB64,
+          ),
         ),
         header: mostly(
-          fc.oneof(fc.constant({ kid: signer.kid }), fc.uint8Array({ minLength: 32, maxLength: 32 }).map((k) => ({ kid: didKeyUrl('ed25519', k) }))),
+          fc.oneof(
+            fc.constant({ kid: signer.kid }),
+            fc.uint8Array({ minLength: 32, maxLength: 32 }).map((k) => ({ kid: didKeyUrl('ed25519', k) })),
+          ),
           fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue(), { maxKeys: 3 }),
         ),
         signature: mostly(fc.oneof(fc.constant(real.signatures[0]?.signature as string), sized(64)), looseB64),
       },
       { requiredKeys: ['protected', 'signature'] },
     );
-    const almostJws = fc.record({ payload: mostly(fc.constant(real.payload), looseB64), signatures: mostly(fc.array(signature, { minLength: 1, maxLength: 3 }), fc.array(signature, { maxLength: 1 })) });
-    const input = fc.oneof(fc.anything(), fc.json(), fc.string(), almostJws, almostJws.map((j) => JSON.stringify(j)));
+    const almostJws = fc.record({
+      payload: mostly(fc.constant(real.payload), looseB64),
+      signatures: mostly(fc.array(signature, { minLength: 1, maxLength: 3 }), fc.array(signature, { maxLength: 1 })),
+    });
+    const input = fc.oneof(
+      fc.anything(),
+      fc.json(),
+      fc.string(),
+      almostJws,
+      almostJws.map((j) => JSON.stringify(j)),
+    );
     await fc.assert(
       fc.asyncProperty(input, async (value) => {
         expect(VERIFY_CODES).toContain(await outcome(verifyJws(value)));
@@ -788,12 +909,20 @@ describe('parsers on arbitrary input', () => {
         body: mostly(fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue(), { maxKeys: 3 }), fc.jsonValue()),
         created_time: mostly(fc.nat(), fc.oneof(fc.integer(), fc.double(), fc.jsonValue())),
         to: mostly(fc.array(fc.string({ minLength: 1, maxLength: 10 }), { maxLength: 3 }), fc.jsonValue()),
-        attachments: mostly(fc.array(fc.record({ data: fc.dictionary(fc.constantFrom('json', 'base64', 'links'), fc.jsonValue()) }), { maxLength: 2 }), fc.jsonValue()),
+        attachments: mostly(
+          fc.array(fc.record({ data: fc.dictionary(fc.constantFrom('json', 'base64', 'links'), fc.jsonValue()) }), { maxLength: 2 }),
+          fc.jsonValue(),
+        ),
         extra: fc.jsonValue(),
       },
       { requiredKeys: [] },
     );
-    const bytes = fc.oneof(fc.uint8Array({ maxLength: 64 }), fc.json().map(utf8), fc.string().map(utf8), messageLike.map((m) => utf8(JSON.stringify(m))));
+    const bytes = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc.json().map(utf8),
+      fc.string().map(utf8),
+      messageLike.map((m) => utf8(JSON.stringify(m))),
+    );
     fc.assert(
       fc.property(bytes, (input) => {
         expect(['ACCEPTED', 'MESSAGE_MALFORMED']).toContain(codeOf(() => parseMessage(input)));
@@ -805,15 +934,24 @@ describe('parsers on arbitrary input', () => {
   it('readForward: on any parsed message, succeeds or throws MESSAGE_MALFORMED or ENVELOPE_MALFORMED', () => {
     const inner = anoncrypt(plaintext, [refOf(bob)]);
     const attachment = fc.record(
-      { data: fc.record({ json: mostly(fc.constant(inner), fc.oneof(almostJwe, fc.jsonValue())), base64: b64(8) }, { requiredKeys: [] }), media_type: fc.string({ maxLength: 10 }) },
+      {
+        data: fc.record({ json: mostly(fc.constant(inner), fc.oneof(almostJwe, fc.jsonValue())), base64: b64(8) }, { requiredKeys: [] }),
+        media_type: fc.string({ maxLength: 10 }),
+      },
       { requiredKeys: ['data'] },
     );
     const forwardLike = fc.record(
       {
         id: fc.constant('id-1'),
         type: mostly(fc.constant(FORWARD_TYPE), fc.string({ minLength: 1, maxLength: 10 })),
-        body: mostly(fc.record({ next: mostly(fc.string({ minLength: 1, maxLength: 12 }), fc.oneof(fc.constantFrom('', 'x'.repeat(513)), fc.jsonValue())) }), fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue(), { maxKeys: 2 })),
-        attachments: mostly(fc.tuple(attachment).map((a) => [...a]), fc.array(attachment, { maxLength: 3 })),
+        body: mostly(
+          fc.record({ next: mostly(fc.string({ minLength: 1, maxLength: 12 }), fc.oneof(fc.constantFrom('', 'x'.repeat(513)), fc.jsonValue())) }),
+          fc.dictionary(fc.string({ maxLength: 4 }), fc.jsonValue(), { maxKeys: 2 }),
+        ),
+        attachments: mostly(
+          fc.tuple(attachment).map((a) => [...a]),
+          fc.array(attachment, { maxLength: 3 }),
+        ),
       },
       { requiredKeys: ['id', 'type', 'body'] },
     );
@@ -854,7 +992,14 @@ describe('readForward', () => {
     ['an oversized body.next (513 characters)', variant({ body: { next: 'n'.repeat(513) } })],
     ['a body.next that is not a string', variant({ body: { next: 7 } })],
     ['a body.next that is a list', variant({ body: { next: [bob.kid] } })],
-    ['no attachments member', (() => { const m = variant({}); Reflect.deleteProperty(m, 'attachments'); return m; })()],
+    [
+      'no attachments member',
+      (() => {
+        const m = variant({});
+        Reflect.deleteProperty(m, 'attachments');
+        return m;
+      })(),
+    ],
     ['zero attachments', variant({ attachments: [] })],
     ['two attachments', variant({ attachments: [{ data: { json: inner } }, { data: { json: inner } }] })],
     ['an attachment without data.json', variant({ attachments: [{ data: { base64: toBase64url(utf8(JSON.stringify(inner))) } }] })],
@@ -879,7 +1024,6 @@ describe('readForward', () => {
   });
 });
 
-
 // ---------------------------------------------------------------------------------------------
 // 7. What DIDComm v2 requires of headers and plaintext, and the reference implementation checks
 
@@ -892,7 +1036,10 @@ describe('DIDComm v2 rules', () => {
     const apv = decodeHeader(jwe.protected)['apv'];
     const stripped = withHeader(jwe, (h) => Reflect.deleteProperty(h, 'apv'));
     expectCode(() => decrypt(stripped, [bob]), 'ENVELOPE_MALFORMED');
-    expectCode(() => decrypt({ ...stripped, recipients: stripped.recipients.map((r) => ({ ...r, header: { ...r.header, apv } })) }, [bob]), 'ENVELOPE_MALFORMED');
+    expectCode(
+      () => decrypt({ ...stripped, recipients: stripped.recipients.map((r) => ({ ...r, header: { ...r.header, apv } })) }, [bob]),
+      'ENVELOPE_MALFORMED',
+    );
   });
 
   it('authcrypt naming its sender in skid without apu is MALFORMED, whoever the resolver knows', () => {
@@ -924,7 +1071,12 @@ describe('DIDComm v2 rules', () => {
   });
 
   it('attachments with base64, json, or links and their hash are accepted', () => {
-    const attachments = [{ data: { base64: toBase64url(utf8('hi')) } }, { data: { json: { a: 1 } } }, { data: { json: null } }, { data: { links: ['https://example.org/a.bin'], hash: 'QmHash' } }];
+    const attachments = [
+      { data: { base64: toBase64url(utf8('hi')) } },
+      { data: { json: { a: 1 } } },
+      { data: { json: null } },
+      { data: { links: ['https://example.org/a.bin'], hash: 'QmHash' } },
+    ];
     expect(parseMessage(plainMessage({ attachments })).attachments).toEqual(attachments);
   });
 });

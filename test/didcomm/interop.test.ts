@@ -45,7 +45,11 @@ const REF_ANON: Record<ContentEncryption, 'A256cbcHs512EcdhEsA256kw' | 'A256gcmE
 };
 
 function plain(from: string | undefined, to: readonly string[]): Message {
-  return newMessage('https://didcomm.org/basicmessage/2.0/message', { content: 'hello from the other implementation' }, { ...(from === undefined ? {} : { from }), to: [...to], lang: 'en' });
+  return newMessage(
+    'https://didcomm.org/basicmessage/2.0/message',
+    { content: 'hello from the other implementation' },
+    { ...(from === undefined ? {} : { from }), to: [...to], lang: 'en' },
+  );
 }
 
 /** The reference's view of our message, for comparison with what it unpacks. */
@@ -56,8 +60,20 @@ async function theyUnpack(envelope: unknown, recipients: readonly PartyKey<Agree
   return { message: message.as_value(), metadata };
 }
 
-async function theyPack(message: Message, to: string, from: string | null, options: Parameters<RefMessage['pack_encrypted']>[5] = {}): Promise<{ envelope: string; toKids: string[]; fromKid?: string }> {
-  const [envelope, metadata] = await new RefMessage(asReference(message) as ConstructorParameters<typeof RefMessage>[0]).pack_encrypted(to, from, null, resolver, secretsOf(everyone), { forward: false, ...options });
+async function theyPack(
+  message: Message,
+  to: string,
+  from: string | null,
+  options: Parameters<RefMessage['pack_encrypted']>[5] = {},
+): Promise<{ envelope: string; toKids: string[]; fromKid?: string }> {
+  const [envelope, metadata] = await new RefMessage(asReference(message) as ConstructorParameters<typeof RefMessage>[0]).pack_encrypted(
+    to,
+    from,
+    null,
+    resolver,
+    secretsOf(everyone),
+    { forward: false, ...options },
+  );
   return { envelope, toKids: metadata.to_kids, ...(metadata.from_kid === undefined ? {} : { fromKid: metadata.from_kid }) };
 }
 
@@ -73,7 +89,7 @@ describe('anoncrypt', () => {
     expect(metadata.enc_alg_anon).toBe(REF_ANON[enc]);
   });
 
-  it.each(CONTENT_ENCRYPTIONS.map((enc) => [enc] as const))('%s: the reference\'s unpacks with ours', async (enc) => {
+  it.each(CONTENT_ENCRYPTIONS.map((enc) => [enc] as const))("%s: the reference's unpacks with ours", async (enc) => {
     const message = plain(undefined, [bob.did]);
     const { envelope, toKids } = await theyPack(message, bob.did, null, { enc_alg_anon: REF_ANON[enc] });
     expect(toKids).toEqual([bob.key.kid]);
@@ -98,7 +114,7 @@ describe('authcrypt', () => {
     expect(metadata.encrypted_to_kids).toEqual([bob.key.kid]);
   });
 
-  it('the reference\'s unpacks with ours, which authenticates the sender', async () => {
+  it("the reference's unpacks with ours, which authenticates the sender", async () => {
     const message = plain(alice.did, [bob.did]);
     const { envelope, fromKid } = await theyPack(message, bob.did, alice.did);
     expect(fromKid).toBe(alice.key.kid);
@@ -120,9 +136,13 @@ describe('signed (JWS)', () => {
     expect(metadata.sign_alg).toBe('EdDSA');
   });
 
-  it('the reference\'s verifies with ours', async () => {
+  it("the reference's verifies with ours", async () => {
     const message = plain(signer.did, [bob.did]);
-    const [jws, metadata] = await new RefMessage(asReference(message) as ConstructorParameters<typeof RefMessage>[0]).pack_signed(signer.did, resolver, secretsOf([signer]));
+    const [jws, metadata] = await new RefMessage(asReference(message) as ConstructorParameters<typeof RefMessage>[0]).pack_signed(
+      signer.did,
+      resolver,
+      secretsOf([signer]),
+    );
     expect(metadata.sign_by_kid).toBe(signer.key.kid);
     const verified = await verifyJws(jws);
     expect(verified.signerKid).toBe(signer.key.kid);
@@ -147,7 +167,7 @@ describe('forward through a mediator', () => {
     expect(atBob.metadata.encrypted_from_kid).toBe(alice.key.kid);
   });
 
-  it('the reference\'s: our mediator (as the agency does) unwraps it, names next, and bob opens the inner envelope', async () => {
+  it("the reference's: our mediator (as the agency does) unwraps it, names next, and bob opens the inner envelope", async () => {
     const message = plain(alice.did, [bob.did]);
     const { envelope: inner } = await theyPack(message, bob.did, alice.did);
     // pack_encrypted's own `forward` option does nothing in this build: wrap explicitly, as its README does.
@@ -177,7 +197,7 @@ describe('protected sender (authcrypt inside anoncrypt)', () => {
     expect(metadata.encrypted_from_kid).toBe(alice.key.kid);
   });
 
-  it('the reference\'s unpacks with ours: the outer layer hides the sender, the inner one names it', async () => {
+  it("the reference's unpacks with ours: the outer layer hides the sender, the inner one names it", async () => {
     const message = plain(alice.did, [bob.did]);
     const { envelope } = await theyPack(message, bob.did, alice.did, { protect_sender: true });
     expect(envelope).not.toContain(alice.key.kid);
@@ -193,7 +213,7 @@ describe('protected sender (authcrypt inside anoncrypt)', () => {
 });
 
 describe('several recipients: one envelope per DID', () => {
-  it('ours: each DID\'s envelope lists only its keys and unpacks with the reference', async () => {
+  it("ours: each DID's envelope lists only its keys and unpacks with the reference", async () => {
     const message = plain(alice.did, [bob.did, carol.did]);
     const envelopes = authcryptPerDid(messageBytes(message), alice.key, [refOf(bob.key), refOf(carol.key)]);
     expect(envelopes.map((e) => e.did)).toEqual([bob.did, carol.did]);
@@ -207,7 +227,7 @@ describe('several recipients: one envelope per DID', () => {
     }
   });
 
-  it('the reference\'s, one per recipient DID, unpack with ours', async () => {
+  it("the reference's, one per recipient DID, unpack with ours", async () => {
     const message = plain(alice.did, [bob.did, carol.did]);
     for (const party of [bob, carol]) {
       const { envelope } = await theyPack(message, party.did, alice.did);
@@ -222,7 +242,10 @@ describe('several recipients: one envelope per DID', () => {
   it('why: the reference refuses one envelope listing keys of two DIDs', async () => {
     expect(didOf(bob.key.kid)).not.toBe(didOf(carol.key.kid));
     const message = plain(alice.did, [bob.did, carol.did]);
-    for (const envelope of [anoncrypt(messageBytes(message), [refOf(bob.key), refOf(carol.key)]), authcrypt(messageBytes(message), alice.key, [refOf(bob.key), refOf(carol.key)])]) {
+    for (const envelope of [
+      anoncrypt(messageBytes(message), [refOf(bob.key), refOf(carol.key)]),
+      authcrypt(messageBytes(message), alice.key, [refOf(bob.key), refOf(carol.key)]),
+    ]) {
       await expect(theyUnpack(envelope, [bob])).rejects.toThrow(/outside of one did/);
     }
   });
@@ -238,7 +261,9 @@ describe('plaintext rules both implementations enforce', () => {
   it.each(refused)('%s: refused by the reference and by us (MESSAGE_MALFORMED)', async (_name, extra) => {
     const bytes = utf8(JSON.stringify({ ...plain(undefined, [bob.did]), ...extra }));
     await expect(theyUnpack(anoncrypt(bytes, [refOf(bob.key)]), [bob])).rejects.toThrow(/Malformed/);
-    expect(() => parseMessage(decrypt(anoncrypt(bytes, [refOf(bob.key)]), [bob.key]).plaintext)).toThrow(expect.objectContaining({ code: 'MESSAGE_MALFORMED' }));
+    expect(() => parseMessage(decrypt(anoncrypt(bytes, [refOf(bob.key)]), [bob.key]).plaintext)).toThrow(
+      expect.objectContaining({ code: 'MESSAGE_MALFORMED' }),
+    );
   });
 
   it('attachment links with the hash of the content: accepted by both', async () => {

@@ -40,7 +40,9 @@ describe('documentation references', () => {
 
   it('has the architecture document name every part of src/', () => {
     const architecture = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
-    const parts = readdirSync(join(ROOT, 'src'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    const parts = readdirSync(join(ROOT, 'src'), { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
     expect(parts.filter((part) => !architecture.includes(`${part}/`))).toEqual([]);
   });
 });

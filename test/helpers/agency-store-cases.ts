@@ -48,7 +48,12 @@ export function deliver(
   text: string,
   options: { received?: string; limits?: MailboxLimits; source?: string } = {},
 ): Promise<string[]> {
-  return store.deliver({ cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW, source: options.source ?? '127.0.0.1' }, options.limits ?? LIMITS).then((d) => d.ids);
+  return store
+    .deliver(
+      { cloudId, recipients, envelope: envelope(text), received: options.received ?? NOW, source: options.source ?? '127.0.0.1' },
+      options.limits ?? LIMITS,
+    )
+    .then((d) => d.ids);
 }
 
 /** The cases, against `backend`: each test gets a fresh store, closed when it finishes. */
@@ -130,7 +135,7 @@ export function agencyStoreCases(backend: StoreBackend): void {
       }
     });
 
-    it('lets two cloud agents route the same key, keeping, counting and removing each one\'s mail apart', async () => {
+    it("lets two cloud agents route the same key, keeping, counting and removing each one's mail apart", async () => {
       const { store, cloud, a, b } = await withCloud(await openStore());
       const rival = cloudRecord();
       await store.addCloudAgent(rival);
@@ -248,7 +253,13 @@ export function agencyStoreCases(backend: StoreBackend): void {
       const { store, cloud, a, b } = await withCloud(await openStore());
       await deliver(store, cloud.id, [a], 'a0');
       await deliver(store, cloud.id, [a], 'a1');
-      const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({ cloudId: cloud.id, recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b], envelope: envelope(text), received: NOW, source: '127.0.0.1' }));
+      const batch = ['a2', 'a3', 'b0', 'ab'].map((text) => ({
+        cloudId: cloud.id,
+        recipients: text === 'ab' ? [a, b] : text.startsWith('a') ? [a] : [b],
+        envelope: envelope(text),
+        received: NOW,
+        source: '127.0.0.1',
+      }));
       const results = await store.deliverMany(batch, LIMITS);
       // a holds 3 at most: a2 fits, a3 and the delivery to both (which includes a) are refused whole.
       expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.ids.length))).toEqual([1, 'MAILBOX_FULL', 1, 'MAILBOX_FULL']);
@@ -277,13 +288,23 @@ export function agencyStoreCases(backend: StoreBackend): void {
 
     it('with guestsSince, delivers to a key not routed only if it was allowed as a guest since then and never removed, refusing the delivery whole otherwise', async () => {
       const { store, cloud, a } = await withCloud(await openStore());
-      const to = (keys: string[], text: string): Delivery => ({ cloudId: cloud.id, recipients: keys, guestsSince: '2030-01-02T00:00:00.000Z', envelope: envelope(text), received: NOW, source: '127.0.0.1' });
+      const to = (keys: string[], text: string): Delivery => ({
+        cloudId: cloud.id,
+        recipients: keys,
+        guestsSince: '2030-01-02T00:00:00.000Z',
+        envelope: envelope(text),
+        received: NOW,
+        source: '127.0.0.1',
+      });
       const stranger = agentKey();
       const stale = agentKey();
       const guest = agentKey();
       await store.allowGuest(cloud.id, stale, '2030-01-01T00:00:00.000Z', 8);
       await store.allowGuest(cloud.id, guest, '2030-01-03T00:00:00.000Z', 8);
-      const results = await store.deliverMany([to([a], 'routed'), to([stranger], 'stranger'), to([stale], 'stale'), to([guest], 'guest'), to([a, stranger], 'both')], LIMITS);
+      const results = await store.deliverMany(
+        [to([a], 'routed'), to([stranger], 'stranger'), to([stale], 'stale'), to([guest], 'guest'), to([a, stranger], 'both')],
+        LIMITS,
+      );
       expect(results.map((r) => (r instanceof Error ? (r as DkmsError).code : r.recipients))).toEqual([[a], 'NOT_FOUND', 'NOT_FOUND', [guest], 'NOT_FOUND']);
       expect((results[1] as DkmsError).message).toContain(stranger);
       expect(texts(await store.pickup(a, 10))).toEqual(['routed']);
@@ -358,7 +379,7 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(texts(await store.pickup(a, 2))).toEqual(['m2', 'm3']);
     });
 
-    it('acknowledges only the caller\'s own messages and frees room for new ones', async () => {
+    it("acknowledges only the caller's own messages and frees room for new ones", async () => {
       const { store, cloud, a, b } = await withCloud(await openStore());
       const [a0] = await deliver(store, cloud.id, [a], 'a0');
       const [a1, b1] = await deliver(store, cloud.id, [a, b], 'ab');
@@ -418,7 +439,10 @@ export function agencyStoreCases(backend: StoreBackend): void {
             const keys = [agentKey(), agentKey(), agentKey()];
             for (const [c, record] of clouds.entries()) {
               await store.addCloudAgent(record);
-              await store.setRoutes(record.id, [...(routed[c] as Set<number>)].map((i) => ({ agentKey: keys[i] as string })));
+              await store.setRoutes(
+                record.id,
+                [...(routed[c] as Set<number>)].map((i) => ({ agentKey: keys[i] as string })),
+              );
             }
             let model: Mail[] = [];
             let n = 0;
@@ -498,7 +522,7 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(texts(await store.pickup(guest, 10))).toEqual(['new', 'newer']);
     });
 
-    it('purges a routed key\'s mail from a cloud agent that does not route it, and keeps its routed mail', async () => {
+    it("purges a routed key's mail from a cloud agent that does not route it, and keeps its routed mail", async () => {
       const { store, cloud, a } = await withCloud(await openStore());
       const rival = cloudRecord();
       await store.addCloudAgent(rival);
@@ -586,14 +610,19 @@ export function agencyStoreCases(backend: StoreBackend): void {
       expect(await store.setRoutes(cloud.id, [{ agentKey: a }, { agentKey: b }], { seq: 11 })).toEqual({ added: [b], removed: [] });
     });
 
-    it('keeps each cloud agent\'s sponsors, replaced as a whole', async () => {
+    it("keeps each cloud agent's sponsors, replaced as a whole", async () => {
       const store = await openStore();
       const [one, two] = [cloudRecord(), cloudRecord()];
       await store.addCloudAgent(one);
       await store.addCloudAgent(two);
       const [s1, s2, s3] = [agentKey(), agentKey(), agentKey()];
       await store.setSponsors(one.id, [s1, s2]);
-      expect([await store.isSponsor(one.id, s1), await store.isSponsor(one.id, s2), await store.isSponsor(one.id, s3), await store.isSponsor(two.id, s1)]).toEqual([true, true, false, false]);
+      expect([
+        await store.isSponsor(one.id, s1),
+        await store.isSponsor(one.id, s2),
+        await store.isSponsor(one.id, s3),
+        await store.isSponsor(two.id, s1),
+      ]).toEqual([true, true, false, false]);
       await store.setSponsors(one.id, [s3]);
       expect([await store.isSponsor(one.id, s1), await store.isSponsor(one.id, s3)]).toEqual([false, true]);
       await store.setSponsors(one.id, []);

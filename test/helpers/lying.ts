@@ -40,7 +40,10 @@ export interface RunningLedger {
 }
 
 /** A real ledger node and its HTTP API on loopback, closed when the current test finishes. */
-export async function startLedger(dir: string, options: { signer?: NodeSigner; node?: NodeOptions; server?: LedgerServerOptions } = {}): Promise<RunningLedger> {
+export async function startLedger(
+  dir: string,
+  options: { signer?: NodeSigner; node?: NodeOptions; server?: LedgerServerOptions } = {},
+): Promise<RunningLedger> {
   const signer = options.signer ?? nodeSigner();
   const node = await openNode(dir, signer, options.node);
   const app = buildLedgerServer(node, options.server);
@@ -190,7 +193,12 @@ export class ForgedLog {
     this.#signer = signer;
     this.#time = time;
     this.#tree.commit(this.#tree.pending(records.map(recordLeaf)), records.length);
-    this.#map.apply(updateMap(this.#map, records.map((r) => ({ key: mapKey(subjectOf(r.event)), entry: { seq: r.event.seq, gseq: r.gseq, leaf: toBase64url(recordLeaf(r)) } }))).writes);
+    this.#map.apply(
+      updateMap(
+        this.#map,
+        records.map((r) => ({ key: mapKey(subjectOf(r.event)), entry: { seq: r.event.seq, gseq: r.gseq, leaf: toBase64url(recordLeaf(r)) } })),
+      ).writes,
+    );
   }
 
   /** The head of the whole forged log (its map covers every record). */
@@ -213,11 +221,20 @@ export class ForgedLog {
   }
 
   /** The answer a node gives to a subject read (after the seqs given), with proofs under this log's head. */
-  answer(subject: Subject, after = -1, policyAfter = -1): { head: SignedTreeHead; subjects: Record<string, MapProof>; history: LogRecord[]; proofs: string[][] } {
+  answer(
+    subject: Subject,
+    after = -1,
+    policyAfter = -1,
+  ): { head: SignedTreeHead; subjects: Record<string, MapProof>; history: LogRecord[]; proofs: string[][] } {
     const all = historyOf(this.records, subject);
     const subjects = [...new Set(all.map((r) => subjectOf(r.event)))];
     const history = all.filter((r) => r.event.seq > (subjectOf(r.event) === subject ? after : policyAfter));
-    return { head: this.head(), subjects: Object.fromEntries(subjects.map((s) => [s, this.mapProof(s)])), history, proofs: history.map((r) => this.inclusion(r.gseq)) };
+    return {
+      head: this.head(),
+      subjects: Object.fromEntries(subjects.map((s) => [s, this.mapProof(s)])),
+      history,
+      proofs: history.map((r) => this.inclusion(r.gseq)),
+    };
   }
 
   /**
@@ -228,7 +245,10 @@ export class ForgedLog {
     if (path === '/v1/head' || path === '/v1/head/next') return { status: 200, body: this.head() };
     const subject = /^\/v1\/(?:policies|dids)\/(.+)$/.exec(path)?.[1];
     if (subject !== undefined) {
-      return { status: 200, body: this.answer(decodeURIComponent(subject) as Subject, Number(query.get('after') ?? -1), Number(query.get('policyAfter') ?? -1)) };
+      return {
+        status: 200,
+        body: this.answer(decodeURIComponent(subject) as Subject, Number(query.get('after') ?? -1), Number(query.get('policyAfter') ?? -1)),
+      };
     }
     if (path === '/v1/proofs/consistency') {
       const from = Number(query.get('from'));

@@ -28,14 +28,21 @@ export async function aliceAndTrustees(n: number, accepted = n): Promise<{ w: Wo
     await connect(alice, t);
     people.push(t);
   }
-  await inviteTrustees(alice, people.map((t) => t.profile.label));
+  await inviteTrustees(
+    alice,
+    people.map((t) => t.profile.label),
+  );
   await settle(alice, ...people);
   for (const t of people.slice(0, accepted)) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
   await settle(alice, ...people);
   return { w, alice, people };
 }
 
-export const social = (labels: string[], threshold: number): PrepareOptions => ({ offline: true, social: { trustees: labels, threshold, insist: labels.length < 3 }, delay: 0 });
+export const social = (labels: string[], threshold: number): PrepareOptions => ({
+  offline: true,
+  social: { trustees: labels, threshold, insist: labels.length < 3 },
+  delay: 0,
+});
 
 /**
  * What a setup of `secret` that never failed leaves, once every agent has handled its mail: the
@@ -43,7 +50,15 @@ export const social = (labels: string[], threshold: number): PrepareOptions => (
  * holds one share, active, of its set (nothing of an earlier attempt); no change left
  * prepared; `backups` versions under the secret's locator.
  */
-export async function expectSetUp(w: World, alice: EdgeAgent, all: readonly EdgeAgent[], holders: readonly EdgeAgent[], secret: Uint8Array, seqBefore: number, backups: number): Promise<void> {
+export async function expectSetUp(
+  w: World,
+  alice: EdgeAgent,
+  all: readonly EdgeAgent[],
+  holders: readonly EdgeAgent[],
+  secret: Uint8Array,
+  seqBefore: number,
+  backups: number,
+): Promise<void> {
   await settle(alice, ...all);
   const keys = new RecoveryKeys(copy(secret));
   const record = await alice.policy();
@@ -53,7 +68,9 @@ export async function expectSetUp(w: World, alice: EdgeAgent, all: readonly Edge
   const setup = readSetup(alice);
   expect(setup).toMatchObject({ backupKey: keys.backupKey, locator: keys.locator, index: 0 });
   expect(alice.wallet.listKeys().some((k) => k.name === PROVISIONAL_RECOVERY_KEY)).toBe(false);
-  const ids = trustees(alice).filter((t) => holders.some((h) => h.profile.label === t.label)).map((t) => t.id);
+  const ids = trustees(alice)
+    .filter((t) => holders.some((h) => h.profile.label === t.label))
+    .map((t) => t.id);
   expect(setup?.social?.trustees.slice().sort()).toEqual(ids.sort());
   for (const t of holders) {
     expect(heldShares(t).flatMap((h) => h.shares.map((s) => ({ set: s.set, state: s.state })))).toEqual([{ set: setup?.social?.set, state: 'active' }]);

@@ -72,7 +72,11 @@ export async function world(options: WorldOptions = {}): Promise<World & { reado
     const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
     onTestFinished(() => wallet.close());
     // The world's agents share the ledger's clock: when a test moves it on, time has passed for all.
-    const ledgerClient = new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key], ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }) });
+    const ledgerClient = new LedgerClient({
+      url: ledger.url,
+      trustedKeys: [ledger.signer.key],
+      ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }),
+    });
     return new EdgeAgent(wallet, ledgerClient, balanced === undefined ? {} : { fetch: balanced });
   };
   const makeOwner = async (label: string) => {
@@ -140,7 +144,6 @@ export async function connect(alice: EdgeAgent, bob: EdgeAgent): Promise<{ a: Co
   return { a, b };
 }
 
-
 export interface Alice {
   readonly w: World;
   readonly alice: EdgeAgent;
@@ -164,7 +167,11 @@ export async function aliceWithTrustees(n: number, threshold: number, options: {
   for (const t of people) await answerOffer(t, (trusteeOffers(t)[0] as { id: string }).id, true);
   await settle(alice, ...people);
   expect(trustees(alice).map((t) => t.status)).toEqual(Array(n).fill('accepted'));
-  const { secret } = await prepareRecovery(alice, { offline: true, social: { trustees: people.map((t) => t.profile.label), threshold, insist: false }, delay: options.delay ?? 0 });
+  const { secret } = await prepareRecovery(alice, {
+    offline: true,
+    social: { trustees: people.map((t) => t.profile.label), threshold, insist: false },
+    delay: options.delay ?? 0,
+  });
   await settle(alice, ...people);
   const committed = await commitRecovery(alice);
   expect(committed.state).toBe('committed');

@@ -87,7 +87,8 @@ async function story(dir = tempDir()): Promise<Story> {
     return receipt;
   };
   const policy = (await submit(signEvent(policyCreate([laptop.agent(ALL_FLAGS)], commitment([testKey()])), [laptop]))).subject as PolicyAddress;
-  const did = (await submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]))).subject as Did;
+  const did = (await submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop])))
+    .subject as Did;
   await submit(signEvent(nextEvent('policy.grant', policy, await latest(node, policy), { agent: phone.agent(FLAGS.PROVE) }), [laptop]));
   const services = [
     { id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:9000/' },
@@ -133,7 +134,8 @@ const indexOf = (body: Proven, gseq: number): number => {
   return i;
 };
 
-const recordAt = (body: Proven, gseq: number): LogRecord & { event: Record<string, unknown> } => body.history[indexOf(body, gseq)] as LogRecord & { event: Record<string, unknown> };
+const recordAt = (body: Proven, gseq: number): LogRecord & { event: Record<string, unknown> } =>
+  body.history[indexOf(body, gseq)] as LogRecord & { event: Record<string, unknown> };
 
 const keysOf = (doc: { verificationMethod: readonly { type: string; publicKeyMultibase: string }[] }) =>
   doc.verificationMethod.filter((m) => m.type === 'Ed25519VerificationKey2020').map((m) => m.publicKeyMultibase);
@@ -220,7 +222,9 @@ describe('LedgerClient against an honest ledger', () => {
     await first.head();
     expect(seen).toEqual([s.heads[6]]);
 
-    const laptopGrants = signEvent(nextEvent('policy.grant', s.policy, await latest(s.ledger.node, s.policy), { agent: s.phone.agent(FLAGS.PROVE) }), [s.laptop]);
+    const laptopGrants = signEvent(nextEvent('policy.grant', s.policy, await latest(s.ledger.node, s.policy), { agent: s.phone.agent(FLAGS.PROVE) }), [
+      s.laptop,
+    ]);
     const receipt = await first.submit(laptopGrants);
     expect(receipt).toMatchObject({ subject: s.policy, seq: 3, gseq: 6 });
     const grown = await first.head();
@@ -320,7 +324,7 @@ describe('LedgerClient reuses what it verified, and nothing more', () => {
       return undefined;
     };
     const slow = resolveDid(client, s.did);
-    for (const deadline = Date.now() + 10_000; holding && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 5));
+    for (const deadline = Date.now() + 10_000; holding && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(holding).toBe(false);
     const key = testKey();
     await s.ledger.node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
@@ -590,7 +594,8 @@ describe('LedgerClient against a server that rewrites or rolls back history', ()
       () => [],
     ];
     for (const alter of tampered) {
-      proxy.lie = ({ path, body }) => (path === '/v1/proofs/consistency' ? { body: { ...(body as object), proof: alter((body as { proof: string[] }).proof) } } : undefined);
+      proxy.lie = ({ path, body }) =>
+        path === '/v1/proofs/consistency' ? { body: { ...(body as object), proof: alter((body as { proof: string[] }).proof) } } : undefined;
       const client = new LedgerClient({ url: proxy.url, lastHead: s.heads[3] });
       await expectCodeAsync(client.head(), 'LEDGER_INCONSISTENT');
     }

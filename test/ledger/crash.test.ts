@@ -222,7 +222,10 @@ async function checkAfterKill(ledger: Ledger, report: Report, mode: Mode, stats:
     // The log before this trial is unchanged, and nothing was lost.
     expect(size, `${where}: the log shrank`).toBeGreaterThanOrEqual(ledger.size);
     const consistency = node.consistencyProof(ledger.size, size).map((p) => fromBase64url(p));
-    expect(verifyConsistency(ledger.size, size, consistency, ledger.size === 0 ? EMPTY_ROOT : ledger.root, root), `${where}: the log of ${ledger.size} events verified after the previous trial is not a prefix of the log now`).toBe(true);
+    expect(
+      verifyConsistency(ledger.size, size, consistency, ledger.size === 0 ? EMPTY_ROOT : ledger.root, root),
+      `${where}: the log of ${ledger.size} events verified after the previous trial is not a prefix of the log now`,
+    ).toBe(true);
     const all = await node.store.range(0, size);
     expect(all.length, `${where}: events in the log`).toBe(size);
     all.forEach((record, i) => {
@@ -251,7 +254,9 @@ async function checkAfterKill(ledger: Ledger, report: Report, mode: Mode, stats:
       }
       const id = eventId(record.event);
       if (id !== ack.id || subjectOf(record.event) !== ack.subject || record.event.seq !== ack.seq || record.time !== ack.time) {
-        problems.push(`gseq ${gseq}: acknowledged ${ack.id} (${ack.subject} seq ${ack.seq} at ${ack.time}), log holds ${id} (${subjectOf(record.event)} seq ${record.event.seq} at ${record.time})`);
+        problems.push(
+          `gseq ${gseq}: acknowledged ${ack.id} (${ack.subject} seq ${ack.seq} at ${ack.time}), log holds ${id} (${subjectOf(record.event)} seq ${record.event.seq} at ${record.time})`,
+        );
       }
     }
     for (const ack of report.acks) {
@@ -277,7 +282,8 @@ async function checkAfterKill(ledger: Ledger, report: Report, mode: Mode, stats:
         continue;
       }
       const owner = Number(known.sub.chain.slice(1));
-      if (record.event.sigs.length !== 1 || record.event.sigs[0]?.kid !== adminKeys[owner]) problems.push(`gseq ${record.gseq}: not signed by the admin of owner ${owner} alone`);
+      if (record.event.sigs.length !== 1 || record.event.sigs[0]?.kid !== adminKeys[owner])
+        problems.push(`gseq ${record.gseq}: not signed by the admin of owner ${owner} alone`);
       if (!ackedIds.has(id)) {
         if (!known.last) problems.push(`gseq ${record.gseq}: unacknowledged ${id} is not the event chain ${known.sub.chain} had in flight`);
         unacked.push(record);
@@ -317,7 +323,8 @@ async function checkAfterKill(ledger: Ledger, report: Report, mode: Mode, stats:
     // In process, batches are acknowledged in log order once the disk has them (the next batch
     // may be written while one syncs): what is unacknowledged is a suffix of the log.
     const first = size - unacked.length;
-    if (unacked.some((r, i) => r.gseq !== first + i)) problems.push(`unacknowledged events ${unacked.map((r) => r.gseq).join(', ')} are not the log's last ${unacked.length}`);
+    if (unacked.some((r, i) => r.gseq !== first + i))
+      problems.push(`unacknowledged events ${unacked.map((r) => r.gseq).join(', ')} are not the log's last ${unacked.length}`);
   }
   expect(problems, `${where}: the stored heads`).toEqual([]);
 
@@ -352,7 +359,15 @@ afterAll(() => {
 
 describe('ledger crash trials', () => {
   it(`keeps every acknowledged event through ${TRIALS} SIGKILLs under concurrent write load`, async ({ annotate }) => {
-    const ledger: Ledger = { home, key: undefined, size: 0, root: EMPTY_ROOT, tree: new MemoryMerkle(), acked: new Map(), owners: Array.from({ length: OWNERS }, () => ({})) };
+    const ledger: Ledger = {
+      home,
+      key: undefined,
+      size: 0,
+      root: EMPTY_ROOT,
+      tree: new MemoryMerkle(),
+      acked: new Map(),
+      owners: Array.from({ length: OWNERS }, () => ({})),
+    };
     const stats: Stats = { trials: 0, acks: 0, unackedTrials: 0, midBatch: 0, unackedEvents: 0, maxUnacked: 0, batches: 0, refused: 0 };
     for (let t = 0; t < TRIALS; t++) {
       const mode: Mode = t % 2 === 0 ? 'direct' : 'http';

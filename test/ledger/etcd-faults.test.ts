@@ -190,7 +190,9 @@ class Load {
     while (this.acksAfter(time) < count) {
       if (this.#failure !== undefined) throw this.#failure;
       if (performance.now() > until) {
-        throw new Error(`${what}: writes did not go on: ${this.acksAfter(time)} of ${count} acknowledgements in ${LIVENESS_MS} ms; refusals ${JSON.stringify(codes(this.refusals))}`);
+        throw new Error(
+          `${what}: writes did not go on: ${this.acksAfter(time)} of ${count} acknowledgements in ${LIVENESS_MS} ms; refusals ${JSON.stringify(codes(this.refusals))}`,
+        );
       }
       await sleep(10);
     }
@@ -300,7 +302,9 @@ function readChild(run: ChildRun, log: ChildLog, where: string): number {
   expect(run.signal, `the child should die by our SIGKILL (${output})`).toBe('SIGKILL');
   expect(run.lines[0], `the child should have said ready (${output})`).toBe('ready');
   // A kill between a line's bytes leaves a prefix of a line; such a line says nothing.
-  expect(run.partial, `${where}: a partial line should only be a prefix of a report`).toSatisfy((p: string) => ['sub ', 'ack ', 'rej '].some((w) => w.startsWith(p) || p.startsWith(w)));
+  expect(run.partial, `${where}: a partial line should only be a prefix of a report`).toSatisfy((p: string) =>
+    ['sub ', 'ack ', 'rej '].some((w) => w.startsWith(p) || p.startsWith(w)),
+  );
   /** Per subject, the event in flight. */
   const open = new Map<string, string>();
   for (const line of run.lines.slice(1)) {
@@ -351,7 +355,10 @@ async function checkLog(prefix: string, nodes: readonly LedgerNode[], load: Load
   // All nodes converge on one log.
   const heads = await Promise.all(nodes.map((n) => n.refresh()));
   const size = heads[0]?.size ?? -1;
-  expect(heads.map((h) => h.size), `${where}: sizes after refresh()`).toEqual(heads.map(() => size));
+  expect(
+    heads.map((h) => h.size),
+    `${where}: sizes after refresh()`,
+  ).toEqual(heads.map(() => size));
   expect(new Set(heads.map((h) => h.root)).size, `${where}: roots after refresh()`).toBe(1);
 
   const store = new EtcdLogStore({ endpoints: cluster.endpoints, prefix });
@@ -364,7 +371,10 @@ async function checkLog(prefix: string, nodes: readonly LedgerNode[], load: Load
     expect(await fresh.verify(), `${where}: verify() of a fresh node`).toEqual({ events: size, problems: [] });
 
     const log = await store.range(0, size);
-    expect(log.map((r) => r.gseq), `${where}: the log is contiguous`).toEqual([...Array(size).keys()]);
+    expect(
+      log.map((r) => r.gseq),
+      `${where}: the log is contiguous`,
+    ).toEqual([...Array(size).keys()]);
     const problems: string[] = [];
     const byId = new Map<string, number[]>();
     const bySubject = new Map<string, { gseq: number; id: string; seq: number }[]>();
@@ -386,7 +396,8 @@ async function checkLog(prefix: string, nodes: readonly LedgerNode[], load: Load
       }
       const record = await store.subject(subject as Subject);
       const last = events.at(-1);
-      if (record?.seq !== last?.seq || record?.head !== last?.id) problems.push(`${subject}: its record is at seq ${String(record?.seq)}, its chain at ${String(last?.seq)}`);
+      if (record?.seq !== last?.seq || record?.head !== last?.id)
+        problems.push(`${subject}: its record is at seq ${String(record?.seq)}, its chain at ${String(last?.seq)}`);
     }
 
     // Every acknowledged event is there once, where and as its receipt said.

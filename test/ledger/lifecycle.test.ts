@@ -28,7 +28,9 @@ describe('ledger lifecycle (in process)', () => {
     expect(policy).toMatch(/^policy:/);
     expect(created.gseq).toBe(0);
 
-    const didReceipt = await node.submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]));
+    const didReceipt = await node.submit(
+      signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]),
+    );
     const did = didReceipt.subject as Did;
     expect(did).toMatch(/^did:dkms:/);
 
@@ -206,7 +208,12 @@ describe('the embedded store keeps the Merkle and map nodes', () => {
     await node.close();
     for (const [i, image] of images.entries()) {
       const file = new Database(join(image, 'ledger.db'), { readonly: true });
-      const rows = Object.fromEntries(file.prepare<[], { name: string; value: number }>('SELECT name, value FROM derived').all().map((r) => [r.name, r.value]));
+      const rows = Object.fromEntries(
+        file
+          .prepare<[], { name: string; value: number }>('SELECT name, value FROM derived')
+          .all()
+          .map((r) => [r.name, r.value]),
+      );
       file.close();
       // The stored map rows lag the log: what the node must recompute when it opens.
       expect(rows['map'] ?? 0).toBeLessThan(rows['size'] ?? 0);
@@ -224,12 +231,16 @@ describe('the embedded store keeps the Merkle and map nodes', () => {
     }
     // Closed cleanly, the file holds every map row.
     const file = new Database(join(dir, 'ledger.db'), { readonly: true });
-    const rows = Object.fromEntries(file.prepare<[], { name: string; value: number }>('SELECT name, value FROM derived').all().map((r) => [r.name, r.value]));
+    const rows = Object.fromEntries(
+      file
+        .prepare<[], { name: string; value: number }>('SELECT name, value FROM derived')
+        .all()
+        .map((r) => [r.name, r.value]),
+    );
     file.close();
     expect(rows).toEqual({ size: final.size, map: final.size });
   });
 });
-
 
 describe('closing a node', () => {
   it('gives up on a store that stopped answering after its grace: every submission is answered, the store closed', async () => {

@@ -77,7 +77,8 @@ const withholdNewest = (subject: () => Subject): Lie =>
     return body;
   });
 
-const client = (url: string, w: World, options: Partial<ConstructorParameters<typeof LedgerClient>[0]> = {}) => new LedgerClient({ url, trustedKeys: [w.ledger.signer.key], ...options });
+const client = (url: string, w: World, options: Partial<ConstructorParameters<typeof LedgerClient>[0]> = {}) =>
+  new LedgerClient({ url, trustedKeys: [w.ledger.signer.key], ...options });
 
 describe('a node that withholds', () => {
   it("withholding a tablet's revocation: a fresh and a warm client both refuse with LEDGER_INCOMPLETE, and nothing verifies the tablet's later signature", async () => {
@@ -105,7 +106,10 @@ describe('a node that withholds', () => {
   it("withholding a DID's newest event, or its policy's, is LEDGER_INCOMPLETE", async () => {
     const w = await world();
     await w.ledger.node.submit(signEvent(nextEvent('did.update', w.did, await latest(w.ledger.node, w.did), { services: [] }), [w.laptop]));
-    const proxy = await startProxy(w.ledger.url, withholdNewest(() => w.did));
+    const proxy = await startProxy(
+      w.ledger.url,
+      withholdNewest(() => w.did),
+    );
     await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_INCOMPLETE');
     proxy.lie = withholdNewest(() => w.policy);
     await expectCodeAsync(resolveDid(client(proxy.url, w), w.did), 'LEDGER_INCOMPLETE');
@@ -216,7 +220,9 @@ describe('a node that serves old heads', () => {
     await revokeTablet(w);
     const warm = client(w.ledger.url, w);
     await warm.resolvePolicy(w.policy);
-    const proxy = await startProxy(w.ledger.url, ({ path }) => (path.startsWith('/v1/policies/') ? { status: 200, body: old } : path === '/v1/head' ? { status: 200, body: old.head } : undefined));
+    const proxy = await startProxy(w.ledger.url, ({ path }) =>
+      path.startsWith('/v1/policies/') ? { status: 200, body: old } : path === '/v1/head' ? { status: 200, body: old.head } : undefined,
+    );
     const replayed = new LedgerClient({ url: proxy.url, trustedKeys: [w.ledger.signer.key], lastHead: warm.lastHead as SignedTreeHead, cache: warm.cache });
     await expectCodeAsync(replayed.resolvePolicy(w.policy), 'LEDGER_INCONSISTENT');
     await expectCodeAsync(client(proxy.url, w).resolvePolicy(w.policy), 'LEDGER_STALE');
@@ -229,7 +235,9 @@ describe('a node that serves old heads', () => {
     const warm = client(w.ledger.url, w);
     await warm.resolvePolicy(w.policy);
     const rolledBack = signHead({ ...before.head, time: new Date().toISOString() }, w.ledger.signer.key, (m) => w.ledger.signer.sign(m));
-    const proxy = await startProxy(w.ledger.url, ({ path }) => (path.startsWith('/v1/policies/') ? { status: 200, body: { ...before, head: rolledBack } } : undefined));
+    const proxy = await startProxy(w.ledger.url, ({ path }) =>
+      path.startsWith('/v1/policies/') ? { status: 200, body: { ...before, head: rolledBack } } : undefined,
+    );
     const same = new LedgerClient({ url: proxy.url, trustedKeys: [w.ledger.signer.key], lastHead: warm.lastHead as SignedTreeHead, cache: warm.cache });
     await expectCodeAsync(same.resolvePolicy(w.policy), 'LEDGER_INCONSISTENT');
   });

@@ -74,7 +74,18 @@ const refRoot = (model: Model): Uint8Array => refHash(sortedPairs(model), 0);
 /** How many nodes the map of these pairs stores: one per non-empty subtree. */
 function refCount(sorted: readonly Pair[], depth: number): number {
   if (sorted.length <= 1) return sorted.length;
-  return 1 + [0, 1].reduce((n, b) => n + refCount(sorted.filter(([k]) => refBit(k, depth) === b), depth + 1), 0);
+  return (
+    1 +
+    [0, 1].reduce(
+      (n, b) =>
+        n +
+        refCount(
+          sorted.filter(([k]) => refBit(k, depth) === b),
+          depth + 1,
+        ),
+      0,
+    )
+  );
 }
 
 /**
@@ -112,7 +123,10 @@ const keyArb = fc.oneof(
   fc.string({ maxLength: 8 }).map((s) => sha(Buffer.from(`subject:${s}`))),
   fc.constantFrom(...BASES),
   fc
-    .tuple(fc.constantFrom(...BASES), fc.uniqueArray(fc.oneof(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 12 })), { minLength: 1, maxLength: 3 }))
+    .tuple(
+      fc.constantFrom(...BASES),
+      fc.uniqueArray(fc.oneof(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 12 })), { minLength: 1, maxLength: 3 }),
+    )
     .map(([base, bits]) => flipped(base, bits)),
 );
 const countArb = fc.oneof(fc.nat(1000), fc.maxSafeNat());
@@ -200,11 +214,20 @@ describe('the map against its definition', () => {
         pairsArb.chain((pairs) => fc.tuple(fc.constant(pairs), fc.shuffledSubarray(pairs, { minLength: pairs.length, maxLength: pairs.length }))),
         entryArb,
         ([pairs, shuffled], stale) => {
-          const oneBatch = updateMap(new MemoryMapNodes(), pairs.map(([key, entry]) => ({ key, entry }))).root;
+          const oneBatch = updateMap(
+            new MemoryMapNodes(),
+            pairs.map(([key, entry]) => ({ key, entry })),
+          ).root;
           const oneByOne = new MemoryMapNodes();
           for (const [key, entry] of shuffled) oneByOne.apply(updateMap(oneByOne, [{ key, entry }]).writes);
           // Every key first set to a stale entry in the same batch: the later update wins.
-          const overwritten = updateMap(new MemoryMapNodes(), shuffled.flatMap(([key, entry]) => [{ key, entry: stale }, { key, entry }])).root;
+          const overwritten = updateMap(
+            new MemoryMapNodes(),
+            shuffled.flatMap(([key, entry]) => [
+              { key, entry: stale },
+              { key, entry },
+            ]),
+          ).root;
           expect(hex(mapRoot(oneByOne))).toBe(hex(oneBatch));
           expect(hex(overwritten)).toBe(hex(oneBatch));
           expect(hex(oneBatch)).toBe(hex(refRoot(new Map(pairs.map(([k, e]) => [hex(k), e])))));
@@ -321,7 +344,12 @@ const FIXED_ROOT = '8bd08332da485f56cd6592d13d84f1646c72a672ee4e0cbb9a2ab1029144
 
 function fixedMap(): MemoryMapNodes {
   const nodes = new MemoryMapNodes();
-  nodes.apply(updateMap(nodes, FIXED.map(([s, entry]) => ({ key: mapKey(s), entry }))).writes);
+  nodes.apply(
+    updateMap(
+      nodes,
+      FIXED.map(([s, entry]) => ({ key: mapKey(s), entry })),
+    ).writes,
+  );
   return nodes;
 }
 
@@ -400,7 +428,16 @@ describe('known answers', () => {
     const absent = mapProof(nodes, cousin);
     expect(absent.siblings).toHaveLength(255);
     expect(verifyMapProof(root, cousin, absent)).toEqual({ ok: true, entry: undefined });
-    expect(hex(root)).toBe(hex(refRoot(new Map([[hex(base), entry], [hex(twin), entry]]))));
+    expect(hex(root)).toBe(
+      hex(
+        refRoot(
+          new Map([
+            [hex(base), entry],
+            [hex(twin), entry],
+          ]),
+        ),
+      ),
+    );
   });
 });
 
@@ -512,7 +549,12 @@ describe('updateMap', () => {
 
   it('writes nothing when a key is set to the entry it has, and stores copies of keys and entries', () => {
     const nodes = fixedMap();
-    expect(updateMap(nodes, FIXED.map(([s, e]) => ({ key: mapKey(s), entry: { ...e } })))).toEqual({ root: unhex(FIXED_ROOT), writes: [] });
+    expect(
+      updateMap(
+        nodes,
+        FIXED.map(([s, e]) => ({ key: mapKey(s), entry: { ...e } })),
+      ),
+    ).toEqual({ root: unhex(FIXED_ROOT), writes: [] });
     for (const change of [{ seq: 7 }, { gseq: 7 }, { leaf: b64(ZERO) }]) {
       const [s, e] = FIXED[2] ?? [];
       if (s === undefined || e === undefined) throw new Error('a fixed subject');
@@ -537,7 +579,10 @@ describe('updateMap', () => {
     const [base] = BASES;
     if (base === undefined) throw new Error('a base key');
     const keys = [base, flipped(base, [40]), flipped(base, [40, 41]), flipped(base, [3])];
-    const together = updateMap(new MemoryMapNodes(), keys.map((key, i) => ({ key, entry: entry(i) })));
+    const together = updateMap(
+      new MemoryMapNodes(),
+      keys.map((key, i) => ({ key, entry: entry(i) })),
+    );
     const apart = new MemoryMapNodes();
     keys.forEach((key, i) => apart.apply(updateMap(apart, [{ key, entry: entry(i) }]).writes));
     expect(hex(together.root)).toBe(hex(mapRoot(apart)));
@@ -601,7 +646,12 @@ describe('stored node encoding', () => {
     expect(decoded).toEqual(leaf);
     const nodeArb: fc.Arbitrary<StoredMapNode> = fc.oneof(
       fc.uint8Array({ minLength: 32, maxLength: 32 }).map((h) => ({ kind: 'inner' as const, hash: h })),
-      fc.record({ kind: fc.constant('leaf' as const), hash: fc.uint8Array({ minLength: 32, maxLength: 32 }), key: fc.uint8Array({ minLength: 32, maxLength: 32 }), entry: entryArb }),
+      fc.record({
+        kind: fc.constant('leaf' as const),
+        hash: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        key: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        entry: entryArb,
+      }),
     );
     fc.assert(
       fc.property(nodeArb, (node) => {
@@ -633,16 +683,22 @@ describe('stored node encoding', () => {
     expectCode(() => decodeMapNode('00' as unknown as Uint8Array), 'BAD_INPUT');
     const valid = encodeMapNode({ kind: 'leaf', hash, key, entry: fixedEntry });
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => valid.map((v, j) => (j === i ? v ^ x : v)))), (bytes) => {
-        let node: StoredMapNode | undefined;
-        try {
-          node = decodeMapNode(bytes);
-        } catch {
-          expectGarbage(bytes);
-        }
-        // Whatever decodes has one encoding.
-        if (node !== undefined) expect(hex(encodeMapNode(node))).toBe(hex(bytes));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 120 }),
+          fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => valid.map((v, j) => (j === i ? v ^ x : v))),
+        ),
+        (bytes) => {
+          let node: StoredMapNode | undefined;
+          try {
+            node = decodeMapNode(bytes);
+          } catch {
+            expectGarbage(bytes);
+          }
+          // Whatever decodes has one encoding.
+          if (node !== undefined) expect(hex(encodeMapNode(node))).toBe(hex(bytes));
+        },
+      ),
     );
   });
 
@@ -658,7 +714,12 @@ describe('stored node encoding', () => {
     const inner = encodeMapNode({ kind: 'inner', hash });
     fc.assert(
       fc.property(
-        fc.oneof(fc.constant(inner), fc.constant(valid), fc.uint8Array({ maxLength: 120 }), fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => valid.map((v, j) => (j === i ? v ^ x : v)))),
+        fc.oneof(
+          fc.constant(inner),
+          fc.constant(valid),
+          fc.uint8Array({ maxLength: 120 }),
+          fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => valid.map((v, j) => (j === i ? v ^ x : v))),
+        ),
         fc.boolean(),
         (bytes, upper) => {
           const text = upper ? hex(bytes).toUpperCase() : hex(bytes);
@@ -667,7 +728,8 @@ describe('stored node encoding', () => {
       ),
     );
     expect(decodeMapNodeHex(hex(inner).toUpperCase())).toEqual({ kind: 'inner', hash });
-    for (const bad of [`00${'g'.repeat(64)}`, `00${hex(hash).slice(0, 63)}x`, `${hex(valid)}0`, `${hex(valid).slice(0, -2)}zz`]) expectCode(() => decodeMapNodeHex(bad), 'BAD_INPUT');
+    for (const bad of [`00${'g'.repeat(64)}`, `00${hex(hash).slice(0, 63)}x`, `${hex(valid)}0`, `${hex(valid).slice(0, -2)}zz`])
+      expectCode(() => decodeMapNodeHex(bad), 'BAD_INPUT');
   });
 });
 
@@ -722,7 +784,13 @@ describe('verifyMapProof on malformed input', () => {
       },
     );
     expect(verifyMapProof(root, a, hostile).ok).toBe(false);
-    expect(verifyMapProof(root, a, { get siblings(): never { throw new Error('no'); } }).ok).toBe(false);
+    expect(
+      verifyMapProof(root, a, {
+        get siblings(): never {
+          throw new Error('no');
+        },
+      }).ok,
+    ).toBe(false);
   });
 
   it('names what is wrong', () => {

@@ -57,9 +57,7 @@ function refMth(leaves: readonly Uint8Array[]): Uint8Array {
 function refPath(m: number, leaves: readonly Uint8Array[]): Uint8Array[] {
   if (leaves.length <= 1) return [];
   const k = refSplit(leaves.length);
-  return m < k
-    ? [...refPath(m, leaves.slice(0, k)), refMth(leaves.slice(k))]
-    : [...refPath(m - k, leaves.slice(k)), refMth(leaves.slice(0, k))];
+  return m < k ? [...refPath(m, leaves.slice(0, k)), refMth(leaves.slice(k))] : [...refPath(m - k, leaves.slice(k)), refMth(leaves.slice(0, k))];
 }
 
 /** SUBPROOF(m, D_n, b) (section 2.1.4.1). */
@@ -72,8 +70,7 @@ function refSubproof(m: number, leaves: readonly Uint8Array[], b: boolean): Uint
     : [...refSubproof(m - k, leaves.slice(k), false), refMth(leaves.slice(0, k))];
 }
 
-const refProof = (m: number, leaves: readonly Uint8Array[]): Uint8Array[] =>
-  m === 0 || m === leaves.length ? [] : refSubproof(m, leaves, true);
+const refProof = (m: number, leaves: readonly Uint8Array[]): Uint8Array[] => (m === 0 || m === leaves.length ? [] : refSubproof(m, leaves, true));
 
 /**
  * The shape of PATH(m, D_n), leaf to root: R where the sibling is on the right, L on the left.
@@ -198,10 +195,7 @@ const KAT_NODES = [
     '0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a',
     'ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0',
   ],
-  [
-    'd37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7',
-    '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4',
-  ],
+  ['d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7', '6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4'],
   ['5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328'],
 ];
 
@@ -264,10 +258,7 @@ const KAT_CONSISTENCY = [
   {
     oldSize: 2,
     newSize: 5,
-    proof: [
-      '5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e',
-      'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b',
-    ],
+    proof: ['5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e', 'bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b'],
   },
 ];
 
@@ -321,9 +312,7 @@ describe('known answers: the Certificate Transparency reference tree', () => {
     const first = treeOf(katLeaves.slice(0, 3));
     const nodes = appendLeaves(3, katLeaves.slice(3), first.read);
     expect(nodes.map((n) => [n.level, n.index, toHex(n.hash)])).toEqual(
-      [3, 4, 5, 6, 7].flatMap((size) =>
-        appendLeaf(size, katLeaves[size] as Uint8Array, treeOf(katLeaves).read).map((n) => [n.level, n.index, toHex(n.hash)]),
-      ),
+      [3, 4, 5, 6, 7].flatMap((size) => appendLeaf(size, katLeaves[size] as Uint8Array, treeOf(katLeaves).read).map((n) => [n.level, n.index, toHex(n.hash)])),
     );
   });
 
@@ -356,7 +345,12 @@ describe('known answers: the Certificate Transparency reference tree', () => {
   });
 
   it('rejects the invalid inclusion probes of the reference suites', () => {
-    for (const [index, size] of [[0, 0], [0, 1], [1, 0], [2, 1]] as const) {
+    for (const [index, size] of [
+      [0, 0],
+      [0, 1],
+      [1, 0],
+      [2, 1],
+    ] as const) {
       expect(verifyInclusion(SOME_HASH, index, size, [], new Uint8Array(0))).toBe(false);
       expect(verifyInclusion(new Uint8Array(0), index, size, [], katRoot(0))).toBe(false);
       expect(verifyInclusion(SOME_HASH, index, size, [], katRoot(0))).toBe(false);
@@ -394,10 +388,7 @@ describe('known answers: the Certificate Transparency reference tree', () => {
       ['preceding empty', verifyConsistency(oldSize, newSize, [new Uint8Array(0), ...proof], oldRoot, newRoot)],
       ['preceding old root', verifyConsistency(oldSize, newSize, [oldRoot, ...proof], oldRoot, newRoot)],
       ['preceding new root', verifyConsistency(oldSize, newSize, [newRoot, ...proof], oldRoot, newRoot)],
-      ...damagedProofs(proof, 4, SOME_HASH).map((p, i): [string, boolean] => [
-        `damaged ${i}`,
-        verifyConsistency(oldSize, newSize, p, oldRoot, newRoot),
-      ]),
+      ...damagedProofs(proof, 4, SOME_HASH).map((p, i): [string, boolean] => [`damaged ${i}`, verifyConsistency(oldSize, newSize, p, oldRoot, newRoot)]),
     ];
     expect(wrong.filter(([, ok]) => ok).map(([what]) => what)).toEqual([]);
   });

@@ -80,7 +80,13 @@ async function nodes(backend: Backend, count: number): Promise<{ store: LogStore
   });
   const delay = backend.name.includes('SQLite') ? 1 : 0;
   const opened: LedgerNode[] = [];
-  for (const store of stores) opened.push(await LedgerNode.open(counting(store, () => conflicts++, delay), nodeSigner()));
+  for (const store of stores)
+    opened.push(
+      await LedgerNode.open(
+        counting(store, () => conflicts++, delay),
+        nodeSigner(),
+      ),
+    );
   return { store: stores[0] as LogStore, nodes: opened, conflicts: () => conflicts };
 }
 
@@ -92,7 +98,9 @@ async function policyOf(node: LedgerNode, subject: Subject): Promise<PolicyRecor
 
 describe.each(BACKENDS)('ledger nodes sharing one log: $name', (backend) => {
   it('accept exactly one of two competing events for the same subject and seq, whichever node gets each', async () => {
-    const { nodes: [a, b] } = await nodes(backend, 2);
+    const {
+      nodes: [a, b],
+    } = await nodes(backend, 2);
     if (a === undefined || b === undefined) throw new Error('two nodes expected');
     const owners: { admin: TestKey; policy: PolicyAddress }[] = [];
     for (let i = 0; i < 20; i++) {
@@ -155,7 +163,9 @@ describe.each(BACKENDS)('ledger nodes sharing one log: $name', (backend) => {
     expect(new Set(heads.map((h) => h.root)).size).toBe(1);
     expect(heads.map((h) => h.size)).toEqual([180, 180, 180]);
     const log = await store.range(0, 180);
-    expect(new Set(log.map((r) => `${String(r.event.type === 'policy.create' ? r.gseq : (r.event as { subject: string }).subject)}/${r.event.seq}`)).size).toBe(180);
+    expect(new Set(log.map((r) => `${String(r.event.type === 'policy.create' ? r.gseq : (r.event as { subject: string }).subject)}/${r.event.seq}`)).size).toBe(
+      180,
+    );
     // A fresh node over the same log rebuilds the same root from the leaves.
     const fresh = await LedgerNode.open(store, nodeSigner());
     expect(fresh.head().root).toBe(heads[0]?.root);

@@ -14,7 +14,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canonicalBytes, canonicalJson, encodePublicKey, fromBase64url, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import type { ErrorCode } from '../../src/errors.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
-import { eventId, MAX_EVENT_BYTES, signingBytes, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Service, type Subject } from '../../src/ledger/events.js';
+import {
+  eventId,
+  MAX_EVENT_BYTES,
+  signingBytes,
+  subjectOf,
+  type Did,
+  type LedgerEvent,
+  type PolicyAddress,
+  type Service,
+  type Subject,
+} from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
 import { validateEvent } from '../../src/ledger/validate.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
@@ -134,7 +144,11 @@ interface Entry {
 /** Every value inside `value` with its path (not the root itself). */
 function entriesOf(value: unknown, path: Path = []): Entry[] {
   const out: Entry[] = [];
-  const children: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : value !== null && typeof value === 'object' ? Object.entries(value) : [];
+  const children: [string | number, unknown][] = Array.isArray(value)
+    ? value.map((v, i) => [i, v])
+    : value !== null && typeof value === 'object'
+      ? Object.entries(value)
+      : [];
   for (const [key, child] of children) out.push({ path: [...path, key], value: child }, ...entriesOf(child, [...path, key]));
   return out;
 }
@@ -153,7 +167,34 @@ function show(value: unknown): string {
 }
 
 const TYPES = ['policy.create', 'policy.grant', 'policy.revoke', 'policy.rules', 'policy.recover', 'did.create', 'did.update', 'did.deactivate'] as const;
-const KNOWN_KEYS = ['v', 'type', 'subject', 'seq', 'prev', 'nonce', 'sigs', 'kid', 'sig', 'agents', 'agent', 'key', 'kx', 'flags', 'rules', 'grant', 'revoke', 'did', 'recovery', 'digests', 'threshold', 'next', 'policy', 'services', 'id', 'serviceEndpoint'];
+const KNOWN_KEYS = [
+  'v',
+  'type',
+  'subject',
+  'seq',
+  'prev',
+  'nonce',
+  'sigs',
+  'kid',
+  'sig',
+  'agents',
+  'agent',
+  'key',
+  'kx',
+  'flags',
+  'rules',
+  'grant',
+  'revoke',
+  'did',
+  'recovery',
+  'digests',
+  'threshold',
+  'next',
+  'policy',
+  'services',
+  'id',
+  'serviceEndpoint',
+];
 const COUNT_KEYS = new Set(['grant', 'revoke', 'rules', 'did', 'threshold']);
 
 /** Keys that may be absent: an agent's kx, policy.create's (partial) rules, policy.recover's agents and rules. */
@@ -180,7 +221,12 @@ const KIND_ARBS: Record<string, fc.Arbitrary<unknown>> = {
   array: fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
   object: fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
 };
-const otherKind = (v: unknown): fc.Arbitrary<unknown> => fc.oneof(...Object.keys(KIND_ARBS).filter((k) => k !== jsonKind(v)).map((k) => KIND_ARBS[k] as fc.Arbitrary<unknown>));
+const otherKind = (v: unknown): fc.Arbitrary<unknown> =>
+  fc.oneof(
+    ...Object.keys(KIND_ARBS)
+      .filter((k) => k !== jsonKind(v))
+      .map((k) => KIND_ARBS[k] as fc.Arbitrary<unknown>),
+  );
 
 const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 const b58 = (n: number) => bytes(n).map(toBase58btc);
@@ -194,7 +240,15 @@ const badSigningKey = fc.oneof(
   prefixed([0xed, 0x01], 31),
   prefixed([0xed, 0x01], 33),
   prefixed([0x12, 0x20], 32),
-  fc.constantFrom(ED.slice(1), `${ED.slice(0, -1)}0`, `${ED.slice(0, 10)}O${ED.slice(11)}`, '', 'z', `z${'2'.repeat(70)}`, `u${toBase64url(new Uint8Array(34))}`),
+  fc.constantFrom(
+    ED.slice(1),
+    `${ED.slice(0, -1)}0`,
+    `${ED.slice(0, 10)}O${ED.slice(11)}`,
+    '',
+    'z',
+    `z${'2'.repeat(70)}`,
+    `u${toBase64url(new Uint8Array(34))}`,
+  ),
 );
 const badAgreementKey = fc.oneof(fc.constant(ED), prefixed([0xec, 0x01], 31), fc.constantFrom('', `${X25519_KEY.slice(0, -1)}l`, `z${'3'.repeat(70)}`));
 const badDigest = fc.oneof(b58(31), b58(33), fc.constantFrom('', '0OIl', 'x'.repeat(65)));
@@ -219,10 +273,23 @@ const badSig = fc.oneof(
   }),
   fc.constantFrom('', 'A'.repeat(101)),
 );
-const badNonce = fc.oneof(b64(15), b64(33), bytes(16).map((b) => Buffer.from(b).toString('base64')), fc.constantFrom('', 'A'.repeat(65)));
+const badNonce = fc.oneof(
+  b64(15),
+  b64(33),
+  bytes(16).map((b) => Buffer.from(b).toString('base64')),
+  fc.constantFrom('', 'A'.repeat(65)),
+);
 const badServiceId = fc.constantFrom('agency', '#', `#${'a'.repeat(65)}`, '#a b', '#a/b', '##', '');
 const badServiceType = fc.constantFrom('', 'x'.repeat(101), 'x'.repeat(100_000));
-const badEndpoint = fc.constantFrom('ftp://example.com/', 'example.com', `https://${'a'.repeat(1995)}.example`, 'mailto:a@b.example', '', 'javascript:alert(1)', 'file:///etc/passwd');
+const badEndpoint = fc.constantFrom(
+  'ftp://example.com/',
+  'example.com',
+  `https://${'a'.repeat(1995)}.example`,
+  'mailto:a@b.example',
+  '',
+  'javascript:alert(1)',
+  'file:///etc/passwd',
+);
 const badCount = fc.constantFrom(0, 65, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY);
 // Flags of 2**32 and above have their own test below.
 const badFlags = fc.constantFrom(16, 17, 31, 64, -1, 1.5, 2 ** 31, Number.NaN, Number.POSITIVE_INFINITY);
@@ -231,9 +298,14 @@ const badFlags = fc.constantFrom(16, 17, 31, 64, -1, 1.5, 2 ** 31, Number.NaN, N
 function badValuesFor(event: LedgerEvent, { path, value }: Entry): fc.Arbitrary<unknown> | undefined {
   const key = last(path);
   const parent = parentKey(path);
-  if (path.length === 1 && key === 'type') return fc.oneof(fc.string().filter((s) => !(TYPES as readonly string[]).includes(s)), fc.constantFrom(...TYPES.filter((t) => t !== event.type)));
+  if (path.length === 1 && key === 'type')
+    return fc.oneof(
+      fc.string().filter((s) => !(TYPES as readonly string[]).includes(s)),
+      fc.constantFrom(...TYPES.filter((t) => t !== event.type)),
+    );
   if (path.length === 1 && key === 'v') return fc.constantFrom(0, 2, -1, 1.5, Number.NaN);
-  if (path.length === 1 && key === 'seq') return event.seq === 0 ? fc.constantFrom(1, -1, 0.5) : fc.constantFrom(0, -1, 1.5, 2 ** 31 + 1, Number.MAX_SAFE_INTEGER, Number.NaN);
+  if (path.length === 1 && key === 'seq')
+    return event.seq === 0 ? fc.constantFrom(1, -1, 0.5) : fc.constantFrom(0, -1, 1.5, 2 ** 31 + 1, Number.MAX_SAFE_INTEGER, Number.NaN);
   if (path.length === 1 && key === 'prev' && value !== null) return badDigest;
   if (path.length === 1 && key === 'subject') return String(value).startsWith('did:') ? badAddress('did:dkms:', 'policy:') : badAddress('policy:', 'did:dkms:');
   if (path.length === 1 && key === 'policy') return badAddress('policy:', 'did:dkms:');
@@ -247,10 +319,22 @@ function badValuesFor(event: LedgerEvent, { path, value }: Entry): fc.Arbitrary<
   if (path[0] === 'services' && key === 'id') return badServiceId;
   if (path[0] === 'services' && key === 'type') return badServiceType;
   if (key === 'serviceEndpoint') return badEndpoint;
-  if (key === 'agents') return fc.constantFrom([], POOL.slice(0, 65).map((k) => k.agent(FLAGS.PROVE)));
-  if (key === 'sigs') return fc.constantFrom([], POOL.slice(0, 65).map((k) => ({ kid: k.publicKey, sig: toBase64url(new Uint8Array(64)) })));
+  if (key === 'agents')
+    return fc.constantFrom(
+      [],
+      POOL.slice(0, 65).map((k) => k.agent(FLAGS.PROVE)),
+    );
+  if (key === 'sigs')
+    return fc.constantFrom(
+      [],
+      POOL.slice(0, 65).map((k) => ({ kid: k.publicKey, sig: toBase64url(new Uint8Array(64)) })),
+    );
   if (key === 'digests') return fc.oneof(fc.constant([]), fc.array(digestArb, { minLength: 17, maxLength: 20 }));
-  if (key === 'services') return fc.constantFrom(Array.from({ length: 33 }, (_, i) => service(`s${i}`)), [service('a'), service('a')]);
+  if (key === 'services')
+    return fc.constantFrom(
+      Array.from({ length: 33 }, (_, i) => service(`s${i}`)),
+      [service('a'), service('a')],
+    );
   return undefined;
 }
 
@@ -281,10 +365,19 @@ function malformedMutators(event: LedgerEvent): fc.Arbitrary<Case>[] {
     for (const step of path) held = (held as Record<string | number, unknown>)[step];
     const present = Object.keys(held as object);
     const misplaced = KNOWN_KEYS.filter((k) => !present.includes(k) && !optionalKeysAt(event, path).includes(k));
-    const name = fc.oneof(fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !KNOWN_KEYS.includes(k)), fc.constantFrom('__proto__', 'constructor', 'toString', ...misplaced));
-    out.push(fc.tuple(name, fc.jsonValue({ maxDepth: 2 })).map(([k, v]) => ({ label: `unknown ${label([...path, k])}`, raw: withKey(event, path, k, v), code })));
+    const name = fc.oneof(
+      fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !KNOWN_KEYS.includes(k)),
+      fc.constantFrom('__proto__', 'constructor', 'toString', ...misplaced),
+    );
+    out.push(
+      fc.tuple(name, fc.jsonValue({ maxDepth: 2 })).map(([k, v]) => ({ label: `unknown ${label([...path, k])}`, raw: withKey(event, path, k, v), code })),
+    );
   }
-  out.push(fc.constantFrom<unknown>(null, undefined, 0, 'event', [], true, [event], canonicalJson(event)).map((raw) => ({ label: `not an object: ${show(raw)}`, raw, code })));
+  out.push(
+    fc
+      .constantFrom<unknown>(null, undefined, 0, 'event', [], true, [event], canonicalJson(event))
+      .map((raw) => ({ label: `not an object: ${show(raw)}`, raw, code })),
+  );
   return out;
 }
 
@@ -328,16 +421,33 @@ function forgedMutators(event: LedgerEvent): fc.Arbitrary<Case>[] {
     fc
       .tuple(index, fc.uint8Array({ maxLength: 64 }))
       .map(([i, message]) => ({ label: `sig ${i} over other bytes`, raw: withSig(i, toBase64url(signer(sigAt(i).kid).sign(message))), code })),
-    index.map((i) => ({ label: `kid ${i} swapped for another key`, raw: { ...event, sigs: event.sigs.map((s, j) => (j === i ? { ...s, kid: outsider.publicKey } : s)) }, code })),
-    b64(64).map((sig) => ({ label: 'an extra signature that does not verify', raw: { ...event, sigs: [...event.sigs, { kid: pool(61).publicKey, sig }] }, code })),
+    index.map((i) => ({
+      label: `kid ${i} swapped for another key`,
+      raw: { ...event, sigs: event.sigs.map((s, j) => (j === i ? { ...s, kid: outsider.publicKey } : s)) },
+      code,
+    })),
+    b64(64).map((sig) => ({
+      label: 'an extra signature that does not verify',
+      raw: { ...event, sigs: [...event.sigs, { kid: pool(61).publicKey, sig }] },
+      code,
+    })),
   ];
-  if (n >= 2) out.push(fc.constant({ label: 'two signatures swapped', raw: { ...event, sigs: event.sigs.map((s, j) => ({ ...s, sig: sigAt(j === 0 ? 1 : j === 1 ? 0 : j).sig })) }, code }));
+  if (n >= 2)
+    out.push(
+      fc.constant({
+        label: 'two signatures swapped',
+        raw: { ...event, sigs: event.sigs.map((s, j) => ({ ...s, sig: sigAt(j === 0 ? 1 : j === 1 ? 0 : j).sig })) },
+        code,
+      }),
+    );
   for (const entry of entriesOf(event)) {
     const tampered = tamperedValuesFor(event, entry);
-    if (tampered !== undefined) out.push(tampered.map((v) => ({ label: `${label(entry.path)} changed after signing`, raw: setIn(event, entry.path, v), code })));
+    if (tampered !== undefined)
+      out.push(tampered.map((v) => ({ label: `${label(entry.path)} changed after signing`, raw: setIn(event, entry.path, v), code })));
     if (last(entry.path) === 'kx') out.push(fc.constant({ label: `${label(entry.path)} removed after signing`, raw: deleteIn(event, entry.path), code }));
   }
-  if (event.type === 'policy.recover' && event.rules !== undefined) out.push(fc.constant({ label: 'rules removed after signing', raw: deleteIn(event, ['rules']), code }));
+  if (event.type === 'policy.recover' && event.rules !== undefined)
+    out.push(fc.constant({ label: 'rules removed after signing', raw: deleteIn(event, ['rules']), code }));
   return out;
 }
 
@@ -378,28 +488,49 @@ function structuralArb(fx: Fixture): fc.Arbitrary<Case> {
   const idOf = (e: LedgerEvent) => eventId(e) as string;
   const chain = (s: Subject) => fx.chains.get(s) as readonly LedgerEvent[];
   const head = (s: Subject) => chain(s)[chain(s).length - 1] as LedgerEvent;
-  const typesOf = (s: Subject): readonly NextType[] => (s.startsWith('did:') ? ['did.update', 'did.deactivate'] : NON_INCEPTION.filter((t) => t.startsWith('policy.')));
+  const typesOf = (s: Subject): readonly NextType[] =>
+    s.startsWith('did:') ? ['did.update', 'did.deactivate'] : NON_INCEPTION.filter((t) => t.startsWith('policy.'));
   const typeFor = (s: Subject) => fc.constantFrom(...typesOf(s));
   const event = (type: NextType, subject: Subject, seq: number, prev: string, body: Record<string, unknown>) => ({ v: 1, type, subject, seq, prev, ...body });
   const signed = (arb: fc.Arbitrary<{ label: string; unsigned: Record<string, unknown>; code: ErrorCode }>) =>
-    fc.tuple(arb, signModeArb, b64(64)).map(([c, mode, garbage]) => ({ label: `${c.label} (signed: ${mode})`, raw: signAs(c.unsigned, mode, garbage), code: c.code }));
-  const withBody = (type: NextType, f: (body: Record<string, unknown>) => { label: string; unsigned: Record<string, unknown>; code: ErrorCode }) => bodyArb(type).map(f);
+    fc
+      .tuple(arb, signModeArb, b64(64))
+      .map(([c, mode, garbage]) => ({ label: `${c.label} (signed: ${mode})`, raw: signAs(c.unsigned, mode, garbage), code: c.code }));
+  const withBody = (type: NextType, f: (body: Record<string, unknown>) => { label: string; unsigned: Record<string, unknown>; code: ErrorCode }) =>
+    bodyArb(type).map(f);
   const live: Subject[] = [fx.P, fx.Q, fx.D1];
   const extended: Subject[] = [fx.P, fx.D1];
   const otherIds = (exclude: readonly string[]) => fx.events.map(idOf).filter((id) => !exclude.includes(id));
   const replayable = fx.events.filter((e) => !(subjectOf(e) === fx.D2 && e.seq > 0));
 
-  const replay = fc.tuple(fc.constantFrom(...replayable), fc.constantFrom('as accepted', 'garbage sigs', 'reversed sigs', 'duplicated sig'), b64(64)).map(([e, how, garbage]) => {
-    const sigs = how === 'garbage sigs' ? [{ kid: admin.publicKey, sig: garbage }] : how === 'reversed sigs' ? [...e.sigs].reverse() : how === 'duplicated sig' ? [...e.sigs, ...e.sigs] : e.sigs;
-    return { label: `replay of ${e.type} seq ${e.seq} (${how})`, raw: { ...e, sigs }, code: 'EVENT_REPLAY' as ErrorCode };
+  const replay = fc
+    .tuple(fc.constantFrom(...replayable), fc.constantFrom('as accepted', 'garbage sigs', 'reversed sigs', 'duplicated sig'), b64(64))
+    .map(([e, how, garbage]) => {
+      const sigs =
+        how === 'garbage sigs'
+          ? [{ kid: admin.publicKey, sig: garbage }]
+          : how === 'reversed sigs'
+            ? [...e.sigs].reverse()
+            : how === 'duplicated sig'
+              ? [...e.sigs, ...e.sigs]
+              : e.sigs;
+      return { label: `replay of ${e.type} seq ${e.seq} (${how})`, raw: { ...e, sigs }, code: 'EVENT_REPLAY' as ErrorCode };
+    });
+  const deactivatedReplay = fc.constant({
+    label: 'replay of the did.deactivate of a deactivated DID',
+    raw: head(fx.D2),
+    code: 'SUBJECT_DEACTIVATED' as ErrorCode,
   });
-  const deactivatedReplay = fc.constant({ label: 'replay of the did.deactivate of a deactivated DID', raw: head(fx.D2), code: 'SUBJECT_DEACTIVATED' as ErrorCode });
   const fork = signed(
     fc
       .constantFrom(...extended)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: 1, max: chain(s).length - 1 }), typeFor(s)))
       .chain(([s, k, type]) =>
-        withBody(type, (body) => ({ label: `fork of ${s.slice(0, 12)} at seq ${k} by ${type}`, unsigned: event(type, s, k, idOf(chain(s)[k - 1] as LedgerEvent), body), code: 'EVENT_FORK' })),
+        withBody(type, (body) => ({
+          label: `fork of ${s.slice(0, 12)} at seq ${k} by ${type}`,
+          unsigned: event(type, s, k, idOf(chain(s)[k - 1] as LedgerEvent), body),
+          code: 'EVENT_FORK',
+        })),
       ),
   );
   const stale = signed(
@@ -409,50 +540,81 @@ function structuralArb(fx: Fixture): fc.Arbitrary<Case> {
       .chain(([s, k, type]) => {
         const storedPrev = idOf(chain(s)[k - 1] as LedgerEvent);
         const prev = fc.oneof(digestArb, fc.constantFrom(...otherIds([storedPrev])));
-        return fc.tuple(prev, bodyArb(type)).map(([p, body]) => ({ label: `stale seq ${k} of ${s.slice(0, 12)}`, unsigned: event(type, s, k, p, body), code: 'EVENT_STALE_SEQ' as ErrorCode }));
+        return fc
+          .tuple(prev, bodyArb(type))
+          .map(([p, body]) => ({ label: `stale seq ${k} of ${s.slice(0, 12)}`, unsigned: event(type, s, k, p, body), code: 'EVENT_STALE_SEQ' as ErrorCode }));
       }),
   );
   const gap = signed(
     fc
       .constantFrom(...live)
       .chain((s) => fc.tuple(fc.constant(s), fc.integer({ min: head(s).seq + 2, max: 2 ** 31 }), fc.oneof(fc.constant(idOf(head(s))), digestArb), typeFor(s)))
-      .chain(([s, seq, prev, type]) => withBody(type, (body) => ({ label: `seq ${seq} skips ahead of ${s.slice(0, 12)}`, unsigned: event(type, s, seq, prev, body), code: 'EVENT_SEQ_GAP' }))),
+      .chain(([s, seq, prev, type]) =>
+        withBody(type, (body) => ({ label: `seq ${seq} skips ahead of ${s.slice(0, 12)}`, unsigned: event(type, s, seq, prev, body), code: 'EVENT_SEQ_GAP' })),
+      ),
   );
   const badPrev = signed(
     fc
       .constantFrom(...live)
       .chain((s) => fc.tuple(fc.constant(s), fc.oneof(digestArb, fc.constantFrom(...otherIds([idOf(head(s))]))), typeFor(s)))
-      .chain(([s, prev, type]) => withBody(type, (body) => ({ label: `wrong prev for ${s.slice(0, 12)}`, unsigned: event(type, s, head(s).seq + 1, prev, body), code: 'EVENT_BAD_PREV' }))),
+      .chain(([s, prev, type]) =>
+        withBody(type, (body) => ({
+          label: `wrong prev for ${s.slice(0, 12)}`,
+          unsigned: event(type, s, head(s).seq + 1, prev, body),
+          code: 'EVENT_BAD_PREV',
+        })),
+      ),
   );
   const unknown = signed(
-    fc
-      .tuple(fc.constantFrom(...NON_INCEPTION), digestArb, fc.integer({ min: 1, max: 2 ** 31 }), digestArb)
-      .chain(([type, digest, seq, prev]) => {
-        const subject = (type.startsWith('did.') ? `did:dkms:${digest}` : `policy:${digest}`) as Subject;
-        return withBody(type, (body) => ({ label: `${type} for an unknown subject`, unsigned: event(type, subject, seq, prev, body), code: 'SUBJECT_NOT_FOUND' }));
-      }),
+    fc.tuple(fc.constantFrom(...NON_INCEPTION), digestArb, fc.integer({ min: 1, max: 2 ** 31 }), digestArb).chain(([type, digest, seq, prev]) => {
+      const subject = (type.startsWith('did.') ? `did:dkms:${digest}` : `policy:${digest}`) as Subject;
+      return withBody(type, (body) => ({
+        label: `${type} for an unknown subject`,
+        unsigned: event(type, subject, seq, prev, body),
+        code: 'SUBJECT_NOT_FOUND',
+      }));
+    }),
   );
   // A DID's digest under the policy prefix names no policy either.
   const policyNotFound = fc
     .tuple(fc.oneof(digestArb, fc.constant(fx.D1.slice('did:dkms:'.length))), fc.constantFrom(admin, outsider), fc.constantFrom([], [service('agency')]))
-    .map(([digest, key, services]) => ({ label: `did.create for missing policy:${digest.slice(0, 8)}`, raw: signEvent(didCreate(`policy:${digest}`, services), [key]), code: 'POLICY_NOT_FOUND' as ErrorCode }));
+    .map(([digest, key, services]) => ({
+      label: `did.create for missing policy:${digest.slice(0, 8)}`,
+      raw: signEvent(didCreate(`policy:${digest}`, services), [key]),
+      code: 'POLICY_NOT_FOUND' as ErrorCode,
+    }));
   const deactivated = signed(
     fc
-      .tuple(fc.constantFrom<NextType>('did.update', 'did.deactivate'), fc.integer({ min: 1, max: 2 ** 31 }), fc.oneof(fc.constant(idOf(head(fx.D2))), digestArb))
-      .chain(([type, seq, prev]) => withBody(type, (body) => ({ label: `${type} seq ${seq} of a deactivated DID`, unsigned: event(type, fx.D2, seq, prev, body), code: 'SUBJECT_DEACTIVATED' }))),
+      .tuple(
+        fc.constantFrom<NextType>('did.update', 'did.deactivate'),
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        fc.oneof(fc.constant(idOf(head(fx.D2))), digestArb),
+      )
+      .chain(([type, seq, prev]) =>
+        withBody(type, (body) => ({
+          label: `${type} seq ${seq} of a deactivated DID`,
+          unsigned: event(type, fx.D2, seq, prev, body),
+          code: 'SUBJECT_DEACTIVATED',
+        })),
+      ),
   );
   return fc.oneof(replay, deactivatedReplay, fork, stale, gap, badPrev, unknown, policyNotFound, deactivated);
 }
 
 /** Picks one mutator uniformly, then a mutant from it. */
-const anyOf = (mutators: readonly fc.Arbitrary<Case>[]): fc.Arbitrary<Case> => fc.nat({ max: mutators.length - 1 }).chain((i) => mutators[i] as fc.Arbitrary<Case>);
+const anyOf = (mutators: readonly fc.Arbitrary<Case>[]): fc.Arbitrary<Case> =>
+  fc.nat({ max: mutators.length - 1 }).chain((i) => mutators[i] as fc.Arbitrary<Case>);
 
 // did.create events padded to an exact canonical size, for the 64 KiB limit.
 const PAD_URL = 'https://e.example/';
 const PAD_CAP = 2000 - PAD_URL.length;
 
 function paddedServices(extra: number, type: string): Service[] {
-  return Array.from({ length: 32 }, (_, i) => ({ id: `#s${i}`, type, serviceEndpoint: PAD_URL + 'a'.repeat(Math.max(0, Math.min(PAD_CAP, extra - i * PAD_CAP))) }));
+  return Array.from({ length: 32 }, (_, i) => ({
+    id: `#s${i}`,
+    type,
+    serviceEndpoint: PAD_URL + 'a'.repeat(Math.max(0, Math.min(PAD_CAP, extra - i * PAD_CAP))),
+  }));
 }
 
 /** The smallest and largest sizes a padded did.create of `type` services can have. */
@@ -537,7 +699,10 @@ describe('validateEvent in memory', () => {
     }
     // Non-ASCII endpoints pass the URL check: this event is about 190 KB.
     const wide = signEvent(
-      didCreate(fx.P, Array.from({ length: 32 }, (_, i) => ({ id: `#s${i}`, type: 'DIDCommMessaging', serviceEndpoint: `https://e.example/${'€'.repeat(1980)}` }))),
+      didCreate(
+        fx.P,
+        Array.from({ length: 32 }, (_, i) => ({ id: `#s${i}`, type: 'DIDCommMessaging', serviceEndpoint: `https://e.example/${'€'.repeat(1980)}` })),
+      ),
       [admin],
     );
     expect(canonicalBytes(wide).length).toBeGreaterThan(3 * MAX_EVENT_BYTES - 8000);
@@ -663,7 +828,10 @@ const commandArb = fc.record({
   key: fc.nat({ max: SEQ_KEYS.length - 1 }),
   flags: fc.integer({ min: 0, max: 15 }),
   /** null: the signers a well-behaved client would use; else indexes into keys then recovery keys. */
-  signers: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 2, arbitrary: fc.array(fc.nat({ max: SEQ_KEYS.length + SEQ_RECOVERY.length - 1 }), { minLength: 1, maxLength: 3 }) }),
+  signers: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(null) },
+    { weight: 2, arbitrary: fc.array(fc.nat({ max: SEQ_KEYS.length + SEQ_RECOVERY.length - 1 }), { minLength: 1, maxLength: 3 }) },
+  ),
   count: fc.integer({ min: 1, max: 3 }),
   rule: fc.constantFrom('grant', 'revoke', 'rules', 'did'),
   next: fc.subarray([0, 1, 2, 3], { minLength: 1 }),
@@ -704,7 +872,12 @@ class Scenario {
       const did = this.dids[cmd.target % this.dids.length] as Did;
       const record = await didRecord(mem, did);
       const policy = await policyRecord(mem, record.controller);
-      unsigned = nextEvent(op === 'didUpdate' ? 'did.update' : 'did.deactivate', did, record, op === 'didUpdate' ? { services: [service(`s${cmd.flags}`)] } : {}) as never;
+      unsigned = nextEvent(
+        op === 'didUpdate' ? 'did.update' : 'did.deactivate',
+        did,
+        record,
+        op === 'didUpdate' ? { services: [service(`s${cmd.flags}`)] } : {},
+      ) as never;
       proper = this.admins(policy.policy.agents).slice(0, policy.policy.rules.did);
     } else {
       const address = this.policies[cmd.target % this.policies.length] as PolicyAddress;
@@ -827,7 +1000,18 @@ describe('random sequences of valid and invalid submissions', () => {
       { numRuns: 80 },
     );
     // The generator reaches acceptance and the main refusals, not just one of them.
-    const codes = ['ACCEPTED', 'EVENT_MALFORMED', 'EVENT_BAD_SIGNATURE', 'EVENT_UNAUTHORIZED', 'EVENT_INVALID', 'EVENT_LOCKOUT', 'EVENT_REPLAY', 'EVENT_FORK', 'EVENT_SEQ_GAP', 'EVENT_BAD_PREV'];
+    const codes = [
+      'ACCEPTED',
+      'EVENT_MALFORMED',
+      'EVENT_BAD_SIGNATURE',
+      'EVENT_UNAUTHORIZED',
+      'EVENT_INVALID',
+      'EVENT_LOCKOUT',
+      'EVENT_REPLAY',
+      'EVENT_FORK',
+      'EVENT_SEQ_GAP',
+      'EVENT_BAD_PREV',
+    ];
     for (const code of [...codes, 'EVENT_RECOVERY_KEY_REUSED', 'SUBJECT_DEACTIVATED']) {
       expect(seen.get(code) ?? 0, code).toBeGreaterThan(0);
     }

@@ -184,7 +184,7 @@ describe('a witness cosigns the heads of the node it follows', () => {
     expect((await new LedgerClient({ url: ledger.url, trustedKeys: [ledger.node.key] }).head()).size).toBe(1);
   });
 
-  it("a node does not take a cosignature from a key it was not told to accept: WITNESS_REFUSED", async () => {
+  it('a node does not take a cosignature from a key it was not told to accept: WITNESS_REFUSED', async () => {
     const { home } = await witnessHome();
     const ledger = await startLedger(tempDir(), { node: { ...NODE, witnessKeys: [testKey().publicKey] } });
     const witness = await follow(home, ledger.url, ledger.node.key, { intervalMs: 60_000 });
@@ -311,7 +311,10 @@ describe('what a client requiring the witness cannot be shown', () => {
     const proxy = await startProxy(ledger.url, forged.lie);
     await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 300).head(), 'LEDGER_UNWITNESSED');
     // The witness's real cosignature, carried over to the forged head, does not verify for it.
-    proxy.lie = (exchange) => (exchange.path.startsWith('/v1/head') ? { status: 200, body: { ...forged.head(), cosignatures: ledger.node.servedHead().cosignatures } } : forged.lie(exchange));
+    proxy.lie = (exchange) =>
+      exchange.path.startsWith('/v1/head')
+        ? { status: 200, body: { ...forged.head(), cosignatures: ledger.node.servedHead().cosignatures } }
+        : forged.lie(exchange);
     await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 60_000).head(), 'LEDGER_UNWITNESSED');
     expect(witness.witness.evidence).toEqual([]);
   });
@@ -349,7 +352,11 @@ describe('a witness catches the node it follows', () => {
     await until('equivocation evidence', () => found[0]);
     const state = await witnessState(witness);
     expect(state.evidence).toHaveLength(1);
-    expect(state.evidence[0]).toMatchObject({ kind: 'equivocation', seen: { size: 2, root: forged.head().root, key: signer.key }, cosigned: { size: 2, root: real.root, key: signer.key } });
+    expect(state.evidence[0]).toMatchObject({
+      kind: 'equivocation',
+      seen: { size: 2, root: forged.head().root, key: signer.key },
+      cosigned: { size: 2, root: real.root, key: signer.key },
+    });
     // Both heads are signed by the node: anyone can check the evidence.
     expect(state.last).toMatchObject({ size: 2, root: real.root });
 

@@ -64,7 +64,9 @@ const ExportsSchema = z.record(z.string(), z.union([z.string(), z.object({ types
 
 const manifest = z.object({ exports: ExportsSchema }).parse(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')));
 /** The entry points, as a consumer imports them: `dkms`, `dkms/wallet`, … */
-const entries = Object.entries(manifest.exports).flatMap(([key, target]) => (typeof target === 'string' ? [] : [{ specifier: `dkms${key.slice(1)}`, types: target.types }]));
+const entries = Object.entries(manifest.exports).flatMap(([key, target]) =>
+  typeof target === 'string' ? [] : [{ specifier: `dkms${key.slice(1)}`, types: target.types }],
+);
 
 /** A strict consumer: nodenext, strict, and the package's own declarations checked too. */
 const consumerTsconfig = (include: readonly string[], noEmit: boolean) => ({
@@ -89,28 +91,31 @@ describe('the packed package', () => {
   let project = '';
   let packed: readonly string[] = [];
 
-  beforeAll(async () => {
-    if (buildIsStale()) expectOk(await run('npm', ['run', 'build', '--silent'], ROOT, BUILD_TIMEOUT_MS), 'npm run build');
-    work = mkdtempSync(join(tmpdir(), 'dkms-pack-'));
-    const pack = await run('npm', ['pack', '--json', '--ignore-scripts', '--offline', '--pack-destination', work], ROOT, PACK_TIMEOUT_MS);
-    expectOk(pack, 'npm pack');
-    const [info] = PackSchema.parse(JSON.parse(pack.stdout));
-    if (info === undefined) throw new Error('npm pack described no tarball');
-    packed = info.files.map((f) => f.path);
+  beforeAll(
+    async () => {
+      if (buildIsStale()) expectOk(await run('npm', ['run', 'build', '--silent'], ROOT, BUILD_TIMEOUT_MS), 'npm run build');
+      work = mkdtempSync(join(tmpdir(), 'dkms-pack-'));
+      const pack = await run('npm', ['pack', '--json', '--ignore-scripts', '--offline', '--pack-destination', work], ROOT, PACK_TIMEOUT_MS);
+      expectOk(pack, 'npm pack');
+      const [info] = PackSchema.parse(JSON.parse(pack.stdout));
+      if (info === undefined) throw new Error('npm pack described no tarball');
+      packed = info.files.map((f) => f.path);
 
-    project = join(work, 'consumer');
-    const modules = join(project, 'node_modules');
-    mkdirSync(join(modules, 'dkms'), { recursive: true });
-    expectOk(await run('tar', ['-xzf', join(work, info.filename), '-C', join(modules, 'dkms'), '--strip-components=1'], work, PACK_TIMEOUT_MS), 'tar');
-    for (const name of readdirSync(join(ROOT, 'node_modules'))) {
-      if (name.startsWith('.') || name === 'dkms') continue;
-      symlinkSync(join(ROOT, 'node_modules', name), join(modules, name), 'dir');
-    }
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'dkms-consumer', private: true, type: 'module' }, null, 2));
-    mkdirSync(join(project, 'src'));
-    for (const example of EXAMPLES) copyFileSync(join(ROOT, 'examples', `${example}.ts`), join(project, 'src', `${example}.ts`));
-    writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(consumerTsconfig(['src'], false), null, 2));
-  }, BUILD_TIMEOUT_MS + 2 * PACK_TIMEOUT_MS + 30_000);
+      project = join(work, 'consumer');
+      const modules = join(project, 'node_modules');
+      mkdirSync(join(modules, 'dkms'), { recursive: true });
+      expectOk(await run('tar', ['-xzf', join(work, info.filename), '-C', join(modules, 'dkms'), '--strip-components=1'], work, PACK_TIMEOUT_MS), 'tar');
+      for (const name of readdirSync(join(ROOT, 'node_modules'))) {
+        if (name.startsWith('.') || name === 'dkms') continue;
+        symlinkSync(join(ROOT, 'node_modules', name), join(modules, name), 'dir');
+      }
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'dkms-consumer', private: true, type: 'module' }, null, 2));
+      mkdirSync(join(project, 'src'));
+      for (const example of EXAMPLES) copyFileSync(join(ROOT, 'examples', `${example}.ts`), join(project, 'src', `${example}.ts`));
+      writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(consumerTsconfig(['src'], false), null, 2));
+    },
+    BUILD_TIMEOUT_MS + 2 * PACK_TIMEOUT_MS + 30_000,
+  );
 
   afterAll(() => {
     if (work !== '') rmSync(work, { recursive: true, force: true });
@@ -120,7 +125,17 @@ describe('the packed package', () => {
   const node = (args: readonly string[]) => run(process.execPath, args, project, RUN_TIMEOUT_MS);
 
   it('holds the build with its declarations, the CLI and the docs, and no tests or benches', () => {
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'bin/dkms.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'docs/library.md']) expect(packed).toContain(file);
+    for (const file of [
+      'package.json',
+      'README.md',
+      'LICENSE',
+      'bin/dkms.js',
+      'dist/src/index.js',
+      'dist/src/index.d.ts',
+      'dist/src/cli/main.js',
+      'docs/library.md',
+    ])
+      expect(packed).toContain(file);
     for (const { types } of entries) expect(packed).toContain(types.replace(/^\.\//, ''));
     expect(packed.filter((path) => /^(test|bench|examples|dist\/test|dist\/bench|docs\/api)\//.test(path))).toEqual([]);
   });
@@ -131,53 +146,78 @@ describe('the packed package', () => {
     expect(readFileSync(join(ROOT, 'docs', 'library.md'), 'utf8')).toContain(`\`\`\`ts\n${code}\`\`\``);
   });
 
-  it('compiles the examples with strict TypeScript against the declarations', async () => {
-    expectOk(await tsc('tsconfig.json'), 'tsc (examples)');
-    for (const example of EXAMPLES) expect(existsSync(join(project, 'out', `${example}.js`))).toBe(true);
-  }, TSC_TIMEOUT_MS + 10_000);
+  it(
+    'compiles the examples with strict TypeScript against the declarations',
+    async () => {
+      expectOk(await tsc('tsconfig.json'), 'tsc (examples)');
+      for (const example of EXAMPLES) expect(existsSync(join(project, 'out', `${example}.js`))).toBe(true);
+    },
+    TSC_TIMEOUT_MS + 10_000,
+  );
 
-  it('runs the quick start: policy and DID on a local node, resolved verified, a message from Bob to Alice', async () => {
-    const result = await node([join('out', 'quickstart.js')]);
-    expectOk(result, 'the quick start');
-    expect(result.stdout).toMatch(/^policy: policy:\S+$/m);
-    expect(result.stdout).toMatch(/^did: did:dkms:\S+$/m);
-    expect(result.stdout).toMatch(/^resolved: did:dkms:\S+ with 2 verification methods, version \S+$/m);
-    expect(result.stdout).toMatch(/^service: DIDCommMessaging http:\/\/127\.0\.0\.1:\d+\/?$/m);
-    expect(result.stdout).toContain("signature by alice's agent: valid\n");
-    expect(result.stdout).toContain('alice received: https://didcomm.org/basicmessage/2.0/message (handled)\n');
-    expect(result.stdout).toContain('message from bob: Hello Alice, this is Bob.\n');
-  }, RUN_TIMEOUT_MS + 10_000);
+  it(
+    'runs the quick start: policy and DID on a local node, resolved verified, a message from Bob to Alice',
+    async () => {
+      const result = await node([join('out', 'quickstart.js')]);
+      expectOk(result, 'the quick start');
+      expect(result.stdout).toMatch(/^policy: policy:\S+$/m);
+      expect(result.stdout).toMatch(/^did: did:dkms:\S+$/m);
+      expect(result.stdout).toMatch(/^resolved: did:dkms:\S+ with 2 verification methods, version \S+$/m);
+      expect(result.stdout).toMatch(/^service: DIDCommMessaging http:\/\/127\.0\.0\.1:\d+\/?$/m);
+      expect(result.stdout).toContain("signature by alice's agent: valid\n");
+      expect(result.stdout).toContain('alice received: https://didcomm.org/basicmessage/2.0/message (handled)\n');
+      expect(result.stdout).toContain('message from bob: Hello Alice, this is Bob.\n');
+    },
+    RUN_TIMEOUT_MS + 10_000,
+  );
 
-  it('runs the ledger example: events signed by wallet keys, resolved through did-resolver', async () => {
-    const result = await node([join('out', 'ledger-events.js')]);
-    expectOk(result, 'the ledger example');
-    expect(result.stdout).toMatch(/^did: did:dkms:\S+$/m);
-    expect(result.stdout).toMatch(/^resolved: did:dkms:\S+, keys: 2$/m);
-    expect(result.stdout).toContain('after the grant, keys: 3\n');
-    expect(result.stdout).toMatch(/^refused: [A-Z_]+$/m);
-    expect(result.stdout).not.toContain('refused: no');
-  }, RUN_TIMEOUT_MS + 10_000);
+  it(
+    'runs the ledger example: events signed by wallet keys, resolved through did-resolver',
+    async () => {
+      const result = await node([join('out', 'ledger-events.js')]);
+      expectOk(result, 'the ledger example');
+      expect(result.stdout).toMatch(/^did: did:dkms:\S+$/m);
+      expect(result.stdout).toMatch(/^resolved: did:dkms:\S+, keys: 2$/m);
+      expect(result.stdout).toContain('after the grant, keys: 3\n');
+      expect(result.stdout).toMatch(/^refused: [A-Z_]+$/m);
+      expect(result.stdout).not.toContain('refused: no');
+    },
+    RUN_TIMEOUT_MS + 10_000,
+  );
 
-  it('resolves every entry point, in Node and in TypeScript', async () => {
-    const probe = entries.map(({ specifier }, i) => `import * as e${i} from '${specifier}';\nconsole.log('${specifier}', Object.keys(e${i}).length);`).join('\n');
-    writeFileSync(join(project, 'src', 'entries.ts'), `${probe}\n`);
-    writeFileSync(join(project, 'tsconfig.entries.json'), JSON.stringify(consumerTsconfig(['src/entries.ts'], true), null, 2));
-    expectOk(await tsc('tsconfig.entries.json'), 'tsc (entry points)');
-    writeFileSync(join(project, 'entries.mjs'), `${probe.replaceAll(/^import \* as (e\d+) from ('[^']+');$/gm, 'const $1 = await import($2);')}\n`);
-    const result = await node(['entries.mjs']);
-    expectOk(result, 'importing every entry point');
-    for (const { specifier } of entries) expect(result.stdout).toMatch(new RegExp(`^${specifier} [1-9]\\d*$`, 'm'));
-    expectOk(await node([join('node_modules', 'dkms', 'bin', 'dkms.js'), '--version']), 'the CLI from the package');
-  }, 2 * TSC_TIMEOUT_MS + RUN_TIMEOUT_MS);
+  it(
+    'resolves every entry point, in Node and in TypeScript',
+    async () => {
+      const probe = entries
+        .map(({ specifier }, i) => `import * as e${i} from '${specifier}';\nconsole.log('${specifier}', Object.keys(e${i}).length);`)
+        .join('\n');
+      writeFileSync(join(project, 'src', 'entries.ts'), `${probe}\n`);
+      writeFileSync(join(project, 'tsconfig.entries.json'), JSON.stringify(consumerTsconfig(['src/entries.ts'], true), null, 2));
+      expectOk(await tsc('tsconfig.entries.json'), 'tsc (entry points)');
+      writeFileSync(join(project, 'entries.mjs'), `${probe.replaceAll(/^import \* as (e\d+) from ('[^']+');$/gm, 'const $1 = await import($2);')}\n`);
+      const result = await node(['entries.mjs']);
+      expectOk(result, 'importing every entry point');
+      for (const { specifier } of entries) expect(result.stdout).toMatch(new RegExp(`^${specifier} [1-9]\\d*$`, 'm'));
+      expectOk(await node([join('node_modules', 'dkms', 'bin', 'dkms.js'), '--version']), 'the CLI from the package');
+    },
+    2 * TSC_TIMEOUT_MS + RUN_TIMEOUT_MS,
+  );
 
-  it('keeps internal modules out of reach, in Node and in TypeScript', async () => {
-    const result = await node(['--input-type=module', '-e', "await import('dkms/dist/src/errors.js')"]);
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
-    writeFileSync(join(project, 'src', 'internal.ts'), "import { DkmsError } from 'dkms/dist/src/errors.js';\nexport const e = new DkmsError('BAD_INPUT', 'x');\n");
-    writeFileSync(join(project, 'tsconfig.internal.json'), JSON.stringify(consumerTsconfig(['src/internal.ts'], true), null, 2));
-    const compiled = await tsc('tsconfig.internal.json');
-    expect(compiled.code).not.toBe(0);
-    expect(compiled.stdout).toMatch(/src\/internal\.ts\(1,\d+\): error TS2307: Cannot find module 'dkms\/dist\/src\/errors\.js'/);
-  }, TSC_TIMEOUT_MS + RUN_TIMEOUT_MS);
+  it(
+    'keeps internal modules out of reach, in Node and in TypeScript',
+    async () => {
+      const result = await node(['--input-type=module', '-e', "await import('dkms/dist/src/errors.js')"]);
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
+      writeFileSync(
+        join(project, 'src', 'internal.ts'),
+        "import { DkmsError } from 'dkms/dist/src/errors.js';\nexport const e = new DkmsError('BAD_INPUT', 'x');\n",
+      );
+      writeFileSync(join(project, 'tsconfig.internal.json'), JSON.stringify(consumerTsconfig(['src/internal.ts'], true), null, 2));
+      const compiled = await tsc('tsconfig.internal.json');
+      expect(compiled.code).not.toBe(0);
+      expect(compiled.stdout).toMatch(/src\/internal\.ts\(1,\d+\): error TS2307: Cannot find module 'dkms\/dist\/src\/errors\.js'/);
+    },
+    TSC_TIMEOUT_MS + RUN_TIMEOUT_MS,
+  );
 });

@@ -19,7 +19,8 @@ import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.j
 import { tempDir } from '../helpers/tmp.js';
 
 /** These tests are about authority, not time: every change at one fixed ledger time. */
-const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) => applyAt(...args, '2026-01-01T00:00:00.000Z');
+const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) =>
+  applyAt(...args, '2026-01-01T00:00:00.000Z');
 
 const { ADMIN, PROVE, PROVE_GRANT, PROVE_REVOKE } = FLAGS;
 const FLAG_SETS = Array.from({ length: 16 }, (_, i) => i);
@@ -27,7 +28,6 @@ const describeFlags = (flags: number | undefined) => (flags === undefined ? 'not
 
 const recovery = testKey();
 const outsider = testKey();
-
 
 const keysOf = (...keys: readonly TestKey[]): Set<string> => new Set(keys.map((k) => k.publicKey));
 
@@ -105,10 +105,22 @@ describe('applyPolicyChange: flags', () => {
       { type: 'policy.rules', rules: { grant: 1, revoke: 1, rules: 1, did: 1 } },
     ];
     for (const change of changes) {
-      expect(codeOf(() => applyPolicyChange(state, change, keysOf(outsider))), change.type).toBe('EVENT_UNAUTHORIZED');
-      expect(codeOf(() => applyPolicyChange(state, change, keysOf(admin, outsider))), change.type).toBe('EVENT_UNAUTHORIZED');
-      expect(codeOf(() => applyPolicyChange(state, change, new Set())), change.type).toBe('EVENT_THRESHOLD');
-      expect(codeOf(() => applyPolicyChange(state, change, keysOf(admin))), change.type).toBe('ACCEPTED');
+      expect(
+        codeOf(() => applyPolicyChange(state, change, keysOf(outsider))),
+        change.type,
+      ).toBe('EVENT_UNAUTHORIZED');
+      expect(
+        codeOf(() => applyPolicyChange(state, change, keysOf(admin, outsider))),
+        change.type,
+      ).toBe('EVENT_UNAUTHORIZED');
+      expect(
+        codeOf(() => applyPolicyChange(state, change, new Set())),
+        change.type,
+      ).toBe('EVENT_THRESHOLD');
+      expect(
+        codeOf(() => applyPolicyChange(state, change, keysOf(admin))),
+        change.type,
+      ).toBe('ACCEPTED');
     }
     expect(codeOf(() => checkDidAuthority(state, keysOf(admin, outsider), 'did.update'))).toBe('EVENT_UNAUTHORIZED');
     expect(codeOf(() => checkDidAuthority(state, new Set(), 'did.update'))).toBe('EVENT_THRESHOLD');
@@ -118,7 +130,9 @@ describe('applyPolicyChange: flags', () => {
     const state = created([admin.agent(ALL_FLAGS), target.agent(PROVE)]);
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: target.agent(PROVE) }, keysOf(admin)))).toBe('EVENT_INVALID');
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: outsider.publicKey }, keysOf(admin)))).toBe('EVENT_INVALID');
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.create', agents: [admin.agent(ALL_FLAGS)], recovery: commitment([recovery]) }, keysOf(admin)))).toBe('EVENT_INVALID');
+    expect(
+      codeOf(() => applyPolicyChange(state, { type: 'policy.create', agents: [admin.agent(ALL_FLAGS)], recovery: commitment([recovery]) }, keysOf(admin))),
+    ).toBe('EVENT_INVALID');
     expect(codeOf(() => applyPolicyChange(undefined, { type: 'policy.grant', agent: target.agent(PROVE) }, keysOf(admin)))).toBe('SUBJECT_NOT_FOUND');
     // Changing only an agent's key-agreement key is a change.
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: { key: target.publicKey, flags: PROVE } }, keysOf(admin)))).toBe('ACCEPTED');
@@ -161,7 +175,10 @@ describe('applyPolicyChange: m-of-n thresholds', () => {
 
   it('counts PROVE_GRANT and PROVE_REVOKE holders toward their rules, but not toward ADMIN-only changes', () => {
     const [admin, g1, g2, r1, r2] = [testKey(), testKey(), testKey(), testKey(), testKey()] as const;
-    const state = created([admin.agent(ADMIN), g1.agent(PROVE_GRANT), g2.agent(PROVE_GRANT), r1.agent(PROVE_REVOKE), r2.agent(PROVE_REVOKE), victim.agent(PROVE)], { grant: 2, revoke: 2 });
+    const state = created(
+      [admin.agent(ADMIN), g1.agent(PROVE_GRANT), g2.agent(PROVE_GRANT), r1.agent(PROVE_REVOKE), r2.agent(PROVE_REVOKE), victim.agent(PROVE)],
+      { grant: 2, revoke: 2 },
+    );
     const grantProve: PolicyChange = { type: 'policy.grant', agent: newcomer.agent(PROVE) };
     const grantAdminOnly: PolicyChange = { type: 'policy.grant', agent: newcomer.agent(PROVE_GRANT) };
     expect(codeOf(() => applyPolicyChange(state, grantProve, keysOf(g1)))).toBe('EVENT_THRESHOLD');
@@ -204,18 +221,25 @@ describe('applyPolicyChange: lockout', () => {
       [{ did: 2 }, { type: 'policy.grant', agent: admin2.agent(PROVE_GRANT | PROVE_REVOKE | PROVE) }],
     ];
     for (const [rules, change] of cases) {
-      expect(codeOf(() => applyPolicyChange(created(agents, rules), change, keysOf(admin))), JSON.stringify([rules, change])).toBe('EVENT_LOCKOUT');
+      expect(
+        codeOf(() => applyPolicyChange(created(agents, rules), change, keysOf(admin))),
+        JSON.stringify([rules, change]),
+      ).toBe('EVENT_LOCKOUT');
     }
     // The same changes are fine while enough agents remain.
     expect(codeOf(() => applyPolicyChange(created(agents, { grant: 2 }), { type: 'policy.revoke', key: granter.publicKey }, keysOf(admin)))).toBe('ACCEPTED');
-    expect(codeOf(() => applyPolicyChange(created(agents, { rules: 2 }), { type: 'policy.grant', agent: admin2.agent(ADMIN | PROVE) }, keysOf(admin)))).toBe('ACCEPTED');
+    expect(codeOf(() => applyPolicyChange(created(agents, { rules: 2 }), { type: 'policy.grant', agent: admin2.agent(ADMIN | PROVE) }, keysOf(admin)))).toBe(
+      'ACCEPTED',
+    );
     expect(codeOf(() => applyPolicyChange(created(agents, { grant: 3 }), { type: 'policy.revoke', key: prover.publicKey }, keysOf(admin)))).toBe('ACCEPTED');
   });
 
   it('refuses revoking the last ADMIN, or taking its ADMIN away', () => {
     const state = created([admin.agent(ADMIN), prover.agent(PROVE)]);
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: admin.publicKey }, keysOf(admin)))).toBe('EVENT_LOCKOUT');
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: admin.agent(PROVE | PROVE_GRANT | PROVE_REVOKE) }, keysOf(admin)))).toBe('EVENT_LOCKOUT');
+    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: admin.agent(PROVE | PROVE_GRANT | PROVE_REVOKE) }, keysOf(admin)))).toBe(
+      'EVENT_LOCKOUT',
+    );
   });
 
   it('refuses creating a policy without an ADMIN, or with a rule above its agents', () => {
@@ -237,7 +261,10 @@ describe('applyPolicyChange: policy.create', () => {
     for (let mask = 0; mask < 1 << everyone.length; mask++) {
       const signers = everyone.filter((_, i) => (mask & (1 << i)) !== 0);
       const change: PolicyChange = { type: 'policy.create', agents, recovery: commitment([recovery]) };
-      expect(codeOf(() => applyPolicyChange(undefined, change, keysOf(...signers))), signers.length.toString()).toBe(mask === 0b0111 ? 'ACCEPTED' : 'EVENT_UNAUTHORIZED');
+      expect(
+        codeOf(() => applyPolicyChange(undefined, change, keysOf(...signers))),
+        signers.length.toString(),
+      ).toBe(mask === 0b0111 ? 'ACCEPTED' : 'EVENT_UNAUTHORIZED');
     }
   });
 
@@ -249,7 +276,8 @@ describe('applyPolicyChange: policy.create', () => {
   });
 
   it('refuses an agent listed twice and a bad recovery commitment with EVENT_INVALID', () => {
-    const create = (list: Agent[], rec = commitment([recovery])) => codeOf(() => applyPolicyChange(undefined, { type: 'policy.create', agents: list, recovery: rec }, new Set(list.map((x) => x.key))));
+    const create = (list: Agent[], rec = commitment([recovery])) =>
+      codeOf(() => applyPolicyChange(undefined, { type: 'policy.create', agents: list, recovery: rec }, new Set(list.map((x) => x.key))));
     expect(create([a.agent(ALL_FLAGS), a.agent(PROVE)])).toBe('EVENT_INVALID');
     expect(create([a.agent(ALL_FLAGS)], commitment([recovery], 2))).toBe('EVENT_INVALID');
     expect(create([a.agent(ALL_FLAGS)], commitment([recovery, recovery]))).toBe('EVENT_INVALID');
@@ -268,7 +296,16 @@ interface Setup {
 async function setup(agents: readonly [TestKey, number][], rules?: Partial<Rules>): Promise<Setup> {
   const node = await openNode(tempDir());
   onTestFinished(() => node.close());
-  const { subject } = await node.submit(signEvent(policyCreate(agents.map(([k, f]) => k.agent(f)), commitment([recovery]), rules), agents.map(([k]) => k)));
+  const { subject } = await node.submit(
+    signEvent(
+      policyCreate(
+        agents.map(([k, f]) => k.agent(f)),
+        commitment([recovery]),
+        rules,
+      ),
+      agents.map(([k]) => k),
+    ),
+  );
   return { node, policy: subject as PolicyAddress };
 }
 
@@ -302,7 +339,8 @@ describe('authority through a ledger node', () => {
 
   it('PROVE_GRANT may add an agent and grant PROVE, but not ADMIN, PROVE_GRANT or PROVE_REVOKE, nor revoke or take PROVE', async () => {
     const s = await setup(team);
-    for (const flags of [ADMIN, PROVE_GRANT, PROVE_REVOKE, PROVE | PROVE_GRANT, ALL_FLAGS]) await expectRefused(s.node, await grantEvent(s, newcomer.agent(flags), [granter]), 'EVENT_UNAUTHORIZED');
+    for (const flags of [ADMIN, PROVE_GRANT, PROVE_REVOKE, PROVE | PROVE_GRANT, ALL_FLAGS])
+      await expectRefused(s.node, await grantEvent(s, newcomer.agent(flags), [granter]), 'EVENT_UNAUTHORIZED');
     await expectRefused(s.node, await revokeEvent(s, prover, [granter]), 'EVENT_UNAUTHORIZED');
     await expectRefused(s.node, await grantEvent(s, prover.agent(0), [granter]), 'EVENT_UNAUTHORIZED');
     await expectRefused(s.node, await grantEvent(s, revoker.agent(PROVE), [granter]), 'EVENT_UNAUTHORIZED');
@@ -405,7 +443,15 @@ describe('authority through a ledger node', () => {
     await fc.assert(
       fc.asyncProperty(flags, fc.option(flags, { nil: undefined }), flags, fc.boolean(), async (s, before, after, revoke) => {
         const agents: [TestKey, number][] = [[bystander, ADMIN], [signer, s], ...(before === undefined ? [] : [[target, before] as [TestKey, number]])];
-        const { subject } = await node.submit(signEvent(policyCreate(agents.map(([k, f]) => k.agent(f)), commitment([recovery])), agents.map(([k]) => k)));
+        const { subject } = await node.submit(
+          signEvent(
+            policyCreate(
+              agents.map(([k, f]) => k.agent(f)),
+              commitment([recovery]),
+            ),
+            agents.map(([k]) => k),
+          ),
+        );
         const setup = { node, policy: subject as PolicyAddress };
         const event = revoke ? await revokeEvent(setup, target, [signer]) : await grantEvent(setup, target.agent(after), [signer]);
         const expected = revoke

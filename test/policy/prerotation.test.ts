@@ -17,7 +17,8 @@ import { commitment, openNode, testKey, type TestKey } from '../helpers/ledger.j
 import { tempDir } from '../helpers/tmp.js';
 
 /** These tests are about authority, not time: every change at one fixed ledger time. */
-const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) => applyAt(...args, '2026-01-01T00:00:00.000Z');
+const applyPolicyChange = (...args: Parameters<typeof applyAt> extends [infer S, infer C, infer K, string] ? [S, C, K] : never) =>
+  applyAt(...args, '2026-01-01T00:00:00.000Z');
 
 const { ADMIN, PROVE } = FLAGS;
 
@@ -73,9 +74,21 @@ describe('pre-rotation through a ledger node', () => {
     const record = await policyRecord(o.node, o.policy);
     const everyone = [o.laptop, o.phone];
     const rules: Rules = { grant: 1, revoke: 1, rules: 1, did: 1 };
-    await expectRefused(o.node, signEvent({ ...nextEvent('policy.rules', o.policy, record, { rules }), recovery: commitment([r2]) } as never, everyone), 'EVENT_MALFORMED');
-    await expectRefused(o.node, signEvent({ ...nextEvent('policy.grant', o.policy, record, { agent: r2.agent(PROVE) }), recovery: commitment([r2]) } as never, everyone), 'EVENT_MALFORMED');
-    await expectRefused(o.node, signEvent({ ...nextEvent('policy.grant', o.policy, record, { agent: r2.agent(PROVE) }), next: commitment([r2]) } as never, everyone), 'EVENT_MALFORMED');
+    await expectRefused(
+      o.node,
+      signEvent({ ...nextEvent('policy.rules', o.policy, record, { rules }), recovery: commitment([r2]) } as never, everyone),
+      'EVENT_MALFORMED',
+    );
+    await expectRefused(
+      o.node,
+      signEvent({ ...nextEvent('policy.grant', o.policy, record, { agent: r2.agent(PROVE) }), recovery: commitment([r2]) } as never, everyone),
+      'EVENT_MALFORMED',
+    );
+    await expectRefused(
+      o.node,
+      signEvent({ ...nextEvent('policy.grant', o.policy, record, { agent: r2.agent(PROVE) }), next: commitment([r2]) } as never, everyone),
+      'EVENT_MALFORMED',
+    );
     await o.node.submit(signEvent(nextEvent('policy.rules', o.policy, record, { rules: { ...rules, rules: 2 } }), everyone));
     await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.watch.publicKey }), everyone));
     expect((await policyNow(o)).recovery).toEqual(commitment([r1]));
@@ -147,7 +160,11 @@ describe('pre-rotation through a ledger node', () => {
     await expectRefused(o.node, await recoverEvent(o, { next, agents }, [r1, fresh]), 'EVENT_UNAUTHORIZED');
     await expectRefused(o.node, await recoverEvent(o, { next, agents }, [fresh, freshWatch]), 'EVENT_THRESHOLD');
     await expectRefused(o.node, await recoverEvent(o, { next, agents: [freshWatch.agent(PROVE)] }, [r1, freshWatch]), 'EVENT_LOCKOUT');
-    await expectRefused(o.node, await recoverEvent(o, { next, agents, rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }, [r1, fresh, freshWatch]), 'EVENT_LOCKOUT');
+    await expectRefused(
+      o.node,
+      await recoverEvent(o, { next, agents, rules: { grant: 2, revoke: 1, rules: 1, did: 1 } }, [r1, fresh, freshWatch]),
+      'EVENT_LOCKOUT',
+    );
     await expectRefused(o.node, await recoverEvent(o, { next, agents: [fresh.agent(ALL_FLAGS), fresh.agent(PROVE)] }, [r1, fresh]), 'EVENT_INVALID');
     const rules: Rules = { grant: 1, revoke: 1, rules: 1, did: 1 };
     await o.node.submit(await recoverEvent(o, { next, agents, rules }, [freshWatch, r1, fresh]));
@@ -179,7 +196,11 @@ describe('pre-rotation through a ledger node', () => {
     await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.laptop.publicKey }), [thief]));
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([testKey()]), agents: [thief.agent(ALL_FLAGS)] }, [thief]), 'EVENT_THRESHOLD');
     await o.node.submit(await recoverEvent(o, { next: commitment([r2]), agents: [newPhone.agent(ALL_FLAGS)] }, [r1, newPhone]));
-    await expectRefused(o.node, signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: newPhone.publicKey }), [thief]), 'EVENT_UNAUTHORIZED');
+    await expectRefused(
+      o.node,
+      signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: newPhone.publicKey }), [thief]),
+      'EVENT_UNAUTHORIZED',
+    );
     expect((await policyNow(o)).agents.map((a) => a.key)).toEqual([newPhone.publicKey]);
   });
 
@@ -195,7 +216,12 @@ describe('pre-rotation through a ledger node', () => {
       }
       await o.node.submit(await recoverEvent(o, { next: commitment([next]) }, [current]));
     }
-    expect((await policyNow(o)).revealed).toEqual(keys.slice(0, -1).map((k) => recoveryKeyDigest(k.publicKey)).sort());
+    expect((await policyNow(o)).revealed).toEqual(
+      keys
+        .slice(0, -1)
+        .map((k) => recoveryKeyDigest(k.publicKey))
+        .sort(),
+    );
     expect((await o.node.reindex(false)).differences).toEqual([]);
   });
 });
@@ -205,14 +231,17 @@ describe('pre-rotation in applyPolicyChange', () => {
   const recoveryKeys = Array.from({ length: 4 }, () => testKey());
   const fresh = testKey();
 
-
   it('m-of-n recovery keys: any m distinct committed keys recover, fewer get EVENT_THRESHOLD, and exactly the signers are revealed', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(fc.constant(n), fc.integer({ min: 1, max: n }), fc.subarray(recoveryKeys.slice(0, n)))),
         ([n, m, signing]) => {
           const committed = recoveryKeys.slice(0, n);
-          const state = applyPolicyChange(undefined, { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment(committed, m) }, new Set([agent.publicKey]));
+          const state = applyPolicyChange(
+            undefined,
+            { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment(committed, m) },
+            new Set([agent.publicKey]),
+          );
           const signers = new Set(signing.map((k) => k.publicKey));
           let next: PolicyRules | undefined;
           const code = codeOf(() => (next = applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh]) }, signers)));
@@ -235,7 +264,11 @@ describe('pre-rotation in applyPolicyChange', () => {
   });
 
   it('refuses a commitment whose threshold exceeds its keys, or that lists a key twice, with EVENT_INVALID', () => {
-    const state = applyPolicyChange(undefined, { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment([recoveryKeys[0] as TestKey]) }, new Set([agent.publicKey]));
+    const state = applyPolicyChange(
+      undefined,
+      { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment([recoveryKeys[0] as TestKey]) },
+      new Set([agent.publicKey]),
+    );
     const by = new Set([(recoveryKeys[0] as TestKey).publicKey]);
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh], 2) }, by))).toBe('EVENT_INVALID');
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh, fresh]) }, by))).toBe('EVENT_INVALID');

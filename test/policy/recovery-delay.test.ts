@@ -36,7 +36,12 @@ async function owner(recovery: RecoveryCommitment, rules = { rules: 1 }): Promis
   return { node, policy, laptop, phone, cloud, advance: (s) => (now += s * 1000) };
 }
 
-async function event(o: Owner, type: 'policy.recover' | 'policy.cancel' | 'policy.complete', body: Record<string, unknown>, signers: readonly EventSigner[]): Promise<LedgerEvent> {
+async function event(
+  o: Owner,
+  type: 'policy.recover' | 'policy.cancel' | 'policy.complete',
+  body: Record<string, unknown>,
+  signers: readonly EventSigner[],
+): Promise<LedgerEvent> {
   return signEvent(nextEvent(type, o.policy, await policyRecord(o.node, o.policy), body), signers);
 }
 
@@ -96,7 +101,12 @@ describe('a recovery with a delay', () => {
     const [r0, r1, r2, thief] = [testKey(), testKey(), testKey(), testKey()] as const;
     const o = await owner({ ...commitment([r0]), delay: DAY }, { rules: 2 });
     // Colluding trustees start a takeover; the owner, with her paper and two ADMIN devices, rotates at once.
-    await o.node.submit(await event(o, 'policy.recover', { next: commitment([r1]), agents: [thief.agent(ALL_FLAGS)], rules: { grant: 1, revoke: 1, rules: 1, did: 1 } }, [r0, thief]));
+    await o.node.submit(
+      await event(o, 'policy.recover', { next: commitment([r1]), agents: [thief.agent(ALL_FLAGS)], rules: { grant: 1, revoke: 1, rules: 1, did: 1 } }, [
+        r0,
+        thief,
+      ]),
+    );
     // One ADMIN co-signer is below the rules threshold: still blocked by the pending one.
     await expectRefused(o.node, await event(o, 'policy.recover', { next: { ...commitment([r2]), delay: DAY } }, [r0, o.laptop]), 'RECOVERY_PENDING');
     // A PROVE-only agent's signature is no consent: refused outright.

@@ -78,7 +78,8 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
       expect(receipt.time).toBe(at(i));
       return receipt;
     };
-    policy = (await submit(signEvent(policyCreate([admin.agent(ALL_FLAGS), granter.agent(PROVE_GRANT)], commitment([recovery])), [admin, granter]), 0)).subject as PolicyAddress;
+    policy = (await submit(signEvent(policyCreate([admin.agent(ALL_FLAGS), granter.agent(PROVE_GRANT)], commitment([recovery])), [admin, granter]), 0))
+      .subject as PolicyAddress;
     const next = async (type: 'policy.grant' | 'policy.revoke' | 'policy.recover', body: Record<string, unknown>, signers: TestKey[], i: number) =>
       submit(signEvent(nextEvent(type, policy, await policyRecord(node, policy), body), signers), i);
     await next('policy.grant', { agent: phone.agent(PROVE) }, [granter], 1);
@@ -165,7 +166,15 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
     const time = at(3);
     const good = phone.sign(message);
     const flipped = Uint8Array.from(good, (b, i) => (i === 10 ? b ^ 1 : b));
-    for (const signature of [phone.sign(utf8('another message')), watch.sign(message), flipped, good.slice(0, 63), new Uint8Array([...good, 0]), new Uint8Array(64), new Uint8Array()]) {
+    for (const signature of [
+      phone.sign(utf8('another message')),
+      watch.sign(message),
+      flipped,
+      good.slice(0, 63),
+      new Uint8Array([...good, 0]),
+      new Uint8Array(64),
+      new Uint8Array(),
+    ]) {
       expect(verdict(verifyAgentSignature(history, claim(phone, time, { signature })))).toBe('BAD_SIGNATURE');
     }
     expect(verdict(verifyAgentSignature(history, claim(phone, time, { message: utf8('hello from the owner!'), signature: good })))).toBe('BAD_SIGNATURE');

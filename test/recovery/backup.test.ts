@@ -7,7 +7,17 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { decodePublicKey, ed25519Generate, ed25519Sign, ed25519Verify, encodePublicKey, randomBytes, readU32be, unframe, utf8 } from '../../src/crypto/index.js';
+import {
+  decodePublicKey,
+  ed25519Generate,
+  ed25519Sign,
+  ed25519Verify,
+  encodePublicKey,
+  randomBytes,
+  readU32be,
+  unframe,
+  utf8,
+} from '../../src/crypto/index.js';
 import { BACKUP_VERSION, encryptBackup, mergeBackup, parseBackup } from '../../src/recovery/backup.js';
 import { MAX_RECOVERY_INDEX, RECOVERY_SECRET_BYTES, RecoveryKeys, newRecoverySecret, withRecoveryKeys } from '../../src/recovery/secret.js';
 import { decodeExport } from '../../src/wallet/export.js';
@@ -17,7 +27,10 @@ import { tempDir } from '../helpers/tmp.js';
 
 const MAKER = ed25519Generate();
 /** What a backup is of, and the agent that makes (and signs) it. */
-const ABOUT = { policy: 'policy:zTestPolicyAddress', signer: { key: encodePublicKey('ed25519', MAKER.publicKey), sign: (m: Uint8Array) => ed25519Sign(MAKER.privateKey, m) } };
+const ABOUT = {
+  policy: 'policy:zTestPolicyAddress',
+  signer: { key: encodePublicKey('ed25519', MAKER.publicKey), sign: (m: Uint8Array) => ed25519Sign(MAKER.privateKey, m) },
+};
 /** The category the wallet keeps its keys in (reserved: not reachable through get/put). */
 const KEY_CATEGORY = 'dkms:key';
 /** magic "DKMSBK" ‖ version ‖ header length: where the header starts. */
@@ -74,13 +87,22 @@ async function oldDevice(): Promise<OldDevice> {
   }
   const wallet = await reopen(atWork, secret);
   const items = new Map<string, Uint8Array>();
-  for (const [category, name] of [['notes', 'diary'], ['notes', 'shopping'], ['cards', 'visa'], ['link', 'secret']] as const) {
+  for (const [category, name] of [
+    ['notes', 'diary'],
+    ['notes', 'shopping'],
+    ['cards', 'visa'],
+    ['link', 'secret'],
+  ] as const) {
     const value = secretValue(`${category}-${name}`);
     wallet.put(category, name, value, { kind: category });
     items.set(`${category}/${name}`, value);
   }
   const publicKeys = new Map<string, string>();
-  for (const [name, type] of [['agent-sign', 'ed25519'], ['agent-kx', 'x25519'], ['connection-1', 'ed25519']] as const) {
+  for (const [name, type] of [
+    ['agent-sign', 'ed25519'],
+    ['agent-kx', 'x25519'],
+    ['connection-1', 'ed25519'],
+  ] as const) {
     publicKeys.set(name, wallet.createKey(name, type).publicKey);
   }
   const exportSecret = walletSecret();
@@ -122,7 +144,14 @@ describe('a backup restores a wallet on a new device', () => {
       return notOwnAgentKeys(profile, item);
     });
 
-    expect(header).toEqual({ v: 1, epk: header.epk, backupKey: keys.backupKey, policy: ABOUT.policy, agent: ABOUT.signer.key, created: '2030-01-02T03:04:05.000Z' });
+    expect(header).toEqual({
+      v: 1,
+      epk: header.epk,
+      backupKey: keys.backupKey,
+      policy: ABOUT.policy,
+      agent: ABOUT.signer.key,
+      created: '2030-01-02T03:04:05.000Z',
+    });
     // accept saw every item of every profile, keys included.
     expect(seen.sort()).toEqual(
       [
@@ -152,7 +181,7 @@ describe('a backup restores a wallet on a new device', () => {
     expect(atWork.get('credentials', 'vpn').tags).toEqual({ place: 'office' });
   });
 
-  it('carries none of the items\' values and none of the private keys in the clear', async () => {
+  it("carries none of the items' values and none of the private keys in the clear", async () => {
     const old = await oldDevice();
     const keys = new RecoveryKeys(newRecoverySecret());
     const backup = await encryptBackup(old.wallet, keys.backupKey, ABOUT);
@@ -195,7 +224,10 @@ describe('a backup that cannot be read adds nothing', () => {
   }
 
   async function refused(target: Wallet, backup: Uint8Array, keys: RecoveryKeys, before: ReturnType<typeof snapshot>): Promise<string> {
-    const error = await expectCodeAsync(mergeBackup(target, backup, keys, () => true), 'BACKUP_UNREADABLE');
+    const error = await expectCodeAsync(
+      mergeBackup(target, backup, keys, () => true),
+      'BACKUP_UNREADABLE',
+    );
     expect(snapshot(target)).toEqual(before);
     return error.message;
   }
@@ -207,13 +239,13 @@ describe('a backup that cannot be read adds nothing', () => {
     expect(snapshot(target).profiles).toEqual(['default', 'work']);
   });
 
-  it('refuses another recovery secret\'s keys, saying so', async () => {
+  it("refuses another recovery secret's keys, saying so", async () => {
     const { backup, target, before } = await setup();
     const message = await refused(target, backup, new RecoveryKeys(newRecoverySecret()), before);
     expect(message).toMatch(/another recovery secret/);
   });
 
-  it('refuses a backup whose header names this secret\'s key but was sealed to another', async () => {
+  it("refuses a backup whose header names this secret's key but was sealed to another", async () => {
     const { keys, target, before } = await setup();
     const source = await newWallet();
     source.put('notes', 'diary', secretValue('diary'));
@@ -336,17 +368,21 @@ describe('the keys a recovery secret yields', () => {
 
   it('differ entirely for a different R, even by one bit', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: RECOVERY_SECRET_BYTES, maxLength: RECOVERY_SECRET_BYTES }), fc.integer({ min: 0, max: RECOVERY_SECRET_BYTES * 8 - 1 }), (secret, bit) => {
-        const other = secret.slice();
-        other[bit >> 3] = (other[bit >> 3] as number) ^ (1 << (bit & 7));
-        const a = new RecoveryKeys(secret);
-        const b = new RecoveryKeys(other);
-        expect(b.backupKey).not.toBe(a.backupKey);
-        expect(b.locator).not.toBe(a.locator);
-        expect(b.signer(0).key).not.toBe(a.signer(0).key);
-        expect(b.signer(3).key).not.toBe(a.signer(3).key);
-        expect(b.signer(0).digest).not.toBe(a.signer(0).digest);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: RECOVERY_SECRET_BYTES, maxLength: RECOVERY_SECRET_BYTES }),
+        fc.integer({ min: 0, max: RECOVERY_SECRET_BYTES * 8 - 1 }),
+        (secret, bit) => {
+          const other = secret.slice();
+          other[bit >> 3] = (other[bit >> 3] as number) ^ (1 << (bit & 7));
+          const a = new RecoveryKeys(secret);
+          const b = new RecoveryKeys(other);
+          expect(b.backupKey).not.toBe(a.backupKey);
+          expect(b.locator).not.toBe(a.locator);
+          expect(b.signer(0).key).not.toBe(a.signer(0).key);
+          expect(b.signer(3).key).not.toBe(a.signer(3).key);
+          expect(b.signer(0).digest).not.toBe(a.signer(0).digest);
+        },
+      ),
       { numRuns: 30 },
     );
   });
@@ -368,7 +404,7 @@ describe('the keys a recovery secret yields', () => {
     expectCode(() => keys.committedSigner({ digests: [], threshold: 1 }), 'RECOVERY_KEY_NOT_COMMITTED');
   });
 
-  it('keep a copy of R: changing the caller\'s buffer afterwards changes nothing', () => {
+  it("keep a copy of R: changing the caller's buffer afterwards changes nothing", () => {
     const secret = newRecoverySecret();
     const expected = new RecoveryKeys(secret.slice());
     const keys = new RecoveryKeys(secret);
@@ -386,7 +422,7 @@ describe('the keys a recovery secret yields', () => {
     expect(keys.signer(2).key).toBe(new RecoveryKeys(new Uint8Array(RECOVERY_SECRET_BYTES)).signer(2).key);
   });
 
-  it('withRecoveryKeys hands over the keys of R and then wipes the caller\'s R, also when the use fails', async () => {
+  it("withRecoveryKeys hands over the keys of R and then wipes the caller's R, also when the use fails", async () => {
     const secret = newRecoverySecret();
     const expected = new RecoveryKeys(secret.slice());
     const found = await withRecoveryKeys(secret, (keys) => ({ locator: keys.locator, key: keys.signer(0).key }));
@@ -416,13 +452,18 @@ describe('Wallet.merge and Wallet.changes', () => {
     });
     const targetSecret = walletSecret();
     const target = await newWallet(targetSecret);
-    target.put('notes', 'shared', utf8('the target\'s own'), { from: 'target' });
+    target.put('notes', 'shared', utf8("the target's own"), { from: 'target' });
     target.createProfile('work');
 
     expect(await target.merge(exported, secret, () => true)).toBe(1);
-    expect(target.get('notes', 'shared')).toEqual({ category: 'notes', name: 'shared', value: utf8('the target\'s own'), tags: { from: 'target' } });
+    expect(target.get('notes', 'shared')).toEqual({ category: 'notes', name: 'shared', value: utf8("the target's own"), tags: { from: 'target' } });
     expect(target.get('notes', 'new').value).toEqual(utf8('only in the export'));
-    expect(target.find({ category: 'notes' }).map((i) => i.name).sort()).toEqual(['new', 'shared']);
+    expect(
+      target
+        .find({ category: 'notes' })
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(['new', 'shared']);
     expect(target.info().profiles).toEqual(['default', 'travel', 'work']);
 
     // Merging again adds nothing.
@@ -438,7 +479,12 @@ describe('Wallet.merge and Wallet.changes', () => {
     });
     const target = await newWallet();
     expect(await target.merge(exported, secret, (_profile, item) => item.name !== 'b')).toBe(2);
-    expect(target.find({ category: 'notes' }).map((i) => i.name).sort()).toEqual(['a', 'c']);
+    expect(
+      target
+        .find({ category: 'notes' })
+        .map((i) => i.name)
+        .sort(),
+    ).toEqual(['a', 'c']);
   });
 
   it('is one transaction: when accept fails part-way, nothing is added, not even the missing profiles', async () => {
@@ -466,7 +512,10 @@ describe('Wallet.merge and Wallet.changes', () => {
     });
     const target = await newWallet();
     const before = snapshot(target);
-    await expectCodeAsync(target.merge(exported, walletSecret(), () => true), 'WALLET_BAD_PASSPHRASE');
+    await expectCodeAsync(
+      target.merge(exported, walletSecret(), () => true),
+      'WALLET_BAD_PASSPHRASE',
+    );
     expect(snapshot(target)).toEqual(before);
   });
 

@@ -40,7 +40,8 @@ const VECTORS = [
   },
   {
     entropy: '7f'.repeat(32),
-    mnemonic: 'legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title',
+    mnemonic:
+      'legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth useful legal winner thank year wave sausage worth title',
   },
 ];
 const ZEROS = VECTORS[0] as (typeof VECTORS)[number];

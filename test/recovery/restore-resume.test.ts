@@ -39,7 +39,13 @@ async function aliceWithPaper(): Promise<{ w: World; alice: EdgeAgent; bob: Edge
 }
 
 /** What a restore that never failed leaves, on the ledger, in the new device's wallet, and with Bob. */
-async function expectRestored(alice: EdgeAgent, bob: EdgeAgent, device: EdgeAgent, secret: Uint8Array, before: { seq: number; revealed: readonly string[] }): Promise<void> {
+async function expectRestored(
+  alice: EdgeAgent,
+  bob: EdgeAgent,
+  device: EdgeAgent,
+  secret: Uint8Array,
+  before: { seq: number; revealed: readonly string[] },
+): Promise<void> {
   const keys = new RecoveryKeys(copy(secret));
   const record = await device.policy();
   expect(record.seq).toBe(before.seq + 1);
@@ -85,7 +91,13 @@ interface Step {
 const inbound = ({ method, path }: { method: string; path: string }) => method === 'POST' && path === '/v1/inbound';
 
 const STEPS: readonly Step[] = [
-  { name: 'finding the backup', failures: ['before'], code: 'AGENCY_UNREACHABLE', nothingWritten: true, arm: (_d, f, x) => f.arm(({ method, path }) => method === 'GET' && path.startsWith('/v1/backups/'), 0, x) },
+  {
+    name: 'finding the backup',
+    failures: ['before'],
+    code: 'AGENCY_UNREACHABLE',
+    nothingWritten: true,
+    arm: (_d, f, x) => f.arm(({ method, path }) => method === 'GET' && path.startsWith('/v1/backups/'), 0, x),
+  },
   {
     name: "checking the owner's DID on the ledger",
     failures: ['before'],
@@ -116,10 +128,20 @@ const STEPS: readonly Step[] = [
       };
     },
   },
-  { name: 'the recovery on the ledger', failures: ['before', 'after'], code: 'LEDGER_UNREACHABLE', profileWritten: true, arm: (_d, f, x) => f.armLedger((e) => e.type === 'policy.recover', 0, x) },
+  {
+    name: 'the recovery on the ledger',
+    failures: ['before', 'after'],
+    code: 'LEDGER_UNREACHABLE',
+    profileWritten: true,
+    arm: (_d, f, x) => f.armLedger((e) => e.type === 'policy.recover', 0, x),
+  },
   { name: "the agency's routes", failures: ['before'], arm: (_d, f, x) => f.arm(({ path }) => path.endsWith('/sync'), 0, x) },
   { name: 'the rotation of the connection', failures: ['before', 'after'], arm: (_d, f, x) => f.arm(inbound, 0, x) },
-  { name: 'the backup after the recovery', failures: ['before'], arm: (_d, f, x) => f.arm(({ method, path }) => method === 'POST' && path.endsWith('/backups'), 0, x) },
+  {
+    name: 'the backup after the recovery',
+    failures: ['before'],
+    arm: (_d, f, x) => f.arm(({ method, path }) => method === 'POST' && path.endsWith('/backups'), 0, x),
+  },
 ];
 
 describe('a restore failed at each step finishes when run again in the same data directory', () => {
@@ -149,7 +171,12 @@ describe('a restore failed at each step finishes when run again in the same data
           const first = await restoreFromSecret(device, copy(secret), faulty);
           expect(first.state).toBe('recovered');
           expect('warnings' in first && first.warnings.length).toBe(1);
-          expect(device.wallet.find({ category: RECOVERY_CATEGORIES.recovery }).map((i) => i.name).sort()).toEqual(['after-restore', 'setup']);
+          expect(
+            device.wallet
+              .find({ category: RECOVERY_CATEGORIES.recovery })
+              .map((i) => i.name)
+              .sort(),
+          ).toEqual(['after-restore', 'setup']);
         }
         const again = await restoreFromSecret(base, copy(secret), options);
         expect(again).toMatchObject({ state: 'recovered', backupBy: alice.profile.key, warnings: [] });

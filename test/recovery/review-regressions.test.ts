@@ -51,7 +51,15 @@ async function forgedBackup(w: World, about: { policy: string; backupKey: string
     const store = new AgentStore(wallet);
     const created = new Date().toISOString();
     store.write(CATEGORIES.agent, 'profile', { v: 1, label: 'alice', policy: about.policy, ledger: w.ledgerUrl, key: signer.key, kx: signer.key, created });
-    store.write(RECOVERY_CATEGORIES.recovery, 'setup', { v: 1, backupKey: attacker.backupKey, locator: attacker.locator, index: 0, delay: 0, offline: true, created });
+    store.write(RECOVERY_CATEGORIES.recovery, 'setup', {
+      v: 1,
+      backupKey: attacker.backupKey,
+      locator: attacker.locator,
+      index: 0,
+      delay: 0,
+      offline: true,
+      created,
+    });
     return await encryptBackup(wallet, about.backupKey, { policy: about.policy, signer });
   } finally {
     wallet.close();
@@ -198,7 +206,7 @@ describe('forged backup from a stolen device', () => {
 
 describe('fake share set', () => {
   // Attack: a stranger who saw the request text sends the new device a complete set of shares of a secret of her own.
-  it('a set signed by a stranger is ignored when it claims Alice\'s policy, and refused for Alice when it names the stranger\'s own', async () => {
+  it("a set signed by a stranger is ignored when it claims Alice's policy, and refused for Alice when it names the stranger's own", async () => {
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2);
     // Mallory: her own identity at the same agency, labelled 'alice', with recovery set up (R').
     const mallory = await w.makeOwner('alice');
@@ -224,7 +232,12 @@ describe('fake share set', () => {
       const cloud = mallory.cloud();
       // Mallory is an agent of her own policy: her cloud agent takes guest mail for any key she allows.
       await mallory.agency(cloud).allowGuest(cloud.kx, phoneKeys.key);
-      await mallory.sendToKey(newMessage(RELEASE, { request: request.id, owner: 'alice', shares }), mallory.agreementKey(), { key: phoneKeys.key, kx: phoneKeys.kx }, { endpoint: cloud.endpoint, routingKey: cloud.routingKey });
+      await mallory.sendToKey(
+        newMessage(RELEASE, { request: request.id, owner: 'alice', shares }),
+        mallory.agreementKey(),
+        { key: phoneKeys.key, kx: phoneKeys.kx },
+        { endpoint: cloud.endpoint, routingKey: cloud.routingKey },
+      );
     };
 
     // Claiming Alice's policy: Mallory's key was never an agent of it, so the set counts for nothing.
@@ -237,9 +250,14 @@ describe('fake share set', () => {
     await release(mallory.profile.policy);
     await collectReleases(phone);
     const rebuilt = await rebuiltSecrets(phone);
-    expect(rebuilt.map((r) => ({ policy: r.policy, owner: r.owner, secret: equalBytes(r.secret, rPrime) }))).toEqual([{ policy: mallory.profile.policy, owner: 'alice', secret: true }]);
+    expect(rebuilt.map((r) => ({ policy: r.policy, owner: r.owner, secret: equalBytes(r.secret, rPrime) }))).toEqual([
+      { policy: mallory.profile.policy, owner: 'alice', secret: true },
+    ]);
     // Restoring it as Alice is refused, before anything is merged or submitted.
-    await expectCodeAsync(restoreFromSecret(phone, (rebuilt[0] as { secret: Uint8Array }).secret, { agency: w.agencyUrl, policy: alice.profile.policy }), 'BACKUP_UNREADABLE');
+    await expectCodeAsync(
+      restoreFromSecret(phone, (rebuilt[0] as { secret: Uint8Array }).secret, { agency: w.agencyUrl, policy: alice.profile.policy }),
+      'BACKUP_UNREADABLE',
+    );
     expect(phone.store.hasProfile()).toBe(false);
     expect(await agentKeys(mallory)).toEqual(malloryAgents);
 
@@ -377,7 +395,12 @@ describe('a poisoned share', () => {
     const withAlice = connections(bad).find((c) => peerState(c).endpoint.routingKey === cloud.routingKey);
     if (withAlice?.mine === undefined) throw new Error('the bad trustee has no connection with Alice');
     await new AgencyClient(cloud.agency, bad.signingKey(withAlice.mine.sign)).allowGuest(cloud.kx, keys.key);
-    await bad.sendToKey(newMessage(RELEASE, { request: request.id, owner: 'alice', shares: [forged] }), bad.agreementKey(), { key: keys.key, kx: keys.kx }, { endpoint: cloud.endpoint, routingKey: cloud.routingKey });
+    await bad.sendToKey(
+      newMessage(RELEASE, { request: request.id, owner: 'alice', shares: [forged] }),
+      bad.agreementKey(),
+      { key: keys.key, kx: keys.kx },
+      { endpoint: cloud.endpoint, routingKey: cloud.routingKey },
+    );
     await collectReleases(device);
     for (const t of people.slice(0, 3)) {
       addRecoveryRequest(t, text);
@@ -389,7 +412,7 @@ describe('a poisoned share', () => {
   }
 
   // Attack: one malicious trustee sends a self-signed share with another trustee's index, so the real share is displaced and the set refused.
-  it('a share the trustee signed itself, with another trustee\'s index, does not stop a recovery the others support', async () => {
+  it("a share the trustee signed itself, with another trustee's index, does not stop a recovery the others support", async () => {
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(5, 3);
     const device = await poisonedRecovery(people, w, alice, forgedShare(people[4] as EdgeAgent));
     const rebuilt = await rebuiltSecrets(device);
@@ -401,7 +424,7 @@ describe('a poisoned share', () => {
   });
 
   // Attack: the same share, naming the malicious trustee's own policy (where its key is an agent) and arriving first.
-  it('nor does one that names the trustee\'s own policy, where its signature counts', async () => {
+  it("nor does one that names the trustee's own policy, where its signature counts", async () => {
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(5, 3);
     const bad = people[4] as EdgeAgent;
     const device = await poisonedRecovery(people, w, alice, forgedShare(bad, bad.profile.policy));
@@ -411,7 +434,7 @@ describe('a poisoned share', () => {
   });
 
   // Attack: the same share, signed by another agent Alice's policy has (a stolen phone, say), whose signature counts for Alice.
-  it('nor does one signed by another of Alice\'s agents than the one that split the secret', async () => {
+  it("nor does one signed by another of Alice's agents than the one that split the secret", async () => {
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(5, 3);
     const phone = await w.pairAgent(alice, 'phone', FLAGS.PROVE);
     const device = await poisonedRecovery(people, w, alice, forgedShare(people[4] as EdgeAgent, undefined, phone.signingKey()));
@@ -424,7 +447,11 @@ describe('a poisoned share', () => {
 describe('trustee change window', () => {
   /** Prepares a change to trustees 1 and 2 and commits it with the ledger's answer lost: the ledger holds R', the wallet does not know it. */
   async function committedUnknowingly(alice: EdgeAgent, people: EdgeAgent[], oldR: Uint8Array): Promise<Uint8Array> {
-    const { secret: newR } = await prepareRecovery(alice, { offline: true, social: { trustees: ['trustee1', 'trustee2'], threshold: 2, insist: true }, delay: 0 });
+    const { secret: newR } = await prepareRecovery(alice, {
+      offline: true,
+      social: { trustees: ['trustee1', 'trustee2'], threshold: 2, insist: true },
+      delay: 0,
+    });
     await settle(alice, ...people);
     const real = alice.ledger.submit.bind(alice.ledger);
     alice.ledger.submit = async (event) => {
@@ -467,7 +494,7 @@ describe('trustee change window', () => {
 
 describe('cancel and replay', () => {
   // Attack: colluding trustees restart a cancelled delayed recovery at once (the key is not burnt), blocking the owner's change of secret behind it.
-  it('the owner, with her ADMIN devices and her paper, rotates at once over the trustees\' pending recovery', async () => {
+  it("the owner, with her ADMIN devices and her paper, rotates at once over the trustees' pending recovery", async () => {
     let now = Date.now();
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2, { delay: 3600, ledgerClock: () => now });
     const tablet = await w.pairAgent(alice, 'tablet', ALL_FLAGS);

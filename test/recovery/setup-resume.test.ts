@@ -53,7 +53,10 @@ describe('a setup whose shares failed to go out is rolled back; setting up again
         const { agent: faulty, faults } = withFaults(alice);
         faults.arm(inbound, nth, failure);
         let abandoned: Uint8Array | undefined;
-        await expectCodeAsync(prepareRecovery(faulty, social(['trustee1', 'trustee2', 'trustee3'], 2), async (r) => void (abandoned = copy(r))), 'AGENCY_UNREACHABLE');
+        await expectCodeAsync(
+          prepareRecovery(faulty, social(['trustee1', 'trustee2', 'trustee3'], 2), async (r) => void (abandoned = copy(r))),
+          'AGENCY_UNREACHABLE',
+        );
         // Nothing prepared to commit; nothing on the ledger; no backup under the abandoned secret.
         expect(readPrepared(alice)).toBeUndefined();
         expect((await alice.policy()).seq).toBe(seq);

@@ -71,7 +71,6 @@ function signAs(body: Record<string, unknown>, signer: ShareSigner = OWNER): Rec
 const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
-
 async function asyncCodeOf(promise: Promise<unknown>): Promise<ErrorCode | 'ok'> {
   try {
     await promise;
@@ -92,7 +91,12 @@ const settingArb = fc.integer({ min: 3, max: 10 }).chain((total) => fc.record({ 
 
 describe('checkTrusteeSetting', () => {
   it('accepts at least 3 trustees with a threshold from 2 to their number', () => {
-    for (const [trustees, threshold] of [[3, 2], [3, 3], [10, 2], [MAX_TRUSTEES, MAX_TRUSTEES]] as const) {
+    for (const [trustees, threshold] of [
+      [3, 2],
+      [3, 3],
+      [10, 2],
+      [MAX_TRUSTEES, MAX_TRUSTEES],
+    ] as const) {
       expect(() => checkTrusteeSetting(trustees, threshold, false)).not.toThrow();
     }
   });
@@ -145,7 +149,18 @@ describe('splitRecoverySecret', () => {
     expect(shares).toHaveLength(5);
     const hint = { owner: OWNER_INFO, trustees: trusteesOf(5), created: NOW.toISOString() };
     for (const [i, share] of shares.entries()) {
-      expect(share).toEqual({ v: 1, type: 'dkms-recovery-share', set: shares[0]?.set, index: i + 1, threshold: 3, total: 5, hint, share: share.share, signer: OWNER.key, sig: share.sig });
+      expect(share).toEqual({
+        v: 1,
+        type: 'dkms-recovery-share',
+        set: shares[0]?.set,
+        index: i + 1,
+        threshold: 3,
+        total: 5,
+        hint,
+        share: share.share,
+        signer: OWNER.key,
+        sig: share.sig,
+      });
       expect(fromBase64url(share.set)).toHaveLength(16);
       const bytes = bytesOf(share);
       expect(bytes).toHaveLength(SHARE_BYTES);
@@ -161,7 +176,7 @@ describe('splitRecoverySecret', () => {
     for (const i of range(3)) expect(a[i]?.share).not.toBe(b[i]?.share);
   });
 
-  it('leaves the caller\'s secret as it was, and takes a Buffer as well', async () => {
+  it("leaves the caller's secret as it was, and takes a Buffer as well", async () => {
     const secret = randomBytes(32);
     const copy = secret.slice();
     const shares = await makeShares(secret, 4, 2);
@@ -174,9 +189,15 @@ describe('splitRecoverySecret', () => {
   it('refuses a secret that is not 32 bytes, duplicate trustees, bad labels and a signer whose key is not its own', async () => {
     const options = { threshold: 2, trustees: trusteesOf(3), owner: OWNER_INFO, signer: OWNER };
     await expectCodeAsync(splitRecoverySecret(randomBytes(31), options), 'BAD_INPUT');
-    await expectCodeAsync(splitRecoverySecret(randomBytes(32), { ...options, trustees: [...trusteesOf(2), { id: 'conn:trustee-1', label: 'again' }] }), 'BAD_INPUT');
+    await expectCodeAsync(
+      splitRecoverySecret(randomBytes(32), { ...options, trustees: [...trusteesOf(2), { id: 'conn:trustee-1', label: 'again' }] }),
+      'BAD_INPUT',
+    );
     await expectCodeAsync(splitRecoverySecret(randomBytes(32), { ...options, owner: { policy: '', label: 'Alice' } }), 'BAD_INPUT');
-    await expectCodeAsync(splitRecoverySecret(randomBytes(32), { ...options, trustees: [...trusteesOf(2), { id: 'conn:3', label: 'x'.repeat(65) }] }), 'BAD_INPUT');
+    await expectCodeAsync(
+      splitRecoverySecret(randomBytes(32), { ...options, trustees: [...trusteesOf(2), { id: 'conn:3', label: 'x'.repeat(65) }] }),
+      'BAD_INPUT',
+    );
     const impostor = { key: agentSigner().key, sign: OWNER.sign };
     await expectCodeAsync(splitRecoverySecret(randomBytes(32), { ...options, signer: impostor }), 'BAD_INPUT');
   });
@@ -226,7 +247,12 @@ describe('Shamir M-of-N', () => {
       fc.asyncProperty(
         secretArb,
         settingArb.chain(({ total, threshold }) =>
-          fc.record({ total: fc.constant(total), threshold: fc.constant(threshold), exact: fc.shuffledSubarray(range(total), { minLength: threshold, maxLength: threshold }), more: fc.shuffledSubarray(range(total), { minLength: threshold }) }),
+          fc.record({
+            total: fc.constant(total),
+            threshold: fc.constant(threshold),
+            exact: fc.shuffledSubarray(range(total), { minLength: threshold, maxLength: threshold }),
+            more: fc.shuffledSubarray(range(total), { minLength: threshold }),
+          }),
         ),
         async (secret, { total, threshold, exact, more }) => {
           const shares = await makeShares(secret, total, threshold);
@@ -239,18 +265,26 @@ describe('Shamir M-of-N', () => {
     );
   });
 
-  it('M-1 shares are consistent with every secret: for any R\' one completing share makes the library combine to R\'', async () => {
+  it("M-1 shares are consistent with every secret: for any R' one completing share makes the library combine to R'", async () => {
     await fc.assert(
       fc.asyncProperty(
         secretArb,
         secretArb,
-        settingArb.chain(({ total, threshold }) => fc.record({ total: fc.constant(total), threshold: fc.constant(threshold), held: fc.shuffledSubarray(range(total), { minLength: threshold - 1, maxLength: threshold - 1 }) })),
+        settingArb.chain(({ total, threshold }) =>
+          fc.record({
+            total: fc.constant(total),
+            threshold: fc.constant(threshold),
+            held: fc.shuffledSubarray(range(total), { minLength: threshold - 1, maxLength: threshold - 1 }),
+          }),
+        ),
         fc.nat(),
         async (secret, other, { total, threshold, held }, pickX) => {
           const shares = await makeShares(secret, total, threshold);
           const known = held.map((i) => bytesOf(shares[i] as RecoveryShare));
           const used = new Set(known.map((s) => s[SHARE_BYTES - 1]));
-          const free = range(255).map((i) => i + 1).filter((x) => !used.has(x));
+          const free = range(255)
+            .map((i) => i + 1)
+            .filter((x) => !used.has(x));
           const x = free[pickX % free.length] as number;
           const completing = concatBytes(interpolateSharesAt(known, [{ x: 0, value: other }], x), Uint8Array.of(x));
           expect(await combine([...known, completing])).toEqual(other);
@@ -260,7 +294,7 @@ describe('Shamir M-of-N', () => {
     );
   });
 
-  it('the oracle\'s completing share for the true R at a withheld index is that trustee\'s real share', async () => {
+  it("the oracle's completing share for the true R at a withheld index is that trustee's real share", async () => {
     const secret = randomBytes(32);
     const shares = await makeShares(secret, 7, 4);
     const known = shares.slice(0, 3).map(bytesOf);
@@ -299,7 +333,10 @@ describe('no plaintext of R in a share', () => {
   /** Every trace of R a text could carry: whole encodings, and any 8-byte window raw, as hex or inside a base64url field. */
   function leaks(text: string): boolean {
     if ([toHex(R), toHex(R).toUpperCase(), toBase64url(R), Buffer.from(R).toString('base64'), toBase58btc(R)].some((e) => text.includes(e))) return true;
-    const decoded = (text.match(/[A-Za-z0-9_-]{11,}/g) ?? []).flatMap((s) => [Buffer.from(s, 'base64url'), ...[1, 2, 3].map((d) => Buffer.from(s.slice(d), 'base64url'))]);
+    const decoded = (text.match(/[A-Za-z0-9_-]{11,}/g) ?? []).flatMap((s) => [
+      Buffer.from(s, 'base64url'),
+      ...[1, 2, 3].map((d) => Buffer.from(s.slice(d), 'base64url')),
+    ]);
     return windows.some((w) => text.includes(toHex(w)) || containsBytes(utf8(text), w) || decoded.some((d) => containsBytes(d, w)));
   }
 
@@ -312,7 +349,12 @@ describe('no plaintext of R in a share', () => {
   });
 
   it('no share, serialized whole, nor its bytes, hint or summary, carries R or any 8 bytes of it', async () => {
-    for (const [total, threshold] of [[2, 2], [3, 2], [5, 3], [10, 10]] as const) {
+    for (const [total, threshold] of [
+      [2, 2],
+      [3, 2],
+      [5, 3],
+      [10, 10],
+    ] as const) {
       const shares = await makeShares(R, total, threshold);
       for (const share of shares) {
         const bytes = bytesOf(share);
@@ -357,7 +399,10 @@ describe('parseShare', () => {
       [{ ...valid, sig: valid.sig.slice(1) }, at('sig')],
       [{ ...valid, hint: { ...valid.hint, created: 'yesterday' } }, at('hint.created')],
       [{ ...valid, hint: { ...valid.hint, trustees: [] } }, at('hint.trustees')],
-      [{ ...valid, hint: { ...valid.hint, trustees: [...valid.hint.trustees.slice(0, 2), valid.hint.trustees[0]] } }, /^recovery share: hint\.trustees: trustee ids must be distinct$/],
+      [
+        { ...valid, hint: { ...valid.hint, trustees: [...valid.hint.trustees.slice(0, 2), valid.hint.trustees[0]] } },
+        /^recovery share: hint\.trustees: trustee ids must be distinct$/,
+      ],
       [{ ...valid, hint: { ...valid.hint, extra: 1 } }, /^recovery share: hint: .*"extra"/],
       [{ ...valid, hint: { ...valid.hint, owner: { policy: 'p' } } }, at('hint.owner.label')],
       [{ ...valid, extra: true }, /^recovery share: .*"extra"/],
@@ -471,7 +516,7 @@ describe('combineShares', () => {
     expect(await combineShares(shares, { set: shares[0]?.set as string })).toHaveLength(32);
   });
 
-  it('refuses a share signed by a key outside the owner\'s agents with SHARE_BAD_SIGNATURE', async () => {
+  it("refuses a share signed by a key outside the owner's agents with SHARE_BAD_SIGNATURE", async () => {
     const secret = randomBytes(32);
     const stranger = agentSigner();
     const forged = await makeShares(randomBytes(32), 3, 2, stranger);
@@ -514,7 +559,6 @@ describe('shareSummary', () => {
 // ---------------------------------------------------------------------------------------------
 // Mutations
 
-
 type Mutation =
   | { readonly kind: 'replace'; readonly value: unknown }
   | { readonly kind: 'delete' }
@@ -523,7 +567,10 @@ type Mutation =
   | { readonly kind: 'extra'; readonly name: string; readonly value: unknown };
 
 const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('replace' as const), value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(0, 1, 2, 3, 255, 256, -1, null, '', [], {})) }),
+  fc.record({
+    kind: fc.constant('replace' as const),
+    value: fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(0, 1, 2, 3, 255, 256, -1, null, '', [], {})),
+  }),
   fc.constant({ kind: 'delete' as const }),
   fc.record({ kind: fc.constant('char' as const), at: fc.nat(), with: fc.nat({ max: BASE64URL_CHARS.length - 1 }) }),
   fc.record({ kind: fc.constant('number' as const), delta: fc.constantFrom(-1, 1, 0.5, 254) }),
@@ -569,23 +616,27 @@ describe('mutated shares', () => {
     const shares = await makeShares(secret, 4, 3);
     const all = paths(shares[0]);
     await fc.assert(
-      fc.asyncProperty(fc.nat({ max: 3 }), fc.array(fc.tuple(fc.nat({ max: all.length - 1 }), mutationArb), { minLength: 1, maxLength: 3 }), async (which, mutations) => {
-        const original = shares[which] as RecoveryShare;
-        let mutated: unknown = original;
-        for (const [p, mutation] of mutations) {
-          const path = all[p] as Path;
-          if (getAt(mutated, path.slice(0, -1)) instanceof Object) mutated = mutate(mutated, path, mutation);
-        }
-        const others = shares.filter((s) => s !== original).slice(0, 2);
-        const code = codeOf(() => parseShare(mutated));
-        if (code !== 'ok') {
-          expect(['SHARE_MALFORMED', 'SHARE_BAD_SIGNATURE']).toContain(code);
-          expect(await asyncCodeOf(combineShares([mutated as RecoveryShare, ...others]))).toBe(code);
-          return;
-        }
-        expect(canonicalJson(parseShare(mutated))).toBe(canonicalJson(original));
-        expect(await combineShares([parseShare(mutated), ...others])).toEqual(secret);
-      }),
+      fc.asyncProperty(
+        fc.nat({ max: 3 }),
+        fc.array(fc.tuple(fc.nat({ max: all.length - 1 }), mutationArb), { minLength: 1, maxLength: 3 }),
+        async (which, mutations) => {
+          const original = shares[which] as RecoveryShare;
+          let mutated: unknown = original;
+          for (const [p, mutation] of mutations) {
+            const path = all[p] as Path;
+            if (getAt(mutated, path.slice(0, -1)) instanceof Object) mutated = mutate(mutated, path, mutation);
+          }
+          const others = shares.filter((s) => s !== original).slice(0, 2);
+          const code = codeOf(() => parseShare(mutated));
+          if (code !== 'ok') {
+            expect(['SHARE_MALFORMED', 'SHARE_BAD_SIGNATURE']).toContain(code);
+            expect(await asyncCodeOf(combineShares([mutated as RecoveryShare, ...others]))).toBe(code);
+            return;
+          }
+          expect(canonicalJson(parseShare(mutated))).toBe(canonicalJson(original));
+          expect(await combineShares([parseShare(mutated), ...others])).toEqual(secret);
+        },
+      ),
       { numRuns: 400 },
     );
   });

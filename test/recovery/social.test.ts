@@ -199,7 +199,7 @@ describe('backups', () => {
 });
 
 describe('a backup file', () => {
-  it('restores without the agency\'s copy, and only with its own recovery secret', async () => {
+  it("restores without the agency's copy, and only with its own recovery secret", async () => {
     const { w, alice, secret } = await aliceWithTrustees(3, 2);
     const file = join(tempDir(), 'alice.backup');
     await makeBackup(alice, { file });
@@ -226,7 +226,11 @@ describe('changing trustees', () => {
     // New shares of a new secret go to trustees 2, 3 and 4; then Alice's device is lost.
     await prepareRecovery(alice, { offline: false, social: { trustees: ['trustee2', 'trustee3', 'trustee4'], threshold: 2, insist: false }, delay: 0 });
     await settle(alice, ...people, newcomer);
-    expect(heldShares(people[1] as EdgeAgent)[0]?.shares.map((s) => s.state).sort()).toEqual(['active', 'prepared']);
+    expect(
+      heldShares(people[1] as EdgeAgent)[0]
+        ?.shares.map((s) => s.state)
+        .sort(),
+    ).toEqual(['active', 'prepared']);
 
     // Trustees 1 and 2 release what they hold: the old set is complete, the new one is not.
     const { device, secrets } = await recoverThrough(w, people.slice(0, 2));
@@ -272,7 +276,7 @@ describe('changing trustees', () => {
 });
 
 describe('compromise', () => {
-  it('a thief who revoked the owner\'s other agents still loses to the recovery key', async () => {
+  it("a thief who revoked the owner's other agents still loses to the recovery key", async () => {
     const { w, alice, secret } = await aliceWithTrustees(3, 2);
     const phone = await w.pairAgent(alice, 'phone', ALL_FLAGS);
     await makeBackup(alice);
@@ -284,14 +288,17 @@ describe('compromise', () => {
     expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
     // The thief's device still signs, and every change it tries is refused.
     const record = await device.policy();
-    const takeBack = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: phone.profile.key, kx: phone.profile.kx, flags: ALL_FLAGS } }), [agentSigner(phone.wallet)]);
+    const takeBack = signEvent(
+      nextEvent('policy.grant', record.subject, record, { agent: { key: phone.profile.key, kx: phone.profile.kx, flags: ALL_FLAGS } }),
+      [agentSigner(phone.wallet)],
+    );
     await expectCodeAsync(phone.ledger.submit(takeBack), 'EVENT_UNAUTHORIZED');
     const revokeOwner = signEvent(nextEvent('policy.revoke', record.subject, record, { key: device.profile.key }), [agentSigner(phone.wallet)]);
     await expectCodeAsync(phone.ledger.submit(revokeOwner), 'EVENT_UNAUTHORIZED');
     expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
   });
 
-  it('the thief signing while the owner recovers: the ledger ends with only the owner\'s new agent', async () => {
+  it("the thief signing while the owner recovers: the ledger ends with only the owner's new agent", async () => {
     const { w, alice, secret } = await aliceWithTrustees(3, 2);
     const phone = await w.pairAgent(alice, 'phone', ALL_FLAGS);
     await makeBackup(alice);
@@ -333,14 +340,16 @@ describe('compromise', () => {
     // The thief really was changing the policy while the owner restored.
     expect(codes).toContain('accepted');
     const record = await device.policy();
-    const again = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: extraKeys.key, kx: extraKeys.kx, flags: FLAGS.PROVE } }), [agentSigner(phone.wallet)]);
+    const again = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: extraKeys.key, kx: extraKeys.kx, flags: FLAGS.PROVE } }), [
+      agentSigner(phone.wallet),
+    ]);
     await expectCodeAsync(phone.ledger.submit(again), 'EVENT_UNAUTHORIZED');
     expect(await agentKeys(device)).toEqual([device.profile.key, device.cloud().key].sort());
   });
 });
 
 describe('a recovery delay', () => {
-  it('lets the owner\'s devices cancel a recovery they did not start; the owner\'s own completes after the delay', async () => {
+  it("lets the owner's devices cancel a recovery they did not start; the owner's own completes after the delay", async () => {
     let now = Date.now();
     const { w, alice, trustees: people, secret } = await aliceWithTrustees(3, 2, { delay: 3600, ledgerClock: () => now });
     expect((await alice.policy()).policy.recovery.delay).toBe(3600);
@@ -372,7 +381,7 @@ describe('a recovery delay', () => {
 });
 
 describe('guest mail for the new device', () => {
-  it('is let in by Alice\'s trustees alone: her setup names their connection keys at her cloud agent, and anyone else is refused', async () => {
+  it("is let in by Alice's trustees alone: her setup names their connection keys at her cloud agent, and anyone else is refused", async () => {
     const { w, alice, trustees: held } = await aliceWithTrustees(3, 2);
     const cloud = alice.cloud();
     const device = provisionKeys((await w.newAgent()).wallet);
@@ -390,7 +399,10 @@ describe('guest mail for the new device', () => {
       if (key === undefined) throw new Error('a trustee has no connection with alice');
       return key;
     };
-    for (const trustee of held) expect(await new AgencyClient(cloud.agency, trustee.signingKey(keyWithAlice(trustee))).allowGuest(cloud.kx, device.key)).toMatchObject({ key: device.key });
+    for (const trustee of held)
+      expect(await new AgencyClient(cloud.agency, trustee.signingKey(keyWithAlice(trustee))).allowGuest(cloud.kx, device.key)).toMatchObject({
+        key: device.key,
+      });
     // A trustee rotates its keys of the connection: once Alice's agent has the new ones, so does her cloud agent.
     const first = held[0] as EdgeAgent;
     const before = keyWithAlice(first);

@@ -19,7 +19,12 @@ import { copy, describeFailure, expectSetUp, inbound, social, type CommitStep } 
 import { aliceWithTrustees, connect, drain, settle, world } from '../helpers/world.js';
 
 const CHANGE: readonly CommitStep[] = [
-  { name: 'the commitment, signed by the current secret', code: 'LEDGER_UNREACHABLE', committed: false, arm: (f, x) => f.armLedger((e) => e.type === 'policy.recover', 0, x) },
+  {
+    name: 'the commitment, signed by the current secret',
+    code: 'LEDGER_UNREACHABLE',
+    committed: false,
+    arm: (f, x) => f.armLedger((e) => e.type === 'policy.recover', 0, x),
+  },
   { name: 'the end sent to the trustee left out', code: 'AGENCY_UNREACHABLE', committed: true, arm: (f, x) => f.arm(inbound, 2, x) },
   { name: "the old secret's backups deleted", code: 'AGENCY_UNREACHABLE', committed: true, arm: (f, x) => f.arm(({ method }) => method === 'DELETE', 0, x) },
 ];
@@ -44,7 +49,11 @@ describe('a change of trustees, its commit failed at each step, finishes when co
         // The trustee left out holds nothing for Alice any more, nor the key her shares were sealed to.
         expect(heldShares(left)).toEqual([]);
         expect(left.wallet.listKeys('x25519').filter((k) => k.name.startsWith('trustee-'))).toEqual([]);
-        expect(trustees(alice).map((t) => t.label).sort()).toEqual(['trustee2', 'trustee3']);
+        expect(
+          trustees(alice)
+            .map((t) => t.label)
+            .sort(),
+        ).toEqual(['trustee2', 'trustee3']);
         // The old secret's backups are gone.
         await expectCodeAsync(fetchBackupIndex(w.agencyUrl, old.locator), 'BACKUP_NOT_FOUND');
         old.wipe();
@@ -74,7 +83,12 @@ describe('inviting trustees', () => {
     await settle(alice, bob, carol);
     expect(trusteeOffers(bob)).toHaveLength(1);
     expect(trusteeOffers(carol)).toHaveLength(1);
-    expect(trustees(alice).map((t) => [t.label, t.status])).toEqual(expect.arrayContaining([['bob', 'offered'], ['carol', 'offered']]));
+    expect(trustees(alice).map((t) => [t.label, t.status])).toEqual(
+      expect.arrayContaining([
+        ['bob', 'offered'],
+        ['carol', 'offered'],
+      ]),
+    );
     expect(trustees(alice)).toHaveLength(2);
     // Accepted, a trustee is not invited again.
     await answerOffer(bob, (trusteeOffers(bob)[0] as { id: string }).id, true);

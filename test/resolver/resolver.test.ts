@@ -26,7 +26,7 @@ function expectFailure(result: DIDResolutionResult, error: string, code: RegExp)
 }
 
 describe('did:dkms through did-resolver', () => {
-  it('resolves a DID to the document its verified events make: policy keys, the DID\'s services, W3C metadata', async () => {
+  it("resolves a DID to the document its verified events make: policy keys, the DID's services, W3C metadata", async () => {
     const s = await didStory();
     const result = await resolverFor(s).resolve(s.did);
 
@@ -57,7 +57,7 @@ describe('did:dkms through did-resolver', () => {
     expectFailure(await resolver.resolve(s.did, { accept: 'text/html' }), 'representationNotSupported', /^BAD_INPUT: /);
   });
 
-  it('takes a LedgerClient of the caller\'s own as the ledger', async () => {
+  it("takes a LedgerClient of the caller's own as the ledger", async () => {
     const s = await didStory();
     const client = new LedgerClient({ url: s.ledger.url, trustedKeys: [s.ledger.signer.key] });
     const result = await new Resolver(getResolver({ ledger: client })).resolve(s.did);
@@ -94,11 +94,16 @@ describe('did:dkms through did-resolver', () => {
     const s = await didStory();
     const result = await resolverFor(s).resolve(s.gone);
     expect(result.didResolutionMetadata).toEqual({ contentType: 'application/did+ld+json' });
-    expect(result.didDocumentMetadata).toMatchObject({ deactivated: true, versionId: s.ids[5], created: iso(s.t0 + 4 * MINUTE), updated: iso(s.t0 + 5 * MINUTE) });
+    expect(result.didDocumentMetadata).toMatchObject({
+      deactivated: true,
+      versionId: s.ids[5],
+      created: iso(s.t0 + 4 * MINUTE),
+      updated: iso(s.t0 + 5 * MINUTE),
+    });
     expect(result.didDocument).toMatchObject({ id: s.gone, verificationMethod: [], authentication: [], keyAgreement: [], service: [] });
   });
 
-  it('resolves ?versionId= to the last state of that version, with the next version\'s id and time', async () => {
+  it("resolves ?versionId= to the last state of that version, with the next version's id and time", async () => {
     const s = await didStory();
     const resolver = resolverFor(s);
     const first = await resolver.resolve(`${s.did}?versionId=${s.ids[1]}`);
@@ -158,7 +163,7 @@ describe('did:dkms through did-resolver', () => {
     expect(beforeDeactivation.didDocumentMetadata).toMatchObject({ deactivated: false, nextVersionId: s.ids[5] });
   });
 
-  it('gives an error result and no document when a node\'s answer does not verify', async () => {
+  it("gives an error result and no document when a node's answer does not verify", async () => {
     const s = await didStory();
     const proxy = await startProxy(s.ledger.url);
     const resolver = resolverFor(s, proxy.url);
@@ -173,15 +178,24 @@ describe('did:dkms through did-resolver', () => {
     expectFailure(await resolver.resolve(s.did), 'verificationFailed', /^LEDGER_BAD_(PROOF|CHAIN): the ledger node's answer does not verify/);
 
     // A node cannot make an existing DID look absent without a proof of its absence.
-    proxy.lie = ({ path }) => (path.startsWith('/v1/dids/') ? { status: 404, body: { type: 'urn:dkms:error:SUBJECT_NOT_FOUND', title: 'SUBJECT_NOT_FOUND', status: 404, detail: 'no DID', code: 'SUBJECT_NOT_FOUND' } } : undefined);
+    proxy.lie = ({ path }) =>
+      path.startsWith('/v1/dids/')
+        ? {
+            status: 404,
+            body: { type: 'urn:dkms:error:SUBJECT_NOT_FOUND', title: 'SUBJECT_NOT_FOUND', status: 404, detail: 'no DID', code: 'SUBJECT_NOT_FOUND' },
+          }
+        : undefined;
     expectFailure(await resolver.resolve(s.did), 'verificationFailed', /^LEDGER_BAD_MAP_PROOF: /);
 
     // A head signed with another key.
-    proxy.lie = ({ path, body }) => (path === '/v1/head' || path.startsWith('/v1/dids/') ? { body: { ...(clone(body) as object), head: { ...(body as { head: object }).head, sig: flipFirst((body as { head: { sig: string } }).head.sig) } } } : undefined);
+    proxy.lie = ({ path, body }) =>
+      path === '/v1/head' || path.startsWith('/v1/dids/')
+        ? { body: { ...(clone(body) as object), head: { ...(body as { head: object }).head, sig: flipFirst((body as { head: { sig: string } }).head.sig) } } }
+        : undefined;
     expectFailure(await resolver.resolve(`${s.did}?versionId=${s.ids[1]}`), 'verificationFailed', /^LEDGER_BAD_HEAD: /);
   });
 
-  it('never takes the node\'s own summary of the document', async () => {
+  it("never takes the node's own summary of the document", async () => {
     const s = await didStory();
     const proxy = await startProxy(s.ledger.url, ({ path, status, body }) => {
       if (status !== 200 || !path.startsWith('/v1/dids/')) return undefined;

@@ -55,8 +55,14 @@ export async function didStory(server: LedgerServerOptions = {}): Promise<DidSto
     return receipt;
   };
   const policy = (await submit(signEvent(policyCreate([laptop.agent(ALL_FLAGS)], commitment([testKey()])), [laptop]))).subject as PolicyAddress;
-  const did = (await submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: AGENCY_BEFORE }]), [laptop]))).subject as Did;
-  await submit(signEvent(nextEvent('did.update', did, await latest(node, did), { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: AGENCY_AFTER }] }), [laptop]));
+  const did = (await submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: AGENCY_BEFORE }]), [laptop])))
+    .subject as Did;
+  await submit(
+    signEvent(
+      nextEvent('did.update', did, await latest(node, did), { services: [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: AGENCY_AFTER }] }),
+      [laptop],
+    ),
+  );
   await submit(signEvent(nextEvent('policy.grant', policy, await latest(node, policy), { agent: phone.agent(FLAGS.PROVE) }), [laptop]));
   const gone = (await submit(signEvent(didCreate(policy), [laptop]))).subject as Did;
   await submit(signEvent(nextEvent('did.deactivate', gone, await latest(node, gone), {}), [laptop]));

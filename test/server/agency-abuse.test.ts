@@ -21,7 +21,7 @@ const FLOOD_MS = 4000;
 const pace = () => new Promise((resolve) => setTimeout(resolve, 100));
 
 describe('an agency under abuse', () => {
-  it('keeps serving the owner\'s agents while strangers flood it with validly signed requests, and keeps nothing of theirs', async () => {
+  it("keeps serving the owner's agents while strangers flood it with validly signed requests, and keeps nothing of theirs", async () => {
     const verifier = new RequestVerifier();
     // The agency's default limits: 200 requests a second per address, 50 per admitted key.
     const w = await world({ agency: { verifier, rateLimitPerSecond: 200, agentRequestsPerSecond: 50 } });
@@ -36,25 +36,43 @@ describe('an agency under abuse', () => {
     // One throwaway key, and a fresh one every 64 requests; times up to 50 s ahead. Pickups, syncs
     // of Alice's cloud agent and registrations of her policy: what an agent does.
     let stranger = edgeAgent();
-    const attack = flood(w.agencyUrl, (i) => {
-      if (i % 64 === 0) stranger = edgeAgent();
-      const ahead = (i % 5) * 10_000;
-      switch (i % 4) {
-        case 0:
-        case 1:
-          return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(stranger.signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };
-        case 2: {
-          const path = `/v1/cloud-agents/${id}/sync`;
-          return { method: 'POST', path, headers: { ...signedAhead(stranger.signer, 'POST', path, {}, ahead), 'content-type': 'application/json' }, body: '{}' };
+    const attack = flood(
+      w.agencyUrl,
+      (i) => {
+        if (i % 64 === 0) stranger = edgeAgent();
+        const ahead = (i % 5) * 10_000;
+        switch (i % 4) {
+          case 0:
+          case 1:
+            return {
+              method: 'GET',
+              path: '/v1/mailbox?limit=1&wait=0',
+              headers: signedAhead(stranger.signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead),
+            };
+          case 2: {
+            const path = `/v1/cloud-agents/${id}/sync`;
+            return {
+              method: 'POST',
+              path,
+              headers: { ...signedAhead(stranger.signer, 'POST', path, {}, ahead), 'content-type': 'application/json' },
+              body: '{}',
+            };
+          }
+          default: {
+            const body = { policy: laptop.profile.policy };
+            return {
+              method: 'POST',
+              path: '/v1/cloud-agents',
+              headers: { ...signedAhead(stranger.signer, 'POST', '/v1/cloud-agents', body, ahead), 'content-type': 'application/json' },
+              body: JSON.stringify(body),
+            };
+          }
         }
-        default: {
-          const body = { policy: laptop.profile.policy };
-          return { method: 'POST', path: '/v1/cloud-agents', headers: { ...signedAhead(stranger.signer, 'POST', '/v1/cloud-agents', body, ahead), 'content-type': 'application/json' }, body: JSON.stringify(body) };
-        }
-      }
-      // 64 in flight: a refused sync or registration is held up to 2 s (while the agency waits for
-      // its ledger follower to tell a just-granted agent from a stranger), pickups are not.
-    }, 64);
+        // 64 in flight: a refused sync or registration is held up to 2 s (while the agency waits for
+        // its ledger follower to tell a just-granted agent from a stranger), pickups are not.
+      },
+      64,
+    );
 
     // Meanwhile the owner's agents sync, pick up, and receive what a real peer sends them.
     const started = Date.now();
@@ -90,10 +108,12 @@ describe('an agency under abuse', () => {
     expect(inbox(phone).at(-1)?.content).toBe('after the flood');
   });
 
-  it('keeps taking a peer\'s messages for the owner while strangers flood its mailboxes with junk, each held to its share', async () => {
+  it("keeps taking a peer's messages for the owner while strangers flood its mailboxes with junk, each held to its share", async () => {
     // Mailboxes of 6 MiB and a sender's share of 1 MiB (the defaults: 64 and 8), so that the flood
     // meets its share within seconds: the four attacking addresses together hold at most 4 MiB.
-    const w = await world({ agency: { rateLimitPerSecond: 200, agentRequestsPerSecond: 50, limits: { maxBytes: 6 * 1024 * 1024, maxSourceBytes: 1024 * 1024 } } });
+    const w = await world({
+      agency: { rateLimitPerSecond: 200, agentRequestsPerSecond: 50, limits: { maxBytes: 6 * 1024 * 1024, maxSourceBytes: 1024 * 1024 } },
+    });
     const laptop = await w.makeOwner('alice');
     const phone = await w.pairAgent(laptop, 'phone', FLAGS.ADMIN);
     const bob = await w.makeOwner('bob');

@@ -114,7 +114,11 @@ function sender(): AgreementKey {
 
 /** The envelope for the final recipients: authcrypted to their kx keys by a throwaway sender. */
 function innerEnvelope(to: readonly Edge[], text: string): Jwe {
-  return authcrypt(messageBytes(newMessage(NOTE, { text })), sender(), to.map((e) => ({ kid: e.agreement.kid, publicKey: e.agreement.publicKey })));
+  return authcrypt(
+    messageBytes(newMessage(NOTE, { text })),
+    sender(),
+    to.map((e) => ({ kid: e.agreement.kid, publicKey: e.agreement.publicKey })),
+  );
 }
 
 const mediator = (cloud: CloudAgentDescription) => [{ kid: cloud.routingKey, publicKey: decodePublicKey(cloud.kx, 'x25519').publicKey }];
@@ -139,7 +143,14 @@ async function inbox(client: AgencyClient, edge: Edge): Promise<string[]> {
 // Raw HTTP
 
 /** A signed request as AgencyClient makes it, with `headers` applied on top. */
-function signed(base: string, signer: RequestSigner, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+function signed(
+  base: string,
+  signer: RequestSigner,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
   const auth = signRequest(signer, method, path, body);
   return call(`${base}${path}`, {
     method,
@@ -148,7 +159,8 @@ function signed(base: string, signer: RequestSigner, method: 'GET' | 'POST', pat
   });
 }
 
-const postRaw = (url: string, body: string, contentType = 'application/didcomm-encrypted+json') => call(url, { method: 'POST', headers: { 'content-type': contentType }, body });
+const postRaw = (url: string, body: string, contentType = 'application/didcomm-encrypted+json') =>
+  call(url, { method: 'POST', headers: { 'content-type': contentType }, body });
 
 /** Asserts an RFC 9457 problem carrying `code` with its HTTP status. */
 function expectProblem(answer: Answer, status: number, code: string): void {
@@ -183,7 +195,7 @@ describe('agency API: registering a cloud agent', () => {
     expectProblem(await call(`${o.running.url}/v1/cloud-agents/${toBase58btc(randomBytes(16))}`), 404, 'CLOUD_AGENT_NOT_FOUND');
   });
 
-  it('reads policies only from ledger nodes it trusts: a pinned key that is not the node\'s refuses registration', async () => {
+  it("reads policies only from ledger nodes it trusts: a pinned key that is not the node's refuses registration", async () => {
     const o = await owner();
     const pinned = await runAgency(tempDir('dkms-agency-home-'), o.ledger.url, { trustedLedgerKeys: [o.laptop.key] });
     await expect(o.client(o.laptop, pinned).register(o.policy)).rejects.toMatchObject({ code: 'LEDGER_BAD_HEAD' });
@@ -217,7 +229,15 @@ describe('agency API: registering a cloud agent', () => {
 
   it('refuses unsigned registration and bad bodies', async () => {
     const o = await owner();
-    expectProblem(await call(`${o.running.url}/v1/cloud-agents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ policy: o.policy }) }), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(
+      await call(`${o.running.url}/v1/cloud-agents`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ policy: o.policy }),
+      }),
+      401,
+      'REQUEST_UNAUTHORIZED',
+    );
     expectProblem(await signed(o.running.url, o.laptop.signer, 'POST', '/v1/cloud-agents', { policy: o.policy, extra: 1 }), 400, 'BAD_INPUT');
     expectProblem(await signed(o.running.url, o.laptop.signer, 'POST', '/v1/cloud-agents', {}), 400, 'BAD_INPUT');
   });
@@ -242,7 +262,11 @@ describe('agency API: signed requests', () => {
     const { o, ackPath, ackBody, unchanged } = await withMail();
     for (const name of ['x-dkms-key', 'x-dkms-time', 'x-dkms-nonce', 'x-dkms-signature']) {
       const auth = Object.fromEntries(Object.entries(signRequest(o.phone.signer, 'POST', ackPath, ackBody)).filter(([header]) => header !== name));
-      const answer = await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) });
+      const answer = await call(`${o.running.url}${ackPath}`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(ackBody),
+      });
       expectProblem(answer, 401, 'REQUEST_UNAUTHORIZED');
     }
     expectProblem(await call(`${o.running.url}/v1/mailbox`), 401, 'REQUEST_UNAUTHORIZED');
@@ -253,7 +277,11 @@ describe('agency API: signed requests', () => {
     const { o, ackPath, ackBody, unchanged } = await withMail();
     const auth = signRequest(o.phone.signer, 'POST', ackPath, ackBody);
     const send = (headers: Record<string, string>) =>
-      call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, ...headers, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) });
+      call(`${o.running.url}${ackPath}`, {
+        method: 'POST',
+        headers: { ...auth, ...headers, 'content-type': 'application/json' },
+        body: JSON.stringify(ackBody),
+      });
     expectProblem(await send({ 'x-dkms-signature': flipFirst(auth['x-dkms-signature'] as string) }), 401, 'REQUEST_UNAUTHORIZED');
     expectProblem(await send({ 'x-dkms-signature': 'not base64url!' }), 401, 'REQUEST_UNAUTHORIZED');
     expectProblem(await send({ 'x-dkms-signature': toBase64url(randomBytes(32)) }), 401, 'REQUEST_UNAUTHORIZED');
@@ -270,11 +298,19 @@ describe('agency API: signed requests', () => {
   it('refuses a body changed after signing', async () => {
     const { o, ackPath, ackBody, unchanged } = await withMail();
     const auth = signRequest(o.phone.signer, 'POST', ackPath, { ids: ackBody.ids.map((id) => `${id}0`) });
-    const answer = await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) });
+    const answer = await call(`${o.running.url}${ackPath}`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify(ackBody),
+    });
     expectProblem(answer, 401, 'REQUEST_UNAUTHORIZED');
     // Signed without a body, sent with one.
     const bodiless = signRequest(o.phone.signer, 'POST', ackPath);
-    expectProblem(await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...bodiless, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) }), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(
+      await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...bodiless, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) }),
+      401,
+      'REQUEST_UNAUTHORIZED',
+    );
     await unchanged();
   });
 
@@ -282,7 +318,11 @@ describe('agency API: signed requests', () => {
     const { o, ackPath, ackBody, unchanged } = await withMail();
     const syncPath = `/v1/cloud-agents/${o.cloud.id}/sync`;
     const auth = signRequest(o.phone.signer, 'POST', syncPath, ackBody);
-    expectProblem(await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) }), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(
+      await call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) }),
+      401,
+      'REQUEST_UNAUTHORIZED',
+    );
     const pickup = signRequest(o.phone.signer, 'GET', '/v1/mailbox?limit=1&wait=0');
     expectProblem(await call(`${o.running.url}/v1/mailbox?limit=2&wait=0`, { headers: pickup }), 401, 'REQUEST_UNAUTHORIZED');
     const posted = signRequest(o.phone.signer, 'POST', '/v1/mailbox?limit=1&wait=0');
@@ -322,7 +362,8 @@ describe('agency API: signed requests', () => {
     await unchanged();
     // A captured acknowledgement goes through once; its replay is refused.
     const auth = signRequest(o.phone.signer, 'POST', ackPath, ackBody);
-    const ack = () => call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) });
+    const ack = () =>
+      call(`${o.running.url}${ackPath}`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(ackBody) });
     expect(await ack()).toMatchObject({ status: 200, body: { acknowledged: 1 } });
     expectProblem(await ack(), 409, 'REQUEST_REPLAYED');
     expect(await phone.pickup()).toEqual([]);
@@ -347,7 +388,7 @@ describe('agency API: inbound, pickup and acknowledgement', () => {
     }
   });
 
-  it('routes a forward whose next is the owner\'s policy to every agent', async () => {
+  it("routes a forward whose next is the owner's policy to every agent", async () => {
     const o = await owner();
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.laptop, o.phone], 'by policy', o.policy));
     expect(await inbox(o.client(o.laptop), o.laptop)).toEqual(['by policy']);
@@ -409,7 +450,7 @@ describe('agency API: durability', () => {
   });
 });
 
-describe('agency API: following the owner\'s policy', () => {
+describe("agency API: following the owner's policy", () => {
   it('routes to a newly granted agent after sync, and drops a revoked one with its mail, refusing mail for it', async () => {
     // The agency does not follow the ledger on its own here (agency-follow.test.ts does): this is sync.
     const o = await owner({ followIntervalMs: 3_600_000 });
@@ -422,7 +463,7 @@ describe('agency API: following the owner\'s policy', () => {
 
     const synced = await signed(o.running.url, o.laptop.signer, 'POST', `/v1/cloud-agents/${o.cloud.id}/sync`, {});
     expect(synced).toMatchObject({ status: 200, body: { added: [tablet.key], removed: [] } });
-    expect(((synced.body as { routes: { agentKey: string }[] }).routes.map((r) => r.agentKey)).sort()).toEqual([o.laptop.key, o.phone.key, tablet.key].sort());
+    expect((synced.body as { routes: { agentKey: string }[] }).routes.map((r) => r.agentKey).sort()).toEqual([o.laptop.key, o.phone.key, tablet.key].sort());
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.laptop, o.phone, tablet], 'after grant'));
     expect(await inbox(tabletClient, tablet)).toEqual(['after grant']);
     expect(await inbox(o.client(o.phone), o.phone)).toEqual(['before sync', 'after grant']);
@@ -452,21 +493,30 @@ describe('agency API: following the owner\'s policy', () => {
     await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.kx, o.phone.key), 'REQUEST_UNAUTHORIZED');
     expect(await o.client(o.laptop).allowGuest(o.cloud.kx, pairing.key)).toMatchObject({ key: pairing.key });
     expect(await o.client(pairing).pickup()).toEqual([]);
-    expect(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [pairing], 'welcome', pairing.didKey)))).toMatchObject({ status: 202, body: { accepted: 1 } });
+    expect(await postRaw(o.cloud.endpoint, JSON.stringify(forward(o.cloud, [pairing], 'welcome', pairing.didKey)))).toMatchObject({
+      status: 202,
+      body: { accepted: 1 },
+    });
     expect(await inbox(o.client(pairing), pairing)).toEqual(['welcome']);
     await expectCodeAsync(phone.sync(o.cloud.id), 'REQUEST_UNAUTHORIZED');
     // Syncing again changes nothing, and the revoked agent's mail is still refused.
-    expect(await signed(o.running.url, o.laptop.signer, 'POST', `/v1/cloud-agents/${o.cloud.id}/sync`, {})).toMatchObject({ status: 200, body: { added: [], removed: [] } });
+    expect(await signed(o.running.url, o.laptop.signer, 'POST', `/v1/cloud-agents/${o.cloud.id}/sync`, {})).toMatchObject({
+      status: 200,
+      body: { added: [], removed: [] },
+    });
     await expectCodeAsync(postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'still revoked', o.phone.didKey)), 'NOT_FOUND');
     await expectCodeAsync(phone.pickup(), 'MAILBOX_NOT_FOUND');
     // Granted again and synced, the phone is routed again and gets its mail.
     await grant(o, o.phone);
-    expect(await signed(o.running.url, o.laptop.signer, 'POST', `/v1/cloud-agents/${o.cloud.id}/sync`, {})).toMatchObject({ status: 200, body: { added: [o.phone.key], removed: [] } });
+    expect(await signed(o.running.url, o.laptop.signer, 'POST', `/v1/cloud-agents/${o.cloud.id}/sync`, {})).toMatchObject({
+      status: 200,
+      body: { added: [o.phone.key], removed: [] },
+    });
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'welcome back', o.phone.didKey));
     expect(await inbox(phone, o.phone)).toEqual(['welcome back']);
   });
 
-  it('lets another owner\'s policy name the same agent without blocking the real owner or touching its mail', async () => {
+  it("lets another owner's policy name the same agent without blocking the real owner or touching its mail", async () => {
     // The attacker's policy grants the victim's phone (a grant needs no proof that the key is held),
     // and the attacker registers its cloud agent, routing to the phone, before the owner does.
     const attacker = edgeAgent();
@@ -504,7 +554,10 @@ describe('agency API: following the owner\'s policy', () => {
 
     // The attacker drops the phone: only the attacker's mail for it goes.
     await revoke(theirs, o.phone);
-    expect(await signed(o.running.url, attacker.signer, 'POST', `/v1/cloud-agents/${stranger.id}/sync`, {})).toMatchObject({ status: 200, body: { added: [], removed: [o.phone.key] } });
+    expect(await signed(o.running.url, attacker.signer, 'POST', `/v1/cloud-agents/${stranger.id}/sync`, {})).toMatchObject({
+      status: 200,
+      body: { added: [], removed: [o.phone.key] },
+    });
     const left = await phone.pickup();
     expect(left.map((m) => open(o.phone, m))).toEqual(['from my owner', 'for every agent']);
     await expectCodeAsync(postEnvelope(stranger.endpoint, forward(stranger, [o.phone], 'stranger 3', o.phone.didKey)), 'NOT_FOUND');
@@ -518,7 +571,11 @@ describe('agency API: following the owner\'s policy', () => {
     const o = await owner();
     await expectCodeAsync(o.client(edgeAgent()).sync(o.cloud.id), 'REQUEST_UNAUTHORIZED');
     await expectCodeAsync(o.client(o.laptop).sync(toBase58btc(randomBytes(16))), 'CLOUD_AGENT_NOT_FOUND');
-    expectProblem(await call(`${o.running.url}/v1/cloud-agents/${o.cloud.id}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), 401, 'REQUEST_UNAUTHORIZED');
+    expectProblem(
+      await call(`${o.running.url}/v1/cloud-agents/${o.cloud.id}/sync`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+      401,
+      'REQUEST_UNAUTHORIZED',
+    );
   });
 });
 
@@ -573,7 +630,26 @@ describe('agency API: refused envelopes', () => {
   it('answers a signed pickup whose query is not what the schema says (no integer, out of range, unknown) with BAD_INPUT, showing no server detail', async () => {
     const o = await owner();
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'waiting', o.phone.didKey));
-    for (const query of ['limit=Infinity', 'limit=1e999', 'limit=-Infinity', 'limit=NaN', 'limit=1.5', 'limit=0', 'limit=501', 'limit=-1', 'limit=abc', 'limit=', 'limit=1e2', 'limit=0x10', 'limit=%201', 'wait=31', 'wait=1.5', 'wait=Infinity', 'limit=1&limit=2', 'other=1']) {
+    for (const query of [
+      'limit=Infinity',
+      'limit=1e999',
+      'limit=-Infinity',
+      'limit=NaN',
+      'limit=1.5',
+      'limit=0',
+      'limit=501',
+      'limit=-1',
+      'limit=abc',
+      'limit=',
+      'limit=1e2',
+      'limit=0x10',
+      'limit=%201',
+      'wait=31',
+      'wait=1.5',
+      'wait=Infinity',
+      'limit=1&limit=2',
+      'other=1',
+    ]) {
       const answer = await signed(o.running.url, o.phone.signer, 'GET', `/v1/mailbox?${query}`);
       expect({ query, status: answer.status, body: answer.body }).toMatchObject({ query, status: 400 });
       expectProblem(answer, 400, 'BAD_INPUT');
@@ -610,9 +686,12 @@ describe('agency API: long poll', () => {
   it('does not wake an agent for mail addressed to another', async () => {
     const o = await owner();
     let settled = false;
-    const waiting = o.client(o.phone).pickup(100, 2).finally(() => {
-      settled = true;
-    });
+    const waiting = o
+      .client(o.phone)
+      .pickup(100, 2)
+      .finally(() => {
+        settled = true;
+      });
     await new Promise((resolve) => setTimeout(resolve, 300));
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.laptop], 'for the laptop', o.laptop.didKey));
     expect(settled).toBe(false);
@@ -675,7 +754,7 @@ describe('agency API: limits', () => {
     expect(laptops).toMatchObject({ status: 200, body: { messages: [] } });
   });
 
-  it('does not charge unverified requests naming an agent\'s key to that agent\'s quota', async () => {
+  it("does not charge unverified requests naming an agent's key to that agent's quota", async () => {
     const o = await owner({ agentRequestsPerSecond: 5, rateLimitPerSecond: 10_000 });
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'for the victim', o.phone.didKey));
     const path = '/v1/mailbox?limit=10';
@@ -699,7 +778,7 @@ describe('agency client errors', () => {
 });
 
 describe('agency API: guests and sponsors', () => {
-  it('lets only the owner\'s agents, and the sponsors they named, open a guest mailbox', async () => {
+  it("lets only the owner's agents, and the sponsors they named, open a guest mailbox", async () => {
     const o = await owner();
     const stranger = edgeAgent();
     const trustee = edgeAgent();
@@ -730,6 +809,12 @@ describe('agency API: guests and sponsors', () => {
     await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.key, device.key), 'BAD_INPUT');
     await expectCodeAsync(o.client(o.laptop).allowGuest(o.cloud.kx, o.cloud.kx), 'BAD_INPUT');
     await expectCodeAsync(o.client(o.laptop).allowGuest(edgeAgent().kx, device.key), 'CLOUD_AGENT_NOT_FOUND');
-    await expectCodeAsync(o.client(o.laptop).setSponsors(o.cloud.id, Array.from({ length: 1025 }, () => edgeAgent().key)), 'BAD_INPUT');
+    await expectCodeAsync(
+      o.client(o.laptop).setSponsors(
+        o.cloud.id,
+        Array.from({ length: 1025 }, () => edgeAgent().key),
+      ),
+      'BAD_INPUT',
+    );
   });
 });

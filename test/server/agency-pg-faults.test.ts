@@ -126,7 +126,12 @@ async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise
       // was stored after all (its agency died before answering), the store keeps it once.
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          const answer = await fetch(`${pick().url}/v1/inbound`, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: envelope, signal: AbortSignal.timeout(20_000) });
+          const answer = await fetch(`${pick().url}/v1/inbound`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/didcomm-encrypted+json' },
+            body: envelope,
+            signal: AbortSignal.timeout(20_000),
+          });
           if (answer.status === 202) {
             acknowledged.add(`message ${n}`);
             break;
@@ -222,9 +227,18 @@ describe('two agencies on one PostgreSQL database, under faults', () => {
       expect(result.acknowledged).toBeGreaterThan(120);
       // Both agencies work after the restart: a message through each is picked up through the other.
       const cloud = laptop.cloud();
-      for (const [via, from] of [[0, 1], [1, 0]] as const) {
-        const envelope = wrapForward(anoncrypt(utf8(`after ${via}`), [recipientFromKid(laptop.agreementKey().kid)]), cloud.did, [recipientFromKid(cloud.routingKey)]);
-        const posted = await fetch(`${(agencies[via] as Child).url}/v1/inbound`, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) });
+      for (const [via, from] of [
+        [0, 1],
+        [1, 0],
+      ] as const) {
+        const envelope = wrapForward(anoncrypt(utf8(`after ${via}`), [recipientFromKid(laptop.agreementKey().kid)]), cloud.did, [
+          recipientFromKid(cloud.routingKey),
+        ]);
+        const posted = await fetch(`${(agencies[via] as Child).url}/v1/inbound`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/didcomm-encrypted+json' },
+          body: JSON.stringify(envelope),
+        });
         expect(posted.status).toBe(202);
         const picked = await new AgencyClient((agencies[from] as Child).url, laptop.signingKey()).pickup(10);
         expect(picked.map((m) => fromUtf8(decrypt(m.envelope, [laptop.agreementKey()]).plaintext))).toEqual([`after ${via}`]);

@@ -67,8 +67,14 @@ describe('two agencies on one PostgreSQL database', () => {
     const waiting = new AgencyClient(w.secondUrl, laptop.signingKey()).pickup(10, 30);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const cloud = laptop.cloud();
-    const message = wrapForward(anoncrypt(randomBytes(100), [recipientFromKid(`did:key:${laptop.profile.kx}#${laptop.profile.kx}`)]), cloud.did, [recipientFromKid(cloud.routingKey)]);
-    const posted = await fetch(`${w.agencyUrl}/v1/inbound`, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(message) });
+    const message = wrapForward(anoncrypt(randomBytes(100), [recipientFromKid(`did:key:${laptop.profile.kx}#${laptop.profile.kx}`)]), cloud.did, [
+      recipientFromKid(cloud.routingKey),
+    ]);
+    const posted = await fetch(`${w.agencyUrl}/v1/inbound`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/didcomm-encrypted+json' },
+      body: JSON.stringify(message),
+    });
     expect(posted.status).toBe(202);
     // Ended by the mail, not by its 30 s running out (which would also find the message then).
     const ended = await Promise.race([waiting, new Promise((resolve) => setTimeout(() => resolve('still waiting after 15 s'), 15_000).unref())]);
@@ -88,7 +94,10 @@ describe('two agencies on one PostgreSQL database', () => {
     for (let i = 0; i < 10; i++) {
       const junk = wrapForward(anoncrypt(randomBytes(200), agents), cloud.did, [recipientFromKid(cloud.routingKey)]);
       const url = i % 2 === 0 ? w.agencyUrl : w.secondUrl;
-      statuses.push((await fetch(`${url}/v1/inbound`, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(junk) })).status);
+      statuses.push(
+        (await fetch(`${url}/v1/inbound`, { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(junk) }))
+          .status,
+      );
     }
     expect(statuses).toEqual([...Array<number>(6).fill(202), ...Array<number>(4).fill(507)]);
     expect(await new AgencyClient(w.secondUrl, laptop.signingKey()).pickup(100)).toHaveLength(6);

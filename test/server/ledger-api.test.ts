@@ -49,7 +49,9 @@ async function seeded(options: Parameters<typeof startLedger>[1] = {}): Promise<
   const ledger = await startLedger(tempDir(), options);
   const laptop = testKey();
   const policy = (await ledger.node.submit(newPolicy(laptop))).subject as PolicyAddress;
-  const did = (await ledger.node.submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]))).subject as Did;
+  const did = (
+    await ledger.node.submit(signEvent(didCreate(policy, [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'http://127.0.0.1:8421/' }]), [laptop]))
+  ).subject as Did;
   const record = await ledger.node.subject(policy);
   if (record === undefined) throw new Error('policy missing');
   await ledger.node.submit(signEvent(nextEvent('policy.grant', policy, record, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]));
@@ -85,7 +87,10 @@ describe('ledger API: reads', () => {
       expect(verifyInclusion(recordLeaf(record), record.gseq, answer.head.size, proof, rootBytes(answer.head))).toBe(true);
     });
     // Each subject the answer depends on has a map proof under the head, ending at its last event.
-    for (const [subject, last] of [[did, 1], [policy, 2]] as const) {
+    for (const [subject, last] of [
+      [did, 1],
+      [policy, 2],
+    ] as const) {
       const result = verifyMapProof(mapRootBytes(answer.head), mapKey(subject), answer.subjects[subject]);
       expect(result).toMatchObject({ ok: true, entry: { gseq: last } });
     }
@@ -101,7 +106,12 @@ describe('ledger API: reads', () => {
     // A client that holds the latest of both gets the head and the map proofs, and the node
     // knows that from the map alone: it does not look in the log.
     const logReads = vi.spyOn(ledger.node, 'subjectLog');
-    const warm = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=1`)).body as { history: LogRecord[]; proofs: string[][]; subjects: Record<string, unknown>; head: SignedTreeHead };
+    const warm = (await get(`${ledger.url}/v1/dids/${did}?after=0&policyAfter=1`)).body as {
+      history: LogRecord[];
+      proofs: string[][];
+      subjects: Record<string, unknown>;
+      head: SignedTreeHead;
+    };
     expect({ history: warm.history, proofs: warm.proofs }).toEqual({ history: [], proofs: [] });
     // ...and nothing more: no convenience state for a client that builds its own.
     expect(Object.keys(warm).sort()).toEqual(['head', 'history', 'proofs', 'subjects']);
@@ -128,14 +138,30 @@ describe('ledger API: reads', () => {
 
     const inclusion = (await get(`${ledger.url}/v1/proofs/inclusion?gseq=1`)).body as { gseq: number; size: number; proof: string[] };
     expect(inclusion).toMatchObject({ gseq: 1, size: 3 });
-    expect(verifyInclusion(recordLeaf(log.records[0] as LogRecord), 1, 3, inclusion.proof.map((p) => fromBase64url(p)), rootBytes(head))).toBe(true);
+    expect(
+      verifyInclusion(
+        recordLeaf(log.records[0] as LogRecord),
+        1,
+        3,
+        inclusion.proof.map((p) => fromBase64url(p)),
+        rootBytes(head),
+      ),
+    ).toBe(true);
 
     const first = (await get(`${ledger.url}/v1/proofs/inclusion?gseq=0&size=1`)).body as { proof: string[] };
     expect(first.proof).toEqual([]);
     const consistency = (await get(`${ledger.url}/v1/proofs/consistency?from=1`)).body as { from: number; to: number; proof: string[] };
     expect(consistency).toMatchObject({ from: 1, to: 3 });
     const [zero] = await ledger.node.range(0, 1);
-    expect(verifyConsistency(1, 3, consistency.proof.map((p) => fromBase64url(p)), recordLeaf(zero as LogRecord), rootBytes(head))).toBe(true);
+    expect(
+      verifyConsistency(
+        1,
+        3,
+        consistency.proof.map((p) => fromBase64url(p)),
+        recordLeaf(zero as LogRecord),
+        rootBytes(head),
+      ),
+    ).toBe(true);
   });
 });
 
@@ -323,7 +349,9 @@ describe('ledger API: submitting', () => {
 
     const answer = await post(`${ledger.url}/v1/events/batch`, { events });
     expect(answer.status).toBe(200);
-    const results = (answer.body as { results: ({ ok: true; receipt: { gseq: number; subject: string } } | { ok: false; error: { code: string; message: string } })[] }).results;
+    const results = (
+      answer.body as { results: ({ ok: true; receipt: { gseq: number; subject: string } } | { ok: false; error: { code: string; message: string } })[] }
+    ).results;
     expect(results.map((r) => (r.ok ? `ok ${r.receipt.gseq}` : r.error.code))).toEqual([
       'ok 0',
       'ok 1',
@@ -350,7 +378,11 @@ describe('ledger API: submitting', () => {
       { body: { v: 1 }, code: 'EVENT_MALFORMED', status: 400 },
       { body: { ...create, sigs: create.sigs.map((s) => ({ ...s, sig: flipFirst(s.sig) })) }, code: 'EVENT_BAD_SIGNATURE', status: 400 },
       { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [testKey()]), code: 'EVENT_UNAUTHORIZED', status: 403 },
-      { body: signEvent(nextEvent('policy.revoke', policy, { ...record, seq: record.seq + 1 }, { key: laptop.publicKey }), [laptop]), code: 'EVENT_SEQ_GAP', status: 409 },
+      {
+        body: signEvent(nextEvent('policy.revoke', policy, { ...record, seq: record.seq + 1 }, { key: laptop.publicKey }), [laptop]),
+        code: 'EVENT_SEQ_GAP',
+        status: 409,
+      },
       { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [laptop]), code: 'EVENT_LOCKOUT', status: 422 },
       { body: signEvent(didCreate(`policy:${nobody()}` as PolicyAddress), [laptop]), code: 'POLICY_NOT_FOUND', status: 404 },
     ];

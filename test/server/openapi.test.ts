@@ -38,7 +38,10 @@ const isObject = (value: unknown): value is Json => typeof value === 'object' &&
 function resolvePointer(doc: Json, ref: string): unknown {
   if (!ref.startsWith('#/')) return undefined;
   let at: unknown = doc;
-  for (const part of ref.slice(2).split('/').map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))) {
+  for (const part of ref
+    .slice(2)
+    .split('/')
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))) {
     if (!isObject(at) || !Object.hasOwn(at, part)) return undefined;
     at = at[part];
   }
@@ -94,7 +97,11 @@ function structureProblems(doc: Json): string[] {
       }
       expect([...inPath].sort(), `${at}: path parameters`).toEqual([...templated].sort());
       const body = op['requestBody'];
-      if (body !== undefined && (!isObject(body) || !isObject(body['content']) || Object.values(body['content']).some((c) => !isObject(c) || !isObject(c['schema'])))) fail(`${at}: a request body needs content with schemas`);
+      if (
+        body !== undefined &&
+        (!isObject(body) || !isObject(body['content']) || Object.values(body['content']).some((c) => !isObject(c) || !isObject(c['schema'])))
+      )
+        fail(`${at}: a request body needs content with schemas`);
       const responses = op['responses'];
       if (!isObject(responses) || Object.keys(responses).length === 0) {
         fail(`${at}: no responses`);
@@ -103,10 +110,15 @@ function structureProblems(doc: Json): string[] {
       for (const [status, response] of Object.entries(responses)) {
         if (!/^([1-5][0-9][0-9]|[1-5]XX|default)$/.test(status)) fail(`${at}: response key ${status}`);
         if (!isObject(response) || typeof response['description'] !== 'string') fail(`${at} ${status}: a response needs a description`);
-        else if (response['content'] !== undefined && (!isObject(response['content']) || Object.values(response['content']).some((c) => !isObject(c) || !isObject(c['schema'])))) fail(`${at} ${status}: content without a schema`);
+        else if (
+          response['content'] !== undefined &&
+          (!isObject(response['content']) || Object.values(response['content']).some((c) => !isObject(c) || !isObject(c['schema'])))
+        )
+          fail(`${at} ${status}: content without a schema`);
       }
       for (const requirement of (op['security'] ?? []) as unknown[]) {
-        for (const scheme of Object.keys(isObject(requirement) ? requirement : {})) if (!isObject(schemes[scheme])) fail(`${at}: security scheme ${scheme} is not declared`);
+        for (const scheme of Object.keys(isObject(requirement) ? requirement : {}))
+          if (!isObject(schemes[scheme])) fail(`${at}: security scheme ${scheme} is not declared`);
       }
     }
   }
@@ -179,7 +191,10 @@ const jsonBody = (body: unknown): RequestInit => ({ headers: { 'content-type': '
 
 function signedInit(signer: RequestSigner, method: string, path: string, body?: unknown): RequestInit {
   const auth = signRequest(signer, method, path, body);
-  return { headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) };
+  return {
+    headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  };
 }
 
 describe('OpenAPI documents', () => {
@@ -199,7 +214,12 @@ describe('OpenAPI documents', () => {
 
   it('notices what is wrong with a document', () => {
     const broken = structuredClone(ledgerDoc);
-    (broken['paths'] as Record<string, Record<string, Json>>)['/v1/health'] = { get: { operationId: 'getV1Health', responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/Nothing' } } } } } } };
+    (broken['paths'] as Record<string, Record<string, Json>>)['/v1/health'] = {
+      get: {
+        operationId: 'getV1Health',
+        responses: { '200': { description: 'ok', content: { 'application/json': { schema: { $ref: '#/components/schemas/Nothing' } } } } },
+      },
+    };
     expect(structureProblems(broken).join('\n')).toMatch(/does not resolve/);
     expect(structureProblems({ ...ledgerDoc, openapi: '3.0.3' })).toContain('openapi is not 3.1.0');
   });
@@ -243,7 +263,12 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     await check('GET', '/v1/head', '/v1/head?x=1');
     await check('GET', '/v1/head/next', `/v1/head/next?after=${head.size - 1}&wait=0`);
     await check('GET', '/v1/head/next', '/v1/head/next?wait=1e3');
-    await check('POST', '/v1/cosignatures', '/v1/cosignatures', jsonBody({ key: 'z', time: new Date().toISOString(), sig: 'A'.repeat(86), size: 0, root: 'A', map: 'A' }));
+    await check(
+      'POST',
+      '/v1/cosignatures',
+      '/v1/cosignatures',
+      jsonBody({ key: 'z', time: new Date().toISOString(), sig: 'A'.repeat(86), size: 0, root: 'A', map: 'A' }),
+    );
     await check('POST', '/v1/cosignatures', '/v1/cosignatures', jsonBody({ key: 'z' }));
     // A witness's cosignature, at a node that takes it.
     const witness = testKey();
@@ -251,7 +276,12 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     const served = bareHead(ServedHeadSchema.parse((await call(`${witnessed.url}/v1/head`)).body));
     const time = new Date().toISOString();
     const cosignature = cosignHead(served, witness.publicKey, time, witness.sign);
-    const cosigned = await recorder(LEDGER_API, doc, witnessed.url).check('POST', '/v1/cosignatures', '/v1/cosignatures', jsonBody({ ...cosignature, size: served.size, root: served.root, map: served.map }));
+    const cosigned = await recorder(LEDGER_API, doc, witnessed.url).check(
+      'POST',
+      '/v1/cosignatures',
+      '/v1/cosignatures',
+      jsonBody({ ...cosignature, size: served.size, root: served.root, map: served.map }),
+    );
     expect(cosigned.status).toBe(200);
     seen.add('POST /v1/cosignatures 200');
 
@@ -273,7 +303,8 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     await check('GET', '/v1/proofs/consistency', '/v1/proofs/consistency?from=1&to=3');
     await check('GET', '/v1/proofs/consistency', '/v1/proofs/consistency?from=4');
 
-    const resolve = (path: string, accept?: string) => check('GET', '/1.0/identifiers/*', `/1.0/identifiers/${path}`, accept === undefined ? {} : { headers: { accept } });
+    const resolve = (path: string, accept?: string) =>
+      check('GET', '/1.0/identifiers/*', `/1.0/identifiers/${path}`, accept === undefined ? {} : { headers: { accept } });
     await resolve(did);
     await resolve(did, 'application/did+json');
     await resolve(did, 'application/did-resolution');
@@ -300,11 +331,17 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     const running = await runAgency(ledger);
     const doc = openApiDocument(AGENCY_API);
     const { check, seen } = recorder(AGENCY_API, doc, running.url);
-    const signed = (method: RouteContract['method'], route: string, path: string, body?: unknown, signer: RequestSigner = laptop.signer) => check(method, route, path, signedInit(signer, method, path, body));
+    const signed = (method: RouteContract['method'], route: string, path: string, body?: unknown, signer: RequestSigner = laptop.signer) =>
+      check(method, route, path, signedInit(signer, method, path, body));
 
     expect((await check('GET', '/openapi.json', '/openapi.json')).body).toEqual(doc);
     await check('GET', '/v1/health', '/v1/health');
-    const cloud = (await signed('POST', '/v1/cloud-agents', '/v1/cloud-agents', { policy })).body as { id: string; kx: string; routingKey: string; did: string };
+    const cloud = (await signed('POST', '/v1/cloud-agents', '/v1/cloud-agents', { policy })).body as {
+      id: string;
+      kx: string;
+      routingKey: string;
+      did: string;
+    };
     await signed('POST', '/v1/cloud-agents', '/v1/cloud-agents', { policy: 'short' });
     await check('POST', '/v1/cloud-agents', '/v1/cloud-agents', jsonBody({ policy }));
     await check('GET', '/v1/cloud-agents/:id', `/v1/cloud-agents/${cloud.id}`);

@@ -60,7 +60,14 @@ async function start() {
   }
   if (config.server === 'witness') {
     const { startWitness } = await import('../../dist/src/server/witness-service.js');
-    return startWitness(config.home, { ledger: config.ledger, nodeKey: config.nodeKey, port: 0, rateLimitPerSecond: 1_000_000, intervalMs: config.intervalMs ?? 500, onProblem: (e) => say(`problem ${e.code}`) });
+    return startWitness(config.home, {
+      ledger: config.ledger,
+      nodeKey: config.nodeKey,
+      port: 0,
+      rateLimitPerSecond: 1_000_000,
+      intervalMs: config.intervalMs ?? 500,
+      onProblem: (e) => say(`problem ${e.code}`),
+    });
   }
   throw new Error(`no such server: ${config.server}`);
 }
@@ -101,7 +108,10 @@ async function run(command) {
         say(`close-failed ${e instanceof DkmsError ? `${e.code}: ` : ''}${e instanceof Error ? e.message : String(e)}`);
         process.exitCode = 1;
       }
-      setTimeout(() => process.stderr.write(`still alive ${STILL_ALIVE_MS} ms after close, held by: ${process.getActiveResourcesInfo().join(', ')}\n`), STILL_ALIVE_MS).unref();
+      setTimeout(
+        () => process.stderr.write(`still alive ${STILL_ALIVE_MS} ms after close, held by: ${process.getActiveResourcesInfo().join(', ')}\n`),
+        STILL_ALIVE_MS,
+      ).unref();
     }
   } catch (e) {
     process.stderr.write(`shutdown-child: ${command}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

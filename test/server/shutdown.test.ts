@@ -286,7 +286,11 @@ async function closeUnderLoad(scenario: Scenario): Promise<Outcome> {
     child.kill();
     // Every request in flight at the close was answered or failed: none is left waiting.
     try {
-      await within(Promise.all([...Object.values(floods).map((f) => f.stop()), polls?.ended, straggler?.ended]), SETTLE_BOUND_MS, 'the end of the requests in flight');
+      await within(
+        Promise.all([...Object.values(floods).map((f) => f.stop()), polls?.ended, straggler?.ended]),
+        SETTLE_BOUND_MS,
+        'the end of the requests in flight',
+      );
     } finally {
       polls?.close();
       straggler?.close();
@@ -327,7 +331,10 @@ function stalled(name: string): (floods: Record<string, Flood>) => boolean {
 function expectClean(outcome: Outcome): void {
   const { exit } = outcome;
   const said = `exit ${String(exit.code)} ${String(exit.signal)}; stdout: ${exit.lines.join(' | ')}; stderr: ${exit.stderr}`;
-  expect(exit.lines.some((l) => /^closed \d+$/.test(l)), said).toBe(true);
+  expect(
+    exit.lines.some((l) => /^closed \d+$/.test(l)),
+    said,
+  ).toBe(true);
   expect(exit.code, said).toBe(0);
   expect(exit.stderr, said).not.toMatch(/still alive/);
 }
@@ -432,10 +439,20 @@ async function agencySetup(): Promise<AgencySetup> {
 function agencyScenario(setup: AgencySetup, fault?: string): Scenario {
   const POLL = '/v1/mailbox?limit=1&wait=30';
   return {
-    config: { server: 'agency', home: setup.home, ledgerUrl: setup.ledger.url, trustedLedgerKeys: [setup.ledger.signer.key], ...(fault === undefined ? {} : { fault }) },
+    config: {
+      server: 'agency',
+      home: setup.home,
+      ledgerUrl: setup.ledger.url,
+      trustedLedgerKeys: [setup.ledger.signer.key],
+      ...(fault === undefined ? {} : { fault }),
+    },
     load: (url) => ({
       // Deliveries, so that group commits are in flight when the close comes.
-      inbound: load(url, () => ({ method: 'POST', path: '/v1/inbound', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: setup.forward() }), 16),
+      inbound: load(
+        url,
+        () => ({ method: 'POST', path: '/v1/inbound', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: setup.forward() }),
+        16,
+      ),
       health: load(url, () => ({ method: 'GET', path: '/v1/health', headers: {} }), 2),
     }),
     // Of an agent with no mail: they wait their 30 s unless the close ends them.
@@ -518,7 +535,8 @@ describe('a witness closes in bounded time', () => {
     const silent = await startSilentServer();
     const signer = nodeSigner();
     // Heads of the node's key that clients report: the witness has nothing to compare them with yet.
-    const head = () => JSON.stringify(signHead({ size: 0, root: 'x'.repeat(43), map: 'x'.repeat(43), time: new Date().toISOString() }, signer.key, (m) => signer.sign(m)));
+    const head = () =>
+      JSON.stringify(signHead({ size: 0, root: 'x'.repeat(43), map: 'x'.repeat(43), time: new Date().toISOString() }, signer.key, (m) => signer.sign(m)));
     expectClean(await closeUnderLoad(witnessScenario(tempDir(), silent, signer.key, head)));
   });
 });

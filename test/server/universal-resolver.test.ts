@@ -57,7 +57,13 @@ describe('GET /1.0/identifiers/{did}', () => {
       expect(body.didResolutionMetadata).toEqual({ contentType: 'application/did+ld+json' });
       expect(body.didDocument?.id).toBe(s.did);
       expect(endpoints(body.didDocument)).toEqual([AGENCY_AFTER]);
-      expect(body.didDocumentMetadata).toEqual({ created: iso(s.t0 + MINUTE), updated: iso(s.t0 + 2 * MINUTE), deactivated: false, versionId: s.ids[2], controller: s.policy });
+      expect(body.didDocumentMetadata).toEqual({
+        created: iso(s.t0 + MINUTE),
+        updated: iso(s.t0 + 2 * MINUTE),
+        deactivated: false,
+        versionId: s.ids[2],
+        controller: s.policy,
+      });
     }
   });
 
@@ -118,7 +124,10 @@ describe('GET /1.0/identifiers/{did}', () => {
     expect(body.didDocument?.verificationMethod).toEqual([]);
     expect(expectDocument(await resolve(s, s.gone, 'application/did+ld+json'), 410, 'application/did+ld+json', s.gone).service).toEqual([]);
     // Before it was deactivated, it resolves.
-    expect(expectResult(await resolve(s, s.gone, RESOLUTION, `?versionId=${s.ids[4]}`), 200).didDocumentMetadata).toMatchObject({ deactivated: false, nextVersionId: s.ids[5] });
+    expect(expectResult(await resolve(s, s.gone, RESOLUTION, `?versionId=${s.ids[4]}`), 200).didDocumentMetadata).toMatchObject({
+      deactivated: false,
+      nextVersionId: s.ids[5],
+    });
   });
 
   it('answers 501 methodNotSupported for another DID method', async () => {
@@ -126,7 +135,7 @@ describe('GET /1.0/identifiers/{did}', () => {
     expectError(await resolve(s, 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', RESOLUTION), 501, 'methodNotSupported');
   });
 
-  it('resolves versionId and versionTime given in the request\'s query or escaped in the DID URL', async () => {
+  it("resolves versionId and versionTime given in the request's query or escaped in the DID URL", async () => {
     const s = await didStory();
     const early = iso(s.t0 + 1.5 * MINUTE);
     const answers = [

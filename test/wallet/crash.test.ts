@@ -84,9 +84,7 @@ function acksOf(run: ChildRun, where: string): string[] {
   const acks = run.lines.slice(1);
   for (const line of acks) expect(line, `unexpected child output (${output})`).toMatch(/^ack \S+$/);
   // A kill between a line's bytes would leave a prefix of "ack ..."; such a line is not an ack.
-  expect(run.partial, `a partial line should only be a prefix of an ack (${output})`).toSatisfy(
-    (p: string) => 'ack '.startsWith(p) || p.startsWith('ack '),
-  );
+  expect(run.partial, `a partial line should only be a prefix of an ack (${output})`).toSatisfy((p: string) => 'ack '.startsWith(p) || p.startsWith('ack '));
   return acks.map((line) => line.slice(4));
 }
 

@@ -162,7 +162,12 @@ describe('keys', () => {
     const ba = bob.agree('kx', decodePublicKey(a.publicKey, 'x25519').publicKey);
     expect(ab).toEqual(ba);
 
-    expect(alice.listKeys().map((k) => k.name).sort()).toEqual(['kx', 'main']);
+    expect(
+      alice
+        .listKeys()
+        .map((k) => k.name)
+        .sort(),
+    ).toEqual(['kx', 'main']);
     expect(alice.listKeys('x25519').map((k) => k.name)).toEqual(['kx']);
     const handle = alice.key('main');
     expect(ed25519Verify(decodePublicKey(handle.publicKey).publicKey, message, handle.sign(message))).toBe(true);
@@ -383,7 +388,9 @@ describe('tamper detection', () => {
     w.put('notes', 'b', utf8('value of b'));
     w.close();
     const db = new Database(path);
-    db.prepare('UPDATE items SET value = (SELECT value FROM items WHERE rowid = 2), item_key = (SELECT item_key FROM items WHERE rowid = 2) WHERE rowid = 1').run();
+    db.prepare(
+      'UPDATE items SET value = (SELECT value FROM items WHERE rowid = 2), item_key = (SELECT item_key FROM items WHERE rowid = 2) WHERE rowid = 1',
+    ).run();
     db.close();
     const again = await Wallet.open(path, KEY_A);
     expectCode(() => again.get('notes', 'a'), 'WALLET_TAMPERED');
@@ -460,7 +467,14 @@ describe('rekey', () => {
     const snapshot = () => {
       const db = new Database(path, { readonly: true });
       try {
-        return toHex(sha256(Buffer.from(JSON.stringify(db.prepare('SELECT * FROM items ORDER BY id').all()) + JSON.stringify(db.prepare('SELECT * FROM item_tags ORDER BY tag, item_id').all()))));
+        return toHex(
+          sha256(
+            Buffer.from(
+              JSON.stringify(db.prepare('SELECT * FROM items ORDER BY id').all()) +
+                JSON.stringify(db.prepare('SELECT * FROM item_tags ORDER BY tag, item_id').all()),
+            ),
+          ),
+        );
       } finally {
         db.close();
       }
@@ -476,7 +490,10 @@ describe('rekey', () => {
     const path = walletPath();
     const w = await newWallet(path);
     w.createProfile('work');
-    await expectCodeAsync(Promise.resolve().then(() => w.createProfile('work')), 'ITEM_EXISTS');
+    await expectCodeAsync(
+      Promise.resolve().then(() => w.createProfile('work')),
+      'ITEM_EXISTS',
+    );
     w.close();
     const work = await Wallet.open(path, KEY_A, { profile: 'work' });
     work.put('notes', 'a', utf8('work item'));

@@ -40,7 +40,10 @@ function checkStoreArgument(value: string): string {
     throw new DkmsError('BAD_INPUT', '--store is not a valid URL');
   }
   if (url.password !== '' || url.searchParams.has('password') || url.searchParams.has('sslpassword')) {
-    throw new DkmsError('BAD_INPUT', 'put no password in --store (every user of this machine can read the command line): use PGPASSWORD, ~/.pgpass, or DKMS_AGENCY_STORE');
+    throw new DkmsError(
+      'BAD_INPUT',
+      'put no password in --store (every user of this machine can read the command line): use PGPASSWORD, ~/.pgpass, or DKMS_AGENCY_STORE',
+    );
   }
   return value;
 }
@@ -88,11 +91,21 @@ export function agencyCommand(): Command {
     .option('--public-url <url>', 'the URL agents should use, if not the one listened on')
     .option('--rate-limit <n>', 'requests per second allowed from one address', parsePositive, 200)
     .option('--agent-rate-limit <n>', 'signed requests per second allowed from one agent', parsePositive, 50)
-    .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [...acc, checkAgentKey(v)])
-    .option('--store <url>', 'a PostgreSQL database to share with other agencies, postgres://user@host:port/db (default: $DKMS_AGENCY_STORE, else embedded storage); the password from PGPASSWORD or ~/.pgpass, never here', checkStoreArgument)
-    .option('--agency-key-file <path>', 'with --store: the agency key sealing cloud agents\' keys, the same file for every agency on the database (default: agency/agency.key in the data directory, made on first use)')
-    .option('--mailbox-messages <n>', 'messages one agent\'s mailbox holds', parseLimit, DEFAULT_LIMITS.maxMessages)
-    .option('--mailbox-mib <n>', 'MiB one agent\'s mailbox holds', parseMib, DEFAULT_LIMITS.maxBytes / MIB)
+    .option('--ledger-key <key...>', 'ledger node key(s) to trust (default: the first one seen, remembered)', (v: string, acc: string[] = []) => [
+      ...acc,
+      checkAgentKey(v),
+    ])
+    .option(
+      '--store <url>',
+      'a PostgreSQL database to share with other agencies, postgres://user@host:port/db (default: $DKMS_AGENCY_STORE, else embedded storage); the password from PGPASSWORD or ~/.pgpass, never here',
+      checkStoreArgument,
+    )
+    .option(
+      '--agency-key-file <path>',
+      "with --store: the agency key sealing cloud agents' keys, the same file for every agency on the database (default: agency/agency.key in the data directory, made on first use)",
+    )
+    .option('--mailbox-messages <n>', "messages one agent's mailbox holds", parseLimit, DEFAULT_LIMITS.maxMessages)
+    .option('--mailbox-mib <n>', "MiB one agent's mailbox holds", parseMib, DEFAULT_LIMITS.maxBytes / MIB)
     .option('--sender-messages <n>', 'messages one sender (client address) may have waiting in one mailbox', parseLimit, DEFAULT_LIMITS.maxSourceMessages)
     .option('--sender-mib <n>', 'MiB one sender may have waiting in one mailbox', parseMib, DEFAULT_LIMITS.maxSourceBytes / MIB)
     .option('--guest-messages <n>', 'messages a guest mailbox (a device being paired or recovered) holds', parseLimit, DEFAULT_LIMITS.maxGuestMessages)

@@ -43,7 +43,8 @@ export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost i
 async function consentToRegister(ctx: Context, agencyUrl: string, flags: number, yes: boolean | undefined): Promise<void> {
   checkHttpUrl(agencyUrl, '--agency');
   const what = flags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(flags).join(',');
-  if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes))) throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
+  if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes)))
+    throw new DkmsError('PAIRING_DECLINED', 'cloud agent registration cancelled');
 }
 
 /** Registers the cloud agent, the owner having consented (consentToRegister). */
@@ -91,7 +92,9 @@ export function agentCommand(): Command {
           const have = a.store.hasProfile() ? a.store.profile() : undefined;
           const onlyRegistration = have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
           if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
-          const profile = onlyRegistration ? have : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
+          const profile = onlyRegistration
+            ? have
+            : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
           const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags);
           return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
         },
@@ -103,7 +106,9 @@ export function agentCommand(): Command {
           `policy:  ${result.policy}`,
           ...(result.did === undefined ? [] : [`did:     ${result.did}`]),
           `key:     ${result.key}`,
-          ...(result.cloud === undefined ? ['no cloud agent yet: dkms agent register --agency <url>'] : [`cloud:   ${result.cloud.id} at ${result.cloud.agency}`]),
+          ...(result.cloud === undefined
+            ? ['no cloud agent yet: dkms agent register --agency <url>']
+            : [`cloud:   ${result.cloud.id} at ${result.cloud.agency}`]),
           'recovery: a provisional recovery key is in this wallet; set up real recovery as soon as you can',
         ].join('\n'),
       );
@@ -128,10 +133,22 @@ export function agentCommand(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const { view, me } = await withAgent(ctx, async (a) => ({ view: await a.refreshAgents(), me: a.profile.key }));
-      const rows = view.agents.map((x) => ({ key: x.key, label: x.label ?? '', flags: flagNames(x.flags).join(',') || 'none', kx: x.kx ?? '', me: x.key === me }));
+      const rows = view.agents.map((x) => ({
+        key: x.key,
+        label: x.label ?? '',
+        flags: flagNames(x.flags).join(',') || 'none',
+        kx: x.kx ?? '',
+        me: x.key === me,
+      }));
       const revoked = !rows.some((r) => r.me);
       emit(ctx, { policy: view.policy, agents: rows, revoked }, () =>
-        [table(rows.map((r) => ({ ...r, me: r.me ? '*' : '' })), ['me', 'label', 'flags', 'key']), ...(revoked ? ['this agent is no longer in the policy: it was revoked'] : [])].join('\n'),
+        [
+          table(
+            rows.map((r) => ({ ...r, me: r.me ? '*' : '' })),
+            ['me', 'label', 'flags', 'key'],
+          ),
+          ...(revoked ? ['this agent is no longer in the policy: it was revoked'] : []),
+        ].join('\n'),
       );
     });
 
@@ -163,9 +180,14 @@ export function agentCommand(): Command {
         );
         const deadline = Date.parse(created.invitation.expires);
         while (Date.now() < deadline) {
-          const entries = await a.receive({ ...ALL_HANDLERS, ...waitingHandlers(created.invitation.id) }, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
+          const entries = await a.receive(
+            { ...ALL_HANDLERS, ...waitingHandlers(created.invitation.id) },
+            { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) },
+          );
           showReceived(ctx, entries);
-          const request = entries.map((e) => e.data?.['pairing'] as { invitation: string; key: string; label: string } | undefined).find((p) => p?.invitation === created.invitation.id);
+          const request = entries
+            .map((e) => e.data?.['pairing'] as { invitation: string; key: string; label: string } | undefined)
+            .find((p) => p?.invitation === created.invitation.id);
           if (request === undefined) continue;
           const yes = await confirm(ctx, `Grant ${flagNames(opts.flags).join(',') || 'no flags'} to '${request.label}' (${request.key})?`, opts.yes);
           ctx.progress(yes ? 'Granting on the ledger…' : 'Declining…');
@@ -177,7 +199,11 @@ export function agentCommand(): Command {
         }
         throw new DkmsError('PAIRING_TIMEOUT', 'the invitation expired before a new device answered');
       });
-      emit(ctx, { paired: result.key, label: result.label, flags: flagNames(result.flags) }, () => `paired '${result.label}' (${result.key}) with ${flagNames(result.flags).join(',') || 'no flags'}`);
+      emit(
+        ctx,
+        { paired: result.key, label: result.label, flags: flagNames(result.flags) },
+        () => `paired '${result.label}' (${result.key}) with ${flagNames(result.flags).join(',') || 'no flags'}`,
+      );
     });
 
   agent
@@ -208,7 +234,8 @@ export function agentCommand(): Command {
         async (a) => {
           const answered = answeredWith(a, invitation);
           if (a.store.hasProfile()) {
-            if (answered === undefined || a.profile.policy !== invitation.policy) throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
+            if (answered === undefined || a.profile.policy !== invitation.policy)
+              throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
             return paired(a);
           }
           const label = answered ?? opts.label;
@@ -245,9 +272,17 @@ export function agentCommand(): Command {
           const done = entries.map((e) => e.data?.['revoked'] as RevocationOutcome | undefined).find((r) => r?.target === target.key);
           if (done !== undefined) return done;
         }
-        throw new DkmsError('APPROVAL_TIMEOUT', `not enough co-signers answered in time; request ${first.requestId ?? ''} stays open and completes when they do (dkms message inbox)`);
+        throw new DkmsError(
+          'APPROVAL_TIMEOUT',
+          `not enough co-signers answered in time; request ${first.requestId ?? ''} stays open and completes when they do (dkms message inbox)`,
+        );
       });
-      emit(ctx, { ...outcome }, () => `revoked ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures)${outcome.rotated?.length ? `; rotated ${outcome.rotated.length} connection(s)` : ''}`);
+      emit(
+        ctx,
+        { ...outcome },
+        () =>
+          `revoked ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures)${outcome.rotated?.length ? `; rotated ${outcome.rotated.length} connection(s)` : ''}`,
+      );
     });
 
   agent
@@ -263,7 +298,10 @@ export function agentCommand(): Command {
       emit(ctx, { approvals: rows }, () => (rows.length === 0 ? 'no approvals waiting' : table(rows, ['id', 'from', 'received', 'reason'])));
     });
 
-  for (const [name, approve] of [['approve', true], ['deny', false]] as const) {
+  for (const [name, approve] of [
+    ['approve', true],
+    ['deny', false],
+  ] as const) {
     agent
       .command(name)
       .description(approve ? 'co-sign a request from another of your agents' : 'decline a request from another of your agents')
@@ -283,4 +321,3 @@ export function agentCommand(): Command {
 
   return agent;
 }
-

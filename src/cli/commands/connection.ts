@@ -1,6 +1,16 @@
 /** `dkms connection …`: pairwise relationships with other owners. */
 import { Command } from 'commander';
-import { acceptConnection, connections, deleteConnection, DEFAULT_CONNECTION_TTL_SECONDS, inviteConnection, myState, peerState, rotateConnection, type ConnectionRecord } from '../../agent/connections.js';
+import {
+  acceptConnection,
+  connections,
+  deleteConnection,
+  DEFAULT_CONNECTION_TTL_SECONDS,
+  inviteConnection,
+  myState,
+  peerState,
+  rotateConnection,
+  type ConnectionRecord,
+} from '../../agent/connections.js';
 import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import { withAgent } from '../agent-access.js';
 import { Context } from '../context.js';
@@ -12,7 +22,19 @@ import { qrCode } from '../../qr.js';
 function describe(c: ConnectionRecord) {
   const mine = myState(c);
   const peer = peerState(c);
-  return { id: c.id, peer: c.peer, label: c.label, state: c.state, created: c.created, myKeys: mine.keys.length, mySeq: mine.seq, peerKeys: peer.keys.length, peerSeq: peer.seq, joined: c.mine !== undefined, flags: c.flags };
+  return {
+    id: c.id,
+    peer: c.peer,
+    label: c.label,
+    state: c.state,
+    created: c.created,
+    myKeys: mine.keys.length,
+    mySeq: mine.seq,
+    peerKeys: peer.keys.length,
+    peerSeq: peer.seq,
+    joined: c.mine !== undefined,
+    flags: c.flags,
+  };
 }
 
 export function connectionCommand(): Command {
@@ -27,7 +49,12 @@ export function connectionCommand(): Command {
       const ctx = Context.of(cmd);
       const { text, invitation } = await withAgent(ctx, async (a) => inviteConnection(a, opts.label, opts.ttl));
       const qr = ctx.json ? '' : await (await qrCode()).toString(text, { type: 'terminal', small: true });
-      emit(ctx, { invitation: text, expires: invitation.expires }, () => `${qr}\nGive this to the other owner, who runs:\n  dkms connection accept '${text}'\n(valid until ${invitation.expires}; the connection appears here once they accept and you run dkms message inbox)`);
+      emit(
+        ctx,
+        { invitation: text, expires: invitation.expires },
+        () =>
+          `${qr}\nGive this to the other owner, who runs:\n  dkms connection accept '${text}'\n(valid until ${invitation.expires}; the connection appears here once they accept and you run dkms message inbox)`,
+      );
     });
 
   connection
@@ -50,7 +77,14 @@ export function connectionCommand(): Command {
         if (a.profile.cloud !== undefined) showReceived(ctx, await a.receive(ALL_HANDLERS));
         return connections(a).map(describe);
       });
-      emit(ctx, { connections: list }, () => (list.length === 0 ? 'no connections' : table(list.map((c) => ({ ...c, flags: c.flags.length === 0 ? '' : `${c.flags.length} flagged` })), ['label', 'state', 'id', 'myKeys', 'peerKeys', 'flags'])));
+      emit(ctx, { connections: list }, () =>
+        list.length === 0
+          ? 'no connections'
+          : table(
+              list.map((c) => ({ ...c, flags: c.flags.length === 0 ? '' : `${c.flags.length} flagged` })),
+              ['label', 'state', 'id', 'myKeys', 'peerKeys', 'flags'],
+            ),
+      );
     });
 
   connection

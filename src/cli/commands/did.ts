@@ -26,7 +26,7 @@ function checkDid(value: string): Did {
 const ADMIN_KEYS = 'wallet key(s) of ADMIN agents to sign with';
 
 export function didCommand(): Command {
-  const did = new Command('did').description('public DIDs: their keys are your policy\'s PROVE agents');
+  const did = new Command('did').description("public DIDs: their keys are your policy's PROVE agents");
 
   signingOptions(
     did
@@ -72,17 +72,20 @@ export function didCommand(): Command {
   });
 
   asOfOptions(
-    did
-      .command('resolve')
-      .description('resolve a DID to its document, verifying its chain and its policy from inception')
-      .argument('<did>', 'the DID'),
+    did.command('resolve').description('resolve a DID to its document, verifying its chain and its policy from inception').argument('<did>', 'the DID'),
   ).action(async (didArg: string, opts: AsOf, cmd: Command) => {
-      const ctx = Context.of(cmd);
-      const resolved = await resolveDid(ledgerClient(ctx, ctx.options.ledger), checkDid(didArg), asOf(opts));
-      emit(ctx, { didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata, verified: { events: resolved.history.length, headSize: resolved.head.size } }, () =>
-        JSON.stringify({ didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata }, null, 2),
-      );
-    });
+    const ctx = Context.of(cmd);
+    const resolved = await resolveDid(ledgerClient(ctx, ctx.options.ledger), checkDid(didArg), asOf(opts));
+    emit(
+      ctx,
+      {
+        didDocument: resolved.didDocument,
+        didDocumentMetadata: resolved.didDocumentMetadata,
+        verified: { events: resolved.history.length, headSize: resolved.head.size },
+      },
+      () => JSON.stringify({ didDocument: resolved.didDocument, didDocumentMetadata: resolved.didDocumentMetadata }, null, 2),
+    );
+  });
 
   return did;
 }

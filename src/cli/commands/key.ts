@@ -71,7 +71,7 @@ export function keyCommand(): Command {
   key
     .command('verify')
     .description('check an Ed25519 signature over a file (exit 0 valid, 1 invalid); needs no wallet')
-    .requiredOption('--public-key <key>', 'the signer\'s public key (z6Mk…)')
+    .requiredOption('--public-key <key>', "the signer's public key (z6Mk…)")
     .requiredOption('--signature <sig>', 'the signature (base64url)')
     .requiredOption('--in <file>', "the signed file ('-' for standard input)")
     .action((opts: { publicKey: string; signature: string; in: string }, cmd: Command) => {

@@ -47,7 +47,12 @@ export function ledgerCommand(): Command {
         ...(opts.store === undefined ? {} : { store: opts.store }),
         ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
       });
-      await serveUntilStopped(ctx, [running], { ledger: running.url, key: running.node.key, home: ctx.home }, `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`);
+      await serveUntilStopped(
+        ctx,
+        [running],
+        { ledger: running.url, key: running.node.key, home: ctx.home },
+        `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`,
+      );
     });
 
   ledger
@@ -74,13 +79,15 @@ export function ledgerCommand(): Command {
 
   ledger
     .command('verify')
-    .description("audit the ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)")
+    .description('audit the ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)')
     .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
     .action(async (opts: { store?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
       await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, problems } = await node.verify();
-        emit(ctx, { events, problems, ok: problems.length === 0 }, () => (problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n')));
+        emit(ctx, { events, problems, ok: problems.length === 0 }, () =>
+          problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n'),
+        );
         if (problems.length > 0) throw new DkmsError('LEDGER_STORE_DAMAGED', `${problems.length} problem(s) found in ${events} events`);
       });
     });
@@ -93,8 +100,11 @@ export function ledgerCommand(): Command {
       const ctx = Context.of(cmd);
       await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, subjects, differences } = await node.reindex(true);
-        emit(ctx, { events, subjects, differences }, () =>
-          `rebuilt ${subjects} subjects from ${events} events; ${differences.length === 0 ? 'the stored state was identical' : `corrected ${differences.length}: ${differences.join(', ')}`}`,
+        emit(
+          ctx,
+          { events, subjects, differences },
+          () =>
+            `rebuilt ${subjects} subjects from ${events} events; ${differences.length === 0 ? 'the stored state was identical' : `corrected ${differences.length}: ${differences.join(', ')}`}`,
         );
       });
     });

@@ -44,12 +44,22 @@ export function messageCommand(): Command {
       });
       const fresh = entries.flatMap((e) => (e.data?.['message'] === undefined ? [] : [e.data['message'] as { id: string }]));
       const shown = opts.all === true ? stored : stored.filter((m) => fresh.some((f) => f.id === m.id));
-      emit(ctx, { received: entries.length, handled: entries.filter((e) => e.outcome === 'handled'), refused: entries.filter((e) => e.outcome === 'refused'), messages: shown }, () =>
-        [
-          ...entries.filter((e) => e.outcome !== 'ignored' && e.data?.['message'] === undefined).map((e) => (e.outcome === 'handled' ? `* ${e.detail}` : `! refused ${e.type}: ${e.code ?? ''}: ${e.detail}`)),
-          ...shown.map((m) => `[${m.received}] ${m.label}: ${m.content}`),
-          ...(entries.length === 0 && shown.length === 0 ? ['no new messages'] : []),
-        ].join('\n'),
+      emit(
+        ctx,
+        {
+          received: entries.length,
+          handled: entries.filter((e) => e.outcome === 'handled'),
+          refused: entries.filter((e) => e.outcome === 'refused'),
+          messages: shown,
+        },
+        () =>
+          [
+            ...entries
+              .filter((e) => e.outcome !== 'ignored' && e.data?.['message'] === undefined)
+              .map((e) => (e.outcome === 'handled' ? `* ${e.detail}` : `! refused ${e.type}: ${e.code ?? ''}: ${e.detail}`)),
+            ...shown.map((m) => `[${m.received}] ${m.label}: ${m.content}`),
+            ...(entries.length === 0 && shown.length === 0 ? ['no new messages'] : []),
+          ].join('\n'),
       );
     });
 

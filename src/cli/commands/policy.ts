@@ -16,9 +16,13 @@ import { asOf, asOfOptions, parsePositive, signingOptions, type AsOf, type Signi
 
 function parseRules(text: string): Partial<Rules> {
   const rules: Record<string, number> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0)) {
     const [name, value] = part.split('=');
-    if (name === undefined || !(RULE_NAMES as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown rule '${name ?? ''}' (use ${RULE_NAMES.join(', ')})`);
+    if (name === undefined || !(RULE_NAMES as readonly string[]).includes(name))
+      throw new InvalidArgumentError(`unknown rule '${name ?? ''}' (use ${RULE_NAMES.join(', ')})`);
     const n = Number(value);
     if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError(`rule '${name}' needs a number of signatures from 1 to 64`);
     rules[name] = n;
@@ -66,7 +70,7 @@ export function policyCommand(): Command {
     policy
       .command('create')
       .description('create a policy with the signing key(s) as its first agents, holding every flag')
-      .option('--kx <name>', 'X25519 wallet key published as the first agent\'s key-agreement key')
+      .option('--kx <name>', "X25519 wallet key published as the first agent's key-agreement key")
       .requiredOption('--recovery-key <name...>', 'Ed25519 wallet key(s) whose digests become the recovery commitment')
       .option('--recovery-threshold <n>', 'how many recovery keys must sign a recovery', parsePositive, 1)
       .option('--rules <list>', 'signatures needed per change, e.g. grant=2,revoke=1,rules=2,did=1', parseRules),
@@ -75,7 +79,11 @@ export function policyCommand(): Command {
     const event = await ctx.withWallet((w) => {
       const kx = opts.kx === undefined ? undefined : w.getKey(opts.kx);
       if (kx !== undefined && kx.type !== 'x25519') throw badInput(`--kx key '${opts.kx}' must be x25519`);
-      const agents = opts.key.map((name, i) => ({ key: w.getKey(name).publicKey, ...(i === 0 && kx !== undefined ? { kx: kx.publicKey } : {}), flags: ALL_FLAGS }));
+      const agents = opts.key.map((name, i) => ({
+        key: w.getKey(name).publicKey,
+        ...(i === 0 && kx !== undefined ? { kx: kx.publicKey } : {}),
+        flags: ALL_FLAGS,
+      }));
       const digests = opts.recoveryKey.map((name) => recoveryKeyDigest(w.getKey(name).publicKey));
       return signWith(w, policyCreate(agents, { digests, threshold: opts.recoveryThreshold }, opts.rules), opts.key);
     });
@@ -96,7 +104,9 @@ export function policyCommand(): Command {
       .description('add an agent, or change its flags')
       .requiredOption('--policy <address>', 'the policy')
       .requiredOption('--agent <key>', "the agent's Ed25519 key (z6Mk…)", (v) => checkAgentKey(v))
-      .option('--kx <key>', "the agent's X25519 key (z6LS…); an agent already in the policy keeps its own when this is left out", (v) => checkAgentKey(v, 'x25519'))
+      .option('--kx <key>', "the agent's X25519 key (z6LS…); an agent already in the policy keeps its own when this is left out", (v) =>
+        checkAgentKey(v, 'x25519'),
+      )
       .requiredOption('--flags <list>', 'e.g. PROVE, or ADMIN, or PROVE,PROVE_GRANT, or none', parseFlagOption),
   ).action(async (opts: Signing & { policy: string; agent: string; kx?: string; flags: number }, cmd: Command) => {
     const ctx = Context.of(cmd);

@@ -80,7 +80,13 @@ async function showPaper(ctx: Context, agent: EdgeAgent, secret: Uint8Array, opt
     const image = join(options.paperDir, `dkms-recovery-paper.${options.paperFormat}`);
     writeFileAtomic(image, options.paperFormat === 'png' ? await paperQrPng(text) : new TextEncoder().encode(await paperQrSvg(text)), 0o600);
     const page = join(options.paperDir, 'dkms-recovery-paper.html');
-    writeFileAtomic(page, new TextEncoder().encode(await paperHtml({ text, mnemonic, policy: profile.policy, agency, ledger: profile.ledger, label: profile.label, created: new Date().toISOString() })), 0o600);
+    writeFileAtomic(
+      page,
+      new TextEncoder().encode(
+        await paperHtml({ text, mnemonic, policy: profile.policy, agency, ledger: profile.ledger, label: profile.label, created: new Date().toISOString() }),
+      ),
+      0o600,
+    );
     files.push(image, page);
   }
   const paper = { mnemonic, policy: profile.policy, agency, files };
@@ -162,59 +168,89 @@ export function recoveryCommand(): Command {
         .option('--wait <seconds>', 'how long to wait for trustees to hold their shares', parsePositive, 120),
       'also write the paper wallet there as an image and a printable HTML page',
     ),
-  ).action(async (opts: SecretOptions & PaperOptions & { offline?: boolean; social?: boolean; both?: boolean; trustee?: string[]; threshold?: number; insist?: boolean; delay: number; backupFile?: string; wait: number; fromTrustees?: boolean }, cmd: Command) => {
-    const ctx = Context.of(cmd);
-    if (opts.both === true) Object.assign(opts, { offline: true, social: true });
-    // Checked before the first step: what to make, and where its files will go.
-    if (opts.offline !== true && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --offline, --social or both');
-    if (opts.paperDir !== undefined) checkWritable(opts.paperDir, '--paper-dir', 'dir');
-    if (opts.backupFile !== undefined) checkWritable(opts.backupFile, '--backup-file', 'file');
-    const current = await currentSecret(ctx, opts);
-    try {
-      const result = await withAgent(
-        ctx,
-        async (a) => {
-          const commit = async () => {
-            const outcome = await commitRecovery(a, current);
-            if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
-            return outcome;
-          };
-          // A change the ledger already commits to, whose last steps failed (an agency out of
-          // reach, say), is finished: a new secret now would leave the committed one unfinished.
-          const unfinished = readPrepared(a);
-          if (unfinished !== undefined && (await isCommitted(a, unfinished))) {
-            ctx.progress('Finishing the recovery change the ledger already commits to…');
-            return commit();
-          }
-          let social: { trustees: string[]; threshold: number; insist: boolean } | undefined;
-          if (opts.social === true) {
-            const chosen = opts.trustee ?? trustees(a).filter((t) => t.status === 'accepted').map((t) => t.id);
-            social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
-          }
-          const options = { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay };
-          // Refuse before anything is shown or sent if the change could not be prepared or committed.
-          checkPrepare(a, options);
-          currentRecoverySigner(a, (await a.policy()).policy, current);
-          const { secret, prepared } = await prepareRecovery(a, options, opts.offline === true ? (r) => showPaper(ctx, a, r, opts) : undefined);
-          wipe(secret);
-          if (social !== undefined) {
-            announce(ctx, { state: 'prepared', set: prepared.set, trustees: prepared.trustees.length }, `shares sent to ${prepared.trustees.length} trustee(s); waiting for them to hold their shares (they run \`dkms message inbox\`)…`);
-            const missing = await waitForTrustees(ctx, a, opts.wait);
-            if (missing.length > 0) return { state: 'prepared' as const, missing };
-          }
-          return commit();
+  ).action(
+    async (
+      opts: SecretOptions &
+        PaperOptions & {
+          offline?: boolean;
+          social?: boolean;
+          both?: boolean;
+          trustee?: string[];
+          threshold?: number;
+          insist?: boolean;
+          delay: number;
+          backupFile?: string;
+          wait: number;
+          fromTrustees?: boolean;
         },
-        { backup: false },
-      );
-      if (result.state === 'prepared') {
-        emit(ctx, result, () => `still waiting for ${result.missing.join(', ')}; nothing changed yet (your old recovery still works).\nOnce they have run \`dkms message inbox\`, run \`dkms trustee commit\`${current === undefined ? '' : ' with your current recovery secret'}.`);
-      } else {
-        emit(ctx, result, () => describeCommit(result));
+      cmd: Command,
+    ) => {
+      const ctx = Context.of(cmd);
+      if (opts.both === true) Object.assign(opts, { offline: true, social: true });
+      // Checked before the first step: what to make, and where its files will go.
+      if (opts.offline !== true && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --offline, --social or both');
+      if (opts.paperDir !== undefined) checkWritable(opts.paperDir, '--paper-dir', 'dir');
+      if (opts.backupFile !== undefined) checkWritable(opts.backupFile, '--backup-file', 'file');
+      const current = await currentSecret(ctx, opts);
+      try {
+        const result = await withAgent(
+          ctx,
+          async (a) => {
+            const commit = async () => {
+              const outcome = await commitRecovery(a, current);
+              if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
+              return outcome;
+            };
+            // A change the ledger already commits to, whose last steps failed (an agency out of
+            // reach, say), is finished: a new secret now would leave the committed one unfinished.
+            const unfinished = readPrepared(a);
+            if (unfinished !== undefined && (await isCommitted(a, unfinished))) {
+              ctx.progress('Finishing the recovery change the ledger already commits to…');
+              return commit();
+            }
+            let social: { trustees: string[]; threshold: number; insist: boolean } | undefined;
+            if (opts.social === true) {
+              const chosen =
+                opts.trustee ??
+                trustees(a)
+                  .filter((t) => t.status === 'accepted')
+                  .map((t) => t.id);
+              social = { trustees: chosen, threshold: opts.threshold ?? Math.floor(chosen.length / 2) + 1, insist: opts.insist === true };
+            }
+            const options = { offline: opts.offline === true, ...(social === undefined ? {} : { social }), delay: opts.delay };
+            // Refuse before anything is shown or sent if the change could not be prepared or committed.
+            checkPrepare(a, options);
+            currentRecoverySigner(a, (await a.policy()).policy, current);
+            const { secret, prepared } = await prepareRecovery(a, options, opts.offline === true ? (r) => showPaper(ctx, a, r, opts) : undefined);
+            wipe(secret);
+            if (social !== undefined) {
+              announce(
+                ctx,
+                { state: 'prepared', set: prepared.set, trustees: prepared.trustees.length },
+                `shares sent to ${prepared.trustees.length} trustee(s); waiting for them to hold their shares (they run \`dkms message inbox\`)…`,
+              );
+              const missing = await waitForTrustees(ctx, a, opts.wait);
+              if (missing.length > 0) return { state: 'prepared' as const, missing };
+            }
+            return commit();
+          },
+          { backup: false },
+        );
+        if (result.state === 'prepared') {
+          emit(
+            ctx,
+            result,
+            () =>
+              `still waiting for ${result.missing.join(', ')}; nothing changed yet (your old recovery still works).\nOnce they have run \`dkms message inbox\`, run \`dkms trustee commit\`${current === undefined ? '' : ' with your current recovery secret'}.`,
+          );
+        } else {
+          emit(ctx, result, () => describeCommit(result));
+        }
+      } finally {
+        current?.wipe();
       }
-    } finally {
-      current?.wipe();
-    }
-  });
+    },
+  );
 
   recovery
     .command('backup')
@@ -223,27 +259,40 @@ export function recoveryCommand(): Command {
     .action(async (opts: { file?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => makeBackup(a, opts.file === undefined ? {} : { file: opts.file }), { backup: false });
-      emit(ctx, { ...outcome }, () => `backup stored${outcome.version === undefined ? '' : ` as version ${outcome.version} at your cloud agent`}${outcome.file === undefined ? '' : ` and in ${outcome.file}`} (${outcome.size} bytes, encrypted to your backup key)`);
+      emit(
+        ctx,
+        { ...outcome },
+        () =>
+          `backup stored${outcome.version === undefined ? '' : ` as version ${outcome.version} at your cloud agent`}${outcome.file === undefined ? '' : ` and in ${outcome.file}`} (${outcome.size} bytes, encrypted to your backup key)`,
+      );
     });
 
   secretOptions(
-    paperOptions(recovery.command('paper').description('show (and write) the paper wallet of your current recovery secret again'), 'write it there as an image and a printable HTML page'),
+    paperOptions(
+      recovery.command('paper').description('show (and write) the paper wallet of your current recovery secret again'),
+      'write it there as an image and a printable HTML page',
+    ),
     'the recovery secret',
   ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
     const ctx = Context.of(cmd);
     const input = await recoverySecretInput(opts);
     if (input === undefined) throw new DkmsError('BAD_INPUT', 'dkms keeps no copy of your recovery secret: give it with --mnemonic or --qr');
     try {
-      await withAgent(ctx, async (a) => {
-        const setup = readSetup(a);
-        const keys = new RecoveryKeys(input.secret);
-        try {
-          if (setup !== undefined && keys.backupKey !== setup.backupKey) throw new DkmsError('RECOVERY_NOT_SET_UP', 'that is not your current recovery secret');
-        } finally {
-          keys.wipe();
-        }
-        await showPaper(ctx, a, input.secret, opts);
-      }, { backup: false });
+      await withAgent(
+        ctx,
+        async (a) => {
+          const setup = readSetup(a);
+          const keys = new RecoveryKeys(input.secret);
+          try {
+            if (setup !== undefined && keys.backupKey !== setup.backupKey)
+              throw new DkmsError('RECOVERY_NOT_SET_UP', 'that is not your current recovery secret');
+          } finally {
+            keys.wipe();
+          }
+          await showPaper(ctx, a, input.secret, opts);
+        },
+        { backup: false },
+      );
     } finally {
       wipe(input.secret);
     }
@@ -251,7 +300,9 @@ export function recoveryCommand(): Command {
 
   recovery
     .command('request')
-    .description('ask your trustees for their shares: on a new device (creates its wallet and keys), or on a working one to change your recovery without the paper')
+    .description(
+      'ask your trustees for their shares: on a new device (creates its wallet and keys), or on a working one to change your recovery without the paper',
+    )
     .option('--agency <url>', 'the agency that hosts your cloud agent', DEFAULT_AGENCY_URL)
     .option('--label <name>', 'who you are, as your trustees know you', 'me')
     .addOption(tierOption())
@@ -274,7 +325,7 @@ export function recoveryCommand(): Command {
           `  ${made.text}`,
           '',
           `Then call or meet each one and read them this challenge: ${made.challenge}`,
-          'They run: dkms trustee requests --add \'<request>\' and dkms trustee approve <id> --challenge <challenge>',
+          "They run: dkms trustee requests --add '<request>' and dkms trustee approve <id> --challenge <challenge>",
           'Then run here: dkms recovery restore --social',
         ].join('\n'),
       );
@@ -283,74 +334,118 @@ export function recoveryCommand(): Command {
   secretOptions(
     recovery
       .command('restore')
-      .description('on a new device: recover everything from your paper wallet or from your trustees\' shares')
-      .option('--social', 'from the shares your trustees released to this device\'s request')
+      .description("on a new device: recover everything from your paper wallet or from your trustees' shares")
+      .option('--social', "from the shares your trustees released to this device's request")
       .option('--policy <address>', 'with --social, which owner to restore when shares of several arrived')
       .option('--yes', 'with --social, restore the owner the shares name without asking')
       .option('--agency <url>', 'the agency that keeps your backups (default: from the QR code, or the local one)')
       .option('--version <n>', 'an older backup version', parsePositive)
-      .option('--backup-file <file>', 'restore from this backup file (made with --backup-file) instead of the agency\'s')
+      .option('--backup-file <file>', "restore from this backup file (made with --backup-file) instead of the agency's")
       .option('--wait <seconds>', 'with --social, wait this long for shares to arrive', parseDuration, 0)
       .addOption(tierOption())
       .argument('[phrase...]', 'not accepted: the phrase never goes on the command line'),
     'recover',
-  ).action(async (phrase: string[], opts: SecretOptions & { social?: boolean; policy?: string; yes?: boolean; agency?: string; version?: number; backupFile?: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
-    const ctx = Context.of(cmd);
-    if (phrase.length > 0) {
-      throw new DkmsError('BAD_INPUT', `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`);
-    }
-    if (opts.agency !== undefined) checkHttpUrl(opts.agency, '--agency');
-    if (opts.social === true) checkConfirmable('restoring the owner the shares name', opts.yes);
-    // Every input is read and checked before the wallet is created.
-    const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
-    const input = await recoverySecretInput(opts);
-    if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
-    const ledger = ctx.options.ledger ?? input?.paper?.ledger;
-    try {
-      const outcome = await withAgent(
-        ctx,
-        async (a) => {
-          if (input !== undefined) {
-            const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
-            const policy = input.paper?.policy;
-            return restoreFromSecret(a, input.secret, { agency, ...(opts.version === undefined ? {} : { version: opts.version }), ...(backup === undefined ? {} : { backup }), ...(policy === undefined ? {} : { policy }) });
-          }
-          return restoreSocial(ctx, a, opts);
-        },
-        // A restore that failed before it wrote its profile (which it does before the ledger hears
-        // of it) has nothing worth keeping: the wallet it created is removed, and a new run starts
-        // clean. From the profile on, the wallet is kept and the same command resumes the restore.
-        { create: true, backup: false, kdfTier: opts.kdfTier, keepCreated: (a) => a.store.hasProfile(), ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }) },
-      );
-      emit(ctx, { ...outcome }, () => describeRestore(outcome));
-    } finally {
-      if (input !== undefined) wipe(input.secret);
-    }
-  });
+  ).action(
+    async (
+      phrase: string[],
+      opts: SecretOptions & {
+        social?: boolean;
+        policy?: string;
+        yes?: boolean;
+        agency?: string;
+        version?: number;
+        backupFile?: string;
+        wait: number;
+        kdfTier: KdfTier;
+      },
+      cmd: Command,
+    ) => {
+      const ctx = Context.of(cmd);
+      if (phrase.length > 0) {
+        throw new DkmsError(
+          'BAD_INPUT',
+          `the recovery phrase is not taken from the command line, where others can read it: give --mnemonic alone and type it at the prompt, or use --mnemonic-file or ${PHRASE_ENV}`,
+        );
+      }
+      if (opts.agency !== undefined) checkHttpUrl(opts.agency, '--agency');
+      if (opts.social === true) checkConfirmable('restoring the owner the shares name', opts.yes);
+      // Every input is read and checked before the wallet is created.
+      const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
+      const input = await recoverySecretInput(opts);
+      if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
+      const ledger = ctx.options.ledger ?? input?.paper?.ledger;
+      try {
+        const outcome = await withAgent(
+          ctx,
+          async (a) => {
+            if (input !== undefined) {
+              const agency = opts.agency ?? input.paper?.agency ?? DEFAULT_AGENCY_URL;
+              const policy = input.paper?.policy;
+              return restoreFromSecret(a, input.secret, {
+                agency,
+                ...(opts.version === undefined ? {} : { version: opts.version }),
+                ...(backup === undefined ? {} : { backup }),
+                ...(policy === undefined ? {} : { policy }),
+              });
+            }
+            return restoreSocial(ctx, a, opts);
+          },
+          // A restore that failed before it wrote its profile (which it does before the ledger hears
+          // of it) has nothing worth keeping: the wallet it created is removed, and a new run starts
+          // clean. From the profile on, the wallet is kept and the same command resumes the restore.
+          {
+            create: true,
+            backup: false,
+            kdfTier: opts.kdfTier,
+            keepCreated: (a) => a.store.hasProfile(),
+            ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }),
+          },
+        );
+        emit(ctx, { ...outcome }, () => describeRestore(outcome));
+      } finally {
+        if (input !== undefined) wipe(input.secret);
+      }
+    },
+  );
 
   recovery
     .command('status')
     .description('how recovery is set up, any change in progress, and any recovery pending on the ledger')
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const status = await withAgent(ctx, async (a) => {
-        const setup = readSetup(a);
-        const prepared = readPrepared(a);
-        const policy = (await a.policy()).policy;
-        return {
-          setUp: setup !== undefined,
-          provisional: setup === undefined,
-          ...(setup === undefined ? {} : { offline: setup.offline, social: setup.social ?? null, delay: setup.delay, lastBackup: setup.lastBackup ?? null }),
-          prepared: prepared === undefined ? null : { set: prepared.set, missing: missingAcks(a, prepared).map((t) => t.label) },
-          pending: policy.pending ?? null,
-        };
-      }, { backup: false });
+      const status = await withAgent(
+        ctx,
+        async (a) => {
+          const setup = readSetup(a);
+          const prepared = readPrepared(a);
+          const policy = (await a.policy()).policy;
+          return {
+            setUp: setup !== undefined,
+            provisional: setup === undefined,
+            ...(setup === undefined ? {} : { offline: setup.offline, social: setup.social ?? null, delay: setup.delay, lastBackup: setup.lastBackup ?? null }),
+            prepared: prepared === undefined ? null : { set: prepared.set, missing: missingAcks(a, prepared).map((t) => t.label) },
+            pending: policy.pending ?? null,
+          };
+        },
+        { backup: false },
+      );
       emit(ctx, status, () =>
         [
           status.setUp ? 'recovery is set up' : 'recovery is NOT set up: only a provisional key protects your identity; run `dkms recovery setup`',
-          ...('offline' in status ? [`  paper wallet: ${status.offline ? 'yes' : 'no'}`, `  trustees: ${status.social === null ? 'none' : `${status.social?.threshold} of ${status.social?.trustees.length}`}`, `  delay: ${status.delay} s`, `  last backup: ${status.lastBackup === null ? 'never' : `version ${status.lastBackup?.version} at ${status.lastBackup?.at}`}`] : []),
-          ...(status.prepared === null ? [] : [`a change is prepared; waiting for: ${status.prepared.missing.join(', ') || 'nobody (run dkms trustee commit)'}`]),
-          ...(status.pending === null ? [] : [`a recovery is PENDING on the ledger until ${status.pending.until}: if it is not yours, run \`dkms recovery cancel\``]),
+          ...('offline' in status
+            ? [
+                `  paper wallet: ${status.offline ? 'yes' : 'no'}`,
+                `  trustees: ${status.social === null ? 'none' : `${status.social?.threshold} of ${status.social?.trustees.length}`}`,
+                `  delay: ${status.delay} s`,
+                `  last backup: ${status.lastBackup === null ? 'never' : `version ${status.lastBackup?.version} at ${status.lastBackup?.at}`}`,
+              ]
+            : []),
+          ...(status.prepared === null
+            ? []
+            : [`a change is prepared; waiting for: ${status.prepared.missing.join(', ') || 'nobody (run dkms trustee commit)'}`]),
+          ...(status.pending === null
+            ? []
+            : [`a recovery is PENDING on the ledger until ${status.pending.until}: if it is not yours, run \`dkms recovery cancel\``]),
         ].join('\n'),
       );
     });
@@ -361,16 +456,25 @@ export function recoveryCommand(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => completeRecovery(a), { backup: false });
-      emit(ctx, { ...outcome }, () => ('finished' in outcome ? 'the recovery change is complete' : [`recovery complete; connections rotated: ${outcome.rotated.length}`, ...outcome.warnings.map((w) => `  warning: ${w}`)].join('\n')));
+      emit(ctx, { ...outcome }, () =>
+        'finished' in outcome
+          ? 'the recovery change is complete'
+          : [`recovery complete; connections rotated: ${outcome.rotated.length}`, ...outcome.warnings.map((w) => `  warning: ${w}`)].join('\n'),
+      );
     });
 
   recovery
     .command('cancel')
-    .description('cancel a pending recovery you did not start (needs ADMIN; the policy\'s rules threshold applies)')
+    .description("cancel a pending recovery you did not start (needs ADMIN; the policy's rules threshold applies)")
     .action(async (_opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => cancelRecovery(a), { backup: false });
-      emit(ctx, outcome, () => `cancelled the recovery started at ${outcome.cancelled}. Someone holds your recovery secret: set up a new one (\`dkms recovery setup\`) as soon as you can.`);
+      emit(
+        ctx,
+        outcome,
+        () =>
+          `cancelled the recovery started at ${outcome.cancelled}. Someone holds your recovery secret: set up a new one (\`dkms recovery setup\`) as soon as you can.`,
+      );
     });
 
   return recovery;
@@ -405,7 +509,11 @@ export async function secretFromTrustees(ctx: Context, agent: EdgeAgent): Promis
  * the shares name is shown and confirmed first: shares can only prove they were signed by that
  * owner's agent, and several owners' sets must not be mixed up.
  */
-async function restoreSocial(ctx: Context, agent: EdgeAgent, opts: { wait: number; version?: number; policy?: string; yes?: boolean }): Promise<RestoreOutcome> {
+async function restoreSocial(
+  ctx: Context,
+  agent: EdgeAgent,
+  opts: { wait: number; version?: number; policy?: string; yes?: boolean },
+): Promise<RestoreOutcome> {
   const request = myRequest(agent);
   if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: run `dkms recovery request` first');
   showReceived(ctx, await collectReleases(agent, opts.wait));
@@ -414,14 +522,21 @@ async function restoreSocial(ctx: Context, agent: EdgeAgent, opts: { wait: numbe
   const owners = [...new Set(candidates.map((r) => r.policy))];
   try {
     if (owners.length > 1) {
-      throw new DkmsError('BAD_INPUT', `shares of several owners arrived (${candidates.map((r) => `'${r.owner}' ${r.policy}`).join(', ')}): choose with --policy`);
+      throw new DkmsError(
+        'BAD_INPUT',
+        `shares of several owners arrived (${candidates.map((r) => `'${r.owner}' ${r.policy}`).join(', ')}): choose with --policy`,
+      );
     }
     const first = candidates[0];
     if (first === undefined) {
       const progress = releaseProgress(agent).map((p) => `${p.have} of ${p.threshold} needed`);
-      throw new DkmsError('SHARES_INSUFFICIENT', `not enough shares yet (${progress.join('; ') || 'none received'}); run this again once more trustees approve`);
+      throw new DkmsError(
+        'SHARES_INSUFFICIENT',
+        `not enough shares yet (${progress.join('; ') || 'none received'}); run this again once more trustees approve`,
+      );
     }
-    if (!(await confirm(ctx, `Restore '${first.owner}' (${first.policy}) onto this device?`, opts.yes))) throw new DkmsError('BAD_INPUT', 'you declined the restore');
+    if (!(await confirm(ctx, `Restore '${first.owner}' (${first.policy}) onto this device?`, opts.yes)))
+      throw new DkmsError('BAD_INPUT', 'you declined the restore');
     let lastError: unknown;
     for (const { secret, policy } of candidates) {
       try {

@@ -30,7 +30,11 @@ export function trusteeCommand(): Command {
     .action(async (refs: string[], _opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
       const invited = await withAgent(ctx, (a) => inviteTrustees(a, refs));
-      emit(ctx, { trustees: invited }, () => `asked ${invited.map((t) => `'${t.label}'`).join(', ')}; their answers arrive with \`dkms trustee list\` or \`dkms message inbox\``);
+      emit(
+        ctx,
+        { trustees: invited },
+        () => `asked ${invited.map((t) => `'${t.label}'`).join(', ')}; their answers arrive with \`dkms trustee list\` or \`dkms message inbox\``,
+      );
     });
 
   trustee
@@ -47,12 +51,19 @@ export function trusteeCommand(): Command {
           trustees: trustees(a).map((t) => ({ id: t.id, label: t.label, status: t.status, holdsShare: current.has(t.id), connection: t.connection })),
           threshold: setup?.social?.threshold ?? null,
           prepared: prepared === undefined ? null : { set: prepared.set, missing: missingAcks(a, prepared).map((t) => t.label) },
-          holding: heldShares(a).map((h) => ({ offer: h.offer, owner: h.owner.label, policy: h.owner.policy, shares: h.shares.map((s) => s.state).join(',') || 'none yet' })),
+          holding: heldShares(a).map((h) => ({
+            offer: h.offer,
+            owner: h.owner.label,
+            policy: h.owner.policy,
+            shares: h.shares.map((s) => s.state).join(',') || 'none yet',
+          })),
         };
       });
       emit(ctx, view, () =>
         [
-          view.trustees.length === 0 ? 'you have no trustees: `dkms trustee invite <connection>`' : table(view.trustees, ['label', 'status', 'holdsShare', 'id']),
+          view.trustees.length === 0
+            ? 'you have no trustees: `dkms trustee invite <connection>`'
+            : table(view.trustees, ['label', 'status', 'holdsShare', 'id']),
           ...(view.threshold === null ? [] : [`recovery needs ${view.threshold} of them`]),
           ...(view.prepared === null ? [] : [`a change is prepared; waiting for: ${view.prepared.missing.join(', ') || 'nobody: run dkms trustee commit'}`]),
           '',
@@ -71,13 +82,24 @@ export function trusteeCommand(): Command {
         await receiveFirst(ctx, a);
         if (opts.add !== undefined) addRecoveryRequest(a, opts.add);
         return {
-          offers: trusteeOffers(a).filter((o) => o.status === 'waiting').map((o) => ({ id: o.id, owner: o.owner.label, received: o.received })),
-          requests: recoveryRequests(a).map((r) => ({ id: r.id, label: r.label, status: r.status, wrongAnswers: r.failures.length, received: r.received, expires: r.expires })),
+          offers: trusteeOffers(a)
+            .filter((o) => o.status === 'waiting')
+            .map((o) => ({ id: o.id, owner: o.owner.label, received: o.received })),
+          requests: recoveryRequests(a).map((r) => ({
+            id: r.id,
+            label: r.label,
+            status: r.status,
+            wrongAnswers: r.failures.length,
+            received: r.received,
+            expires: r.expires,
+          })),
         };
       });
       emit(ctx, view, () =>
         [
-          view.offers.length === 0 ? 'no trustee offers waiting' : `asked to be a trustee (dkms trustee approve|deny <id>):\n${table(view.offers, ['owner', 'id', 'received'])}`,
+          view.offers.length === 0
+            ? 'no trustee offers waiting'
+            : `asked to be a trustee (dkms trustee approve|deny <id>):\n${table(view.offers, ['owner', 'id', 'received'])}`,
           '',
           view.requests.length === 0
             ? 'no recovery requests'
@@ -91,7 +113,10 @@ export function trusteeCommand(): Command {
     .description('accept an offer to be a trustee, or release your shares to a recovery request once the owner read you its challenge')
     .argument('<id>', 'offer or request id (`dkms trustee requests`)')
     .option('--owner <name>', 'for a request: which owner it is (label or offer id), if you keep shares for several')
-    .option('--challenge-file <file>', 'for a request: a file whose first line is the challenge the owner read to you (else $DKMS_CHALLENGE, else asked at the terminal)')
+    .option(
+      '--challenge-file <file>',
+      'for a request: a file whose first line is the challenge the owner read to you (else $DKMS_CHALLENGE, else asked at the terminal)',
+    )
     .addOption(new Option('--challenge <code>').hideHelp())
     .action(async (id: string, opts: { owner?: string; challenge?: string; challengeFile?: string }, cmd: Command) => {
       const ctx = Context.of(cmd);
@@ -114,23 +139,35 @@ export function trusteeCommand(): Command {
     .argument('<id>', 'offer or request id')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
       const ctx = Context.of(cmd);
-      const outcome = await withAgent(ctx, async (a) => (trusteeOffers(a).some((o) => o.id === id) ? { offer: await answerOffer(a, id, false) } : { request: denyRecoveryRequest(a, id) }));
+      const outcome = await withAgent(ctx, async (a) =>
+        trusteeOffers(a).some((o) => o.id === id) ? { offer: await answerOffer(a, id, false) } : { request: denyRecoveryRequest(a, id) },
+      );
       emit(ctx, outcome, () => ('offer' in outcome ? 'declined' : `refused recovery request ${id}`));
     });
 
-  currentSecretOptions(trustee.command('commit').description('finish a prepared change of trustees once every new trustee holds its share')).action(async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
-    const ctx = Context.of(cmd);
-    const keys = await currentSecret(ctx, opts);
-    try {
-      const outcome = await withAgent(ctx, async (a) => {
-        await receiveFirst(ctx, a);
-        return commitRecovery(a, keys);
-      }, { backup: false });
-      emit(ctx, { ...outcome }, () => (outcome.state === 'pending' ? `the change waits for its delay: \`dkms recovery complete\` from ${outcome.until}` : 'the change is committed: the new trustees hold the only working shares'));
-    } finally {
-      keys?.wipe();
-    }
-  });
+  currentSecretOptions(trustee.command('commit').description('finish a prepared change of trustees once every new trustee holds its share')).action(
+    async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
+      const ctx = Context.of(cmd);
+      const keys = await currentSecret(ctx, opts);
+      try {
+        const outcome = await withAgent(
+          ctx,
+          async (a) => {
+            await receiveFirst(ctx, a);
+            return commitRecovery(a, keys);
+          },
+          { backup: false },
+        );
+        emit(ctx, { ...outcome }, () =>
+          outcome.state === 'pending'
+            ? `the change waits for its delay: \`dkms recovery complete\` from ${outcome.until}`
+            : 'the change is committed: the new trustees hold the only working shares',
+        );
+      } finally {
+        keys?.wipe();
+      }
+    },
+  );
 
   trustee
     .command('abort')

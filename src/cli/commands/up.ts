@@ -14,29 +14,39 @@ export function upCommand(): Command {
     .option('--ledger-store <url>', 'where the log lives: sqlite (default) or etcd://host:port,…')
     .option('--rate-limit <n>', 'ledger requests per second allowed from one client address (0: no limit)', parseNonNegative, 200)
     .option('--accept-witness <key...>', 'witness keys whose cosignatures the ledger node accepts and serves')
-    .action(async (opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] }, cmd: Command) => {
-      const ctx = Context.of(cmd);
-      // The server code is loaded only by the commands that run a server.
-      const [{ startLedger }, { startAgency }] = await Promise.all([import('../../server/ledger-service.js'), import('../../server/agency-service.js')]);
-      const ledger = await startLedger(ctx.home, {
-        host: opts.host,
-        port: opts.ledgerPort,
-        rateLimitPerSecond: opts.rateLimit,
-        ...(opts.ledgerStore === undefined ? {} : { store: opts.ledgerStore }),
-        ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
-      });
-      let agency;
-      try {
-        agency = await startAgency(ctx.home, { host: opts.host, port: opts.agencyPort, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key] });
-      } catch (e) {
-        await ledger.close();
-        throw e;
-      }
-      await serveUntilStopped(
-        ctx,
-        [agency, ledger],
-        { ledger: ledger.url, key: ledger.node.key, agency: agency.url, home: ctx.home },
-        [`dkms is up (data in ${ctx.home})`, `ledger node: ${ledger.url}  (node key ${ledger.node.key})`, `agency:      ${agency.url}`, 'stop with Ctrl-C'].join('\n'),
-      );
-    });
+    .action(
+      async (
+        opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] },
+        cmd: Command,
+      ) => {
+        const ctx = Context.of(cmd);
+        // The server code is loaded only by the commands that run a server.
+        const [{ startLedger }, { startAgency }] = await Promise.all([import('../../server/ledger-service.js'), import('../../server/agency-service.js')]);
+        const ledger = await startLedger(ctx.home, {
+          host: opts.host,
+          port: opts.ledgerPort,
+          rateLimitPerSecond: opts.rateLimit,
+          ...(opts.ledgerStore === undefined ? {} : { store: opts.ledgerStore }),
+          ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
+        });
+        let agency;
+        try {
+          agency = await startAgency(ctx.home, { host: opts.host, port: opts.agencyPort, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.node.key] });
+        } catch (e) {
+          await ledger.close();
+          throw e;
+        }
+        await serveUntilStopped(
+          ctx,
+          [agency, ledger],
+          { ledger: ledger.url, key: ledger.node.key, agency: agency.url, home: ctx.home },
+          [
+            `dkms is up (data in ${ctx.home})`,
+            `ledger node: ${ledger.url}  (node key ${ledger.node.key})`,
+            `agency:      ${agency.url}`,
+            'stop with Ctrl-C',
+          ].join('\n'),
+        );
+      },
+    );
 }

@@ -27,7 +27,9 @@ export function verifyCommand(): Command {
       if (signature.length !== 64) throw badInput(`signature must be 64 bytes, got ${signature.length}`);
       const client = ledgerClient(ctx, ctx.options.ledger);
       const history =
-        opts.did !== undefined ? (await client.resolveDidRecord(opts.did as Did)).policyHistory : (await client.resolvePolicy(opts.policy as PolicyAddress)).policyHistory;
+        opts.did !== undefined
+          ? (await client.resolveDidRecord(opts.did as Did)).policyHistory
+          : (await client.resolvePolicy(opts.policy as PolicyAddress)).policyHistory;
       const result = verifyAgentSignature(history, { key: opts.signer, message: readInput(opts.in), signature, time });
       if (!result.valid) throw new DkmsError('SIGNATURE_INVALID', `${result.reason}: ${result.message}`);
       emit(ctx, { valid: true, signer: opts.signer, time, asOf: result.asOf }, () => `valid: signed by ${opts.signer}, an agent holding PROVE at ${time}`);

@@ -8,9 +8,7 @@ import { emit } from '../output.js';
 import { getSecret } from '../secrets.js';
 
 const tierOption = () =>
-  new Option('--kdf-tier <tier>', 'Argon2id cost for a passphrase: interactive, moderate or sensitive')
-    .default(DEFAULT_KDF_TIER)
-    .argParser(parseKdfTier);
+  new Option('--kdf-tier <tier>', 'Argon2id cost for a passphrase: interactive, moderate or sensitive').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
 function describeInfo(info: WalletInfo): string {
   const kdf = info.kdf.alg === 'raw' ? 'raw key' : `${info.kdf.alg} (${info.kdf.tier ?? 'custom'}: ${info.kdf.memoryKiB} KiB, ${info.kdf.passes} passes)`;
@@ -94,16 +92,21 @@ export function walletCommand(): Command {
     .option('--export-key-file <file>', 'file holding a raw 32-byte key protecting the export')
     .option('--force', 'replace the file if it exists')
     .addOption(tierOption())
-    .action(async (opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
-      const ctx = Context.of(cmd);
-      await ctx.withWallet(async (w) => {
-        const secret = await exportSecret(opts, true);
-        ctx.progress('Encrypting export…');
-        const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
-        writeOutput(opts.out, bytes, { force: opts.force === true });
-        emit(ctx, { out: opts.out, bytes: bytes.length, items: w.info().items }, () => `Exported wallet to ${opts.out}`);
-      });
-    });
+    .action(
+      async (
+        opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> },
+        cmd: Command,
+      ) => {
+        const ctx = Context.of(cmd);
+        await ctx.withWallet(async (w) => {
+          const secret = await exportSecret(opts, true);
+          ctx.progress('Encrypting export…');
+          const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
+          writeOutput(opts.out, bytes, { force: opts.force === true });
+          emit(ctx, { out: opts.out, bytes: bytes.length, items: w.info().items }, () => `Exported wallet to ${opts.out}`);
+        });
+      },
+    );
 
   wallet
     .command('import')

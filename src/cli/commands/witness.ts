@@ -52,7 +52,9 @@ function nodeKeyOf(ctx: Context): string {
 
 export function witnessCommand(): Command {
   return new Command('witness')
-    .description('witness a ledger node, given by the global --ledger URL and --node-key KEY: cosign each head that extends the last one (and is not older than the global --max-head-age), report a node caught equivocating, rolling back or forking; until Ctrl-C')
+    .description(
+      'witness a ledger node, given by the global --ledger URL and --node-key KEY: cosign each head that extends the last one (and is not older than the global --max-head-age), report a node caught equivocating, rolling back or forking; until Ctrl-C',
+    )
     .option('--host <host>', "address to serve the witness's API on", '127.0.0.1')
     .option('--port <port>', "port of the witness's API", parsePort, DEFAULT_WITNESS_PORT)
     .option('--interval <ms>', "poll the node's head this often, in milliseconds", parsePositive, 500)
@@ -75,6 +77,11 @@ export function witnessCommand(): Command {
         onProblem: (e) => process.stderr.write(`dkms: witness: ${e.code}: ${e.message}\n`),
       });
       const { key, node } = running.witness;
-      await serveUntilStopped(ctx, [running], { witness: running.url, key, node, ledger, home: ctx.home }, `witness listening on ${running.url}\nwitness key ${key}\nfollowing node ${node} at ${ledger}\nstop with Ctrl-C`);
+      await serveUntilStopped(
+        ctx,
+        [running],
+        { witness: running.url, key, node, ledger, home: ctx.home },
+        `witness listening on ${running.url}\nwitness key ${key}\nfollowing node ${node} at ${ledger}\nstop with Ctrl-C`,
+      );
     });
 }
