@@ -33,7 +33,14 @@ import type { RequestSigner } from '../agency/request-auth.js';
 const GUEST_POLL_MS = 1000;
 
 /** Who sent a message, as far as decryption proved it. */
-/** What #forSiblings reads of a connection record: the key-agreement keys its own side's log ever listed. */
+/** Whether `envelope` is encrypted only to keys in `keys` (another agent's copy, for this owner's side of a connection). */
+function encryptedOnlyTo(envelope: unknown, keys: ReadonlySet<string>): boolean {
+  const kids = (envelope as { recipients?: { header?: { kid?: unknown } }[] }).recipients?.map((r) => r.header?.kid);
+  if (kids === undefined || kids.length === 0) return false;
+  return kids.every((kid) => typeof kid === 'string' && keys.has(kid.split('#')[1] ?? ''));
+}
+
+/** What #ownSideKx reads of a connection record: the key-agreement keys its own side's log ever listed. */
 const OwnSideSchema = z.looseObject({ myLog: z.array(z.looseObject({ keys: z.array(z.looseObject({ kx: z.string() })) })) });
 
 export interface Sender {
@@ -219,12 +226,16 @@ export class EdgeAgent {
     if (picked.length > 0) this.#forgetOldIds();
     const report: ReceiveEntry[] = [];
     const done: string[] = [];
+    // This owner's side of its connections, read once for the batch (again after a message was
+    // handled: a handler may have changed the connections).
+    let own: Set<string> | undefined;
     for (const item of picked) {
       // Keys are listed per message: a handler may have just created one (joining a connection).
       const entry = await this.#handleOne(item.envelope, handlers, this.#agreementKeys());
       // A peer encrypts once per key of this owner's side of a connection, and every copy reaches
       // every agent of the owner: the copies for the other agents are theirs, not worth a report.
-      if (entry.outcome !== 'ignored' || !this.#forSiblings(item.envelope)) report.push(entry);
+      if (entry.outcome === 'handled') own = undefined;
+      if (entry.outcome !== 'ignored' || !encryptedOnlyTo(item.envelope, (own ??= this.#ownSideKx()))) report.push(entry);
       done.push(item.id);
     }
     await agency.ack(done);
@@ -283,15 +294,13 @@ export class EdgeAgent {
     }
   }
 
-  /** Whether `envelope` is encrypted only to keys of this owner's side of its connections (another agent's copy). */
-  #forSiblings(envelope: unknown): boolean {
-    const kids = (envelope as { recipients?: { header?: { kid?: unknown } }[] }).recipients?.map((r) => r.header?.kid);
-    if (kids === undefined || kids.length === 0) return false;
+  /** The key-agreement keys this owner's side of its connections ever listed (every agent's). */
+  #ownSideKx(): Set<string> {
     const own = new Set<string>();
     for (const { value } of this.store.list(CATEGORIES.connection, OwnSideSchema)) {
       for (const event of value.myLog) for (const { kx } of event.keys) own.add(kx);
     }
-    return kids.every((kid) => typeof kid === 'string' && own.has(kid.split('#')[1] ?? ''));
+    return own;
   }
 
   #knownAgent(kx: string): KnownAgent | undefined {
