@@ -23,6 +23,7 @@
  *   ledger accepted the revocation and the cloud agent synced (both checked afterwards).
  */
 import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { memorySigner as cryptoMemorySigner, type Signer } from '../src/crypto/index.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,9 +46,9 @@ import { answerInvitation, awaitWelcome, completePairing, createInvitation, pars
 import { ALL_HANDLERS } from '../src/recovery/protocols.js';
 import { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from '../src/agent/provision.js';
 import { revokeAgent } from '../src/agent/revocation.js';
-import { decodePublicKey, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, x25519Generate } from '../src/crypto/index.js';
+import { decodePublicKey, ed25519Generate, randomBytes, x25519Generate } from '../src/crypto/index.js';
 import { isDkmsError } from '../src/errors.js';
-import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { didCreate, nextEvent, policyCreate, signEvent } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
 import type { Did, PolicyAddress } from '../src/ledger/events.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
@@ -482,17 +483,17 @@ async function relayPostgres(dir: string, ledger: RunningLedger, wallets: Wallet
 // ---------------------------------------------------------------------------------------------
 // 3. Pairing and revocation
 
-function memorySigner(): EventSigner {
+function memorySigner(): Signer {
   const pair = ed25519Generate();
-  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return cryptoMemorySigner(pair.privateKey, pair.publicKey);
 }
 
 /** Median and p90 of did.update submits over loopback HTTP. */
 async function submitRoundTrip(env: Env): Promise<{ median: number; p90: number }> {
   const key = memorySigner();
   const client = ledgerClient(env);
-  const recovery = { digests: [recoveryKeyDigest(memorySigner().publicKey)], threshold: 1 };
-  const policy = (await client.submit(signEvent(policyCreate([{ key: key.publicKey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
+  const recovery = { digests: [recoveryKeyDigest(memorySigner().multikey)], threshold: 1 };
+  const policy = (await client.submit(signEvent(policyCreate([{ key: key.multikey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
   const did = (await client.submit(signEvent(didCreate(policy), [key]))).subject as Did;
   const times: number[] = [];
   for (let i = 0; i < SUBMITS; i++) {
@@ -687,7 +688,7 @@ async function abuse(dir: string): Promise<void> {
       agency.url,
       (i) => {
         if (i % 64 === 0) stranger = memorySigner();
-        const signer = { key: stranger.publicKey, sign: stranger.sign };
+        const signer = stranger;
         const ahead = (i % 5) * 10_000;
         if (i % 4 < 2)
           return { method: 'GET', path: '/v1/mailbox?limit=1&wait=0', headers: signedAhead(signer, 'GET', '/v1/mailbox?limit=1&wait=0', undefined, ahead) };

@@ -19,16 +19,17 @@
  *   restarted and the cluster is healthy again before the next of 3 rounds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { memorySigner, type Signer } from '../src/crypto/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Etcd3 } from 'etcd3';
-import { canonicalJson, ed25519Generate, ed25519Sign, encodePublicKey } from '../src/crypto/index.js';
+import { canonicalJson, ed25519Generate } from '../src/crypto/index.js';
 import { isDkmsError } from '../src/errors.js';
-import { nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { nextEvent, policyCreate, signEvent } from '../src/ledger/build.js';
 import { EtcdLogStore, ETCD_MAX_BATCH, etcdClientOptions } from '../src/ledger/etcd-store.js';
 import { eventId, subjectOf, type LedgerEvent, type PolicyAddress } from '../src/ledger/events.js';
-import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
+import { LedgerNode } from '../src/ledger/node.js';
 import type { AppendBatch, LogStore } from '../src/ledger/store.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
@@ -62,17 +63,17 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-function signer(): EventSigner {
+function signer(): Signer {
   const pair = ed25519Generate();
-  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return memorySigner(pair.privateKey, pair.publicKey);
 }
 
-function nodeSigner(): NodeSigner {
+function nodeSigner(): Signer {
   const key = signer();
-  return { key: key.publicKey, sign: key.sign };
+  return key;
 }
 
-const recovery = { digests: [recoveryKeyDigest(signer().publicKey)], threshold: 1 };
+const recovery = { digests: [recoveryKeyDigest(signer().multikey)], threshold: 1 };
 
 function codeOf(e: unknown): string {
   if (isDkmsError(e)) return e.code;
@@ -125,12 +126,12 @@ function counted(store: LogStore, stats: StoreStats): LogStore {
 /** An owner's policy.create and `length - 1` grants, chained and signed ahead of time. */
 function ownerChain(length: number): LedgerEvent[] {
   const admin = signer();
-  const create = signEvent(policyCreate([{ key: admin.publicKey, flags: ALL_FLAGS }], recovery), [admin]);
+  const create = signEvent(policyCreate([{ key: admin.multikey, flags: ALL_FLAGS }], recovery), [admin]);
   const policy = subjectOf(create) as PolicyAddress;
   const events = [create];
   let latest = { seq: 0, head: eventId(create) as string };
   for (let seq = 1; seq < length; seq++) {
-    const grant = signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]);
+    const grant = signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().multikey, flags: FLAGS.PROVE } }), [admin]);
     events.push(grant);
     latest = { seq, head: eventId(grant) };
   }
@@ -319,18 +320,18 @@ async function stallRound(cluster: EtcdCluster, ops: readonly (() => Promise<voi
 /** A writer through the nodes: owners built as it goes, a new one after any refusal. */
 function nodeWriter(nodes: readonly LedgerNode[], w: number): () => Promise<void> {
   let i = 0;
-  let owner: { admin: EventSigner; policy: PolicyAddress; latest: { seq: number; head: string } } | undefined;
+  let owner: { admin: Signer; policy: PolicyAddress; latest: { seq: number; head: string } } | undefined;
   return async () => {
     const node = nodes[(w + i++) % NODES] as LedgerNode;
     try {
       if (owner === undefined || owner.latest.seq >= STALL_CHAIN_SEQ) {
         const admin = signer();
-        const receipt = await node.submit(signEvent(policyCreate([{ key: admin.publicKey, flags: ALL_FLAGS }], recovery), [admin]));
+        const receipt = await node.submit(signEvent(policyCreate([{ key: admin.multikey, flags: ALL_FLAGS }], recovery), [admin]));
         owner = { admin, policy: receipt.subject as PolicyAddress, latest: { seq: receipt.seq, head: receipt.id } };
       } else {
         const { admin, policy, latest } = owner;
         const receipt = await node.submit(
-          signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().publicKey, flags: FLAGS.PROVE } }), [admin]),
+          signEvent(nextEvent('policy.grant', policy, latest, { agent: { key: signer().multikey, flags: FLAGS.PROVE } }), [admin]),
         );
         owner.latest = { seq: receipt.seq, head: receipt.id };
       }

@@ -5,7 +5,8 @@
  * stopped, and never holds more than `inFlight` requests.
  */
 import { Agent as HttpAgent, request } from 'node:http';
-import { signRequest, type RequestSigner } from '../src/agency/request-auth.js';
+import type { Signer } from '../src/crypto/index.js';
+import { signRequest } from '../src/agency/request-auth.js';
 
 /** The source addresses an attacker sends from. */
 export const ATTACKER_ADDRESSES: readonly string[] = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'];
@@ -67,7 +68,7 @@ export function flood(base: string, next: (i: number) => FloodRequest, inFlight 
 }
 
 /** The headers of a request signed by `signer` as if its clock were `aheadMs` ahead. */
-export function signedAhead(signer: RequestSigner, method: string, path: string, body: unknown, aheadMs: number): Record<string, string> {
+export function signedAhead(signer: Signer, method: string, path: string, body: unknown, aheadMs: number): Record<string, string> {
   const realNow = Date.now;
   Date.now = () => realNow() + aheadMs;
   try {

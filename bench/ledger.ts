@@ -46,7 +46,8 @@
  * DKMS_BENCH_LEDGER_ONLY=warm,http,cold,append,scale runs only some parts (for profiling).
  */
 import Fastify from 'fastify';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as signBytes, verify, type KeyObject } from 'node:crypto';
+import { memorySigner, type Signer } from '../src/crypto/index.js';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
@@ -55,12 +56,12 @@ import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Worker, isMainThread, parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { decodePublicKey, ed25519SignKey, encodePublicKey, fromBase64url } from '../src/crypto/index.js';
-import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { decodePublicKey, fromBase64url } from '../src/crypto/index.js';
+import { didCreate, nextEvent, policyCreate, signEvent } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
 import type { LedgerTransport } from '../src/ledger/transport.js';
 import { eventId, signingBytes, type Did, type LedgerEvent, type PolicyAddress, type Subject } from '../src/ledger/events.js';
-import { LedgerNode, type NodeSigner } from '../src/ledger/node.js';
+import { LedgerNode } from '../src/ledger/node.js';
 import { SqliteLogStore } from '../src/ledger/sqlite-store.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
@@ -145,29 +146,29 @@ function newKeyPair(): { publicKey: Uint8Array; privateKey: KeyObject } {
 }
 
 /** An event signer over node:crypto: what the bench uses to pre-sign many events quickly. */
-function signer(): EventSigner {
+function signer(): Signer {
   const { publicKey, privateKey } = newKeyPair();
-  return { publicKey: encodePublicKey('ed25519', publicKey), sign: (m) => signBytes(null, m, privateKey) };
+  return memorySigner(privateKey, publicKey);
 }
 
 const RECOVERY = signer();
-const recovery = { digests: [recoveryKeyDigest(RECOVERY.publicKey)], threshold: 1 };
+const recovery = { digests: [recoveryKeyDigest(RECOVERY.multikey)], threshold: 1 };
 
 /** `count` policy.create events, each by a new key and signed once. */
 function inceptions(count: number): LedgerEvent[] {
   return Array.from({ length: count }, () => {
     const agent = signer();
-    return signEvent(policyCreate([{ key: agent.publicKey, flags: ALL_FLAGS }], recovery), [agent]);
+    return signEvent(policyCreate([{ key: agent.multikey, flags: ALL_FLAGS }], recovery), [agent]);
   });
 }
 
 /** The node's key, imported once as a KeyObject, as the node's wallet keeps it. */
-function nodeSigner(): NodeSigner {
+function nodeSigner(): Signer {
   const { publicKey, privateKey } = newKeyPair();
-  return { key: encodePublicKey('ed25519', publicKey), sign: (m) => ed25519SignKey(privateKey, m) };
+  return memorySigner(privateKey, publicKey);
 }
 
-async function openNode(path: string, key: NodeSigner, verifyThreads = 0): Promise<LedgerNode> {
+async function openNode(path: string, key: Signer, verifyThreads = 0): Promise<LedgerNode> {
   return LedgerNode.open(SqliteLogStore.open(path), key, { verifyThreads });
 }
 
@@ -346,7 +347,7 @@ async function appendWorker(job: AppendJob): Promise<LoopResult> {
   return result;
 }
 
-const SCALE_PHONE = signer().publicKey;
+const SCALE_PHONE = signer().multikey;
 
 /**
  * About `count` events: new policies, each by its own key, and every SCALE_DID_EVERY-th with a
@@ -357,7 +358,7 @@ function scaleWindow(count: number, state: { policies: number }): Window {
   const dids: Did[] = [];
   while (events.length < count) {
     const agent = signer();
-    const create = signEvent(policyCreate([{ key: agent.publicKey, flags: ALL_FLAGS }], recovery), [agent]);
+    const create = signEvent(policyCreate([{ key: agent.multikey, flags: ALL_FLAGS }], recovery), [agent]);
     events.push(create);
     if (state.policies++ % SCALE_DID_EVERY !== 0) continue;
     const createId = eventId(create);
@@ -420,17 +421,17 @@ type NextType = Exclude<LedgerEvent['type'], 'policy.create' | 'did.create'>;
 /** A policy rotated from its first key to others, and a DID updated six times: 12 events, 12 signatures. */
 async function richDid(node: LedgerNode): Promise<Did> {
   const [a, b, c, d] = [signer(), signer(), signer(), signer()];
-  const policy = (await node.submit(signEvent(policyCreate([{ key: a.publicKey, flags: ALL_FLAGS }], recovery), [a]))).subject as PolicyAddress;
+  const policy = (await node.submit(signEvent(policyCreate([{ key: a.multikey, flags: ALL_FLAGS }], recovery), [a]))).subject as PolicyAddress;
   const did = (await node.submit(signEvent(didCreate(policy), [a]))).subject as Did;
-  const next = async (type: NextType, subject: Subject, body: Record<string, unknown>, by: EventSigner) => {
+  const next = async (type: NextType, subject: Subject, body: Record<string, unknown>, by: Signer) => {
     const latest = await node.subject(subject);
     if (latest === undefined) throw new Error(`${subject} vanished`);
     await node.submit(signEvent(nextEvent(type, subject, latest, body), [by]));
   };
-  await next('policy.grant', policy, { agent: { key: b.publicKey, flags: FLAGS.PROVE } }, a);
-  await next('policy.grant', policy, { agent: { key: c.publicKey, flags: ALL_FLAGS } }, a);
-  await next('policy.revoke', policy, { key: a.publicKey }, c);
-  await next('policy.grant', policy, { agent: { key: d.publicKey, flags: ALL_FLAGS } }, c);
+  await next('policy.grant', policy, { agent: { key: b.multikey, flags: FLAGS.PROVE } }, a);
+  await next('policy.grant', policy, { agent: { key: c.multikey, flags: ALL_FLAGS } }, a);
+  await next('policy.revoke', policy, { key: a.multikey }, c);
+  await next('policy.grant', policy, { agent: { key: d.multikey, flags: ALL_FLAGS } }, c);
   for (let i = 0; i < 6; i++) {
     await next(
       'did.update',
@@ -765,7 +766,7 @@ async function httpVerifyFloor(events: number): Promise<number> {
 
 async function roundTrips(node: LedgerNode, url: string): Promise<void> {
   const owner = signer();
-  const policy = (await node.submit(signEvent(policyCreate([{ key: owner.publicKey, flags: ALL_FLAGS }], recovery), [owner]))).subject as PolicyAddress;
+  const policy = (await node.submit(signEvent(policyCreate([{ key: owner.multikey, flags: ALL_FLAGS }], recovery), [owner]))).subject as PolicyAddress;
   const did = (await node.submit(signEvent(didCreate(policy), [owner]))).subject as Did;
   const client = new LedgerClient({ url });
   const latencies: number[] = [];

@@ -23,6 +23,7 @@
  *   one AES-256-GCM seal / open (src/crypto) of a buffer as large as the backup.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { memorySigner as cryptoMemorySigner, type Signer } from '../src/crypto/index.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -32,19 +33,8 @@ import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wra
 import { EdgeAgent, recipientRef, type ReceiveEntry } from '../src/agent/edge-agent.js';
 import { ALL_HANDLERS } from '../src/recovery/protocols.js';
 import { initFirstAgent, registerCloudAgent } from '../src/agent/provision.js';
-import {
-  decodePublicKey,
-  ed25519Generate,
-  ed25519Sign,
-  encodePublicKey,
-  equalBytes,
-  open,
-  randomBytes,
-  seal,
-  wipe,
-  x25519Generate,
-} from '../src/crypto/index.js';
-import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../src/ledger/build.js';
+import { decodePublicKey, ed25519Generate, equalBytes, open, randomBytes, seal, wipe, x25519Generate } from '../src/crypto/index.js';
+import { didCreate, nextEvent, policyCreate, signEvent } from '../src/ledger/build.js';
 import { LedgerClient } from '../src/ledger/client.js';
 import type { Did, LedgerEvent, PolicyAddress } from '../src/ledger/events.js';
 import { recoveryKeyDigest } from '../src/policy/authority.js';
@@ -362,9 +352,9 @@ async function recoverOnce(env: Env, social: Social, threshold: number, run: num
 
 // ---- the limit: bare requests of each kind, same run, same servers -----------------------------
 
-function memorySigner(): EventSigner {
+function memorySigner(): Signer {
   const pair = ed25519Generate();
-  return { publicKey: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return cryptoMemorySigner(pair.privateKey, pair.publicKey);
 }
 
 /** Milliseconds of `fn` after WARMUP untimed calls; `prepare` runs before each, off the clock. */
@@ -397,7 +387,7 @@ class Calibration {
   private constructor(
     private readonly env: Env,
     private readonly client: LedgerClient,
-    private readonly key: EventSigner,
+    private readonly key: Signer,
     private readonly did: Did,
     private readonly probe: EdgeAgent,
     private readonly sender: AgreementKey,
@@ -408,14 +398,14 @@ class Calibration {
   static async create(env: Env): Promise<Calibration> {
     const client = new LedgerClient({ url: env.ledger.url, trustedKeys: [env.ledger.node.key] });
     const key = memorySigner();
-    const recovery = { digests: [recoveryKeyDigest(memorySigner().publicKey)], threshold: 1 };
-    const policy = (await client.submit(signEvent(policyCreate([{ key: key.publicKey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
+    const recovery = { digests: [recoveryKeyDigest(memorySigner().multikey)], threshold: 1 };
+    const policy = (await client.submit(signEvent(policyCreate([{ key: key.multikey, flags: ALL_FLAGS }], recovery), [key]))).subject as PolicyAddress;
     const did = (await client.submit(signEvent(didCreate(policy), [key]))).subject as Did;
     const probe = await makeOwner(env, 'probe');
     const pair = x25519Generate();
     const sender = memoryAgreementKey(didKeyUrl('x25519', pair.publicKey), pair.privateKey, pair.publicKey);
     const signer = memorySigner();
-    const mailbox = new AgencyClient(env.agency.url, { key: signer.publicKey, sign: signer.sign });
+    const mailbox = new AgencyClient(env.agency.url, signer);
     // A bare durable SQLite transaction with the wallet's pragmas, on the same disk: context, not in the limit.
     const db = new Database(join(env.dir, 'raw.db'));
     db.pragma('locking_mode = EXCLUSIVE');
@@ -579,7 +569,7 @@ async function backups(dir: string): Promise<void> {
     const maker = ed25519Generate();
     const about = {
       policy: 'bench-policy',
-      signer: { key: encodePublicKey('ed25519', maker.publicKey), sign: (m: Uint8Array) => ed25519Sign(maker.privateKey, m) },
+      signer: cryptoMemorySigner(maker.privateKey, maker.publicKey),
     };
     const backup = await encryptBackup(wallet, keys.backupKey, about);
     const bytes = backup.length;

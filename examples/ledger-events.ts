@@ -7,11 +7,12 @@
  * Run it after building the package: `tsc` it against the package's types, then `node` it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Signer } from 'dkms/ledger';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Resolver } from 'did-resolver';
 import { LedgerClient, isDkmsError, startLedger } from 'dkms';
-import { FLAGS, didCreate, nextEvent, policyCreate, recoveryKeyDigest, signEvent, type EventSigner, type PolicyAddress } from 'dkms/ledger';
+import { FLAGS, didCreate, nextEvent, policyCreate, recoveryKeyDigest, signEvent, type PolicyAddress } from 'dkms/ledger';
 import { getResolver } from 'dkms/resolver';
 import { Wallet, passphraseSecret } from 'dkms/wallet';
 
@@ -23,7 +24,7 @@ try {
   const main = wallet.createKey('main', 'ed25519');
   const kx = wallet.createKey('kx', 'x25519');
   const recovery = wallet.createKey('recovery', 'ed25519');
-  const signer: EventSigner = { publicKey: main.publicKey, sign: (message) => wallet.sign('main', message) };
+  const signer: Signer = wallet.signer('main');
 
   const client = new LedgerClient({ url: ledger.url, trustedKeys: [ledger.node.key] });
   const policyEvent = signEvent(
@@ -52,7 +53,7 @@ try {
   console.log(`after the grant, keys: ${after.didDocument?.verificationMethod?.length ?? 0}`);
 
   // The ledger refuses an event not signed by an authorized agent, with a stable code.
-  const stranger: EventSigner = { publicKey: phone.publicKey, sign: (message) => wallet.sign('phone', message) };
+  const stranger: Signer = wallet.signer('phone');
   const latest = (await client.resolvePolicy(policy)).record;
   try {
     await client.submit(signEvent(nextEvent('policy.revoke', policy, latest, { key: main.publicKey }), [stranger]));

@@ -58,7 +58,7 @@ try {
   const statement = new TextEncoder().encode('Alice agrees.');
   const signer = alice.signingKey(); // the agent's Ed25519 key, used inside its wallet
   const signature = signer.sign(statement);
-  const check = verifyAgentSignature(resolved.policyHistory, { key: signer.key, message: statement, signature, time: new Date().toISOString() });
+  const check = verifyAgentSignature(resolved.policyHistory, { key: signer.multikey, message: statement, signature, time: new Date().toISOString() });
   console.log(`signature by alice's agent: ${check.valid ? 'valid' : `invalid (${check.reason})`}`);
 
   // 4. Bob connects to Alice and sends her a message through her cloud agent.

@@ -31,7 +31,7 @@ export type { ErrorCode } from './errors.js';
 
 // The wallet.
 export { Wallet, passphraseSecret, rawSecret } from './wallet/index.js';
-export type { KeyHandle, KeyInfo, WalletSecret } from './wallet/index.js';
+export type { KeyAgreementKey, KeyInfo, PublicKeyForms, Signer, WalletSecret } from './wallet/index.js';
 
 // The ledger, read verified, and DIDs resolved from it.
 export { LedgerClient } from './ledger/client.js';

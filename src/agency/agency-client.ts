@@ -15,7 +15,8 @@ import {
   SponsorsSchema,
 } from './api-schemas.js';
 import { ProblemCodeSchema as ProblemSchema } from '../ledger/api-schemas.js';
-import { signRequest, type RequestSigner } from './request-auth.js';
+import { signRequest } from './request-auth.js';
+import type { Signer } from '../crypto/index.js';
 
 export { CloudAgentInfoSchema };
 export type CloudAgentDescription = z.infer<typeof CloudAgentInfoSchema>;
@@ -82,11 +83,11 @@ export async function fetchBackupIndex(agencyUrl: string, locator: string, optio
 
 export class AgencyClient {
   readonly url: string;
-  readonly #signer: RequestSigner;
+  readonly #signer: Signer;
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
 
-  constructor(url: string, signer: RequestSigner, options: AgencyClientOptions = {}) {
+  constructor(url: string, signer: Signer, options: AgencyClientOptions = {}) {
     this.url = url.replace(/\/+$/, '');
     this.#signer = signer;
     this.#fetch = options.fetch ?? fetch;

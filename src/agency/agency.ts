@@ -7,7 +7,7 @@
  * Every verified read of a policy (a request's, or the ledger follower's: policy-follower.ts)
  * brings its cloud agent's routes up to that state, so every request goes by the latest one.
  */
-import { decodePublicKey, encodePublicKey, randomBytes, toBase58btc, utf8 } from '../crypto/index.js';
+import { decodePublicKey, encodePublicKey, randomBytes, toBase58btc, utf8, type MultibaseKey } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { FLAGS, hasFlag } from '../policy/flags.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
@@ -398,7 +398,9 @@ export class Agency {
     const record = await this.#recipientCloudAgent(jwe.recipients.map((r) => r.header?.['kid']));
     const publicKey = decodePublicKey(record.kx, 'x25519').publicKey;
     // The public key is the record's: only the agreement itself goes to the keys.
-    const opened = decrypt(jwe, [{ kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.#keys.agree(record, peer) }]);
+    const opened = decrypt(jwe, [
+      { kid: didKeyUrl('x25519', publicKey), publicKey, multikey: record.kx as MultibaseKey, agree: (peer) => this.#keys.agree(record, peer) },
+    ]);
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now())

@@ -17,5 +17,5 @@
 export { AgencyClient, fetchBackupIndex, postEnvelope } from './agency-client.js';
 export type { AgencyClientOptions, BackupIndex, BackupVersion, CloudAgentDescription, PickedUp } from './agency-client.js';
 export { AUTH_HEADERS, signRequest } from './request-auth.js';
-export type { RequestSigner } from './request-auth.js';
+export type { Signer } from '../crypto/index.js';
 export type { MailboxLimits } from './agency-store.js';

@@ -4,7 +4,7 @@
  * the signature, a clock window, and that the nonce is fresh, so a captured request cannot be
  * replayed or moved to another path or body. Which keys may do what is the agency's business.
  */
-import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, sha256, toBase64url } from '../crypto/index.js';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, sha256, toBase64url, type Signer } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import type { NonceStore } from './agency-store.js';
 
@@ -17,12 +17,6 @@ export const FUTURE_SKEW_MS = 60_000;
 export const NONCES_PER_KEY = 4096;
 /** Admissions between two sweeps of expired nonces. */
 const SWEEP_EVERY = 1024;
-
-export interface RequestSigner {
-  /** The agent's Ed25519 key, multibase. */
-  readonly key: string;
-  sign(message: Uint8Array): Uint8Array;
-}
 
 interface SignedParts {
   readonly method: string;
@@ -38,11 +32,11 @@ function signingBytes(parts: SignedParts): Uint8Array {
 }
 
 /** The headers that authenticate one request. `path` includes the query string. */
-export function signRequest(signer: RequestSigner, method: string, path: string, body?: unknown): Record<string, string> {
+export function signRequest(signer: Signer, method: string, path: string, body?: unknown): Record<string, string> {
   const time = new Date().toISOString();
   const nonce = toBase64url(randomBytes(16));
   const signature = signer.sign(signingBytes({ method, path, time, nonce, body }));
-  return { [AUTH_HEADERS.key]: signer.key, [AUTH_HEADERS.time]: time, [AUTH_HEADERS.nonce]: nonce, [AUTH_HEADERS.signature]: toBase64url(signature) };
+  return { [AUTH_HEADERS.key]: signer.multikey, [AUTH_HEADERS.time]: time, [AUTH_HEADERS.nonce]: nonce, [AUTH_HEADERS.signature]: toBase64url(signature) };
 }
 
 const unauthorized = (message: string) => new DkmsError('REQUEST_UNAUTHORIZED', message);

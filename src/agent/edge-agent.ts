@@ -18,6 +18,8 @@ import {
   authcrypt,
   authcryptPerDid,
   decrypt,
+  didKeyAgreementKey,
+  didKeySigner,
   didKeyUrl,
   messageBytes,
   parseMessage,
@@ -27,7 +29,6 @@ import {
   type PublicKeyRef,
   type SigningKey,
 } from '../didcomm/index.js';
-import type { RequestSigner } from '../agency/request-auth.js';
 
 /** How often a device that has no mailbox at the agency yet asks again. */
 const GUEST_POLL_MS = 1000;
@@ -105,17 +106,14 @@ export class EdgeAgent {
     return this.store.profile();
   }
 
-  /** A wallet Ed25519 key as a DIDComm signer and a request signer. */
-  signingKey(name = AGENT_SIGN_KEY): SigningKey & RequestSigner {
-    const info = this.wallet.getKey(name);
-    const publicKey = decodePublicKey(info.publicKey, 'ed25519').publicKey;
-    return { kid: didKeyUrl('ed25519', publicKey), key: info.publicKey, publicKey, sign: (m) => this.wallet.sign(name, m) };
+  /** This agent's Ed25519 key (or another it holds), named by its did:key URL: it signs ledger events, DIDComm messages and agency requests. */
+  signingKey(name = AGENT_SIGN_KEY): SigningKey {
+    return didKeySigner(this.wallet.signer(name));
   }
 
-  /** A wallet X25519 key as a DIDComm agreement key. */
+  /** This agent's X25519 key (or another it holds), named by its did:key URL. */
   agreementKey(name = AGENT_KX_KEY): AgreementKey {
-    const publicKey = decodePublicKey(this.wallet.getKey(name).publicKey, 'x25519').publicKey;
-    return { kid: didKeyUrl('x25519', publicKey), publicKey, agree: (peer) => this.wallet.agree(name, peer) };
+    return didKeyAgreementKey(this.wallet.agreementKey(name));
   }
 
   cloud(): Cloud {

@@ -6,7 +6,8 @@
 import { z } from 'zod';
 import { randomBytes } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { didCreate, nextEvent, policyCreate, signEvent, type EventSigner } from '../ledger/build.js';
+import { didCreate, nextEvent, policyCreate, signEvent } from '../ledger/build.js';
+import type { Signer } from '../crypto/index.js';
 import { subjectOf, type LedgerEvent } from '../ledger/events.js';
 import type { Did, PolicyAddress, Service } from '../ledger/events.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
@@ -31,8 +32,8 @@ export function provisionKeys(wallet: Wallet): AgentKeys {
   return { key: key.publicKey, kx: kx.publicKey };
 }
 
-export function agentSigner(wallet: Wallet): EventSigner {
-  return { publicKey: wallet.getKey(AGENT_SIGN_KEY).publicKey, sign: (m) => wallet.sign(AGENT_SIGN_KEY, m) };
+export function agentSigner(wallet: Wallet): Signer {
+  return wallet.signer(AGENT_SIGN_KEY);
 }
 
 export interface InitOptions {

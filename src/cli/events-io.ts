@@ -1,5 +1,5 @@
 /** Signing events with wallet keys, and submitting them or writing them for co-signers. */
-import type { EventSigner } from '../ledger/build.js';
+import type { Signer } from '../crypto/index.js';
 import { addSignatures, signEvent } from '../ledger/build.js';
 import { parseEvent, type LedgerEvent, type UnsignedEvent } from '../ledger/events.js';
 import type { Receipt } from '../ledger/node.js';
@@ -11,12 +11,12 @@ import { ledgerClient } from './ledger-access.js';
 import { emit } from './output.js';
 
 /** Signers for the named wallet keys (Ed25519). */
-export function walletSigners(wallet: Wallet, names: readonly string[]): EventSigner[] {
+export function walletSigners(wallet: Wallet, names: readonly string[]): Signer[] {
   if (names.length === 0) throw badInput('name at least one signing key with --key');
   return names.map((name) => {
-    const { publicKey, type } = wallet.getKey(name);
+    const { type } = wallet.getKey(name);
     if (type !== 'ed25519') throw badInput(`key '${name}' is ${type}; events are signed with ed25519 keys`);
-    return { publicKey, sign: (m: Uint8Array) => wallet.sign(name, m) };
+    return wallet.signer(name);
   });
 }
 

@@ -8,3 +8,4 @@ export * from './x25519.js';
 export * from './aead.js';
 export * from './argon2id.js';
 export * from './jwa.js';
+export * from './key-handle.js';

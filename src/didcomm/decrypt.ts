@@ -17,8 +17,7 @@ import {
   fromUtf8,
   utf8,
   wipe,
-  x25519AgreeKey,
-  x25519PrivateKeyObject,
+  memoryKeyAgreementKey,
   type ContentEncryption,
 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
@@ -176,6 +175,5 @@ export function decrypt(input: unknown, keys: readonly AgreementKey[], resolveSe
 
 /** Convenience for tests and tools: an AgreementKey over a raw private scalar held in memory. */
 export function memoryAgreementKey(kid: string, privateKey: Uint8Array, publicKey: Uint8Array): AgreementKey {
-  const key = x25519PrivateKeyObject(privateKey);
-  return { kid, publicKey, agree: (peer) => x25519AgreeKey(key, peer) };
+  return { ...memoryKeyAgreementKey(privateKey, publicKey), kid };
 }

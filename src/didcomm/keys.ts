@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { DkmsError } from '../errors.js';
-import { decodePublicKey, encodePublicKey, fromBase64url, toBase64url, type KeyType } from '../crypto/index.js';
+import { decodePublicKey, encodePublicKey, fromBase64url, toBase64url, type KeyAgreementKey, type KeyType, type Signer } from '../crypto/index.js';
 
 /** A recipient's or verifier's view of a key: its id and raw public key. */
 export interface PublicKeyRef {
@@ -13,14 +13,25 @@ export interface PublicKeyRef {
   readonly publicKey: Uint8Array;
 }
 
-/** An X25519 key this side holds: agreement happens inside the holder (the wallet). */
-export interface AgreementKey extends PublicKeyRef {
-  agree(peerPublicKey: Uint8Array): Uint8Array;
+/** An X25519 key this side holds, with the id envelopes name it by: agreement happens inside the holder (the wallet). */
+export interface AgreementKey extends KeyAgreementKey {
+  readonly kid: string;
 }
 
-/** An Ed25519 key this side holds. */
-export interface SigningKey extends PublicKeyRef {
-  sign(message: Uint8Array): Uint8Array;
+/** An Ed25519 key this side holds, with the id signatures name it by. */
+export interface SigningKey extends Signer {
+  readonly kid: string;
+}
+
+/** A held key named by its did:key URL (`did:key:z6Mk…#z6Mk…`, `did:key:z6LS…#z6LS…`), the ids dkms agents use. */
+export function didKeySigner(signer: Signer): SigningKey {
+  const kid = `did:key:${signer.multikey}#${signer.multikey}`;
+  return { kid, publicKey: signer.publicKey, multikey: signer.multikey, sign: (message) => signer.sign(message) };
+}
+
+export function didKeyAgreementKey(key: KeyAgreementKey): AgreementKey {
+  const kid = `did:key:${key.multikey}#${key.multikey}`;
+  return { kid, publicKey: key.publicKey, multikey: key.multikey, agree: (peer) => key.agree(peer) };
 }
 
 export type OkpCurve = 'X25519' | 'Ed25519';

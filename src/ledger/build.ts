@@ -1,23 +1,16 @@
 /** Building and signing events, for agents and the CLI. */
-import { randomBytes, toBase64url } from '../crypto/index.js';
+import { randomBytes, toBase64url, type Signer } from '../crypto/index.js';
 import type { Agent, RecoveryCommitment, Rules } from '../policy/types.js';
 import { signingBytes, type LedgerEvent, type Service, type Subject, type UnsignedEvent } from './events.js';
 
-/** Something that signs with one Ed25519 key: a wallet key handle, for instance. */
-export interface EventSigner {
-  /** The key, multibase (`z6Mk…`). */
-  readonly publicKey: string;
-  sign(message: Uint8Array): Uint8Array;
-}
-
-/** Signs `event` with every signer: each signature covers the canonical event without `sigs`. */
-export function signEvent(event: UnsignedEvent, signers: readonly EventSigner[]): LedgerEvent {
+/** Signs `event` with every signer (a wallet's, a token's: any {@link Signer}); each signature covers the canonical event without `sigs`. */
+export function signEvent(event: UnsignedEvent, signers: readonly Signer[]): LedgerEvent {
   const bytes = signingBytes(event);
-  return { ...event, sigs: signers.map((s) => ({ kid: s.publicKey, sig: toBase64url(s.sign(bytes)) })) } as LedgerEvent;
+  return { ...event, sigs: signers.map((s) => ({ kid: s.multikey, sig: toBase64url(s.sign(bytes)) })) } as LedgerEvent;
 }
 
 /** Adds further signatures to an event (m-of-n: each co-signer adds its own). */
-export function addSignatures(event: LedgerEvent, signers: readonly EventSigner[]): LedgerEvent {
+export function addSignatures(event: LedgerEvent, signers: readonly Signer[]): LedgerEvent {
   const more = signEvent(event, signers).sigs;
   return { ...event, sigs: [...event.sigs, ...more] };
 }

@@ -12,7 +12,7 @@
  * trusted signers counts the node's signature and the cosignatures of witnesses it trusts.
  */
 import { z } from 'zod';
-import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, toBase64url } from '../crypto/index.js';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, toBase64url, type Signer } from '../crypto/index.js';
 
 export interface TreeHead {
   readonly size: number;
@@ -69,9 +69,10 @@ export function headSigningBytes(head: TreeHead): Uint8Array {
   return canonicalBytes({ type: 'dkms.tree-head.v2', size: head.size, root: head.root, map: head.map, time: head.time });
 }
 
-export function signHead(head: TreeHead, key: string, sign: (message: Uint8Array) => Uint8Array): SignedTreeHead {
+/** The node's signature on `head`. */
+export function signHead(head: TreeHead, signer: Signer): SignedTreeHead {
   const bare: TreeHead = { size: head.size, root: head.root, map: head.map, time: head.time };
-  return { ...bare, key, sig: toBase64url(sign(headSigningBytes(bare))) };
+  return { ...bare, key: signer.multikey, sig: toBase64url(signer.sign(headSigningBytes(bare))) };
 }
 
 function verifyEd25519(key: string, message: Uint8Array, sig: string): boolean {
@@ -94,8 +95,9 @@ export function cosignatureSigningBytes(head: SignedTreeHead, time: string): Uin
   return canonicalBytes({ type: 'dkms.cosignature.v1', node: head.key, size: head.size, root: head.root, map: head.map, time });
 }
 
-export function cosignHead(head: SignedTreeHead, key: string, time: string, sign: (message: Uint8Array) => Uint8Array): Cosignature {
-  return { key, time, sig: toBase64url(sign(cosignatureSigningBytes(head, time))) };
+/** A witness's cosignature on `head`, at the witness's `time`. */
+export function cosignHead(head: SignedTreeHead, time: string, signer: Signer): Cosignature {
+  return { key: signer.multikey, time, sig: toBase64url(signer.sign(cosignatureSigningBytes(head, time))) };
 }
 
 export function verifyCosignature(head: SignedTreeHead, cosignature: Cosignature): boolean {

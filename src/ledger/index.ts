@@ -32,7 +32,7 @@ export type { Cosignature, ServedHead, SignedTreeHead, TreeHead } from './head.j
 
 // Making events: build, sign, co-sign.
 export { addSignatures, didCreate, nextEvent, policyCreate, signEvent } from './build.js';
-export type { EventSigner } from './build.js';
+export type { Signer } from '../crypto/index.js';
 
 // Events, subjects and the records the ledger keeps for them.
 export { DID_PREFIX, LedgerEvent, MAX_EVENT_BYTES, POLICY_PREFIX, eventId, isDid, parseEvent, subjectOf } from './events.js';
@@ -50,7 +50,7 @@ export type { AgentSignature, AgentSignatureResult, PolicyHistory, VerifyFailure
 
 // A node in this process: its log in an embedded SQLite file, its key in a wallet of its own.
 export { LedgerNode } from './node.js';
-export type { NodeOptions, NodeSigner, Receipt, SubmitResult } from './node.js';
+export type { NodeOptions, Receipt, SubmitResult } from './node.js';
 export { SqliteLogStore } from './sqlite-store.js';
 export type { LogStore } from './store.js';
 export { openNodeIdentity } from './node-key.js';

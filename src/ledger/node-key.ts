@@ -3,11 +3,11 @@
  * the node opens unattended (see wallet/unattended.ts).
  */
 import { openUnattendedWallet } from '../wallet/unattended.js';
-import type { NodeSigner } from './node.js';
+import type { Signer } from '../crypto/index.js';
 
 export const NODE_KEY_NAME = 'ledger-node';
 
-export interface NodeIdentity extends NodeSigner {
+export interface NodeIdentity extends Signer {
   close(): void;
 }
 
@@ -18,6 +18,5 @@ export interface NodeIdentity extends NodeSigner {
 export async function openNodeIdentity(dir: string): Promise<NodeIdentity> {
   const wallet = await openUnattendedWallet(dir, 'node-wallet', 'LEDGER_STORE_DAMAGED');
   if (!wallet.listKeys('ed25519').some((k) => k.name === NODE_KEY_NAME)) wallet.createKey(NODE_KEY_NAME, 'ed25519');
-  const key = wallet.getKey(NODE_KEY_NAME).publicKey;
-  return { key, sign: (message) => wallet.sign(NODE_KEY_NAME, message), close: () => wallet.close() };
+  return { ...wallet.signer(NODE_KEY_NAME), close: () => wallet.close() };
 }

@@ -3,7 +3,7 @@
  * commit: whatever arrives while one batch is being written forms the next), extends the
  * Merkle tree, and signs a tree head per batch. Reads come with proofs.
  */
-import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url } from '../crypto/index.js';
+import { canonicalJson, decodePublicKey, fromBase64url, isSmallOrderEd25519, toBase64url, type Signer } from '../crypto/index.js';
 import { settlesWithin } from '../bounded.js';
 import { DkmsError } from '../errors.js';
 import { isDid, prepareEvent, subjectOf, type Did, type EventId, type PolicyAddress, type PreparedEvent, type Subject } from './events.js';
@@ -19,12 +19,6 @@ import type { AppendBatch, LogStore, StoredEvent } from './store.js';
 import { validateEvent, type Accepted } from './validate.js';
 import { VerifyPool } from './verify-pool.js';
 import { retry } from '../retry.js';
-
-export interface NodeSigner {
-  /** The node's Ed25519 public key, multibase. */
-  readonly key: string;
-  sign(message: Uint8Array): Uint8Array;
-}
 
 export interface Receipt {
   readonly id: EventId;
@@ -128,7 +122,7 @@ const OUTRUN = Symbol('outrun');
 
 export class LedgerNode {
   readonly store: LogStore;
-  readonly #signer: NodeSigner;
+  readonly #signer: Signer;
   readonly #derived: Derived;
   readonly #now: () => number;
   readonly #headIntervalMs: number;
@@ -172,7 +166,7 @@ export class LedgerNode {
   /** The policy controlling each DID read lately: fixed by the DID's inception, never out of date. */
   readonly #controllers = new Map<Did, PolicyAddress>();
 
-  private constructor(store: LogStore, signer: NodeSigner, derived: Derived, lastTime: string, options: NodeOptions) {
+  private constructor(store: LogStore, signer: Signer, derived: Derived, lastTime: string, options: NodeOptions) {
     this.store = store;
     this.#signer = signer;
     this.#derived = derived;
@@ -197,7 +191,7 @@ export class LedgerNode {
    * (after a one-time catch-up when an older file is first opened); otherwise the Merkle tree and
    * the map are rebuilt from the log. Either way they are checked against the last stored head.
    */
-  static async open(store: LogStore, signer: NodeSigner, options: NodeOptions = {}): Promise<LedgerNode> {
+  static async open(store: LogStore, signer: Signer, options: NodeOptions = {}): Promise<LedgerNode> {
     // The head first: with other nodes appending, it and the events below it stay consistent
     // (a head and its size are written together, events never change); the rest is caught up later.
     const stored = await store.latestHead();
@@ -228,11 +222,11 @@ export class LedgerNode {
   /** A fresh signature on the current tree, at the current ledger time. */
   #sign(): SignedTreeHead {
     const head = { size: this.#derived.size, root: toBase64url(this.#derived.root()), map: toBase64url(this.#derived.mapRoot()), time: this.#nextTime() };
-    return signHead(head, this.#signer.key, (m) => this.#signer.sign(m));
+    return signHead(head, this.#signer);
   }
 
   get key(): string {
-    return this.#signer.key;
+    return this.#signer.multikey;
   }
 
   get size(): number {
@@ -615,7 +609,7 @@ export class LedgerNode {
       this.#maybePublish();
       const head = this.#head;
       if (this.#headOverdue()) {
-        this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#resignTime() }, this.#signer.key, (m) => this.#signer.sign(m)));
+        this.#setHead(signHead({ size: head.size, root: head.root, map: head.map, time: this.#resignTime() }, this.#signer));
       }
       return this.servedHead();
     });
@@ -720,9 +714,7 @@ export class LedgerNode {
   }
 
   #headFor(derived: PreparedDerived, time: string): SignedTreeHead {
-    return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer.key, (m) =>
-      this.#signer.sign(m),
-    );
+    return signHead({ size: derived.size, root: toBase64url(derived.root), map: toBase64url(derived.mapRoot), time }, this.#signer);
   }
 
   /** Waits until everything submitted so far is committed (durable and answered) or refused. */

@@ -21,6 +21,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import type { Signer } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { readJsonFile } from './client-state.js';
@@ -50,12 +51,6 @@ export interface WitnessState {
   /** The first head of the largest tree the witness cosigned. */
   readonly last: SignedTreeHead | null;
   readonly evidence: readonly Evidence[];
-}
-
-export interface WitnessSigner {
-  /** The witness's Ed25519 public key, multibase. */
-  readonly key: string;
-  sign(message: Uint8Array): Uint8Array;
 }
 
 export interface WitnessOptions {
@@ -139,17 +134,17 @@ export class Witness {
   /** The node key this witness follows. */
   readonly node: string;
   readonly maxHeadAgeMs: number;
-  readonly #signer: WitnessSigner;
+  readonly #signer: Signer;
   readonly #path: string;
   readonly #now: () => number;
   readonly #onEvidence: ((evidence: Evidence) => void) | undefined;
   #last: SignedTreeHead | undefined;
   #evidence: Evidence[];
 
-  private constructor(path: string, signer: WitnessSigner, options: WitnessOptions, state: WitnessState | undefined) {
+  private constructor(path: string, signer: Signer, options: WitnessOptions, state: WitnessState | undefined) {
     this.#path = path;
     this.#signer = signer;
-    this.key = signer.key;
+    this.key = signer.multikey;
     this.node = options.node;
     this.maxHeadAgeMs = options.maxHeadAgeMs ?? DEFAULT_WITNESS_MAX_AGE_MS;
     this.#now = options.now ?? Date.now;
@@ -163,7 +158,7 @@ export class Witness {
    * BAD_INPUT when the state there belongs to a witness of another node: following another node
    * starts from a fresh state, which only an operator may decide.
    */
-  static open(dir: string, signer: WitnessSigner, options: WitnessOptions): Witness {
+  static open(dir: string, signer: Signer, options: WitnessOptions): Witness {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const state = readWitnessState(dir);
     const path = join(dir, WITNESS_STATE_FILE);
@@ -213,7 +208,7 @@ export class Witness {
       this.#last = head;
       this.#save();
     }
-    return cosignHead(head, this.key, new Date(this.#now()).toISOString(), (m) => this.#signer.sign(m));
+    return cosignHead(head, new Date(this.#now()).toISOString(), this.#signer);
   }
 
   /**

@@ -29,6 +29,7 @@ import {
   utf8,
   wipe,
   x25519Ephemeral,
+  type Signer,
 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { decodeExport } from '../wallet/export.js';
@@ -40,12 +41,6 @@ export const BACKUP_VERSION = 1;
 const KEY_LABEL = 'dkms/backup/v1/export-key';
 const SIGNATURE_LABEL = utf8('dkms/backup/v1/signature');
 const SIGNATURE_BYTES = 64;
-
-/** The agent that makes a backup: its Ed25519 key (multibase) and a way to sign with it. */
-export interface BackupSigner {
-  readonly key: string;
-  sign(message: Uint8Array): Uint8Array;
-}
 
 const signedBytes = (body: Uint8Array) => concatBytes(SIGNATURE_LABEL, sha256(body));
 const MAX_HEADER = 4096;
@@ -75,7 +70,7 @@ function exportKey(shared: Uint8Array, header: Uint8Array): Uint8Array {
  * Encrypts the whole wallet to `backupKey` (multibase X25519) and signs it as `about.signer`.
  * The wallet's keys stay inside it until sealed.
  */
-export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; signer: BackupSigner }, now = new Date()): Promise<Uint8Array> {
+export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; signer: Signer }, now = new Date()): Promise<Uint8Array> {
   const recipient = decodePublicKey(backupKey, 'x25519').publicKey;
   const ephemeral = x25519Ephemeral();
   const header = canonicalBytes({
@@ -83,7 +78,7 @@ export async function encryptBackup(wallet: Wallet, backupKey: string, about: { 
     epk: toBase64url(ephemeral.publicKey),
     backupKey,
     policy: about.policy,
-    agent: about.signer.key,
+    agent: about.signer.multikey,
     created: now.toISOString(),
   } satisfies BackupHeader);
   const key = exportKey(ephemeral.agree(recipient), header);

@@ -133,7 +133,7 @@ async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: E
   const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
   const resolved = await ledger.resolvePolicy(index.policy as PolicyAddress);
   const signer = keys.committedSigner(resolved.record.policy.recovery);
-  const client = new AgencyClient(options.agency, { key: signer.key, sign: signer.sign }, clientOptions);
+  const client = new AgencyClient(options.agency, signer, clientOptions);
   const c = index.cloud;
   const cloud: Cloud = {
     agency: options.agency.replace(/\/+$/, ''),
@@ -267,7 +267,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
       const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
       const mine: Agent = { key: profile.key, kx: profile.kx, flags: ALL_FLAGS };
       const event = nextEvent('policy.recover', record.subject, record, { next, agents: [mine, ...kept], rules: DEFAULT_RULES });
-      return signEvent(event, [{ publicKey: signer.key, sign: signer.sign }, agentSigner(agent.wallet)]);
+      return signEvent(event, [signer, agentSigner(agent.wallet)]);
     });
     resolved = await agent.ledger.resolvePolicy(address);
   }

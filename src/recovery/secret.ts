@@ -15,7 +15,7 @@ import {
   abytes,
   ed25519PrivateKeyObject,
   ed25519PublicKey,
-  ed25519SignKey,
+  memorySigner,
   encodePublicKey,
   hkdf,
   randomBytes,
@@ -25,6 +25,7 @@ import {
   x25519PrivateKeyObject,
   x25519PublicKey,
   type MultibaseKey,
+  type Signer,
 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
@@ -41,13 +42,11 @@ export function newRecoverySecret(): Uint8Array {
   return randomBytes(RECOVERY_SECRET_BYTES);
 }
 
-export interface RecoverySigner {
+/** A recovery signing key: derived from the recovery secret at `index`. */
+export interface RecoverySigner extends Signer {
   readonly index: number;
-  /** Multibase Ed25519 public key (`z6Mk…`). */
-  readonly key: MultibaseKey;
   /** Its digest, as a policy's recovery commitment holds it. */
   readonly digest: string;
-  sign(message: Uint8Array): Uint8Array;
 }
 
 /**
@@ -92,15 +91,13 @@ export class RecoveryKeys {
     let found = this.#signers.get(index);
     if (found === undefined) {
       const seed = hkdf(this.#secret, SALT, label(`signing-key/${index}`));
-      let privateKey: KeyObject;
-      let key: MultibaseKey;
+      let signer: Signer;
       try {
-        privateKey = ed25519PrivateKeyObject(seed);
-        key = encodePublicKey('ed25519', ed25519PublicKey(seed));
+        signer = memorySigner(ed25519PrivateKeyObject(seed), ed25519PublicKey(seed));
       } finally {
         wipe(seed);
       }
-      found = { index, key, digest: recoveryKeyDigest(key), sign: (m) => ed25519SignKey(privateKey, m) };
+      found = { ...signer, index, digest: recoveryKeyDigest(signer.multikey) };
       this.#signers.set(index, found);
     }
     return found;

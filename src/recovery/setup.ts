@@ -12,10 +12,10 @@ import type { EdgeAgent } from '../agent/edge-agent.js';
 import { AgencyClient } from '../agency/agency-client.js';
 import { connections, peerState } from '../agent/connections.js';
 import { agentSigner } from '../agent/provision.js';
-import { wipe } from '../crypto/index.js';
+import { wipe, type Signer } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
-import { nextEvent, signEvent, type EventSigner } from '../ledger/build.js';
+import { nextEvent, signEvent } from '../ledger/build.js';
 import { recoveryKeyDigest } from '../policy/authority.js';
 import { FLAGS, hasFlag } from '../policy/flags.js';
 import type { PendingRecovery, PolicyRules } from '../policy/types.js';
@@ -64,16 +64,15 @@ export async function makeBackup(
  * The key that may sign `policy.recover` now: the provisional key `agent init` committed, while
  * this wallet still holds it, or else the committed key of the current recovery secret.
  */
-export function currentRecoverySigner(agent: EdgeAgent, policy: PolicyRules, current?: RecoveryKeys): EventSigner {
+export function currentRecoverySigner(agent: EdgeAgent, policy: PolicyRules, current?: RecoveryKeys): Signer {
   const provisional = agent.wallet.listKeys('ed25519').find((k) => k.name === PROVISIONAL_RECOVERY_KEY);
   if (provisional !== undefined && policy.recovery.digests.includes(recoveryKeyDigest(provisional.publicKey))) {
-    return { publicKey: provisional.publicKey, sign: (m) => agent.wallet.sign(PROVISIONAL_RECOVERY_KEY, m) };
+    return agent.wallet.signer(PROVISIONAL_RECOVERY_KEY);
   }
   if (current === undefined) {
     throw new DkmsError('BAD_INPUT', 'changing recovery needs the current recovery secret: pass --mnemonic or --qr (your paper wallet), or --from-trustees');
   }
-  const signer = current.committedSigner(policy.recovery);
-  return { publicKey: signer.key, sign: signer.sign };
+  return current.committedSigner(policy.recovery);
 }
 
 export interface PrepareOptions {
@@ -272,7 +271,7 @@ export async function finishChange(agent: EdgeAgent, prepared: PreparedChange, c
   if (old !== undefined && old !== prepared.next.locator && cloud !== undefined && current !== undefined) {
     const revealed = (await agent.policy()).policy.revealed;
     const signer = current.signerFor(revealed);
-    if (signer !== undefined) await new AgencyClient(cloud.agency, { key: signer.key, sign: signer.sign }, agent.options).deleteBackups(cloud.id, old);
+    if (signer !== undefined) await new AgencyClient(cloud.agency, signer, agent.options).deleteBackups(cloud.id, old);
   }
   agent.store.remove(RECOVERY_CATEGORIES.recovery, 'prepared');
   const setup = readSetup(agent);

@@ -9,7 +9,18 @@
  */
 import { combine, split } from 'shamir-secret-sharing';
 import { z } from 'zod';
-import { abytes, canonicalBytes, canonicalJson, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, toBase64url, wipe } from '../crypto/index.js';
+import {
+  abytes,
+  canonicalBytes,
+  canonicalJson,
+  decodePublicKey,
+  ed25519Verify,
+  fromBase64url,
+  randomBytes,
+  toBase64url,
+  wipe,
+  type Signer,
+} from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { RECOVERY_SECRET_BYTES } from './secret.js';
 
@@ -56,19 +67,12 @@ export const RecoveryShareSchema = UnsignedShareSchema.extend({ sig: z.string().
 export type RecoveryShare = z.infer<typeof RecoveryShareSchema>;
 type UnsignedShare = z.infer<typeof UnsignedShareSchema>;
 
-/** Signs shares: the owner's agent. */
-export interface ShareSigner {
-  /** Multibase Ed25519 public key (`z6Mk…`). */
-  readonly key: string;
-  sign(message: Uint8Array): Uint8Array;
-}
-
 export interface SplitOptions {
   readonly threshold: number;
   /** One share each, in this order: trustee i receives index i + 1. */
   readonly trustees: readonly { readonly id: string; readonly label: string }[];
   readonly owner: { readonly policy: string; readonly label: string };
-  readonly signer: ShareSigner;
+  readonly signer: Signer;
   /** Accept fewer than 3 trustees. */
   readonly insist?: boolean;
   readonly now?: Date;
@@ -129,7 +133,7 @@ function verifies(share: UnsignedShare, sig: string): boolean {
 }
 
 /** Signs one share body; BAD_INPUT if it is not a valid share or the signer's key does not verify its signature. */
-function signShare(body: UnsignedShare, signer: ShareSigner): RecoveryShare {
+function signShare(body: UnsignedShare, signer: Signer): RecoveryShare {
   const parsed = UnsignedShareSchema.safeParse(body);
   if (!parsed.success) throw badInput(`cannot make a recovery share: ${describeIssue(parsed.error)}`);
   const sig = toBase64url(signer.sign(canonicalBytes(parsed.data)));
@@ -153,7 +157,15 @@ export async function splitRecoverySecret(secret: Uint8Array, options: SplitOpti
     trustees: trustees.map((t) => ({ id: t.id, label: t.label })),
     created: (options.now ?? new Date()).toISOString(),
   };
-  const common = { v: 1 as const, type: SHARE_TYPE, set: toBase64url(randomBytes(SET_BYTES)), threshold, total: trustees.length, hint, signer: signer.key };
+  const common = {
+    v: 1 as const,
+    type: SHARE_TYPE,
+    set: toBase64url(randomBytes(SET_BYTES)),
+    threshold,
+    total: trustees.length,
+    hint,
+    signer: signer.multikey,
+  };
   const raw = await sharesAt(secret, trustees.length, threshold);
   try {
     return raw.map((bytes, i) => signShare({ ...common, index: i + 1, share: toBase64url(bytes) }, signer));

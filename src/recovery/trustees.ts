@@ -108,7 +108,7 @@ export async function prepareShares(
     threshold: options.threshold,
     trustees: options.chosen.map((t) => ({ id: t.id, label: t.label })),
     owner: { policy, label },
-    signer: { key: signing.key, sign: signing.sign },
+    signer: signing,
     insist: options.insist,
   });
   const set = (shares[0] as RecoveryShare).set;

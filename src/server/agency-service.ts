@@ -15,7 +15,7 @@ import { SqliteAgencyStore } from '../agency/sqlite-agency-store.js';
 import { DkmsError } from '../errors.js';
 import { persistentLedgerClient } from '../ledger/client-state.js';
 import type { PolicyAddress } from '../ledger/events.js';
-import { openUnattendedWallet } from '../wallet/index.js';
+import { openUnattendedWallet } from '../wallet/unattended.js';
 import { openRawKey } from '../wallet/unattended.js';
 import { RequestVerifier } from '../agency/request-auth.js';
 import { buildAgencyServer, type AgencyServerOptions } from './agency-api.js';

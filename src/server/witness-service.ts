@@ -13,7 +13,8 @@ import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { fromBase64url } from '../crypto/index.js';
 import { ServedHeadSchema, bareHead, type Cosignature, type ServedHead, type SignedTreeHead } from '../ledger/head.js';
 import type { CosignatureSubmission } from '../ledger/node.js';
-import { Witness, type ConsistencyProof, type Evidence, type WitnessSigner } from '../ledger/witness.js';
+import { Witness, type ConsistencyProof, type Evidence } from '../ledger/witness.js';
+import type { Signer } from '../crypto/index.js';
 import { openUnattendedWallet } from '../wallet/unattended.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { CLOSE_GRACE_MS, closeWithin, settlesWithin } from './close.js';
@@ -66,7 +67,7 @@ export function witnessDir(home: string): string {
   return join(home, 'witness');
 }
 
-export interface WitnessIdentity extends WitnessSigner {
+export interface WitnessIdentity extends Signer {
   close(): void;
 }
 
@@ -74,8 +75,7 @@ export interface WitnessIdentity extends WitnessSigner {
 export async function openWitnessIdentity(dir: string): Promise<WitnessIdentity> {
   const wallet = await openUnattendedWallet(dir, 'witness-wallet', 'WALLET_TAMPERED');
   if (!wallet.listKeys('ed25519').some((k) => k.name === WITNESS_KEY_NAME)) wallet.createKey(WITNESS_KEY_NAME, 'ed25519');
-  const key = wallet.getKey(WITNESS_KEY_NAME).publicKey;
-  return { key, sign: (message) => wallet.sign(WITNESS_KEY_NAME, message), close: () => wallet.close() };
+  return { ...wallet.signer(WITNESS_KEY_NAME), close: () => wallet.close() };
 }
 
 const ProblemSchema = z.object({ code: z.string(), detail: z.string() });

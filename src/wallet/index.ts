@@ -1,8 +1,8 @@
 /**
  * The encrypted wallet (`dkms/wallet`): items and keys in one SQLite file, under a key derived
  * from a passphrase (Argon2id) or a raw 32-byte key. Private keys never leave it: a
- * {@link Wallet} signs and agrees with them by name, and hands out only public keys and
- * {@link KeyHandle}s.
+ * {@link Wallet} signs and agrees with them by name, and hands out only public keys,
+ * {@link Signer}s and {@link KeyAgreementKey}s that use them in place.
  *
  * @example
  * ```ts
@@ -15,10 +15,11 @@
  * ```
  * @module dkms/wallet
  */
-export * from './wallet.js';
-export * from './secret.js';
+export { DEFAULT_PROFILE, Wallet } from './wallet.js';
+export type { CreateOptions, FindQuery, OpenOptions, WalletInfo } from './wallet.js';
+export { MIN_PASSPHRASE_LENGTH, passphraseSecret, rawSecret } from './secret.js';
+export type { WalletSecret } from './secret.js';
 export type { WalletItem, Tags } from './items.js';
-export type { KeyHandle, KeyInfo } from './keys.js';
+export type { KeyInfo } from './keys.js';
 export { KEY_TYPES } from './keys.js';
-export { openUnattendedWallet } from './unattended.js';
-export type { KdfTier, KeyType, MultibaseKey } from '../crypto/index.js';
+export type { KdfTier, KeyAgreementKey, KeyType, MultibaseKey, PublicKeyForms, Signer } from '../crypto/index.js';

@@ -31,12 +31,6 @@ export interface KeyInfo {
   readonly createdAt: string;
 }
 
-/** Uses a wallet key without exposing it. Fails with WALLET_CLOSED once the wallet is closed. */
-export interface KeyHandle extends KeyInfo {
-  sign(message: Uint8Array): Uint8Array;
-  agree(peerPublicKey: Uint8Array): Uint8Array;
-}
-
 /**
  * A key's stored value, binary so that no copy of the private key ends up in an immutable
  * JavaScript string: framed(version, type, private key, public key, createdAt).

@@ -5,11 +5,24 @@
 import { existsSync, linkSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { DEFAULT_KDF_TIER, ed25519SignKey, randomBytes, toHex, wipe, x25519AgreeKey, type KdfTier, type KeyType } from '../crypto/index.js';
+import {
+  DEFAULT_KDF_TIER,
+  decodePublicKey,
+  ed25519SignKey,
+  publicKeyForms,
+  randomBytes,
+  toHex,
+  wipe,
+  x25519AgreeKey,
+  type KdfTier,
+  type KeyAgreementKey,
+  type KeyType,
+  type Signer,
+} from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { decodeExport, encodeExport } from './export.js';
 import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
-import { KEY_CATEGORY, checkKeyName, checkKeyType, keyInfo, newKeyRecord, privateKeyObjectOf, type KeyHandle, type KeyInfo } from './keys.js';
+import { KEY_CATEGORY, checkKeyName, checkKeyType, keyInfo, newKeyRecord, privateKeyObjectOf, type KeyInfo } from './keys.js';
 import { STORE_KEY_LABEL, buildKeyring, newProfileRoot, parseKeyring, profileKeys, unwrapProfileRoot, wrapProfileRoot, type KeyringHeader } from './keyring.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
@@ -369,10 +382,22 @@ export class Wallet {
     return x25519AgreeKey(this.#keyObject(name, 'x25519'), peerPublicKey);
   }
 
-  /** A handle that uses the named key through this wallet. */
-  key(name: string): KeyHandle {
+  /** The named Ed25519 key as a {@link Signer}: it signs through this wallet (WALLET_CLOSED once closed). */
+  signer(name: string): Signer {
+    const { publicKey } = decodePublicKey(this.#keyInfo(name, 'ed25519').publicKey, 'ed25519');
+    return { ...publicKeyForms('ed25519', publicKey), sign: (m) => this.sign(name, m) };
+  }
+
+  /** The named X25519 key as a {@link KeyAgreementKey}: it agrees through this wallet (WALLET_CLOSED once closed). */
+  agreementKey(name: string): KeyAgreementKey {
+    const { publicKey } = decodePublicKey(this.#keyInfo(name, 'x25519').publicKey, 'x25519');
+    return { ...publicKeyForms('x25519', publicKey), agree: (p) => this.agree(name, p) };
+  }
+
+  #keyInfo(name: string, type: KeyType): KeyInfo {
     const info = this.getKey(name);
-    return { ...info, sign: (m) => this.sign(name, m), agree: (p) => this.agree(name, p) };
+    if (info.type !== type) throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is ${info.type}, not ${type}`);
+    return info;
   }
 
   // Hierarchy

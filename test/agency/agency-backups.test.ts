@@ -6,12 +6,13 @@
  * deletes them.
  */
 import { join } from 'node:path';
+import type { Signer } from '../../src/crypto/index.js';
 import Database from 'better-sqlite3';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AgencyClient, type CloudAgentDescription } from '../../src/agency/agency-client.js';
 import { BACKUP_LIMITS, MAX_BACKUP_BYTES } from '../../src/agency/agency.js';
 import type { BackupLimits, BackupRecord, CloudAgentRecord } from '../../src/agency/agency-store.js';
-import { signRequest, type RequestSigner } from '../../src/agency/request-auth.js';
+import { signRequest } from '../../src/agency/request-auth.js';
 import { SqliteAgencyStore } from '../../src/agency/sqlite-agency-store.js';
 import { ed25519Generate, encodePublicKey, fromBase64url, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
@@ -354,7 +355,7 @@ async function runAgency(ledger: RunningLedger): Promise<RunningAgency> {
   const running = await startAgency(tempDir('dkms-agency-home-'), {
     ledgerUrl: ledger.url,
     port: 0,
-    trustedLedgerKeys: [ledger.signer.key],
+    trustedLedgerKeys: [ledger.signer.multikey],
     rateLimitPerSecond: 100_000,
     agentRequestsPerSecond: 100_000,
   });
@@ -365,7 +366,7 @@ async function runAgency(ledger: RunningLedger): Promise<RunningAgency> {
 /** An owner's policy on a ledger, committing to R's first recovery key, and its cloud agent at an agency. */
 async function owner(ledger?: RunningLedger, agency?: RunningAgency): Promise<Owner> {
   const theLedger = ledger ?? (await startLedger(tempDir('dkms-agency-ledger-')));
-  const ledgerClient = new LedgerClient({ url: theLedger.url, trustedKeys: [theLedger.signer.key] });
+  const ledgerClient = new LedgerClient({ url: theLedger.url, trustedKeys: [theLedger.signer.multikey] });
   const laptop = edgeAgent();
   const desktop = edgeAgent();
   const phone = edgeAgent();
@@ -387,7 +388,7 @@ function send(base: string, method: 'GET' | 'POST' | 'DELETE', path: string, aut
   });
 }
 
-const signed = (base: string, signer: RequestSigner, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
+const signed = (base: string, signer: Signer, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown) =>
   send(base, method, path, signRequest(signer, method, path, body), body);
 
 function expectProblem(answer: Answer, status: number, code: string): void {
@@ -403,7 +404,7 @@ const dataPath = (locator: string, version?: number) => `/v1/backups/${locator}/
 async function store(
   o: Owner,
   data: Uint8Array,
-  signer: RequestSigner = o.laptop,
+  signer: Signer = o.laptop,
   locator = o.keys.locator,
 ): Promise<{ version: number; created: string; size: number }> {
   const answer = await signed(o.agency.url, signer, 'POST', backupsPath(o), { locator, data: toBase64url(data) });
@@ -420,7 +421,7 @@ async function listed(o: Owner, locator = o.keys.locator): Promise<number[]> {
 }
 
 /** A recovery key as a ledger event signer. */
-const eventSigner = (s: RequestSigner) => ({ publicKey: s.key, sign: s.sign });
+const eventSigner = (s: Signer) => s;
 
 describe('agency API: storing backups', () => {
   it('stores versions sent by any ADMIN agent of the owner (201 with the version)', async () => {

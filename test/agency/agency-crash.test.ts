@@ -259,7 +259,7 @@ describe('agency crash trials', () => {
     const policy = (await new LedgerClient({ url: ledger.url }).submit(create)).subject;
 
     // The owner's cloud agent, registered once; every child serves it from the same directory.
-    const partial = { home: join(base, 'home'), ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.key], agents };
+    const partial = { home: join(base, 'home'), ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.multikey], agents };
     const first = await restart(partial, `seed ${SEED}, registering`);
     let cloud: CloudAgentDescription;
     try {
@@ -275,7 +275,7 @@ describe('agency crash trials', () => {
       trustedLedgerKeys: setup.trustedLedgerKeys,
       senders: SENDERS,
       cloud: { kx: cloud.kx, routingKey: cloud.routingKey, did: cloud.did },
-      agents: AGENT_NAMES.map((name) => ({ kid: agents[name].agreement.kid, kx: agents[name].kx, didKey: `did:key:${agents[name].publicKey}` })),
+      agents: AGENT_NAMES.map((name) => ({ kid: agents[name].agreement.kid, kx: agents[name].kx, didKey: `did:key:${agents[name].multikey}` })),
     };
     const stats: Stats = { trials: 0, posted: 0, acked: 0, inFlight: 0, trialsInFlight: 0, unackedStored: 0, trialsUnackedStored: 0, copies: 0 };
     for (let t = 0; t < TRIALS; t++) {

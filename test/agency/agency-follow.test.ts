@@ -73,6 +73,7 @@ async function until(what: string, deadline: number, check: () => boolean | Prom
     const at = Date.now();
     if (await check()) return;
     if (at > deadline) throw new Error(`${what}: not by the deadline (${at - deadline} ms late)`);
+    // The interval between two checks of a condition against its deadline (not waitFor's: a check begun before the deadline may fail).
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
@@ -274,6 +275,7 @@ function fakeLedger(policies: readonly PolicyAddress[]) {
     async entries(subjects: readonly Subject[]) {
       log.busy += 1;
       log.most = Math.max(log.most, log.busy);
+      // A ledger that takes its time (so that rounds run at once would overlap): the stand-in's delay, not a wait for a condition.
       await new Promise((resolve) => setTimeout(resolve, 5));
       log.busy -= 1;
       log.asked.push(subjects.length);
@@ -362,6 +364,7 @@ describe('PolicyFollower', () => {
     await until('rounds on the timer', Date.now() + 5000, () => log.read.includes(third));
     await follower.close();
     const asked = log.asked.length;
+    // A window of five intervals in which no round may start: an absence, with no condition to wait for.
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(log.asked.length).toBe(asked);
   });

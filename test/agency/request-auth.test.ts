@@ -8,23 +8,16 @@
  * canonically, so key order does not matter.
  */
 import fc from 'fast-check';
+import type { Signer } from '../../src/crypto/index.js';
 import { describe, expect, it } from 'vitest';
-import {
-  AUTH_HEADERS,
-  CLOCK_WINDOW_MS,
-  FUTURE_SKEW_MS,
-  RequestVerifier,
-  signRequest,
-  type RequestSigner,
-  type SignedRequest,
-} from '../../src/agency/request-auth.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { AUTH_HEADERS, CLOCK_WINDOW_MS, FUTURE_SKEW_MS, RequestVerifier, signRequest, type SignedRequest } from '../../src/agency/request-auth.js';
+import { ed25519Generate, encodePublicKey, memorySigner, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 
-function signer(): RequestSigner {
+function signer(): Signer {
   const pair = ed25519Generate();
-  return { key: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return memorySigner(pair.privateKey, pair.publicKey);
 }
 
 const PATH = '/v1/cloud-agents/abc/sync';
@@ -45,17 +38,17 @@ describe('signRequest / RequestVerifier', () => {
     const s = signer();
     const headers = signRequest(s, 'POST', PATH, BODY);
     expect(Object.keys(headers).sort()).toEqual(Object.values(AUTH_HEADERS).sort());
-    expect(headers[AUTH_HEADERS.key]).toBe(s.key);
-    expect(await once(verifierAt(), headers, 'POST', PATH, BODY)).toBe(s.key);
+    expect(headers[AUTH_HEADERS.key]).toBe(s.multikey);
+    expect(await once(verifierAt(), headers, 'POST', PATH, BODY)).toBe(s.multikey);
     // A body-less request (GET) signs the empty digest.
     const get = signRequest(s, 'GET', '/v1/mailbox?limit=10&wait=0');
-    expect(await once(verifierAt(), get, 'GET', '/v1/mailbox?limit=10&wait=0', undefined)).toBe(s.key);
+    expect(await once(verifierAt(), get, 'GET', '/v1/mailbox?limit=10&wait=0', undefined)).toBe(s.multikey);
   });
 
   it('compares bodies canonically: the same JSON with another key order verifies', async () => {
     const s = signer();
     const headers = signRequest(s, 'POST', PATH, { a: 1, b: { d: [1, 2], c: 'x' } });
-    expect(await once(verifierAt(), headers, 'POST', PATH, { b: { c: 'x', d: [1, 2] }, a: 1 })).toBe(s.key);
+    expect(await once(verifierAt(), headers, 'POST', PATH, { b: { c: 'x', d: [1, 2] }, a: 1 })).toBe(s.multikey);
     // Array order is content, though.
     const again = signRequest(s, 'POST', PATH, { a: 1, b: { d: [1, 2], c: 'x' } });
     await expectCodeAsync(once(verifierAt(), again, 'POST', PATH, { a: 1, b: { d: [2, 1], c: 'x' } }), 'REQUEST_UNAUTHORIZED');
@@ -63,7 +56,7 @@ describe('signRequest / RequestVerifier', () => {
 
   it('treats the method case-insensitively (it signs the upper-case method)', async () => {
     const s = signer();
-    expect(await once(verifierAt(), signRequest(s, 'post', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
+    expect(await once(verifierAt(), signRequest(s, 'post', PATH, BODY), 'POST', PATH, BODY)).toBe(s.multikey);
   });
 
   it('refuses a request with any header missing, empty, repeated or oversized', async () => {
@@ -82,7 +75,7 @@ describe('signRequest / RequestVerifier', () => {
   it('refuses a key that is not Ed25519, or not a key at all', async () => {
     const s = signer();
     const x25519 = encodePublicKey('x25519', x25519Generate().publicKey);
-    for (const key of [x25519, 'z6Mk', 'not-a-key', s.key.slice(1), `${s.key}1`]) {
+    for (const key of [x25519, 'z6Mk', 'not-a-key', s.multikey.slice(1), `${s.multikey}1`]) {
       const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: key };
       await expectCodeAsync(once(verifierAt(), headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
     }
@@ -90,7 +83,7 @@ describe('signRequest / RequestVerifier', () => {
 
   it("refuses another key's name on a valid signature", async () => {
     const s = signer();
-    const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: signer().key };
+    const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.key]: signer().multikey };
     await expectCodeAsync(once(verifierAt(), headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
   });
 
@@ -122,7 +115,7 @@ describe('signRequest / RequestVerifier', () => {
     const otherNonce = signRequest(s, 'POST', PATH, BODY)[AUTH_HEADERS.nonce] as string;
     await expectCodeAsync(once(v, { ...headers, [AUTH_HEADERS.nonce]: otherNonce }, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
     // The untouched request still verifies afterwards: failed attempts burn no nonce.
-    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.key);
+    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.multikey);
   });
 
   it('refuses a time six minutes behind or two minutes ahead, or no time at all; accepts four minutes behind and fifty seconds ahead', async () => {
@@ -134,8 +127,8 @@ describe('signRequest / RequestVerifier', () => {
     expect(behind.message).toMatch(/36\d s behind/);
     const ahead = await expectCodeAsync(once(verifierAt(-2 * 60_000), signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY), 'REQUEST_TIME_SKEW');
     expect(ahead.message).toMatch(/1[12]\d s ahead/);
-    expect(await once(verifierAt(4 * 60_000), signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
-    expect(await once(verifierAt(-50_000), signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.key);
+    expect(await once(verifierAt(4 * 60_000), signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.multikey);
+    expect(await once(verifierAt(-50_000), signRequest(s, 'POST', PATH, BODY), 'POST', PATH, BODY)).toBe(s.multikey);
     const headers = { ...signRequest(s, 'POST', PATH, BODY), [AUTH_HEADERS.time]: 'yesterday' };
     await expectCodeAsync(once(verifierAt(), headers, 'POST', PATH, BODY), 'REQUEST_UNAUTHORIZED');
   });
@@ -144,24 +137,24 @@ describe('signRequest / RequestVerifier', () => {
     const s = signer();
     const v = verifierAt();
     const headers = signRequest(s, 'POST', PATH, BODY);
-    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.key);
+    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.multikey);
     const error = await expectCodeAsync(once(v, headers, 'POST', PATH, BODY), 'REQUEST_REPLAYED');
     expect(error.message).toMatch(/already made once/);
     // Another key may use the same nonce value: nonces are per key.
     const other = signer();
     const theirs = signRequest(other, 'POST', PATH, BODY);
-    expect(await once(v, theirs, 'POST', PATH, BODY)).toBe(other.key);
+    expect(await once(v, theirs, 'POST', PATH, BODY)).toBe(other.multikey);
   });
 
   it("keeps nothing for a request it only checked: a stranger's requests take no nonce and no memory", async () => {
     const s = signer();
     const v = verifierAt();
     const headers = signRequest(s, 'POST', PATH, BODY);
-    for (let i = 0; i < 5; i++) expect(v.check(headers, 'POST', PATH, BODY).key).toBe(s.key);
+    for (let i = 0; i < 5; i++) expect(v.check(headers, 'POST', PATH, BODY).key).toBe(s.multikey);
     for (let i = 0; i < 200; i++) v.check(signRequest(signer(), 'POST', PATH, BODY), 'POST', PATH, BODY);
     expect(v.size).toEqual({ keys: 0, nonces: 0 });
     // Admitted once it is allowed, and only once.
-    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.key);
+    expect(await once(v, headers, 'POST', PATH, BODY)).toBe(s.multikey);
     await expectCodeAsync(once(v, headers, 'POST', PATH, BODY), 'REQUEST_REPLAYED');
     expect(v.size).toEqual({ keys: 1, nonces: 1 });
   });
@@ -213,7 +206,7 @@ describe('signRequest / RequestVerifier', () => {
             // A changed time may still be a date, outside the window.
             expect(['REQUEST_UNAUTHORIZED', 'REQUEST_TIME_SKEW']).toContain((e as DkmsError).code);
             // And the genuine request was not spent by the failed attempt.
-            expect(await once(v, headers, method, PATH, body)).toBe(s.key);
+            expect(await once(v, headers, method, PATH, body)).toBe(s.multikey);
             return;
           }
           throw new Error(`a change to ${name} at ${i} (${JSON.stringify(value)} → ${JSON.stringify(changed[name])}) was accepted`);

@@ -46,7 +46,7 @@ describe("a first agent's set-up, failed at each step, finishes when run again",
         }
         const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
         onTestFinished(() => wallet.close());
-        const agent = new EdgeAgent(wallet, new LedgerClient({ url: proxy.url, trustedKeys: [ledger.signer.key] }));
+        const agent = new EdgeAgent(wallet, new LedgerClient({ url: proxy.url, trustedKeys: [ledger.signer.multikey] }));
         const options = { label: 'laptop', ledgerUrl: proxy.url, did: { services: [] } };
 
         await expectCodeAsync(initFirstAgent(agent, options), failure === 'refused before the ledger took it' ? 'NOT_FOUND' : 'LEDGER_BAD_RESPONSE');
@@ -76,7 +76,7 @@ describe("a first agent's set-up, failed at each step, finishes when run again",
     );
     const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
     onTestFinished(() => wallet.close());
-    const agent = new EdgeAgent(wallet, new LedgerClient({ url: proxy.url, trustedKeys: [ledger.signer.key] }));
+    const agent = new EdgeAgent(wallet, new LedgerClient({ url: proxy.url, trustedKeys: [ledger.signer.multikey] }));
     await expectCodeAsync(initFirstAgent(agent, { label: 'laptop', ledgerUrl: proxy.url }), 'LEDGER_BAD_RESPONSE');
     const other = await expectCodeAsync(initFirstAgent(agent, { label: 'laptop', ledgerUrl: ledger.url }), 'BAD_INPUT');
     expect(other.message).toContain(proxy.url);

@@ -34,7 +34,7 @@ describe('dkms agency serve --store', () => {
     const ledger = await startLedger(tempDir());
     const home = tempDir();
     const store = await cluster().createDatabase();
-    const agency = background(['--home', home, '--ledger', ledger.url, 'agency', 'serve', '--port', '0', '--ledger-key', ledger.signer.key], {
+    const agency = background(['--home', home, '--ledger', ledger.url, 'agency', 'serve', '--port', '0', '--ledger-key', ledger.signer.multikey], {
       DKMS_AGENCY_STORE: store,
     });
     const line = await agency.nextLine();

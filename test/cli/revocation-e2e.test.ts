@@ -48,6 +48,7 @@ describe('revocation end to end, through real processes', { timeout: 60_000 }, (
 
     const revoked = await laptop.run(['policy', 'revoke', '--policy', policy, '--agent', phoneKey, '--key', 'agent-sign']);
     await mailTo(cloud, 'after the revocation');
+    // The claim is about time: what holds once 2 s have passed since the revocation, so no wait for a condition (that would drop the bound).
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(String(revoked['time'])) + 2000 - Date.now())));
 
     // The agency keeps no mailbox for the revoked phone: its inbox is refused, not empty.

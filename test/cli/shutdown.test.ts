@@ -6,14 +6,16 @@
  * with its error. Each server's close() under load and after store failures is tested on its
  * own in test/server/shutdown.test.ts.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flood, type Flood } from '../../bench/flood.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { background, dkms, killBackground } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** Loaded into a `dkms` process with NODE_OPTIONS, it injects the store failures DKMS_TEST_FAULT names. */
@@ -52,6 +54,22 @@ function load(base: string, requests: readonly { method: string; path: string; b
   );
 }
 
+/**
+ * Whether the server listening on 127.0.0.1:`port` holds a request from 127.0.0.1 unanswered: a
+ * connection on which it has received bytes, read them all (nothing queued) and sent nothing
+ * back, as the kernel's TCP statistics (`ss`) show it. For a connection whose first request is
+ * a long poll, that is the long poll waiting at the server.
+ */
+async function holdsRequest(port: number): Promise<boolean> {
+  const { stdout } = await promisify(execFile)('ss', ['-H', '-t', '-i', '-n', 'state', 'established', `( sport = :${port} and dst 127.0.0.1 )`]);
+  // Each connection: a line `Recv-Q Send-Q local peer`, then an indented line of its statistics.
+  const sockets = stdout.split(/\n(?=\S)/).filter((socket) => socket.trim() !== '');
+  return sockets.some((socket) => {
+    const [recvQ] = socket.trim().split(/\s+/);
+    return recvQ === '0' && /\bbytes_received:[1-9]/.test(socket) && !/\bbytes_sent:[1-9]/.test(socket);
+  });
+}
+
 describe('bounded shutdown', () => {
   afterEach(killBackground);
 
@@ -77,8 +95,13 @@ describe('bounded shutdown', () => {
       { method: 'GET', path: '/v1/mailbox?limit=1&wait=30' },
     ]);
     try {
-      // Long enough for the agent's process to start and its long poll to be waiting.
-      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // Until the agent's process has started and its long poll waits at the agency: the agent is
+      // the only client of the agency on 127.0.0.1 (the loads send from 127.0.0.2), and its long
+      // poll is its first request there.
+      await waitFor("the agent's long poll waiting at the agency", async () => {
+        if (waitingExited) throw new Error(`the waiting agent exited before its long poll was held: ${(await waiting.done).stderr}`);
+        return holdsRequest(Number(new URL(services.agency).port));
+      });
       expect(waitingExited).toBe(false);
       const asked = Date.now();
       up.kill('SIGTERM');

@@ -30,7 +30,7 @@ describe('trusting a ledger node', () => {
     expect(json(second)).not.toHaveProperty('ledgerTrust');
 
     // A key given on the command line or in trust.json is required, and then nothing is said.
-    const stranger = testKey().publicKey;
+    const stranger = testKey().multikey;
     const refused = await dkms(['ledger', 'status', '--trust', stranger], { DKMS_HOME: tempDir(), DKMS_LEDGER: served.ledger });
     expect(refused.code).toBe(ERROR_CODES.LEDGER_BAD_HEAD.exit);
     const configured = tempDir();

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { generalDecrypt, generalVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { fromBase64url, fromUtf8, utf8, x25519Generate } from '../../src/crypto/index.js';
+import { fromBase64url, fromUtf8, memorySigner, utf8, x25519Generate } from '../../src/crypto/index.js';
 import { anoncrypt, decrypt, memoryAgreementKey, okpJwk, parseMessage, signJws, verifyJws, type AgreementKey, type Jwe } from '../../src/didcomm/index.js';
-import { ed25519Generate, ed25519Sign } from '../../src/crypto/index.js';
+import { ed25519Generate } from '../../src/crypto/index.js';
 
 interface Jwk {
   kty: string;
@@ -101,7 +101,7 @@ describe('what we produce, read by jose alone', () => {
 
   it('jose verifies our signed message', async () => {
     const pair = ed25519Generate();
-    const jws = signJws(plaintext, { kid: 'did:example:alice#key-1', publicKey: pair.publicKey, sign: (m) => ed25519Sign(pair.privateKey, m) });
+    const jws = signJws(plaintext, { ...memorySigner(pair.privateKey, pair.publicKey), kid: 'did:example:alice#key-1' });
     const publicKey = createPublicKey({ key: okpJwk('Ed25519', pair.publicKey), format: 'jwk' });
     const { payload } = await generalVerify(jws, publicKey);
     expect(fromUtf8(payload)).toBe(fromUtf8(plaintext));

@@ -45,16 +45,16 @@ import {
   type SigningKey,
 } from '../../src/didcomm/index.js';
 import {
+  type ContentEncryption,
   ed25519Generate,
-  ed25519Sign,
   fromBase64url,
   fromHex,
   fromUtf8,
+  memorySigner,
   randomBytes,
   toBase64url,
   utf8,
   x25519Generate,
-  type ContentEncryption,
 } from '../../src/crypto/index.js';
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { clone, codeOf, outcome, smallOrderKey } from '../helpers/events.js';
@@ -74,7 +74,7 @@ const refOf = (key: AgreementKey): PublicKeyRef => ({ kid: key.kid, publicKey: k
 
 function signingKey(): SigningKey {
   const pair = ed25519Generate();
-  return { kid: didKeyUrl('ed25519', pair.publicKey), publicKey: pair.publicKey, sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return { ...memorySigner(pair.privateKey, pair.publicKey), kid: didKeyUrl('ed25519', pair.publicKey) };
 }
 
 const alice = agreementKey(); // the authcrypt sender
@@ -452,7 +452,7 @@ describe('tampering', () => {
   });
 
   it("authcrypt: a sender claiming alice's kid without alice's key is TAMPERED", () => {
-    const impostor: AgreementKey = { kid: alice.kid, publicKey: mallory.publicKey, agree: mallory.agree };
+    const impostor: AgreementKey = { ...mallory, kid: alice.kid };
     const forged = authcrypt(plaintext, impostor, [refOf(bob)]);
     expectCode(() => open(forged), 'ENVELOPE_TAMPERED');
     expectCode(() => decrypt(forged, [bob], onlyAlice), 'ENVELOPE_TAMPERED');

@@ -6,7 +6,7 @@
  * for authentication if Ed25519).
  */
 import type { DIDResolver, SecretsResolver } from 'didcomm-node';
-import { ed25519Generate, ed25519Sign, toBase64url, x25519Generate } from '../../src/crypto/index.js';
+import { ed25519Generate, memorySigner, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { didKeyUrl, memoryAgreementKey, okpJwk, type AgreementKey, type PublicKeyRef, type SigningKey } from '../../src/didcomm/index.js';
 
 type DidDoc = NonNullable<Awaited<ReturnType<DIDResolver['resolve']>>>;
@@ -36,7 +36,7 @@ export function ed25519Party(): PartyKey<SigningKey> {
   const kid = didKeyUrl('ed25519', pair.publicKey);
   return {
     did: didOf(kid),
-    key: { kid, publicKey: pair.publicKey, sign: (m) => ed25519Sign(pair.privateKey, m) },
+    key: { ...memorySigner(pair.privateKey, pair.publicKey), kid },
     secret: { id: kid, type: 'JsonWebKey2020', privateKeyJwk: { ...okpJwk('Ed25519', pair.publicKey), d: toBase64url(pair.privateKey) } },
   };
 }

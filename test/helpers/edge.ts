@@ -4,20 +4,18 @@
  */
 import type { AgreementKey } from '../../src/didcomm/index.js';
 import { didKeyUrl, memoryAgreementKey } from '../../src/didcomm/index.js';
-import type { RequestSigner } from '../../src/agency/request-auth.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { decodePublicKey, ed25519Generate, encodePublicKey, memorySigner, x25519Generate, type MultibaseKey, type Signer } from '../../src/crypto/index.js';
 import type { Agent } from '../../src/policy/types.js';
 
-export interface Edge {
-  /** Ed25519, multibase (also `publicKey`, as an EventSigner). */
+/** Signs as a {@link Signer} itself (ledger events, requests). */
+export interface Edge extends Signer {
+  /** Ed25519, multibase (the same as `multikey`). */
   readonly key: string;
-  readonly publicKey: string;
   readonly kx: string;
-  readonly signer: RequestSigner;
+  readonly signer: Signer;
   readonly agreement: AgreementKey;
   /** `did:key:<Ed25519 multibase>`: the forward `next` that names only this agent. */
   readonly didKey: string;
-  sign(message: Uint8Array): Uint8Array;
   agent(flags: number): Agent;
 }
 
@@ -26,15 +24,19 @@ export function edgeAgent(): Edge {
   const agreeing = x25519Generate();
   const key = encodePublicKey('ed25519', signing.publicKey);
   const kx = encodePublicKey('x25519', agreeing.publicKey);
-  const sign = (message: Uint8Array) => ed25519Sign(signing.privateKey, message);
+  const signer = memorySigner(signing.privateKey, signing.publicKey);
   return {
+    ...signer,
     key,
-    publicKey: key,
     kx,
-    sign,
-    signer: { key, sign },
+    signer,
     agreement: memoryAgreementKey(didKeyUrl('x25519', agreeing.publicKey), agreeing.privateKey, agreeing.publicKey),
     didKey: `did:key:${key}`,
     agent: (flags) => ({ key, kx, flags }),
   };
+}
+
+/** An impostor: signs with `signer`'s key while naming `key` (another agent's multikey) as its own. */
+export function claiming(key: string, signer: Signer): Signer {
+  return { publicKey: decodePublicKey(key, 'ed25519').publicKey, multikey: key as MultibaseKey, sign: (message) => signer.sign(message) };
 }

@@ -4,6 +4,7 @@
  * recomputed over altered records, heads signed by whatever key the liar holds).
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import type { Signer } from '../../src/crypto/index.js';
 import type { AddressInfo } from 'node:net';
 import { onTestFinished } from 'vitest';
 import { toBase64url } from '../../src/crypto/index.js';
@@ -11,7 +12,7 @@ import { subjectOf, type Subject } from '../../src/ledger/events.js';
 import { signHead, type SignedTreeHead } from '../../src/ledger/head.js';
 import { MemoryMapNodes, mapKey, mapProof, mapRoot, updateMap, type MapProof } from '../../src/ledger/map.js';
 import { consistencyProof, inclusionProof, rootAt } from '../../src/ledger/merkle.js';
-import type { LedgerNode, NodeOptions, NodeSigner } from '../../src/ledger/node.js';
+import type { LedgerNode, NodeOptions } from '../../src/ledger/node.js';
 import { recordLeaf } from '../../src/ledger/replay.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { CompactTree } from '../../src/ledger/tree.js';
@@ -34,16 +35,13 @@ export async function closeServer(server: Server): Promise<void> {
 
 export interface RunningLedger {
   readonly node: LedgerNode;
-  readonly signer: NodeSigner;
+  readonly signer: Signer;
   readonly url: string;
   close(): Promise<void>;
 }
 
 /** A real ledger node and its HTTP API on loopback, closed when the current test finishes. */
-export async function startLedger(
-  dir: string,
-  options: { signer?: NodeSigner; node?: NodeOptions; server?: LedgerServerOptions } = {},
-): Promise<RunningLedger> {
+export async function startLedger(dir: string, options: { signer?: Signer; node?: NodeOptions; server?: LedgerServerOptions } = {}): Promise<RunningLedger> {
   const signer = options.signer ?? nodeSigner();
   const node = await openNode(dir, signer, options.node);
   const app = buildLedgerServer(node, options.server);
@@ -184,11 +182,11 @@ export class ForgedLog {
   readonly records: readonly LogRecord[];
   readonly #tree = new CompactTree();
   readonly #map = new MemoryMapNodes();
-  readonly #signer: NodeSigner;
+  readonly #signer: Signer;
   readonly #time: string | undefined;
 
   /** With no `time`, every head is signed at the moment it is asked for (as a live node does). */
-  constructor(records: readonly LogRecord[], signer: NodeSigner, time?: string) {
+  constructor(records: readonly LogRecord[], signer: Signer, time?: string) {
     this.records = records;
     this.#signer = signer;
     this.#time = time;
@@ -205,7 +203,7 @@ export class ForgedLog {
   head(): SignedTreeHead {
     const size = this.records.length;
     const head = { size, root: toBase64url(rootAt(size, this.#tree.read)), map: toBase64url(mapRoot(this.#map)), time: this.#time ?? new Date().toISOString() };
-    return signHead(head, this.#signer.key, (m) => this.#signer.sign(m));
+    return signHead(head, this.#signer);
   }
 
   mapProof(subject: Subject): MapProof {

@@ -48,7 +48,7 @@ export async function world(options: WorldOptions = {}): Promise<World & { reado
   const agencyOptions: AgencyServiceOptions = {
     ledgerUrl: ledger.url,
     port: 0,
-    trustedLedgerKeys: [ledger.signer.key],
+    trustedLedgerKeys: [ledger.signer.multikey],
     ...(options.ledgerClock === undefined ? {} : { ledgerClock: options.ledgerClock }),
     rateLimitPerSecond: 100_000,
     agentRequestsPerSecond: 100_000,
@@ -74,7 +74,7 @@ export async function world(options: WorldOptions = {}): Promise<World & { reado
     // The world's agents share the ledger's clock: when a test moves it on, time has passed for all.
     const ledgerClient = new LedgerClient({
       url: ledger.url,
-      trustedKeys: [ledger.signer.key],
+      trustedKeys: [ledger.signer.multikey],
       ...(options.ledgerClock === undefined ? {} : { now: options.ledgerClock }),
     });
     return new EdgeAgent(wallet, ledgerClient, balanced === undefined ? {} : { fetch: balanced });

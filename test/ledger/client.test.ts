@@ -5,13 +5,14 @@
  * history, and a rewritten or rolled-back log is exposed by consistency with the last head seen.
  */
 import { describe, expect, it } from 'vitest';
+import type { Signer } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import { subjectOf, type Did, type PolicyAddress, type Subject } from '../../src/ledger/events.js';
 import { signHead, type SignedTreeHead } from '../../src/ledger/head.js';
 import { MAX_ANSWER_BYTES } from '../../src/ledger/transport.js';
-import type { LedgerNode, NodeSigner, Receipt } from '../../src/ledger/node.js';
+import type { LedgerNode, Receipt } from '../../src/ledger/node.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { expectCodeAsync } from '../helpers/errors.js';
@@ -31,6 +32,7 @@ import {
   type RunningLedger,
 } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 import { resolveDid } from '../../src/did/resolve.js';
 
 interface Proven {
@@ -95,13 +97,13 @@ async function story(dir = tempDir()): Promise<Story> {
     { id: '#mediator', type: 'DIDCommMediator', serviceEndpoint: 'http://127.0.0.1:9001/' },
   ];
   await submit(signEvent(nextEvent('did.update', did, await latest(node, did), { services }), [laptop]));
-  await submit(signEvent(nextEvent('policy.revoke', policy, await latest(node, policy), { key: phone.publicKey }), [laptop]));
+  await submit(signEvent(nextEvent('policy.revoke', policy, await latest(node, policy), { key: phone.multikey }), [laptop]));
   const other = (await submit(signEvent(policyCreate([stranger.agent(ALL_FLAGS)], commitment([testKey()])), [stranger]))).subject as PolicyAddress;
   return { ledger, policy, did, other, laptop, phone, heads, receipts };
 }
 
 /** A ledger holding `count` unrelated policies (a different log from the story's). */
-async function otherLog(count: number, signer: NodeSigner): Promise<RunningLedger> {
+async function otherLog(count: number, signer: Signer): Promise<RunningLedger> {
   const ledger = await startLedger(tempDir(), { signer });
   for (let i = 0; i < count; i++) {
     const key = testKey();
@@ -143,12 +145,12 @@ const keysOf = (doc: { verificationMethod: readonly { type: string; publicKeyMul
 describe('LedgerClient against an honest ledger', () => {
   it('resolves a DID and a policy to what it computed itself from the verified events', async () => {
     const s = await story();
-    const client = new LedgerClient({ url: `${s.ledger.url}/`, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: `${s.ledger.url}/`, trustedKeys: [s.ledger.signer.multikey] });
 
     const resolved = await resolveDid(client, s.did);
     expect(resolved.head).toEqual(s.heads[6]);
     expect(resolved.history.map((r) => r.gseq)).toEqual([G.policy, G.did, G.grant, G.update, G.revoke]);
-    expect(keysOf(resolved.didDocument)).toEqual([s.laptop.publicKey]);
+    expect(keysOf(resolved.didDocument)).toEqual([s.laptop.multikey]);
     expect(resolved.didDocument.keyAgreement).toEqual([`${s.did}#${s.laptop.kx}`]);
     expect(resolved.didDocument.service.map((x) => x.serviceEndpoint)).toEqual(['http://127.0.0.1:9000/', 'http://127.0.0.1:9001/']);
     expect(resolved.didDocumentMetadata).toMatchObject({ created: iso(T0 + MINUTE), updated: iso(T0 + 3 * MINUTE), deactivated: false, controller: s.policy });
@@ -175,13 +177,13 @@ describe('LedgerClient against an honest ledger', () => {
     // Before the DID update (gseq 3): the phone holds PROVE, the first services stand.
     const then = await resolveDid(client, s.did, { at: G.update });
     expect(then.history.every((r) => r.gseq < G.update)).toBe(true);
-    expect(keysOf(then.didDocument).sort()).toEqual([s.laptop.publicKey, s.phone.publicKey].sort());
+    expect(keysOf(then.didDocument).sort()).toEqual([s.laptop.multikey, s.phone.multikey].sort());
     expect(then.didDocument.service.map((x) => x.serviceEndpoint)).toEqual(['http://127.0.0.1:8421/']);
     expect(then.head).toEqual(s.heads[6]);
 
     const before = await client.resolvePolicy(s.policy, { at: G.grant });
     expect(before.record.seq).toBe(0);
-    expect(before.record.policy.agents.map((a) => a.key)).toEqual([s.laptop.publicKey]);
+    expect(before.record.policy.agents.map((a) => a.key)).toEqual([s.laptop.multikey]);
     const after = await client.resolvePolicy(s.policy, { at: G.grant + 1 });
     expect(after.record.seq).toBe(1);
     expect(after.record.policy.agents).toHaveLength(2);
@@ -253,7 +255,7 @@ describe('LedgerClient against an honest ledger', () => {
     const forged = { ...create, sigs: [{ ...create.sigs[0], sig: flipFirst(create.sigs[0]?.sig ?? '') }] };
 
     const error = await expectCodeAsync(client.submit(forged as typeof create), 'EVENT_BAD_SIGNATURE');
-    expect(error.message).toContain(key.publicKey);
+    expect(error.message).toContain(key.multikey);
     const receipt = await client.submit(create);
     expect(receipt.gseq).toBe(6);
     await expectCodeAsync(client.submit(create), 'EVENT_REPLAY');
@@ -324,8 +326,7 @@ describe('LedgerClient reuses what it verified, and nothing more', () => {
       return undefined;
     };
     const slow = resolveDid(client, s.did);
-    for (const deadline = Date.now() + 10_000; holding && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 5));
-    expect(holding).toBe(false);
+    await waitFor('the DID read held at the proxy', () => !holding);
     const key = testKey();
     await s.ledger.node.submit(signEvent(policyCreate([key.agent(ALL_FLAGS)], commitment([testKey()])), [key]));
     expect((await client.head()).size).toBe(7);
@@ -353,7 +354,7 @@ describe('LedgerClient against a server that forges events', () => {
   it('catches an altered signature in the history: LEDGER_BAD_PROOF', async () => {
     const s = await story();
     const proxy = await startProxy(s.ledger.url);
-    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     proxy.lie = onSubjectReads((body) => {
       const sigs = recordAt(body, G.grant).event.sigs as { sig: string }[];
       (sigs[0] as { sig: string }).sig = flipFirst((sigs[0] as { sig: string }).sig);
@@ -407,7 +408,7 @@ describe('LedgerClient against a server that forges events', () => {
     const proxy = await startProxy(s.ledger.url);
 
     // A client that trusts the node's key only.
-    const pinned = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const pinned = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     proxy.lie = forged.lie;
     await expectCodeAsync(resolveDid(pinned, s.did), 'LEDGER_BAD_HEAD');
     await expectCodeAsync(pinned.resolvePolicy(s.policy), 'LEDGER_BAD_HEAD');
@@ -437,7 +438,7 @@ describe('LedgerClient against a server that forges events', () => {
     await expectCodeAsync(sawThree.resolvePolicy(s.policy), 'LEDGER_INCONSISTENT');
     expect(sawThree.lastHead).toEqual(s.heads[3]);
     // A client that never saw this ledger accepts the head, but the grant's signature fails on replay.
-    const newcomer = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const newcomer = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     const error = await expectCodeAsync(newcomer.resolvePolicy(s.policy), 'LEDGER_BAD_CHAIN');
     expect(error.message).toContain('EVENT_BAD_SIGNATURE');
   });
@@ -446,7 +447,7 @@ describe('LedgerClient against a server that forges events', () => {
     const s = await story();
     const records = clone(await s.ledger.node.range(0, s.ledger.node.size));
     // The revoke now claims to remove the laptop instead of the phone.
-    (records[G.revoke]?.event as { key: string }).key = s.laptop.publicKey;
+    (records[G.revoke]?.event as { key: string }).key = s.laptop.multikey;
     const forged = new ForgedLog(records, s.ledger.signer);
     const proxy = await startProxy(s.ledger.url, forged.lie);
     const client = new LedgerClient({ url: proxy.url, lastHead: s.heads[4] });
@@ -458,7 +459,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
   it('catches an event dropped from the middle of a chain, its proof dropped with it: LEDGER_INCOMPLETE (the rest no longer reaches the map entry)', async () => {
     const s = await story();
     const proxy = await startProxy(s.ledger.url);
-    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     proxy.lie = onSubjectReads((body) => {
       const i = indexOf(body, G.grant);
       body.history.splice(i, 1);
@@ -482,7 +483,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
     const records = await s.ledger.node.range(0, s.ledger.node.size);
     const forged = new ForgedLog(renumber(records.filter((r) => r.gseq !== G.grant)), s.ledger.signer);
     const proxy = await startProxy(s.ledger.url, forged.lie);
-    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     const error = await expectCodeAsync(client.resolvePolicy(s.policy), 'LEDGER_INCOMPLETE');
     expect(error.message).toContain('expected seq 1, got 2');
   });
@@ -507,7 +508,7 @@ describe('LedgerClient against a server that drops or reorders events', () => {
     const order = [G.policy, G.did, G.revoke, G.update, G.grant, G.other];
     const forged = new ForgedLog(renumber(order.map((g) => records[g] as LogRecord)), s.ledger.signer);
     const proxy = await startProxy(s.ledger.url, forged.lie);
-    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     await expectCodeAsync(resolveDid(client, s.did), 'LEDGER_INCOMPLETE');
   });
 
@@ -547,7 +548,7 @@ describe('LedgerClient against a server that rewrites or rolls back history', ()
     const longer = await otherLog(8, s.ledger.signer);
     const shorter = await otherLog(3, s.ledger.signer);
     const proxy = await startProxy(s.ledger.url);
-    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] });
     await resolveDid(client, s.did);
 
     for (const liar of [sameSize, longer, shorter]) {
@@ -636,7 +637,7 @@ describe('LedgerClient checks tree heads', () => {
       (h) => ({ ...h, size: h.size + 1 }),
       (h) => ({ ...h, root: s.heads[3]?.root ?? '' }),
       (h) => ({ ...h, time: iso(T0 + 99 * MINUTE) }),
-      (h) => ({ ...h, key: other.key }),
+      (h) => ({ ...h, key: other.multikey }),
       (h) => ({ ...h, key: 'z6Mknotakey' }),
     ];
     for (const alter of tampered) {
@@ -651,23 +652,23 @@ describe('LedgerClient checks tree heads', () => {
     const s = await story();
     const other = nodeSigner();
     const proxy = await startProxy(s.ledger.url);
-    const resign = (h: SignedTreeHead) => signHead(h, other.key, (m) => other.sign(m));
+    const resign = (h: SignedTreeHead) => signHead(h, other);
     proxy.lie = onHead(resign);
-    await expectCodeAsync(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] }).head(), 'LEDGER_BAD_HEAD');
+    await expectCodeAsync(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] }).head(), 'LEDGER_BAD_HEAD');
     proxy.lie = onSubjectReads((body) => ({ ...body, head: resign(body.head) }));
-    await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key] }), s.did), 'LEDGER_BAD_HEAD');
+    await expectCodeAsync(resolveDid(new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey] }), s.did), 'LEDGER_BAD_HEAD');
 
-    const both = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.key, other.key] });
-    expect((await resolveDid(both, s.did)).head.key).toBe(other.key);
+    const both = new LedgerClient({ url: proxy.url, trustedKeys: [s.ledger.signer.multikey, other.multikey] });
+    expect((await resolveDid(both, s.did)).head.key).toBe(other.multikey);
     proxy.lie = () => undefined;
-    expect((await both.head()).key).toBe(s.ledger.signer.key);
+    expect((await both.head()).key).toBe(s.ledger.signer.multikey);
   });
 
   it('pins the first key it meets when no key is configured (trust on first use)', async () => {
     const s = await story();
     const other = nodeSigner();
     const proxy = await startProxy(s.ledger.url);
-    const resign: Lie = onHead((h) => signHead(h, other.key, (m) => other.sign(m)));
+    const resign: Lie = onHead((h) => signHead(h, other));
 
     const metHonest = new LedgerClient({ url: proxy.url });
     await metHonest.head();
@@ -676,13 +677,13 @@ describe('LedgerClient checks tree heads', () => {
 
     // The first key met is pinned even when it is not the node's.
     const metImpostor = new LedgerClient({ url: proxy.url });
-    expect((await metImpostor.head()).key).toBe(other.key);
+    expect((await metImpostor.head()).key).toBe(other.multikey);
     proxy.lie = () => undefined;
     await expectCodeAsync(metImpostor.head(), 'LEDGER_BAD_HEAD');
 
     // A client built from a persisted head trusts that head's key, and only it.
     await s.ledger.node.submit(signEvent(nextEvent('did.deactivate', s.did, await latest(s.ledger.node, s.did), {}), [s.laptop]));
-    proxy.lie = onHead((h) => signHead(h, other.key, (m) => other.sign(m)));
+    proxy.lie = onHead((h) => signHead(h, other));
     await expectCodeAsync(new LedgerClient({ url: proxy.url, lastHead: s.heads[6] }).head(), 'LEDGER_BAD_HEAD');
     proxy.lie = () => undefined;
     expect((await new LedgerClient({ url: proxy.url, lastHead: s.heads[6] }).head()).size).toBe(7);

@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
-import { ed25519PublicKey, ed25519Sign, encodePublicKey } from '../../dist/src/crypto/index.js';
+import { ed25519PublicKey, memorySigner } from '../../dist/src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../dist/src/ledger/build.js';
 import { eventId, subjectOf } from '../../dist/src/ledger/events.js';
 import { recoveryKeyDigest } from '../../dist/src/policy/authority.js';
@@ -41,8 +41,8 @@ const AGENTS = 3;
  */
 function fixedKey(seed, owner, role) {
   const privateKey = new Uint8Array(createHash('sha256').update(`dkms-ledger-crash/${seed}/${owner}/${role}`).digest());
-  const publicKey = encodePublicKey('ed25519', ed25519PublicKey(privateKey));
-  return { publicKey, sign: (m) => ed25519Sign(privateKey, m), agent: (flags) => ({ key: publicKey, flags }) };
+  const signer = memorySigner(privateKey, ed25519PublicKey(privateKey));
+  return { ...signer, agent: (flags) => ({ key: signer.multikey, flags }) };
 }
 
 function say(line) {
@@ -129,16 +129,16 @@ async function policyChain(index, admin, policy) {
   const granted = new Set(record.policy.agents.map((a) => a.key));
   for (let n = 0; ; n++) {
     const agent = agents[n % AGENTS];
-    const event = granted.has(agent.publicKey)
-      ? signEvent(nextEvent('policy.revoke', policy, latest, { key: agent.publicKey }), [admin])
+    const event = granted.has(agent.multikey)
+      ? signEvent(nextEvent('policy.revoke', policy, latest, { key: agent.multikey }), [admin])
       : signEvent(nextEvent('policy.grant', policy, latest, { agent: agent.agent(FLAGS.PROVE) }), [admin]);
     const receipt = await submit(chain, event);
     latest = { seq: receipt.seq, head: receipt.id };
-    if (event.type === 'policy.revoke') granted.delete(agent.publicKey);
-    else granted.add(agent.publicKey);
+    if (event.type === 'policy.revoke') granted.delete(agent.multikey);
+    else granted.add(agent.multikey);
     // A granted agent (PROVE only) may not revoke the admin: refused, and never logged.
     if (n % 11 === 5 && event.type === 'policy.grant') {
-      await submitInvalid(chain, signEvent(nextEvent('policy.revoke', policy, latest, { key: admin.publicKey }), [agent]), 'EVENT_UNAUTHORIZED');
+      await submitInvalid(chain, signEvent(nextEvent('policy.revoke', policy, latest, { key: admin.multikey }), [agent]), 'EVENT_UNAUTHORIZED');
     }
   }
 }
@@ -172,7 +172,7 @@ async function owner(index, known) {
   const recovery = fixedKey(config.seed, index, 'recovery');
   let policy = known.policy;
   if (policy === undefined) {
-    const create = signEvent(policyCreate([admin.agent(ALL_FLAGS)], { digests: [recoveryKeyDigest(recovery.publicKey)], threshold: 1 }), [admin]);
+    const create = signEvent(policyCreate([admin.agent(ALL_FLAGS)], { digests: [recoveryKeyDigest(recovery.multikey)], threshold: 1 }), [admin]);
     policy = (await submit(`p${index}`, create)).subject;
   }
   await Promise.all([policyChain(index, admin, policy), didChain(index, admin, policy, known.did)]);

@@ -23,15 +23,16 @@
  * failure message carries the seed, the trial, the mode and the delay.
  */
 import { createHash } from 'node:crypto';
+import { memorySigner, type Signer } from '../../src/crypto/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ed25519PublicKey, ed25519Sign, encodePublicKey, fromBase64url, sha256, toBase64url } from '../../src/crypto/index.js';
+import { ed25519PublicKey, fromBase64url, sha256, toBase64url } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
-import { nextEvent, signEvent, type EventSigner } from '../../src/ledger/build.js';
+import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { eventId, subjectOf, type Did } from '../../src/ledger/events.js';
 import { verifyHeadSignature, type SignedTreeHead } from '../../src/ledger/head.js';
 import { MemoryMerkle, rootAt, verifyConsistency, verifyInclusion } from '../../src/ledger/merkle.js';
@@ -61,11 +62,11 @@ type Mode = 'direct' | 'http';
 const { seed: SEED, between: delayBetween } = seededDelays('DKMS_CRASH_SEED');
 
 /** The fixed keys the child signs with: crash-child.mjs derives the same. */
-function fixedKey(owner: number, role: string): EventSigner {
+function fixedKey(owner: number, role: string): Signer {
   const privateKey = new Uint8Array(createHash('sha256').update(`dkms-ledger-crash/${SEED}/${owner}/${role}`).digest());
-  return { publicKey: encodePublicKey('ed25519', ed25519PublicKey(privateKey)), sign: (m) => ed25519Sign(privateKey, m) };
+  return memorySigner(privateKey, ed25519PublicKey(privateKey));
 }
-const adminKeys = Array.from({ length: OWNERS }, (_, i) => fixedKey(i, 'admin').publicKey);
+const adminKeys = Array.from({ length: OWNERS }, (_, i) => fixedKey(i, 'admin').multikey);
 
 // Running a child to its death.
 

@@ -42,6 +42,7 @@ import { DistGuard } from '../helpers/dist-guard.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import { killLiveChildren, runChild, type ChildRun } from '../helpers/kill-child.js';
 import { commitment, nodeSigner, testKey } from '../helpers/ledger.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'etcd-node-child.mjs');
 
@@ -94,8 +95,8 @@ const alive = (i: number): boolean => {
 
 /** Waits until member `i` answers a linearizable read itself: it has rejoined the cluster and knows its leader. */
 async function serving(i: number, what: string): Promise<void> {
-  const until = performance.now() + LIVENESS_MS;
-  for (;;) {
+  let failure: unknown;
+  const reads = async (): Promise<boolean> => {
     const client = new Etcd3({
       hosts: cluster.endpoints[i] ?? '',
       dialTimeout: 500,
@@ -104,25 +105,33 @@ async function serving(i: number, what: string): Promise<void> {
     });
     try {
       await client.get('probe').string();
-      return;
+      return true;
     } catch (e) {
-      if (performance.now() > until) throw new Error(`${what}: member m${i} does not serve reads ${LIVENESS_MS} ms after its restart`, { cause: e });
+      failure = e;
+      return false;
     } finally {
       client.close();
     }
-    await sleep(50);
+  };
+  try {
+    await waitFor(`${what}: member m${i} serving reads after its restart`, reads, { timeoutMs: LIVENESS_MS, intervalMs: 50 });
+  } catch (e) {
+    const last = failure instanceof Error ? `: ${failure.message}` : '';
+    throw new Error(`${what}: member m${i} does not serve reads ${LIVENESS_MS} ms after its restart${last}`, { cause: e });
   }
 }
 
 /** The current leader, once there is one (other than `not`). */
 async function leaderOtherThan(not: number, what: string): Promise<number> {
-  const until = performance.now() + LIVENESS_MS;
-  for (;;) {
-    const leader = await cluster.leader();
-    if (leader >= 0 && leader !== not) return leader;
-    if (performance.now() > until) throw new Error(`${what}: no leader${not >= 0 ? ` other than m${not}` : ''} after ${LIVENESS_MS} ms`);
-    await sleep(50);
-  }
+  const found = await waitFor(
+    `${what}: a leader${not >= 0 ? ` other than m${not}` : ''}`,
+    async () => {
+      const leader = await cluster.leader();
+      return leader >= 0 && leader !== not && { leader };
+    },
+    { timeoutMs: LIVENESS_MS, intervalMs: 50 },
+  );
+  return found.leader;
 }
 
 /** Restarts every member a failed test left dead, and waits until all serve. */
@@ -186,15 +195,22 @@ class Load {
 
   /** Waits for `count` acknowledgements after `time`; fails if writes make no such progress (a liveness bound). */
   async progress(count: number, time: number, what: string): Promise<number> {
-    const until = performance.now() + LIVENESS_MS;
-    while (this.acksAfter(time) < count) {
-      if (this.#failure !== undefined) throw this.#failure;
-      if (performance.now() > until) {
-        throw new Error(
-          `${what}: writes did not go on: ${this.acksAfter(time)} of ${count} acknowledgements in ${LIVENESS_MS} ms; refusals ${JSON.stringify(codes(this.refusals))}`,
-        );
-      }
-      await sleep(10);
+    const failed = () => this.#failure;
+    try {
+      await waitFor(
+        `${what}: ${count} acknowledgements`,
+        () => {
+          if (failed() !== undefined) throw failed();
+          return this.acksAfter(time) >= count;
+        },
+        { timeoutMs: LIVENESS_MS, intervalMs: 10 },
+      );
+    } catch (e) {
+      if (e === failed()) throw e;
+      throw new Error(
+        `${what}: writes did not go on: ${this.acksAfter(time)} of ${count} acknowledgements in ${LIVENESS_MS} ms; refusals ${JSON.stringify(codes(this.refusals))}`,
+        { cause: e },
+      );
     }
     return performance.now();
   }
@@ -214,13 +230,14 @@ class Load {
           if (record.kind !== 'policy') throw new Error(`${policy} is not a policy`);
           // Grant and revoke two agents in turn: the policy record stays small however long the load runs.
           const agent = agents[k % 2] as (typeof agents)[number];
-          event = record.policy.agents.some((a) => a.key === agent.publicKey)
-            ? signEvent(nextEvent('policy.revoke', policy, record, { key: agent.publicKey }), [admin])
+          event = record.policy.agents.some((a) => a.key === agent.multikey)
+            ? signEvent(nextEvent('policy.revoke', policy, record, { key: agent.multikey }), [admin])
             : signEvent(nextEvent('policy.grant', policy, record, { agent: agent.agent(FLAGS.PROVE) }), [admin]);
         }
       } catch (e) {
         if (!(e instanceof DkmsError)) this.#failure = e;
         this.readFailures++;
+        // The owner's pause before it reads again (its retry policy, part of the load): not a wait for a condition.
         await sleep(10);
         continue;
       }
@@ -238,6 +255,7 @@ class Load {
     } catch (e) {
       if (!(e instanceof DkmsError)) this.#failure = e;
       this.refusals.push({ id, code: e instanceof DkmsError ? e.code : String(e) });
+      // The owner's pause before its next event (its retry policy, part of the load): not a wait for a condition.
       await sleep(10);
     }
   }

@@ -15,7 +15,7 @@
  */
 import { writeSync } from 'node:fs';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
-import { ed25519Generate, ed25519Sign, encodePublicKey } from '../../dist/src/crypto/index.js';
+import { ed25519Generate, memorySigner } from '../../dist/src/crypto/index.js';
 import { nextEvent, policyCreate, signEvent } from '../../dist/src/ledger/build.js';
 import { EtcdLogStore } from '../../dist/src/ledger/etcd-store.js';
 import { eventId, subjectOf } from '../../dist/src/ledger/events.js';
@@ -34,8 +34,8 @@ process.stdin.resume();
 
 function key() {
   const pair = ed25519Generate();
-  const publicKey = encodePublicKey('ed25519', pair.publicKey);
-  return { publicKey, sign: (m) => ed25519Sign(pair.privateKey, m), agent: (flags) => ({ key: publicKey, flags }) };
+  const signer = memorySigner(pair.privateKey, pair.publicKey);
+  return { ...signer, agent: (flags) => ({ key: signer.multikey, flags }) };
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}');
@@ -43,7 +43,7 @@ const signer = key();
 
 /** Opens a node on the shared log while the parent's nodes keep appending to it. */
 async function open() {
-  return LedgerNode.open(new EtcdLogStore({ endpoints: config.endpoints, prefix: config.prefix }), { key: signer.publicKey, sign: signer.sign });
+  return LedgerNode.open(new EtcdLogStore({ endpoints: config.endpoints, prefix: config.prefix }), signer);
 }
 
 /** Submits one event; its receipt, or undefined when it was refused (reported either way). */
@@ -68,14 +68,14 @@ async function submit(node, event) {
 async function owner(node) {
   const admin = key();
   const agents = [key(), key()];
-  const create = signEvent(policyCreate([admin.agent(ALL_FLAGS)], { digests: [recoveryKeyDigest(key().publicKey)], threshold: 1 }), [admin]);
+  const create = signEvent(policyCreate([admin.agent(ALL_FLAGS)], { digests: [recoveryKeyDigest(key().multikey)], threshold: 1 }), [admin]);
   const policy = subjectOf(create);
   while ((await node.subject(policy)) === undefined) await submit(node, create);
   for (let n = 0; ; n++) {
     const record = await node.subject(policy);
     const agent = agents[n % agents.length];
-    const event = record.policy.agents.some((a) => a.key === agent.publicKey)
-      ? signEvent(nextEvent('policy.revoke', policy, record, { key: agent.publicKey }), [admin])
+    const event = record.policy.agents.some((a) => a.key === agent.multikey)
+      ? signEvent(nextEvent('policy.revoke', policy, record, { key: agent.multikey }), [admin])
       : signEvent(nextEvent('policy.grant', policy, record, { agent: agent.agent(FLAGS.PROVE) }), [admin]);
     await submit(node, event);
   }

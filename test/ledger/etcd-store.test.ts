@@ -44,7 +44,7 @@ describe('etcd log store', () => {
     await expectCodeAsync(node.submit(grant), 'EVENT_REPLAY');
     record = await node.subject(policy);
     if (record?.kind !== 'policy') throw new Error('policy missing');
-    await node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: phone.publicKey }), [laptop]));
+    await node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: phone.multikey }), [laptop]));
     expect(node.size).toBe(4);
     const history = await node.history(did);
     expect(history.map((r) => r.event.type)).toEqual(['policy.create', 'did.create', 'policy.grant', 'policy.revoke']);

@@ -42,14 +42,14 @@ describe('ledger lifecycle (in process)', () => {
 
     record = await node.subject(policy);
     if (record?.kind !== 'policy') throw new Error('policy missing');
-    expect(record.policy.agents.map((a) => a.key).sort()).toEqual([laptop.publicKey, phone.publicKey].sort());
+    expect(record.policy.agents.map((a) => a.key).sort()).toEqual([laptop.multikey, phone.multikey].sort());
     const sizeBefore = node.size;
     const rootBefore = node.head().root;
     // The phone holds only PROVE: it cannot revoke the laptop.
-    await expectCodeAsync(node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [phone])), 'EVENT_UNAUTHORIZED');
+    await expectCodeAsync(node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.multikey }), [phone])), 'EVENT_UNAUTHORIZED');
     expect(node.size).toBe(sizeBefore);
     expect(node.head().root).toBe(rootBefore);
-    await node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: phone.publicKey }), [laptop]));
+    await node.submit(signEvent(nextEvent('policy.revoke', policy, record, { key: phone.multikey }), [laptop]));
 
     const head = node.head();
     expect(head.size).toBe(4);

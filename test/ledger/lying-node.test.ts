@@ -57,7 +57,7 @@ async function world(offset0 = 0): Promise<World> {
 }
 
 async function revokeTablet(w: World): Promise<void> {
-  await w.ledger.node.submit(signEvent(nextEvent('policy.revoke', w.policy, await latest(w.ledger.node, w.policy), { key: w.tablet.publicKey }), [w.laptop]));
+  await w.ledger.node.submit(signEvent(nextEvent('policy.revoke', w.policy, await latest(w.ledger.node, w.policy), { key: w.tablet.multikey }), [w.laptop]));
 }
 
 /** Rewrites successful subject reads only. */
@@ -78,7 +78,7 @@ const withholdNewest = (subject: () => Subject): Lie =>
   });
 
 const client = (url: string, w: World, options: Partial<ConstructorParameters<typeof LedgerClient>[0]> = {}) =>
-  new LedgerClient({ url, trustedKeys: [w.ledger.signer.key], ...options });
+  new LedgerClient({ url, trustedKeys: [w.ledger.signer.multikey], ...options });
 
 describe('a node that withholds', () => {
   it("withholding a tablet's revocation: a fresh and a warm client both refuse with LEDGER_INCOMPLETE, and nothing verifies the tablet's later signature", async () => {
@@ -99,7 +99,7 @@ describe('a node that withholds', () => {
     // Told the truth, the verifier refuses the tablet's signature: the withheld revocation bites.
     proxy.lie = () => undefined;
     const { policyHistory } = await resolveDid(warm, w.did);
-    const result = verifyAgentSignature(policyHistory, { key: w.tablet.publicKey, message: signedAfter, signature, time: new Date().toISOString() });
+    const result = verifyAgentSignature(policyHistory, { key: w.tablet.multikey, message: signedAfter, signature, time: new Date().toISOString() });
     expect(result).toMatchObject({ valid: false, reason: 'REVOKED' });
   });
 
@@ -223,7 +223,12 @@ describe('a node that serves old heads', () => {
     const proxy = await startProxy(w.ledger.url, ({ path }) =>
       path.startsWith('/v1/policies/') ? { status: 200, body: old } : path === '/v1/head' ? { status: 200, body: old.head } : undefined,
     );
-    const replayed = new LedgerClient({ url: proxy.url, trustedKeys: [w.ledger.signer.key], lastHead: warm.lastHead as SignedTreeHead, cache: warm.cache });
+    const replayed = new LedgerClient({
+      url: proxy.url,
+      trustedKeys: [w.ledger.signer.multikey],
+      lastHead: warm.lastHead as SignedTreeHead,
+      cache: warm.cache,
+    });
     await expectCodeAsync(replayed.resolvePolicy(w.policy), 'LEDGER_INCONSISTENT');
     await expectCodeAsync(client(proxy.url, w).resolvePolicy(w.policy), 'LEDGER_STALE');
   });
@@ -234,11 +239,11 @@ describe('a node that serves old heads', () => {
     await revokeTablet(w);
     const warm = client(w.ledger.url, w);
     await warm.resolvePolicy(w.policy);
-    const rolledBack = signHead({ ...before.head, time: new Date().toISOString() }, w.ledger.signer.key, (m) => w.ledger.signer.sign(m));
+    const rolledBack = signHead({ ...before.head, time: new Date().toISOString() }, w.ledger.signer);
     const proxy = await startProxy(w.ledger.url, ({ path }) =>
       path.startsWith('/v1/policies/') ? { status: 200, body: { ...before, head: rolledBack } } : undefined,
     );
-    const same = new LedgerClient({ url: proxy.url, trustedKeys: [w.ledger.signer.key], lastHead: warm.lastHead as SignedTreeHead, cache: warm.cache });
+    const same = new LedgerClient({ url: proxy.url, trustedKeys: [w.ledger.signer.multikey], lastHead: warm.lastHead as SignedTreeHead, cache: warm.cache });
     await expectCodeAsync(same.resolvePolicy(w.policy), 'LEDGER_INCONSISTENT');
   });
 });
@@ -263,7 +268,7 @@ describe('a warm client reads only what changed', () => {
     const after = await resolveDid(reader, w.did);
     expect(served?.history.map((r) => r.event.type)).toEqual(['policy.revoke']);
     expect(after.history).toHaveLength(4);
-    expect(after.policy.policy.agents.map((a) => a.key)).toEqual([w.laptop.publicKey]);
+    expect(after.policy.policy.agents.map((a) => a.key)).toEqual([w.laptop.multikey]);
     // As of before the revocation, from what it holds.
     const then = await resolveDid(reader, w.did, { at: 3 });
     expect(then.policy.policy.agents).toHaveLength(2);

@@ -14,7 +14,7 @@ describe('ledger node identity', () => {
     first.close();
     expect(statSync(join(dir, 'node-wallet.key')).mode & 0o777).toBe(0o600);
     const again = await openNodeIdentity(dir);
-    expect(again.key).toBe(first.key);
+    expect(again.multikey).toBe(first.multikey);
     again.close();
   });
 
@@ -34,7 +34,7 @@ describe('ledger node identity', () => {
     wallet.deleteKey(NODE_KEY_NAME);
     wallet.close();
     const repaired = await openNodeIdentity(noSigningKey);
-    expect(repaired.key).toMatch(/^z6Mk/);
+    expect(repaired.multikey).toMatch(/^z6Mk/);
     repaired.close();
   });
 

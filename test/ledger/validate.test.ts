@@ -63,7 +63,7 @@ const qAdmin = testKey(); // Q's only agent
 const POOL: readonly TestKey[] = Array.from({ length: 70 }, () => testKey());
 const pool = (i: number): TestKey => POOL[i] as TestKey;
 
-const KEYS = new Map<string, TestKey>([admin, admin2, granter, revoker, prover, outsider, rec1, rec2, nextRec, qAdmin, ...POOL].map((k) => [k.publicKey, k]));
+const KEYS = new Map<string, TestKey>([admin, admin2, granter, revoker, prover, outsider, rec1, rec2, nextRec, qAdmin, ...POOL].map((k) => [k.multikey, k]));
 const X25519_KEY = encodePublicKey('x25519', x25519Generate().publicKey);
 
 const service = (name: string): Service => ({ id: `#${name}`, type: 'DIDCommMessaging', serviceEndpoint: `https://${name}.example/` });
@@ -115,8 +115,8 @@ async function validEvents(ledger: Ledger, fx: Fixture): Promise<LedgerEvent[]> 
   return [
     signEvent(policyCreate([pool(0).agent(ALL_FLAGS), pool(1).agent(FLAGS.PROVE)], commitment([rec1, rec2]), { grant: 1 }), [pool(0), pool(1)]),
     signEvent(nextEvent('policy.grant', fx.P, p, { agent: pool(2).agent(FLAGS.PROVE) }), [admin]),
-    signEvent(nextEvent('policy.grant', fx.P, p, { agent: { key: pool(3).publicKey, flags: FLAGS.PROVE } }), [granter]),
-    signEvent(nextEvent('policy.revoke', fx.P, p, { key: prover.publicKey }), [admin]),
+    signEvent(nextEvent('policy.grant', fx.P, p, { agent: { key: pool(3).multikey, flags: FLAGS.PROVE } }), [granter]),
+    signEvent(nextEvent('policy.revoke', fx.P, p, { key: prover.multikey }), [admin]),
     signEvent(nextEvent('policy.rules', fx.P, p, { rules: { grant: 2, revoke: 1, rules: 2, did: 1 } }), [admin]),
     signEvent(nextEvent('policy.recover', fx.P, p, { next: commitment([nextRec]) }), [rec1]),
     signEvent(nextEvent('policy.recover', fx.P, p, { next: commitment([nextRec, rec2], 2), agents: [pool(4).agent(ALL_FLAGS)], rules }), [rec1, pool(4)]),
@@ -233,7 +233,7 @@ const b58 = (n: number) => bytes(n).map(toBase58btc);
 const b64 = (n: number) => bytes(n).map(toBase64url);
 const digestArb = b58(32);
 const prefixed = (prefix: number[], n: number) => bytes(n).map((b) => `z${toBase58btc(Uint8Array.of(...prefix, ...b))}`);
-const ED = pool(66).publicKey;
+const ED = pool(66).multikey;
 
 const badSigningKey = fc.oneof(
   fc.constant(X25519_KEY),
@@ -327,7 +327,7 @@ function badValuesFor(event: LedgerEvent, { path, value }: Entry): fc.Arbitrary<
   if (key === 'sigs')
     return fc.constantFrom(
       [],
-      POOL.slice(0, 65).map((k) => ({ kid: k.publicKey, sig: toBase64url(new Uint8Array(64)) })),
+      POOL.slice(0, 65).map((k) => ({ kid: k.multikey, sig: toBase64url(new Uint8Array(64)) })),
     );
   if (key === 'digests') return fc.oneof(fc.constant([]), fc.array(digestArb, { minLength: 17, maxLength: 20 }));
   if (key === 'services')
@@ -393,7 +393,7 @@ function tamperedValuesFor(event: LedgerEvent, { path, value }: Entry): fc.Arbit
   if (path[0] === 'sigs' || ['v', 'type', 'seq', 'prev', 'subject'].includes(String(path[0]))) return undefined;
   if (key === 'flags') return fc.integer({ min: 0, max: 15 }).filter((f) => f !== value);
   if (typeof value === 'number' && typeof key === 'string' && COUNT_KEYS.has(key)) return fc.integer({ min: 1, max: 64 }).filter((n) => n !== value);
-  if (key === 'key') return fc.constantFrom(...POOL.slice(60, 65).map((k) => k.publicKey));
+  if (key === 'key') return fc.constantFrom(...POOL.slice(60, 65).map((k) => k.multikey));
   if (key === 'kx') return fc.constant(encodePublicKey('x25519', x25519Generate().publicKey));
   if (parentKey(path) === 'digests') return digestArb;
   if (key === 'nonce') return b64(16).filter((n) => n !== value);
@@ -423,12 +423,12 @@ function forgedMutators(event: LedgerEvent): fc.Arbitrary<Case>[] {
       .map(([i, message]) => ({ label: `sig ${i} over other bytes`, raw: withSig(i, toBase64url(signer(sigAt(i).kid).sign(message))), code })),
     index.map((i) => ({
       label: `kid ${i} swapped for another key`,
-      raw: { ...event, sigs: event.sigs.map((s, j) => (j === i ? { ...s, kid: outsider.publicKey } : s)) },
+      raw: { ...event, sigs: event.sigs.map((s, j) => (j === i ? { ...s, kid: outsider.multikey } : s)) },
       code,
     })),
     b64(64).map((sig) => ({
       label: 'an extra signature that does not verify',
-      raw: { ...event, sigs: [...event.sigs, { kid: pool(61).publicKey, sig }] },
+      raw: { ...event, sigs: [...event.sigs, { kid: pool(61).multikey, sig }] },
       code,
     })),
   ];
@@ -462,7 +462,7 @@ function bodyArb(type: NextType): fc.Arbitrary<Record<string, unknown>> {
     case 'policy.grant':
       return fc.tuple(fc.integer({ min: 10, max: 39 }), fc.integer({ min: 0, max: 15 })).map(([i, flags]) => ({ agent: pool(i).agent(flags) }));
     case 'policy.revoke':
-      return fc.integer({ min: 10, max: 39 }).map((i) => ({ key: pool(i).publicKey }));
+      return fc.integer({ min: 10, max: 39 }).map((i) => ({ key: pool(i).multikey }));
     case 'policy.rules':
       return rulesArb.map((rules) => ({ rules }));
     case 'policy.recover':
@@ -479,7 +479,7 @@ const signModeArb = fc.constantFrom<SignMode>('admin', 'outsider', 'garbage');
 
 /** Signs an unsigned event validly by an authorized or an unauthorized key, or not validly at all. */
 function signAs(unsigned: Record<string, unknown>, mode: SignMode, garbage: string): unknown {
-  if (mode === 'garbage') return { ...unsigned, sigs: [{ kid: admin.publicKey, sig: garbage }] };
+  if (mode === 'garbage') return { ...unsigned, sigs: [{ kid: admin.multikey, sig: garbage }] };
   return signEvent(unsigned as never, [mode === 'admin' ? admin : outsider]);
 }
 
@@ -508,7 +508,7 @@ function structuralArb(fx: Fixture): fc.Arbitrary<Case> {
     .map(([e, how, garbage]) => {
       const sigs =
         how === 'garbage sigs'
-          ? [{ kid: admin.publicKey, sig: garbage }]
+          ? [{ kid: admin.multikey, sig: garbage }]
           : how === 'reversed sigs'
             ? [...e.sigs].reverse()
             : how === 'duplicated sig'
@@ -724,7 +724,7 @@ describe('validateEvent in memory', () => {
     // Bitwise & truncates to 32 bits: 2**32 + 1 must not pass as a bitset (it would act as ADMIN).
     const p = await policyRecord(mem, fx.P);
     for (const flags of [2 ** 32, 2 ** 32 + FLAGS.ADMIN, 2 ** 32 + FLAGS.PROVE, 2 ** 53]) {
-      const grant = signEvent(nextEvent('policy.grant', fx.P, p, { agent: { key: pool(5).publicKey, flags } }), [admin]);
+      const grant = signEvent(nextEvent('policy.grant', fx.P, p, { agent: { key: pool(5).multikey, flags } }), [admin]);
       expect(await outcome(mem.validate(grant)), `flags ${flags}`).toBe('EVENT_MALFORMED');
     }
   });
@@ -890,7 +890,7 @@ class Scenario {
           proper = admins.slice(0, rules.grant);
           break;
         case 'revoke':
-          unsigned = nextEvent('policy.revoke', address, record, { key: key.publicKey }) as never;
+          unsigned = nextEvent('policy.revoke', address, record, { key: key.multikey }) as never;
           proper = admins.slice(0, rules.revoke);
           break;
         case 'rules':

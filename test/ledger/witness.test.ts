@@ -5,13 +5,14 @@
  * equivocating heads signed with the node's own key (docs/witness.md).
  */
 import { cpSync, readFileSync, statSync } from 'node:fs';
+import type { Signer } from '../../src/crypto/index.js';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { LedgerClient } from '../../src/ledger/client.js';
 import type { PolicyAddress } from '../../src/ledger/events.js';
 import { bareHead, type ServedHead, type SignedTreeHead } from '../../src/ledger/head.js';
-import type { NodeOptions, NodeSigner } from '../../src/ledger/node.js';
+import type { NodeOptions } from '../../src/ledger/node.js';
 import { Witness, type Evidence } from '../../src/ledger/witness.js';
 import { LedgerNode } from '../../src/ledger/node.js';
 import { SqliteLogStore } from '../../src/ledger/sqlite-store.js';
@@ -22,25 +23,15 @@ import { expectCodeAsync } from '../helpers/errors.js';
 import { commitment, nodeSigner, openNode, testKey } from '../helpers/ledger.js';
 import { ForgedLog, clone, flipFirst, renumber, startLedger, startProxy, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const NODE: NodeOptions = { headIntervalMs: 100 };
-
-/** Waits, polling every 20 ms for at most 10 s, until `probe` gives a value. */
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 /** A witness's data directory and key, made before the node that must accept the key. */
 async function witnessHome(home = tempDir()): Promise<{ home: string; key: string }> {
   const identity = await openWitnessIdentity(witnessDir(home));
   identity.close();
-  return { home, key: identity.key };
+  return { home, key: identity.multikey };
 }
 
 /** A witness following the node at `url`, polling every 50 ms, closed when the test finishes. */
@@ -62,7 +53,7 @@ async function submitPolicies(ledger: RunningLedger, count: number): Promise<Pol
 
 /** Until the witness has cosigned a tree of `size` events and the node serves that cosignature. */
 async function cosigned(ledger: RunningLedger, witness: RunningWitness, size: number): Promise<ServedHead> {
-  return until(`a cosigned head of ${size} events`, () => {
+  return waitFor(`a cosigned head of ${size} events`, () => {
     const head = ledger.node.servedHead();
     return head.size === size && (head.cosignatures ?? []).some((c) => c.key === witness.witness.key) ? head : undefined;
   });
@@ -92,7 +83,7 @@ async function nodeWithBackup(witnessKey: string) {
 }
 
 /** The node's records with the first one's time changed (a different leaf, so a different root), plus `extra` more. */
-async function forgedFrom(ledger: RunningLedger, signer: NodeSigner, extra = 0): Promise<ForgedLog> {
+async function forgedFrom(ledger: RunningLedger, signer: Signer, extra = 0): Promise<ForgedLog> {
   const records = await ledger.node.range(0, ledger.node.size);
   const altered = records.map((r, i) => (i === 0 ? { ...r, time: '2001-01-01T00:00:00.000Z' } : r));
   const more = Array.from({ length: extra }, () => altered[0] ?? records[0]).filter((r) => r !== undefined);
@@ -136,7 +127,7 @@ describe('a witness cosigns the heads of the node it follows', () => {
     const ledger = await startLedger(tempDir(), { node: { ...NODE, witnessKeys: [key] } });
     const witness = await follow(home, ledger.url, ledger.node.key, { maxHeadAgeMs: 1_000 });
     const first = (await cosigned(ledger, witness, 0)).cosignatures?.[0]?.time;
-    await until('a renewed cosignature', () => {
+    await waitFor('a renewed cosignature', () => {
       const time = ledger.node.servedHead().cosignatures?.[0]?.time;
       return time !== undefined && time !== first ? time : undefined;
     });
@@ -149,12 +140,13 @@ describe('a witness cosigns the heads of the node it follows', () => {
     await follow(home, ledger.url, ledger.node.key, { intervalMs: 20 });
     const [first] = await submitPolicies(ledger, 1);
     // Accepted is not yet served: the node serves the tree holding it once the witness cosigned.
-    await until('the first policy cosigned and served', () => (ledger.node.servedHead().size >= 1 ? true : undefined));
+    await waitFor('the first policy cosigned and served', () => (ledger.node.servedHead().size >= 1 ? true : undefined));
     const reader = requiringWitness(ledger.url, ledger.node.key, key);
     let writing = true;
     const writer = (async () => {
       for (let i = 0; i < 40 && writing; i++) {
         await Promise.all([submitPolicies(ledger, 1), submitPolicies(ledger, 1)]);
+        // Pacing the writes over the reads (steady writes, what this test is about), not a wait for a condition.
         await new Promise((resolve) => setTimeout(resolve, 25));
       }
       writing = false;
@@ -170,7 +162,7 @@ describe('a witness cosigns the heads of the node it follows', () => {
     expect(sizes.length).toBeGreaterThan(1);
     expect(new Set(sizes).size).toBeGreaterThan(1);
     expect([...sizes].sort((x, y) => x - y)).toEqual(sizes);
-    await until('the last tree cosigned and served', () => (ledger.node.head().size === 81 ? true : undefined));
+    await waitFor('the last tree cosigned and served', () => (ledger.node.head().size === 81 ? true : undefined));
     expect((await reader.head()).size).toBe(81);
   });
 
@@ -186,7 +178,7 @@ describe('a witness cosigns the heads of the node it follows', () => {
 
   it('a node does not take a cosignature from a key it was not told to accept: WITNESS_REFUSED', async () => {
     const { home } = await witnessHome();
-    const ledger = await startLedger(tempDir(), { node: { ...NODE, witnessKeys: [testKey().publicKey] } });
+    const ledger = await startLedger(tempDir(), { node: { ...NODE, witnessKeys: [testKey().multikey] } });
     const witness = await follow(home, ledger.url, ledger.node.key, { intervalMs: 60_000 });
     const outcome = await witness.poll();
     expect(outcome.status).toBe('failed');
@@ -197,7 +189,7 @@ describe('a witness cosigns the heads of the node it follows', () => {
   it('does not follow a head signed by another key than the one it was given', async () => {
     const { home } = await witnessHome();
     const ledger = await startLedger(tempDir(), { node: NODE });
-    const witness = await follow(home, ledger.url, nodeSigner().key, { intervalMs: 60_000 });
+    const witness = await follow(home, ledger.url, nodeSigner().multikey, { intervalMs: 60_000 });
     const outcome = await witness.poll();
     expect(outcome.status === 'failed' && outcome.error.code).toBe('WITNESS_REFUSED');
     expect(witness.witness.last).toBeUndefined();
@@ -217,7 +209,7 @@ describe('an honest node never looks like a rollback', () => {
   // served head again, to keep it fresh while a larger tree waits, must not date it later.
   it('signing the served head again while a larger tree waits for its witness: never dated after it', async () => {
     const signer = nodeSigner();
-    const checker = await inProcessWitness(signer.key);
+    const checker = await inProcessWitness(signer.multikey);
     let now = Date.now();
     const node = await openNode(tempDir(), signer, { headIntervalMs: 100, witnessKeys: [checker.key], witnessWaitMs: 60_000, now: () => now });
     onTestFinished(() => node.close());
@@ -261,7 +253,7 @@ describe('an honest node never looks like a rollback', () => {
     onTestFinished(() => node.close());
     const admin = testKey();
     const receipt = node.submit(signEvent(policyCreate([admin.agent(ALL_FLAGS)], commitment([testKey()])), [admin]));
-    await until('the batch written', () => (node.size === 1 ? true : undefined));
+    await waitFor('the batch written', () => (node.size === 1 ? true : undefined));
     now += 1_000;
     const served = await node.refresh();
     expect(served.size).toBe(0);
@@ -283,39 +275,39 @@ describe('what a client requiring the witness cannot be shown', () => {
     const { home, key } = await witnessHome();
     const { signer, ledger, proxy, restore } = await nodeWithBackup(key);
     const found: Evidence[] = [];
-    const witness = await follow(home, proxy.url, signer.key, { onEvidence: (e) => found.push(e) });
+    const witness = await follow(home, proxy.url, signer.multikey, { onEvidence: (e) => found.push(e) });
     await submitPolicies(ledger, 2);
     await cosigned(ledger, witness, 3);
-    expect((await requiringWitness(proxy.url, signer.key, key).head()).size).toBe(3);
+    expect((await requiringWitness(proxy.url, signer.multikey, key).head()).size).toBe(3);
 
     await ledger.close();
     const restored = await restore();
     proxy.target = restored.url;
-    const evidence = await until('rollback evidence', () => found[0]);
-    expect(evidence).toMatchObject({ kind: 'rollback', seen: { size: 1, key: signer.key }, cosigned: { size: 3, key: signer.key } });
+    const evidence = await waitFor('rollback evidence', () => found[0]);
+    expect(evidence).toMatchObject({ kind: 'rollback', seen: { size: 1, key: signer.multikey }, cosigned: { size: 3, key: signer.multikey } });
     // A fresh client, with no memory of the larger log, would take the node's word alone…
-    expect((await new LedgerClient({ url: proxy.url, trustedKeys: [signer.key] }).head()).size).toBe(1);
+    expect((await new LedgerClient({ url: proxy.url, trustedKeys: [signer.multikey] }).head()).size).toBe(1);
     // …but not with the witness required.
-    await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 300).head(), 'LEDGER_UNWITNESSED');
+    await expectCodeAsync(requiringWitness(proxy.url, signer.multikey, key, 300).head(), 'LEDGER_UNWITNESSED');
   });
 
   it('a fork signed with the node key, with or without the cosignatures of the real log', async () => {
     const { home, key } = await witnessHome();
     const signer = nodeSigner();
     const ledger = await startLedger(tempDir(), { signer, node: { ...NODE, witnessKeys: [key] } });
-    const witness = await follow(home, ledger.url, signer.key);
+    const witness = await follow(home, ledger.url, signer.multikey);
     await submitPolicies(ledger, 3);
     await cosigned(ledger, witness, 3);
     const forged = await forgedFrom(ledger, signer, 1);
 
     const proxy = await startProxy(ledger.url, forged.lie);
-    await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 300).head(), 'LEDGER_UNWITNESSED');
+    await expectCodeAsync(requiringWitness(proxy.url, signer.multikey, key, 300).head(), 'LEDGER_UNWITNESSED');
     // The witness's real cosignature, carried over to the forged head, does not verify for it.
     proxy.lie = (exchange) =>
       exchange.path.startsWith('/v1/head')
         ? { status: 200, body: { ...forged.head(), cosignatures: ledger.node.servedHead().cosignatures } }
         : forged.lie(exchange);
-    await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 60_000).head(), 'LEDGER_UNWITNESSED');
+    await expectCodeAsync(requiringWitness(proxy.url, signer.multikey, key, 60_000).head(), 'LEDGER_UNWITNESSED');
     expect(witness.witness.evidence).toEqual([]);
   });
 
@@ -343,19 +335,19 @@ describe('a witness catches the node it follows', () => {
     const ledger = await startLedger(tempDir(), { signer, node: { ...NODE, witnessKeys: [key] } });
     const proxy = await startProxy(ledger.url);
     const found: Evidence[] = [];
-    const witness = await follow(home, proxy.url, signer.key, { onEvidence: (e) => found.push(e) });
+    const witness = await follow(home, proxy.url, signer.multikey, { onEvidence: (e) => found.push(e) });
     await submitPolicies(ledger, 2);
     const real = await cosigned(ledger, witness, 2);
 
     const forged = await forgedFrom(ledger, signer);
     proxy.lie = forged.lie;
-    await until('equivocation evidence', () => found[0]);
+    await waitFor('equivocation evidence', () => found[0]);
     const state = await witnessState(witness);
     expect(state.evidence).toHaveLength(1);
     expect(state.evidence[0]).toMatchObject({
       kind: 'equivocation',
-      seen: { size: 2, root: forged.head().root, key: signer.key },
-      cosigned: { size: 2, root: real.root, key: signer.key },
+      seen: { size: 2, root: forged.head().root, key: signer.multikey },
+      cosigned: { size: 2, root: real.root, key: signer.multikey },
     });
     // Both heads are signed by the node: anyone can check the evidence.
     expect(state.last).toMatchObject({ size: 2, root: real.root });
@@ -368,8 +360,8 @@ describe('a witness catches the node it follows', () => {
     expect(outcome.status === 'failed' && outcome.error.message).toContain('caught');
     expect(ledger.node.latestHead().cosignatures).toBeUndefined();
     // Held back for its witnesses in vain, the new tree is served without them, and refused.
-    await until('the new tree served', () => (ledger.node.head().size === 3 ? true : undefined));
-    await expectCodeAsync(requiringWitness(ledger.url, signer.key, key, 300).head(), 'LEDGER_UNWITNESSED');
+    await waitFor('the new tree served', () => (ledger.node.head().size === 3 ? true : undefined));
+    await expectCodeAsync(requiringWitness(ledger.url, signer.multikey, key, 300).head(), 'LEDGER_UNWITNESSED');
     expect(found).toHaveLength(1);
   });
 
@@ -378,11 +370,11 @@ describe('a witness catches the node it follows', () => {
     const signer = nodeSigner();
     const ledger = await startLedger(tempDir(), { signer, node: { ...NODE, witnessKeys: [key] } });
     const proxy = await startProxy(ledger.url);
-    const witness = await follow(home, proxy.url, signer.key);
+    const witness = await follow(home, proxy.url, signer.multikey);
     await submitPolicies(ledger, 3);
     await cosigned(ledger, witness, 3);
     proxy.lie = (await forgedFrom(ledger, signer, 2)).lie;
-    const evidence = await until('fork evidence', () => witness.witness.evidence[0]);
+    const evidence = await waitFor('fork evidence', () => witness.witness.evidence[0]);
     expect(evidence).toMatchObject({ kind: 'fork', seen: { size: 5 }, cosigned: { size: 3 } });
   });
 
@@ -390,7 +382,7 @@ describe('a witness catches the node it follows', () => {
     const { home, key } = await witnessHome();
     const signer = nodeSigner();
     const ledger = await startLedger(tempDir(), { signer, node: { ...NODE, witnessKeys: [key] } });
-    const witness = await follow(home, ledger.url, signer.key);
+    const witness = await follow(home, ledger.url, signer.multikey);
     await submitPolicies(ledger, 1);
     const older = ledger.node.head();
     await submitPolicies(ledger, 1);
@@ -427,28 +419,28 @@ describe('a witness catches the node it follows', () => {
   it('remembers what it cosigned across a restart: a rollback after it is still caught', async () => {
     const { home, key } = await witnessHome();
     const { signer, ledger, proxy, restore } = await nodeWithBackup(key);
-    const first = await follow(home, proxy.url, signer.key);
+    const first = await follow(home, proxy.url, signer.multikey);
     await submitPolicies(ledger, 2);
     await cosigned(ledger, first, 3);
     await first.close();
 
     const path = join(witnessDir(home), 'state.json');
     expect(statSync(path).mode & 0o777).toBe(0o600);
-    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 1, key, node: signer.key, last: { size: 3 }, evidence: [] });
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toMatchObject({ version: 1, key, node: signer.multikey, last: { size: 3 }, evidence: [] });
 
     await ledger.close();
     proxy.target = (await restore()).url;
-    const second = await follow(home, proxy.url, signer.key);
+    const second = await follow(home, proxy.url, signer.multikey);
     expect(second.witness.last?.size).toBe(3);
-    const evidence = await until('rollback evidence after the restart', () => second.witness.evidence[0]);
+    const evidence = await waitFor('rollback evidence after the restart', () => second.witness.evidence[0]);
     expect(evidence).toMatchObject({ kind: 'rollback', seen: { size: 1 }, cosigned: { size: 3 } });
-    await expectCodeAsync(requiringWitness(proxy.url, signer.key, key, 300).head(), 'LEDGER_UNWITNESSED');
+    await expectCodeAsync(requiringWitness(proxy.url, signer.multikey, key, 300).head(), 'LEDGER_UNWITNESSED');
   });
 
   it('will not take over the state of a witness of another node', async () => {
     const { home } = await witnessHome();
     const ledger = await startLedger(tempDir(), { node: NODE });
     await (await follow(home, ledger.url, ledger.node.key, { intervalMs: 60_000 })).close();
-    await expectCodeAsync(startWitness(home, { ledger: ledger.url, nodeKey: nodeSigner().key, port: 0 }), 'BAD_INPUT');
+    await expectCodeAsync(startWitness(home, { ledger: ledger.url, nodeKey: nodeSigner().multikey, port: 0 }), 'BAD_INPUT');
   });
 });

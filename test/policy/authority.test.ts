@@ -29,7 +29,7 @@ const describeFlags = (flags: number | undefined) => (flags === undefined ? 'not
 const recovery = testKey();
 const outsider = testKey();
 
-const keysOf = (...keys: readonly TestKey[]): Set<string> => new Set(keys.map((k) => k.publicKey));
+const keysOf = (...keys: readonly TestKey[]): Set<string> => new Set(keys.map((k) => k.multikey));
 
 /** A policy as policy.create makes it, every agent signing. */
 function created(agents: readonly Agent[], rules?: Partial<Rules>): PolicyRules {
@@ -66,8 +66,8 @@ describe('applyPolicyChange: flags', () => {
         const got = codeOf(() => (next = applyPolicyChange(state, { type: 'policy.grant', agent: target.agent(after) }, keysOf(signer))));
         if (got !== expected) wrong.push(`${describeFlags(before)} -> ${describeFlags(after)}: expected ${expected}, got ${got}`);
         if (next !== undefined) {
-          expect(next.agents.find((a) => a.key === target.publicKey)?.flags).toBe(after);
-          expect(next.agents.filter((a) => a.key !== target.publicKey)).toEqual(state.agents.filter((a) => a.key !== target.publicKey));
+          expect(next.agents.find((a) => a.key === target.multikey)?.flags).toBe(after);
+          expect(next.agents.filter((a) => a.key !== target.multikey)).toEqual(state.agents.filter((a) => a.key !== target.multikey));
           expect(next.recovery).toEqual(state.recovery);
         }
       }
@@ -82,9 +82,9 @@ describe('applyPolicyChange: flags', () => {
       const state = created([admin.agent(ADMIN), signer.agent(s), target.agent(t)]);
       const expected = mayRevoke(s, t) ? 'ACCEPTED' : 'EVENT_UNAUTHORIZED';
       let next: PolicyRules | undefined;
-      const got = codeOf(() => (next = applyPolicyChange(state, { type: 'policy.revoke', key: target.publicKey }, keysOf(signer))));
+      const got = codeOf(() => (next = applyPolicyChange(state, { type: 'policy.revoke', key: target.multikey }, keysOf(signer))));
       if (got !== expected) wrong.push(`revoke ${describeFlags(t)}: expected ${expected}, got ${got}`);
-      if (next !== undefined) expect(next.agents.map((a) => a.key).sort()).toEqual([admin.publicKey, signer.publicKey].sort());
+      if (next !== undefined) expect(next.agents.map((a) => a.key).sort()).toEqual([admin.multikey, signer.multikey].sort());
     }
     expect(wrong).toEqual([]);
   });
@@ -101,7 +101,7 @@ describe('applyPolicyChange: flags', () => {
     const state = created([admin.agent(ALL_FLAGS), prove.agent(PROVE)]);
     const changes: PolicyChange[] = [
       { type: 'policy.grant', agent: target.agent(PROVE) },
-      { type: 'policy.revoke', key: prove.publicKey },
+      { type: 'policy.revoke', key: prove.multikey },
       { type: 'policy.rules', rules: { grant: 1, revoke: 1, rules: 1, did: 1 } },
     ];
     for (const change of changes) {
@@ -129,13 +129,13 @@ describe('applyPolicyChange: flags', () => {
   it('refuses changes that make no sense with EVENT_INVALID, and changes to no policy with SUBJECT_NOT_FOUND', () => {
     const state = created([admin.agent(ALL_FLAGS), target.agent(PROVE)]);
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: target.agent(PROVE) }, keysOf(admin)))).toBe('EVENT_INVALID');
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: outsider.publicKey }, keysOf(admin)))).toBe('EVENT_INVALID');
+    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: outsider.multikey }, keysOf(admin)))).toBe('EVENT_INVALID');
     expect(
       codeOf(() => applyPolicyChange(state, { type: 'policy.create', agents: [admin.agent(ALL_FLAGS)], recovery: commitment([recovery]) }, keysOf(admin))),
     ).toBe('EVENT_INVALID');
     expect(codeOf(() => applyPolicyChange(undefined, { type: 'policy.grant', agent: target.agent(PROVE) }, keysOf(admin)))).toBe('SUBJECT_NOT_FOUND');
     // Changing only an agent's key-agreement key is a change.
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: { key: target.publicKey, flags: PROVE } }, keysOf(admin)))).toBe('ACCEPTED');
+    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: { key: target.multikey, flags: PROVE } }, keysOf(admin)))).toBe('ACCEPTED');
   });
 });
 
@@ -151,7 +151,7 @@ describe('applyPolicyChange: m-of-n thresholds', () => {
       case 'grant':
         return codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: newcomer.agent(PROVE) }, signers));
       case 'revoke':
-        return codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: victim.publicKey }, signers));
+        return codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: victim.multikey }, signers));
       case 'rules':
         return codeOf(() => applyPolicyChange(state, { type: 'policy.rules', rules: { ...state.rules, did: 2 } }, signers));
       case 'did':
@@ -191,10 +191,10 @@ describe('applyPolicyChange: m-of-n thresholds', () => {
     expect(codeOf(() => applyPolicyChange(state, takeProve, keysOf(r1)))).toBe('EVENT_THRESHOLD');
     expect(codeOf(() => applyPolicyChange(state, takeProve, keysOf(r1, r2)))).toBe('ACCEPTED');
     expect(codeOf(() => applyPolicyChange(state, takeProve, keysOf(g1, g2)))).toBe('EVENT_UNAUTHORIZED');
-    const revokeProve: PolicyChange = { type: 'policy.revoke', key: victim.publicKey };
+    const revokeProve: PolicyChange = { type: 'policy.revoke', key: victim.multikey };
     expect(codeOf(() => applyPolicyChange(state, revokeProve, keysOf(r1)))).toBe('EVENT_THRESHOLD');
     expect(codeOf(() => applyPolicyChange(state, revokeProve, keysOf(r1, r2)))).toBe('ACCEPTED');
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: g1.publicKey }, keysOf(r1, r2)))).toBe('EVENT_UNAUTHORIZED');
+    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: g1.multikey }, keysOf(r1, r2)))).toBe('EVENT_UNAUTHORIZED');
   });
 });
 
@@ -214,9 +214,9 @@ describe('applyPolicyChange: lockout', () => {
 
   it('refuses a revoke or a demotion that leaves a rule unsatisfiable', () => {
     const cases: [Partial<Rules>, PolicyChange][] = [
-      [{ grant: 3 }, { type: 'policy.revoke', key: granter.publicKey }],
-      [{ rules: 2 }, { type: 'policy.revoke', key: admin2.publicKey }],
-      [{ did: 2 }, { type: 'policy.revoke', key: admin2.publicKey }],
+      [{ grant: 3 }, { type: 'policy.revoke', key: granter.multikey }],
+      [{ rules: 2 }, { type: 'policy.revoke', key: admin2.multikey }],
+      [{ did: 2 }, { type: 'policy.revoke', key: admin2.multikey }],
       [{ rules: 2 }, { type: 'policy.grant', agent: admin2.agent(PROVE) }],
       [{ did: 2 }, { type: 'policy.grant', agent: admin2.agent(PROVE_GRANT | PROVE_REVOKE | PROVE) }],
     ];
@@ -227,16 +227,16 @@ describe('applyPolicyChange: lockout', () => {
       ).toBe('EVENT_LOCKOUT');
     }
     // The same changes are fine while enough agents remain.
-    expect(codeOf(() => applyPolicyChange(created(agents, { grant: 2 }), { type: 'policy.revoke', key: granter.publicKey }, keysOf(admin)))).toBe('ACCEPTED');
+    expect(codeOf(() => applyPolicyChange(created(agents, { grant: 2 }), { type: 'policy.revoke', key: granter.multikey }, keysOf(admin)))).toBe('ACCEPTED');
     expect(codeOf(() => applyPolicyChange(created(agents, { rules: 2 }), { type: 'policy.grant', agent: admin2.agent(ADMIN | PROVE) }, keysOf(admin)))).toBe(
       'ACCEPTED',
     );
-    expect(codeOf(() => applyPolicyChange(created(agents, { grant: 3 }), { type: 'policy.revoke', key: prover.publicKey }, keysOf(admin)))).toBe('ACCEPTED');
+    expect(codeOf(() => applyPolicyChange(created(agents, { grant: 3 }), { type: 'policy.revoke', key: prover.multikey }, keysOf(admin)))).toBe('ACCEPTED');
   });
 
   it('refuses revoking the last ADMIN, or taking its ADMIN away', () => {
     const state = created([admin.agent(ADMIN), prover.agent(PROVE)]);
-    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: admin.publicKey }, keysOf(admin)))).toBe('EVENT_LOCKOUT');
+    expect(codeOf(() => applyPolicyChange(state, { type: 'policy.revoke', key: admin.multikey }, keysOf(admin)))).toBe('EVENT_LOCKOUT');
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.grant', agent: admin.agent(PROVE | PROVE_GRANT | PROVE_REVOKE) }, keysOf(admin)))).toBe(
       'EVENT_LOCKOUT',
     );
@@ -313,7 +313,7 @@ async function grantEvent({ node, policy }: Setup, agent: Agent, signers: readon
   return signEvent(nextEvent('policy.grant', policy, await policyRecord(node, policy), { agent }), signers);
 }
 async function revokeEvent({ node, policy }: Setup, key: TestKey, signers: readonly TestKey[]) {
-  return signEvent(nextEvent('policy.revoke', policy, await policyRecord(node, policy), { key: key.publicKey }), signers);
+  return signEvent(nextEvent('policy.revoke', policy, await policyRecord(node, policy), { key: key.multikey }), signers);
 }
 async function rulesEvent({ node, policy }: Setup, rules: Rules, signers: readonly TestKey[]) {
   return signEvent(nextEvent('policy.rules', policy, await policyRecord(node, policy), { rules }), signers);
@@ -333,7 +333,7 @@ describe('authority through a ledger node', () => {
     const s = await setup(team);
     for (const flags of [ADMIN, PROVE_GRANT, PROVE_REVOKE, ALL_FLAGS, PROVE, 0]) await s.node.submit(await grantEvent(s, newcomer.agent(flags), [admin]));
     for (const key of [granter, revoker, prover, newcomer]) await s.node.submit(await revokeEvent(s, key, [admin]));
-    expect((await policyRecord(s.node, s.policy)).policy.agents.map((a) => a.key)).toEqual([admin.publicKey]);
+    expect((await policyRecord(s.node, s.policy)).policy.agents.map((a) => a.key)).toEqual([admin.multikey]);
     expect((await s.node.reindex(false)).differences).toEqual([]);
   });
 
@@ -478,9 +478,9 @@ describe('authority through a ledger node', () => {
     // (in every DID document) at a key it holds.
     const s = await setup(team);
     const stolenKx = testKey().kx;
-    await expectRefused(s.node, await grantEvent(s, { key: admin.publicKey, kx: stolenKx, flags: ADMIN }, [granter]), 'EVENT_UNAUTHORIZED');
-    await expectRefused(s.node, await grantEvent(s, { key: revoker.publicKey, kx: stolenKx, flags: PROVE_REVOKE }, [granter]), 'EVENT_UNAUTHORIZED');
-    await expectRefused(s.node, await grantEvent(s, { key: admin.publicKey, flags: ADMIN }, [granter]), 'EVENT_UNAUTHORIZED');
+    await expectRefused(s.node, await grantEvent(s, { key: admin.multikey, kx: stolenKx, flags: ADMIN }, [granter]), 'EVENT_UNAUTHORIZED');
+    await expectRefused(s.node, await grantEvent(s, { key: revoker.multikey, kx: stolenKx, flags: PROVE_REVOKE }, [granter]), 'EVENT_UNAUTHORIZED');
+    await expectRefused(s.node, await grantEvent(s, { key: admin.multikey, flags: ADMIN }, [granter]), 'EVENT_UNAUTHORIZED');
   });
 
   it('refuses a policy.create "signed" for a small-order key nobody holds', async () => {

@@ -90,7 +90,7 @@ describe('pre-rotation through a ledger node', () => {
       'EVENT_MALFORMED',
     );
     await o.node.submit(signEvent(nextEvent('policy.rules', o.policy, record, { rules: { ...rules, rules: 2 } }), everyone));
-    await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.watch.publicKey }), everyone));
+    await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.watch.multikey }), everyone));
     expect((await policyNow(o)).recovery).toEqual(commitment([r1]));
     expect((await policyNow(o)).revealed).toEqual([]);
   });
@@ -103,7 +103,7 @@ describe('pre-rotation through a ledger node', () => {
     await o.node.submit(recovered);
     const after = await policyNow(o);
     expect(after.recovery).toEqual(commitment([r2]));
-    expect(after.revealed).toEqual([recoveryKeyDigest(r1.publicKey)]);
+    expect(after.revealed).toEqual([recoveryKeyDigest(r1.multikey)]);
     expect(after.agents).toEqual(before.agents);
     expect(after.rules).toEqual(before.rules);
 
@@ -117,7 +117,7 @@ describe('pre-rotation through a ledger node', () => {
     // Nor can the key being revealed commit itself.
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([r2]) }, [r2]), 'EVENT_RECOVERY_KEY_REUSED');
     await o.node.submit(await recoverEvent(o, { next: commitment([r3]) }, [r2]));
-    expect((await policyNow(o)).revealed).toEqual([recoveryKeyDigest(r1.publicKey), recoveryKeyDigest(r2.publicKey)].sort());
+    expect((await policyNow(o)).revealed).toEqual([recoveryKeyDigest(r1.multikey), recoveryKeyDigest(r2.multikey)].sort());
     expect((await o.node.reindex(false)).differences).toEqual([]);
   });
 
@@ -126,7 +126,7 @@ describe('pre-rotation through a ledger node', () => {
     const o = await owner(commitment([r1]));
     const record = await policyRecord(o.node, o.policy);
     await expectRefused(o.node, signEvent(nextEvent('policy.grant', o.policy, record, { agent: r1.agent(ALL_FLAGS) }), [r1]), 'EVENT_UNAUTHORIZED');
-    await expectRefused(o.node, signEvent(nextEvent('policy.revoke', o.policy, record, { key: o.laptop.publicKey }), [r1]), 'EVENT_UNAUTHORIZED');
+    await expectRefused(o.node, signEvent(nextEvent('policy.revoke', o.policy, record, { key: o.laptop.multikey }), [r1]), 'EVENT_UNAUTHORIZED');
     await expectRefused(o.node, signEvent(nextEvent('did.deactivate', o.did, await didRecord(o.node, o.did), {}), [r1]), 'EVENT_UNAUTHORIZED');
   });
 
@@ -141,13 +141,13 @@ describe('pre-rotation through a ledger node', () => {
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([k4, k1], 2) }, [k1, k2]), 'EVENT_RECOVERY_KEY_REUSED');
     // The unrevealed third key may stay committed.
     await o.node.submit(await recoverEvent(o, { next: commitment([k3, k4, k5], 2) }, [k2, k1]));
-    expect((await policyNow(o)).revealed).toEqual([k1, k2].map((k) => recoveryKeyDigest(k.publicKey)).sort());
+    expect((await policyNow(o)).revealed).toEqual([k1, k2].map((k) => recoveryKeyDigest(k.multikey)).sort());
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([testKey()]) }, [k1, k2]), 'EVENT_UNAUTHORIZED');
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([testKey()]) }, [k3]), 'EVENT_THRESHOLD');
     // All three committed keys may sign: each is revealed.
     const k6 = testKey();
     await o.node.submit(await recoverEvent(o, { next: commitment([k6]) }, [k3, k4, k5]));
-    expect((await policyNow(o)).revealed).toEqual([k1, k2, k3, k4, k5].map((k) => recoveryKeyDigest(k.publicKey)).sort());
+    expect((await policyNow(o)).revealed).toEqual([k1, k2, k3, k4, k5].map((k) => recoveryKeyDigest(k.multikey)).sort());
     expect((await policyNow(o)).recovery).toEqual(commitment([k6]));
   });
 
@@ -177,7 +177,7 @@ describe('pre-rotation through a ledger node', () => {
     const did = await didRecord(o.node, o.did);
     for (const old of [[o.laptop], [o.phone], [o.laptop, o.phone]]) {
       await expectRefused(o.node, signEvent(nextEvent('policy.grant', o.policy, record, { agent: o.watch.agent(PROVE) }), old), 'EVENT_UNAUTHORIZED');
-      await expectRefused(o.node, signEvent(nextEvent('policy.revoke', o.policy, record, { key: fresh.publicKey }), old), 'EVENT_UNAUTHORIZED');
+      await expectRefused(o.node, signEvent(nextEvent('policy.revoke', o.policy, record, { key: fresh.multikey }), old), 'EVENT_UNAUTHORIZED');
       await expectRefused(o.node, signEvent(nextEvent('policy.rules', o.policy, record, { rules }), old), 'EVENT_UNAUTHORIZED');
       await expectRefused(o.node, signEvent(nextEvent('did.update', o.did, did, { services: [] }), old), 'EVENT_UNAUTHORIZED');
       await expectRefused(o.node, signEvent(didCreate(o.policy, []), old), 'EVENT_UNAUTHORIZED');
@@ -193,15 +193,15 @@ describe('pre-rotation through a ledger node', () => {
     const [r1, r2, newPhone] = [testKey(), testKey(), testKey()] as const;
     const o = await owner(commitment([r1]));
     const thief = o.phone;
-    await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.laptop.publicKey }), [thief]));
+    await o.node.submit(signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: o.laptop.multikey }), [thief]));
     await expectRefused(o.node, await recoverEvent(o, { next: commitment([testKey()]), agents: [thief.agent(ALL_FLAGS)] }, [thief]), 'EVENT_THRESHOLD');
     await o.node.submit(await recoverEvent(o, { next: commitment([r2]), agents: [newPhone.agent(ALL_FLAGS)] }, [r1, newPhone]));
     await expectRefused(
       o.node,
-      signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: newPhone.publicKey }), [thief]),
+      signEvent(nextEvent('policy.revoke', o.policy, await policyRecord(o.node, o.policy), { key: newPhone.multikey }), [thief]),
       'EVENT_UNAUTHORIZED',
     );
-    expect((await policyNow(o)).agents.map((a) => a.key)).toEqual([newPhone.publicKey]);
+    expect((await policyNow(o)).agents.map((a) => a.key)).toEqual([newPhone.multikey]);
   });
 
   it('a run of recoveries: each key works exactly once, in order, and every revealed key stays refused', async () => {
@@ -219,7 +219,7 @@ describe('pre-rotation through a ledger node', () => {
     expect((await policyNow(o)).revealed).toEqual(
       keys
         .slice(0, -1)
-        .map((k) => recoveryKeyDigest(k.publicKey))
+        .map((k) => recoveryKeyDigest(k.multikey))
         .sort(),
     );
     expect((await o.node.reindex(false)).differences).toEqual([]);
@@ -240,20 +240,20 @@ describe('pre-rotation in applyPolicyChange', () => {
           const state = applyPolicyChange(
             undefined,
             { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment(committed, m) },
-            new Set([agent.publicKey]),
+            new Set([agent.multikey]),
           );
-          const signers = new Set(signing.map((k) => k.publicKey));
+          const signers = new Set(signing.map((k) => k.multikey));
           let next: PolicyRules | undefined;
           const code = codeOf(() => (next = applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh]) }, signers)));
           expect(code).toBe(signing.length >= m ? 'ACCEPTED' : 'EVENT_THRESHOLD');
           const after = next;
           if (after !== undefined) {
-            expect(after.revealed).toEqual(signing.map((k) => recoveryKeyDigest(k.publicKey)).sort());
+            expect(after.revealed).toEqual(signing.map((k) => recoveryKeyDigest(k.multikey)).sort());
             expect(after.recovery).toEqual(commitment([fresh]));
             expect(after.agents).toEqual(state.agents);
             // Every key just revealed is refused in the next commitment; the unrevealed ones are not.
             for (const key of committed) {
-              const again = codeOf(() => applyPolicyChange(after, { type: 'policy.recover', next: commitment([key]) }, new Set([fresh.publicKey])));
+              const again = codeOf(() => applyPolicyChange(after, { type: 'policy.recover', next: commitment([key]) }, new Set([fresh.multikey])));
               expect(again).toBe(signing.includes(key) ? 'EVENT_RECOVERY_KEY_REUSED' : 'ACCEPTED');
             }
           }
@@ -267,9 +267,9 @@ describe('pre-rotation in applyPolicyChange', () => {
     const state = applyPolicyChange(
       undefined,
       { type: 'policy.create', agents: [agent.agent(ALL_FLAGS)], recovery: commitment([recoveryKeys[0] as TestKey]) },
-      new Set([agent.publicKey]),
+      new Set([agent.multikey]),
     );
-    const by = new Set([(recoveryKeys[0] as TestKey).publicKey]);
+    const by = new Set([(recoveryKeys[0] as TestKey).multikey]);
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh], 2) }, by))).toBe('EVENT_INVALID');
     expect(codeOf(() => applyPolicyChange(state, { type: 'policy.recover', next: commitment([fresh, fresh]) }, by))).toBe('EVENT_INVALID');
   });

@@ -5,7 +5,8 @@
  * delay. A client's clock plays no part: the node's time decides.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { nextEvent, policyCreate, signEvent, type EventSigner } from '../../src/ledger/build.js';
+import type { Signer } from '../../src/crypto/index.js';
+import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { LedgerEvent, PolicyAddress } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
@@ -40,7 +41,7 @@ async function event(
   o: Owner,
   type: 'policy.recover' | 'policy.cancel' | 'policy.complete',
   body: Record<string, unknown>,
-  signers: readonly EventSigner[],
+  signers: readonly Signer[],
 ): Promise<LedgerEvent> {
   return signEvent(nextEvent(type, o.policy, await policyRecord(o.node, o.policy), body), signers);
 }
@@ -68,7 +69,7 @@ describe('a recovery with a delay', () => {
     o.advance(1);
     await o.node.submit(await event(o, 'policy.complete', {}, [fresh]));
     const after = await policyNow(o);
-    expect(keysOf(after)).toEqual([fresh.publicKey, o.cloud.publicKey].sort());
+    expect(keysOf(after)).toEqual([fresh.multikey, o.cloud.multikey].sort());
     expect(after.recovery).toEqual(commitment([r1]));
     expect(after.pending).toBeUndefined();
     // The old laptop is out: it can no longer change anything.
@@ -91,7 +92,7 @@ describe('a recovery with a delay', () => {
     expect((await policyNow(o)).pending).toBeUndefined();
     o.advance(DAY);
     await expectRefused(o.node, await event(o, 'policy.complete', {}, [thief]), 'EVENT_INVALID');
-    expect(keysOf(await policyNow(o))).toEqual([o.laptop.publicKey, o.phone.publicKey, o.cloud.publicKey].sort());
+    expect(keysOf(await policyNow(o))).toEqual([o.laptop.multikey, o.phone.multikey, o.cloud.multikey].sort());
     // The owner's own recovery with the same committed key can start again.
     await o.node.submit(await event(o, 'policy.recover', { next: commitment([r1]) }, [r0]));
     expect((await policyNow(o)).pending?.revealed).toEqual(commitment([r0]).digests);
@@ -115,7 +116,7 @@ describe('a recovery with a delay', () => {
     const after = await policyNow(o);
     expect(after.pending).toBeUndefined();
     expect(after.recovery).toEqual({ ...commitment([r2]), delay: DAY });
-    expect(keysOf(after)).toEqual([o.laptop.publicKey, o.phone.publicKey, o.cloud.publicKey].sort());
+    expect(keysOf(after)).toEqual([o.laptop.multikey, o.phone.multikey, o.cloud.multikey].sort());
     // The takeover's key is spent: it is no longer committed.
     o.advance(DAY);
     await expectRefused(o.node, await event(o, 'policy.complete', {}, [thief]), 'EVENT_INVALID');
@@ -131,7 +132,7 @@ describe('a recovery with a delay', () => {
     await expectRefused(o.node, await event(o, 'policy.complete', {}, [stranger]), 'EVENT_UNAUTHORIZED');
     // The recovery key itself may complete it.
     await o.node.submit(await event(o, 'policy.complete', {}, [r0]));
-    expect(keysOf(await policyNow(o))).toEqual([fresh.publicKey]);
+    expect(keysOf(await policyNow(o))).toEqual([fresh.multikey]);
   });
 
   it('without a delay the recovery applies at once and policy.complete has nothing to do', async () => {
@@ -139,7 +140,7 @@ describe('a recovery with a delay', () => {
     const o = await owner(commitment([r0]));
     await o.node.submit(await event(o, 'policy.recover', { next: { ...commitment([r1]), delay: DAY }, agents: [fresh.agent(ALL_FLAGS)] }, [r0, fresh]));
     const after = await policyNow(o);
-    expect(keysOf(after)).toEqual([fresh.publicKey]);
+    expect(keysOf(after)).toEqual([fresh.multikey]);
     // The new commitment carries the delay for the next recovery.
     expect(after.recovery.delay).toBe(DAY);
     await expectRefused(o.node, await event(o, 'policy.complete', {}, [fresh]), 'EVENT_INVALID');

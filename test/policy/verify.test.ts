@@ -85,7 +85,7 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
     await next('policy.grant', { agent: phone.agent(PROVE) }, [granter], 1);
     await next('policy.grant', { agent: tablet.agent(PROVE_GRANT) }, [admin], 2);
     await next('policy.grant', { agent: watch.agent(PROVE) }, [granter], 3);
-    await next('policy.revoke', { key: phone.publicKey }, [admin], 4);
+    await next('policy.revoke', { key: phone.multikey }, [admin], 4);
     await next('policy.grant', { agent: watch.agent(0) }, [admin], 5);
     await next('policy.grant', { agent: phone.agent(PROVE) }, [tablet], 6);
     await next('policy.recover', { next: commitment([testKey()]), agents: [fresh.agent(ALL_FLAGS)] }, [recovery, fresh], 7);
@@ -99,7 +99,7 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
 
   const message = utf8('hello from the owner');
   const claim = (key: TestKey, time: string, overrides: { message?: Uint8Array; signature?: Uint8Array; key?: string } = {}) => ({
-    key: overrides.key ?? key.publicKey,
+    key: overrides.key ?? key.multikey,
     message: overrides.message ?? message,
     signature: overrides.signature ?? key.sign(overrides.message ?? message),
     time,
@@ -109,7 +109,7 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
     expect(history.map((h) => h.time)).toEqual(T.map((x) => iso(x)));
     history.forEach((entry, i) => {
       const want = Object.entries(TIMELINE[i] ?? {})
-        .map(([name, flags]) => [KEYS[name as keyof typeof KEYS].publicKey, flags])
+        .map(([name, flags]) => [KEYS[name as keyof typeof KEYS].multikey, flags])
         .sort();
       expect(entry.policy.agents.map((a) => [a.key, a.flags]).sort()).toEqual(want);
     });
@@ -181,7 +181,7 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
   });
 
   it('BAD_KEY for a key that is not an Ed25519 public key', () => {
-    for (const key of [phone.kx, '', 'garbage', phone.publicKey.slice(0, -2), phone.publicKey.slice(1), `${phone.publicKey}1`]) {
+    for (const key of [phone.kx, '', 'garbage', phone.multikey.slice(0, -2), phone.multikey.slice(1), `${phone.multikey}1`]) {
       expect(verdict(verifyAgentSignature(history, claim(phone, at(3), { key }))), key).toBe('BAD_KEY');
     }
   });
@@ -203,7 +203,7 @@ describe('verifyAgentSignature over a policy history from the ledger', () => {
         (name, time, good, text) => {
           const key = KEYS[name];
           const signature = good ? key.sign(text) : outsider.sign(randomBytes(8));
-          const result = verifyAgentSignature(history, { key: key.publicKey, message: text, signature, time: iso(time) });
+          const result = verifyAgentSignature(history, { key: key.multikey, message: text, signature, time: iso(time) });
           expect(verdict(result)).toBe(expected(name, time, good));
           if (result.valid) expect(result.asOf).toBe(iso(T.findLast((x) => x <= time) as number));
         },

@@ -7,17 +7,7 @@
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import {
-  decodePublicKey,
-  ed25519Generate,
-  ed25519Sign,
-  ed25519Verify,
-  encodePublicKey,
-  randomBytes,
-  readU32be,
-  unframe,
-  utf8,
-} from '../../src/crypto/index.js';
+import { decodePublicKey, ed25519Generate, ed25519Verify, memorySigner, randomBytes, readU32be, unframe, utf8 } from '../../src/crypto/index.js';
 import { BACKUP_VERSION, encryptBackup, mergeBackup, parseBackup } from '../../src/recovery/backup.js';
 import { MAX_RECOVERY_INDEX, RECOVERY_SECRET_BYTES, RecoveryKeys, newRecoverySecret, withRecoveryKeys } from '../../src/recovery/secret.js';
 import { decodeExport } from '../../src/wallet/export.js';
@@ -29,7 +19,7 @@ const MAKER = ed25519Generate();
 /** What a backup is of, and the agent that makes (and signs) it. */
 const ABOUT = {
   policy: 'policy:zTestPolicyAddress',
-  signer: { key: encodePublicKey('ed25519', MAKER.publicKey), sign: (m: Uint8Array) => ed25519Sign(MAKER.privateKey, m) },
+  signer: memorySigner(MAKER.privateKey, MAKER.publicKey),
 };
 /** The category the wallet keeps its keys in (reserved: not reachable through get/put). */
 const KEY_CATEGORY = 'dkms:key';
@@ -149,7 +139,7 @@ describe('a backup restores a wallet on a new device', () => {
       epk: header.epk,
       backupKey: keys.backupKey,
       policy: ABOUT.policy,
-      agent: ABOUT.signer.key,
+      agent: ABOUT.signer.multikey,
       created: '2030-01-02T03:04:05.000Z',
     });
     // accept saw every item of every profile, keys included.
@@ -336,7 +326,7 @@ describe('the keys a recovery secret yields', () => {
     expect(b.backupPublicKey).toEqual(a.backupPublicKey);
     expect(b.locator).toBe(a.locator);
     for (const i of [0, 1, 5, MAX_RECOVERY_INDEX - 1]) {
-      expect(b.signer(i).key).toBe(a.signer(i).key);
+      expect(b.signer(i).multikey).toBe(a.signer(i).multikey);
       expect(b.signer(i).digest).toBe(a.signer(i).digest);
       expect(b.signer(i).index).toBe(i);
     }
@@ -351,19 +341,19 @@ describe('the keys a recovery secret yields', () => {
     expect(keys.backupPublicKey.length).toBe(32);
     expect(keys.locator).toMatch(/^[1-9A-HJ-NP-Za-km-z]{16,30}$/);
     const signer = keys.signer(0);
-    expect(signer.key).toMatch(/^z6Mk/);
+    expect(signer.multikey).toMatch(/^z6Mk/);
     const message = utf8('recovery');
-    expect(ed25519Verify(decodePublicKey(signer.key, 'ed25519').publicKey, message, signer.sign(message))).toBe(true);
-    expect(ed25519Verify(decodePublicKey(keys.signer(1).key, 'ed25519').publicKey, message, signer.sign(message))).toBe(false);
+    expect(ed25519Verify(decodePublicKey(signer.multikey, 'ed25519').publicKey, message, signer.sign(message))).toBe(true);
+    expect(ed25519Verify(decodePublicKey(keys.signer(1).multikey, 'ed25519').publicKey, message, signer.sign(message))).toBe(false);
   });
 
   it('differ by index', () => {
     const keys = new RecoveryKeys(newRecoverySecret());
     const signers = Array.from({ length: MAX_RECOVERY_INDEX }, (_, i) => keys.signer(i));
-    expect(new Set(signers.map((s) => s.key)).size).toBe(MAX_RECOVERY_INDEX);
+    expect(new Set(signers.map((s) => s.multikey)).size).toBe(MAX_RECOVERY_INDEX);
     expect(new Set(signers.map((s) => s.digest)).size).toBe(MAX_RECOVERY_INDEX);
     // None of them is the backup key.
-    expect(signers.map((s) => s.key)).not.toContain(keys.backupKey);
+    expect(signers.map((s) => s.multikey)).not.toContain(keys.backupKey);
   });
 
   it('differ entirely for a different R, even by one bit', () => {
@@ -378,8 +368,8 @@ describe('the keys a recovery secret yields', () => {
           const b = new RecoveryKeys(other);
           expect(b.backupKey).not.toBe(a.backupKey);
           expect(b.locator).not.toBe(a.locator);
-          expect(b.signer(0).key).not.toBe(a.signer(0).key);
-          expect(b.signer(3).key).not.toBe(a.signer(3).key);
+          expect(b.signer(0).multikey).not.toBe(a.signer(0).multikey);
+          expect(b.signer(3).multikey).not.toBe(a.signer(3).multikey);
           expect(b.signer(0).digest).not.toBe(a.signer(0).digest);
         },
       ),
@@ -399,7 +389,9 @@ describe('the keys a recovery secret yields', () => {
     const stranger = new RecoveryKeys(newRecoverySecret());
     expect(keys.committedSigner({ digests: [stranger.signer(0).digest, keys.signer(3).digest], threshold: 1 }).index).toBe(3);
     expect(keys.committedSigner({ digests: [keys.signer(5).digest, keys.signer(2).digest], threshold: 2 }).index).toBe(2);
-    expect(keys.committedSigner({ digests: [keys.signer(MAX_RECOVERY_INDEX - 1).digest], threshold: 1 }).key).toBe(keys.signer(MAX_RECOVERY_INDEX - 1).key);
+    expect(keys.committedSigner({ digests: [keys.signer(MAX_RECOVERY_INDEX - 1).digest], threshold: 1 }).multikey).toBe(
+      keys.signer(MAX_RECOVERY_INDEX - 1).multikey,
+    );
     expectCode(() => keys.committedSigner({ digests: [stranger.signer(0).digest, stranger.signer(1).digest], threshold: 1 }), 'RECOVERY_KEY_NOT_COMMITTED');
     expectCode(() => keys.committedSigner({ digests: [], threshold: 1 }), 'RECOVERY_KEY_NOT_COMMITTED');
   });
@@ -409,24 +401,24 @@ describe('the keys a recovery secret yields', () => {
     const expected = new RecoveryKeys(secret.slice());
     const keys = new RecoveryKeys(secret);
     secret.fill(0);
-    expect(keys.signer(4).key).toBe(expected.signer(4).key);
+    expect(keys.signer(4).multikey).toBe(expected.signer(4).multikey);
   });
 
   it('wipe() zeroes that copy: keys derived afterwards are those of an all-zero R', () => {
     const secret = newRecoverySecret();
     const keys = new RecoveryKeys(secret);
-    const before = keys.signer(2).key;
+    const before = keys.signer(2).multikey;
     keys.wipe();
     expect(secret).not.toEqual(new Uint8Array(RECOVERY_SECRET_BYTES));
-    expect(keys.signer(2).key).not.toBe(before);
-    expect(keys.signer(2).key).toBe(new RecoveryKeys(new Uint8Array(RECOVERY_SECRET_BYTES)).signer(2).key);
+    expect(keys.signer(2).multikey).not.toBe(before);
+    expect(keys.signer(2).multikey).toBe(new RecoveryKeys(new Uint8Array(RECOVERY_SECRET_BYTES)).signer(2).multikey);
   });
 
   it("withRecoveryKeys hands over the keys of R and then wipes the caller's R, also when the use fails", async () => {
     const secret = newRecoverySecret();
     const expected = new RecoveryKeys(secret.slice());
-    const found = await withRecoveryKeys(secret, (keys) => ({ locator: keys.locator, key: keys.signer(0).key }));
-    expect(found).toEqual({ locator: expected.locator, key: expected.signer(0).key });
+    const found = await withRecoveryKeys(secret, (keys) => ({ locator: keys.locator, key: keys.signer(0).multikey }));
+    expect(found).toEqual({ locator: expected.locator, key: expected.signer(0).multikey });
     expect(secret).toEqual(new Uint8Array(RECOVERY_SECRET_BYTES));
 
     const failing = newRecoverySecret();

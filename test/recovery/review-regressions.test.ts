@@ -5,6 +5,7 @@
  * social.test.ts ('a request swapped on the way fails the challenge the owner reads').
  */
 import { join } from 'node:path';
+import type { Signer } from '../../src/crypto/index.js';
 import { describe, expect, it } from 'vitest';
 import { AgencyClient, fetchBackupIndex } from '../../src/agency/agency-client.js';
 import { connections, peerState } from '../../src/agent/connections.js';
@@ -16,7 +17,7 @@ import { BACKUP_LIMITS } from '../../src/agency/agency.js';
 import { canonicalBytes, equalBytes, fromBase64url, randomBytes, toBase64url } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import { backupSecret, encryptBackup, parseBackup, type BackupSigner } from '../../src/recovery/backup.js';
+import { backupSecret, encryptBackup, parseBackup } from '../../src/recovery/backup.js';
 import {
   RELEASE,
   addRecoveryRequest,
@@ -37,6 +38,7 @@ import { expectCodeAsync } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { aliceWithTrustees, recoverThrough, settle, type World } from '../helpers/world.js';
 import { RECOVERY_CATEGORIES } from '../../src/recovery/categories.js';
+import { claiming } from '../helpers/edge.js';
 
 const agentKeys = async (agent: EdgeAgent) => (await agent.policy()).policy.agents.map((a) => a.key).sort();
 const copy = (secret: Uint8Array) => Uint8Array.from(secret);
@@ -45,12 +47,20 @@ const copy = (secret: Uint8Array) => Uint8Array.from(secret);
  * A backup an attacker made: a wallet whose recovery setup sends every later backup to the
  * attacker's key, encrypted to the owner's (public) backup key and signed by `signer`.
  */
-async function forgedBackup(w: World, about: { policy: string; backupKey: string }, attacker: RecoveryKeys, signer: BackupSigner): Promise<Uint8Array> {
+async function forgedBackup(w: World, about: { policy: string; backupKey: string }, attacker: RecoveryKeys, signer: Signer): Promise<Uint8Array> {
   const wallet = await Wallet.create(join(tempDir(), 'forged.db'), rawSecret(randomBytes(32)));
   try {
     const store = new AgentStore(wallet);
     const created = new Date().toISOString();
-    store.write(CATEGORIES.agent, 'profile', { v: 1, label: 'alice', policy: about.policy, ledger: w.ledgerUrl, key: signer.key, kx: signer.key, created });
+    store.write(CATEGORIES.agent, 'profile', {
+      v: 1,
+      label: 'alice',
+      policy: about.policy,
+      ledger: w.ledgerUrl,
+      key: signer.multikey,
+      kx: signer.multikey,
+      created,
+    });
     store.write(RECOVERY_CATEGORIES.recovery, 'setup', {
       v: 1,
       backupKey: attacker.backupKey,
@@ -67,7 +77,7 @@ async function forgedBackup(w: World, about: { policy: string; backupKey: string
 }
 
 /** A fresh Ed25519 key of the attacker's, as a backup signer. */
-async function attackerSigner(w: World): Promise<BackupSigner> {
+async function attackerSigner(w: World): Promise<Signer> {
   const agent = await w.newAgent();
   provisionKeys(agent.wallet);
   return agent.signingKey();
@@ -128,7 +138,7 @@ describe('forged backup', () => {
     // Signed by the attacker's own key, and naming it.
     const selfSigned = await forgedBackup(w, about, attacker, thiefKey);
     // Naming Alice's laptop (an ADMIN agent), but signed by the attacker.
-    const misnamed = await forgedBackup(w, about, attacker, { key: alice.profile.key, sign: thiefKey.sign });
+    const misnamed = await forgedBackup(w, about, attacker, claiming(alice.profile.key, thiefKey));
     const versions = (await fetchBackupIndex(w.agencyUrl, setup?.locator ?? '')).versions.map((v) => v.version);
     expect(versions.length).toBeGreaterThan(1);
 
@@ -227,7 +237,7 @@ describe('fake share set', () => {
           { id: 't2', label: 'trustee2' },
         ],
         owner: { policy, label: 'alice' },
-        signer: { key: signing.key, sign: signing.sign },
+        signer: signing,
       });
       const cloud = mallory.cloud();
       // Mallory is an agent of her own policy: her cloud agent takes guest mail for any key she allows.
@@ -380,7 +390,7 @@ describe('a poisoned share', () => {
     bytes.set(randomBytes(32));
     bytes[32] = 1;
     const hint = policy === undefined ? own.hint : { ...own.hint, owner: { ...own.hint.owner, policy } };
-    const { sig: _sig, ...body } = { ...own, index: 1, share: toBase64url(bytes), signer: signer.key, hint };
+    const { sig: _sig, ...body } = { ...own, index: 1, share: toBase64url(bytes), signer: signer.multikey, hint };
     return { ...body, sig: toBase64url(signer.sign(canonicalBytes(body))) };
   }
 

@@ -8,6 +8,7 @@
  * and no mutation of a share parses into anything but the share itself.
  */
 import fc from 'fast-check';
+import type { Signer } from '../../src/crypto/index.js';
 import { combine, split } from 'shamir-secret-sharing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,9 +16,9 @@ import {
   canonicalJson,
   concatBytes,
   ed25519Generate,
-  ed25519Sign,
   encodePublicKey,
   fromBase64url,
+  memorySigner,
   randomBytes,
   toBase58btc,
   toBase64url,
@@ -35,18 +36,18 @@ import {
   MAX_TRUSTEES,
   SHARE_BYTES,
   type RecoveryShare,
-  type ShareSigner,
 } from '../../src/recovery/shares.js';
 import { codeOrOk as codeOf, expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { gfDiv, gfInv, gfMul, interpolateSharesAt } from '../helpers/gf256.js';
 import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
+import { claiming } from '../helpers/edge.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-function agentSigner(): ShareSigner {
+function agentSigner(): Signer {
   const pair = ed25519Generate();
-  return { key: encodePublicKey('ed25519', pair.publicKey), sign: (m) => ed25519Sign(pair.privateKey, m) };
+  return memorySigner(pair.privateKey, pair.publicKey);
 }
 
 const OWNER = agentSigner();
@@ -55,7 +56,7 @@ const NOW = new Date('2026-01-02T03:04:05.000Z');
 
 const trusteesOf = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `conn:trustee-${i + 1}`, label: `Trustee ${i + 1}` }));
 
-function makeShares(secret: Uint8Array, total: number, threshold: number, signer: ShareSigner = OWNER): Promise<RecoveryShare[]> {
+function makeShares(secret: Uint8Array, total: number, threshold: number, signer: Signer = OWNER): Promise<RecoveryShare[]> {
   return splitRecoverySecret(secret, { threshold, trustees: trusteesOf(total), owner: OWNER_INFO, signer, insist: total < 3, now: NOW });
 }
 
@@ -63,7 +64,7 @@ function makeShares(secret: Uint8Array, total: number, threshold: number, signer
 const bytesOf = (share: RecoveryShare) => fromBase64url(share.share);
 
 /** Signs arbitrary content as a share, bypassing every check of the builder. */
-function signAs(body: Record<string, unknown>, signer: ShareSigner = OWNER): Record<string, unknown> {
+function signAs(body: Record<string, unknown>, signer: Signer = OWNER): Record<string, unknown> {
   const { sig: _sig, ...rest } = body;
   return { ...rest, sig: toBase64url(signer.sign(canonicalBytes(rest))) };
 }
@@ -158,7 +159,7 @@ describe('splitRecoverySecret', () => {
         total: 5,
         hint,
         share: share.share,
-        signer: OWNER.key,
+        signer: OWNER.multikey,
         sig: share.sig,
       });
       expect(fromBase64url(share.set)).toHaveLength(16);
@@ -198,7 +199,7 @@ describe('splitRecoverySecret', () => {
       splitRecoverySecret(randomBytes(32), { ...options, trustees: [...trusteesOf(2), { id: 'conn:3', label: 'x'.repeat(65) }] }),
       'BAD_INPUT',
     );
-    const impostor = { key: agentSigner().key, sign: OWNER.sign };
+    const impostor = claiming(agentSigner().multikey, OWNER);
     await expectCodeAsync(splitRecoverySecret(randomBytes(32), { ...options, signer: impostor }), 'BAD_INPUT');
   });
 
@@ -451,7 +452,7 @@ describe('parseShare', () => {
       { ...a, hint: { ...a.hint, trustees: [{ id: 'conn:mallory', label: 'Mallory' }, ...a.hint.trustees.slice(1)] } },
       { ...a, hint: { ...a.hint, created: '2030-01-01T00:00:00.000Z' } },
       { ...a, total: 4, hint: { ...a.hint, trustees: trusteesOf(4) } },
-      { ...a, signer: agentSigner().key },
+      { ...a, signer: agentSigner().multikey },
       { ...a, sig: b.sig },
     ];
     for (const share of tampered) {
@@ -490,7 +491,7 @@ describe('combineShares', () => {
       [signAs({ ...b, threshold: 3 }) as RecoveryShare, /threshold/],
       [signAs({ ...b, total: 5, hint: { ...b.hint, trustees: trusteesOf(5) } }) as RecoveryShare, /total/],
       [signAs({ ...b, hint: { ...b.hint, created: '2027-01-01T00:00:00.000Z' } }) as RecoveryShare, /hint/],
-      [signAs({ ...b, signer: stranger.key }, stranger) as RecoveryShare, /signer/],
+      [signAs({ ...b, signer: stranger.multikey }, stranger) as RecoveryShare, /signer/],
     ];
     for (const [odd, field] of cases) {
       expect(parseShare(odd)).toEqual(odd);
@@ -521,11 +522,11 @@ describe('combineShares', () => {
     const stranger = agentSigner();
     const forged = await makeShares(randomBytes(32), 3, 2, stranger);
     const mine = await makeShares(secret, 3, 2);
-    expect((await expectCodeAsync(combineShares(forged, { signers: [OWNER.key] }), 'SHARE_BAD_SIGNATURE')).message).toMatch(stranger.key);
+    expect((await expectCodeAsync(combineShares(forged, { signers: [OWNER.multikey] }), 'SHARE_BAD_SIGNATURE')).message).toMatch(stranger.multikey);
     // A forged share that claims the owner's set, signed by its forger.
-    const claiming = signAs({ ...forged[0], set: mine[0]?.set, signer: stranger.key }, stranger) as RecoveryShare;
-    await expectCodeAsync(combineShares([mine[1] as RecoveryShare, claiming], { signers: [OWNER.key] }), 'SHARE_BAD_SIGNATURE');
-    expect(await combineShares(mine, { signers: [stranger.key, OWNER.key] })).toEqual(secret);
+    const claiming = signAs({ ...forged[0], set: mine[0]?.set, signer: stranger.multikey }, stranger) as RecoveryShare;
+    await expectCodeAsync(combineShares([mine[1] as RecoveryShare, claiming], { signers: [OWNER.multikey] }), 'SHARE_BAD_SIGNATURE');
+    expect(await combineShares(mine, { signers: [stranger.multikey, OWNER.multikey] })).toEqual(secret);
   });
 
   it('refuses fewer shares than the threshold with SHARES_INSUFFICIENT saying how many it has', async () => {

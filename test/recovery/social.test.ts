@@ -17,7 +17,7 @@ import { ALL_HANDLERS } from '../../src/recovery/protocols.js';
 import type { EdgeAgent } from '../../src/agent/edge-agent.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
 import { revokeAgent } from '../../src/agent/revocation.js';
-import { equalBytes, toBase64url } from '../../src/crypto/index.js';
+import { equalBytes, type Signer, toBase64url } from '../../src/crypto/index.js';
 import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { parseBackup } from '../../src/recovery/backup.js';
@@ -181,7 +181,7 @@ describe('backups', () => {
     expect(index.policy).toBe(alice.profile.policy);
     expect(index.versions.length).toBeGreaterThan(0);
     const committed = keys.signer(0);
-    const asKey = (s: { key: string; sign: (m: Uint8Array) => Uint8Array }) => new AgencyClient(w.agencyUrl, s);
+    const asKey = (s: Signer) => new AgencyClient(w.agencyUrl, s);
     // Alice's own agent key, the next (not yet committed) recovery key: refused.
     await expectCodeAsync(asKey(alice.signingKey()).getBackup(keys.locator), 'BACKUP_UNAUTHORIZED');
     await expectCodeAsync(asKey(keys.signer(1)).getBackup(keys.locator), 'BACKUP_UNAUTHORIZED');
@@ -324,6 +324,7 @@ describe('compromise', () => {
           (e: { code?: string }) => codes.push(e.code ?? 'error'),
         );
         // A person with a stolen phone, not a tight loop: a change every few tens of milliseconds.
+        // (The thief's pace, part of the scenario, not a wait for a condition: the test waits for `changed`.)
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       return codes;

@@ -13,7 +13,7 @@ import { nodeSigner } from '../helpers/ledger.js';
 import { clone, flipFirst, startProxy } from '../helpers/lying.js';
 import { AGENCY_AFTER, AGENCY_BEFORE, MINUTE, didStory, endpoints, iso, signingKeys, type DidStory } from './story.js';
 
-const resolverFor = (s: DidStory, url = s.ledger.url) => new Resolver(getResolver({ ledger: url, trustedKeys: [s.ledger.signer.key] }));
+const resolverFor = (s: DidStory, url = s.ledger.url) => new Resolver(getResolver({ ledger: url, trustedKeys: [s.ledger.signer.multikey] }));
 
 /** An identifier nobody created. */
 const nobody = () => toBase58btc(sha256(new TextEncoder().encode(`nobody ${Math.random()}`)));
@@ -34,7 +34,7 @@ describe('did:dkms through did-resolver', () => {
     const doc = result.didDocument;
     expect(doc?.id).toBe(s.did);
     expect(doc?.['@context']).toContain('https://www.w3.org/ns/did/v1');
-    expect(new Set(signingKeys(doc))).toEqual(new Set([s.laptop.publicKey, s.phone.publicKey]));
+    expect(new Set(signingKeys(doc))).toEqual(new Set([s.laptop.multikey, s.phone.multikey]));
     expect(doc?.keyAgreement).toHaveLength(2);
     expect(doc?.service).toEqual([{ id: `${s.did}#agency`, type: 'DIDCommMessaging', serviceEndpoint: AGENCY_AFTER }]);
     expect(result.didDocumentMetadata).toEqual({
@@ -49,9 +49,9 @@ describe('did:dkms through did-resolver', () => {
   it('resolves a DID URL with a fragment to the whole document (the caller picks the part), and honours accept', async () => {
     const s = await didStory();
     const resolver = resolverFor(s);
-    const withFragment = await resolver.resolve(`${s.did}#${s.laptop.publicKey}`);
+    const withFragment = await resolver.resolve(`${s.did}#${s.laptop.multikey}`);
     expect(withFragment.didDocument?.id).toBe(s.did);
-    expect(withFragment.didDocument?.verificationMethod?.map((m) => m.id)).toContain(`${s.did}#${s.laptop.publicKey}`);
+    expect(withFragment.didDocument?.verificationMethod?.map((m) => m.id)).toContain(`${s.did}#${s.laptop.multikey}`);
 
     expect((await resolver.resolve(s.did, { accept: 'application/did+json' })).didResolutionMetadata).toEqual({ contentType: 'application/did+json' });
     expectFailure(await resolver.resolve(s.did, { accept: 'text/html' }), 'representationNotSupported', /^BAD_INPUT: /);
@@ -59,7 +59,7 @@ describe('did:dkms through did-resolver', () => {
 
   it("takes a LedgerClient of the caller's own as the ledger", async () => {
     const s = await didStory();
-    const client = new LedgerClient({ url: s.ledger.url, trustedKeys: [s.ledger.signer.key] });
+    const client = new LedgerClient({ url: s.ledger.url, trustedKeys: [s.ledger.signer.multikey] });
     const result = await new Resolver(getResolver({ ledger: client })).resolve(s.did);
     expect(result.didDocumentMetadata.versionId).toBe(s.ids[2]);
   });
@@ -110,7 +110,7 @@ describe('did:dkms through did-resolver', () => {
     expect(first.didResolutionMetadata.error).toBeUndefined();
     expect(endpoints(first.didDocument)).toEqual([AGENCY_BEFORE]);
     // The phone was granted after the DID's next event: not in this version.
-    expect(signingKeys(first.didDocument)).toEqual([s.laptop.publicKey]);
+    expect(signingKeys(first.didDocument)).toEqual([s.laptop.multikey]);
     expect(first.didDocumentMetadata).toEqual({
       created: iso(s.t0 + 1 * MINUTE),
       updated: iso(s.t0 + 1 * MINUTE),
@@ -145,13 +145,13 @@ describe('did:dkms through did-resolver', () => {
 
     const moved = await at(2.5);
     expect(endpoints(moved.didDocument)).toEqual([AGENCY_AFTER]);
-    expect(signingKeys(moved.didDocument)).toEqual([s.laptop.publicKey]);
+    expect(signingKeys(moved.didDocument)).toEqual([s.laptop.multikey]);
     expect(moved.didDocumentMetadata.versionId).toBe(s.ids[2]);
     expect(moved.didDocumentMetadata.nextVersionId).toBeUndefined();
 
     // An event's own time includes it; the policy's grant changes the keys, not the version.
     const granted = await at(3);
-    expect(new Set(signingKeys(granted.didDocument))).toEqual(new Set([s.laptop.publicKey, s.phone.publicKey]));
+    expect(new Set(signingKeys(granted.didDocument))).toEqual(new Set([s.laptop.multikey, s.phone.multikey]));
     expect(granted.didDocumentMetadata.versionId).toBe(s.ids[2]);
 
     // Another offset names the same instant.
@@ -219,11 +219,11 @@ describe('did:dkms through did-resolver', () => {
     };
     expect(code(() => getResolver({ ledger: s.ledger.url }))).toBe('BAD_INPUT');
     expect(code(() => getResolver({ ledger: s.ledger.url, trustedKeys: [] }))).toBe('BAD_INPUT');
-    expect(code(() => getResolver({ ledger: 'ftp://127.0.0.1/', trustedKeys: [s.ledger.signer.key] }))).toBe('BAD_INPUT');
-    const client = new LedgerClient({ url: s.ledger.url, trustedKeys: [s.ledger.signer.key] });
-    expect(code(() => getResolver({ ledger: client, trustedKeys: [s.ledger.signer.key] }))).toBe('BAD_INPUT');
+    expect(code(() => getResolver({ ledger: 'ftp://127.0.0.1/', trustedKeys: [s.ledger.signer.multikey] }))).toBe('BAD_INPUT');
+    const client = new LedgerClient({ url: s.ledger.url, trustedKeys: [s.ledger.signer.multikey] });
+    expect(code(() => getResolver({ ledger: client, trustedKeys: [s.ledger.signer.multikey] }))).toBe('BAD_INPUT');
     // A resolver trusting another node's key gets nothing from this one.
-    const stranger = new Resolver(getResolver({ ledger: s.ledger.url, trustedKeys: [nodeSigner().key] }));
+    const stranger = new Resolver(getResolver({ ledger: s.ledger.url, trustedKeys: [nodeSigner().multikey] }));
     expectFailure(await stranger.resolve(s.did), 'verificationFailed', /^LEDGER_BAD_HEAD: /);
   });
 });

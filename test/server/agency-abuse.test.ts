@@ -17,7 +17,10 @@ import { connect, settle, world } from '../helpers/world.js';
 
 const FLOOD_MS = 4000;
 
-/** A pause between two rounds of the owners' requests, so that they stay within their keys' budgets. */
+/**
+ * A pause between two rounds of the owners' requests, so that they stay within their keys' budgets.
+ * Pacing a client under its rate limit, not a wait for a condition: nothing is expected to have happened after it.
+ */
 const pace = () => new Promise((resolve) => setTimeout(resolve, 100));
 
 describe('an agency under abuse', () => {

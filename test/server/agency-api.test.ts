@@ -5,6 +5,7 @@
  * refusals as RFC 9457 problems, long polls, quotas, rate limits by address and by agent.
  */
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import type { Signer } from '../../src/crypto/index.js';
 import { AgencyClient, postEnvelope, type CloudAgentDescription, type PickedUp } from '../../src/agency/agency-client.js';
 import {
   anoncrypt,
@@ -20,7 +21,7 @@ import {
   type AgreementKey,
   type Jwe,
 } from '../../src/didcomm/index.js';
-import { signRequest, type RequestSigner } from '../../src/agency/request-auth.js';
+import { signRequest } from '../../src/agency/request-auth.js';
 import { decodePublicKey, randomBytes, toBase58btc, toBase64url, x25519Generate } from '../../src/crypto/index.js';
 import { DkmsError } from '../../src/errors.js';
 import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
@@ -33,7 +34,8 @@ import { commitment, testKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 import { call, type Answer } from '../helpers/http.js';
-import { edgeAgent, type Edge } from '../helpers/edge.js';
+import { edgeAgent, type Edge, claiming } from '../helpers/edge.js';
+import { waitFor } from '../helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Agents, owners, agencies
@@ -143,14 +145,7 @@ async function inbox(client: AgencyClient, edge: Edge): Promise<string[]> {
 // Raw HTTP
 
 /** A signed request as AgencyClient makes it, with `headers` applied on top. */
-function signed(
-  base: string,
-  signer: RequestSigner,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  headers: Record<string, string> = {},
-): Promise<Answer> {
+function signed(base: string, signer: Signer, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
   const auth = signRequest(signer, method, path, body);
   return call(`${base}${path}`, {
     method,
@@ -287,7 +282,7 @@ describe('agency API: signed requests', () => {
     expectProblem(await send({ 'x-dkms-signature': toBase64url(randomBytes(32)) }), 401, 'REQUEST_UNAUTHORIZED');
     expectProblem(await send({ 'x-dkms-key': 'zNotAKey' }), 401, 'REQUEST_UNAUTHORIZED');
     // Signed by a stranger but claiming the phone's key.
-    const forged = signRequest({ key: o.phone.key, sign: edgeAgent().sign }, 'POST', ackPath, ackBody);
+    const forged = signRequest(claiming(o.phone.key, edgeAgent()), 'POST', ackPath, ackBody);
     expectProblem(await send(forged), 401, 'REQUEST_UNAUTHORIZED');
     // The laptop's valid signature presented with the phone's key.
     const laptops = signRequest(o.laptop.signer, 'POST', ackPath, ackBody);
@@ -675,8 +670,7 @@ describe('agency API: long poll', () => {
     const waiting = phone.pickup(100, 5).finally(() => {
       settled = true;
     });
-    // Give the pickup time to reach the agency and start waiting.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor('the pickup waiting at the agency', () => o.running.agency.waiting === 1);
     expect(settled).toBe(false);
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.phone], 'woken', o.phone.didKey));
     const messages = await waiting;
@@ -692,8 +686,10 @@ describe('agency API: long poll', () => {
       .finally(() => {
         settled = true;
       });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await waitFor("the phone's pickup waiting at the agency", () => o.running.agency.waiting === 1);
     await postEnvelope(o.cloud.endpoint, forward(o.cloud, [o.laptop], 'for the laptop', o.laptop.didKey));
+    // The laptop's mail left the phone's long poll waiting.
+    expect(o.running.agency.waiting).toBe(1);
     expect(settled).toBe(false);
     expect(await waiting).toEqual([]);
     expect(await inbox(o.client(o.laptop), o.laptop)).toEqual(['for the laptop']);
@@ -760,7 +756,7 @@ describe('agency API: limits', () => {
     const path = '/v1/mailbox?limit=10';
     // Half carry only the victim's key, half a signature by another key claiming the victim's key.
     const unsigned = () => call(`${o.running.url}${path}`, { headers: { 'x-dkms-key': o.phone.key } });
-    const forged = () => signed(o.running.url, { key: o.phone.key, sign: edgeAgent().sign }, 'GET', path);
+    const forged = () => signed(o.running.url, claiming(o.phone.key, edgeAgent()), 'GET', path);
     const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? unsigned() : forged())));
     for (const answer of answers) expectProblem(answer, 401, 'REQUEST_UNAUTHORIZED');
     const own = await signed(o.running.url, o.phone.signer, 'GET', path);

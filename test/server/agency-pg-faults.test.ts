@@ -26,9 +26,12 @@ import { DistGuard } from '../helpers/dist-guard.js';
 import { startLedger } from '../helpers/lying.js';
 import { pgClusterForSuite } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CHILD = join(fileURLToPath(new URL('.', import.meta.url)), 'agency-pg-child.mjs');
 const SENDERS = 4;
+/** Posts the surviving agency takes alone, once the other is killed, before the killed one comes back. */
+const SURVIVOR_POSTS = 20;
 const cluster = pgClusterForSuite();
 const guard = new DistGuard(['agent', 'agency', 'didcomm', 'server', 'ledger', 'wallet', 'crypto']);
 beforeAll(() => guard.start());
@@ -91,11 +94,11 @@ async function setup() {
   const ledger = await startLedger(tempDir());
   const store = await cluster().createDatabase();
   const agencyKeyFile = join(tempDir('dkms-agency-key-'), 'agency.key');
-  const config = (home: string) => ({ home, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.key], store, agencyKeyFile });
+  const config = (home: string) => ({ home, ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.multikey], store, agencyKeyFile });
   const homes = [tempDir(), tempDir()];
   const agencies = [await startChild(config(homes[0] as string)), await startChild(config(homes[1] as string))];
   const wallet = await Wallet.create(join(tempDir(), 'wallet.db'), rawSecret(randomBytes(32)));
-  const laptop = new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.key] }));
+  const laptop = new EdgeAgent(wallet, new LedgerClient({ url: ledger.url, trustedKeys: [ledger.signer.multikey] }));
   await initFirstAgent(laptop, { label: 'laptop', ledgerUrl: ledger.url });
   await registerCloudAgent(laptop, (agencies[0] as Child).url, 0);
   const restart = async (i: number) => {
@@ -104,12 +107,20 @@ async function setup() {
   return { agencies, laptop, restart, close: () => wallet.close() };
 }
 
+/** How the stream is going, for a fault to wait on: posts acknowledged (202), and posts whose sender gave up on them. */
+interface Progress {
+  acknowledged(): number;
+  gaveUp(): number;
+}
+
 /** The stream: senders and a consumer, against whichever agencies are up; `fault` runs midway. */
-async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise<void>, count = 240) {
+async function stream(agencies: Child[], laptop: EdgeAgent, fault: (progress: Progress) => Promise<void>, count = 240) {
   const cloud = laptop.cloud();
   const routing = [recipientFromKid(cloud.routingKey)];
   const me = [recipientFromKid(laptop.agreementKey().kid)];
   const acknowledged = new Set<string>();
+  let gaveUp = 0;
+  const progress: Progress = { acknowledged: () => acknowledged.size, gaveUp: () => gaveUp };
   let next = 0;
   let turn = 0;
   /** The next live agency in turn. */
@@ -124,6 +135,7 @@ async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise
       const envelope = JSON.stringify(wrapForward(anoncrypt(utf8(`message ${n}`), me), cloud.did, routing));
       // A post that fails is sent again, the same envelope, to the next agency: if the first one
       // was stored after all (its agency died before answering), the store keeps it once.
+      let posted = false;
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
           const answer = await fetch(`${pick().url}/v1/inbound`, {
@@ -134,6 +146,7 @@ async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise
           });
           if (answer.status === 202) {
             acknowledged.add(`message ${n}`);
+            posted = true;
             break;
           }
           expect(answer.status).toBe(503);
@@ -141,9 +154,11 @@ async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise
           // The agency died under the request: not acknowledged.
           if (!(e instanceof TypeError)) throw e;
         }
+        // The sender's pause before it sends again (its retry policy, part of the load): not a wait for a condition.
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
-      if (n === count / 2) await fault();
+      if (!posted) gaveUp++;
+      if (n === count / 2) await fault(progress);
     }
   };
 
@@ -175,6 +190,7 @@ async function stream(agencies: Child[], laptop: EdgeAgent, fault: () => Promise
   const consumer = async () => {
     while (sending) {
       await consumeOnce().catch(() => undefined);
+      // The consumer's pace between two pickups (how this client polls, part of the load): not a wait for a condition.
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   };
@@ -200,10 +216,11 @@ describe('two agencies on one PostgreSQL database, under faults', () => {
   it('loses and duplicates nothing acknowledged when one agency is killed with SIGKILL mid-stream', async () => {
     const { agencies, laptop, restart, close } = await setup();
     try {
-      const result = await stream(agencies, laptop, async () => {
+      const result = await stream(agencies, laptop, async (progress) => {
         await (agencies[0] as Child).kill();
         // The survivor carries on alone for a while, then the killed one comes back.
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        const before = progress.acknowledged();
+        await waitFor(`${SURVIVOR_POSTS} posts acknowledged by the surviving agency alone`, () => progress.acknowledged() >= before + SURVIVOR_POSTS);
         await restart(0);
       });
       expect(result.problems).toEqual([]);
@@ -217,9 +234,11 @@ describe('two agencies on one PostgreSQL database, under faults', () => {
   it('loses and duplicates nothing acknowledged when PostgreSQL stops and starts again mid-stream', async () => {
     const { agencies, laptop, close } = await setup();
     try {
-      const result = await stream(agencies, laptop, async () => {
+      const result = await stream(agencies, laptop, async (progress) => {
         await cluster().halt('immediate');
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        // The outage lasts until it has outlasted a sender's attempts: one gave up on its post.
+        const before = progress.gaveUp();
+        await waitFor('a sender to give up on a post while PostgreSQL is down', () => progress.gaveUp() > before);
         await cluster().resume();
       });
       expect(result.problems).toEqual([]);

@@ -6,8 +6,9 @@
  * through the other), and a sender's share of a mailbox counts what it sent through both.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { AgencyClient } from '../../src/agency/agency-client.js';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { Agency } from '../../src/agency/agency.js';
+import { AgencyClient, type PickedUp } from '../../src/agency/agency-client.js';
 import { inbox, sendText } from '../../src/agent/connections.js';
 import { anoncrypt, recipientFromKid, wrapForward } from '../../src/didcomm/index.js';
 import { signRequest } from '../../src/agency/request-auth.js';
@@ -16,6 +17,7 @@ import { randomBytes } from '../../src/crypto/index.js';
 import { FLAGS } from '../../src/policy/flags.js';
 import { pgClusterForSuite } from '../helpers/postgres.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 import { connect, settle, world } from '../helpers/world.js';
 
 const cluster = pgClusterForSuite();
@@ -63,9 +65,19 @@ describe('two agencies on one PostgreSQL database', () => {
     const bob = await w.makeOwner('bob');
     await connect(laptop, bob);
     await settle(laptop, bob);
+    // The agencies of this process, as their pickups are called: no pickup but this test's long poll waits at either.
+    const pickups = vi.spyOn(Agency.prototype, 'pickup');
+    onTestFinished(() => pickups.mockRestore());
     // Waits at the second agency (up to 30 s) while bob's message is posted to the first.
-    const waiting = new AgencyClient(w.secondUrl, laptop.signingKey()).pickup(10, 30);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const poll: { picked?: PickedUp[]; failed?: unknown } = {};
+    void new AgencyClient(w.secondUrl, laptop.signingKey()).pickup(10, 30).then(
+      (picked) => (poll.picked = picked),
+      (e: unknown) => (poll.failed = e),
+    );
+    await waitFor('the long poll waiting at the second agency', () => {
+      if ('failed' in poll) throw poll.failed;
+      return (pickups.mock.contexts as Agency[]).some((agency) => agency.waiting > 0);
+    });
     const cloud = laptop.cloud();
     const message = wrapForward(anoncrypt(randomBytes(100), [recipientFromKid(`did:key:${laptop.profile.kx}#${laptop.profile.kx}`)]), cloud.did, [
       recipientFromKid(cloud.routingKey),
@@ -77,7 +89,14 @@ describe('two agencies on one PostgreSQL database', () => {
     });
     expect(posted.status).toBe(202);
     // Ended by the mail, not by its 30 s running out (which would also find the message then).
-    const ended = await Promise.race([waiting, new Promise((resolve) => setTimeout(() => resolve('still waiting after 15 s'), 15_000).unref())]);
+    const ended = await waitFor(
+      'the long poll at the second agency to end with the mail',
+      () => {
+        if ('failed' in poll) throw poll.failed;
+        return poll.picked;
+      },
+      { timeoutMs: 15_000 },
+    );
     expect(ended).toHaveLength(1);
     // And the owner's agent handles what comes through the usual way.
     await sendText(bob, 'alice', 'through either');

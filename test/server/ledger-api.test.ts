@@ -61,9 +61,9 @@ async function seeded(options: Parameters<typeof startLedger>[1] = {}): Promise<
 describe('ledger API: reads', () => {
   it('reports health and serves the signed tree head', async () => {
     const ledger = await startLedger(tempDir());
-    expect(await get(`${ledger.url}/v1/health`)).toMatchObject({ status: 200, body: { status: 'ok', size: 0, key: ledger.signer.key } });
+    expect(await get(`${ledger.url}/v1/health`)).toMatchObject({ status: 200, body: { status: 'ok', size: 0, key: ledger.signer.multikey } });
     await ledger.node.submit(newPolicy());
-    expect((await get(`${ledger.url}/v1/health`)).body).toEqual({ status: 'ok', size: 1, key: ledger.signer.key });
+    expect((await get(`${ledger.url}/v1/health`)).body).toEqual({ status: 'ok', size: 1, key: ledger.signer.multikey });
     const head = await get(`${ledger.url}/v1/head`);
     expect(head.status).toBe(200);
     expect(head.contentType).toMatch(/^application\/json/);
@@ -342,7 +342,7 @@ describe('ledger API: submitting', () => {
     const afterCreate = { seq: 0, head: eventId(create) };
     const grant = signEvent(nextEvent('policy.grant', policy, afterCreate, { agent: phone.agent(FLAGS.PROVE) }), [laptop]);
     const rivalGrant = signEvent(nextEvent('policy.grant', policy, afterCreate, { agent: testKey().agent(FLAGS.PROVE) }), [laptop]);
-    const byPhone = signEvent(nextEvent('policy.revoke', policy, { seq: 1, head: eventId(grant) }, { key: laptop.publicKey }), [phone]);
+    const byPhone = signEvent(nextEvent('policy.revoke', policy, { seq: 1, head: eventId(grant) }, { key: laptop.multikey }), [phone]);
     const did = signEvent(didCreate(policy), [laptop]);
     const forged = { ...newPolicy(), sigs: create.sigs };
     const events: unknown[] = [create, grant, forged, create, rivalGrant, byPhone, {}, did];
@@ -377,13 +377,13 @@ describe('ledger API: submitting', () => {
     const refused: { body: unknown; code: string; status: number }[] = [
       { body: { v: 1 }, code: 'EVENT_MALFORMED', status: 400 },
       { body: { ...create, sigs: create.sigs.map((s) => ({ ...s, sig: flipFirst(s.sig) })) }, code: 'EVENT_BAD_SIGNATURE', status: 400 },
-      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [testKey()]), code: 'EVENT_UNAUTHORIZED', status: 403 },
+      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.multikey }), [testKey()]), code: 'EVENT_UNAUTHORIZED', status: 403 },
       {
-        body: signEvent(nextEvent('policy.revoke', policy, { ...record, seq: record.seq + 1 }, { key: laptop.publicKey }), [laptop]),
+        body: signEvent(nextEvent('policy.revoke', policy, { ...record, seq: record.seq + 1 }, { key: laptop.multikey }), [laptop]),
         code: 'EVENT_SEQ_GAP',
         status: 409,
       },
-      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.publicKey }), [laptop]), code: 'EVENT_LOCKOUT', status: 422 },
+      { body: signEvent(nextEvent('policy.revoke', policy, record, { key: laptop.multikey }), [laptop]), code: 'EVENT_LOCKOUT', status: 422 },
       { body: signEvent(didCreate(`policy:${nobody()}` as PolicyAddress), [laptop]), code: 'POLICY_NOT_FOUND', status: 404 },
     ];
     for (const { body, code, status } of refused) expectProblem(await post(`${ledger.url}/v1/events`, body), status, code);

@@ -6,10 +6,11 @@
  * for its status and media type, and against the zod schema the document was generated from.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { Signer } from '../../src/crypto/index.js';
 import type { FastifyInstance } from 'fastify';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { AGENCY_API } from '../../src/agency/api-schemas.js';
-import { signRequest, type RequestSigner } from '../../src/agency/request-auth.js';
+import { signRequest } from '../../src/agency/request-auth.js';
 import { decodePublicKey, randomBytes, toBase58btc, toBase64url } from '../../src/crypto/index.js';
 import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward, type AgreementKey, type Jwe } from '../../src/didcomm/index.js';
 import { x25519Generate } from '../../src/crypto/index.js';
@@ -189,7 +190,7 @@ function recorder(api: ApiContract, doc: Json, base: string) {
 
 const jsonBody = (body: unknown): RequestInit => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
-function signedInit(signer: RequestSigner, method: string, path: string, body?: unknown): RequestInit {
+function signedInit(signer: Signer, method: string, path: string, body?: unknown): RequestInit {
   const auth = signRequest(signer, method, path, body);
   return {
     headers: { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -272,10 +273,10 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     await check('POST', '/v1/cosignatures', '/v1/cosignatures', jsonBody({ key: 'z' }));
     // A witness's cosignature, at a node that takes it.
     const witness = testKey();
-    const witnessed = await startLedger(tempDir('dkms-openapi-witnessed-'), { node: { witnessKeys: [witness.publicKey] } });
+    const witnessed = await startLedger(tempDir('dkms-openapi-witnessed-'), { node: { witnessKeys: [witness.multikey] } });
     const served = bareHead(ServedHeadSchema.parse((await call(`${witnessed.url}/v1/head`)).body));
     const time = new Date().toISOString();
-    const cosignature = cosignHead(served, witness.publicKey, time, witness.sign);
+    const cosignature = cosignHead(served, time, witness);
     const cosigned = await recorder(LEDGER_API, doc, witnessed.url).check(
       'POST',
       '/v1/cosignatures',
@@ -331,7 +332,7 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     const running = await runAgency(ledger);
     const doc = openApiDocument(AGENCY_API);
     const { check, seen } = recorder(AGENCY_API, doc, running.url);
-    const signed = (method: RouteContract['method'], route: string, path: string, body?: unknown, signer: RequestSigner = laptop.signer) =>
+    const signed = (method: RouteContract['method'], route: string, path: string, body?: unknown, signer: Signer = laptop.signer) =>
       check(method, route, path, signedInit(signer, method, path, body));
 
     expect((await check('GET', '/openapi.json', '/openapi.json')).body).toEqual(doc);
@@ -363,7 +364,7 @@ describe('OpenAPI documents: recorded answers of real servers conform', () => {
     await signed('POST', '/v1/cloud-agents/:id/backups', `/v1/cloud-agents/${cloud.id}/backups`, { locator: newer, data }, guest.signer);
     await check('GET', '/v1/backups/:locator', `/v1/backups/${older}`);
     await check('GET', '/v1/backups/:locator', `/v1/backups/${toBase58btc(randomBytes(16))}`);
-    const recoverer: RequestSigner = { key: recoveryKey.publicKey, sign: recoveryKey.sign };
+    const recoverer: Signer = recoveryKey;
     await signed('GET', '/v1/backups/:locator/data', `/v1/backups/${newer}/data`, undefined, recoverer);
     await signed('GET', '/v1/backups/:locator/data', `/v1/backups/${newer}/data?version=1`, undefined, recoverer);
     await signed('GET', '/v1/backups/:locator/data', `/v1/backups/${newer}/data`);

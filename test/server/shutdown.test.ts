@@ -31,6 +31,7 @@ import { edgeAgent } from '../helpers/edge.js';
 import { commitment, nodeSigner, testKey } from '../helpers/ledger.js';
 import { startLedger, startSilentServer, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 const CHILD = join(dirname(fileURLToPath(import.meta.url)), 'shutdown-child.mjs');
 
@@ -47,8 +48,6 @@ const SETTLE_BOUND_MS = 5_000;
 const LOAD_BOUND_MS = 20_000;
 /** Long polls (of 30 s) waiting at the server when it is told to close. */
 const POLLS = 8;
-/** How long the straggler is given to reach the server before the close (its store call takes a second). */
-const STRAGGLER_LEAD_MS = 200;
 /** How long a load must go unanswered to count as held by a hung store call (it answers hundreds a second otherwise). */
 const STALL_MS = 500;
 
@@ -70,11 +69,7 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
 
 /** Waits until `ready()` holds, checking every 20 ms, at most LOAD_BOUND_MS. */
 async function until(ready: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + LOAD_BOUND_MS;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${LOAD_BOUND_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await waitFor(what, ready, { timeoutMs: LOAD_BOUND_MS, intervalMs: 20 });
 }
 
 interface Exit {
@@ -194,22 +189,30 @@ function longPolls(base: string, path: string, headers: () => Record<string, str
 interface Sent {
   /** Its status, or its connection's error code; undefined while it waits. */
   readonly outcome: PollOutcome;
+  /** Whether the server has taken the request: it answered its `expect: 100-continue` with 100 Continue, as it began handling it. */
+  readonly taken: boolean;
   readonly ended: Promise<unknown>;
   /** Closes its connection (kept alive until then). */
   close(): void;
 }
 
-/** Sends one request on a kept-alive connection of its own, which stays open once answered until `close`. */
+/**
+ * Sends one request on a kept-alive connection of its own, which stays open once answered until
+ * `close`. It says `expect: 100-continue`: Node's server answers 100 Continue as it hands the
+ * request to its handler, which tells the test that the request is in the server's hands.
+ */
 function send(base: string, made: FloodRequest): Sent {
   const agent = new HttpAgent({ keepAlive: true, maxSockets: 1 });
-  const sent = { outcome: undefined as PollOutcome, ended: Promise.resolve() as Promise<unknown>, close: () => agent.destroy() };
+  const sent = { outcome: undefined as PollOutcome, taken: false, ended: Promise.resolve() as Promise<unknown>, close: () => agent.destroy() };
   sent.ended = new Promise<void>((resolve) => {
-    const req = request(`${base}${made.path}`, { method: made.method, headers: made.headers, agent }, (res) => {
+    const headers = { ...made.headers, expect: '100-continue' };
+    const req = request(`${base}${made.path}`, { method: made.method, headers, agent }, (res) => {
       res.resume();
       res.on('end', () => resolve(void (sent.outcome = res.statusCode ?? 0)));
       res.on('error', (e: NodeJS.ErrnoException) => resolve(void (sent.outcome = e.code ?? e.message)));
     });
     req.on('error', (e: NodeJS.ErrnoException) => resolve(void (sent.outcome = e.code ?? e.message)));
+    req.on('continue', () => (sent.taken = true));
     req.end(made.body);
   });
   return sent;
@@ -270,10 +273,13 @@ async function closeUnderLoad(scenario: Scenario): Promise<Outcome> {
     }
     if (scenario.straggler !== undefined) {
       const made = scenario.straggler();
-      straggler = send(url, made);
-      // Time for it to reach the server and wait on the store (slowed by a second).
-      await new Promise((resolve) => setTimeout(resolve, STRAGGLER_LEAD_MS));
-      if (straggler.outcome !== undefined) throw new Error(`the straggler was answered before the close: ${straggler.outcome}`);
+      const sent = send(url, made);
+      straggler = sent;
+      // Until the server has taken it: from then on it is in flight, held by the store (slowed by a second) through the close.
+      await waitFor(`the straggler taken by the server (${child.describe()})`, () => {
+        if (sent.outcome !== undefined) throw new Error(`the straggler was answered before the close: ${sent.outcome}`);
+        return sent.taken;
+      });
     }
     // The long polls sent at the start must be waiting at the server, not still on their way to it.
     if (polls !== undefined) await pollsWaiting(child, `the long polls at ${url} (${child.describe()})`);
@@ -300,13 +306,16 @@ async function closeUnderLoad(scenario: Scenario): Promise<Outcome> {
 
 /** Waits (checking every 20 ms, at most LOAD_BOUND_MS) until the child says POLLS long polls wait at its server. */
 async function pollsWaiting(child: Child, what: string): Promise<void> {
-  const deadline = Date.now() + LOAD_BOUND_MS;
-  for (;;) {
+  let waiting = 0;
+  const check = async () => {
     child.send('waiting');
-    const waiting = Number((await child.line(/^waiting \d+$/)).split(' ')[1]);
-    if (waiting >= POLLS) return;
-    if (Date.now() > deadline) throw new Error(`${what}: ${waiting} of ${POLLS} waiting after ${LOAD_BOUND_MS} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    waiting = Number((await child.line(/^waiting \d+$/)).split(' ')[1]);
+    return waiting >= POLLS;
+  };
+  try {
+    await waitFor(`${POLLS} long polls waiting at the server`, check, { timeoutMs: LOAD_BOUND_MS, intervalMs: 20 });
+  } catch (e) {
+    throw new Error(`${what}: ${waiting} of ${POLLS} waiting (${e instanceof Error ? e.message : String(e)})`, { cause: e });
   }
 }
 
@@ -419,7 +428,7 @@ async function agencySetup(): Promise<AgencySetup> {
   const create = signEvent(policyCreate([a.agent(ALL_FLAGS), b.agent(FLAGS.PROVE)], commitment([testKey()])), [a, b]);
   const policy = (await new LedgerClient({ url: ledger.url }).submit(create)).subject;
   const home = tempDir();
-  const first = await startAgency(home, { ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.key], port: 0 });
+  const first = await startAgency(home, { ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.multikey], port: 0 });
   let cloud;
   try {
     cloud = await new AgencyClient(first.url, a.signer).register(policy);
@@ -443,7 +452,7 @@ function agencyScenario(setup: AgencySetup, fault?: string): Scenario {
       server: 'agency',
       home: setup.home,
       ledgerUrl: setup.ledger.url,
-      trustedLedgerKeys: [setup.ledger.signer.key],
+      trustedLedgerKeys: [setup.ledger.signer.multikey],
       ...(fault === undefined ? {} : { fault }),
     },
     load: (url) => ({
@@ -498,7 +507,7 @@ describe('a witness closes in bounded time', () => {
   /** A node that accepts the witness of `home` (its key made here first), with events arriving. */
   async function followed(home: string): Promise<{ ledger: RunningLedger; stop: () => void }> {
     const identity = await openWitnessIdentity(witnessDir(home));
-    const key = identity.key;
+    const key = identity.multikey;
     identity.close();
     const ledger = await startLedger(tempDir(), { node: { witnessKeys: [key] } });
     // New heads keep coming, so that the witness keeps checking, cosigning and saving.
@@ -525,7 +534,7 @@ describe('a witness closes in bounded time', () => {
     const home = tempDir();
     const { ledger, stop } = await followed(home);
     try {
-      expectClean(await closeUnderLoad(witnessScenario(home, ledger.url, ledger.signer.key, () => JSON.stringify(ledger.node.latestHead()), fault)));
+      expectClean(await closeUnderLoad(witnessScenario(home, ledger.url, ledger.signer.multikey, () => JSON.stringify(ledger.node.latestHead()), fault)));
     } finally {
       stop();
     }
@@ -535,8 +544,7 @@ describe('a witness closes in bounded time', () => {
     const silent = await startSilentServer();
     const signer = nodeSigner();
     // Heads of the node's key that clients report: the witness has nothing to compare them with yet.
-    const head = () =>
-      JSON.stringify(signHead({ size: 0, root: 'x'.repeat(43), map: 'x'.repeat(43), time: new Date().toISOString() }, signer.key, (m) => signer.sign(m)));
-    expectClean(await closeUnderLoad(witnessScenario(tempDir(), silent, signer.key, head)));
+    const head = () => JSON.stringify(signHead({ size: 0, root: 'x'.repeat(43), map: 'x'.repeat(43), time: new Date().toISOString() }, signer));
+    expectClean(await closeUnderLoad(witnessScenario(tempDir(), silent, signer.multikey, head)));
   });
 });

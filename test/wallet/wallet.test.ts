@@ -169,9 +169,15 @@ describe('keys', () => {
         .sort(),
     ).toEqual(['kx', 'main']);
     expect(alice.listKeys('x25519').map((k) => k.name)).toEqual(['kx']);
-    const handle = alice.key('main');
-    expect(ed25519Verify(decodePublicKey(handle.publicKey).publicKey, message, handle.sign(message))).toBe(true);
-    for (const shown of [signing, handle, ...alice.listKeys(), alice.getKey('main')]) {
+    // The one key-handle shape: raw public key, multikey, and the operation done in the wallet.
+    const signer = alice.signer('main');
+    expect(signer.multikey).toBe(alice.getKey('main').publicKey);
+    expect(signer.publicKey).toEqual(decodePublicKey(signer.multikey, 'ed25519').publicKey);
+    expect(ed25519Verify(signer.publicKey, message, signer.sign(message))).toBe(true);
+    const agreement = alice.agreementKey('kx');
+    expect(agreement.multikey).toBe(a.publicKey);
+    expect(agreement.agree(decodePublicKey(b.publicKey, 'x25519').publicKey)).toEqual(ba);
+    for (const shown of [signing, signer, agreement, ...alice.listKeys(), alice.getKey('main')]) {
       expect(Object.keys(shown)).not.toContain('privateKey');
       expect(JSON.stringify(shown)).not.toMatch(/private/i);
     }
@@ -188,6 +194,9 @@ describe('keys', () => {
     expectCode(() => w.getKey('nope'), 'KEY_NOT_FOUND');
     expectCode(() => w.sign('kx', utf8('m')), 'KEY_WRONG_TYPE');
     expectCode(() => w.agree('sig', randomBytes(32)), 'KEY_WRONG_TYPE');
+    expectCode(() => w.signer('kx'), 'KEY_WRONG_TYPE');
+    expectCode(() => w.agreementKey('sig'), 'KEY_WRONG_TYPE');
+    expectCode(() => w.signer('nope'), 'KEY_NOT_FOUND');
     expectCode(() => w.agree('kx', new Uint8Array(32)), 'BAD_INPUT');
     expectCode(() => w.createKey('bad name', 'ed25519'), 'BAD_INPUT');
     expectCode(() => w.createKey('k', 'rsa' as 'ed25519'), 'BAD_INPUT');
@@ -270,12 +279,14 @@ describe('opening', () => {
   it('wipes key material on close and refuses use afterwards', async () => {
     const w = await newWallet();
     w.createKey('sig', 'ed25519');
+    const signer = w.signer('sig');
     const held = w[HELD_KEYS]();
     expect(held.every((k) => k.length === 32 && k.some((b) => b !== 0))).toBe(true);
     w.close();
     expect(held.every((k) => k.every((b) => b === 0))).toBe(true);
     expect(w.closed).toBe(true);
     expectCode(() => w.sign('sig', utf8('m')), 'WALLET_CLOSED');
+    expectCode(() => signer.sign(utf8('m')), 'WALLET_CLOSED');
     expectCode(() => w.get('notes', 'a'), 'WALLET_CLOSED');
     w.close();
   });

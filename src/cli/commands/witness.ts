@@ -25,7 +25,7 @@ async function witnessKey(dir: string): Promise<string> {
   const { openWitnessIdentity } = await import('../../server/witness-service.js');
   const identity = await openWitnessIdentity(dir);
   identity.close();
-  return identity.key;
+  return identity.multikey;
 }
 
 /** Prints the witness's key, the node it follows, its last cosigned head and its evidence. */
