@@ -76,11 +76,35 @@ export type KnownAgent = z.infer<typeof KnownAgentSchema>;
 export const AgentViewSchema = z.object({ policy: z.string(), asOf: z.string(), agents: z.array(KnownAgentSchema) });
 export type AgentView = z.infer<typeof AgentViewSchema>;
 
+/**
+ * What an edge agent keeps its keys and records in: the operations of a {@link Wallet} that the agent and its protocols use.
+ * A wallet is one; an object that keeps the keys elsewhere (a hardware token) and the records
+ * in a wallet is another.
+ */
+export type AgentWallet = Pick<
+  Wallet,
+  | 'getKey'
+  | 'listKeys'
+  | 'createKey'
+  | 'deleteKey'
+  | 'signer'
+  | 'agreementKey'
+  | 'get'
+  | 'find'
+  | 'put'
+  | 'update'
+  | 'delete'
+  | 'transaction'
+  | 'changes'
+  | 'export'
+  | 'merge'
+>;
+
 /** Typed JSON items over the wallet's items API. */
 export class AgentStore {
-  readonly wallet: Wallet;
+  readonly wallet: AgentWallet;
 
-  constructor(wallet: Wallet) {
+  constructor(wallet: AgentWallet) {
     this.wallet = wallet;
   }
 

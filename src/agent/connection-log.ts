@@ -6,7 +6,7 @@
  * receives against what it already knows. `conn.disable` is final. Pure: no I/O.
  */
 import { z } from 'zod';
-import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, sha256, toBase58btc, toBase64url } from '../crypto/index.js';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, sha256, toBase58btc, toBase64url, type Signer } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 
 export const CONNECTION_PREFIX = 'conn:';
@@ -77,9 +77,9 @@ export function connEventId(event: ConnEvent | UnsignedConnEvent): string {
   return toBase58btc(sha256(canonicalBytes(rest)));
 }
 
-export function signConnEvent(event: UnsignedConnEvent, signers: readonly { key: string; sign: (m: Uint8Array) => Uint8Array }[]): ConnEvent {
+export function signConnEvent(event: UnsignedConnEvent, signers: readonly Signer[]): ConnEvent {
   const bytes = canonicalBytes(event);
-  return ConnEventSchema.parse({ ...event, sigs: signers.map((s) => ({ kid: s.key, sig: toBase64url(s.sign(bytes)) })) });
+  return ConnEventSchema.parse({ ...event, sigs: signers.map((s) => ({ kid: s.multikey, sig: toBase64url(s.sign(bytes)) })) });
 }
 
 /** The keys among `allowed` that validly signed `event`. */

@@ -9,7 +9,7 @@
  * keys it already knew; an event that does not verify is refused and the connection flagged.
  */
 import { z } from 'zod';
-import { randomBytes, toBase58btc, toBase64url } from '../crypto/index.js';
+import { randomBytes, toBase58btc, toBase64url, type Signer } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from './agent-store.js';
 import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
@@ -86,8 +86,8 @@ function newPairwiseKeys(agent: EdgeAgent): { names: z.infer<typeof KeyNames>; k
   return { names: { sign: sign.name, kx: kx.name }, key: { key: sign.publicKey, kx: kx.publicKey } };
 }
 
-function signer(agent: EdgeAgent, names: z.infer<typeof KeyNames>) {
-  return { key: agent.wallet.getKey(names.sign).publicKey, sign: (m: Uint8Array) => agent.wallet.sign(names.sign, m) };
+function signer(agent: EdgeAgent, names: z.infer<typeof KeyNames>): Signer {
+  return agent.wallet.signer(names.sign);
 }
 
 function myEndpoint(agent: EdgeAgent): Endpoint {

@@ -11,9 +11,19 @@ import { DkmsError, isDkmsError, type ErrorCode } from '../errors.js';
 import type { LedgerClient } from '../ledger/client.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import type { PolicyRecord } from '../ledger/state.js';
-import type { Wallet } from '../wallet/index.js';
 import { AgencyClient, postEnvelope } from '../agency/agency-client.js';
-import { AGENT_KX_KEY, AGENT_SIGN_KEY, AgentStore, CATEGORIES, type AgentView, type Cloud, type KnownAgent, type Profile } from './agent-store.js';
+import {
+  AGENT_KX_KEY,
+  AGENT_SIGN_KEY,
+  AgentStore,
+  CATEGORIES,
+  type AgentView,
+  type AgentWallet,
+  type Cloud,
+  type KnownAgent,
+  type Profile,
+} from './agent-store.js';
+export type { AgentWallet } from './agent-store.js';
 import {
   authcrypt,
   authcryptPerDid,
@@ -89,13 +99,17 @@ const dayOf = (seconds: number) => Math.floor(seconds / 86_400);
 const didOf = (kid: string) => kid.split('#')[0] ?? kid;
 
 export class EdgeAgent {
-  readonly wallet: Wallet;
+  /** @internal Its keys and records: the library's protocols reach them; programs use the agent's operations. */
+  readonly wallet: AgentWallet;
+  /** @internal */
   readonly store: AgentStore;
+  /** @internal */
   readonly ledger: LedgerClient;
   readonly options: EdgeAgentOptions;
   #forgotten = false;
 
-  constructor(wallet: Wallet, ledger: LedgerClient, options: EdgeAgentOptions = {}) {
+  /** An agent over `wallet` (its keys and records), reading and writing the owner's policy through `ledger`. */
+  constructor(wallet: AgentWallet, ledger: LedgerClient, options: EdgeAgentOptions = {}) {
     this.wallet = wallet;
     this.store = new AgentStore(wallet);
     this.ledger = ledger;
@@ -104,6 +118,11 @@ export class EdgeAgent {
 
   get profile(): Profile {
     return this.store.profile();
+  }
+
+  /** Whether this agent has been set up (`agent init`, pairing or a restore finished writing its profile). */
+  hasProfile(): boolean {
+    return this.store.hasProfile();
   }
 
   /** This agent's Ed25519 key (or another it holds), named by its did:key URL: it signs ledger events, DIDComm messages and agency requests. */

@@ -20,7 +20,6 @@ import { CATEGORIES, CloudSchema, type Profile } from './agent-store.js';
 import { AgencyClient } from '../agency/agency-client.js';
 import { messageId, newMessage, type Message } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from './edge-agent.js';
-import { agentSigner } from './provision.js';
 import { encodeInvitationText, decodeInvitationText } from './invitation-text.js';
 import { AGENTS_CHANGED } from './notifications.js';
 
@@ -312,7 +311,7 @@ const alreadyGranted = (record: PolicyRecord, flags: number, candidate: { key: s
   record.policy.agents.some((a) => a.key === candidate.key && a.flags === flags && a.kx === candidate.kx);
 
 const signGrant = (agent: EdgeAgent, record: PolicyRecord, flags: number, candidate: { key: string; kx: string }) =>
-  signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: candidate.key, kx: candidate.kx, flags } }), [agentSigner(agent.wallet)]);
+  signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: candidate.key, kx: candidate.kx, flags } }), [agent.signingKey()]);
 
 /**
  * Submits the confirmed grant: EVENT_REPLAY means an earlier run got it onto the ledger. If
@@ -400,7 +399,7 @@ export async function answerInvitation(
   keys: { key: string; kx: string },
 ): Promise<void> {
   if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
-  const pop = toBase64url(agent.wallet.sign('agent-sign', popBytes(invitation.id, keys.key, keys.kx)));
+  const pop = toBase64url(agent.signingKey().sign(popBytes(invitation.id, keys.key, keys.kx)));
   const response = newMessage(PAIRING_RESPONSE, { invitation: invitation.id, key: keys.key, kx: keys.kx, label, passcode, pop });
   await agent.sendToKey(response, agent.agreementKey(), invitation.inviter, invitation.cloud);
   agent.store.write(CATEGORIES.agent, ANSWERED, { invitation: invitation.id, policy: invitation.policy, label } satisfies z.infer<typeof AnsweredSchema>);

@@ -15,15 +15,16 @@ import { ALL_FLAGS } from '../policy/flags.js';
 import type { Wallet } from '../wallet/index.js';
 import { AgencyClient } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, type Cloud, type Profile } from './agent-store.js';
-import type { EdgeAgent } from './edge-agent.js';
+import { EdgeAgent } from './edge-agent.js';
 
 export interface AgentKeys {
   readonly key: string;
   readonly kx: string;
 }
 
-/** Creates the agent's keys, or returns them if this wallet already has them. */
-export function provisionKeys(wallet: Wallet): AgentKeys {
+/** Creates the agent's keys, or returns them if this wallet (or this agent's) already has them. */
+export function provisionKeys(holder: Pick<Wallet, 'listKeys' | 'getKey' | 'createKey'> | EdgeAgent): AgentKeys {
+  const wallet = holder instanceof EdgeAgent ? holder.wallet : holder;
   const have = new Set(wallet.listKeys().map((k) => k.name));
   const key = have.has(AGENT_SIGN_KEY) ? wallet.getKey(AGENT_SIGN_KEY) : wallet.createKey(AGENT_SIGN_KEY, 'ed25519');
   const kx = have.has(AGENT_KX_KEY) ? wallet.getKey(AGENT_KX_KEY) : wallet.createKey(AGENT_KX_KEY, 'x25519');
@@ -32,7 +33,7 @@ export function provisionKeys(wallet: Wallet): AgentKeys {
   return { key: key.publicKey, kx: kx.publicKey };
 }
 
-export function agentSigner(wallet: Wallet): Signer {
+export function agentSigner(wallet: Pick<Wallet, 'signer'>): Signer {
   return wallet.signer(AGENT_SIGN_KEY);
 }
 
@@ -136,7 +137,7 @@ export async function registerCloudAgent(agent: EdgeAgent, agencyUrl: string, fl
   const record = await agent.policy();
   const current = record.policy.agents.find((a) => a.key === info.key);
   if (current === undefined || current.flags !== flags || current.kx !== info.kx) {
-    const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: info.key, kx: info.kx, flags } }), [agentSigner(agent.wallet)]);
+    const grant = signEvent(nextEvent('policy.grant', record.subject, record, { agent: { key: info.key, kx: info.kx, flags } }), [agent.signingKey()]);
     await agent.ledger.submit(grant);
   }
   await client.sync(info.id);

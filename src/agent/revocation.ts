@@ -17,7 +17,6 @@ import { dropAgentFromConnections } from './connections.js';
 import { newMessage } from '../didcomm/index.js';
 import type { EdgeAgent, Handlers } from './edge-agent.js';
 import { AGENTS_CHANGED } from './notifications.js';
-import { agentSigner } from './provision.js';
 
 export const APPROVAL_REQUEST = 'urn:dkms:approval/1.0/request';
 export const APPROVAL_RESPONSE = 'urn:dkms:approval/1.0/response';
@@ -75,7 +74,7 @@ export async function revokeAgent(agent: EdgeAgent, targetKey: string): Promise<
   const needed = record.policy.rules.revoke;
   const cosigners = record.policy.agents.filter((a) => a.key !== agent.profile.key && canRevoke(a, target));
   if (needed > 1) refuseUnreachable(cosigners, needed);
-  const event = signEvent(nextEvent('policy.revoke', record.subject, record, { key: targetKey }), [agentSigner(agent.wallet)]);
+  const event = signEvent(nextEvent('policy.revoke', record.subject, record, { key: targetKey }), [agent.signingKey()]);
   if (needed <= 1) return finishRevocation(agent, event, targetKey, needed);
   const id = toBase64url(randomBytes(16));
   agent.store.write(CATEGORIES.request, id, { id, target: targetKey, needed, event, created: new Date().toISOString(), declined: [] });
@@ -137,7 +136,7 @@ export async function answerApproval(agent: EdgeAgent, id: string, approve: bool
   if (approval.event['subject'] !== record.subject || event.seq !== record.seq + 1 || event.prev !== record.head) {
     throw new DkmsError('EVENT_STALE_SEQ', 'the policy changed since the request was made: it must be asked again');
   }
-  const body = approve ? { id, sig: signEvent(event, [agentSigner(agent.wallet)]).sigs[0] } : { id, declined: true };
+  const body = approve ? { id, sig: signEvent(event, [agent.signingKey()]).sigs[0] } : { id, declined: true };
   await agent.sendToAgents(newMessage(APPROVAL_RESPONSE, body), [requester]);
   return approval;
 }

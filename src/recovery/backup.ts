@@ -70,7 +70,12 @@ function exportKey(shared: Uint8Array, header: Uint8Array): Uint8Array {
  * Encrypts the whole wallet to `backupKey` (multibase X25519) and signs it as `about.signer`.
  * The wallet's keys stay inside it until sealed.
  */
-export async function encryptBackup(wallet: Wallet, backupKey: string, about: { policy: string; signer: Signer }, now = new Date()): Promise<Uint8Array> {
+export async function encryptBackup(
+  wallet: Pick<Wallet, 'export'>,
+  backupKey: string,
+  about: { policy: string; signer: Signer },
+  now = new Date(),
+): Promise<Uint8Array> {
   const recipient = decodePublicKey(backupKey, 'x25519').publicKey;
   const ephemeral = x25519Ephemeral();
   const header = canonicalBytes({
@@ -162,7 +167,7 @@ export async function backupItem(bytes: Uint8Array, keys: RecoveryKeys, category
  * old device's own agent keys, typically. Returns the backup's header and how many items came.
  */
 export async function mergeBackup(
-  wallet: Wallet,
+  wallet: Pick<Wallet, 'merge'>,
   bytes: Uint8Array,
   keys: RecoveryKeys,
   accept: (profile: string, item: WalletItem) => boolean,

@@ -12,7 +12,7 @@ import { AgencyClient, fetchBackupIndex } from '../agency/agency-client.js';
 import { AGENT_KX_KEY, AGENT_SIGN_KEY, CATEGORIES, PROVISIONAL_RECOVERY_KEY, ProfileSchema, type Cloud, type Profile } from '../agent/agent-store.js';
 import { connections, rotateConnection } from '../agent/connections.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
-import { agentSigner, provisionKeys } from '../agent/provision.js';
+import { provisionKeys } from '../agent/provision.js';
 import { fromUtf8 } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
@@ -267,7 +267,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
       const next = { digests: [keys.signer(signer.index + 1).digest], threshold: 1, ...(delay > 0 ? { delay } : {}) };
       const mine: Agent = { key: profile.key, kx: profile.kx, flags: ALL_FLAGS };
       const event = nextEvent('policy.recover', record.subject, record, { next, agents: [mine, ...kept], rules: DEFAULT_RULES });
-      return signEvent(event, [signer, agentSigner(agent.wallet)]);
+      return signEvent(event, [signer, agent.signingKey()]);
     });
     resolved = await agent.ledger.resolvePolicy(address);
   }
@@ -374,7 +374,7 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
         'RECOVERY_PENDING',
         `the pending recovery (started ${pending.since}) was not started by this agent: if it is not yours, \`dkms recovery cancel\``,
       );
-    await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agentSigner(agent.wallet)]));
+    await agent.ledger.submit(signEvent(nextEvent('policy.complete', record.subject, record, {}), [agent.signingKey()]));
   }
   const resolved = await agent.ledger.resolvePolicy(record.subject);
   const now = resolved.record.policy;
@@ -396,6 +396,6 @@ export async function completeRecovery(agent: EdgeAgent): Promise<AfterRecovery 
 export async function cancelRecovery(agent: EdgeAgent): Promise<{ cancelled: string }> {
   const record = await agent.policy();
   if (record.policy.pending === undefined) throw new DkmsError('EVENT_INVALID', 'no recovery is pending for this policy');
-  await agent.ledger.submit(signEvent(nextEvent('policy.cancel', record.subject, record, {}), [agentSigner(agent.wallet)]));
+  await agent.ledger.submit(signEvent(nextEvent('policy.cancel', record.subject, record, {}), [agent.signingKey()]));
   return { cancelled: record.policy.pending.since };
 }

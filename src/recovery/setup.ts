@@ -11,7 +11,6 @@ import { PROVISIONAL_RECOVERY_KEY } from '../agent/agent-store.js';
 import type { EdgeAgent } from '../agent/edge-agent.js';
 import { AgencyClient } from '../agency/agency-client.js';
 import { connections, peerState } from '../agent/connections.js';
-import { agentSigner } from '../agent/provision.js';
 import { wipe, type Signer } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
@@ -182,7 +181,7 @@ export async function commitRecovery(agent: EdgeAgent, current?: RecoveryKeys): 
     // it also overrides a recovery someone else started).
     const delayed = (record.policy.recovery.delay ?? 0) > 0 || record.policy.pending !== undefined;
     const admin = record.policy.agents.some((a) => a.key === agent.profile.key && hasFlag(a.flags, FLAGS.ADMIN));
-    const signers = delayed && admin ? [signer, agentSigner(agent.wallet)] : [signer];
+    const signers = delayed && admin ? [signer, agent.signingKey()] : [signer];
     await agent.ledger.submit(signEvent(nextEvent('policy.recover', record.subject, record, { next }), signers));
     const after = await agent.policy();
     if (ours(after.policy)) return { state: 'pending', until: (after.policy.pending as PendingRecovery).until };

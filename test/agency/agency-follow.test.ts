@@ -73,7 +73,7 @@ async function until(what: string, deadline: number, check: () => boolean | Prom
     const at = Date.now();
     if (await check()) return;
     if (at > deadline) throw new Error(`${what}: not by the deadline (${at - deadline} ms late)`);
-    // The interval between two checks of a condition against its deadline (not waitFor's: a check begun before the deadline may fail).
+    // The pause between two checks against the deadline (not waitFor: here only a check begun after the deadline fails the test).
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

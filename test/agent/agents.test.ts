@@ -40,7 +40,7 @@ import {
 } from '../../src/agent/pairing.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
 import { APPROVAL_REQUEST, APPROVAL_RESPONSE, answerApproval, pendingApprovals, revokeAgent } from '../../src/agent/revocation.js';
-import { ed25519Generate, ed25519Sign, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { ed25519Generate, encodePublicKey, memorySigner, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { expectCodeAsync } from '../helpers/errors.js';
@@ -480,7 +480,7 @@ describe('security', () => {
     const pair = ed25519Generate();
     const fresh = { key: encodePublicKey('ed25519', pair.publicKey), kx: encodePublicKey('x25519', x25519Generate().publicKey) };
     const forged = signConnEvent({ v: 1, type: 'conn.rotate', id: a.id, seq: state.seq + 1, prev: state.head, keys: [fresh] }, [
-      { key: fresh.key, sign: (m) => ed25519Sign(pair.privateKey, m) },
+      memorySigner(pair.privateKey, pair.publicKey),
     ]);
     const peer = peerState(a);
     const mine = a.mine as NonNullable<ConnectionRecord['mine']>;

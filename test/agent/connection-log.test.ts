@@ -22,7 +22,16 @@ import {
 } from '../../src/agent/connection-log.js';
 import { encodeConnectionInvitation, parseConnectionInvitation } from '../../src/agent/connections.js';
 import { encodeInvitation, parseInvitation, type Invitation } from '../../src/agent/pairing.js';
-import { canonicalBytes, ed25519Generate, ed25519Sign, encodePublicKey, randomBytes, toBase64url, x25519Generate } from '../../src/crypto/index.js';
+import {
+  canonicalBytes,
+  ed25519Generate,
+  encodePublicKey,
+  memorySigner,
+  randomBytes,
+  type Signer,
+  toBase64url,
+  x25519Generate,
+} from '../../src/crypto/index.js';
 import { DkmsError, type ErrorCode } from '../../src/errors.js';
 import { codeOrOk as codeOf, expectCode } from '../helpers/errors.js';
 import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.js';
@@ -32,14 +41,14 @@ import { BASE64URL_CHARS, getAt, paths, type Path } from '../helpers/json-paths.
 
 interface Member {
   readonly key: ConnKey;
-  readonly signer: { key: string; sign: (m: Uint8Array) => Uint8Array };
+  readonly signer: Signer;
 }
 
 function member(): Member {
   const sign = ed25519Generate();
   const kx = x25519Generate();
   const key = encodePublicKey('ed25519', sign.publicKey);
-  return { key: { key, kx: encodePublicKey('x25519', kx.publicKey) }, signer: { key, sign: (m) => ed25519Sign(sign.privateKey, m) } };
+  return { key: { key, kx: encodePublicKey('x25519', kx.publicKey) }, signer: memorySigner(sign.privateKey, sign.publicKey) };
 }
 
 function endpoint(port = 8421): Endpoint {
@@ -81,7 +90,7 @@ function disable(state: ConnState, signers: readonly Member[]): ConnEvent {
 /** Signs arbitrary (already unsigned) content, bypassing the schema, for events the builder would refuse. */
 function rawSign(event: Record<string, unknown>, signers: readonly Member[]): Record<string, unknown> {
   const bytes = canonicalBytes(event);
-  return { ...event, sigs: signers.map((m) => ({ kid: m.signer.key, sig: toBase64url(m.signer.sign(bytes)) })) };
+  return { ...event, sigs: signers.map((m) => ({ kid: m.signer.multikey, sig: toBase64url(m.signer.sign(bytes)) })) };
 }
 
 const clone = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;

@@ -211,12 +211,21 @@ describe('the packed package', () => {
       expect(result.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
       writeFileSync(
         join(project, 'src', 'internal.ts'),
-        "import { DkmsError } from 'dkms/dist/src/errors.js';\nexport const e = new DkmsError('BAD_INPUT', 'x');\n",
+        [
+          "import { DkmsError } from 'dkms/dist/src/errors.js';",
+          "import type { EdgeAgent } from 'dkms';",
+          "export const e = new DkmsError('BAD_INPUT', 'x');",
+          // An agent is used through its operations: its wallet, store and ledger are not part of the API.
+          'export const parts = (agent: EdgeAgent) => [agent.wallet, agent.store, agent.ledger];',
+          '',
+        ].join('\n'),
       );
       writeFileSync(join(project, 'tsconfig.internal.json'), JSON.stringify(consumerTsconfig(['src/internal.ts'], true), null, 2));
       const compiled = await tsc('tsconfig.internal.json');
       expect(compiled.code).not.toBe(0);
       expect(compiled.stdout).toMatch(/src\/internal\.ts\(1,\d+\): error TS2307: Cannot find module 'dkms\/dist\/src\/errors\.js'/);
+      for (const part of ['wallet', 'store', 'ledger'])
+        expect(compiled.stdout).toMatch(new RegExp(`src/internal\\.ts\\(4,\\d+\\): error TS2339: Property '${part}' does not exist on type 'EdgeAgent'`));
     },
     TSC_TIMEOUT_MS + RUN_TIMEOUT_MS,
   );
