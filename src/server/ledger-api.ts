@@ -10,7 +10,7 @@ import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject }
 import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
 import { LEDGER_API, MAX_BATCH, MAX_HEAD_WAIT_MS } from '../ledger/api-schemas.js';
 import { intParam } from './query.js';
-import { LedgerReads, type Answer, type ReadQuery } from './ledger-reads.js';
+import { AFTER, FROM, LedgerReads, TO, readQueryOf, type Answer } from './ledger-reads.js';
 import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { universalResolverRoutes } from './universal-resolver.js';
@@ -53,28 +53,9 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   return app;
 }
 
-const AT = intParam('at', 0);
-const AFTER = intParam('after', -1);
-const POLICY_AFTER = intParam('policyAfter', -1);
 const WAIT_MS = intParam('wait', 0, MAX_HEAD_WAIT_MS);
-const FROM = intParam('from', 0);
-const TO = intParam('to', 0);
 const GSEQ = intParam('gseq', 0);
 const SIZE = intParam('size', 1);
-
-/** A read's query, its integers checked and parsed. */
-function readQueryOf(query: unknown): ReadQuery {
-  const at = AT.read(query);
-  const after = AFTER.read(query);
-  const policyAfter = POLICY_AFTER.read(query);
-  const time = (query as { time?: string }).time;
-  return {
-    ...(at === undefined ? {} : { at }),
-    ...(after === undefined ? {} : { after }),
-    ...(policyAfter === undefined ? {} : { policyAfter }),
-    ...(time === undefined ? {} : { time }),
-  };
-}
 
 function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
   // Other nodes may share the store: reads first take in what they appended.

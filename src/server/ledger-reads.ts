@@ -6,13 +6,15 @@
  */
 import { didDocument, didDocumentMetadata } from '../did/document.js';
 import { DkmsError } from '../errors.js';
-import { MAX_MAP_PROOFS } from '../ledger/api-schemas.js';
+import { LEDGER_API, MAX_MAP_PROOFS, type RouteContract } from '../ledger/api-schemas.js';
 import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
 import type { ServedHead } from '../ledger/head.js';
 import type { LedgerNode, Snapshot } from '../ledger/node.js';
 import type { LogRecord } from '../ledger/state.js';
 import type { LedgerTransport } from '../ledger/transport.js';
+import { contractOf } from './openapi.js';
 import { problemOf } from './problem.js';
+import { intParam } from './query.js';
 
 /** An answer ready to send: status, media type and the JSON text. */
 export interface Answer {
@@ -43,6 +45,26 @@ const ok = (body: unknown): Answer => ({ status: 200, type: JSON_TYPE, body: JSO
  * then the answer carries no convenience state (`record`, `didDocument`), which a verifying
  * client builds from the events itself. A warm answer is then a head and map proofs.
  */
+const AT = intParam('at', 0);
+export const AFTER = intParam('after', -1);
+const POLICY_AFTER = intParam('policyAfter', -1);
+export const FROM = intParam('from', 0);
+export const TO = intParam('to', 0);
+
+/** A read's query (as the server parsed it), its integers checked and parsed. */
+export function readQueryOf(query: unknown): ReadQuery {
+  const at = AT.read(query);
+  const after = AFTER.read(query);
+  const policyAfter = POLICY_AFTER.read(query);
+  const time = (query as { time?: string }).time;
+  return {
+    ...(at === undefined ? {} : { at }),
+    ...(after === undefined ? {} : { after }),
+    ...(policyAfter === undefined ? {} : { policyAfter }),
+    ...(time === undefined ? {} : { time }),
+  };
+}
+
 const holdsState = (query: ReadQuery): boolean => query.after !== undefined || query.policyAfter !== undefined;
 
 export class LedgerReads {
@@ -174,14 +196,6 @@ function subjectOfPath(path: string, prefix: string): Subject {
   return subject as Subject;
 }
 
-function intParam(params: URLSearchParams, name: string): number | undefined {
-  const value = params.get(name);
-  if (value === null) return undefined;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < -1) throw new DkmsError('BAD_INPUT', `${name} must be an integer`);
-  return n;
-}
-
 /**
  * A transport answering the ledger API's reads and submissions from a node in the same process,
  * without HTTP: for in-process clients (an agency beside its node, tests, benchmarks). It serves
@@ -193,39 +207,39 @@ export function localLedgerTransport(node: LedgerNode): LedgerTransport {
   const handle = async (method: string, target: string, body: string | undefined): Promise<Answer> => {
     const mark = target.indexOf('?');
     const path = mark < 0 ? target : target.slice(0, mark);
-    const params = new URLSearchParams(mark < 0 ? '' : target.slice(mark + 1));
-    const query: ReadQuery = {};
-    for (const name of ['at', 'after', 'policyAfter'] as const) {
-      const n = intParam(params, name);
-      if (n !== undefined) query[name] = n;
-    }
-    const time = params.get('time');
-    if (time !== null) query.time = time;
-    if (method === 'GET' && path === '/v1/head') return json(200, (await node.current(), node.servedHead()));
+    const query = Object.fromEntries(new URLSearchParams(mark < 0 ? '' : target.slice(mark + 1)));
+    // Each request is checked against its route's contract, the schemas the HTTP server checks it with.
+    const route = (verb: RouteContract['method'], name: string) => {
+      const contract = contractOf(LEDGER_API, verb, name);
+      checkPart(contract, 'query', query, 'BAD_INPUT');
+      return contract;
+    };
+    if (method === 'GET' && path === '/v1/head') return route('GET', '/v1/head') && json(200, (await node.current(), node.servedHead()));
     if (method === 'GET' && path.startsWith('/v1/policies/')) {
+      route('GET', '/v1/policies/:subject');
       await node.current();
-      return reads.policy(subjectOfPath(path.slice('/v1/policies/'.length), POLICY_PREFIX) as PolicyAddress, query, target);
+      return reads.policy(subjectOfPath(path.slice('/v1/policies/'.length), POLICY_PREFIX) as PolicyAddress, readQueryOf(query), target);
     }
     if (method === 'GET' && path.startsWith('/v1/dids/')) {
+      route('GET', '/v1/dids/:subject');
       await node.current();
-      return reads.did(subjectOfPath(path.slice('/v1/dids/'.length), DID_PREFIX) as Did, query, target);
+      return reads.did(subjectOfPath(path.slice('/v1/dids/'.length), DID_PREFIX) as Did, readQueryOf(query), target);
     }
     if (method === 'GET' && path === '/v1/proofs/consistency') {
-      const from = intParam(params, 'from') ?? 0;
-      const to = intParam(params, 'to') ?? node.size;
-      if (from < 0 || from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
+      route('GET', '/v1/proofs/consistency');
+      const from = FROM.read(query) ?? 0;
+      const to = TO.read(query) ?? node.size;
+      if (from > to || to > node.size) throw new DkmsError('BAD_INPUT', `need from <= to <= ${node.size}`);
       return json(200, { from, to, proof: node.consistencyProof(from, to) });
     }
     const payload = parseBody(body, path);
     if (method === 'POST' && path === '/v1/proofs/map') {
-      const subjects = (payload as { subjects?: unknown } | undefined)?.subjects;
-      if (!Array.isArray(subjects) || subjects.some((s) => typeof s !== 'string')) throw new DkmsError('BAD_INPUT', 'subjects must be a list of subjects');
-      return json(200, await reads.mapProofs(subjects as Subject[]));
+      const { subjects } = checkPart(route('POST', '/v1/proofs/map'), 'body', payload, 'BAD_INPUT') as { subjects: Subject[] };
+      return json(200, await reads.mapProofs(subjects));
     }
-    if (method === 'POST' && path === '/v1/events') return json(201, await node.submit(payload));
+    if (method === 'POST' && path === '/v1/events') return route('POST', '/v1/events') && json(201, await node.submit(payload));
     if (method === 'POST' && path === '/v1/events/batch') {
-      const events = (payload as { events?: unknown } | undefined)?.events;
-      if (!Array.isArray(events)) throw new DkmsError('EVENT_MALFORMED', 'events must be a list of events');
+      const { events } = checkPart(route('POST', '/v1/events/batch'), 'body', payload, 'EVENT_MALFORMED') as { events: unknown[] };
       return json(200, { results: await node.submitMany(events) });
     }
     throw new DkmsError('NOT_FOUND', `no route ${method} ${path}`);
@@ -239,6 +253,16 @@ export function localLedgerTransport(node: LedgerNode): LedgerTransport {
       return json(problem.status, problem, 'application/problem+json');
     }
   };
+}
+
+/** `value` checked against the contract's schema for `part`; `code` with the first problem otherwise. */
+function checkPart(contract: RouteContract, part: 'query' | 'body', value: unknown, code: 'BAD_INPUT' | 'EVENT_MALFORMED'): unknown {
+  const schema = contract[part];
+  if (schema === undefined) return value;
+  const parsed = schema.safeParse(value ?? {});
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new DkmsError(code, `${part}${issue === undefined || issue.path.length === 0 ? '' : `.${issue.path.join('.')}`}: ${issue?.message ?? 'invalid'}`);
 }
 
 function parseBody(body: string | undefined, path: string): unknown {

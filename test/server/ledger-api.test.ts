@@ -15,6 +15,7 @@ import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { commitment, testKey, type TestKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
+import { localLedgerTransport } from '../../src/server/ledger-reads.js';
 import { call, type Answer } from '../helpers/http.js';
 
 const get = (url: string) => call(url);
@@ -186,6 +187,36 @@ describe('ledger API: problems', () => {
       await post(`${ledger.url}/v1/events/batch`, { events: Array.from({ length: 501 }, () => ({})) }),
     ];
     for (const answer of answers) expectProblem(answer, 400, 'EVENT_MALFORMED');
+  });
+
+  it('the in-process transport checks requests with the same contracts, and answers as HTTP does', async () => {
+    const { ledger, policy } = await seeded();
+    const local = localLedgerTransport(ledger.node);
+    const cases: readonly { method: 'GET' | 'POST'; path: string; body?: unknown }[] = [
+      { method: 'GET', path: `/v1/policies/${policy}?at=1e3` },
+      { method: 'GET', path: `/v1/policies/${policy}?after=-2` },
+      { method: 'GET', path: `/v1/policies/${policy}?colour=blue` },
+      { method: 'GET', path: `/v1/dids/${policy}` },
+      { method: 'GET', path: '/v1/head?at=1' },
+      { method: 'GET', path: '/v1/proofs/consistency?from=3&to=1' },
+      { method: 'GET', path: '/v1/proofs/consistency?from=x' },
+      { method: 'POST', path: '/v1/proofs/map', body: { subjects: policy } },
+      { method: 'POST', path: '/v1/proofs/map', body: { subjects: [policy], extra: 1 } },
+      { method: 'POST', path: '/v1/events/batch', body: {} },
+      { method: 'POST', path: '/v1/events/batch', body: { events: [] } },
+      { method: 'POST', path: '/v1/events', body: { v: 1 } },
+    ];
+    for (const request of cases) {
+      const body = request.body === undefined ? undefined : JSON.stringify(request.body);
+      const http = await call(`${ledger.url}${request.path}`, {
+        method: request.method,
+        ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+      });
+      const answer = await local({ method: request.method, path: request.path, ...(body === undefined ? {} : { body }), timeoutMs: 5000 });
+      const inProcess = JSON.parse(answer.body) as { code?: string };
+      expect({ request, status: answer.status, code: inProcess.code }).toEqual({ request, status: http.status, code: (http.body as { code?: string }).code });
+      expect(answer.status, request.path).toBe(400);
+    }
   });
 
   it('answers an event whose signature does not verify with EVENT_BAD_SIGNATURE', async () => {

@@ -3,11 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
 import { DEFAULT_LIMITS } from '../../agency/agency-store.js';
 import { DkmsError } from '../../errors.js';
-import { Context } from '../context.js';
-import { ledgerUrl } from '../ledger-access.js';
-import { emit } from '../output.js';
 import { parsePort, parsePositive } from '../options.js';
-import { untilStopped } from '../serve.js';
 import { checkAgentKey } from './policy.js';
 
 const MIB = 1024 * 1024;
@@ -111,9 +107,15 @@ export function agencyCommand(): Command {
     .option('--guest-messages <n>', 'messages a guest mailbox (a device being paired or recovered) holds', parseLimit, DEFAULT_LIMITS.maxGuestMessages)
     .addHelpText('after', '\nSeveral agencies on one PostgreSQL database: see docs/operations.md.')
     .action(async (opts: ServeOptions, cmd: Command) => {
+      // The server code (and the rest) is loaded only when the command runs.
+      const [{ Context }, { ledgerUrl }, { emit }, { untilStopped }] = await Promise.all([
+        import('../context.js'),
+        import('../ledger-access.js'),
+        import('../output.js'),
+        import('../serve.js'),
+      ]);
       const ctx = Context.of(cmd);
       const store = opts.store ?? storeFromEnvironment();
-      // The server code is loaded only by the commands that run a server.
       const { startAgency } = await import('../../server/agency-service.js');
       const running = await startAgency(ctx.home, {
         host: opts.host,

@@ -1,33 +1,45 @@
 /** `dkms agent …`: this device's agent — set it up, pair another, register a cloud agent, revoke. */
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_KDF_TIER, type KdfTier } from '../../crypto/index.js';
+import type { KdfTier } from '../../crypto/index.js';
 import { DkmsError } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
-import { ALL_HANDLERS } from '../../recovery/protocols.js';
-import {
-  answeredWith,
-  answerInvitation,
-  awaitWelcome,
-  checkLabel,
-  checkPairing,
-  completePairing,
-  createInvitation,
-  DEFAULT_PAIRING_TTL_SECONDS,
-  parseInvitation,
-  unfinishedPairing,
-  waitingHandlers,
-} from '../../agent/pairing.js';
-import { initFirstAgent, provisionKeys, registerCloudAgent } from '../../agent/provision.js';
-import { answerApproval, pendingApprovals, resolveAgent, revokeAgent, type RevocationOutcome } from '../../agent/revocation.js';
-import { announce, checkConfirmable, confirm, withAgent } from '../agent-access.js';
-import { Context, parseKdfTier } from '../context.js';
-import { getShortSecret, refuseSecretArgument } from '../secrets.js';
-import { checkHttpUrl, ledgerUrl } from '../ledger-access.js';
-import { emit, table } from '../output.js';
+import type { RevocationOutcome } from '../../agent/revocation.js';
+import type { Context } from '../context.js';
 import { parsePositive } from '../options.js';
-import { qrCode } from '../../qr.js';
+import { DEFAULT_KDF_TIER, DEFAULT_PAIRING_TTL_SECONDS, parseKdfTier } from './defaults.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [pairing, { initFirstAgent, provisionKeys, registerCloudAgent }, revocation, { ALL_HANDLERS }, access, { Context }, secrets, ledger, output, qr] =
+    await Promise.all([
+      import('../../agent/pairing.js'),
+      import('../../agent/provision.js'),
+      import('../../agent/revocation.js'),
+      import('../../recovery/protocols.js'),
+      import('../agent-access.js'),
+      import('../context.js'),
+      import('../secrets.js'),
+      import('../ledger-access.js'),
+      import('../output.js'),
+      import('../../qr.js'),
+    ]);
+  return {
+    ...pairing,
+    initFirstAgent,
+    provisionKeys,
+    registerCloudAgent,
+    ...revocation,
+    ALL_HANDLERS,
+    ...access,
+    Context,
+    ...secrets,
+    ...ledger,
+    ...output,
+    ...qr,
+  };
+}
 
 function flagsOption(value: string): number {
   try {
@@ -41,6 +53,7 @@ export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost i
 
 /** Checks the agency URL and asks the owner's consent to register a cloud agent there (flags none unless chosen): before anything is written. */
 async function consentToRegister(ctx: Context, agencyUrl: string, flags: number, yes: boolean | undefined): Promise<void> {
+  const { checkHttpUrl, confirm } = await load();
   checkHttpUrl(agencyUrl, '--agency');
   const what = flags === 0 ? 'no flags (a relay and mailbox only)' : flagNames(flags).join(',');
   if (!(await confirm(ctx, `Register a cloud agent at ${agencyUrl} with ${what}?`, yes)))
@@ -49,6 +62,7 @@ async function consentToRegister(ctx: Context, agencyUrl: string, flags: number,
 
 /** Registers the cloud agent, the owner having consented (consentToRegister). */
 async function register(ctx: Context, agent: EdgeAgent, agencyUrl: string, flags: number) {
+  const { registerCloudAgent } = await load();
   ctx.progress('Registering the cloud agent…');
   return registerCloudAgent(agent, agencyUrl, flags);
 }
@@ -81,6 +95,7 @@ export function agentCommand(): Command {
     .option('--yes', 'consent to the cloud agent registration without asking')
     .addOption(tierOption())
     .action(async (opts: { label: string; did?: boolean; agency?: string; cloudFlags: number; yes?: boolean; kdfTier: KdfTier }, cmd: Command) => {
+      const { Context, ledgerUrl, withAgent, initFirstAgent, emit } = await load();
       const ctx = Context.of(cmd);
       // Everything is checked, and consent given, before the first thing is written anywhere.
       const ledger = ledgerUrl(ctx, ctx.options.ledger);
@@ -89,7 +104,7 @@ export function agentCommand(): Command {
         ctx,
         async (a) => {
           // A set-up that stopped after the policy was made, before the cloud agent was: only that is left.
-          const have = a.store.hasProfile() ? a.store.profile() : undefined;
+          const have = a.hasProfile() ? a.profile : undefined;
           const onlyRegistration = have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
           if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
           const profile = onlyRegistration
@@ -121,6 +136,7 @@ export function agentCommand(): Command {
     .option('--flags <flags>', 'flags for the cloud agent (default none)', flagsOption, 0)
     .option('--yes', 'consent without asking')
     .action(async (opts: { agency: string; flags: number; yes?: boolean }, cmd: Command) => {
+      const { Context, withAgent, emit } = await load();
       const ctx = Context.of(cmd);
       await consentToRegister(ctx, opts.agency, opts.flags, opts.yes);
       const cloud = await withAgent(ctx, (a) => register(ctx, a, opts.agency, opts.flags));
@@ -131,6 +147,7 @@ export function agentCommand(): Command {
     .command('list')
     .description("the owner's agents, as the ledger says now (verified)")
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, withAgent, emit, table } = await load();
       const ctx = Context.of(cmd);
       const { view, me } = await withAgent(ctx, async (a) => ({ view: await a.refreshAgents(), me: a.profile.key }));
       const rows = view.agents.map((x) => ({
@@ -160,6 +177,22 @@ export function agentCommand(): Command {
     .option('--ttl <seconds>', 'how long the invitation is valid', parsePositive, DEFAULT_PAIRING_TTL_SECONDS)
     .option('--yes', 'grant without asking once the new device answers')
     .action(async (opts: { flags: number; label: string; ttl: number; yes?: boolean }, cmd: Command) => {
+      const {
+        Context,
+        checkLabel,
+        checkConfirmable,
+        withAgent,
+        unfinishedPairing,
+        completePairing,
+        checkPairing,
+        createInvitation,
+        qrCode,
+        announce,
+        ALL_HANDLERS,
+        waitingHandlers,
+        confirm,
+        emit,
+      } = await load();
       const ctx = Context.of(cmd);
       checkLabel(opts.label);
       checkConfirmable('granting the new device once it answers', opts.yes);
@@ -216,6 +249,19 @@ export function agentCommand(): Command {
     .option('--wait <seconds>', 'how long to wait for the owner to confirm', parsePositive, 300)
     .addOption(tierOption())
     .action(async (text: string, opts: { passcode?: string; passcodeFile?: string; label: string; wait: number; kdfTier: KdfTier }, cmd: Command) => {
+      const {
+        Context,
+        refuseSecretArgument,
+        checkLabel,
+        parseInvitation,
+        getShortSecret,
+        withAgent,
+        answeredWith,
+        answerInvitation,
+        provisionKeys,
+        awaitWelcome,
+        emit,
+      } = await load();
       const ctx = Context.of(cmd);
       const source = { file: opts.passcodeFile, fileFlag: '--passcode-file', env: 'DKMS_PASSCODE', prompt: 'Passcode shown beside the invitation' };
       refuseSecretArgument(opts.passcode, '--passcode', source);
@@ -233,7 +279,7 @@ export function agentCommand(): Command {
         ctxWithLedger,
         async (a) => {
           const answered = answeredWith(a, invitation);
-          if (a.store.hasProfile()) {
+          if (a.hasProfile()) {
             if (answered === undefined || a.profile.policy !== invitation.policy)
               throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${a.profile.label}'`);
             return paired(a);
@@ -241,7 +287,7 @@ export function agentCommand(): Command {
           const label = answered ?? opts.label;
           if (answered === undefined) {
             passcode ??= await askPasscode();
-            await answerInvitation(a, invitation, passcode, label, provisionKeys(a.wallet));
+            await answerInvitation(a, invitation, passcode, label, provisionKeys(a));
           }
           ctx.progress('Waiting for your other device to confirm…');
           await awaitWelcome(a, invitation, label, Date.now() + opts.wait * 1000);
@@ -258,6 +304,7 @@ export function agentCommand(): Command {
     .argument('<agent>', "the agent's key (z6Mk…) or label")
     .option('--wait <seconds>', 'how long to wait for co-signers', parsePositive, 120)
     .action(async (ref: string, opts: { wait: number }, cmd: Command) => {
+      const { Context, withAgent, resolveAgent, revokeAgent, ALL_HANDLERS, emit } = await load();
       const ctx = Context.of(cmd);
       const outcome: RevocationOutcome = await withAgent(ctx, async (a) => {
         const target = await resolveAgent(a, ref);
@@ -289,6 +336,7 @@ export function agentCommand(): Command {
     .command('approvals')
     .description('requests from your other agents waiting for this agent to co-sign')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, withAgent, ALL_HANDLERS, pendingApprovals, emit, table } = await load();
       const ctx = Context.of(cmd);
       const list = await withAgent(ctx, async (a) => {
         showReceived(ctx, await a.receive(ALL_HANDLERS));
@@ -308,6 +356,7 @@ export function agentCommand(): Command {
       .argument('<id>', 'the request id (dkms agent approvals)')
       .option('--yes', 'do not ask')
       .action(async (id: string, opts: { yes?: boolean }, cmd: Command) => {
+        const { Context, withAgent, pendingApprovals, confirm, answerApproval, emit } = await load();
         const ctx = Context.of(cmd);
         const approval = await withAgent(ctx, async (a) => {
           const found = pendingApprovals(a).find((x) => x.id === id);

@@ -1,40 +1,38 @@
 /** `dkms connection …`: pairwise relationships with other owners. */
 import { Command } from 'commander';
-import {
-  acceptConnection,
-  connections,
-  deleteConnection,
-  DEFAULT_CONNECTION_TTL_SECONDS,
-  inviteConnection,
-  myState,
-  peerState,
-  rotateConnection,
-  type ConnectionRecord,
-} from '../../agent/connections.js';
-import { ALL_HANDLERS } from '../../recovery/protocols.js';
-import { withAgent } from '../agent-access.js';
-import { Context } from '../context.js';
-import { emit, table } from '../output.js';
+import type { ConnectionRecord } from '../../agent/connections.js';
 import { parsePositive } from '../options.js';
 import { showReceived } from './agent.js';
-import { qrCode } from '../../qr.js';
+import { DEFAULT_CONNECTION_TTL_SECONDS } from './defaults.js';
 
-function describe(c: ConnectionRecord) {
-  const mine = myState(c);
-  const peer = peerState(c);
-  return {
-    id: c.id,
-    peer: c.peer,
-    label: c.label,
-    state: c.state,
-    created: c.created,
-    myKeys: mine.keys.length,
-    mySeq: mine.seq,
-    peerKeys: peer.keys.length,
-    peerSeq: peer.seq,
-    joined: c.mine !== undefined,
-    flags: c.flags,
-  };
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [lib, { ALL_HANDLERS }, { withAgent }, { Context }, { emit, table }] = await Promise.all([
+    import('../../agent/connections.js'),
+    import('../../recovery/protocols.js'),
+    import('../agent-access.js'),
+    import('../context.js'),
+    import('../output.js'),
+  ]);
+  /** A connection as the commands show it. */
+  function describe(c: ConnectionRecord) {
+    const mine = lib.myState(c);
+    const peer = lib.peerState(c);
+    return {
+      id: c.id,
+      peer: c.peer,
+      label: c.label,
+      state: c.state,
+      created: c.created,
+      myKeys: mine.keys.length,
+      mySeq: mine.seq,
+      peerKeys: peer.keys.length,
+      peerSeq: peer.seq,
+      joined: c.mine !== undefined,
+      flags: c.flags,
+    };
+  }
+  return { ...lib, describe, ALL_HANDLERS, withAgent, Context, emit, table };
 }
 
 export function connectionCommand(): Command {
@@ -46,6 +44,7 @@ export function connectionCommand(): Command {
     .option('--label <name>', 'your name for the other owner', 'peer')
     .option('--ttl <seconds>', 'how long the invitation is valid', parsePositive, DEFAULT_CONNECTION_TTL_SECONDS)
     .action(async (opts: { label: string; ttl: number }, cmd: Command) => {
+      const [{ Context, withAgent, inviteConnection, emit }, { qrCode }] = await Promise.all([load(), import('../../qr.js')]);
       const ctx = Context.of(cmd);
       const { text, invitation } = await withAgent(ctx, async (a) => inviteConnection(a, opts.label, opts.ttl));
       const qr = ctx.json ? '' : await (await qrCode()).toString(text, { type: 'terminal', small: true });
@@ -63,6 +62,7 @@ export function connectionCommand(): Command {
     .argument('<invitation>', 'the invitation text (dkms-connect:…)')
     .option('--label <name>', 'your name for the other owner (default: the name they gave)')
     .action(async (text: string, opts: { label?: string }, cmd: Command) => {
+      const { Context, withAgent, acceptConnection, emit, describe } = await load();
       const ctx = Context.of(cmd);
       const record = await withAgent(ctx, (a) => acceptConnection(a, text, opts.label));
       emit(ctx, describe(record), () => `connected with '${record.label}' (${record.id})`);
@@ -72,6 +72,7 @@ export function connectionCommand(): Command {
     .command('list')
     .description('your connections (handles waiting messages first)')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, withAgent, ALL_HANDLERS, connections, describe, emit, table } = await load();
       const ctx = Context.of(cmd);
       const list = await withAgent(ctx, async (a) => {
         if (a.profile.cloud !== undefined) showReceived(ctx, await a.receive(ALL_HANDLERS));
@@ -92,6 +93,7 @@ export function connectionCommand(): Command {
     .description("replace this agent's keys for a connection; the other owner verifies and accepts the change")
     .argument('<connection>', 'connection id or label')
     .action(async (ref: string, _opts: unknown, cmd: Command) => {
+      const { Context, withAgent, rotateConnection, emit, describe, myState } = await load();
       const ctx = Context.of(cmd);
       const record = await withAgent(ctx, (a) => rotateConnection(a, ref));
       emit(ctx, describe(record), () => `rotated keys of '${record.label}' (now at seq ${myState(record).seq})`);
@@ -102,6 +104,7 @@ export function connectionCommand(): Command {
     .description('end a connection for good (a final event tells the other owner)')
     .argument('<connection>', 'connection id or label')
     .action(async (ref: string, _opts: unknown, cmd: Command) => {
+      const { Context, withAgent, deleteConnection, emit, describe } = await load();
       const ctx = Context.of(cmd);
       const record = await withAgent(ctx, (a) => deleteConnection(a, ref));
       emit(ctx, describe(record), () => `deleted connection '${record.label}'`);

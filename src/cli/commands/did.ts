@@ -1,14 +1,20 @@
 /** `dkms did …`: public DIDs controlled by a policy, and their resolution with full verification. */
 import { Command, InvalidArgumentError } from 'commander';
 import { badInput } from '../../errors.js';
-import { didCreate, nextEvent } from '../../ledger/build.js';
 import type { Did, Service } from '../../ledger/events.js';
-import { Context } from '../context.js';
-import { signWith, submitOrWrite } from '../events-io.js';
-import { ledgerClient } from '../ledger-access.js';
-import { emit } from '../output.js';
 import { asOf, asOfOptions, signingOptions, type AsOf, type Signing } from '../options.js';
-import { resolveDid } from '../../did/resolve.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [{ didCreate, nextEvent }, { Context }, { signWith, submitOrWrite }, { ledgerClient }, { emit }] = await Promise.all([
+    import('../../ledger/build.js'),
+    import('../context.js'),
+    import('../events-io.js'),
+    import('../ledger-access.js'),
+    import('../output.js'),
+  ]);
+  return { didCreate, nextEvent, Context, signWith, submitOrWrite, ledgerClient, emit };
+}
 
 /** `#id,type,url` → a service entry. */
 function parseService(value: string, previous: Service[] = []): Service[] {
@@ -36,6 +42,7 @@ export function didCommand(): Command {
       .option('--service <#id,type,url>', 'a service endpoint (repeatable)', parseService),
     ADMIN_KEYS,
   ).action(async (opts: Signing & { policy: string; service?: Service[] }, cmd: Command) => {
+    const { Context, signWith, didCreate, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     if (!opts.policy.startsWith('policy:')) throw badInput(`'${opts.policy}' is not a policy address (policy:…)`);
     const event = await ctx.withWallet((w) => signWith(w, didCreate(opts.policy as `policy:${string}`, opts.service ?? []), opts.key));
@@ -50,6 +57,7 @@ export function didCommand(): Command {
       .option('--service <#id,type,url>', 'a service endpoint (repeatable; none removes them all)', parseService),
     ADMIN_KEYS,
   ).action(async (opts: Signing & { did: string; service?: Service[] }, cmd: Command) => {
+    const { Context, ledgerClient, signWith, nextEvent, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDidRecord(checkDid(opts.did));
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('did.update', record.subject, record, { services: opts.service ?? [] }), opts.key));
@@ -64,6 +72,7 @@ export function didCommand(): Command {
       .option('--yes', 'confirm: a deactivated DID can never be used again'),
     ADMIN_KEYS,
   ).action(async (opts: Signing & { did: string; yes?: boolean }, cmd: Command) => {
+    const { Context, ledgerClient, signWith, nextEvent, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     if (opts.yes !== true) throw badInput(`deactivating ${opts.did} is permanent: add --yes to confirm`);
     const { record } = await ledgerClient(ctx, ctx.options.ledger).resolveDidRecord(checkDid(opts.did));
@@ -74,6 +83,12 @@ export function didCommand(): Command {
   asOfOptions(
     did.command('resolve').description('resolve a DID to its document, verifying its chain and its policy from inception').argument('<did>', 'the DID'),
   ).action(async (didArg: string, opts: AsOf, cmd: Command) => {
+    const [{ Context }, { ledgerClient }, { emit }, { resolveDid }] = await Promise.all([
+      import('../context.js'),
+      import('../ledger-access.js'),
+      import('../output.js'),
+      import('../../did/resolve.js'),
+    ]);
     const ctx = Context.of(cmd);
     const resolved = await resolveDid(ledgerClient(ctx, ctx.options.ledger), checkDid(didArg), asOf(opts));
     emit(

@@ -1,11 +1,19 @@
 /** `dkms key …`: keys created and used inside the wallet; only public keys ever come out. */
 import { Command, Option } from 'commander';
-import { decodePublicKey, ed25519Verify, fromBase64url, toBase64url } from '../../crypto/index.js';
 import { DkmsError, badInput } from '../../errors.js';
-import { KEY_TYPES, type KeyInfo } from '../../wallet/index.js';
-import { Context } from '../context.js';
-import { readInput } from '../files.js';
-import { emit, table } from '../output.js';
+import type { KeyInfo } from '../../wallet/index.js';
+import { KEY_TYPES } from './defaults.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [crypto, { Context }, { readInput }, { emit, table }] = await Promise.all([
+    import('../../crypto/index.js'),
+    import('../context.js'),
+    import('../files.js'),
+    import('../output.js'),
+  ]);
+  return { ...crypto, Context, readInput, emit, table };
+}
 
 const keyFields = (k: KeyInfo) => ({ name: k.name, type: k.type, publicKey: k.publicKey, createdAt: k.createdAt });
 
@@ -18,6 +26,7 @@ export function keyCommand(): Command {
     .addOption(new Option('--type <type>', 'key type').choices(KEY_TYPES).makeOptionMandatory())
     .requiredOption('--name <name>', 'a name for the key, unique in the wallet')
     .action(async (opts: { type: KeyInfo['type']; name: string }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       const created = await ctx.withWallet((w) => w.createKey(opts.name, opts.type));
       emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'\npublic key: ${created.publicKey}`);
@@ -28,6 +37,7 @@ export function keyCommand(): Command {
     .description('list the keys in the wallet')
     .addOption(new Option('--type <type>', 'only keys of this type').choices(KEY_TYPES))
     .action(async (opts: { type?: KeyInfo['type'] }, cmd: Command) => {
+      const { Context, emit, table } = await load();
       const ctx = Context.of(cmd);
       const keys = await ctx.withWallet((w) => w.listKeys(opts.type));
       emit(ctx, { keys: keys.map(keyFields) }, () => (keys.length === 0 ? 'No keys.' : table(keys.map(keyFields), ['name', 'type', 'publicKey', 'createdAt'])));
@@ -38,6 +48,7 @@ export function keyCommand(): Command {
     .description('show one key')
     .requiredOption('--name <name>', 'the key')
     .action(async (opts: { name: string }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       const found = await ctx.withWallet((w) => w.getKey(opts.name));
       emit(ctx, keyFields(found));
@@ -49,6 +60,7 @@ export function keyCommand(): Command {
     .requiredOption('--name <name>', 'the key')
     .option('--yes', 'confirm: the key cannot be recovered except from an export')
     .action(async (opts: { name: string; yes?: boolean }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       if (opts.yes !== true) throw badInput(`deleting key '${opts.name}' is permanent: add --yes to confirm`);
       await ctx.withWallet((w) => w.deleteKey(opts.name));
@@ -61,6 +73,7 @@ export function keyCommand(): Command {
     .requiredOption('--name <name>', 'the signing key')
     .requiredOption('--in <file>', "the file to sign ('-' for standard input)")
     .action(async (opts: { name: string; in: string }, cmd: Command) => {
+      const { Context, readInput, toBase64url, emit } = await load();
       const ctx = Context.of(cmd);
       const message = readInput(opts.in);
       const signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
@@ -74,7 +87,8 @@ export function keyCommand(): Command {
     .requiredOption('--public-key <key>', "the signer's public key (z6Mk…)")
     .requiredOption('--signature <sig>', 'the signature (base64url)')
     .requiredOption('--in <file>', "the signed file ('-' for standard input)")
-    .action((opts: { publicKey: string; signature: string; in: string }, cmd: Command) => {
+    .action(async (opts: { publicKey: string; signature: string; in: string }, cmd: Command) => {
+      const { Context, decodePublicKey, fromBase64url, ed25519Verify, readInput, emit } = await load();
       const ctx = Context.of(cmd);
       const { publicKey } = decodePublicKey(opts.publicKey, 'ed25519');
       const signature = fromBase64url(opts.signature, 'signature');

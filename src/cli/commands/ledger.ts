@@ -1,15 +1,17 @@
 /** `dkms ledger …`: run a ledger node, check it, audit and rebuild its state, submit events. */
 import { Command } from 'commander';
 import { DEFAULT_LEDGER_PORT } from '../../server/ports.js';
-import { Context } from '../context.js';
-import { cosign, readEventFile, submitOrWrite } from '../events-io.js';
-import { ledgerClient } from '../ledger-access.js';
+import type { Context } from '../context.js';
 import { parseNonNegative, parsePort, parsePositive } from '../options.js';
 import { DkmsError } from '../../errors.js';
 import type { LedgerNode } from '../../ledger/node.js';
-import { emit } from '../output.js';
-import { serveUntilStopped } from '../serve.js';
 import { witnessCommand } from './witness.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [{ Context }, { emit }] = await Promise.all([import('../context.js'), import('../output.js')]);
+  return { Context, emit };
+}
 
 /** Opens the node's store for an offline task (audit, reindex), runs it, and always closes. */
 async function withStoppedNode(ctx: Context, store: string | undefined, fn: (node: LedgerNode) => Promise<void>): Promise<void> {
@@ -36,9 +38,13 @@ export function ledgerCommand(): Command {
     .option('--accept-witness <key...>', 'witness keys whose cosignatures this node accepts and serves with its heads')
     .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)
     .action(async (opts: { host: string; port: number; rateLimit: number; store?: string; acceptWitness?: string[]; headInterval: number }, cmd: Command) => {
-      const ctx = Context.of(cmd);
       // The server code is loaded only by the commands that run a server.
-      const { startLedger } = await import('../../server/ledger-service.js');
+      const [{ Context }, { serveUntilStopped }, { startLedger }] = await Promise.all([
+        import('../context.js'),
+        import('../serve.js'),
+        import('../../server/ledger-service.js'),
+      ]);
+      const ctx = Context.of(cmd);
       const running = await startLedger(ctx.home, {
         host: opts.host,
         port: opts.port,
@@ -59,6 +65,7 @@ export function ledgerCommand(): Command {
     .command('status')
     .description("the ledger's verified tree head (size, roots, time, node key, witnesses' cosignatures)")
     .action(async (_opts: unknown, cmd: Command) => {
+      const [{ Context, emit }, { ledgerClient }] = await Promise.all([load(), import('../ledger-access.js')]);
       const ctx = Context.of(cmd);
       const client = ledgerClient(ctx, ctx.options.ledger);
       const head = await client.head();
@@ -82,6 +89,7 @@ export function ledgerCommand(): Command {
     .description('audit the ledger store: every chain, signature and authority step, every leaf, the Merkle root, the stored state (the node must be stopped)')
     .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
     .action(async (opts: { store?: string }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, problems } = await node.verify();
@@ -97,6 +105,7 @@ export function ledgerCommand(): Command {
     .description('rebuild the state from the log alone and replace the stored state (every node must be stopped)')
     .option('--store <url>', 'sqlite (the data directory, default) or etcd://host:port,…')
     .action(async (opts: { store?: string }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       await withStoppedNode(ctx, opts.store, async (node) => {
         const { events, subjects, differences } = await node.reindex(true);
@@ -117,6 +126,7 @@ export function ledgerCommand(): Command {
     .option('--out <file>', 'write the co-signed event instead of submitting it')
     .option('--force', 'with --out, replace the file')
     .action(async (opts: { in: string; key?: string[]; out?: string; force?: boolean }, cmd: Command) => {
+      const [{ Context }, { cosign, readEventFile, submitOrWrite }] = await Promise.all([load(), import('../events-io.js')]);
       const ctx = Context.of(cmd);
       let event = readEventFile(opts.in);
       if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));

@@ -1,10 +1,17 @@
 /** `dkms message …`: send text to a connection, and pick up and handle what arrived. */
 import { Command, InvalidArgumentError } from 'commander';
-import { inbox, sendText } from '../../agent/connections.js';
-import { ALL_HANDLERS } from '../../recovery/protocols.js';
-import { withAgent } from '../agent-access.js';
-import { Context } from '../context.js';
-import { emit } from '../output.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [{ inbox, sendText }, { ALL_HANDLERS }, { withAgent }, { Context }, { emit }] = await Promise.all([
+    import('../../agent/connections.js'),
+    import('../../recovery/protocols.js'),
+    import('../agent-access.js'),
+    import('../context.js'),
+    import('../output.js'),
+  ]);
+  return { inbox, sendText, ALL_HANDLERS, withAgent, Context, emit };
+}
 
 function parseWait(value: string): number {
   const n = Number(value);
@@ -21,6 +28,7 @@ export function messageCommand(): Command {
     .argument('<connection>', 'connection id or label')
     .argument('<text...>', 'the message')
     .action(async (ref: string, words: string[], _opts: unknown, cmd: Command) => {
+      const { Context, withAgent, sendText, emit } = await load();
       const ctx = Context.of(cmd);
       const sent = await withAgent(ctx, (a) => sendText(a, ref, words.join(' ')));
       emit(ctx, { id: sent.id, sent: true }, () => `sent (${sent.id})`);
@@ -32,6 +40,7 @@ export function messageCommand(): Command {
     .option('--wait <seconds>', 'wait up to this long for the first message (0-30)', parseWait, 0)
     .option('--all', 'show every stored text message, not only new ones')
     .action(async (opts: { wait: number; all?: boolean }, cmd: Command) => {
+      const { Context, withAgent, ALL_HANDLERS, inbox, emit } = await load();
       const ctx = Context.of(cmd);
       const { entries, stored } = await withAgent(ctx, async (a) => {
         const got = [];

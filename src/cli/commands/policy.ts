@@ -1,18 +1,27 @@
 /** `dkms policy …`: the owner's authorization policy on the ledger — which agents act for them, with which flags. */
 import { Command, InvalidArgumentError } from 'commander';
 import { badInput } from '../../errors.js';
-import { nextEvent, policyCreate } from '../../ledger/build.js';
 import type { PolicyAddress } from '../../ledger/events.js';
 import { ALL_FLAGS, flagNames, parseFlags } from '../../policy/flags.js';
-import { recoveryKeyDigest } from '../../policy/authority.js';
 import { RULE_NAMES, type Rules } from '../../policy/types.js';
-import { decodePublicKey } from '../../crypto/index.js';
+// The module itself, not crypto/index.js: the key parser runs as options are parsed, and the
+// index loads Argon2 and the rest of the crypto core.
+import { decodePublicKey } from '../../crypto/encoding.js';
 import type { PolicyRecord } from '../../ledger/state.js';
-import { Context } from '../context.js';
-import { signWith, submitOrWrite } from '../events-io.js';
-import { ledgerClient } from '../ledger-access.js';
-import { emit } from '../output.js';
+import type { Context } from '../context.js';
 import { asOf, asOfOptions, parsePositive, signingOptions, type AsOf, type Signing } from '../options.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [{ nextEvent, policyCreate }, { recoveryKeyDigest }, { Context }, { signWith, submitOrWrite }, { emit }] = await Promise.all([
+    import('../../ledger/build.js'),
+    import('../../policy/authority.js'),
+    import('../context.js'),
+    import('../events-io.js'),
+    import('../output.js'),
+  ]);
+  return { nextEvent, policyCreate, recoveryKeyDigest, Context, signWith, submitOrWrite, emit };
+}
 
 function parseRules(text: string): Partial<Rules> {
   const rules: Record<string, number> = {};
@@ -46,6 +55,7 @@ export function checkAgentKey(value: string, type: 'ed25519' | 'x25519' = 'ed255
 /** The policy record, read from the ledger and verified from its inception. */
 export async function verifiedPolicy(ctx: Context, address: string, at: AsOf = {}): Promise<PolicyRecord> {
   if (!address.startsWith('policy:')) throw badInput(`'${address}' is not a policy address (policy:…)`);
+  const { ledgerClient } = await import('../ledger-access.js');
   return (await ledgerClient(ctx, ctx.options.ledger).resolvePolicy(address as PolicyAddress, at)).record;
 }
 
@@ -75,6 +85,7 @@ export function policyCommand(): Command {
       .option('--recovery-threshold <n>', 'how many recovery keys must sign a recovery', parsePositive, 1)
       .option('--rules <list>', 'signatures needed per change, e.g. grant=2,revoke=1,rules=2,did=1', parseRules),
   ).action(async (opts: Signing & { kx?: string; recoveryKey: string[]; recoveryThreshold: number; rules?: Partial<Rules> }, cmd: Command) => {
+    const { Context, signWith, recoveryKeyDigest, policyCreate, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     const event = await ctx.withWallet((w) => {
       const kx = opts.kx === undefined ? undefined : w.getKey(opts.kx);
@@ -92,6 +103,7 @@ export function policyCommand(): Command {
 
   asOfOptions(policy.command('show').description('show a policy, verified from its inception').requiredOption('--policy <address>', 'the policy')).action(
     async (opts: AsOf & { policy: string }, cmd: Command) => {
+      const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       const record = await verifiedPolicy(ctx, opts.policy, asOf(opts));
       emit(ctx, { ...record }, () => describePolicy(record));
@@ -109,6 +121,7 @@ export function policyCommand(): Command {
       )
       .requiredOption('--flags <list>', 'e.g. PROVE, or ADMIN, or PROVE,PROVE_GRANT, or none', parseFlagOption),
   ).action(async (opts: Signing & { policy: string; agent: string; kx?: string; flags: number }, cmd: Command) => {
+    const { Context, signWith, nextEvent, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     const record = await verifiedPolicy(ctx, opts.policy);
     // A grant replaces the agent's whole entry: changing an agent's flags must not take away the
@@ -127,6 +140,7 @@ export function policyCommand(): Command {
       .requiredOption('--policy <address>', 'the policy')
       .requiredOption('--agent <key>', "the agent's Ed25519 key (z6Mk…)", (v) => checkAgentKey(v)),
   ).action(async (opts: Signing & { policy: string; agent: string }, cmd: Command) => {
+    const { Context, signWith, nextEvent, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     const record = await verifiedPolicy(ctx, opts.policy);
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('policy.revoke', record.subject, record, { key: opts.agent }), opts.key));
@@ -140,6 +154,7 @@ export function policyCommand(): Command {
       .requiredOption('--policy <address>', 'the policy')
       .requiredOption('--set <list>', 'e.g. grant=2,revoke=2 (unnamed rules keep their value)', parseRules),
   ).action(async (opts: Signing & { policy: string; set: Partial<Rules> }, cmd: Command) => {
+    const { Context, signWith, nextEvent, submitOrWrite } = await load();
     const ctx = Context.of(cmd);
     const record = await verifiedPolicy(ctx, opts.policy);
     const rules = { ...record.policy.rules, ...opts.set };

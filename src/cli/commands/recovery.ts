@@ -2,29 +2,101 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
-import { wipe } from '../../crypto/index.js';
 import { DkmsError, isDkmsError } from '../../errors.js';
-import { writeFileAtomic } from '../../files.js';
-import { encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg, paperQrTerminal } from '../../recovery/paper.js';
-import { collectReleases, createRecoveryRequest, myRequest, rebuiltSecrets, releaseProgress } from '../../recovery/requests.js';
-import { cancelRecovery, completeRecovery, restoreFromSecret, type RestoreOutcome } from '../../recovery/restore.js';
-import { RecoveryKeys } from '../../recovery/secret.js';
-import { checkPrepare, commitRecovery, currentRecoverySigner, isCommitted, makeBackup, prepareRecovery, type CommitOutcome } from '../../recovery/setup.js';
-import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
-import { missingAcks } from '../../recovery/trustees.js';
+import type { RestoreOutcome } from '../../recovery/restore.js';
+import type { RecoveryKeys } from '../../recovery/secret.js';
+import type { CommitOutcome } from '../../recovery/setup.js';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
-import { announce, checkConfirmable, confirm, withAgent } from '../agent-access.js';
-import { Context } from '../context.js';
-import { checkHttpUrl, ledgerUrl } from '../ledger-access.js';
-import { checkWritable, readInput } from '../files.js';
-import { emit } from '../output.js';
+import type { Context } from '../context.js';
 import { parsePositive } from '../options.js';
-import { PHRASE_ENV, recoverySecretInput, secretOptions, type SecretOptions } from '../recovery-input.js';
+import type { SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
-import { qrCode } from '../../qr.js';
+import { PHRASE_ENV, secretOptions } from './defaults.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [
+    { ALL_HANDLERS },
+    { wipe },
+    { writeFileAtomic },
+    { encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg, paperQrTerminal },
+    { collectReleases, createRecoveryRequest, myRequest, rebuiltSecrets, releaseProgress },
+    { cancelRecovery, completeRecovery, restoreFromSecret },
+    { RecoveryKeys },
+    { checkPrepare, commitRecovery, currentRecoverySigner, isCommitted, makeBackup, prepareRecovery },
+    { readPrepared, readSetup, trustees },
+    { missingAcks },
+    { announce, checkConfirmable, confirm, withAgent },
+    { Context },
+    { checkHttpUrl, ledgerUrl },
+    { checkWritable, readInput },
+    { emit },
+    { recoverySecretInput },
+    { qrCode },
+  ] = await Promise.all([
+    import('../../recovery/protocols.js'),
+    import('../../crypto/index.js'),
+    import('../../files.js'),
+    import('../../recovery/paper.js'),
+    import('../../recovery/requests.js'),
+    import('../../recovery/restore.js'),
+    import('../../recovery/secret.js'),
+    import('../../recovery/setup.js'),
+    import('../../recovery/state.js'),
+    import('../../recovery/trustees.js'),
+    import('../agent-access.js'),
+    import('../context.js'),
+    import('../ledger-access.js'),
+    import('../files.js'),
+    import('../output.js'),
+    import('../recovery-input.js'),
+    import('../../qr.js'),
+  ]);
+  return {
+    ALL_HANDLERS,
+    wipe,
+    writeFileAtomic,
+    encodePaperText,
+    mnemonicFromSecret,
+    paperHtml,
+    paperQrPng,
+    paperQrSvg,
+    paperQrTerminal,
+    collectReleases,
+    createRecoveryRequest,
+    myRequest,
+    rebuiltSecrets,
+    releaseProgress,
+    cancelRecovery,
+    completeRecovery,
+    restoreFromSecret,
+    RecoveryKeys,
+    checkPrepare,
+    commitRecovery,
+    currentRecoverySigner,
+    isCommitted,
+    makeBackup,
+    prepareRecovery,
+    readPrepared,
+    readSetup,
+    trustees,
+    missingAcks,
+    announce,
+    checkConfirmable,
+    confirm,
+    withAgent,
+    Context,
+    checkHttpUrl,
+    ledgerUrl,
+    checkWritable,
+    readInput,
+    emit,
+    recoverySecretInput,
+    qrCode,
+  };
+}
 
 export const DEFAULT_AGENCY_URL = `http://127.0.0.1:${DEFAULT_AGENCY_PORT}`;
 
@@ -51,6 +123,7 @@ function paperOptions(cmd: Command, dirHelp: string): Command {
  * rebuilt from shares trustees released (`--from-trustees`); undefined when none was given.
  */
 export async function currentSecret(ctx: Context, opts: SecretOptions & { fromTrustees?: boolean }): Promise<RecoveryKeys | undefined> {
+  const { RecoveryKeys, recoverySecretInput, wipe, withAgent } = await load();
   const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
   if (current === undefined) return undefined;
   try {
@@ -70,6 +143,7 @@ export function currentSecretOptions(cmd: Command): Command {
 
 /** Shows the paper wallet and, if asked, writes it as an image and a printable page (mode 0600). */
 async function showPaper(ctx: Context, agent: EdgeAgent, secret: Uint8Array, options: PaperOptions): Promise<void> {
+  const { announce, encodePaperText, mnemonicFromSecret, paperHtml, paperQrPng, paperQrSvg, paperQrTerminal, writeFileAtomic } = await load();
   const profile = agent.profile;
   const agency = profile.cloud?.agency ?? DEFAULT_AGENCY_URL;
   const text = encodePaperText({ secret, policy: profile.policy, agency, ledger: profile.ledger, label: profile.label });
@@ -114,6 +188,7 @@ async function showPaper(ctx: Context, agent: EdgeAgent, secret: Uint8Array, opt
 
 /** Receives until every trustee of the prepared change holds its share, or `seconds` pass. */
 async function waitForTrustees(ctx: Context, agent: EdgeAgent, seconds: number): Promise<string[]> {
+  const { ALL_HANDLERS, missingAcks, readPrepared } = await load();
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
     const prepared = readPrepared(agent);
@@ -185,6 +260,22 @@ export function recoveryCommand(): Command {
         },
       cmd: Command,
     ) => {
+      const {
+        Context,
+        announce,
+        checkPrepare,
+        checkWritable,
+        commitRecovery,
+        currentRecoverySigner,
+        emit,
+        isCommitted,
+        makeBackup,
+        prepareRecovery,
+        readPrepared,
+        trustees,
+        wipe,
+        withAgent,
+      } = await load();
       const ctx = Context.of(cmd);
       if (opts.both === true) Object.assign(opts, { offline: true, social: true });
       // Checked before the first step: what to make, and where its files will go.
@@ -257,6 +348,7 @@ export function recoveryCommand(): Command {
     .description('make a new encrypted backup of this wallet now (at your cloud agent, and/or in a file)')
     .option('--file <file>', 'also write it to this file')
     .action(async (opts: { file?: string }, cmd: Command) => {
+      const { Context, emit, makeBackup, withAgent } = await load();
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => makeBackup(a, opts.file === undefined ? {} : { file: opts.file }), { backup: false });
       emit(
@@ -274,6 +366,7 @@ export function recoveryCommand(): Command {
     ),
     'the recovery secret',
   ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
+    const { Context, RecoveryKeys, readSetup, recoverySecretInput, wipe, withAgent } = await load();
     const ctx = Context.of(cmd);
     const input = await recoverySecretInput(opts);
     if (input === undefined) throw new DkmsError('BAD_INPUT', 'dkms keeps no copy of your recovery secret: give it with --mnemonic or --qr');
@@ -307,13 +400,14 @@ export function recoveryCommand(): Command {
     .option('--label <name>', 'who you are, as your trustees know you', 'me')
     .addOption(tierOption())
     .action(async (opts: { agency: string; label: string; kdfTier: KdfTier }, cmd: Command) => {
+      const { Context, createRecoveryRequest, emit, qrCode, withAgent } = await load();
       const ctx = Context.of(cmd);
       const made = await withAgent(
         ctx,
         async (a) => {
           // An agent that still works asks for the current secret to change its recovery (trustees approve as for a recovery).
-          const agency = a.store.hasProfile() ? (a.profile.cloud?.agency ?? opts.agency) : opts.agency;
-          return createRecoveryRequest(a, { agency, label: a.store.hasProfile() && opts.label === 'me' ? a.profile.label : opts.label });
+          const agency = a.hasProfile() ? (a.profile.cloud?.agency ?? opts.agency) : opts.agency;
+          return createRecoveryRequest(a, { agency, label: a.hasProfile() && opts.label === 'me' ? a.profile.label : opts.label });
         },
         { create: true, backup: false, kdfTier: opts.kdfTier },
       );
@@ -360,6 +454,7 @@ export function recoveryCommand(): Command {
       },
       cmd: Command,
     ) => {
+      const { Context, checkConfirmable, checkHttpUrl, emit, ledgerUrl, readInput, recoverySecretInput, restoreFromSecret, wipe, withAgent } = await load();
       const ctx = Context.of(cmd);
       if (phrase.length > 0) {
         throw new DkmsError(
@@ -397,7 +492,7 @@ export function recoveryCommand(): Command {
             create: true,
             backup: false,
             kdfTier: opts.kdfTier,
-            keepCreated: (a) => a.store.hasProfile(),
+            keepCreated: (a) => a.hasProfile(),
             ...(ledger === undefined ? {} : { ledger: ledgerUrl(ctx, ledger) }),
           },
         );
@@ -412,6 +507,7 @@ export function recoveryCommand(): Command {
     .command('status')
     .description('how recovery is set up, any change in progress, and any recovery pending on the ledger')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, emit, missingAcks, readPrepared, readSetup, withAgent } = await load();
       const ctx = Context.of(cmd);
       const status = await withAgent(
         ctx,
@@ -454,6 +550,7 @@ export function recoveryCommand(): Command {
     .command('complete')
     .description('complete a delayed recovery (or change) once its delay has passed on the ledger')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, completeRecovery, emit, withAgent } = await load();
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => completeRecovery(a), { backup: false });
       emit(ctx, { ...outcome }, () =>
@@ -467,6 +564,7 @@ export function recoveryCommand(): Command {
     .command('cancel')
     .description("cancel a pending recovery you did not start (needs ADMIN; the policy's rules threshold applies)")
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, cancelRecovery, emit, withAgent } = await load();
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, (a) => cancelRecovery(a), { backup: false });
       emit(
@@ -482,6 +580,7 @@ export function recoveryCommand(): Command {
 
 /** The current recovery secret, rebuilt from shares trustees released to this agent's request. */
 export async function secretFromTrustees(ctx: Context, agent: EdgeAgent): Promise<{ secret: Uint8Array }> {
+  const { ALL_HANDLERS, RecoveryKeys, collectReleases, myRequest, rebuiltSecrets, releaseProgress, wipe } = await load();
   if (myRequest(agent) === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'ask your trustees first: `dkms recovery request`');
   showReceived(ctx, await collectReleases(agent, 0, ALL_HANDLERS));
   const record = await agent.policy();
@@ -514,6 +613,7 @@ async function restoreSocial(
   agent: EdgeAgent,
   opts: { wait: number; version?: number; policy?: string; yes?: boolean },
 ): Promise<RestoreOutcome> {
+  const { collectReleases, confirm, myRequest, rebuiltSecrets, releaseProgress, restoreFromSecret, wipe } = await load();
   const request = myRequest(agent);
   if (request === undefined) throw new DkmsError('RECOVERY_REQUEST_NOT_FOUND', 'this device has made no recovery request: run `dkms recovery request` first');
   showReceived(ctx, await collectReleases(agent, opts.wait));

@@ -1,22 +1,63 @@
 /** `dkms trustee …`: your trustees (social recovery), and your part as someone else's trustee. */
 import { Command, Option } from 'commander';
-import { ALL_HANDLERS } from '../../recovery/protocols.js';
 import type { EdgeAgent } from '../../agent/edge-agent.js';
 import { DkmsError } from '../../errors.js';
-import { addRecoveryRequest, approveRecoveryRequest, denyRecoveryRequest, recoveryRequests } from '../../recovery/requests.js';
-import { abortRecoveryChange, commitRecovery } from '../../recovery/setup.js';
-import { readPrepared, readSetup, trustees } from '../../recovery/state.js';
-import { answerOffer, heldShares, inviteTrustees, missingAcks, trusteeOffers } from '../../recovery/trustees.js';
-import { withAgent } from '../agent-access.js';
-import { Context } from '../context.js';
-import { emit, table } from '../output.js';
+import type { Context } from '../context.js';
 import type { SecretOptions } from '../recovery-input.js';
-import { getShortSecret, refuseSecretArgument } from '../secrets.js';
 import { showReceived } from './agent.js';
 import { currentSecret, currentSecretOptions } from './recovery.js';
 
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [
+    { ALL_HANDLERS },
+    { addRecoveryRequest, approveRecoveryRequest, denyRecoveryRequest, recoveryRequests },
+    { abortRecoveryChange, commitRecovery },
+    { readPrepared, readSetup, trustees },
+    { answerOffer, heldShares, inviteTrustees, missingAcks, trusteeOffers },
+    { withAgent },
+    { Context },
+    { emit, table },
+    { getShortSecret, refuseSecretArgument },
+  ] = await Promise.all([
+    import('../../recovery/protocols.js'),
+    import('../../recovery/requests.js'),
+    import('../../recovery/setup.js'),
+    import('../../recovery/state.js'),
+    import('../../recovery/trustees.js'),
+    import('../agent-access.js'),
+    import('../context.js'),
+    import('../output.js'),
+    import('../secrets.js'),
+  ]);
+  return {
+    ALL_HANDLERS,
+    addRecoveryRequest,
+    approveRecoveryRequest,
+    denyRecoveryRequest,
+    recoveryRequests,
+    abortRecoveryChange,
+    commitRecovery,
+    readPrepared,
+    readSetup,
+    trustees,
+    answerOffer,
+    heldShares,
+    inviteTrustees,
+    missingAcks,
+    trusteeOffers,
+    withAgent,
+    Context,
+    emit,
+    table,
+    getShortSecret,
+    refuseSecretArgument,
+  };
+}
+
 /** Handles waiting messages first, so lists show what trustees and owners have sent. */
 async function receiveFirst(ctx: Context, agent: EdgeAgent): Promise<void> {
+  const { ALL_HANDLERS } = await load();
   if (agent.profile.cloud !== undefined) showReceived(ctx, await agent.receive(ALL_HANDLERS));
 }
 
@@ -28,6 +69,7 @@ export function trusteeCommand(): Command {
     .description('ask the other owner of a connection to be one of your trustees')
     .argument('<connection...>', 'connection ids or labels')
     .action(async (refs: string[], _opts: unknown, cmd: Command) => {
+      const { Context, emit, inviteTrustees, withAgent } = await load();
       const ctx = Context.of(cmd);
       const invited = await withAgent(ctx, (a) => inviteTrustees(a, refs));
       emit(
@@ -41,6 +83,7 @@ export function trusteeCommand(): Command {
     .command('list')
     .description('your trustees, and the shares you hold for other owners')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, emit, heldShares, missingAcks, readPrepared, readSetup, table, trustees, withAgent } = await load();
       const ctx = Context.of(cmd);
       const view = await withAgent(ctx, async (a) => {
         await receiveFirst(ctx, a);
@@ -77,6 +120,7 @@ export function trusteeCommand(): Command {
     .description('offers to become a trustee, and recovery requests from owners you keep shares for')
     .option('--add <request>', 'record a recovery request an owner handed you (dkms-recovery-request:…)')
     .action(async (opts: { add?: string }, cmd: Command) => {
+      const { Context, addRecoveryRequest, emit, recoveryRequests, table, trusteeOffers, withAgent } = await load();
       const ctx = Context.of(cmd);
       const view = await withAgent(ctx, async (a) => {
         await receiveFirst(ctx, a);
@@ -119,6 +163,7 @@ export function trusteeCommand(): Command {
     )
     .addOption(new Option('--challenge <code>').hideHelp())
     .action(async (id: string, opts: { owner?: string; challenge?: string; challengeFile?: string }, cmd: Command) => {
+      const { Context, answerOffer, approveRecoveryRequest, emit, getShortSecret, heldShares, refuseSecretArgument, trusteeOffers, withAgent } = await load();
       const ctx = Context.of(cmd);
       const source = { file: opts.challengeFile, fileFlag: '--challenge-file', env: 'DKMS_CHALLENGE', prompt: 'Challenge the owner read to you' };
       refuseSecretArgument(opts.challenge, '--challenge', source);
@@ -138,6 +183,7 @@ export function trusteeCommand(): Command {
     .description('decline an offer to be a trustee, or refuse a recovery request')
     .argument('<id>', 'offer or request id')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const { Context, answerOffer, denyRecoveryRequest, emit, trusteeOffers, withAgent } = await load();
       const ctx = Context.of(cmd);
       const outcome = await withAgent(ctx, async (a) =>
         trusteeOffers(a).some((o) => o.id === id) ? { offer: await answerOffer(a, id, false) } : { request: denyRecoveryRequest(a, id) },
@@ -147,6 +193,7 @@ export function trusteeCommand(): Command {
 
   currentSecretOptions(trustee.command('commit').description('finish a prepared change of trustees once every new trustee holds its share')).action(
     async (opts: SecretOptions & { fromTrustees?: boolean }, cmd: Command) => {
+      const { Context, commitRecovery, emit, withAgent } = await load();
       const ctx = Context.of(cmd);
       const keys = await currentSecret(ctx, opts);
       try {
@@ -173,6 +220,7 @@ export function trusteeCommand(): Command {
     .command('abort')
     .description('drop a prepared change of trustees (the current ones keep working)')
     .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, abortRecoveryChange, emit, withAgent } = await load();
       const ctx = Context.of(cmd);
       const dropped = await withAgent(ctx, (a) => abortRecoveryChange(a), { backup: false });
       emit(ctx, { aborted: dropped.set }, () => 'dropped the prepared change; your current recovery is unchanged');

@@ -1,9 +1,7 @@
 /** `dkms up`: the main job — a local ledger node and an agency on embedded storage in the data directory. */
 import { Command } from 'commander';
 import { DEFAULT_AGENCY_PORT, DEFAULT_LEDGER_PORT } from '../../server/ports.js';
-import { Context } from '../context.js';
 import { parseNonNegative, parsePort } from '../options.js';
-import { serveUntilStopped } from '../serve.js';
 
 export function upCommand(): Command {
   return new Command('up')
@@ -19,9 +17,14 @@ export function upCommand(): Command {
         opts: { host: string; ledgerPort: number; agencyPort: number; ledgerStore?: string; rateLimit: number; acceptWitness?: string[] },
         cmd: Command,
       ) => {
+        // The server code (and the rest) is loaded only when the command runs.
+        const [{ Context }, { serveUntilStopped }, { startLedger }, { startAgency }] = await Promise.all([
+          import('../context.js'),
+          import('../serve.js'),
+          import('../../server/ledger-service.js'),
+          import('../../server/agency-service.js'),
+        ]);
         const ctx = Context.of(cmd);
-        // The server code is loaded only by the commands that run a server.
-        const [{ startLedger }, { startAgency }] = await Promise.all([import('../../server/ledger-service.js'), import('../../server/agency-service.js')]);
         const ledger = await startLedger(ctx.home, {
           host: opts.host,
           port: opts.ledgerPort,

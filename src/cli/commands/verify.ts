@@ -1,13 +1,7 @@
 /** `dkms verify`: was a signature made by an agent that held PROVE in an owner's policy at a given time? */
 import { Command } from 'commander';
-import { fromBase64url } from '../../crypto/index.js';
 import { DkmsError, badInput } from '../../errors.js';
 import type { Did, PolicyAddress } from '../../ledger/events.js';
-import { verifyAgentSignature } from '../../policy/verify.js';
-import { Context } from '../context.js';
-import { readInput } from '../files.js';
-import { ledgerClient } from '../ledger-access.js';
-import { emit } from '../output.js';
 
 export function verifyCommand(): Command {
   return new Command('verify')
@@ -19,6 +13,15 @@ export function verifyCommand(): Command {
     .requiredOption('--in <file>', "the signed file ('-' for standard input)")
     .option('--time <iso>', 'when the signature was made (default: now)')
     .action(async (opts: { did?: string; policy?: string; signer: string; signature: string; in: string; time?: string }, cmd: Command) => {
+      // Loaded only when the command runs: a definition, `--help` included, loads none of it.
+      const [{ fromBase64url }, { verifyAgentSignature }, { Context }, { readInput }, { ledgerClient }, { emit }] = await Promise.all([
+        import('../../crypto/index.js'),
+        import('../../policy/verify.js'),
+        import('../context.js'),
+        import('../files.js'),
+        import('../ledger-access.js'),
+        import('../output.js'),
+      ]);
       const ctx = Context.of(cmd);
       if ((opts.did === undefined) === (opts.policy === undefined)) throw badInput('give exactly one of --did or --policy');
       const time = opts.time ?? new Date().toISOString();

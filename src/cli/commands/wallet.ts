@@ -1,11 +1,19 @@
 /** `dkms wallet …`: create, inspect, rekey, export and import the encrypted wallet. */
 import { Command, Option } from 'commander';
-import { DEFAULT_KDF_TIER } from '../../crypto/index.js';
-import { Wallet, type WalletInfo } from '../../wallet/index.js';
-import { Context, parseKdfTier } from '../context.js';
-import { readInput, writeOutput } from '../files.js';
-import { emit } from '../output.js';
-import { getSecret } from '../secrets.js';
+import type { WalletInfo } from '../../wallet/index.js';
+import { DEFAULT_KDF_TIER, parseKdfTier } from './defaults.js';
+
+/** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
+async function load() {
+  const [{ Wallet }, { Context }, { readInput, writeOutput }, { emit }, { getSecret }] = await Promise.all([
+    import('../../wallet/index.js'),
+    import('../context.js'),
+    import('../files.js'),
+    import('../output.js'),
+    import('../secrets.js'),
+  ]);
+  return { Wallet, Context, readInput, writeOutput, emit, getSecret };
+}
 
 const tierOption = () =>
   new Option('--kdf-tier <tier>', 'Argon2id cost for a passphrase: interactive, moderate or sensitive').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
@@ -32,6 +40,7 @@ export function walletCommand(): Command {
     .description('create a new wallet in the data directory')
     .addOption(tierOption())
     .action(async (opts: { kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const { Wallet, Context, emit } = await load();
       const ctx = Context.of(cmd);
       const secret = await ctx.walletSecret(true);
       ctx.progress('Creating wallet…');
@@ -44,7 +53,8 @@ export function walletCommand(): Command {
   wallet
     .command('info')
     .description('show how the wallet is protected and what it holds (needs no passphrase)')
-    .action((_opts: unknown, cmd: Command) => {
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { Wallet, Context, emit } = await load();
       const ctx = Context.of(cmd);
       const info = Wallet.inspect(ctx.walletPath);
       emit(ctx, { ...info }, () => describeInfo(info));
@@ -57,6 +67,7 @@ export function walletCommand(): Command {
     .option('--new-key-file <file>', 'file holding a new raw 32-byte key')
     .addOption(tierOption())
     .action(async (opts: { newPassphraseFile?: string; newKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const { Context, emit, getSecret } = await load();
       const ctx = Context.of(cmd);
       await ctx.withWallet(async (w) => {
         const next = await getSecret({
@@ -74,8 +85,8 @@ export function walletCommand(): Command {
       });
     });
 
-  const exportSecret = (opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
-    getSecret({
+  const exportSecret = async (opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
+    (await load()).getSecret({
       file: opts.exportPassphraseFile,
       keyFile: opts.exportKeyFile,
       env: 'DKMS_EXPORT_PASSPHRASE',
@@ -97,6 +108,7 @@ export function walletCommand(): Command {
         opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> },
         cmd: Command,
       ) => {
+        const { Context, writeOutput, emit } = await load();
         const ctx = Context.of(cmd);
         await ctx.withWallet(async (w) => {
           const secret = await exportSecret(opts, true);
@@ -116,6 +128,7 @@ export function walletCommand(): Command {
     .option('--export-key-file <file>', 'file holding the raw 32-byte key protecting the export')
     .addOption(tierOption())
     .action(async (opts: { in: string; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+      const { Wallet, Context, readInput, emit } = await load();
       const ctx = Context.of(cmd);
       const bytes = readInput(opts.in);
       const exported = await exportSecret(opts, false);

@@ -2,13 +2,10 @@
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { badInput } from '../../errors.js';
-import { describeEvidence, readWitnessState, WITNESS_STATE_FILE, type Evidence } from '../../ledger/witness.js';
+import type { Evidence } from '../../ledger/witness.js';
 import { DEFAULT_WITNESS_PORT } from '../../server/ports.js';
-import { Context } from '../context.js';
-import { ledgerUrl } from '../ledger-access.js';
+import type { Context } from '../context.js';
 import { parsePort, parsePositive } from '../options.js';
-import { emit } from '../output.js';
-import { serveUntilStopped } from '../serve.js';
 
 /** The witness's directory in a data directory (the service's `witnessDir`). */
 const WITNESS_DIR = 'witness';
@@ -30,6 +27,7 @@ async function witnessKey(dir: string): Promise<string> {
 
 /** Prints the witness's key, the node it follows, its last cosigned head and its evidence. */
 async function show(ctx: Context): Promise<void> {
+  const [{ describeEvidence, readWitnessState }, { emit }] = await Promise.all([import('../../ledger/witness.js'), import('../output.js')]);
   const dir = join(ctx.home, WITNESS_DIR);
   const state = readWitnessState(dir);
   const result = { key: state?.key ?? (await witnessKey(dir)), node: state?.node ?? null, last: state?.last ?? null, evidence: state?.evidence ?? [] };
@@ -60,8 +58,15 @@ export function witnessCommand(): Command {
     .option('--interval <ms>', "poll the node's head this often, in milliseconds", parsePositive, 500)
     .option('--show', "print the witness's key, the node it follows, its last cosigned head and its evidence, and exit")
     .action(async (opts: WitnessOptions, cmd: Command) => {
+      // Loaded only when the command runs: a definition, `--help` included, loads none of it.
+      const { Context } = await import('../context.js');
       const ctx = Context.of(cmd);
       if (opts.show === true) return show(ctx);
+      const [{ ledgerUrl }, { describeEvidence, WITNESS_STATE_FILE }, { serveUntilStopped }] = await Promise.all([
+        import('../ledger-access.js'),
+        import('../../ledger/witness.js'),
+        import('../serve.js'),
+      ]);
       const ledger = ledgerUrl(ctx, ctx.options.ledger);
       const statePath = join(ctx.home, WITNESS_DIR, WITNESS_STATE_FILE);
       // The server code is loaded only when a witness runs.
