@@ -26,6 +26,9 @@ import {
   type ConnState,
   type Endpoint,
 } from './connection-log.js';
+import { DEFAULT_CONNECTION_TTL_SECONDS } from './defaults.js';
+
+export { DEFAULT_CONNECTION_TTL_SECONDS } from './defaults.js';
 
 export const CONNECTION = 'urn:dkms:connection/1.0';
 export const CONNECTION_RESPONSE = `${CONNECTION}/response`;
@@ -34,7 +37,6 @@ export const CONNECTION_SHARE = `${CONNECTION}/share`;
 export const CONNECTION_JOIN = `${CONNECTION}/join`;
 export const BASIC_MESSAGE = 'https://didcomm.org/basicmessage/2.0/message';
 export const CONNECTION_SCHEME = 'dkms-connect:';
-export const DEFAULT_CONNECTION_TTL_SECONDS = 7 * 24 * 3600;
 
 const KeyNames = z.object({ sign: z.string(), kx: z.string() });
 const Member = z.object({ agent: z.string(), key: z.string() });

@@ -22,6 +22,9 @@ import { messageId, newMessage, type Message } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, ReceiveEntry } from './edge-agent.js';
 import { encodeInvitationText, decodeInvitationText } from './invitation-text.js';
 import { AGENTS_CHANGED } from './notifications.js';
+import { DEFAULT_PAIRING_TTL_SECONDS } from './defaults.js';
+
+export { DEFAULT_PAIRING_TTL_SECONDS } from './defaults.js';
 
 export const PAIRING = 'urn:dkms:pairing/1.0';
 export const PAIRING_RESPONSE = `${PAIRING}/response`;
@@ -29,7 +32,6 @@ export const PAIRING_WELCOME = `${PAIRING}/welcome`;
 export const PAIRING_REFUSED = `${PAIRING}/refused`;
 export const INVITATION_SCHEME = 'dkms-pair:';
 export const MAX_PASSCODE_ATTEMPTS = 3;
-export const DEFAULT_PAIRING_TTL_SECONDS = 600;
 
 const MultibaseKey = z.string().regex(/^z[1-9A-HJ-NP-Za-km-z]{40,60}$/);
 

@@ -2,9 +2,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { isKdfTier, type KdfTier } from '../crypto/index.js';
-import { badInput } from '../errors.js';
-import { Wallet, type WalletSecret } from '../wallet/index.js';
+import type { Wallet, WalletSecret } from '../wallet/index.js';
 import { getSecret } from './secrets.js';
 
 export interface GlobalOptions {
@@ -70,6 +68,8 @@ export class Context {
   async openWallet(): Promise<Wallet> {
     const secret = await this.walletSecret();
     this.progress('Opening wallet…');
+    // The wallet (Argon2, SQLite) is loaded by the commands that open it, not by every command.
+    const { Wallet } = await import('../wallet/index.js');
     return Wallet.open(this.walletPath, secret);
   }
 
@@ -82,9 +82,4 @@ export class Context {
       wallet.close();
     }
   }
-}
-
-export function parseKdfTier(value: string): KdfTier {
-  if (!isKdfTier(value)) throw badInput(`unknown KDF tier '${value}' (use interactive, moderate or sensitive)`);
-  return value;
 }

@@ -1,5 +1,13 @@
 /** Options and value parsers that several commands share. */
 import { type Command, InvalidArgumentError } from 'commander';
+import { isKdfTier, type KdfTier } from '../crypto/kdf-tiers.js';
+import { badInput } from '../errors.js';
+
+/** `--kdf-tier`: a tier's name. */
+export function parseKdfTier(value: string): KdfTier {
+  if (!isKdfTier(value)) throw badInput(`unknown KDF tier '${value}' (use interactive, moderate or sensitive)`);
+  return value;
+}
 
 export function parsePort(value: string): number {
   const port = Number(value);

@@ -6,8 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DkmsError, badInput } from '../errors.js';
-import { readPaperFile, secretFromMnemonic, type PaperPayload } from '../recovery/paper.js';
-import { promptHidden } from './secrets.js';
+import type { PaperPayload } from '../recovery/paper.js';
 
 export interface SecretOptions {
   mnemonic?: boolean;
@@ -27,7 +26,7 @@ async function readPhrase(options: SecretOptions): Promise<string> {
   }
   const env = process.env[PHRASE_ENV];
   if (env !== undefined && env.trim() !== '') return env;
-  if (process.stdin.isTTY) return promptHidden('Recovery phrase (24 words)');
+  if (process.stdin.isTTY) return (await import('./secrets.js')).promptHidden('Recovery phrase (24 words)');
   throw badInput(`give the recovery phrase with --mnemonic-file FILE, ${PHRASE_ENV}, or at a terminal`);
 }
 
@@ -35,6 +34,8 @@ async function readPhrase(options: SecretOptions): Promise<string> {
 export async function recoverySecretInput(options: SecretOptions): Promise<{ secret: Uint8Array; paper?: Omit<PaperPayload, 'secret'> } | undefined> {
   const fromPhrase = options.mnemonic === true || options.mnemonicFile !== undefined;
   if (fromPhrase && options.qr !== undefined) throw badInput('give either --mnemonic or --qr, not both');
+  // The paper wallet's code (QR, BIP39) is loaded only when a secret is asked for: command definitions import this module.
+  const { readPaperFile, secretFromMnemonic } = await import('../recovery/paper.js');
   if (options.qr !== undefined) {
     const { secret, ...paper } = await readPaperFile(options.qr);
     return { secret, paper };

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { fromBase64url, fromHex } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
-import { passphraseSecret, rawSecret, type WalletSecret } from '../wallet/index.js';
+import { passphraseSecret, rawSecret, type WalletSecret } from '../wallet/secret.js';
 
 export interface SecretSource {
   /** Flag naming a file whose first line is the passphrase. */

@@ -3,25 +3,13 @@
  * stored beside the salt, so a value hashed under one tier opens under that tier forever,
  * whatever the defaults become.
  */
-import argon2 from 'argon2';
 import { z } from 'zod';
 import { badInput } from '../errors.js';
 import { randomBytes } from './bytes.js';
 import { fromBase64url, toBase64url } from './encoding.js';
+import { DEFAULT_KDF_TIER, KDF_TIERS, isKdfTier, type KdfTier } from './kdf-tiers.js';
 
-/** memoryKiB, passes, lanes. Interactive and moderate follow libsodium's tiers. */
-export const KDF_TIERS = {
-  interactive: { memoryKiB: 64 * 1024, passes: 2, lanes: 1 },
-  moderate: { memoryKiB: 256 * 1024, passes: 3, lanes: 1 },
-  sensitive: { memoryKiB: 1024 * 1024, passes: 4, lanes: 1 },
-} as const;
-
-export type KdfTier = keyof typeof KDF_TIERS;
-export const DEFAULT_KDF_TIER: KdfTier = 'moderate';
-
-export function isKdfTier(name: string): name is KdfTier {
-  return Object.hasOwn(KDF_TIERS, name);
-}
+export { DEFAULT_KDF_TIER, KDF_TIERS, isKdfTier, type KdfTier } from './kdf-tiers.js';
 
 /** A stored salt: canonical base64url of 16 to 64 bytes. */
 export const saltSchema = z.string().refine((text) => {
@@ -56,6 +44,8 @@ export function newArgon2idParams(tier: KdfTier = DEFAULT_KDF_TIER): Argon2idPar
 /** Derives a 32-byte key from a passphrase under stored parameters. */
 export async function argon2idDerive(passphrase: string, params: Argon2idParams): Promise<Uint8Array> {
   if (typeof passphrase !== 'string' || passphrase.length === 0) throw badInput('passphrase must not be empty');
+  // The native module is loaded on first use: importing the crypto core (as every command does) costs nothing for it.
+  const { default: argon2 } = await import('argon2');
   const hash = await argon2.hash(passphrase.normalize('NFC'), {
     type: argon2.argon2id,
     raw: true,

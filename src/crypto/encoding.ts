@@ -50,6 +50,7 @@ export function fromHex(text: string, what = 'value'): Uint8Array {
 }
 
 export type KeyType = 'ed25519' | 'x25519';
+export const KEY_TYPES: readonly KeyType[] = ['ed25519', 'x25519'];
 
 /** A public key as multibase base58btc of its multicodec-prefixed bytes. */
 export type MultibaseKey = string & { readonly __brand: 'MultibaseKey' };

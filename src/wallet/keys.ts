@@ -15,13 +15,15 @@ import {
   wipe,
   x25519Generate,
   x25519PrivateKeyObject,
+  KEY_TYPES,
   type KeyType,
   type MultibaseKey,
 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 
+export { KEY_TYPES } from '../crypto/index.js';
+
 export const KEY_CATEGORY = 'dkms:key';
-export const KEY_TYPES: readonly KeyType[] = ['ed25519', 'x25519'];
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 export interface KeyInfo {

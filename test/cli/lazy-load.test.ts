@@ -8,15 +8,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONNECTION_TTL_SECONDS, DEFAULT_PAIRING_TTL_SECONDS } from '../../src/agent/index.js';
-import { DEFAULT_KDF_TIER, KDF_TIERS } from '../../src/crypto/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
-import { KEY_TYPES } from '../../src/wallet/index.js';
-import { parseKdfTier } from '../../src/cli/context.js';
-import { PHRASE_ENV, secretOptions } from '../../src/cli/recovery-input.js';
-import * as cliCopies from '../../src/cli/commands/defaults.js';
 import { dkms, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -63,13 +56,14 @@ const DEFINITIONS_MAY_LOAD = [
   /^bin\/dkms\.js$/,
   /^node_modules\/commander\//,
   /^node_modules\/@scure\/base\//,
-  /^dist\/src\/cli\/(main|options)\.js$/,
+  /^dist\/src\/cli\/(main|options|recovery-input)\.js$/,
   /^dist\/src\/cli\/commands\/[^/]+\.js$/,
   /^dist\/src\/errors\.js$/,
   /^dist\/src\/server\/ports\.js$/,
   /^dist\/src\/policy\/(flags|types)\.js$/,
   /^dist\/src\/agency\/agency-store\.js$/,
-  /^dist\/src\/crypto\/(encoding|bytes)\.js$/,
+  /^dist\/src\/crypto\/(encoding|bytes|kdf-tiers)\.js$/,
+  /^dist\/src\/agent\/defaults\.js$/,
 ];
 
 describe('what a run of dkms loads', () => {
@@ -92,6 +86,8 @@ describe('what a run of dkms loads', () => {
     expect(loaded).toContain('dist/src/ledger/client.js');
     expect(loaded).toContain('dist/src/did/resolve.js');
     expect(heavyIn(loaded, HEAVY)).toEqual([]);
+    // It opens no wallet, so neither Argon2 nor SQLite nor the wallet is loaded.
+    expect(loaded.filter((m) => /^node_modules\/(argon2|better-sqlite3)\//.test(m) || /^dist\/src\/(wallet\/wallet|sqlite)\.js$/.test(m))).toEqual([]);
     const definitions = (m: string) => DEFINITIONS_MAY_LOAD.some((allowed) => allowed.test(m));
     expect(loaded.filter((m) => /^dist\/src\/(agency|agent|recovery)\//.test(m) && !definitions(m))).toEqual([]);
   });
@@ -100,35 +96,5 @@ describe('what a run of dkms loads', () => {
     const { run, loaded } = await loadsOf(['--version']);
     expect(run.code, run.stderr).toBe(0);
     expect(loaded.filter((m) => !DEFINITIONS_MAY_LOAD.some((allowed) => allowed.test(m)))).toEqual([]);
-  });
-});
-
-describe('the values the definitions keep apart from their modules (src/cli/commands/defaults.ts)', () => {
-  it('are the values of the modules that own them', () => {
-    expect(cliCopies.DEFAULT_KDF_TIER).toBe(DEFAULT_KDF_TIER);
-    expect([...cliCopies.KDF_TIER_NAMES].sort()).toEqual(Object.keys(KDF_TIERS).sort());
-    expect([...cliCopies.KEY_TYPES]).toEqual([...KEY_TYPES]);
-    expect(cliCopies.DEFAULT_PAIRING_TTL_SECONDS).toBe(DEFAULT_PAIRING_TTL_SECONDS);
-    expect(cliCopies.DEFAULT_CONNECTION_TTL_SECONDS).toBe(DEFAULT_CONNECTION_TTL_SECONDS);
-    expect(cliCopies.PHRASE_ENV).toBe(PHRASE_ENV);
-  });
-
-  it('parse --kdf-tier as context.ts does', () => {
-    for (const value of [...Object.keys(KDF_TIERS), 'fast', '', 'Moderate', 'constructor']) {
-      const outcome = (parse: (v: string) => string) => {
-        try {
-          return { value: parse(value) };
-        } catch (e) {
-          return { error: (e as Error).message };
-        }
-      };
-      expect(outcome(cliCopies.parseKdfTier), value).toEqual(outcome(parseKdfTier));
-    }
-  });
-
-  it('give the recovery secret options of recovery-input.ts', () => {
-    const options = (add: (cmd: Command, what: string) => Command) =>
-      add(new Command('x'), 'the secret').options.map((o) => ({ flags: o.flags, description: o.description }));
-    expect(options(cliCopies.secretOptions)).toEqual(options(secretOptions));
   });
 });

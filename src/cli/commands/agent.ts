@@ -8,7 +8,9 @@ import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
 import type { RevocationOutcome } from '../../agent/revocation.js';
 import type { Context } from '../context.js';
 import { parsePositive } from '../options.js';
-import { DEFAULT_KDF_TIER, DEFAULT_PAIRING_TTL_SECONDS, parseKdfTier } from './defaults.js';
+import { DEFAULT_PAIRING_TTL_SECONDS } from '../../agent/defaults.js';
+import { DEFAULT_KDF_TIER } from '../../crypto/kdf-tiers.js';
+import { parseKdfTier } from '../options.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import type { ConnectionRecord } from '../../agent/connections.js';
 import { parsePositive } from '../options.js';
 import { showReceived } from './agent.js';
-import { DEFAULT_CONNECTION_TTL_SECONDS } from './defaults.js';
+import { DEFAULT_CONNECTION_TTL_SECONDS } from '../../agent/defaults.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {

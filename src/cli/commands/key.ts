@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { DkmsError, badInput } from '../../errors.js';
 import type { KeyInfo } from '../../wallet/index.js';
-import { KEY_TYPES } from './defaults.js';
+import { KEY_TYPES } from '../../crypto/encoding.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {

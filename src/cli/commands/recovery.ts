@@ -13,7 +13,7 @@ import { parsePositive } from '../options.js';
 import type { SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
-import { PHRASE_ENV, secretOptions } from './defaults.js';
+import { PHRASE_ENV, secretOptions } from '../recovery-input.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {

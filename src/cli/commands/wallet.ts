@@ -1,7 +1,8 @@
 /** `dkms wallet …`: create, inspect, rekey, export and import the encrypted wallet. */
 import { Command, Option } from 'commander';
 import type { WalletInfo } from '../../wallet/index.js';
-import { DEFAULT_KDF_TIER, parseKdfTier } from './defaults.js';
+import { DEFAULT_KDF_TIER } from '../../crypto/kdf-tiers.js';
+import { parseKdfTier } from '../options.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
