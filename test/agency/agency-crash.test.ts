@@ -32,7 +32,7 @@ import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { startAgency, type RunningAgency } from '../../src/server/agency-service.js';
 import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
-import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
+import { crashTimeout, crashTrials, killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 import { commitment, testKey } from '../helpers/ledger.js';
 import { startLedger } from '../helpers/lying.js';
 import { edgeAgent as memoryEdge, type Edge as BaseEdge } from '../helpers/edge.js';
@@ -40,7 +40,7 @@ import { edgeAgent as memoryEdge, type Edge as BaseEdge } from '../helpers/edge.
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'agency-crash-child.mjs');
 
-const TRIALS = 20;
+const TRIALS = crashTrials(12);
 /** Concurrent senders in the child, each with one message in flight at a time. */
 const SENDERS = 4;
 /** The random kill delay, counted from the child's "ready". */
@@ -296,5 +296,5 @@ describe('agency crash trials', () => {
         `${stats.copies} copies picked up; ${stats.inFlight} in flight at the kills (in ${stats.trialsInFlight} trials), ` +
         `of which ${stats.unackedStored} were stored though never acknowledged (in ${stats.trialsUnackedStored} trials)`,
     );
-  }, 90_000);
+  }, crashTimeout(90_000));
 });

@@ -2,6 +2,26 @@ import { spawn, type ChildProcess } from 'node:child_process';
 
 const READY_TIMEOUT_MS = 20_000;
 
+/**
+ * How many times the crash tests' trial counts are run: $DKMS_CRASH_SCALE (default 1). Each run
+ * kills at new random moments (the seed is printed), so CI covers the kill points over its runs;
+ * `DKMS_CRASH_SCALE=10 npm test` is a longer soak on one machine.
+ */
+export const CRASH_SCALE = crashScale(process.env['DKMS_CRASH_SCALE']);
+
+function crashScale(text: string | undefined): number {
+  if (text === undefined || text === '') return 1;
+  const scale = Number(text);
+  if (!Number.isInteger(scale) || scale < 1 || scale > 100) throw new Error(`DKMS_CRASH_SCALE must be a whole number from 1 to 100, not '${text}'`);
+  return scale;
+}
+
+/** `base` trials times CRASH_SCALE. */
+export const crashTrials = (base: number): number => base * CRASH_SCALE;
+
+/** A crash test's timeout for `baseMs` at scale 1, growing with the scale. */
+export const crashTimeout = (baseMs: number): number => baseMs * CRASH_SCALE;
+
 /** What a crash child wrote before it died. */
 export interface ChildRun {
   /** Complete stdout lines, in order. */

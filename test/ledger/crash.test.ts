@@ -43,13 +43,13 @@ import type { LogRecord } from '../../src/ledger/state.js';
 import { ledgerDir, openLedgerNode } from '../../src/server/ledger-service.js';
 import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
-import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
+import { crashTimeout, crashTrials, killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'crash-child.mjs');
 
 /** Trials alternate: even ones submit in process, odd ones over HTTP. */
-const TRIALS = 30;
+const TRIALS = crashTrials(16);
 /** Each owner runs two chains (policy, DID) at once: 16 events in flight. */
 const OWNERS = 8;
 /** The random kill delay, counted from the child's "ready". */
@@ -404,5 +404,5 @@ describe('ledger crash trials', () => {
         `${stats.refused} invalid events refused; ${stats.unackedTrials} kills left committed but unacknowledged events ` +
         `(${stats.unackedEvents} events, at most ${stats.maxUnacked} at once; ${stats.midBatch} kills landed between the acknowledgements of one batch)`,
     );
-  }, 120_000);
+  }, crashTimeout(120_000));
 });

@@ -19,14 +19,14 @@ import { DkmsError } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
 import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
-import { killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
+import { crashTimeout, crashTrials, killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CHILD = join(HERE, 'crash-child.mjs');
 
-const RAW_REKEY_TRIALS = 50;
-const PASSPHRASE_REKEY_TRIALS = 5;
-const PUT_TRIALS = 50;
+const RAW_REKEY_TRIALS = crashTrials(25);
+const PASSPHRASE_REKEY_TRIALS = crashTrials(5);
+const PUT_TRIALS = crashTrials(25);
 /** Upper bounds of the random kill delay, counted from the child's "ready". */
 const RAW_REKEY_MAX_DELAY_MS = 150;
 const PASSPHRASE_REKEY_MAX_DELAY_MS = 600;
@@ -261,7 +261,7 @@ describe('wallet crash trials', () => {
     }
     expect(stats.trials).toBe(RAW_REKEY_TRIALS);
     await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
-  }, 120_000);
+  }, crashTimeout(120_000));
 
   it(`rekey with passphrases (Argon2id) survives ${PASSPHRASE_REKEY_TRIALS} SIGKILLs`, async ({ annotate }) => {
     const path = join(dir, 'rekey-passphrase.wallet');
@@ -278,7 +278,7 @@ describe('wallet crash trials', () => {
     }
     expect(stats.trials).toBe(PASSPHRASE_REKEY_TRIALS);
     await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
-  }, 120_000);
+  }, crashTimeout(120_000));
 
   it(`puts survive ${PUT_TRIALS} SIGKILLs at random moments`, async ({ annotate }) => {
     const path = join(dir, 'put.wallet');
@@ -306,5 +306,5 @@ describe('wallet crash trials', () => {
       }
     }
     await annotate(`seed ${SEED}: ${PUT_TRIALS} kills, ${count} items stored, ${inFlightLanded} kills after an unacknowledged put committed`);
-  }, 120_000);
+  }, crashTimeout(120_000));
 });
