@@ -40,11 +40,17 @@ async function newOwner(label: string, agency: string, env: Record<string, strin
 const newOwners = (labels: readonly string[], agency: string, env: Record<string, string>): Promise<{ o: Owner; name: string }[]> =>
   Promise.all(labels.map(async (name) => ({ o: await newOwner(name, agency, env), name })));
 
-/** `a` invites `b` to connect; `a` calls the other `nameOfB`, `b` calls it `nameOfA`. */
-async function connect(a: Owner, nameOfB: string, b: Owner, nameOfA: string): Promise<void> {
-  const invite = await a.run(['connection', 'invite', '--label', nameOfB]);
-  await b.run(['connection', 'accept', String(invite['invitation']), '--label', nameOfA]);
-  await a.run(['message', 'inbox']);
+/**
+ * `a` invites each of `others` to connect (one command at a time: one wallet), they accept at
+ * once on their own devices, and `a` takes their answers in one inbox run. `a` calls each by its
+ * name, and each calls `a` `nameOfA`.
+ */
+async function connectAll(a: Owner, others: readonly { o: Owner; name: string }[], nameOfA: string): Promise<void> {
+  const invitations: string[] = [];
+  for (const other of others) invitations.push(String((await a.run(['connection', 'invite', '--label', other.name]))['invitation']));
+  await Promise.all(others.map((other, i) => other.o.run(['connection', 'accept', String(invitations[i]), '--label', nameOfA])));
+  const inbox = await a.run(['message', 'inbox']);
+  expect(inbox['refused']).toEqual([]);
 }
 
 /** Every JSON line a `--json` command printed. */
@@ -134,8 +140,7 @@ describe('recovery end to end, through real processes', () => {
       newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env),
       newOwner('bob', agency, env),
     ]);
-    for (const p of people) await connect(laptop, p.name, p.o, 'alice');
-    await connect(laptop, 'bob', bob, 'alice');
+    await connectAll(laptop, [...people, { o: bob, name: 'bob' }], 'alice');
     await phone.run(['message', 'inbox']);
     await laptop.run(['message', 'inbox']);
     await makeTrustees(laptop, people);
@@ -250,7 +255,7 @@ describe('recovery end to end, through real processes', () => {
     const alice = await newOwner('alice', agency, env);
     const policy = String(alice.init['policy']);
     const people = await newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4'], agency, env);
-    for (const p of people) await connect(alice, p.name, p.o, 'alice');
+    await connectAll(alice, people, 'alice');
     await makeTrustees(alice, people.slice(0, 3));
     const printed = await setupWithTrustees(
       alice,
