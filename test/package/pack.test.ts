@@ -68,6 +68,20 @@ const entries = Object.entries(manifest.exports).flatMap(([key, target]) =>
   typeof target === 'string' ? [] : [{ specifier: `dkms${key.slice(1)}`, types: target.types }],
 );
 
+/** The consumer's file that reaches what it must not: every error the compiler reports for it is expected. */
+const INTERNAL = [
+  "import { DkmsError } from 'dkms/dist/src/errors.js';",
+  "import type { EdgeAgent } from 'dkms';",
+  "export const e = new DkmsError('BAD_INPUT', 'x');",
+  // An agent is used through its operations: its wallet, store and ledger are not part of the API.
+  'export const parts = (agent: EdgeAgent) => [agent.wallet, agent.store, agent.ledger];',
+  '',
+].join('\n');
+
+/** A probe importing every entry point and printing how many names each exports. */
+const probe = () =>
+  entries.map(({ specifier }, i) => `import * as e${i} from '${specifier}';\nconsole.log('${specifier}', Object.keys(e${i}).length);`).join('\n');
+
 /** A strict consumer: nodenext, strict, and the package's own declarations checked too. */
 const consumerTsconfig = (include: readonly string[], noEmit: boolean) => ({
   compilerOptions: {
@@ -79,7 +93,6 @@ const consumerTsconfig = (include: readonly string[], noEmit: boolean) => ({
     skipLibCheck: false,
     types: ['node'],
     noEmit,
-    noEmitOnError: true,
     outDir: 'out',
     rootDir: 'src',
   },
@@ -90,6 +103,9 @@ describe('the packed package', () => {
   let work = '';
   let project = '';
   let packed: readonly string[] = [];
+  let compiled: Run = { code: -1, stdout: '', stderr: '' };
+  let errors: string[] = [];
+  const errorsIn = (file: string) => errors.filter((line) => line.startsWith(`src/${file}(`));
 
   beforeAll(
     async () => {
@@ -112,9 +128,15 @@ describe('the packed package', () => {
       writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'dkms-consumer', private: true, type: 'module' }, null, 2));
       mkdirSync(join(project, 'src'));
       for (const example of EXAMPLES) copyFileSync(join(ROOT, 'examples', `${example}.ts`), join(project, 'src', `${example}.ts`));
+      writeFileSync(join(project, 'src', 'entries.ts'), `${probe()}\n`);
+      writeFileSync(join(project, 'src', 'internal.ts'), INTERNAL);
       writeFileSync(join(project, 'tsconfig.json'), JSON.stringify(consumerTsconfig(['src'], false), null, 2));
+      // One compilation of the whole consumer (the compiler's start is most of its cost): the
+      // examples and the probe must compile cleanly, internal.ts must not.
+      compiled = await tsc('tsconfig.json');
+      errors = compiled.stdout.split('\n').filter((line) => /error TS\d+/.test(line));
     },
-    BUILD_TIMEOUT_MS + 2 * PACK_TIMEOUT_MS + 30_000,
+    BUILD_TIMEOUT_MS + 2 * PACK_TIMEOUT_MS + TSC_TIMEOUT_MS + 30_000,
   );
 
   afterAll(() => {
@@ -146,14 +168,15 @@ describe('the packed package', () => {
     expect(readFileSync(join(ROOT, 'docs', 'library.md'), 'utf8')).toContain(`\`\`\`ts\n${code}\`\`\``);
   });
 
-  it(
-    'compiles the examples with strict TypeScript against the declarations',
-    async () => {
-      expectOk(await tsc('tsconfig.json'), 'tsc (examples)');
-      for (const example of EXAMPLES) expect(existsSync(join(project, 'out', `${example}.js`))).toBe(true);
-    },
-    TSC_TIMEOUT_MS + 10_000,
-  );
+  it('compiles the examples with strict TypeScript against the declarations', () => {
+    // The compiler ran; its only complaints are about internal.ts.
+    expect(compiled.stdout + compiled.stderr).toMatch(/error TS/);
+    expect(
+      errors.filter((line) => !line.startsWith('src/internal.ts(')),
+      compiled.stdout,
+    ).toEqual([]);
+    for (const example of EXAMPLES) expect(existsSync(join(project, 'out', `${example}.js`))).toBe(true);
+  });
 
   it(
     'runs the quick start: policy and DID on a local node, resolved verified, a message from Bob to Alice',
@@ -188,19 +211,14 @@ describe('the packed package', () => {
   it(
     'resolves every entry point, in Node and in TypeScript',
     async () => {
-      const probe = entries
-        .map(({ specifier }, i) => `import * as e${i} from '${specifier}';\nconsole.log('${specifier}', Object.keys(e${i}).length);`)
-        .join('\n');
-      writeFileSync(join(project, 'src', 'entries.ts'), `${probe}\n`);
-      writeFileSync(join(project, 'tsconfig.entries.json'), JSON.stringify(consumerTsconfig(['src/entries.ts'], true), null, 2));
-      expectOk(await tsc('tsconfig.entries.json'), 'tsc (entry points)');
-      writeFileSync(join(project, 'entries.mjs'), `${probe.replaceAll(/^import \* as (e\d+) from ('[^']+');$/gm, 'const $1 = await import($2);')}\n`);
+      expect(errorsIn('entries.ts'), compiled.stdout).toEqual([]);
+      writeFileSync(join(project, 'entries.mjs'), `${probe().replaceAll(/^import \* as (e\d+) from ('[^']+');$/gm, 'const $1 = await import($2);')}\n`);
       const result = await node(['entries.mjs']);
       expectOk(result, 'importing every entry point');
       for (const { specifier } of entries) expect(result.stdout).toMatch(new RegExp(`^${specifier} [1-9]\\d*$`, 'm'));
       expectOk(await node([join('node_modules', 'dkms', 'bin', 'dkms.js'), '--version']), 'the CLI from the package');
     },
-    2 * TSC_TIMEOUT_MS + RUN_TIMEOUT_MS,
+    2 * RUN_TIMEOUT_MS,
   );
 
   it(
@@ -209,24 +227,11 @@ describe('the packed package', () => {
       const result = await node(['--input-type=module', '-e', "await import('dkms/dist/src/errors.js')"]);
       expect(result.code).not.toBe(0);
       expect(result.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED');
-      writeFileSync(
-        join(project, 'src', 'internal.ts'),
-        [
-          "import { DkmsError } from 'dkms/dist/src/errors.js';",
-          "import type { EdgeAgent } from 'dkms';",
-          "export const e = new DkmsError('BAD_INPUT', 'x');",
-          // An agent is used through its operations: its wallet, store and ledger are not part of the API.
-          'export const parts = (agent: EdgeAgent) => [agent.wallet, agent.store, agent.ledger];',
-          '',
-        ].join('\n'),
-      );
-      writeFileSync(join(project, 'tsconfig.internal.json'), JSON.stringify(consumerTsconfig(['src/internal.ts'], true), null, 2));
-      const compiled = await tsc('tsconfig.internal.json');
-      expect(compiled.code).not.toBe(0);
+      expect(errorsIn('internal.ts'), compiled.stdout).toHaveLength(4);
       expect(compiled.stdout).toMatch(/src\/internal\.ts\(1,\d+\): error TS2307: Cannot find module 'dkms\/dist\/src\/errors\.js'/);
       for (const part of ['wallet', 'store', 'ledger'])
         expect(compiled.stdout).toMatch(new RegExp(`src/internal\\.ts\\(4,\\d+\\): error TS2339: Property '${part}' does not exist on type 'EdgeAgent'`));
     },
-    TSC_TIMEOUT_MS + RUN_TIMEOUT_MS,
+    RUN_TIMEOUT_MS + 10_000,
   );
 });
