@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * Some tests run real servers from Debian's packages: etcd 3.4 (`etcd`, `etcdctl`) for the
- * ledger's etcd backend, and PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store. If any
+ * ledger's etcd backend, PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store, and `ss`
+ * (iproute2) to watch a test's connections. If any
  * is missing and this runs as root on a system with apt-get, installs them; otherwise says how,
  * and fails: those tests are never skipped.
  */
@@ -18,6 +19,8 @@ const hasInitdb = () =>
 const needs = [
   { packages: ['etcd-server', 'etcd-client'], what: 'etcd 3.4', installed: () => works('etcd', ['--version']) && works('etcdctl', ['version']) },
   { packages: ['postgresql'], what: 'PostgreSQL', installed: hasInitdb },
+  // test/cli/shutdown.test.ts sees the agent's held long poll with `ss`.
+  { packages: ['iproute2'], what: 'ss (iproute2)', installed: () => works('ss', ['-V']) },
 ];
 const missing = needs.filter((n) => !n.installed());
 if (missing.length === 0) process.exit(0);
