@@ -251,50 +251,54 @@ afterAll(() => {
 });
 
 describe('agency crash trials', () => {
-  it(`loses no acknowledged message through ${TRIALS} SIGKILLs under concurrent inbound load`, async ({ annotate }) => {
-    // A real ledger with the owner's policy: agent a is ADMIN, agent b PROVE only.
-    const ledger = await startLedger(join(base, 'ledger'));
-    const agents: Record<AgentName, Edge> = { a: edgeAgent('a'), b: edgeAgent('b') };
-    const create = signEvent(policyCreate([agents.a.agent(ALL_FLAGS), agents.b.agent(FLAGS.PROVE)], commitment([testKey()])), [agents.a, agents.b]);
-    const policy = (await new LedgerClient({ url: ledger.url }).submit(create)).subject;
+  it(
+    `loses no acknowledged message through ${TRIALS} SIGKILLs under concurrent inbound load`,
+    async ({ annotate }) => {
+      // A real ledger with the owner's policy: agent a is ADMIN, agent b PROVE only.
+      const ledger = await startLedger(join(base, 'ledger'));
+      const agents: Record<AgentName, Edge> = { a: edgeAgent('a'), b: edgeAgent('b') };
+      const create = signEvent(policyCreate([agents.a.agent(ALL_FLAGS), agents.b.agent(FLAGS.PROVE)], commitment([testKey()])), [agents.a, agents.b]);
+      const policy = (await new LedgerClient({ url: ledger.url }).submit(create)).subject;
 
-    // The owner's cloud agent, registered once; every child serves it from the same directory.
-    const partial = { home: join(base, 'home'), ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.multikey], agents };
-    const first = await restart(partial, `seed ${SEED}, registering`);
-    let cloud: CloudAgentDescription;
-    try {
-      cloud = await new AgencyClient(first.url, agents.a.signer).register(policy);
-    } finally {
-      await first.close();
-    }
-    const setup: Setup = { ...partial, cloud };
+      // The owner's cloud agent, registered once; every child serves it from the same directory.
+      const partial = { home: join(base, 'home'), ledgerUrl: ledger.url, trustedLedgerKeys: [ledger.signer.multikey], agents };
+      const first = await restart(partial, `seed ${SEED}, registering`);
+      let cloud: CloudAgentDescription;
+      try {
+        cloud = await new AgencyClient(first.url, agents.a.signer).register(policy);
+      } finally {
+        await first.close();
+      }
+      const setup: Setup = { ...partial, cloud };
 
-    const config = {
-      home: setup.home,
-      ledgerUrl: setup.ledgerUrl,
-      trustedLedgerKeys: setup.trustedLedgerKeys,
-      senders: SENDERS,
-      cloud: { kx: cloud.kx, routingKey: cloud.routingKey, did: cloud.did },
-      agents: AGENT_NAMES.map((name) => ({ kid: agents[name].agreement.kid, kx: agents[name].kx, didKey: `did:key:${agents[name].multikey}` })),
-    };
-    const stats: Stats = { trials: 0, posted: 0, acked: 0, inFlight: 0, trialsInFlight: 0, unackedStored: 0, trialsUnackedStored: 0, copies: 0 };
-    for (let t = 0; t < TRIALS; t++) {
-      const delay = delayBetween(MIN_DELAY_MS, MAX_DELAY_MS);
-      const where = `seed ${SEED}, trial ${t}, kill ${delay} ms after ready`;
-      const run = await runChildScript(CHILD, { ...config, trial: t }, delay);
-      await checkAfterKill(setup, reportOf(run, where), stats, where);
-    }
+      const config = {
+        home: setup.home,
+        ledgerUrl: setup.ledgerUrl,
+        trustedLedgerKeys: setup.trustedLedgerKeys,
+        senders: SENDERS,
+        cloud: { kx: cloud.kx, routingKey: cloud.routingKey, did: cloud.did },
+        agents: AGENT_NAMES.map((name) => ({ kid: agents[name].agreement.kid, kx: agents[name].kx, didKey: `did:key:${agents[name].multikey}` })),
+      };
+      const stats: Stats = { trials: 0, posted: 0, acked: 0, inFlight: 0, trialsInFlight: 0, unackedStored: 0, trialsUnackedStored: 0, copies: 0 };
+      for (let t = 0; t < TRIALS; t++) {
+        const delay = delayBetween(MIN_DELAY_MS, MAX_DELAY_MS);
+        const where = `seed ${SEED}, trial ${t}, kill ${delay} ms after ready`;
+        const run = await runChildScript(CHILD, { ...config, trial: t }, delay);
+        await checkAfterKill(setup, reportOf(run, where), stats, where);
+      }
 
-    expect(stats.trials).toBe(TRIALS);
-    expect(stats.acked, `seed ${SEED}: the agency acknowledged nothing`).toBeGreaterThan(0);
-    // The kills must land under load: with every sender always posting, nearly every kill finds
-    // messages in flight; fewer than half would mean the load had stopped before the kill.
-    expect(stats.trialsInFlight, `seed ${SEED}: kills that found messages in flight`).toBeGreaterThanOrEqual(Math.ceil(TRIALS / 2));
+      expect(stats.trials).toBe(TRIALS);
+      expect(stats.acked, `seed ${SEED}: the agency acknowledged nothing`).toBeGreaterThan(0);
+      // The kills must land under load: with every sender always posting, nearly every kill finds
+      // messages in flight; fewer than half would mean the load had stopped before the kill.
+      expect(stats.trialsInFlight, `seed ${SEED}: kills that found messages in flight`).toBeGreaterThanOrEqual(Math.ceil(TRIALS / 2));
 
-    await annotate(
-      `seed ${SEED}: ${stats.trials} kills, ${stats.posted} messages posted, ${stats.acked} acknowledged, ` +
-        `${stats.copies} copies picked up; ${stats.inFlight} in flight at the kills (in ${stats.trialsInFlight} trials), ` +
-        `of which ${stats.unackedStored} were stored though never acknowledged (in ${stats.trialsUnackedStored} trials)`,
-    );
-  }, crashTimeout(90_000));
+      await annotate(
+        `seed ${SEED}: ${stats.trials} kills, ${stats.posted} messages posted, ${stats.acked} acknowledged, ` +
+          `${stats.copies} copies picked up; ${stats.inFlight} in flight at the kills (in ${stats.trialsInFlight} trials), ` +
+          `of which ${stats.unackedStored} were stored though never acknowledged (in ${stats.trialsUnackedStored} trials)`,
+      );
+    },
+    crashTimeout(90_000),
+  );
 });

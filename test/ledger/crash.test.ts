@@ -359,50 +359,54 @@ afterAll(() => {
 });
 
 describe('ledger crash trials', () => {
-  it(`keeps every acknowledged event through ${TRIALS} SIGKILLs under concurrent write load`, async ({ annotate }) => {
-    const ledger: Ledger = {
-      home,
-      key: undefined,
-      size: 0,
-      root: EMPTY_ROOT,
-      tree: new MemoryMerkle(),
-      acked: new Map(),
-      owners: Array.from({ length: OWNERS }, () => ({})),
-    };
-    const stats: Stats = { trials: 0, acks: 0, unackedTrials: 0, midBatch: 0, unackedEvents: 0, maxUnacked: 0, batches: 0, refused: 0 };
-    for (let t = 0; t < TRIALS; t++) {
-      const mode: Mode = t % 2 === 0 ? 'direct' : 'http';
-      const delay = delayBetween(MIN_DELAY_MS, MAX_DELAY_MS);
-      const where = `seed ${SEED}, trial ${t} (${mode}), kill ${delay} ms after ready, log of ${ledger.size} events before`;
-      const run = await runChild({ mode, home, seed: SEED, trial: t, owners: ledger.owners }, delay);
-      await checkAfterKill(ledger, reportOf(run, where), mode, stats, where);
-    }
-    expect(stats.trials).toBe(TRIALS);
-    expect(stats.acks, `seed ${SEED}: the children acknowledged nothing`).toBeGreaterThan(0);
+  it(
+    `keeps every acknowledged event through ${TRIALS} SIGKILLs under concurrent write load`,
+    async ({ annotate }) => {
+      const ledger: Ledger = {
+        home,
+        key: undefined,
+        size: 0,
+        root: EMPTY_ROOT,
+        tree: new MemoryMerkle(),
+        acked: new Map(),
+        owners: Array.from({ length: OWNERS }, () => ({})),
+      };
+      const stats: Stats = { trials: 0, acks: 0, unackedTrials: 0, midBatch: 0, unackedEvents: 0, maxUnacked: 0, batches: 0, refused: 0 };
+      for (let t = 0; t < TRIALS; t++) {
+        const mode: Mode = t % 2 === 0 ? 'direct' : 'http';
+        const delay = delayBetween(MIN_DELAY_MS, MAX_DELAY_MS);
+        const where = `seed ${SEED}, trial ${t} (${mode}), kill ${delay} ms after ready, log of ${ledger.size} events before`;
+        const run = await runChild({ mode, home, seed: SEED, trial: t, owners: ledger.owners }, delay);
+        await checkAfterKill(ledger, reportOf(run, where), mode, stats, where);
+      }
+      expect(stats.trials).toBe(TRIALS);
+      expect(stats.acks, `seed ${SEED}: the children acknowledged nothing`).toBeGreaterThan(0);
 
-    // The node takes writes after the last kill, continuing a chain the children left.
-    const where = `seed ${SEED}, after the last trial`;
-    const { node, closeIdentity } = await reopen(home, where);
-    try {
-      const did = ledger.owners.findIndex((o) => o.did !== undefined);
-      const subject = ledger.owners[did]?.did as Did | undefined;
-      const record = subject === undefined ? undefined : await node.subject(subject);
-      if (subject === undefined || record === undefined) throw new Error(`${where}: no DID was created`);
-      const admin = fixedKey(did, 'admin');
-      const services = [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'https://agency.example/final' }];
-      const receipt = await node.submit(signEvent(nextEvent('did.update', subject, record, { services }), [admin]));
-      expect(receipt.gseq, `${where}: the next event's gseq`).toBe(ledger.size);
-      expect(await node.verify(), `${where}: verify()`).toEqual({ events: ledger.size + 1, problems: [] });
-    } finally {
-      await node.close();
-      closeIdentity();
-    }
+      // The node takes writes after the last kill, continuing a chain the children left.
+      const where = `seed ${SEED}, after the last trial`;
+      const { node, closeIdentity } = await reopen(home, where);
+      try {
+        const did = ledger.owners.findIndex((o) => o.did !== undefined);
+        const subject = ledger.owners[did]?.did as Did | undefined;
+        const record = subject === undefined ? undefined : await node.subject(subject);
+        if (subject === undefined || record === undefined) throw new Error(`${where}: no DID was created`);
+        const admin = fixedKey(did, 'admin');
+        const services = [{ id: '#agency', type: 'DIDCommMessaging', serviceEndpoint: 'https://agency.example/final' }];
+        const receipt = await node.submit(signEvent(nextEvent('did.update', subject, record, { services }), [admin]));
+        expect(receipt.gseq, `${where}: the next event's gseq`).toBe(ledger.size);
+        expect(await node.verify(), `${where}: verify()`).toEqual({ events: ledger.size + 1, problems: [] });
+      } finally {
+        await node.close();
+        closeIdentity();
+      }
 
-    await annotate(
-      `seed ${SEED}: ${stats.trials} kills (${Math.ceil(TRIALS / 2)} in process, ${Math.floor(TRIALS / 2)} over HTTP), ` +
-        `${stats.acks} events acknowledged, ${ledger.size} in the log, ${stats.batches} batches (${(ledger.size / Math.max(1, stats.batches)).toFixed(1)} events each), ` +
-        `${stats.refused} invalid events refused; ${stats.unackedTrials} kills left committed but unacknowledged events ` +
-        `(${stats.unackedEvents} events, at most ${stats.maxUnacked} at once; ${stats.midBatch} kills landed between the acknowledgements of one batch)`,
-    );
-  }, crashTimeout(120_000));
+      await annotate(
+        `seed ${SEED}: ${stats.trials} kills (${Math.ceil(TRIALS / 2)} in process, ${Math.floor(TRIALS / 2)} over HTTP), ` +
+          `${stats.acks} events acknowledged, ${ledger.size} in the log, ${stats.batches} batches (${(ledger.size / Math.max(1, stats.batches)).toFixed(1)} events each), ` +
+          `${stats.refused} invalid events refused; ${stats.unackedTrials} kills left committed but unacknowledged events ` +
+          `(${stats.unackedEvents} events, at most ${stats.maxUnacked} at once; ${stats.midBatch} kills landed between the acknowledgements of one batch)`,
+      );
+    },
+    crashTimeout(120_000),
+  );
 });

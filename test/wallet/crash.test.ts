@@ -250,61 +250,73 @@ function checkPuts(wallet: Wallet, acked: number, fullTagScan: boolean, context:
 }
 
 describe('wallet crash trials', () => {
-  it(`rekey with raw keys survives ${RAW_REKEY_TRIALS} SIGKILLs at random moments`, async ({ annotate }) => {
-    const path = join(dir, 'rekey-raw.wallet');
-    const specs = [rawSpec(), rawSpec()] as const;
-    const state = await createRekeyWallet(path, specs[0]);
-    const stats: RekeyStats = { trials: 0, midRekey: 0, acks: 0 };
-    for (let t = 0; t < RAW_REKEY_TRIALS; t++) {
-      const delay = delayUpTo(RAW_REKEY_MAX_DELAY_MS);
-      await rekeyTrial(path, specs, state, stats, delay, `seed ${SEED}, raw rekey trial ${t}, kill ${delay} ms after ready`);
-    }
-    expect(stats.trials).toBe(RAW_REKEY_TRIALS);
-    await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
-  }, crashTimeout(120_000));
-
-  it(`rekey with passphrases (Argon2id) survives ${PASSPHRASE_REKEY_TRIALS} SIGKILLs`, async ({ annotate }) => {
-    const path = join(dir, 'rekey-passphrase.wallet');
-    const specs = [
-      { kind: 'passphrase', passphrase: 'correct horse battery staple' },
-      { kind: 'passphrase', passphrase: 'tr0ub4dor & 3, the sequel' },
-    ] as const satisfies readonly [SecretSpec, SecretSpec];
-    const state = await createRekeyWallet(path, specs[0], 'interactive');
-    const stats: RekeyStats = { trials: 0, midRekey: 0, acks: 0 };
-    for (let t = 0; t < PASSPHRASE_REKEY_TRIALS; t++) {
-      const delay = delayUpTo(PASSPHRASE_REKEY_MAX_DELAY_MS);
-      const where = `seed ${SEED}, passphrase rekey trial ${t}, kill ${delay} ms after ready`;
-      await rekeyTrial(path, specs, state, stats, delay, where, 'interactive');
-    }
-    expect(stats.trials).toBe(PASSPHRASE_REKEY_TRIALS);
-    await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
-  }, crashTimeout(120_000));
-
-  it(`puts survive ${PUT_TRIALS} SIGKILLs at random moments`, async ({ annotate }) => {
-    const path = join(dir, 'put.wallet');
-    const spec = rawSpec();
-    (await Wallet.create(path, toSecret(spec))).close();
-    let count = 0;
-    let inFlightLanded = 0;
-    for (let t = 0; t < PUT_TRIALS; t++) {
-      const delay = delayUpTo(PUT_MAX_DELAY_MS);
-      const where = `seed ${SEED}, put trial ${t}, kill ${delay} ms after ready`;
-      const run = await runChild({ mode: 'put', path, secret: spec, category: PUT_CATEGORY, start: count }, delay);
-      const acks = acksOf(run, where);
-      acks.forEach((ack, i) => expect(ack, `${where}: acks out of order`).toBe(itemName(count + i)));
-      const acked = count + acks.length;
-      const context = `${where}, items 0..${acked - 1} acknowledged`;
-
-      const wallet = await tryOpen(path, toSecret(spec), context);
-      if (wallet === undefined) throw new Error(`${context}: the secret no longer opens the wallet`);
-      try {
-        const stored = await inContext(context, () => checkPuts(wallet, acked, t % 10 === 9 || t === PUT_TRIALS - 1, context));
-        if (stored > acked) inFlightLanded++;
-        count = stored;
-      } finally {
-        wallet.close();
+  it(
+    `rekey with raw keys survives ${RAW_REKEY_TRIALS} SIGKILLs at random moments`,
+    async ({ annotate }) => {
+      const path = join(dir, 'rekey-raw.wallet');
+      const specs = [rawSpec(), rawSpec()] as const;
+      const state = await createRekeyWallet(path, specs[0]);
+      const stats: RekeyStats = { trials: 0, midRekey: 0, acks: 0 };
+      for (let t = 0; t < RAW_REKEY_TRIALS; t++) {
+        const delay = delayUpTo(RAW_REKEY_MAX_DELAY_MS);
+        await rekeyTrial(path, specs, state, stats, delay, `seed ${SEED}, raw rekey trial ${t}, kill ${delay} ms after ready`);
       }
-    }
-    await annotate(`seed ${SEED}: ${PUT_TRIALS} kills, ${count} items stored, ${inFlightLanded} kills after an unacknowledged put committed`);
-  }, crashTimeout(120_000));
+      expect(stats.trials).toBe(RAW_REKEY_TRIALS);
+      await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
+    },
+    crashTimeout(120_000),
+  );
+
+  it(
+    `rekey with passphrases (Argon2id) survives ${PASSPHRASE_REKEY_TRIALS} SIGKILLs`,
+    async ({ annotate }) => {
+      const path = join(dir, 'rekey-passphrase.wallet');
+      const specs = [
+        { kind: 'passphrase', passphrase: 'correct horse battery staple' },
+        { kind: 'passphrase', passphrase: 'tr0ub4dor & 3, the sequel' },
+      ] as const satisfies readonly [SecretSpec, SecretSpec];
+      const state = await createRekeyWallet(path, specs[0], 'interactive');
+      const stats: RekeyStats = { trials: 0, midRekey: 0, acks: 0 };
+      for (let t = 0; t < PASSPHRASE_REKEY_TRIALS; t++) {
+        const delay = delayUpTo(PASSPHRASE_REKEY_MAX_DELAY_MS);
+        const where = `seed ${SEED}, passphrase rekey trial ${t}, kill ${delay} ms after ready`;
+        await rekeyTrial(path, specs, state, stats, delay, where, 'interactive');
+      }
+      expect(stats.trials).toBe(PASSPHRASE_REKEY_TRIALS);
+      await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
+    },
+    crashTimeout(120_000),
+  );
+
+  it(
+    `puts survive ${PUT_TRIALS} SIGKILLs at random moments`,
+    async ({ annotate }) => {
+      const path = join(dir, 'put.wallet');
+      const spec = rawSpec();
+      (await Wallet.create(path, toSecret(spec))).close();
+      let count = 0;
+      let inFlightLanded = 0;
+      for (let t = 0; t < PUT_TRIALS; t++) {
+        const delay = delayUpTo(PUT_MAX_DELAY_MS);
+        const where = `seed ${SEED}, put trial ${t}, kill ${delay} ms after ready`;
+        const run = await runChild({ mode: 'put', path, secret: spec, category: PUT_CATEGORY, start: count }, delay);
+        const acks = acksOf(run, where);
+        acks.forEach((ack, i) => expect(ack, `${where}: acks out of order`).toBe(itemName(count + i)));
+        const acked = count + acks.length;
+        const context = `${where}, items 0..${acked - 1} acknowledged`;
+
+        const wallet = await tryOpen(path, toSecret(spec), context);
+        if (wallet === undefined) throw new Error(`${context}: the secret no longer opens the wallet`);
+        try {
+          const stored = await inContext(context, () => checkPuts(wallet, acked, t % 10 === 9 || t === PUT_TRIALS - 1, context));
+          if (stored > acked) inFlightLanded++;
+          count = stored;
+        } finally {
+          wallet.close();
+        }
+      }
+      await annotate(`seed ${SEED}: ${PUT_TRIALS} kills, ${count} items stored, ${inFlightLanded} kills after an unacknowledged put committed`);
+    },
+    crashTimeout(120_000),
+  );
 });
