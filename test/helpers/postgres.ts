@@ -12,7 +12,7 @@ export type { PgCluster } from '../../bench/pg-cluster.js';
 export function pgClusterForSuite(): () => PgCluster {
   let cluster: PgCluster | undefined;
   beforeAll(async () => {
-    cluster = await startPgCluster();
+    cluster = await startPgCluster({ durable: false });
   }, 120_000);
   afterAll(async () => {
     await cluster?.stop();
