@@ -43,6 +43,7 @@ export type { DidDocument, DidDocumentMetadata, VerificationMethod } from './did
 
 // Edge agents.
 export { EdgeAgent } from './agent/edge-agent.js';
+export type { AgentWallet } from './agent/edge-agent.js';
 
 // Running a ledger node or an agency in this process, on a local address.
 export { DEFAULT_LEDGER_PORT, startLedger } from './server/ledger-service.js';

@@ -27,7 +27,7 @@
 // The agent, and how it receives.
 export { EdgeAgent, MAX_MESSAGE_AGE_SECONDS, recipientRef } from './edge-agent.js';
 export type { EdgeAgentOptions, Handled, Handler, Handlers, ReceiveEntry, Sender } from './edge-agent.js';
-export type { AgentStore, AgentView, Cloud, KnownAgent, Profile } from './agent-store.js';
+export type { AgentStore, AgentView, AgentWallet, Cloud, KnownAgent, Profile } from './agent-store.js';
 
 // Provisioning: keys, the first agent (policy, DID), a cloud agent at an agency.
 export { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from './provision.js';
