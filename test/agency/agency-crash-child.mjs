@@ -22,27 +22,16 @@
  *           cloud: { kx, routingKey, did },
  *           agents: [{ kid, kx, didKey }, { kid, kx, didKey }] }   agent a, agent b
  */
-import { writeSync } from 'node:fs';
 import { decodePublicKey, x25519Generate } from '../../dist/src/crypto/index.js';
 import { authcrypt, didKeyUrl, memoryAgreementKey, messageBytes, newMessage, wrapForward } from '../../dist/src/didcomm/index.js';
 import { startAgency } from '../../dist/src/server/agency-service.js';
+import { dieWithParent, fail, say } from '../helpers/child-io.mjs';
 
 const NOTE = 'https://example.org/test/1.0/crash-note';
 /** Who each sender's n-th message goes to, in turn. */
 const TARGETS = ['ab', 'a', 'b', 'ab'];
 
-function say(line) {
-  writeSync(1, `${line}\n`);
-}
-
-function fail(message) {
-  throw new Error(message);
-}
-
-// Never outlive the parent: it holds our stdin open until it is done with us.
-process.stdin.on('end', () => process.exit(3));
-process.stdin.on('error', () => process.exit(3));
-process.stdin.resume();
+dieWithParent();
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 

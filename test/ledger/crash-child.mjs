@@ -23,7 +23,6 @@
  *   state the store holds now (which may include events of an earlier trial never acknowledged).
  */
 import { createHash } from 'node:crypto';
-import { writeSync } from 'node:fs';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { ed25519PublicKey, memorySigner } from '../../dist/src/crypto/index.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../dist/src/ledger/build.js';
@@ -31,6 +30,7 @@ import { eventId, subjectOf } from '../../dist/src/ledger/events.js';
 import { recoveryKeyDigest } from '../../dist/src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../../dist/src/policy/flags.js';
 import { openLedgerNode, startLedger } from '../../dist/src/server/ledger-service.js';
+import { dieWithParent, fail, say } from '../helpers/child-io.mjs';
 
 /** Agents each policy chain grants and revokes in turn. */
 const AGENTS = 3;
@@ -45,18 +45,7 @@ function fixedKey(seed, owner, role) {
   return { ...signer, agent: (flags) => ({ key: signer.multikey, flags }) };
 }
 
-function say(line) {
-  writeSync(1, `${line}\n`);
-}
-
-function fail(message) {
-  throw new Error(message);
-}
-
-// Never outlive the parent: it holds our stdin open until it is done with us.
-process.stdin.on('end', () => process.exit(3));
-process.stdin.on('error', () => process.exit(3));
-process.stdin.resume();
+dieWithParent();
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 if (config.mode !== 'direct' && config.mode !== 'http') {

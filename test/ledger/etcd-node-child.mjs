@@ -13,7 +13,6 @@
  * Each subject has at most one event in flight. Usage: node etcd-node-child.mjs '<json config>'
  * config: { endpoints: string[], prefix: string, owners: number }
  */
-import { writeSync } from 'node:fs';
 import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { ed25519Generate, memorySigner } from '../../dist/src/crypto/index.js';
 import { nextEvent, policyCreate, signEvent } from '../../dist/src/ledger/build.js';
@@ -22,15 +21,9 @@ import { eventId, subjectOf } from '../../dist/src/ledger/events.js';
 import { LedgerNode } from '../../dist/src/ledger/node.js';
 import { recoveryKeyDigest } from '../../dist/src/policy/authority.js';
 import { ALL_FLAGS, FLAGS } from '../../dist/src/policy/flags.js';
+import { dieWithParent, say } from '../helpers/child-io.mjs';
 
-function say(line) {
-  writeSync(1, `${line}\n`);
-}
-
-// Never outlive the parent: it holds our stdin open until it is done with us.
-process.stdin.on('end', () => process.exit(3));
-process.stdin.on('error', () => process.exit(3));
-process.stdin.resume();
+dieWithParent();
 
 function key() {
   const pair = ed25519Generate();

@@ -16,8 +16,8 @@
  * spec:   { kind: 'raw', hex } | { kind: 'passphrase', passphrase }
  */
 import { createHash } from 'node:crypto';
-import { writeSync } from 'node:fs';
 import { Wallet, passphraseSecret, rawSecret } from '../../dist/src/wallet/index.js';
+import { dieWithParent, say } from '../helpers/child-io.mjs';
 
 /** Deterministic item of put mode; crash.test.ts computes the same. */
 function itemName(index) {
@@ -42,10 +42,6 @@ function toSecret(spec) {
   return passphraseSecret(spec.passphrase);
 }
 
-function say(line) {
-  writeSync(1, `${line}\n`);
-}
-
 async function rekeyLoop(config) {
   const secrets = config.secrets.map(toSecret);
   const wallet = await Wallet.open(config.path, secrets[config.current]);
@@ -67,10 +63,7 @@ async function putLoop(config) {
   }
 }
 
-// Never outlive the parent: it holds our stdin open until it is done with us.
-process.stdin.on('end', () => process.exit(3));
-process.stdin.on('error', () => process.exit(3));
-process.stdin.resume();
+dieWithParent();
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const loops = { rekey: rekeyLoop, put: putLoop };
