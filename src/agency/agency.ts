@@ -29,7 +29,7 @@ import {
 } from './agency-store.js';
 import { MAX_BACKUP_BYTES, MAX_SPONSORS } from './api-schemas.js';
 import type { CloudKeys } from './cloud-keys.js';
-import { decrypt, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from '../didcomm/index.js';
+import { decrypt, didKeyAgreementKey, didKeyPublicKey, didKeyUrl, parseJwe, parseMessage, readForward } from '../didcomm/index.js';
 
 /**
  * Called once a request's signer is found allowed to make it, before anything is changed: it
@@ -398,9 +398,7 @@ export class Agency {
     const record = await this.#recipientCloudAgent(jwe.recipients.map((r) => r.header?.['kid']));
     const publicKey = decodePublicKey(record.kx, 'x25519').publicKey;
     // The public key is the record's: only the agreement itself goes to the keys.
-    const opened = decrypt(jwe, [
-      { kid: didKeyUrl('x25519', publicKey), publicKey, multikey: record.kx as MultibaseKey, agree: (peer) => this.#keys.agree(record, peer) },
-    ]);
+    const opened = decrypt(jwe, [didKeyAgreementKey({ publicKey, multikey: record.kx as MultibaseKey, agree: (peer) => this.#keys.agree(record, peer) })]);
     const message = parseMessage(opened.plaintext);
     const { next, payload } = readForward(message);
     if (message.expires_time !== undefined && message.expires_time * 1000 < Date.now())

@@ -25,12 +25,12 @@ export interface SigningKey extends Signer {
 
 /** A held key named by its did:key URL (`did:key:z6Mk…#z6Mk…`, `did:key:z6LS…#z6LS…`), the ids dkms agents use. */
 export function didKeySigner(signer: Signer): SigningKey {
-  const kid = `did:key:${signer.multikey}#${signer.multikey}`;
+  const kid = didKeyUrlOf(signer.multikey);
   return { kid, publicKey: signer.publicKey, multikey: signer.multikey, sign: (message) => signer.sign(message) };
 }
 
 export function didKeyAgreementKey(key: KeyAgreementKey): AgreementKey {
-  const kid = `did:key:${key.multikey}#${key.multikey}`;
+  const kid = didKeyUrlOf(key.multikey);
   return { kid, publicKey: key.publicKey, multikey: key.multikey, agree: (peer) => key.agree(peer) };
 }
 
@@ -54,8 +54,12 @@ const DID_KEY = /^did:key:(z[1-9A-HJ-NP-Za-km-z]{40,60})#(z[1-9A-HJ-NP-Za-km-z]{
 
 /** The did:key URL naming a public key. */
 export function didKeyUrl(type: KeyType, publicKey: Uint8Array): string {
-  const multibase = encodePublicKey(type, publicKey);
-  return `did:key:${multibase}#${multibase}`;
+  return didKeyUrlOf(encodePublicKey(type, publicKey));
+}
+
+/** The did:key URL naming a multikey (`z6Mk…`, `z6LS…`). */
+function didKeyUrlOf(multikey: string): string {
+  return `did:key:${multikey}#${multikey}`;
 }
 
 /** The public key a did:key URL names, or undefined for any other kind of key id. */

@@ -214,7 +214,11 @@ export function localLedgerTransport(node: LedgerNode): LedgerTransport {
       checkPart(contract, 'query', query, 'BAD_INPUT');
       return contract;
     };
-    if (method === 'GET' && path === '/v1/head') return route('GET', '/v1/head') && json(200, (await node.current(), node.servedHead()));
+    if (method === 'GET' && path === '/v1/head') {
+      route('GET', '/v1/head');
+      await node.current();
+      return json(200, node.servedHead());
+    }
     if (method === 'GET' && path.startsWith('/v1/policies/')) {
       route('GET', '/v1/policies/:subject');
       await node.current();
@@ -237,7 +241,10 @@ export function localLedgerTransport(node: LedgerNode): LedgerTransport {
       const { subjects } = checkPart(route('POST', '/v1/proofs/map'), 'body', payload, 'BAD_INPUT') as { subjects: Subject[] };
       return json(200, await reads.mapProofs(subjects));
     }
-    if (method === 'POST' && path === '/v1/events') return route('POST', '/v1/events') && json(201, await node.submit(payload));
+    if (method === 'POST' && path === '/v1/events') {
+      route('POST', '/v1/events');
+      return json(201, await node.submit(payload));
+    }
     if (method === 'POST' && path === '/v1/events/batch') {
       const { events } = checkPart(route('POST', '/v1/events/batch'), 'body', payload, 'EVENT_MALFORMED') as { events: unknown[] };
       return json(200, { results: await node.submitMany(events) });
