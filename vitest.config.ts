@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
+import { useRamTmp } from './test/setup/ram-tmp.js';
 import { slowRank } from './test/suites.js';
+
+useRamTmp();
 
 /**
  * The slowest files first (test/suites.ts), then the rest in vitest's own order (longest known
@@ -23,5 +26,6 @@ export default defineConfig({
     // Crash trials and CLI tests start many processes; two cores run two files at a time.
     maxWorkers: 2,
     sequence: { sequencer: SlowestFirst },
+    globalSetup: ['test/setup/ram-tmp.ts'],
   },
 });
