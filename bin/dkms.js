@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js';
+// The bundled CLI (scripts/bundle-cli.mjs): the same code as dist/src/cli/, in a few files.
+import { main } from '../dist/cli/main.js';
 
 process.exitCode = await main(process.argv.slice(2));

@@ -16,9 +16,15 @@ import { upCommand } from './commands/up.js';
 import { verifyCommand } from './commands/verify.js';
 import { walletCommand } from './commands/wallet.js';
 
+/** The package's version, from the nearest package.json above this module (dist/src/cli/ or the bundle in dist/cli/). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      return (JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { version: string }).version;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dir.pathname === '/') throw e;
+    }
+  }
 }
 
 // Commander's own error lines are replaced by ours (`dkms: CODE: message`); help still prints.

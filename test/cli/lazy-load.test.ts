@@ -1,30 +1,45 @@
 /**
  * The CLI loads only what the command run needs: a command's definition (name, options, help)
  * is built by every run, `--help` included, so the command files import statically only what
- * their definitions show, and their actions load the rest with `await import()`. The compiled
- * CLI runs under a module-load recorder (test/helpers/record-loads.mjs) and what it loaded is
- * checked; no timings (a static import of a heavy module fails these tests wherever it is run).
+ * their definitions show, and their actions load the rest with `await import()`. The CLI runs
+ * under a module-load recorder (test/helpers/record-loads.mjs) and what it loaded is checked; no
+ * timings (a static import of a heavy module fails these tests wherever it is run).
+ *
+ * Checked twice: on the modules as tsc compiled them (test/helpers/unbundled-cli.mjs), where
+ * each source file is a module of its own, and on the bundle that `dkms` runs (dist/cli/, made
+ * by scripts/bundle-cli.mjs), which must keep the same boundaries.
  */
-import { readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { dkms, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, UNBUNDLED_CLI as UNBUNDLED, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = pathToFileURL(fileURLToPath(new URL('../..', import.meta.url))).href;
 const RECORDER = new URL('../helpers/record-loads.mjs', import.meta.url).href;
 
-/** Runs `dkms args` (the compiled CLI) and returns what it did and every module it loaded, as paths from the repository root. */
-async function loadsOf(args: readonly string[]): Promise<{ run: Run; loaded: string[] }> {
+/** Runs `entry args` (the unbundled CLI unless told) and returns what it did and every module it loaded, as paths from the repository root. */
+async function loadsOf(args: readonly string[], entry = UNBUNDLED): Promise<{ run: Run; loaded: string[] }> {
   const dir = tempDir('dkms-lazy-');
   const record = join(dir, 'loaded.txt');
-  const run = await dkms(args, { DKMS_HOME: join(dir, 'home'), NODE_OPTIONS: `--import=${RECORDER}`, DKMS_RECORD_LOADS: record });
+  const run = await new Promise<Run>((resolve, reject) => {
+    const child = spawn(process.execPath, [`--import=${RECORDER}`, entry, ...args], {
+      env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: join(dir, 'home'), DKMS_RECORD_LOADS: record },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
   const loaded = [...new Set(readFileSync(record, 'utf8').split('\n'))].filter((url) => url !== '').map((url) => url.replace(ROOT, ''));
   // The recorder saw the run: without this, a recorder that saw nothing would pass every test.
-  expect(loaded).toContain('dist/src/cli/main.js');
-  expect(loaded.some((m) => m.startsWith('node_modules/commander/'))).toBe(true);
+  expect(loaded).toContain(entry === UNBUNDLED ? 'dist/src/cli/main.js' : 'dist/cli/main.js');
   return { run, loaded };
 }
 
@@ -53,7 +68,7 @@ function heavyIn(loaded: readonly string[], heavy: readonly [string, RegExp][]):
  */
 const DEFINITIONS_MAY_LOAD = [
   /^node:/,
-  /^bin\/dkms\.js$/,
+  /^test\/helpers\/unbundled-cli\.mjs$/,
   /^node_modules\/commander\//,
   /^node_modules\/@scure\/base\//,
   /^dist\/src\/cli\/(main|options|recovery-input)\.js$/,
@@ -95,6 +110,36 @@ describe('what a run of dkms loads', () => {
   it('dkms --version loads no command code beyond the definitions', async () => {
     const { run, loaded } = await loadsOf(['--version']);
     expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout.trim()).toBe((JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version);
+    expect(loaded.some((m) => m.startsWith('node_modules/commander/'))).toBe(true);
     expect(loaded.filter((m) => !DEFINITIONS_MAY_LOAD.some((allowed) => allowed.test(m)))).toEqual([]);
+  });
+});
+
+describe('what the bundled dkms loads', () => {
+  /** The packages left outside the bundle (scripts/bundle-cli.mjs): a run that needs none loads none. */
+  const EXTERNAL = /^node_modules\/(argon2|better-sqlite3|pkcs11js|etcd3|@grpc|fastify|@fastify|pg)\//;
+
+  it('dkms --help and --version run from the bundle alone: no module of node_modules, no module of dist/src', async () => {
+    for (const args of [['--help'], ['--version'], ['recovery', 'restore', '--help']]) {
+      const { run, loaded } = await loadsOf(args, DKMS_BIN);
+      expect(run.code, run.stderr).toBe(0);
+      expect(loaded.filter((m) => !/^(node:|bin\/dkms\.js$|dist\/cli\/)/.test(m))).toEqual([]);
+    }
+  });
+
+  it('dkms did resolve loads none of the packages left outside the bundle (no server stack, no wallet)', async () => {
+    const { run, loaded } = await loadsOf(['did', 'resolve', 'did:dkms:nothing-here', '--ledger', 'http://127.0.0.1:1', '--json'], DKMS_BIN);
+    expect(run.code, run.stderr).toBe(ERROR_CODES.LEDGER_UNREACHABLE.exit);
+    expect(loaded.filter((m) => !/^(node:|bin\/dkms\.js$|dist\/cli\/)/.test(m))).toEqual([]);
+  });
+
+  it('dkms wallet create loads SQLite from node_modules, and no server stack', async () => {
+    const keyFile = join(tempDir('dkms-lazy-key-'), 'wallet.key');
+    writeFileSync(keyFile, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const { run, loaded } = await loadsOf(['--key-file', keyFile, 'wallet', 'create', '--json'], DKMS_BIN);
+    expect(run.code, run.stderr).toBe(0);
+    expect(loaded.some((m) => m.startsWith('node_modules/better-sqlite3/'))).toBe(true);
+    expect(loaded.filter((m) => EXTERNAL.test(m) && !m.startsWith('node_modules/better-sqlite3/'))).toEqual([]);
   });
 });

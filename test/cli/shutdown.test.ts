@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { flood, type Flood } from '../../bench/flood.js';
 import { ERROR_CODES } from '../../src/errors.js';
-import { background, dkms, killBackground } from '../helpers/cli.js';
+import { UNBUNDLED_CLI, background, dkms, killBackground } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -123,11 +123,12 @@ describe('bounded shutdown', () => {
   });
 
   it('`dkms up` whose agency store fails to close still closes its ledger, and exits non-zero with the error', async () => {
-    const up = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], {
-      DKMS_HOME: tempDir(),
-      NODE_OPTIONS: `--import=${STORE_FAULTS}`,
-      DKMS_TEST_FAULT: 'agency:close',
-    });
+    // The unbundled CLI: the faults patch the store class of dist/src/, which the bundle has a copy of.
+    const up = background(
+      ['up', '--ledger-port', '0', '--agency-port', '0', '--json'],
+      { DKMS_HOME: tempDir(), NODE_OPTIONS: `--import=${STORE_FAULTS}`, DKMS_TEST_FAULT: 'agency:close' },
+      UNBUNDLED_CLI,
+    );
     JSON.parse(await up.nextLine());
     up.kill('SIGTERM');
     // Bounded (10 s, as above): the ledger it would have left open kept the process alive for good.

@@ -7,6 +7,12 @@ import { afterAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
 
 export const DKMS_BIN = fileURLToPath(new URL('../../bin/dkms.js', import.meta.url));
+/**
+ * The same CLI unbundled, one module a file as tsc compiled it (bin/dkms.js runs the bundle): for
+ * a test that patches a module of dist/src/ into the process (the store faults) or records which
+ * modules a run loads.
+ */
+export const UNBUNDLED_CLI = fileURLToPath(new URL('./unbundled-cli.mjs', import.meta.url));
 
 export interface Run {
   readonly code: number;
@@ -56,9 +62,9 @@ export interface Background {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Starts a long-running `dkms` command whose stdout lines the test follows. */
-export function background(args: readonly string[], env: Record<string, string>): Background {
-  const child = spawn(process.execPath, [DKMS_BIN, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts a long-running `dkms` command whose stdout lines the test follows (`entry`: which build of the CLI runs it). */
+export function background(args: readonly string[], env: Record<string, string>, entry = DKMS_BIN): Background {
+  const child = spawn(process.execPath, [entry, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
   let stdout = '';
   let stderr = '';

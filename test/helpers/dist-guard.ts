@@ -42,7 +42,7 @@ export class DistGuard {
       const out = DistGuard.#compiled(ts);
       return !existsSync(out) || statSync(out).mtimeMs < statSync(join(ROOT, ts)).mtimeMs;
     });
-    if (stale.length > 0) throw new Error(`the crash child runs dist/, which is older than ${stale.join(', ')}: run 'npx tsc -p tsconfig.build.json' first`);
+    if (stale.length > 0) throw new Error(`the crash child runs dist/, which is older than ${stale.join(', ')}: run 'npm run build' first`);
     this.#stamp = this.#codeStamp();
   }
 

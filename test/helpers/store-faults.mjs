@@ -1,7 +1,8 @@
 /**
  * Store failures injected into a process that runs a server from the compiled code in dist/
- * (test/server/shutdown-child.mjs, or a `dkms` command started with
- * NODE_OPTIONS=--import=<this file> and DKMS_TEST_FAULT=<server>:<fault>). Each makes every later
+ * (test/server/shutdown-child.mjs, or the unbundled CLI, test/helpers/unbundled-cli.mjs, started
+ * with NODE_OPTIONS=--import=<this file> and DKMS_TEST_FAULT=<server>:<fault>; the bundle that
+ * bin/dkms.js runs has its own copy of the store classes, which this does not reach). Each makes every later
  * call of one store method fail (or hang, or slow down), as a disk or database gone bad would,
  * while the server runs on. A patch of the store class's prototype reaches the store the server
  * opened, since the server loads the same module.

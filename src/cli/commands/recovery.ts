@@ -10,10 +10,9 @@ import type { CommitOutcome } from '../../recovery/setup.js';
 import { DEFAULT_AGENCY_PORT } from '../../server/ports.js';
 import type { Context } from '../context.js';
 import { parsePositive } from '../options.js';
-import type { SecretOptions } from '../recovery-input.js';
 import { showReceived, tierOption } from './agent.js';
 import type { KdfTier } from '../../crypto/index.js';
-import { PHRASE_ENV, secretOptions } from '../recovery-input.js';
+import { PHRASE_ENV, recoverySecretInput, secretOptions, type SecretOptions } from '../recovery-input.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
@@ -33,7 +32,6 @@ async function load() {
     { checkHttpUrl, ledgerUrl },
     { checkWritable, readInput },
     { emit },
-    { recoverySecretInput },
     { qrCode },
   ] = await Promise.all([
     import('../../recovery/protocols.js'),
@@ -51,7 +49,6 @@ async function load() {
     import('../ledger-access.js'),
     import('../files.js'),
     import('../output.js'),
-    import('../recovery-input.js'),
     import('../../qr.js'),
   ]);
   return {
@@ -93,7 +90,6 @@ async function load() {
     checkWritable,
     readInput,
     emit,
-    recoverySecretInput,
     qrCode,
   };
 }
@@ -123,7 +119,7 @@ function paperOptions(cmd: Command, dirHelp: string): Command {
  * rebuilt from shares trustees released (`--from-trustees`); undefined when none was given.
  */
 export async function currentSecret(ctx: Context, opts: SecretOptions & { fromTrustees?: boolean }): Promise<RecoveryKeys | undefined> {
-  const { RecoveryKeys, recoverySecretInput, wipe, withAgent } = await load();
+  const { RecoveryKeys, wipe, withAgent } = await load();
   const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
   if (current === undefined) return undefined;
   try {
@@ -366,7 +362,7 @@ export function recoveryCommand(): Command {
     ),
     'the recovery secret',
   ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
-    const { Context, RecoveryKeys, readSetup, recoverySecretInput, wipe, withAgent } = await load();
+    const { Context, RecoveryKeys, readSetup, wipe, withAgent } = await load();
     const ctx = Context.of(cmd);
     const input = await recoverySecretInput(opts);
     if (input === undefined) throw new DkmsError('BAD_INPUT', 'dkms keeps no copy of your recovery secret: give it with --mnemonic or --qr');
@@ -454,7 +450,7 @@ export function recoveryCommand(): Command {
       },
       cmd: Command,
     ) => {
-      const { Context, checkConfirmable, checkHttpUrl, emit, ledgerUrl, readInput, recoverySecretInput, restoreFromSecret, wipe, withAgent } = await load();
+      const { Context, checkConfirmable, checkHttpUrl, emit, ledgerUrl, readInput, restoreFromSecret, wipe, withAgent } = await load();
       const ctx = Context.of(cmd);
       if (phrase.length > 0) {
         throw new DkmsError(
