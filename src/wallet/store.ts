@@ -120,6 +120,8 @@ export class SqliteWalletStore implements WalletStore {
   readonly #db: Database.Database;
   readonly #path: string;
   readonly #stmts;
+  /** findItems queries by number of tags (see #findStatement). */
+  readonly #finds = new Map<number, Database.Statement<unknown[], ItemRow>>();
 
   private constructor(db: Database.Database, path: string) {
     this.#db = db;
@@ -253,14 +255,23 @@ export class SqliteWalletStore implements WalletStore {
   }
 
   findItems(profile: string, categoryKey: Uint8Array, tags: readonly Uint8Array[]): StoredItem[] {
-    const clauses = tags.map(() => 'EXISTS (SELECT 1 FROM item_tags t WHERE t.tag = ? AND t.item_id = items.id)');
-    const sql = [`SELECT ${ITEM_COLUMNS} FROM items WHERE profile = ? AND category_key = ?`, ...clauses].join(' AND ');
     return this.#run(() =>
-      this.#db
-        .prepare<unknown[], ItemRow>(`${sql} ORDER BY id`)
+      this.#findStatement(tags.length)
         .all(profile, categoryKey, ...tags)
         .map(toItem),
     );
+  }
+
+  /** The query for items with `tagCount` tags, prepared once per count (preparing costs more than most lookups). */
+  #findStatement(tagCount: number): Database.Statement<unknown[], ItemRow> {
+    let statement = this.#finds.get(tagCount);
+    if (statement === undefined) {
+      const clauses = Array.from({ length: tagCount }, () => 'EXISTS (SELECT 1 FROM item_tags t WHERE t.tag = ? AND t.item_id = items.id)');
+      const sql = [`SELECT ${ITEM_COLUMNS} FROM items WHERE profile = ? AND category_key = ?`, ...clauses].join(' AND ');
+      statement = this.#db.prepare<unknown[], ItemRow>(`${sql} ORDER BY id`);
+      this.#finds.set(tagCount, statement);
+    }
+    return statement;
   }
 
   allItems(profile: string): StoredItem[] {
