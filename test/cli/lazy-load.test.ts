@@ -9,13 +9,12 @@
  * each source file is a module of its own, and on the bundle that `dkms` runs (dist/cli/, made
  * by scripts/bundle-cli.mjs), which must keep the same boundaries.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { DKMS_BIN, UNBUNDLED_CLI as UNBUNDLED, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, UNBUNDLED_CLI as UNBUNDLED, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const ROOT = pathToFileURL(fileURLToPath(new URL('../..', import.meta.url))).href;
@@ -25,18 +24,7 @@ const RECORDER = new URL('../helpers/record-loads.mjs', import.meta.url).href;
 async function loadsOf(args: readonly string[], entry = UNBUNDLED): Promise<{ run: Run; loaded: string[] }> {
   const dir = tempDir('dkms-lazy-');
   const record = join(dir, 'loaded.txt');
-  const run = await new Promise<Run>((resolve, reject) => {
-    const child = spawn(process.execPath, [`--import=${RECORDER}`, entry, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: join(dir, 'home'), DKMS_RECORD_LOADS: record },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  const run = await runNode([`--import=${RECORDER}`, entry, ...args], { DKMS_HOME: join(dir, 'home'), DKMS_RECORD_LOADS: record });
   const loaded = [...new Set(readFileSync(record, 'utf8').split('\n'))].filter((url) => url !== '').map((url) => url.replace(ROOT, ''));
   // The recorder saw the run: without this, a recorder that saw nothing would pass every test.
   expect(loaded).toContain(entry === UNBUNDLED ? 'dist/src/cli/main.js' : 'dist/cli/main.js');

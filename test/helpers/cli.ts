@@ -25,8 +25,13 @@ export interface Run {
  * only PATH and what the test passes, so no variable of the developer's leaks in.
  */
 export function dkms(args: readonly string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
+  return runNode([DKMS_BIN, ...args], env, input);
+}
+
+/** Runs `node nodeArgs` (a script and its arguments, node's own options first) with the clean environment `dkms` uses. */
+export function runNode(nodeArgs: readonly string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DKMS_BIN, ...args], {
+    const child = spawn(process.execPath, nodeArgs, {
       env: { PATH: process.env['PATH'] ?? '', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
