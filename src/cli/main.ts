@@ -86,7 +86,13 @@ export function buildProgram(): Command {
 function describe(e: unknown): DkmsError {
   if (e instanceof DkmsError) return e;
   if (e instanceof CommanderError) {
-    return new DkmsError('BAD_INPUT', e.message.replace(/^error: /, '').split('\n')[0] ?? 'bad arguments');
+    // One line, the suggestion kept: "unknown command 'lst' (Did you mean list?)".
+    const lines = e.message
+      .replace(/^error: /, '')
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '');
+    return new DkmsError('BAD_INPUT', lines.join(' ') || 'bad arguments');
   }
   const message = e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e);
   return new DkmsError('INTERNAL', `unexpected error: ${message}`, { cause: e });

@@ -1,6 +1,30 @@
 /** Running a server from the CLI until the process is asked to stop, then closing it cleanly. */
+import { createServer } from 'node:net';
+import { DkmsError } from '../errors.js';
 import { Context } from './context.js';
 import { emit } from './output.js';
+
+/**
+ * ADDRESS_IN_USE, naming the option that chooses another (`flag`), unless `host:port` can be
+ * listened on: checked before a server command creates anything in the data directory, so a
+ * busy port leaves nothing behind (a port taken between this check and the server's own listen
+ * is still refused there). Port 0 (any free port) needs no check.
+ */
+export async function checkPortFree(host: string, port: number, flag: string): Promise<void> {
+  if (port === 0) return;
+  const server = createServer();
+  const error = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    server.once('error', (e: NodeJS.ErrnoException) => resolve(e));
+    server.listen({ host, port, exclusive: true }, () => resolve(undefined));
+  });
+  if (error === undefined) {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return;
+  }
+  if (error.code === 'EADDRINUSE') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use: choose another ${flag}`);
+  if (error.code === 'EACCES') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} needs privileges to listen on: choose another ${flag}`);
+  throw new DkmsError('BAD_INPUT', `cannot listen on ${host}:${port} (${error.code ?? error.message}): check --host and ${flag}`);
+}
 
 /** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
 export function untilStopped(): Promise<string> {

@@ -131,7 +131,7 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
     await store.close();
     keys.close();
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE')
-      throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use (is another agency running? choose another --port)`);
+      throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use (is another agency running?)`);
     throw e;
   }
   agency.baseUrl = (options.publicUrl ?? url).replace(/\/+$/, '');

@@ -101,7 +101,7 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new DkmsError(
         'ADDRESS_IN_USE',
-        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_LEDGER_PORT} is already in use (is another node running? choose another --port)`,
+        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_LEDGER_PORT} is already in use (is another node running?)`,
       );
     }
     throw e;

@@ -238,7 +238,7 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new DkmsError(
         'ADDRESS_IN_USE',
-        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_WITNESS_PORT} is already in use (is another witness running? choose another --port)`,
+        `${options.host ?? '127.0.0.1'}:${options.port ?? DEFAULT_WITNESS_PORT} is already in use (is another witness running?)`,
       );
     }
     throw e;

@@ -127,4 +127,28 @@ describe('dkms key', () => {
     expect(help.stdout).toContain('key');
     expect((await dkms(['--version'], {})).stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
   });
+
+  it('suggests the command or option meant, on one line', async () => {
+    const cases: [string[], string][] = [
+      [['key', 'lst'], "unknown command 'lst' (Did you mean list?)"],
+      [['wallt', 'info'], "unknown command 'wallt' (Did you mean wallet?)"],
+      [['key', 'list', '--jsn'], "unknown option '--jsn' (Did you mean --json?)"],
+    ];
+    for (const [args, message] of cases) {
+      const run = await dkms(keyed(args), env);
+      expect(run.code).toBe(ERROR_CODES.BAD_INPUT.exit);
+      expect(run.stderr).toBe(`dkms: BAD_INPUT: ${message}\n`);
+    }
+    // With --json the same line is the error's message.
+    const refused = await dkms(keyed(['key', 'lst', '--json']), env);
+    expect(JSON.parse(refused.stdout)).toEqual({ error: { code: 'BAD_INPUT', message: "unknown command 'lst' (Did you mean list?)" } });
+  });
+
+  it('shows agent flag defaults by name in help', async () => {
+    const pair = await dkms(['agent', 'pair', '--help'], {});
+    expect(pair.stdout).toMatch(/--flags <flags>\s+flags the new agent gets \(default: PROVE\)/);
+    const init = await dkms(['agent', 'init', '--help'], {});
+    expect(init.stdout).toMatch(/--cloud-flags <flags>\s+flags for the cloud agent \(default: none\)/);
+    expect(init.stdout).not.toMatch(/default: 0\)|default none/);
+  });
 });

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
@@ -174,7 +174,20 @@ describe('ledger end to end, through real processes', { timeout: 60_000 }, () =>
     const port = new URL(url).port;
     const second = await dkms(['ledger', 'serve', '--port', '0'], { DKMS_HOME: home });
     expect(second.code).toBe(ERROR_CODES.LEDGER_BUSY.exit);
-    const samePort = await dkms(['ledger', 'serve', '--port', port], { DKMS_HOME: tempDir() });
+    // A busy port is refused before anything is made in the data directory, naming the option to change.
+    const fresh = join(tempDir(), 'home');
+    const samePort = await dkms(['ledger', 'serve', '--port', port], { DKMS_HOME: fresh });
     expect(samePort.code).toBe(ERROR_CODES.ADDRESS_IN_USE.exit);
+    expect(samePort.stderr).toBe(`dkms: ADDRESS_IN_USE: 127.0.0.1:${port} is already in use: choose another --port\n`);
+    for (const [args, flag] of [
+      [['up', '--ledger-port', port, '--agency-port', '0'], '--ledger-port'],
+      [['up', '--ledger-port', '0', '--agency-port', port], '--agency-port'],
+      [['agency', 'serve', '--port', port], '--port'],
+    ] as const) {
+      const busy = await dkms([...args, '--json'], { DKMS_HOME: fresh, DKMS_LEDGER: url });
+      expect(busy.code, busy.stderr).toBe(ERROR_CODES.ADDRESS_IN_USE.exit);
+      expect(JSON.parse(busy.stdout)).toEqual({ error: { code: 'ADDRESS_IN_USE', message: `127.0.0.1:${port} is already in use: choose another ${flag}` } });
+    }
+    expect(existsSync(fresh)).toBe(false);
   });
 });

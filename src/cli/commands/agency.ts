@@ -108,13 +108,14 @@ export function agencyCommand(): Command {
     .addHelpText('after', '\nSeveral agencies on one PostgreSQL database: see docs/operations.md.')
     .action(async (opts: ServeOptions, cmd: Command) => {
       // The server code (and the rest) is loaded only when the command runs.
-      const [{ Context }, { ledgerUrl }, { emit }, { untilStopped }] = await Promise.all([
+      const [{ Context }, { ledgerUrl }, { emit }, { checkPortFree, untilStopped }] = await Promise.all([
         import('../context.js'),
         import('../ledger-access.js'),
         import('../output.js'),
         import('../serve.js'),
       ]);
       const ctx = Context.of(cmd);
+      await checkPortFree(opts.host, opts.port, '--port');
       const store = opts.store ?? storeFromEnvironment();
       const { startAgency } = await import('../../server/agency-service.js');
       const running = await startAgency(ctx.home, {

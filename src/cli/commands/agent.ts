@@ -51,6 +51,11 @@ function flagsOption(value: string): number {
   }
 }
 
+/** An option taking agent flags, whose default help shows by name ("PROVE", "none"), not as the number it parses to. */
+function flagsFlag(flags: string, description: string, defaultNames: string): Option {
+  return new Option(flags, description).argParser(flagsOption).default(defaultNames === 'none' ? 0 : parseFlags(defaultNames), defaultNames);
+}
+
 export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
 /** Checks the agency URL and asks the owner's consent to register a cloud agent there (flags none unless chosen): before anything is written. */
@@ -93,7 +98,7 @@ export function agentCommand(): Command {
     .option('--label <name>', 'a name for this device', 'laptop')
     .option('--did', 'also create a public DID controlled by your policy')
     .option('--agency <url>', 'register a cloud agent at this agency')
-    .option('--cloud-flags <flags>', 'flags for the cloud agent (default none)', flagsOption, 0)
+    .addOption(flagsFlag('--cloud-flags <flags>', 'flags for the cloud agent', 'none'))
     .option('--yes', 'consent to the cloud agent registration without asking')
     .addOption(tierOption())
     .action(async (opts: { label: string; did?: boolean; agency?: string; cloudFlags: number; yes?: boolean; kdfTier: KdfTier }, cmd: Command) => {
@@ -135,7 +140,7 @@ export function agentCommand(): Command {
     .command('register')
     .description('register your cloud agent at an agency and grant it on the ledger')
     .requiredOption('--agency <url>', 'the agency')
-    .option('--flags <flags>', 'flags for the cloud agent (default none)', flagsOption, 0)
+    .addOption(flagsFlag('--flags <flags>', 'flags for the cloud agent', 'none'))
     .option('--yes', 'consent without asking')
     .action(async (opts: { agency: string; flags: number; yes?: boolean }, cmd: Command) => {
       const { Context, withAgent, emit } = await load();
@@ -174,7 +179,7 @@ export function agentCommand(): Command {
   agent
     .command('pair')
     .description('pair another device: shows a one-time invitation (QR code) and passcode, then waits for it to answer')
-    .option('--flags <flags>', 'flags the new agent gets', flagsOption, parseFlags('PROVE'))
+    .addOption(flagsFlag('--flags <flags>', 'flags the new agent gets', 'PROVE'))
     .option('--label <name>', 'a name for the new device', 'device')
     .option('--ttl <seconds>', 'how long the invitation is valid', parsePositive, DEFAULT_PAIRING_TTL_SECONDS)
     .option('--yes', 'grant without asking once the new device answers')

@@ -39,12 +39,13 @@ export function ledgerCommand(): Command {
     .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)
     .action(async (opts: { host: string; port: number; rateLimit: number; store?: string; acceptWitness?: string[]; headInterval: number }, cmd: Command) => {
       // The server code is loaded only by the commands that run a server.
-      const [{ Context }, { serveUntilStopped }, { startLedger }] = await Promise.all([
+      const [{ Context }, { checkPortFree, serveUntilStopped }, { startLedger }] = await Promise.all([
         import('../context.js'),
         import('../serve.js'),
         import('../../server/ledger-service.js'),
       ]);
       const ctx = Context.of(cmd);
+      await checkPortFree(opts.host, opts.port, '--port');
       const running = await startLedger(ctx.home, {
         host: opts.host,
         port: opts.port,

@@ -18,13 +18,16 @@ export function upCommand(): Command {
         cmd: Command,
       ) => {
         // The server code (and the rest) is loaded only when the command runs.
-        const [{ Context }, { serveUntilStopped }, { startLedger }, { startAgency }] = await Promise.all([
+        const [{ Context }, { checkPortFree, serveUntilStopped }, { startLedger }, { startAgency }] = await Promise.all([
           import('../context.js'),
           import('../serve.js'),
           import('../../server/ledger-service.js'),
           import('../../server/agency-service.js'),
         ]);
         const ctx = Context.of(cmd);
+        // Both ports before anything is made in the data directory.
+        await checkPortFree(opts.host, opts.ledgerPort, '--ledger-port');
+        await checkPortFree(opts.host, opts.agencyPort, '--agency-port');
         const ledger = await startLedger(ctx.home, {
           host: opts.host,
           port: opts.ledgerPort,

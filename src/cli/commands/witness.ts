@@ -62,11 +62,12 @@ export function witnessCommand(): Command {
       const { Context } = await import('../context.js');
       const ctx = Context.of(cmd);
       if (opts.show === true) return show(ctx);
-      const [{ ledgerUrl }, { describeEvidence, WITNESS_STATE_FILE }, { serveUntilStopped }] = await Promise.all([
+      const [{ ledgerUrl }, { describeEvidence, WITNESS_STATE_FILE }, { checkPortFree, serveUntilStopped }] = await Promise.all([
         import('../ledger-access.js'),
         import('../../ledger/witness.js'),
         import('../serve.js'),
       ]);
+      await checkPortFree(opts.host, opts.port, '--port');
       const ledger = ledgerUrl(ctx, ctx.options.ledger);
       const statePath = join(ctx.home, WITNESS_DIR, WITNESS_STATE_FILE);
       // The server code is loaded only when a witness runs.
