@@ -17,10 +17,13 @@ export function readInput(path: string): Uint8Array {
  * old one or the complete new one. Refuses to replace an existing file unless `force`.
  */
 export function writeOutput(path: string, data: Uint8Array, options: { force?: boolean; mode?: number } = {}): void {
-  if (options.force !== true && existsSync(path)) {
-    throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
-  }
+  checkOutput(path, options.force === true);
   writeFileAtomic(path, data, options.mode ?? 0o600);
+}
+
+/** FILE_EXISTS if `path` exists and may not be replaced: what writeOutput refuses, for a command to check before its first step. */
+export function checkOutput(path: string, force: boolean): void {
+  if (!force && existsSync(path)) throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
 }
 
 /**

@@ -96,6 +96,17 @@ describe('dkms wallet', () => {
     expect((await dkms(['--key-file', keyFile, 'key', 'list'], { DKMS_HOME: dir })).code).toBe(ERROR_CODES.BAD_INPUT.exit);
   });
 
+  it('refuses a passphrase under 8 characters (characters, not bytes), and makes no wallet', async () => {
+    for (const short of ['1234567', 'ééééééé']) {
+      const { dir } = home();
+      const run = await dkms(['wallet', 'create', ...FAST, '--json'], { DKMS_HOME: dir, DKMS_PASSPHRASE: short });
+      expect(JSON.parse(run.stdout)).toEqual({ error: { code: 'BAD_INPUT', message: 'passphrase must have at least 8 characters' } });
+      expect(existsSync(join(dir, 'wallet.db'))).toBe(false);
+    }
+    const { dir } = home();
+    expect((await dkms(['wallet', 'create', ...FAST], { DKMS_HOME: dir, DKMS_PASSPHRASE: 'éééééééé' })).code).toBe(0);
+  });
+
   it('exports to an encrypted file and imports it into a new data directory', async () => {
     const { dir, env } = home();
     await dkms(['wallet', 'create', ...FAST], env);
@@ -110,6 +121,19 @@ describe('dkms wallet', () => {
 
     const again = await dkms(['wallet', 'export', '--out', out, ...FAST], exportEnv);
     expect(again.code).toBe(ERROR_CODES.FILE_EXISTS.exit);
+
+    // What the export needs besides the wallet is checked before the wallet is unlocked: with a
+    // wrong wallet passphrase, each of these is refused for itself, not as WALLET_BAD_PASSPHRASE.
+    const wrongWallet = { ...exportEnv, DKMS_PASSPHRASE: 'not the wallet passphrase' };
+    const exists = await dkms(['wallet', 'export', '--out', out, '--json'], wrongWallet);
+    expect(JSON.parse(exists.stdout)).toMatchObject({ error: { code: 'FILE_EXISTS' } });
+    const noDir = await dkms(['wallet', 'export', '--out', join(dir, 'missing', 'x.dkmsx'), '--json'], wrongWallet);
+    expect(JSON.parse(noDir.stdout)).toMatchObject({ error: { code: 'BAD_INPUT', message: expect.stringContaining('--out') } });
+    const noSecret = await dkms(['wallet', 'export', '--out', join(dir, 'other.dkmsx'), '--json'], { ...env, DKMS_PASSPHRASE: 'not the wallet passphrase' });
+    expect(JSON.parse(noSecret.stdout)).toEqual({
+      error: { code: 'BAD_INPUT', message: 'no export passphrase: use --export-passphrase-file, set DKMS_EXPORT_PASSPHRASE, or run in a terminal' },
+    });
+    expect(existsSync(join(dir, 'other.dkmsx'))).toBe(false);
 
     const target = tempDir();
     const wrong = await dkms(['wallet', 'import', '--in', out, ...FAST], {

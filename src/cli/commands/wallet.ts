@@ -6,14 +6,14 @@ import { parseKdfTier } from '../options.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
-  const [{ Wallet }, { Context }, { readInput, writeOutput }, { emit }, { getSecret }] = await Promise.all([
+  const [{ Wallet }, { Context }, { checkOutput, checkWritable, readInput, writeOutput }, { emit }, { getSecret }] = await Promise.all([
     import('../../wallet/index.js'),
     import('../context.js'),
     import('../files.js'),
     import('../output.js'),
     import('../secrets.js'),
   ]);
-  return { Wallet, Context, readInput, writeOutput, emit, getSecret };
+  return { Wallet, Context, checkOutput, checkWritable, readInput, writeOutput, emit, getSecret };
 }
 
 const tierOption = () =>
@@ -109,10 +109,14 @@ export function walletCommand(): Command {
         opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> },
         cmd: Command,
       ) => {
-        const { Context, writeOutput, emit } = await load();
+        const { Context, checkOutput, checkWritable, writeOutput, emit } = await load();
         const ctx = Context.of(cmd);
+        // What the export needs besides the wallet (where it goes, its passphrase) is checked
+        // before the wallet is unlocked, which can take seconds of Argon2.
+        checkOutput(opts.out, opts.force === true);
+        checkWritable(opts.out, '--out', 'file');
+        const secret = await exportSecret(opts, true);
         await ctx.withWallet(async (w) => {
-          const secret = await exportSecret(opts, true);
           ctx.progress('Encrypting export…');
           const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
           writeOutput(opts.out, bytes, { force: opts.force === true });
