@@ -117,6 +117,7 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     const doc = join(phone.home, 'doc.txt');
     writeFileSync(doc, 'signed by the phone');
     const early = String((await phone.run(['key', 'sign', '--name', 'agent-sign', '--in', doc]))['signature']);
+    const signedAt = new Date().toISOString();
     await laptop.run(['verify', '--policy', policy, '--signer', phoneKey, '--signature', early, '--in', doc]);
 
     // Alice revokes the phone from the laptop: Bob's view of Alice's keys drops the phone's key.
@@ -133,6 +134,32 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     const late = String((await phone.run(['key', 'sign', '--name', 'agent-sign', '--in', doc]))['signature']);
     const verdict = await laptop.fails(['verify', '--policy', policy, '--signer', phoneKey, '--signature', late, '--in', doc]);
     expect(verdict.code).toBe('SIGNATURE_INVALID');
+    // The signature made before the revocation: refused at now, with a hint, and valid at its time.
+    const atNow = await laptop.dkms(['verify', '--policy', policy, '--signer', phoneKey, '--signature', early, '--in', doc, '--json']);
+    expect((JSON.parse(atNow.stdout) as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'SIGNATURE_INVALID',
+      message: expect.stringMatching(/^REVOKED: .*\(a signature made before then verifies with --time <when it was made>\)$/),
+    });
+    expect(await laptop.run(['verify', '--policy', policy, '--signer', phoneKey, '--signature', early, '--in', doc, '--time', signedAt])).toMatchObject({
+      valid: true,
+      time: signedAt,
+    });
+    // With --time given, no hint: the time is the claim being checked.
+    const late2 = await laptop.dkms([
+      'verify',
+      '--policy',
+      policy,
+      '--signer',
+      phoneKey,
+      '--signature',
+      late,
+      '--in',
+      doc,
+      '--time',
+      new Date().toISOString(),
+      '--json',
+    ]);
+    expect((JSON.parse(late2.stdout) as { error: { message: string } }).error.message).not.toContain('--time');
     // Its mailbox is gone: nothing reaches it any more, and the agency says so.
     await bob.run(['message', 'send', 'alice', 'not for the phone']);
     expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });

@@ -34,7 +34,11 @@ export function verifyCommand(): Command {
           ? (await client.resolveDidRecord(opts.did as Did)).policyHistory
           : (await client.resolvePolicy(opts.policy as PolicyAddress)).policyHistory;
       const result = verifyAgentSignature(history, { key: opts.signer, message: readInput(opts.in), signature, time });
-      if (!result.valid) throw new DkmsError('SIGNATURE_INVALID', `${result.reason}: ${result.message}`);
+      if (!result.valid) {
+        // Checked at now by default: a signature made before the revocation needs its own time.
+        const hint = result.reason === 'REVOKED' && opts.time === undefined ? ' (a signature made before then verifies with --time <when it was made>)' : '';
+        throw new DkmsError('SIGNATURE_INVALID', `${result.reason}: ${result.message}${hint}`);
+      }
       emit(ctx, { valid: true, signer: opts.signer, time, asOf: result.asOf }, () => `valid: signed by ${opts.signer}, an agent holding PROVE at ${time}`);
     });
 }
