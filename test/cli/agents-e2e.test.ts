@@ -98,7 +98,12 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     expect(((await bob.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hello bob']);
     await bob.run(['message', 'send', 'alice', 'hi', 'alice']);
     expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
-    expect(((await phone.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
+    // Shown to a person with the time it was sent (its created_time), not the time it arrived.
+    const human = await phone.dkms(['message', 'inbox']);
+    expect(human.code, human.stderr).toBe(0);
+    const stored = ((await phone.run(['message', 'inbox', '--all']))['messages'] as { content: string; sent: number }[]).find((m) => m.content === 'hi alice');
+    expect(stored).toBeDefined();
+    expect(human.stdout.trim().split('\n')).toContain(`[${new Date((stored?.sent ?? 0) * 1000).toISOString()}] bob: hi alice`);
   });
 
   it("rotates Alice's connection keys: Bob verifies and accepts the rotation, and messages still flow", async () => {

@@ -66,7 +66,8 @@ export function messageCommand(): Command {
             ...entries
               .filter((e) => e.outcome !== 'ignored' && e.data?.['message'] === undefined)
               .map((e) => (e.outcome === 'handled' ? `* ${e.detail}` : `! refused ${e.type}: ${e.code ?? ''}: ${e.detail}`)),
-            ...shown.map((m) => `[${m.received}] ${m.label}: ${m.content}`),
+            // When it was sent (as its sender's agent says; authenticated with the message), not when it reached this device.
+            ...shown.map((m) => `[${m.sent > 0 ? new Date(m.sent * 1000).toISOString() : m.received}] ${m.label}: ${m.content}`),
             ...(entries.length === 0 && shown.length === 0 ? ['no new messages'] : []),
           ].join('\n'),
       );
