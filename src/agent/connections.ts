@@ -221,11 +221,25 @@ export async function sendToConnection(agent: EdgeAgent, record: ConnectionRecor
   );
 }
 
+/**
+ * Sends a text message on a connection, and keeps it in this agent's wallet once the peer's
+ * agency accepted it (`sentMessages`; other agents of the owner do not get a copy).
+ */
 export async function sendText(agent: EdgeAgent, ref: string, content: string): Promise<Message> {
   const record = findConnection(agent, ref);
   active(record);
   const message = newMessage(BASIC_MESSAGE, { content });
   await sendToConnection(agent, record, message);
+  const entry: TextEntry = {
+    id: message.id,
+    connection: record.id,
+    label: record.label,
+    content,
+    sent: message.created_time ?? 0,
+    received: new Date().toISOString(),
+    direction: 'out',
+  };
+  agent.store.write(CATEGORIES.inbox, textEntryName(entry), entry, { connection: record.id });
   return message;
 }
 
@@ -403,8 +417,16 @@ const textHandler: Handler = {
     active(record);
     const content = message.body['content'];
     if (typeof content !== 'string' || content.length > 65_536) throw new DkmsError('MESSAGE_MALFORMED', 'a basic message needs a text `content`');
-    const entry = { id: message.id, connection: record.id, label: record.label, content, sent: message.created_time ?? 0, received: new Date().toISOString() };
-    agent.store.write(CATEGORIES.inbox, message.id, entry, { connection: record.id });
+    const entry: TextEntry = {
+      id: message.id,
+      connection: record.id,
+      label: record.label,
+      content,
+      sent: message.created_time ?? 0,
+      received: new Date().toISOString(),
+      direction: 'in',
+    };
+    agent.store.write(CATEGORIES.inbox, textEntryName(entry), entry, { connection: record.id });
     return { summary: `${record.label}: ${content}`, data: { message: entry } };
   },
 };
@@ -479,10 +501,54 @@ export async function dropAgentFromConnections(agent: EdgeAgent, revoked: string
   return rotated;
 }
 
-export function inbox(agent: EdgeAgent): { id: string; connection: string; label: string; content: string; sent: number; received: string }[] {
-  const Entry = z.object({ id: z.string(), connection: z.string(), label: z.string(), content: z.string(), sent: z.number(), received: z.string() });
+/**
+ * A text message kept in the wallet: `direction` 'in' for one received (`received`: when it
+ * arrived), 'out' for one this agent sent (`received`: when the peer's agency accepted it);
+ * `sent` is the message's created_time (seconds).
+ */
+export interface TextEntry {
+  readonly id: string;
+  readonly connection: string;
+  readonly label: string;
+  readonly content: string;
+  readonly sent: number;
+  readonly received: string;
+  readonly direction: 'in' | 'out';
+}
+
+/**
+ * The wallet name of a text entry: by direction, so that a peer, who sees the ids of the messages
+ * sent to it and may give its own messages any id, cannot overwrite what this agent sent.
+ */
+function textEntryName(entry: TextEntry): string {
+  return `${entry.direction}:${entry.id}`;
+}
+
+// Entries written before sent messages were kept have no direction: they were all received.
+const TextEntrySchema = z.object({
+  id: z.string(),
+  connection: z.string(),
+  label: z.string(),
+  content: z.string(),
+  sent: z.number(),
+  received: z.string(),
+  direction: z.enum(['in', 'out']).default('in'),
+});
+
+function textEntries(agent: EdgeAgent, direction: TextEntry['direction']): TextEntry[] {
   return agent.store
-    .list(CATEGORIES.inbox, Entry)
+    .list(CATEGORIES.inbox, TextEntrySchema)
     .map((e) => e.value)
+    .filter((e) => e.direction === direction)
     .sort((a, b) => a.received.localeCompare(b.received));
+}
+
+/** The text messages this agent received, oldest first. */
+export function inbox(agent: EdgeAgent): TextEntry[] {
+  return textEntries(agent, 'in');
+}
+
+/** The text messages this agent sent (`sendText`), oldest first. */
+export function sentMessages(agent: EdgeAgent): TextEntry[] {
+  return textEntries(agent, 'out');
 }

@@ -9,7 +9,7 @@
  * - Pairing a new device: {@link createInvitation} on an agent the owner has, then
  *   {@link answerInvitation}, {@link completePairing} and {@link awaitWelcome}.
  * - Connections with other owners: {@link inviteConnection}, {@link acceptConnection},
- *   {@link sendText}, and {@link inbox} for what arrived.
+ *   {@link sendText}, {@link inbox} for what arrived and {@link sentMessages} for what was sent.
  * - Receiving: {@link EdgeAgent.receive} with handlers by message type ({@link agentHandlers}
  *   speaks every protocol of this module).
  *
@@ -63,13 +63,14 @@ export {
   deleteConnection,
   findConnection,
   inbox,
+  sentMessages,
   inviteConnection,
   parseConnectionInvitation,
   rotateConnection,
   sendText,
   sendToConnection,
 } from './connections.js';
-export type { ConnectionRecord } from './connections.js';
+export type { ConnectionRecord, TextEntry } from './connections.js';
 
 // Revoking an agent (m-of-n approvals by the owner's other agents) and hearing of changes.
 export { answerApproval, approvalHandlers, pendingApprovals, revokeAgent } from './revocation.js';

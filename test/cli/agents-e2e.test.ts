@@ -96,6 +96,11 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     // Through the cloud agents.
     await laptop.run(['message', 'send', 'bob', 'hello', 'bob']);
     expect(((await bob.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hello bob']);
+    // The sender keeps what it sent: `--all` shows it, marked as sent; a plain inbox does not.
+    expect((await laptop.run(['message', 'inbox', '--all']))['messages']).toEqual([
+      expect.objectContaining({ content: 'hello bob', label: 'bob', direction: 'out' }),
+    ]);
+    expect((await laptop.run(['message', 'inbox']))['messages']).toEqual([]);
     await bob.run(['message', 'send', 'alice', 'hi', 'alice']);
     expect(((await laptop.run(['message', 'inbox']))['messages'] as Json[]).map((m) => m['content'])).toEqual(['hi alice']);
     // Shown to a person with the time it was sent (its created_time), not the time it arrived.

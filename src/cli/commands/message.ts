@@ -3,14 +3,14 @@ import { Command, InvalidArgumentError } from 'commander';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
-  const [{ inbox, sendText }, { ALL_HANDLERS }, { withAgent }, { Context }, { emit }] = await Promise.all([
+  const [{ inbox, sendText, sentMessages }, { ALL_HANDLERS }, { withAgent }, { Context }, { emit }] = await Promise.all([
     import('../../agent/connections.js'),
     import('../../recovery/protocols.js'),
     import('../agent-access.js'),
     import('../context.js'),
     import('../output.js'),
   ]);
-  return { inbox, sendText, ALL_HANDLERS, withAgent, Context, emit };
+  return { inbox, sendText, sentMessages, ALL_HANDLERS, withAgent, Context, emit };
 }
 
 function parseWait(value: string): number {
@@ -38,9 +38,9 @@ export function messageCommand(): Command {
     .command('inbox')
     .description('pick up waiting messages, handle them (rotations, approvals, …) and show text messages')
     .option('--wait <seconds>', 'wait up to this long for the first message (0-30)', parseWait, 0)
-    .option('--all', 'show every stored text message, not only new ones')
+    .option('--all', 'show every stored text message, received and sent by this device, not only new ones')
     .action(async (opts: { wait: number; all?: boolean }, cmd: Command) => {
-      const { Context, withAgent, ALL_HANDLERS, inbox, emit } = await load();
+      const { Context, withAgent, ALL_HANDLERS, inbox, sentMessages, emit } = await load();
       const ctx = Context.of(cmd);
       const { entries, stored } = await withAgent(ctx, async (a) => {
         const got = [];
@@ -49,7 +49,10 @@ export function messageCommand(): Command {
           got.push(...batch);
           batch = await a.receive(ALL_HANDLERS);
         }
-        return { entries: got, stored: inbox(a) };
+        // Both directions for --all, in the order they happened (each one's `sent` time).
+        const history =
+          opts.all === true ? [...inbox(a), ...sentMessages(a)].sort((x, y) => x.sent - y.sent || x.received.localeCompare(y.received)) : inbox(a);
+        return { entries: got, stored: history };
       });
       const fresh = entries.flatMap((e) => (e.data?.['message'] === undefined ? [] : [e.data['message'] as { id: string }]));
       const shown = opts.all === true ? stored : stored.filter((m) => fresh.some((f) => f.id === m.id));
@@ -67,7 +70,9 @@ export function messageCommand(): Command {
               .filter((e) => e.outcome !== 'ignored' && e.data?.['message'] === undefined)
               .map((e) => (e.outcome === 'handled' ? `* ${e.detail}` : `! refused ${e.type}: ${e.code ?? ''}: ${e.detail}`)),
             // When it was sent (as its sender's agent says; authenticated with the message), not when it reached this device.
-            ...shown.map((m) => `[${m.sent > 0 ? new Date(m.sent * 1000).toISOString() : m.received}] ${m.label}: ${m.content}`),
+            ...shown.map(
+              (m) => `[${m.sent > 0 ? new Date(m.sent * 1000).toISOString() : m.received}] ${m.direction === 'out' ? `to ${m.label}` : m.label}: ${m.content}`,
+            ),
             ...(entries.length === 0 && shown.length === 0 ? ['no new messages'] : []),
           ].join('\n'),
       );
