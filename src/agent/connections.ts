@@ -230,16 +230,7 @@ export async function sendText(agent: EdgeAgent, ref: string, content: string): 
   active(record);
   const message = newMessage(BASIC_MESSAGE, { content });
   await sendToConnection(agent, record, message);
-  const entry: TextEntry = {
-    id: message.id,
-    connection: record.id,
-    label: record.label,
-    content,
-    sent: message.created_time ?? 0,
-    received: new Date().toISOString(),
-    direction: 'out',
-  };
-  agent.store.write(CATEGORIES.inbox, textEntryName(entry), entry, { connection: record.id });
+  keepText(agent, record, message, content, 'out');
   return message;
 }
 
@@ -417,16 +408,7 @@ const textHandler: Handler = {
     active(record);
     const content = message.body['content'];
     if (typeof content !== 'string' || content.length > 65_536) throw new DkmsError('MESSAGE_MALFORMED', 'a basic message needs a text `content`');
-    const entry: TextEntry = {
-      id: message.id,
-      connection: record.id,
-      label: record.label,
-      content,
-      sent: message.created_time ?? 0,
-      received: new Date().toISOString(),
-      direction: 'in',
-    };
-    agent.store.write(CATEGORIES.inbox, textEntryName(entry), entry, { connection: record.id });
+    const entry = keepText(agent, record, message, content, 'in');
     return { summary: `${record.label}: ${content}`, data: { message: entry } };
   },
 };
@@ -514,6 +496,21 @@ export interface TextEntry {
   readonly sent: number;
   readonly received: string;
   readonly direction: 'in' | 'out';
+}
+
+/** Stores a text message received on, or sent on, `record`'s connection; returns what was stored. */
+function keepText(agent: EdgeAgent, record: ConnectionRecord, message: Message, content: string, direction: TextEntry['direction']): TextEntry {
+  const entry: TextEntry = {
+    id: message.id,
+    connection: record.id,
+    label: record.label,
+    content,
+    sent: message.created_time ?? 0,
+    received: new Date().toISOString(),
+    direction,
+  };
+  agent.store.write(CATEGORIES.inbox, textEntryName(entry), entry, { connection: record.id });
+  return entry;
 }
 
 /**
