@@ -34,14 +34,14 @@ async function readPhrase(options: SecretOptions): Promise<string> {
 export async function recoverySecretInput(options: SecretOptions): Promise<{ secret: Uint8Array; paper?: Omit<PaperPayload, 'secret'> } | undefined> {
   const fromPhrase = options.mnemonic === true || options.mnemonicFile !== undefined;
   if (fromPhrase && options.qr !== undefined) throw badInput('give either --mnemonic or --qr, not both');
+  if (!fromPhrase && options.qr === undefined) return undefined;
   // The paper wallet's code (QR, BIP39) is loaded only when a secret is asked for: command definitions import this module.
   const { readPaperFile, secretFromMnemonic } = await import('../recovery/paper.js');
   if (options.qr !== undefined) {
     const { secret, ...paper } = await readPaperFile(options.qr);
     return { secret, paper };
   }
-  if (fromPhrase) return { secret: secretFromMnemonic(await readPhrase(options)) };
-  return undefined;
+  return { secret: secretFromMnemonic(await readPhrase(options)) };
 }
 
 /** `--mnemonic`, `--mnemonic-file` and `--qr`: where `what` (a recovery secret) comes from. */

@@ -22,7 +22,6 @@ export async function checkPortFree(host: string, port: number, flag: string): P
     return;
   }
   if (error.code === 'EADDRINUSE') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} is already in use: choose another ${flag}`);
-  if (error.code === 'EACCES') throw new DkmsError('ADDRESS_IN_USE', `${host}:${port} needs privileges to listen on: choose another ${flag}`);
   throw new DkmsError('BAD_INPUT', `cannot listen on ${host}:${port} (${error.code ?? error.message}): check --host and ${flag}`);
 }
 

@@ -53,7 +53,7 @@ function flagsOption(value: string): number {
 
 /** An option taking agent flags, whose default help shows by name ("PROVE", "none"), not as the number it parses to. */
 function flagsFlag(flags: string, description: string, defaultNames: string): Option {
-  return new Option(flags, description).argParser(flagsOption).default(defaultNames === 'none' ? 0 : parseFlags(defaultNames), defaultNames);
+  return new Option(flags, description).argParser(flagsOption).default(parseFlags(defaultNames), defaultNames);
 }
 
 export const tierOption = () => new Option('--kdf-tier <tier>', 'Argon2id cost if a new wallet is created').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
