@@ -12,5 +12,7 @@ export default defineConfig({
     globalSetup: ['test/setup/ram-tmp.ts'],
     testTimeout: 60_000,
     maxWorkers: 2,
+    // As in the full suite (vitest.config.ts): src/ and the packages load once per worker.
+    isolate: false,
   },
 });

@@ -13,7 +13,7 @@ import { rmSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { build } from 'rolldown';
 
-const EXTERNAL_PACKAGES = ['argon2', 'better-sqlite3', 'pkcs11js', 'etcd3', 'fastify', '@fastify/rate-limit', 'pg'];
+const EXTERNAL_PACKAGES = ['argon2', 'better-sqlite3', 'pkcs11js', 'etcd3', 'fastify', '@fastify/ajv-compiler', '@fastify/rate-limit', 'pg'];
 const OUT = 'dist/cli';
 
 function isExternal(id) {

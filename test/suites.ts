@@ -11,6 +11,7 @@
 export const UNIT_TESTS: readonly string[] = [
   'test/agency/agency-store.test.ts',
   'test/agency/request-auth.test.ts',
+  'test/agent/agent-store.test.ts',
   'test/agent/categories.test.ts',
   'test/agent/connection-log.test.ts',
   'test/base/*.test.ts',

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { fromUtf8, utf8 } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
-import type { Wallet } from '../wallet/index.js';
+import type { Wallet, WalletItem } from '../wallet/index.js';
 
 /** Which part keeps each wallet category (registerCategories). */
 const owners = new Map<string, string>();
@@ -109,8 +109,15 @@ export class AgentStore {
   }
 
   read<T>(category: string, name: string, schema: z.ZodType<T>): T | undefined {
-    const found = this.wallet.find({ category }).find((item) => item.name === name);
-    if (found === undefined) return undefined;
+    // By its name: the wallet opens this one item, not every item of the category.
+    let found: WalletItem;
+    try {
+      found = this.wallet.get(category, name);
+    } catch (e) {
+      // A name no item can have (empty, too long: a peer's id, say) is not there either.
+      if (e instanceof DkmsError && (e.code === 'ITEM_NOT_FOUND' || e.code === 'BAD_INPUT')) return undefined;
+      throw e;
+    }
     const parsed = schema.safeParse(JSON.parse(fromUtf8(found.value)));
     if (!parsed.success) throw new DkmsError('WALLET_TAMPERED', `wallet item ${category}/${name} does not have the expected shape`);
     return parsed.data;

@@ -14,6 +14,7 @@ import { RequestVerifier, type SignedRequest } from '../agency/request-auth.js';
 import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { intParam } from './query.js';
+import { sharedValidators } from './validators.js';
 
 export interface AgencyServerOptions {
   /** Requests per second from one client address. */
@@ -42,6 +43,7 @@ export function buildAgencyServer(agency: Agency, options: AgencyServerOptions =
     bodyLimit: MAX_ENVELOPE_CHARS + 4096,
     routerOptions: { maxParamLength: 100 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+    schemaController: { compilersFactory: sharedValidators },
     frameworkErrors: (error, request, reply) => sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
   });
   app.addContentTypeParser('application/didcomm-encrypted+json', { parseAs: 'string' }, (request, body, done) => {

@@ -50,6 +50,8 @@ export interface AgencyServiceOptions extends AgencyServerOptions {
    * database needs the same one.
    */
   readonly agencyKeyFile?: string;
+  /** How long closing lets requests and the round of following in flight finish before giving up on them (default CLOSE_GRACE_MS, 5 s). */
+  readonly closeGraceMs?: number;
 }
 
 export interface RunningAgency {
@@ -57,7 +59,7 @@ export interface RunningAgency {
   readonly agency: Agency;
   /**
    * Stops following the ledger and serving, and closes the store and the cloud agents' keys:
-   * within CLOSE_GRACE_MS or so whatever state it is in (requests still waiting on the store then
+   * within the close grace (`closeGraceMs`) or so whatever state it is in (requests still waiting on the store then
    * have their connections cut). Rejects only if closing the store failed, and then too has
    * released everything else.
    */
@@ -148,7 +150,8 @@ export async function startAgency(home: string, options: AgencyServiceOptions): 
       // Both within the grace: the round of following in progress (its ledger requests are
       // aborted, but it may wait on the store), and the requests in flight. Long polls end now,
       // and so do any that begin waiting while the server closes.
-      await Promise.all([settlesWithin(follower.close(), CLOSE_GRACE_MS), closeWithin(app, CLOSE_GRACE_MS, () => running.wakeAll())]);
+      const graceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+      await Promise.all([settlesWithin(follower.close(), graceMs), closeWithin(app, graceMs, () => running.wakeAll())]);
     } finally {
       try {
         await store.close();

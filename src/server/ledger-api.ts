@@ -14,6 +14,7 @@ import { AFTER, FROM, LedgerReads, TO, readQueryOf, type Answer } from './ledger
 import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { universalResolverRoutes } from './universal-resolver.js';
+import { sharedValidators } from './validators.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address (default 200; 0: no limit). */
@@ -42,6 +43,7 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
     routerOptions: { maxParamLength: 200 },
     // Unknown query parameters are refused, not silently dropped, and nothing is coerced into an array.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
+    schemaController: { compilersFactory: sharedValidators },
     frameworkErrors: (error, request, reply) => sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
   });
   installProblemHandlers(app, (url) => (url.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT'));

@@ -24,14 +24,16 @@ export interface LedgerServiceOptions extends LedgerServerOptions {
   readonly headIntervalMs?: number;
   /** Witness keys whose cosignatures the node accepts. */
   readonly witnessKeys?: readonly string[];
+  /** How long closing lets requests and the batch in flight finish before giving up on them (default CLOSE_GRACE_MS, 5 s). */
+  readonly closeGraceMs?: number;
 }
 
 export interface RunningLedger {
   readonly url: string;
   readonly node: LedgerNode;
   /**
-   * Stops accepting requests, finishes the batch in flight, and closes the store: within
-   * CLOSE_GRACE_MS or so whatever state it is in (requests and a batch still waiting on the store
+   * Stops accepting requests, finishes the batch in flight, and closes the store: within the
+   * close grace (`closeGraceMs`) or so whatever state it is in (requests and a batch still waiting on the store
    * then are given up on, see LedgerNode.close). Rejects only if closing the store failed, and
    * then too has released everything else.
    */
@@ -110,10 +112,11 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
   const close = async () => {
     // One deadline for the whole close: the requests in flight and the batches they wait for
     // are the same work, so the node gets only what the server left of the grace.
-    const deadline = Date.now() + CLOSE_GRACE_MS;
+    const graceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+    const deadline = Date.now() + graceMs;
     try {
       // Witnesses' long polls end now, and so do any that begin while the server closes.
-      await closeWithin(app, CLOSE_GRACE_MS, () => node.wake());
+      await closeWithin(app, graceMs, () => node.wake());
     } finally {
       try {
         await node.close(remaining(deadline));

@@ -26,13 +26,27 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output', target: 'draft-07
  */
 export const requestSchema = (schema: z.ZodType): JsonSchema => jsonSchema(schema, 'input', 'draft-07');
 
-/** The fastify route schema of a contract: its params, query string and body. */
-export function routeSchema(contract: RouteContract): { params?: JsonSchema; querystring?: JsonSchema; body?: JsonSchema } {
-  return {
-    ...(contract.params === undefined ? {} : { params: requestSchema(contract.params) }),
-    ...(contract.query === undefined ? {} : { querystring: requestSchema(contract.query) }),
-    ...(contract.body === undefined ? {} : { body: requestSchema(contract.body) }),
-  };
+type RouteSchema = { params?: JsonSchema; querystring?: JsonSchema; body?: JsonSchema };
+
+/** Each contract's route schema, made once: the same objects for every server of the process. */
+const routeSchemas = new WeakMap<RouteContract, RouteSchema>();
+
+/**
+ * The fastify route schema of a contract: its params, query string and body. The same objects
+ * each time, so that a validator compiler shared by the process's servers (sharedValidators)
+ * compiles each of them once.
+ */
+export function routeSchema(contract: RouteContract): RouteSchema {
+  let schema = routeSchemas.get(contract);
+  if (schema === undefined) {
+    schema = {
+      ...(contract.params === undefined ? {} : { params: requestSchema(contract.params) }),
+      ...(contract.query === undefined ? {} : { querystring: requestSchema(contract.query) }),
+      ...(contract.body === undefined ? {} : { body: requestSchema(contract.body) }),
+    };
+    routeSchemas.set(contract, schema);
+  }
+  return schema;
 }
 
 /** The contract of `method route` in `api`; a programming error when there is none. */

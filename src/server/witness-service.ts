@@ -44,6 +44,8 @@ export interface WitnessServiceOptions {
   readonly onEvidence?: (evidence: Evidence) => void;
   /** Called when a round fails for another reason than the last failed round did (or after a success). */
   readonly onProblem?: (error: DkmsError) => void;
+  /** How long closing lets the round and requests in flight finish before giving up on them (default CLOSE_GRACE_MS, 5 s). */
+  readonly closeGraceMs?: number;
 }
 
 export type PollOutcome =
@@ -58,7 +60,7 @@ export interface RunningWitness {
   readonly witness: Witness;
   /** One round now (after any round in progress): fetch the node's head, check it, cosign and submit when due. */
   poll(): Promise<PollOutcome>;
-  /** Stops polling and serving, within CLOSE_GRACE_MS or so whatever state it is in; requests to the node in flight are abandoned. */
+  /** Stops polling and serving, within the close grace (`closeGraceMs`) or so whatever state it is in; requests to the node in flight are abandoned. */
   close(): Promise<void>;
 }
 
@@ -251,7 +253,8 @@ export async function startWitness(home: string, options: WitnessServiceOptions)
     // The node's answers are not waited for: the round in progress and reports being checked fail at once.
     link.abort();
     try {
-      await Promise.all([settlesWithin(rounds, CLOSE_GRACE_MS), closeWithin(app, CLOSE_GRACE_MS)]);
+      const graceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+      await Promise.all([settlesWithin(rounds, graceMs), closeWithin(app, graceMs)]);
     } finally {
       identity.close();
     }

@@ -16,6 +16,7 @@ import { commitment, testKey, type TestKey } from '../helpers/ledger.js';
 import { flipFirst, startLedger, type RunningLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 import { localLedgerTransport } from '../../src/server/ledger-reads.js';
+import { sharedValidators } from '../../src/server/validators.js';
 import { call, type Answer } from '../helpers/http.js';
 
 const get = (url: string) => call(url);
@@ -310,6 +311,38 @@ describe('ledger API: problems', () => {
       const answer = await get(`${ledger.url}${path}`);
       expect({ path, status: answer.status }).toEqual({ path, status: 400 });
       expectProblem(answer, 400, 'BAD_INPUT');
+    }
+  });
+});
+
+describe('ledger API: request validation in a process of several servers', () => {
+  it('compiles each route schema once for the process, and each server still refuses bad requests as its own', async () => {
+    const seen: unknown[][] = [];
+    const build = sharedValidators.buildValidator;
+    const builds = vi.spyOn(sharedValidators, 'buildValidator').mockImplementation((external, options) => {
+      const compile = build(external, options);
+      const schemas: unknown[] = [];
+      seen.push(schemas);
+      return (route) => {
+        schemas.push(route.schema);
+        return compile(route);
+      };
+    });
+    try {
+      const first = await seeded();
+      const second = await seeded();
+      // Each server asked for its validators; the second brought no schema object the first had not.
+      expect(seen).toHaveLength(2);
+      expect(seen[1]?.length).toBeGreaterThan(0);
+      expect(seen[1]).toEqual(seen[0]);
+      for (const [a, b] of (seen[0] ?? []).map((schema, i) => [schema, seen[1]?.[i]])) expect(b).toBe(a);
+      for (const { ledger, policy } of [first, second]) {
+        expectProblem(await get(`${ledger.url}/v1/policies/${policy}?at=abc`), 400, 'BAD_INPUT');
+        expectProblem(await get(`${ledger.url}/v1/log?from=1e2`), 400, 'BAD_INPUT');
+        expect((await get(`${ledger.url}/v1/policies/${policy}?at=0`)).status).toBe(200);
+      }
+    } finally {
+      builds.mockRestore();
     }
   });
 });

@@ -26,7 +26,8 @@
  *   node shutdown-child.mjs '<json config>'
  *
  * config: { server: 'ledger' | 'agency' | 'witness', home, fault?: a fault of that server,
- *           ledgerUrl?, trustedLedgerKeys? (agency), ledger?, nodeKey?, intervalMs? (witness) }
+ *           ledgerUrl?, trustedLedgerKeys? (agency), ledger?, nodeKey?, intervalMs? (witness),
+ *           closeGraceMs? (the server's close grace; default the servers' own) }
  */
 import { writeSync } from 'node:fs';
 import { DkmsError } from '../../dist/src/errors.js';
@@ -40,11 +41,14 @@ function say(line) {
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 
+/** The server's close grace, when the config sets one (else the servers' default). */
+const grace = config.closeGraceMs === undefined ? {} : { closeGraceMs: config.closeGraceMs };
+
 async function start() {
   if (config.server === 'ledger') {
     const { startLedger } = await import('../../dist/src/server/ledger-service.js');
     // One signature worker: the pool's threads must not outlive close() either.
-    return startLedger(config.home, { port: 0, rateLimitPerSecond: 0, verifyThreads: 1 });
+    return startLedger(config.home, { port: 0, rateLimitPerSecond: 0, verifyThreads: 1, ...grace });
   }
   if (config.server === 'agency') {
     const { startAgency } = await import('../../dist/src/server/agency-service.js');
@@ -56,6 +60,7 @@ async function start() {
       agentRequestsPerSecond: 1_000_000,
       limits: { maxMessages: 1_000_000, maxBytes: 1024 * 1024 * 1024, maxSourceMessages: 1_000_000, maxSourceBytes: 1024 * 1024 * 1024 },
       onFollowError: () => undefined,
+      ...grace,
     });
   }
   if (config.server === 'witness') {
@@ -67,6 +72,7 @@ async function start() {
       rateLimitPerSecond: 1_000_000,
       intervalMs: config.intervalMs ?? 500,
       onProblem: (e) => say(`problem ${e.code}`),
+      ...grace,
     });
   }
   throw new Error(`no such server: ${config.server}`);
