@@ -9,7 +9,7 @@
  * keys it already knew; an event that does not verify is refused and the connection flagged.
  */
 import { z } from 'zod';
-import { randomBytes, toBase58btc, toBase64url, type Signer } from '../crypto/index.js';
+import { randomBytes, randomId, toBase58btc, toBase64url, type Signer } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
 import { CATEGORIES } from './agent-store.js';
 import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
@@ -148,7 +148,7 @@ export function inviteConnection(agent: EdgeAgent, label: string, ttlSeconds = D
   );
   const invitation: ConnInvitation = {
     v: 1,
-    id: toBase64url(randomBytes(16)),
+    id: randomId(),
     label: agent.profile.label,
     inception,
     expires: new Date(Date.now() + ttlSeconds * 1000).toISOString(),

@@ -9,7 +9,7 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
-import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
+import { canonicalBytes, decodePublicKey, ed25519Verify, fromBase64url, randomBytes, randomId, readU32be, sha256, toBase64url, utf8 } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, isDkmsError, type ErrorCode } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
 import type { LedgerEvent } from '../ledger/events.js';
@@ -140,7 +140,7 @@ export function createInvitation(agent: EdgeAgent, options: { flags: number; lab
   checkLabel(options.label);
   const profile = agent.profile;
   const cloud = agent.cloud();
-  const id = toBase64url(randomBytes(16));
+  const id = randomId();
   const passcode = newPasscode();
   const expires = new Date(Date.now() + (options.ttlSeconds ?? DEFAULT_PAIRING_TTL_SECONDS) * 1000).toISOString();
   const invitation: Invitation = {

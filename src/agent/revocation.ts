@@ -6,7 +6,7 @@
  * and this agent rotates every connection the revoked agent held keys of.
  */
 import { z } from 'zod';
-import { decodePublicKey, ed25519Verify, fromBase64url, randomBytes, toBase64url } from '../crypto/index.js';
+import { decodePublicKey, ed25519Verify, fromBase64url, randomId } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { nextEvent, signEvent } from '../ledger/build.js';
 import { signingBytes, type LedgerEvent } from '../ledger/events.js';
@@ -76,7 +76,7 @@ export async function revokeAgent(agent: EdgeAgent, targetKey: string): Promise<
   if (needed > 1) refuseUnreachable(cosigners, needed);
   const event = signEvent(nextEvent('policy.revoke', record.subject, record, { key: targetKey }), [agent.signingKey()]);
   if (needed <= 1) return finishRevocation(agent, event, targetKey, needed);
-  const id = toBase64url(randomBytes(16));
+  const id = randomId();
   agent.store.write(CATEGORIES.request, id, { id, target: targetKey, needed, event, created: new Date().toISOString(), declined: [] });
   const label = (await agent.refreshAgents()).agents.find((a) => a.key === targetKey)?.label ?? targetKey;
   await agent.notifyAgents(newMessage(APPROVAL_REQUEST, { id, event, reason: `revoke agent '${label}' (${targetKey})` }), (a) =>

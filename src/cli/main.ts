@@ -92,7 +92,11 @@ function describe(e: unknown): DkmsError {
       .split('\n')
       .map((line) => line.trim())
       .filter((line) => line !== '');
-    return new DkmsError('BAD_INPUT', lines.join(' ') || 'bad arguments');
+    let message = lines.join(' ') || 'bad arguments';
+    // An id that begins with '-' (ids are base64url: a peer's may) reads as an option unless it comes after '--'.
+    const unknown = e.code === 'commander.unknownOption' ? /unknown option '(-[^-][^']{7,})'/.exec(message)?.[1] : undefined;
+    if (unknown !== undefined) message += ` (an argument that begins with '-', such as an id, goes after '--': … -- ${unknown})`;
+    return new DkmsError('BAD_INPUT', message);
   }
   const message = e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e);
   return new DkmsError('INTERNAL', `unexpected error: ${message}`, { cause: e });

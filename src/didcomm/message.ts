@@ -5,7 +5,7 @@
  * access to its content (base64, json or links), and links come with the content's hash.
  */
 import { z } from 'zod';
-import { canonicalBytes, fromUtf8, randomBytes, toBase64url } from '../crypto/index.js';
+import { canonicalBytes, fromUtf8, randomId } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { PLAIN_TYP } from './jwe.js';
 
@@ -54,7 +54,7 @@ export type Attachment = z.infer<typeof AttachmentSchema>;
 
 /** A new message id: 128 random bits. */
 export function messageId(): string {
-  return toBase64url(randomBytes(16));
+  return randomId();
 }
 
 /** Builds a message with a fresh id and the current time. */

@@ -144,6 +144,18 @@ describe('dkms key', () => {
     expect(JSON.parse(refused.stdout)).toEqual({ error: { code: 'BAD_INPUT', message: "unknown command 'lst' (Did you mean list?)" } });
   });
 
+  it("says that an id beginning with '-' goes after '--', and takes it there", async () => {
+    const id = '-trWqTT-TeYWn6h5knLbTg';
+    const refused = await dkms(keyed(['agent', 'approve', id, '--yes']), env);
+    expect(refused.code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    expect(refused.stderr).toBe(`dkms: BAD_INPUT: unknown option '${id}' (an argument that begins with '-', such as an id, goes after '--': … -- ${id})\n`);
+    // After '--' it is the id, and the command looks for it.
+    const taken = await dkms(keyed(['agent', 'approve', '--yes', '--', id]), env);
+    expect(taken.stderr).toBe(`dkms: APPROVAL_NOT_FOUND: no approval request '${id}'\n`);
+    // A mistyped option is not taken for an id.
+    expect((await dkms(keyed(['key', 'list', '-x']), env)).stderr).toBe("dkms: BAD_INPUT: unknown option '-x'\n");
+  });
+
   it('shows agent flag defaults by name in help', async () => {
     const pair = await dkms(['agent', 'pair', '--help'], {});
     expect(pair.stdout).toMatch(/--flags <flags>\s+flags the new agent gets \(default: PROVE\)/);

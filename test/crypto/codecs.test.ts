@@ -28,6 +28,7 @@ import {
   newArgon2idParams,
   open,
   randomBytes,
+  randomId,
   readU32be,
   seal,
   sealWithNonce,
@@ -581,6 +582,20 @@ describe('randomBytes', () => {
 // ---------------------------------------------------------------------------------------------
 // equalBytes
 // ---------------------------------------------------------------------------------------------
+
+describe('randomId', () => {
+  it('is 128 random bits in base64url, never beginning with - (it is typed back as a command argument)', () => {
+    const ids = Array.from({ length: 5000 }, () => randomId());
+    for (const id of ids) {
+      expect(id).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
+      expect(fromBase64url(id)).toHaveLength(16);
+    }
+    // Drawn at random: no repeats, and '-' where it may be (a 64th of the other characters).
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.some((id) => id.slice(1).includes('-'))).toBe(true);
+    expect(randomId(9)).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{11}$/);
+  });
+});
 
 describe('equalBytes', () => {
   const pair = fc.oneof(
