@@ -3,7 +3,7 @@
  * imports only the parts before it in LAYERS. `npm run lint` runs this; a wrong import fails CI.
  */
 const LAYERS = [
-  ['base', '^src/(errors|bounded|files|sqlite|qr|retry)\\.ts$'],
+  ['base', '^src/(errors|bounded|files|http|sqlite|qr|retry)\\.ts$'],
   ['crypto', '^src/crypto/'],
   ['wallet', '^src/wallet/'],
   ['policy', '^src/policy/'],

@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import { fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { exchange } from '../http.js';
 import type { Jwe } from '../didcomm/index.js';
 import {
   AcknowledgedSchema,
@@ -34,27 +35,55 @@ export interface AgencyClientOptions {
   readonly fetch?: typeof fetch;
 }
 
-/** Posts JSON and maps failures to dkms codes: AGENCY_UNREACHABLE, the agency's own code, or AGENCY_BAD_RESPONSE. */
-async function call(fetchFn: typeof fetch, url: string, init: RequestInit, timeoutMs: number): Promise<unknown> {
-  let response: Response;
+/** The largest answer accepted from an agency: a lying one must not make a client buffer without end. */
+export const MAX_AGENCY_ANSWER_BYTES = 64 * 2 ** 20;
+
+interface Request {
+  readonly method: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string;
+}
+
+/** One request out, the answer's status and text back (or a rejection when there was none). */
+type Send = (url: string, request: Request, timeoutMs: number) => Promise<{ status: number; body: string }>;
+
+const tooLarge = () => new DkmsError('AGENCY_BAD_RESPONSE', `the agency's answer is larger than ${MAX_AGENCY_ANSWER_BYTES / 2 ** 20} MiB`);
+
+/** node:http(s) (src/http.ts): what a client uses unless given a fetch. */
+const httpSend: Send = (url, request, timeoutMs) => exchange(url, { ...request, timeoutMs, maxBytes: MAX_AGENCY_ANSWER_BYTES, tooLarge });
+
+/** A fetch implementation (a test's, or an in-process server's) as a Send. */
+function fetchSend(fetchFn: typeof fetch): Send {
+  return async (url, request, timeoutMs) => {
+    const response = await fetchFn(url, { ...request, body: request.body ?? null, signal: AbortSignal.timeout(timeoutMs) });
+    if (Number(response.headers.get('content-length') ?? 0) > MAX_AGENCY_ANSWER_BYTES) throw tooLarge();
+    const body = await response.text();
+    if (Buffer.byteLength(body) > MAX_AGENCY_ANSWER_BYTES) throw tooLarge();
+    return { status: response.status, body };
+  };
+}
+
+const sendOf = (options: AgencyClientOptions): Send => (options.fetch === undefined ? httpSend : fetchSend(options.fetch));
+
+/** Sends a request and maps failures to dkms codes: AGENCY_UNREACHABLE, the agency's own code, or AGENCY_BAD_RESPONSE. */
+async function call(send: Send, url: string, request: Request, timeoutMs: number): Promise<unknown> {
+  let answer: { status: number; body: string };
   try {
-    response = await fetchFn(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    answer = await send(url, request, timeoutMs);
   } catch (e) {
+    if (e instanceof DkmsError) throw e;
     throw new DkmsError('AGENCY_UNREACHABLE', `cannot reach the agency at ${new URL(url).origin}: ${e instanceof Error ? e.message : String(e)}`);
   }
   let payload: unknown;
   try {
-    payload = await response.json();
+    payload = JSON.parse(answer.body);
   } catch {
-    throw new DkmsError(
-      'AGENCY_BAD_RESPONSE',
-      `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status} and no JSON`,
-    );
+    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${request.method} ${new URL(url).pathname} with status ${answer.status} and no JSON`);
   }
-  if (!response.ok) {
+  if (answer.status < 200 || answer.status > 299) {
     const problem = ProblemSchema.safeParse(payload);
     if (problem.success && Object.hasOwn(ERROR_CODES, problem.data.code)) throw new DkmsError(problem.data.code as ErrorCode, problem.data.detail);
-    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${init.method ?? 'GET'} ${new URL(url).pathname} with status ${response.status}`);
+    throw new DkmsError('AGENCY_BAD_RESPONSE', `the agency answered ${request.method} ${new URL(url).pathname} with status ${answer.status}`);
   }
   return payload;
 }
@@ -68,7 +97,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
 /** Posts an envelope to a DIDComm endpoint (any agency's inbound); no signature, it is the envelope that speaks. */
 export async function postEnvelope(endpoint: string, envelope: Jwe, options: AgencyClientOptions = {}): Promise<void> {
   await call(
-    options.fetch ?? fetch,
+    sendOf(options),
     endpoint,
     { method: 'POST', headers: { 'content-type': 'application/didcomm-encrypted+json' }, body: JSON.stringify(envelope) },
     options.timeoutMs ?? 10_000,
@@ -78,19 +107,19 @@ export async function postEnvelope(endpoint: string, envelope: Jwe, options: Age
 /** Whose backups a locator names at an agency, and their versions (no signature needed). */
 export async function fetchBackupIndex(agencyUrl: string, locator: string, options: AgencyClientOptions = {}): Promise<BackupIndex> {
   const url = `${agencyUrl.replace(/\/+$/, '')}/v1/backups/${encodeURIComponent(locator)}`;
-  return parse(BackupIndexSchema, await call(options.fetch ?? fetch, url, { method: 'GET' }, options.timeoutMs ?? 10_000), 'backup index');
+  return parse(BackupIndexSchema, await call(sendOf(options), url, { method: 'GET' }, options.timeoutMs ?? 10_000), 'backup index');
 }
 
 export class AgencyClient {
   readonly url: string;
   readonly #signer: Signer;
-  readonly #fetch: typeof fetch;
+  readonly #send: Send;
   readonly #timeoutMs: number;
 
   constructor(url: string, signer: Signer, options: AgencyClientOptions = {}) {
     this.url = url.replace(/\/+$/, '');
     this.#signer = signer;
-    this.#fetch = options.fetch ?? fetch;
+    this.#send = sendOf(options);
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
@@ -98,7 +127,7 @@ export class AgencyClient {
     const headers: Record<string, string> = signRequest(this.#signer, method, path, body);
     if (body !== undefined) headers['content-type'] = 'application/json';
     return call(
-      this.#fetch,
+      this.#send,
       `${this.url}${path}`,
       { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) },
       this.#timeoutMs + extraTimeoutMs,
@@ -113,7 +142,7 @@ export class AgencyClient {
   async describe(id: string): Promise<CloudAgentDescription> {
     return parse(
       CloudAgentInfoSchema,
-      await call(this.#fetch, `${this.url}/v1/cloud-agents/${encodeURIComponent(id)}`, { method: 'GET' }, this.#timeoutMs),
+      await call(this.#send, `${this.url}/v1/cloud-agents/${encodeURIComponent(id)}`, { method: 'GET' }, this.#timeoutMs),
       'cloud agent description',
     );
   }

@@ -5,9 +5,8 @@
  * than fetch does. Tests and in-process callers pass their own (a fetch, or a node in the same
  * process: see localLedgerTransport).
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { DkmsError } from '../errors.js';
+import { exchange } from '../http.js';
 
 export interface TransportRequest {
   readonly method: 'GET' | 'POST';
@@ -51,50 +50,18 @@ export function fetchTransport(baseUrl: string, fetchFn: typeof fetch): LedgerTr
   };
 }
 
-/** A transport over node:http or node:https, keeping connections open between requests. */
+/** A transport over node:http or node:https (src/http.ts), keeping connections open between requests. */
 export function httpTransport(baseUrl: string): LedgerTransport {
   const url = new URL(baseUrl);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DkmsError('BAD_INPUT', `the ledger URL ${baseUrl} is not http or https`);
-  const secure = url.protocol === 'https:';
-  // Idle kept-alive sockets do not keep the process running (the agent unrefs them).
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const send = secure ? httpsRequest : httpRequest;
-  const prefix = url.pathname.replace(/\/+$/, '');
-  const target = { protocol: url.protocol, hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port, agent };
+  const prefix = url.href.replace(/\/+$/, '');
   return ({ method, path, body, timeoutMs }) =>
-    new Promise<TransportAnswer>((resolve, reject) => {
-      const headers: Record<string, string | number> = { accept: 'application/json' };
-      if (body !== undefined) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = Buffer.byteLength(body);
-      }
-      const request = send({ ...target, method, path: `${prefix}${path}`, headers }, (response: IncomingMessage) => {
-        if (Number(response.headers['content-length'] ?? 0) > MAX_ANSWER_BYTES) {
-          request.destroy(tooLarge());
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let bytes = 0;
-        response.on('data', (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes > MAX_ANSWER_BYTES) request.destroy(tooLarge());
-          else chunks.push(chunk);
-        });
-        response.on('error', fail);
-        response.on('end', () => {
-          clearTimeout(timer);
-          resolve({
-            status: response.statusCode ?? 0,
-            body: chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-      });
-      const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      function fail(error: Error): void {
-        clearTimeout(timer);
-        reject(error);
-      }
-      request.on('error', fail);
-      request.end(body);
+    exchange(`${prefix}${path}`, {
+      method,
+      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body }),
+      timeoutMs,
+      maxBytes: MAX_ANSWER_BYTES,
+      tooLarge,
     });
 }
