@@ -124,6 +124,7 @@ export const ERROR_CODES = {
   MAILBOX_NOT_FOUND: { exit: 122, http: 404 },
   AGENCY_KEY_MISMATCH: { exit: 123, http: 500 },
   AGENCY_STORE_UNAVAILABLE: { exit: 124, http: 503 },
+  AGENT_REMOVED: { exit: 125, http: 403 },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

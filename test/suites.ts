@@ -13,6 +13,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/agency/request-auth.test.ts',
   'test/agent/agent-store.test.ts',
   'test/agent/categories.test.ts',
+  'test/agent/standing.test.ts',
   'test/agent/connection-log.test.ts',
   'test/base/*.test.ts',
   'test/crypto/*.test.ts',

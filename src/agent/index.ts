@@ -12,6 +12,8 @@
  *   {@link sendText}, {@link inbox} for what arrived and {@link sentMessages} for what was sent.
  * - Receiving: {@link EdgeAgent.receive} with handlers by message type ({@link agentHandlers}
  *   speaks every protocol of this module).
+ * - Standing: {@link agentStanding} says whether this agent still acts for its owner, or was
+ *   revoked or recovered away ({@link removedError} words that as AGENT_REMOVED).
  *
  * @example
  * ```ts
@@ -76,6 +78,8 @@ export type { ConnectionRecord, TextEntry } from './connections.js';
 export { answerApproval, approvalHandlers, pendingApprovals, revokeAgent } from './revocation.js';
 export type { Approval, RevocationOutcome } from './revocation.js';
 export { AGENTS_CHANGED, notificationHandlers } from './notifications.js';
+export { agentStanding, removedError, standingIn } from './standing.js';
+export type { Standing } from './standing.js';
 
 // Imported after the exports so that the module comment above stays the first thing in the declarations.
 import { approvalHandlers } from './revocation.js';

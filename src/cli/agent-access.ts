@@ -6,10 +6,11 @@
 import { existsSync, rmSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
-import { badInput } from '../errors.js';
+import { DkmsError, badInput } from '../errors.js';
 import { backUpAfterChange } from '../recovery/auto-backup.js';
 import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
+import { agentStanding, removedError, type Standing } from '../agent/standing.js';
 import { Wallet } from '../wallet/index.js';
 import type { Context } from './context.js';
 import { ledgerClient, rememberLedger } from './ledger-access.js';
@@ -22,7 +23,15 @@ import { ledgerClient, rememberLedger } from './ledger-access.js';
 export async function withAgent<T>(
   ctx: Context,
   fn: (agent: EdgeAgent) => Promise<T>,
-  options: { create?: boolean; kdfTier?: KdfTier; backup?: boolean; ledger?: string; keepCreated?: (agent: EdgeAgent) => boolean } = {},
+  options: {
+    create?: boolean;
+    kdfTier?: KdfTier;
+    backup?: boolean;
+    ledger?: string;
+    keepCreated?: (agent: EdgeAgent) => boolean;
+    /** Whether to refuse, AGENT_REMOVED, when the agent no longer acts for its owner (default true). */
+    standing?: boolean;
+  } = {},
 ): Promise<T> {
   let wallet: Wallet;
   const creating = options.create === true && !existsSync(ctx.walletPath);
@@ -39,6 +48,8 @@ export async function withAgent<T>(
     // The ledger the agent was set up with, unless the command names another.
     const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
     const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag));
+    // A device whose agent was revoked or recovered away says so first, and does nothing else.
+    if (options.standing !== false && store.hasProfile()) await refuseIfRemoved(agent);
     const before = wallet.changes();
     let result: T;
     try {
@@ -56,6 +67,23 @@ export async function withAgent<T>(
     if (discard)
       for (const file of [ctx.walletPath, `${ctx.walletPath}-wal`, `${ctx.walletPath}-shm`, `${ctx.walletPath}-journal`]) rmSync(file, { force: true });
   }
+}
+
+/**
+ * AGENT_REMOVED when the owner's verified policy shows this agent revoked or recovered away. A
+ * ledger that cannot be read now leaves the question to the command itself, which needs the
+ * ledger too and says why it cannot go on.
+ */
+async function refuseIfRemoved(agent: EdgeAgent): Promise<void> {
+  let standing: Standing;
+  try {
+    standing = await agentStanding(agent);
+  } catch (e) {
+    if (e instanceof DkmsError) return;
+    throw e;
+  }
+  const removed = removedError(standing, agent.profile.key);
+  if (removed !== undefined) throw removed;
 }
 
 /** The automatic backup rule (recovery/auto-backup.ts) after a command changed the wallet; a failure is a warning, not the command's. */

@@ -8,7 +8,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { AgencyClient } from '../../src/agency/agency-client.js';
+import { agentSigner } from '../../src/agent/provision.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import { Wallet, rawSecret } from '../../src/wallet/index.js';
 import { background, killBackground, owner, type Json } from '../helpers/cli.js';
 import { filesUnder, notPrivate } from '../helpers/private.js';
 import { secretFile, suiteDirs, tempDir } from '../helpers/tmp.js';
@@ -136,7 +139,8 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     expect(revoked['rotated']).toHaveLength(1);
     await bob.run(['message', 'inbox']);
     expect((((await bob.run(['connection', 'list']))['connections'] as Json[])[0] as Json)['peerKeys']).toBe(1);
-    expect((await phone.run(['agent', 'list']))['revoked']).toBe(true);
+    // The phone says so itself, on its next agent command.
+    expect(await phone.fails(['agent', 'list'])).toEqual({ code: 'AGENT_REMOVED', exit: ERROR_CODES.AGENT_REMOVED.exit });
 
     // The phone's later ledger events and signatures are refused.
     const grant = await phone.fails(['policy', 'grant', '--policy', policy, '--agent', phoneKey, '--flags', 'ADMIN', '--key', 'agent-sign']);
@@ -172,7 +176,14 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     expect((JSON.parse(late2.stdout) as { error: { message: string } }).error.message).not.toContain('--time');
     // Its mailbox is gone: nothing reaches it any more, and the agency says so.
     await bob.run(['message', 'send', 'alice', 'not for the phone']);
-    expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'MAILBOX_NOT_FOUND', exit: ERROR_CODES.MAILBOX_NOT_FOUND.exit });
+    const wallet = await Wallet.open(join(phone.home, 'wallet.db'), rawSecret(phone.walletKey()));
+    try {
+      await expect(new AgencyClient(services.agency, agentSigner(wallet)).pickup()).rejects.toMatchObject({ code: 'MAILBOX_NOT_FOUND' });
+    } finally {
+      wallet.close();
+    }
+    // The phone's own inbox stops before asking: it was revoked.
+    expect(await phone.fails(['message', 'inbox'])).toEqual({ code: 'AGENT_REMOVED', exit: ERROR_CODES.AGENT_REMOVED.exit });
   });
 
   it('checks `agent init` before it writes anything, and finishes one that failed half way when run again', async () => {

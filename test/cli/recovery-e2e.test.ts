@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
 import { owner, type Json } from '../helpers/cli.js';
 import { upForFile, newOwner, newOwners, connectAll, makeTrustees, setupWithTrustees, recoverSocially, agentKeys } from '../helpers/recovery-cli.js';
 import { secretFile, tempDir } from '../helpers/tmp.js';
@@ -73,10 +74,16 @@ describe('recovery end to end, through real processes', () => {
     const newKey = String((outcome['profile'] as Json)['key']);
     expect(await agentKeys(device, policy)).toEqual([newKey, cloudKey].sort());
 
-    // The old laptop and phone are out: their changes are refused.
+    // The old laptop and phone are out: their changes are refused, and each says on its next
+    // agent command that a recovery replaced it.
     for (const old of [laptop, phone]) {
       const refused = await old.fails(['policy', 'grant', '--policy', policy, '--agent', newKey, '--flags', 'PROVE', '--key', 'agent-sign']);
       expect(refused.code).toBe('EVENT_UNAUTHORIZED');
+      const inbox = await old.dkms(['message', 'inbox']);
+      expect(inbox.code).toBe(ERROR_CODES.AGENT_REMOVED.exit);
+      expect(inbox.stderr).toMatch(
+        /^dkms: AGENT_REMOVED: this device's agent \(z6Mk\w+\) was replaced at \S+ by a recovery of the owner's policy that named other agents \(ledger event \d+\): it no longer acts for the owner/,
+      );
     }
     // Her public DID now lists the new agent's keys only.
     const document = (await device.run(['did', 'resolve', did]))['didDocument'] as { verificationMethod: { publicKeyMultibase: string }[] };

@@ -164,14 +164,15 @@ export function agentCommand(): Command {
         kx: x.kx ?? '',
         me: x.key === me,
       }));
-      const revoked = !rows.some((r) => r.me);
-      emit(ctx, { policy: view.policy, agents: rows, revoked }, () =>
+      // A revoked or recovered-away agent never gets here (AGENT_REMOVED); one not listed yet is mid-pairing or mid-restore.
+      const listed = rows.some((r) => r.me);
+      emit(ctx, { policy: view.policy, agents: rows, listed }, () =>
         [
           table(
             rows.map((r) => ({ ...r, me: r.me ? '*' : '' })),
             ['me', 'label', 'flags', 'key'],
           ),
-          ...(revoked ? ['this agent is no longer in the policy: it was revoked'] : []),
+          ...(listed ? [] : ["this agent is not in the owner's policy yet: finish its pairing (dkms agent accept) or its restore (dkms recovery restore)"]),
         ].join('\n'),
       );
     });
