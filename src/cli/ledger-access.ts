@@ -54,17 +54,27 @@ export function rememberLedger(ctx: Context, url: string): void {
   writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify({ ...config, ledger: url }, null, 2)}\n`));
 }
 
-/** A verifying client for the chosen ledger, remembering what it verified in the data directory. */
-export function ledgerClient(ctx: Context, flag: string | undefined): LedgerClient {
+/** The ledger node keys given to trust: the flags, else trust.json, else config.json (none: trust on first use). */
+export function configuredNodeKeys(ctx: Context): readonly string[] {
+  const nodeKeys = [...(ctx.options.trust ?? []), ...(ctx.options.nodeKey ?? [])];
+  if (nodeKeys.length > 0) return nodeKeys;
+  const trust = readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {});
+  return trust.nodeKeys ?? readJsonFile(join(ctx.home, 'config.json'), Config, {}).nodeKeys ?? [];
+}
+
+/**
+ * A verifying client for the chosen ledger, remembering what it verified in the data directory;
+ * with `remember: false`, one that writes nothing there (it still trusts what was remembered).
+ */
+export function ledgerClient(ctx: Context, flag: string | undefined, options: { remember?: boolean } = {}): LedgerClient {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
   const trust = readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {});
-  const nodeKeys = [...(ctx.options.trust ?? []), ...(ctx.options.nodeKey ?? [])];
-  const trustedKeys = nodeKeys.length > 0 ? nodeKeys : (trust.nodeKeys ?? config.nodeKeys);
+  const trustedKeys = configuredNodeKeys(ctx);
   const witnessKeys = ctx.options.witnessKey ?? trust.witnessKeys;
   const quorum = ctx.options.quorum ?? trust.quorum ?? config.quorum;
   const maxAge = ctx.options.maxHeadAge ?? trust.maxHeadAgeSeconds;
   return persistentLedgerClient(join(ctx.home, 'ledger-client.json'), ledgerUrl(ctx, flag), {
-    cachePath: join(ctx.home, 'ledger-cache.json'),
+    ...(options.remember === false ? { readOnly: true } : { cachePath: join(ctx.home, 'ledger-cache.json') }),
     ...(trustedKeys === undefined || trustedKeys.length === 0 ? {} : { trustedKeys }),
     ...(witnessKeys === undefined ? {} : { witnessKeys }),
     ...(quorum === undefined ? {} : { quorum }),

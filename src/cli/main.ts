@@ -2,10 +2,12 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
+import { Reported } from './output.js';
 import { agencyCommand } from './commands/agency.js';
 import { agentCommand } from './commands/agent.js';
 import { connectionCommand } from './commands/connection.js';
 import { didCommand } from './commands/did.js';
+import { doctorCommand } from './commands/doctor.js';
 import { keyCommand } from './commands/key.js';
 import { ledgerCommand } from './commands/ledger.js';
 import { messageCommand } from './commands/message.js';
@@ -75,6 +77,7 @@ export function buildProgram(): Command {
   program.addCommand(recoveryCommand());
   program.addCommand(trusteeCommand());
   program.addCommand(messageCommand());
+  program.addCommand(doctorCommand());
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput(quietErrors);
     for (const leaf of sub.commands) leaf.exitOverride().configureOutput(quietErrors);
@@ -112,6 +115,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     // --help and --version end by "throwing" success; a bare command group shows its help.
     if (e instanceof CommanderError && (e.code === 'commander.helpDisplayed' || e.code === 'commander.version')) return 0;
     if (e instanceof CommanderError && e.code === 'commander.help') return ERROR_CODES.BAD_INPUT.exit;
+    if (e instanceof Reported) return ERROR_CODES[e.code].exit;
     const error = describe(e);
     process.stderr.write(`dkms: ${error.code}: ${error.message}\n`);
     if (process.env['DKMS_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);

@@ -1,5 +1,19 @@
 /** Command results: one JSON object with --json, readable lines otherwise. */
+import type { ErrorCode } from '../errors.js';
 import type { Context } from './context.js';
+
+/**
+ * Thrown by a command that has printed its whole result, problems included (`dkms doctor`), to
+ * end with the exit status of `code` and print nothing more.
+ */
+export class Reported extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode) {
+    super(`reported: ${code}`);
+    this.code = code;
+  }
+}
 
 export type Fields = Record<string, unknown>;
 

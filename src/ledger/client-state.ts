@@ -36,12 +36,13 @@ const PERSISTED_READS = 256;
 
 /**
  * A verifying client for `url` whose memory lives in `statePath` (heads and pinned keys) and,
- * when given, `cachePath` (verified reads).
+ * when given, `cachePath` (verified reads). With `readOnly`, it starts from that memory but
+ * writes nothing back (a check that must change nothing, such as `dkms doctor`).
  */
 export function persistentLedgerClient(
   statePath: string,
   url: string,
-  options: Omit<LedgerClientOptions, 'url' | 'lastHead' | 'onHead' | 'cache'> & { cachePath?: string } = {},
+  options: Omit<LedgerClientOptions, 'url' | 'lastHead' | 'onHead' | 'cache'> & { cachePath?: string; readOnly?: boolean } = {},
 ): LedgerClient {
   const state: ClientState = readJsonFile(statePath, ClientState, {});
   const mine = state[url] ?? {};
@@ -51,10 +52,11 @@ export function persistentLedgerClient(
   const configured = options.trustedKeys ?? [];
   const trustedKeys = configured.length > 0 ? [...configured] : (mine.trustedKeys ?? []);
   const save = (head: SignedTreeHead) => {
+    if (options.readOnly === true) return;
     state[url] = { lastHead: head, trustedKeys: trustedKeys.length > 0 ? trustedKeys : [head.key] };
     writeJson(statePath, state);
   };
-  const { cachePath, ...rest } = options;
+  const { cachePath, readOnly: _readOnly, ...rest } = options;
   let cache: VerifiedCache | undefined;
   if (cachePath !== undefined) {
     const all = readJsonFile(cachePath, z.record(z.string(), z.unknown()), {});

@@ -14,13 +14,13 @@ export type Owner = ReturnType<typeof owner>;
  * where the file's tests are declared; the function it returns gives the agency and the
  * environment every owner uses to reach it. Every other background command ends within its test.
  */
-export function upForFile(): () => { agency: string; env: Record<string, string> } {
+export function upForFile(): () => { agency: string; ledger: string; key: string; env: Record<string, string> } {
   const lasting = suiteDirs();
-  let shared: { agency: string; env: Record<string, string> } | undefined;
+  let shared: { agency: string; ledger: string; key: string; env: Record<string, string> } | undefined;
   beforeAll(async () => {
     const server = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: lasting() });
-    const up = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
-    shared = { agency: up.agency, env: { DKMS_LEDGER: up.ledger } };
+    const up = JSON.parse(await server.nextLine()) as { ledger: string; agency: string; key: string };
+    shared = { agency: up.agency, ledger: up.ledger, key: up.key, env: { DKMS_LEDGER: up.ledger } };
   });
   afterAll(killBackground);
   return () => {
