@@ -60,7 +60,10 @@ export type Cloud = z.infer<typeof CloudSchema>;
 
 export const ProfileSchema = z.object({
   v: z.literal(1),
+  /** This device's label, as the owner's other devices list it. */
   label: z.string().max(64),
+  /** The name other owners see for this owner (`dkms agent name`); this device's label when absent. */
+  name: z.string().max(64).optional(),
   policy: z.string(),
   did: z.string().optional(),
   ledger: z.string().url(),
@@ -70,6 +73,9 @@ export const ProfileSchema = z.object({
   created: z.string(),
 });
 export type Profile = z.infer<typeof ProfileSchema>;
+
+/** The name other owners see for the owner of `profile`: the one chosen, else this device's label. */
+export const nameForPeers = (profile: Profile): string => profile.name ?? profile.label;
 
 export const KnownAgentSchema = z.object({ key: z.string(), kx: z.string().optional(), flags: z.number().int(), label: z.string().max(64).optional() });
 export type KnownAgent = z.infer<typeof KnownAgentSchema>;

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { randomBytes, randomId, toBase58btc, toBase64url, type Signer } from '../crypto/index.js';
 import { DkmsError, isDkmsError } from '../errors.js';
-import { CATEGORIES } from './agent-store.js';
+import { CATEGORIES, nameForPeers } from './agent-store.js';
 import { decodeInvitationText, encodeInvitationText } from './invitation-text.js';
 import { newMessage, type AgreementKey, type Message } from '../didcomm/index.js';
 import type { EdgeAgent, Handler, Handlers, Sender } from './edge-agent.js';
@@ -149,7 +149,7 @@ export function inviteConnection(agent: EdgeAgent, label: string, ttlSeconds = D
   const invitation: ConnInvitation = {
     v: 1,
     id: randomId(),
-    label: agent.profile.label,
+    label: nameForPeers(agent.profile),
     inception,
     expires: new Date(Date.now() + ttlSeconds * 1000).toISOString(),
   };
@@ -189,7 +189,7 @@ export async function acceptConnection(agent: EdgeAgent, text: string, label?: s
     flags: [],
   };
   await agent.sendToPeer(
-    newMessage(CONNECTION_RESPONSE, { invitation: invitation.id, inception, label: agent.profile.label }),
+    newMessage(CONNECTION_RESPONSE, { invitation: invitation.id, inception, label: nameForPeers(agent.profile) }),
     agent.agreementKey(names.kx),
     peer.keys.map((k) => k.kx),
     peer.endpoint,

@@ -30,6 +30,7 @@
 export { EdgeAgent, MAX_MESSAGE_AGE_SECONDS, recipientRef } from './edge-agent.js';
 export type { EdgeAgentOptions, Handled, Handler, Handlers, ReceiveEntry, Sender } from './edge-agent.js';
 export type { AgentStore, AgentView, AgentWallet, Cloud, KnownAgent, Profile } from './agent-store.js';
+export { nameForPeers } from './agent-store.js';
 
 // Provisioning: keys, the first agent (policy, DID), a cloud agent at an agency.
 export { agentSigner, initFirstAgent, provisionKeys, registerCloudAgent } from './provision.js';
@@ -42,12 +43,14 @@ export {
   PAIRING,
   answerInvitation,
   awaitWelcome,
+  checkNameForPeers,
   checkPairing,
   completePairing,
   createInvitation,
   encodeInvitation,
   inviterHandlers,
   parseInvitation,
+  setNameForPeers,
   unfinishedPairing,
   waitingHandlers,
 } from './pairing.js';

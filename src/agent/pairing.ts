@@ -102,6 +102,8 @@ const WelcomeBody = z.object({
   linkSecret: z.string().regex(/^[A-Za-z0-9_-]{43}$/),
   flags: z.number().int(),
   inviterLabel: z.string().max(64),
+  /** The name the owner chose for other owners to see, which every device of the owner uses. */
+  name: z.string().max(64).optional(),
 });
 
 const RefusedBody = z.object({ invitation: z.string().max(64), code: z.string().max(64), reason: z.string().max(300) });
@@ -162,6 +164,24 @@ export function createInvitation(agent: EdgeAgent, options: { flags: number; lab
 export function checkLabel(label: string): void {
   if (label.length === 0 || label.length > 64 || /\p{Cc}/u.test(label))
     throw new DkmsError('BAD_INPUT', 'a device label is 1 to 64 characters, none of them control characters');
+}
+
+/** A name for other owners to see (BAD_INPUT otherwise): 1 to 64 characters, none of them control characters. */
+export function checkNameForPeers(name: string): void {
+  if (name.length === 0 || name.length > 64 || /\p{Cc}/u.test(name))
+    throw new DkmsError('BAD_INPUT', 'a name is 1 to 64 characters, none of them control characters');
+}
+
+/**
+ * Chooses the name other owners see for this owner (in connection invitations and answers from
+ * now on; devices paired from now on take it too). BAD_INPUT unless 1 to 64 characters, none of
+ * them control characters.
+ */
+export function setNameForPeers(agent: EdgeAgent, name: string): Profile {
+  checkNameForPeers(name);
+  const profile: Profile = { ...agent.profile, name };
+  agent.store.saveProfile(profile);
+  return profile;
 }
 
 /**
@@ -372,6 +392,7 @@ async function finishPairing(agent: EdgeAgent, pending: Confirmed): Promise<Pair
       linkSecret: toBase64url(linkSecret),
       flags: pending.flags,
       inviterLabel: profile.label,
+      ...(profile.name === undefined ? {} : { name: profile.name }),
     },
     { id: pending.welcome },
   );
@@ -441,6 +462,7 @@ function invitee(invitation: Invitation, label: string): Handlers {
           agent.store.saveProfile({
             v: 1,
             label,
+            ...(body.name === undefined ? {} : { name: body.name }),
             policy: body.policy,
             ...(body.did === undefined ? {} : { did: body.did }),
             ledger: body.ledger,

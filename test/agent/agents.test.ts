@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { AgencyClient, postEnvelope } from '../../src/agency/agency-client.js';
-import { CATEGORIES, type KnownAgent } from '../../src/agent/agent-store.js';
+import { CATEGORIES, nameForPeers, type KnownAgent } from '../../src/agent/agent-store.js';
 import { signConnEvent } from '../../src/agent/connection-log.js';
 import {
   BASIC_MESSAGE,
@@ -36,6 +36,7 @@ import {
   completePairing,
   createInvitation,
   parseInvitation,
+  setNameForPeers,
   type Invitation,
 } from '../../src/agent/pairing.js';
 import { agentSigner, provisionKeys } from '../../src/agent/provision.js';
@@ -43,7 +44,7 @@ import { APPROVAL_REQUEST, APPROVAL_RESPONSE, answerApproval, pendingApprovals, 
 import { ed25519Generate, encodePublicKey, memorySigner, x25519Generate } from '../../src/crypto/index.js';
 import { nextEvent, signEvent } from '../../src/ledger/build.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
-import { expectCodeAsync } from '../helpers/errors.js';
+import { expectCode, expectCodeAsync } from '../helpers/errors.js';
 import { connect, drain, drainPairing, pairingRequest, settle, world } from '../helpers/world.js';
 
 const refusals = (entries: readonly ReceiveEntry[]) => entries.filter((e) => e.outcome === 'refused');
@@ -383,6 +384,40 @@ describe('connections', () => {
     // Bob may close his side too; it stays local.
     expect((await deleteConnection(bob, 'alice')).state).toBe('deleted');
     expect(await drain(alice)).toEqual([]);
+  });
+
+  it("shows other owners the name the owner chose, not the device's label; a device paired later takes the name", async () => {
+    const w = await world();
+    const alice = await w.makeOwner('laptop');
+    const bob = await w.makeOwner('bob-phone');
+    expect(nameForPeers(alice.profile)).toBe('laptop');
+    expectCode(() => setNameForPeers(alice, ''), 'BAD_INPUT');
+    expectCode(() => setNameForPeers(alice, 'x'.repeat(65)), 'BAD_INPUT');
+    expectCode(() => setNameForPeers(alice, 'Alice\u0007'), 'BAD_INPUT');
+    expect(alice.profile.name).toBeUndefined();
+    setNameForPeers(alice, 'Alice Liddell');
+    setNameForPeers(bob, 'Bob');
+    // Bob keeps Alice under the name her invitation carries, and she learns his from his answer.
+    const { text, invitation } = inviteConnection(alice, 'the one from the party');
+    expect(invitation.label).toBe('Alice Liddell');
+    const atBob = await acceptConnection(bob, text);
+    expect(atBob.label).toBe('Alice Liddell');
+    const entries = await drain(alice);
+    expect(entries[0]?.detail).toBe("connected with 'the one from the party' (Bob)");
+    // Her device's own label stays what her other devices list it by.
+    expect(alice.profile.label).toBe('laptop');
+
+    // Her phone, paired now, shows other owners the same name.
+    const phone = await w.newAgent();
+    const keys = provisionKeys(phone.wallet);
+    const created = createInvitation(alice, { flags: FLAGS.PROVE, label: 'phone' });
+    const parsed = parseInvitation(created.text);
+    await answerInvitation(phone, parsed, created.passcode, 'phone', keys);
+    await drainPairing(alice, parsed.id);
+    await completePairing(alice, parsed.id, true);
+    await awaitWelcome(phone, parsed, 'phone', Date.now() + 15_000);
+    expect(phone.profile).toMatchObject({ label: 'phone', name: 'Alice Liddell' });
+    expect(inviteConnection(phone, 'someone').invitation.label).toBe('Alice Liddell');
   });
 
   it('refuses to accept the same invitation twice, and an invitation answered twice', async () => {

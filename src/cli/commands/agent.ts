@@ -151,6 +151,24 @@ export function agentCommand(): Command {
     });
 
   agent
+    .command('name')
+    .description("show, or choose, the name other owners see for you (in connection invitations and answers; default: this device's label)")
+    .argument('[name]', 'the new name, 1 to 64 characters')
+    .action(async (name: string | undefined, _opts: unknown, cmd: Command) => {
+      const { Context, withAgent, emit, checkNameForPeers, setNameForPeers } = await load();
+      const ctx = Context.of(cmd);
+      // Checked before the wallet is opened.
+      if (name !== undefined) checkNameForPeers(name);
+      const profile = await withAgent(ctx, async (a) => (name === undefined ? a.profile : setNameForPeers(a, name)));
+      const shown = profile.name ?? profile.label;
+      emit(ctx, { name: shown, chosen: profile.name !== undefined, label: profile.label }, () =>
+        name === undefined
+          ? `other owners see you as '${shown}'${profile.name === undefined ? " (this device's label: choose a name with `dkms agent name NAME`)" : ''}`
+          : `other owners will see you as '${shown}' in connections made from now on (and devices you pair from now on use it too)`,
+      );
+    });
+
+  agent
     .command('list')
     .description("the owner's agents, as the ledger says now (verified)")
     .action(async (_opts: unknown, cmd: Command) => {
