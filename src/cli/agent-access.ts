@@ -12,6 +12,7 @@ import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
 import { agentStanding, removedError, type Standing } from '../agent/standing.js';
 import { Wallet } from '../wallet/index.js';
+import { onCancel } from './cancel.js';
 import type { Context } from './context.js';
 import { ledgerClient, rememberLedger } from './ledger-access.js';
 
@@ -43,11 +44,24 @@ export async function withAgent<T>(
   } else {
     wallet = await ctx.openWallet();
   }
+  // Cancelled (Ctrl-C) while nothing worth keeping is in a wallet this call made: it goes, as on a failure.
+  const keepCreated = options.keepCreated;
+  let made: EdgeAgent | undefined;
+  const release =
+    creating && keepCreated !== undefined
+      ? onCancel(() => {
+          if (made === undefined || !keepCreated(made)) {
+            wallet.close();
+            removeWalletFiles(ctx.walletPath);
+          }
+        })
+      : () => undefined;
   try {
     const store = new AgentStore(wallet);
     // The ledger the agent was set up with, unless the command names another.
     const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
     const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag));
+    made = agent;
     // A device whose agent was revoked or recovered away says so first, and does nothing else.
     if (options.standing !== false && store.hasProfile()) await refuseIfRemoved(agent);
     const before = wallet.changes();
@@ -63,10 +77,14 @@ export async function withAgent<T>(
     if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
     return result;
   } finally {
+    release();
     wallet.close();
-    if (discard)
-      for (const file of [ctx.walletPath, `${ctx.walletPath}-wal`, `${ctx.walletPath}-shm`, `${ctx.walletPath}-journal`]) rmSync(file, { force: true });
+    if (discard) removeWalletFiles(ctx.walletPath);
   }
+}
+
+function removeWalletFiles(path: string): void {
+  for (const file of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) rmSync(file, { force: true });
 }
 
 /**

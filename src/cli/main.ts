@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
+import { installInterrupt } from './cancel.js';
 import { Reported } from './output.js';
 import { agencyCommand } from './commands/agency.js';
 import { agentCommand } from './commands/agent.js';
@@ -106,6 +107,7 @@ function describe(e: unknown): DkmsError {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
+  installInterrupt();
   const program = buildProgram();
   const json = argv.includes('--json');
   try {

@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { DkmsError } from '../errors.js';
 import { Context } from './context.js';
 import { emit } from './output.js';
+import { takeOverInterrupt } from './cancel.js';
 
 /**
  * ADDRESS_IN_USE, naming the option that chooses another (`flag`), unless `host:port` can be
@@ -27,6 +28,7 @@ export async function checkPortFree(host: string, port: number, flag: string): P
 
 /** Resolves when the process is asked to stop (Ctrl-C or SIGTERM). */
 export function untilStopped(): Promise<string> {
+  takeOverInterrupt();
   return new Promise((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', onInt);
