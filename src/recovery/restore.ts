@@ -123,6 +123,11 @@ interface Found {
 }
 
 /** The newest backup that passes `checkOwner` (or the version asked for), the policy it is of, and its cloud agent. */
+/** BACKUP_NOT_FOUND's words for a recovery secret the agency keeps no backup under. */
+export function noBackupMessage(agency: string): string {
+  return `${agency.replace(/\/+$/, '')} holds no backup for this recovery secret. It may be an outdated one: a later \`dkms recovery setup\` or trustee change replaced it and deleted its backups (use your newest paper, or your trustees). Or the backups are at another agency (--agency), or the secret is not yours`;
+}
+
 async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']): Promise<Found> {
   const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
   if (options.backup !== undefined) {
@@ -130,7 +135,11 @@ async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: E
     const resolved = await ledger.resolvePolicy(header.policy as PolicyAddress);
     return { resolved, signer: keys.committedSigner(resolved.record.policy.recovery), data: options.backup, header: checkOwner(header, resolved), version: 0 };
   }
-  const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions);
+  const index = await fetchBackupIndex(options.agency, keys.locator, clientOptions).catch((e: unknown) => {
+    // The agency cannot say more than "none": say what that may mean, an outdated paper first.
+    if (isDkmsError(e, 'BACKUP_NOT_FOUND')) throw new DkmsError('BACKUP_NOT_FOUND', noBackupMessage(options.agency));
+    throw e;
+  });
   const resolved = await ledger.resolvePolicy(index.policy as PolicyAddress);
   const signer = keys.committedSigner(resolved.record.policy.recovery);
   const client = new AgencyClient(options.agency, signer, clientOptions);

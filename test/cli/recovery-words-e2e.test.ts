@@ -3,8 +3,12 @@
  * recovers from the 24 words alone (after the typos a person makes), and then again from the
  * paper's QR code.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { generateMnemonic } from '@scure/bip39';
+import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
 import { owner, type Json } from '../helpers/cli.js';
 import { upForFile, newOwner, lines, agentKeys } from '../helpers/recovery-cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -45,6 +49,12 @@ describe('recovery end to end, through real processes', () => {
     const onCommandLine = await second.dkms(['recovery', 'restore', '--mnemonic', ...words, '--json']);
     expect(JSON.parse(onCommandLine.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ error: { code: 'BAD_INPUT' } });
     expect(onCommandLine.stderr).not.toContain(words.slice(0, 3).join(' '));
+    // Valid words of a secret the agency keeps no backups under (an outdated paper is such a
+    // secret): BACKUP_NOT_FOUND, with what it may mean, and the wallet the restore began is gone.
+    const stranger = await restore(generateMnemonic(wordlist, 256));
+    expect(stranger.code).toBe(ERROR_CODES.BACKUP_NOT_FOUND.exit);
+    expect(stranger.stderr).toContain('It may be an outdated one: a later `dkms recovery setup` or trustee change replaced it');
+    expect(existsSync(join(second.home, 'wallet.db'))).toBe(false);
     const recovered = await restore(words.join('  ').toUpperCase());
     expect(recovered.code, recovered.stderr).toBe(0);
     const outcome = lines(recovered.stdout).at(-1) as Json;

@@ -33,7 +33,7 @@ import {
   rebuiltSecrets,
   recoveryRequests,
 } from '../../src/recovery/requests.js';
-import { cancelRecovery, completeRecovery, restoreFromSecret } from '../../src/recovery/restore.js';
+import { cancelRecovery, completeRecovery, noBackupMessage, restoreFromSecret } from '../../src/recovery/restore.js';
 import { RecoveryKeys } from '../../src/recovery/secret.js';
 import { commitRecovery, makeBackup, prepareRecovery } from '../../src/recovery/setup.js';
 import { readSetup } from '../../src/recovery/state.js';
@@ -270,7 +270,12 @@ describe('changing trustees', () => {
     // The old secret's backups are gone and its key is no longer committed.
     await expectCodeAsync(fetchBackupIndex(w.agencyUrl, old.locator), 'BACKUP_NOT_FOUND');
     const device = await w.newAgent();
-    await expectCodeAsync(restoreFromSecret(device, secret, { agency: w.agencyUrl }), 'BACKUP_NOT_FOUND');
+    const refused = await expectCodeAsync(restoreFromSecret(device, secret, { agency: w.agencyUrl }), 'BACKUP_NOT_FOUND');
+    // The words say what an outdated paper is and what to use instead.
+    expect(refused.message).toBe(noBackupMessage(w.agencyUrl));
+    expect(refused.message).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+ holds no backup for this recovery secret\. It may be an outdated one: .*use your newest paper, or your trustees/,
+    );
     old.wipe();
   });
 });
