@@ -1,7 +1,8 @@
 /**
  * `dkms doctor`: each check says ok, warn (works, but needs care) or fail (something will not
  * work), what it saw, and for each problem what to do. The checks run in order, and those that
- * need what an earlier one found missing are skipped. Nothing is changed.
+ * need what an earlier one found missing are skipped. Nothing of the owner's is changed (the
+ * ledger check writes nothing; the agent's checks refresh the ledger cache as every command does).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
