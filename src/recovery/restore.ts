@@ -89,6 +89,8 @@ export interface RestoreOptions {
   /** The policy the caller expects (the QR code or the trustees' shares name it): any other is refused. */
   readonly policy?: string;
   readonly fetch?: typeof fetch;
+  /** Hears each step as it begins, in words for a person waiting (the CLI shows them at a terminal). */
+  readonly onProgress?: (step: string) => void;
 }
 
 const unreadable = (message: string) => new DkmsError('BACKUP_UNREADABLE', message);
@@ -185,8 +187,16 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
       const after = agent.store.read(RECOVERY_CATEGORIES.recovery, AFTER, AfterSchema);
       if (after === undefined)
         throw new DkmsError('AGENT_EXISTS', `this data directory already holds agent '${agent.store.profile().label}': restore into a new one`);
-      return await resume(agent, keys, after, { backupVersion: after.backup?.version ?? 0, backupBy: after.backup?.by ?? '', items: after.backup?.items ?? 0 });
+      return await resume(
+        agent,
+        keys,
+        after,
+        { backupVersion: after.backup?.version ?? 0, backupBy: after.backup?.by ?? '', items: after.backup?.items ?? 0 },
+        options.onProgress,
+      );
     }
+    const progress = options.onProgress ?? (() => undefined);
+    progress(options.backup === undefined ? `Finding your backups at ${options.agency}…` : 'Reading the backup file…');
     const found = await findBackup(keys, options, agent.ledger);
     const policy = found.resolved.record.subject;
     if (options.policy !== undefined && options.policy !== policy)
@@ -215,6 +225,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
       if (item.category === RECOVERY_CATEGORIES.recovery) return item.name === 'setup';
       return !SKIPPED.has(item.category);
     };
+    progress(found.version === 0 ? 'Restoring your wallet from the backup file…' : `Restoring your wallet from backup version ${found.version}…`);
     // Counted as restored whether this run or an interrupted one added them.
     let items = 0;
     await mergeBackup(agent.wallet, found.data, keys, (_profile, item) => {
@@ -237,7 +248,7 @@ export async function restoreFromSecret(agent: EdgeAgent, secret: Uint8Array, op
       agent.store.saveProfile(profile);
       agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, after);
     });
-    return await resume(agent, keys, after, { backupVersion: backup.version, backupBy: backup.by, items });
+    return await resume(agent, keys, after, { backupVersion: backup.version, backupBy: backup.by, items }, progress);
   } finally {
     keys.wipe();
   }
@@ -258,7 +269,13 @@ async function controlledBy(agent: EdgeAgent, did: string, policy: string): Prom
 }
 
 /** Submits the recovery unless the ledger already shows it, then carries on from wherever the restore stopped. */
-async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restored: Omit<Restored, 'profile'>): Promise<RestoreOutcome> {
+async function resume(
+  agent: EdgeAgent,
+  keys: RecoveryKeys,
+  after: After,
+  restored: Omit<Restored, 'profile'>,
+  progress: (step: string) => void = () => undefined,
+): Promise<RestoreOutcome> {
   const profile = agent.profile;
   const address = profile.policy as PolicyAddress;
   let resolved = await agent.ledger.resolvePolicy(address);
@@ -269,6 +286,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
       forgetReleases(agent);
       throw new DkmsError('EVENT_INVALID', "this recovery was cancelled by the owner's agents: it will not complete");
     }
+    progress('Replacing your old agents with this device on the ledger…');
     await submitRecover(agent, resolved.record, (record) => {
       const signer = keys.committedSigner(record.policy.recovery);
       const kept = record.policy.agents.filter((a) => a.key === profile.cloud?.key);
@@ -285,6 +303,7 @@ async function resume(agent: EdgeAgent, keys: RecoveryKeys, after: After, restor
     agent.store.write(RECOVERY_CATEGORIES.recovery, AFTER, { ...after, state: 'pending', until: pending.until } satisfies After);
     return { state: 'pending', profile, until: pending.until, ...restored };
   }
+  progress('Moving your mailbox and connections to this device, and backing up…');
   return { state: 'recovered', profile, ...restored, ...(await afterRecovery(agent, after, resolved)) };
 }
 

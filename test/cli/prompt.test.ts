@@ -39,6 +39,13 @@ describe('passphrase prompt on a terminal', () => {
     expect(listed.code).toBe(0);
     expect(listed.screen).toContain('No keys.');
     expect(listed.screen).not.toContain(secret);
+    // Slow steps are said as they begin, at a terminal (restores and the rest use the same
+    // channel); with --json, standard error stays quiet there too.
+    expect(created.screen).toContain('Creating wallet…');
+    expect(listed.screen).toContain('Opening wallet…');
+    const quiet = await onTerminal(['key', 'list', '--json'], { DKMS_HOME: home }, [secret]);
+    expect(quiet.code).toBe(0);
+    expect(quiet.screen).not.toContain('Opening wallet…');
 
     const wallet = await Wallet.open(join(home, 'wallet.db'), passphraseSecret(secret));
     wallet.close();

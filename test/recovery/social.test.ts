@@ -90,8 +90,16 @@ describe('social recovery, 3 of 5', () => {
     const { device, secrets } = await recoverThrough(w, people.slice(0, 3));
     expect(secrets).toHaveLength(1);
     expect(equalBytes(secrets[0] as Uint8Array, secret)).toBe(true);
-    const outcome = await restoreFromSecret(device, secrets[0] as Uint8Array, { agency: w.agencyUrl });
+    const steps: string[] = [];
+    const outcome = await restoreFromSecret(device, secrets[0] as Uint8Array, { agency: w.agencyUrl, onProgress: (step) => steps.push(step) });
     expect(outcome.state).toBe('recovered');
+    // A person waiting is told each step as it begins.
+    expect(steps).toEqual([
+      `Finding your backups at ${w.agencyUrl}…`,
+      `Restoring your wallet from backup version ${String(outcome.backupVersion)}…`,
+      'Replacing your old agents with this device on the ledger…',
+      'Moving your mailbox and connections to this device, and backing up…',
+    ]);
 
     // The ledger: the laptop is out, the new device and the cloud agent are in.
     expect(await agentKeys(device)).toEqual([device.profile.key, cloudKey].sort());

@@ -474,6 +474,7 @@ export function recoveryCommand(): Command {
               const policy = input.paper?.policy;
               return restoreFromSecret(a, input.secret, {
                 agency,
+                onProgress: (step) => ctx.progress(step),
                 ...(opts.version === undefined ? {} : { version: opts.version }),
                 ...(backup === undefined ? {} : { backup }),
                 ...(policy === undefined ? {} : { policy }),
@@ -636,7 +637,12 @@ async function restoreSocial(
     let lastError: unknown;
     for (const { secret, policy } of candidates) {
       try {
-        return await restoreFromSecret(agent, secret, { agency: request.agency, policy, ...(opts.version === undefined ? {} : { version: opts.version }) });
+        return await restoreFromSecret(agent, secret, {
+          agency: request.agency,
+          policy,
+          onProgress: (step) => ctx.progress(step),
+          ...(opts.version === undefined ? {} : { version: opts.version }),
+        });
       } catch (e) {
         if (!isDkmsError(e) || !['RECOVERY_KEY_NOT_COMMITTED', 'BACKUP_NOT_FOUND'].includes(e.code)) throw e;
         lastError = e;
