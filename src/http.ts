@@ -97,3 +97,21 @@ export function exchange(url: string | URL, options: HttpExchange): Promise<Http
     request.end(options.body);
   });
 }
+
+/**
+ * The same exchange over a fetch implementation (a test's, or a server's in the same process):
+ * the same bounds on the answer and on the wait.
+ */
+export async function fetchExchange(fetchFn: typeof fetch, url: string, options: HttpExchange): Promise<HttpAnswer> {
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const response = await fetchFn(url, {
+    method: options.method,
+    headers: { ...options.headers },
+    body: options.body ?? null,
+    signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]),
+  });
+  if (Number(response.headers.get('content-length') ?? 0) > options.maxBytes) throw options.tooLarge();
+  const body = await response.text();
+  if (Buffer.byteLength(body) > options.maxBytes) throw options.tooLarge();
+  return { status: response.status, body };
+}

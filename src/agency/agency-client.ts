@@ -2,7 +2,7 @@
 import type { z } from 'zod';
 import { fromBase64url, toBase64url } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { exchange } from '../http.js';
+import { exchange, fetchExchange } from '../http.js';
 import type { Jwe } from '../didcomm/index.js';
 import {
   AcknowledgedSchema,
@@ -49,21 +49,13 @@ type Send = (url: string, request: Request, timeoutMs: number) => Promise<{ stat
 
 const tooLarge = () => new DkmsError('AGENCY_BAD_RESPONSE', `the agency's answer is larger than ${MAX_AGENCY_ANSWER_BYTES / 2 ** 20} MiB`);
 
-/** node:http(s) (src/http.ts): what a client uses unless given a fetch. */
-const httpSend: Send = (url, request, timeoutMs) => exchange(url, { ...request, timeoutMs, maxBytes: MAX_AGENCY_ANSWER_BYTES, tooLarge });
-
-/** A fetch implementation (a test's, or an in-process server's) as a Send. */
-function fetchSend(fetchFn: typeof fetch): Send {
-  return async (url, request, timeoutMs) => {
-    const response = await fetchFn(url, { ...request, body: request.body ?? null, signal: AbortSignal.timeout(timeoutMs) });
-    if (Number(response.headers.get('content-length') ?? 0) > MAX_AGENCY_ANSWER_BYTES) throw tooLarge();
-    const body = await response.text();
-    if (Buffer.byteLength(body) > MAX_AGENCY_ANSWER_BYTES) throw tooLarge();
-    return { status: response.status, body };
+/** node:http(s) (src/http.ts) unless given a fetch (a test's, or an in-process server's). */
+const sendOf =
+  (options: AgencyClientOptions): Send =>
+  (url, request, timeoutMs) => {
+    const bounds = { ...request, timeoutMs, maxBytes: MAX_AGENCY_ANSWER_BYTES, tooLarge };
+    return options.fetch === undefined ? exchange(url, bounds) : fetchExchange(options.fetch, url, bounds);
   };
-}
-
-const sendOf = (options: AgencyClientOptions): Send => (options.fetch === undefined ? httpSend : fetchSend(options.fetch));
 
 /** Sends a request and maps failures to dkms codes: AGENCY_UNREACHABLE, the agency's own code, or AGENCY_BAD_RESPONSE. */
 async function call(send: Send, url: string, request: Request, timeoutMs: number): Promise<unknown> {

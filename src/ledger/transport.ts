@@ -6,7 +6,7 @@
  * process: see localLedgerTransport).
  */
 import { DkmsError } from '../errors.js';
-import { exchange } from '../http.js';
+import { exchange, fetchExchange } from '../http.js';
 
 export interface TransportRequest {
   readonly method: 'GET' | 'POST';
@@ -35,19 +35,15 @@ const tooLarge = () => new DkmsError('LEDGER_BAD_RESPONSE', `the ledger's answer
 
 /** A transport over a fetch implementation (the global one, or a test's). */
 export function fetchTransport(baseUrl: string, fetchFn: typeof fetch): LedgerTransport {
-  return async ({ method, path, body, timeoutMs }) => {
-    const response = await fetchFn(`${baseUrl}${path}`, {
+  return ({ method, path, body, timeoutMs }) =>
+    fetchExchange(fetchFn, `${baseUrl}${path}`, {
       method,
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body ?? null,
-      signal: AbortSignal.timeout(timeoutMs),
+      ...(body === undefined ? {} : { body }),
+      timeoutMs,
+      maxBytes: MAX_ANSWER_BYTES,
+      tooLarge,
     });
-    const length = Number(response.headers.get('content-length') ?? 0);
-    if (length > MAX_ANSWER_BYTES) throw tooLarge();
-    const text = await response.text();
-    if (text.length > MAX_ANSWER_BYTES) throw tooLarge();
-    return { status: response.status, body: text };
-  };
 }
 
 /** A transport over node:http or node:https (src/http.ts), keeping connections open between requests. */
