@@ -23,7 +23,7 @@ function isExternal(id) {
 
 rmSync(OUT, { recursive: true, force: true });
 await build({
-  input: { main: 'dist/src/cli/main.js' },
+  input: { main: 'dist/src/cli/main.js', 'session-client': 'dist/src/cli/session-client.js', 'session-process': 'dist/src/cli/session-process.js' },
   platform: 'node',
   external: isExternal,
   logLevel: 'warn',

@@ -4,7 +4,6 @@
  * the owner's consent for what needs it.
  */
 import { existsSync, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline/promises';
 import { DEFAULT_KDF_TIER, type KdfTier } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { backUpAfterChange } from '../recovery/auto-backup.js';
@@ -12,7 +11,6 @@ import { EdgeAgent } from '../agent/edge-agent.js';
 import { AgentStore } from '../agent/agent-store.js';
 import { agentStanding, removedError, type Standing } from '../agent/standing.js';
 import { Wallet } from '../wallet/index.js';
-import { onCancel } from './cancel.js';
 import type { Context } from './context.js';
 import { ledgerClient, rememberLedger } from './ledger-access.js';
 
@@ -42,6 +40,7 @@ export async function withAgent<T>(
     ctx.progress('Creating wallet…');
     wallet = await Wallet.create(ctx.walletPath, secret, { kdfTier: options.kdfTier ?? DEFAULT_KDF_TIER });
   } else {
+    // The unlock session's wallet when the command runs there: open already, and never closed here.
     wallet = await ctx.openWallet();
   }
   // Cancelled (Ctrl-C) while nothing worth keeping is in a wallet this call made: it goes, as on a failure.
@@ -49,7 +48,7 @@ export async function withAgent<T>(
   let made: EdgeAgent | undefined;
   const release =
     creating && keepCreated !== undefined
-      ? onCancel(() => {
+      ? ctx.io.onCancel(() => {
           if (made === undefined || !keepCreated(made)) {
             wallet.close();
             removeWalletFiles(ctx.walletPath);
@@ -72,13 +71,13 @@ export async function withAgent<T>(
       discard = creating && options.keepCreated !== undefined && !options.keepCreated(agent);
       throw e;
     }
-    if (options.backup !== false && wallet.changes() !== before) await backUpChange(agent);
+    if (options.backup !== false && wallet.changes() !== before) await backUpChange(ctx, agent);
     // Other commands in this data directory (policy, did, verify) then use the agent's ledger.
     if (store.hasProfile()) rememberLedger(ctx, store.profile().ledger);
     return result;
   } finally {
     release();
-    wallet.close();
+    if (!ctx.inSession) wallet.close();
     if (discard) removeWalletFiles(ctx.walletPath);
   }
 }
@@ -105,13 +104,11 @@ async function refuseIfRemoved(agent: EdgeAgent): Promise<void> {
 }
 
 /** The automatic backup rule (recovery/auto-backup.ts) after a command changed the wallet; a failure is a warning, not the command's. */
-async function backUpChange(agent: EdgeAgent): Promise<void> {
+async function backUpChange(ctx: Context, agent: EdgeAgent): Promise<void> {
   const outcome = await backUpAfterChange(agent);
   // Standard error even with --json: standard output keeps its one JSON result.
   if (!outcome.stored && outcome.reason === 'failed') {
-    process.stderr.write(
-      `dkms: warning: the wallet changed but no backup was stored (${outcome.error.code}: ${outcome.error.message}); run \`dkms recovery backup\`\n`,
-    );
+    ctx.io.err(`dkms: warning: the wallet changed but no backup was stored (${outcome.error.code}: ${outcome.error.message}); run \`dkms recovery backup\`\n`);
   }
 }
 
@@ -119,24 +116,19 @@ async function backUpChange(agent: EdgeAgent): Promise<void> {
  * BAD_INPUT unless a question can be answered later in the command: `--yes`, or a terminal to
  * ask at. For commands that ask only after their first step, so that they are refused before it.
  */
-export function checkConfirmable(what: string, yes: boolean | undefined): void {
-  if (yes !== true && !process.stdin.isTTY) throw badInput(`${what}: confirm with --yes when not at a terminal`);
+export function checkConfirmable(ctx: Context, what: string, yes: boolean | undefined): void {
+  if (yes !== true && !ctx.io.tty.stdin) throw badInput(`${what}: confirm with --yes when not at a terminal`);
 }
 
 /** Asks a yes/no question at the terminal; `yes` answers it in advance (scripts). */
 export async function confirm(ctx: Context, question: string, yes: boolean | undefined): Promise<boolean> {
   if (yes === true) return true;
-  checkConfirmable(question.replace(/\?$/, ''), yes);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(`${question} [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
+  checkConfirmable(ctx, question.replace(/\?$/, ''), yes);
+  const answer = await ctx.io.ask(`${question} [y/N] `, false);
+  return /^y(es)?$/i.test(answer.trim());
 }
 
 /** Writes one JSON line now (for scripts following a long-running command), or text. */
 export function announce(ctx: Context, fields: Record<string, unknown>, text: string): void {
-  process.stdout.write(ctx.json ? `${JSON.stringify(fields)}\n` : `${text}\n`);
+  ctx.io.out(ctx.json ? `${JSON.stringify(fields)}\n` : `${text}\n`);
 }

@@ -1,9 +1,32 @@
-/** What every command needs: the data directory, output mode, and how to reach the wallet. */
+/** What every command needs: the data directory, output mode, its terminal, and how to reach the wallet. */
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Wallet, WalletSecret } from '../wallet/index.js';
+import type { CommandIo } from './io.js';
 import { getSecret } from './secrets.js';
+
+/** Where a run of `dkms` takes place: its terminal and, in the unlock session, the session's open wallet. */
+export interface RunPlace {
+  readonly io: CommandIo;
+  /** The wallet the unlock session holds open, and its data directory. */
+  readonly session?: { readonly home: string; readonly wallet: Wallet };
+}
+
+const places = new WeakMap<Command, RunPlace>();
+
+/** Makes `place` the one every command of `program` runs in (main.ts, per run). */
+export function setRunPlace(program: Command, place: RunPlace): void {
+  places.set(program, place);
+}
+
+function placeOf(command: Command): RunPlace {
+  let root = command;
+  while (root.parent !== null) root = root.parent;
+  const place = places.get(root);
+  if (place === undefined) throw new Error('a command ran outside main(): no terminal to run in');
+  return place;
+}
 
 export interface GlobalOptions {
   home?: string;
@@ -22,15 +45,33 @@ export class Context {
   readonly home: string;
   readonly json: boolean;
   readonly options: GlobalOptions;
+  readonly io: CommandIo;
+  readonly #place: RunPlace;
+  /** The unlock session's open wallet, when this command runs in the session of its data directory. */
+  readonly #sharedWallet: Wallet | undefined;
 
-  constructor(options: GlobalOptions) {
+  constructor(options: GlobalOptions, place: RunPlace) {
     this.options = options;
-    this.home = resolve(options.home ?? process.env['DKMS_HOME'] ?? join(homedir(), '.dkms'));
+    this.#place = place;
+    this.io = place.io;
+    const fromEnv = place.io.env['DKMS_HOME'];
+    this.home = resolve(place.io.cwd, options.home ?? (fromEnv === undefined || fromEnv === '' ? join(homedir(), '.dkms') : fromEnv));
     this.json = options.json === true;
+    this.#sharedWallet = place.session?.home === this.home ? place.session.wallet : undefined;
   }
 
   static of(command: Command): Context {
-    return new Context(command.optsWithGlobals<GlobalOptions>());
+    return new Context(command.optsWithGlobals<GlobalOptions>(), placeOf(command));
+  }
+
+  /** The same run with some global options replaced. */
+  with(options: Partial<GlobalOptions>): Context {
+    return new Context({ ...this.options, ...options }, this.#place);
+  }
+
+  /** Whether the wallet is the unlock session's, already open (and never closed by a command). */
+  get inSession(): boolean {
+    return this.#sharedWallet !== undefined;
   }
 
   get walletPath(): string {
@@ -39,7 +80,7 @@ export class Context {
 
   /** The secret that opens the wallet (or, with `confirm`, the one a new wallet gets). */
   walletSecret(confirm = false): Promise<WalletSecret> {
-    return getSecret({
+    return getSecret(this.io, {
       file: this.options.passphraseFile,
       keyFile: this.options.keyFile,
       env: 'DKMS_PASSPHRASE',
@@ -55,17 +96,19 @@ export class Context {
   /** Says, on stderr and in --json output, that a ledger node key was trusted without configuration. */
   trustedOnFirstUse(key: string): void {
     this.firstUseKey = key;
-    process.stderr.write(
+    this.io.err(
       `dkms: trusting ledger node key ${key} on first use: no key was configured (give --trust KEY, or put it in ${join(this.home, 'trust.json')})\n`,
     );
   }
 
   /** Tells a person at a terminal that slow work (key stretching) is under way. */
   progress(message: string): void {
-    if (!this.json && process.stderr.isTTY) process.stderr.write(`${message}\n`);
+    if (!this.json && this.io.tty.stderr) this.io.err(`${message}\n`);
   }
 
+  /** Opens the wallet: the caller closes it (see withWallet), unless it is the session's (`inSession`). */
   async openWallet(): Promise<Wallet> {
+    if (this.#sharedWallet !== undefined) return this.#sharedWallet;
     const secret = await this.walletSecret();
     this.progress('Opening wallet…');
     // The wallet (Argon2, SQLite) is loaded by the commands that open it, not by every command.
@@ -79,7 +122,7 @@ export class Context {
     try {
       return await fn(wallet);
     } finally {
-      wallet.close();
+      if (!this.inSession) wallet.close();
     }
   }
 }

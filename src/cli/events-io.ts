@@ -6,6 +6,7 @@ import type { Receipt } from '../ledger/node.js';
 import type { Wallet } from '../wallet/index.js';
 import { badInput } from '../errors.js';
 import type { Context } from './context.js';
+import type { CommandIo } from './io.js';
 import { readInput, writeOutput } from './files.js';
 import { ledgerClient } from './ledger-access.js';
 import { emit } from './output.js';
@@ -47,10 +48,10 @@ export function signWith(wallet: Wallet, event: UnsignedEvent, keys: readonly st
 }
 
 /** Reads an event written by `--out`, adding signatures by the named wallet keys. */
-export function readEventFile(path: string): LedgerEvent {
+export function readEventFile(io: CommandIo, path: string): LedgerEvent {
   let raw: unknown;
   try {
-    raw = JSON.parse(new TextDecoder().decode(readInput(path)));
+    raw = JSON.parse(new TextDecoder().decode(readInput(io, path)));
   } catch {
     throw badInput(`${path} is not JSON`);
   }

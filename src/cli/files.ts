@@ -3,12 +3,15 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { dirname, resolve } from 'node:path';
 import { DkmsError, badInput } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
+import type { CommandIo } from './io.js';
 
-export function readInput(path: string): Uint8Array {
+/** The file at `path`, or the command's standard input for '-'. */
+export function readInput(io: CommandIo, path: string): Uint8Array {
+  if (path === '-') return io.stdin();
   try {
-    return new Uint8Array(readFileSync(path === '-' ? 0 : path));
+    return new Uint8Array(readFileSync(path));
   } catch (e) {
-    throw new DkmsError('IO_ERROR', `cannot read ${path === '-' ? 'standard input' : path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new DkmsError('IO_ERROR', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
 

@@ -35,7 +35,7 @@ export const TrustFile = z.strictObject({
 
 export function ledgerUrl(ctx: Context, flag: string | undefined): string {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
-  const fromEnv = process.env['DKMS_LEDGER'];
+  const fromEnv = ctx.io.env['DKMS_LEDGER'];
   const url = flag ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv) ?? config.ledger ?? DEFAULT_LEDGER_URL;
   checkHttpUrl(url, 'ledger URL');
   return url.replace(/\/+$/, '');

@@ -1,8 +1,10 @@
 /** The `dkms` command: parses arguments, runs one command, maps errors to one line and an exit status. */
-import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
-import { installInterrupt } from './cancel.js';
+import { setRunPlace, type RunPlace } from './context.js';
+import { processIo, type CommandIo } from './io.js';
+import { version } from './version.js';
 import { Reported } from './output.js';
 import { agencyCommand } from './commands/agency.js';
 import { agentCommand } from './commands/agent.js';
@@ -14,24 +16,16 @@ import { ledgerCommand } from './commands/ledger.js';
 import { messageCommand } from './commands/message.js';
 import { policyCommand } from './commands/policy.js';
 import { recoveryCommand } from './commands/recovery.js';
+import { lockCommand, unlockCommand } from './commands/session.js';
 import { trusteeCommand } from './commands/trustee.js';
 import { upCommand } from './commands/up.js';
 import { verifyCommand } from './commands/verify.js';
 import { walletCommand } from './commands/wallet.js';
 
-/** The package's version, from the nearest package.json above this module (dist/src/cli/ or the bundle in dist/cli/). */
-function version(): string {
-  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
-    try {
-      return (JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { version: string }).version;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || dir.pathname === '/') throw e;
-    }
-  }
+/** Commander's own error lines are replaced by ours (`dkms: CODE: message`); help still prints, to the command's terminal. */
+function outputTo(io: CommandIo) {
+  return { outputError: () => undefined, writeOut: (text: string) => io.out(text), writeErr: (text: string) => io.err(text) };
 }
-
-// Commander's own error lines are replaced by ours (`dkms: CODE: message`); help still prints.
-const quietErrors = { outputError: () => undefined };
 
 function parseQuorum(value: string): number {
   const n = Number(value);
@@ -45,7 +39,8 @@ function parseSeconds(value: string): number {
   return n;
 }
 
-export function buildProgram(): Command {
+export function buildProgram(io: CommandIo = processIo()): Command {
+  const quietErrors = outputTo(io);
   const program = new Command('dkms')
     .description('decentralized key management: your keys on your devices, your policy on a ledger, your recovery in your hands')
     .version(version())
@@ -79,11 +74,31 @@ export function buildProgram(): Command {
   program.addCommand(trusteeCommand());
   program.addCommand(messageCommand());
   program.addCommand(doctorCommand());
+  program.addCommand(unlockCommand());
+  program.addCommand(lockCommand());
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput(quietErrors);
     for (const leaf of sub.commands) leaf.exitOverride().configureOutput(quietErrors);
   }
+  if (io.cwd !== process.cwd()) resolvePathsFrom(program, io.cwd);
   return program;
+}
+
+/**
+ * Makes every file and directory an option names (`<file>`, `<dir>`) absolute from `cwd`: for a
+ * command the unlock session runs for a client in another working directory ('-', standard
+ * input, stays as it is).
+ */
+function resolvePathsFrom(command: Command, cwd: string): void {
+  for (const option of command.options) {
+    if (!/<(file|dir)>/.test(option.flags)) continue;
+    const parse = option.parseArg;
+    option.argParser((value: string, previous: unknown) => {
+      const path = value === '-' ? value : resolve(cwd, value);
+      return parse === undefined ? path : parse(path, previous);
+    });
+  }
+  for (const sub of command.commands) resolvePathsFrom(sub, cwd);
 }
 
 /** The error as the user sees it: a code, a one-line message, an exit status. */
@@ -106,9 +121,14 @@ function describe(e: unknown): DkmsError {
   return new DkmsError('INTERNAL', `unexpected error: ${message}`, { cause: e });
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
-  installInterrupt();
-  const program = buildProgram();
+/**
+ * Runs one `dkms` command and returns its exit status: in this process, with its own terminal,
+ * unless `place` says where (the unlock session, for a client: session-server.ts).
+ */
+export async function main(argv: readonly string[], place: RunPlace = { io: processIo() }): Promise<number> {
+  const { io } = place;
+  const program = buildProgram(io);
+  setRunPlace(program, place);
   const json = argv.includes('--json');
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -119,9 +139,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof CommanderError && e.code === 'commander.help') return ERROR_CODES.BAD_INPUT.exit;
     if (e instanceof Reported) return ERROR_CODES[e.code].exit;
     const error = describe(e);
-    process.stderr.write(`dkms: ${error.code}: ${error.message}\n`);
-    if (process.env['DKMS_DEBUG'] === '1' && e instanceof Error) process.stderr.write(`${e.stack ?? ''}\n`);
-    if (json) process.stdout.write(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
+    io.err(`dkms: ${error.code}: ${error.message}\n`);
+    if (io.env['DKMS_DEBUG'] === '1' && e instanceof Error) io.err(`${e.stack ?? ''}\n`);
+    if (json) io.out(`${JSON.stringify({ error: { code: error.code, message: error.message } })}\n`);
     return ERROR_CODES[error.code].exit;
   }
 }

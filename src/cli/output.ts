@@ -27,7 +27,7 @@ function humanValue(value: unknown): string {
 export function emit(ctx: Context, result: Fields, human?: (result: Fields) => string): void {
   if (ctx.json) {
     const trust = ctx.firstUseKey === undefined ? {} : { ledgerTrust: { firstUse: true, nodeKey: ctx.firstUseKey } };
-    process.stdout.write(`${JSON.stringify({ ...result, ...trust })}\n`);
+    ctx.io.out(`${JSON.stringify({ ...result, ...trust })}\n`);
     return;
   }
   const text = human
@@ -35,7 +35,7 @@ export function emit(ctx: Context, result: Fields, human?: (result: Fields) => s
     : Object.entries(result)
         .map(([k, v]) => `${k}: ${humanValue(v)}`)
         .join('\n');
-  if (text.length > 0) process.stdout.write(`${text}\n`);
+  if (text.length > 0) ctx.io.out(`${text}\n`);
 }
 
 /** A table of rows with fixed columns, for lists. */

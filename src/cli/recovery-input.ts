@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DkmsError, badInput } from '../errors.js';
 import type { PaperPayload } from '../recovery/paper.js';
+import type { CommandIo } from './io.js';
 
 export interface SecretOptions {
   mnemonic?: boolean;
@@ -16,22 +17,26 @@ export interface SecretOptions {
 
 export const PHRASE_ENV = 'DKMS_RECOVERY_PHRASE';
 
-async function readPhrase(options: SecretOptions): Promise<string> {
+async function readPhrase(io: CommandIo, options: SecretOptions): Promise<string> {
+  if (options.mnemonicFile === '-') return new TextDecoder().decode(io.stdin());
   if (options.mnemonicFile !== undefined) {
     try {
-      return readFileSync(options.mnemonicFile === '-' ? 0 : options.mnemonicFile, 'utf8');
+      return readFileSync(options.mnemonicFile, 'utf8');
     } catch (e) {
       throw new DkmsError('IO_ERROR', `cannot read ${options.mnemonicFile}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
     }
   }
-  const env = process.env[PHRASE_ENV];
+  const env = io.env[PHRASE_ENV];
   if (env !== undefined && env.trim() !== '') return env;
-  if (process.stdin.isTTY) return (await import('./secrets.js')).promptHidden('Recovery phrase (24 words)');
+  if (io.tty.stdin) return io.ask('Recovery phrase (24 words)', true);
   throw badInput(`give the recovery phrase with --mnemonic-file FILE, ${PHRASE_ENV}, or at a terminal`);
 }
 
 /** The recovery secret and, from a QR code, what else the paper says. Undefined when none was asked for. */
-export async function recoverySecretInput(options: SecretOptions): Promise<{ secret: Uint8Array; paper?: Omit<PaperPayload, 'secret'> } | undefined> {
+export async function recoverySecretInput(
+  io: CommandIo,
+  options: SecretOptions,
+): Promise<{ secret: Uint8Array; paper?: Omit<PaperPayload, 'secret'> } | undefined> {
   const fromPhrase = options.mnemonic === true || options.mnemonicFile !== undefined;
   if (fromPhrase && options.qr !== undefined) throw badInput('give either --mnemonic or --qr, not both');
   if (!fromPhrase && options.qr === undefined) return undefined;
@@ -41,7 +46,7 @@ export async function recoverySecretInput(options: SecretOptions): Promise<{ sec
     const { secret, ...paper } = await readPaperFile(options.qr);
     return { secret, paper };
   }
-  return { secret: secretFromMnemonic(await readPhrase(options)) };
+  return { secret: secretFromMnemonic(await readPhrase(io, options)) };
 }
 
 /** `--mnemonic`, `--mnemonic-file` and `--qr`: where `what` (a recovery secret) comes from. */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { fromBase64url, fromHex } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import { passphraseSecret, rawSecret, type WalletSecret } from '../wallet/secret.js';
+import type { CommandIo } from './io.js';
 
 export interface SecretSource {
   /** Flag naming a file whose first line is the passphrase. */
@@ -54,46 +55,16 @@ export function readKeyFile(path: string): Uint8Array {
   throw badInput(`key file ${path} must hold 32 bytes: binary, 64 hex digits or 43 base64url characters`);
 }
 
-/** Reads a line from the terminal without echoing it. */
-export function promptHidden(question: string): Promise<string> {
-  const input = process.stdin;
-  return new Promise((resolve, reject) => {
-    let answer = '';
-    // Echo goes off before the prompt shows, so nothing typed after it is ever echoed.
-    input.setRawMode(true);
-    process.stderr.write(`${question}: `);
-    input.resume();
-    input.setEncoding('utf8');
-    const done = (error?: DkmsError) => {
-      input.setRawMode(false);
-      input.pause();
-      input.removeListener('data', onData);
-      process.stderr.write('\n');
-      if (error) reject(error);
-      else resolve(answer);
-    };
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(badInput('cancelled'));
-        if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1);
-        else if (ch >= ' ') answer += ch;
-      }
-    };
-    input.on('data', onData);
-  });
-}
-
-export async function getSecret(source: SecretSource): Promise<WalletSecret> {
+export async function getSecret(io: CommandIo, source: SecretSource): Promise<WalletSecret> {
   if (source.keyFile !== undefined) return rawSecret(readKeyFile(source.keyFile));
   if (source.file !== undefined) return passphraseSecret(readPassphraseFile(source.file));
-  const fromEnv = process.env[source.env];
+  const fromEnv = io.env[source.env];
   if (fromEnv !== undefined && fromEnv !== '') return passphraseSecret(fromEnv);
-  if (!process.stdin.isTTY) {
+  if (!io.tty.stdin) {
     throw badInput(`no ${source.prompt.toLowerCase()}: use ${source.fileFlag}, set ${source.env}, or run in a terminal`);
   }
-  const first = await promptHidden(source.prompt);
-  if (source.confirm === true && (await promptHidden(`Repeat ${source.prompt.toLowerCase()}`)) !== first) {
+  const first = await io.ask(source.prompt, true);
+  if (source.confirm === true && (await io.ask(`Repeat ${source.prompt.toLowerCase()}`, true)) !== first) {
     throw badInput('the two passphrases differ');
   }
   return passphraseSecret(first);
@@ -114,15 +85,15 @@ export interface ShortSecretSource {
  * A short secret: from its file, its environment variable, or a no-echo prompt at the terminal,
  * in that order; never from the command line. BAD_INPUT when none is available or it is empty.
  */
-export async function getShortSecret(source: ShortSecretSource): Promise<string> {
+export async function getShortSecret(io: CommandIo, source: ShortSecretSource): Promise<string> {
   const what = source.prompt.toLowerCase();
   let value: string | undefined;
   if (source.file !== undefined) {
     value = readFirstLine(source.file, what);
-  } else if (process.env[source.env] !== undefined && process.env[source.env] !== '') {
-    value = process.env[source.env];
-  } else if (process.stdin.isTTY) {
-    value = await promptHidden(source.prompt);
+  } else if (io.env[source.env] !== undefined && io.env[source.env] !== '') {
+    value = io.env[source.env];
+  } else if (io.tty.stdin) {
+    value = await io.ask(source.prompt, true);
   } else {
     throw badInput(`no ${what}: use ${source.fileFlag} FILE, set ${source.env}, or run in a terminal to be asked`);
   }

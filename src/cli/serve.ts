@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { DkmsError } from '../errors.js';
 import { Context } from './context.js';
 import { emit } from './output.js';
-import { takeOverInterrupt } from './cancel.js';
+import { takeOverInterrupt } from './io.js';
 
 /**
  * ADDRESS_IN_USE, naming the option that chooses another (`flag`), unless `host:port` can be
@@ -65,5 +65,5 @@ export async function serveUntilStopped(
     }
   }
   if (failures.length > 0) throw failures[0];
-  if (!ctx.json) process.stdout.write('stopped\n');
+  if (!ctx.json) ctx.io.out('stopped\n');
 }

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeInvitation } from '../../src/agent/pairing.js';
 import { getShortSecret, readKeyFile, readPassphraseFile } from '../../src/cli/secrets.js';
+import { processIo } from '../../src/cli/io.js';
 import { toBase64url, toHex } from '../../src/crypto/index.js';
 import { dkms } from '../helpers/cli.js';
 import { expectCode, expectCodeAsync } from '../helpers/errors.js';
@@ -63,16 +64,16 @@ describe('short secrets (a pairing passcode, a recovery challenge)', () => {
     const saved = process.env['DKMS_TEST_CODE'];
     try {
       process.env['DKMS_TEST_CODE'] = 'from the variable';
-      expect(await getShortSecret(source(file))).toBe('1234-5678');
-      expect(await getShortSecret(source())).toBe('from the variable');
+      expect(await getShortSecret(processIo(), source(file))).toBe('1234-5678');
+      expect(await getShortSecret(processIo(), source())).toBe('from the variable');
       delete process.env['DKMS_TEST_CODE'];
       // Vitest's workers have no terminal on standard input.
-      const none = await expectCodeAsync(getShortSecret(source()), 'BAD_INPUT');
+      const none = await expectCodeAsync(getShortSecret(processIo(), source()), 'BAD_INPUT');
       expect(none.message).toMatch(/--code-file/);
       expect(none.message).toMatch(/DKMS_TEST_CODE/);
       writeFileSync(file, '\n');
-      await expectCodeAsync(getShortSecret(source(file)), 'BAD_INPUT');
-      await expectCodeAsync(getShortSecret(source(join(dir, 'absent'))), 'IO_ERROR');
+      await expectCodeAsync(getShortSecret(processIo(), source(file)), 'BAD_INPUT');
+      await expectCodeAsync(getShortSecret(processIo(), source(join(dir, 'absent'))), 'IO_ERROR');
     } finally {
       if (saved === undefined) delete process.env['DKMS_TEST_CODE'];
       else process.env['DKMS_TEST_CODE'] = saved;

@@ -45,8 +45,8 @@ function checkStoreArgument(value: string): string {
 }
 
 /** DKMS_AGENCY_STORE, which may carry a password (the environment is private to the process). */
-function storeFromEnvironment(): string | undefined {
-  const value = process.env['DKMS_AGENCY_STORE'];
+function storeFromEnvironment(env: Readonly<Record<string, string | undefined>>): string | undefined {
+  const value = env['DKMS_AGENCY_STORE'];
   if (value === undefined || value === '') return undefined;
   if (!POSTGRES_URL.test(value)) throw new DkmsError('BAD_INPUT', 'DKMS_AGENCY_STORE must be a postgres:// URL');
   return value;
@@ -116,7 +116,7 @@ export function agencyCommand(): Command {
       ]);
       const ctx = Context.of(cmd);
       await checkPortFree(opts.host, opts.port, '--port');
-      const store = opts.store ?? storeFromEnvironment();
+      const store = opts.store ?? storeFromEnvironment(ctx.io.env);
       const { startAgency } = await import('../../server/agency-service.js');
       const running = await startAgency(ctx.home, {
         host: opts.host,
@@ -142,7 +142,7 @@ export function agencyCommand(): Command {
       emit(ctx, { agency: running.url, home: ctx.home, store: where }, () => `agency listening on ${running.url} (store: ${where})\nstop with Ctrl-C`);
       await stopped;
       await running.close();
-      if (!ctx.json) process.stdout.write('stopped\n');
+      if (!ctx.json) ctx.io.out('stopped\n');
     });
 
   return agency;

@@ -79,7 +79,7 @@ export function showReceived(ctx: Context, entries: readonly ReceiveEntry[]): vo
   if (ctx.json) return;
   for (const e of entries) {
     if (e.outcome === 'ignored') continue;
-    process.stderr.write(e.outcome === 'handled' ? `  ${e.detail}\n` : `  refused ${e.type}: ${e.code ?? ''}: ${e.detail}\n`);
+    ctx.io.err(e.outcome === 'handled' ? `  ${e.detail}\n` : `  refused ${e.type}: ${e.code ?? ''}: ${e.detail}\n`);
   }
 }
 
@@ -221,7 +221,7 @@ export function agentCommand(): Command {
       } = await load();
       const ctx = Context.of(cmd);
       checkLabel(opts.label);
-      checkConfirmable('granting the new device once it answers', opts.yes);
+      checkConfirmable(ctx, 'granting the new device once it answers', opts.yes);
       const result = await withAgent(ctx, async (a) => {
         // A pairing the owner confirmed that failed half way (ledger or agency out of reach) is finished first, as it was confirmed.
         const unfinished = unfinishedPairing(a);
@@ -239,6 +239,7 @@ export function agentCommand(): Command {
         );
         const deadline = Date.parse(created.invitation.expires);
         while (Date.now() < deadline) {
+          ctx.io.signal.throwIfAborted();
           const entries = await a.receive(
             { ...ALL_HANDLERS, ...waitingHandlers(created.invitation.id) },
             { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) },
@@ -295,12 +296,12 @@ export function agentCommand(): Command {
       const invitation = parseInvitation(text);
       const askPasscode = async (): Promise<string> => {
         if (Date.parse(invitation.expires) < Date.now()) throw new DkmsError('INVITATION_EXPIRED', 'the invitation has expired: ask for a new one');
-        return getShortSecret(source);
+        return getShortSecret(ctx.io, source);
       };
       // A new device is checked before its wallet is created; one that already answered this
       // invitation (an accept run again after a timeout) only waits for the welcome.
       let passcode = existsSync(ctx.walletPath) ? undefined : await askPasscode();
-      const ctxWithLedger = new Context({ ...ctx.options, ledger: ctx.options.ledger ?? invitation.ledger });
+      const ctxWithLedger = ctx.with({ ledger: ctx.options.ledger ?? invitation.ledger });
       const result = await withAgent(
         ctxWithLedger,
         async (a) => {
@@ -340,6 +341,7 @@ export function agentCommand(): Command {
         ctx.progress(`Asked co-signers: ${first.signatures} of ${first.needed} signatures; waiting…`);
         const deadline = Date.now() + opts.wait * 1000;
         while (Date.now() < deadline) {
+          ctx.io.signal.throwIfAborted();
           const entries = await a.receive(ALL_HANDLERS, { waitSeconds: Math.max(1, Math.min(10, Math.ceil((deadline - Date.now()) / 1000))) });
           showReceived(ctx, entries);
           const done = entries.map((e) => e.data?.['revoked'] as RevocationOutcome | undefined).find((r) => r?.target === target.key);

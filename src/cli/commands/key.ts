@@ -75,7 +75,7 @@ export function keyCommand(): Command {
     .action(async (opts: { name: string; in: string }, cmd: Command) => {
       const { Context, readInput, toBase64url, emit } = await load();
       const ctx = Context.of(cmd);
-      const message = readInput(opts.in);
+      const message = readInput(ctx.io, opts.in);
       const signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
       const signature = toBase64url(signed.signature);
       emit(ctx, { name: opts.name, publicKey: signed.publicKey, signature }, () => signature);
@@ -93,7 +93,7 @@ export function keyCommand(): Command {
       const { publicKey } = decodePublicKey(opts.publicKey, 'ed25519');
       const signature = fromBase64url(opts.signature, 'signature');
       if (signature.length !== 64) throw badInput(`signature must be 64 bytes, got ${signature.length}`);
-      if (!ed25519Verify(publicKey, readInput(opts.in), signature)) {
+      if (!ed25519Verify(publicKey, readInput(ctx.io, opts.in), signature)) {
         throw new DkmsError('SIGNATURE_INVALID', 'the signature does not verify with this public key');
       }
       emit(ctx, { valid: true, publicKey: opts.publicKey }, () => 'valid');

@@ -129,7 +129,7 @@ export function ledgerCommand(): Command {
     .action(async (opts: { in: string; key?: string[]; out?: string; force?: boolean }, cmd: Command) => {
       const [{ Context }, { cosign, readEventFile, submitOrWrite }] = await Promise.all([load(), import('../events-io.js')]);
       const ctx = Context.of(cmd);
-      let event = readEventFile(opts.in);
+      let event = readEventFile(ctx.io, opts.in);
       if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
       await submitOrWrite(ctx, event, opts, (r) => `accepted ${event.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
     });

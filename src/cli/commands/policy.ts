@@ -127,7 +127,7 @@ export function policyCommand(): Command {
     // A grant replaces the agent's whole entry: changing an agent's flags must not take away the
     // key-agreement key it is messaged by (co-signature requests, notices).
     const kx = opts.kx ?? record.policy.agents.find((a) => a.key === opts.agent)?.kx;
-    if (kx === undefined) process.stderr.write(`dkms: note: ${opts.agent} gets no key-agreement key (--kx): the owner's other agents cannot message it\n`);
+    if (kx === undefined) ctx.io.err(`dkms: note: ${opts.agent} gets no key-agreement key (--kx): the owner's other agents cannot message it\n`);
     const agent = { key: opts.agent, ...(kx === undefined ? {} : { kx }), flags: opts.flags };
     const event = await ctx.withWallet((w) => signWith(w, nextEvent('policy.grant', record.subject, record, { agent }), opts.key));
     await submitOrWrite(ctx, event, opts, () => `Granted ${flagNames(opts.flags).join(',') || 'no flags'} to ${opts.agent}`);

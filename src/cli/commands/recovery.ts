@@ -120,7 +120,8 @@ function paperOptions(cmd: Command, dirHelp: string): Command {
  */
 export async function currentSecret(ctx: Context, opts: SecretOptions & { fromTrustees?: boolean }): Promise<RecoveryKeys | undefined> {
   const { RecoveryKeys, wipe, withAgent } = await load();
-  const current = opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(opts);
+  const current =
+    opts.fromTrustees === true ? await withAgent(ctx, (a) => secretFromTrustees(ctx, a), { backup: false }) : await recoverySecretInput(ctx.io, opts);
   if (current === undefined) return undefined;
   try {
     return new RecoveryKeys(current.secret);
@@ -165,7 +166,7 @@ async function showPaper(ctx: Context, agent: EdgeAgent, secret: Uint8Array, opt
   } else {
     const words = mnemonic.split(' ').map((w, i) => `${String(i + 1).padStart(2)}. ${w.padEnd(10)}`);
     const rows = Array.from({ length: 6 }, (_, r) => words.slice(r * 4, r * 4 + 4).join('  '));
-    process.stdout.write(
+    ctx.io.out(
       [
         'YOUR PAPER WALLET: write these 24 words down (or print the page), keep them offline, like cash.',
         'Anyone holding them can take over your identity; without them (or your trustees) you cannot recover.',
@@ -187,6 +188,7 @@ async function waitForTrustees(ctx: Context, agent: EdgeAgent, seconds: number):
   const { ALL_HANDLERS, missingAcks, readPrepared } = await load();
   const deadline = Date.now() + seconds * 1000;
   for (;;) {
+    ctx.io.signal.throwIfAborted();
     const prepared = readPrepared(agent);
     const missing = prepared === undefined ? [] : missingAcks(agent, prepared).map((t) => t.label);
     if (missing.length === 0 || Date.now() >= deadline) return missing;
@@ -364,7 +366,7 @@ export function recoveryCommand(): Command {
   ).action(async (opts: SecretOptions & PaperOptions, cmd: Command) => {
     const { Context, RecoveryKeys, readSetup, wipe, withAgent } = await load();
     const ctx = Context.of(cmd);
-    const input = await recoverySecretInput(opts);
+    const input = await recoverySecretInput(ctx.io, opts);
     if (input === undefined) throw new DkmsError('BAD_INPUT', 'dkms keeps no copy of your recovery secret: give it with --mnemonic or --qr');
     try {
       await withAgent(
@@ -459,10 +461,10 @@ export function recoveryCommand(): Command {
         );
       }
       if (opts.agency !== undefined) checkHttpUrl(opts.agency, '--agency');
-      if (opts.social === true) checkConfirmable('restoring the owner the shares name', opts.yes);
+      if (opts.social === true) checkConfirmable(ctx, 'restoring the owner the shares name', opts.yes);
       // Every input is read and checked before the wallet is created.
-      const backup = opts.backupFile === undefined ? undefined : readInput(opts.backupFile);
-      const input = await recoverySecretInput(opts);
+      const backup = opts.backupFile === undefined ? undefined : readInput(ctx.io, opts.backupFile);
+      const input = await recoverySecretInput(ctx.io, opts);
       if (input === undefined && opts.social !== true) throw new DkmsError('BAD_INPUT', 'choose --mnemonic, --qr or --social');
       const ledger = ctx.options.ledger ?? input?.paper?.ledger;
       try {

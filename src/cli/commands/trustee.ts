@@ -172,7 +172,7 @@ export function trusteeCommand(): Command {
         const holding = heldShares(a);
         const owner = opts.owner ?? (holding.length === 1 ? holding[0]?.offer : undefined);
         if (owner === undefined) throw new DkmsError('BAD_INPUT', 'say which owner this is with --owner (`dkms trustee list`)');
-        const challenge = await getShortSecret(source);
+        const challenge = await getShortSecret(ctx.io, source);
         return { request: await approveRecoveryRequest(a, id, owner, challenge) };
       });
       emit(ctx, outcome, () => ('offer' in outcome ? 'you are now a trustee; the owner will send your share' : `released your shares to request ${id}`));

@@ -33,7 +33,7 @@ export function verifyCommand(): Command {
         opts.did !== undefined
           ? (await client.resolveDidRecord(opts.did as Did)).policyHistory
           : (await client.resolvePolicy(opts.policy as PolicyAddress)).policyHistory;
-      const result = verifyAgentSignature(history, { key: opts.signer, message: readInput(opts.in), signature, time });
+      const result = verifyAgentSignature(history, { key: opts.signer, message: readInput(ctx.io, opts.in), signature, time });
       if (!result.valid) {
         // Checked at now by default: a signature made before the revocation needs its own time.
         const hint = result.reason === 'REVOKED' && opts.time === undefined ? ' (a signature made before then verifies with --time <when it was made>)' : '';

@@ -1,6 +1,7 @@
 /** `dkms wallet …`: create, inspect, rekey, export and import the encrypted wallet. */
 import { Command, Option } from 'commander';
 import type { WalletInfo } from '../../wallet/index.js';
+import type { Context } from '../context.js';
 import { DEFAULT_KDF_TIER } from '../../crypto/kdf-tiers.js';
 import { parseKdfTier } from '../options.js';
 
@@ -57,7 +58,8 @@ export function walletCommand(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const { Wallet, Context, emit } = await load();
       const ctx = Context.of(cmd);
-      const info = Wallet.inspect(ctx.walletPath);
+      // The unlock session holds the wallet (and its file's lock): it answers from the open wallet.
+      const info = ctx.inSession ? await ctx.withWallet((w) => w.info()) : Wallet.inspect(ctx.walletPath);
       emit(ctx, { ...info }, () => describeInfo(info));
     });
 
@@ -71,7 +73,7 @@ export function walletCommand(): Command {
       const { Context, emit, getSecret } = await load();
       const ctx = Context.of(cmd);
       await ctx.withWallet(async (w) => {
-        const next = await getSecret({
+        const next = await getSecret(ctx.io, {
           file: opts.newPassphraseFile,
           keyFile: opts.newKeyFile,
           env: 'DKMS_NEW_PASSPHRASE',
@@ -86,8 +88,8 @@ export function walletCommand(): Command {
       });
     });
 
-  const exportSecret = async (opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
-    (await load()).getSecret({
+  const exportSecret = async (ctx: Context, opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
+    (await load()).getSecret(ctx.io, {
       file: opts.exportPassphraseFile,
       keyFile: opts.exportKeyFile,
       env: 'DKMS_EXPORT_PASSPHRASE',
@@ -115,7 +117,7 @@ export function walletCommand(): Command {
         // before the wallet is unlocked, which can take seconds of Argon2.
         checkOutput(opts.out, opts.force === true);
         checkWritable(opts.out, '--out', 'file');
-        const secret = await exportSecret(opts, true);
+        const secret = await exportSecret(ctx, opts, true);
         await ctx.withWallet(async (w) => {
           ctx.progress('Encrypting export…');
           const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
@@ -135,8 +137,8 @@ export function walletCommand(): Command {
     .action(async (opts: { in: string; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
       const { Wallet, Context, readInput, emit } = await load();
       const ctx = Context.of(cmd);
-      const bytes = readInput(opts.in);
-      const exported = await exportSecret(opts, false);
+      const bytes = readInput(ctx.io, opts.in);
+      const exported = await exportSecret(ctx, opts, false);
       const secret = await ctx.walletSecret(true);
       ctx.progress('Decrypting export…');
       const imported = await Wallet.import(ctx.walletPath, bytes, exported, secret, { kdfTier: opts.kdfTier });

@@ -79,8 +79,8 @@ export function witnessCommand(): Command {
         port: opts.port,
         intervalMs: opts.interval,
         ...(ctx.options.maxHeadAge === undefined ? {} : { maxHeadAgeMs: ctx.options.maxHeadAge * 1000 }),
-        onEvidence: (e: Evidence) => process.stderr.write(`dkms: WITNESS_REFUSED: ${e.kind}: ${describeEvidence(e)}; evidence kept in ${statePath}\n`),
-        onProblem: (e) => process.stderr.write(`dkms: witness: ${e.code}: ${e.message}\n`),
+        onEvidence: (e: Evidence) => ctx.io.err(`dkms: WITNESS_REFUSED: ${e.kind}: ${describeEvidence(e)}; evidence kept in ${statePath}\n`),
+        onProblem: (e) => ctx.io.err(`dkms: witness: ${e.code}: ${e.message}\n`),
       });
       const { key, node } = running.witness;
       await serveUntilStopped(
