@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Some tests run real servers from Debian's packages: etcd 3.4 (`etcd`, `etcdctl`) for the
- * ledger's etcd backend, PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store, and `ss`
- * (iproute2) to watch a test's connections. If any
+ * ledger's etcd backend, PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store, `ss`
+ * (iproute2) to watch a test's connections, and tmux to drive a terminal. If any
  * is missing and this runs as root on a system with apt-get, installs them; otherwise says how,
  * and fails: those tests are never skipped.
  */
@@ -21,6 +21,8 @@ const needs = [
   { packages: ['postgresql'], what: 'PostgreSQL', installed: hasInitdb },
   // test/cli/shutdown.test.ts sees the agent's held long poll with `ss`.
   { packages: ['iproute2'], what: 'ss (iproute2)', installed: () => works('ss', ['-V']) },
+  // test/cli/terminal.test.ts types at the prompts (and presses Ctrl-C) in a tmux pane.
+  { packages: ['tmux'], what: 'tmux', installed: () => works('tmux', ['-V']) },
 ];
 const missing = needs.filter((n) => !n.installed());
 if (missing.length === 0) process.exit(0);

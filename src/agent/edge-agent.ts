@@ -11,7 +11,8 @@ import { DkmsError, isDkmsError, type ErrorCode } from '../errors.js';
 import type { LedgerClient } from '../ledger/client.js';
 import type { PolicyAddress } from '../ledger/events.js';
 import type { PolicyRecord } from '../ledger/state.js';
-import { AgencyClient, postEnvelope } from '../agency/agency-client.js';
+import { AgencyClient, postEnvelope, type PickedUp } from '../agency/agency-client.js';
+import { RecentIds, Turns } from './turns.js';
 import {
   AGENT_KX_KEY,
   AGENT_SIGN_KEY,
@@ -97,6 +98,10 @@ const CLOCK_SKEW_SECONDS = 24 * 3600;
 const dayOf = (seconds: number) => Math.floor(seconds / 86_400);
 
 const didOf = (kid: string) => kid.split('#')[0] ?? kid;
+
+/** Handling picked-up mail takes turns per wallet, and an item another agent object handled is not handled again. */
+const handling = new Turns();
+const handled = new RecentIds(10_000);
 
 export class EdgeAgent {
   /** @internal Its keys and records: the library's protocols reach them; programs use the agent's operations. */
@@ -240,6 +245,10 @@ export class EdgeAgent {
   async receive(handlers: Handlers, options: { waitSeconds?: number; limit?: number; agency?: AgencyClient } = {}): Promise<ReceiveEntry[]> {
     const agency = options.agency ?? this.agency();
     const picked = await agency.pickup(options.limit ?? 100, options.waitSeconds ?? 0);
+    return handling.run(this.wallet, () => this.#handlePicked(picked, handlers, agency));
+  }
+
+  async #handlePicked(picked: readonly PickedUp[], handlers: Handlers, agency: AgencyClient): Promise<ReceiveEntry[]> {
     if (picked.length > 0) this.#forgetOldIds();
     const report: ReceiveEntry[] = [];
     const done: string[] = [];
@@ -247,6 +256,7 @@ export class EdgeAgent {
     // handled: a handler may have changed the connections).
     let own: Set<string> | undefined;
     for (const item of picked) {
+      if (handled.has(this.wallet, item.id)) continue;
       // Keys are listed per message: a handler may have just created one (joining a connection).
       const entry = await this.#handleOne(item.envelope, handlers, this.#agreementKeys());
       // A peer encrypts once per key of this owner's side of a connection, and every copy reaches
@@ -254,6 +264,7 @@ export class EdgeAgent {
       if (entry.outcome === 'handled') own = undefined;
       if (entry.outcome !== 'ignored' || !encryptedOnlyTo(item.envelope, (own ??= this.#ownSideKx()))) report.push(entry);
       done.push(item.id);
+      handled.add(this.wallet, item.id);
     }
     await agency.ack(done);
     return report;

@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DkmsError, ERROR_CODES } from '../errors.js';
-import { setRunPlace, type RunPlace } from './context.js';
+import { setRunPlace, type RunPlace } from './run-place.js';
 import { processIo, type CommandIo } from './io.js';
 import { version } from './version.js';
 import { Reported } from './output.js';

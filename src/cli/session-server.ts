@@ -17,7 +17,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { DkmsError } from '../errors.js';
 import type { Wallet } from '../wallet/index.js';
-import type { RunPlace } from './context.js';
+import type { RunPlace } from './run-place.js';
 import { CancelSteps, type CommandIo } from './io.js';
 import { MAX_STDIN_BYTES, SESSION_PROTOCOL, readFrames, send, socketPath, type SessionStatus } from './session-protocol.js';
 import { version } from './version.js';
@@ -142,6 +142,7 @@ export class UnlockSession {
 
   #restartIdle(): void {
     clearTimeout(this.#idle);
+    if (this.#locking) return;
     if (this.#running.size > 0) {
       this.#locksAt = undefined;
       return;

@@ -25,7 +25,7 @@ const Start = z.strictObject({
     z.strictObject({ kind: z.literal('passphrase'), passphrase: z.string().min(1).max(65_536) }),
     z.strictObject({ kind: z.literal('raw'), key: z.string().length(43) }),
   ]),
-  idleSeconds: z.number().int().min(60).max(86_400),
+  idleSeconds: z.number().int().min(1).max(86_400),
 });
 
 /** What the session process answers on its standard output once it listens, or why it could not. */

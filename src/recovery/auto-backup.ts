@@ -8,6 +8,10 @@ import type { EdgeAgent } from '../agent/edge-agent.js';
 import { isDkmsError, type DkmsError } from '../errors.js';
 import { makeBackup } from './setup.js';
 import { readSetup } from './state.js';
+import { Turns } from '../agent/turns.js';
+
+/** Backups of one wallet are made one at a time: versions follow each other, none is made from a state older than another's. */
+const backups = new Turns();
 
 export type AutoBackup =
   | { readonly stored: true; readonly version: number | undefined }
@@ -18,7 +22,7 @@ export type AutoBackup =
 export async function backUpAfterChange(agent: EdgeAgent): Promise<AutoBackup> {
   if (!agent.store.hasProfile() || agent.profile.cloud === undefined || readSetup(agent) === undefined) return { stored: false, reason: 'not-set-up' };
   try {
-    const made = await makeBackup(agent);
+    const made = await backups.run(agent.wallet, () => makeBackup(agent));
     return { stored: true, version: made.version };
   } catch (e) {
     if (!isDkmsError(e)) throw e;

@@ -59,7 +59,7 @@ const DEFINITIONS_MAY_LOAD = [
   /^test\/helpers\/unbundled-cli\.mjs$/,
   /^node_modules\/commander\//,
   /^node_modules\/@scure\/base\//,
-  /^dist\/src\/cli\/(main|options|output|cancel|recovery-input)\.js$/,
+  /^dist\/src\/cli\/(main|options|output|io|terminal|version|run-place|recovery-input)\.js$/,
   /^dist\/src\/cli\/commands\/[^/]+\.js$/,
   /^dist\/src\/errors\.js$/,
   /^dist\/src\/server\/ports\.js$/,

@@ -1,19 +1,28 @@
 /** `dkms unlock` and `dkms lock`: the unlock session that keeps the wallet open for the commands that follow. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 /** The idle time a session locks after, unless `--idle` says otherwise. */
-export const DEFAULT_IDLE_MINUTES = 15;
+export const DEFAULT_IDLE = '15m';
 
-function parseMinutes(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1440) throw new InvalidArgumentError('must be a whole number of minutes from 1 to 1440');
-  return n;
+const UNIT_SECONDS = { s: 1, m: 60, h: 3600 } as const;
+
+/** A duration: a whole number with a unit, s, m or h (minutes without one), from 1 s to 24 h; in seconds. */
+export function parseIdle(value: string): number {
+  const match = /^([0-9]{1,6})([smh]?)$/.exec(value.trim());
+  const seconds = match === null ? NaN : Number(match[1]) * UNIT_SECONDS[(match[2] || 'm') as keyof typeof UNIT_SECONDS];
+  if (!(seconds >= 1 && seconds <= 86_400))
+    throw new InvalidArgumentError('must be a duration from 1s to 24h, such as 90s, 15m or 2h (minutes without a unit)');
+  return seconds;
 }
 
 export function unlockCommand(): Command {
   return new Command('unlock')
     .description('unlock the wallet once for the commands that follow: a session process keeps it open until `dkms lock` or its idle time')
-    .option('--idle <minutes>', 'lock after this many minutes with no command', parseMinutes, DEFAULT_IDLE_MINUTES)
+    .addOption(
+      new Option('--idle <duration>', 'lock after this long with no command: 90s, 15m, 2h (minutes without a unit)')
+        .argParser(parseIdle)
+        .default(parseIdle(DEFAULT_IDLE), DEFAULT_IDLE),
+    )
     .addHelpText(
       'after',
       `
@@ -24,7 +33,7 @@ The session writes a line about each start and lock to session.log in the data d
     )
     .action(async (opts: { idle: number }, cmd: Command) => {
       const [{ Context }, { unlock }] = await Promise.all([import('../context.js'), import('../session-start.js')]);
-      await unlock(Context.of(cmd), opts.idle * 60);
+      await unlock(Context.of(cmd), opts.idle);
     });
 }
 

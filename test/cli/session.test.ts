@@ -1,0 +1,341 @@
+/**
+ * The unlock session (docs/session.md), as its users meet it: `dkms unlock` once, then commands
+ * that need no passphrase and run with the client's working directory, input and exit status;
+ * a socket only its owner can open; the idle time and `dkms lock` closing the wallet; a waiting
+ * command that keeps no other from running; Ctrl-C and a vanished client cancelling; a killed
+ * session that loses nothing. The protocol itself is spoken raw where a test needs a client
+ * that waits or misbehaves.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
+import { DKMS_BIN, json, type Run } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PASSPHRASE = 'the session test passphrase';
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const sessions: number[] = [];
+afterEach(() => {
+  for (const pid of sessions.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Locked and gone already.
+    }
+  }
+});
+
+/** Runs dkms in `cwd` with only PATH and `env`. */
+function dkmsIn(cwd: string, args: readonly string[], env: Record<string, string>, input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [DKMS_BIN, ...args], { cwd, env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
+}
+
+/** A data directory whose wallet (passphrase PASSPHRASE) holds the Ed25519 key k1. */
+async function ownerWithKey() {
+  const dir = tempDir('dkms-session-');
+  const home = join(dir, 'home');
+  const withPass = { DKMS_HOME: home, DKMS_PASSPHRASE: PASSPHRASE };
+  const run = (args: readonly string[], env: Record<string, string> = { DKMS_HOME: home }, input?: string) => dkmsIn(dir, args, env, input);
+  expect((await run(['wallet', 'create', '--kdf-tier', 'interactive'], withPass)).code).toBe(0);
+  expect((await run(['key', 'create', '--name', 'k1', '--type', 'ed25519'], withPass)).code).toBe(0);
+  const unlock = async (...more: string[]) => {
+    const result = await run(['unlock', '--json', ...more], withPass);
+    expect(result.code, result.stderr).toBe(0);
+    const answer = json<{ pid: number; already: boolean; locksAt: string }>(result);
+    sessions.push(answer.pid);
+    return answer;
+  };
+  return { dir, home, socket: join(home, 'session.sock'), withPass, run, unlock };
+}
+
+/** A raw connection speaking the session protocol: frames as they come. */
+function rawClient(path: string) {
+  const socket: Socket = connect(path);
+  const frames: Record<string, unknown>[] = [];
+  let buffered = '';
+  socket.setEncoding('utf8').on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) frames.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  socket.on('error', () => undefined);
+  return {
+    frames,
+    closed,
+    send: (frame: object) => socket.write(`${JSON.stringify(frame)}\n`),
+    line: (text: string) => socket.write(`${text}\n`),
+    close: () => socket.destroy(),
+    frame: (type: string) => waitFor(`a ${type} frame`, () => frames.find((f) => f['type'] === type)),
+  };
+}
+
+const run = (argv: readonly string[], over: Record<string, unknown> = {}) => ({
+  type: 'run',
+  protocol: 1,
+  version: VERSION,
+  argv,
+  cwd: '/',
+  env: {},
+  tty: { stdin: false, stdout: false, stderr: false },
+  ...over,
+});
+
+describe('dkms unlock', () => {
+  it('opens the wallet once: later commands need no passphrase, keep their working directory, input, output and exit status; dkms lock ends that', async () => {
+    const o = await ownerWithKey();
+    const noPass = { DKMS_HOME: o.home };
+    // Without a session, a command with no passphrase cannot open the wallet.
+    expect((await o.run(['key', 'list'], noPass)).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+
+    const started = await o.unlock();
+    expect(started.already).toBe(false);
+    expect(lstatSync(o.socket).mode & 0o777).toBe(0o600);
+
+    writeFileSync(join(o.dir, 'note.txt'), 'signed through the session');
+    const signed = await o.run(['key', 'sign', '--name', 'k1', '--in', 'note.txt', '--json'], noPass);
+    expect(signed.code, signed.stderr).toBe(0);
+    const { signature, publicKey } = json<{ signature: string; publicKey: string }>(signed);
+    const verified = await o.run(['key', 'verify', '--public-key', publicKey, '--signature', signature, '--in', 'note.txt'], noPass);
+    expect(verified.stdout.trim()).toBe('valid');
+
+    // Standard input, when an argument is '-'.
+    const piped = await o.run(['key', 'sign', '--name', 'k1', '--in', '-', '--json'], noPass, 'signed through the session');
+    expect(json<{ signature: string }>(piped).signature).toBe(signature);
+
+    // Failures keep their code, message and exit status; --json prints the error object.
+    const missing = await o.run(['key', 'sign', '--name', 'nope', '--in', 'note.txt', '--json'], noPass);
+    expect(missing.code).toBe(ERROR_CODES.KEY_NOT_FOUND.exit);
+    expect(missing.stderr).toMatch(/^dkms: KEY_NOT_FOUND: /);
+    expect(json<{ error: { code: string } }>(missing).error.code).toBe('KEY_NOT_FOUND');
+
+    // wallet info answers from the open wallet (the file is locked by the session).
+    const info = await o.run(['wallet', 'info', '--json'], noPass);
+    expect(json<{ items: number }>(info).items).toBeGreaterThan(0);
+
+    // A second unlock reports the running session.
+    const again = await o.unlock();
+    expect(again).toMatchObject({ already: true, pid: started.pid });
+
+    const locked = await o.run(['lock', '--json'], noPass);
+    expect(json(locked)).toEqual({ locked: true });
+    await waitFor('the session process to exit', () => !alive(started.pid));
+    expect(existsSync(o.socket)).toBe(false);
+    expect((await o.run(['key', 'list'], noPass)).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    expect(json(await o.run(['lock', '--json'], noPass))).toEqual({ locked: false });
+    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).toMatch(/unlocked: pid \d+[^\n]*\n.*locked: dkms lock\n/);
+  });
+
+  it('refuses a wrong passphrase, a missing wallet and a bad --idle, and starts no session', async () => {
+    const o = await ownerWithKey();
+    const wrong = await o.run(['unlock'], { DKMS_HOME: o.home, DKMS_PASSPHRASE: 'not the passphrase' });
+    expect(wrong.code).toBe(ERROR_CODES.WALLET_BAD_PASSPHRASE.exit);
+    expect(wrong.stderr).toContain('dkms: WALLET_BAD_PASSPHRASE:');
+    expect(existsSync(o.socket)).toBe(false);
+    const none = await o.run(['unlock'], { DKMS_HOME: join(o.dir, 'elsewhere'), DKMS_PASSPHRASE: PASSPHRASE });
+    expect(none.code).toBe(ERROR_CODES.WALLET_NOT_FOUND.exit);
+    const idle = await o.run(['unlock', '--idle', '25h'], o.withPass);
+    expect(idle.code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    expect(idle.stderr).toContain('from 1s to 24h');
+  });
+
+  it('is reachable only by its owner: the socket is 0600, and a socket of another user is never used', async () => {
+    const o = await ownerWithKey();
+    await o.unlock();
+    expect(lstatSync(o.socket).mode & 0o777).toBe(0o600);
+    // Root may do what the test needs next; anyone else has the mode checked, above.
+    if (process.getuid?.() !== 0) return;
+    // Another user who can reach the directory still cannot open the socket. The control, a
+    // socket open to all in the same directory, shows that the test would see a connection.
+    chmodSync(o.dir, 0o711);
+    chmodSync(o.home, 0o711);
+    const open = createServer(() => undefined);
+    const openPath = join(o.home, 'open.sock');
+    await new Promise<void>((resolve) => open.listen(openPath, resolve));
+    chmodSync(openPath, 0o666);
+    const asNobody = (path: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          '-e',
+          `require('node:net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => console.log(e.code))`,
+        ],
+        { uid: 65534, gid: 65534, encoding: 'utf8' },
+      ).stdout.trim();
+    try {
+      expect(asNobody(openPath)).toBe('connected');
+      expect(asNobody(o.socket)).toBe('EACCES');
+    } finally {
+      open.close();
+    }
+    // A socket file owned by someone else is not this user's session: the command runs by
+    // itself (and, with no passphrase, cannot open the wallet).
+    chownSync(o.socket, 65534, 65534);
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    chownSync(o.socket, 0, 0);
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(0);
+  });
+
+  it('locks after its idle time, which a running command postpones', async () => {
+    const o = await ownerWithKey();
+    const { pid } = await o.unlock('--idle', '2s');
+    // A command waiting for an answer at the terminal runs past the idle time, and finishes.
+    const waiting = rawClient(o.socket);
+    waiting.send(
+      run(['wallet', 'export', '--out', join(o.dir, 'export.bin')], { tty: { stdin: true, stdout: false, stderr: false }, env: { DKMS_HOME: o.home } }),
+    );
+    const ask = await waiting.frame('ask');
+    expect(ask).toMatchObject({ question: 'Export passphrase', hidden: true });
+    const status = rawClient(o.socket);
+    status.send({ type: 'status', protocol: 1 });
+    expect(await status.frame('status')).toMatchObject({ running: 1, locksAt: null, pid });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    expect(alive(pid)).toBe(true);
+    waiting.send({ type: 'answer', id: ask['id'], text: 'an export passphrase' });
+    await waitFor('the second question', () => waiting.frames.filter((f) => f['type'] === 'ask').length === 2);
+    waiting.send({ type: 'answer', id: waiting.frames.filter((f) => f['type'] === 'ask')[1]?.['id'], text: 'an export passphrase' });
+    expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: 0 });
+    expect(existsSync(join(o.dir, 'export.bin'))).toBe(true);
+    // Then, with nothing running, it locks on its own.
+    await waitFor('the idle session to lock', () => !alive(pid), { timeoutMs: 10_000 });
+    expect(existsSync(o.socket)).toBe(false);
+    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).toContain('locked: 2 s with no command');
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+  });
+
+  it('runs two commands at once: one waiting at the terminal does not hold up another', async () => {
+    const o = await ownerWithKey();
+    await o.unlock();
+    const waiting = rawClient(o.socket);
+    waiting.send(
+      run(['wallet', 'export', '--out', join(o.dir, 'export.bin')], { tty: { stdin: true, stdout: false, stderr: false }, env: { DKMS_HOME: o.home } }),
+    );
+    await waiting.frame('ask');
+    writeFileSync(join(o.dir, 'note.txt'), 'meanwhile');
+    const [a, b] = await Promise.all([
+      o.run(['key', 'sign', '--name', 'k1', '--in', 'note.txt'], { DKMS_HOME: o.home }),
+      o.run(['key', 'create', '--name', 'k2', '--type', 'ed25519', '--json'], { DKMS_HOME: o.home }),
+    ]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(waiting.frames.some((f) => f['type'] === 'exit')).toBe(false);
+    // Ctrl-C at the waiting client: "cancelled", 130, and no export file.
+    waiting.send({ type: 'cancel' });
+    expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: 130 });
+    expect(waiting.frames.filter((f) => f['type'] === 'err').map((f) => f['text'])).toContain('\ndkms: cancelled\n');
+    expect(existsSync(join(o.dir, 'export.bin'))).toBe(false);
+    // A client that goes away mid-command cancels it too: the session is idle again.
+    const vanishing = rawClient(o.socket);
+    vanishing.send(
+      run(['wallet', 'export', '--out', join(o.dir, 'export.bin')], { tty: { stdin: true, stdout: false, stderr: false }, env: { DKMS_HOME: o.home } }),
+    );
+    await vanishing.frame('ask');
+    vanishing.close();
+    await waitFor('the session to be idle', async () => {
+      const status = rawClient(o.socket);
+      status.send({ type: 'status', protocol: 1 });
+      return (await status.frame('status'))['running'] === 0;
+    });
+    expect(existsSync(join(o.dir, 'export.bin'))).toBe(false);
+    const keys = json<{ keys: { name: string }[] }>(await o.run(['key', 'list', '--json'], { DKMS_HOME: o.home }));
+    expect(keys.keys.map((k) => k.name).sort()).toEqual(['k1', 'k2']);
+  });
+
+  it('ends a command that runs when the session locks with SESSION_LOST, and refuses other versions and malformed requests', async () => {
+    const o = await ownerWithKey();
+    const { pid } = await o.unlock();
+    for (const [request, code] of [
+      [run(['key', 'list'], { protocol: 2 }), 'SESSION_PROTOCOL'],
+      [run(['key', 'list'], { version: '0.0.0-other' }), 'SESSION_PROTOCOL'],
+      [{ type: 'run', protocol: 1 }, 'BAD_INPUT'],
+      [run(['key', 'list'], { env: { PATH: '/bin' } }), 'BAD_INPUT'],
+    ] as const) {
+      const client = rawClient(o.socket);
+      client.send(request);
+      expect(await client.frame('refused')).toMatchObject({ code });
+      await client.closed;
+    }
+    const garbage = rawClient(o.socket);
+    garbage.line('not json');
+    await garbage.closed;
+    expect(garbage.frames).toEqual([]);
+    // The session still serves.
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(0);
+
+    const waiting = rawClient(o.socket);
+    waiting.send(
+      run(['wallet', 'export', '--out', join(o.dir, 'export.bin')], { tty: { stdin: true, stdout: false, stderr: false }, env: { DKMS_HOME: o.home } }),
+    );
+    await waiting.frame('ask');
+    expect(json(await o.run(['lock', '--json'], { DKMS_HOME: o.home }))).toEqual({ locked: true });
+    expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: 130 });
+    expect(waiting.frames.find((f) => f['type'] === 'err')?.['text']).toMatch(/^dkms: SESSION_LOST: the unlock session locked \(dkms lock\)/);
+    await waitFor('the session process to exit', () => !alive(pid));
+  });
+
+  it('loses nothing when killed: what it committed stays, the stale socket is ignored, and unlock starts anew', async () => {
+    const o = await ownerWithKey();
+    const { pid } = await o.unlock();
+    const created = await o.run(['key', 'create', '--name', 'k2', '--type', 'x25519'], { DKMS_HOME: o.home });
+    expect(created.code, created.stderr).toBe(0);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('the session process to die', () => !alive(pid));
+    expect(lstatSync(o.socket).isSocket()).toBe(true);
+    const listed = await o.run(['key', 'list', '--json'], o.withPass);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(
+      json<{ keys: { name: string }[] }>(listed)
+        .keys.map((k) => k.name)
+        .sort(),
+    ).toEqual(['k1', 'k2']);
+    const second = await o.unlock();
+    expect(second.already).toBe(false);
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(0);
+  });
+
+  it('a client of a running session loads only the session client: none of the commands, the wallet or its native modules', async () => {
+    const o = await ownerWithKey();
+    await o.unlock();
+    const record = join(o.dir, 'loaded.txt');
+    const recorder = new URL('../helpers/record-loads.mjs', import.meta.url).href;
+    const result = await new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, [`--import=${recorder}`, DKMS_BIN, 'key', 'list'], {
+        env: { PATH: process.env['PATH'] ?? '', DKMS_HOME: o.home, DKMS_RECORD_LOADS: record },
+        stdio: 'ignore',
+      });
+      child.on('close', resolve);
+    });
+    expect(result).toBe(0);
+    const root = new URL('../..', import.meta.url).href;
+    const loaded = [...new Set(readFileSync(record, 'utf8').split('\n'))].filter((u) => u !== '' && !u.startsWith('node:')).map((u) => u.replace(root, ''));
+    expect(loaded).toContain('dist/cli/session-client.js');
+    expect(loaded.filter((m) => !/^(bin\/dkms\.js|dist\/cli\/session-client\.js|dist\/cli\/chunks\/[^/]+\.js)$/.test(m))).toEqual([]);
+    const chunks = loaded.filter((m) => m.startsWith('dist/cli/chunks/'));
+    // The chunks it shares with the commands are small: the protocol, the prompts, the error codes.
+    for (const chunk of chunks) expect(readFileSync(new URL(chunk, root), 'utf8').length, chunk).toBeLessThan(20_000);
+  });
+});
+
+/** Whether the process runs (one that exited but was not yet reaped, a zombie, does not). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
