@@ -4,6 +4,7 @@
  * a failed benchmark exits 1 with its error, and nothing left behind keeps the process alive.
  */
 import { agentBench, relayBench } from './agent.js';
+import { cliBench } from './cli.js';
 import { etcdBench } from './etcd.js';
 import { ledgerBench } from './ledger.js';
 import { recoveryBench } from './recovery.js';
@@ -11,6 +12,6 @@ import { runBenches } from './runner.js';
 import { walletBench } from './wallet.js';
 
 await runBenches(
-  { wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench },
+  { wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench, cli: cliBench },
   process.argv.slice(2),
 );
