@@ -90,6 +90,8 @@ export async function cliBench(): Promise<void> {
     dkms(['agent', 'init', '--label', 'bob', '--agency', services.agency, '--yes'], bob);
     const invitation = dkms(['connection', 'invite', '--label', 'bob'], alice);
     dkms(['connection', 'accept', String(invitation['invitation']), '--label', 'alice'], bob);
+    // Alice's side of the connection is made when she reads Bob's answer.
+    dkms(['message', 'inbox'], alice);
     const keys = dkms(['key', 'list'], alice)['keys'] as { name: string; type: string }[];
     const signing = keys.find((k) => k.type === 'ed25519')?.name;
     if (signing === undefined) throw new Error('alice has no signing key');
