@@ -68,7 +68,7 @@ import { ALL_FLAGS, FLAGS } from '../src/policy/flags.js';
 import { buildLedgerServer } from '../src/server/ledger-api.js';
 import { localLedgerTransport } from '../src/server/ledger-reads.js';
 import { rawSqliteCommitsPerSecond } from './raw-sqlite.js';
-import { median, report, round } from './report.js';
+import { median, progressLine, report, round } from './report.js';
 import { resolveDid } from '../src/did/resolve.js';
 
 const LOCAL_URL = 'http://ledger.local';
@@ -1015,6 +1015,7 @@ async function scaling(dir: string): Promise<void> {
   let outOfTime = false;
   /** The first stage's file, copied aside, with its sample: the paired comparison at the end. */
   let first: { path: string; events: number; sample: Did[] } | undefined;
+  const progress = progressLine();
   try {
     for (const target of targets) {
       const from = node.size;
@@ -1041,6 +1042,7 @@ async function scaling(dir: string): Promise<void> {
         const refused = results.find((r) => !r.ok);
         if (refused !== undefined && !refused.ok) throw new Error(`the node refused a generated event: ${refused.error.code} ${refused.error.message}`);
         dids.push(...created);
+        progress(`ledger.scaling: generated ${node.size} of ${target} events…`);
         if (seconds(started) > budgetSeconds) outOfTime = true;
       }
       // Out of time: the figures are still taken, at the size reached, and the run stops there.

@@ -57,7 +57,7 @@ import { startAgency, type RunningAgency } from '../src/server/agency-service.js
 import { startLedger, type RunningLedger } from '../src/server/ledger-service.js';
 import { decodeExport } from '../src/wallet/export.js';
 import { Wallet, rawSecret } from '../src/wallet/index.js';
-import { median, millis, report, round } from './report.js';
+import { median, millis, progressLine, report, round } from './report.js';
 import { closeAll } from './runner.js';
 
 const TRUSTEES = [3, 10, 50] as const;
@@ -227,13 +227,18 @@ async function setUp(env: Env, n: number, threshold: number): Promise<Social> {
   const start = process.hrtime.bigint();
   const owner = await makeOwner(env, OWNER);
   const people: EdgeAgent[] = [];
-  for (let i = 1; i <= n; i++) people.push(await makeOwner(env, `trustee${i}`));
+  const progress = progressLine();
+  for (let i = 1; i <= n; i++) {
+    people.push(await makeOwner(env, `trustee${i}`));
+    progress(`recovery.social: made ${i} of ${n} trustees…`);
+  }
   const ownersMs = since(start);
 
   const connectStart = process.hrtime.bigint();
-  for (const t of people) {
+  for (const [i, t] of people.entries()) {
     await connect(owner, t);
     await inviteTrustee(owner, t.profile.label);
+    progress(`recovery.social: connected ${i + 1} of ${n} trustees…`);
   }
   await settle([owner, ...people]);
   for (const t of people) {

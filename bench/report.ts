@@ -26,3 +26,16 @@ export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
+
+/**
+ * A progress line on stderr for work that takes a while (generating data), at most once a
+ * second, and only at a terminal: standard output keeps its JSON lines.
+ */
+export function progressLine(): (message: string) => void {
+  let said = 0;
+  return (message) => {
+    if (!process.stderr.isTTY || Date.now() - said < 1000) return;
+    said = Date.now();
+    process.stderr.write(`${message}\n`);
+  };
+}

@@ -4,7 +4,7 @@
  * need what an earlier one found missing are skipped. Nothing of the owner's is changed (the
  * ledger check writes nothing; the agent's checks refresh the ledger cache as every command does).
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentStanding, removedError } from '../agent/standing.js';
 import { pendingApprovals } from '../agent/revocation.js';
@@ -70,7 +70,21 @@ function filesChecks(ctx: Context): Check[] {
       ? ok('wallet file', `${ctx.walletPath} (mode ${modeOf(ctx.walletPath)})`)
       : warn('wallet file', `${ctx.walletPath} can be read by others (mode ${modeOf(ctx.walletPath)})`, `chmod 600 ${ctx.walletPath}`),
   );
+  checks.push(sessionCheck(ctx));
   return checks;
+}
+
+/** Whether the wallet is unlocked for the commands that follow (docs/session.md). */
+function sessionCheck(ctx: Context): Check {
+  if (ctx.inSession) return ok('session', `unlocked: commands run in the unlock session (pid ${process.pid}) until \`dkms lock\` or its idle time`);
+  const socket = join(ctx.home, 'session.sock');
+  if (lstatSync(socket, { throwIfNoEntry: false }) === undefined)
+    return ok('session', 'not unlocked: each command unlocks the wallet itself (`dkms unlock` unlocks it once)');
+  return warn(
+    'session',
+    `${socket} is there, but this command did not run in a session (one that was killed leaves it; DKMS_SESSION=off ignores one)`,
+    'run `dkms lock`: it locks a session that runs, or removes what a killed one left',
+  );
 }
 
 function ledgerFix(code: ErrorCode | undefined): string {

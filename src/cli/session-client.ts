@@ -48,7 +48,8 @@ export function commandOf(argv: readonly string[]): { words: string[]; home: str
   return { words, home };
 }
 
-function runsHere(words: readonly string[]): boolean {
+/** Whether the command with these words runs in its own process, never in a session. */
+export function runsHere(words: readonly string[]): boolean {
   return words.length === 0 || LOCAL_COMMANDS.has(words[0] ?? '') || LOCAL_SUBCOMMANDS.has(words.join(' '));
 }
 

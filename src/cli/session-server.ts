@@ -19,6 +19,7 @@ import { DkmsError } from '../errors.js';
 import type { Wallet } from '../wallet/index.js';
 import type { RunPlace } from './run-place.js';
 import { CancelSteps, type CommandIo } from './io.js';
+import { commandOf, runsHere } from './session-client.js';
 import { MAX_STDIN_BYTES, SESSION_PROTOCOL, readFrames, send, socketPath, type SessionStatus } from './session-protocol.js';
 import { version } from './version.js';
 
@@ -48,6 +49,8 @@ const ClientFrame = z.discriminatedUnion('type', [
 
 /** Runs one command (main.ts's main, given by the session process, which main.ts does not import). */
 export type RunCommand = (argv: readonly string[], place: RunPlace) => Promise<number>;
+
+const MAX_SOCKET_PATH_BYTES = 107;
 
 export interface SessionOptions {
   readonly home: string;
@@ -85,6 +88,10 @@ export class UnlockSession {
   /** Listens on the data directory's socket; SESSION_ACTIVE when another session already does. */
   static async start(options: SessionOptions): Promise<UnlockSession> {
     const path = socketPath(options.home);
+    // A Unix socket's path has room for 107 bytes.
+    if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+      throw new DkmsError('BAD_INPUT', `the data directory's path is too long for the session's socket (${path}): use a data directory with a shorter path`);
+    }
     await clearStaleSocket(path);
     const session = new UnlockSession(options);
     // The socket exists with mode 0600 from its first moment: no other user can ever open it.
@@ -178,6 +185,8 @@ export class UnlockSession {
             'SESSION_PROTOCOL',
             `this session runs dkms ${version()} and the command is dkms ${request.data.version}: run \`dkms lock\`, then \`dkms unlock\``,
           );
+        } else if (runsHere(commandOf(request.data.argv).words)) {
+          refuse(socket, 'BAD_INPUT', 'servers, help, unlock and lock run in their own process, not in the unlock session');
         } else if (this.#locking) {
           refuse(socket, 'SESSION_LOST', 'the unlock session is locking: run the command again');
         } else {

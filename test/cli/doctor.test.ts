@@ -41,6 +41,7 @@ describe('dkms doctor', { timeout: 60_000 }, () => {
     expect(statuses(checks)).toEqual({
       'data directory': 'ok',
       'wallet file': 'ok',
+      session: 'ok',
       ledger: 'ok',
       // The node key was trusted on first use by agent init: configured nowhere.
       'ledger trust': 'warn',

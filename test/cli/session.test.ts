@@ -124,6 +124,10 @@ describe('dkms unlock', () => {
     expect(missing.stderr).toMatch(/^dkms: KEY_NOT_FOUND: /);
     expect(json<{ error: { code: string } }>(missing).error.code).toBe('KEY_NOT_FOUND');
 
+    const doctor = json<{ checks: { check: string; status: string; detail: string }[] }>(
+      await o.run(['doctor', '--json', '--ledger', 'http://127.0.0.1:1'], noPass),
+    );
+    expect(doctor.checks.find((c) => c.check === 'session')).toMatchObject({ status: 'ok', detail: expect.stringContaining(`pid ${started.pid}`) });
     // wallet info answers from the open wallet (the file is locked by the session).
     const info = await o.run(['wallet', 'info', '--json'], noPass);
     expect(json<{ items: number }>(info).items).toBeGreaterThan(0);
@@ -264,6 +268,10 @@ describe('dkms unlock', () => {
       [run(['key', 'list'], { version: '0.0.0-other' }), 'SESSION_PROTOCOL'],
       [{ type: 'run', protocol: 1 }, 'BAD_INPUT'],
       [run(['key', 'list'], { env: { PATH: '/bin' } }), 'BAD_INPUT'],
+      // Servers and the session's own commands are never run inside it.
+      [run(['up', '--ledger-port', '0', '--agency-port', '0']), 'BAD_INPUT'],
+      [run(['--home', o.home, 'unlock']), 'BAD_INPUT'],
+      [run(['ledger', 'serve']), 'BAD_INPUT'],
     ] as const) {
       const client = rawClient(o.socket);
       client.send(request);
@@ -296,6 +304,9 @@ describe('dkms unlock', () => {
     process.kill(pid, 'SIGKILL');
     await waitFor('the session process to die', () => !alive(pid));
     expect(lstatSync(o.socket).isSocket()).toBe(true);
+    const doctor = await o.run(['doctor', '--json', '--ledger', 'http://127.0.0.1:1'], o.withPass);
+    const checks = json<{ checks: { check: string; status: string; fix?: string }[] }>(doctor).checks;
+    expect(checks.find((c) => c.check === 'session')).toMatchObject({ status: 'warn', fix: expect.stringContaining('dkms lock') });
     const listed = await o.run(['key', 'list', '--json'], o.withPass);
     expect(listed.code, listed.stderr).toBe(0);
     expect(

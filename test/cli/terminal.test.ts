@@ -51,7 +51,7 @@ function terminal(dir: string, args: readonly string[], env: Record<string, stri
       tmux('send-keys', '-t', '0', 'Enter');
     },
     ctrlC: () => tmux('send-keys', '-t', '0', 'C-c'),
-    exit: async () => Number((await waitFor('the command to end', () => /\[exit (\d+)\]/.exec(screen())))[1]),
+    exit: async () => Number((await waitFor('the command to end', () => /\[exit (\d+)\]/.exec(screen())))?.[1]),
   };
 }
 

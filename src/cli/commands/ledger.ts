@@ -93,7 +93,14 @@ export function ledgerCommand(): Command {
       const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       await withStoppedNode(ctx, opts.store, async (node) => {
-        const { events, problems } = await node.verify();
+        // A large store takes a while: what is done is said about once a second, at a terminal.
+        let said = Date.now();
+        const onProgress = (verified: number, total: number) => {
+          if (Date.now() - said < 1000 || verified === total) return;
+          said = Date.now();
+          ctx.progress(`verified ${verified} of ${total} events…`);
+        };
+        const { events, problems } = await node.verify({ onProgress });
         emit(ctx, { events, problems, ok: problems.length === 0 }, () =>
           problems.length === 0 ? `ledger verified: ${events} events, no problems` : problems.join('\n'),
         );

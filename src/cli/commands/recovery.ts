@@ -286,6 +286,7 @@ export function recoveryCommand(): Command {
           ctx,
           async (a) => {
             const commit = async () => {
+              ctx.progress('Committing the new recovery key on the ledger and storing a backup under it…');
               const outcome = await commitRecovery(a, current);
               if (opts.backupFile !== undefined && outcome.state === 'committed') await makeBackup(a, { file: opts.backupFile, upload: false });
               return outcome;
@@ -310,6 +311,7 @@ export function recoveryCommand(): Command {
             // Refuse before anything is shown or sent if the change could not be prepared or committed.
             checkPrepare(a, options);
             currentRecoverySigner(a, (await a.policy()).policy, current);
+            ctx.progress(social === undefined ? 'Making the new recovery secret…' : 'Making the new recovery secret and sending the trustees their shares…');
             const { secret, prepared } = await prepareRecovery(a, options, opts.offline === true ? (r) => showPaper(ctx, a, r, opts) : undefined);
             wipe(secret);
             if (social !== undefined) {
