@@ -147,6 +147,15 @@ export async function serveSession(home: string, run: RunCommand): Promise<void>
     return;
   }
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => session.lock(signal));
+  // A bug met by one command locks the session cleanly (wallet closed, socket gone) rather than
+  // leaving a process in an unknown state; what the commands committed is in the wallet file.
+  const crashed = (e: unknown) => {
+    log(`an unexpected error: ${e instanceof Error ? e.name : 'error'}`);
+    process.exitCode = 70;
+    session.lock('an unexpected error');
+  };
+  process.on('uncaughtException', crashed);
+  process.on('unhandledRejection', crashed);
   answer({ ready: true, pid: process.pid });
   const reason = await session.locked;
   if (existsSync(socketPath(home))) log(`socket still present after locking (${reason})`);

@@ -12,7 +12,7 @@ import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { DKMS_BIN, json, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -31,18 +31,8 @@ afterEach(() => {
 });
 
 /** Runs dkms in `cwd` with only PATH and `env`. */
-function dkmsIn(cwd: string, args: readonly string[], env: Record<string, string>, input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DKMS_BIN, ...args], { cwd, env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+const dkmsIn = (cwd: string, args: readonly string[], env: Record<string, string>, input?: string): Promise<Run> =>
+  runNode([DKMS_BIN, ...args], env, input, cwd);
 
 /** A data directory whose wallet (passphrase PASSPHRASE) holds the Ed25519 key k1. */
 async function ownerWithKey() {

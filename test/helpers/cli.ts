@@ -28,10 +28,11 @@ export function dkms(args: readonly string[], env: Record<string, string> = {}, 
   return runNode([DKMS_BIN, ...args], env, input);
 }
 
-/** Runs `node nodeArgs` (a script and its arguments, node's own options first) with the clean environment `dkms` uses. */
-export function runNode(nodeArgs: readonly string[], env: Record<string, string> = {}, input?: string): Promise<Run> {
+/** Runs `node nodeArgs` (a script and its arguments, node's own options first) with the clean environment `dkms` uses, in `cwd` if given. */
+export function runNode(nodeArgs: readonly string[], env: Record<string, string> = {}, input?: string, cwd?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, nodeArgs, {
+      ...(cwd === undefined ? {} : { cwd }),
       env: { PATH: process.env['PATH'] ?? '', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
