@@ -80,5 +80,7 @@ export function ledgerClient(ctx: Context, flag: string | undefined, options: { 
     ...(quorum === undefined ? {} : { quorum }),
     ...(maxAge === undefined ? {} : { maxHeadAgeMs: maxAge * 1000 }),
     onFirstUse: (key) => ctx.trustedOnFirstUse(key),
+    // A cancelled command (Ctrl-C) ends its requests in flight: in the unlock session it would otherwise wait on.
+    signal: ctx.io.signal,
   });
 }

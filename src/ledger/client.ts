@@ -66,6 +66,8 @@ export interface LedgerClientOptions {
    * in-process callers pass localLedgerTransport.
    */
   readonly transport?: LedgerTransport;
+  /** Ends requests in flight, and refuses new ones, once aborted (a cancelled command); for the default transport and `fetch`. */
+  readonly signal?: AbortSignal;
 }
 
 export interface VerifiedHistory {
@@ -169,7 +171,8 @@ export class LedgerClient {
     this.#onHead = options.onHead;
     this.#onFirstUse = options.onFirstUse;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-    this.#transport = options.transport ?? (options.fetch === undefined ? httpTransport(this.url) : fetchTransport(this.url, options.fetch));
+    this.#transport =
+      options.transport ?? (options.fetch === undefined ? httpTransport(this.url, options.signal) : fetchTransport(this.url, options.fetch, options.signal));
     this.cache = options.cache ?? new VerifiedCache();
     if (!Number.isInteger(this.#quorum) || this.#quorum < 1) throw bad('BAD_INPUT', 'the quorum must be a whole number of signers, at least 1');
     if (this.#quorum > 1 + this.#witnessKeys.size) {

@@ -34,7 +34,7 @@ export const MAX_ANSWER_BYTES = 64 * 2 ** 20;
 const tooLarge = () => new DkmsError('LEDGER_BAD_RESPONSE', `the ledger's answer is larger than ${MAX_ANSWER_BYTES / 2 ** 20} MiB`);
 
 /** A transport over a fetch implementation (the global one, or a test's). */
-export function fetchTransport(baseUrl: string, fetchFn: typeof fetch): LedgerTransport {
+export function fetchTransport(baseUrl: string, fetchFn: typeof fetch, signal?: AbortSignal): LedgerTransport {
   return ({ method, path, body, timeoutMs }) =>
     fetchExchange(fetchFn, `${baseUrl}${path}`, {
       method,
@@ -43,11 +43,12 @@ export function fetchTransport(baseUrl: string, fetchFn: typeof fetch): LedgerTr
       timeoutMs,
       maxBytes: MAX_ANSWER_BYTES,
       tooLarge,
+      ...(signal === undefined ? {} : { signal }),
     });
 }
 
-/** A transport over node:http or node:https (src/http.ts), keeping connections open between requests. */
-export function httpTransport(baseUrl: string): LedgerTransport {
+/** A transport over node:http or node:https (src/http.ts), keeping connections open between requests; `signal` ends them. */
+export function httpTransport(baseUrl: string, signal?: AbortSignal): LedgerTransport {
   const url = new URL(baseUrl);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new DkmsError('BAD_INPUT', `the ledger URL ${baseUrl} is not http or https`);
   const prefix = url.href.replace(/\/+$/, '');
@@ -59,5 +60,6 @@ export function httpTransport(baseUrl: string): LedgerTransport {
       timeoutMs,
       maxBytes: MAX_ANSWER_BYTES,
       tooLarge,
+      ...(signal === undefined ? {} : { signal }),
     });
 }

@@ -187,7 +187,7 @@ describe('dkms unlock', () => {
 
   it('locks after its idle time, which a running command postpones', async () => {
     const o = await ownerWithKey();
-    const { pid } = await o.unlock('--idle', '2s');
+    const { pid } = await o.unlock('--idle', '1s');
     // A command waiting for an answer at the terminal runs past the idle time, and finishes.
     const waiting = rawClient(o.socket);
     waiting.send(
@@ -198,7 +198,7 @@ describe('dkms unlock', () => {
     const status = rawClient(o.socket);
     status.send({ type: 'status', protocol: 1 });
     expect(await status.frame('status')).toMatchObject({ running: 1, locksAt: null, pid });
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(alive(pid)).toBe(true);
     waiting.send({ type: 'answer', id: ask['id'], text: 'an export passphrase' });
     await waitFor('the second question', () => waiting.frames.filter((f) => f['type'] === 'ask').length === 2);
@@ -208,7 +208,7 @@ describe('dkms unlock', () => {
     // Then, with nothing running, it locks on its own.
     await waitFor('the idle session to lock', () => !alive(pid), { timeoutMs: 10_000 });
     expect(existsSync(o.socket)).toBe(false);
-    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).toContain('locked: 2 s with no command');
+    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).toContain('locked: 1 s with no command');
     expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(ERROR_CODES.BAD_INPUT.exit);
   });
 

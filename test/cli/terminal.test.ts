@@ -10,7 +10,7 @@ import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { DKMS_BIN, dkms, json } from '../helpers/cli.js';
+import { DKMS_BIN, dkms } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -76,10 +76,17 @@ async function unlockAtTerminal(dir: string, home: string): Promise<number> {
   return pid;
 }
 
-/** A TCP server on loopback that accepts connections and never answers; its URL. */
-async function silentServer(): Promise<string> {
+/** A TCP server on loopback that accepts connections and never answers; its URL, and how many connections are open. */
+async function silentServer(): Promise<{ url: string; open: () => number }> {
   const held: Socket[] = [];
-  const server = createServer((socket) => held.push(socket));
+  let open = 0;
+  const server = createServer((socket) => {
+    held.push(socket);
+    open += 1;
+    // Read (and drop) what it is sent: a socket left paused never hears its peer close.
+    socket.resume();
+    socket.on('close', () => (open -= 1));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no port');
@@ -87,7 +94,7 @@ async function silentServer(): Promise<string> {
     for (const socket of held) socket.destroy();
     server.close();
   });
-  return `http://127.0.0.1:${address.port}`;
+  return { url: `http://127.0.0.1:${address.port}`, open: () => open };
 }
 
 describe('prompts on a terminal (tmux)', () => {
@@ -109,7 +116,7 @@ describe('prompts on a terminal (tmux)', () => {
   it('a yes/no question through the session: "n" declines, and nothing is registered', async () => {
     const { dir, home } = await ownerWithWallet();
     await unlockAtTerminal(dir, home);
-    const agency = await silentServer();
+    const agency = (await silentServer()).url;
     const t = terminal(dir, ['agent', 'register', '--agency', agency], { DKMS_HOME: home });
     await t.shows(`Register a cloud agent at ${agency} with no flags (a relay and mailbox only)? [y/N] `);
     t.type('n');
@@ -138,15 +145,15 @@ describe('prompts on a terminal (tmux)', () => {
     expect(existsSync(join(dir, 'wallet.export'))).toBe(false);
 
     const ledger = await silentServer();
-    const waiting = terminal(dir, ['did', 'resolve', 'did:dkms:nothing-here', '--ledger', ledger], { DKMS_HOME: home });
-    // The session has the command once it counts it as running.
-    await waitFor('the command to run in the session', async () => {
-      const status = await dkms(['unlock', '--json'], { DKMS_HOME: home });
-      return json<{ pid: number; locksAt: string | null }>(status).locksAt === null;
-    });
+    const waiting = terminal(dir, ['did', 'resolve', 'did:dkms:nothing-here', '--ledger', ledger.url], { DKMS_HOME: home });
+    // The command runs in the session, which has asked the silent ledger.
+    await waitFor('the session to ask the ledger', () => ledger.open() > 0);
     waiting.ctrlC();
     expect(await waiting.exit()).toBe(130);
     expect(waiting.screen()).toContain('dkms: cancelled');
+    // The session ends the cancelled command's request at once, well before the ledger client's
+    // own 10 s deadline would.
+    await waitFor('the session to drop the cancelled request', () => ledger.open() === 0, { timeoutMs: 5000 });
 
     const listed = await dkms(['key', 'list', '--json'], { DKMS_HOME: home });
     expect(listed.code, listed.stderr).toBe(0);
