@@ -16,9 +16,12 @@ import { MAX_STDIN_BYTES, SESSION_PROTOCOL, readFrames, send, socketPath, type R
 import { askHidden, askLine, Interrupted } from './terminal.js';
 import { version } from './version.js';
 
-/** Commands that always run in their own process: servers, help, and the session's own. */
-const LOCAL_COMMANDS = new Set(['up', 'witness', 'help', 'unlock', 'lock']);
-const LOCAL_SUBCOMMANDS = new Set(['ledger serve', 'agency serve']);
+/**
+ * Commands that always run in their own process: servers (and the ledger store's offline audit
+ * and reindex, which need no wallet and hold a store of their own), help, and the session's own.
+ */
+const LOCAL_COMMANDS = new Set(['up', 'help', 'unlock', 'lock']);
+const LOCAL_SUBCOMMANDS = new Set(['ledger serve', 'ledger witness', 'ledger verify', 'ledger reindex', 'agency serve']);
 
 /** Global options that take a value (main.ts), so that the command's name is found after them. */
 const VALUE_OPTIONS = new Set(['--home', '--passphrase-file', '--key-file', '--ledger', '--quorum', '--max-head-age']);

@@ -7,11 +7,12 @@
  * that waits or misbehaves.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
+import { Wallet, passphraseSecret } from '../../src/wallet/index.js';
 import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -40,8 +41,11 @@ async function ownerWithKey() {
   const home = join(dir, 'home');
   const withPass = { DKMS_HOME: home, DKMS_PASSPHRASE: PASSPHRASE };
   const run = (args: readonly string[], env: Record<string, string> = { DKMS_HOME: home }, input?: string) => dkmsIn(dir, args, env, input);
-  expect((await run(['wallet', 'create', '--kdf-tier', 'interactive'], withPass)).code).toBe(0);
-  expect((await run(['key', 'create', '--name', 'k1', '--type', 'ed25519'], withPass)).code).toBe(0);
+  // Made in process (the CLI's wallet commands are tested elsewhere): two processes fewer a test.
+  mkdirSync(home, { mode: 0o700 });
+  const wallet = await Wallet.create(join(home, 'wallet.db'), passphraseSecret(PASSPHRASE), { kdfTier: 'interactive' });
+  wallet.createKey('k1', 'ed25519');
+  wallet.close();
   const unlock = async (...more: string[]) => {
     const result = await run(['unlock', '--json', ...more], withPass);
     expect(result.code, result.stderr).toBe(0);

@@ -5,11 +5,12 @@
  * the terminal of the command that asked.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
+import { Wallet, passphraseSecret } from '../../src/wallet/index.js';
 import { DKMS_BIN, dkms } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -58,8 +59,8 @@ function terminal(dir: string, args: readonly string[], env: Record<string, stri
 async function ownerWithWallet() {
   const dir = tempDir('dkms-terminal-');
   const home = join(dir, 'home');
-  const created = await dkms(['wallet', 'create', '--kdf-tier', 'interactive'], { DKMS_HOME: home, DKMS_PASSPHRASE: PASSPHRASE });
-  expect(created.code, created.stderr).toBe(0);
+  mkdirSync(home, { mode: 0o700 });
+  (await Wallet.create(join(home, 'wallet.db'), passphraseSecret(PASSPHRASE), { kdfTier: 'interactive' })).close();
   return { dir, home };
 }
 
