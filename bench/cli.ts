@@ -1,7 +1,8 @@
 /**
  * CLI benchmark (`npm run bench -- cli`): what a person waits for, and what it costs, per
  * command. The raw limit, measured in the same run the same way: starting Node and doing nothing,
- * `node -e 0`. Each command runs RUNS times as its own process (bin/dkms.js, as a user runs it),
+ * `node -e 0`, run just before each run of a command (paired, so that both see the machine in the
+ * same state). Each command runs RUNS times as its own process (bin/dkms.js, as a user runs it),
  * first with no unlock session (every wallet command unlocks the wallet: Argon2id at the default
  * tier), then in an unlock session (`dkms unlock`). Reported for each: the median wall time, the
  * mean CPU of the `dkms` process (user + system, from the kernel's count of waited-for children),
@@ -19,7 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { median, report, round } from './report.js';
 
-const RUNS = 7;
+const RUNS = 11;
 const DKMS = fileURLToPath(new URL('../../bin/dkms.js', import.meta.url));
 const PASSPHRASE = 'the cli benchmark passphrase';
 /** Clock ticks a second of /proc's CPU counts (USER_HZ: 100 on Linux everywhere it runs). */
@@ -43,23 +44,35 @@ interface Measured {
   sessionCpuMs?: number;
 }
 
-/** Runs `args` RUNS times (after one untimed run); fails on a non-zero exit. */
-function measure(args: readonly string[], env: Record<string, string>, session?: number): Measured {
-  const walls: number[] = [];
-  const run = () => {
-    const start = process.hrtime.bigint();
-    const result = spawnSync(process.execPath, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8' });
-    walls.push(Number(process.hrtime.bigint() - start) / 1e6);
-    if (result.status !== 0) throw new Error(`${args.slice(1).join(' ')} exited ${result.status}: ${result.stderr}`);
-  };
-  run();
-  walls.length = 0;
+/** One run of `node args`: its wall time and CPU (the child's, from the kernel's count of waited-for children). */
+function runOnce(args: readonly string[], env: Record<string, string>): { wallMs: number; cpuMs: number } {
   const before = cpuOf('self').children;
+  const start = process.hrtime.bigint();
+  const result = spawnSync(process.execPath, args, { env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8' });
+  const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+  if (result.status !== 0) throw new Error(`${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return { wallMs, cpuMs: (cpuOf('self').children - before) * 1000 };
+}
+
+/**
+ * Runs `args` RUNS times (after one untimed run), each run paired with a `node -e 0` just before
+ * it, so that both figures see the machine in the same state; medians of wall time, means of CPU.
+ */
+function measure(args: readonly string[], env: Record<string, string>, session?: number): { command: Measured; node: Measured } {
+  runOnce(args, env);
+  const command: { wallMs: number; cpuMs: number }[] = [];
+  const node: { wallMs: number; cpuMs: number }[] = [];
   const sessionBefore = session === undefined ? 0 : cpuOf(session).own;
-  for (let i = 0; i < RUNS; i++) run();
-  const cpuMs = ((cpuOf('self').children - before) / RUNS) * 1000;
+  for (let i = 0; i < RUNS; i++) {
+    node.push(runOnce(['-e', '0'], {}));
+    command.push(runOnce(args, env));
+  }
   const sessionCpuMs = session === undefined ? undefined : ((cpuOf(session).own - sessionBefore) / RUNS) * 1000;
-  return { wallMs: median(walls), cpuMs, ...(sessionCpuMs === undefined ? {} : { sessionCpuMs }) };
+  const summary = (runs: { wallMs: number; cpuMs: number }[]): Measured => ({
+    wallMs: median(runs.map((r) => r.wallMs)),
+    cpuMs: runs.reduce((sum, r) => sum + r.cpuMs, 0) / runs.length,
+  });
+  return { command: { ...summary(command), ...(sessionCpuMs === undefined ? {} : { sessionCpuMs }) }, node: summary(node) };
 }
 
 function dkms(args: readonly string[], env: Record<string, string>): Record<string, unknown> {
@@ -104,9 +117,7 @@ export async function cliBench(): Promise<void> {
       ['did resolve', ['did', 'resolve', String(made['did'])]],
       ['message send', ['message', 'send', 'bob', 'a benchmark message']],
     ];
-    const node = measure(['-e', '0'], {});
-    report({ bench: 'cli.node', command: 'node -e 0', wallMs: round(node.wallMs, 1), cpuMs: round(node.cpuMs, 1), runs: RUNS });
-    const line = (command: string, withSession: boolean, m: Measured) =>
+    const line = (command: string, withSession: boolean, { command: m, node }: { command: Measured; node: Measured }) =>
       report({
         bench: 'cli',
         command,

@@ -2,7 +2,6 @@
  * Questions at the terminal: a line typed without echo (secrets) or with it (yes/no). Node's own
  * modules only: the session client (session-client.ts) asks with these too, and loads nothing else.
  */
-import { createInterface } from 'node:readline/promises';
 
 /** Rejected with this when the person pressed Ctrl-C at the question. */
 export class Interrupted extends Error {
@@ -43,6 +42,8 @@ export function askHidden(question: string, input: NodeJS.ReadStream = process.s
 
 /** Reads a line from the terminal, echoed as typed. */
 export async function askLine(question: string, input: NodeJS.ReadStream = process.stdin, output: NodeJS.WriteStream = process.stderr): Promise<string> {
+  // Loaded when a question is asked: the session client, which loads this module, mostly asks none.
+  const { createInterface } = await import('node:readline/promises');
   const rl = createInterface({ input, output });
   try {
     // Ctrl-C at the question reaches readline, not the process: it cancels as the signal would.
