@@ -33,6 +33,8 @@ export interface PickedUp {
 export interface AgencyClientOptions {
   readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
+  /** Ends requests in flight (a long poll included), and refuses new ones, once aborted: a cancelled command's. */
+  readonly signal?: AbortSignal;
 }
 
 /** The largest answer accepted from an agency: a lying one must not make a client buffer without end. */
@@ -53,7 +55,7 @@ const tooLarge = () => new DkmsError('AGENCY_BAD_RESPONSE', `the agency's answer
 const sendOf =
   (options: AgencyClientOptions): Send =>
   (url, request, timeoutMs) => {
-    const bounds = { ...request, timeoutMs, maxBytes: MAX_AGENCY_ANSWER_BYTES, tooLarge };
+    const bounds = { ...request, timeoutMs, maxBytes: MAX_AGENCY_ANSWER_BYTES, tooLarge, ...(options.signal === undefined ? {} : { signal: options.signal }) };
     return options.fetch === undefined ? exchange(url, bounds) : fetchExchange(options.fetch, url, bounds);
   };
 

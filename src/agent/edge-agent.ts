@@ -89,6 +89,8 @@ export interface ReceiveEntry {
 export interface EdgeAgentOptions {
   readonly fetch?: typeof fetch;
   readonly timeoutMs?: number;
+  /** Ends the agent's agency requests in flight once aborted (a cancelled command). */
+  readonly signal?: AbortSignal;
 }
 
 /** Seconds a message may be old before it is refused as stale (and its id forgotten). */
@@ -154,6 +156,7 @@ export class EdgeAgent {
     return {
       ...(this.options.fetch === undefined ? {} : { fetch: this.options.fetch }),
       ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }),
+      ...(this.options.signal === undefined ? {} : { signal: this.options.signal }),
     };
   }
 

@@ -59,7 +59,8 @@ export async function withAgent<T>(
     const store = new AgentStore(wallet);
     // The ledger the agent was set up with, unless the command names another.
     const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);
-    const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag));
+    // A cancelled command (Ctrl-C) ends its agency requests in flight: a long poll would wait on.
+    const agent = new EdgeAgent(wallet, ledgerClient(ctx, ledgerFlag), { signal: ctx.io.signal });
     made = agent;
     // A device whose agent was revoked or recovered away says so first, and does nothing else.
     if (options.standing !== false && store.hasProfile()) await refuseIfRemoved(agent);

@@ -5,7 +5,7 @@
  */
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { AgencyClient, MAX_AGENCY_ANSWER_BYTES, postEnvelope } from '../../src/agency/agency-client.js';
 import { DkmsError, type ErrorCode } from '../../src/errors.js';
 import { exchange } from '../../src/http.js';
@@ -127,6 +127,22 @@ describe('the agency client over node:http', () => {
     expect((await refusal(postEnvelope(`${dead}/v1/inbound`, { protected: 'x', recipients: [], iv: 'x', ciphertext: 'x', tag: 'x' }))).code).toBe(
       'AGENCY_UNREACHABLE',
     );
+  });
+
+  it("ends a long poll in flight when its signal aborts (a cancelled command's), and sends nothing after", async () => {
+    let asked = 0;
+    const url = await startServer(() => {
+      asked += 1;
+      // Never answers: a long poll waiting for mail.
+    });
+    const controller = new AbortController();
+    const polling = new AgencyClient(url, edgeAgent().signer, { signal: controller.signal });
+    const pending = refusal(polling.pickup(100, 30));
+    await vi.waitFor(() => expect(asked).toBe(1));
+    controller.abort(new Error('cancelled'));
+    expect(await pending).toEqual({ code: 'AGENCY_UNREACHABLE', message: `cannot reach the agency at ${new URL(url).origin}: cancelled` });
+    expect((await refusal(polling.describe('cloud-1'))).code).toBe('AGENCY_UNREACHABLE');
+    expect(asked).toBe(1);
   });
 });
 
