@@ -15,7 +15,7 @@
 import { lstatSync, rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
-import { DkmsError } from '../errors.js';
+import { DkmsError, ERROR_CODES } from '../errors.js';
 import type { Wallet } from '../wallet/index.js';
 import type { RunPlace } from './run-place.js';
 import { CancelSteps, type CommandIo } from './io.js';
@@ -64,8 +64,8 @@ export interface SessionOptions {
 /** A command the session is running for one client. */
 interface Running {
   readonly steps: CancelSteps;
-  /** Ends the command for its client: cancelled, or the session locked. */
-  cancel(why: string): void;
+  /** Ends the command for its client with these last words and exit status: cancelled, or the session locked. */
+  cancel(why: string, status: number): void;
 }
 
 export class UnlockSession {
@@ -138,7 +138,9 @@ export class UnlockSession {
     if (this.#locking) return;
     this.#locking = true;
     clearTimeout(this.#idle);
-    for (const run of [...this.#running]) run.cancel(`dkms: SESSION_LOST: the unlock session locked (${reason}) before the command finished\n`);
+    for (const run of [...this.#running]) {
+      run.cancel(`dkms: SESSION_LOST: the unlock session locked (${reason}) before the command finished\n`, ERROR_CODES.SESSION_LOST.exit);
+    }
     this.#options.wallet.close();
     // No new client gets in; the ones still connected (the one asking to lock) end their own way.
     this.#server.close();
@@ -216,14 +218,14 @@ export class UnlockSession {
     };
     const run: Running = {
       steps,
-      cancel: (why) => {
+      cancel: (why, status) => {
         steps.run();
-        finish(why, 130);
+        finish(why, status);
       },
     };
     this.#running.add(run);
     this.#restartIdle();
-    const cancelled = () => run.cancel('\ndkms: cancelled\n');
+    const cancelled = () => run.cancel('\ndkms: cancelled\n', 130);
     socket.on('close', () => {
       // A client gone before its answer (killed, or Ctrl-C twice) cancels its command.
       if (!finished) steps.run();

@@ -285,7 +285,7 @@ describe('dkms unlock', () => {
     );
     await waiting.frame('ask');
     expect(json(await o.run(['lock', '--json'], { DKMS_HOME: o.home }))).toEqual({ locked: true });
-    expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: 130 });
+    expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: ERROR_CODES.SESSION_LOST.exit });
     expect(waiting.frames.find((f) => f['type'] === 'err')?.['text']).toMatch(/^dkms: SESSION_LOST: the unlock session locked \(dkms lock\)/);
     await waitFor('the session process to exit', () => !alive(pid));
   });
