@@ -80,6 +80,8 @@ async function startSession(ctx: Context, secret: WalletSecret, idleSeconds: num
   if (stdin === null || stdout === null) throw new DkmsError('INTERNAL', 'the unlock session started without its pipes');
   const stopOnCancel = ctx.io.onCancel(() => child.kill('SIGKILL'));
   const start = { secret: secret.kind === 'raw' ? { kind: 'raw', key: toBase64url(secret.key) } : secret, idleSeconds };
+  // A session that dies before reading its secret closes the pipe: what it says (or not) is the answer.
+  stdin.on('error', () => undefined);
   stdin.end(`${JSON.stringify(start)}\n`);
   let said = '';
   stdout.setEncoding('utf8').on('data', (chunk: string) => (said += chunk));
