@@ -5,6 +5,7 @@
 const LAYERS = [
   ['base', '^src/(errors|bounded|files|http|sqlite|qr|retry)\\.ts$'],
   ['crypto', '^src/crypto/'],
+  ['hsm', '^src/hsm/'],
   ['wallet', '^src/wallet/'],
   ['policy', '^src/policy/'],
   ['ledger', '^src/ledger/'],

@@ -2,7 +2,7 @@
 /**
  * Some tests run real servers from Debian's packages: etcd 3.4 (`etcd`, `etcdctl`) for the
  * ledger's etcd backend, PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store, `ss`
- * (iproute2) to watch a test's connections, and tmux to drive a terminal. If any
+ * (iproute2) to watch a test's connections,, tmux to drive a terminal, and SoftHSM2 (`softhsm2-util`) for the PKCS#11 tests. If any
  * is missing and this runs as root on a system with apt-get, installs them; otherwise says how,
  * and fails: those tests are never skipped.
  */
@@ -23,6 +23,8 @@ const needs = [
   { packages: ['iproute2'], what: 'ss (iproute2)', installed: () => works('ss', ['-V']) },
   // test/cli/terminal.test.ts types at the prompts (and presses Ctrl-C) in a tmux pane.
   { packages: ['tmux'], what: 'tmux', installed: () => works('tmux', ['-V']) },
+  // test/hsm/ makes its own tokens in SoftHSM2, a PKCS#11 token in software.
+  { packages: ['softhsm2'], what: 'SoftHSM2', installed: () => works('softhsm2-util', ['--version']) },
 ];
 const missing = needs.filter((n) => !n.installed());
 if (missing.length === 0) process.exit(0);

@@ -1,0 +1,223 @@
+/**
+ * Keys in a hardware token, through PKCS#11 (OASIS PKCS#11 v3.0; Debian's SoftHSM2 in tests, a
+ * real HSM's module in production). An Ed25519 key made here is sensitive and never extractable:
+ * its private value cannot be read or wrapped out of the token, by us or anyone, and it signs
+ * inside the token (CKM_EDDSA). Keys are found by their label (CKA_LABEL), never by handle:
+ * handles last one session. The PIN comes from the caller (a prompt, a variable or a file),
+ * never from a command line.
+ *
+ * The PKCS#11 binding (pkcs11js, a native addon) is loaded only when a token is opened.
+ */
+import { DkmsError } from '../errors.js';
+import { publicKeyForms, type Signer } from '../crypto/key-handle.js';
+import type * as Pkcs11js from 'pkcs11js';
+
+/** PKCS#11 v3.0 values pkcs11js 2.1.7 does not name. */
+const CKK_EC_EDWARDS = 0x40;
+const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
+const CKM_EDDSA = 0x1057;
+/** CKA_EC_PARAMS for Ed25519: the DER of its object identifier, 1.3.101.112 (RFC 8410). */
+const ED25519_PARAMS = Buffer.from('06032b6570', 'hex');
+
+export interface TokenOptions {
+  /** Path of the token's PKCS#11 module (a shared library), e.g. SoftHSM2's libsofthsm2.so. */
+  readonly module: string;
+  /** The token's label. */
+  readonly token: string;
+  /** The user PIN. */
+  readonly pin: string;
+}
+
+export interface TokenKey {
+  readonly label: string;
+  readonly type: 'ed25519';
+  readonly publicKey: Uint8Array;
+}
+
+type Binding = typeof Pkcs11js;
+type Handle = Buffer;
+
+/** The CKR_… name of a PKCS#11 failure (pkcs11js reports some as a code, some only in the message). */
+function ckrOf(binding: Binding, e: unknown): string {
+  if (!(e instanceof Error)) return 'CKR_GENERAL_ERROR';
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'number') {
+    const name = Object.keys(binding).find((k) => k.startsWith('CKR_') && (binding as unknown as Record<string, unknown>)[k] === code);
+    if (name !== undefined) return name;
+  }
+  return /(CKR_[A-Z_]+)/.exec(e.message)?.[1] ?? 'CKR_GENERAL_ERROR';
+}
+
+/** A logged-in session with one token; close it when done. */
+export class Pkcs11Token {
+  readonly #binding: Binding;
+  readonly #p11: Pkcs11js.PKCS11;
+  readonly #session: Handle;
+  readonly label: string;
+  #closed = false;
+
+  private constructor(binding: Binding, p11: Pkcs11js.PKCS11, session: Handle, label: string) {
+    this.#binding = binding;
+    this.#p11 = p11;
+    this.#session = session;
+    this.label = label;
+  }
+
+  /**
+   * Loads the module, finds the token by its label and logs in as its user. HSM_UNAVAILABLE when
+   * the module cannot be loaded, HSM_TOKEN_NOT_FOUND when no slot holds the token, HSM_PIN_WRONG
+   * for a PIN the token refuses (it may lock the PIN after several: the token's own rule).
+   */
+  static async open(options: TokenOptions): Promise<Pkcs11Token> {
+    const binding = (await import('pkcs11js')).default;
+    const p11 = new binding.PKCS11();
+    try {
+      p11.load(options.module);
+      p11.C_Initialize();
+    } catch (e) {
+      throw new DkmsError('HSM_UNAVAILABLE', `cannot load the PKCS#11 module ${options.module}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    try {
+      // Token labels are 32 bytes, padded with spaces.
+      const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === options.token);
+      if (slot === undefined) throw new DkmsError('HSM_TOKEN_NOT_FOUND', `no token labelled '${options.token}' in ${options.module}`);
+      const session = p11.C_OpenSession(slot, binding.CKF_SERIAL_SESSION | binding.CKF_RW_SESSION);
+      try {
+        p11.C_Login(session, binding.CKU_USER, options.pin);
+      } catch (e) {
+        const ckr = ckrOf(binding, e);
+        p11.C_CloseSession(session);
+        if (ckr === 'CKR_PIN_INCORRECT' || ckr === 'CKR_PIN_LEN_RANGE') throw new DkmsError('HSM_PIN_WRONG', `the PIN for token '${options.token}' is wrong`);
+        if (ckr === 'CKR_PIN_LOCKED')
+          throw new DkmsError('HSM_PIN_WRONG', `the PIN of token '${options.token}' is locked: its security officer must unlock it`);
+        throw new DkmsError('HSM_FAILED', `token '${options.token}' refused the login: ${ckr}`);
+      }
+      return new Pkcs11Token(binding, p11, session, options.token);
+    } catch (e) {
+      finalize(p11);
+      throw e;
+    }
+  }
+
+  /** Makes a new Ed25519 key pair in the token, its private half sensitive and never extractable; KEY_EXISTS for a label in use. */
+  createEd25519(label: string): Signer {
+    checkLabel(label);
+    const b = this.#binding;
+    if (this.#find(b.CKO_PRIVATE_KEY, label).length > 0) throw new DkmsError('KEY_EXISTS', `token '${this.label}' already holds a key labelled '${label}'`);
+    const common = [
+      { type: b.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+      { type: b.CKA_TOKEN, value: true },
+      { type: b.CKA_LABEL, value: label },
+    ];
+    this.#call('make a key', () =>
+      this.#p11.C_GenerateKeyPair(
+        this.#session,
+        { mechanism: CKM_EC_EDWARDS_KEY_PAIR_GEN },
+        [...common, { type: b.CKA_CLASS, value: b.CKO_PUBLIC_KEY }, { type: b.CKA_VERIFY, value: true }, { type: b.CKA_EC_PARAMS, value: ED25519_PARAMS }],
+        [
+          ...common,
+          { type: b.CKA_CLASS, value: b.CKO_PRIVATE_KEY },
+          { type: b.CKA_PRIVATE, value: true },
+          { type: b.CKA_SIGN, value: true },
+          { type: b.CKA_SENSITIVE, value: true },
+          { type: b.CKA_EXTRACTABLE, value: false },
+        ],
+      ),
+    );
+    return this.signer(label);
+  }
+
+  /** A signer for the token's Ed25519 key `label`; HSM_KEY_NOT_FOUND when it holds none. */
+  signer(label: string): Signer {
+    const b = this.#binding;
+    const [privateKey] = this.#find(b.CKO_PRIVATE_KEY, label);
+    if (privateKey === undefined) throw new DkmsError('HSM_KEY_NOT_FOUND', `token '${this.label}' holds no key labelled '${label}'`);
+    const publicKey = this.#publicKey(label);
+    return {
+      ...publicKeyForms('ed25519', publicKey),
+      sign: (message) =>
+        this.#call('sign', () => {
+          this.#p11.C_SignInit(this.#session, { mechanism: CKM_EDDSA }, privateKey);
+          return new Uint8Array(this.#p11.C_Sign(this.#session, Buffer.from(message), Buffer.alloc(64)));
+        }),
+    };
+  }
+
+  /** The token's Ed25519 keys, by label. */
+  keys(): TokenKey[] {
+    const b = this.#binding;
+    const labels = this.#find(b.CKO_PUBLIC_KEY).map((h) => this.#attribute(h, b.CKA_LABEL).toString('utf8'));
+    return [...new Set(labels)].sort().map((label) => ({ label, type: 'ed25519' as const, publicKey: this.#publicKey(label) }));
+  }
+
+  /** Logs out and unloads the module. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#p11.C_Logout(this.#session);
+      this.#p11.C_CloseSession(this.#session);
+    } finally {
+      finalize(this.#p11);
+    }
+  }
+
+  #publicKey(label: string): Uint8Array {
+    const [handle] = this.#find(this.#binding.CKO_PUBLIC_KEY, label);
+    if (handle === undefined) throw new DkmsError('HSM_KEY_NOT_FOUND', `token '${this.label}' holds no public key labelled '${label}'`);
+    // CKA_EC_POINT is the DER OCTET STRING of the 32-byte key: 04 20 ‖ key.
+    const point = this.#attribute(handle, this.#binding.CKA_EC_POINT);
+    if (point.length !== 34 || point[0] !== 0x04 || point[1] !== 0x20)
+      throw new DkmsError('HSM_FAILED', `key '${label}' in token '${this.label}' is not an Ed25519 key`);
+    return new Uint8Array(point.subarray(2));
+  }
+
+  /** Ed25519 objects of `cls`, with `label` when given. */
+  #find(cls: number, label?: string): Handle[] {
+    const b = this.#binding;
+    const template = [
+      { type: b.CKA_CLASS, value: cls },
+      { type: b.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
+      ...(label === undefined ? [] : [{ type: b.CKA_LABEL, value: label }]),
+    ];
+    return this.#call('find keys', () => {
+      this.#p11.C_FindObjectsInit(this.#session, template);
+      try {
+        return this.#p11.C_FindObjects(this.#session, 1024);
+      } finally {
+        this.#p11.C_FindObjectsFinal(this.#session);
+      }
+    });
+  }
+
+  #attribute(handle: Handle, type: number): Buffer {
+    const [found] = this.#call('read an attribute', () => this.#p11.C_GetAttributeValue(this.#session, handle, [{ type }]));
+    if (!(found?.value instanceof Buffer)) throw new DkmsError('HSM_FAILED', `token '${this.label}' gave no value for attribute ${type}`);
+    return found.value;
+  }
+
+  /** Runs a PKCS#11 call; a failure becomes HSM_FAILED naming what was being done and the token's CKR_… code. */
+  #call<T>(what: string, fn: () => T): T {
+    if (this.#closed) throw new DkmsError('HSM_FAILED', `token '${this.label}' is closed`);
+    try {
+      return fn();
+    } catch (e) {
+      if (e instanceof DkmsError) throw e;
+      throw new DkmsError('HSM_FAILED', `token '${this.label}' could not ${what}: ${ckrOf(this.#binding, e)}`);
+    }
+  }
+}
+
+function finalize(p11: Pkcs11js.PKCS11): void {
+  try {
+    p11.C_Finalize();
+  } finally {
+    p11.close();
+  }
+}
+
+function checkLabel(label: string): void {
+  if (!/^[\x20-\x7e]{1,128}$/.test(label)) {
+    throw new DkmsError('BAD_INPUT', 'a token key label is 1 to 128 printable ASCII characters');
+  }
+}

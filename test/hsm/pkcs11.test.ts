@@ -1,0 +1,150 @@
+/**
+ * Keys in a PKCS#11 token, against Debian's SoftHSM2 with a token of the test's own (its store in
+ * a temporary directory, named by SOFTHSM2_CONF): an Ed25519 key made there signs inside it, and
+ * node:crypto and the ledger accept its signatures; its private value can be neither read nor
+ * wrapped out, as the token itself says when asked directly; a wrong PIN, an unknown token, a
+ * module that is not there and an unknown key each give their own code.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pkcs11js from 'pkcs11js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ed25519Verify, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
+import { ALL_FLAGS } from '../../src/policy/flags.js';
+import { Pkcs11Token } from '../../src/hsm/pkcs11.js';
+import { policyCreate, signEvent } from '../../src/ledger/build.js';
+import { expectCodeAsync } from '../helpers/errors.js';
+import { commitment, nodeSigner, openNode } from '../helpers/ledger.js';
+import { suiteDirs } from '../helpers/tmp.js';
+
+const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+const TOKEN = 'dkms-test';
+const PIN = '4321-test';
+
+describe('keys in a PKCS#11 token (SoftHSM2)', () => {
+  const dirs = suiteDirs('dkms-hsm-');
+  let saved: string | undefined;
+
+  beforeAll(() => {
+    const dir = dirs();
+    const conf = join(dir, 'softhsm2.conf');
+    writeFileSync(conf, `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
+    saved = process.env['SOFTHSM2_CONF'];
+    process.env['SOFTHSM2_CONF'] = conf;
+    const made = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', TOKEN, '--pin', PIN, '--so-pin', 'so-pin-5678'], { encoding: 'utf8' });
+    expect(made.status, made.stderr).toBe(0);
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env['SOFTHSM2_CONF'];
+    else process.env['SOFTHSM2_CONF'] = saved;
+  });
+
+  const open = () => Pkcs11Token.open({ module: MODULE, token: TOKEN, pin: PIN });
+
+  it('makes an Ed25519 key that signs inside the token; node:crypto verifies, and a later session finds it by label', async () => {
+    const token = await open();
+    let multikey: string;
+    try {
+      const signer = token.createEd25519('admin');
+      multikey = signer.multikey;
+      expect(multikey).toBe(encodePublicKey('ed25519', signer.publicKey));
+      const message = new TextEncoder().encode('signed in the token');
+      const signature = signer.sign(message);
+      expect(signature).toHaveLength(64);
+      expect(ed25519Verify(signer.publicKey, message, signature)).toBe(true);
+      expect(ed25519Verify(signer.publicKey, new TextEncoder().encode('another message'), signature)).toBe(false);
+      expect(
+        (
+          await expectCodeAsync(
+            Promise.resolve().then(() => token.createEd25519('admin')),
+            'KEY_EXISTS',
+          )
+        ).message,
+      ).toContain("'admin'");
+    } finally {
+      token.close();
+    }
+    const later = await open();
+    try {
+      const again = later.signer('admin');
+      expect(again.multikey).toBe(multikey);
+      expect(later.keys().map((k) => k.label)).toEqual(['admin']);
+      await expectCodeAsync(
+        Promise.resolve().then(() => later.signer('nobody')),
+        'HSM_KEY_NOT_FOUND',
+      );
+    } finally {
+      later.close();
+    }
+  });
+
+  it('keeps the private value in the token: reading it and wrapping it out are refused by the token itself', async () => {
+    (await open()).close();
+    const p11 = new pkcs11js.PKCS11();
+    p11.load(MODULE);
+    p11.C_Initialize();
+    try {
+      const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === TOKEN);
+      expect(slot).toBeDefined();
+      const session = p11.C_OpenSession(slot as Buffer, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      p11.C_Login(session, pkcs11js.CKU_USER, PIN);
+      p11.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_LABEL, value: 'admin' },
+      ]);
+      const [key] = p11.C_FindObjects(session, 2);
+      p11.C_FindObjectsFinal(session);
+      expect(key).toBeDefined();
+      const flags = p11.C_GetAttributeValue(session, key as Buffer, [
+        { type: pkcs11js.CKA_SENSITIVE },
+        { type: pkcs11js.CKA_EXTRACTABLE },
+        { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+      ]);
+      expect(flags.map((f) => (f.value as Buffer)[0])).toEqual([1, 0, 1]);
+      expect(() => p11.C_GetAttributeValue(session, key as Buffer, [{ type: pkcs11js.CKA_VALUE }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      const kek = p11.C_GenerateKey(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_WRAP, value: true },
+      ]);
+      expect(() => p11.C_WrapKey(session, { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD }, kek, key as Buffer, Buffer.alloc(256))).toThrow(
+        /CKR_KEY_UNEXTRACTABLE/,
+      );
+      p11.C_Logout(session);
+      p11.C_CloseSession(session);
+    } finally {
+      p11.C_Finalize();
+      p11.close();
+    }
+  });
+
+  it("signs a ledger event the ledger accepts: a policy whose first agent's key never left the token", async () => {
+    const token = await open();
+    try {
+      const admin = token.createEd25519('ledger-admin');
+      const recovery = token.createEd25519('ledger-recovery');
+      const node = await openNode(dirs(), nodeSigner());
+      try {
+        const kx = encodePublicKey('x25519', x25519Generate().publicKey);
+        const event = signEvent(policyCreate([{ key: admin.multikey, kx, flags: ALL_FLAGS }], commitment([recovery])), [admin]);
+        const receipt = await node.submit(event);
+        expect(receipt.subject).toMatch(/^policy:/);
+        expect(event.sigs[0]?.kid).toBe(admin.multikey);
+      } finally {
+        await node.close();
+      }
+    } finally {
+      token.close();
+    }
+  });
+
+  it('refuses a wrong PIN, an unknown token and a missing module, each with its code', async () => {
+    await expectCodeAsync(Pkcs11Token.open({ module: MODULE, token: TOKEN, pin: 'not-the-pin' }), 'HSM_PIN_WRONG');
+    await expectCodeAsync(Pkcs11Token.open({ module: MODULE, token: 'no-such-token', pin: PIN }), 'HSM_TOKEN_NOT_FOUND');
+    await expectCodeAsync(Pkcs11Token.open({ module: join(dirs(), 'missing.so'), token: TOKEN, pin: PIN }), 'HSM_UNAVAILABLE');
+    // The right PIN still works: the wrong one did not lock the token.
+    (await open()).close();
+  });
+});
