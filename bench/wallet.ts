@@ -5,6 +5,7 @@
  * - get: a bare SQLite select by key plus one AES-256-GCM open;
  * - open: one Argon2id derivation at the tier's parameters.
  * Rekey time is reported at 1k, 10k and 100k items: it should not grow with the item count.
+ * Signing in a PKCS#11 token (SoftHSM2), beside raw PKCS#11 signing and software: bench/token.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import Database from 'better-sqlite3';
 import { KDF_TIERS, argon2idDerive, newArgon2idParams, open, randomBytes, seal, type KdfTier } from '../src/crypto/index.js';
 import { Wallet, passphraseSecret, rawSecret } from '../src/wallet/index.js';
 import { median, millis, opsPerSecond, report, round } from './report.js';
+import { tokenSigning } from './token.js';
 
 const VALUE_BYTES = 256;
 const OPS = 3000;
@@ -115,6 +117,7 @@ export async function walletBench(): Promise<void> {
     await putAndGet(dir);
     await rekeyScaling(dir);
     await openTimes(dir);
+    await tokenSigning(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,8 @@
  * The PKCS#11 binding (pkcs11js, a native addon) is loaded only when a token is opened.
  */
 import { DkmsError } from '../errors.js';
+import { equalBytes, utf8 } from '../crypto/bytes.js';
+import { sha256 } from '../crypto/hash.js';
 import { publicKeyForms, type Signer } from '../crypto/key-handle.js';
 import type * as Pkcs11js from 'pkcs11js';
 
@@ -53,13 +55,15 @@ export class Pkcs11Token {
   readonly #binding: Binding;
   readonly #p11: Pkcs11js.PKCS11;
   readonly #session: Handle;
+  readonly #module: string;
   readonly label: string;
   #closed = false;
 
-  private constructor(binding: Binding, p11: Pkcs11js.PKCS11, session: Handle, label: string) {
+  private constructor(binding: Binding, p11: Pkcs11js.PKCS11, session: Handle, module: string, label: string) {
     this.#binding = binding;
     this.#p11 = p11;
     this.#session = session;
+    this.#module = module;
     this.label = label;
   }
 
@@ -70,31 +74,22 @@ export class Pkcs11Token {
    */
   static async open(options: TokenOptions): Promise<Pkcs11Token> {
     const binding = (await import('pkcs11js')).default;
-    const p11 = new binding.PKCS11();
-    try {
-      p11.load(options.module);
-      p11.C_Initialize();
-    } catch (e) {
-      throw new DkmsError('HSM_UNAVAILABLE', `cannot load the PKCS#11 module ${options.module}: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    const loaded = loadModule(binding, options.module);
+    const p11 = loaded.p11;
     try {
       // Token labels are 32 bytes, padded with spaces.
       const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === options.token);
       if (slot === undefined) throw new DkmsError('HSM_TOKEN_NOT_FOUND', `no token labelled '${options.token}' in ${options.module}`);
       const session = p11.C_OpenSession(slot, binding.CKF_SERIAL_SESSION | binding.CKF_RW_SESSION);
       try {
-        p11.C_Login(session, binding.CKU_USER, options.pin);
+        logIn(binding, loaded, session, options);
       } catch (e) {
-        const ckr = ckrOf(binding, e);
         p11.C_CloseSession(session);
-        if (ckr === 'CKR_PIN_INCORRECT' || ckr === 'CKR_PIN_LEN_RANGE') throw new DkmsError('HSM_PIN_WRONG', `the PIN for token '${options.token}' is wrong`);
-        if (ckr === 'CKR_PIN_LOCKED')
-          throw new DkmsError('HSM_PIN_WRONG', `the PIN of token '${options.token}' is locked: its security officer must unlock it`);
-        throw new DkmsError('HSM_FAILED', `token '${options.token}' refused the login: ${ckr}`);
+        throw e;
       }
-      return new Pkcs11Token(binding, p11, session, options.token);
+      return new Pkcs11Token(binding, p11, session, options.module, options.token);
     } catch (e) {
-      finalize(p11);
+      unloadModule(options.module);
       throw e;
     }
   }
@@ -155,10 +150,16 @@ export class Pkcs11Token {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      this.#p11.C_Logout(this.#session);
+      const loaded = modules.get(this.#module);
+      const login = loaded?.logins.get(this.label);
+      // The login is the token's, shared by every session on it: the last one out logs out.
+      if (login !== undefined && --login.count === 0) {
+        loaded?.logins.delete(this.label);
+        this.#p11.C_Logout(this.#session);
+      }
       this.#p11.C_CloseSession(this.#session);
     } finally {
-      finalize(this.#p11);
+      unloadModule(this.#module);
     }
   }
 
@@ -208,11 +209,68 @@ export class Pkcs11Token {
   }
 }
 
-function finalize(p11: Pkcs11js.PKCS11): void {
+/**
+ * A PKCS#11 module is initialised once per process, however many of its tokens are open (a
+ * second C_Initialize is refused), and finalised when the last one closes.
+ */
+interface LoadedModule {
+  readonly p11: Pkcs11js.PKCS11;
+  users: number;
+  /** The tokens logged in, by label: how many open Pkcs11Tokens share the login, and the PIN's digest. */
+  readonly logins: Map<string, { count: number; pin: Uint8Array }>;
+}
+
+const modules = new Map<string, LoadedModule>();
+
+function loadModule(binding: Binding, path: string): LoadedModule {
+  const loaded = modules.get(path);
+  if (loaded !== undefined) {
+    loaded.users += 1;
+    return loaded;
+  }
+  const p11 = new binding.PKCS11();
   try {
-    p11.C_Finalize();
+    p11.load(path);
+    p11.C_Initialize();
+  } catch (e) {
+    throw new DkmsError('HSM_UNAVAILABLE', `cannot load the PKCS#11 module ${path}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const made = { p11, users: 1, logins: new Map<string, { count: number; pin: Uint8Array }>() };
+  modules.set(path, made);
+  return made;
+}
+
+/**
+ * Logs in as the token's user, once per token: a token already logged in in this process (its
+ * login holds for every session) is joined only with the same PIN, checked against its digest.
+ */
+function logIn(binding: Binding, loaded: LoadedModule, session: Handle, options: TokenOptions): void {
+  const pin = sha256(utf8(options.pin));
+  const login = loaded.logins.get(options.token);
+  if (login !== undefined) {
+    if (!equalBytes(login.pin, pin)) throw new DkmsError('HSM_PIN_WRONG', `the PIN for token '${options.token}' is wrong`);
+    login.count += 1;
+    return;
+  }
+  try {
+    loaded.p11.C_Login(session, binding.CKU_USER, options.pin);
+  } catch (e) {
+    const ckr = ckrOf(binding, e);
+    if (ckr === 'CKR_PIN_INCORRECT' || ckr === 'CKR_PIN_LEN_RANGE') throw new DkmsError('HSM_PIN_WRONG', `the PIN for token '${options.token}' is wrong`);
+    if (ckr === 'CKR_PIN_LOCKED') throw new DkmsError('HSM_PIN_WRONG', `the PIN of token '${options.token}' is locked: its security officer must unlock it`);
+    throw new DkmsError('HSM_FAILED', `token '${options.token}' refused the login: ${ckr}`);
+  }
+  loaded.logins.set(options.token, { count: 1, pin });
+}
+
+function unloadModule(path: string): void {
+  const loaded = modules.get(path);
+  if (loaded === undefined || --loaded.users > 0) return;
+  modules.delete(path);
+  try {
+    loaded.p11.C_Finalize();
   } finally {
-    p11.close();
+    loaded.p11.close();
   }
 }
 

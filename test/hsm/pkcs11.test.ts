@@ -140,6 +140,28 @@ describe('keys in a PKCS#11 token (SoftHSM2)', () => {
     }
   });
 
+  it('opens a token twice in one process (the module is initialised once): closing one leaves the other signing', async () => {
+    const first = await open();
+    const second = await open();
+    try {
+      // Joining a token already logged in still needs its PIN.
+      await expectCodeAsync(Pkcs11Token.open({ module: MODULE, token: TOKEN, pin: 'not-the-pin' }), 'HSM_PIN_WRONG');
+      const signer = first.createEd25519('twice');
+      first.close();
+      const message = new TextEncoder().encode('after the other closed');
+      expect(ed25519Verify(signer.publicKey, message, second.signer('twice').sign(message))).toBe(true);
+      await expectCodeAsync(
+        Promise.resolve().then(() => signer.sign(message)),
+        'HSM_FAILED',
+      );
+    } finally {
+      first.close();
+      second.close();
+    }
+    // Everything closed: the module was finalised, and opens again.
+    (await open()).close();
+  });
+
   it('refuses a wrong PIN, an unknown token and a missing module, each with its code', async () => {
     await expectCodeAsync(Pkcs11Token.open({ module: MODULE, token: TOKEN, pin: 'not-the-pin' }), 'HSM_PIN_WRONG');
     await expectCodeAsync(Pkcs11Token.open({ module: MODULE, token: 'no-such-token', pin: PIN }), 'HSM_TOKEN_NOT_FOUND');
