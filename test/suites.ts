@@ -16,6 +16,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/agent/standing.test.ts',
   'test/agent/connection-log.test.ts',
   'test/cli/session-client.test.ts',
+  'test/hsm/uri.test.ts',
   'test/base/*.test.ts',
   'test/crypto/*.test.ts',
   'test/didcomm/*.test.ts',
