@@ -162,14 +162,18 @@ export function createInvitation(agent: EdgeAgent, options: { flags: number; lab
 
 /** A device's label as the other side will keep it (BAD_INPUT otherwise): checked before anything is written or sent. */
 export function checkLabel(label: string): void {
-  if (label.length === 0 || label.length > 64 || /\p{Cc}/u.test(label))
-    throw new DkmsError('BAD_INPUT', 'a device label is 1 to 64 characters, none of them control characters');
+  checkShortName(label, 'a device label');
+}
+
+/** BAD_INPUT unless `value` (`what`, for the message) is 1 to 64 characters, none of them control characters. */
+function checkShortName(value: string, what: string): void {
+  if (value.length === 0 || value.length > 64 || /\p{Cc}/u.test(value))
+    throw new DkmsError('BAD_INPUT', `${what} is 1 to 64 characters, none of them control characters`);
 }
 
 /** A name for other owners to see (BAD_INPUT otherwise): 1 to 64 characters, none of them control characters. */
 export function checkNameForPeers(name: string): void {
-  if (name.length === 0 || name.length > 64 || /\p{Cc}/u.test(name))
-    throw new DkmsError('BAD_INPUT', 'a name is 1 to 64 characters, none of them control characters');
+  checkShortName(name, 'a name');
 }
 
 /**

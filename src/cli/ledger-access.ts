@@ -56,10 +56,12 @@ export function rememberLedger(ctx: Context, url: string): void {
 
 /** The ledger node keys given to trust: the flags, else trust.json, else config.json (none: trust on first use). */
 export function configuredNodeKeys(ctx: Context): readonly string[] {
+  return nodeKeysOf(ctx, readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {}), readJsonFile(join(ctx.home, 'config.json'), Config, {}));
+}
+
+function nodeKeysOf(ctx: Context, trust: z.infer<typeof TrustFile>, config: z.infer<typeof Config>): readonly string[] {
   const nodeKeys = [...(ctx.options.trust ?? []), ...(ctx.options.nodeKey ?? [])];
-  if (nodeKeys.length > 0) return nodeKeys;
-  const trust = readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {});
-  return trust.nodeKeys ?? readJsonFile(join(ctx.home, 'config.json'), Config, {}).nodeKeys ?? [];
+  return nodeKeys.length > 0 ? nodeKeys : (trust.nodeKeys ?? config.nodeKeys ?? []);
 }
 
 /**
@@ -69,13 +71,13 @@ export function configuredNodeKeys(ctx: Context): readonly string[] {
 export function ledgerClient(ctx: Context, flag: string | undefined, options: { remember?: boolean } = {}): LedgerClient {
   const config = readJsonFile(join(ctx.home, 'config.json'), Config, {});
   const trust = readJsonFile(join(ctx.home, 'trust.json'), TrustFile, {});
-  const trustedKeys = configuredNodeKeys(ctx);
+  const trustedKeys = nodeKeysOf(ctx, trust, config);
   const witnessKeys = ctx.options.witnessKey ?? trust.witnessKeys;
   const quorum = ctx.options.quorum ?? trust.quorum ?? config.quorum;
   const maxAge = ctx.options.maxHeadAge ?? trust.maxHeadAgeSeconds;
   return persistentLedgerClient(join(ctx.home, 'ledger-client.json'), ledgerUrl(ctx, flag), {
     ...(options.remember === false ? { readOnly: true } : { cachePath: join(ctx.home, 'ledger-cache.json') }),
-    ...(trustedKeys === undefined || trustedKeys.length === 0 ? {} : { trustedKeys }),
+    ...(trustedKeys.length === 0 ? {} : { trustedKeys }),
     ...(witnessKeys === undefined ? {} : { witnessKeys }),
     ...(quorum === undefined ? {} : { quorum }),
     ...(maxAge === undefined ? {} : { maxHeadAgeMs: maxAge * 1000 }),

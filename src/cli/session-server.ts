@@ -13,13 +13,13 @@
  * (the agent's handling of its mailbox, the automatic backup).
  */
 import { lstatSync, rmSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { DkmsError, ERROR_CODES } from '../errors.js';
 import type { Wallet } from '../wallet/index.js';
 import type { RunPlace } from './run-place.js';
 import { CancelSteps, type CommandIo } from './io.js';
-import { commandOf, runsHere } from './session-client.js';
+import { commandOf, connectSession, runsHere } from './session-client.js';
 import { MAX_STDIN_BYTES, SESSION_PROTOCOL, readFrames, send, socketPath, type SessionStatus } from './session-protocol.js';
 import { version } from './version.js';
 
@@ -302,14 +302,8 @@ async function clearStaleSocket(path: string): Promise<void> {
   const stat = lstatSync(path, { throwIfNoEntry: false });
   if (stat === undefined) return;
   if (!stat.isSocket()) throw new DkmsError('IO_ERROR', `${path} exists and is not a socket: remove it, then unlock again`);
-  const answered = await new Promise<boolean>((resolve) => {
-    const probe = connect(path);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once('error', () => resolve(false));
-  });
-  if (answered) throw new DkmsError('SESSION_ACTIVE', `an unlock session already runs for this data directory (${path})`);
+  const probe = await connectSession(path);
+  probe?.destroy();
+  if (probe !== undefined) throw new DkmsError('SESSION_ACTIVE', `an unlock session already runs for this data directory (${path})`);
   rmSync(path, { force: true });
 }

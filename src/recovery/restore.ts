@@ -124,12 +124,12 @@ interface Found {
   readonly cloud?: Cloud;
 }
 
-/** The newest backup that passes `checkOwner` (or the version asked for), the policy it is of, and its cloud agent. */
 /** BACKUP_NOT_FOUND's words for a recovery secret the agency keeps no backup under. */
 export function noBackupMessage(agency: string): string {
   return `${agency.replace(/\/+$/, '')} holds no backup for this recovery secret. It may be an outdated one: a later \`dkms recovery setup\` or trustee change replaced it and deleted its backups (use your newest paper, or your trustees). Or the backups are at another agency (--agency), or the secret is not yours`;
 }
 
+/** The newest backup that passes `checkOwner` (or the version asked for), the policy it is of, and its cloud agent. */
 async function findBackup(keys: RecoveryKeys, options: RestoreOptions, ledger: EdgeAgent['ledger']): Promise<Found> {
   const clientOptions = options.fetch === undefined ? {} : { fetch: options.fetch };
   if (options.backup !== undefined) {

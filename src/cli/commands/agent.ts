@@ -14,21 +14,34 @@ import { parseKdfTier } from '../options.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
-  const [pairing, { initFirstAgent, provisionKeys, registerCloudAgent }, revocation, { ALL_HANDLERS }, access, { Context }, secrets, ledger, output, qr] =
-    await Promise.all([
-      import('../../agent/pairing.js'),
-      import('../../agent/provision.js'),
-      import('../../agent/revocation.js'),
-      import('../../recovery/protocols.js'),
-      import('../agent-access.js'),
-      import('../context.js'),
-      import('../secrets.js'),
-      import('../ledger-access.js'),
-      import('../output.js'),
-      import('../../qr.js'),
-    ]);
+  const [
+    pairing,
+    { initFirstAgent, provisionKeys, registerCloudAgent },
+    revocation,
+    { ALL_HANDLERS },
+    access,
+    { Context },
+    secrets,
+    ledger,
+    output,
+    qr,
+    { nameForPeers },
+  ] = await Promise.all([
+    import('../../agent/pairing.js'),
+    import('../../agent/provision.js'),
+    import('../../agent/revocation.js'),
+    import('../../recovery/protocols.js'),
+    import('../agent-access.js'),
+    import('../context.js'),
+    import('../secrets.js'),
+    import('../ledger-access.js'),
+    import('../output.js'),
+    import('../../qr.js'),
+    import('../../agent/agent-store.js'),
+  ]);
   return {
     ...pairing,
+    nameForPeers,
     initFirstAgent,
     provisionKeys,
     registerCloudAgent,
@@ -155,12 +168,12 @@ export function agentCommand(): Command {
     .description("show, or choose, the name other owners see for you (in connection invitations and answers; default: this device's label)")
     .argument('[name]', 'the new name, 1 to 64 characters')
     .action(async (name: string | undefined, _opts: unknown, cmd: Command) => {
-      const { Context, withAgent, emit, checkNameForPeers, setNameForPeers } = await load();
+      const { Context, withAgent, emit, checkNameForPeers, nameForPeers, setNameForPeers } = await load();
       const ctx = Context.of(cmd);
       // Checked before the wallet is opened.
       if (name !== undefined) checkNameForPeers(name);
       const profile = await withAgent(ctx, async (a) => (name === undefined ? a.profile : setNameForPeers(a, name)));
-      const shown = profile.name ?? profile.label;
+      const shown = nameForPeers(profile);
       emit(ctx, { name: shown, chosen: profile.name !== undefined, label: profile.label }, () =>
         name === undefined
           ? `other owners see you as '${shown}'${profile.name === undefined ? " (this device's label: choose a name with `dkms agent name NAME`)" : ''}`
