@@ -11,6 +11,7 @@ const LAYERS = [
   ['ledger', '^src/ledger/'],
   ['did', '^src/did/'],
   ['didcomm', '^src/didcomm/'],
+  ['custody', '^src/custody/'],
   ['agency', '^src/agency/'],
   ['agent', '^src/agent/'],
   ['resolver', '^src/resolver/'],
