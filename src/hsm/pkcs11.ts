@@ -9,7 +9,7 @@
  * The PKCS#11 binding (pkcs11js, a native addon) is loaded only when a token is opened.
  */
 import { DkmsError } from '../errors.js';
-import { equalBytes, utf8 } from '../crypto/bytes.js';
+import { equalBytes, randomBytes, utf8 } from '../crypto/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { publicKeyForms, type Signer } from '../crypto/key-handle.js';
 import type * as Pkcs11js from 'pkcs11js';
@@ -20,6 +20,13 @@ const CKM_EC_EDWARDS_KEY_PAIR_GEN = 0x1055;
 const CKM_EDDSA = 0x1057;
 /** CKA_EC_PARAMS for Ed25519: the DER of its object identifier, 1.3.101.112 (RFC 8410). */
 const ED25519_PARAMS = Buffer.from('06032b6570', 'hex');
+/** CKA_APPLICATION of the counter objects dkms keeps in a token. */
+const COUNTER_APPLICATION = 'dkms';
+/** AES-256-GCM as dkms uses it in a token: a 96-bit nonce of ours, a 128-bit tag after the ciphertext. */
+const GCM_NONCE_BYTES = 12;
+const GCM_TAG_BYTES = 16;
+/** A counter object's value: an unsigned 64-bit big-endian integer. */
+const COUNTER_BYTES = 8;
 
 export interface TokenOptions {
   /** Path of the token's PKCS#11 module (a shared library), e.g. SoftHSM2's libsofthsm2.so. */
@@ -138,6 +145,132 @@ export class Pkcs11Token {
     };
   }
 
+  /** Makes a new AES-256 key in the token, sensitive and never extractable, that only encrypts and decrypts; KEY_EXISTS for a label in use. */
+  createAesKey(label: string): void {
+    checkLabel(label);
+    const b = this.#binding;
+    if (this.#findSecret(label) !== undefined) throw new DkmsError('KEY_EXISTS', `token '${this.label}' already holds a secret key labelled '${label}'`);
+    this.#call('make a key', () =>
+      this.#p11.C_GenerateKey(this.#session, { mechanism: b.CKM_AES_KEY_GEN }, [
+        { type: b.CKA_CLASS, value: b.CKO_SECRET_KEY },
+        { type: b.CKA_KEY_TYPE, value: b.CKK_AES },
+        { type: b.CKA_VALUE_LEN, value: 32 },
+        { type: b.CKA_TOKEN, value: true },
+        { type: b.CKA_PRIVATE, value: true },
+        { type: b.CKA_LABEL, value: label },
+        { type: b.CKA_ENCRYPT, value: true },
+        { type: b.CKA_DECRYPT, value: true },
+        { type: b.CKA_SENSITIVE, value: true },
+        { type: b.CKA_EXTRACTABLE, value: false },
+      ]),
+    );
+  }
+
+  /** Whether the token holds an AES key labelled `label`. */
+  hasAesKey(label: string): boolean {
+    return this.#findSecret(label) !== undefined;
+  }
+
+  /**
+   * Encrypts `plaintext` inside the token with its AES key `label` (AES-256-GCM): nonce ‖
+   * ciphertext ‖ tag. `aad` is authenticated, not encrypted. The nonce is random, drawn here.
+   */
+  encrypt(label: string, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+    const key = this.#secretKey(label);
+    const nonce = Buffer.from(randomBytes(GCM_NONCE_BYTES));
+    const sealed = this.#call('encrypt', () => {
+      this.#p11.C_EncryptInit(this.#session, this.#gcm(nonce, aad), key);
+      return this.#p11.C_Encrypt(this.#session, Buffer.from(plaintext), Buffer.alloc(plaintext.length + GCM_TAG_BYTES));
+    });
+    return new Uint8Array(Buffer.concat([nonce, sealed]));
+  }
+
+  /** Opens what {@link encrypt} sealed with the same key and `aad`; HSM_FAILED when it was altered or sealed by another key. */
+  decrypt(label: string, sealed: Uint8Array, aad: Uint8Array): Uint8Array {
+    const key = this.#secretKey(label);
+    if (sealed.length < GCM_NONCE_BYTES + GCM_TAG_BYTES) throw new DkmsError('HSM_FAILED', `token '${this.label}': the sealed value is too short`);
+    const nonce = Buffer.from(sealed.subarray(0, GCM_NONCE_BYTES));
+    const body = Buffer.from(sealed.subarray(GCM_NONCE_BYTES));
+    try {
+      this.#p11.C_DecryptInit(this.#session, this.#gcm(nonce, aad), key);
+      return new Uint8Array(this.#p11.C_Decrypt(this.#session, body, Buffer.alloc(body.length)));
+    } catch (e) {
+      if (e instanceof DkmsError) throw e;
+      // A GCM tag that does not verify is all the token reports (SoftHSM2 says CKR_GENERAL_ERROR).
+      throw new DkmsError(
+        'HSM_FAILED',
+        `token '${this.label}' could not decrypt with key '${label}': the value was altered or sealed by another key (${ckrOf(this.#binding, e)})`,
+      );
+    }
+  }
+
+  /**
+   * The value of the counter `label` (private data objects in the token), or undefined when there
+   * is none. Tokens may keep a data object's value read-only (SoftHSM2 does), so a counter moves by
+   * a new object replacing the old: should a crash leave both, the larger value is the counter.
+   */
+  counter(label: string): bigint | undefined {
+    let highest: bigint | undefined;
+    for (const handle of this.#findCounters(label)) {
+      const value = this.#attribute(handle, this.#binding.CKA_VALUE);
+      if (value.length !== COUNTER_BYTES) throw new DkmsError('HSM_FAILED', `counter '${label}' in token '${this.label}' is not ${COUNTER_BYTES} bytes`);
+      const n = value.readBigUInt64BE(0);
+      if (highest === undefined || n > highest) highest = n;
+    }
+    return highest;
+  }
+
+  /** Sets the counter `label` to `value`: the new object is made before the old ones are removed. */
+  setCounter(label: string, value: bigint): void {
+    checkLabel(label);
+    const b = this.#binding;
+    const bytes = Buffer.alloc(COUNTER_BYTES);
+    bytes.writeBigUInt64BE(value, 0);
+    const old = this.#findCounters(label);
+    const made = this.#call('make a counter', () =>
+      this.#p11.C_CreateObject(this.#session, [
+        { type: b.CKA_CLASS, value: b.CKO_DATA },
+        { type: b.CKA_TOKEN, value: true },
+        { type: b.CKA_PRIVATE, value: true },
+        { type: b.CKA_APPLICATION, value: COUNTER_APPLICATION },
+        { type: b.CKA_LABEL, value: label },
+        { type: b.CKA_VALUE, value: bytes },
+      ]),
+    );
+    for (const handle of old) if (!handle.equals(made)) this.#call('remove an old counter', () => this.#p11.C_DestroyObject(this.#session, handle));
+  }
+
+  #gcm(nonce: Buffer, aad: Uint8Array): Pkcs11js.Mechanism {
+    const b = this.#binding;
+    // tagBits must be given: without it the token makes no tag at all.
+    const parameter: Pkcs11js.GcmParams = { type: b.CK_PARAMS_GCM, iv: nonce, ivBits: GCM_NONCE_BYTES * 8, aad: Buffer.from(aad), tagBits: GCM_TAG_BYTES * 8 };
+    return { mechanism: b.CKM_AES_GCM, parameter };
+  }
+
+  #findSecret(label: string): Handle | undefined {
+    const b = this.#binding;
+    return this.#findTemplate([
+      { type: b.CKA_CLASS, value: b.CKO_SECRET_KEY },
+      { type: b.CKA_KEY_TYPE, value: b.CKK_AES },
+      { type: b.CKA_LABEL, value: label },
+    ])[0];
+  }
+
+  #secretKey(label: string): Handle {
+    const key = this.#findSecret(label);
+    if (key === undefined) throw new DkmsError('HSM_KEY_NOT_FOUND', `token '${this.label}' holds no AES key labelled '${label}'`);
+    return key;
+  }
+
+  #findCounters(label: string): Handle[] {
+    const b = this.#binding;
+    return this.#findTemplate([
+      { type: b.CKA_CLASS, value: b.CKO_DATA },
+      { type: b.CKA_APPLICATION, value: COUNTER_APPLICATION },
+      { type: b.CKA_LABEL, value: label },
+    ]);
+  }
+
   /** The token's Ed25519 keys, by label. */
   keys(): TokenKey[] {
     const b = this.#binding;
@@ -176,12 +309,15 @@ export class Pkcs11Token {
   /** Ed25519 objects of `cls`, with `label` when given. */
   #find(cls: number, label?: string): Handle[] {
     const b = this.#binding;
-    const template = [
+    return this.#findTemplate([
       { type: b.CKA_CLASS, value: cls },
       { type: b.CKA_KEY_TYPE, value: CKK_EC_EDWARDS },
       ...(label === undefined ? [] : [{ type: b.CKA_LABEL, value: label }]),
-    ];
-    return this.#call('find keys', () => {
+    ]);
+  }
+
+  #findTemplate(template: Pkcs11js.Template): Handle[] {
+    return this.#call('find objects', () => {
       this.#p11.C_FindObjectsInit(this.#session, template);
       try {
         return this.#p11.C_FindObjects(this.#session, 1024);

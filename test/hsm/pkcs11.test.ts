@@ -140,6 +140,64 @@ describe('keys in a PKCS#11 token (SoftHSM2)', () => {
     }
   });
 
+  it('seals with a non-extractable AES key in the token (AES-256-GCM): only that key and the same associated data open it', async () => {
+    const token = await open();
+    try {
+      token.createAesKey('wallet-wrap');
+      expect(token.hasAesKey('wallet-wrap')).toBe(true);
+      expect(token.hasAesKey('other')).toBe(false);
+      await expectCodeAsync(
+        Promise.resolve().then(() => token.createAesKey('wallet-wrap')),
+        'KEY_EXISTS',
+      );
+      token.createAesKey('another');
+      const secret = new Uint8Array(32).fill(7);
+      const aad = new TextEncoder().encode('wallet 1');
+      const sealed = token.encrypt('wallet-wrap', secret, aad);
+      expect(sealed).toHaveLength(12 + 32 + 16);
+      // A fresh nonce each time.
+      expect(Buffer.from(token.encrypt('wallet-wrap', secret, aad)).equals(Buffer.from(sealed))).toBe(false);
+      expect(token.decrypt('wallet-wrap', sealed, aad)).toEqual(secret);
+      const flipped = sealed.slice();
+      flipped[20] = (flipped[20] as number) ^ 1;
+      for (const [label, value, data] of [
+        ['wallet-wrap', flipped, aad],
+        ['wallet-wrap', sealed, new TextEncoder().encode('wallet 2')],
+        ['another', sealed, aad],
+      ] as const) {
+        await expectCodeAsync(
+          Promise.resolve().then(() => token.decrypt(label, value, data)),
+          'HSM_FAILED',
+        );
+      }
+      await expectCodeAsync(
+        Promise.resolve().then(() => token.decrypt('missing', sealed, aad)),
+        'HSM_KEY_NOT_FOUND',
+      );
+    } finally {
+      token.close();
+    }
+  });
+
+  it('keeps a counter in the token that a later session reads back', async () => {
+    const token = await open();
+    try {
+      expect(token.counter('generation:w1')).toBeUndefined();
+      token.setCounter('generation:w1', 1n);
+      token.setCounter('generation:w1', 5n);
+      token.setCounter('generation:w2', 2n ** 40n);
+    } finally {
+      token.close();
+    }
+    const later = await open();
+    try {
+      expect(later.counter('generation:w1')).toBe(5n);
+      expect(later.counter('generation:w2')).toBe(2n ** 40n);
+    } finally {
+      later.close();
+    }
+  });
+
   it('opens a token twice in one process (the module is initialised once): closing one leaves the other signing', async () => {
     const first = await open();
     const second = await open();
