@@ -19,6 +19,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/hsm/uri.test.ts',
   'test/base/*.test.ts',
   'test/crypto/*.test.ts',
+  'test/custody/audit.test.ts',
   'test/didcomm/*.test.ts',
   'test/docs/*.test.ts',
   'test/ledger/derived.test.ts',
