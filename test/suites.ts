@@ -20,6 +20,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/base/*.test.ts',
   'test/crypto/*.test.ts',
   'test/custody/audit.test.ts',
+  'test/custody/custodians.test.ts',
   'test/didcomm/*.test.ts',
   'test/docs/*.test.ts',
   'test/ledger/derived.test.ts',
