@@ -31,20 +31,7 @@
  * its own last one, when they verify and continue its chain under its key; any other change
  * is AUDIT_TAMPERED and nothing is appended.
  */
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  fsyncSync,
-  ftruncateSync,
-  linkSync,
-  openSync,
-  readFileSync,
-  readSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import fs, { closeSync, constants, fstatSync, ftruncateSync, linkSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 import { canonicalBytes, canonicalJson, decodePublicKey, ed25519Verify, fromBase64url, fromUtf8, sha256, toBase64url } from '../crypto/index.js';
@@ -256,7 +243,7 @@ function create(path: string, signer: Signer): Loaded | undefined {
     linkSync(temp, path);
     const dir = openSync(dirname(path), 'r');
     try {
-      fsyncSync(dir);
+      fs.fsyncSync(dir);
     } finally {
       closeSync(dir);
     }
@@ -385,8 +372,8 @@ export class AuditLog {
   #write(fd: number, line: Buffer): void {
     let failure: unknown = 'short write';
     try {
-      if (writeSync(fd, line) === line.length) {
-        fsyncSync(fd);
+      if (fs.writeSync(fd, line) === line.length) {
+        fs.fsyncSync(fd);
         return;
       }
     } catch (e) {

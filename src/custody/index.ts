@@ -6,3 +6,4 @@
  */
 export * from './custodians.js';
 export * from './requests.js';
+export * from './audit.js';

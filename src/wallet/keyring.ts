@@ -23,14 +23,59 @@ import { DkmsError } from '../errors.js';
 import { KdfParams } from './secret.js';
 import type { StoredKeyring } from './store.js';
 
-export const KeyringHeader = z.strictObject({
-  format: z.literal(1),
-  kdf: KdfParams,
-  /** Incremented by each rekey; recorded in every wrapped KEK's ciphertext header. */
-  keyVersion: z.number().int().min(0).max(0xffffffff),
-  createdAt: z.string().max(40),
-  rekeyedAt: z.string().max(40).optional(),
+const b64 = (bytes: number) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/)
+    .length(Math.ceil((bytes * 4) / 3));
+
+/** The wallet's store key has a part sealed by an AES key in a PKCS#11 token (see protection.ts). */
+export const TokenFactor = z.strictObject({
+  /** The module it was bound with: where to look first (another path may be given when opening). */
+  module: z.string().min(1).max(4096),
+  token: z.string().min(1).max(32),
+  key: z.string().min(1).max(128),
+  /** The token part, sealed by the token's key: nonce ‖ ciphertext ‖ tag. */
+  sealed: b64(12 + 32 + 16),
 });
+export type TokenFactor = z.infer<typeof TokenFactor>;
+
+/** The wallet is under custodians: their set (opaque here, checked by its digest) and its mode. */
+export const CustodyFactor = z.strictObject({
+  set: z.string().min(1).max(64),
+  epoch: z.number().int().min(1).max(0xffffffff),
+  mode: z.enum(['unseal', 'approval']),
+  /** The custody set's canonical JSON, as the custody part wrote it. */
+  document: z.string().min(2).max(200_000),
+});
+export type CustodyFactor = z.infer<typeof CustodyFactor>;
+
+export const KeyringHeader = z
+  .strictObject({
+    /** 1: the store key comes from the passphrase (or raw key) alone. 2: from the factors below, with a generation. */
+    format: z.union([z.literal(1), z.literal(2)]),
+    kdf: KdfParams.optional(),
+    /** Format 2: the wallet's own id (16 bytes), which the token's counter and the custodians know it by. */
+    id: b64(16).optional(),
+    token: TokenFactor.optional(),
+    custody: CustodyFactor.optional(),
+    /** Format 2: raised by every change to keys or protection; a token or custodians remember the highest seen. */
+    generation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** Format 2: HMAC of the generation under a key from the store key, so an old copy cannot claim a newer one. */
+    generationMac: b64(32).optional(),
+    /** Incremented by each rekey; recorded in every wrapped KEK's ciphertext header. */
+    keyVersion: z.number().int().min(0).max(0xffffffff),
+    createdAt: z.string().max(40),
+    rekeyedAt: z.string().max(40).optional(),
+  })
+  .refine((h) =>
+    h.format === 1
+      ? h.kdf !== undefined && h.token === undefined && h.custody === undefined && h.id === undefined && h.generation === undefined
+      : h.id !== undefined &&
+        h.generation !== undefined &&
+        h.generationMac !== undefined &&
+        (h.kdf !== undefined || h.token !== undefined || h.custody?.mode === 'unseal'),
+  );
 export type KeyringHeader = z.infer<typeof KeyringHeader>;
 
 export const STORE_KEY_LABEL = 'dkms/wallet/v1/store-key';

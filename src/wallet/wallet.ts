@@ -9,21 +9,62 @@ import {
   DEFAULT_KDF_TIER,
   decodePublicKey,
   ed25519SignKey,
+  equalBytes,
+  hkdf,
+  open as aeadOpen,
   publicKeyForms,
   randomBytes,
+  seal,
+  toBase64url,
   toHex,
+  utf8,
   wipe,
   x25519AgreeKey,
+  AeadError,
   type KdfTier,
   type KeyAgreementKey,
   type KeyType,
   type Signer,
 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
+import type { Pkcs11Token } from '../hsm/pkcs11.js';
 import { decodeExport, encodeExport } from './export.js';
 import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
-import { KEY_CATEGORY, checkKeyName, checkKeyType, keyInfo, newKeyRecord, privateKeyObjectOf, type KeyInfo } from './keys.js';
-import { STORE_KEY_LABEL, buildKeyring, newProfileRoot, parseKeyring, profileKeys, unwrapProfileRoot, wrapProfileRoot, type KeyringHeader } from './keyring.js';
+import {
+  KEY_CATEGORY,
+  checkKeyName,
+  checkKeyType,
+  custodyKeyRecord,
+  keyInfo,
+  keyObjectOf,
+  newKeyRecord,
+  parseRecord,
+  tokenKeyRecord,
+  type KeyInfo,
+} from './keys.js';
+import {
+  STORE_KEY_LABEL,
+  buildKeyring,
+  newProfileRoot,
+  parseKeyring,
+  profileKeys,
+  unwrapProfileRoot,
+  wrapProfileRoot,
+  type CustodyFactor,
+  type KeyringHeader,
+} from './keyring.js';
+import {
+  PASSPHRASE_PART_LABEL,
+  checkGeneration,
+  combineParts,
+  generationMac,
+  isUnlock,
+  openToken,
+  openTokenPart,
+  tokenPartAad,
+  type Parts,
+  type Unlock,
+} from './protection.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
 
@@ -43,10 +84,48 @@ export interface CreateOptions {
   readonly kdfTier?: KdfTier;
 }
 
+/** A token to bind a wallet to: open, with the label of its AES key (made there if it has none). */
+export interface TokenBinding {
+  readonly token: Pkcs11Token;
+  readonly module: string;
+  readonly key: string;
+}
+
+/** Custodians to put a wallet under: their set (canonical JSON, from src/custody) and the custody secret it was split from. */
+export interface CustodyBinding {
+  readonly factor: CustodyFactor;
+  readonly secret: Uint8Array;
+}
+
+/**
+ * A change to what opens a wallet; what is left out stays as it is. `null` removes a factor.
+ * At least one of passphrase, token and custody in unseal mode remains.
+ */
+export interface ProtectionChange {
+  readonly secret?: WalletSecret | null;
+  readonly token?: TokenBinding | null;
+  readonly custody?: CustodyBinding | null;
+  readonly kdfTier?: KdfTier;
+}
+
+/** What opens a wallet, as `wallet info` shows it. */
+export interface WalletProtection {
+  /** Whether the passphrase (or raw key) is one of its factors. */
+  readonly passphrase: boolean;
+  /** The token it is bound to. */
+  readonly token?: { readonly module: string; readonly token: string; readonly key: string };
+  /** Its custodians' set, and whether they unseal the wallet or approve each use of its master keys. */
+  readonly custody?: { readonly set: string; readonly epoch: number; readonly mode: 'unseal' | 'approval' };
+  /** Format 2: the wallet's id and generation (what rollback detection compares). */
+  readonly id?: string;
+  readonly generation?: number;
+}
+
 export interface WalletInfo {
   readonly path: string;
   readonly format: number;
-  readonly kdf: { readonly alg: string; readonly tier?: string; readonly memoryKiB?: number; readonly passes?: number; readonly lanes?: number };
+  readonly kdf?: { readonly alg: string; readonly tier?: string; readonly memoryKiB?: number; readonly passes?: number; readonly lanes?: number };
+  readonly protection: WalletProtection;
   readonly keyVersion: number;
   readonly createdAt: string;
   readonly rekeyedAt?: string;
@@ -73,15 +152,28 @@ function publicCategory(category: unknown): string {
 
 function describeKdf(header: KeyringHeader): WalletInfo['kdf'] {
   const { kdf } = header;
+  if (kdf === undefined) return undefined;
   if (kdf.alg === 'raw') return { alg: 'raw' };
   return { alg: kdf.alg, tier: kdf.tier, memoryKiB: kdf.memoryKiB, passes: kdf.passes, lanes: kdf.lanes };
 }
 
+function protectionOf(header: KeyringHeader): WalletProtection {
+  const { token, custody } = header;
+  return {
+    passphrase: header.kdf !== undefined,
+    ...(token === undefined ? {} : { token: { module: token.module, token: token.token, key: token.key } }),
+    ...(custody === undefined ? {} : { custody: { set: custody.set, epoch: custody.epoch, mode: custody.mode } }),
+    ...(header.id === undefined ? {} : { id: header.id, generation: header.generation ?? 0 }),
+  };
+}
+
 function infoOf(path: string, header: KeyringHeader, profiles: Iterable<string>, items: number): WalletInfo {
+  const kdf = describeKdf(header);
   return {
     path,
     format: header.format,
-    kdf: describeKdf(header),
+    ...(kdf === undefined ? {} : { kdf }),
+    protection: protectionOf(header),
     keyVersion: header.keyVersion,
     createdAt: header.createdAt,
     ...(header.rekeyedAt === undefined ? {} : { rekeyedAt: header.rekeyedAt }),
@@ -101,8 +193,13 @@ export class Wallet {
   #store: WalletStore | undefined;
   #storeKey: Uint8Array;
   #header: KeyringHeader;
+  /** Format 2: the parts its factors gave, so that a change to one factor keeps the others. */
+  #parts: Parts = {};
+  /** Tokens this wallet holds open: the one it is bound to and those its keys live in, by label. */
+  readonly #tokens = new Map<string, Pkcs11Token>();
   readonly #items: ItemCodec;
   readonly #keyObjects = new Map<string, KeyObject>();
+  readonly #signers = new Map<string, (message: Uint8Array) => Uint8Array>();
   /** The profile's key buffers, kept only so tests can see close() wipe them. */
   readonly #profileKeys: readonly Uint8Array[];
 
@@ -128,8 +225,9 @@ export class Wallet {
   static async #createWith(path: string, secret: WalletSecret, tier: KdfTier, profiles: ReadonlyMap<string, readonly WalletItem[]>): Promise<Wallet> {
     assertStrongSecret(secret);
     if (existsSync(path)) throw new DkmsError('WALLET_EXISTS', `a wallet already exists at ${path}`);
-    const header: KeyringHeader = { format: 1, kdf: newKdfParams(secret, tier), keyVersion: 0, createdAt: new Date().toISOString() };
-    const storeKey = await deriveKey(secret, header.kdf, STORE_KEY_LABEL);
+    const kdf = newKdfParams(secret, tier);
+    const header: KeyringHeader = { format: 1, kdf, keyVersion: 0, createdAt: new Date().toISOString() };
+    const storeKey = await deriveKey(secret, kdf, STORE_KEY_LABEL);
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     const temp = `${path}.creating-${toHex(randomBytes(6))}`;
     try {
@@ -172,19 +270,79 @@ export class Wallet {
     return Wallet.#attach(Wallet.#openStore(path), path, DEFAULT_PROFILE, storeKey);
   }
 
-  /** Opens an existing wallet. A wrong secret is WALLET_BAD_PASSPHRASE and changes nothing. */
-  static async open(path: string, secret: WalletSecret, options: OpenOptions = {}): Promise<Wallet> {
+  /**
+   * Opens an existing wallet with each of its factors (a passphrase alone for most). A wrong
+   * secret is WALLET_BAD_PASSPHRASE, a missing or wrong token an HSM_* code, a wallet under
+   * custodians without their secret CUSTODY_REQUIRED, an older copy than its token has seen
+   * WALLET_ROLLED_BACK; each changes nothing.
+   */
+  static async open(path: string, unlock: WalletSecret | Unlock, options: OpenOptions = {}): Promise<Wallet> {
+    const given: Unlock = isUnlock(unlock) ? unlock : { secret: unlock };
     const store = Wallet.#openStore(path, options.busyTimeoutMs);
     let keyring: { stored: StoredKeyring; header: KeyringHeader };
     let storeKey: Uint8Array;
+    const parts: Parts = {};
+    let token: Pkcs11Token | undefined;
     try {
       keyring = Wallet.#readKeyring(store, path);
-      storeKey = await deriveKey(secret, keyring.header.kdf, STORE_KEY_LABEL);
+      const { header } = keyring;
+      if (header.format === 1) {
+        storeKey = await deriveKey(Wallet.#needSecret(given, path), header.kdf as NonNullable<KeyringHeader['kdf']>, STORE_KEY_LABEL);
+      } else {
+        if (header.custody?.mode === 'unseal') {
+          if (given.custody === undefined) {
+            throw new DkmsError('CUSTODY_REQUIRED', `wallet ${path} is sealed under custodians: unseal it with their approvals ('dkms custodian unseal')`);
+          }
+          parts.custody = given.custody.slice();
+        }
+        if (header.token !== undefined) {
+          if (given.token === undefined) throw new DkmsError('HSM_UNAVAILABLE', `wallet ${path} is bound to token '${header.token.token}': give its PIN`);
+          token = 'pin' in given.token ? await openToken(header.token, given.token) : given.token;
+          parts.token = openTokenPart(header, token);
+        }
+        if (header.kdf !== undefined) parts.passphrase = await deriveKey(Wallet.#needSecret(given, path), header.kdf, PASSPHRASE_PART_LABEL);
+        storeKey = combineParts(header, parts);
+      }
     } catch (e) {
       store.close();
+      wipe(parts.passphrase, parts.token, parts.custody);
+      // A token given open is the wallet's from here on, opened or not.
+      if (given.token !== undefined && !('pin' in given.token)) given.token.close();
+      else token?.close();
       throw e;
     }
-    return Wallet.#attach(store, path, options.profile ?? DEFAULT_PROFILE, storeKey, keyring);
+    let wallet: Wallet;
+    try {
+      wallet = Wallet.#attach(store, path, options.profile ?? DEFAULT_PROFILE, storeKey, keyring);
+    } catch (e) {
+      wipe(parts.passphrase, parts.token, parts.custody);
+      token?.close();
+      throw e;
+    }
+    wallet.#parts = parts;
+    if (token !== undefined) wallet.#tokens.set(token.label, token);
+    try {
+      wallet.#checkFormat2(token);
+    } catch (e) {
+      wallet.close();
+      throw e;
+    }
+    return wallet;
+  }
+
+  static #needSecret(given: Unlock, path: string): WalletSecret {
+    if (given.secret === undefined) throw badInput(`wallet ${path} needs its passphrase`);
+    return given.secret;
+  }
+
+  /** Format 2: the generation is authentic (its HMAC) and not older than the token has seen. */
+  #checkFormat2(token: Pkcs11Token | undefined): void {
+    const header = this.#header;
+    if (header.format !== 2) return;
+    if (!equalBytes(utf8(generationMac(this.#storeKey, header)), utf8(header.generationMac ?? ''))) {
+      throw new DkmsError('WALLET_TAMPERED', `wallet ${this.path}: its generation was altered`);
+    }
+    if (token !== undefined) checkGeneration(header, token, this.path);
   }
 
   static #openStore(path: string, busyTimeoutMs = 250): SqliteWalletStore {
@@ -309,14 +467,65 @@ export class Wallet {
     checkKeyName(name);
     const { value, info } = newKeyRecord(checkKeyType(type), new Date());
     try {
-      this.#put({ category: KEY_CATEGORY, name, value, tags: { type } });
-    } catch (e) {
-      if (e instanceof DkmsError && e.code === 'ITEM_EXISTS') throw new DkmsError('KEY_EXISTS', `a key named '${name}' already exists`);
-      throw e;
+      this.#putKey(name, value, type);
     } finally {
       wipe(value);
     }
     return { name, ...info };
+  }
+
+  /** Stores a key record under `name` and raises the generation, in one transaction. */
+  #putKey(name: string, value: Uint8Array, type: KeyType): void {
+    try {
+      this.#changing(() => this.#put({ category: KEY_CATEGORY, name, value, tags: { type } }));
+    } catch (e) {
+      if (e instanceof DkmsError && e.code === 'ITEM_EXISTS') throw new DkmsError('KEY_EXISTS', `a key named '${name}' already exists`);
+      throw e;
+    }
+  }
+
+  /**
+   * Creates an Ed25519 key inside `token` (sensitive, never extractable) labelled `label`, and
+   * records it in the wallet as `name`: it signs like any wallet key, inside the token, while
+   * the token is open with the wallet. The wallet holds the token open until it closes.
+   */
+  createTokenKey(name: string, token: Pkcs11Token, where: { module: string; label?: string }): KeyInfo {
+    checkKeyName(name);
+    const label = where.label ?? name;
+    if (this.#open.getItem(this.profile, this.#items.categoryKey(KEY_CATEGORY), this.#items.nameKey(name)) !== undefined) {
+      throw new DkmsError('KEY_EXISTS', `a key named '${name}' already exists`);
+    }
+    this.#holdToken(token);
+    const signer = token.createEd25519(label);
+    const value = tokenKeyRecord('ed25519', signer.publicKey, new Date(), { module: where.module, token: token.label, label });
+    this.#putKey(name, value, 'ed25519');
+    return this.getKey(name);
+  }
+
+  /** Keeps `token` open with the wallet (closed with it); another open of the same token is closed at once. */
+  #holdToken(token: Pkcs11Token): void {
+    const held = this.#tokens.get(token.label);
+    if (held === token) return;
+    if (held !== undefined) {
+      token.close();
+      return;
+    }
+    this.#tokens.set(token.label, token);
+  }
+
+  /** The tokens this wallet's keys live in and that it does not hold open yet: open them and give them to {@link useToken}. */
+  tokensNeeded(): { module: string; token: string }[] {
+    const needed = new Map<string, { module: string; token: string }>();
+    for (const key of this.listKeys()) {
+      if (key.location.kind === 'token' && !this.#tokens.has(key.location.token))
+        needed.set(key.location.token, { module: key.location.module, token: key.location.token });
+    }
+    return [...needed.values()];
+  }
+
+  /** Gives the wallet an open token its keys live in; the wallet closes it when it closes. */
+  useToken(token: Pkcs11Token): void {
+    this.#holdToken(token);
   }
 
   #keyValue(name: string): Uint8Array {
@@ -352,21 +561,55 @@ export class Wallet {
     });
   }
 
+  /** Deletes a key's record (a token key stays in its token: remove it there with the token's tools). */
   deleteKey(name: string): void {
-    this.#delete(KEY_CATEGORY, checkKeyName(name), 'KEY_NOT_FOUND');
+    checkKeyName(name);
+    this.#changing(() => this.#delete(KEY_CATEGORY, name, 'KEY_NOT_FOUND'));
     this.#keyObjects.delete(`${this.profile}\0${name}`);
+    this.#signers.delete(`${this.profile}\0${name}`);
   }
 
   /**
-   * The named private key imported into OpenSSL, once per open wallet: a key used again is
-   * neither decrypted nor imported again. OpenSSL clears the key's memory when the object is
-   * freed, after close() drops it.
+   * How the named key signs, found once per open wallet: a wallet key imported into OpenSSL
+   * (which clears its memory when the object is freed, after close() drops it), a token key
+   * through its token. A key under custodians signs only through {@link signWithCustody}.
    */
+  #signFunction(name: string): (message: Uint8Array) => Uint8Array {
+    const id = `${this.profile}\0${name}`;
+    let sign = this.#signers.get(id);
+    if (sign !== undefined) return sign;
+    sign = this.#useKey(name, (value): ((message: Uint8Array) => Uint8Array) => {
+      const record = parseRecord(name, value);
+      if (record.type !== 'ed25519') throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is ${record.type}, not ed25519`);
+      if (record.version === 1) {
+        const key = keyObjectOf('ed25519', record.privateKey);
+        return (message) => ed25519SignKey(key, message);
+      }
+      if (record.version === 3) {
+        throw new DkmsError('CUSTODY_REQUIRED', `key '${name}' is under custodians: it signs only with their approvals ('dkms custodian request')`);
+      }
+      const token = this.#tokens.get(record.token);
+      if (token === undefined) throw new DkmsError('HSM_UNAVAILABLE', `key '${name}' is in token '${record.token}', which is not open: give its PIN`);
+      const signer = token.signer(record.label);
+      if (!equalBytes(signer.publicKey, record.publicKey)) {
+        throw new DkmsError('HSM_KEY_NOT_FOUND', `token '${record.token}' holds another key labelled '${record.label}' than the wallet's key '${name}'`);
+      }
+      return (message) => signer.sign(message);
+    });
+    this.#signers.set(id, sign);
+    return sign;
+  }
+
   #keyObject(name: string, type: KeyType): KeyObject {
     const id = `${this.profile}\0${name}`;
     let key = this.#keyObjects.get(id);
     if (key === undefined) {
-      key = this.#useKey(name, (value) => privateKeyObjectOf(name, value, type));
+      key = this.#useKey(name, (value) => {
+        const record = parseRecord(name, value);
+        if (record.type !== type) throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is ${record.type}, not ${type}`);
+        if (record.version !== 1) throw new DkmsError('KEY_WRONG_TYPE', `key '${name}' is not a key the wallet holds itself`);
+        return keyObjectOf(type, record.privateKey);
+      });
       this.#keyObjects.set(id, key);
     }
     return key;
@@ -374,7 +617,7 @@ export class Wallet {
 
   /** Ed25519 signature by the named key. */
   sign(name: string, message: Uint8Array): Uint8Array {
-    return ed25519SignKey(this.#keyObject(name, 'ed25519'), message);
+    return this.#signFunction(name)(message);
   }
 
   /** X25519 shared secret between the named key and a peer's public key. */
@@ -403,12 +646,43 @@ export class Wallet {
   // Hierarchy
 
   /**
+   * Runs a change to keys or protection as one transaction with a raised generation (format 2),
+   * then tells the bound token the new generation. A crash between the two leaves the token
+   * behind the wallet, which the next open puts right; never ahead of it.
+   */
+  #changing<T>(change: () => T): T {
+    if (this.#header.format !== 2) return this.#open.transaction(change);
+    const header: KeyringHeader = { ...this.#header, generation: (this.#header.generation ?? 0) + 1 };
+    const next: KeyringHeader = { ...header, generationMac: generationMac(this.#storeKey, header) };
+    const store = this.#open;
+    const result = store.transaction(() => {
+      const value = change();
+      store.writeKeyring(buildKeyring(next, store.readKeyring().profiles));
+      return value;
+    });
+    this.#header = next;
+    this.#tellToken();
+    return result;
+  }
+
+  #tellToken(): void {
+    const bound = this.#header.token;
+    if (bound === undefined) return;
+    const token = this.#tokens.get(bound.token);
+    if (token !== undefined) checkGeneration(this.#header, token, this.path);
+  }
+
+  /**
    * Replaces the secret that opens the wallet. Only the profile KEKs are re-wrapped, in one
    * transaction: the time does not depend on the number of items, and after a crash at any
-   * point exactly one of the old or new secret opens the wallet.
+   * point exactly one of the old or new secret opens the wallet. A wallet with other factors
+   * keeps them.
    */
   async rekey(secret: WalletSecret, options: CreateOptions = {}): Promise<void> {
-    const store = this.#open;
+    if (this.#header.format === 2) {
+      await this.protect({ secret, ...(options.kdfTier === undefined ? {} : { kdfTier: options.kdfTier }) });
+      return;
+    }
     assertStrongSecret(secret);
     const header: KeyringHeader = {
       ...this.#header,
@@ -416,7 +690,13 @@ export class Wallet {
       keyVersion: this.#header.keyVersion + 1,
       rekeyedAt: new Date().toISOString(),
     };
-    const newKey = await deriveKey(secret, header.kdf, STORE_KEY_LABEL);
+    const newKey = await deriveKey(secret, header.kdf as NonNullable<KeyringHeader['kdf']>, STORE_KEY_LABEL);
+    this.#rewrap(header, newKey);
+  }
+
+  /** Re-wraps every profile KEK under `newKey` with `header`, in one transaction with `alongside`; then holds the new key. */
+  #rewrap(header: KeyringHeader, newKey: Uint8Array, alongside?: () => void): void {
+    const store = this.#open;
     try {
       const wrapped = new Map<string, Uint8Array>();
       for (const [profile, kek] of store.readKeyring().profiles) {
@@ -424,7 +704,10 @@ export class Wallet {
         wrapped.set(profile, wrapProfileRoot(newKey, profile, root, header.keyVersion));
         wipe(root);
       }
-      store.writeKeyring(buildKeyring(header, wrapped));
+      store.transaction(() => {
+        alongside?.();
+        store.writeKeyring(buildKeyring(header, wrapped));
+      });
     } catch (e) {
       wipe(newKey);
       throw e;
@@ -432,6 +715,211 @@ export class Wallet {
     wipe(this.#storeKey);
     this.#storeKey = newKey;
     this.#header = header;
+    this.#keyObjects.clear();
+    this.#signers.clear();
+  }
+
+  /**
+   * Changes what opens the wallet: adds, replaces or removes its passphrase, its token and its
+   * custodians (see protection.ts). The wallet becomes format 2 (a generation, an id), its
+   * store key changes and every profile KEK is re-wrapped in one transaction; the token learns
+   * the new generation. At least one factor that opens it must remain.
+   */
+  async protect(change: ProtectionChange): Promise<void> {
+    this.#applyProtection(await this.#prepareProtection(change));
+  }
+
+  /** The new header, parts and store key a protection change gives (the slow part: Argon2id), without writing. */
+  async #prepareProtection(change: ProtectionChange): Promise<{ header: KeyringHeader; parts: Parts; key: Uint8Array }> {
+    if (this.closed) throw new DkmsError('WALLET_CLOSED', 'the wallet is closed');
+    const current = this.#header;
+    const id = current.id ?? toBase64url(randomBytes(16));
+    const parts: Parts = { ...this.#parts };
+    const header: KeyringHeader = {
+      format: 2,
+      id,
+      keyVersion: current.keyVersion + 1,
+      createdAt: current.createdAt,
+      rekeyedAt: new Date().toISOString(),
+      generation: (current.generation ?? 0) + 1,
+      ...(current.kdf === undefined ? {} : { kdf: current.kdf }),
+      ...(current.token === undefined ? {} : { token: current.token }),
+      ...(current.custody === undefined ? {} : { custody: current.custody }),
+    };
+    const fresh: Uint8Array[] = [];
+    try {
+      if (change.secret === null) {
+        delete header.kdf;
+        delete parts.passphrase;
+      } else if (change.secret !== undefined) {
+        assertStrongSecret(change.secret);
+        header.kdf = newKdfParams(change.secret, change.kdfTier ?? DEFAULT_KDF_TIER);
+        parts.passphrase = await deriveKey(change.secret, header.kdf, PASSPHRASE_PART_LABEL);
+        fresh.push(parts.passphrase);
+      } else if (current.format === 1 && current.kdf !== undefined) {
+        throw badInput('give the passphrase again to keep it as a factor of the wallet');
+      }
+      if (change.token === null) {
+        delete header.token;
+        delete parts.token;
+      } else if (change.token !== undefined) {
+        const { token, key, module } = change.token;
+        if (!token.hasAesKey(key)) token.createAesKey(key);
+        const part = randomBytes(32);
+        fresh.push(part);
+        header.token = { module, token: token.label, key, sealed: toBase64url(token.encrypt(key, part, tokenPartAad(id))) };
+        parts.token = part;
+        this.#holdToken(token);
+      }
+      if (change.custody === null) {
+        delete header.custody;
+        delete parts.custody;
+      } else if (change.custody !== undefined) {
+        header.custody = change.custody.factor;
+        if (change.custody.factor.mode === 'unseal') {
+          parts.custody = change.custody.secret.slice();
+          fresh.push(parts.custody);
+        } else {
+          delete parts.custody;
+        }
+      }
+      if (header.kdf === undefined && header.token === undefined && header.custody?.mode !== 'unseal') {
+        throw badInput('a wallet needs at least one of a passphrase, a token, or custodians who unseal it');
+      }
+      const key = combineParts(header, parts);
+      return { header: { ...header, generationMac: generationMac(key, header) }, parts, key };
+    } catch (e) {
+      wipe(...fresh);
+      throw e;
+    }
+  }
+
+  /** Writes a prepared protection change, with `alongside` in the same transaction. */
+  #applyProtection(prepared: { header: KeyringHeader; parts: Parts; key: Uint8Array }, alongside?: () => void): void {
+    const { header, parts, key } = prepared;
+    try {
+      this.#rewrap(header, key, alongside);
+    } catch (e) {
+      for (const name of ['passphrase', 'token', 'custody'] as const) if (this.#parts[name] !== parts[name]) wipe(parts[name]);
+      throw e;
+    }
+    for (const name of ['passphrase', 'token', 'custody'] as const) {
+      if (this.#parts[name] !== parts[name]) wipe(this.#parts[name]);
+    }
+    this.#parts = parts;
+    this.#tellToken();
+  }
+
+  /** The custody factor of this wallet, if it is under custodians. */
+  custody(): CustodyFactor | undefined {
+    return this.#header.custody;
+  }
+
+  /** Format 2: the wallet's id and generation, which custodians and the token know it by. */
+  identity(): { id: string; generation: number } | undefined {
+    const { id, generation } = this.#header;
+    return id === undefined ? undefined : { id, generation: generation ?? 0 };
+  }
+
+  /** The key that seals key `name`'s private half under the custody secret `secret` of set `set`. */
+  static #custodyKey(secret: Uint8Array, set: string, name: string): Uint8Array {
+    return hkdf(secret, utf8(set), `dkms/wallet/v2/custody-key:${name}`);
+  }
+
+  /**
+   * Puts the wallet's key `name` (an Ed25519 key held in the wallet) under the custodians whose
+   * set is the wallet's custody factor: its private half is sealed again under a key from their
+   * secret, and from then on it signs only through {@link signWithCustody}.
+   */
+  sealKeyUnderCustody(name: string, secret: Uint8Array): KeyInfo {
+    const custody = this.#header.custody;
+    if (custody === undefined) throw badInput('the wallet has no custodians: set them up first');
+    this.#changing(() => {
+      const value = this.#keyValue(name);
+      try {
+        const record = parseRecord(name, value);
+        if (record.version !== 1 || record.type !== 'ed25519') throw badInput(`key '${name}' is not an Ed25519 key held in the wallet`);
+        const key = Wallet.#custodyKey(secret, custody.set, name);
+        const sealed = seal(key, record.privateKey, utf8(`dkms/wallet/v2/custody-key:${name}`));
+        wipe(key);
+        const next = custodyKeyRecord('ed25519', record.publicKey, record.createdAt, custody.set, sealed);
+        this.#open.replaceItem(
+          this.profile,
+          this.#items.seal({ category: KEY_CATEGORY, name, value: next, tags: { type: 'ed25519' } }),
+          this.#items.tagIndex({ type: 'ed25519' }),
+        );
+      } finally {
+        wipe(value);
+      }
+    });
+    this.#keyObjects.delete(`${this.profile}\0${name}`);
+    this.#signers.delete(`${this.profile}\0${name}`);
+    return this.getKey(name);
+  }
+
+  /** Runs `use` with the private key of custodial key `name`, opened with the custody secret; wiped after. */
+  #withCustodyKey<T>(
+    name: string,
+    secret: Uint8Array,
+    use: (privateKey: Uint8Array, record: { publicKey: Uint8Array; createdAt: string; set: string }) => T,
+  ): T {
+    return this.#useKey(name, (value) => {
+      const record = parseRecord(name, value);
+      if (record.version !== 3) throw badInput(`key '${name}' is not under custodians`);
+      const key = Wallet.#custodyKey(secret, record.set, name);
+      let privateKey: Uint8Array;
+      try {
+        privateKey = aeadOpen(key, record.sealed, utf8(`dkms/wallet/v2/custody-key:${name}`));
+      } catch (e) {
+        if (e instanceof AeadError) throw new DkmsError('SHARE_BAD_SIGNATURE', `the custody secret does not open key '${name}'`);
+        throw e;
+      } finally {
+        wipe(key);
+      }
+      try {
+        return use(privateKey, record);
+      } finally {
+        wipe(privateKey);
+      }
+    });
+  }
+
+  /** Signs `message` with custodial key `name`, the custody secret rebuilt from approvals of exactly this use. */
+  signWithCustody(name: string, message: Uint8Array, secret: Uint8Array): Uint8Array {
+    return this.#withCustodyKey(name, secret, (privateKey) => ed25519SignKey(keyObjectOf('ed25519', privateKey), message));
+  }
+
+  /**
+   * Moves the wallet to a new custody set (custodians added or removed, another threshold): the
+   * custodial keys are sealed again under the new secret, and in unseal mode the store key
+   * changes with it, so the old set's shares open nothing. `oldSecret` is the current set's,
+   * rebuilt from approvals of this change.
+   */
+  async rotateCustody(oldSecret: Uint8Array, next: CustodyBinding): Promise<void> {
+    const custody = this.#header.custody;
+    if (custody === undefined) throw badInput('the wallet has no custodians: set them up first');
+    const store = this.#open;
+    const resealed = this.listKeys()
+      .filter((k) => k.location.kind === 'custody')
+      .map((k) =>
+        this.#withCustodyKey(k.name, oldSecret, (privateKey, record) => {
+          const key = Wallet.#custodyKey(next.secret, next.factor.set, k.name);
+          const sealed = seal(key, privateKey, utf8(`dkms/wallet/v2/custody-key:${k.name}`));
+          wipe(key);
+          return { name: k.name, value: custodyKeyRecord('ed25519', record.publicKey, record.createdAt, next.factor.set, sealed) };
+        }),
+      );
+    // The keys' new records and the new protection land together: a crash leaves the old set in force.
+    this.#applyProtection(await this.#prepareProtection({ custody: next }), () => {
+      for (const { name, value } of resealed) {
+        store.replaceItem(
+          this.profile,
+          this.#items.seal({ category: KEY_CATEGORY, name, value, tags: { type: 'ed25519' } }),
+          this.#items.tagIndex({ type: 'ed25519' }),
+        );
+      }
+    });
+    this.#signers.clear();
   }
 
   /** Adds a profile: its own KEK, wrapped by the store key. */
@@ -442,7 +930,7 @@ export class Wallet {
     const root = newProfileRoot();
     const profiles = new Map(stored.profiles).set(profile, wrapProfileRoot(this.#storeKey, profile, root, this.#header.keyVersion));
     wipe(root);
-    store.writeKeyring(buildKeyring(this.#header, profiles));
+    this.#changing(() => store.writeKeyring(buildKeyring(this.#header, profiles)));
   }
 
   /** Runs `use` with the item codec of `profile`, whose KEK is `kek`; the codec's keys are wiped after. */
@@ -487,7 +975,7 @@ export class Wallet {
     const profiles = await decodeExport(exported, exportSecret);
     try {
       const store = this.#open;
-      return store.transaction(() => {
+      return this.#changing(() => {
         for (const profile of profiles.keys()) {
           if (!store.readKeyring().profiles.has(checkProfile(profile))) this.createProfile(profile);
         }
@@ -540,7 +1028,10 @@ export class Wallet {
     this.#store.close();
     this.#store = undefined;
     this.#keyObjects.clear();
-    wipe(this.#storeKey);
+    this.#signers.clear();
+    wipe(this.#storeKey, this.#parts.passphrase, this.#parts.token, this.#parts.custody);
     this.#items.wipe();
+    for (const token of this.#tokens.values()) token.close();
+    this.#tokens.clear();
   }
 }

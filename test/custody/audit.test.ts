@@ -7,7 +7,7 @@
  * else is refused. Disk faults (ENOSPC, a short write, a failed fsync) are injected into node:fs.
  */
 import fc from 'fast-check';
-import { mkdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import fs, { mkdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AuditLog, AUDIT_LOG_FILE, AUDIT_OPS, verifyAuditLog, type AuditHead, type AuditRecord } from '../../src/custody/audit.js';
@@ -26,25 +26,24 @@ import { expectCode } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Fault = 'ENOSPC' | 'short write' | 'EIO on fsync';
-const faults = vi.hoisted(() => ({ next: undefined as Fault | undefined }));
 
-vi.mock('node:fs', async (importOriginal) => {
-  const fs = await importOriginal<typeof import('node:fs')>();
-  const realWrite = fs.writeSync as (fd: number, data: Uint8Array, ...rest: unknown[]) => number;
-  const writeSync = (fd: number, data: Uint8Array, ...rest: unknown[]): number => {
-    if (faults.next === 'ENOSPC') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-    if (faults.next === 'short write') return realWrite(fd, data.subarray(0, data.length >> 1));
-    return realWrite(fd, data, ...rest);
-  };
-  const fsyncSync = (fd: number): void => {
-    if (faults.next === 'EIO on fsync') throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
-    fs.fsyncSync(fd);
-  };
-  return { ...fs, writeSync, fsyncSync, default: { ...fs, writeSync, fsyncSync } };
-});
+/** Makes the next writes or fsyncs of the log fail as a full or failing disk would (the module calls them through the fs object). */
+function injectFault(fault: Fault): void {
+  const realWrite = fs.writeSync.bind(fs) as (fd: number, data: Uint8Array) => number;
+  const realFsync = fs.fsyncSync.bind(fs);
+  vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, data: Uint8Array) => {
+    if (fault === 'ENOSPC') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    if (fault === 'short write') return realWrite(fd, data.subarray(0, data.length >> 1));
+    return realWrite(fd, data);
+  }) as typeof fs.writeSync);
+  vi.spyOn(fs, 'fsyncSync').mockImplementation((fd: number) => {
+    if (fault === 'EIO on fsync') throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    realFsync(fd);
+  });
+}
 
 afterEach(() => {
-  faults.next = undefined;
+  vi.restoreAllMocks();
   vi.useRealTimers();
 });
 
@@ -265,10 +264,10 @@ describe('a log that cannot be written', () => {
     (fault) => {
       const { path, log, head } = fiveRecords();
       const before = readFileSync(path);
-      faults.next = fault;
+      injectFault(fault);
       const e = expectCode(() => log.append('unseal', 'done'), 'AUDIT_UNAVAILABLE');
       expect(e.message).toBe(`cannot write the audit log ${path}: ${fault === 'EIO on fsync' ? 'EIO' : fault}`);
-      faults.next = undefined;
+      vi.restoreAllMocks();
       expect(readFileSync(path)).toEqual(before);
       expect(log.head()).toEqual(head);
       expect(log.append('unseal', 'done').seq).toBe(6);

@@ -5,40 +5,26 @@
  * wrapped out, as the token itself says when asked directly; a wrong PIN, an unknown token, a
  * module that is not there and an unknown key each give their own code.
  */
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ed25519Verify, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { ALL_FLAGS } from '../../src/policy/flags.js';
 import { Pkcs11Token } from '../../src/hsm/pkcs11.js';
 import { policyCreate, signEvent } from '../../src/ledger/build.js';
 import { expectCodeAsync } from '../helpers/errors.js';
 import { commitment, nodeSigner, openNode } from '../helpers/ledger.js';
+import { SOFTHSM_MODULE, TOKEN_PIN, softhsmSuite } from '../helpers/softhsm.js';
 import { suiteDirs } from '../helpers/tmp.js';
 
-const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+const MODULE = SOFTHSM_MODULE;
 const TOKEN = 'dkms-test';
-const PIN = '4321-test';
+const PIN = TOKEN_PIN;
 
 describe('keys in a PKCS#11 token (SoftHSM2)', () => {
   const dirs = suiteDirs('dkms-hsm-');
-  let saved: string | undefined;
 
-  beforeAll(() => {
-    const dir = dirs();
-    const conf = join(dir, 'softhsm2.conf');
-    writeFileSync(conf, `directories.tokendir = ${dir}\nobjectstore.backend = file\nlog.level = ERROR\n`);
-    saved = process.env['SOFTHSM2_CONF'];
-    process.env['SOFTHSM2_CONF'] = conf;
-    const made = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', TOKEN, '--pin', PIN, '--so-pin', 'so-pin-5678'], { encoding: 'utf8' });
-    expect(made.status, made.stderr).toBe(0);
-  });
-  afterAll(() => {
-    if (saved === undefined) delete process.env['SOFTHSM2_CONF'];
-    else process.env['SOFTHSM2_CONF'] = saved;
-  });
+  softhsmSuite(dirs, [TOKEN]);
 
   const open = () => Pkcs11Token.open({ module: MODULE, token: TOKEN, pin: PIN });
 

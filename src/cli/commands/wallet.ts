@@ -20,12 +20,26 @@ async function load() {
 const tierOption = () =>
   new Option('--kdf-tier <tier>', 'Argon2id cost for a passphrase: interactive, moderate or sensitive').default(DEFAULT_KDF_TIER).argParser(parseKdfTier);
 
+function describeProtection(info: WalletInfo): string {
+  const factors: string[] = [];
+  if (info.kdf !== undefined) {
+    factors.push(info.kdf.alg === 'raw' ? 'raw key' : `${info.kdf.alg} (${info.kdf.tier ?? 'custom'}: ${info.kdf.memoryKiB} KiB, ${info.kdf.passes} passes)`);
+  }
+  const { token, custody } = info.protection;
+  if (token !== undefined) factors.push(`token '${token.token}' (AES key '${token.key}')`);
+  if (custody !== undefined && custody.mode === 'unseal') factors.push(`custodians (set ${custody.set}, epoch ${custody.epoch})`);
+  return factors.join(' + ');
+}
+
 function describeInfo(info: WalletInfo): string {
-  const kdf = info.kdf.alg === 'raw' ? 'raw key' : `${info.kdf.alg} (${info.kdf.tier ?? 'custom'}: ${info.kdf.memoryKiB} KiB, ${info.kdf.passes} passes)`;
+  const kdf = describeProtection(info);
+  const { custody, generation } = info.protection;
   return [
     `wallet:     ${info.path}`,
     `format:     ${info.format}`,
     `opened by:  ${kdf}`,
+    ...(custody?.mode === 'approval' ? [`custodians: approve each use of its master keys (set ${custody.set}, epoch ${custody.epoch})`] : []),
+    ...(generation === undefined ? [] : [`generation: ${generation}`]),
     `key version: ${info.keyVersion}`,
     `created:    ${info.createdAt}`,
     ...(info.rekeyedAt === undefined ? [] : [`rekeyed:    ${info.rekeyedAt}`]),

@@ -1,0 +1,144 @@
+/**
+ * What opens a wallet (docs/hsm.md, "A wallet bound to a token"). A format-1 wallet opens with
+ * its passphrase (or raw key) alone. A format-2 wallet names its factors in the keyring header,
+ * and every one of them is needed:
+ *
+ * - **passphrase**: Argon2id of the passphrase (or HKDF of a raw key), as in format 1;
+ * - **token**: 32 random bytes sealed by a non-extractable AES key in a PKCS#11 token, which
+ *   only that token can open;
+ * - **custody** (unseal mode): the custody secret, which only m custodians together rebuild.
+ *
+ * Each factor gives a 32-byte part; the store key is HKDF over the parts, salted with the
+ * wallet's id and bound to a digest of the factors' description, so that editing the header
+ * (another token key, another custody set) gives another store key, which opens nothing.
+ *
+ * A format-2 wallet also has a generation, raised by every change to its keys or protection and
+ * authenticated by an HMAC under the store key. The token keeps the highest generation it has
+ * seen in a counter object; a wallet file older than that is a copy put back: WALLET_ROLLED_BACK.
+ */
+import { canonicalBytes, concatBytes, fromBase64url, hkdf, hmacSha256, sha256, toBase64url, toHex, utf8, wipe } from '../crypto/index.js';
+import { DkmsError } from '../errors.js';
+import type { Pkcs11Token } from '../hsm/pkcs11.js';
+import type { CustodyFactor, KeyringHeader, TokenFactor } from './keyring.js';
+import type { WalletSecret } from './secret.js';
+
+/** How to reach the token a wallet is bound to: its PIN, and the module when it is not where the wallet was bound. */
+export interface TokenAccess {
+  readonly pin: string;
+  readonly module?: string;
+}
+
+/** What a caller gives to open a wallet: each factor the wallet has. */
+export interface Unlock {
+  readonly secret?: WalletSecret;
+  /** The PIN (and module) of the wallet's token, or the token already open (the wallet closes it, whether it opens or not). */
+  readonly token?: TokenAccess | Pkcs11Token;
+  /** The custody secret, rebuilt from m custodians' approvals (see src/custody). */
+  readonly custody?: Uint8Array;
+}
+
+/** The parts a format-2 wallet's factors gave, held while it is open (a rekey keeps the factors it does not change). */
+export interface Parts {
+  passphrase?: Uint8Array;
+  token?: Uint8Array;
+  custody?: Uint8Array;
+}
+
+export const PASSPHRASE_PART_LABEL = 'dkms/wallet/v2/passphrase-part';
+
+export function isUnlock(value: WalletSecret | Unlock): value is Unlock {
+  return !('kind' in value);
+}
+
+export const tokenPartAad = (id: string): Uint8Array => utf8(`dkms/wallet/v2/token-part:${id}`);
+
+/** The label of the token counter that holds the wallet's highest generation. */
+export const counterLabel = (id: string): string => `dkms-generation:${id}`;
+
+function describeCustody(custody: CustodyFactor) {
+  return { set: custody.set, epoch: custody.epoch, mode: custody.mode, digest: toBase64url(sha256(utf8(custody.document))) };
+}
+
+/** What the store key is bound to: every factor's parameters except where the token's module lives. */
+function factorDigest(header: KeyringHeader): Uint8Array {
+  const { id, kdf, token, custody } = header;
+  return sha256(
+    canonicalBytes({
+      id,
+      ...(kdf === undefined ? {} : { kdf }),
+      ...(token === undefined ? {} : { token: { token: token.token, key: token.key, sealed: token.sealed } }),
+      ...(custody === undefined ? {} : { custody: describeCustody(custody) }),
+    }),
+  );
+}
+
+/** Which parts a header needs, in their fixed order. */
+function neededParts(header: KeyringHeader): (keyof Parts)[] {
+  const needed: (keyof Parts)[] = [];
+  if (header.kdf !== undefined) needed.push('passphrase');
+  if (header.token !== undefined) needed.push('token');
+  if (header.custody?.mode === 'unseal') needed.push('custody');
+  return needed;
+}
+
+/** The store key of a format-2 wallet from its parts; the caller has checked every needed part is there. */
+export function combineParts(header: KeyringHeader, parts: Parts): Uint8Array {
+  const material = concatBytes(
+    ...neededParts(header).map((name) => {
+      const part = parts[name];
+      if (part === undefined) throw new DkmsError('INTERNAL', `the wallet's ${name} part is missing`);
+      return part;
+    }),
+  );
+  try {
+    return hkdf(material, fromBase64url(header.id ?? '', 'wallet id'), `dkms/wallet/v2/store-key:${toHex(factorDigest(header))}`);
+  } finally {
+    wipe(material);
+  }
+}
+
+/** The HMAC that authenticates a format-2 header's generation. */
+export function generationMac(storeKey: Uint8Array, header: KeyringHeader): string {
+  const key = hkdf(storeKey, new Uint8Array(0), 'dkms/wallet/v2/generation');
+  try {
+    return toBase64url(hmacSha256(key, canonicalBytes({ id: header.id, generation: header.generation, keyVersion: header.keyVersion })));
+  } finally {
+    wipe(key);
+  }
+}
+
+/** Opens the token a wallet is bound to (or a token its keys live in): HSM_* codes for each failure. */
+export async function openToken(where: Pick<TokenFactor, 'module' | 'token'>, access: TokenAccess): Promise<Pkcs11Token> {
+  const { Pkcs11Token } = await import('../hsm/pkcs11.js');
+  return Pkcs11Token.open({ module: access.module ?? where.module, token: where.token, pin: access.pin });
+}
+
+/** The token part of a wallet bound to `token`, opened inside the token. */
+export function openTokenPart(header: KeyringHeader, token: Pkcs11Token): Uint8Array {
+  const factor = header.token;
+  if (factor === undefined) throw new DkmsError('INTERNAL', 'the wallet is not bound to a token');
+  if (token.label !== factor.token) {
+    throw new DkmsError('HSM_TOKEN_NOT_FOUND', `the wallet is bound to token '${factor.token}', not '${token.label}'`);
+  }
+  const part = token.decrypt(factor.key, fromBase64url(factor.sealed, 'token part'), tokenPartAad(header.id ?? ''));
+  if (part.length !== 32) throw new DkmsError('HSM_FAILED', `token '${factor.token}' gave a part of ${part.length} bytes`);
+  return part;
+}
+
+/**
+ * Compares the wallet's generation with the token's counter: an older wallet is a copy put back
+ * (WALLET_ROLLED_BACK); a newer one (a crash between the wallet's write and the token's) moves the
+ * counter up.
+ */
+export function checkGeneration(header: KeyringHeader, token: Pkcs11Token, path: string): void {
+  const label = counterLabel(header.id ?? '');
+  const generation = BigInt(header.generation ?? 0);
+  const seen = token.counter(label);
+  if (seen !== undefined && seen > generation) {
+    throw new DkmsError(
+      'WALLET_ROLLED_BACK',
+      `wallet ${path} is at generation ${generation}, but token '${token.label}' has seen generation ${seen}: this is an older copy put back`,
+    );
+  }
+  if (seen === undefined || seen < generation) token.setCounter(label, generation);
+}
