@@ -2,16 +2,19 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { Wallet, WalletSecret } from '../wallet/index.js';
+import { DkmsError } from '../errors.js';
+import type { Pkcs11Token } from '../hsm/pkcs11.js';
+import type { Unlock, Wallet, WalletSecret } from '../wallet/index.js';
 import type { CommandIo } from './io.js';
 import { placeOf, type RunPlace } from './run-place.js';
-import { getSecret } from './secrets.js';
+import { getSecret, getShortSecret } from './secrets.js';
 
 export interface GlobalOptions {
   home?: string;
   json?: boolean;
   passphraseFile?: string;
   keyFile?: string;
+  pinFile?: string;
   ledger?: string;
   witnessKey?: string[];
   quorum?: number;
@@ -85,14 +88,71 @@ export class Context {
     if (!this.json && this.io.tty.stderr) this.io.err(`${message}\n`);
   }
 
+  /** The user PIN of token `token`: from --pin-file, $DKMS_HSM_PIN, or a prompt. */
+  tokenPin(token: string): Promise<string> {
+    return getShortSecret(this.io, { file: this.options.pinFile, fileFlag: '--pin-file', env: 'DKMS_HSM_PIN', prompt: `PIN of token '${token}'` });
+  }
+
+  /** Where the tokens' PKCS#11 module is, when not where the wallet recorded it: $DKMS_HSM_MODULE. */
+  get tokenModule(): string | undefined {
+    const module = this.io.env['DKMS_HSM_MODULE'];
+    return module === undefined || module === '' ? undefined : module;
+  }
+
+  /** Opens a token with its PIN (asked for here). */
+  async openToken(module: string, token: string): Promise<Pkcs11Token> {
+    const pin = await this.tokenPin(token);
+    const { Pkcs11Token } = await import('../hsm/pkcs11.js');
+    return Pkcs11Token.open({ module: this.tokenModule ?? module, token, pin });
+  }
+
+  /**
+   * What this wallet needs to open, gathered in order: its passphrase, its token's PIN. A wallet
+   * its custodians unseal is not opened by a command: CUSTODY_REQUIRED names the way.
+   */
+  async unlockOf(wallet: typeof Wallet): Promise<Unlock> {
+    const { protection } = wallet.inspect(this.walletPath);
+    if (protection.custody?.mode === 'unseal') {
+      throw new DkmsError(
+        'CUSTODY_REQUIRED',
+        `the wallet in ${this.home} is sealed under custodians: unseal it with their approvals ('dkms custodian unseal')`,
+      );
+    }
+    const secret = protection.passphrase ? await this.walletSecret() : undefined;
+    // The bound token's PIN, or that of the tokens its keys live in (the owner's one PIN for them).
+    const token = protection.token?.token ?? protection.keyTokens[0];
+    const pin = token === undefined ? undefined : await this.tokenPin(token);
+    const module = this.tokenModule;
+    return {
+      ...(secret === undefined ? {} : { secret }),
+      ...(pin === undefined ? {} : { token: { pin, ...(module === undefined ? {} : { module }) } }),
+    };
+  }
+
   /** Opens the wallet: the caller closes it (see withWallet), unless it is the session's (`inSession`). */
   async openWallet(): Promise<Wallet> {
     if (this.#sharedWallet !== undefined) return this.#sharedWallet;
-    const secret = await this.walletSecret();
-    this.progress('Opening wallet…');
     // The wallet (Argon2, SQLite) is loaded by the commands that open it, not by every command.
     const { Wallet } = await import('../wallet/index.js');
-    return Wallet.open(this.walletPath, secret);
+    const unlock = await this.unlockOf(Wallet);
+    this.progress('Opening wallet…');
+    const wallet = await Wallet.open(this.walletPath, unlock);
+    try {
+      await this.openKeyTokens(wallet, unlock.token);
+    } catch (e) {
+      wallet.close();
+      throw e;
+    }
+    return wallet;
+  }
+
+  /** Opens the tokens the wallet's keys live in and gives them to it: with the PIN given to open the wallet, else asking for each. */
+  async openKeyTokens(wallet: Wallet, given?: Unlock['token']): Promise<void> {
+    const { Pkcs11Token } = await import('../hsm/pkcs11.js');
+    for (const { module, token } of wallet.tokensNeeded()) {
+      const pin = given !== undefined && 'pin' in given ? given.pin : await this.tokenPin(token);
+      wallet.useToken(await Pkcs11Token.open({ module: this.tokenModule ?? module, token, pin }));
+    }
   }
 
   /** Opens the wallet, runs `fn`, and always closes it (wiping its keys). */

@@ -48,6 +48,7 @@ export function buildProgram(io: CommandIo = processIo()): Command {
     .option('--json', 'print one JSON object instead of text')
     .option('--passphrase-file <file>', 'file whose first line is the wallet passphrase (else $DKMS_PASSPHRASE, else a prompt)')
     .option('--key-file <file>', 'file holding the raw 32-byte key that opens the wallet, instead of a passphrase')
+    .option('--pin-file <file>', "file whose first line is the PIN of the wallet's token (else $DKMS_HSM_PIN, else a prompt)")
     .option('--ledger <url>', `ledger node to use (default: $DKMS_LEDGER, else config.json's "ledger", else the local node)`)
     .option('--trust <key...>', 'ledger node keys to trust (trust.json "nodeKeys"; default: the first seen, said on stderr)')
     .option('--node-key <key...>', 'the same as --trust')

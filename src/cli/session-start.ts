@@ -21,12 +21,25 @@ import { packageDir } from './version.js';
 
 /** What `unlock` writes to the session process's standard input: one JSON line. */
 const Start = z.strictObject({
-  secret: z.discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('passphrase'), passphrase: z.string().min(1).max(65_536) }),
-    z.strictObject({ kind: z.literal('raw'), key: z.string().length(43) }),
-  ]),
+  secret: z
+    .discriminatedUnion('kind', [
+      z.strictObject({ kind: z.literal('passphrase'), passphrase: z.string().min(1).max(65_536) }),
+      z.strictObject({ kind: z.literal('raw'), key: z.string().length(43) }),
+    ])
+    .optional(),
+  /** The PIN of the wallet's token, and its module when not where the wallet recorded it. */
+  token: z.strictObject({ pin: z.string().min(1).max(256), module: z.string().min(1).max(4096).optional() }).optional(),
+  /** The custody secret the custodians' approvals rebuilt (`dkms custodian unseal`). */
+  custody: z.string().length(43).optional(),
   idleSeconds: z.number().int().min(1).max(86_400),
 });
+
+/** What opens the wallet in the session: each factor it has. */
+export interface SessionUnlock {
+  readonly secret?: WalletSecret;
+  readonly token?: { readonly pin: string; readonly module?: string };
+  readonly custody?: Uint8Array;
+}
 
 /** What the session process answers on its standard output once it listens, or why it could not. */
 const Started = z.union([
@@ -52,11 +65,18 @@ export async function unlock(ctx: Context, idleSeconds: number): Promise<void> {
     return;
   }
   if (!existsSync(ctx.walletPath)) throw new DkmsError('WALLET_NOT_FOUND', `no wallet in ${ctx.home}: nothing to unlock`);
-  const secret = await ctx.walletSecret();
+  const given = await ctx.unlockOf(Wallet);
   ctx.progress('Opening wallet…');
-  const pid = await startSession(ctx, secret, idleSeconds);
+  const pid = await startSession(ctx, given as SessionUnlock, idleSeconds);
   const locksAt = new Date(Date.now() + idleSeconds * 1000).toISOString();
   emit(ctx, { unlocked: true, already: false, pid, locksAt, idleSeconds }, () => describeStatus({ pid, locksAt }));
+}
+
+/** Whether an unlock session is running for this data directory. */
+export async function sessionRunning(ctx: Context): Promise<boolean> {
+  const running = sessionSocket(ctx.home);
+  const status = running === undefined ? undefined : await askSession(running, { type: 'status', protocol: SESSION_PROTOCOL });
+  return status?.['type'] === 'status';
 }
 
 /** Environment variables the session process is not given: secrets a command of a client sends itself if it needs them. */
@@ -67,7 +87,7 @@ function sessionEnvironment(env: Readonly<Record<string, string | undefined>>): 
 }
 
 /** Starts the session process and waits until it listens; its pid. */
-async function startSession(ctx: Context, secret: WalletSecret, idleSeconds: number): Promise<number> {
+export async function startSession(ctx: Context, unlock: SessionUnlock, idleSeconds: number): Promise<number> {
   const log = openSync(join(ctx.home, 'session.log'), 'a', 0o600);
   const child = spawn(process.execPath, [fileURLToPath(new URL('dist/cli/session-process.js', packageDir())), ctx.home], {
     cwd: ctx.home,
@@ -79,7 +99,13 @@ async function startSession(ctx: Context, secret: WalletSecret, idleSeconds: num
   const { stdin, stdout } = child;
   if (stdin === null || stdout === null) throw new DkmsError('INTERNAL', 'the unlock session started without its pipes');
   const stopOnCancel = ctx.io.onCancel(() => child.kill('SIGKILL'));
-  const start = { secret: secret.kind === 'raw' ? { kind: 'raw', key: toBase64url(secret.key) } : secret, idleSeconds };
+  const { secret, token, custody } = unlock;
+  const start = {
+    ...(secret === undefined ? {} : { secret: secret.kind === 'raw' ? { kind: 'raw', key: toBase64url(secret.key) } : secret }),
+    ...(token === undefined ? {} : { token }),
+    ...(custody === undefined ? {} : { custody: toBase64url(custody) }),
+    idleSeconds,
+  };
   // A session that dies before reading its secret closes the pipe: what it says (or not) is the answer.
   stdin.on('error', () => undefined);
   stdin.end(`${JSON.stringify(start)}\n`);
@@ -121,6 +147,15 @@ export async function lock(ctx: Context): Promise<void> {
   emit(ctx, { locked: true }, () => 'locked: the session closed the wallet');
 }
 
+/** The tokens the wallet's keys live in, opened in the session with the PIN `unlock` sent (one PIN for the tokens of one owner). */
+async function openKeyTokens(wallet: Wallet, token: { pin: string; module?: string } | undefined): Promise<void> {
+  const needed = wallet.tokensNeeded();
+  if (needed.length === 0) return;
+  if (token === undefined) throw new DkmsError('HSM_UNAVAILABLE', `the wallet's keys in token '${needed[0]?.token ?? ''}' need its PIN: give it to \`dkms unlock\``);
+  const { Pkcs11Token } = await import('../hsm/pkcs11.js');
+  for (const { module, token: label } of needed) wallet.useToken(await Pkcs11Token.open({ module: token.module ?? module, token: label, pin: token.pin }));
+}
+
 /** The session process (session-process.ts): opens the wallet with the secret `unlock` sent, serves until it locks. */
 export async function serveSession(home: string, run: RunCommand): Promise<void> {
   const answer = (fields: object) => process.stdout.write(`${JSON.stringify(fields)}\n`);
@@ -131,12 +166,18 @@ export async function serveSession(home: string, run: RunCommand): Promise<void>
     answer({ error: { code: 'BAD_INPUT', message: 'the session process is started by `dkms unlock`' } });
     return;
   }
-  const secret = start.secret.kind === 'raw' ? rawSecret(fromBase64url(start.secret.key, 'raw wallet key')) : passphraseSecret(start.secret.passphrase);
+  const given = start.secret;
+  const secret = given === undefined ? undefined : given.kind === 'raw' ? rawSecret(fromBase64url(given.key, 'raw wallet key')) : passphraseSecret(given.passphrase);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let session: UnlockSession;
   try {
-    const wallet = await Wallet.open(join(home, 'wallet.db'), secret);
+    const wallet = await Wallet.open(join(home, 'wallet.db'), {
+      ...(secret === undefined ? {} : { secret }),
+      ...(start.token === undefined ? {} : { token: start.token }),
+      ...(start.custody === undefined ? {} : { custody: fromBase64url(start.custody, 'custody secret') }),
+    });
     try {
+      await openKeyTokens(wallet, start.token);
       session = await UnlockSession.start({ home, run, wallet, idleSeconds: start.idleSeconds, log });
     } catch (e) {
       wallet.close();

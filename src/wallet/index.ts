@@ -16,10 +16,12 @@
  * @module dkms/wallet
  */
 export { DEFAULT_PROFILE, Wallet } from './wallet.js';
-export type { CreateOptions, FindQuery, OpenOptions, WalletInfo } from './wallet.js';
+export type { CreateOptions, CustodyBinding, FindQuery, OpenOptions, ProtectionChange, TokenBinding, WalletInfo, WalletProtection } from './wallet.js';
+export type { TokenAccess, Unlock } from './protection.js';
 export { MIN_PASSPHRASE_LENGTH, passphraseSecret, rawSecret } from './secret.js';
 export type { WalletSecret } from './secret.js';
 export type { WalletItem, Tags } from './items.js';
-export type { KeyInfo } from './keys.js';
+export type { KeyInfo, KeyLocation } from './keys.js';
+export { locationText } from './keys.js';
 export { KEY_TYPES } from './keys.js';
 export type { KdfTier, KeyAgreementKey, KeyType, MultibaseKey, PublicKeyForms, Signer } from '../crypto/index.js';

@@ -63,6 +63,8 @@ export const KeyringHeader = z
     generation: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     /** Format 2: HMAC of the generation under a key from the store key, so an old copy cannot claim a newer one. */
     generationMac: b64(32).optional(),
+    /** The labels of the tokens keys of this wallet live in: so that their PIN is asked for before the wallet opens. */
+    keyTokens: z.array(z.string().min(1).max(32)).max(16).optional(),
     /** Incremented by each rekey; recorded in every wrapped KEK's ciphertext header. */
     keyVersion: z.number().int().min(0).max(0xffffffff),
     createdAt: z.string().max(40),

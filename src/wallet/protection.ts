@@ -3,7 +3,8 @@
  * its passphrase (or raw key) alone. A format-2 wallet names its factors in the keyring header,
  * and every one of them is needed:
  *
- * - **passphrase**: Argon2id of the passphrase (or HKDF of a raw key), as in format 1;
+ * - **passphrase**: Argon2id of the passphrase (or HKDF of a raw key): what a format-1 wallet's
+ *   store key is, so a wallet keeps its passphrase when it gains another factor;
  * - **token**: 32 random bytes sealed by a non-extractable AES key in a PKCS#11 token, which
  *   only that token can open;
  * - **custody** (unseal mode): the custody secret, which only m custodians together rebuild.
@@ -43,8 +44,6 @@ export interface Parts {
   token?: Uint8Array;
   custody?: Uint8Array;
 }
-
-export const PASSPHRASE_PART_LABEL = 'dkms/wallet/v2/passphrase-part';
 
 export function isUnlock(value: WalletSecret | Unlock): value is Unlock {
   return !('kind' in value);

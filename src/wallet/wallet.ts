@@ -54,7 +54,6 @@ import {
   type KeyringHeader,
 } from './keyring.js';
 import {
-  PASSPHRASE_PART_LABEL,
   checkGeneration,
   combineParts,
   generationMac,
@@ -119,6 +118,8 @@ export interface WalletProtection {
   /** Format 2: the wallet's id and generation (what rollback detection compares). */
   readonly id?: string;
   readonly generation?: number;
+  /** The tokens keys of the wallet live in (their PINs are needed to sign with them). */
+  readonly keyTokens: readonly string[];
 }
 
 export interface WalletInfo {
@@ -164,6 +165,7 @@ function protectionOf(header: KeyringHeader): WalletProtection {
     ...(token === undefined ? {} : { token: { module: token.module, token: token.token, key: token.key } }),
     ...(custody === undefined ? {} : { custody: { set: custody.set, epoch: custody.epoch, mode: custody.mode } }),
     ...(header.id === undefined ? {} : { id: header.id, generation: header.generation ?? 0 }),
+    keyTokens: header.keyTokens ?? [],
   };
 }
 
@@ -300,7 +302,7 @@ export class Wallet {
           token = 'pin' in given.token ? await openToken(header.token, given.token) : given.token;
           parts.token = openTokenPart(header, token);
         }
-        if (header.kdf !== undefined) parts.passphrase = await deriveKey(Wallet.#needSecret(given, path), header.kdf, PASSPHRASE_PART_LABEL);
+        if (header.kdf !== undefined) parts.passphrase = await deriveKey(Wallet.#needSecret(given, path), header.kdf, STORE_KEY_LABEL);
         storeKey = combineParts(header, parts);
       }
     } catch (e) {
@@ -474,10 +476,10 @@ export class Wallet {
     return { name, ...info };
   }
 
-  /** Stores a key record under `name` and raises the generation, in one transaction. */
-  #putKey(name: string, value: Uint8Array, type: KeyType): void {
+  /** Stores a key record under `name` and raises the generation, in one transaction (`edit` changes the header with it). */
+  #putKey(name: string, value: Uint8Array, type: KeyType, edit?: (header: KeyringHeader) => KeyringHeader): void {
     try {
-      this.#changing(() => this.#put({ category: KEY_CATEGORY, name, value, tags: { type } }));
+      this.#changing(() => this.#put({ category: KEY_CATEGORY, name, value, tags: { type } }), edit);
     } catch (e) {
       if (e instanceof DkmsError && e.code === 'ITEM_EXISTS') throw new DkmsError('KEY_EXISTS', `a key named '${name}' already exists`);
       throw e;
@@ -487,18 +489,20 @@ export class Wallet {
   /**
    * Creates an Ed25519 key inside `token` (sensitive, never extractable) labelled `label`, and
    * records it in the wallet as `name`: it signs like any wallet key, inside the token, while
-   * the token is open with the wallet. The wallet holds the token open until it closes.
+   * the token is open with the wallet. The wallet holds the token open until it closes (also
+   * when this fails).
    */
   createTokenKey(name: string, token: Pkcs11Token, where: { module: string; label?: string }): KeyInfo {
+    this.#holdToken(token);
     checkKeyName(name);
     const label = where.label ?? name;
     if (this.#open.getItem(this.profile, this.#items.categoryKey(KEY_CATEGORY), this.#items.nameKey(name)) !== undefined) {
       throw new DkmsError('KEY_EXISTS', `a key named '${name}' already exists`);
     }
-    this.#holdToken(token);
     const signer = token.createEd25519(label);
     const value = tokenKeyRecord('ed25519', signer.publicKey, new Date(), { module: where.module, token: token.label, label });
-    this.#putKey(name, value, 'ed25519');
+    const known = this.#header.keyTokens ?? [];
+    this.#putKey(name, value, 'ed25519', (header) => (known.includes(token.label) ? header : { ...header, keyTokens: [...known, token.label].sort() }));
     return this.getKey(name);
   }
 
@@ -650,11 +654,21 @@ export class Wallet {
    * then tells the bound token the new generation. A crash between the two leaves the token
    * behind the wallet, which the next open puts right; never ahead of it.
    */
-  #changing<T>(change: () => T): T {
-    if (this.#header.format !== 2) return this.#open.transaction(change);
-    const header: KeyringHeader = { ...this.#header, generation: (this.#header.generation ?? 0) + 1 };
-    const next: KeyringHeader = { ...header, generationMac: generationMac(this.#storeKey, header) };
+  #changing<T>(change: () => T, edit: (header: KeyringHeader) => KeyringHeader = (h) => h): T {
     const store = this.#open;
+    if (this.#header.format !== 2) {
+      const edited = edit(this.#header);
+      if (edited === this.#header) return store.transaction(change);
+      const result = store.transaction(() => {
+        const value = change();
+        store.writeKeyring(buildKeyring(edited, store.readKeyring().profiles));
+        return value;
+      });
+      this.#header = edited;
+      return result;
+    }
+    const header: KeyringHeader = { ...edit(this.#header), generation: (this.#header.generation ?? 0) + 1 };
+    const next: KeyringHeader = { ...header, generationMac: generationMac(this.#storeKey, header) };
     const result = store.transaction(() => {
       const value = change();
       store.writeKeyring(buildKeyring(next, store.readKeyring().profiles));
@@ -754,10 +768,12 @@ export class Wallet {
       } else if (change.secret !== undefined) {
         assertStrongSecret(change.secret);
         header.kdf = newKdfParams(change.secret, change.kdfTier ?? DEFAULT_KDF_TIER);
-        parts.passphrase = await deriveKey(change.secret, header.kdf, PASSPHRASE_PART_LABEL);
+        parts.passphrase = await deriveKey(change.secret, header.kdf, STORE_KEY_LABEL);
         fresh.push(parts.passphrase);
-      } else if (current.format === 1 && current.kdf !== undefined) {
-        throw badInput('give the passphrase again to keep it as a factor of the wallet');
+      } else if (current.format === 1) {
+        // A format-1 store key is the passphrase's part: the passphrase stays a factor as it is.
+        parts.passphrase = this.#storeKey.slice();
+        fresh.push(parts.passphrase);
       }
       if (change.token === null) {
         delete header.token;

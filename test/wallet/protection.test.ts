@@ -81,7 +81,8 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
     const dir = dirs();
     const path = join(dir, 'wallet.db');
     const wallet = await Wallet.create(path, SECRET, fast);
-    await wallet.protect({ token: { token: await openToken('bound'), module: SOFTHSM_MODULE, key: 'wallet-rb' }, secret: SECRET, kdfTier: 'interactive' });
+    // The passphrase stays a factor without being given again.
+    await wallet.protect({ token: { token: await openToken('bound'), module: SOFTHSM_MODULE, key: 'wallet-rb' } });
     wallet.close();
     copyFileSync(path, join(dir, 'old.db'));
 

@@ -15,21 +15,45 @@ async function load() {
   return { ...crypto, Context, readInput, emit, table };
 }
 
-const keyFields = (k: KeyInfo) => ({ name: k.name, type: k.type, publicKey: k.publicKey, createdAt: k.createdAt });
+const keyFields = (k: KeyInfo) => ({
+  name: k.name,
+  type: k.type,
+  publicKey: k.publicKey,
+  createdAt: k.createdAt,
+  location: k.location.kind === 'token' ? `token:${k.location.token}` : k.location.kind,
+  ...(k.location.kind === 'token' ? { token: { token: k.location.token, label: k.location.label, module: k.location.module } } : {}),
+});
 
 export function keyCommand(): Command {
   const key = new Command('key').description('signing and key-agreement keys held in the wallet');
 
   key
     .command('create')
-    .description('create a key inside the wallet and print its public key')
+    .description('create a key inside the wallet (or, with --hsm, inside a hardware token) and print its public key')
     .addOption(new Option('--type <type>', 'key type').choices(KEY_TYPES).makeOptionMandatory())
     .requiredOption('--name <name>', 'a name for the key, unique in the wallet')
-    .action(async (opts: { type: KeyInfo['type']; name: string }, cmd: Command) => {
+    .option('--hsm [uri]', "make it in a PKCS#11 token, never extractable: the token of --token/--module, of a PKCS#11 URI (pkcs11:token=…;object=…?module-path=…), or the wallet's own")
+    .option('--token <label>', 'with --hsm: the token')
+    .option('--module <path>', "with --hsm: the token's PKCS#11 module (else $DKMS_HSM_MODULE)")
+    .option('--label <label>', 'with --hsm: the key\'s label in the token (default: its name)')
+    .action(async (opts: { type: KeyInfo['type']; name: string; hsm?: string | boolean; token?: string; module?: string; label?: string }, cmd: Command) => {
       const { Context, emit } = await load();
       const ctx = Context.of(cmd);
-      const created = await ctx.withWallet((w) => w.createKey(opts.name, opts.type));
-      emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'\npublic key: ${created.publicKey}`);
+      if (opts.hsm === undefined) {
+        if (opts.token !== undefined || opts.module !== undefined || opts.label !== undefined) throw badInput('--token, --module and --label go with --hsm');
+        const created = await ctx.withWallet((w) => w.createKey(opts.name, opts.type));
+        emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'\npublic key: ${created.publicKey}`);
+        return;
+      }
+      if (opts.type !== 'ed25519') throw badInput('keys in a token are ed25519 signing keys');
+      const { chooseToken } = await import('../token-choice.js');
+      const created = await ctx.withWallet(async (w) => {
+        const choice = chooseToken(ctx, opts, w.info().protection.token);
+        const token = await choice.ctx.openToken(choice.module, choice.token);
+        return w.createTokenKey(opts.name, token, { module: choice.module, label: opts.label ?? choice.label ?? opts.name });
+      });
+      const where = created.location.kind === 'token' ? ` in token '${created.location.token}' (label '${created.location.label}')` : '';
+      emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'${where}: it never leaves the token\npublic key: ${created.publicKey}`);
     });
 
   key
@@ -40,7 +64,9 @@ export function keyCommand(): Command {
       const { Context, emit, table } = await load();
       const ctx = Context.of(cmd);
       const keys = await ctx.withWallet((w) => w.listKeys(opts.type));
-      emit(ctx, { keys: keys.map(keyFields) }, () => (keys.length === 0 ? 'No keys.' : table(keys.map(keyFields), ['name', 'type', 'publicKey', 'createdAt'])));
+      emit(ctx, { keys: keys.map(keyFields) }, () =>
+        keys.length === 0 ? 'No keys.' : table(keys.map(keyFields), ['name', 'type', 'location', 'publicKey', 'createdAt']),
+      );
     });
 
   key

@@ -4,6 +4,7 @@ import type { WalletInfo } from '../../wallet/index.js';
 import type { Context } from '../context.js';
 import { DEFAULT_KDF_TIER } from '../../crypto/kdf-tiers.js';
 import { parseKdfTier } from '../options.js';
+import { badInput } from '../../errors.js';
 
 /** What the actions need, loaded when one runs (a definition, `--help` included, loads none of it). */
 async function load() {
@@ -100,6 +101,44 @@ export function walletCommand(): Command {
         const info = w.info();
         emit(ctx, { path: info.path, keyVersion: info.keyVersion, kdf: info.kdf, rekeyedAt: info.rekeyedAt }, () => `Rekeyed wallet ${info.path}`);
       });
+    });
+
+  wallet
+    .command('bind-token')
+    .description('bind the wallet to a PKCS#11 token: from now on it opens only with the token (and its PIN) present')
+    .option('--hsm <uri>', 'the token as a PKCS#11 URI (pkcs11:token=…?module-path=…)')
+    .option('--token <label>', 'the token')
+    .option('--module <path>', "the token's PKCS#11 module (else $DKMS_HSM_MODULE)")
+    .option('--key <label>', "label of the token's AES key that seals the wallet's part (made if the token has none)", 'dkms-wallet')
+    .option('--drop-passphrase', 'open with the token alone, without the passphrase')
+    .action(async (opts: { hsm?: string; token?: string; module?: string; key: string; dropPassphrase?: boolean }, cmd: Command) => {
+      const { Context, emit } = await load();
+      const { chooseToken } = await import('../token-choice.js');
+      const ctx = Context.of(cmd);
+      const choice = chooseToken(ctx, opts);
+      const info = await ctx.withWallet(async (w) => {
+        const token = await choice.ctx.openToken(choice.module, choice.token);
+        ctx.progress('Re-wrapping wallet keys…');
+        await w.protect({ token: { token, module: choice.module, key: opts.key }, ...(opts.dropPassphrase === true ? { secret: null } : {}) });
+        return w.info();
+      });
+      emit(ctx, { ...info }, () => `Bound wallet ${info.path} to token '${choice.token}': it opens with ${describeProtection(info)}`);
+    });
+
+  wallet
+    .command('unbind-token')
+    .description('unbind the wallet from its token: it opens with its passphrase alone again')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { Context, emit } = await load();
+      const ctx = Context.of(cmd);
+      const info = await ctx.withWallet(async (w) => {
+        const current = w.info();
+        if (current.protection.token === undefined) throw badInput('the wallet is not bound to a token');
+        if (current.kdf === undefined) throw badInput('the wallet has no passphrase to open it without the token: give it one with `dkms wallet rekey` first');
+        await w.protect({ token: null });
+        return w.info();
+      });
+      emit(ctx, { ...info }, () => `Unbound wallet ${info.path} from its token: it opens with ${describeProtection(info)}`);
     });
 
   const exportSecret = async (ctx: Context, opts: { exportPassphraseFile?: string; exportKeyFile?: string }, confirm: boolean) =>
