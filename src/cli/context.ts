@@ -110,9 +110,9 @@ export class Context {
    * What this wallet needs to open, gathered in order: its passphrase, its token's PIN. A wallet
    * its custodians unseal is not opened by a command: CUSTODY_REQUIRED names the way.
    */
-  async unlockOf(wallet: typeof Wallet): Promise<Unlock> {
+  async unlockOf(wallet: typeof Wallet, custody?: Uint8Array): Promise<Unlock> {
     const { protection } = wallet.inspect(this.walletPath);
-    if (protection.custody?.mode === 'unseal') {
+    if (protection.custody?.mode === 'unseal' && custody === undefined) {
       throw new DkmsError(
         'CUSTODY_REQUIRED',
         `the wallet in ${this.home} is sealed under custodians: unseal it with their approvals ('dkms custodian unseal')`,
@@ -126,15 +126,19 @@ export class Context {
     return {
       ...(secret === undefined ? {} : { secret }),
       ...(pin === undefined ? {} : { token: { pin, ...(module === undefined ? {} : { module }) } }),
+      ...(custody === undefined ? {} : { custody }),
     };
   }
 
-  /** Opens the wallet: the caller closes it (see withWallet), unless it is the session's (`inSession`). */
-  async openWallet(): Promise<Wallet> {
+  /**
+   * Opens the wallet: the caller closes it (see withWallet), unless it is the session's
+   * (`inSession`). `custody` is the custodians' secret, for a wallet they unseal.
+   */
+  async openWallet(custody?: Uint8Array): Promise<Wallet> {
     if (this.#sharedWallet !== undefined) return this.#sharedWallet;
     // The wallet (Argon2, SQLite) is loaded by the commands that open it, not by every command.
     const { Wallet } = await import('../wallet/index.js');
-    const unlock = await this.unlockOf(Wallet);
+    const unlock = await this.unlockOf(Wallet, custody);
     this.progress('Opening wallet…');
     const wallet = await Wallet.open(this.walletPath, unlock);
     try {
@@ -156,8 +160,8 @@ export class Context {
   }
 
   /** Opens the wallet, runs `fn`, and always closes it (wiping its keys). */
-  async withWallet<T>(fn: (wallet: Wallet) => T | Promise<T>): Promise<T> {
-    const wallet = await this.openWallet();
+  async withWallet<T>(fn: (wallet: Wallet) => T | Promise<T>, custody?: Uint8Array): Promise<T> {
+    const wallet = await this.openWallet(custody);
     try {
       return await fn(wallet);
     } finally {

@@ -11,6 +11,8 @@ import { agentCommand } from './commands/agent.js';
 import { connectionCommand } from './commands/connection.js';
 import { didCommand } from './commands/did.js';
 import { doctorCommand } from './commands/doctor.js';
+import { custodianCommand } from './commands/custodian.js';
+import { auditCommand } from './commands/audit.js';
 import { keyCommand } from './commands/key.js';
 import { ledgerCommand } from './commands/ledger.js';
 import { messageCommand } from './commands/message.js';
@@ -74,6 +76,8 @@ export function buildProgram(io: CommandIo = processIo()): Command {
   program.addCommand(recoveryCommand());
   program.addCommand(trusteeCommand());
   program.addCommand(messageCommand());
+  program.addCommand(custodianCommand());
+  program.addCommand(auditCommand());
   program.addCommand(doctorCommand());
   program.addCommand(unlockCommand());
   program.addCommand(lockCommand());

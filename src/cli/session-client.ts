@@ -18,13 +18,14 @@ import { version } from './version.js';
 
 /**
  * Commands that always run in their own process: servers (and the ledger store's offline audit
- * and reindex, which need no wallet and hold a store of their own), help, and the session's own.
+ * and reindex, which need no wallet and hold a store of their own), help, and the session's own
+ * (unlock and lock, and custodians' unseal and seal, which start and end one).
  */
 const LOCAL_COMMANDS = new Set(['up', 'help', 'unlock', 'lock']);
-const LOCAL_SUBCOMMANDS = new Set(['ledger serve', 'ledger witness', 'ledger verify', 'ledger reindex', 'agency serve']);
+const LOCAL_SUBCOMMANDS = new Set(['ledger serve', 'ledger witness', 'ledger verify', 'ledger reindex', 'agency serve', 'custodian unseal', 'custodian seal']);
 
 /** Global options that take a value (main.ts), so that the command's name is found after them. */
-const VALUE_OPTIONS = new Set(['--home', '--passphrase-file', '--key-file', '--ledger', '--quorum', '--max-head-age']);
+const VALUE_OPTIONS = new Set(['--home', '--passphrase-file', '--key-file', '--pin-file', '--ledger', '--quorum', '--max-head-age']);
 const LIST_OPTIONS = new Set(['--trust', '--node-key', '--witness-key']);
 
 /** The command's words and the --home it names, as commander will read them; undefined words for help and version. */

@@ -188,7 +188,11 @@ export class UnlockSession {
             `this session runs dkms ${version()} and the command is dkms ${request.data.version}: run \`dkms lock\`, then \`dkms unlock\``,
           );
         } else if (runsHere(commandOf(request.data.argv).words)) {
-          refuse(socket, 'BAD_INPUT', 'servers, ledger verify and reindex, help, unlock and lock run in their own process, not in the unlock session');
+          refuse(
+            socket,
+            'BAD_INPUT',
+            "servers, ledger verify and reindex, help, unlock, lock, and custodians' unseal and seal run in their own process, not in the unlock session",
+          );
         } else if (this.#locking) {
           refuse(socket, 'SESSION_LOST', 'the unlock session is locking: run the command again');
         } else {

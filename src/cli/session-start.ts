@@ -151,7 +151,8 @@ export async function lock(ctx: Context): Promise<void> {
 async function openKeyTokens(wallet: Wallet, token: { pin: string; module?: string } | undefined): Promise<void> {
   const needed = wallet.tokensNeeded();
   if (needed.length === 0) return;
-  if (token === undefined) throw new DkmsError('HSM_UNAVAILABLE', `the wallet's keys in token '${needed[0]?.token ?? ''}' need its PIN: give it to \`dkms unlock\``);
+  if (token === undefined)
+    throw new DkmsError('HSM_UNAVAILABLE', `the wallet's keys in token '${needed[0]?.token ?? ''}' need its PIN: give it to \`dkms unlock\``);
   const { Pkcs11Token } = await import('../hsm/pkcs11.js');
   for (const { module, token: label } of needed) wallet.useToken(await Pkcs11Token.open({ module: token.module ?? module, token: label, pin: token.pin }));
 }
@@ -167,7 +168,8 @@ export async function serveSession(home: string, run: RunCommand): Promise<void>
     return;
   }
   const given = start.secret;
-  const secret = given === undefined ? undefined : given.kind === 'raw' ? rawSecret(fromBase64url(given.key, 'raw wallet key')) : passphraseSecret(given.passphrase);
+  const secret =
+    given === undefined ? undefined : given.kind === 'raw' ? rawSecret(fromBase64url(given.key, 'raw wallet key')) : passphraseSecret(given.passphrase);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let session: UnlockSession;
   try {

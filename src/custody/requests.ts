@@ -56,8 +56,14 @@ export const CustodyOperationSchema = z.strictObject({ kind: z.enum(OPERATION_KI
 /** One master-key operation: its digest, and the summary a custodian reads before approving. */
 export type CustodyOperation = z.infer<typeof CustodyOperationSchema>;
 export type CustodyPurpose = 'unseal' | 'operation';
-/** What a set of each mode releases K for. */
-const PURPOSE_OF: Record<CustodyMode, CustodyPurpose> = { unseal: 'unseal', approval: 'operation' };
+/**
+ * What a set of each mode releases K for: an unseal-mode set, a session (unseal) or a change of
+ * its own custodians (a rotate operation); an approval-mode set, one operation of any kind.
+ */
+function releases(mode: CustodyMode, purpose: CustodyPurpose, operation: CustodyOperation | undefined): boolean {
+  if (mode === 'approval') return purpose === 'operation';
+  return purpose === 'unseal' || operation?.kind === 'rotate';
+}
 
 export const CustodyRequestSchema = z
   .strictObject({
@@ -117,8 +123,12 @@ export function newCustodyRequest(set: CustodySet, options: CustodyRequestOption
   const ttl = options.ttlSeconds ?? 3600;
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > MAX_REQUEST_TTL_SECONDS)
     throw badInput(`ttlSeconds must be a whole number from 1 to ${MAX_REQUEST_TTL_SECONDS}`);
-  if (options.purpose !== PURPOSE_OF[set.mode])
-    throw badInput(`a custody set in ${set.mode} mode takes '${PURPOSE_OF[set.mode]}' requests, not '${options.purpose}'`);
+  if (!releases(set.mode, options.purpose, options.operation))
+    throw badInput(
+      set.mode === 'approval'
+        ? `a custody set in approval mode takes operation requests, not '${options.purpose}'`
+        : `a custody set in unseal mode takes unseal requests and rotate operations, not '${options.operation?.kind ?? options.purpose}'`,
+    );
   const now = options.now ?? new Date();
   const replyKey = x25519Generate();
   try {
@@ -261,7 +271,8 @@ export async function combineCustodyApprovals(
   const request = parseCustodyRequest(rawRequest);
   if (request.set !== set.id || request.epoch !== set.epoch || request.threshold !== set.threshold)
     throw foreign(`custody request ${request.id} is for set ${request.set} epoch ${request.epoch}, not this set ${set.id} epoch ${set.epoch}`);
-  if (request.purpose !== PURPOSE_OF[set.mode]) throw foreign(`a '${request.purpose}' request does not release the secret of a set in ${set.mode} mode`);
+  if (!releases(set.mode, request.purpose, request.operation))
+    throw foreign(`a '${request.purpose}' request does not release the secret of a set in ${set.mode} mode`);
   checkFresh(request, now);
   if (encodePublicKey('x25519', replyKey.publicKey) !== request.reply) throw badInput("the reply key is not this request's");
   const digest = toBase64url(requestDigest(request));

@@ -18,6 +18,7 @@
 export { DEFAULT_PROFILE, Wallet } from './wallet.js';
 export type { CreateOptions, CustodyBinding, FindQuery, OpenOptions, ProtectionChange, TokenBinding, WalletInfo, WalletProtection } from './wallet.js';
 export type { TokenAccess, Unlock } from './protection.js';
+export type { CustodyFactor } from './keyring.js';
 export { MIN_PASSPHRASE_LENGTH, passphraseSecret, rawSecret } from './secret.js';
 export type { WalletSecret } from './secret.js';
 export type { WalletItem, Tags } from './items.js';

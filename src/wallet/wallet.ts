@@ -53,17 +53,7 @@ import {
   type CustodyFactor,
   type KeyringHeader,
 } from './keyring.js';
-import {
-  checkGeneration,
-  combineParts,
-  generationMac,
-  isUnlock,
-  openToken,
-  openTokenPart,
-  tokenPartAad,
-  type Parts,
-  type Unlock,
-} from './protection.js';
+import { checkGeneration, combineParts, generationMac, isUnlock, openToken, openTokenPart, tokenPartAad, type Parts, type Unlock } from './protection.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
 
@@ -382,6 +372,16 @@ export class Wallet {
     try {
       const stored = store.readKeyring();
       return infoOf(path, parseKeyring(stored, path), stored.profiles.keys(), store.countItems());
+    } finally {
+      store.close();
+    }
+  }
+
+  /** A wallet's custody factor (its custodians' set, as canonical JSON) without its secret: what requests are made from. */
+  static custodyOf(path: string, options: OpenOptions = {}): CustodyFactor | undefined {
+    const store = Wallet.#openStore(path, options.busyTimeoutMs);
+    try {
+      return parseKeyring(store.readKeyring(), path).custody;
     } finally {
       store.close();
     }

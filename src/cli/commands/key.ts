@@ -32,10 +32,13 @@ export function keyCommand(): Command {
     .description('create a key inside the wallet (or, with --hsm, inside a hardware token) and print its public key')
     .addOption(new Option('--type <type>', 'key type').choices(KEY_TYPES).makeOptionMandatory())
     .requiredOption('--name <name>', 'a name for the key, unique in the wallet')
-    .option('--hsm [uri]', "make it in a PKCS#11 token, never extractable: the token of --token/--module, of a PKCS#11 URI (pkcs11:token=…;object=…?module-path=…), or the wallet's own")
+    .option(
+      '--hsm [uri]',
+      "make it in a PKCS#11 token, never extractable: the token of --token/--module, of a PKCS#11 URI (pkcs11:token=…;object=…?module-path=…), or the wallet's own",
+    )
     .option('--token <label>', 'with --hsm: the token')
     .option('--module <path>', "with --hsm: the token's PKCS#11 module (else $DKMS_HSM_MODULE)")
-    .option('--label <label>', 'with --hsm: the key\'s label in the token (default: its name)')
+    .option('--label <label>', "with --hsm: the key's label in the token (default: its name)")
     .action(async (opts: { type: KeyInfo['type']; name: string; hsm?: string | boolean; token?: string; module?: string; label?: string }, cmd: Command) => {
       const { Context, emit } = await load();
       const ctx = Context.of(cmd);
@@ -98,11 +101,19 @@ export function keyCommand(): Command {
     .description('sign a file with an Ed25519 key; prints the signature (base64url)')
     .requiredOption('--name <name>', 'the signing key')
     .requiredOption('--in <file>', "the file to sign ('-' for standard input)")
-    .action(async (opts: { name: string; in: string }, cmd: Command) => {
+    .option('--approval <file...>', "a master key under custodians: their approvals of this use ('dkms custodian request --sign FILE --key NAME')")
+    .action(async (opts: { name: string; in: string; approval?: string[] }, cmd: Command) => {
       const { Context, readInput, toBase64url, emit } = await load();
       const ctx = Context.of(cmd);
       const message = readInput(ctx.io, opts.in);
-      const signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
+      let signed: { signature: Uint8Array; publicKey: string };
+      if (opts.approval !== undefined) {
+        const { signWithApprovals } = await import('../custody.js');
+        const publicKey = (await ctx.withWallet((w) => w.getKey(opts.name))).publicKey;
+        signed = { signature: await signWithApprovals(ctx, opts.name, message, opts.approval), publicKey };
+      } else {
+        signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
+      }
       const signature = toBase64url(signed.signature);
       emit(ctx, { name: opts.name, publicKey: signed.publicKey, signature }, () => signature);
     });

@@ -131,13 +131,26 @@ export function ledgerCommand(): Command {
     .description('add signatures by local keys to an event file (from --out) and submit it')
     .requiredOption('--in <file>', 'the event, as written by --out')
     .option('--key <name...>', 'wallet keys to co-sign with')
+    .option('--approval <file...>', "with one --key under custodians: their approvals of this event ('dkms custodian request --event FILE --key NAME')")
     .option('--out <file>', 'write the co-signed event instead of submitting it')
     .option('--force', 'with --out, replace the file')
-    .action(async (opts: { in: string; key?: string[]; out?: string; force?: boolean }, cmd: Command) => {
+    .action(async (opts: { in: string; key?: string[]; approval?: string[]; out?: string; force?: boolean }, cmd: Command) => {
       const [{ Context }, { cosign, readEventFile, submitOrWrite }] = await Promise.all([load(), import('../events-io.js')]);
       const ctx = Context.of(cmd);
       let event = readEventFile(ctx.io, opts.in);
-      if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
+      if (opts.approval !== undefined) {
+        const [{ signWithApprovals }, { signingBytes }, { toBase64url }, { badInput }] = await Promise.all([
+          import('../custody.js'),
+          import('../../ledger/events.js'),
+          import('../../crypto/index.js'),
+          import('../../errors.js'),
+        ]);
+        const [name, ...others] = opts.key ?? [];
+        if (name === undefined || others.length > 0) throw badInput('--approval signs with one master key: give it alone with --key');
+        const publicKey = (await ctx.withWallet((w) => w.getKey(name))).publicKey;
+        const sig = await signWithApprovals(ctx, name, signingBytes(event), opts.approval);
+        event = { ...event, sigs: [...event.sigs, { kid: publicKey, sig: toBase64url(sig) }] };
+      } else if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
       await submitOrWrite(ctx, event, opts, (r) => `accepted ${event.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
     });
 
