@@ -492,8 +492,8 @@ export class Wallet {
    * the token is open with the wallet. The wallet holds the token open until it closes (also
    * when this fails).
    */
-  createTokenKey(name: string, token: Pkcs11Token, where: { module: string; label?: string }): KeyInfo {
-    this.#holdToken(token);
+  createTokenKey(name: string, given: Pkcs11Token, where: { module: string; label?: string }): KeyInfo {
+    const token = this.#holdToken(given);
     checkKeyName(name);
     const label = where.label ?? name;
     if (this.#open.getItem(this.profile, this.#items.categoryKey(KEY_CATEGORY), this.#items.nameKey(name)) !== undefined) {
@@ -506,15 +506,15 @@ export class Wallet {
     return this.getKey(name);
   }
 
-  /** Keeps `token` open with the wallet (closed with it); another open of the same token is closed at once. */
-  #holdToken(token: Pkcs11Token): void {
+  /** Keeps `token` open with the wallet (closed with it); another open of a token it holds is closed at once. The one it holds. */
+  #holdToken(token: Pkcs11Token): Pkcs11Token {
     const held = this.#tokens.get(token.label);
-    if (held === token) return;
-    if (held !== undefined) {
-      token.close();
-      return;
+    if (held === undefined) {
+      this.#tokens.set(token.label, token);
+      return token;
     }
-    this.#tokens.set(token.label, token);
+    if (held !== token) token.close();
+    return held;
   }
 
   /** The tokens this wallet's keys live in and that it does not hold open yet: open them and give them to {@link useToken}. */
@@ -779,13 +779,13 @@ export class Wallet {
         delete header.token;
         delete parts.token;
       } else if (change.token !== undefined) {
-        const { token, key, module } = change.token;
+        const { key, module } = change.token;
+        const token = this.#holdToken(change.token.token);
         if (!token.hasAesKey(key)) token.createAesKey(key);
         const part = randomBytes(32);
         fresh.push(part);
         header.token = { module, token: token.label, key, sealed: toBase64url(token.encrypt(key, part, tokenPartAad(id))) };
         parts.token = part;
-        this.#holdToken(token);
       }
       if (change.custody === null) {
         delete header.custody;

@@ -120,7 +120,7 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
     const { publicKey } = decodePublicKey(hard.publicKey, 'ed25519');
     expect(ed25519Verify(publicKey, message, wallet.sign('admin', message))).toBe(true);
     await expectCodeAsync(
-      Promise.resolve().then(() => wallet.createTokenKey('soft', {} as Pkcs11Token, { module: SOFTHSM_MODULE })),
+      openToken('bound').then((token) => wallet.createTokenKey('soft', token, { module: SOFTHSM_MODULE })),
       'KEY_EXISTS',
     );
     wallet.close();
