@@ -30,6 +30,8 @@ export async function withAgent<T>(
     keepCreated?: (agent: EdgeAgent) => boolean;
     /** Whether to refuse, AGENT_REMOVED, when the agent no longer acts for its owner (default true). */
     standing?: boolean;
+    /** Runs on the wallet before the agent is made over it (keys made in a token before the agent's own are). */
+    prepare?: (wallet: Wallet) => Promise<void>;
   } = {},
 ): Promise<T> {
   let wallet: Wallet;
@@ -56,6 +58,7 @@ export async function withAgent<T>(
         })
       : () => undefined;
   try {
+    await options.prepare?.(wallet);
     const store = new AgentStore(wallet);
     // The ledger the agent was set up with, unless the command names another.
     const ledgerFlag = options.ledger ?? ctx.options.ledger ?? (store.hasProfile() ? store.profile().ledger : undefined);

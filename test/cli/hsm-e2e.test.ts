@@ -85,4 +85,35 @@ describe('hardware tokens through the CLI', () => {
     copyFileSync(copy, join(dir, 'home', 'wallet.db'));
     expectExit(await withPin(['key', 'list']), 'WALLET_ROLLED_BACK');
   });
+
+  it("makes a first agent whose signing key, holding every flag, is in the token: the ledger's policy names it", async () => {
+    const dir = tempDir('dkms-hsm-cli-');
+    const env = { SOFTHSM2_CONF: conf(), DKMS_HOME: join(dir, 'home'), DKMS_PASSPHRASE: PASSPHRASE, DKMS_HSM_PIN: TOKEN_PIN };
+    const run = (args: readonly string[]) => runNode([DKMS_BIN, ...args], env, undefined, dir);
+    const ledger = await startLedger(dirs());
+    const trust = ['--ledger', ledger.url, '--trust', ledger.signer.multikey];
+    const made = json<{ key: string; policy: string }>(
+      expectOk(
+        await run([
+          '--json',
+          'agent',
+          'init',
+          '--label',
+          'vault',
+          '--hsm',
+          '--token',
+          'owner',
+          '--module',
+          SOFTHSM_MODULE,
+          '--kdf-tier',
+          'interactive',
+          ...trust,
+        ]),
+      ),
+    );
+    const keys = json<{ keys: { name: string; location: string; publicKey: string }[] }>(expectOk(await run(['--json', 'key', 'list']))).keys;
+    expect(keys.find((k) => k.name === 'agent-sign')).toMatchObject({ location: 'token:owner', publicKey: made.key });
+    const shown = json<{ policy: { agents: { key: string }[] } }>(expectOk(await run(['--json', 'policy', 'show', '--policy', made.policy, ...trust])));
+    expect(shown.policy.agents.map((a) => a.key)).toEqual([made.key]);
+  });
 });

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { KdfTier } from '../../crypto/index.js';
-import { DkmsError } from '../../errors.js';
+import { DkmsError, badInput } from '../../errors.js';
 import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
 import type { RevocationOutcome } from '../../agent/revocation.js';
@@ -113,41 +113,76 @@ export function agentCommand(): Command {
     .option('--agency <url>', 'register a cloud agent at this agency')
     .addOption(flagsFlag('--cloud-flags <flags>', 'flags for the cloud agent', 'none'))
     .option('--yes', 'consent to the cloud agent registration without asking')
+    .option('--hsm [uri]', "make this agent's signing key (which holds every flag) in a PKCS#11 token, never extractable: a PKCS#11 URI, or --token/--module")
+    .option('--token <label>', 'with --hsm: the token')
+    .option('--module <path>', "with --hsm: the token's PKCS#11 module (else $DKMS_HSM_MODULE)")
     .addOption(tierOption())
-    .action(async (opts: { label: string; did?: boolean; agency?: string; cloudFlags: number; yes?: boolean; kdfTier: KdfTier }, cmd: Command) => {
-      const { Context, ledgerUrl, withAgent, initFirstAgent, emit } = await load();
-      const ctx = Context.of(cmd);
-      // Everything is checked, and consent given, before the first thing is written anywhere.
-      const ledger = ledgerUrl(ctx, ctx.options.ledger);
-      if (opts.agency !== undefined) await consentToRegister(ctx, opts.agency, opts.cloudFlags, opts.yes);
-      const result = await withAgent(
-        ctx,
-        async (a) => {
-          // A set-up that stopped after the policy was made, before the cloud agent was: only that is left.
-          const have = a.hasProfile() ? a.profile : undefined;
-          const onlyRegistration = have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
-          if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
-          const profile = onlyRegistration
-            ? have
-            : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
-          const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags);
-          return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
+    .action(
+      async (
+        opts: {
+          label: string;
+          did?: boolean;
+          agency?: string;
+          cloudFlags: number;
+          yes?: boolean;
+          kdfTier: KdfTier;
+          hsm?: string | boolean;
+          token?: string;
+          module?: string;
         },
-        { create: true, kdfTier: opts.kdfTier },
-      );
-      emit(ctx, result, () =>
-        [
-          `agent '${result.label}' ready`,
-          `policy:  ${result.policy}`,
-          ...(result.did === undefined ? [] : [`did:     ${result.did}`]),
-          `key:     ${result.key}`,
-          ...(result.cloud === undefined
-            ? ['no cloud agent yet: dkms agent register --agency <url>']
-            : [`cloud:   ${result.cloud.id} at ${result.cloud.agency}`]),
-          'recovery: a provisional recovery key is in this wallet; set up real recovery as soon as you can',
-        ].join('\n'),
-      );
-    });
+        cmd: Command,
+      ) => {
+        const { Context, ledgerUrl, withAgent, initFirstAgent, emit } = await load();
+        const ctx = Context.of(cmd);
+        // Everything is checked, and consent given, before the first thing is written anywhere.
+        const ledger = ledgerUrl(ctx, ctx.options.ledger);
+        if (opts.hsm === undefined && (opts.token !== undefined || opts.module !== undefined)) throw badInput('--token and --module go with --hsm');
+        const inToken = opts.hsm === undefined ? undefined : (await import('../token-choice.js')).chooseToken(ctx, opts);
+        if (opts.agency !== undefined) await consentToRegister(ctx, opts.agency, opts.cloudFlags, opts.yes);
+        const result = await withAgent(
+          ctx,
+          async (a) => {
+            // A set-up that stopped after the policy was made, before the cloud agent was: only that is left.
+            const have = a.hasProfile() ? a.profile : undefined;
+            const onlyRegistration =
+              have !== undefined && opts.agency !== undefined && have.cloud === undefined && (opts.did !== true || have.did !== undefined);
+            if (!onlyRegistration) ctx.progress('Creating your policy on the ledger…');
+            const profile = onlyRegistration
+              ? have
+              : await initFirstAgent(a, { label: opts.label, ledgerUrl: ledger, ...(opts.did === true ? { did: { services: [] } } : {}) });
+            const cloud = opts.agency === undefined ? undefined : await register(ctx, a, opts.agency, opts.cloudFlags);
+            return { label: profile.label, policy: profile.policy, did: profile.did, key: profile.key, kx: profile.kx, cloud };
+          },
+          {
+            create: true,
+            kdfTier: opts.kdfTier,
+            // The agent's signing key made in the token first: provisioning then uses it as the agent's key.
+            ...(inToken === undefined
+              ? {}
+              : {
+                  prepare: async (w) => {
+                    const { AGENT_SIGN_KEY } = await import('../../agent/agent-store.js');
+                    if (w.listKeys().some((k) => k.name === AGENT_SIGN_KEY)) return;
+                    const token = await inToken.ctx.openToken(inToken.module, inToken.token);
+                    w.createTokenKey(AGENT_SIGN_KEY, token, { module: inToken.module, label: inToken.label ?? `${AGENT_SIGN_KEY}-${opts.label}` });
+                  },
+                }),
+          },
+        );
+        emit(ctx, result, () =>
+          [
+            `agent '${result.label}' ready`,
+            `policy:  ${result.policy}`,
+            ...(result.did === undefined ? [] : [`did:     ${result.did}`]),
+            `key:     ${result.key}`,
+            ...(result.cloud === undefined
+              ? ['no cloud agent yet: dkms agent register --agency <url>']
+              : [`cloud:   ${result.cloud.id} at ${result.cloud.agency}`]),
+            'recovery: a provisional recovery key is in this wallet; set up real recovery as soon as you can',
+          ].join('\n'),
+        );
+      },
+    );
 
   agent
     .command('register')
