@@ -6,6 +6,7 @@
  * - open: one Argon2id derivation at the tier's parameters.
  * Rekey time is reported at 1k, 10k and 100k items: it should not grow with the item count.
  * Signing in a PKCS#11 token (SoftHSM2), beside raw PKCS#11 signing and software: bench/token.ts.
+ * Unseal and one approved signature under 3 of 5 custodians, beside the primitives they need: bench/custody.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { KDF_TIERS, argon2idDerive, newArgon2idParams, open, randomBytes, seal, type KdfTier } from '../src/crypto/index.js';
 import { Wallet, passphraseSecret, rawSecret } from '../src/wallet/index.js';
+import { custodyBench } from './custody.js';
 import { median, millis, opsPerSecond, report, round } from './report.js';
 import { tokenSigning } from './token.js';
 
@@ -118,6 +120,7 @@ export async function walletBench(): Promise<void> {
     await rekeyScaling(dir);
     await openTimes(dir);
     await tokenSigning(dir);
+    await custodyBench(dir);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
