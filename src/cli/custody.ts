@@ -23,6 +23,7 @@ import {
 } from '../custody/index.js';
 import { AuditLog, AUDIT_LOG_FILE, type AuditDetail } from '../custody/audit.js';
 import {
+  canonicalBytes,
   canonicalJson,
   ed25519PublicKey,
   fromBase64url,
@@ -36,7 +37,7 @@ import {
 import { DkmsError, badInput } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
 import { openRawKey } from '../wallet/unattended.js';
-import type { CustodyFactor } from '../wallet/index.js';
+import type { CustodyFactor, WalletProtection } from '../wallet/index.js';
 import type { Context } from './context.js';
 import { readInput } from './files.js';
 
@@ -56,13 +57,23 @@ export interface PendingRequest {
 
 const requestsDir = (ctx: Context) => join(ctx.home, 'custody', 'requests');
 
-/** The wallet's custody set, read from its keyring header without opening it; BAD_INPUT when it has none. */
-export async function custodySetOf(ctx: Context): Promise<{ set: CustodySet; factor: CustodyFactor }> {
+/**
+ * What custody needs to know of the wallet without its secret: its custody factor and protection
+ * (id, generation), from the keyring header; from the open wallet in the unlock session, which
+ * holds the file.
+ */
+export async function walletFacts(ctx: Context): Promise<{ custody: CustodyFactor | undefined; protection: WalletProtection }> {
+  if (ctx.inSession) return ctx.withWallet((w) => ({ custody: w.custody(), protection: w.info().protection }));
   const { Wallet } = await import('../wallet/index.js');
-  const factor = Wallet.custodyOf(ctx.walletPath);
+  return { custody: Wallet.custodyOf(ctx.walletPath), protection: Wallet.inspect(ctx.walletPath).protection };
+}
+
+/** The wallet's custody set; BAD_INPUT when it has none. */
+export async function custodySetOf(ctx: Context): Promise<{ set: CustodySet; factor: CustodyFactor; protection: WalletProtection }> {
+  const { custody: factor, protection } = await walletFacts(ctx);
   if (factor === undefined) throw badInput(`the wallet in ${ctx.home} has no custodians: set them up with 'dkms custodian init'`);
   const set = parseCustodySet(JSON.parse(factor.document));
-  return { set, factor };
+  return { set, factor, protection };
 }
 
 /** The wallet's custody factor for `set`: the set's canonical JSON, bound into its keyring. */
@@ -208,5 +219,53 @@ export async function signWithApprovals(ctx: Context, name: string, message: Uin
     } finally {
       wipe(secret);
     }
+  });
+}
+
+/** What custodians approve for a wallet-wide operation (export, rekey): the operation on this wallet at this generation. */
+export function walletOperationDigest(kind: 'export' | 'rekey', wallet: string, generation: number): string {
+  return toBase64url(sha256(canonicalBytes({ kind, wallet, generation })));
+}
+
+/**
+ * Runs a wallet-wide operation (export, rekey) under the wallet's custodians, if it has them: in
+ * approval mode only with their approvals of exactly this operation on this wallet at its
+ * present generation (CUSTODY_REQUIRED otherwise); in unseal mode within the unsealed session.
+ * Either way audited. A wallet without custodians runs it as it is.
+ */
+export async function underCustody<T>(ctx: Context, kind: 'export' | 'rekey', files: readonly string[] | undefined, run: () => Promise<T>): Promise<T> {
+  const { custody, identity } = ctx.inSession
+    ? await ctx.withWallet((w) => ({ custody: w.custody(), identity: w.identity() }))
+    : await (async () => {
+        const { Wallet } = await import('../wallet/index.js');
+        const { protection } = Wallet.inspect(ctx.walletPath);
+        return {
+          custody: Wallet.custodyOf(ctx.walletPath),
+          identity: protection.id === undefined ? undefined : { id: protection.id, generation: protection.generation ?? 0 },
+        };
+      })();
+  if (custody === undefined) {
+    if (files !== undefined) throw badInput('--approval: the wallet has no custodians');
+    return run();
+  }
+  const wallet = identity?.id ?? 'wallet';
+  const digest = walletOperationDigest(kind, wallet, identity?.generation ?? 0);
+  if (custody.mode === 'unseal') return audited(ctx, kind, { mode: 'unseal' }, run);
+  const set = parseCustodySet(JSON.parse(custody.document));
+  if (files === undefined) {
+    return audited(ctx, kind, { mode: 'approval' }, () => {
+      throw new DkmsError('CUSTODY_REQUIRED', `the wallet's custodians approve each ${kind}: 'dkms custodian request --${kind}', then --approval FILE…`);
+    });
+  }
+  const approvals = readApprovals(ctx, files);
+  const pending = pendingFor(ctx, approvals);
+  return audited(ctx, kind, { mode: 'approval', request: pending.request.id }, async () => {
+    const op = pending.request.operation;
+    if (op?.kind !== kind || op.digest !== digest) {
+      throw new DkmsError('CUSTODY_REQUIRED', `request ${pending.request.id} is not for this ${kind} of this wallet at its present generation`);
+    }
+    wipe(await combinePending(pending, set, approvals));
+    usePending(pending);
+    return run();
   });
 }

@@ -17,11 +17,56 @@
  * authenticated by an HMAC under the store key. The token keeps the highest generation it has
  * seen in a counter object; a wallet file older than that is a copy put back: WALLET_ROLLED_BACK.
  */
-import { canonicalBytes, concatBytes, fromBase64url, hkdf, hmacSha256, sha256, toBase64url, toHex, utf8, wipe } from '../crypto/index.js';
-import { DkmsError } from '../errors.js';
+import {
+  DEFAULT_KDF_TIER,
+  canonicalBytes,
+  concatBytes,
+  fromBase64url,
+  hkdf,
+  hmacSha256,
+  randomBytes,
+  sha256,
+  toBase64url,
+  toHex,
+  utf8,
+  wipe,
+  type KdfTier,
+} from '../crypto/index.js';
+import { DkmsError, badInput } from '../errors.js';
 import type { Pkcs11Token } from '../hsm/pkcs11.js';
-import type { CustodyFactor, KeyringHeader, TokenFactor } from './keyring.js';
-import type { WalletSecret } from './secret.js';
+import { STORE_KEY_LABEL, type CustodyFactor, type KeyringHeader, type TokenFactor } from './keyring.js';
+import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
+
+/** A token to bind a wallet to: open, with the label of its AES key (made there if it has none). */
+export interface TokenBinding {
+  readonly token: Pkcs11Token;
+  readonly module: string;
+  readonly key: string;
+}
+
+/** Custodians to put a wallet under: their set (canonical JSON, from src/custody) and the custody secret it was split from. */
+export interface CustodyBinding {
+  readonly factor: CustodyFactor;
+  readonly secret: Uint8Array;
+}
+
+/**
+ * A change to what opens a wallet; what is left out stays as it is. `null` removes a factor.
+ * At least one of passphrase, token and custody in unseal mode remains.
+ */
+export interface ProtectionChange {
+  readonly secret?: WalletSecret | null;
+  readonly token?: TokenBinding | null;
+  readonly custody?: CustodyBinding | null;
+  readonly kdfTier?: KdfTier;
+}
+
+/** A protection change worked out, not yet written: the new header (its generation authenticated), parts and store key. */
+export interface PreparedProtection {
+  readonly header: KeyringHeader;
+  readonly parts: Parts;
+  readonly key: Uint8Array;
+}
 
 /** How to reach the token a wallet is bound to: its PIN, and the module when it is not where the wallet was bound. */
 export interface TokenAccess {
@@ -140,4 +185,79 @@ export function checkGeneration(header: KeyringHeader, token: Pkcs11Token, path:
     );
   }
   if (seen === undefined || seen < generation) token.setCounter(label, generation);
+}
+
+/**
+ * Works out a protection change from the wallet's present header, parts and store key: a format-2
+ * header with a new key version and generation, the parts of the factors kept and of those given
+ * (a token's part drawn here and sealed in `token`, the one the wallet holds), and the store key
+ * they give. The slow part (Argon2id for a new passphrase) happens here, before anything is written.
+ */
+export async function prepareProtection(
+  current: { readonly header: KeyringHeader; readonly parts: Parts; readonly storeKey: Uint8Array },
+  change: ProtectionChange,
+  token: Pkcs11Token | undefined,
+): Promise<PreparedProtection> {
+  const { header: was } = current;
+  const id = was.id ?? toBase64url(randomBytes(16));
+  const parts: Parts = { ...current.parts };
+  const header: KeyringHeader = {
+    ...was,
+    format: 2,
+    id,
+    keyVersion: was.keyVersion + 1,
+    rekeyedAt: new Date().toISOString(),
+    generation: (was.generation ?? 0) + 1,
+  };
+  const fresh: Uint8Array[] = [];
+  try {
+    if (change.secret === null) {
+      delete header.kdf;
+      delete parts.passphrase;
+    } else if (change.secret !== undefined) {
+      assertStrongSecret(change.secret);
+      header.kdf = newKdfParams(change.secret, change.kdfTier ?? DEFAULT_KDF_TIER);
+      const part = await deriveKey(change.secret, header.kdf, STORE_KEY_LABEL);
+      fresh.push(part);
+      parts.passphrase = part;
+    } else if (was.format === 1) {
+      // A format-1 store key is the passphrase's part: the passphrase stays a factor as it is.
+      const part = current.storeKey.slice();
+      fresh.push(part);
+      parts.passphrase = part;
+    }
+    if (change.token === null) {
+      delete header.token;
+      delete parts.token;
+    } else if (change.token !== undefined && token !== undefined) {
+      const { key, module } = change.token;
+      if (!token.hasAesKey(key)) token.createAesKey(key);
+      const part = randomBytes(32);
+      fresh.push(part);
+      header.token = { module, token: token.label, key, sealed: toBase64url(token.encrypt(key, part, tokenPartAad(id))) };
+      parts.token = part;
+    }
+    if (change.custody === null) {
+      delete header.custody;
+      delete parts.custody;
+    } else if (change.custody !== undefined) {
+      header.custody = change.custody.factor;
+      if (change.custody.factor.mode === 'unseal') {
+        const part = change.custody.secret.slice();
+        fresh.push(part);
+        parts.custody = part;
+      } else {
+        delete parts.custody;
+      }
+    }
+    if (header.kdf === undefined && header.token === undefined && header.custody?.mode !== 'unseal') {
+      throw badInput('a wallet needs at least one of a passphrase, a token, or custodians who unseal it');
+    }
+    delete header.generationMac;
+    const key = combineParts(header, parts);
+    return { header: { ...header, generationMac: generationMac(key, header) }, parts, key };
+  } catch (e) {
+    wipe(...fresh);
+    throw e;
+  }
 }

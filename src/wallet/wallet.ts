@@ -10,17 +10,12 @@ import {
   decodePublicKey,
   ed25519SignKey,
   equalBytes,
-  hkdf,
-  open as aeadOpen,
   publicKeyForms,
   randomBytes,
-  seal,
-  toBase64url,
   toHex,
   utf8,
   wipe,
   x25519AgreeKey,
-  AeadError,
   type KdfTier,
   type KeyAgreementKey,
   type KeyType,
@@ -28,6 +23,7 @@ import {
 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 import type { Pkcs11Token } from '../hsm/pkcs11.js';
+import { openUnderCustody, sealUnderCustody } from './custody-keys.js';
 import { decodeExport, encodeExport } from './export.js';
 import { ItemCodec, RESERVED_PREFIX, checkCategory, checkName, checkTags, checkValue, type Tags, type WalletItem } from './items.js';
 import {
@@ -53,7 +49,22 @@ import {
   type CustodyFactor,
   type KeyringHeader,
 } from './keyring.js';
-import { checkGeneration, combineParts, generationMac, isUnlock, openToken, openTokenPart, tokenPartAad, type Parts, type Unlock } from './protection.js';
+import {
+  checkGeneration,
+  combineParts,
+  generationMac,
+  isUnlock,
+  openToken,
+  openTokenPart,
+  prepareProtection,
+  type CustodyBinding,
+  type Parts,
+  type PreparedProtection,
+  type ProtectionChange,
+  type Unlock,
+} from './protection.js';
+
+export type { CustodyBinding, ProtectionChange, TokenBinding } from './protection.js';
 import { assertStrongSecret, deriveKey, newKdfParams, type WalletSecret } from './secret.js';
 import { SqliteWalletStore, type StoredKeyring, type WalletStore } from './store.js';
 
@@ -70,30 +81,6 @@ export interface OpenOptions {
 }
 
 export interface CreateOptions {
-  readonly kdfTier?: KdfTier;
-}
-
-/** A token to bind a wallet to: open, with the label of its AES key (made there if it has none). */
-export interface TokenBinding {
-  readonly token: Pkcs11Token;
-  readonly module: string;
-  readonly key: string;
-}
-
-/** Custodians to put a wallet under: their set (canonical JSON, from src/custody) and the custody secret it was split from. */
-export interface CustodyBinding {
-  readonly factor: CustodyFactor;
-  readonly secret: Uint8Array;
-}
-
-/**
- * A change to what opens a wallet; what is left out stays as it is. `null` removes a factor.
- * At least one of passphrase, token and custody in unseal mode remains.
- */
-export interface ProtectionChange {
-  readonly secret?: WalletSecret | null;
-  readonly token?: TokenBinding | null;
-  readonly custody?: CustodyBinding | null;
   readonly kdfTier?: KdfTier;
 }
 
@@ -744,74 +731,14 @@ export class Wallet {
   }
 
   /** The new header, parts and store key a protection change gives (the slow part: Argon2id), without writing. */
-  async #prepareProtection(change: ProtectionChange): Promise<{ header: KeyringHeader; parts: Parts; key: Uint8Array }> {
+  #prepareProtection(change: ProtectionChange): Promise<PreparedProtection> {
     if (this.closed) throw new DkmsError('WALLET_CLOSED', 'the wallet is closed');
-    const current = this.#header;
-    const id = current.id ?? toBase64url(randomBytes(16));
-    const parts: Parts = { ...this.#parts };
-    const header: KeyringHeader = {
-      format: 2,
-      id,
-      keyVersion: current.keyVersion + 1,
-      createdAt: current.createdAt,
-      rekeyedAt: new Date().toISOString(),
-      generation: (current.generation ?? 0) + 1,
-      ...(current.kdf === undefined ? {} : { kdf: current.kdf }),
-      ...(current.token === undefined ? {} : { token: current.token }),
-      ...(current.custody === undefined ? {} : { custody: current.custody }),
-    };
-    const fresh: Uint8Array[] = [];
-    try {
-      if (change.secret === null) {
-        delete header.kdf;
-        delete parts.passphrase;
-      } else if (change.secret !== undefined) {
-        assertStrongSecret(change.secret);
-        header.kdf = newKdfParams(change.secret, change.kdfTier ?? DEFAULT_KDF_TIER);
-        parts.passphrase = await deriveKey(change.secret, header.kdf, STORE_KEY_LABEL);
-        fresh.push(parts.passphrase);
-      } else if (current.format === 1) {
-        // A format-1 store key is the passphrase's part: the passphrase stays a factor as it is.
-        parts.passphrase = this.#storeKey.slice();
-        fresh.push(parts.passphrase);
-      }
-      if (change.token === null) {
-        delete header.token;
-        delete parts.token;
-      } else if (change.token !== undefined) {
-        const { key, module } = change.token;
-        const token = this.#holdToken(change.token.token);
-        if (!token.hasAesKey(key)) token.createAesKey(key);
-        const part = randomBytes(32);
-        fresh.push(part);
-        header.token = { module, token: token.label, key, sealed: toBase64url(token.encrypt(key, part, tokenPartAad(id))) };
-        parts.token = part;
-      }
-      if (change.custody === null) {
-        delete header.custody;
-        delete parts.custody;
-      } else if (change.custody !== undefined) {
-        header.custody = change.custody.factor;
-        if (change.custody.factor.mode === 'unseal') {
-          parts.custody = change.custody.secret.slice();
-          fresh.push(parts.custody);
-        } else {
-          delete parts.custody;
-        }
-      }
-      if (header.kdf === undefined && header.token === undefined && header.custody?.mode !== 'unseal') {
-        throw badInput('a wallet needs at least one of a passphrase, a token, or custodians who unseal it');
-      }
-      const key = combineParts(header, parts);
-      return { header: { ...header, generationMac: generationMac(key, header) }, parts, key };
-    } catch (e) {
-      wipe(...fresh);
-      throw e;
-    }
+    const token = change.token === undefined || change.token === null ? undefined : this.#holdToken(change.token.token);
+    return prepareProtection({ header: this.#header, parts: this.#parts, storeKey: this.#storeKey }, change, token);
   }
 
   /** Writes a prepared protection change, with `alongside` in the same transaction. */
-  #applyProtection(prepared: { header: KeyringHeader; parts: Parts; key: Uint8Array }, alongside?: () => void): void {
+  #applyProtection(prepared: PreparedProtection, alongside?: () => void): void {
     const { header, parts, key } = prepared;
     try {
       this.#rewrap(header, key, alongside);
@@ -837,9 +764,10 @@ export class Wallet {
     return id === undefined ? undefined : { id, generation: generation ?? 0 };
   }
 
-  /** The key that seals key `name`'s private half under the custody secret `secret` of set `set`. */
-  static #custodyKey(secret: Uint8Array, set: string, name: string): Uint8Array {
-    return hkdf(secret, utf8(set), `dkms/wallet/v2/custody-key:${name}`);
+  /** Replaces key `name`'s record with `value` (its type Ed25519: only those go to tokens or custodians). */
+  #replaceKey(name: string, value: Uint8Array): void {
+    const tags = { type: 'ed25519' };
+    this.#open.replaceItem(this.profile, this.#items.seal({ category: KEY_CATEGORY, name, value, tags }), this.#items.tagIndex(tags));
   }
 
   /**
@@ -850,48 +778,25 @@ export class Wallet {
   sealKeyUnderCustody(name: string, secret: Uint8Array): KeyInfo {
     const custody = this.#header.custody;
     if (custody === undefined) throw badInput('the wallet has no custodians: set them up first');
-    this.#changing(() => {
-      const value = this.#keyValue(name);
-      try {
+    this.#changing(() =>
+      this.#useKey(name, (value) => {
         const record = parseRecord(name, value);
         if (record.version !== 1 || record.type !== 'ed25519') throw badInput(`key '${name}' is not an Ed25519 key held in the wallet`);
-        const key = Wallet.#custodyKey(secret, custody.set, name);
-        const sealed = seal(key, record.privateKey, utf8(`dkms/wallet/v2/custody-key:${name}`));
-        wipe(key);
-        const next = custodyKeyRecord('ed25519', record.publicKey, record.createdAt, custody.set, sealed);
-        this.#open.replaceItem(
-          this.profile,
-          this.#items.seal({ category: KEY_CATEGORY, name, value: next, tags: { type: 'ed25519' } }),
-          this.#items.tagIndex({ type: 'ed25519' }),
-        );
-      } finally {
-        wipe(value);
-      }
-    });
+        const sealed = sealUnderCustody(secret, custody.set, name, record.privateKey);
+        this.#replaceKey(name, custodyKeyRecord('ed25519', record.publicKey, record.createdAt, custody.set, sealed));
+      }),
+    );
     this.#keyObjects.delete(`${this.profile}\0${name}`);
     this.#signers.delete(`${this.profile}\0${name}`);
     return this.getKey(name);
   }
 
   /** Runs `use` with the private key of custodial key `name`, opened with the custody secret; wiped after. */
-  #withCustodyKey<T>(
-    name: string,
-    secret: Uint8Array,
-    use: (privateKey: Uint8Array, record: { publicKey: Uint8Array; createdAt: string; set: string }) => T,
-  ): T {
+  #withCustodyKey<T>(name: string, secret: Uint8Array, use: (privateKey: Uint8Array, record: { publicKey: Uint8Array; createdAt: string }) => T): T {
     return this.#useKey(name, (value) => {
       const record = parseRecord(name, value);
       if (record.version !== 3) throw badInput(`key '${name}' is not under custodians`);
-      const key = Wallet.#custodyKey(secret, record.set, name);
-      let privateKey: Uint8Array;
-      try {
-        privateKey = aeadOpen(key, record.sealed, utf8(`dkms/wallet/v2/custody-key:${name}`));
-      } catch (e) {
-        if (e instanceof AeadError) throw new DkmsError('SHARE_BAD_SIGNATURE', `the custody secret does not open key '${name}'`);
-        throw e;
-      } finally {
-        wipe(key);
-      }
+      const privateKey = openUnderCustody(secret, record.set, name, record.sealed);
       try {
         return use(privateKey, record);
       } finally {
@@ -914,26 +819,17 @@ export class Wallet {
   async rotateCustody(oldSecret: Uint8Array, next: CustodyBinding): Promise<void> {
     const custody = this.#header.custody;
     if (custody === undefined) throw badInput('the wallet has no custodians: set them up first');
-    const store = this.#open;
     const resealed = this.listKeys()
       .filter((k) => k.location.kind === 'custody')
       .map((k) =>
         this.#withCustodyKey(k.name, oldSecret, (privateKey, record) => {
-          const key = Wallet.#custodyKey(next.secret, next.factor.set, k.name);
-          const sealed = seal(key, privateKey, utf8(`dkms/wallet/v2/custody-key:${k.name}`));
-          wipe(key);
+          const sealed = sealUnderCustody(next.secret, next.factor.set, k.name, privateKey);
           return { name: k.name, value: custodyKeyRecord('ed25519', record.publicKey, record.createdAt, next.factor.set, sealed) };
         }),
       );
     // The keys' new records and the new protection land together: a crash leaves the old set in force.
     this.#applyProtection(await this.#prepareProtection({ custody: next }), () => {
-      for (const { name, value } of resealed) {
-        store.replaceItem(
-          this.profile,
-          this.#items.seal({ category: KEY_CATEGORY, name, value, tags: { type: 'ed25519' } }),
-          this.#items.tagIndex({ type: 'ed25519' }),
-        );
-      }
+      for (const { name, value } of resealed) this.#replaceKey(name, value);
     });
     this.#signers.clear();
   }

@@ -190,6 +190,13 @@ describe('custodians', () => {
     expectOk(await c.run(['key', 'verify', '--public-key', created.publicKey, '--signature', signed.signature, '--in', 'doc.txt']));
     expectExit(await c.operator(['key', 'sign', '--name', 'master', '--in', 'doc.txt', '--approval', s1 as string, s2 as string]), 'APPROVAL_NOT_FOUND');
 
+    // An export, too, only with their approvals of exactly it.
+    writeFileSync(join(c.dir, 'export-pass'), 'an export passphrase\n');
+    const exporting = ['wallet', 'export', '--out', 'w.export', '--export-passphrase-file', 'export-pass', '--kdf-tier', 'interactive'];
+    expectExit(await c.operator(exporting), 'CUSTODY_REQUIRED');
+    expectOk(await c.operator(['custodian', 'request', '--export', '--out', 'exp.json']));
+    expectOk(await c.operator([...exporting, '--approval', ...(await c.approve('exp.json', ['c2', 'c3']))]));
+
     // A second use within the hour is past the set's limit of one: refused and recorded.
     expectOk(await c.operator(['custodian', 'request', '--sign', 'doc.txt', '--key', 'master', '--out', 'sign2.json']));
     const again = await c.approve('sign2.json', ['c2', 'c3']);

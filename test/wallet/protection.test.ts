@@ -139,6 +139,9 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
         ['soft', 'wallet'],
         ['admin', 'token'],
       ]);
+      // Bound to another token, it still knows which token its keys are in (whose PIN to ask for).
+      await again.protect({ token: { token: await openToken('other'), module: SOFTHSM_MODULE, key: 'wrap' } });
+      expect(again.info().protection).toMatchObject({ token: { token: 'other' }, keyTokens: ['bound'] });
     } finally {
       again.close();
     }

@@ -187,6 +187,8 @@ export function custodianCommand(): Command {
     .option('--sign <file>', 'approval mode: sign this file once with the master key --key')
     .option('--event <file>', "approval mode: co-sign this ledger event (written by a command's --out) once with the master key --key")
     .option('--key <name>', 'with --sign or --event: the master key')
+    .option('--export', "approval mode: export the wallet once ('wallet export --approval …')")
+    .option('--rekey', "approval mode: change the wallet's passphrase once ('wallet rekey --approval …')")
     .option('--rotate', 'change the custodians (with --add-card, --remove, --threshold, --per-hour); a new secret is split')
     .option('--add-card <file...>', 'with --rotate: custodians to add')
     .option('--remove <name...>', 'with --rotate: custodians to remove')
@@ -203,6 +205,8 @@ export function custodianCommand(): Command {
           event?: string;
           key?: string;
           rotate?: boolean;
+          export?: boolean;
+          rekey?: boolean;
           addCard?: string[];
           remove?: string[];
           threshold?: number;
@@ -232,20 +236,34 @@ export function custodianCommand(): Command {
           wipe,
         } = await load();
         const ctx = Context.of(cmd);
-        const chosen = [opts.unseal === true, opts.sign !== undefined, opts.event !== undefined, opts.rotate === true].filter(Boolean).length;
-        if (chosen !== 1) throw badInput('say what the request is for: --unseal, --sign FILE --key NAME, --event FILE --key NAME, or --rotate');
+        const chosen = [
+          opts.unseal === true,
+          opts.sign !== undefined,
+          opts.event !== undefined,
+          opts.rotate === true,
+          opts.export === true,
+          opts.rekey === true,
+        ].filter(Boolean).length;
+        if (chosen !== 1)
+          throw badInput('say what the request is for: --unseal, --sign FILE --key NAME, --event FILE --key NAME, --export, --rekey or --rotate');
         if ((opts.sign === undefined && opts.event === undefined) !== (opts.key === undefined))
           throw badInput('--key NAME goes with --sign FILE or --event FILE');
         if (opts.rotate !== true && (opts.addCard ?? opts.remove ?? opts.threshold ?? opts.perHour) !== undefined)
           throw badInput('--add-card, --remove, --threshold and --per-hour go with --rotate');
         if (opts.out !== undefined) checkOutput(opts.out, opts.force === true);
-        const { set } = await custodySetOf(ctx);
-        const { Wallet } = await import('../../wallet/index.js');
-        const { protection } = Wallet.inspect(ctx.walletPath);
+        const { set, protection } = await custodySetOf(ctx);
         const wallet = protection.id ?? 'wallet';
         let operation;
         let change: unknown;
-        if (opts.event !== undefined) {
+        if (opts.export === true || opts.rekey === true) {
+          const kind = opts.export === true ? ('export' as const) : ('rekey' as const);
+          const { walletOperationDigest } = await import('../custody.js');
+          operation = {
+            kind,
+            digest: walletOperationDigest(kind, wallet, protection.generation ?? 0),
+            summary: `${kind} the wallet ${wallet} (generation ${protection.generation ?? 0})`,
+          };
+        } else if (opts.event !== undefined) {
           const [{ readEventFile }, { signingBytes, subjectOf }] = await Promise.all([import('../events-io.js'), import('../../ledger/events.js')]);
           const event = readEventFile(ctx.io, opts.event);
           const body = JSON.stringify({ ...event, sigs: undefined });
@@ -397,9 +415,9 @@ export function custodianCommand(): Command {
     .description('seal the wallet now: end the unsealed session')
     .action(async (_opts: unknown, cmd: Command) => {
       const { Context, auditLog } = await load();
-      const { lock } = await import('../session-start.js');
+      const { lock, sessionRunning } = await import('../session-start.js');
       const ctx = Context.of(cmd);
-      auditLog(ctx).append('seal', 'done', {});
+      if (await sessionRunning(ctx)) auditLog(ctx).append('seal', 'done', {});
       await lock(ctx);
     });
 

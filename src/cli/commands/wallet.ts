@@ -83,24 +83,28 @@ export function walletCommand(): Command {
     .description('replace the passphrase or raw key that opens the wallet')
     .option('--new-passphrase-file <file>', 'file whose first line is the new passphrase')
     .option('--new-key-file <file>', 'file holding a new raw 32-byte key')
+    .option('--approval <file...>', "a wallet whose custodians approve each rekey: their approvals ('dkms custodian request --rekey')")
     .addOption(tierOption())
-    .action(async (opts: { newPassphraseFile?: string; newKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
+    .action(async (opts: { newPassphraseFile?: string; newKeyFile?: string; approval?: string[]; kdfTier: ReturnType<typeof parseKdfTier> }, cmd: Command) => {
       const { Context, emit, getSecret } = await load();
+      const { underCustody } = await import('../custody.js');
       const ctx = Context.of(cmd);
-      await ctx.withWallet(async (w) => {
-        const next = await getSecret(ctx.io, {
-          file: opts.newPassphraseFile,
-          keyFile: opts.newKeyFile,
-          env: 'DKMS_NEW_PASSPHRASE',
-          prompt: 'New wallet passphrase',
-          fileFlag: '--new-passphrase-file',
-          confirm: true,
-        });
-        ctx.progress('Re-wrapping wallet keys…');
-        await w.rekey(next, { kdfTier: opts.kdfTier });
-        const info = w.info();
-        emit(ctx, { path: info.path, keyVersion: info.keyVersion, kdf: info.kdf, rekeyedAt: info.rekeyedAt }, () => `Rekeyed wallet ${info.path}`);
-      });
+      await underCustody(ctx, 'rekey', opts.approval, () =>
+        ctx.withWallet(async (w) => {
+          const next = await getSecret(ctx.io, {
+            file: opts.newPassphraseFile,
+            keyFile: opts.newKeyFile,
+            env: 'DKMS_NEW_PASSPHRASE',
+            prompt: 'New wallet passphrase',
+            fileFlag: '--new-passphrase-file',
+            confirm: true,
+          });
+          ctx.progress('Re-wrapping wallet keys…');
+          await w.rekey(next, { kdfTier: opts.kdfTier });
+          const info = w.info();
+          emit(ctx, { path: info.path, keyVersion: info.keyVersion, kdf: info.kdf, rekeyedAt: info.rekeyedAt }, () => `Rekeyed wallet ${info.path}`);
+        }),
+      );
     });
 
   wallet
@@ -158,25 +162,36 @@ export function walletCommand(): Command {
     .option('--export-passphrase-file <file>', 'file whose first line is the passphrase protecting the export')
     .option('--export-key-file <file>', 'file holding a raw 32-byte key protecting the export')
     .option('--force', 'replace the file if it exists')
+    .option('--approval <file...>', "a wallet whose custodians approve each export: their approvals ('dkms custodian request --export')")
     .addOption(tierOption())
     .action(
       async (
-        opts: { out: string; force?: boolean; exportPassphraseFile?: string; exportKeyFile?: string; kdfTier: ReturnType<typeof parseKdfTier> },
+        opts: {
+          out: string;
+          force?: boolean;
+          exportPassphraseFile?: string;
+          exportKeyFile?: string;
+          approval?: string[];
+          kdfTier: ReturnType<typeof parseKdfTier>;
+        },
         cmd: Command,
       ) => {
         const { Context, checkOutput, checkWritable, writeOutput, emit } = await load();
+        const { underCustody } = await import('../custody.js');
         const ctx = Context.of(cmd);
         // What the export needs besides the wallet (where it goes, its passphrase) is checked
         // before the wallet is unlocked, which can take seconds of Argon2.
         checkOutput(opts.out, opts.force === true);
         checkWritable(opts.out, '--out', 'file');
         const secret = await exportSecret(ctx, opts, true);
-        await ctx.withWallet(async (w) => {
-          ctx.progress('Encrypting export…');
-          const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
-          writeOutput(opts.out, bytes, { force: opts.force === true });
-          emit(ctx, { out: opts.out, bytes: bytes.length, items: w.info().items }, () => `Exported wallet to ${opts.out}`);
-        });
+        await underCustody(ctx, 'export', opts.approval, () =>
+          ctx.withWallet(async (w) => {
+            ctx.progress('Encrypting export…');
+            const bytes = await w.export(secret, { kdfTier: opts.kdfTier });
+            writeOutput(opts.out, bytes, { force: opts.force === true });
+            emit(ctx, { out: opts.out, bytes: bytes.length, items: w.info().items }, () => `Exported wallet to ${opts.out}`);
+          }),
+        );
       },
     );
 
