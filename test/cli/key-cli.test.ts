@@ -35,7 +35,8 @@ describe('dkms key', () => {
     const x = json(await dkms(keyed(['key', 'create', '--type', 'x25519', '--name', 'agree', '--json']), env));
     expect(x['publicKey']).toMatch(/^z6LS/);
 
-    const list = json<{ keys: { name: string; type: string; publicKey: string }[] }>(await dkms(keyed(['key', 'list', '--json']), env));
+    const list = json<{ keys: { name: string; type: string; publicKey: string; location: string }[] }>(await dkms(keyed(['key', 'list', '--json']), env));
+    expect(new Set(list.keys.map((k) => k.location))).toEqual(new Set(['wallet']));
     expect(list.keys.map((k) => [k.name, k.type])).toEqual(
       expect.arrayContaining([
         ['signer', 'ed25519'],
@@ -45,7 +46,7 @@ describe('dkms key', () => {
     expect(JSON.stringify(list)).not.toMatch(/private/i);
 
     const human = await dkms(keyed(['key', 'list']), env);
-    expect(human.stdout).toMatch(/^NAME\s+TYPE\s+PUBLICKEY/);
+    expect(human.stdout).toMatch(/^NAME\s+TYPE\s+LOCATION\s+PUBLICKEY/);
     expect(human.stdout).toContain(String(ed['publicKey']));
 
     const dup = await dkms(keyed(['key', 'create', '--type', 'ed25519', '--name', 'signer']), env);

@@ -182,9 +182,9 @@ describe('dkms unlock', () => {
       open.close();
     }
     // A socket file owned by someone else is not this user's session: the command runs by
-    // itself (and, with no passphrase, cannot open the wallet).
+    // itself, and finds the wallet held by the session process.
     chownSync(o.socket, 65534, 65534);
-    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+    expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(ERROR_CODES.WALLET_BUSY.exit);
     chownSync(o.socket, 0, 0);
     expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(0);
   });
