@@ -90,17 +90,19 @@ export function buildProgram(io: CommandIo = processIo()): Command {
 }
 
 /**
- * Makes every file and directory an option names (`<file>`, `<dir>`) absolute from `cwd`: for a
+ * Makes every file and directory an option names (`<file>`, `<dir>`, `<file...>`) absolute from `cwd`: for a
  * command the unlock session runs for a client in another working directory ('-', standard
  * input, stays as it is).
  */
 function resolvePathsFrom(command: Command, cwd: string): void {
   for (const option of command.options) {
-    if (!/<(file|dir)>/.test(option.flags)) continue;
+    if (!/<(file|dir)(\.\.\.)?>/.test(option.flags)) continue;
     const parse = option.parseArg;
     option.argParser((value: string, previous: unknown) => {
       const path = value === '-' ? value : resolve(cwd, value);
-      return parse === undefined ? path : parse(path, previous);
+      if (parse !== undefined) return parse(path, previous);
+      // A variadic option (`<file...>`) with a parser of its own gathers its values itself.
+      return option.variadic ? [...(Array.isArray(previous) ? (previous as string[]) : []), path] : path;
     });
   }
   for (const sub of command.commands) resolvePathsFrom(sub, cwd);
