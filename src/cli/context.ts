@@ -90,7 +90,7 @@ export class Context {
 
   /** The user PIN of token `token`: from --pin-file, $DKMS_HSM_PIN, or a prompt. */
   tokenPin(token: string): Promise<string> {
-    return getShortSecret(this.io, { file: this.options.pinFile, fileFlag: '--pin-file', env: 'DKMS_HSM_PIN', prompt: `PIN of token '${token}'` });
+    return getShortSecret(this.io, { file: this.options.pinFile, fileFlag: '--pin-file', env: 'DKMS_HSM_PIN', prompt: `PIN of token '${token}'`, what: 'PIN' });
   }
 
   /** Where the tokens' PKCS#11 module is, when not where the wallet recorded it: $DKMS_HSM_MODULE. */
@@ -99,11 +99,11 @@ export class Context {
     return module === undefined || module === '' ? undefined : module;
   }
 
-  /** Opens a token with its PIN (asked for here). */
+  /** Opens a token of the module at `module` with its PIN (asked for here). */
   async openToken(module: string, token: string): Promise<Pkcs11Token> {
     const pin = await this.tokenPin(token);
     const { Pkcs11Token } = await import('../hsm/pkcs11.js');
-    return Pkcs11Token.open({ module: this.tokenModule ?? module, token, pin });
+    return Pkcs11Token.open({ module, token, pin });
   }
 
   /**

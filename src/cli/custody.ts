@@ -95,8 +95,9 @@ export function keepPending(ctx: Context, request: CustodyRequest, reply: Uint8A
 export function readApprovals(ctx: Context, files: readonly string[]): unknown[] {
   if (files.length === 0) throw new DkmsError('CUSTODY_REQUIRED', "give the custodians' approvals with --approval FILE (one per custodian)");
   return files.map((file) => {
+    const text = new TextDecoder().decode(readInput(ctx.io, file));
     try {
-      return JSON.parse(new TextDecoder().decode(readInput(ctx.io, file))) as unknown;
+      return JSON.parse(text) as unknown;
     } catch {
       throw badInput(`${file} is not JSON: give the file 'dkms custodian approve' wrote`);
     }
@@ -130,7 +131,7 @@ export function pendingFor(ctx: Context, approvals: readonly unknown[]): Pending
   );
 }
 
-/** Rebuilds the custody secret from approvals of `pending`; the request is used up whether or not they hold. */
+/** Rebuilds the custody secret from approvals of `pending` (the caller uses the request up once its operation is done). */
 export async function combinePending(pending: PendingRequest, set: CustodySet, approvals: readonly unknown[]): Promise<Uint8Array> {
   const publicKey = x25519PublicKey(pending.reply);
   try {
@@ -140,17 +141,47 @@ export async function combinePending(pending: PendingRequest, set: CustodySet, a
   }
 }
 
+/** The requests pending here, oldest first; those expired are removed (their approvals could no longer be used). */
+export function pendingRequests(ctx: Context, now = new Date()): CustodyRequest[] {
+  const dir = requestsDir(ctx);
+  const kept: CustodyRequest[] = [];
+  for (const file of existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : []) {
+    const path = join(dir, file);
+    try {
+      const request = parseCustodyRequest(Pending.parse(JSON.parse(readFileSync(path, 'utf8'))).request);
+      if (Date.parse(request.expires) <= now.getTime()) rmSync(path, { force: true });
+      else kept.push(request);
+    } catch {
+      // Not a request this dkms wrote: left alone.
+    }
+  }
+  return kept.sort((a, b) => Date.parse(a.created) - Date.parse(b.created));
+}
+
 /** Removes a pending request once used, so that its approvals cannot be used twice. */
 export function usePending(pending: PendingRequest): void {
   rmSync(pending.path, { force: true });
 }
 
-/** The data directory's audit log, made with its key on first use. */
+/**
+ * The data directory's audit log, made with its key on first use. The two go together: a log
+ * without its key, or a key without its log, is AUDIT_TAMPERED, never silently begun anew.
+ */
 export function auditLog(ctx: Context): AuditLog {
   mkdirSync(ctx.home, { recursive: true, mode: 0o700 });
-  const seed = openRawKey(join(ctx.home, 'audit.key'), 'AUDIT_TAMPERED');
+  const keyPath = join(ctx.home, 'audit.key');
+  const logPath = join(ctx.home, AUDIT_LOG_FILE);
+  if (existsSync(keyPath) !== existsSync(logPath)) {
+    throw new DkmsError(
+      'AUDIT_TAMPERED',
+      existsSync(keyPath)
+        ? `the audit log ${logPath} is gone: its records were removed`
+        : `the audit log's key ${keyPath} is gone: the log cannot be continued`,
+    );
+  }
+  const seed = openRawKey(keyPath, 'AUDIT_TAMPERED');
   try {
-    return AuditLog.open(join(ctx.home, AUDIT_LOG_FILE), memorySigner(seed, ed25519PublicKey(seed)));
+    return AuditLog.open(logPath, memorySigner(seed, ed25519PublicKey(seed)));
   } finally {
     wipe(seed);
   }
@@ -213,9 +244,10 @@ export async function signWithApprovals(ctx: Context, name: string, message: Uin
     if (op.digest !== detail.digest) throw new DkmsError('CUSTODY_REQUIRED', `the custodians approved signing other data than this with key '${name}'`);
     checkRate(ctx, set, ['sign']);
     const secret = await combinePending(pending, set, approvals);
-    usePending(pending);
     try {
-      return await ctx.withWallet((w) => w.signWithCustody(name, message, secret));
+      const signature = await ctx.withWallet((w) => w.signWithCustody(name, message, secret));
+      usePending(pending);
+      return signature;
     } finally {
       wipe(secret);
     }
@@ -265,7 +297,8 @@ export async function underCustody<T>(ctx: Context, kind: 'export' | 'rekey', fi
       throw new DkmsError('CUSTODY_REQUIRED', `request ${pending.request.id} is not for this ${kind} of this wallet at its present generation`);
     }
     wipe(await combinePending(pending, set, approvals));
+    const result = await run();
     usePending(pending);
-    return run();
+    return result;
   });
 }

@@ -79,6 +79,8 @@ export interface ShortSecretSource {
   readonly env: string;
   /** What the prompt asks for, e.g. "Passcode shown beside the invitation". */
   readonly prompt: string;
+  /** How messages name it, when not the prompt in lower case (a "PIN" stays upper case). */
+  readonly what?: string;
 }
 
 /**
@@ -86,7 +88,7 @@ export interface ShortSecretSource {
  * in that order; never from the command line. BAD_INPUT when none is available or it is empty.
  */
 export async function getShortSecret(io: CommandIo, source: ShortSecretSource): Promise<string> {
-  const what = source.prompt.toLowerCase();
+  const what = source.what ?? source.prompt.toLowerCase();
   let value: string | undefined;
   if (source.file !== undefined) {
     value = readFirstLine(source.file, what);

@@ -218,6 +218,20 @@ describe('custodians', () => {
       'done:',
       'refused:RATE_LIMITED',
     ]);
+
+    // The refused request still waits; a master key is not deleted on one person's word; a
+    // rotation the set would refuse is refused before anyone is asked; a missing file is said so.
+    const status = json<{ pending: { purpose: string }[] }>(expectOk(await c.operator(['--json', 'custodian', 'status'])));
+    expect(status.pending.map((p) => p.purpose)).toEqual(['sign']);
+    expectExit(await c.operator(['key', 'delete', '--name', 'master', '--yes']), 'CUSTODY_REQUIRED');
+    expectExit(await c.operator(['custodian', 'request', '--rotate', '--remove', 'nobody']), 'BAD_INPUT');
+    expectExit(await c.operator(['custodian', 'request', '--rotate', '--threshold', '4']), 'BAD_INPUT');
+    expectExit(await c.operator(['key', 'sign', '--name', 'master', '--in', 'doc.txt', '--approval', 'no-such.approval']), 'IO_ERROR');
+
+    // The audit log removed (its key left): no master-key use goes on, and verify says why.
+    rmSync(join(c.dir, 'op', 'audit.log'));
+    expectExit(await c.operator(['audit', 'verify']), 'AUDIT_TAMPERED');
+    expectExit(await c.operator(['key', 'sign', '--name', 'master', '--in', 'doc.txt', '--approval', ...again]), 'AUDIT_TAMPERED');
   });
 
   it('a custodian refuses to approve for an older copy of the wallet than one it approved before', async () => {

@@ -28,8 +28,14 @@ export function auditCommand(): Command {
       ]);
       const ctx = Context.of(cmd);
       const path = join(ctx.home, AUDIT_LOG_FILE);
-      if (!existsSync(path)) throw new DkmsError('NOT_FOUND', `no audit log in ${ctx.home}: no master-key operation was recorded here`);
       if (opts.signer !== undefined) decodePublicKey(opts.signer, 'ed25519');
+      if (!existsSync(path)) {
+        // A log begun here and then removed leaves its key: that is tampering, not an empty record.
+        if (existsSync(join(ctx.home, 'audit.key')) || opts.head !== undefined)
+          throw new DkmsError('AUDIT_TAMPERED', `the audit log ${path} is gone: its records were removed`);
+        emit(ctx, { valid: true, path, records: 0 }, () => `no audit log in ${ctx.home}: no master-key operation was recorded here`);
+        return;
+      }
       const summary = verifyAuditLog(path, {
         ...(opts.head === undefined ? {} : { head: opts.head }),
         ...(opts.signer === undefined ? {} : { key: opts.signer as MultibaseKey }),
@@ -66,7 +72,11 @@ export function auditCommand(): Command {
       ]);
       const ctx = Context.of(cmd);
       const path = join(ctx.home, AUDIT_LOG_FILE);
-      if (!existsSync(path)) throw new DkmsError('NOT_FOUND', `no audit log in ${ctx.home}: no master-key operation was recorded here`);
+      if (!existsSync(path)) {
+        if (existsSync(join(ctx.home, 'audit.key'))) throw new DkmsError('AUDIT_TAMPERED', `the audit log ${path} is gone: its records were removed`);
+        emit(ctx, { records: [] }, () => `no audit log in ${ctx.home}: no master-key operation was recorded here`);
+        return;
+      }
       verifyAuditLog(path);
       const records = readFileSync(path, 'utf8')
         .split('\n')

@@ -94,7 +94,7 @@ export function custodianCommand(): Command {
       const text = `${JSON.stringify(card, null, 2)}\n`;
       if (opts.out !== undefined) writeOutput(opts.out, utf8(text), { force: opts.force === true, mode: 0o644 });
       emit(ctx, { card, ...(opts.out === undefined ? {} : { out: opts.out }) }, () =>
-        opts.out === undefined ? text.trimEnd() : `Wrote custodian '${opts.name}''s card to ${opts.out}: give it to the operator`,
+        opts.out === undefined ? text.trimEnd() : `Wrote the card of custodian '${opts.name}' to ${opts.out}: give it to the operator`,
       );
     });
 
@@ -194,6 +194,7 @@ export function custodianCommand(): Command {
     .option('--remove <name...>', 'with --rotate: custodians to remove')
     .option('--threshold <m>', 'with --rotate: the new threshold', parseThreshold)
     .option('--per-hour <n>', 'with --rotate: the new limit of master-key uses an hour', parsePerHour)
+    .option('--allow-single', 'with --rotate: allow a threshold of 1 with several custodians')
     .addOption(new Option('--ttl <duration>', 'how long the custodians have to approve: 30m, 2h, 1d').argParser(parseTtl).default(3600, '1h'))
     .option('--out <file>', 'write the request here (else print it)')
     .option('--force', 'with --out, replace the file')
@@ -211,6 +212,7 @@ export function custodianCommand(): Command {
           remove?: string[];
           threshold?: number;
           perHour?: number;
+          allowSingle?: boolean;
           ttl: number;
           out?: string;
           force?: boolean;
@@ -232,6 +234,7 @@ export function custodianCommand(): Command {
           utf8,
           canonicalBytes,
           parseCustodianCard,
+          resplitCustody,
           badInput,
           wipe,
         } = await load();
@@ -288,11 +291,23 @@ export function custodianCommand(): Command {
             ...(opts.remove === undefined ? {} : { remove: opts.remove }),
             ...(opts.threshold === undefined ? {} : { threshold: opts.threshold }),
             ...(opts.perHour === undefined ? {} : { limits: { perHour: opts.perHour } }),
+            ...(opts.allowSingle === true ? { allowSingle: true } : {}),
           };
           if (Object.keys(change as object).length === 0) throw badInput('--rotate needs a change: --add-card, --remove, --threshold or --per-hour');
-          const names = set.custodians.map((c) => c.name).filter((n) => !(opts.remove ?? []).includes(n));
-          const summary = `change the custodians: ${[...names, ...add.map((c) => c.name)].join(', ')}; threshold ${opts.threshold ?? set.threshold}${add.length === 0 ? '' : `; adds ${add.map((c) => c.name).join(', ')}`}${opts.remove === undefined ? '' : `; removes ${opts.remove.join(', ')}`}`;
-          operation = { kind: 'rotate' as const, digest: toBase64url(sha256(canonicalBytes(change))), summary: summary.slice(0, 500) };
+          for (const card of add)
+            if (set.custodians.some((c) => c.name === card.name || c.sign === card.sign)) throw badInput(`custodian '${card.name}' is in the set already`);
+          // The change is tried now, so that one the rotation would refuse is refused before anyone approves it.
+          const trial = await resplitCustody(set, { ...(change as object), ...(opts.allowSingle === true ? { allowSingle: true } : {}) });
+          wipe(trial.secret);
+          const next = trial.set;
+          const summary = [
+            `change the custodians to ${next.threshold} of ${next.custodians.length}: ${next.custodians.map((c) => c.name).join(', ')}`,
+            ...(add.length === 0 ? [] : [`adds ${add.map((c) => `${c.name} (${c.sign})`).join(', ')}`]),
+            ...(opts.remove === undefined ? [] : [`removes ${opts.remove.join(', ')}`]),
+            ...(opts.perHour === undefined ? [] : [`limit ${opts.perHour} master-key uses an hour`]),
+          ].join('; ');
+          if (summary.length > 500) throw badInput('the change is too long to show the custodians in one request: make it in steps');
+          operation = { kind: 'rotate' as const, digest: toBase64url(sha256(canonicalBytes(change))), summary };
         }
         const { request, replyKey } = newCustodyRequest(set, {
           wallet,
@@ -379,7 +394,7 @@ export function custodianCommand(): Command {
     .requiredOption('--approval <file...>', "the custodians' approvals, one file each")
     .addOption(new Option('--idle <duration>', 'seal after this long with no command: 90s, 15m, 2h').default('15m'))
     .action(async (opts: { approval: string[]; idle: string }, cmd: Command) => {
-      const { Context, emit, custodySetOf, readApprovals, pendingFor, combinePending, usePending, audited, DkmsError, wipe } = await load();
+      const { Context, emit, custodySetOf, readApprovals, pendingFor, combinePending, usePending, audited, checkRate, DkmsError, wipe } = await load();
       const [{ parseIdle }, { startSession, sessionRunning }] = await Promise.all([import('./session.js'), import('../session-start.js')]);
       const ctx = Context.of(cmd);
       const idleSeconds = parseIdle(opts.idle);
@@ -391,13 +406,16 @@ export function custodianCommand(): Command {
       const pending = pendingFor(ctx, approvals);
       if (pending.request.purpose !== 'unseal') throw new DkmsError('CUSTODY_REQUIRED', `request ${pending.request.id} is not for unsealing`);
       const pid = await audited(ctx, 'unseal', { request: pending.request.id, approvals: approvals.length }, async () => {
+        checkRate(ctx, set, ['unseal']);
         const secret = await combinePending(pending, set, approvals);
-        usePending(pending);
         try {
           const { Wallet } = await import('../../wallet/index.js');
           const unlock = await ctx.unlockOf(Wallet, secret);
           ctx.progress('Opening wallet…');
-          return await startSession(ctx, unlock as SessionUnlock, idleSeconds);
+          const started = await startSession(ctx, unlock as SessionUnlock, idleSeconds);
+          // Used once the session is up: a start that failed (a wrong passphrase) may be tried again.
+          usePending(pending);
+          return started;
         } finally {
           wipe(secret);
         }
@@ -453,10 +471,10 @@ export function custodianCommand(): Command {
         throw new DkmsError('CUSTODY_REQUIRED', 'the kept change differs from the one the custodians approved');
       const next = await audited(ctx, 'custody-rotate', { request: pending.request.id, from: set.id }, async () => {
         const oldSecret = await combinePending(pending, set, approvals);
-        usePending(pending);
         const made = await resplitCustody(set, pending.change as Parameters<typeof resplitCustody>[1]);
         try {
           await ctx.withWallet((w) => w.rotateCustody(oldSecret, { factor: factorOf(made.set), secret: made.secret }), oldSecret);
+          usePending(pending);
         } finally {
           wipe(oldSecret, made.secret);
         }
@@ -474,10 +492,12 @@ export function custodianCommand(): Command {
     .command('status')
     .description('show the custodians, their threshold and mode, and the requests waiting here (needs no secret)')
     .action(async (_opts: unknown, cmd: Command) => {
-      const { Context, emit, custodySetOf, setDigest } = await load();
+      const { Context, emit, custodySetOf, setDigest, pendingRequests } = await load();
       const ctx = Context.of(cmd);
       const { set } = await custodySetOf(ctx);
+      const pending = pendingRequests(ctx).map((r) => ({ id: r.id, purpose: r.operation?.kind ?? r.purpose, expires: r.expires }));
       const fields = {
+        pending,
         set: set.id,
         epoch: set.epoch,
         mode: set.mode,
@@ -493,6 +513,8 @@ export function custodianCommand(): Command {
           ...(set.limits?.perHour === undefined ? [] : [`limit:      ${set.limits.perHour} master-key uses an hour`]),
           'custodians:',
           ...set.custodians.map((c) => `  ${c.name}  ${c.sign}`),
+          pending.length === 0 ? 'no requests waiting' : 'requests waiting:',
+          ...pending.map((r) => `  ${r.id}  ${r.purpose}  until ${r.expires}`),
         ].join('\n'),
       );
     });

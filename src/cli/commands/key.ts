@@ -49,11 +49,14 @@ export function keyCommand(): Command {
         return;
       }
       if (opts.type !== 'ed25519') throw badInput('keys in a token are ed25519 signing keys');
-      const { chooseToken } = await import('../token-choice.js');
+      const [{ chooseToken }, { audited }] = await Promise.all([import('../token-choice.js'), import('../custody.js')]);
       const created = await ctx.withWallet(async (w) => {
         const choice = chooseToken(ctx, opts, w.info().protection.token);
-        const token = await choice.ctx.openToken(choice.module, choice.token);
-        return w.createTokenKey(opts.name, token, { module: choice.module, label: opts.label ?? choice.label ?? opts.name });
+        const label = opts.label ?? choice.label ?? opts.name;
+        return audited(ctx, 'key-create', { name: opts.name, token: choice.token, label }, async () => {
+          const token = await choice.ctx.openToken(choice.module, choice.token);
+          return w.createTokenKey(opts.name, token, { module: choice.module, label });
+        });
       });
       const where = created.location.kind === 'token' ? ` in token '${created.location.token}' (label '${created.location.label}')` : '';
       emit(ctx, keyFields(created), () => `Created ${created.type} key '${created.name}'${where}: it never leaves the token\npublic key: ${created.publicKey}`);
@@ -92,7 +95,12 @@ export function keyCommand(): Command {
       const { Context, emit } = await load();
       const ctx = Context.of(cmd);
       if (opts.yes !== true) throw badInput(`deleting key '${opts.name}' is permanent: add --yes to confirm`);
-      await ctx.withWallet((w) => w.deleteKey(opts.name));
+      await ctx.withWallet((w) => {
+        if (w.getKey(opts.name).location.kind === 'custody') {
+          throw new DkmsError('CUSTODY_REQUIRED', `key '${opts.name}' is a master key under custodians: it is not deleted on one person's word`);
+        }
+        w.deleteKey(opts.name);
+      });
       emit(ctx, { name: opts.name, deleted: true }, () => `Deleted key '${opts.name}'`);
     });
 

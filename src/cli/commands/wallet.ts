@@ -89,16 +89,20 @@ export function walletCommand(): Command {
       const { Context, emit, getSecret } = await load();
       const { underCustody } = await import('../custody.js');
       const ctx = Context.of(cmd);
+      const newSecret = () =>
+        getSecret(ctx.io, {
+          file: opts.newPassphraseFile,
+          keyFile: opts.newKeyFile,
+          env: 'DKMS_NEW_PASSPHRASE',
+          prompt: 'New wallet passphrase',
+          fileFlag: '--new-passphrase-file',
+          confirm: true,
+        });
+      // With custodians' approvals, the new secret is asked for first: a typo does not use them up.
+      const early = opts.approval === undefined ? undefined : await newSecret();
       await underCustody(ctx, 'rekey', opts.approval, () =>
         ctx.withWallet(async (w) => {
-          const next = await getSecret(ctx.io, {
-            file: opts.newPassphraseFile,
-            keyFile: opts.newKeyFile,
-            env: 'DKMS_NEW_PASSPHRASE',
-            prompt: 'New wallet passphrase',
-            fileFlag: '--new-passphrase-file',
-            confirm: true,
-          });
+          const next = early ?? (await newSecret());
           ctx.progress('Re-wrapping wallet keys…');
           await w.rekey(next, { kdfTier: opts.kdfTier });
           const info = w.info();
@@ -119,13 +123,16 @@ export function walletCommand(): Command {
       const { Context, emit } = await load();
       const { chooseToken } = await import('../token-choice.js');
       const ctx = Context.of(cmd);
+      const { audited } = await import('../custody.js');
       const choice = chooseToken(ctx, opts);
-      const info = await ctx.withWallet(async (w) => {
-        const token = await choice.ctx.openToken(choice.module, choice.token);
-        ctx.progress('Re-wrapping wallet keys…');
-        await w.protect({ token: { token, module: choice.module, key: opts.key }, ...(opts.dropPassphrase === true ? { secret: null } : {}) });
-        return w.info();
-      });
+      const info = await audited(ctx, 'bind-token', { token: choice.token, key: opts.key, passphrase: opts.dropPassphrase !== true }, () =>
+        ctx.withWallet(async (w) => {
+          const token = await choice.ctx.openToken(choice.module, choice.token);
+          ctx.progress('Re-wrapping wallet keys…');
+          await w.protect({ token: { token, module: choice.module, key: opts.key }, ...(opts.dropPassphrase === true ? { secret: null } : {}) });
+          return w.info();
+        }),
+      );
       emit(ctx, { ...info }, () => `Bound wallet ${info.path} to token '${choice.token}': it opens with ${describeProtection(info)}`);
     });
 
@@ -135,13 +142,17 @@ export function walletCommand(): Command {
     .action(async (_opts: unknown, cmd: Command) => {
       const { Context, emit } = await load();
       const ctx = Context.of(cmd);
-      const info = await ctx.withWallet(async (w) => {
-        const current = w.info();
-        if (current.protection.token === undefined) throw badInput('the wallet is not bound to a token');
-        if (current.kdf === undefined) throw badInput('the wallet has no passphrase to open it without the token: give it one with `dkms wallet rekey` first');
-        await w.protect({ token: null });
-        return w.info();
-      });
+      const { audited } = await import('../custody.js');
+      const info = await audited(ctx, 'unbind-token', {}, () =>
+        ctx.withWallet(async (w) => {
+          const current = w.info();
+          if (current.protection.token === undefined) throw badInput('the wallet is not bound to a token');
+          if (current.kdf === undefined)
+            throw badInput('the wallet has no passphrase to open it without the token: give it one with `dkms wallet rekey` first');
+          await w.protect({ token: null });
+          return w.info();
+        }),
+      );
       emit(ctx, { ...info }, () => `Unbound wallet ${info.path} from its token: it opens with ${describeProtection(info)}`);
     });
 
