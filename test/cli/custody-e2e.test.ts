@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
 import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
+import { startLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const PASSPHRASE = 'the custody test passphrase';
@@ -175,11 +176,12 @@ describe('custodians', () => {
     const c = await ceremony(['c1', 'c2', 'c3']);
     const created = json<{ publicKey: string }>(expectOk(await c.operator(['--json', 'key', 'create', '--type', 'ed25519', '--name', 'master'])));
     expectOk(await c.operator(['key', 'create', '--type', 'ed25519', '--name', 'daily']));
-    expectOk(await c.operator(['custodian', 'init', '--threshold', '2', '--mode', 'approval', '--key', 'master', '--per-hour', '1', '--card', ...c.cards]));
+    expectOk(await c.operator(['key', 'create', '--type', 'ed25519', '--name', 'recovery']));
+    expectOk(await c.operator(['custodian', 'init', '--threshold', '2', '--mode', 'approval', '--key', 'master', '--per-hour', '2', '--card', ...c.cards]));
     // The passphrase opens the everyday keys: one unlock serves the operator's commands that follow.
     sessions.push(json<{ pid: number }>(expectOk(await c.operator(['--json', 'unlock']))).pid);
     const keys = json<{ keys: { name: string; location: string }[] }>(expectOk(await c.operator(['--json', 'key', 'list']))).keys;
-    expect(keys.map((k) => `${k.name}:${k.location}`)).toEqual(['master:custody', 'daily:wallet']);
+    expect(keys.map((k) => `${k.name}:${k.location}`)).toEqual(['master:custody', 'daily:wallet', 'recovery:wallet']);
 
     writeFileSync(join(c.dir, 'doc.txt'), 'the document the custodians approved');
     writeFileSync(join(c.dir, 'other.txt'), 'another document');
@@ -205,7 +207,25 @@ describe('custodians', () => {
     expectOk(await c.operator(['custodian', 'request', '--export', '--out', 'exp.json']));
     expectOk(await c.operator([...exporting, '--approval', ...(await c.approve('exp.json', ['c2', 'c3']))]));
 
-    // A second use within the hour is past the set's limit of one: refused and recorded.
+    // A policy whose only agent is the master key: the event is written unsigned, the custodians
+    // approve the master key's signature of exactly it, and the ledger accepts it.
+    const ledger = await startLedger(tempDir());
+    const trust = ['--ledger', ledger.url, '--trust', ledger.signer.multikey];
+    const creating = ['policy', 'create', '--key', 'master', '--recovery-key', 'recovery'];
+    expectExit(await c.operator([...creating, ...trust]), 'CUSTODY_REQUIRED');
+    const draft = json<{ signatures: number }>(expectOk(await c.operator(['--json', ...creating, '--out', 'create.json', ...trust])));
+    expect(draft.signatures).toBe(0);
+    expectOk(await c.operator(['custodian', 'request', '--event', 'create.json', '--key', 'master', '--out', 'ev.json']));
+    const ev = await c.approve('ev.json', ['c1', 'c2']);
+    const created2 = json<{ subject: string }>(
+      expectOk(await c.operator(['--json', 'ledger', 'submit', '--in', 'create.json', '--key', 'master', '--approval', ...ev, ...trust])),
+    );
+    const shown = json<{ policy: { agents: { key: string }[] } }>(
+      expectOk(await c.operator(['--json', 'policy', 'show', '--policy', created2.subject, ...trust])),
+    );
+    expect(shown.policy.agents.map((a) => a.key)).toEqual([created.publicKey]);
+
+    // A third use within the hour is past the set's limit of two: refused and recorded.
     expectOk(await c.operator(['custodian', 'request', '--sign', 'doc.txt', '--key', 'master', '--out', 'sign2.json']));
     const again = await c.approve('sign2.json', ['c2', 'c3']);
     expectExit(await c.operator(['key', 'sign', '--name', 'master', '--in', 'doc.txt', '--approval', ...again]), 'RATE_LIMITED');
@@ -215,6 +235,7 @@ describe('custodians', () => {
     expect(records.filter((r) => r.op === 'sign' && r.outcome !== 'started').map((r) => `${r.outcome}:${String(r.detail['code'] ?? '')}`)).toEqual([
       'refused:SHARES_INSUFFICIENT',
       'refused:CUSTODY_REQUIRED',
+      'done:',
       'done:',
       'refused:RATE_LIMITED',
     ]);
