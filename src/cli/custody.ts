@@ -266,22 +266,12 @@ export function walletOperationDigest(kind: 'export' | 'rekey', wallet: string, 
  * Either way audited. A wallet without custodians runs it as it is.
  */
 export async function underCustody<T>(ctx: Context, kind: 'export' | 'rekey', files: readonly string[] | undefined, run: () => Promise<T>): Promise<T> {
-  const { custody, identity } = ctx.inSession
-    ? await ctx.withWallet((w) => ({ custody: w.custody(), identity: w.identity() }))
-    : await (async () => {
-        const { Wallet } = await import('../wallet/index.js');
-        const { protection } = Wallet.inspect(ctx.walletPath);
-        return {
-          custody: Wallet.custodyOf(ctx.walletPath),
-          identity: protection.id === undefined ? undefined : { id: protection.id, generation: protection.generation ?? 0 },
-        };
-      })();
+  const { custody, protection } = await walletFacts(ctx);
   if (custody === undefined) {
     if (files !== undefined) throw badInput('--approval: the wallet has no custodians');
     return run();
   }
-  const wallet = identity?.id ?? 'wallet';
-  const digest = walletOperationDigest(kind, wallet, identity?.generation ?? 0);
+  const digest = walletOperationDigest(kind, protection.id ?? 'wallet', protection.generation ?? 0);
   if (custody.mode === 'unseal') return audited(ctx, kind, { mode: 'unseal' }, run);
   const set = parseCustodySet(JSON.parse(custody.document));
   if (files === undefined) {

@@ -666,11 +666,19 @@ export class Wallet {
     return result;
   }
 
+  /**
+   * Tells the bound token the generation just committed. The change stands even if the token
+   * cannot be told (it is in the file): the next open moves the counter up, as after a crash.
+   */
   #tellToken(): void {
     const bound = this.#header.token;
     if (bound === undefined) return;
     const token = this.#tokens.get(bound.token);
-    if (token !== undefined) checkGeneration(this.#header, token, this.path);
+    try {
+      if (token !== undefined) checkGeneration(this.#header, token, this.path);
+    } catch (e) {
+      if (!(e instanceof DkmsError && e.code.startsWith('HSM_'))) throw e;
+    }
   }
 
   /**
