@@ -2,8 +2,26 @@
 import { chmodSync, closeSync, openSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { DkmsError } from './errors.js';
 
-/** Writes through a temporary file, flushed, then renamed: the file is the old one or the whole new one. */
+/** Whether `path` is a device, a pipe or a socket (`/dev/null`, `/dev/stdout`, a FIFO): written into, never replaced. */
+export function isSpecialFile(path: string): boolean {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  return stat !== undefined && (stat.isCharacterDevice() || stat.isBlockDevice() || stat.isFIFO() || stat.isSocket());
+}
+
+/**
+ * Writes through a temporary file, flushed, then renamed: the file is the old one or the whole
+ * new one. A device or pipe (`/dev/null`, `/dev/stdout`) is written into: a rename would put a
+ * plain file in the device's place.
+ */
 export function writeFileAtomic(path: string, data: Uint8Array, mode = 0o600): void {
+  if (isSpecialFile(path)) {
+    try {
+      writeFileSync(path, data);
+      return;
+    } catch (e) {
+      throw new DkmsError('IO_ERROR', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+  }
   const temp = `${path}.tmp-${process.pid}`;
   try {
     writeFileSync(temp, data, { mode, flush: true });

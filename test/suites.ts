@@ -14,6 +14,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/agent/agent-store.test.ts',
   'test/agent/categories.test.ts',
   'test/agent/standing.test.ts',
+  'test/base/files.test.ts',
   'test/agent/connection-log.test.ts',
   'test/cli/session-client.test.ts',
   'test/hsm/uri.test.ts',

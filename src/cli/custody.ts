@@ -235,13 +235,13 @@ export function setDigest(set: CustodySet): string {
  */
 export async function signWithApprovals(ctx: Context, name: string, message: Uint8Array, files: readonly string[]): Promise<Uint8Array> {
   const { set } = await custodySetOf(ctx);
-  const approvals = readApprovals(ctx, files);
-  const pending = pendingFor(ctx, approvals);
-  const op = pending.request.operation;
-  const detail = { key: name, request: pending.request.id, digest: toBase64url(sha256(message)) };
-  return audited(ctx, 'sign', detail, async () => {
+  const digest = toBase64url(sha256(message));
+  return audited(ctx, 'sign', { key: name, digest }, async () => {
+    const approvals = readApprovals(ctx, files);
+    const pending = pendingFor(ctx, approvals);
+    const op = pending.request.operation;
     if (op?.kind !== 'sign' || op.key !== name) throw new DkmsError('CUSTODY_REQUIRED', `request ${pending.request.id} is not for signing with key '${name}'`);
-    if (op.digest !== detail.digest) throw new DkmsError('CUSTODY_REQUIRED', `the custodians approved signing other data than this with key '${name}'`);
+    if (op.digest !== digest) throw new DkmsError('CUSTODY_REQUIRED', `the custodians approved signing other data than this with key '${name}'`);
     checkRate(ctx, set, ['sign']);
     const secret = await combinePending(pending, set, approvals);
     try {
@@ -291,4 +291,17 @@ export async function underCustody<T>(ctx: Context, kind: 'export' | 'rekey', fi
     usePending(pending);
     return result;
   });
+}
+
+/**
+ * Records a refused use of a master key (one tried without its custodians' approvals) and gives
+ * back the refusal to throw. The refusal stands whether or not the record can be written.
+ */
+export function recordRefusal(ctx: Context, op: string, detail: AuditDetail, error: DkmsError): DkmsError {
+  try {
+    auditLog(ctx).append(op, 'refused', { ...detail, code: error.code });
+  } catch {
+    // Refused all the same: nothing was done.
+  }
+  return error;
 }

@@ -30,9 +30,15 @@ export interface SubmitOptions {
 export async function submitOrWrite(ctx: Context, event: LedgerEvent, options: SubmitOptions, describe: (receipt: Receipt) => string): Promise<void> {
   const master = awaitingCustodians.get(event);
   if (master !== undefined && options.out === undefined) {
-    throw new DkmsError(
-      'CUSTODY_REQUIRED',
-      `key '${master.join("', '")}' is under custodians: write the event with --out FILE, then 'dkms custodian request --event FILE --key ${master[0] ?? ''}', then 'dkms ledger submit --in FILE --key ${master[0] ?? ''} --approval …'`,
+    const { recordRefusal } = await import('./custody.js');
+    throw recordRefusal(
+      ctx,
+      'sign',
+      { key: master[0] ?? '', event: event.type },
+      new DkmsError(
+        'CUSTODY_REQUIRED',
+        `key '${master.join("', '")}' is under custodians: write the event with --out FILE, then 'dkms custodian request --event FILE --key ${master[0] ?? ''}', then 'dkms ledger submit --in FILE --key ${master[0] ?? ''} --approval …'`,
+      ),
     );
   }
   if (options.out !== undefined) {

@@ -2,7 +2,7 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DkmsError, badInput } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { isSpecialFile, writeFileAtomic } from '../files.js';
 import type { CommandIo } from './io.js';
 
 /** The file at `path`, or the command's standard input for '-'. */
@@ -26,7 +26,8 @@ export function writeOutput(path: string, data: Uint8Array, options: { force?: b
 
 /** FILE_EXISTS if `path` exists and may not be replaced: what writeOutput refuses, for a command to check before its first step. */
 export function checkOutput(path: string, force: boolean): void {
-  if (!force && existsSync(path)) throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
+  // Writing into a device or pipe (/dev/null, /dev/stdout) replaces nothing.
+  if (!force && existsSync(path) && !isSpecialFile(path)) throw new DkmsError('FILE_EXISTS', `${path} already exists (use --force to replace it)`);
 }
 
 /**

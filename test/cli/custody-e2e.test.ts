@@ -233,9 +233,12 @@ describe('custodians', () => {
       expectOk(await c.operator(['--json', 'audit', 'show'])),
     ).records;
     expect(records.filter((r) => r.op === 'sign' && r.outcome !== 'started').map((r) => `${r.outcome}:${String(r.detail['code'] ?? '')}`)).toEqual([
+      'refused:CUSTODY_REQUIRED',
       'refused:SHARES_INSUFFICIENT',
       'refused:CUSTODY_REQUIRED',
       'done:',
+      'refused:APPROVAL_NOT_FOUND',
+      'refused:CUSTODY_REQUIRED',
       'done:',
       'refused:RATE_LIMITED',
     ]);

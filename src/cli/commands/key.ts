@@ -120,7 +120,16 @@ export function keyCommand(): Command {
         const publicKey = (await ctx.withWallet((w) => w.getKey(opts.name))).publicKey;
         signed = { signature: await signWithApprovals(ctx, opts.name, message, opts.approval), publicKey };
       } else {
-        signed = await ctx.withWallet((w) => ({ signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey }));
+        signed = await ctx.withWallet(async (w) => {
+          try {
+            return { signature: w.sign(opts.name, message), publicKey: w.getKey(opts.name).publicKey };
+          } catch (e) {
+            // A master key tried without its custodians: the attempt is recorded.
+            if (e instanceof DkmsError && e.code === 'CUSTODY_REQUIRED')
+              throw (await import('../custody.js')).recordRefusal(ctx, 'sign', { key: opts.name }, e);
+            throw e;
+          }
+        });
       }
       const signature = toBase64url(signed.signature);
       emit(ctx, { name: opts.name, publicKey: signed.publicKey, signature }, () => signature);
