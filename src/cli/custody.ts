@@ -232,8 +232,15 @@ export function setDigest(set: CustodySet): string {
  * Signs `message` once with master key `name`, with the custodians' approvals of exactly this
  * use: the pending request they answer must be a sign request for this key and this message's
  * digest. Audited (started, then done or refused with the code) and rate limited by the set.
+ * `deliver` does what the signature is for (submits the event); the request is used up after it.
  */
-export async function signWithApprovals(ctx: Context, name: string, message: Uint8Array, files: readonly string[]): Promise<Uint8Array> {
+export async function signWithApprovals(
+  ctx: Context,
+  name: string,
+  message: Uint8Array,
+  files: readonly string[],
+  deliver: (signature: Uint8Array) => Promise<void> = async () => undefined,
+): Promise<Uint8Array> {
   const { set } = await custodySetOf(ctx);
   const digest = toBase64url(sha256(message));
   return audited(ctx, 'sign', { key: name, digest }, async () => {
@@ -246,6 +253,9 @@ export async function signWithApprovals(ctx: Context, name: string, message: Uin
     const secret = await combinePending(pending, set, approvals);
     try {
       const signature = await ctx.withWallet((w) => w.signWithCustody(name, message, secret));
+      // Delivered (an event submitted) before the request is used up: if the ledger cannot be
+      // reached, the same approvals sign again.
+      await deliver(signature);
       usePending(pending);
       return signature;
     } finally {

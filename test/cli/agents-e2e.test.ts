@@ -40,9 +40,9 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     services = JSON.parse(await server.nextLine()) as { ledger: string; agency: string };
     env = { DKMS_LEDGER: services.ledger };
 
-    laptop = owner(lasting(), env);
-    phone = owner(lasting(), env);
-    bob = owner(lasting(), env);
+    laptop = owner(lasting(), env, { session: true });
+    phone = owner(lasting(), env, { session: true });
+    bob = owner(lasting(), env, { session: true });
 
     const alice = await laptop.run(['agent', 'init', '--label', 'laptop', '--did', '--agency', services.agency, '--yes']);
     policy = String(alice['policy']);
@@ -176,6 +176,7 @@ describe('agents end to end, through real processes', { timeout: 60_000 }, () =>
     expect((JSON.parse(late2.stdout) as { error: { message: string } }).error.message).not.toContain('--time');
     // Its mailbox is gone: nothing reaches it any more, and the agency says so.
     await bob.run(['message', 'send', 'alice', 'not for the phone']);
+    await phone.lock();
     const wallet = await Wallet.open(join(phone.home, 'wallet.db'), rawSecret(phone.walletKey()));
     try {
       await expect(new AgencyClient(services.agency, agentSigner(wallet)).pickup()).rejects.toMatchObject({ code: 'MAILBOX_NOT_FOUND' });

@@ -58,7 +58,7 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', { ti
     const { url, child, stopped } = await up(nodeHome, ['up', '--ledger-port', '0', '--agency-port', '0', ...store]);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const alice = tempDir();
-    const owned = owner(alice, { DKMS_LEDGER: url });
+    const owned = owner(alice, { DKMS_LEDGER: url }, { session: true });
     const { env, run } = owned;
 
     await run(['wallet', 'create']);
@@ -142,8 +142,8 @@ describe.each(BACKENDS)('ledger end to end, through real processes: $name', { ti
 describe('ledger end to end, through real processes', { timeout: 60_000 }, () => {
   it('collects m-of-n signatures: one agent writes the event, another co-signs and submits it', async () => {
     const { url } = await up(tempDir());
-    const laptop = owner(tempDir(), { DKMS_LEDGER: url });
-    const phone = owner(tempDir(), { DKMS_LEDGER: url });
+    const laptop = owner(tempDir(), { DKMS_LEDGER: url }, { session: true });
+    const phone = owner(tempDir(), { DKMS_LEDGER: url }, { session: true });
     for (const who of [laptop, phone]) await who.run(['wallet', 'create']);
     await laptop.run(['key', 'create', '--type', 'ed25519', '--name', 'laptop']);
     await laptop.run(['key', 'create', '--type', 'ed25519', '--name', 'recovery']);

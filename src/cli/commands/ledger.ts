@@ -148,9 +148,14 @@ export function ledgerCommand(): Command {
         const [name, ...others] = opts.key ?? [];
         if (name === undefined || others.length > 0) throw badInput('--approval signs with one master key: give it alone with --key');
         const publicKey = (await ctx.withWallet((w) => w.getKey(name))).publicKey;
-        const sig = await signWithApprovals(ctx, name, signingBytes(event), opts.approval);
-        event = { ...event, sigs: [...event.sigs, { kid: publicKey, sig: toBase64url(sig) }] };
-      } else if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
+        const draft = event;
+        await signWithApprovals(ctx, name, signingBytes(draft), opts.approval, async (sig) => {
+          const signed = { ...draft, sigs: [...draft.sigs, { kid: publicKey, sig: toBase64url(sig) }] };
+          await submitOrWrite(ctx, signed, opts, (r) => `accepted ${signed.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
+        });
+        return;
+      }
+      if ((opts.key ?? []).length > 0) event = await ctx.withWallet((w) => cosign(w, event, opts.key ?? []));
       await submitOrWrite(ctx, event, opts, (r) => `accepted ${event.type} for ${r.subject} (seq ${r.seq}, log position ${r.gseq})`);
     });
 
