@@ -9,3 +9,4 @@ export * from './aead.js';
 export * from './argon2id.js';
 export * from './jwa.js';
 export * from './key-handle.js';
+export * from './shamir.js';

@@ -3,16 +3,16 @@
  * parsing with coded errors, signatures over canonical JSON, the Shamir shares of K and the
  * sealed share. Internal: `dkms/custody` does not export it.
  */
-import { combine, split } from 'shamir-secret-sharing';
 import { z } from 'zod';
 import {
   canonicalBytes,
   canonicalJson,
-  concatBytes,
   decodePublicKey,
   ed25519Verify,
   fromBase64url,
   fromUtf8,
+  secretFromShares,
+  sharesAtPositions,
   toBase64url,
   wipe,
   type KeyAgreementKey,
@@ -116,33 +116,11 @@ export function verifies(object: { readonly sig: string }, key: string): boolean
   return ed25519Verify(decodePublicKey(key, 'ed25519').publicKey, canonicalBytes(body), fromBase64url(sig, 'sig'));
 }
 
-/**
- * Shares of `secret` at x = 1…n. The library draws x-coordinates at random, so it is asked for
- * all 255 (the polynomial at every non-zero x) and those at 1…n are kept. It refuses a threshold
- * of 1, the polynomial of degree 0, whose every share is the secret itself.
- */
-export async function sharesAt(secret: Uint8Array, n: number, threshold: number): Promise<Uint8Array[]> {
-  if (threshold === 1) return Array.from({ length: n }, (_, i) => concatBytes(secret, Uint8Array.of(i + 1)));
-  const copy = Uint8Array.from(secret);
-  const all = await split(copy, MAX_CUSTODIANS, threshold).finally(() => wipe(copy));
-  try {
-    const byX = new Map(all.map((s) => [s[SHARE_BYTES - 1], s]));
-    return Array.from({ length: n }, (_, i) => {
-      const share = byX.get(i + 1);
-      if (share === undefined) throw new DkmsError('INTERNAL', `the secret-sharing library returned no share at x = ${i + 1}`);
-      return share.slice();
-    });
-  } finally {
-    wipe(...all);
-  }
-}
+/** Shares of `secret` at x = 1…n (custodian i holds x = i): see crypto/shamir.ts. */
+export const sharesAt = sharesAtPositions;
 
-/** The secret from the first `threshold` of `shares` (x-coordinates distinct); degree 0 as in sharesAt. */
-export async function rebuild(shares: readonly Uint8Array[], threshold: number): Promise<Uint8Array> {
-  const chosen = shares.slice(0, threshold);
-  if (threshold === 1) return (chosen[0] as Uint8Array).slice(0, CUSTODY_SECRET_BYTES);
-  return combine(chosen);
-}
+/** The secret from the first `threshold` of `shares` (x-coordinates distinct). */
+export const rebuild = secretFromShares;
 
 /** A share sealed to the X25519 multikey `kx`, whose did:key URL is the recipient's kid. */
 export function sealTo(kx: string, plaintext: SharePlaintext): Jwe {

@@ -7,7 +7,6 @@
  * Pure: no I/O. The library checks nothing about the secret it rebuilds (see its README); here
  * the owner's signature over every share is what stops a damaged or forged share.
  */
-import { combine, split } from 'shamir-secret-sharing';
 import { z } from 'zod';
 import {
   abytes,
@@ -17,6 +16,8 @@ import {
   ed25519Verify,
   fromBase64url,
   randomBytes,
+  secretFromShares,
+  sharesAtPositions,
   toBase64url,
   wipe,
   type Signer,
@@ -107,27 +108,6 @@ export function checkTrusteeSetting(trustees: number, threshold: number, insist:
   if (trustees < 3 && !insist) throw tooFew(`${trustees} trustees: at least 3 are recommended so that losing one leaves enough; pass --insist to accept it`);
 }
 
-/**
- * Shares of `secret` at x = 1…n, by the library. It draws x-coordinates at random, so it is asked
- * for all 255 shares, which are the polynomial at every non-zero x; those at 1…n are kept, the
- * rest wiped. Fixed coordinates make a share's index its trustee's position.
- */
-async function sharesAt(secret: Uint8Array, n: number, threshold: number): Promise<Uint8Array[]> {
-  // The library wants a plain Uint8Array (not a Buffer); the copy is ours to wipe.
-  const copy = Uint8Array.from(secret);
-  const all = await split(copy, MAX_TRUSTEES, threshold).finally(() => wipe(copy));
-  try {
-    const byX = new Map(all.map((s) => [s[SHARE_BYTES - 1], s]));
-    return Array.from({ length: n }, (_, i) => {
-      const share = byX.get(i + 1);
-      if (share === undefined) throw new DkmsError('INTERNAL', `the secret-sharing library returned no share at x = ${i + 1}`);
-      return share.slice();
-    });
-  } finally {
-    wipe(...all);
-  }
-}
-
 function verifies(share: UnsignedShare, sig: string): boolean {
   return ed25519Verify(decodePublicKey(share.signer, 'ed25519').publicKey, canonicalBytes(share), fromBase64url(sig, 'sig'));
 }
@@ -166,7 +146,7 @@ export async function splitRecoverySecret(secret: Uint8Array, options: SplitOpti
     hint,
     signer: signer.multikey,
   };
-  const raw = await sharesAt(secret, trustees.length, threshold);
+  const raw = await sharesAtPositions(secret, trustees.length, threshold);
   try {
     return raw.map((bytes, i) => signShare({ ...common, index: i + 1, share: toBase64url(bytes) }, signer));
   } finally {
@@ -256,7 +236,7 @@ export async function combineShares(shares: readonly RecoveryShare[], options: C
   if (checked.length < first.threshold) throw new DkmsError('SHARES_INSUFFICIENT', `have ${checked.length} of ${first.threshold} shares needed`);
   const bytes = checked.slice(0, first.threshold).map((s) => fromBase64url(s.share, 'share'));
   try {
-    return await combine(bytes);
+    return await secretFromShares(bytes, first.threshold);
   } finally {
     wipe(...bytes);
   }
