@@ -10,33 +10,14 @@
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
-import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, endSessions, expectExit, expectOk, json, runNode } from '../helpers/cli.js';
 import { startLedger } from '../helpers/lying.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const PASSPHRASE = 'the custody test passphrase';
 const sessions: number[] = [];
-afterEach(() => {
-  for (const pid of sessions.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Sealed and gone already.
-    }
-  }
-});
-
-function expectExit(run: Run, code: ErrorCode): void {
-  expect(run.stderr, run.stdout).toContain(`${code}:`);
-  expect(run.code).toBe(ERROR_CODES[code].exit);
-}
-
-function expectOk(run: Run): Run {
-  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
-  return run;
-}
+afterEach(() => endSessions(sessions, 'SIGKILL'));
 
 /** An operator's data directory and `n` custodians' (their wallets opened by raw key files: no Argon2 to wait for), each with a card. */
 async function ceremony(names: readonly string[]) {

@@ -8,23 +8,12 @@
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
-import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, expectExit, expectOk, json, runNode } from '../helpers/cli.js';
 import { startLedger } from '../helpers/lying.js';
 import { SOFTHSM_MODULE, TOKEN_PIN, softhsmSuite } from '../helpers/softhsm.js';
 import { suiteDirs, tempDir } from '../helpers/tmp.js';
 
 const PASSPHRASE = 'the token test passphrase';
-
-function expectExit(run: Run, code: ErrorCode): void {
-  expect(run.stderr, run.stdout).toContain(`${code}:`);
-  expect(run.code).toBe(ERROR_CODES[code].exit);
-}
-
-function expectOk(run: Run): Run {
-  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
-  return run;
-}
 
 describe('hardware tokens through the CLI', () => {
   const dirs = suiteDirs('dkms-hsm-cli-');

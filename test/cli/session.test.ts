@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import { Wallet, passphraseSecret } from '../../src/wallet/index.js';
-import { DKMS_BIN, json, runNode, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, endSessions, json, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -21,15 +21,7 @@ const PASSPHRASE = 'the session test passphrase';
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const sessions: number[] = [];
-afterEach(() => {
-  for (const pid of sessions.splice(0)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // Locked and gone already.
-    }
-  }
-});
+afterEach(() => endSessions(sessions, 'SIGKILL'));
 
 /** Runs dkms in `cwd` with only PATH and `env`. */
 const dkmsIn = (cwd: string, args: readonly string[], env: Record<string, string>, input?: string): Promise<Run> =>

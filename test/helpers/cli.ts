@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 
 export const DKMS_BIN = fileURLToPath(new URL('../../bin/dkms.js', import.meta.url));
 /**
@@ -100,17 +101,32 @@ export function background(args: readonly string[], env: Record<string, string>,
 
 export type Json = Record<string, unknown>;
 
-/** Unlock sessions owners started (owner's `session` option): ended with the test file. */
-const sessionPids: number[] = [];
-afterAll(() => {
-  for (const pid of sessionPids.splice(0)) {
+/** Kills the unlock sessions (or other processes) whose pids are in `pids`, emptying it: for afterEach or afterAll. */
+export function endSessions(pids: number[], signal: NodeJS.Signals = 'SIGTERM'): void {
+  for (const pid of pids.splice(0)) {
     try {
-      process.kill(pid, 'SIGTERM');
+      process.kill(pid, signal);
     } catch {
       // Locked and gone already.
     }
   }
-});
+}
+
+/** Unlock sessions owners started (owner's `session` option): ended with the test file. */
+const sessionPids: number[] = [];
+afterAll(() => endSessions(sessionPids));
+
+/** That a `dkms` run failed with `code`: its message on stderr, its exit status. */
+export function expectExit(run: Run, code: ErrorCode): void {
+  expect(run.stderr, run.stdout).toContain(`${code}:`);
+  expect(run.code).toBe(ERROR_CODES[code].exit);
+}
+
+/** That a `dkms` run succeeded (its output shown when not); the run. */
+export function expectOk(run: Run): Run {
+  expect(run.code, `${run.stdout}\n${run.stderr}`).toBe(0);
+  return run;
+}
 
 let keyDir: string | undefined;
 // Registered as this module is imported by a test file: the owners' key files go with the file's
