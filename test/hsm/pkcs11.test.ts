@@ -11,8 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { ed25519Verify, encodePublicKey, x25519Generate } from '../../src/crypto/index.js';
 import { ALL_FLAGS } from '../../src/policy/flags.js';
 import { Pkcs11Token } from '../../src/hsm/pkcs11.js';
-import { policyCreate, signEvent } from '../../src/ledger/build.js';
+import { nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
+import type { PolicyAddress } from '../../src/ledger/events.js';
 import { expectCodeAsync } from '../helpers/errors.js';
+import { policyRecord } from '../helpers/events.js';
 import { commitment, nodeSigner, openNode } from '../helpers/ledger.js';
 import { SOFTHSM_MODULE, TOKEN_PIN, softhsmSuite } from '../helpers/softhsm.js';
 import { suiteDirs } from '../helpers/tmp.js';
@@ -106,7 +108,7 @@ describe('keys in a PKCS#11 token (SoftHSM2)', () => {
     }
   });
 
-  it("signs a ledger event the ledger accepts: a policy whose first agent's key never left the token", async () => {
+  it("signs ledger events the ledger accepts: a policy whose first agent's key and recovery key never left the token, and its recovery", async () => {
     const token = await open();
     try {
       const admin = token.createEd25519('ledger-admin');
@@ -118,6 +120,14 @@ describe('keys in a PKCS#11 token (SoftHSM2)', () => {
         const receipt = await node.submit(event);
         expect(receipt.subject).toMatch(/^policy:/);
         expect(event.sigs[0]?.kid).toBe(admin.multikey);
+        // The recovery key, also in the token, recovers the policy: a new commitment, the ledger accepts it.
+        const next = token.createEd25519('ledger-recovery-2');
+        const policy = receipt.subject as PolicyAddress;
+        const recovered = await node.submit(
+          signEvent(nextEvent('policy.recover', policy, await policyRecord(node, policy), { next: commitment([next]) }), [recovery]),
+        );
+        expect(recovered.seq).toBe(1);
+        expect((await policyRecord(node, policy)).policy.recovery.digests).toEqual(commitment([next]).digests);
       } finally {
         await node.close();
       }
