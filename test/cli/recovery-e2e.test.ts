@@ -33,8 +33,9 @@ describe('recovery end to end, through real processes', () => {
 
     // Five trustees and Bob, each connected with Alice.
     const [people, bob] = await Promise.all([
-      newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env),
-      newOwner('bob', agency, env),
+      // The trustees and Bob unlock once, as people who use dkms every day would.
+      newOwners(['trustee1', 'trustee2', 'trustee3', 'trustee4', 'trustee5'], agency, env, { session: true }),
+      newOwner('bob', agency, env, [], { session: true }),
     ]);
     await connectAll(laptop, [...people, { o: bob, name: 'bob' }], 'alice');
     await phone.run(['message', 'inbox']);

@@ -29,15 +29,25 @@ export function upForFile(): () => { agency: string; ledger: string; key: string
   };
 }
 
-export async function newOwner(label: string, agency: string, env: Record<string, string>, extra: string[] = []): Promise<Owner & { init: Json }> {
-  const o = owner(tempDir(), env);
+export async function newOwner(
+  label: string,
+  agency: string,
+  env: Record<string, string>,
+  extra: string[] = [],
+  options: { session?: boolean } = {},
+): Promise<Owner & { init: Json }> {
+  const o = owner(tempDir(), env, options);
   const init = await o.run(['agent', 'init', '--label', label, '--agency', agency, '--yes', ...extra]);
   return { ...o, init };
 }
 
 /** New owners, one per label, each on a device of its own: made at once, as people would. */
-export const newOwners = (labels: readonly string[], agency: string, env: Record<string, string>): Promise<{ o: Owner; name: string }[]> =>
-  Promise.all(labels.map(async (name) => ({ o: await newOwner(name, agency, env), name })));
+export const newOwners = (
+  labels: readonly string[],
+  agency: string,
+  env: Record<string, string>,
+  options: { session?: boolean } = {},
+): Promise<{ o: Owner; name: string }[]> => Promise.all(labels.map(async (name) => ({ o: await newOwner(name, agency, env, [], options), name })));
 
 /**
  * `a` invites each of `others` to connect (one command at a time: one wallet), they accept at
