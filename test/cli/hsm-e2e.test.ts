@@ -104,5 +104,11 @@ describe('hardware tokens through the CLI', () => {
     expect(keys.find((k) => k.name === 'agent-sign')).toMatchObject({ location: 'token:owner', publicKey: made.key });
     const shown = json<{ policy: { agents: { key: string }[] } }>(expectOk(await run(['--json', 'policy', 'show', '--policy', made.policy, ...trust])));
     expect(shown.policy.agents.map((a) => a.key)).toEqual([made.key]);
+    // Making a key in a token is recorded in the audit log.
+    const audit = json<{ records: { op: string; outcome: string; detail: Record<string, unknown> }[] }>(expectOk(await run(['--json', 'audit', 'show'])));
+    expect(audit.records.filter((r) => r.op === 'key-create').map((r) => `${r.outcome}:${String(r.detail['name'])}`)).toEqual([
+      'started:agent-sign',
+      'done:agent-sign',
+    ]);
   });
 });

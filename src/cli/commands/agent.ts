@@ -163,8 +163,12 @@ export function agentCommand(): Command {
                   prepare: async (w) => {
                     const { AGENT_SIGN_KEY } = await import('../../agent/agent-store.js');
                     if (w.listKeys().some((k) => k.name === AGENT_SIGN_KEY)) return;
-                    const token = await inToken.ctx.openToken(inToken.module, inToken.token);
-                    w.createTokenKey(AGENT_SIGN_KEY, token, { module: inToken.module, label: inToken.label ?? `${AGENT_SIGN_KEY}-${opts.label}` });
+                    const { audited } = await import('../custody.js');
+                    const label = inToken.label ?? `${AGENT_SIGN_KEY}-${opts.label}`;
+                    await audited(ctx, 'key-create', { name: AGENT_SIGN_KEY, token: inToken.token, label }, async () => {
+                      const token = await inToken.ctx.openToken(inToken.module, inToken.token);
+                      w.createTokenKey(AGENT_SIGN_KEY, token, { module: inToken.module, label });
+                    });
                   },
                 }),
           },
