@@ -4,8 +4,9 @@
  * environment and working directory, so that no command pays for unlocking again. It listens on a
  * Unix socket in the data directory that only its owner can open (mode 0600, made so before it
  * exists) and nowhere else; private keys never leave this process. It locks, closing the wallet
- * and wiping its keys, on `dkms lock`, after its idle time with no command running, or on
- * SIGTERM, SIGINT or SIGHUP. The protocol is docs/session.md.
+ * and wiping its keys, on `dkms lock`, after its idle time with no command running, when its
+ * socket is gone (the data directory removed or moved: no client could reach it), or on SIGTERM,
+ * SIGINT or SIGHUP. The protocol is docs/session.md.
  *
  * Commands run side by side, as they arrive: the wallet is one SQLite connection in one thread,
  * so each wallet operation is whole before the next begins, and a command that waits (a pairing,
@@ -22,6 +23,17 @@ import { CancelSteps, type CommandIo } from './io.js';
 import { commandOf, connectSession, runsHere } from './session-client.js';
 import { MAX_STDIN_BYTES, SESSION_PROTOCOL, readFrames, send, socketPath, type SessionStatus } from './session-protocol.js';
 import { version } from './version.js';
+
+/** How often the session checks that its socket is still there. */
+const SOCKET_WATCH_MS = 2_000;
+
+function socketExists(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
 
 const Tty = z.strictObject({ stdin: z.boolean(), stdout: z.boolean(), stderr: z.boolean() });
 const Request = z.discriminatedUnion('type', [
@@ -76,6 +88,8 @@ export class UnlockSession {
   readonly #locked: Promise<string>;
   #unlockedUntil: (reason: string) => void = () => undefined;
   #idle: NodeJS.Timeout | undefined;
+  /** Looks for the socket now and then: a session no client can reach any more locks. */
+  #watch: NodeJS.Timeout | undefined;
   #locksAt: number | undefined;
   #locking = false;
 
@@ -110,6 +124,9 @@ export class UnlockSession {
       process.umask(umask);
     }
     session.#restartIdle();
+    session.#watch = setInterval(() => {
+      if (!socketExists(path)) session.lock('its socket was removed');
+    }, SOCKET_WATCH_MS);
     options.log(`unlocked: pid ${process.pid}, locks after ${options.idleSeconds} s with no command`);
     return session;
   }
@@ -138,6 +155,7 @@ export class UnlockSession {
     if (this.#locking) return;
     this.#locking = true;
     clearTimeout(this.#idle);
+    clearInterval(this.#watch);
     for (const run of [...this.#running]) {
       run.cancel(`dkms: SESSION_LOST: the unlock session locked (${reason}) before the command finished\n`, ERROR_CODES.SESSION_LOST.exit);
     }

@@ -7,7 +7,7 @@
  * that waits or misbehaves.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -280,6 +280,21 @@ describe('dkms unlock', () => {
     expect(await waiting.frame('exit')).toEqual({ type: 'exit', status: ERROR_CODES.SESSION_LOST.exit });
     expect(waiting.frames.find((f) => f['type'] === 'err')?.['text']).toMatch(/^dkms: SESSION_LOST: the unlock session locked \(dkms lock\)/);
     await waitFor('the session process to exit', () => !alive(pid));
+  });
+
+  it('locks once its socket is gone: a data directory removed leaves no session behind', async () => {
+    const o = await ownerWithKey();
+    const { pid } = await o.unlock();
+    rmSync(o.socket);
+    await waitFor('the session to exit', () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).toContain('locked: its socket was removed');
   });
 
   it('loses nothing when killed: what it committed stays, the stale socket is ignored, and unlock starts anew', async () => {
