@@ -11,9 +11,9 @@
  *
  *   node crash-child.mjs '<json config>'
  *
- * config: { mode: 'rekey', path, secrets: [spec, spec], current: 0 | 1, kdfTier? }
+ * config: { mode: 'rekey', path, secrets: [spec, spec], current: 0 | 1, kdfTier? } (custody specs: custodian rotations)
  *       | { mode: 'put', path, secret: spec, category, start }
- * spec:   { kind: 'raw', hex } | { kind: 'passphrase', passphrase }
+ * spec:   { kind: 'raw', hex } | { kind: 'passphrase', passphrase } | { kind: 'custody', hex }
  */
 import { createHash } from 'node:crypto';
 import { Wallet, passphraseSecret, rawSecret } from '../../dist/src/wallet/index.js';
@@ -38,6 +38,7 @@ function itemTags(index) {
 }
 
 function toSecret(spec) {
+  if (spec.kind === 'custody') return { custody: new Uint8Array(Buffer.from(spec.hex, 'hex')) };
   if (spec.kind === 'raw') return rawSecret(new Uint8Array(Buffer.from(spec.hex, 'hex')));
   return passphraseSecret(spec.passphrase);
 }
@@ -47,7 +48,15 @@ async function rekeyLoop(config) {
   const wallet = await Wallet.open(config.path, secrets[config.current]);
   say('ready');
   for (let n = 1; ; n++) {
-    await wallet.rekey(secrets[(config.current + n) % 2], { kdfTier: config.kdfTier });
+    const [was, next] = [secrets[(config.current + n - 1) % 2], secrets[(config.current + n) % 2]];
+    if ('custody' in next) {
+      // A wallet its custodians unseal is "rekeyed" by moving it to a new custody set and secret.
+      const epoch = wallet.custody().epoch + 1;
+      const factor = { set: `crash-trial-set-${epoch}`, epoch, mode: 'unseal', document: JSON.stringify({ epoch }) };
+      await wallet.rotateCustody(was.custody, { factor, secret: next.custody });
+    } else {
+      await wallet.rekey(next, { kdfTier: config.kdfTier });
+    }
     say(`ack ${n}`);
   }
 }

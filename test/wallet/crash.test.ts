@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DkmsError } from '../../src/errors.js';
-import { Wallet, passphraseSecret, rawSecret, type WalletSecret } from '../../src/wallet/index.js';
+import { Wallet, passphraseSecret, rawSecret, type Unlock, type WalletSecret } from '../../src/wallet/index.js';
 import { seededDelays } from '../helpers/seeded.js';
 import { DistGuard } from '../helpers/dist-guard.js';
 import { crashTimeout, crashTrials, killLiveChildren, runChild as runChildScript, type ChildRun } from '../helpers/kill-child.js';
@@ -26,6 +26,7 @@ const CHILD = join(HERE, 'crash-child.mjs');
 
 const RAW_REKEY_TRIALS = crashTrials(25);
 const PASSPHRASE_REKEY_TRIALS = crashTrials(5);
+const CUSTODY_ROTATION_TRIALS = crashTrials(12);
 const PUT_TRIALS = crashTrials(25);
 /** Upper bounds of the random kill delay, counted from the child's "ready". */
 const RAW_REKEY_MAX_DELAY_MS = 150;
@@ -38,13 +39,25 @@ const delayUpTo = (max: number): number => between(0, max);
 
 // Secrets, as the child receives them and as the parent uses them.
 
-type SecretSpec = { kind: 'raw'; hex: string } | { kind: 'passphrase'; passphrase: string };
+/** A raw key, a passphrase, or a custody secret (a wallet its custodians unseal: "rekeyed" by rotating them). */
+type SecretSpec = { kind: 'raw'; hex: string } | { kind: 'passphrase'; passphrase: string } | { kind: 'custody'; hex: string };
 
-function toSecret(spec: SecretSpec): WalletSecret {
+type RawSpec = { kind: 'raw'; hex: string };
+
+function toSecret(spec: Exclude<SecretSpec, { kind: 'custody' }>): WalletSecret {
   return spec.kind === 'raw' ? rawSecret(new Uint8Array(Buffer.from(spec.hex, 'hex'))) : passphraseSecret(spec.passphrase);
 }
 
-const rawSpec = (): SecretSpec => ({ kind: 'raw', hex: randomBytes(32).toString('hex') });
+/** What opens the wallet for `spec`: its secret, or its custodians' secret. */
+function toUnlock(spec: SecretSpec): WalletSecret | Unlock {
+  return spec.kind === 'custody' ? { custody: new Uint8Array(Buffer.from(spec.hex, 'hex')) } : toSecret(spec);
+}
+
+/** A custody factor for an unseal-mode wallet, as the custody part writes one (the wallet treats the document as opaque). */
+const custodyFactor = (epoch: number) => ({ set: `crash-trial-set-${epoch}`, epoch, mode: 'unseal' as const, document: JSON.stringify({ epoch }) });
+
+const rawSpec = (): RawSpec => ({ kind: 'raw', hex: randomBytes(32).toString('hex') });
+const custodySpec = (): SecretSpec => ({ kind: 'custody', hex: randomBytes(32).toString('hex') });
 
 // The items of put mode: the same functions as in crash-child.mjs.
 
@@ -89,7 +102,7 @@ function acksOf(run: ChildRun, where: string): string[] {
 }
 
 /** Opens with `secret`: the wallet, or undefined if the secret is wrong (WALLET_BAD_PASSPHRASE). */
-async function tryOpen(path: string, secret: WalletSecret, where: string): Promise<Wallet | undefined> {
+async function tryOpen(path: string, secret: WalletSecret | Unlock, where: string): Promise<Wallet | undefined> {
   try {
     // No waiting: the killed child's exclusive lock must be gone as soon as it is dead.
     return await Wallet.open(path, secret, { busyTimeoutMs: 0 });
@@ -158,10 +171,12 @@ interface RekeyStats {
 }
 
 async function createRekeyWallet(path: string, first: SecretSpec, kdfTier?: 'interactive'): Promise<RekeyState> {
-  const wallet = await Wallet.create(path, toSecret(first), kdfTier === undefined ? {} : { kdfTier });
+  const wallet = await Wallet.create(path, first.kind === 'custody' ? toSecret(rawSpec()) : toSecret(first), kdfTier === undefined ? {} : { kdfTier });
   try {
     for (const f of FIXTURES) wallet.put(f.category, f.name, f.value, f.tags);
     wallet.createKey('signer', 'ed25519');
+    // Under custodians who unseal it: their secret alone opens it from here on.
+    if (first.kind === 'custody') await wallet.protect({ custody: { factor: custodyFactor(1), secret: Buffer.from(first.hex, 'hex') }, secret: null });
     return { current: 0, keyVersion: wallet.info().keyVersion };
   } finally {
     wallet.close();
@@ -189,7 +204,7 @@ async function rekeyTrial(
   const order: Array<0 | 1> = stats.trials % 2 === 0 ? [0, 1] : [1, 0];
   const opened: Array<0 | 1> = [];
   for (const i of order) {
-    const wallet = await tryOpen(path, toSecret(specs[i]), `${context}, secret ${i}`);
+    const wallet = await tryOpen(path, toUnlock(specs[i]), `${context}, secret ${i}`);
     if (wallet === undefined) continue;
     try {
       opened.push(i);
@@ -284,6 +299,25 @@ describe('wallet crash trials', () => {
       }
       expect(stats.trials).toBe(PASSPHRASE_REKEY_TRIALS);
       await annotate(`seed ${SEED}: ${stats.trials} kills, ${stats.acks} rekeys acknowledged, ${stats.midRekey} kills after an unacknowledged rekey committed`);
+    },
+    crashTimeout(120_000),
+  );
+
+  it(
+    `custodian rotation (an unseal-mode wallet re-keyed to a new custody secret) survives ${CUSTODY_ROTATION_TRIALS} SIGKILLs`,
+    async ({ annotate }) => {
+      const path = join(dir, 'rotate-custody.wallet');
+      const specs = [custodySpec(), custodySpec()] as const;
+      const state = await createRekeyWallet(path, specs[0]);
+      const stats: RekeyStats = { trials: 0, midRekey: 0, acks: 0 };
+      for (let t = 0; t < CUSTODY_ROTATION_TRIALS; t++) {
+        const delay = delayUpTo(RAW_REKEY_MAX_DELAY_MS);
+        await rekeyTrial(path, specs, state, stats, delay, `seed ${SEED}, custody rotation trial ${t}, kill ${delay} ms after ready`);
+      }
+      expect(stats.trials).toBe(CUSTODY_ROTATION_TRIALS);
+      await annotate(
+        `seed ${SEED}: ${stats.trials} kills, ${stats.acks} rotations acknowledged, ${stats.midRekey} kills after an unacknowledged rotation committed`,
+      );
     },
     crashTimeout(120_000),
   );
