@@ -111,7 +111,9 @@ export class Context {
    * its custodians unseal is not opened by a command: CUSTODY_REQUIRED names the way.
    */
   async unlockOf(wallet: typeof Wallet, custody?: Uint8Array): Promise<Unlock> {
-    const { protection } = wallet.inspect(this.walletPath);
+    // Read first, and the file let go, before anything is asked: a command waiting at a prompt
+    // holds no lock that would turn another command away with WALLET_BUSY.
+    const { protection } = wallet.protectionOf(this.walletPath);
     if (protection.custody?.mode === 'unseal' && custody === undefined) {
       throw new DkmsError(
         'CUSTODY_REQUIRED',

@@ -65,7 +65,7 @@ const requestsDir = (ctx: Context) => join(ctx.home, 'custody', 'requests');
 export async function walletFacts(ctx: Context): Promise<{ custody: CustodyFactor | undefined; protection: WalletProtection }> {
   if (ctx.inSession) return ctx.withWallet((w) => ({ custody: w.custody(), protection: w.info().protection }));
   const { Wallet } = await import('../wallet/index.js');
-  return { custody: Wallet.custodyOf(ctx.walletPath), protection: Wallet.inspect(ctx.walletPath).protection };
+  return Wallet.protectionOf(ctx.walletPath);
 }
 
 /** The wallet's custody set; BAD_INPUT when it has none. */
@@ -92,16 +92,19 @@ export function keepPending(ctx: Context, request: CustodyRequest, reply: Uint8A
 }
 
 /** Reads approval files (JSON); BAD_INPUT for one that is not JSON. */
+/** The JSON in `file` (a card, a request, an approval): IO_ERROR when it cannot be read, BAD_INPUT when it is not JSON. */
+export function readJsonFile(ctx: Context, file: string, what: string): unknown {
+  const text = new TextDecoder().decode(readInput(ctx.io, file));
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw badInput(`${file} is not JSON: give the ${what}`);
+  }
+}
+
 export function readApprovals(ctx: Context, files: readonly string[]): unknown[] {
   if (files.length === 0) throw new DkmsError('CUSTODY_REQUIRED', "give the custodians' approvals with --approval FILE (one per custodian)");
-  return files.map((file) => {
-    const text = new TextDecoder().decode(readInput(ctx.io, file));
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      throw badInput(`${file} is not JSON: give the file 'dkms custodian approve' wrote`);
-    }
-  });
+  return files.map((file) => readJsonFile(ctx, file, "file 'dkms custodian approve' wrote"));
 }
 
 /**

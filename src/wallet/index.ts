@@ -23,6 +23,5 @@ export { MIN_PASSPHRASE_LENGTH, passphraseSecret, rawSecret } from './secret.js'
 export type { WalletSecret } from './secret.js';
 export type { WalletItem, Tags } from './items.js';
 export type { KeyInfo, KeyLocation } from './keys.js';
-export { locationText } from './keys.js';
 export { KEY_TYPES } from './keys.js';
 export type { KdfTier, KeyAgreementKey, KeyType, MultibaseKey, PublicKeyForms, Signer } from '../crypto/index.js';

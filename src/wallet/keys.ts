@@ -40,12 +40,6 @@ export interface KeyInfo {
   readonly location: KeyLocation;
 }
 
-/** A key's location in one word, as `key list` shows it: `wallet`, `token:<label>` or `custody`. */
-export function locationText(location: KeyLocation): string {
-  if (location.kind === 'token') return `token:${location.token}`;
-  return location.kind;
-}
-
 /**
  * A key's stored value, binary so that no copy of the private key ends up in an immutable
  * JavaScript string. Version 1, a key in the wallet: framed(1, type, private key, public key,

@@ -364,11 +364,15 @@ export class Wallet {
     }
   }
 
-  /** A wallet's custody factor (its custodians' set, as canonical JSON) without its secret: what requests are made from. */
-  static custodyOf(path: string, options: OpenOptions = {}): CustodyFactor | undefined {
+  /**
+   * What opens a wallet, read without its secret: its protection and its custody factor (the
+   * custodians' set, as canonical JSON: what requests are made from).
+   */
+  static protectionOf(path: string, options: OpenOptions = {}): { protection: WalletProtection; custody: CustodyFactor | undefined } {
     const store = Wallet.#openStore(path, options.busyTimeoutMs);
     try {
-      return parseKeyring(store.readKeyring(), path).custody;
+      const header = parseKeyring(store.readKeyring(), path);
+      return { protection: protectionOf(header), custody: header.custody };
     } finally {
       store.close();
     }
@@ -764,12 +768,6 @@ export class Wallet {
   /** The custody factor of this wallet, if it is under custodians. */
   custody(): CustodyFactor | undefined {
     return this.#header.custody;
-  }
-
-  /** Format 2: the wallet's id and generation, which custodians and the token know it by. */
-  identity(): { id: string; generation: number } | undefined {
-    const { id, generation } = this.#header;
-    return id === undefined ? undefined : { id, generation: generation ?? 0 };
   }
 
   /** Replaces key `name`'s record with `value` (its type Ed25519: only those go to tokens or custodians). */

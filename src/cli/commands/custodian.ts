@@ -56,13 +56,7 @@ async function confirm(ctx: Context, question: string, yes: boolean | undefined)
 }
 
 async function readJson(ctx: Context, file: string, what: string): Promise<unknown> {
-  const { readInput, badInput } = await load();
-  try {
-    return JSON.parse(new TextDecoder().decode(readInput(ctx.io, file))) as unknown;
-  } catch (e) {
-    if (e instanceof Error && e.name === 'DkmsError') throw e;
-    throw badInput(`${file} is not JSON: give the ${what} file`);
-  }
+  return (await load()).readJsonFile(ctx, file, `${what} file`);
 }
 
 export function custodianCommand(): Command {
