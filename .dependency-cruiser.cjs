@@ -3,7 +3,7 @@
  * imports only the parts before it in LAYERS. `npm run lint` runs this; a wrong import fails CI.
  */
 const LAYERS = [
-  ['base', '^src/(errors|bounded|files|http|sqlite|qr|retry)\\.ts$'],
+  ['base', '^src/(errors|bounded|files|http|http-fetch|http-web|sqlite|qr|retry)\\.ts$'],
   ['crypto', '^src/crypto/'],
   ['hsm', '^src/hsm/'],
   ['wallet', '^src/wallet/'],
@@ -51,6 +51,27 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/' },
       to: { circular: true },
+    },
+    {
+      name: 'web-uses-only-the-verifying-core',
+      comment:
+        'the dashboard (web/) runs the verifying client in the browser: it may import crypto, policy, ledger, did and the shared ground of src/, nothing that holds keys or runs servers',
+      severity: 'error',
+      from: { path: '^web/' },
+      to: { path: '^src/', pathNot: '^src/(crypto|policy|ledger|did)/|^src/(errors|retry|http|http-fetch|http-web)\\.ts$' },
+    },
+    {
+      name: 'web-pages-use-no-node-module',
+      comment: "the dashboard's pages run in a browser: no Node built-in (the build swaps src/'s platform modules for browser ones)",
+      severity: 'error',
+      from: { path: '^web/', pathNot: '\\.mjs$' },
+      to: { dependencyTypes: ['core'] },
+    },
+    {
+      name: 'src-not-from-web',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { path: '^web/' },
     },
     {
       name: 'src-not-from-tests-or-benches',

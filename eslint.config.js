@@ -13,6 +13,14 @@ export default tseslint.config(
       'no-console': 'error',
     },
   },
+  // The dashboard's pages run in a browser: its globals, and none of Node's.
+  {
+    files: ['web/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-globals': ['error', { name: 'Buffer', message: 'web/ runs in a browser' }, { name: 'process', message: 'web/ runs in a browser' }],
+    },
+  },
   // Examples are programs an integrator writes: they print what they did.
   { files: ['examples/**'], rules: { 'no-console': 'off' } },
 );

@@ -1,6 +1,7 @@
 /**
  * `npm run build`: tsc (incremental: `npm ci` builds once through `prepare`, and `npm test`'s
- * build after it then takes seconds), then the CLI bundle (scripts/bundle-cli.mjs).
+ * build after it then takes seconds), then the CLI bundle (scripts/bundle-cli.mjs), then the
+ * dashboard (scripts/build-web.mjs, when its inputs changed).
  *
  * tsc's incremental state (dist/.tsbuildinfo) records what it emitted, not what is still there:
  * with a compiled file deleted from dist/ it would report success and leave the file missing. So
@@ -38,3 +39,5 @@ for (const ts of all) {
   if (statSync(js).mtimeMs < statSync(ts).mtimeMs) utimesSync(js, now, now);
 }
 await import('./bundle-cli.mjs');
+const { buildWebIfStale } = await import('./build-web.mjs');
+await buildWebIfStale();

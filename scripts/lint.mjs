@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 const CHECKS = [
   ['eslint', ['.']],
-  ['depcruise', ['src', 'examples', '--config', '.dependency-cruiser.cjs']],
+  ['depcruise', ['src', 'examples', 'web', '--config', '.dependency-cruiser.cjs']],
   ['prettier', ['--check', '.', '--log-level', 'warn']],
 ];
 

@@ -7,25 +7,9 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { HttpAnswer, HttpExchange } from './http-fetch.js';
 
-export interface HttpExchange {
-  readonly method: string;
-  readonly headers?: Readonly<Record<string, string>>;
-  /** The body, as text (sent as UTF-8, with its length). */
-  readonly body?: string;
-  /** The whole exchange must end within this. */
-  readonly timeoutMs: number;
-  /** The largest answer accepted, in bytes; a larger one fails with `tooLarge()`. */
-  readonly maxBytes: number;
-  readonly tooLarge: () => Error;
-  /** Ends the exchange early (its error is the signal's reason). */
-  readonly signal?: AbortSignal;
-}
-
-export interface HttpAnswer {
-  readonly status: number;
-  readonly body: string;
-}
+export { fetchExchange, type HttpAnswer, type HttpExchange } from './http-fetch.js';
 
 // One pool of kept-alive connections per scheme for the process; idle sockets do not keep it
 // running (an Agent unrefs the sockets it keeps).
@@ -96,22 +80,4 @@ export function exchange(url: string | URL, options: HttpExchange): Promise<Http
     request.on('error', fail);
     request.end(options.body);
   });
-}
-
-/**
- * The same exchange over a fetch implementation (a test's, or a server's in the same process):
- * the same bounds on the answer and on the wait.
- */
-export async function fetchExchange(fetchFn: typeof fetch, url: string, options: HttpExchange): Promise<HttpAnswer> {
-  const timeout = AbortSignal.timeout(options.timeoutMs);
-  const response = await fetchFn(url, {
-    method: options.method,
-    headers: { ...options.headers },
-    body: options.body ?? null,
-    signal: options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]),
-  });
-  if (Number(response.headers.get('content-length') ?? 0) > options.maxBytes) throw options.tooLarge();
-  const body = await response.text();
-  if (Buffer.byteLength(body) > options.maxBytes) throw options.tooLarge();
-  return { status: response.status, body };
 }

@@ -1,6 +1,8 @@
 /** Byte helpers: input assertions, concatenation, constant-time comparison, wiping. */
-import { randomBytes as nodeRandomBytes, randomFillSync, timingSafeEqual } from 'node:crypto';
 import { badInput } from '../errors.js';
+import { fillRandom } from './platform.js';
+
+export { bufferOf, equalBytes } from './platform.js';
 
 /** Throws BAD_INPUT unless `value` is a Uint8Array (of `length` bytes, when given). */
 export function abytes(value: unknown, length?: number, what = 'value'): Uint8Array {
@@ -20,9 +22,9 @@ let poolOffset = POOL_SIZE;
 /** Cryptographically secure random bytes. */
 export function randomBytes(length: number): Uint8Array {
   if (!Number.isSafeInteger(length) || length < 0) throw badInput('length must be a non-negative integer');
-  if (length > 64) return new Uint8Array(nodeRandomBytes(length));
+  if (length > 64) return fillRandom(new Uint8Array(length));
   if (poolOffset + length > POOL_SIZE) {
-    randomFillSync(pool);
+    fillRandom(pool);
     poolOffset = 0;
   }
   const out = pool.slice(poolOffset, poolOffset + length);
@@ -42,15 +44,6 @@ export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/**
- * Compares two byte strings in time that depends only on their lengths, never on where they
- * differ. Different lengths compare unequal (length is not treated as secret).
- */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  return timingSafeEqual(a, b);
-}
-
 /** Overwrites key material in place. */
 export function wipe(...buffers: readonly (Uint8Array | undefined)[]): void {
   for (const b of buffers) b?.fill(0);
@@ -63,6 +56,24 @@ export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
 }
 
+/**
+ * The length of `text` in UTF-8, without encoding it: 1 to 3 bytes per UTF-16 unit, 4 per
+ * surrogate pair; a lone surrogate counts 3, as the U+FFFD that `utf8` writes for it.
+ */
+export function byteLength(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
 /** Decodes UTF-8, refusing malformed input with BAD_INPUT. */
 export function fromUtf8(bytes: Uint8Array): string {
   try {
@@ -70,20 +81,6 @@ export function fromUtf8(bytes: Uint8Array): string {
   } catch {
     throw badInput('bytes are not valid UTF-8');
   }
-}
-
-/** V8 keeps typed arrays up to this many bytes inside its heap. */
-const IN_HEAP_MAX = 64;
-
-/**
- * A Buffer with the bytes of `bytes`, for reading them through Node (toString and the like):
- * a view when they already have memory of their own, a copy in Node's buffer pool when small.
- * Reading a small typed array's `.buffer` would move it out of V8's heap with a malloc of its
- * own — a microsecond, freed only after a collection, and in bulk: glibc then stalls the thread
- * for milliseconds consolidating them. Not for secrets: the pool is shared and never wiped.
- */
-export function bufferOf(bytes: Uint8Array): Buffer {
-  return bytes.byteLength <= IN_HEAP_MAX ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 export function u32be(n: number): Uint8Array {

@@ -4,25 +4,32 @@
  */
 import { base58, hex as scureHex } from '@scure/base';
 import { badInput } from '../errors.js';
-import { abytes, bufferOf, concatBytes, randomBytes } from './bytes.js';
+import { abytes, concatBytes, randomBytes } from './bytes.js';
+import { base64urlDecode, base64urlEncode } from './platform.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 export function toBase64url(bytes: Uint8Array): string {
   abytes(bytes);
-  return bufferOf(bytes).toString('base64url');
+  return base64urlEncode(bytes);
 }
 
 /** Parses unpadded base64url; any other alphabet, padding or a non-canonical tail is BAD_INPUT. */
 export function fromBase64url(text: string, what = 'value'): Uint8Array {
   if (typeof text !== 'string' || !BASE64URL.test(text)) throw badInput(`${what} is not base64url`);
-  // Node's decoder is lenient; the alphabet check above and this round trip make it strict:
-  // one encoding per value, no impossible lengths, no tails whose unused bits are set.
-  const bytes = Buffer.from(text, 'base64url');
-  if (bytes.toString('base64url') !== text) throw badInput(`${what} is not canonical base64url`);
-  const out = new Uint8Array(bytes);
-  bytes.fill(0);
-  return out;
+  // The platform's decoder may be lenient; the alphabet check above and this round trip make it
+  // strict: one encoding per value, no impossible lengths, no tails whose unused bits are set.
+  let bytes: Uint8Array;
+  try {
+    bytes = base64urlDecode(text);
+  } catch {
+    throw badInput(`${what} is not base64url`);
+  }
+  if (base64urlEncode(bytes) !== text) {
+    bytes.fill(0);
+    throw badInput(`${what} is not canonical base64url`);
+  }
+  return bytes;
 }
 
 export function toBase58btc(bytes: Uint8Array): string {

@@ -1,23 +1,9 @@
 /** SHA-256, HMAC-SHA-256 and HKDF-SHA-256 (RFC 5869), all on node:crypto. */
-import * as nodeCrypto from 'node:crypto';
-import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { createHmac, hkdfSync } from 'node:crypto';
 import { abytes } from './bytes.js';
 import { badInput } from '../errors.js';
 
-/**
- * One-shot hashing (Node 20.12+). Asked for a string, it returns one without making a Buffer:
- * measured 4× faster per small input than asking it for a Buffer (0.33 µs against 1.5 µs), and
- * 6× faster than a Hash object. 'binary' (Latin-1) maps each byte of the digest to one character.
- */
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'binary') => string }).hash;
-
-export function sha256(data: Uint8Array): Uint8Array {
-  if (oneShot === undefined) return new Uint8Array(createHash('sha256').update(data).digest());
-  const digest = oneShot('sha256', data, 'binary');
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = digest.charCodeAt(i);
-  return out;
-}
+export { sha256 } from './platform.js';
 
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   return new Uint8Array(

@@ -13,7 +13,7 @@
  * What it returns is what it computed itself from verified events, never the server's summary.
  * What it verified is kept (VerifiedCache): a later read asks only for newer events.
  */
-import { fromBase64url } from '../crypto/index.js';
+import { fromBase64url, settle } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { PolicyHistory } from '../policy/verify.js';
 import { DID_PREFIX, POLICY_PREFIX, eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
@@ -221,7 +221,7 @@ export class LedgerClient {
   /** Submits one event; resolves with the ledger's receipt once it is durable. */
   async submit(event: LedgerEvent): Promise<Receipt> {
     const receipt = ReceiptSchema.safeParse(await this.#request('POST', '/v1/events', event));
-    if (!receipt.success || receipt.data.id !== eventId(event))
+    if (!receipt.success || receipt.data.id !== (await settle(() => eventId(event))))
       throw bad('LEDGER_BAD_RESPONSE', 'the ledger acknowledged the event with something that is not its receipt');
     return receipt.data as Receipt;
   }
@@ -231,11 +231,11 @@ export class LedgerClient {
     const answer = BatchAnswerSchema.safeParse(await this.#request('POST', '/v1/events/batch', { events }));
     if (!answer.success || answer.data.results.length !== events.length)
       throw bad('LEDGER_BAD_RESPONSE', 'the ledger did not answer for every event of the batch');
-    answer.data.results.forEach((result, i) => {
+    for (const [i, result] of answer.data.results.entries()) {
       const event = events[i];
-      if (result.ok && event !== undefined && result.receipt.id !== eventId(event))
+      if (result.ok && event !== undefined && result.receipt.id !== (await settle(() => eventId(event))))
         throw bad('LEDGER_BAD_RESPONSE', `the receipt for event ${i} is for another event`);
-    });
+    }
     return answer.data.results as SubmitResult[];
   }
 
@@ -279,13 +279,13 @@ export class LedgerClient {
     const id = JSON.stringify(served);
     const checked = this.#checkedHeads.has(id);
     if (!checked) {
-      if (!verifyHeadSignature(head)) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
+      if (!(await settle(() => verifyHeadSignature(head)))) throw bad('LEDGER_BAD_HEAD', 'the tree head signature does not verify');
       if (this.#trusted.size > 0 && !this.#trusted.has(head.key))
         throw bad('LEDGER_BAD_HEAD', `the tree head is signed by ${head.key}, which is not a trusted ledger node key`);
     }
     await this.#checkExtends(head, floor);
     this.#checkFresh(head.time, 'the tree head');
-    if (!checked) this.#checkQuorum(served);
+    if (!checked) await this.#checkQuorum(served);
     if (this.#trusted.size === 0) {
       this.#trusted.add(head.key);
       this.firstUseKey = head.key;
@@ -317,7 +317,7 @@ export class LedgerClient {
     if (head.size === last.size || Math.min(head.size, last.size) === 0) return;
     const [older, newer] = head.size < last.size ? [head, last] : [last, head];
     const proof = await this.#consistencyProof(older.size, newer.size);
-    if (!verifyConsistency(older.size, newer.size, proof, rootBytes(older), rootBytes(newer))) {
+    if (!(await settle(() => verifyConsistency(older.size, newer.size, proof, rootBytes(older), rootBytes(newer))))) {
       throw bad('LEDGER_INCONSISTENT', `the log of ${newer.size} events does not extend the ${older.size} seen: the ledger forked or rewrote history`);
     }
   }
@@ -336,14 +336,14 @@ export class LedgerClient {
   }
 
   /** The node's signature plus each trusted witness's valid, recent cosignature must reach the quorum. */
-  #checkQuorum(served: ServedHead): void {
+  async #checkQuorum(served: ServedHead): Promise<void> {
     if (this.#quorum <= 1) return;
     const head = bareHead(served);
     const signers = new Set([head.key]);
     const problems: string[] = [];
     for (const cosignature of served.cosignatures ?? []) {
       if (!this.#witnessKeys.has(cosignature.key) || signers.has(cosignature.key)) continue;
-      if (!verifyCosignature(head, cosignature)) {
+      if (!(await settle(() => verifyCosignature(head, cosignature)))) {
         problems.push(`the cosignature by ${cosignature.key} does not verify`);
         continue;
       }
@@ -382,12 +382,12 @@ export class LedgerClient {
    * The subject's entry in the map under `head`, from the answer's proof; undefined when the
    * proof shows the subject absent. Entries already proven under the same map root need no proof.
    */
-  #entry(head: SignedTreeHead, subjects: Record<string, unknown>, subject: Subject): MapEntry | undefined {
+  async #entry(head: SignedTreeHead, subjects: Record<string, unknown>, subject: Subject): Promise<MapEntry | undefined> {
     const memo = `${head.map}|${subject}`;
     const known = this.#provenEntries.get(memo);
     if (known !== undefined) return known === '' ? undefined : (JSON.parse(known) as MapEntry);
     if (!Object.hasOwn(subjects, subject)) throw bad('LEDGER_BAD_MAP_PROOF', `the answer has no map proof for ${subject}`);
-    const result = verifyMapProof(mapRootBytes(head), mapKey(subject), subjects[subject]);
+    const result = await settle(() => verifyMapProof(mapRootBytes(head), mapKey(subject), subjects[subject]));
     if (!result.ok) throw bad('LEDGER_BAD_MAP_PROOF', `the map proof for ${subject} does not verify under the head of ${head.size} events (${result.reason})`);
     if (this.#provenEntries.size >= 65_536) this.#provenEntries.clear();
     this.#provenEntries.set(memo, result.entry === undefined ? '' : JSON.stringify(result.entry));
@@ -424,7 +424,7 @@ export class LedgerClient {
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is malformed`);
       const head = await this.#acceptHead(parsed.data.head, floor);
       const records = parsed.data.history as unknown as LogRecord[];
-      this.#checkIncluded(main, head, records, parsed.data.proofs);
+      await this.#checkIncluded(main, head, records, parsed.data.proofs);
       const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
       this.cache.set(main, read);
       // Warm answers are small and repeat; a first read's full history never does (the next asks ?after=).
@@ -444,23 +444,23 @@ export class LedgerClient {
     const parsed = MapAnswerSchema.safeParse(problem.payload);
     if (!parsed.success) throw bad('LEDGER_BAD_MAP_PROOF', `the ledger says ${subject} does not exist without proving it`);
     const head = await this.#acceptHead(parsed.data.head, floor);
-    if (this.#entry(head, parsed.data.subjects, subject) !== undefined) {
+    if ((await this.#entry(head, parsed.data.subjects, subject)) !== undefined) {
       throw bad('LEDGER_INCOMPLETE', `the ledger says ${subject} does not exist, but its own map holds it: it is withholding it`);
     }
     throw bad('SUBJECT_NOT_FOUND', `no ${subject} on the ledger (proven absent under the head of ${head.size} events)`);
   }
 
   /** Every record is included under the head, in log order. */
-  #checkIncluded(subject: Subject, head: SignedTreeHead, records: readonly LogRecord[], proofs: readonly (readonly string[])[]): void {
+  async #checkIncluded(subject: Subject, head: SignedTreeHead, records: readonly LogRecord[], proofs: readonly (readonly string[])[]): Promise<void> {
     if (proofs.length !== records.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
     const root = rootBytes(head);
-    records.forEach((record, i) => {
+    for (const [i, record] of records.entries()) {
       if (i > 0 && record.gseq <= (records[i - 1]?.gseq ?? -1)) throw bad('LEDGER_BAD_CHAIN', `events of ${subject} are out of log order`);
       const proof = (proofs[i] ?? []).map((p) => decodeHash(p));
-      if (record.gseq >= head.size || !verifyInclusion(recordLeaf(record), record.gseq, head.size, proof, root)) {
+      if (record.gseq >= head.size || !(await settle(() => verifyInclusion(recordLeaf(record), record.gseq, head.size, proof, root)))) {
         throw bad('LEDGER_BAD_PROOF', `event ${record.gseq} of ${subject} is not in the log the head commits to`);
       }
-    });
+    }
   }
 
   /**
@@ -476,21 +476,24 @@ export class LedgerClient {
   ): Promise<VerifiedRead> {
     const last = cached?.history.at(-1)?.gseq ?? -1;
     if (records.some((r) => r.gseq <= last)) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} repeats events already verified`);
-    const controller = main.startsWith(DID_PREFIX) ? didController(main, cached, records) : undefined;
+    const controller = main.startsWith(DID_PREFIX) ? await settle(() => didController(main, cached, records)) : undefined;
     const subjects: Subject[] = controller === undefined ? [main] : [main, controller];
     const entries: Record<string, MapEntry> = {};
     for (const subject of subjects) {
-      const entry = this.#entry(head, proofs, subject);
+      const entry = await this.#entry(head, proofs, subject);
       if (entry === undefined) throw bad('LEDGER_INCOMPLETE', `the ledger's map says ${subject} does not exist, yet it answered with its events`);
-      checkComplete(
-        subject,
-        entry,
-        cached?.entries[subject],
-        records.filter((r) => subjectOf(r.event) === subject),
+      await settle(() =>
+        checkComplete(
+          subject,
+          entry,
+          cached?.entries[subject],
+          records.filter((r) => subjectOf(r.event) === subject),
+        ),
       );
       entries[subject] = entry;
     }
-    if (records.some((r) => !subjects.includes(subjectOf(r.event)))) throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
+    if (await settle(() => records.some((r) => !subjects.includes(subjectOf(r.event)))))
+      throw bad('LEDGER_BAD_CHAIN', `the answer for ${main} holds events of other subjects`);
     // Unchanged: the same verified state (under a new map root, now proven under it too).
     if (records.length === 0 && cached !== undefined) return cached.map === head.map ? cached : { ...cached, map: head.map };
     const steps = await replayFrom(main, cached, records);
@@ -551,7 +554,9 @@ export class LedgerClient {
       const parsed = MapAnswerSchema.safeParse(await this.#request('POST', '/v1/proofs/map', { subjects }));
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', 'the map proofs are malformed');
       const head = await this.#acceptHead(parsed.data.head, floor);
-      return { head, entries: new Map(subjects.map((s) => [s, this.#entry(head, parsed.data.subjects, s)])) };
+      const entries = new Map<Subject, MapEntry | undefined>();
+      for (const subject of subjects) entries.set(subject, await this.#entry(head, parsed.data.subjects, subject));
+      return { head, entries };
     });
   }
 }
@@ -613,7 +618,8 @@ async function replayFrom(main: Subject, cached: VerifiedRead | undefined, recor
   const replay = new Replay(resumeView(cached));
   for (const record of records) {
     try {
-      const accepted = await replay.apply(record);
+      // Validation only reads: the step may run again (crypto/platform.ts).
+      const accepted = await settle(() => replay.apply(record));
       (steps[accepted.subject] ??= []).push({ gseq: record.gseq, time: record.time, record: accepted.record });
     } catch (e) {
       const reason = e instanceof DkmsError ? `${e.code}: ${e.message}` : String(e);

@@ -8,7 +8,17 @@
  * of its canonical JSON (RFC 8785) without `sigs`, which is also what each signature covers.
  */
 import { z } from 'zod';
-import { canonicalBytes, canonicalJson, decodePublicKey, fromBase58btc, fromBase64url, isSmallOrderEd25519, sha256, toBase58btc } from '../crypto/index.js';
+import {
+  byteLength,
+  canonicalBytes,
+  canonicalJson,
+  decodePublicKey,
+  fromBase58btc,
+  fromBase64url,
+  isSmallOrderEd25519,
+  sha256,
+  toBase58btc,
+} from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 import { isFlags } from '../policy/flags.js';
 import { isDigest } from '../policy/authority.js';
@@ -169,7 +179,7 @@ export function prepareEvent(raw: unknown): PreparedEvent {
   } catch (e) {
     throw new DkmsError('EVENT_MALFORMED', `event: ${e instanceof Error ? e.message : 'not JSON'}`);
   }
-  if (Buffer.byteLength(canonical) > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
+  if (byteLength(canonical) > MAX_EVENT_BYTES) throw new DkmsError('EVENT_TOO_LARGE', `event is larger than ${MAX_EVENT_BYTES} bytes`);
   const bytes = signingBytes(event);
   const id = toBase58btc(sha256(bytes)) as EventId;
   const subject =

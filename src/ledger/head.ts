@@ -76,11 +76,15 @@ export function signHead(head: TreeHead, signer: Signer): SignedTreeHead {
 }
 
 function verifyEd25519(key: string, message: Uint8Array, sig: string): boolean {
+  let publicKey: Uint8Array;
+  let signature: Uint8Array;
   try {
-    return ed25519Verify(decodePublicKey(key, 'ed25519').publicKey, message, fromBase64url(sig));
+    publicKey = decodePublicKey(key, 'ed25519').publicKey;
+    signature = fromBase64url(sig);
   } catch {
     return false;
   }
+  return ed25519Verify(publicKey, message, signature);
 }
 
 export function verifyHeadSignature(head: SignedTreeHead): boolean {

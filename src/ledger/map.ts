@@ -50,7 +50,7 @@
  *   arrived and both leaves moved down). Updates and proofs read O(depth) nodes, and with random
  *   keys the depth is about log2(n) + 1.
  */
-import { abytes, canonicalJson, concatBytes, equalBytes, fromBase64url, fromUtf8, sha256, toBase64url, utf8 } from '../crypto/index.js';
+import { abytes, canonicalJson, concatBytes, equalBytes, fromBase64url, fromUtf8, isCryptoPending, sha256, toBase64url, utf8 } from '../crypto/index.js';
 import { DkmsError, badInput } from '../errors.js';
 
 const KEY_LENGTH = 32;
@@ -603,7 +603,9 @@ function verify(root: unknown, key: unknown, proof: unknown): MapVerification {
 export function verifyMapProof(root: Uint8Array, key: Uint8Array, proof: unknown): MapVerification {
   try {
     return verify(root, key, proof);
-  } catch {
+  } catch (e) {
+    // A browser's request for a WebCrypto digest (crypto/platform.ts) goes to the caller's settle.
+    if (isCryptoPending(e)) throw e;
     // Only hostile objects get here (throwing getters, proxies); plain JSON never does.
     return fail('the proof could not be read');
   }

@@ -27,7 +27,8 @@ export interface MerkleNode {
 const HASH_LENGTH = 32;
 const LEAF_PREFIX = Uint8Array.of(0x00);
 const NODE_PREFIX = Uint8Array.of(0x01);
-const EMPTY_ROOT = sha256(new Uint8Array(0));
+/** The root of the empty tree, SHA-256 of nothing (computed when asked: in the browser a hash is a WebCrypto answer, not ready at load). */
+const emptyRoot = (): Uint8Array => sha256(new Uint8Array(0));
 
 /** RFC 9162 leaf hash: SHA-256(0x00 ‖ data). The prefix keeps leaves and nodes apart. */
 export function leafHash(data: Uint8Array): Uint8Array {
@@ -130,7 +131,7 @@ export function appendLeaves(size: number, leaves: readonly Uint8Array[], read: 
  * one read and one hash per level.
  */
 function rangeHash(start: number, n: number, read: NodeReader, memo?: RangeMemo): Uint8Array {
-  if (n === 0) return EMPTY_ROOT.slice();
+  if (n === 0) return emptyRoot();
   const level = exactLog2(n);
   if (level >= 0 && start % n === 0) return read(level, start / n);
   const key = `${start}+${n}`;
@@ -287,9 +288,9 @@ export function verifyConsistency(oldSize: number, newSize: number, proof: reado
   if (!isHash(oldRoot) || !isHash(newRoot) || !isHashList(proof)) return false;
   if (!isCount(oldSize) || !isCount(newSize) || oldSize > newSize) return false;
   if (oldSize === newSize) {
-    return proof.length === 0 && equalBytes(oldRoot, newRoot) && (oldSize > 0 || equalBytes(oldRoot, EMPTY_ROOT));
+    return proof.length === 0 && equalBytes(oldRoot, newRoot) && (oldSize > 0 || equalBytes(oldRoot, emptyRoot()));
   }
-  if (oldSize === 0) return proof.length === 0 && equalBytes(oldRoot, EMPTY_ROOT);
+  if (oldSize === 0) return proof.length === 0 && equalBytes(oldRoot, emptyRoot());
   if (proof.length === 0) return false;
   // A power-of-two old tree is a node of the new one; PROOF omits it because the verifier has it.
   const [seed, ...rest] = exactLog2(oldSize) >= 0 ? [oldRoot, ...proof] : proof;
