@@ -98,7 +98,10 @@ export const DidAnswerSchema = ProvenSchema.extend({ didDocument: JsonObject.nul
 export const NotFoundProblemSchema = ProblemSchema.extend({ head: ServedHeadSchema, subjects: z.record(z.string(), z.unknown()) });
 
 export const HealthSchema = z.object({ status: z.literal('ok'), size: z.number().int().min(0), key: z.string() });
-export const LogPageSchema = z.object({ head: ServedHeadSchema, records: z.array(LogRecordSchema) });
+/** The most records one `GET /v1/log` answers. */
+export const MAX_LOG_PAGE = 1000;
+/** A page of the log; with `proofs=true`, `proofs[i]` is the inclusion proof of `records[i]` under `head`. */
+export const LogPageSchema = z.object({ head: ServedHeadSchema, records: z.array(LogRecordSchema), proofs: z.array(z.array(z.string())).optional() });
 export const InclusionAnswerSchema = z.object({ gseq: z.number().int().min(0), size: z.number().int().min(1), proof: z.array(z.string()) });
 export const ConsistencyAnswerSchema = z.object({ from: z.number().int().min(0), to: z.number().int().min(0), proof: z.array(z.string()) });
 export const CosignedAnswerSchema = z.object({ head: ServedHeadSchema });
@@ -267,8 +270,8 @@ export const LEDGER_API: ApiContract = {
     {
       method: 'GET',
       route: '/v1/log',
-      summary: 'A page of the log (at most 1000 records) from `from`',
-      query: z.strictObject({ from: intText(0), to: intText(0).optional() }),
+      summary: "A page of the log (at most 1000 records) from `from`; with `proofs=true`, each record's inclusion proof under the head",
+      query: z.strictObject({ from: intText(0), to: intText(0).optional(), proofs: z.enum(['true', 'false']).optional() }),
       responses: { '200': json('the head and the records', LogPageSchema), ...COMMON_PROBLEMS },
     },
     {

@@ -16,14 +16,24 @@
 import { fromBase64url, settle } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { PolicyHistory } from '../policy/verify.js';
-import { DID_PREFIX, POLICY_PREFIX, eventId, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
-import { BatchAnswerSchema, ConsistencyAnswerSchema, MapAnswerSchema, ProblemCodeSchema as ProblemSchema, ProvenSchema, ReceiptSchema } from './api-schemas.js';
+import { DID_PREFIX, POLICY_PREFIX, eventId, prepareEvent, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
+import {
+  BatchAnswerSchema,
+  ConsistencyAnswerSchema,
+  LogPageSchema,
+  MAX_LOG_PAGE,
+  MapAnswerSchema,
+  ProblemCodeSchema as ProblemSchema,
+  ProvenSchema,
+  ReceiptSchema,
+} from './api-schemas.js';
 import { ServedHeadSchema, bareHead, mapRootBytes, rootBytes, verifyCosignature, verifyHeadSignature, type ServedHead, type SignedTreeHead } from './head.js';
 import { mapKey, verifyMapProof, type MapEntry } from './map.js';
 import { verifyConsistency, verifyInclusion } from './merkle.js';
 import type { Receipt, SubmitResult } from './node.js';
 import { Replay, recordLeaf } from './replay.js';
 import type { DidRecord, LedgerView, LogRecord, PolicyRecord, SubjectRecord } from './state.js';
+import { verifySignatures } from './validate.js';
 import { VerifiedCache, type StateStep, type VerifiedRead } from './verified-cache.js';
 import { toBase64url } from '../crypto/index.js';
 import { fetchTransport, httpTransport, type LedgerTransport } from './transport.js';
@@ -86,6 +96,14 @@ export interface ResolvedDidRecord extends VerifiedHistory {
 export interface ResolvedPolicy extends VerifiedHistory {
   readonly record: PolicyRecord;
   readonly policyHistory: PolicyHistory;
+}
+
+/** A page of the log: every record proven included under `head`, and every signature on its event valid. */
+export interface VerifiedLogPage {
+  readonly head: SignedTreeHead;
+  readonly records: readonly LogRecord[];
+  /** `proofs[i]`: the inclusion proof of `records[i]` under `head`, as checked (base64url hashes). */
+  readonly proofs: readonly (readonly string[])[];
 }
 
 /** A point in the past to read the state at: before global sequence number `at`, or as of `time`. */
@@ -451,7 +469,12 @@ export class LedgerClient {
   }
 
   /** Every record is included under the head, in log order. */
-  async #checkIncluded(subject: Subject, head: SignedTreeHead, records: readonly LogRecord[], proofs: readonly (readonly string[])[]): Promise<void> {
+  async #checkIncluded(
+    subject: Subject | 'the log',
+    head: SignedTreeHead,
+    records: readonly LogRecord[],
+    proofs: readonly (readonly string[])[],
+  ): Promise<void> {
     if (proofs.length !== records.length) throw bad('LEDGER_BAD_PROOF', 'the answer does not prove every event');
     const root = rootBytes(head);
     for (const [i, record] of records.entries()) {
@@ -542,6 +565,43 @@ export class LedgerClient {
     // Shared by every later resolve of this read: frozen, so that no caller can change another's.
     if (current) this.#resolved.set(read.steps, deepFreeze(resolved));
     return { head, ...resolved };
+  }
+
+  /**
+   * Records `from` up to `to` (exclusive; at most 1,000, and no further than the log), from one
+   * answer: its head verified like any other, every record proven included under it at its
+   * position, none left out, and every signature on each event valid. Whether each signer was
+   * allowed to make its event is a property of the subject's chain: `resolvePolicy` and
+   * `resolveDidRecord` check that.
+   */
+  async log(from: number, to?: number): Promise<VerifiedLogPage> {
+    if (!Number.isSafeInteger(from) || from < 0) throw bad('BAD_INPUT', 'from must be a non-negative integer');
+    if (to !== undefined && (!Number.isSafeInteger(to) || to < from)) throw bad('BAD_INPUT', 'to must be an integer no smaller than from');
+    return this.#witnessed(async () => {
+      const floor = this.#lastHead;
+      const query = `from=${from}${to === undefined ? '' : `&to=${to}`}&proofs=true`;
+      const parsed = LogPageSchema.safeParse(await this.#request('GET', `/v1/log?${query}`));
+      if (!parsed.success || parsed.data.proofs === undefined) throw bad('LEDGER_BAD_RESPONSE', 'the log page is malformed');
+      const head = await this.#acceptHead(parsed.data.head, floor);
+      const records = parsed.data.records as unknown as LogRecord[];
+      const expected = Math.max(0, Math.min(to ?? from + MAX_LOG_PAGE, from + MAX_LOG_PAGE, head.size) - from);
+      if (records.length !== expected || records.some((r, i) => r.gseq !== from + i)) {
+        throw bad('LEDGER_INCOMPLETE', `the log page from ${from} under the head of ${head.size} events must hold events ${from} to ${from + expected - 1}`);
+      }
+      await this.#checkIncluded('the log', head, records, parsed.data.proofs);
+      for (const record of records) {
+        try {
+          await settle(() => {
+            const prepared = prepareEvent(record.event);
+            verifySignatures(prepared.event, prepared.signingBytes);
+          });
+        } catch (e) {
+          const reason = e instanceof DkmsError ? `${e.code}: ${e.message}` : String(e);
+          throw bad('LEDGER_BAD_CHAIN', `event ${record.gseq} is in the log but not a valid signed event (${reason})`);
+        }
+      }
+      return { head, records, proofs: parsed.data.proofs };
+    });
   }
 
   /**

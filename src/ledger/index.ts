@@ -22,7 +22,7 @@
 
 // The verifying client, what it returns, and how it reaches a node.
 export { LedgerClient } from './client.js';
-export type { AsOf, LedgerClientOptions, ResolvedDidRecord, ResolvedPolicy, VerifiedHistory } from './client.js';
+export type { AsOf, LedgerClientOptions, ResolvedDidRecord, ResolvedPolicy, VerifiedHistory, VerifiedLogPage } from './client.js';
 export { VerifiedCache } from './verified-cache.js';
 export type { StateStep, VerifiedRead } from './verified-cache.js';
 export type { MapEntry } from './map.js';

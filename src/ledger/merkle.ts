@@ -247,14 +247,29 @@ function isHashList(value: unknown): value is Uint8Array[] {
   return Array.isArray(value) && value.every(isHash);
 }
 
+/** One level of an inclusion proof, from the leaf up: the proof's hash, on which side of the path it sits, and the hash of the two. */
+export interface InclusionStep {
+  readonly sibling: Uint8Array;
+  readonly side: 'left' | 'right';
+  readonly hash: Uint8Array;
+}
+
 /**
  * True when `proof` shows that the leaf hash `leaf` is leaf number `index` of the tree of
  * `size` leaves whose root is `root`. Never throws: malformed input returns false.
  *
  * A proof fixes the shape of the path, not the size itself: e.g. leaf 0's proof for size 3
  * also verifies for size 4 against the same root. Sizes must come with their signed root.
+ * `onStep`, when given, sees each level as it is computed (to draw the path).
  */
-export function verifyInclusion(leaf: Uint8Array, index: number, size: number, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+export function verifyInclusion(
+  leaf: Uint8Array,
+  index: number,
+  size: number,
+  proof: readonly Uint8Array[],
+  root: Uint8Array,
+  onStep?: (step: InclusionStep) => void,
+): boolean {
   if (!isHash(leaf) || !isHash(root) || !isHashList(proof)) return false;
   if (!isCount(index) || !isCount(size) || index >= size) return false;
   let fn = index;
@@ -264,6 +279,7 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
     if (sn === 0) return false;
     if (isOdd(fn) || fn === sn) {
       r = nodeHash(p, r);
+      onStep?.({ sibling: p, side: 'left', hash: r });
       // Skip the levels where this node is the last one and has no right sibling.
       while (!isOdd(fn) && fn !== 0) {
         fn = half(fn);
@@ -271,6 +287,7 @@ export function verifyInclusion(leaf: Uint8Array, index: number, size: number, p
       }
     } else {
       r = nodeHash(r, p);
+      onStep?.({ sibling: p, side: 'right', hash: r });
     }
     fn = half(fn);
     sn = half(sn);
