@@ -52,7 +52,11 @@ export function fail(error: unknown): HTMLElement {
     { class: 'failure', role: 'alert' },
     h('p', { class: 'failure-title' }, h('span', { 'aria-hidden': 'true' }, '✗ '), 'Not verified: this answer was refused'),
     h('p', {}, h('code', { class: 'failure-code' }, code), ' ', message),
-    h('p', { class: 'muted' }, 'Nothing below comes from the refused answer. The ledger (or something between it and you) sent data that does not check out.'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Nothing on this page comes from the refused answer. The ledger (or something between it and you) sent data that does not check out.',
+    ),
   );
 }
 
