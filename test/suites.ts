@@ -36,6 +36,10 @@ export const UNIT_TESTS: readonly string[] = [
   'test/recovery/paper.test.ts',
   'test/recovery/shares.test.ts',
   'test/server/problem.test.ts',
+  'test/server/web-assets.test.ts',
+  'test/web/did-versions.test.ts',
+  'test/web/diff.test.ts',
+  'test/web/timeline.test.ts',
 ];
 
 /**
