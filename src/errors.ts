@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   POLICY_NOT_FOUND: { exit: 45, http: 404 },
   NOT_FOUND: { exit: 46, http: 404 },
   RATE_LIMITED: { exit: 47, http: 429 },
+  DASHBOARD_HOST_REFUSED: { exit: 49, http: 403 },
   LEDGER_STORE_UNAVAILABLE: { exit: 48, http: 503 },
   LEDGER_UNREACHABLE: { exit: 50, http: 502 },
   LEDGER_BAD_RESPONSE: { exit: 51, http: 502 },
