@@ -8,13 +8,14 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { DkmsError } from '../errors.js';
 import { DID_PREFIX, POLICY_PREFIX, type Did, type PolicyAddress, type Subject } from '../ledger/events.js';
 import type { CosignatureSubmission, LedgerNode } from '../ledger/node.js';
-import { LEDGER_API, MAX_BATCH, MAX_HEAD_WAIT_MS } from '../ledger/api-schemas.js';
+import { LEDGER_API, MAX_BATCH, MAX_HEAD_WAIT_MS, MAX_LOG_PAGE } from '../ledger/api-schemas.js';
 import { intParam } from './query.js';
 import { AFTER, FROM, LedgerReads, TO, readQueryOf, type Answer } from './ledger-reads.js';
 import { contractOf, openApiText, routeSchema } from './openapi.js';
 import { installProblemHandlers, sendProblem } from './problem.js';
 import { universalResolverRoutes } from './universal-resolver.js';
 import { sharedValidators } from './validators.js';
+import { dashboardNotFound, isDashboardUrl, registerWebRoutes, type WebOptions } from './web-routes.js';
 
 export interface LedgerServerOptions {
   /** Requests per second allowed from one client address (default 200; 0: no limit). */
@@ -22,10 +23,11 @@ export interface LedgerServerOptions {
   /** Largest request body, bytes. */
   readonly bodyLimit?: number;
   readonly logger?: boolean;
+  /** The web dashboard, served under /ui/ (docs/dashboard.md); without it the node serves the API alone. */
+  readonly web?: WebOptions;
 }
 
 export { MAX_BATCH };
-const MAX_PAGE = 1000;
 
 /** The route options (request schemas) of `method route`, converted from its contract. */
 const contract = (method: 'GET' | 'POST', route: string) => ({ schema: routeSchema(contractOf(LEDGER_API, method, route)) });
@@ -44,7 +46,10 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
     // Unknown query parameters are refused, not silently dropped, and nothing is coerced into an array.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true } },
     schemaController: { compilersFactory: sharedValidators },
-    frameworkErrors: (error, request, reply) => sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
+    frameworkErrors: (error, request, reply) =>
+      options.web !== undefined && isDashboardUrl(request.url)
+        ? dashboardNotFound(request, reply)
+        : sendProblem(reply, new DkmsError('BAD_INPUT', `bad request URL: ${error.message.split('\n')[0] ?? ''}`)),
   });
   installProblemHandlers(app, (url) => (url.startsWith('/v1/events') ? 'EVENT_MALFORMED' : 'BAD_INPUT'));
   // Rate limiting hooks the routes declared after it: the routes live in a plugin registered next.
@@ -52,6 +57,9 @@ export function buildLedgerServer(node: LedgerNode, options: LedgerServerOptions
   // No limit at all (not a very high one): behind a proxy that limits, or to measure the node.
   if (limit > 0) void app.register(rateLimit, { max: limit, timeWindow: 1000 });
   void app.register(async (api) => ledgerRoutes(api, node));
+  // A plugin of its own: its hooks (the Host check, the security headers) stay with its routes.
+  const web = options.web;
+  if (web !== undefined) void app.register(async (ui) => registerWebRoutes(ui, web));
   return app;
 }
 
@@ -127,8 +135,10 @@ function ledgerRoutes(app: FastifyInstance, node: LedgerNode): void {
     const from = FROM.read(request.query) ?? 0;
     const to = TO.read(request.query);
     const head = node.servedHead();
-    const end = Math.min(to ?? from + MAX_PAGE, from + MAX_PAGE, head.size);
-    return { head, records: end > from ? await node.range(from, end) : [] };
+    const end = Math.min(to ?? from + MAX_LOG_PAGE, from + MAX_LOG_PAGE, head.size);
+    const records = end > from ? await node.range(from, end) : [];
+    if ((request.query as { proofs?: string }).proofs !== 'true') return { head, records };
+    return { head, records, proofs: records.map((r) => node.inclusionProof(r.gseq, head.size)) };
   });
 
   app.get('/v1/proofs/inclusion', contract('GET', '/v1/proofs/inclusion'), async (request) => {

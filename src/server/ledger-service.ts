@@ -12,8 +12,19 @@ import { SqliteLogStore } from '../ledger/sqlite-store.js';
 import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 import { CLOSE_GRACE_MS, closeWithin, remaining } from './close.js';
+import type { WebAssets } from './web-assets.js';
+import type { WebOptions } from './web-routes.js';
 
-export interface LedgerServiceOptions extends LedgerServerOptions {
+/** The dashboard a ledger service serves: its build, and whether it offers the owner console. */
+export interface ServedDashboard {
+  readonly assets: WebAssets;
+  /** Whether the page shows the owner console (`dkms up` on loopback, with the console built). */
+  readonly console: boolean;
+}
+
+export interface LedgerServiceOptions extends Omit<LedgerServerOptions, 'web'> {
+  /** The web dashboard, served under /ui/ with a config.json naming this node's key and witnesses. */
+  readonly web?: ServedDashboard;
   /** Where the log lives: the embedded SQLite file in the data directory (default), or `etcd://host:port,…`. */
   readonly store?: string;
   readonly host?: string;
@@ -79,6 +90,11 @@ export async function openLedgerNode(
   }
 }
 
+/** What the dashboard serves, its config.json saying what this node is: its key, and the witnesses its heads wait for. */
+function webOptions(web: ServedDashboard, nodeKey: string, witnessKeys: readonly string[]): WebOptions {
+  return { assets: web.assets, config: { nodeKey, witnessKeys: [...witnessKeys], quorum: 1 + witnessKeys.length, console: web.console } };
+}
+
 /**
  * Handing signatures to workers pays only with cores to spare: on two cores the pool was measured
  * slower than checking them on the node's own thread.
@@ -93,7 +109,8 @@ export async function startLedger(home: string, options: LedgerServiceOptions = 
     ...(options.headIntervalMs === undefined ? {} : { headIntervalMs: options.headIntervalMs }),
     ...(options.witnessKeys === undefined ? {} : { witnessKeys: options.witnessKeys }),
   });
-  const app = buildLedgerServer(node, options);
+  const { web, ...serverOptions } = options;
+  const app = buildLedgerServer(node, { ...serverOptions, ...(web === undefined ? {} : { web: webOptions(web, node.key, options.witnessKeys ?? []) }) });
   let url: string;
   try {
     url = await app.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? DEFAULT_LEDGER_PORT });
