@@ -2,7 +2,8 @@
 /**
  * Some tests run real servers from Debian's packages: etcd 3.4 (`etcd`, `etcdctl`) for the
  * ledger's etcd backend, PostgreSQL (`initdb`, `pg_ctl`) for the shared agency store, `ss`
- * (iproute2) to watch a test's connections,, tmux to drive a terminal, and SoftHSM2 (`softhsm2-util`) for the PKCS#11 tests. If any
+ * (iproute2) to watch a test's connections, tmux to drive a terminal, SoftHSM2 (`softhsm2-util`)
+ * for the PKCS#11 tests, and Chromium for the browser tests. If any
  * is missing and this runs as root on a system with apt-get, installs them; otherwise says how,
  * and fails: those tests are never skipped.
  */
@@ -25,6 +26,9 @@ const needs = [
   { packages: ['tmux'], what: 'tmux', installed: () => works('tmux', ['-V']) },
   // test/hsm/ makes its own tokens in SoftHSM2, a PKCS#11 token in software.
   { packages: ['softhsm2'], what: 'SoftHSM2', installed: () => works('softhsm2-util', ['--version']) },
+  // test/web/ opens the dashboard in a real browser (test/helpers/browser.ts drives it with
+  // playwright-core, which downloads none): Debian's chromium, or the one DKMS_TEST_CHROMIUM names.
+  { packages: ['chromium'], what: 'Chromium', installed: () => works(process.env.DKMS_TEST_CHROMIUM || 'chromium', ['--version']) },
 ];
 const missing = needs.filter((n) => !n.installed());
 if (missing.length === 0) process.exit(0);
