@@ -25,6 +25,17 @@ async function withStoppedNode(ctx: Context, store: string | undefined, fn: (nod
   }
 }
 
+/** The options of `ledger serve`. */
+interface ServeOptions {
+  host: string;
+  port: number;
+  rateLimit: number;
+  store?: string;
+  acceptWitness?: string[];
+  headInterval: number;
+  dashboard: boolean;
+}
+
 export function ledgerCommand(): Command {
   const ledger = new Command('ledger').description('the ledger node: serve it, check it, audit it');
 
@@ -37,15 +48,18 @@ export function ledgerCommand(): Command {
     .option('--store <url>', 'where the log lives: sqlite (the data directory, default) or etcd://host:port,host:port,… (shared by several nodes)')
     .option('--accept-witness <key...>', 'witness keys whose cosignatures this node accepts and serves with its heads')
     .option('--head-interval <seconds>', 'sign the head again at least this often, even when idle', parsePositive, 5)
-    .action(async (opts: { host: string; port: number; rateLimit: number; store?: string; acceptWitness?: string[]; headInterval: number }, cmd: Command) => {
+    .option('--no-dashboard', 'serve the API alone, without the web explorer under /ui/')
+    .action(async (opts: ServeOptions, cmd: Command) => {
       // The server code is loaded only by the commands that run a server.
-      const [{ Context }, { checkPortFree, serveUntilStopped }, { startLedger }] = await Promise.all([
+      const [{ Context }, { checkPortFree, serveUntilStopped }, { startLedger }, { explorerUrl, loadDashboard }] = await Promise.all([
         import('../context.js'),
         import('../serve.js'),
         import('../../server/ledger-service.js'),
+        import('../dashboard.js'),
       ]);
       const ctx = Context.of(cmd);
       await checkPortFree(opts.host, opts.port, '--port');
+      const assets = opts.dashboard ? await loadDashboard(ctx) : undefined;
       const running = await startLedger(ctx.home, {
         host: opts.host,
         port: opts.port,
@@ -53,12 +67,20 @@ export function ledgerCommand(): Command {
         headIntervalMs: opts.headInterval * 1000,
         ...(opts.store === undefined ? {} : { store: opts.store }),
         ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
+        // The explorer alone: the owner console is `dkms up`'s.
+        ...(assets === undefined ? {} : { web: { assets, console: false } }),
       });
+      const explorer = assets === undefined ? undefined : explorerUrl(opts.host, running.url, running.node.key);
       await serveUntilStopped(
         ctx,
         [running],
-        { ledger: running.url, key: running.node.key, home: ctx.home },
-        `ledger node listening on ${running.url}\nnode key ${running.node.key}\nstop with Ctrl-C`,
+        { ledger: running.url, key: running.node.key, home: ctx.home, ...(explorer === undefined ? {} : { explorer }) },
+        [
+          `ledger node listening on ${running.url}`,
+          `node key ${running.node.key}`,
+          ...(explorer === undefined ? [] : [`explorer: ${explorer}`]),
+          'stop with Ctrl-C',
+        ].join('\n'),
       );
     });
 
