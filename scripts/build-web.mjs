@@ -48,7 +48,7 @@ export async function buildWeb({ outDir = OUT, lib } = {}) {
       target: 'es2022',
       reportCompressedSize: false,
       ...(lib === undefined
-        ? { rollupOptions: { input: { explorer: join(ROOT, 'web', 'index.html') } } }
+        ? { rollupOptions: { input: { explorer: join(ROOT, 'web', 'index.html'), console: join(ROOT, 'web', 'console', 'index.html') } } }
         : { lib: { entry: lib, formats: ['es'], fileName: 'bundle' }, minify: false }),
     },
   });

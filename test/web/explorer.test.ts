@@ -82,7 +82,8 @@ const pinned = (path: string, base = url) => `${base}${path}#trust=${signer.mult
 
 /** Waits for the page to finish verifying; its state. */
 async function settled(page: Page): Promise<string> {
-  await page.waitForFunction(() => document.documentElement.dataset.verifyState !== 'verifying');
+  // As text: the tests are compiled without the DOM's types.
+  await page.waitForFunction("document.documentElement.dataset.verifyState !== 'verifying'");
   return (await page.getAttribute('html', 'data-verify-state')) ?? '';
 }
 
@@ -109,7 +110,7 @@ describe('the registry explorer', () => {
     expect(await settled(page)).toBe('verified');
     // Skip link, brand, then the search field: reachable with Tab alone.
     for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('q');
+    expect(await page.evaluate('document.activeElement?.id')).toBe('q');
     await page.keyboard.type(did);
     await page.keyboard.press('Enter');
     await page.waitForURL(`**/ui/did/${encodeURIComponent(did)}`);
@@ -169,7 +170,7 @@ describe('the registry explorer', () => {
   it('fits a narrow screen without sideways scrolling', async () => {
     const { page, problems } = await openPage(browser, pinned(`/ui/did/${did}`), { width: 390, height: 844 });
     expect(await settled(page)).toBe('verified');
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await screenshot(page, 'explorer-narrow');
     expect(problems).toEqual([]);
   });

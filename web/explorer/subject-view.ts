@@ -28,6 +28,12 @@ function changeText(change: Change): Child {
       return ['agent ', h('code', { title: change.key }, short(change.key)), ' removed'];
     case 'flags-changed':
       return ['agent ', h('code', { title: change.key }, short(change.key)), `: ${flagsText(change.from)} → ${flagsText(change.to)}`];
+    case 'kx-changed':
+      return [
+        'agent ',
+        h('code', { title: change.key }, short(change.key)),
+        `: key-agreement key ${change.from === undefined ? 'none' : short(change.from)} → ${change.to === undefined ? 'none' : short(change.to)}`,
+      ];
     case 'rules-changed':
       return `signatures needed: ${rulesText(change.from)} → ${rulesText(change.to)}`;
     case 'recovery-committed':
