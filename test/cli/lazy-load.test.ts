@@ -65,7 +65,8 @@ const DEFINITIONS_MAY_LOAD = [
   /^dist\/src\/server\/ports\.js$/,
   /^dist\/src\/policy\/(flags|types)\.js$/,
   /^dist\/src\/agency\/agency-store\.js$/,
-  /^dist\/src\/crypto\/(encoding|bytes|kdf-tiers)\.js$/,
+  // encoding reads base64url through the platform module (Node: Buffer; the dashboard: its own).
+  /^dist\/src\/crypto\/(encoding|bytes|kdf-tiers|platform)\.js$/,
   /^dist\/src\/agent\/defaults\.js$/,
 ];
 
