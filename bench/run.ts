@@ -10,8 +10,9 @@ import { ledgerBench } from './ledger.js';
 import { recoveryBench } from './recovery.js';
 import { runBenches } from './runner.js';
 import { walletBench } from './wallet.js';
+import { webBench } from './web.js';
 
 await runBenches(
-  { wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench, cli: cliBench },
+  { wallet: walletBench, ledger: ledgerBench, agent: agentBench, relay: relayBench, etcd: etcdBench, recovery: recoveryBench, cli: cliBench, web: webBench },
   process.argv.slice(2),
 );

@@ -82,8 +82,7 @@ const pinned = (path: string, base = url) => `${base}${path}#trust=${signer.mult
 
 /** Waits for the page to finish verifying; its state. */
 async function settled(page: Page): Promise<string> {
-  // As text: the tests are compiled without the DOM's types.
-  await page.waitForFunction("document.documentElement.dataset.verifyState !== 'verifying'");
+  await page.locator('html:not([data-verify-state="verifying"])').waitFor({ state: 'attached' });
   return (await page.getAttribute('html', 'data-verify-state')) ?? '';
 }
 
@@ -110,7 +109,7 @@ describe('the registry explorer', () => {
     expect(await settled(page)).toBe('verified');
     // Skip link, brand, then the search field: reachable with Tab alone.
     for (let i = 0; i < 3; i++) await page.keyboard.press('Tab');
-    expect(await page.evaluate('document.activeElement?.id')).toBe('q');
+    expect(await page.locator('#q:focus').count()).toBe(1);
     await page.keyboard.type(did);
     await page.keyboard.press('Enter');
     await page.waitForURL(`**/ui/did/${encodeURIComponent(did)}`);
