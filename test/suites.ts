@@ -39,6 +39,7 @@ export const UNIT_TESTS: readonly string[] = [
   'test/server/web-assets.test.ts',
   'test/web/did-versions.test.ts',
   'test/web/diff.test.ts',
+  'test/web/palette.test.ts',
   'test/web/timeline.test.ts',
 ];
 
