@@ -10,8 +10,9 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { background, killBackground } from '../helpers/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLES = ['quickstart', 'ledger-events'];
@@ -142,6 +143,7 @@ describe('the packed package', () => {
   afterAll(() => {
     if (work !== '') rmSync(work, { recursive: true, force: true });
   });
+  afterEach(killBackground);
 
   const tsc = (config: string) => run(process.execPath, [join(project, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config], project, TSC_TIMEOUT_MS);
   const node = (args: readonly string[]) => run(process.execPath, args, project, RUN_TIMEOUT_MS);
@@ -219,6 +221,34 @@ describe('the packed package', () => {
       expectOk(await node([join('node_modules', 'dkms', 'bin', 'dkms.js'), '--version']), 'the CLI from the package');
     },
     2 * RUN_TIMEOUT_MS,
+  );
+
+  it(
+    'serves its built dashboard with no build step: dkms up from the package answers the explorer, its scripts and the console',
+    async () => {
+      for (const file of ['dist/web/index.html', 'dist/web/console/index.html']) expect(packed).toContain(file);
+      expect(packed.filter((path) => /^dist\/web\/assets\/explorer-[\w-]+\.js$/.test(path))).toHaveLength(1);
+      const server = background(
+        ['up', '--ledger-port', '0', '--agency-port', '0', '--json'],
+        { DKMS_HOME: join(work, 'home') },
+        join(project, 'node_modules', 'dkms', 'bin', 'dkms.js'),
+      );
+      const up = JSON.parse(await server.nextLine()) as { ledger: string };
+      const page = await fetch(`${up.ledger}/ui/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-security-policy')).toMatch(/^default-src 'none'; script-src 'self';/);
+      const html = await page.text();
+      const scripts = [...html.matchAll(/<script type="module" crossorigin src="(\/ui\/assets\/[\w-]+\.js)"><\/script>/g)].map((m) => m[1] ?? '');
+      expect(scripts).toHaveLength(1);
+      for (const script of scripts) {
+        const answer = await fetch(`${up.ledger}${script}`);
+        expect({ status: answer.status, type: answer.headers.get('content-type') }).toEqual({ status: 200, type: 'text/javascript; charset=utf-8' });
+      }
+      expect((await fetch(`${up.ledger}/ui/console/`)).status).toBe(200);
+      server.kill('SIGTERM');
+      expect((await server.done).code).toBe(0);
+    },
+    RUN_TIMEOUT_MS + 10_000,
   );
 
   it(
