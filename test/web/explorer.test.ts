@@ -259,3 +259,19 @@ describe('the explorer behind a proxy that lies', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('the live registry page', () => {
+  it('follows the ledger: a new event appears, verified, without reloading the page', async () => {
+    const { page, problems } = await openPage(browser, pinned('/ui/'));
+    expect(await settled(page)).toBe('verified');
+    const size = Number(await page.locator('[data-field="size"]').innerText());
+    await node.submit(signEvent(nextEvent('did.update', did, await latest(did), { services: [] }), [laptop]));
+    const row = page.locator(`table.log tbody tr[data-gseq="${size}"]`);
+    await row.waitFor();
+    expect(await row.innerText()).toContain('did.update');
+    expect(await row.locator('.badge-ok').count()).toBe(1);
+    expect(await page.locator('[data-field="size"]').innerText()).toBe(String(size + 1));
+    expect(await page.getAttribute('html', 'data-verify-state')).toBe('verified');
+    expect(problems).toEqual([]);
+  });
+});

@@ -37,23 +37,30 @@ function verified(pins: Pins, client: LedgerClient): void {
 
 async function home(client: LedgerClient, pins: Pins): Promise<void> {
   let shown = -1;
+  let headCard: HTMLElement | undefined;
+  let logCard: HTMLElement | undefined;
   const render = async () => {
     const head = await client.head();
     if (head.size === shown) return;
     shown = head.size;
     const from = Math.max(0, head.size - PAGE);
     const page = await client.log(from, head.size);
-    show(
-      h('h1', {}, 'Registry'),
-      await headView(head, pins),
-      h(
-        'section',
-        { class: 'card', 'aria-labelledby': 'log-title' },
-        h('h2', { id: 'log-title' }, 'Latest events'),
-        head.size === 0 ? h('p', {}, 'The log is empty.') : await logTable(page, `Events ${from} to ${head.size - 1}, newest first`),
-        pager(from, head.size, head.size, PAGE),
-      ),
+    const nextHead = await headView(head, pins);
+    const nextLog = h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'log-title' },
+      h('h2', { id: 'log-title' }, 'Latest events'),
+      head.size === 0 ? h('p', {}, 'The log is empty.') : await logTable(page, `Events ${from} to ${head.size - 1}, newest first`),
+      pager(from, head.size, head.size, PAGE),
     );
+    // Later heads replace the two cards in place: the rest of the page (and the focus, outside them) stays.
+    if (headCard === undefined || logCard === undefined) show(h('h1', {}, 'Registry'), nextHead, nextLog);
+    else {
+      headCard.replaceWith(nextHead);
+      logCard.replaceWith(nextLog);
+    }
+    headCard = nextHead;
+    logCard = nextLog;
     verified(pins, client);
   };
   await render();
