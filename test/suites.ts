@@ -63,6 +63,7 @@ export const SLOWEST_FIRST: readonly string[] = [
   'cli/ledger-e2e.test.ts',
   'cli/custody-e2e.test.ts',
   'cli/trustee-change-e2e.test.ts',
+  'web/explorer.test.ts',
   'recovery/social.test.ts',
   'server/agency-api.test.ts',
   'agency-crash.test.ts',
