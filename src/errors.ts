@@ -62,6 +62,12 @@ export const ERROR_CODES = {
   NOT_FOUND: { exit: 46, http: 404 },
   RATE_LIMITED: { exit: 47, http: 429 },
   DASHBOARD_HOST_REFUSED: { exit: 49, http: 403 },
+  // Exit statuses 1 to 125 are all taken. 126 and 127 tell a shell that a command could not be
+  // run, and 128+n that it died of signal n (n up to 64, SIGRTMAX on Linux; 130 is dkms's own
+  // "cancelled"): the codes that came after take statuses from 193 on, up to 254.
+  CONSOLE_LOGIN_REQUIRED: { exit: 193, http: 401 },
+  CONSOLE_REQUEST_REFUSED: { exit: 194, http: 403 },
+  CONSOLE_UNAVAILABLE: { exit: 195, http: 409 },
   LEDGER_STORE_UNAVAILABLE: { exit: 48, http: 503 },
   LEDGER_UNREACHABLE: { exit: 50, http: 502 },
   LEDGER_BAD_RESPONSE: { exit: 51, http: 502 },
