@@ -16,7 +16,17 @@
  * @module dkms/wallet
  */
 export { DEFAULT_PROFILE, Wallet } from './wallet.js';
-export type { CreateOptions, CustodyBinding, FindQuery, OpenOptions, ProtectionChange, TokenBinding, WalletInfo, WalletProtection } from './wallet.js';
+export type {
+  CreateOptions,
+  CustodyBinding,
+  FindQuery,
+  OpenOptions,
+  ProtectionChange,
+  SecretCheck,
+  TokenBinding,
+  WalletInfo,
+  WalletProtection,
+} from './wallet.js';
 export type { TokenAccess, Unlock } from './protection.js';
 export type { CustodyFactor } from './keyring.js';
 export { MIN_PASSPHRASE_LENGTH, passphraseSecret, rawSecret } from './secret.js';

@@ -99,6 +99,9 @@ export interface WalletProtection {
   readonly keyTokens: readonly string[];
 }
 
+/** What {@link Wallet.checkSecret} finds: the secret opens the wallet, does not, or cannot tell it alone. */
+export type SecretCheck = 'opens' | 'wrong' | 'unavailable';
+
 export interface WalletInfo {
   readonly path: string;
   readonly format: number;
@@ -391,6 +394,40 @@ export class Wallet {
   info(): WalletInfo {
     const store = this.#open;
     return infoOf(this.path, this.#header, store.readKeyring().profiles.keys(), store.countItems());
+  }
+
+  /**
+   * Whether `secret` is the one that opens this open wallet, told without reading the file again
+   * and without keeping anything: its key is derived with the wallet's stored parameters (one
+   * Argon2id for a passphrase), compared in constant time with the one held, and wiped.
+   * `'unavailable'` when the secret alone does not open the wallet: it is bound to a token or
+   * sealed under custodians (unseal mode), or opens with the other kind of secret (a raw key,
+   * not a passphrase). Custodians who approve each use of master keys (approval mode) leave the
+   * opening to the secret: it is checked.
+   *
+   * @throws DkmsError WALLET_CLOSED once closed.
+   * @example
+   * ```ts
+   * if ((await wallet.checkSecret(passphraseSecret(typed))) !== 'opens') refuse();
+   * ```
+   */
+  async checkSecret(secret: WalletSecret): Promise<SecretCheck> {
+    if (this.closed) throw new DkmsError('WALLET_CLOSED', 'the wallet is closed');
+    const header = this.#header;
+    const kdf = header.kdf;
+    if (kdf === undefined || header.token !== undefined || header.custody?.mode === 'unseal') return 'unavailable';
+    if ((kdf.alg === 'raw') !== (secret.kind === 'raw')) return 'unavailable';
+    // Format 1: the store key is the secret's key; format 2 (opened by the secret alone): its passphrase part.
+    const held = header.format === 1 ? this.#storeKey : this.#parts.passphrase;
+    if (held === undefined) return 'unavailable';
+    const derived = await deriveKey(secret, kdf, STORE_KEY_LABEL);
+    try {
+      // The wallet may have closed, or been rekeyed, while the key was derived: compare with what it holds now.
+      if (this.closed || this.#header !== header) return this.checkSecret(secret);
+      return equalBytes(derived, held) ? 'opens' : 'wrong';
+    } finally {
+      wipe(derived);
+    }
   }
 
   // Items

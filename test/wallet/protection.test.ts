@@ -46,6 +46,8 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
     const info = wallet.info();
     expect(info.format).toBe(2);
     expect(info.protection).toMatchObject({ passphrase: true, token: { token: 'bound', key: 'wallet-a', module: SOFTHSM_MODULE }, generation: 1 });
+    // The passphrase alone no longer opens it: no check of it can say it does.
+    expect(await wallet.checkSecret(SECRET)).toBe('unavailable');
     wallet.close();
 
     const before = fileState(path);
@@ -154,6 +156,7 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
     const custody = custodyFactor('unseal');
     await wallet.protect({ custody, secret: null });
     expect(wallet.info().protection.custody).toEqual({ set: custody.factor.set, epoch: 1, mode: 'unseal' });
+    expect(await wallet.checkSecret(SECRET)).toBe('unavailable');
     wallet.close();
 
     const before = fileState(path);
@@ -172,6 +175,9 @@ describe('a wallet bound to a token, keys in the token, custodians', () => {
       const master = wallet.createKey('master', 'ed25519');
       const custody = custodyFactor('approval');
       await wallet.protect({ custody, secret: SECRET, kdfTier: 'interactive' });
+      // Approval mode: the passphrase alone still opens the wallet, and is checked.
+      expect(await wallet.checkSecret(SECRET)).toBe('opens');
+      expect(await wallet.checkSecret(passphraseSecret('not the passphrase'))).toBe('wrong');
       expect(wallet.sealKeyUnderCustody('master', custody.secret).location).toEqual({ kind: 'custody', set: custody.factor.set });
       const { publicKey } = decodePublicKey(master.publicKey, 'ed25519');
 

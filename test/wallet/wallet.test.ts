@@ -276,6 +276,34 @@ describe('opening', () => {
     again.close();
   });
 
+  it('tells whether a secret opens the open wallet, without opening it again, before and after a rekey', async () => {
+    const path = walletPath();
+    const w = await Wallet.create(path, passphraseSecret('right passphrase'), fast);
+    const before = fileState(path);
+    expect(await w.checkSecret(passphraseSecret('right passphrase'))).toBe('opens');
+    expect(await w.checkSecret(passphraseSecret('right passphrasf'))).toBe('wrong');
+    // A raw key is not what opens this wallet: nothing to compare.
+    expect(await w.checkSecret(KEY_A)).toBe('unavailable');
+    // Told from the open wallet: the file was not read (it is held, and unchanged).
+    expect(fileState(path)).toBe(before);
+    await w.rekey(passphraseSecret('new passphrase'), fast);
+    expect(await w.checkSecret(passphraseSecret('right passphrase'))).toBe('wrong');
+    expect(await w.checkSecret(passphraseSecret('new passphrase'))).toBe('opens');
+    // Format 2 with a passphrase alone: checked against its passphrase part.
+    await w.protect({ secret: passphraseSecret('format two passphrase'), kdfTier: 'interactive' });
+    expect(w.info().format).toBe(2);
+    expect(await w.checkSecret(passphraseSecret('format two passphrase'))).toBe('opens');
+    expect(await w.checkSecret(passphraseSecret('new passphrase'))).toBe('wrong');
+    w.close();
+    await expectCodeAsync(w.checkSecret(passphraseSecret('format two passphrase')), 'WALLET_CLOSED');
+
+    const raw = await Wallet.create(walletPath(), KEY_A);
+    expect(await raw.checkSecret(KEY_A)).toBe('opens');
+    expect(await raw.checkSecret(KEY_B)).toBe('wrong');
+    expect(await raw.checkSecret(passphraseSecret('right passphrase'))).toBe('unavailable');
+    raw.close();
+  });
+
   it('wipes key material on close and refuses use afterwards', async () => {
     const w = await newWallet();
     w.createKey('sig', 'ed25519');
