@@ -37,7 +37,8 @@ export type Request =
       readonly stdin?: string;
     }
   | { readonly type: 'status'; readonly protocol: number }
-  | { readonly type: 'lock'; readonly protocol: number };
+  | { readonly type: 'lock'; readonly protocol: number }
+  | { readonly type: 'check'; readonly protocol: number; readonly secret: { readonly kind: 'passphrase'; readonly passphrase: string } };
 
 /** What a client sends while its command runs. */
 export type ClientFrame = { readonly type: 'answer'; readonly id: number; readonly text: string } | { readonly type: 'cancel' };
@@ -62,6 +63,7 @@ export type SessionFrame =
   | { readonly type: 'exit'; readonly status: number }
   | { readonly type: 'refused'; readonly code: string; readonly message: string }
   | { readonly type: 'locked' }
+  | { readonly type: 'checked'; readonly ok: boolean }
   | SessionStatus;
 
 export function send(socket: Socket, frame: object): void {

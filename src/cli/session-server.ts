@@ -17,7 +17,8 @@ import { lstatSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { z } from 'zod';
 import { DkmsError, ERROR_CODES } from '../errors.js';
-import type { Wallet } from '../wallet/index.js';
+import type { SecretCheck, Wallet } from '../wallet/index.js';
+import { passphraseSecret } from '../wallet/secret.js';
 import type { RunPlace } from './run-place.js';
 import { CancelSteps, type CommandIo } from './io.js';
 import { commandOf, connectSession, runsHere } from './session-client.js';
@@ -52,6 +53,11 @@ const Request = z.discriminatedUnion('type', [
   }),
   z.strictObject({ type: z.literal('status'), protocol: z.number() }),
   z.strictObject({ type: z.literal('lock'), protocol: z.number() }),
+  z.strictObject({
+    type: z.literal('check'),
+    protocol: z.number(),
+    secret: z.strictObject({ kind: z.literal('passphrase'), passphrase: z.string().min(1).max(65_536) }),
+  }),
 ]);
 type RunRequest = Extract<z.infer<typeof Request>, { type: 'run' }>;
 const ClientFrame = z.discriminatedUnion('type', [
@@ -199,6 +205,8 @@ export class UnlockSession {
           this.lock('dkms lock');
           send(socket, { type: 'locked' });
           socket.end();
+        } else if (request.data.type === 'check') {
+          void this.#check(socket, request.data.secret.passphrase);
         } else if (request.data.version !== version()) {
           refuse(
             socket,
@@ -220,6 +228,26 @@ export class UnlockSession {
       () => socket.destroy(),
     );
     socket.on('error', () => socket.destroy());
+  }
+
+  /**
+   * Answers whether `passphrase` opens the session's wallet (one Argon2id, off the event loop:
+   * commands keep running meanwhile); refused when the wallet opens with more than a passphrase.
+   */
+  async #check(socket: Socket, passphrase: string): Promise<void> {
+    if (this.#locking) return refuse(socket, 'SESSION_LOST', 'the unlock session is locking');
+    let found: SecretCheck;
+    try {
+      found = await this.#options.wallet.checkSecret(passphraseSecret(passphrase));
+    } catch {
+      // Only a wallet closed meanwhile fails here: the session locked.
+      return refuse(socket, 'SESSION_LOST', 'the unlock session locked');
+    }
+    if (found === 'unavailable') {
+      return refuse(socket, 'CONSOLE_UNAVAILABLE', 'this wallet opens with more than a passphrase (a token, custodians) or with a raw key');
+    }
+    send(socket, { type: 'checked', ok: found === 'opens' });
+    socket.end();
   }
 
   /** Runs the client's command; returns what handles the client's later frames. */

@@ -86,11 +86,29 @@ function sessionEnvironment(env: Readonly<Record<string, string | undefined>>): 
   return kept;
 }
 
-/** Starts the session process and waits until it listens; its pid. */
-export async function startSession(ctx: Context, unlock: SessionUnlock, idleSeconds: number): Promise<number> {
-  const log = openSync(join(ctx.home, 'session.log'), 'a', 0o600);
-  const child = spawn(process.execPath, [fileURLToPath(new URL('dist/cli/session-process.js', packageDir())), ctx.home], {
-    cwd: ctx.home,
+/** Starts the session process for the command's data directory and waits until it listens (Ctrl-C kills it); its pid. */
+export function startSession(ctx: Context, unlock: SessionUnlock, idleSeconds: number): Promise<number> {
+  return startSessionProcess(ctx.home, unlock, idleSeconds, (stop) => ctx.io.onCancel(stop));
+}
+
+/**
+ * Starts the unlock session of the data directory `home` with what opens its wallet (given to it
+ * on a pipe, never in its arguments or environment) and waits until it listens; its pid. For
+ * `dkms unlock` and for a program (the owner console) alike. `onCancel` registers how to stop the
+ * start half way (the process is killed), and returns how to unregister it.
+ *
+ * @throws DkmsError what opening the wallet failed with (WALLET_BAD_PASSPHRASE, WALLET_BUSY…),
+ *   SESSION_ACTIVE when another session runs, INTERNAL when the process did not say.
+ */
+export async function startSessionProcess(
+  home: string,
+  unlock: SessionUnlock,
+  idleSeconds: number,
+  onCancel: (stop: () => void) => () => void = () => () => undefined,
+): Promise<number> {
+  const log = openSync(join(home, 'session.log'), 'a', 0o600);
+  const child = spawn(process.execPath, [fileURLToPath(new URL('dist/cli/session-process.js', packageDir())), home], {
+    cwd: home,
     detached: true,
     env: sessionEnvironment(process.env),
     stdio: ['pipe', 'pipe', log],
@@ -98,7 +116,7 @@ export async function startSession(ctx: Context, unlock: SessionUnlock, idleSeco
   closeSync(log);
   const { stdin, stdout } = child;
   if (stdin === null || stdout === null) throw new DkmsError('INTERNAL', 'the unlock session started without its pipes');
-  const stopOnCancel = ctx.io.onCancel(() => child.kill('SIGKILL'));
+  const stopOnCancel = onCancel(() => child.kill('SIGKILL'));
   const { secret, token, custody } = unlock;
   const start = {
     ...(secret === undefined ? {} : { secret: secret.kind === 'raw' ? { kind: 'raw', key: toBase64url(secret.key) } : secret }),
@@ -126,7 +144,7 @@ export async function startSession(ctx: Context, unlock: SessionUnlock, idleSeco
   }
   if (answer === undefined || ('error' in answer && !(answer.error.code in ERROR_CODES))) {
     if (!exited) child.kill('SIGKILL');
-    throw new DkmsError('INTERNAL', `the unlock session did not start (see ${join(ctx.home, 'session.log')})`);
+    throw new DkmsError('INTERNAL', `the unlock session did not start (see ${join(home, 'session.log')})`);
   }
   if ('error' in answer) throw new DkmsError(answer.error.code as ErrorCode, answer.error.message);
   stdout.destroy();

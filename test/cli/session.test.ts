@@ -10,9 +10,12 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
-import { Wallet, passphraseSecret } from '../../src/wallet/index.js';
+import { Wallet, passphraseSecret, rawSecret } from '../../src/wallet/index.js';
+import { checkInSession, lockSession, runInSession, sessionPid } from '../../src/cli/session-run.js';
+import { startSessionProcess } from '../../src/cli/session-start.js';
+import { expectCodeAsync } from '../helpers/errors.js';
 import { DKMS_BIN, endSessions, json, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -318,6 +321,82 @@ describe('dkms unlock', () => {
     const second = await o.unlock();
     expect(second.already).toBe(false);
     expect((await o.run(['key', 'list'], { DKMS_HOME: o.home })).code).toBe(0);
+  });
+
+  it('serves a program as it serves a terminal: started from a passphrase, it checks passphrases and runs commands with no terminal', async () => {
+    const o = await ownerWithKey();
+    const pid = await startSessionProcess(o.home, { secret: passphraseSecret(PASSPHRASE) }, 60);
+    sessions.push(pid);
+    expect(await sessionPid(o.home)).toBe(pid);
+    expect(lstatSync(o.socket).mode & 0o777).toBe(0o600);
+    expect(await checkInSession(o.home, PASSPHRASE)).toBe(true);
+    expect(await checkInSession(o.home, `${PASSPHRASE}!`)).toBe(false);
+
+    const listed = await runInSession(o.home, ['key', 'list', '--json']);
+    expect(listed.status, listed.err).toBe(0);
+    expect(JSON.parse(listed.out)).toMatchObject({ keys: [{ name: 'k1', type: 'ed25519' }] });
+    const missing = await runInSession(o.home, ['key', 'show', '--name', 'nope', '--json']);
+    expect(missing).toMatchObject({ status: ERROR_CODES.KEY_NOT_FOUND.exit, err: expect.stringMatching(/^dkms: KEY_NOT_FOUND: /) });
+    expect(JSON.parse(missing.out)).toMatchObject({ error: { code: 'KEY_NOT_FOUND' } });
+    // With no terminal, a command that would ask says so instead.
+    const asks = await runInSession(o.home, ['wallet', 'export', '--out', join(o.dir, 'export.bin'), '--json']);
+    expect(asks.status).toBe(ERROR_CODES.BAD_INPUT.exit);
+    await expectCodeAsync(runInSession(o.home, ['up', '--json']), 'BAD_INPUT');
+
+    // The passphrase reached the session on its pipe and socket: never in its arguments or environment.
+    const seen = `${readFileSync(`/proc/${pid}/cmdline`, 'utf8')}\n${readFileSync(`/proc/${pid}/environ`, 'utf8')}`;
+    expect(seen).not.toContain(PASSPHRASE);
+    expect(readFileSync(join(o.home, 'session.log'), 'utf8')).not.toContain(PASSPHRASE);
+
+    // A session that locks, or dies, while a command runs: SESSION_LOST.
+    const hung = createServer(() => undefined);
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => void hung.close());
+    const address = hung.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    const connected = new Promise<void>((resolve) => hung.once('connection', (socket) => (socket.on('error', () => undefined), resolve())));
+    const waiting = runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']);
+    await connected;
+    expect(await lockSession(o.home)).toBe(true);
+    await expectCodeAsync(waiting, 'SESSION_LOST');
+    await waitFor('the session process to exit', () => !alive(pid));
+    expect(await sessionPid(o.home)).toBeUndefined();
+    expect(await lockSession(o.home)).toBe(false);
+    await expectCodeAsync(runInSession(o.home, ['key', 'list']), 'SESSION_LOST');
+    await expectCodeAsync(checkInSession(o.home, PASSPHRASE), 'SESSION_LOST');
+
+    const again = await startSessionProcess(o.home, { secret: passphraseSecret(PASSPHRASE) }, 60);
+    sessions.push(again);
+    const killedConnected = new Promise<void>((resolve) => hung.once('connection', () => resolve()));
+    const killedWhile = runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']);
+    await killedConnected;
+    process.kill(again, 'SIGKILL');
+    await expectCodeAsync(killedWhile, 'SESSION_LOST');
+
+    await expectCodeAsync(startSessionProcess(o.home, { secret: passphraseSecret('not the passphrase') }, 60), 'WALLET_BAD_PASSPHRASE');
+  });
+
+  it('refuses a passphrase check of a wallet the passphrase alone does not open, and a check of another protocol', async () => {
+    const dir = tempDir('dkms-session-');
+    const home = join(dir, 'home');
+    mkdirSync(home, { mode: 0o700 });
+    const key = rawSecret(new Uint8Array(32).fill(7));
+    (await Wallet.create(join(home, 'wallet.db'), key)).close();
+    const pid = await startSessionProcess(home, { secret: key }, 60);
+    sessions.push(pid);
+    await expectCodeAsync(checkInSession(home, PASSPHRASE), 'CONSOLE_UNAVAILABLE');
+    for (const [request, code] of [
+      [{ type: 'check', protocol: 2, secret: { kind: 'passphrase', passphrase: PASSPHRASE } }, 'SESSION_PROTOCOL'],
+      [{ type: 'check', protocol: 1, secret: { kind: 'raw', key: 'AAAA' } }, 'BAD_INPUT'],
+      [{ type: 'check', protocol: 1, secret: { kind: 'passphrase', passphrase: '' } }, 'BAD_INPUT'],
+    ] as const) {
+      const client = rawClient(join(home, 'session.sock'));
+      client.send(request);
+      expect(await client.frame('refused')).toMatchObject({ code });
+      await client.closed;
+    }
+    // The session still serves.
+    expect(await runInSession(home, ['key', 'list', '--json'])).toMatchObject({ status: 0 });
   });
 
   it('a client of a running session loads only the session client: none of the commands, the wallet or its native modules', async () => {
