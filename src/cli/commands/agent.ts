@@ -7,7 +7,7 @@ import { flagNames, parseFlags } from '../../policy/flags.js';
 import type { EdgeAgent, ReceiveEntry } from '../../agent/edge-agent.js';
 import type { RevocationOutcome } from '../../agent/revocation.js';
 import type { Context } from '../context.js';
-import { parsePositive } from '../options.js';
+import { parseNonNegative, parsePositive } from '../options.js';
 import { DEFAULT_PAIRING_TTL_SECONDS } from '../../agent/defaults.js';
 import { DEFAULT_KDF_TIER } from '../../crypto/kdf-tiers.js';
 import { parseKdfTier } from '../options.js';
@@ -381,7 +381,7 @@ export function agentCommand(): Command {
     .command('revoke')
     .description('remove an agent from your policy (co-signers are asked when your rules need several)')
     .argument('<agent>', "the agent's key (z6Mk…) or label")
-    .option('--wait <seconds>', 'how long to wait for co-signers', parsePositive, 120)
+    .option('--wait <seconds>', 'how long to wait for co-signers (0: ask them and answer at once; the request completes when they sign)', parseNonNegative, 120)
     .action(async (ref: string, opts: { wait: number }, cmd: Command) => {
       const { Context, withAgent, resolveAgent, revokeAgent, ALL_HANDLERS, emit } = await load();
       const ctx = Context.of(cmd);
@@ -389,7 +389,7 @@ export function agentCommand(): Command {
         const target = await resolveAgent(a, ref);
         if (target.key === a.profile.key) throw new DkmsError('BAD_INPUT', 'an agent cannot revoke itself here: revoke it from another agent');
         const first = await revokeAgent(a, target.key);
-        if (first.state === 'revoked') return first;
+        if (first.state === 'revoked' || opts.wait === 0) return first;
         ctx.progress(`Asked co-signers: ${first.signatures} of ${first.needed} signatures; waiting…`);
         const deadline = Date.now() + opts.wait * 1000;
         while (Date.now() < deadline) {
@@ -404,11 +404,10 @@ export function agentCommand(): Command {
           `not enough co-signers answered in time; request ${first.requestId ?? ''} stays open and completes when they do (dkms message inbox)`,
         );
       });
-      emit(
-        ctx,
-        { ...outcome },
-        () =>
-          `revoked ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures)${outcome.rotated?.length ? `; rotated ${outcome.rotated.length} connection(s)` : ''}`,
+      emit(ctx, { ...outcome }, () =>
+        outcome.state === 'waiting'
+          ? `asked co-signers to revoke ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures): request ${outcome.requestId ?? ''} completes when they sign (dkms message inbox)`
+          : `revoked ${outcome.target} (${outcome.signatures} of ${outcome.needed} signatures)${outcome.rotated?.length ? `; rotated ${outcome.rotated.length} connection(s)` : ''}`,
       );
     });
 
