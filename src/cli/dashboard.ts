@@ -25,6 +25,16 @@ export function offersConsole(assets: WebAssets, host: string): boolean {
   return assets.has('/ui/console/index.html') && isLoopbackAddress(host);
 }
 
+/** Said on stderr by `dkms up --host` on an address other machines reach: the owner console is not served there. */
+export const CONSOLE_OFF_NOT_LOOPBACK = 'dkms: owner console off: --host is not loopback\n';
+
+/** The owner console's address on the ledger node that `--host host` (a loopback address) made listen at `url`. */
+export function consoleUrl(host: string, url: string): string {
+  const shown = host.includes(':') ? `[${host}]` : host;
+  const { port } = new URL(url);
+  return `http://${shown}${port === '' ? '' : `:${port}`}/ui/console/`;
+}
+
 /**
  * The explorer's address on a ledger node that `--host host` made listen at `url`, with the node
  * key to trust in its fragment. A node on every address (0.0.0.0, ::) is shown at 127.0.0.1.

@@ -12,14 +12,15 @@ import { SqliteLogStore } from '../ledger/sqlite-store.js';
 import type { LogStore } from '../ledger/store.js';
 import { buildLedgerServer, type LedgerServerOptions } from './ledger-api.js';
 import { CLOSE_GRACE_MS, closeWithin, remaining } from './close.js';
+import type { ConsoleApiOptions } from './console-api.js';
 import type { WebAssets } from './web-assets.js';
 import type { WebOptions } from './web-routes.js';
 
-/** The dashboard a ledger service serves: its build, and whether it offers the owner console. */
+/** The dashboard a ledger service serves: its build, and the owner console when it offers one. */
 export interface ServedDashboard {
   readonly assets: WebAssets;
-  /** Whether the page shows the owner console (`dkms up` on loopback, with the console built). */
-  readonly console: boolean;
+  /** The owner console's API (`dkms up` on loopback, with the console built); without it the console is off. */
+  readonly console?: ConsoleApiOptions;
 }
 
 export interface LedgerServiceOptions extends Omit<LedgerServerOptions, 'web'> {
@@ -92,7 +93,11 @@ export async function openLedgerNode(
 
 /** What the dashboard serves, its config.json saying what this node is: its key, and the witnesses its heads wait for. */
 function webOptions(web: ServedDashboard, nodeKey: string, witnessKeys: readonly string[]): WebOptions {
-  return { assets: web.assets, config: { nodeKey, witnessKeys: [...witnessKeys], quorum: 1 + witnessKeys.length, console: web.console } };
+  return {
+    assets: web.assets,
+    config: { nodeKey, witnessKeys: [...witnessKeys], quorum: 1 + witnessKeys.length, console: web.console !== undefined },
+    ...(web.console === undefined ? {} : { console: web.console }),
+  };
 }
 
 /**

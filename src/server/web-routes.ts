@@ -7,6 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DkmsError } from '../errors.js';
+import { CONSOLE_API, registerConsoleApi, type ConsoleApiOptions } from './console-api.js';
 import { sendProblem } from './problem.js';
 import { WEB_ROOT, webAsset, type WebAsset, type WebAssets } from './web-assets.js';
 
@@ -29,6 +30,8 @@ export interface DashboardConfig {
 export interface WebOptions {
   readonly assets: WebAssets;
   readonly config: DashboardConfig;
+  /** The owner console's API (console-api.ts), under `/ui/console/api/`: without it, those paths are 404. */
+  readonly console?: ConsoleApiOptions;
 }
 
 /**
@@ -161,7 +164,13 @@ export function registerWebRoutes(app: FastifyInstance, options: WebOptions): vo
   const config = webAsset(Buffer.from(JSON.stringify(options.config)), 'application/json; charset=utf-8');
 
   let hosts = hostRule(null);
-  app.server.once('listening', () => (hosts = hostRule(app.server.address())));
+  // fastify's inject (no listening) stands for loopback, as the Host rule does.
+  let onLoopback = true;
+  app.server.once('listening', () => {
+    const address = app.server.address();
+    hosts = hostRule(address);
+    onLoopback = address !== null && typeof address !== 'string' && isLoopbackAddress(address.address);
+  });
   app.addHook('onRequest', async (request) => {
     if (hosts.allows(request.headers.host)) return;
     const named = JSON.stringify((request.headers.host ?? '').slice(0, 100));
@@ -173,11 +182,18 @@ export function registerWebRoutes(app: FastifyInstance, options: WebOptions): vo
     return payload;
   });
 
+  // A plugin of its own, after the hooks above (the Host rule, the headers): its own hooks stay with its routes.
+  const consoleApi = options.console;
+  if (consoleApi !== undefined) void app.register(async (api) => registerConsoleApi(api, consoleApi, () => onLoopback));
+  const consoleIndex = consoleApi === undefined ? undefined : options.assets.get(`${WEB_ROOT}console/index.html`);
+
   const toRoot = async (request: FastifyRequest, reply: FastifyReply) =>
     readsOnly(request) ? reply.code(302).header('location', WEB_ROOT).send() : notFound(request, reply);
   app.all('/', toRoot);
   app.all('/ui', toRoot);
   app.all('/ui/*', async (request, reply) => {
+    // The console's API is its routes alone (none of them when it is off), never a file or a page.
+    if (`${pathOf(request)}/`.startsWith(`${CONSOLE_API}/`)) return notFound(request, reply.header('cache-control', 'no-store'));
     const segments = readsOnly(request) ? dashboardSegments(pathOf(request)) : undefined;
     if (segments === undefined) return notFound(request, reply);
     const key = `${WEB_ROOT}${segments.join('/')}`;
@@ -185,8 +201,9 @@ export function registerWebRoutes(app: FastifyInstance, options: WebOptions): vo
     if (key === `${WEB_ROOT}config.json`) return sendAsset(request, reply, config);
     const asset = options.assets.get(key);
     if (asset !== undefined) return sendAsset(request, reply, asset);
-    // A route of the page's own (`/ui/policy/…`): the page, which shows it.
-    if (!(segments.at(-1) ?? '').includes('.')) return sendAsset(request, reply, index);
+    // A route of the page's own (`/ui/policy/…`, `/ui/console/`): the page, which shows it.
+    if (!(segments.at(-1) ?? '').includes('.'))
+      return sendAsset(request, reply, segments[0] === 'console' && consoleIndex !== undefined ? consoleIndex : index);
     return notFound(request, reply);
   });
 }

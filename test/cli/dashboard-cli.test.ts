@@ -46,8 +46,9 @@ describe('the dashboard from the CLI', () => {
   it('dkms up prints the explorer (line and --json field) and serves the build, its config naming the node, the console offered on loopback', async () => {
     const bin = packageWith({ 'index.html': INDEX, 'console/index.html': INDEX, 'assets/app-1a2b.js': 'export {}' });
     const { server, first } = await start(bin, ['up', '--ledger-port', '0', '--agency-port', '0', '--json']);
-    const up = JSON.parse(first) as { ledger: string; key: string; explorer: string };
+    const up = JSON.parse(first) as { ledger: string; key: string; explorer: string; console: string };
     expect(up.explorer).toBe(`${up.ledger}/ui/#trust=${up.key}`);
+    expect(up.console).toBe(`${up.ledger}/ui/console/`);
     const page = await fetch(up.explorer);
     expect({ status: page.status, body: await page.text() }).toEqual({ status: 200, body: INDEX });
     expect(page.headers.get('content-security-policy')).toMatch(/^default-src 'none'; script-src 'self';/);
@@ -55,9 +56,35 @@ describe('the dashboard from the CLI', () => {
     expect(await stderrOf(server)).toBe('');
 
     const human = await start(bin, ['up', '--ledger-port', '0', '--agency-port', '0']);
-    const lines = [human.first, await human.server.nextLine(), await human.server.nextLine(), await human.server.nextLine(), await human.server.nextLine()];
+    const lines = [human.first];
+    while (lines.length < 6) lines.push(await human.server.nextLine());
     expect(lines[3]).toMatch(/^explorer: {4}http:\/\/127\.0\.0\.1:\d+\/ui\/#trust=z6Mk\w+$/);
-    expect(lines[4]).toBe('stop with Ctrl-C');
+    expect(lines[4]).toMatch(/^console: {5}http:\/\/127\.0\.0\.1:\d+\/ui\/console\/$/);
+    expect(lines[5]).toBe('stop with Ctrl-C');
+  });
+
+  it('dkms up offers the owner console on loopback only, and not with --no-console: its API is 404 then, config.json says so', async () => {
+    const bin = packageWith({ 'index.html': INDEX, 'console/index.html': INDEX });
+    const login = (ledger: string) =>
+      fetch(`${ledger}/ui/console/api/session`, {
+        method: 'POST',
+        headers: { origin: new URL(ledger).origin, 'content-type': 'application/json' },
+        body: JSON.stringify({ passphrase: 'anything at all' }),
+      });
+    const open = await start(bin, ['up', '--ledger-port', '0', '--agency-port', '0', '--host', '0.0.0.0', '--json']);
+    const wide = JSON.parse(open.first) as { ledger: string; console: string | null };
+    expect(wide.console).toBeNull();
+    const local = wide.ledger.replace(/\/\/[^:]+:/, '//127.0.0.1:');
+    expect((await (await fetch(`${local}/ui/config.json`)).json()) as object).toMatchObject({ console: false });
+    expect((await login(local)).status).toBe(404);
+    expect(await stderrOf(open.server)).toBe('dkms: owner console off: --host is not loopback\n');
+
+    const off = await start(bin, ['up', '--ledger-port', '0', '--agency-port', '0', '--no-console', '--json']);
+    const up = JSON.parse(off.first) as { ledger: string; console: string | null };
+    expect(up.console).toBeNull();
+    expect((await (await fetch(`${up.ledger}/ui/config.json`)).json()) as object).toMatchObject({ console: false });
+    expect((await login(up.ledger)).status).toBe(404);
+    expect(await stderrOf(off.server)).toBe('');
   });
 
   it('ledger serve serves the explorer alone (no console), shown at 127.0.0.1 when it listens on every address', async () => {
@@ -87,8 +114,9 @@ describe('the dashboard from the CLI', () => {
 
     const built = packageWith({ 'index.html': INDEX });
     const off = await start(built, ['up', '--ledger-port', '0', '--agency-port', '0', '--json', '--no-dashboard']);
-    const up = JSON.parse(off.first) as Record<string, string>;
+    const up = JSON.parse(off.first) as Record<string, string | null>;
     expect(up['explorer']).toBeUndefined();
+    expect(up['console']).toBeNull();
     expect((await fetch(`${up['ledger'] ?? ''}/ui/`)).status).toBe(404);
     expect(await stderrOf(off.server)).toBe('');
   });

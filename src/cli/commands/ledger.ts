@@ -68,7 +68,7 @@ export function ledgerCommand(): Command {
         ...(opts.store === undefined ? {} : { store: opts.store }),
         ...(opts.acceptWitness === undefined ? {} : { witnessKeys: opts.acceptWitness }),
         // The explorer alone: the owner console is `dkms up`'s.
-        ...(assets === undefined ? {} : { web: { assets, console: false } }),
+        ...(assets === undefined ? {} : { web: { assets } }),
       });
       const explorer = assets === undefined ? undefined : explorerUrl(opts.host, running.url, running.node.key);
       await serveUntilStopped(
