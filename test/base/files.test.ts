@@ -1,34 +1,16 @@
 /**
- * Output files (src/files.ts, src/cli/files.ts): a file is replaced whole or not at all, and an
- * output that is a device or a pipe (`--out /dev/stdout`, a FIFO) is written into, never replaced
- * by a plain file (as root, a rename over /dev/null would have put a file in its place).
+ * Output files (src/files.ts, src/cli/files.ts): a file is replaced whole or not at all. (That
+ * a pipe is written into, never replaced, needs a process at its other end: test/cli/output-pipe.test.ts.)
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { checkOutput, writeOutput } from '../../src/cli/files.js';
+import { describe, expect, it } from 'vitest';
+import { checkOutput } from '../../src/cli/files.js';
 import { writeFileAtomic } from '../../src/files.js';
 import { expectCode } from '../helpers/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('output files', () => {
-  it('writes into a pipe without replacing it, and without asking for --force', async () => {
-    const dir = tempDir();
-    const fifo = join(dir, 'pipe');
-    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
-    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
-    onTestFinished(() => void reader.kill());
-    let read = '';
-    reader.stdout.setEncoding('utf8').on('data', (d: string) => (read += d));
-    const closed = new Promise<void>((resolve) => reader.on('close', () => resolve()));
-    checkOutput(fifo, false);
-    writeOutput(fifo, new TextEncoder().encode('through the pipe\n'));
-    await closed;
-    expect(read).toBe('through the pipe\n');
-    expect(lstatSync(fifo).isFIFO()).toBe(true);
-  });
-
   it('replaces a plain file only with --force, whole', () => {
     const path = join(tempDir(), 'out.txt');
     writeFileSync(path, 'old');
