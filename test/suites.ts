@@ -65,6 +65,7 @@ export const SLOWEST_FIRST: readonly string[] = [
   'cli/custody-e2e.test.ts',
   'cli/trustee-change-e2e.test.ts',
   'web/explorer.test.ts',
+  'web/console.test.ts',
   'recovery/social.test.ts',
   'server/agency-api.test.ts',
   'agency-crash.test.ts',

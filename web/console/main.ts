@@ -11,28 +11,10 @@ import { byId, fill, h, type Child } from '../shared/dom.js';
 import { agentGraph } from '../explorer/pictures.js';
 import { reasonOf } from '../shared/status.js';
 import * as api from './api.js';
-import { keyHierarchy, type WalletKeyFact } from './hierarchy.js';
+import type { ConsoleAgent, ConsoleBackups, ConsoleOverview, ConsoleRecoveryStatus } from '../../src/server/console-types.js';
+import { age, duration, when } from '../shared/format.js';
+import { keyHierarchy } from './hierarchy.js';
 import { jsonView } from './render.js';
-
-interface AgentRow {
-  readonly key: string;
-  readonly label: string;
-  readonly flags: string;
-  readonly me: boolean;
-}
-
-interface Overview {
-  readonly home: string;
-  readonly wallet: { readonly factors: readonly string[]; readonly keys: readonly WalletKeyFact[] } | null;
-  readonly agents: { readonly policy: string; readonly agents: readonly AgentRow[]; readonly listed: boolean } | null;
-  readonly recovery: unknown;
-  readonly trustees: unknown;
-  readonly backups: unknown;
-  readonly connections: unknown;
-  readonly custody: unknown;
-  readonly audit: unknown;
-  readonly problems: readonly { readonly section: string; readonly code: string; readonly message: string }[];
-}
 
 /** The server's answer when the console's session is missing or over. */
 const LOGIN_REQUIRED = 'CONSOLE_LOGIN_REQUIRED';
@@ -134,10 +116,10 @@ async function act(what: string, run: () => Promise<{ result: unknown }>): Promi
   }
 }
 
-function agentsSection(overview: Overview): HTMLElement {
+function agentsSection(overview: ConsoleOverview): HTMLElement {
   const view = overview.agents;
   if (view === null) return h('section', { class: 'card' }, h('h2', {}, 'Agents'), h('p', {}, 'Not available (see the problems above).'));
-  const rows = view.agents.map((agent) => {
+  const rows = view.agents.map((agent: ConsoleAgent) => {
     const name = agent.label === '' ? agent.key.slice(0, 12) : agent.label;
     const revoke = h('button', { type: 'button', class: 'danger', 'aria-label': `Revoke agent ${name}` }, 'Revoke…');
     revoke.addEventListener('click', () => {
@@ -198,6 +180,62 @@ function agentsSection(overview: Overview): HTMLElement {
 const FLAG_BITS: Record<string, number> = { ADMIN: 1, PROVE: 2, PROVE_GRANT: 4, PROVE_REVOKE: 8 };
 const flagsOf = (text: string): number => text.split(',').reduce((n, f) => n | (FLAG_BITS[f.trim()] ?? 0), 0);
 
+function backupsText(backups: ConsoleBackups | null): Child {
+  if (backups === null) return h('p', {}, 'Not available (see the problems above).');
+  if (backups.lastBackup === null) return h('p', { 'data-field': 'last-backup' }, 'No backup at your cloud agent yet.');
+  return h(
+    'p',
+    { 'data-field': 'last-backup' },
+    `The last backup at your cloud agent is version ${backups.lastBackup.version}, made ${when(backups.lastBackup.at)} (${age(backups.lastBackup.at)}).`,
+  );
+}
+
+function recoverySection(recovery: ConsoleRecoveryStatus | null): HTMLElement {
+  if (recovery === null) return section('recovery', 'Recovery', h('p', {}, 'Not available (see the problems above).'));
+  const pending = recovery.pending;
+  const cancel = h('button', { type: 'button', class: 'danger' }, 'Cancel this recovery…');
+  cancel.addEventListener('click', () => {
+    void confirmBy(
+      'Cancel the pending recovery?',
+      h('p', {}, 'Someone holding your recovery keys started a recovery of this identity. If it was not you, cancel it before its delay ends.'),
+      'cancel',
+    ).then((yes) => {
+      if (yes) void act('Cancelling the recovery', api.cancelRecovery);
+    });
+  });
+  return section(
+    'recovery',
+    'Recovery',
+    pending === null
+      ? h('p', { 'data-field': 'pending-recovery' }, 'No recovery is pending on the ledger.')
+      : h(
+          'div',
+          { class: 'failure', role: 'alert', 'data-field': 'pending-recovery' },
+          h('p', { class: 'failure-title' }, 'A recovery of this identity is pending'),
+          h('p', {}, `Started ${when(pending.since)}; it takes effect from ${when(pending.until)} (${age(pending.until)}) unless cancelled.`),
+          cancel,
+        ),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, 'Set up'),
+      h('dd', {}, recovery.setUp ? (recovery.provisional ? 'yes, provisionally' : 'yes') : 'no: run dkms recovery setup'),
+      h('dt', {}, 'Paper wallet'),
+      h('dd', {}, recovery.offline === true ? 'yes' : 'no'),
+      h('dt', {}, 'Trustees'),
+      h('dd', {}, recovery.social ? `${recovery.social.threshold} of ${recovery.social.trustees.length}: ${recovery.social.trustees.join(', ')}` : 'none'),
+      h('dt', {}, 'Delay'),
+      h('dd', {}, recovery.delay ? duration(recovery.delay) : 'none'),
+      h('dt', {}, 'Trustee change'),
+      h(
+        'dd',
+        { 'data-field': 'prepared' },
+        recovery.prepared === null ? 'none in progress' : `prepared; waiting for ${recovery.prepared.missing.join(', ') || 'nobody'}`,
+      ),
+    ),
+  );
+}
+
 function section(id: string, title: string, body: Child, ...actions: HTMLElement[]): HTMLElement {
   return h(
     'section',
@@ -209,9 +247,9 @@ function section(id: string, title: string, body: Child, ...actions: HTMLElement
 }
 
 async function show(): Promise<void> {
-  let overview: Overview;
+  let overview: ConsoleOverview;
   try {
-    overview = await api.overview<Overview>();
+    overview = await api.overview<ConsoleOverview>();
   } catch (e) {
     if (reasonOf(e).code === LOGIN_REQUIRED) return loginForm(api.hasLogin() ? 'Your console session ended: log in again.' : undefined);
     say(errorText(e), 'bad');
@@ -224,16 +262,6 @@ async function show(): Promise<void> {
   });
   const backup = h('button', { type: 'button' }, 'Back up now');
   backup.addEventListener('click', () => void act('Backing up', api.backUp));
-  const cancel = h('button', { type: 'button', class: 'danger' }, 'Cancel a pending recovery…');
-  cancel.addEventListener('click', () => {
-    void confirmBy(
-      'Cancel the pending recovery?',
-      h('p', {}, 'Someone holding your recovery keys started a recovery of this identity. If it was not you, cancel it before its delay ends.'),
-      'cancel',
-    ).then((yes) => {
-      if (yes) void act('Cancelling the recovery', api.cancelRecovery);
-    });
-  });
   fill(
     main,
     h('h1', {}, 'Owner console'),
@@ -253,8 +281,8 @@ async function show(): Promise<void> {
     h('div', { id: 'last-result', class: 'card', 'aria-live': 'polite' }),
     agentsSection(overview),
     overview.wallet === null ? null : section('wallet', 'Key hierarchy', keyHierarchy(overview.wallet.factors, overview.wallet.keys)),
-    section('recovery', 'Recovery', jsonView(overview.recovery), cancel),
-    section('backups', 'Backups', jsonView(overview.backups), backup),
+    recoverySection(overview.recovery),
+    section('backups', 'Backups', backupsText(overview.backups), backup),
     section('trustees', 'Trustees', jsonView(overview.trustees)),
     section('connections', 'Connections', jsonView(overview.connections)),
     overview.custody === null ? null : section('custody', 'Custodians', jsonView(overview.custody)),

@@ -1,0 +1,136 @@
+/**
+ * The owner console in a real browser (Debian's Chromium), on a real `dkms up` on loopback:
+ * the owner logs in with the wallet passphrase (a wrong one is refused and said), sees both of
+ * the identity's agents, revokes the second through the confirmation dialog, and the registry
+ * explorer, verifying in the same browser, shows the revocation on the ledger; a backup is
+ * made; logging out locks the session the console started. No page meets a browser problem.
+ * Screenshots: console-login, console-overview, console-revoke, console-after.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
+import { launchChromium, openPage, screenshot } from '../helpers/browser.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PASSPHRASE = 'the console page passphrase';
+const sessions: number[] = [];
+let browser: Browser;
+
+beforeAll(async () => {
+  browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(killBackground);
+afterEach(() => endSessions(sessions, 'SIGKILL'));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the owner console in a browser', { timeout: 120_000 }, () => {
+  it('logs in, shows the agents, revokes one after confirmation (the explorer then shows it on the ledger), backs up, and logs out', async () => {
+    const home = tempDir('dkms-console-page-');
+    const up = background(['up', '--ledger-port', '0', '--agency-port', '0', '--json'], { DKMS_HOME: home });
+    const services = JSON.parse(await up.nextLine()) as { ledger: string; agency: string; key: string; console: string };
+    const bare = { DKMS_HOME: home, DKMS_LEDGER: services.ledger };
+    const ok = async (args: readonly string[], env: Record<string, string> = { ...bare, DKMS_PASSPHRASE: PASSPHRASE }): Promise<Json> => {
+      const run = await dkms([...args, '--json'], env);
+      expect(run.code, `${args.join(' ')}: ${run.stderr}`).toBe(0);
+      return json(run);
+    };
+    const made = await ok(['agent', 'init', '--label', 'laptop', '--agency', services.agency, '--yes', '--kdf-tier', 'interactive']);
+    const policy = String(made['policy']);
+    const phone = String((await ok(['key', 'create', '--type', 'ed25519', '--name', 'phone']))['publicKey']);
+    await ok(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'agent-sign']);
+    const paper = join(home, 'paper');
+    mkdirSync(paper);
+    const setup = await dkms(['recovery', 'setup', '--offline', '--paper-dir', paper, '--json'], { ...bare, DKMS_PASSPHRASE: PASSPHRASE });
+    expect(setup.code, setup.stderr).toBe(0);
+
+    const { page, problems } = await openPage(browser, services.console);
+    await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
+    const field = page.getByLabel('Wallet passphrase');
+    expect(await field.getAttribute('autocomplete')).toBe('current-password');
+    expect(await field.getAttribute('type')).toBe('password');
+    await screenshot(page, 'console-login');
+
+    // A wrong passphrase: refused, said, and the field emptied for another try.
+    await field.fill('not the passphrase');
+    await field.press('Enter');
+    await page.locator('#console-status[data-kind="bad"]').waitFor();
+    expect(await page.locator('#console-status').innerText()).toContain('WALLET_BAD_PASSPHRASE');
+    expect(await field.inputValue()).toBe('');
+
+    await field.fill(PASSPHRASE);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.locator('html[data-console="overview"]').waitFor({ state: 'attached' });
+    // The laptop, its cloud agent (agent init registered it at the agency) and the phone.
+    const rows = page.locator('table.agents tbody tr');
+    expect(await rows.count()).toBe(3);
+    expect(await page.locator(`table.agents tr[data-key="${phone}"]`).count()).toBe(1);
+    expect(await page.locator(`table.agents tr[data-key="${String(made['key'])}"]`).innerText()).toContain('this device');
+    expect(await page.locator('[data-field="pending-recovery"]').innerText()).toContain('No recovery is pending');
+    expect(await page.locator('svg[role="img"]').count()).toBeGreaterThanOrEqual(2);
+    // The page never holds the session's cookie in script: it is HttpOnly.
+    expect(await page.evaluate('document.cookie')).toBe('');
+    await screenshot(page, 'console-overview');
+    const started = Number((await ok(['unlock'], bare))['pid']);
+    sessions.push(started);
+
+    // Revoke the phone: the dialog's confirm stays disabled until its name is typed.
+    const name = phone.slice(0, 12);
+    await page.getByRole('button', { name: `Revoke agent ${name}` }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const confirm = dialog.getByRole('button', { name: 'Confirm' });
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel(/to confirm/).fill('something else');
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel(/to confirm/).fill(name);
+    await screenshot(page, 'console-revoke');
+    await confirm.click();
+    await page.locator('#console-status[data-kind="ok"]', { hasText: `Revoking ${name}: done.` }).waitFor();
+    expect(await rows.count()).toBe(2);
+    expect(await page.locator(`table.agents tr[data-key="${phone}"]`).count()).toBe(0);
+    expect(await page.locator('#last-result').innerText()).toContain('revoked');
+
+    // The explorer, verifying the ledger in this browser, shows the revocation.
+    const explorer = await browser.newPage();
+    await explorer.goto(`${services.ledger}/ui/policy/${policy}#trust=${services.key}`);
+    await explorer.locator('html:not([data-verify-state="verifying"])').waitFor({ state: 'attached' });
+    expect(await explorer.getAttribute('html', 'data-verify-state')).toBe('verified');
+    expect(await explorer.locator('ol.timeline > li').first().getAttribute('data-type')).toBe('policy.revoke');
+    expect(await explorer.locator('#agents-title + table').innerText()).not.toContain(phone);
+    await explorer.close();
+
+    // Back up now: the last backup moves on.
+    const before = await page.locator('[data-field="last-backup"]').innerText();
+    await page.getByRole('button', { name: 'Back up now' }).click();
+    await page.locator('#console-status[data-kind="ok"]', { hasText: 'Backing up: done.' }).waitFor();
+    expect(await page.locator('[data-field="last-backup"]').innerText()).not.toBe(before);
+    await screenshot(page, 'console-after');
+
+    // Logging out locks the session the console started, and the page asks to log in again.
+    await page.getByRole('button', { name: 'Log out' }).click();
+    await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
+    await waitFor('the console-started session to lock', () => !alive(started));
+    // The one refused login is the only thing the browser reported: its 401, which Chromium also logs.
+    const login = `${services.console}api/session`;
+    expect(problems).toEqual([
+      `HTTP 401: POST ${login}`,
+      expect.stringMatching(/^console error: Failed to load resource: the server responded with a status of 401/),
+    ]);
+    up.kill('SIGTERM');
+    expect((await up.done).code).toBe(0);
+  });
+});
