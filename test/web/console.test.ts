@@ -3,13 +3,16 @@
  * the owner logs in with the wallet passphrase (a wrong one is refused and said), sees both of
  * the identity's agents, revokes the second through the confirmation dialog, and the registry
  * explorer, verifying in the same browser, shows the revocation on the ledger; a backup is
- * made; logging out locks the session the console started. No page meets a browser problem.
+ * made; the custodians of a master key and the audit log of its use are shown; logging out
+ * locks the session the console started. No page meets a browser problem.
  * Screenshots: console-login, console-overview, console-revoke, console-after.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { rawSecret } from '../../src/wallet/index.js';
+import { Wallet } from '../../src/wallet/wallet.js';
 import { background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
 import { launchChromium, openPage, screenshot } from '../helpers/browser.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -57,6 +60,21 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     const setup = await dkms(['recovery', 'setup', '--offline', '--paper-dir', paper, '--json'], { ...bare, DKMS_PASSPHRASE: PASSPHRASE });
     expect(setup.code, setup.stderr).toBe(0);
 
+    // A master key under two custodians (approval mode: the passphrase still opens the wallet).
+    await ok(['key', 'create', '--type', 'ed25519', '--name', 'master']);
+    const cards: string[] = [];
+    for (const name of ['carol', 'dave']) {
+      const custodianHome = join(home, '..', `${name}-${Date.now()}`);
+      mkdirSync(custodianHome, { mode: 0o700 });
+      (await Wallet.create(join(custodianHome, 'wallet.db'), rawSecret(new Uint8Array(32).fill(7)), { kdfTier: 'interactive' })).close();
+      writeFileSync(join(custodianHome, 'key'), Buffer.alloc(32, 7));
+      const card = join(custodianHome, `${name}.card`);
+      const made = await dkms(['--home', custodianHome, '--key-file', join(custodianHome, 'key'), 'custodian', 'key', '--name', name, '--out', card], {});
+      expect(made.code, made.stderr).toBe(0);
+      cards.push(card);
+    }
+    await ok(['custodian', 'init', '--threshold', '2', '--mode', 'approval', '--key', 'master', '--card', ...cards]);
+
     const { page, problems } = await openPage(browser, services.console);
     await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
     const field = page.getByLabel('Wallet passphrase');
@@ -81,6 +99,11 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     expect(await page.locator(`table.agents tr[data-key="${String(made['key'])}"]`).innerText()).toContain('this device');
     expect(await page.locator('[data-field="pending-recovery"]').innerText()).toContain('No recovery is pending');
     expect(await page.locator('svg[role="img"]').count()).toBeGreaterThanOrEqual(2);
+    // The custodians and the audit log of master-key use; the master key drawn where it lives.
+    const custody = await page.locator('#custody').innerText();
+    for (const text of ['carol', 'dave', 'approval']) expect(custody).toContain(text);
+    expect(await page.locator('#audit').innerText()).toContain('custody-init');
+    expect(await page.locator('#wallet svg desc').textContent()).toContain('master (ed25519, custody)');
     // The page never holds the session's cookie in script: it is HttpOnly.
     expect(await page.evaluate('document.cookie')).toBe('');
     await screenshot(page, 'console-overview');

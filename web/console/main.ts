@@ -11,7 +11,7 @@ import { byId, fill, h, type Child } from '../shared/dom.js';
 import { agentGraph } from '../explorer/pictures.js';
 import { reasonOf } from '../shared/status.js';
 import * as api from './api.js';
-import type { ConsoleAgent, ConsoleBackups, ConsoleOverview, ConsoleRecoveryStatus } from '../../src/server/console-types.js';
+import type { ConsoleAgent, ConsoleAuditShow, ConsoleBackups, ConsoleOverview, ConsoleRecoveryStatus } from '../../src/server/console-types.js';
 import { age, duration, when } from '../shared/format.js';
 import { keyHierarchy } from './hierarchy.js';
 import { jsonView } from './render.js';
@@ -180,6 +180,47 @@ function agentsSection(overview: ConsoleOverview): HTMLElement {
 const FLAG_BITS: Record<string, number> = { ADMIN: 1, PROVE: 2, PROVE_GRANT: 4, PROVE_REVOKE: 8 };
 const flagsOf = (text: string): number => text.split(',').reduce((n, f) => n | (FLAG_BITS[f.trim()] ?? 0), 0);
 
+/** The audit log's records (checked by `dkms audit show` before it answered: chained, signed, none removed), newest first. */
+function auditTable(audit: ConsoleAuditShow): Child {
+  const details = (detail: Readonly<Record<string, unknown>>) =>
+    Object.entries(detail)
+      .map(([key, value]) => `${key}: ${typeof value === 'string' ? value : JSON.stringify(value)}`)
+      .join('; ');
+  return [
+    h('p', {}, `${audit.records.length} record${audit.records.length === 1 ? '' : 's'} shown, the chain checked: each signed and linked to the one before.`),
+    h(
+      'table',
+      { class: 'audit' },
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          ['#', 'Time', 'Operation', 'Outcome', 'Details'].map((c) => h('th', { scope: 'col' }, c)),
+        ),
+      ),
+      h(
+        'tbody',
+        {},
+        [...audit.records]
+          .reverse()
+          .map((r) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, String(r.seq)),
+              h('td', {}, h('time', { datetime: r.time }, when(r.time))),
+              h('td', {}, h('code', {}, r.op)),
+              h('td', {}, r.outcome),
+              h('td', { class: 'small' }, details(r.detail)),
+            ),
+          ),
+      ),
+    ),
+  ];
+}
+
 function backupsText(backups: ConsoleBackups | null): Child {
   if (backups === null) return h('p', {}, 'Not available (see the problems above).');
   if (backups.lastBackup === null) return h('p', { 'data-field': 'last-backup' }, 'No backup at your cloud agent yet.');
@@ -286,7 +327,7 @@ async function show(): Promise<void> {
     section('trustees', 'Trustees', jsonView(overview.trustees)),
     section('connections', 'Connections', jsonView(overview.connections)),
     overview.custody === null ? null : section('custody', 'Custodians', jsonView(overview.custody)),
-    overview.audit === null ? null : section('audit', 'Audit log', jsonView(overview.audit)),
+    overview.audit === null ? null : section('audit', 'Audit log', auditTable(overview.audit)),
   );
   say('Logged in.', 'ok');
 }
