@@ -143,6 +143,11 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     expect(await page.locator('[data-field="last-backup"]').innerText()).not.toBe(before);
     await screenshot(page, 'console-after');
 
+    // On a phone's width the page keeps to the screen: wide tables scroll inside their cards.
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    await screenshot(page, 'console-narrow');
+
     // Logging out locks the session the console started, and the page asks to log in again.
     await page.getByRole('button', { name: 'Log out' }).click();
     await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
