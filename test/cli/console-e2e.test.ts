@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '../../src/errors.js';
 import type { ConsoleOverview } from '../../src/server/console-types.js';
-import { background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
+import { alive, background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,15 +19,6 @@ const PASSPHRASE = 'the console e2e passphrase';
 const sessions: number[] = [];
 afterEach(killBackground);
 afterEach(() => endSessions(sessions, 'SIGKILL'));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The console of the `dkms up` at `ledger`, as its page in a browser reaches it. */
 function browserAt(ledger: string) {

@@ -16,7 +16,7 @@ import { Wallet, passphraseSecret, rawSecret } from '../../src/wallet/index.js';
 import { checkInSession, lockSession, runInSession, sessionPid } from '../../src/cli/session-run.js';
 import { startSessionProcess } from '../../src/cli/session-start.js';
 import { expectCodeAsync } from '../helpers/errors.js';
-import { DKMS_BIN, endSessions, json, runNode, type Run } from '../helpers/cli.js';
+import { DKMS_BIN, alive, endSessions, json, runNode, type Run } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -421,12 +421,3 @@ describe('dkms unlock', () => {
     for (const chunk of chunks) expect(readFileSync(new URL(chunk, root), 'utf8').length, chunk).toBeLessThan(20_000);
   });
 });
-
-/** Whether the process runs (one that exited but was not yet reaped, a zombie, does not). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}

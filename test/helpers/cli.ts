@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect } from 'vitest';
@@ -100,6 +100,15 @@ export function background(args: readonly string[], env: Record<string, string>,
 }
 
 export type Json = Record<string, unknown>;
+
+/** Whether the process runs (one that exited but was not yet reaped, a zombie, does not). */
+export function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 
 /** Kills the unlock sessions (or other processes) whose pids are in `pids`, emptying it: for afterEach or afterAll. */
 export function endSessions(pids: number[], signal: NodeJS.Signals = 'SIGTERM'): void {

@@ -13,7 +13,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { rawSecret } from '../../src/wallet/index.js';
 import { Wallet } from '../../src/wallet/wallet.js';
-import { background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
+import { alive, background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
 import { launchChromium, openPage, screenshot } from '../helpers/browser.js';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -30,15 +30,6 @@ afterAll(async () => {
 });
 afterEach(killBackground);
 afterEach(() => endSessions(sessions, 'SIGKILL'));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the owner console in a browser', { timeout: 120_000 }, () => {
   it('logs in, shows the agents, revokes one after confirmation (the explorer then shows it on the ledger), backs up, and logs out', async () => {

@@ -14,9 +14,7 @@ import { didDocument, type DidDocument } from '../../src/did/document.js';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, LedgerEvent, PolicyAddress, Service, Subject } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
-import { Replay } from '../../src/ledger/replay.js';
-import type { LogRecord } from '../../src/ledger/state.js';
-import type { StateStep } from '../../src/ledger/verified-cache.js';
+import { verifiedRead } from '../helpers/replay.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
 import { didVersions, type DidVersion } from '../../web/explorer/did-versions.js';
 import { diffJson } from '../../web/explorer/diff.js';
@@ -25,17 +23,6 @@ import { commitment, nodeSigner, openNode, testKey, type TestKey } from '../help
 
 const { PROVE, PROVE_GRANT } = FLAGS;
 const START = Date.UTC(2030, 0, 1);
-
-/** What the ledger client holds after verifying a read of these records (client.ts replayFrom). */
-async function verifiedRead(records: readonly LogRecord[]): Promise<{ history: readonly LogRecord[]; steps: Record<string, StateStep[]> }> {
-  const replay = new Replay();
-  const steps: Record<string, StateStep[]> = {};
-  for (const record of records) {
-    const accepted = await replay.apply(record);
-    (steps[accepted.subject] ??= []).push({ gseq: record.gseq, time: record.time, record: accepted.record });
-  }
-  return { history: records, steps };
-}
 
 const laptop = testKey(); // ADMIN
 const phone = testKey(); // PROVE before the DID exists; revoked later

@@ -12,8 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, LedgerEvent, PolicyAddress, Service, Subject } from '../../src/ledger/events.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
-import { Replay } from '../../src/ledger/replay.js';
-import type { LogRecord } from '../../src/ledger/state.js';
+import { verifiedRead } from '../helpers/replay.js';
 import type { StateStep } from '../../src/ledger/verified-cache.js';
 import { ALL_FLAGS, FLAGS, flagNames } from '../../src/policy/flags.js';
 import { DEFAULT_RULES } from '../../src/policy/types.js';
@@ -26,17 +25,6 @@ const START = Date.UTC(2030, 0, 1);
 const STEP = 60_000;
 const DELAY = 3600;
 const iso = (ms: number) => new Date(ms).toISOString();
-
-/** What the ledger client holds after verifying a read of these records (client.ts replayFrom). */
-async function verifiedRead(records: readonly LogRecord[]): Promise<{ history: readonly LogRecord[]; steps: Record<string, StateStep[]> }> {
-  const replay = new Replay();
-  const steps: Record<string, StateStep[]> = {};
-  for (const record of records) {
-    const accepted = await replay.apply(record);
-    (steps[accepted.subject] ??= []).push({ gseq: record.gseq, time: record.time, record: accepted.record });
-  }
-  return { history: records, steps };
-}
 
 const laptop = testKey(); // ADMIN from the start; kept by the first recovery, replaced by the second
 const watch = testKey(); // PROVE, granted before the DID exists; dropped by the first recovery
