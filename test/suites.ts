@@ -76,7 +76,6 @@ export const SLOWEST_FIRST: readonly string[] = [
   'cli/readme-tour.test.ts',
   'cli/hsm-e2e.test.ts',
   'cli/interrupt-e2e.test.ts',
-  'cli/console-e2e.test.ts',
   'cli/wallet-cli.test.ts',
   'recovery/restore-resume.test.ts',
   'server/agency-abuse.test.ts',

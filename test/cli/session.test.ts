@@ -355,10 +355,11 @@ describe('dkms unlock', () => {
     const address = hung.address();
     const port = typeof address === 'object' && address !== null ? address.port : 0;
     const connected = new Promise<void>((resolve) => hung.once('connection', (socket) => (socket.on('error', () => undefined), resolve())));
-    const waiting = runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']);
+    // Its refusal is expected from the start: it may come before lockSession's own answer does.
+    const waiting = expectCodeAsync(runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']), 'SESSION_LOST');
     await connected;
     expect(await lockSession(o.home)).toBe(true);
-    await expectCodeAsync(waiting, 'SESSION_LOST');
+    await waiting;
     await waitFor('the session process to exit', () => !alive(pid));
     expect(await sessionPid(o.home)).toBeUndefined();
     expect(await lockSession(o.home)).toBe(false);
@@ -368,10 +369,10 @@ describe('dkms unlock', () => {
     const again = await startSessionProcess(o.home, { secret: passphraseSecret(PASSPHRASE) }, 60);
     sessions.push(again);
     const killedConnected = new Promise<void>((resolve) => hung.once('connection', () => resolve()));
-    const killedWhile = runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']);
+    const killedWhile = expectCodeAsync(runInSession(o.home, ['ledger', 'status', '--ledger', `http://127.0.0.1:${port}`, '--json']), 'SESSION_LOST');
     await killedConnected;
     process.kill(again, 'SIGKILL');
-    await expectCodeAsync(killedWhile, 'SESSION_LOST');
+    await killedWhile;
 
     await expectCodeAsync(startSessionProcess(o.home, { secret: passphraseSecret('not the passphrase') }, 60), 'WALLET_BAD_PASSPHRASE');
   });

@@ -3,14 +3,19 @@
  * the owner logs in with the wallet passphrase (a wrong one is refused and said), sees both of
  * the identity's agents, revokes the second through the confirmation dialog, and the registry
  * explorer, verifying in the same browser, shows the revocation on the ledger; a backup is
- * made; the custodians of a master key and the audit log of its use are shown; logging out
- * locks the session the console started. No page meets a browser problem.
+ * made, while the CLI runs in the console's session; the custodians of a master key and the
+ * audit log of its use are shown; logging out locks the session the console started, and only
+ * that one (with the owner's own session running, the login checks the passphrase against it);
+ * stopping `up` locks it too. No page meets a browser problem but the refused logins' 401s.
+ * (It replaces an API-only end-to-end test of the same story: the browser speaks the API.)
  * Screenshots: console-login, console-overview, console-revoke, console-after.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../../src/errors.js';
+import type { ConsoleOverview } from '../../src/server/console-types.js';
 import { rawSecret } from '../../src/wallet/index.js';
 import { Wallet } from '../../src/wallet/wallet.js';
 import { alive, background, dkms, endSessions, json, killBackground, type Json } from '../helpers/cli.js';
@@ -89,6 +94,9 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     expect(await page.locator(`table.agents tr[data-key="${phone}"]`).count()).toBe(1);
     expect(await page.locator(`table.agents tr[data-key="${String(made['key'])}"]`).innerText()).toContain('this device');
     expect(await page.locator('[data-field="pending-recovery"]').innerText()).toContain('No recovery is pending');
+    // The agents, read again and verified in the browser against the ledger.
+    await page.locator('[data-field="agents-check"][data-state]').waitFor();
+    expect(await page.locator('[data-field="agents-check"]').getAttribute('data-state')).toBe('verified');
     expect(await page.locator('svg[role="img"]').count()).toBeGreaterThanOrEqual(2);
     // The custodians and the audit log of master-key use; the master key drawn where it lives.
     const custody = await page.locator('#custody').innerText();
@@ -97,6 +105,19 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     expect(await page.locator('#wallet svg desc').textContent()).toContain('master (ed25519, custody)');
     // The page never holds the session's cookie in script: it is HttpOnly.
     expect(await page.evaluate('document.cookie')).toBe('');
+    // What reached the browser about the wallet's keys: public facts only, never key material.
+    const [cookie] = await page.context().cookies();
+    const overview = (await (
+      await fetch(`${services.console}api/overview`, {
+        headers: {
+          cookie: `${cookie?.name ?? ''}=${cookie?.value ?? ''}`,
+          'x-dkms-csrf': String(await page.evaluate("sessionStorage.getItem('dkms.console.csrf')")),
+        },
+      })
+    ).json()) as ConsoleOverview;
+    expect(overview.problems).toEqual([]);
+    expect(overview.wallet?.keys.map((k) => k.name).sort()).toEqual(['agent-kx', 'agent-sign', 'master', 'phone']);
+    for (const key of overview.wallet?.keys ?? []) expect(Object.keys(key).sort()).toEqual(['location', 'name', 'publicKey', 'type']);
     await screenshot(page, 'console-overview');
     const started = Number((await ok(['unlock'], bare))['pid']);
     sessions.push(started);
@@ -116,7 +137,16 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     await page.locator('#console-status[data-kind="ok"]', { hasText: `Revoking ${name}: done.` }).waitFor();
     expect(await rows.count()).toBe(2);
     expect(await page.locator(`table.agents tr[data-key="${phone}"]`).count()).toBe(0);
+    await page.locator('[data-field="agents-check"][data-state]').waitFor();
+    expect(await page.locator('[data-field="agents-check"]').getAttribute('data-state')).toBe('verified');
     expect(await page.locator('#last-result').innerText()).toContain('revoked');
+
+    // The CLI in the same data directory runs in the console's session: no passphrase asked, and
+    // a command that will not use the session finds the wallet busy.
+    const listed = await ok(['key', 'list'], bare);
+    expect((listed['keys'] as Json[]).map((k) => k['name'])).toContain('phone');
+    const alone = await dkms(['key', 'list', '--json'], { ...bare, DKMS_PASSPHRASE: PASSPHRASE, DKMS_SESSION: 'off' });
+    expect(alone.code).toBe(ERROR_CODES.WALLET_BUSY.exit);
 
     // The explorer, verifying the ledger in this browser, shows the revocation.
     const explorer = await browser.newPage();
@@ -139,17 +169,47 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
     await screenshot(page, 'console-narrow');
 
-    // Logging out locks the session the console started, and the page asks to log in again.
-    await page.getByRole('button', { name: 'Log out' }).click();
-    await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
+    // Logging out locks the session the console started, and the page asks to log in again; the
+    // CLI then needs the passphrase again.
+    const logIn = async (passphrase: string, kind: 'ok' | 'bad') => {
+      await field.fill(passphrase);
+      await field.press('Enter');
+      await page.locator(`#console-status[data-kind="${kind}"]`).waitFor();
+    };
+    const logOut = async () => {
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.locator('html[data-console="login"]').waitFor({ state: 'attached' });
+    };
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await logOut();
     await waitFor('the console-started session to lock', () => !alive(started));
-    // The one refused login is the only thing the browser reported: its 401, which Chromium also logs.
-    const login = `${services.console}api/session`;
-    expect(problems).toEqual([
-      `HTTP 401: POST ${login}`,
-      expect.stringMatching(/^console error: Failed to load resource: the server responded with a status of 401/),
-    ]);
+    expect((await dkms(['key', 'list', '--json'], bare)).code).toBe(ERROR_CODES.BAD_INPUT.exit);
+
+    // With a session of the owner's own running, the login checks the passphrase against it, and
+    // the logout leaves it running.
+    const mine = Number((await ok(['unlock']))['pid']);
+    sessions.push(mine);
+    await logIn('still not the passphrase', 'bad');
+    expect(await page.locator('#console-status').innerText()).toContain('WALLET_BAD_PASSPHRASE');
+    await logIn(PASSPHRASE, 'ok');
+    expect(await rows.count()).toBe(2);
+    await logOut();
+    expect(await ok(['unlock'], bare)).toMatchObject({ already: true, pid: mine });
+    expect(await ok(['lock'], bare)).toEqual({ locked: true });
+    await waitFor("the owner's session to lock", () => !alive(mine));
+
+    // Stopping up locks a session the console started.
+    await logIn(PASSPHRASE, 'ok');
+    const last = Number((await ok(['unlock'], bare))['pid']);
+    sessions.push(last);
     up.kill('SIGTERM');
     expect((await up.done).code).toBe(0);
+    await waitFor('the session to lock with up', () => !alive(last));
+    expect(existsSync(join(home, 'session.sock'))).toBe(false);
+
+    // The refused logins are the only things the browser reported: each 401, which Chromium also logs.
+    const login = `${services.console}api/session`;
+    const refusal = [`HTTP 401: POST ${login}`, expect.stringMatching(/^console error: Failed to load resource: the server responded with a status of 401/)];
+    expect(problems).toEqual([...refusal, ...refusal]);
   });
 });
