@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { didCreate, nextEvent, policyCreate, signEvent } from '../../src/ledger/build.js';
 import type { Did, PolicyAddress, Subject } from '../../src/ledger/events.js';
-import { signHead, type ServedHead } from '../../src/ledger/head.js';
+import { bareHead, cosignHead, signHead, type ServedHead } from '../../src/ledger/head.js';
 import type { LedgerNode } from '../../src/ledger/node.js';
 import type { LogRecord } from '../../src/ledger/state.js';
 import { ALL_FLAGS, FLAGS } from '../../src/policy/flags.js';
@@ -30,6 +30,8 @@ interface Answer {
 
 const dirs = suiteDirs('dkms-explorer-');
 const signer = nodeSigner();
+/** A witness whose cosignatures the node accepts and serves. */
+const witness = testKey();
 let node: LedgerNode;
 let url: string;
 let close: () => Promise<void>;
@@ -51,7 +53,8 @@ async function latest(subject: Subject): Promise<{ seq: number; head: string }> 
 beforeAll(async () => {
   const assets = await loadWebAssets(join(process.cwd(), 'dist', 'web'));
   if (assets === undefined) throw new Error('dist/web is not built: run npm run build');
-  node = await openNode(dirs(), signer);
+  // Heads are published at once (no wait for the witness); its cosignature is added when a test asks.
+  node = await openNode(dirs(), signer, { witnessKeys: [witness.multikey], witnessWaitMs: 0 });
   const app = buildLedgerServer(node, { web: { assets, config: { nodeKey: signer.multikey, witnessKeys: [], quorum: 1, console: false } } });
   url = await app.listen({ host: '127.0.0.1', port: 0 });
   close = async () => {
@@ -150,6 +153,21 @@ describe('the registry explorer', () => {
     expect(await picture.locator('desc').textContent()).toContain('equals the signed root');
     await screenshot(page, 'explorer-proof');
     expect(problems).toEqual([]);
+  });
+
+  it("shows each witness's cosignature checked here, and meets a quorum of the node and a pinned witness", async () => {
+    const head = bareHead(node.servedHead());
+    node.addCosignature({ ...cosignHead(head, new Date().toISOString(), witness), size: head.size, root: head.root, map: head.map });
+    const quorum = await openPage(browser, `${url}/ui/#trust=${signer.multikey}&witness=${witness.multikey}&quorum=2`);
+    expect(await settled(quorum.page)).toBe('verified');
+    const row = quorum.page.locator('#head-title ~ table tbody tr');
+    expect(await row.count()).toBe(1);
+    expect(await row.innerText()).toMatch(/verified\s+trusted witness/);
+    expect(quorum.problems).toEqual([]);
+    // Pinned without the witness, the same cosignature verifies but does not count.
+    const alone = await openPage(browser, pinned('/ui/'));
+    expect(await settled(alone.page)).toBe('verified');
+    expect(await alone.page.locator('#head-title ~ table tbody tr').innerText()).toMatch(/verified\s+witness not trusted here/);
   });
 
   it('says when the node key was trusted on first use rather than pinned', async () => {

@@ -14,6 +14,7 @@ import * as api from './api.js';
 import type { ConsoleAgent, ConsoleAuditShow, ConsoleBackups, ConsoleOverview, ConsoleRecoveryStatus } from '../../src/server/console-types.js';
 import { age, duration, when } from '../shared/format.js';
 import { keyHierarchy } from './hierarchy.js';
+import { verifyAgents } from './verify-agents.js';
 import { jsonView } from './render.js';
 
 /** The server's answer when the console's session is missing or over. */
@@ -145,6 +146,15 @@ function agentsSection(overview: ConsoleOverview): HTMLElement {
       h('td', {}, agent.me ? h('span', { class: 'muted small' }, 'not from here') : revoke),
     );
   });
+  // Read again from the ledger in this browser, verified with WebCrypto, and compared.
+  const check = h('p', { class: 'muted', 'data-field': 'agents-check', 'aria-live': 'polite' }, 'Checking these agents against the ledger in this browser…');
+  void verifyAgents(view.policy, view.agents).then((result) => {
+    check.className = result.ok ? 'badge-ok' : 'failure';
+    check.dataset.state = result.ok ? 'verified' : 'failed';
+    check.textContent = result.ok
+      ? `✓ Verified in this browser: the ledger (a head of ${result.size} events) proves exactly these agents and flags.`
+      : `✗ Not verified in this browser: ${result.reason}`;
+  });
   return h(
     'section',
     { class: 'card', 'aria-labelledby': 'agents-title' },
@@ -174,6 +184,7 @@ function agentsSection(overview: ConsoleOverview): HTMLElement {
       view.policy,
       view.agents.map((a) => ({ key: a.key, flags: flagsOf(a.flags) })),
     ),
+    check,
   );
 }
 
