@@ -26,6 +26,7 @@ import {
   utf8,
 } from '../../src/crypto/index.js';
 import { DkmsError, isDkmsError } from '../../src/errors.js';
+import { RFC8032_VECTORS } from '../helpers/rfc8032.js';
 
 const join = (...lines: string[]): string => lines.join('');
 
@@ -240,44 +241,9 @@ describe('settle: steps of many hashes, errors that are not requests', () => {
 // Ed25519
 // ---------------------------------------------------------------------------------------------
 
-interface Ed25519Vector {
-  readonly name: string;
-  readonly publicKey: string;
-  readonly message: string;
-  readonly signature: string;
-}
-
-// RFC 8032 section 7.1, TEST 1, TEST 2 and TEST 3 (the secret keys are in test/crypto/kat.test.ts).
-const RFC8032: readonly Ed25519Vector[] = [
-  {
-    name: 'TEST 1',
-    publicKey: join('d75a980182b10ab7d54bfed3c964073a', '0ee172f3daa62325af021a68f707511a'),
-    message: '',
-    signature: join(
-      'e5564300c360ac729086e2cc806e828a',
-      '84877f1eb8e5d974d873e06522490155',
-      '5fb8821590a33bacc61e39701cf9b46b',
-      'd25bf5f0595bbe24655141438e7a100b',
-    ),
-  },
-  {
-    name: 'TEST 2',
-    publicKey: join('3d4017c3e843895a92b70aa74d1b7ebc', '9c982ccf2ec4968cc0cd55f12af4660c'),
-    message: '72',
-    signature: join(
-      '92a009a9f0d4cab8720e820b5f642540',
-      'a2b27b5416503f8fb3762223ebdb69da',
-      '085ac1e43e15996e458f3613d0f11d8c',
-      '387b2eaeb4302aeeb00d291612bb0c00',
-    ),
-  },
-  {
-    name: 'TEST 3',
-    publicKey: join('fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025'),
-    message: 'af82',
-    signature: join('6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac', '18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a'),
-  },
-];
+/** RFC 8032 section 7.1, TEST 1, TEST 2 and TEST 3. */
+const RFC8032 = RFC8032_VECTORS.slice(0, 3);
+type Ed25519Vector = Pick<(typeof RFC8032_VECTORS)[number], 'name' | 'publicKey' | 'message' | 'signature'>;
 
 function bytesOf(vector: Ed25519Vector): { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array } {
   return { publicKey: fromHex(vector.publicKey), message: fromHex(vector.message), signature: fromHex(vector.signature) };
