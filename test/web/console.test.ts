@@ -3,7 +3,8 @@
  * the owner logs in with the wallet passphrase (a wrong one is refused and said), sees both of
  * the identity's agents, revokes the second through the confirmation dialog, and the registry
  * explorer, verifying in the same browser, shows the revocation on the ledger; a backup is
- * made, while the CLI runs in the console's session; the custodians of a master key and the
+ * made, while the CLI runs in the console's session; a recovery started elsewhere with the paper
+ * shows as pending and is cancelled (the explorer then shows the cancel); the custodians of a master key and the
  * audit log of its use are shown; logging out locks the session the console started, and only
  * that one (with the owner's own session running, the login checks the passphrase against it);
  * stopping `up` locks it too. No page meets a browser problem but the refused logins' 401s.
@@ -53,8 +54,10 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     await ok(['policy', 'grant', '--policy', policy, '--agent', phone, '--flags', 'PROVE', '--key', 'agent-sign']);
     const paper = join(home, 'paper');
     mkdirSync(paper);
-    const setup = await dkms(['recovery', 'setup', '--offline', '--paper-dir', paper, '--json'], { ...bare, DKMS_PASSPHRASE: PASSPHRASE });
+    // A recovery from this paper waits an hour on the ledger, during which ADMIN agents may cancel it.
+    const setup = await dkms(['recovery', 'setup', '--offline', '--paper-dir', paper, '--delay', '1h', '--json'], { ...bare, DKMS_PASSPHRASE: PASSPHRASE });
     expect(setup.code, setup.stderr).toBe(0);
+    const phrase = String(((JSON.parse(setup.stdout.split('\n')[0] ?? '{}') as Json)['paper'] as Json)['mnemonic']);
 
     // A master key under two custodians (approval mode: the passphrase still opens the wallet).
     await ok(['key', 'create', '--type', 'ed25519', '--name', 'master']);
@@ -163,6 +166,35 @@ describe('the owner console in a browser', { timeout: 120_000 }, () => {
     await page.locator('#console-status[data-kind="ok"]', { hasText: 'Backing up: done.' }).waitFor();
     expect(await page.locator('[data-field="last-backup"]').innerText()).not.toBe(before);
     await screenshot(page, 'console-after');
+
+    // Someone with the paper starts a recovery on another device: it waits its delay. The console
+    // shows it as an alert, and cancels it after a confirmation; the explorer shows the cancel.
+    const elsewhere = await dkms(['recovery', 'restore', '--mnemonic', '--agency', services.agency, '--kdf-tier', 'interactive', '--json'], {
+      DKMS_HOME: tempDir('dkms-console-thief-'),
+      DKMS_LEDGER: services.ledger,
+      DKMS_PASSPHRASE: 'the other device passphrase',
+      DKMS_RECOVERY_PHRASE: phrase,
+    });
+    expect(elsewhere.code, elsewhere.stderr).toBe(0);
+    await page.reload();
+    const pending = page.locator('[data-field="pending-recovery"]');
+    await pending.filter({ hasText: 'A recovery of this identity is pending' }).waitFor();
+    expect(await pending.getAttribute('role')).toBe('alert');
+    await page.getByRole('button', { name: 'Cancel this recovery…' }).click();
+    await page
+      .getByRole('dialog')
+      .getByLabel(/to confirm/)
+      .fill('cancel');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.locator('#console-status[data-kind="ok"]', { hasText: 'Cancelling the recovery: done.' }).waitFor();
+    expect(await pending.innerText()).toContain('No recovery is pending');
+    const cancelled = await browser.newPage();
+    await cancelled.goto(`${services.ledger}/ui/policy/${policy}#trust=${services.key}`);
+    await cancelled.locator('html:not([data-verify-state="verifying"])').waitFor({ state: 'attached' });
+    expect(await cancelled.getAttribute('html', 'data-verify-state')).toBe('verified');
+    expect(await cancelled.locator('ol.timeline > li').first().getAttribute('data-type')).toBe('policy.cancel');
+    expect(await cancelled.locator('ol.timeline > li').nth(1).getAttribute('data-type')).toBe('policy.recover');
+    await cancelled.close();
 
     // On a phone's width the page keeps to the screen: wide tables scroll inside their cards.
     await page.setViewportSize({ width: 390, height: 844 });
