@@ -10,4 +10,4 @@ export * from './argon2id.js';
 export * from './jwa.js';
 export * from './key-handle.js';
 export * from './shamir.js';
-export { settle, isCryptoPending } from './platform.js';
+export { settle, isCryptoPending, prefetch } from './platform.js';

@@ -103,6 +103,11 @@ export async function settle<T>(step: () => T | Promise<T>): Promise<T> {
   return step();
 }
 
+/** Computes ahead what `step` will ask WebCrypto for (see crypto/web/platform.ts): nothing to do on Node. */
+export async function prefetch(_step: () => void): Promise<void> {
+  // On Node every answer is computed where it is asked for.
+}
+
 /** Whether `error` is a step's request for WebCrypto work (see the module's comment): never on Node. */
 export function isCryptoPending(_error: unknown): boolean {
   return false;

@@ -13,8 +13,9 @@
  * What it returns is what it computed itself from verified events, never the server's summary.
  * What it verified is kept (VerifiedCache): a later read asks only for newer events.
  */
-import { fromBase64url, settle } from '../crypto/index.js';
+import { decodePublicKey, ed25519Verify, fromBase64url, prefetch, settle } from '../crypto/index.js';
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../errors.js';
+import { recoveryKeyDigest } from '../policy/authority.js';
 import type { PolicyHistory } from '../policy/verify.js';
 import { DID_PREFIX, POLICY_PREFIX, eventId, prepareEvent, subjectOf, type Did, type LedgerEvent, type PolicyAddress, type Subject } from './events.js';
 import {
@@ -442,6 +443,7 @@ export class LedgerClient {
       if (!parsed.success) throw bad('LEDGER_BAD_RESPONSE', `the answer for ${main} is malformed`);
       const head = await this.#acceptHead(parsed.data.head, floor);
       const records = parsed.data.history as unknown as LogRecord[];
+      await prefetchRecords(records);
       await this.#checkIncluded(main, head, records, parsed.data.proofs);
       const read = await this.#extend(main, head, parsed.data.subjects, cached, records);
       this.cache.set(main, read);
@@ -588,6 +590,7 @@ export class LedgerClient {
       if (records.length !== expected || records.some((r, i) => r.gseq !== from + i)) {
         throw bad('LEDGER_INCOMPLETE', `the log page from ${from} under the head of ${head.size} events must hold events ${from} to ${from + expected - 1}`);
       }
+      await prefetchRecords(records);
       await this.#checkIncluded('the log', head, records, parsed.data.proofs);
       for (const record of records) {
         try {
@@ -659,6 +662,29 @@ function checkComplete(subject: Subject, entry: MapEntry, known: MapEntry | unde
   if (lastRecord.event.seq !== entry.seq || lastRecord.gseq !== entry.gseq || toBase64url(recordLeaf(lastRecord)) !== entry.leaf) {
     throw incomplete(`the events end at seq ${lastRecord.event.seq}, but the map's latest is seq ${entry.seq} (event ${entry.gseq})`);
   }
+}
+
+/**
+ * Asks WebCrypto at once for what verifying `records` will need of it (their leaf hashes, event
+ * ids, signature verdicts, and the digests of signers that may be recovery keys), so that each
+ * check then runs in one round: a no-op on Node (crypto/platform.ts). It decides nothing: the
+ * checks that follow do, each as always.
+ */
+function prefetchRecords(records: readonly LogRecord[]): Promise<void> {
+  return prefetch(() => {
+    for (const record of records) {
+      try {
+        recordLeaf(record);
+        const prepared = prepareEvent(record.event);
+        for (const { kid, sig } of prepared.event.sigs) {
+          ed25519Verify(decodePublicKey(kid, 'ed25519').publicKey, prepared.signingBytes, fromBase64url(sig));
+          recoveryKeyDigest(kid);
+        }
+      } catch {
+        // A malformed record: the checks that follow say what is wrong with it.
+      }
+    }
+  });
 }
 
 /** A view whose records are the last verified states: the base to resume a replay from. */

@@ -254,6 +254,83 @@ async function verdicts(publicKey: Uint8Array, message: Uint8Array, signature: U
   return { node: ed25519Verify(publicKey, message, signature), web: await webVerify(publicKey, message, signature) };
 }
 
+describe('prefetch: independent answers asked at once, never a placeholder kept', () => {
+  it('computes beforehand what a step of independent hashes and verdicts asks for: the step then runs once', async () => {
+    const inputs = Array.from({ length: 20 }, () => fresh(40));
+    const pair = ed25519Generate();
+    const messages = Array.from({ length: 5 }, () => fresh(30));
+    const signatures = messages.map((m) => ed25519Sign(pair.privateKey, m));
+    const step = () => [
+      ...inputs.map((input) => toHex(webPlatform.sha256(input))),
+      ...messages.map((m, i) => webPlatform.ed25519VerifyChecked(pair.publicKey, m, signatures[i] as Uint8Array)),
+    ];
+    await webPlatform.prefetch(() => void step());
+    let rounds = 0;
+    const answers = await webPlatform.settle(() => {
+      rounds++;
+      return step();
+    });
+    expect(rounds).toBe(1);
+    expect(answers).toEqual([...inputs.map((input) => toHex(nodePlatform.sha256(input))), ...messages.map(() => true)]);
+  });
+
+  it('keeps no placeholder: a chain prefetched (only its first link can be) still ends as Node’s', async () => {
+    const seed = fresh(32);
+    await webPlatform.prefetch(() => void chain(webPlatform.sha256, seed, 10));
+    let rounds = 0;
+    const end = await webPlatform.settle(() => {
+      rounds++;
+      return chain(webPlatform.sha256, seed, 10);
+    });
+    expect(toHex(end)).toBe(toHex(chain(nodePlatform.sha256, seed, 10)));
+    // The first link was answered ahead; each later one depends on the one before.
+    expect(rounds).toBe(10);
+    // A forged signature prefetched is still false: the placeholder (false) is never what is kept.
+    const pair = ed25519Generate();
+    const message = fresh(16);
+    const forged = flipBit(ed25519Sign(pair.privateKey, message), 9);
+    await webPlatform.prefetch(() => void webPlatform.ed25519VerifyChecked(pair.publicKey, message, forged));
+    expect(await webPlatform.settle(() => webPlatform.ed25519VerifyChecked(pair.publicKey, message, forged))).toBe(false);
+    expect(await webPlatform.settle(() => webPlatform.ed25519VerifyChecked(pair.publicKey, message, ed25519Sign(pair.privateKey, message)))).toBe(true);
+  });
+
+  it('computes what was asked before the step threw, and is back to requests after it', async () => {
+    const asked = fresh(24);
+    await webPlatform.prefetch(() => {
+      webPlatform.sha256(asked);
+      throw new Error('refused on a placeholder');
+    });
+    let rounds = 0;
+    await webPlatform.settle(() => {
+      rounds++;
+      return webPlatform.sha256(asked);
+    });
+    expect(rounds).toBe(1);
+    // Outside prefetch an unknown input is a request again, not a placeholder.
+    expect(() => webPlatform.sha256(fresh(24))).toThrow();
+    expect(
+      webPlatform.isCryptoPending(
+        (() => {
+          try {
+            webPlatform.sha256(fresh(24));
+          } catch (e) {
+            return e;
+          }
+          return undefined;
+        })(),
+      ),
+    ).toBe(true);
+  });
+
+  it('does not even run the step on Node, where every answer is computed where it is asked', async () => {
+    let ran = false;
+    await nodePlatform.prefetch(() => {
+      ran = true;
+    });
+    expect(ran).toBe(false);
+  });
+});
+
 describe('Ed25519: RFC 8032 vectors and tampering', () => {
   for (const vector of RFC8032) {
     it(`${vector.name} verifies on both paths`, async () => {

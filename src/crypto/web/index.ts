@@ -7,4 +7,4 @@ export * from '../bytes.js';
 export * from '../encoding.js';
 export * from '../canonical.js';
 export * from '../ed25519-verify.js';
-export { sha256, settle, isCryptoPending } from './platform.js';
+export { sha256, settle, isCryptoPending, prefetch } from './platform.js';

@@ -11,7 +11,9 @@
  * answer, so a step of d hashes ends after d + 1 rounds. Steps only read (the verifiers and
  * validation change nothing before their last check), so running one again is safe.
  *
- * Answers are kept by their exact input, bounded in total size, the oldest dropped first.
+ * Answers are kept by their exact input, bounded in total size, the oldest dropped first. Where a
+ * verifier will ask for many independent answers (the events of a chain), `prefetch` computes
+ * them in parallel beforehand.
  */
 import { base64urlnopad } from '@scure/base';
 import { DkmsError } from '../../errors.js';
@@ -83,13 +85,23 @@ class Answers<T> {
 const digests = new Answers<Uint8Array>();
 const verdicts = new Answers<boolean>();
 
+/** While `prefetch` runs its step: the work asked for, by input (placeholders answer meanwhile). */
+let collecting: Map<string, () => Promise<void>> | undefined;
+
+/** Work the step needs: thrown as a request, or (prefetching) noted and a placeholder answered. */
+function ask<T>(key: string, work: () => Promise<void>, placeholder: T): T {
+  if (collecting === undefined) throw new CryptoPending(work);
+  collecting.set(key, work);
+  return placeholder;
+}
+
 export function sha256(data: Uint8Array): Uint8Array {
   const key = keyOf(data);
   const known = digests.get(key);
   if (known !== undefined) return known.slice();
   // A copy now: callers may reuse the array they passed.
   const input = data.slice();
-  throw new CryptoPending(async () => digests.set(key, new Uint8Array(await crypto.subtle.digest('SHA-256', input))));
+  return ask(`d${key}`, async () => digests.set(key, new Uint8Array(await crypto.subtle.digest('SHA-256', input))), new Uint8Array(32));
 }
 
 type CryptoKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
@@ -115,11 +127,12 @@ export function ed25519VerifyChecked(publicKey: Uint8Array, message: Uint8Array,
   const known = verdicts.get(key);
   if (known !== undefined) return known;
   const [pk, msg, sig] = [publicKey.slice(), message.slice(), signature.slice()];
-  throw new CryptoPending(async () => {
+  const work = async () => {
     const cryptoKey = await importPublicKey(pk);
     const valid = cryptoKey === undefined ? false : await crypto.subtle.verify({ name: 'Ed25519' }, cryptoKey, sig, msg).catch(() => false);
     verdicts.set(key, valid);
-  });
+  };
+  return ask(`v${key}`, work, false);
 }
 
 /** More rounds than any verification step needs (a map proof: 258): past it, a step is looping. */
@@ -136,6 +149,27 @@ export async function settle<T>(step: () => T | Promise<T>): Promise<T> {
       await e.work();
     }
   }
+}
+
+/**
+ * Computes at once, in parallel, the WebCrypto answers `step` will ask for, so that the steps run
+ * through `settle` afterwards find them and need one round each instead of one per answer. The
+ * step runs once with placeholder answers (zeros for a digest, false for a verdict) only to learn
+ * what it asks for: its result and its errors are dropped, and no placeholder is ever kept as an
+ * answer, so it decides nothing. It must be synchronous and change nothing (a pure read of data:
+ * on a placeholder it may take another branch and ask for less, never more than is harmless).
+ */
+export async function prefetch(step: () => void): Promise<void> {
+  const asked = new Map<string, () => Promise<void>>();
+  collecting = asked;
+  try {
+    step();
+  } catch {
+    // A placeholder may make the step refuse: what it asked for before is still worth computing.
+  } finally {
+    collecting = undefined;
+  }
+  await Promise.all([...asked.values()].map((work) => work()));
 }
 
 export function isCryptoPending(error: unknown): boolean {
