@@ -28,19 +28,19 @@ export function offersConsole(assets: WebAssets, host: string): boolean {
 /** Said on stderr by `dkms up --host` on an address other machines reach: the owner console is not served there. */
 export const CONSOLE_OFF_NOT_LOOPBACK = 'dkms: owner console off: --host is not loopback\n';
 
-/** The owner console's address on the ledger node that `--host host` (a loopback address) made listen at `url`. */
-export function consoleUrl(host: string, url: string): string {
-  const shown = host.includes(':') ? `[${host}]` : host;
-  const { port } = new URL(url);
-  return `http://${shown}${port === '' ? '' : `:${port}`}/ui/console/`;
-}
-
-/**
- * The explorer's address on a ledger node that `--host host` made listen at `url`, with the node
- * key to trust in its fragment. A node on every address (0.0.0.0, ::) is shown at 127.0.0.1.
- */
-export function explorerUrl(host: string, url: string, nodeKey: string): string {
+/** The base address of a ledger node that `--host host` made listen at `url`: one on every address (0.0.0.0, ::) is shown at 127.0.0.1. */
+function shownAt(host: string, url: string): string {
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const { port } = new URL(url);
-  return `http://${shown}${port === '' ? '' : `:${port}`}/ui/#trust=${nodeKey}`;
+  return `http://${shown}${port === '' ? '' : `:${port}`}`;
+}
+
+/** The owner console's address on the ledger node that `--host host` (a loopback address) made listen at `url`. */
+export function consoleUrl(host: string, url: string): string {
+  return `${shownAt(host, url)}/ui/console/`;
+}
+
+/** The explorer's address on a ledger node that `--host host` made listen at `url`, with the node key to trust in its fragment. */
+export function explorerUrl(host: string, url: string, nodeKey: string): string {
+  return `${shownAt(host, url)}/ui/#trust=${nodeKey}`;
 }

@@ -4,6 +4,7 @@
  * Each section of the overview is what a CLI command prints with `--json`, field for field, run
  * in the unlock session: private material never appears in any of them.
  */
+import type { RevocationOutcome } from '../agent/revocation.js';
 
 /** One agent of the owner's policy, as `dkms agent list --json` prints it. */
 export interface ConsoleAgent {
@@ -182,15 +183,8 @@ export interface ConsoleLogin {
   readonly idleSeconds: number;
 }
 
-/** `dkms agent revoke <key> --wait 0 --json`: revoked, or waiting for co-signers. */
-export interface ConsoleRevocation {
-  readonly state: 'revoked' | 'waiting';
-  readonly target: string;
-  readonly requestId?: string;
-  readonly signatures: number;
-  readonly needed: number;
-  readonly rotated?: readonly string[];
-}
+/** `dkms agent revoke <key> --wait 0 --json`: revoked, or waiting for co-signers (the agent's own outcome, as printed). */
+export type ConsoleRevocation = RevocationOutcome;
 
 /** `dkms recovery backup --json`: the version stored at the cloud agent, and the backup's size. */
 export interface ConsoleBackupMade {

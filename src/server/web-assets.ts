@@ -3,10 +3,10 @@
  * memory when a server starts and served from there: no request ever touches the filesystem,
  * so no URL can name a file outside the build (docs/dashboard.md, "Serving").
  */
-import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
+import { sha256, toBase64url } from '../crypto/index.js';
 import { DkmsError } from '../errors.js';
 
 /** One file of the build, ready to send. */
@@ -59,7 +59,7 @@ export function contentTypeOf(name: string): string {
 
 /** A strong ETag for `body`: the same bytes always get the same tag, on every server. */
 export function etagOf(body: Uint8Array): string {
-  return `"${createHash('sha256').update(body).digest('base64url')}"`;
+  return `"${toBase64url(sha256(body))}"`;
 }
 
 /** An asset made from `body` (a file of the build, or what the server writes itself, as config.json). */

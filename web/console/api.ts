@@ -5,15 +5,10 @@
  * sessionStorage only: a new tab logs in again.
  */
 import { DkmsError, ERROR_CODES, type ErrorCode } from '../../src/errors.js';
+import type { ConsoleActionAnswer, ConsoleBackupMade, ConsoleLogin, ConsoleRecoveryCancelled, ConsoleRevocation } from '../../src/server/console-types.js';
 
 const CSRF = 'dkms.console.csrf';
 const BASE = '/ui/console/api';
-
-export interface Login {
-  readonly csrf: string;
-  readonly expiresAt: string;
-  readonly idleSeconds: number;
-}
 
 export const hasLogin = (): boolean => sessionStorage.getItem(CSRF) !== null;
 
@@ -49,9 +44,9 @@ async function call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: u
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
 }
 
-export async function login(passphrase: string): Promise<Login> {
+export async function login(passphrase: string): Promise<ConsoleLogin> {
   sessionStorage.removeItem(CSRF);
-  const answer = await call<Login>('POST', '/session', { passphrase });
+  const answer = await call<ConsoleLogin>('POST', '/session', { passphrase });
   sessionStorage.setItem(CSRF, answer.csrf);
   return answer;
 }
@@ -65,6 +60,6 @@ export async function logout(): Promise<void> {
 }
 
 export const overview = <T>(): Promise<T> => call<T>('GET', '/overview');
-export const revokeAgent = (key: string): Promise<{ result: unknown }> => call('POST', '/agents/revoke', { key });
-export const backUp = (): Promise<{ result: unknown }> => call('POST', '/backups', {});
-export const cancelRecovery = (): Promise<{ result: unknown }> => call('POST', '/recovery/cancel', {});
+export const revokeAgent = (key: string): Promise<ConsoleActionAnswer<ConsoleRevocation>> => call('POST', '/agents/revoke', { key });
+export const backUp = (): Promise<ConsoleActionAnswer<ConsoleBackupMade>> => call('POST', '/backups', {});
+export const cancelRecovery = (): Promise<ConsoleActionAnswer<ConsoleRecoveryCancelled>> => call('POST', '/recovery/cancel', {});

@@ -7,6 +7,7 @@
  * Private keys never reach the browser: the server runs the CLI's own commands in the session.
  */
 import '../shared/zod-setup.js';
+import { parseFlags } from '../../src/policy/flags.js';
 import { byId, fill, h, type Child } from '../shared/dom.js';
 import { agentGraph } from '../explorer/pictures.js';
 import { reasonOf } from '../shared/status.js';
@@ -182,14 +183,11 @@ function agentsSection(overview: ConsoleOverview): HTMLElement {
     ),
     agentGraph(
       view.policy,
-      view.agents.map((a) => ({ key: a.key, flags: flagsOf(a.flags) })),
+      view.agents.map((a) => ({ key: a.key, flags: parseFlags(a.flags) })),
     ),
     check,
   );
 }
-
-const FLAG_BITS: Record<string, number> = { ADMIN: 1, PROVE: 2, PROVE_GRANT: 4, PROVE_REVOKE: 8 };
-const flagsOf = (text: string): number => text.split(',').reduce((n, f) => n | (FLAG_BITS[f.trim()] ?? 0), 0);
 
 /** The audit log's records (checked by `dkms audit show` before it answered: chained, signed, none removed), newest first. */
 function auditTable(audit: ConsoleAuditShow): Child {
